@@ -1,0 +1,57 @@
+import { ConsoleLogger, LogLevel } from '@nestjs/common';
+import { NestFactory } from '@nestjs/core';
+import { NestExpressApplication } from '@nestjs/platform-express';
+import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
+import type { NextFunction, Request, Response } from 'express';
+import { AppModule, AppOverrides } from './app.module';
+import { AllExceptionsFilter } from './common/all-exceptions.filter';
+import { toErrorResponse } from './common/error-body';
+import { requestIdAndAccessLog, requestIdOf } from './common/request-id';
+import { createValidationPipe } from './common/validation';
+import { AppConfig, LOG_LEVELS, LogLevelName } from './config/app-config';
+
+/** LOG_LEVEL names the least severe level shown; everything more severe is shown too. */
+export function logLevelsFrom(level: LogLevelName): LogLevel[] {
+  return LOG_LEVELS.slice(0, LOG_LEVELS.indexOf(level) + 1) as LogLevel[];
+}
+
+export function createLogger(config: Pick<AppConfig, 'logLevel' | 'logFormat'>): ConsoleLogger {
+  return new ConsoleLogger({ json: config.logFormat === 'json', colors: false, logLevels: logLevelsFrom(config.logLevel), prefix: 'lockstep' });
+}
+
+/** Builds the configured application; main.ts and the tests both start Lockstep through here. */
+export async function createApp(config: AppConfig, overrides: AppOverrides = {}): Promise<NestExpressApplication> {
+  const logger = createLogger(config);
+  const app = await NestFactory.create<NestExpressApplication>(AppModule.forRoot(config, overrides), {
+    logger,
+    bodyParser: false,
+    // Open keep-alive and streaming connections must not hold a shutdown hostage.
+    forceCloseConnections: true,
+    abortOnError: false,
+  });
+
+  app.disable('x-powered-by');
+  app.use(requestIdAndAccessLog());
+  app.useBodyParser('json', { limit: config.maxJsonBodyBytes });
+  // Body-parser errors happen before Nest's pipeline, so they are answered here in the same shape.
+  app.use((error: unknown, req: Request, res: Response, next: NextFunction) => {
+    if (res.headersSent) return next(error);
+    const { status, body } = toErrorResponse(error, requestIdOf(req), logger);
+    res.status(status).json(body);
+  });
+  app.useGlobalPipes(createValidationPipe());
+  app.useGlobalFilters(new AllExceptionsFilter());
+  app.enableShutdownHooks(['SIGTERM', 'SIGINT']);
+
+  const document = SwaggerModule.createDocument(
+    app,
+    new DocumentBuilder()
+      .setTitle('Lockstep')
+      .setDescription('Keeps a cluster of on-premise agents on one version: packages, failover-aware upgrades, live progress.')
+      .setVersion('1')
+      .addBearerAuth({ type: 'http', scheme: 'bearer', description: 'An API token (lsk_…) or, on /api/v1/agent/*, an agent token (lsa_…).' })
+      .build(),
+  );
+  SwaggerModule.setup('api/docs', app, document, { jsonDocumentUrl: 'api/docs-json', yamlDocumentUrl: 'api/docs-yaml' });
+  return app;
+}

@@ -1,0 +1,56 @@
+import { Injectable } from '@nestjs/common';
+import { EntityManager, In, IsNull } from 'typeorm';
+import { Database } from '../database/database';
+import { AccessToken, USER_ROLES, UserRole } from './access-token.entity';
+
+@Injectable()
+export class AccessTokenRepository {
+  constructor(private readonly db: Database) {}
+
+  findBySecretHash(secretHash: string): Promise<AccessToken | null> {
+    return this.db.reader.findOneBy(AccessToken, { secretHash });
+  }
+
+  findUserToken(id: string, em: EntityManager = this.db.reader): Promise<AccessToken | null> {
+    return em.findOneBy(AccessToken, { id, role: In([...USER_ROLES]) });
+  }
+
+  listUserTokens(includeRevoked: boolean): Promise<AccessToken[]> {
+    return this.db.reader.find(AccessToken, {
+      where: { role: In([...USER_ROLES]), ...(includeRevoked ? {} : { revokedAt: IsNull() }) },
+      order: { createdAt: 'ASC', id: 'ASC' },
+    });
+  }
+
+  countActive(em: EntityManager, role: UserRole): Promise<number> {
+    return em.countBy(AccessToken, { role, revokedAt: IsNull() });
+  }
+
+  async insert(em: EntityManager, token: AccessToken): Promise<void> {
+    await em.insert(AccessToken, token);
+  }
+
+  /** Revokes if not revoked yet; returns whether this call did it. */
+  async revoke(em: EntityManager, id: string, at: Date): Promise<boolean> {
+    const result = await em
+      .createQueryBuilder()
+      .update(AccessToken)
+      .set({ revokedAt: at })
+      .where('id = :id AND revokedAt IS NULL', { id })
+      .execute();
+    return (result.affected ?? 0) > 0;
+  }
+
+  /** Revokes every live token of one agent; returns the hashes revoked, for cache eviction. */
+  async revokeAgentTokens(em: EntityManager, agentId: string, at: Date): Promise<string[]> {
+    const live = await em.find(AccessToken, { where: { agentId, revokedAt: IsNull() }, select: { id: true, secretHash: true } });
+    if (live.length === 0) return [];
+    await em
+      .createQueryBuilder()
+      .update(AccessToken)
+      .set({ revokedAt: at })
+      .where('agentId = :agentId AND revokedAt IS NULL', { agentId })
+      .execute();
+    return live.map((t) => t.secretHash);
+  }
+}

@@ -1,0 +1,38 @@
+import { applyDecorators, createParamDecorator, ExecutionContext, SetMetadata } from '@nestjs/common';
+import { ApiBearerAuth, ApiForbiddenResponse, ApiUnauthorizedResponse } from '@nestjs/swagger';
+import { UserRole } from './access-token.entity';
+import { Principal } from './principal';
+
+/** Every route states who may call it; the access guard refuses a route that states nothing. */
+export type AccessRule = { kind: 'public' } | { kind: 'role'; role: UserRole; refusal?: string } | { kind: 'agent' };
+
+export const ACCESS_RULE = 'lockstep:access-rule';
+
+/** Open to anyone: health checks and the OpenAPI description only. */
+export const Public = () => SetMetadata(ACCESS_RULE, { kind: 'public' } satisfies AccessRule);
+
+/**
+ * Needs an API token whose role is at least `role` (viewer < operator < admin).
+ * `refusal` replaces the default 403 message where a rule deserves its own words.
+ */
+export const RequireRole = (role: UserRole, refusal?: string) =>
+  applyDecorators(
+    SetMetadata(ACCESS_RULE, { kind: 'role', role, refusal } satisfies AccessRule),
+    ApiBearerAuth(),
+    ApiUnauthorizedResponse({ description: 'No token, or the token is unknown or revoked.' }),
+    ApiForbiddenResponse({ description: `The token's role is below ${role}, or it is an agent token.` }),
+  );
+
+/** Only for agents, with the token they received when pairing; they reach nothing else. */
+export const AgentRoute = () =>
+  applyDecorators(
+    SetMetadata(ACCESS_RULE, { kind: 'agent' } satisfies AccessRule),
+    ApiBearerAuth(),
+    ApiUnauthorizedResponse({ description: 'No agent token, or the token is unknown or revoked.' }),
+    ApiForbiddenResponse({ description: 'The token is not an agent token.' }),
+  );
+
+/** The authenticated caller, as set by the access guard. */
+export const CurrentPrincipal = createParamDecorator((_: unknown, ctx: ExecutionContext): Principal => {
+  return ctx.switchToHttp().getRequest<{ principal: Principal }>().principal;
+});

@@ -1,0 +1,60 @@
+import { CanActivate, ExecutionContext, Injectable } from '@nestjs/common';
+import { Reflector } from '@nestjs/core';
+import type { Request } from 'express';
+import { ForbiddenError, UnauthenticatedError } from '../common/errors';
+import { ACCESS_RULE, AccessRule } from './access.decorators';
+import { AuthService } from './auth.service';
+import { Principal, roleAllows } from './principal';
+
+const BEARER = /^Bearer\s+(\S+)\s*$/i;
+
+/** The global guard: denies by default, then checks the bearer token against the route's rule. */
+@Injectable()
+export class AccessGuard implements CanActivate {
+  constructor(
+    private readonly reflector: Reflector,
+    private readonly auth: AuthService,
+  ) {}
+
+  async canActivate(context: ExecutionContext): Promise<boolean> {
+    const rule = this.reflector.getAllAndOverride<AccessRule | undefined>(ACCESS_RULE, [context.getHandler(), context.getClass()]);
+    if (!rule) {
+      throw new ForbiddenError('This route declares no access rule, so it is denied by default. This is a bug in Lockstep; please report it.', 'NO_ACCESS_RULE');
+    }
+    if (rule.kind === 'public') return true;
+
+    const request = context.switchToHttp().getRequest<Request & { principal?: Principal }>();
+    const principal = await this.authenticate(request.headers.authorization);
+    if (rule.kind === 'agent') {
+      if (principal.kind !== 'agent') {
+        throw new ForbiddenError('This route is for agents only; an agent calls it with the token it received when it paired.', 'AGENT_ONLY');
+      }
+    } else {
+      if (principal.kind === 'agent') {
+        throw new ForbiddenError('Agent tokens reach only /api/v1/agent/*; use an API token for this route.', 'AGENT_TOKEN_NOT_ALLOWED');
+      }
+      if (!roleAllows(principal.role, rule.role)) {
+        throw new ForbiddenError(rule.refusal ?? `This needs the ${rule.role} role or higher; your token has the ${principal.role} role. Ask an admin for a token with that role.`, 'ROLE_TOO_LOW');
+      }
+    }
+    request.principal = principal;
+    return true;
+  }
+
+  private async authenticate(header: string | undefined): Promise<Principal> {
+    if (!header) {
+      throw new UnauthenticatedError('No token: send "Authorization: Bearer <token>". An admin issues tokens with POST /api/v1/tokens.', 'TOKEN_MISSING');
+    }
+    const match = BEARER.exec(header);
+    if (!match) {
+      throw new UnauthenticatedError('The Authorization header must be "Bearer <token>".', 'TOKEN_MALFORMED');
+    }
+    const result = await this.auth.authenticate(match[1]);
+    if (!result.ok) {
+      throw result.reason === 'revoked'
+        ? new UnauthenticatedError('This token has been revoked; ask an admin for a new one.', 'TOKEN_REVOKED')
+        : new UnauthenticatedError('This token is not known to Lockstep; check it, or ask an admin for a new one.', 'TOKEN_UNKNOWN');
+    }
+    return result.principal;
+  }
+}

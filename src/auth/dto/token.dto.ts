@@ -1,0 +1,51 @@
+import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
+import { Transform } from 'class-transformer';
+import { IsBoolean, IsIn, IsOptional, IsString, Length } from 'class-validator';
+import { AccessToken, USER_ROLES, type UserRole } from '../access-token.entity';
+
+export class CreateTokenDto {
+  @ApiProperty({ description: 'What the token is for, e.g. "ci-uploader".', minLength: 1, maxLength: 100 })
+  @Transform(({ value }) => (typeof value === 'string' ? value.trim() : value))
+  @IsString()
+  @Length(1, 100)
+  name: string;
+
+  @ApiProperty({ enum: USER_ROLES, enumName: 'UserRole' })
+  @IsIn(USER_ROLES, { message: `role must be one of: ${USER_ROLES.join(', ')}` })
+  role: UserRole;
+}
+
+export class ListTokensQuery {
+  @ApiPropertyOptional({ description: 'Include revoked tokens.', default: false })
+  @IsOptional()
+  @Transform(({ value }) => (value === 'true' ? true : value === 'false' ? false : value))
+  @IsBoolean({ message: 'includeRevoked must be true or false' })
+  includeRevoked?: boolean;
+}
+
+export class TokenDto {
+  @ApiProperty({ format: 'uuid' }) id: string;
+  @ApiProperty() name: string;
+  @ApiProperty({ enum: USER_ROLES, enumName: 'UserRole' }) role: UserRole;
+  @ApiProperty({ description: 'The first characters of the secret, to tell tokens apart.' }) prefix: string;
+  @ApiProperty({ format: 'uuid', nullable: true, type: String }) createdByTokenId: string | null;
+  @ApiProperty({ format: 'date-time' }) createdAt: string;
+  @ApiProperty({ format: 'date-time', nullable: true, type: String }) revokedAt: string | null;
+}
+
+export class IssuedTokenDto extends TokenDto {
+  @ApiProperty({ description: 'The bearer secret. Shown only in this response; store it now.' })
+  secret: string;
+}
+
+export function toTokenDto(token: AccessToken): TokenDto {
+  return {
+    id: token.id,
+    name: token.name,
+    role: token.role as UserRole,
+    prefix: token.prefix,
+    createdByTokenId: token.createdByTokenId,
+    createdAt: token.createdAt.toISOString(),
+    revokedAt: token.revokedAt?.toISOString() ?? null,
+  };
+}

@@ -1,0 +1,77 @@
+import { HttpException, HttpStatus, LoggerService } from '@nestjs/common';
+import { STATUS_CODES } from 'node:http';
+import { DomainError } from './errors';
+
+/** The one error shape of the API (DESIGN.md section 9). */
+export interface ErrorBody {
+  statusCode: number;
+  error: string;
+  code: string;
+  message: string;
+  details?: unknown;
+  requestId?: string;
+}
+
+const reason = (status: number) => STATUS_CODES[status] ?? 'Error';
+
+/** Errors raised by Express's body parsers carry a `type` and a status. */
+interface BodyParserError {
+  type: string;
+  status?: number;
+  statusCode?: number;
+  limit?: number;
+}
+
+const isBodyParserError = (e: unknown): e is BodyParserError =>
+  typeof e === 'object' && e !== null && typeof (e as BodyParserError).type === 'string' && typeof ((e as BodyParserError).status ?? (e as BodyParserError).statusCode) === 'number';
+
+/**
+ * Maps anything thrown while serving a request to a status and the API's error body.
+ * A refusal explains itself; anything unexpected is a 500 that is logged with the request id and
+ * tells the caller nothing of the internals.
+ */
+export function toErrorResponse(error: unknown, requestId: string | undefined, logger: LoggerService): { status: number; body: ErrorBody } {
+  const build = (status: number, code: string, message: string, details?: unknown) => ({
+    status,
+    body: { statusCode: status, error: reason(status), code, message, ...(details === undefined ? {} : { details }), requestId },
+  });
+
+  if (error instanceof DomainError) return build(error.status, error.code, error.message, error.details);
+
+  if (isBodyParserError(error)) {
+    const status = error.status ?? error.statusCode ?? 400;
+    switch (error.type) {
+      case 'entity.too.large':
+        return build(HttpStatus.PAYLOAD_TOO_LARGE, 'BODY_TOO_LARGE', `The request body is larger than the limit of ${error.limit ?? 'the configured'} bytes; send less.`);
+      case 'entity.parse.failed':
+        return build(HttpStatus.BAD_REQUEST, 'MALFORMED_JSON', 'The request body is not valid JSON; check its syntax.');
+      case 'encoding.unsupported':
+      case 'charset.unsupported':
+        return build(HttpStatus.UNSUPPORTED_MEDIA_TYPE, 'UNSUPPORTED_ENCODING', 'The request body must be UTF-8 JSON.');
+      default:
+        if (status < 500) return build(status, 'BAD_BODY', 'The request body could not be read; check Content-Type and Content-Length.');
+    }
+  }
+
+  if (error instanceof HttpException) {
+    const status = error.getStatus();
+    const response = error.getResponse();
+    if (status === HttpStatus.NOT_FOUND && typeof response === 'object' && /^Cannot [A-Z]+ /.test(String((response as { message?: unknown }).message))) {
+      return build(status, 'NO_SUCH_ROUTE', `${String((response as { message: string }).message).replace('Cannot', 'There is no route')}; the API is described at /api/docs.`);
+    }
+    if (status === HttpStatus.SERVICE_UNAVAILABLE) {
+      return build(status, 'UNAVAILABLE', 'Lockstep is not ready: a dependency is not answering.', response);
+    }
+    const message = typeof response === 'string' ? response : String((response as { message?: unknown }).message ?? error.message);
+    if (status >= 500) logger.error(`request ${requestId}: ${error.message}`, error.stack);
+    return build(status, HttpStatus[status] ?? 'HTTP_ERROR', message);
+  }
+
+  const err = error instanceof Error ? error : new Error(String(error));
+  logger.error(`request ${requestId} failed unexpectedly: ${err.message}`, err.stack);
+  return build(
+    HttpStatus.INTERNAL_SERVER_ERROR,
+    'INTERNAL',
+    `Lockstep failed unexpectedly; this is a bug. It was logged with request id ${requestId}: quote it when you report it.`,
+  );
+}

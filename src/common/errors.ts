@@ -1,0 +1,59 @@
+import { HttpStatus } from '@nestjs/common';
+
+/** One problem with one input field, as carried in an error body's `details`. */
+export interface FieldProblem {
+  field: string;
+  problems: string[];
+}
+
+/**
+ * A refusal the user can act on. Services throw these; the exception filter maps them to HTTP
+ * with the body `{statusCode, error, code, message, details?}`. `message` tells a person what to do.
+ */
+export class DomainError extends Error {
+  constructor(
+    readonly status: HttpStatus,
+    readonly code: string,
+    message: string,
+    readonly details?: unknown,
+  ) {
+    super(message);
+    this.name = new.target.name;
+  }
+}
+
+export class NotFoundError extends DomainError {
+  constructor(resource: string, id: string) {
+    super(HttpStatus.NOT_FOUND, 'NOT_FOUND', `${resource} ${id} does not exist; check the id.`);
+  }
+}
+
+export class ConflictError extends DomainError {
+  constructor(code: string, message: string, details?: unknown) {
+    super(HttpStatus.CONFLICT, code, message, details);
+  }
+}
+
+export class UnprocessableError extends DomainError {
+  constructor(code: string, message: string, details?: unknown) {
+    super(HttpStatus.UNPROCESSABLE_ENTITY, code, message, details);
+  }
+}
+
+export class BadInputError extends DomainError {
+  constructor(message: string, details?: FieldProblem[] | unknown, code = 'VALIDATION_FAILED') {
+    super(HttpStatus.BAD_REQUEST, code, message, details);
+  }
+}
+
+export class UnauthenticatedError extends DomainError {
+  constructor(message: string, code = 'UNAUTHENTICATED') {
+    super(HttpStatus.UNAUTHORIZED, code, message);
+  }
+}
+
+export class ForbiddenError extends DomainError {
+  constructor(message: string, code = 'FORBIDDEN') {
+    super(HttpStatus.FORBIDDEN, code, message);
+  }
+}

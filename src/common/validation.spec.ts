@@ -1,0 +1,24 @@
+import { ValidationError } from 'class-validator';
+import { toFieldProblems } from './validation';
+
+const error = (property: string, constraints?: Record<string, string>, children: ValidationError[] = []): ValidationError =>
+  Object.assign(new ValidationError(), { property, constraints, children });
+
+describe('toFieldProblems', () => {
+  it.each([
+    ['a bad top-level field', [error('role', { isIn: 'role must be one of: admin, operator, viewer' })], [{ field: 'role', problems: ['role must be one of: admin, operator, viewer'] }]],
+    ['an unknown field', [error('colour', { whitelistValidation: 'property colour should not exist' })], [{ field: 'colour', problems: ['colour is not a known field; remove it'] }]],
+    [
+      'a nested field, named by its path',
+      [error('options', undefined, [error('maxParallel', { min: 'maxParallel must not be less than 0' })])],
+      [{ field: 'options.maxParallel', problems: ['options.maxParallel must not be less than 0'] }],
+    ],
+    [
+      'an element of an array',
+      [error('agentIds', undefined, [error('1', { isUuid: '1 must be a UUID' })])],
+      [{ field: 'agentIds[1]', problems: ['agentIds[1] must be a UUID'] }],
+    ],
+  ])('names %s', (_case, errors, expected) => {
+    expect(toFieldProblems(errors)).toEqual(expected);
+  });
+});

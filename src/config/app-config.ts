@@ -1,0 +1,156 @@
+import { Inject } from '@nestjs/common';
+import { getConfigToken, registerAs } from '@nestjs/config';
+import { plainToInstance, Transform } from 'class-transformer';
+import {
+  IsIn,
+  IsInt,
+  IsOptional,
+  IsString,
+  Matches,
+  Max,
+  MaxLength,
+  Min,
+  MinLength,
+  validateSync,
+} from 'class-validator';
+import * as path from 'node:path';
+
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'log', 'debug', 'verbose'] as const;
+export type LogLevelName = (typeof LOG_LEVELS)[number];
+
+const GiB = 1024 ** 3;
+
+/** Numbers come from the environment as strings; anything but digits stays a string and fails IsInt. */
+const toInt = () => Transform(({ value }) => (/^-?\d+$/.test(String(value)) ? Number(value) : value));
+
+/**
+ * The environment Lockstep reads. Every variable has a default that works out of the box;
+ * each message says what the variable accepts, so a bad value stops start-up with one clear line.
+ */
+export class EnvironmentVariables {
+  @IsOptional()
+  @toInt()
+  @IsInt({ message: 'PORT must be a whole number from 1 to 65535' })
+  @Min(1, { message: 'PORT must be a whole number from 1 to 65535' })
+  @Max(65535, { message: 'PORT must be a whole number from 1 to 65535' })
+  PORT?: number;
+
+  @IsOptional()
+  @IsString()
+  HOST?: string;
+
+  @IsOptional()
+  @Matches(/^postgres(ql)?:\/\/.+/, {
+    message: 'DATABASE_URL must be a postgres://user@host:port/database URL, or unset for the embedded SQLite file',
+  })
+  DATABASE_URL?: string;
+
+  @IsOptional()
+  @IsString()
+  @MinLength(1, { message: 'DATA_DIR must be a folder path' })
+  DATA_DIR?: string;
+
+  @IsOptional()
+  @MinLength(20, { message: 'LOCKSTEP_ADMIN_TOKEN must be at least 20 characters (use a long random secret)' })
+  @MaxLength(200, { message: 'LOCKSTEP_ADMIN_TOKEN must be at most 200 characters' })
+  @Matches(/^[\x21-\x7e]+$/, { message: 'LOCKSTEP_ADMIN_TOKEN must be printable ASCII without spaces' })
+  LOCKSTEP_ADMIN_TOKEN?: string;
+
+  @IsOptional()
+  @toInt()
+  @IsInt({ message: 'MAX_PACKAGE_BYTES must be a whole number of bytes, at least 1024' })
+  @Min(1024, { message: 'MAX_PACKAGE_BYTES must be a whole number of bytes, at least 1024' })
+  MAX_PACKAGE_BYTES?: number;
+
+  @IsOptional()
+  @toInt()
+  @IsInt({ message: 'HEARTBEAT_TIMEOUT_S must be a whole number of seconds from 5 to 86400' })
+  @Min(5, { message: 'HEARTBEAT_TIMEOUT_S must be a whole number of seconds from 5 to 86400' })
+  @Max(86400, { message: 'HEARTBEAT_TIMEOUT_S must be a whole number of seconds from 5 to 86400' })
+  HEARTBEAT_TIMEOUT_S?: number;
+
+  @IsOptional()
+  @toInt()
+  @IsInt({ message: 'PAIRING_KEY_TTL_S must be a whole number of seconds from 60 to 2592000 (30 days)' })
+  @Min(60, { message: 'PAIRING_KEY_TTL_S must be a whole number of seconds from 60 to 2592000 (30 days)' })
+  @Max(2592000, { message: 'PAIRING_KEY_TTL_S must be a whole number of seconds from 60 to 2592000 (30 days)' })
+  PAIRING_KEY_TTL_S?: number;
+
+  @IsOptional()
+  @toInt()
+  @IsInt({ message: 'MAX_JSON_BODY_BYTES must be a whole number of bytes from 1024 to 104857600' })
+  @Min(1024, { message: 'MAX_JSON_BODY_BYTES must be a whole number of bytes from 1024 to 104857600' })
+  @Max(100 * 1024 * 1024, { message: 'MAX_JSON_BODY_BYTES must be a whole number of bytes from 1024 to 104857600' })
+  MAX_JSON_BODY_BYTES?: number;
+
+  @IsOptional()
+  @IsIn(LOG_LEVELS, { message: `LOG_LEVEL must be one of: ${LOG_LEVELS.join(', ')}` })
+  LOG_LEVEL?: LogLevelName;
+
+  @IsOptional()
+  @IsIn(['json', 'text'], { message: 'LOG_FORMAT must be json or text' })
+  LOG_FORMAT?: 'json' | 'text';
+}
+
+/** The validated configuration every part of Lockstep reads. */
+export interface AppConfig {
+  port: number;
+  host: string;
+  /** `sqlite` unless DATABASE_URL names a PostgreSQL server. */
+  database: { type: 'sqlite'; file: string } | { type: 'postgres'; url: string };
+  dataDir: string;
+  adminToken: string | undefined;
+  maxPackageBytes: number;
+  heartbeatTimeoutS: number;
+  pairingKeyTtlS: number;
+  maxJsonBodyBytes: number;
+  logLevel: LogLevelName;
+  logFormat: 'json' | 'text';
+}
+
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`Invalid configuration: ${problems.join('; ')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+/** Reads and validates the environment; throws ConfigError naming every bad variable. */
+export function loadConfig(env: NodeJS.ProcessEnv | Record<string, string | undefined>): AppConfig {
+  // An empty variable (`PORT=`) means unset, as in most shells' `VAR= cmd` idiom.
+  const present = Object.fromEntries(Object.entries(env).filter(([, value]) => value !== undefined && value !== ''));
+  const vars = plainToInstance(EnvironmentVariables, present);
+  const errors = validateSync(vars);
+  if (errors.length > 0) {
+    throw new ConfigError(
+      errors.map((e) => {
+        const message = Object.values(e.constraints ?? {})[0] ?? `${e.property} is invalid`;
+        return `${message} (got ${JSON.stringify(String(e.value))})`;
+      }),
+    );
+  }
+  const dataDir = path.resolve(vars.DATA_DIR || './data');
+  return {
+    port: vars.PORT ?? 8080,
+    host: vars.HOST || '0.0.0.0',
+    database: vars.DATABASE_URL
+      ? { type: 'postgres', url: vars.DATABASE_URL }
+      : { type: 'sqlite', file: path.join(dataDir, 'lockstep.sqlite') },
+    dataDir,
+    adminToken: vars.LOCKSTEP_ADMIN_TOKEN || undefined,
+    maxPackageBytes: vars.MAX_PACKAGE_BYTES ?? 4 * GiB,
+    heartbeatTimeoutS: vars.HEARTBEAT_TIMEOUT_S ?? 30,
+    pairingKeyTtlS: vars.PAIRING_KEY_TTL_S ?? 24 * 3600,
+    maxJsonBodyBytes: vars.MAX_JSON_BODY_BYTES ?? 1024 * 1024,
+    logLevel: vars.LOG_LEVEL ?? 'log',
+    logFormat: vars.LOG_FORMAT ?? 'json',
+  };
+}
+
+export const APP_CONFIG = 'lockstep';
+
+/** The ConfigModule namespace that carries the validated AppConfig. */
+export const appConfigNamespace = (config: AppConfig) => registerAs(APP_CONFIG, () => config);
+
+/** Injects the validated AppConfig: `constructor(@InjectAppConfig() config: AppConfig)`. */
+export const InjectAppConfig = () => Inject(getConfigToken(APP_CONFIG));

@@ -1,0 +1,18 @@
+import { Global, Module } from '@nestjs/common';
+import { getConfigToken } from '@nestjs/config';
+import { APP_CONFIG, AppConfig } from '../config/app-config';
+import { Database } from './database';
+
+/** Opens the database (and migrates it) before any module that needs it is built. */
+@Global()
+@Module({
+  providers: [
+    {
+      provide: Database,
+      inject: [getConfigToken(APP_CONFIG)],
+      useFactory: (config: AppConfig) => Database.open(config),
+    },
+  ],
+  exports: [Database],
+})
+export class DatabaseModule {}
