@@ -1,9 +1,10 @@
 // Two projects: unit tests beside the code they test, e2e tests through HTTP in test/.
 // Both run under `npm test`; the e2e project also runs every suite on PostgreSQL when one answers.
-const tsJest = ['ts-jest', { tsconfig: 'tsconfig.json', isolatedModules: true }];
+const tsJest = ['ts-jest', { tsconfig: 'tsconfig.json' }];
 
 /** @type {import('jest').Config} */
 module.exports = {
+  reporters: ['default', '<rootDir>/test/support/summary-reporter.js'],
   projects: [
     {
       displayName: 'unit',

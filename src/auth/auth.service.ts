@@ -2,7 +2,7 @@ import { Injectable, Logger, OnApplicationBootstrap } from '@nestjs/common';
 import { randomUUID } from 'node:crypto';
 import { Clock } from '../common/clock';
 import { ConflictError, NotFoundError } from '../common/errors';
-import { AppConfig, InjectAppConfig } from '../config/app-config';
+import { type AppConfig, InjectAppConfig } from '../config/app-config';
 import { Database, Tx } from '../database/database';
 import { AccessToken, UserRole } from './access-token.entity';
 import { AccessTokenRepository } from './access-token.repository';

@@ -1,0 +1,35 @@
+import { HttpStatus, LoggerService, NotFoundException } from '@nestjs/common';
+import { toErrorResponse } from './error-body';
+import { ConflictError } from './errors';
+
+const logger = (): jest.Mocked<LoggerService> => ({ log: jest.fn(), error: jest.fn(), warn: jest.fn() });
+
+describe('toErrorResponse', () => {
+  it('turns an unexpected error into a 500 that names the request id, logs it, and leaks nothing', () => {
+    const log = logger();
+    const { status, body } = toErrorResponse(new Error('column "secret" of relation x violates y'), 'req-1', log);
+    expect(status).toBe(500);
+    expect(body).toMatchObject({ statusCode: 500, error: 'Internal Server Error', code: 'INTERNAL', requestId: 'req-1' });
+    expect(body.message).toMatch(/request id req-1/);
+    expect(JSON.stringify(body)).not.toMatch(/relation|at Object|\.ts:/);
+    expect(log.error).toHaveBeenCalledWith(expect.stringContaining('req-1'), expect.stringContaining('Error: column'));
+  });
+
+  it('keeps a domain refusal as it is, with its code and details', () => {
+    const log = logger();
+    const { status, body } = toErrorResponse(new ConflictError('PACKAGE_USED', 'Package p was used by upgrade u.', { upgradeId: 'u' }), 'r', log);
+    expect(status).toBe(HttpStatus.CONFLICT);
+    expect(body).toEqual({ statusCode: 409, error: 'Conflict', code: 'PACKAGE_USED', message: 'Package p was used by upgrade u.', details: { upgradeId: 'u' }, requestId: 'r' });
+    expect(log.error).not.toHaveBeenCalled();
+  });
+
+  it('maps body-parser refusals to 413 and 400', () => {
+    expect(toErrorResponse({ type: 'entity.too.large', status: 413, limit: 100 }, 'r', logger()).body).toMatchObject({ statusCode: 413, code: 'BODY_TOO_LARGE' });
+    expect(toErrorResponse({ type: 'entity.parse.failed', status: 400 }, 'r', logger()).body).toMatchObject({ statusCode: 400, code: 'MALFORMED_JSON' });
+  });
+
+  it('points an unknown route at the API description', () => {
+    const { body } = toErrorResponse(new NotFoundException('Cannot GET /nope'), 'r', logger());
+    expect(body).toMatchObject({ statusCode: 404, code: 'NO_SUCH_ROUTE', message: 'There is no route GET /nope; the API is described at /api/docs.' });
+  });
+});
