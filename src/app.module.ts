@@ -2,11 +2,13 @@ import { DynamicModule, Module } from '@nestjs/common';
 import { ConfigModule } from '@nestjs/config';
 import { ScheduleModule } from '@nestjs/schedule';
 import { AuthModule } from './auth/auth.module';
+import { ClusterModule } from './cluster/cluster.module';
 import { Clock } from './common/clock';
 import { CommonModule } from './common/common.module';
 import { AppConfig, appConfigNamespace } from './config/app-config';
 import { DatabaseModule } from './database/database.module';
 import { HealthModule } from './health/health.module';
+import { ProgressModule } from './progress/progress.module';
 
 /** What tests may replace: the clock, so time-based rules are tested without sleeping. */
 export interface AppOverrides {
@@ -24,6 +26,8 @@ export class AppModule {
         CommonModule.forRoot(overrides.clock),
         DatabaseModule,
         AuthModule,
+        ProgressModule,
+        ClusterModule,
         HealthModule,
       ],
     };

@@ -15,6 +15,8 @@ export interface Tx {
   afterCommit(hook: () => void | Promise<void>): void;
   /** On PostgreSQL, serialises this transaction with every other one taking the same lock name. */
   advisoryLock(name: string): Promise<void>;
+  /** Lock option for reads that are about to be updated: FOR UPDATE on PostgreSQL (SQLite's writes are serialised already). */
+  readonly rowLock: { mode: 'pessimistic_write' } | undefined;
 }
 
 export type DatabaseType = 'sqlite' | 'postgres';
@@ -126,6 +128,7 @@ export class Database implements OnApplicationShutdown {
           advisoryLock: async (name) => {
             if (this.type === 'postgres') await em.query('SELECT pg_advisory_xact_lock(hashtext($1))', [name]);
           },
+          rowLock: this.type === 'postgres' ? { mode: 'pessimistic_write' } : undefined,
         }),
       );
     const result = this.type === 'sqlite' ? await this.writeLock.runExclusive(run) : await run();

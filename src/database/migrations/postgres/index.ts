@@ -1,4 +1,4 @@
-import { AccessTokens1795345502263 } from './1795345502263-AccessTokens';
+import { Initial1795346133215 } from './1795346133215-Initial';
 
 /** Applied in this order; add each generated migration here. */
-export const POSTGRES_MIGRATIONS = [AccessTokens1795345502263];
+export const POSTGRES_MIGRATIONS = [Initial1795346133215];

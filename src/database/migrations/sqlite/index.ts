@@ -1,4 +1,4 @@
-import { AccessTokens1795345497333 } from './1795345497333-AccessTokens';
+import { Initial1795346128061 } from './1795346128061-Initial';
 
 /** Applied in this order; add each generated migration here. */
-export const SQLITE_MIGRATIONS = [AccessTokens1795345497333];
+export const SQLITE_MIGRATIONS = [Initial1795346128061];

@@ -1,0 +1,149 @@
+import { Injectable, Logger } from '@nestjs/common';
+import { randomUUID } from 'node:crypto';
+import { Clock } from '../common/clock';
+import { ConflictError, ForbiddenError, NotFoundError } from '../common/errors';
+import { Database, Tx } from '../database/database';
+import { AgentCommand, CommandType, ENDED_COMMAND_STATUSES } from './agent-command.entity';
+import { AgentCommandRepository } from './agent-command.repository';
+import { AgentRepository } from './agent.repository';
+import { AgentUpdater } from './agent-updater';
+import { CommandDto, CommandStateDto, CompleteReportDto, ProgressReportDto } from './dto/agent-protocol.dto';
+
+export type CommandReport = { kind: 'progress'; report: ProgressReportDto } | { kind: 'complete'; report: CompleteReportDto };
+
+/**
+ * Runs inside the transaction that records an agent's report, so whoever issued the command (the
+ * upgrade executor) moves its own state in the same commit.
+ */
+export type CommandReportHandler = (tx: Tx, command: AgentCommand, report: CommandReport) => Promise<void>;
+
+export interface NewCommand {
+  agentId: string;
+  clusterId: string;
+  type: CommandType;
+  payload: Record<string, unknown>;
+  /** Who asked, e.g. `step:<id>`, so the handler finds its way back. */
+  reference?: string;
+}
+
+/** The per-agent command queue: other modules enqueue; agents take and report; handlers learn. */
+@Injectable()
+export class AgentCommandsService {
+  private readonly logger = new Logger(AgentCommandsService.name);
+  private readonly handlers: CommandReportHandler[] = [];
+
+  constructor(
+    private readonly db: Database,
+    private readonly commands: AgentCommandRepository,
+    private readonly agents: AgentRepository,
+    private readonly updater: AgentUpdater,
+    private readonly clock: Clock,
+  ) {}
+
+  onReport(handler: CommandReportHandler): void {
+    this.handlers.push(handler);
+  }
+
+  /** Queues a command in the caller's transaction; the agent gets it with its next heartbeat. */
+  async enqueue(tx: Tx, command: NewCommand): Promise<AgentCommand> {
+    const now = this.clock.now();
+    const created = Object.assign(new AgentCommand(), {
+      id: randomUUID(),
+      agentId: command.agentId,
+      clusterId: command.clusterId,
+      type: command.type,
+      payload: command.payload,
+      reference: command.reference ?? null,
+      status: 'pending',
+      phase: null,
+      percent: 0,
+      message: null,
+      resultVersion: null,
+      error: null,
+      createdAt: now,
+      updatedAt: now,
+      endedAt: null,
+    } satisfies AgentCommand);
+    await this.commands.insert(tx.em, created);
+    return created;
+  }
+
+  /** Cancels the agent's commands that have not ended; reports on them are refused from now on. */
+  async cancelOpen(tx: Tx, agentId: string, reason: string): Promise<AgentCommand[]> {
+    const open = await this.commands.findOpenFor(tx.em, agentId);
+    for (const command of open) await this.end(tx, command, 'cancelled', { error: `cancelled: ${reason}` });
+    return open;
+  }
+
+  /** Cancels one command if it has not ended; returns whether it did. */
+  async cancel(tx: Tx, commandId: string, reason: string): Promise<boolean> {
+    const command = await this.commands.findForUpdate(tx, commandId);
+    if (!command || ENDED_COMMAND_STATUSES.includes(command.status)) return false;
+    await this.end(tx, command, 'cancelled', { error: `cancelled: ${reason}` });
+    return true;
+  }
+
+  findById(id: string, tx?: Tx): Promise<AgentCommand | null> {
+    return this.commands.findById(id, tx?.em);
+  }
+
+  /** What rides on a heartbeat answer: the commands not reported on yet, in the agent's wire shape. */
+  async pendingFor(agentId: string): Promise<CommandDto[]> {
+    return (await this.commands.findPendingFor(agentId)).map((c) => ({ ...c.payload, id: c.id, type: c.type }));
+  }
+
+  async reportProgress(agentId: string, commandId: string, report: ProgressReportDto): Promise<CommandStateDto> {
+    return this.db.transaction(async (tx) => {
+      const command = await this.requireOwn(tx, agentId, commandId);
+      this.refuseIfEnded(command);
+      const same = command.status === 'running' && command.phase === report.phase && command.percent === report.percent && command.message === (report.message ?? null);
+      if (same) return toState(command); // the same report twice changes nothing
+      Object.assign(command, { status: 'running', phase: report.phase, percent: report.percent, message: report.message ?? null, updatedAt: this.clock.now() });
+      await this.commands.save(tx.em, command);
+      for (const handler of this.handlers) await handler(tx, command, { kind: 'progress', report });
+      return toState(command);
+    });
+  }
+
+  async reportComplete(agentId: string, commandId: string, report: CompleteReportDto): Promise<CommandStateDto> {
+    const state = await this.db.transaction(async (tx) => {
+      const command = await this.requireOwn(tx, agentId, commandId);
+      if (ENDED_COMMAND_STATUSES.includes(command.status)) {
+        if (command.status === report.status && command.resultVersion === (report.version ?? null)) return toState(command); // a repeat
+        this.refuseIfEnded(command);
+      }
+      await this.end(tx, command, report.status, { version: report.version, error: report.error });
+      if (report.version) {
+        const agent = await this.agents.findForUpdate(tx, agentId);
+        if (agent && agent.version !== report.version) await this.updater.apply(tx, agent, { version: report.version });
+      }
+      for (const handler of this.handlers) await handler(tx, command, { kind: 'complete', report });
+      return toState(command);
+    });
+    this.logger.log(`command ${commandId} of agent ${agentId} ended: ${state.status}`);
+    return state;
+  }
+
+  private async end(tx: Tx, command: AgentCommand, status: AgentCommand['status'], result: { version?: string; error?: string }): Promise<void> {
+    const now = this.clock.now();
+    Object.assign(command, { status, resultVersion: result.version ?? null, error: result.error ?? null, endedAt: now, updatedAt: now });
+    await this.commands.save(tx.em, command);
+  }
+
+  private async requireOwn(tx: Tx, agentId: string, commandId: string): Promise<AgentCommand> {
+    const command = await this.commands.findForUpdate(tx, commandId);
+    if (!command) throw new NotFoundError('Command', commandId);
+    if (command.agentId !== agentId) throw new ForbiddenError(`Command ${commandId} belongs to another agent; an agent reports only on its own commands.`, 'NOT_YOUR_COMMAND');
+    return command;
+  }
+
+  private refuseIfEnded(command: AgentCommand): void {
+    if (ENDED_COMMAND_STATUSES.includes(command.status)) {
+      throw new ConflictError('COMMAND_ENDED', `Command ${command.id} already ended (${command.status}); reports after its end are refused.`, { status: command.status });
+    }
+  }
+}
+
+function toState(command: AgentCommand): CommandStateDto {
+  return { id: command.id, type: command.type, status: command.status, phase: command.phase, percent: command.percent };
+}

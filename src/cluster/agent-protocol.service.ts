@@ -1,0 +1,117 @@
+import { Injectable, Logger } from '@nestjs/common';
+import { isDeepStrictEqual } from 'node:util';
+import { AuthService } from '../auth/auth.service';
+import { hashSecret } from '../auth/token-secret';
+import { Clock } from '../common/clock';
+import { UnauthenticatedError } from '../common/errors';
+import { type AppConfig, InjectAppConfig } from '../config/app-config';
+import { Database } from '../database/database';
+import { Agent } from './agent.entity';
+import { AgentRepository } from './agent.repository';
+import { AgentFacts, pollAfterMs } from './agent-state';
+import { AgentCommandsService } from './agent-commands.service';
+import { AgentLiveness } from './agent-liveness';
+import { AgentUpdater } from './agent-updater';
+import { AgentsService } from './agents.service';
+import { FactsDto, HeartbeatAnswerDto, HeartbeatDto, PairAnswerDto, PairDto } from './dto/agent-protocol.dto';
+
+/** Facts as plain data, so they compare and serialise the same whether from JSON or from a DTO. */
+const plainFacts = (facts: FactsDto | undefined): AgentFacts | undefined => (facts ? (JSON.parse(JSON.stringify(facts)) as AgentFacts) : undefined);
+
+/** Pairing and heartbeats: what agents call. */
+@Injectable()
+export class AgentProtocolService {
+  private readonly logger = new Logger(AgentProtocolService.name);
+
+  constructor(
+    private readonly db: Database,
+    private readonly agents: AgentRepository,
+    private readonly agentsService: AgentsService,
+    private readonly updater: AgentUpdater,
+    private readonly commands: AgentCommandsService,
+    private readonly liveness: AgentLiveness,
+    private readonly auth: AuthService,
+    private readonly clock: Clock,
+    @InjectAppConfig() private readonly config: AppConfig,
+  ) {}
+
+  /** Trades a one-time pairing key for the agent's token. Two agents racing with one key: one wins. */
+  async pair(dto: PairDto): Promise<PairAnswerDto> {
+    const now = this.clock.now();
+    const { agent, token } = await this.db.transaction(async (tx) => {
+      const found = await this.agents.findByPairingKeyHash(tx, hashSecret(dto.pairingKey));
+      if (!found) {
+        throw new UnauthenticatedError('This pairing key is not known; check it, or ask an operator for a new one (POST /api/v1/agents/{id}/pairing-key).', 'PAIRING_KEY_UNKNOWN');
+      }
+      if (found.pairingKeyUsedAt) {
+        throw new UnauthenticatedError(`This pairing key was already used at ${found.pairingKeyUsedAt.toISOString()}; a key pairs once. Ask an operator for a new one.`, 'PAIRING_KEY_USED');
+      }
+      if (!found.pairingKeyExpiresAt || found.pairingKeyExpiresAt <= now) {
+        throw new UnauthenticatedError(`This pairing key expired at ${found.pairingKeyExpiresAt?.toISOString()}; ask an operator for a new one.`, 'PAIRING_KEY_EXPIRED');
+      }
+      await this.auth.revokeAgentTokens(tx, found.id);
+      const secret = await this.auth.issueAgentToken(tx, found.id, found.name);
+      const paired = await this.updater.apply(tx, found, {
+        pairingKeyUsedAt: now,
+        pairedAt: now,
+        online: true,
+        lastSeenAt: now,
+        version: dto.version ?? found.version,
+        webappsVersion: dto.webappsVersion ?? found.webappsVersion,
+        facts: plainFacts(dto.facts) ?? found.facts,
+        remoteUpgrade: dto.capabilities?.remoteUpgrade ?? found.remoteUpgrade,
+      });
+      return { agent: paired, token: secret };
+    });
+    this.liveness.forget(agent.id);
+    this.logger.log(`agent ${agent.id} (${agent.name}) paired`);
+    return { agentId: agent.id, clusterId: agent.clusterId, token, pollAfterMs: pollAfterMs(this.config.heartbeatTimeoutS, false) };
+  }
+
+  /**
+   * Records a heartbeat and answers with the agent's pending commands, whether to hold its own work,
+   * and when to call again. Only a change of state or version is written at once; "still here" and
+   * fresh facts go through the liveness buffer (see AgentLiveness).
+   */
+  async heartbeat(agentId: string, dto: HeartbeatDto): Promise<HeartbeatAnswerDto> {
+    const now = this.clock.now();
+    let agent = await this.agents.findById(agentId);
+    if (!agent) return this.removedAnswer();
+    const facts = plainFacts(dto.facts);
+    const changes: Partial<Agent> = {
+      version: dto.version,
+      webappsVersion: dto.webappsVersion === undefined ? agent.webappsVersion : dto.webappsVersion,
+      busy: dto.busy,
+      remoteUpgrade: dto.capabilities?.remoteUpgrade ?? agent.remoteUpgrade,
+    };
+    const stateChanges = Object.entries(changes).some(([k, v]) => agent![k as keyof Agent] !== v);
+    const terminatingDone = agent.removalRequestedAt !== null && !dto.busy;
+
+    if (stateChanges || !agent.online || terminatingDone) {
+      const outcome = await this.db.transaction(async (tx) => {
+        const current = await this.agents.findForUpdate(tx, agentId);
+        if (!current) return null;
+        if (current.removalRequestedAt && !dto.busy) {
+          await this.agentsService.removeNow(tx, current);
+          return null;
+        }
+        return this.updater.apply(tx, current, { ...changes, online: true, lastSeenAt: now, ...(facts && !isDeepStrictEqual(facts, current.facts) ? { facts } : {}) });
+      });
+      this.liveness.forget(agentId);
+      if (!outcome) {
+        this.logger.log(`agent ${agentId} reported idle while terminating: removed`);
+        return this.removedAnswer();
+      }
+      agent = outcome;
+    } else {
+      this.liveness.seen(agentId, now, facts && !isDeepStrictEqual(facts, agent.facts) ? facts : undefined);
+    }
+
+    const commands = await this.commands.pendingFor(agentId);
+    return { commands, hold: agent.hold, pollAfterMs: pollAfterMs(this.config.heartbeatTimeoutS, agent.hold || commands.length > 0) };
+  }
+
+  private removedAnswer(): HeartbeatAnswerDto {
+    return { commands: [], hold: false, pollAfterMs: pollAfterMs(this.config.heartbeatTimeoutS, false), removed: true };
+  }
+}

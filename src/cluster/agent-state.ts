@@ -1,0 +1,79 @@
+import * as semver from 'semver';
+
+/** Pure rules for an agent's derived state and version status (DESIGN.md section 4). */
+
+export const AGENT_ROLES = ['standalone', 'main', 'backup'] as const;
+export type AgentRole = (typeof AGENT_ROLES)[number];
+
+export const AGENT_STATES = ['unknown', 'offline', 'idle', 'busy', 'upgrading', 'terminating'] as const;
+export type AgentState = (typeof AGENT_STATES)[number];
+
+export const VERSION_STATUSES = ['unknown', 'latest', 'outdated', 'ahead', 'upgrading', 'failed'] as const;
+export type VersionStatus = (typeof VERSION_STATUSES)[number];
+
+export interface AgentFacts {
+  os?: string;
+  arch?: string;
+  freeDiskMb?: number;
+  memoryMb?: number;
+  /** Named components and their versions, e.g. {"webapps": "10.2.1", "snmp": "1.4"}. */
+  components?: Record<string, string>;
+}
+
+export interface StateInputs {
+  pairedAt: Date | null;
+  removalRequestedAt: Date | null;
+  online: boolean;
+  upgrading: boolean;
+  busy: boolean;
+}
+
+/**
+ * unknown (never paired) > terminating > offline > upgrading > busy > idle: the first that holds
+ * wins, so an agent that went silent mid-upgrade shows offline, which is what an operator must see.
+ */
+export function deriveAgentState(agent: StateInputs): AgentState {
+  if (!agent.pairedAt) return 'unknown';
+  if (agent.removalRequestedAt) return 'terminating';
+  if (!agent.online) return 'offline';
+  if (agent.upgrading) return 'upgrading';
+  if (agent.busy) return 'busy';
+  return 'idle';
+}
+
+export interface VersionInputs {
+  version: string | null;
+  upgrading: boolean;
+  lastUpgradeFailed: boolean;
+}
+
+/**
+ * Against `target`: the cluster's target version, or, while the cluster has none, the highest
+ * version its agents report (so "outdated" still means "behind the others").
+ */
+export function deriveVersionStatus(agent: VersionInputs, target: string | null): VersionStatus {
+  if (agent.upgrading) return 'upgrading';
+  if (agent.lastUpgradeFailed) return 'failed';
+  if (!agent.version || !semver.valid(agent.version)) return 'unknown';
+  if (!target) return 'latest';
+  const order = semver.compare(agent.version, target);
+  return order === 0 ? 'latest' : order < 0 ? 'outdated' : 'ahead';
+}
+
+/** The version the statuses of a cluster are measured against. */
+export function effectiveTarget(targetVersion: string | null, reportedVersions: Iterable<string | null>): string | null {
+  if (targetVersion) return targetVersion;
+  let highest: string | null = null;
+  for (const v of reportedVersions) {
+    if (v && semver.valid(v) && (!highest || semver.gt(v, highest))) highest = v;
+  }
+  return highest;
+}
+
+/**
+ * How long an agent waits before its next heartbeat: a third of the offline timeout normally (it may
+ * miss two and stay online), one second while it has work from us or is held.
+ */
+export function pollAfterMs(heartbeatTimeoutS: number, urgent: boolean): number {
+  return urgent ? 1000 : Math.max(1000, Math.min(10_000, Math.floor((heartbeatTimeoutS * 1000) / 3)));
+}

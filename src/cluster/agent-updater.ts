@@ -1,0 +1,90 @@
+import { Injectable } from '@nestjs/common';
+import { Clock } from '../common/clock';
+import { Tx } from '../database/database';
+import { EventLog, NewEvent } from '../progress/event-log.service';
+import { Agent } from './agent.entity';
+import { AgentRepository } from './agent.repository';
+import { deriveAgentState, deriveVersionStatus, effectiveTarget } from './agent-state';
+import { ClusterRepository } from './cluster.repository';
+
+/** What an `agent.status` event carries, and what a change to any of it publishes. */
+const VISIBLE = ['state', 'versionStatus', 'version', 'webappsVersion', 'active', 'busy', 'hold', 'autoUpgrade', 'remoteUpgrade', 'upgradeId'] as const;
+
+export function agentStatusData(agent: Agent): Record<string, unknown> {
+  return {
+    agentId: agent.id,
+    name: agent.name,
+    address: agent.address,
+    role: agent.role,
+    failoverGroup: agent.failoverGroup,
+    ...Object.fromEntries(VISIBLE.map((k) => [k, agent[k]])),
+  };
+}
+
+/**
+ * The one path by which an agent row changes: applies the change, derives state and version status
+ * again, saves, and appends an `agent.status` event in the same transaction when anything visible
+ * changed. When the cluster has no target version and this change moves the highest reported
+ * version, every agent of the cluster is measured again.
+ */
+@Injectable()
+export class AgentUpdater {
+  constructor(
+    private readonly agents: AgentRepository,
+    private readonly clusters: ClusterRepository,
+    private readonly events: EventLog,
+    private readonly clock: Clock,
+  ) {}
+
+  async apply(tx: Tx, agent: Agent, changes: Partial<Agent>): Promise<Agent> {
+    const before = { ...agent };
+    Object.assign(agent, changes);
+    agent.state = deriveAgentState(agent);
+    const versionInputsChanged =
+      before.version !== agent.version || before.upgrading !== agent.upgrading || before.lastUpgradeFailed !== agent.lastUpgradeFailed;
+
+    let refreshCluster = false;
+    agent.updatedAt = this.clock.now();
+    if (versionInputsChanged) {
+      const cluster = await this.clusters.findById(agent.clusterId, tx.em);
+      if (cluster?.targetVersion) {
+        agent.versionStatus = deriveVersionStatus(agent, cluster.targetVersion);
+      } else {
+        // Measured against the highest version reported: read it before and after this change.
+        const previous = effectiveTarget(null, await this.agents.distinctVersions(tx.em, agent.clusterId));
+        await this.agents.save(tx.em, agent);
+        const target = effectiveTarget(null, await this.agents.distinctVersions(tx.em, agent.clusterId));
+        agent.versionStatus = deriveVersionStatus(agent, target);
+        refreshCluster = previous !== target;
+      }
+    }
+    await this.agents.save(tx.em, agent);
+    if (VISIBLE.some((k) => before[k] !== agent[k])) {
+      await this.events.append(tx, [{ type: 'agent.status', clusterId: agent.clusterId, agentId: agent.id, data: agentStatusData(agent) }]);
+    }
+    if (refreshCluster) await this.refreshVersionStatuses(tx, agent.clusterId);
+    return agent;
+  }
+
+  /** Measures every agent of a cluster against its (effective) target again; after the target moves. */
+  async refreshVersionStatuses(tx: Tx, clusterId: string): Promise<void> {
+    const cluster = await this.clusters.findById(clusterId, tx.em);
+    const members = await this.agents.findInCluster(tx.em, clusterId);
+    const target = effectiveTarget(cluster?.targetVersion ?? null, members.map((a) => a.version));
+    const events: NewEvent[] = [];
+    for (const agent of members) {
+      const status = deriveVersionStatus(agent, target);
+      if (status === agent.versionStatus) continue;
+      agent.versionStatus = status;
+      agent.updatedAt = this.clock.now();
+      await this.agents.save(tx.em, agent);
+      events.push({ type: 'agent.status', clusterId, agentId: agent.id, data: agentStatusData(agent) });
+    }
+    await this.events.append(tx, events);
+  }
+
+  /** Publishes an agent as it is, plus `extra`: on registration, and with {removed: true} on removal. */
+  async publish(tx: Tx, agent: Agent, extra: Record<string, unknown> = {}): Promise<void> {
+    await this.events.append(tx, [{ type: 'agent.status', clusterId: agent.clusterId, agentId: agent.id, data: { ...agentStatusData(agent), ...extra } }]);
+  }
+}

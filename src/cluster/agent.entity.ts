@@ -1,0 +1,111 @@
+import { Column, Entity, Index, PrimaryColumn } from 'typeorm';
+import { JsonColumn, TimestampColumn } from '../common/columns';
+import type { AgentFacts, AgentRole, AgentState, VersionStatus } from './agent-state';
+
+/**
+ * One installed instance of the product on a host. `state` and `versionStatus` are derived from the
+ * other columns by agent-state.ts and stored on every write, so lists filter on them with an index.
+ */
+@Entity('agents')
+@Index('uq_agents_cluster_address', ['clusterId', 'address'], { unique: true })
+@Index('uq_agents_cluster_name', ['clusterId', 'name'], { unique: true })
+// NULL groups never collide, so this only limits pairs: one main and one backup per group.
+@Index('uq_agents_group_role', ['clusterId', 'failoverGroup', 'role'], { unique: true })
+@Index('idx_agents_cluster_state', ['clusterId', 'state'])
+@Index('idx_agents_liveness', ['online', 'lastSeenAt'])
+export class Agent {
+  @PrimaryColumn({ type: 'varchar', length: 36 })
+  id: string;
+
+  @Column({ type: 'varchar', length: 36 })
+  clusterId: string;
+
+  @Column({ type: 'varchar', length: 100 })
+  name: string;
+
+  /** Host name or IP address, unique in the cluster. */
+  @Column({ type: 'varchar', length: 253 })
+  address: string;
+
+  @Column({ type: 'varchar', length: 16 })
+  role: AgentRole;
+
+  @Column({ type: 'varchar', length: 100, nullable: true })
+  failoverGroup: string | null;
+
+  /** In a pair, the member serving now; a standalone agent is always active. */
+  @Column({ type: 'boolean' })
+  active: boolean;
+
+  @Column({ type: 'varchar', length: 64, nullable: true })
+  version: string | null;
+
+  @Column({ type: 'varchar', length: 64, nullable: true })
+  webappsVersion: string | null;
+
+  @Column({ type: 'boolean', default: false })
+  busy: boolean;
+
+  @JsonColumn({ nullable: true })
+  facts: AgentFacts | null;
+
+  /** False for legacy agents that cannot upgrade remotely: plans list them as manual steps. */
+  @Column({ type: 'boolean', default: true })
+  remoteUpgrade: boolean;
+
+  @Column({ type: 'boolean', default: true })
+  autoUpgrade: boolean;
+
+  @Index('uq_agents_pairing_key', { unique: true })
+  @Column({ type: 'varchar', length: 64, nullable: true })
+  pairingKeyHash: string | null;
+
+  @TimestampColumn({ nullable: true })
+  pairingKeyExpiresAt: Date | null;
+
+  @TimestampColumn({ nullable: true })
+  pairingKeyUsedAt: Date | null;
+
+  @TimestampColumn({ nullable: true })
+  pairedAt: Date | null;
+
+  @TimestampColumn({ nullable: true })
+  lastSeenAt: Date | null;
+
+  /** False once HEARTBEAT_TIMEOUT_S passed without a heartbeat (set by the offline sweep). */
+  @Column({ type: 'boolean', default: false })
+  online: boolean;
+
+  /** Removal asked while busy: the agent goes when it next reports idle. */
+  @TimestampColumn({ nullable: true })
+  removalRequestedAt: Date | null;
+
+  /** The scheduled or running upgrade that holds this agent; at most one. */
+  @Index('idx_agents_upgrade')
+  @Column({ type: 'varchar', length: 36, nullable: true })
+  upgradeId: string | null;
+
+  /** The agent must start no work of its own (an upgrade of it is under way or waiting for it). */
+  @Column({ type: 'boolean', default: false })
+  hold: boolean;
+
+  /** An upgrade step of this agent is running now. */
+  @Column({ type: 'boolean', default: false })
+  upgrading: boolean;
+
+  /** Its last upgrade failed (retry, or "upgrade now"). */
+  @Column({ type: 'boolean', default: false })
+  lastUpgradeFailed: boolean;
+
+  @Column({ type: 'varchar', length: 16 })
+  state: AgentState;
+
+  @Column({ type: 'varchar', length: 16 })
+  versionStatus: VersionStatus;
+
+  @TimestampColumn()
+  createdAt: Date;
+
+  @TimestampColumn()
+  updatedAt: Date;
+}

@@ -1,0 +1,65 @@
+import { Body, Controller, Delete, Get, HttpCode, Patch, Post, Put, Query, Res } from '@nestjs/common';
+import { ApiOperation, ApiTags } from '@nestjs/swagger';
+import type { Response } from 'express';
+import { RequireRole } from '../auth/access.decorators';
+import { IdParam } from '../common/id-param';
+import { AgentsService } from './agents.service';
+import { AgentDto, AgentPageDto, AutoUpgradeDto, ListAgentsQuery, PairingKeyDto, RegisterAgentDto, RegisteredAgentDto, RemovalDto, UpdateAgentDto } from './dto/agent.dto';
+
+@ApiTags('agents')
+@Controller('api/v1')
+export class AgentsController {
+  constructor(private readonly agents: AgentsService) {}
+
+  @Post('clusters/:clusterId/agents')
+  @RequireRole('operator')
+  @ApiOperation({ summary: 'Register an agent; the answer holds its one-time pairing key' })
+  register(@IdParam('clusterId') clusterId: string, @Body() body: RegisterAgentDto): Promise<RegisteredAgentDto> {
+    return this.agents.register(clusterId, body);
+  }
+
+  @Get('clusters/:clusterId/agents')
+  @RequireRole('viewer')
+  @ApiOperation({ summary: 'List agents, filtered by state, version status, role, pair' })
+  list(@IdParam('clusterId') clusterId: string, @Query() query: ListAgentsQuery): Promise<AgentPageDto> {
+    return this.agents.list(clusterId, query);
+  }
+
+  @Get('agents/:agentId')
+  @RequireRole('viewer')
+  @ApiOperation({ summary: 'Get an agent' })
+  get(@IdParam('agentId') id: string): Promise<AgentDto> {
+    return this.agents.get(id);
+  }
+
+  @Patch('agents/:agentId')
+  @RequireRole('operator')
+  @ApiOperation({ summary: 'Change name, address, role or pair' })
+  update(@IdParam('agentId') id: string, @Body() body: UpdateAgentDto): Promise<AgentDto> {
+    return this.agents.update(id, body);
+  }
+
+  @Put('agents/:agentId/auto-upgrade')
+  @RequireRole('admin', 'Only admins may turn auto-upgrade on or off; ask an admin.')
+  @ApiOperation({ summary: 'Turn auto-upgrade on or off for an agent (admin only)' })
+  setAutoUpgrade(@IdParam('agentId') id: string, @Body() body: AutoUpgradeDto): Promise<AgentDto> {
+    return this.agents.setAutoUpgrade(id, body.enabled);
+  }
+
+  @Delete('agents/:agentId')
+  @RequireRole('operator')
+  @ApiOperation({ summary: 'Remove an agent: at once if idle or offline (200), else it becomes terminating (202)' })
+  async remove(@IdParam('agentId') id: string, @Res({ passthrough: true }) res: Response): Promise<RemovalDto> {
+    const result = await this.agents.remove(id);
+    res.status(result.removed ? 200 : 202);
+    return result;
+  }
+
+  @Post('agents/:agentId/pairing-key')
+  @HttpCode(201)
+  @RequireRole('operator')
+  @ApiOperation({ summary: 'Issue a new pairing key for a reinstalled agent; its old token stops working' })
+  issuePairingKey(@IdParam('agentId') id: string): Promise<PairingKeyDto> {
+    return this.agents.issuePairingKey(id);
+  }
+}

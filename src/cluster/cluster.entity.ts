@@ -1,0 +1,38 @@
+import { Column, Entity, Index, PrimaryColumn } from 'typeorm';
+import { JsonColumn, TimestampColumn } from '../common/columns';
+import type { ConcretePolicy, UpgradeOptions } from '../policies/upgrade-options';
+
+/** A named set of agents that must run one version. */
+@Entity('clusters')
+export class Cluster {
+  @PrimaryColumn({ type: 'varchar', length: 36 })
+  id: string;
+
+  @Index('uq_clusters_name', { unique: true })
+  @Column({ type: 'varchar', length: 100 })
+  name: string;
+
+  @Column({ type: 'varchar', length: 100 })
+  product: string;
+
+  /** The version every agent should run; set when an upgrade of all agents succeeds. */
+  @Column({ type: 'varchar', length: 64, nullable: true })
+  targetVersion: string | null;
+
+  /** The package that set targetVersion: auto-upgrade brings late agents up with it. */
+  @Column({ type: 'varchar', length: 36, nullable: true })
+  targetPackageId: string | null;
+
+  @Column({ type: 'varchar', length: 32 })
+  defaultPolicy: ConcretePolicy;
+
+  /** Complete options (every field present); what an upgrade's own options are filled from. */
+  @JsonColumn()
+  defaultOptions: UpgradeOptions;
+
+  @TimestampColumn()
+  createdAt: Date;
+
+  @TimestampColumn()
+  updatedAt: Date;
+}

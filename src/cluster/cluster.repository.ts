@@ -1,0 +1,60 @@
+import { Injectable } from '@nestjs/common';
+import { EntityManager } from 'typeorm';
+import { Database } from '../database/database';
+import { Agent } from './agent.entity';
+import { Cluster } from './cluster.entity';
+import type { ClusterCounts } from './dto/cluster.dto';
+
+@Injectable()
+export class ClusterRepository {
+  constructor(private readonly db: Database) {}
+
+  findById(id: string, em: EntityManager = this.db.reader): Promise<Cluster | null> {
+    return em.findOneBy(Cluster, { id });
+  }
+
+  findByName(name: string, em: EntityManager = this.db.reader): Promise<Cluster | null> {
+    return em.findOneBy(Cluster, { name });
+  }
+
+  listAll(): Promise<Cluster[]> {
+    return this.db.reader.find(Cluster, { order: { name: 'ASC' } });
+  }
+
+  async insert(em: EntityManager, cluster: Cluster): Promise<void> {
+    await em.insert(Cluster, cluster);
+  }
+
+  async save(em: EntityManager, cluster: Cluster): Promise<void> {
+    await em.save(Cluster, cluster);
+  }
+
+  async delete(em: EntityManager, id: string): Promise<void> {
+    await em.delete(Cluster, { id });
+  }
+
+  /** Counts by version, state and version status, for every cluster asked for, in three grouped queries. */
+  async countsFor(clusterIds: string[]): Promise<Map<string, ClusterCounts>> {
+    const result = new Map<string, ClusterCounts>(clusterIds.map((id) => [id, { versions: {}, states: {}, versionStatuses: {}, agentCount: 0 }]));
+    if (clusterIds.length === 0) return result;
+    const grouped = (column: 'version' | 'state' | 'versionStatus') =>
+      this.db.reader
+        .createQueryBuilder(Agent, 'a')
+        .select('a.clusterId', 'clusterId')
+        .addSelect(`a.${column}`, 'value')
+        .addSelect('COUNT(*)', 'n')
+        .where('a.clusterId IN (:...clusterIds)', { clusterIds })
+        .groupBy('a.clusterId')
+        .addGroupBy(`a.${column}`)
+        .getRawMany<{ clusterId: string; value: string | null; n: string | number }>();
+    const [versions, states, statuses] = await Promise.all([grouped('version'), grouped('state'), grouped('versionStatus')]);
+    for (const row of versions) {
+      const counts = result.get(row.clusterId)!;
+      counts.agentCount += Number(row.n);
+      if (row.value) counts.versions[row.value] = Number(row.n);
+    }
+    for (const row of states) result.get(row.clusterId)!.states[row.value as keyof ClusterCounts['states']] = Number(row.n);
+    for (const row of statuses) result.get(row.clusterId)!.versionStatuses[row.value as keyof ClusterCounts['versionStatuses']] = Number(row.n);
+    return result;
+  }
+}

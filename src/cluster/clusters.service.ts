@@ -1,0 +1,113 @@
+import { Injectable, Logger } from '@nestjs/common';
+import { randomUUID } from 'node:crypto';
+import { Clock } from '../common/clock';
+import { isUniqueViolation } from '../common/db-errors';
+import { ConflictError, NotFoundError } from '../common/errors';
+import { Database, Tx } from '../database/database';
+import { DEFAULT_UPGRADE_OPTIONS, resolveOptions, type UpgradeOptions } from '../policies/upgrade-options';
+import { AgentRepository } from './agent.repository';
+import { Cluster } from './cluster.entity';
+import { ClusterRepository } from './cluster.repository';
+import { ClusterDto, CreateClusterDto, toClusterDto, UpdateClusterDto } from './dto/cluster.dto';
+
+/** Says what, if anything, of another module still belongs to a cluster (e.g. "2 upgrades"). */
+export type ClusterDeletionGuard = (tx: Tx, clusterId: string) => Promise<string | null>;
+
+@Injectable()
+export class ClustersService {
+  private readonly logger = new Logger(ClustersService.name);
+  private readonly deletionGuards: ClusterDeletionGuard[] = [];
+
+  constructor(
+    private readonly db: Database,
+    private readonly clusters: ClusterRepository,
+    private readonly agents: AgentRepository,
+    private readonly clock: Clock,
+  ) {}
+
+  /** Modules that keep data per cluster (packages, upgrades) register what blocks a deletion. */
+  registerDeletionGuard(guard: ClusterDeletionGuard): void {
+    this.deletionGuards.push(guard);
+  }
+
+  async create(dto: CreateClusterDto): Promise<ClusterDto> {
+    const now = this.clock.now();
+    const cluster = Object.assign(new Cluster(), {
+      id: randomUUID(),
+      name: dto.name,
+      product: dto.product,
+      targetVersion: null,
+      targetPackageId: null,
+      defaultPolicy: dto.defaultPolicy ?? 'simultaneous',
+      defaultOptions: resolveOptions(DEFAULT_UPGRADE_OPTIONS, dto.defaultOptions as Partial<UpgradeOptions>),
+      createdAt: now,
+      updatedAt: now,
+    });
+    try {
+      await this.db.transaction(async (tx) => {
+        if (await this.clusters.findByName(dto.name, tx.em)) throw this.nameTaken(dto.name);
+        await this.clusters.insert(tx.em, cluster);
+      });
+    } catch (error) {
+      throw isUniqueViolation(error) ? this.nameTaken(dto.name) : error;
+    }
+    this.logger.log(`created cluster ${cluster.id} (${cluster.name})`);
+    return this.toDto(cluster);
+  }
+
+  async list(): Promise<ClusterDto[]> {
+    const clusters = await this.clusters.listAll();
+    const counts = await this.clusters.countsFor(clusters.map((c) => c.id));
+    return clusters.map((c) => toClusterDto(c, counts.get(c.id)!));
+  }
+
+  async get(id: string): Promise<ClusterDto> {
+    return this.toDto(await this.require(id));
+  }
+
+  /** The cluster, or a 404 naming it. Other modules use this to resolve a cluster id. */
+  async require(id: string, tx?: Tx): Promise<Cluster> {
+    const cluster = await this.clusters.findById(id, tx?.em);
+    if (!cluster) throw new NotFoundError('Cluster', id);
+    return cluster;
+  }
+
+  async update(id: string, dto: UpdateClusterDto): Promise<ClusterDto> {
+    const cluster = await this.db.transaction(async (tx) => {
+      const found = await this.require(id, tx);
+      if (dto.defaultPolicy) found.defaultPolicy = dto.defaultPolicy;
+      if (dto.defaultOptions) found.defaultOptions = resolveOptions(found.defaultOptions, dto.defaultOptions as Partial<UpgradeOptions>);
+      found.updatedAt = this.clock.now();
+      await this.clusters.save(tx.em, found);
+      return found;
+    });
+    return this.toDto(cluster);
+  }
+
+  async delete(id: string): Promise<void> {
+    await this.db.transaction(async (tx) => {
+      const cluster = await this.require(id, tx);
+      const left: string[] = [];
+      const agentCount = await this.agents.countInCluster(tx.em, id);
+      if (agentCount > 0) left.push(`${agentCount} agent${agentCount === 1 ? '' : 's'}`);
+      for (const guard of this.deletionGuards) {
+        const what = await guard(tx, id);
+        if (what) left.push(what);
+      }
+      if (left.length > 0) {
+        throw new ConflictError('CLUSTER_NOT_EMPTY', `Cluster ${cluster.name} still has ${left.join(' and ')}; remove them before deleting the cluster.`, { left });
+      }
+      await this.clusters.delete(tx.em, id);
+    });
+    this.logger.log(`deleted cluster ${id}`);
+  }
+
+  private async toDto(cluster: Cluster): Promise<ClusterDto> {
+    const counts = await this.clusters.countsFor([cluster.id]);
+    return toClusterDto(cluster, counts.get(cluster.id)!);
+  }
+
+  private nameTaken(name: string): ConflictError {
+    return new ConflictError('CLUSTER_NAME_TAKEN', `A cluster named "${name}" already exists; choose another name.`);
+  }
+}

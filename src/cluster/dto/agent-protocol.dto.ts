@@ -1,0 +1,167 @@
+import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
+import { Type } from 'class-transformer';
+import { IsBoolean, IsIn, IsInt, IsOptional, IsString, Length, Matches, Max, Min, ValidateIf, ValidateNested } from 'class-validator';
+import { IsFlatMap, IsSemverVersion } from '../../common/validators';
+import { COMMAND_STATUSES, COMMAND_TYPES, type CommandStatus, type CommandType, REPORTED_ENDS, type ReportedEnd } from '../agent-command.entity';
+
+/** What an agent knows of its host. Bounded in size and shape: unknown keys are refused. */
+export class FactsDto {
+  @ApiPropertyOptional({ example: 'linux', maxLength: 32 })
+  @IsOptional()
+  @IsString()
+  @Length(1, 32)
+  os?: string;
+
+  @ApiPropertyOptional({ example: 'x64', maxLength: 32 })
+  @IsOptional()
+  @IsString()
+  @Length(1, 32)
+  arch?: string;
+
+  @ApiPropertyOptional({ minimum: 0 })
+  @IsOptional()
+  @IsInt()
+  @Min(0)
+  @Max(2 ** 40)
+  freeDiskMb?: number;
+
+  @ApiPropertyOptional({ minimum: 0 })
+  @IsOptional()
+  @IsInt()
+  @Min(0)
+  @Max(2 ** 40)
+  memoryMb?: number;
+
+  @ApiPropertyOptional({ type: 'object', additionalProperties: { type: 'string' }, description: 'Named components and their versions (at most 50).' })
+  @IsOptional()
+  @IsFlatMap(['string'], 50)
+  components?: Record<string, string>;
+}
+
+export class CapabilitiesDto {
+  @ApiPropertyOptional({ description: 'False for a legacy agent that cannot upgrade itself remotely.', default: true })
+  @IsOptional()
+  @IsBoolean()
+  remoteUpgrade?: boolean;
+}
+
+export class PairDto {
+  @ApiProperty({ description: 'The one-time key given when the agent was registered.' })
+  @IsString()
+  @Length(8, 200)
+  pairingKey: string;
+
+  @ApiPropertyOptional({ example: '10.2.0' })
+  @IsOptional()
+  @IsSemverVersion()
+  version?: string;
+
+  @ApiPropertyOptional({ example: '10.2.0' })
+  @IsOptional()
+  @IsSemverVersion()
+  webappsVersion?: string;
+
+  @ApiPropertyOptional({ type: FactsDto })
+  @IsOptional()
+  @ValidateNested()
+  @Type(() => FactsDto)
+  facts?: FactsDto;
+
+  @ApiPropertyOptional({ type: CapabilitiesDto })
+  @IsOptional()
+  @ValidateNested()
+  @Type(() => CapabilitiesDto)
+  capabilities?: CapabilitiesDto;
+}
+
+export class HeartbeatDto {
+  @ApiProperty({ type: String, nullable: true, description: 'The installed version, or null if the agent cannot tell.', example: '10.2.0' })
+  @ValidateIf((_, v) => v !== null)
+  @IsSemverVersion()
+  version: string | null;
+
+  @ApiPropertyOptional({ type: String, nullable: true, example: '10.2.0' })
+  @ValidateIf((_, v) => v !== undefined && v !== null)
+  @IsSemverVersion()
+  webappsVersion?: string | null;
+
+  @ApiProperty({ description: 'Running work of its own (a scan, a job).' })
+  @IsBoolean({ message: 'busy must be true or false' })
+  busy: boolean;
+
+  @ApiPropertyOptional({ type: FactsDto, description: 'Absent: the last facts stay.' })
+  @IsOptional()
+  @ValidateNested()
+  @Type(() => FactsDto)
+  facts?: FactsDto;
+
+  @ApiPropertyOptional({ type: CapabilitiesDto })
+  @IsOptional()
+  @ValidateNested()
+  @Type(() => CapabilitiesDto)
+  capabilities?: CapabilitiesDto;
+}
+
+export class ProgressReportDto {
+  @ApiProperty({ example: 'install', description: 'The phase running now (precheck, backup, stop, install, migrate, start, verify, rollback, ...).' })
+  @Matches(/^[a-z][a-z-]{0,31}$/, { message: 'phase must be 1-32 lower-case letters or "-", such as "install"' })
+  phase: string;
+
+  @ApiProperty({ minimum: 0, maximum: 100 })
+  @IsInt({ message: 'percent must be a whole number from 0 to 100' })
+  @Min(0, { message: 'percent must be a whole number from 0 to 100' })
+  @Max(100, { message: 'percent must be a whole number from 0 to 100' })
+  percent: number;
+
+  @ApiPropertyOptional({ maxLength: 500 })
+  @IsOptional()
+  @IsString()
+  @Length(0, 500)
+  message?: string;
+}
+
+export class CompleteReportDto {
+  @ApiProperty({ enum: REPORTED_ENDS, enumName: 'CommandEnd' })
+  @IsIn(REPORTED_ENDS, { message: `status must be one of: ${REPORTED_ENDS.join(', ')}` })
+  status: ReportedEnd;
+
+  @ApiPropertyOptional({ description: 'The version now installed.', example: '10.3.0' })
+  @IsOptional()
+  @IsSemverVersion()
+  version?: string;
+
+  @ApiPropertyOptional({ maxLength: 2000 })
+  @IsOptional()
+  @IsString()
+  @Length(0, 2000)
+  error?: string;
+}
+
+export class CommandDto {
+  @ApiProperty({ format: 'uuid' }) id: string;
+  @ApiProperty({ enum: COMMAND_TYPES, enumName: 'CommandType' }) type: CommandType;
+  [field: string]: unknown;
+}
+
+export class HeartbeatAnswerDto {
+  @ApiProperty({ type: [CommandDto], description: 'Commands to run; each comes again until the agent reports on it.' })
+  commands: CommandDto[];
+  @ApiProperty({ description: 'Start no new work of your own while true.' }) hold: boolean;
+  @ApiProperty({ description: 'When to send the next heartbeat.' }) pollAfterMs: number;
+  @ApiPropertyOptional({ description: 'True once the agent has been removed: stop polling.' }) removed?: boolean;
+}
+
+export class PairAnswerDto {
+  @ApiProperty({ format: 'uuid' }) agentId: string;
+  @ApiProperty({ format: 'uuid' }) clusterId: string;
+  @ApiProperty({ description: 'The agent token (lsa_...): keep it secret; it is shown only here.' }) token: string;
+  @ApiProperty() pollAfterMs: number;
+}
+
+export class CommandStateDto {
+  @ApiProperty({ format: 'uuid' }) id: string;
+  @ApiProperty({ enum: COMMAND_TYPES, enumName: 'CommandType' }) type: CommandType;
+  @ApiProperty({ enum: COMMAND_STATUSES, enumName: 'CommandStatus' }) status: CommandStatus;
+  @ApiProperty({ type: String, nullable: true }) phase: string | null;
+  @ApiProperty() percent: number;
+}

@@ -1,0 +1,190 @@
+import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
+import { Transform, Type } from 'class-transformer';
+import { IsBoolean, IsIn, IsInt, IsOptional, IsString, Length, Matches, Max, Min, ValidateIf } from 'class-validator';
+import { IsHostOrIp } from '../../common/validators';
+import { Agent } from '../agent.entity';
+import { AGENT_ROLES, AGENT_STATES, type AgentFacts, type AgentRole, type AgentState, VERSION_STATUSES, type VersionStatus } from '../agent-state';
+
+const trim = () => Transform(({ value }) => (typeof value === 'string' ? value.trim() : value));
+const GROUP = /^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/;
+const groupMessage = 'failoverGroup must be 1-100 letters, digits, ".", "_" or "-"';
+
+export class RegisterAgentDto {
+  @ApiProperty({ maxLength: 100 })
+  @trim()
+  @IsString()
+  @Length(1, 100)
+  name: string;
+
+  @ApiProperty({ description: 'Host name or IP address, unique in the cluster.', example: '10.0.4.17' })
+  @trim()
+  @IsHostOrIp()
+  address: string;
+
+  @ApiProperty({ enum: AGENT_ROLES, enumName: 'AgentRole' })
+  @IsIn(AGENT_ROLES, { message: `role must be one of: ${AGENT_ROLES.join(', ')}` })
+  role: AgentRole;
+
+  @ApiPropertyOptional({ description: 'Required for main and backup (they share it); absent for standalone.', example: 'pair-a' })
+  @IsOptional()
+  @Matches(GROUP, { message: groupMessage })
+  failoverGroup?: string;
+}
+
+export class UpdateAgentDto {
+  @ApiPropertyOptional({ maxLength: 100 })
+  @IsOptional()
+  @trim()
+  @IsString()
+  @Length(1, 100)
+  name?: string;
+
+  @ApiPropertyOptional()
+  @IsOptional()
+  @trim()
+  @IsHostOrIp()
+  address?: string;
+
+  @ApiPropertyOptional({ enum: AGENT_ROLES, enumName: 'AgentRole' })
+  @IsOptional()
+  @IsIn(AGENT_ROLES, { message: `role must be one of: ${AGENT_ROLES.join(', ')}` })
+  role?: AgentRole;
+
+  @ApiPropertyOptional({ type: String, nullable: true, description: 'null to leave a pair (with role standalone).' })
+  @ValidateIf((_, v) => v !== undefined && v !== null)
+  @Matches(GROUP, { message: groupMessage })
+  failoverGroup?: string | null;
+}
+
+export class AutoUpgradeDto {
+  @ApiProperty({ description: 'Whether Lockstep brings this agent to the cluster target by itself.' })
+  @IsBoolean({ message: 'enabled must be true or false' })
+  enabled: boolean;
+}
+
+const toBool = () => Transform(({ value }) => (value === 'true' ? true : value === 'false' ? false : value));
+const toInt = () => Transform(({ value }) => (/^\d+$/.test(String(value)) ? Number(value) : value));
+
+export class ListAgentsQuery {
+  @ApiPropertyOptional({ enum: AGENT_STATES, enumName: 'AgentState' })
+  @IsOptional()
+  @IsIn(AGENT_STATES, { message: `state must be one of: ${AGENT_STATES.join(', ')}` })
+  state?: AgentState;
+
+  @ApiPropertyOptional({ enum: VERSION_STATUSES, enumName: 'VersionStatus' })
+  @IsOptional()
+  @IsIn(VERSION_STATUSES, { message: `versionStatus must be one of: ${VERSION_STATUSES.join(', ')}` })
+  versionStatus?: VersionStatus;
+
+  @ApiPropertyOptional({ enum: AGENT_ROLES, enumName: 'AgentRole' })
+  @IsOptional()
+  @IsIn(AGENT_ROLES, { message: `role must be one of: ${AGENT_ROLES.join(', ')}` })
+  role?: AgentRole;
+
+  @ApiPropertyOptional()
+  @IsOptional()
+  @Matches(GROUP, { message: groupMessage })
+  failoverGroup?: string;
+
+  @ApiPropertyOptional({ default: 500, minimum: 1, maximum: 5000 })
+  @IsOptional()
+  @toInt()
+  @IsInt({ message: 'limit must be a whole number from 1 to 5000' })
+  @Min(1, { message: 'limit must be a whole number from 1 to 5000' })
+  @Max(5000, { message: 'limit must be a whole number from 1 to 5000' })
+  limit?: number;
+
+  @ApiPropertyOptional({ default: 0, minimum: 0 })
+  @IsOptional()
+  @toInt()
+  @IsInt({ message: 'offset must be a whole number, 0 or more' })
+  @Min(0, { message: 'offset must be a whole number, 0 or more' })
+  offset?: number;
+
+  @ApiPropertyOptional({ description: 'Only agents that are (true) or are not (false) the active member.' })
+  @IsOptional()
+  @toBool()
+  @IsBoolean({ message: 'active must be true or false' })
+  active?: boolean;
+}
+
+export class AgentFactsDto {
+  @ApiPropertyOptional({ example: 'linux' }) os?: string;
+  @ApiPropertyOptional({ example: 'x64' }) arch?: string;
+  @ApiPropertyOptional() freeDiskMb?: number;
+  @ApiPropertyOptional() memoryMb?: number;
+  @ApiPropertyOptional({ type: 'object', additionalProperties: { type: 'string' } }) components?: Record<string, string>;
+}
+
+export class AgentDto {
+  @ApiProperty({ format: 'uuid' }) id: string;
+  @ApiProperty({ format: 'uuid' }) clusterId: string;
+  @ApiProperty() name: string;
+  @ApiProperty() address: string;
+  @ApiProperty({ enum: AGENT_ROLES, enumName: 'AgentRole' }) role: AgentRole;
+  @ApiProperty({ type: String, nullable: true }) failoverGroup: string | null;
+  @ApiProperty({ description: 'The member of its pair serving now (always true for standalone).' }) active: boolean;
+  @ApiProperty({ enum: AGENT_STATES, enumName: 'AgentState' }) state: AgentState;
+  @ApiProperty({ type: String, nullable: true }) version: string | null;
+  @ApiProperty({ type: String, nullable: true }) webappsVersion: string | null;
+  @ApiProperty({ enum: VERSION_STATUSES, enumName: 'VersionStatus' }) versionStatus: VersionStatus;
+  @ApiProperty() autoUpgrade: boolean;
+  @ApiProperty({ description: 'False for legacy agents, which need a manual reinstall.' }) remoteUpgrade: boolean;
+  @ApiProperty() busy: boolean;
+  @ApiProperty({ description: 'Told to start no work of its own while an upgrade of it is under way.' }) hold: boolean;
+  @ApiProperty({ type: String, nullable: true, format: 'uuid', description: 'The scheduled or running upgrade that holds it.' }) upgradeId: string | null;
+  @ApiProperty({ type: String, nullable: true, format: 'date-time' }) lastSeenAt: string | null;
+  @ApiProperty({ type: String, nullable: true, format: 'date-time' }) pairedAt: string | null;
+  @ApiProperty({ type: AgentFactsDto }) facts: AgentFacts;
+  @ApiProperty({ format: 'date-time' }) createdAt: string;
+}
+
+export class RegisteredAgentDto extends AgentDto {
+  @ApiProperty({ description: 'One-time key the agent pairs with. Shown only in this response.' })
+  pairingKey: string;
+  @ApiProperty({ format: 'date-time' })
+  pairingKeyExpiresAt: string;
+}
+
+export class PairingKeyDto {
+  @ApiProperty() pairingKey: string;
+  @ApiProperty({ format: 'date-time' }) pairingKeyExpiresAt: string;
+}
+
+export class AgentPageDto {
+  @ApiProperty({ type: [AgentDto] }) items: AgentDto[];
+  @ApiProperty() total: number;
+  @ApiProperty() limit: number;
+  @ApiProperty() offset: number;
+}
+
+export class RemovalDto {
+  @ApiProperty({ description: 'True when the agent is gone; false when it is terminating and goes once idle.' })
+  removed: boolean;
+  @ApiProperty({ type: AgentDto }) agent: AgentDto;
+}
+
+export function toAgentDto(agent: Agent): AgentDto {
+  return {
+    id: agent.id,
+    clusterId: agent.clusterId,
+    name: agent.name,
+    address: agent.address,
+    role: agent.role,
+    failoverGroup: agent.failoverGroup,
+    active: agent.active,
+    state: agent.state,
+    version: agent.version,
+    webappsVersion: agent.webappsVersion,
+    versionStatus: agent.versionStatus,
+    autoUpgrade: agent.autoUpgrade,
+    remoteUpgrade: agent.remoteUpgrade,
+    busy: agent.busy,
+    hold: agent.hold,
+    upgradeId: agent.upgradeId,
+    lastSeenAt: agent.lastSeenAt?.toISOString() ?? null,
+    pairedAt: agent.pairedAt?.toISOString() ?? null,
+    facts: agent.facts ?? {},
+    createdAt: agent.createdAt.toISOString(),
+  };
+}

@@ -1,0 +1,93 @@
+import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
+import { Transform, Type } from 'class-transformer';
+import { IsIn, IsOptional, IsString, Length, Matches, ValidateNested } from 'class-validator';
+import { CONCRETE_POLICIES, type ConcretePolicy, type UpgradeOptions } from '../../policies/upgrade-options';
+import { AGENT_STATES, AgentState, VERSION_STATUSES, VersionStatus } from '../agent-state';
+import { Cluster } from '../cluster.entity';
+import { UpgradeOptionsDto } from './upgrade-options.dto';
+
+const trim = () => Transform(({ value }) => (typeof value === 'string' ? value.trim() : value));
+
+export class CreateClusterDto {
+  @ApiProperty({ description: 'Unique name of the cluster.', maxLength: 100 })
+  @trim()
+  @IsString()
+  @Length(1, 100)
+  name: string;
+
+  @ApiProperty({ description: 'The product its agents run; packages for another product are refused.', example: 'acme-agent' })
+  @trim()
+  @IsString()
+  @Matches(/^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/, { message: 'product must be 1-100 letters, digits, ".", "_" or "-", starting with a letter or digit' })
+  product: string;
+
+  @ApiPropertyOptional({ enum: CONCRETE_POLICIES, enumName: 'ClusterPolicy', default: 'simultaneous' })
+  @IsOptional()
+  @IsIn(CONCRETE_POLICIES, { message: `defaultPolicy must be one of: ${CONCRETE_POLICIES.join(', ')}` })
+  defaultPolicy?: ConcretePolicy;
+
+  @ApiPropertyOptional({ type: UpgradeOptionsDto })
+  @IsOptional()
+  @ValidateNested()
+  @Type(() => UpgradeOptionsDto)
+  defaultOptions?: UpgradeOptionsDto;
+}
+
+export class UpdateClusterDto {
+  @ApiPropertyOptional({ enum: CONCRETE_POLICIES, enumName: 'ClusterPolicy' })
+  @IsOptional()
+  @IsIn(CONCRETE_POLICIES, { message: `defaultPolicy must be one of: ${CONCRETE_POLICIES.join(', ')}` })
+  defaultPolicy?: ConcretePolicy;
+
+  @ApiPropertyOptional({ type: UpgradeOptionsDto, description: 'Merged into the current defaults: fields left out keep their value.' })
+  @IsOptional()
+  @ValidateNested()
+  @Type(() => UpgradeOptionsDto)
+  defaultOptions?: UpgradeOptionsDto;
+}
+
+export interface ClusterCounts {
+  versions: Record<string, number>;
+  states: Partial<Record<AgentState, number>>;
+  versionStatuses: Partial<Record<VersionStatus, number>>;
+  agentCount: number;
+}
+
+export class ClusterDto {
+  @ApiProperty({ format: 'uuid' }) id: string;
+  @ApiProperty() name: string;
+  @ApiProperty() product: string;
+  @ApiProperty({ type: String, nullable: true, description: 'The version every agent should run.' }) targetVersion: string | null;
+  @ApiProperty({ enum: CONCRETE_POLICIES, enumName: 'ClusterPolicy' }) defaultPolicy: ConcretePolicy;
+  @ApiProperty({ type: UpgradeOptionsDto }) defaultOptions: UpgradeOptions;
+  @ApiProperty({ type: 'object', additionalProperties: { type: 'integer' }, description: 'Agents per reported version.', example: { '10.2.0': 3 } })
+  versions: Record<string, number>;
+  @ApiProperty({ description: 'All agents that reported a version report the same one, and none is unknown.' }) consistent: boolean;
+  @ApiProperty() agentCount: number;
+  @ApiProperty({ type: 'object', additionalProperties: { type: 'integer' }, description: `Agents per state (${AGENT_STATES.join(', ')}).` })
+  states: Partial<Record<AgentState, number>>;
+  @ApiProperty({ type: 'object', additionalProperties: { type: 'integer' }, description: `Agents per version status (${VERSION_STATUSES.join(', ')}).` })
+  versionStatuses: Partial<Record<VersionStatus, number>>;
+  @ApiProperty({ format: 'date-time' }) createdAt: string;
+  @ApiProperty({ format: 'date-time' }) updatedAt: string;
+}
+
+export function toClusterDto(cluster: Cluster, counts: ClusterCounts): ClusterDto {
+  const reported = Object.keys(counts.versions);
+  const unknown = counts.versionStatuses.unknown ?? 0;
+  return {
+    id: cluster.id,
+    name: cluster.name,
+    product: cluster.product,
+    targetVersion: cluster.targetVersion,
+    defaultPolicy: cluster.defaultPolicy,
+    defaultOptions: cluster.defaultOptions,
+    versions: counts.versions,
+    consistent: reported.length <= 1 && unknown === 0,
+    agentCount: counts.agentCount,
+    states: counts.states,
+    versionStatuses: counts.versionStatuses,
+    createdAt: cluster.createdAt.toISOString(),
+    updatedAt: cluster.updatedAt.toISOString(),
+  };
+}

@@ -1,0 +1,67 @@
+import { ApiPropertyOptional } from '@nestjs/swagger';
+import { IsBoolean, IsInt, IsOptional, Max, Min } from 'class-validator';
+import { IsCountOrPercent, IsFlatMap } from '../../common/validators';
+import type { AgentOptionValue, CountOrPercent } from '../../policies/upgrade-options';
+
+const countOrPercent = { oneOf: [{ type: 'integer', minimum: 0 }, { type: 'string', pattern: '^\\d{1,3}%$' }] };
+
+/** Upgrade options; every field optional, what is absent comes from the cluster's defaults. */
+export class UpgradeOptionsDto {
+  @ApiPropertyOptional({ ...countOrPercent, description: 'Units at once: a count or "25%"; 0 = all. A failover pair is one unit.' })
+  @IsOptional()
+  @IsCountOrPercent()
+  maxParallel?: CountOrPercent;
+
+  @ApiPropertyOptional({ ...countOrPercent, description: 'Failed units (count or percent) after which no new unit starts; running ones finish.' })
+  @IsOptional()
+  @IsCountOrPercent()
+  failureThreshold?: CountOrPercent;
+
+  @ApiPropertyOptional({ description: 'Units to run first; then the upgrade pauses for a resume.', minimum: 0 })
+  @IsOptional()
+  @IsInt()
+  @Min(0)
+  canary?: number;
+
+  @ApiPropertyOptional({ description: 'Wait until a busy agent is idle before upgrading it.' })
+  @IsOptional()
+  @IsBoolean()
+  waitForIdle?: boolean;
+
+  @ApiPropertyOptional({ minimum: 1, maximum: 604800 })
+  @IsOptional()
+  @IsInt()
+  @Min(1)
+  @Max(604800)
+  idleTimeoutS?: number;
+
+  @ApiPropertyOptional({ minimum: 1, maximum: 604800 })
+  @IsOptional()
+  @IsInt()
+  @Min(1)
+  @Max(604800)
+  offlineTimeoutS?: number;
+
+  @ApiPropertyOptional({ minimum: 1, maximum: 604800 })
+  @IsOptional()
+  @IsInt()
+  @Min(1)
+  @Max(604800)
+  phaseTimeoutS?: number;
+
+  @ApiPropertyOptional() @IsOptional() @IsBoolean() backup?: boolean;
+  @ApiPropertyOptional() @IsOptional() @IsBoolean() migrate?: boolean;
+  @ApiPropertyOptional() @IsOptional() @IsBoolean() startAfterUpgrade?: boolean;
+  @ApiPropertyOptional() @IsOptional() @IsBoolean() rebootAfter?: boolean;
+  @ApiPropertyOptional() @IsOptional() @IsBoolean() switchBackOnFailure?: boolean;
+
+  @ApiPropertyOptional({ description: 'Acknowledge a backup-first policy on a major-version upgrade.' })
+  @IsOptional()
+  @IsBoolean()
+  allowLegacyPolicyOnMajor?: boolean;
+
+  @ApiPropertyOptional({ type: 'object', additionalProperties: { oneOf: [{ type: 'string' }, { type: 'number' }, { type: 'boolean' }] }, description: 'Passed to the agent untouched.' })
+  @IsOptional()
+  @IsFlatMap(['string', 'number', 'boolean'], 50)
+  agentOptions?: Record<string, AgentOptionValue>;
+}

@@ -1,0 +1,77 @@
+import { isFQDN, isIP, ValidateBy, ValidationOptions } from 'class-validator';
+import * as semver from 'semver';
+
+/** A semantic version such as 10.3.0 (checked by the semver library). */
+export const IsSemverVersion = (options?: ValidationOptions) =>
+  ValidateBy(
+    {
+      name: 'isSemverVersion',
+      validator: {
+        validate: (value) => typeof value === 'string' && value.length <= 64 && /^\d/.test(value) && semver.valid(value) !== null,
+        defaultMessage: (args) => `${args?.property} must be a semantic version such as 10.3.0`,
+      },
+    },
+    options,
+  );
+
+/** A semver range such as ">=10.1.0 <10.3.0". */
+export const IsSemverRange = (options?: ValidationOptions) =>
+  ValidateBy(
+    {
+      name: 'isSemverRange',
+      validator: {
+        validate: (value) => typeof value === 'string' && value.length <= 200 && semver.validRange(value) !== null,
+        defaultMessage: (args) => `${args?.property} must be a semver range such as ">=10.1.0 <10.3.0"`,
+      },
+    },
+    options,
+  );
+
+/** A host name (a single label such as "db1" is fine on a LAN) or an IPv4/IPv6 address. */
+export const IsHostOrIp = (options?: ValidationOptions) =>
+  ValidateBy(
+    {
+      name: 'isHostOrIp',
+      validator: {
+        validate: (value) => typeof value === 'string' && value.length <= 253 && (isIP(value) || isFQDN(value, { require_tld: false, allow_underscores: true })),
+        defaultMessage: (args) => `${args?.property} must be a host name or an IP address`,
+      },
+    },
+    options,
+  );
+
+/** A whole number of units, or a share such as "25%" (0-100%). */
+export const IsCountOrPercent = (options?: ValidationOptions) =>
+  ValidateBy(
+    {
+      name: 'isCountOrPercent',
+      validator: {
+        validate: (value) =>
+          (Number.isInteger(value) && (value as number) >= 0 && (value as number) <= 1_000_000) ||
+          (typeof value === 'string' && /^\d{1,3}%$/.test(value) && Number(value.slice(0, -1)) <= 100),
+        defaultMessage: (args) => `${args?.property} must be a whole number (0 or more) or a percentage such as "25%"`,
+      },
+    },
+    options,
+  );
+
+/** A flat object of at most `maxKeys` short keys with short primitive values. */
+export const IsFlatMap = (kinds: Array<'string' | 'number' | 'boolean'>, maxKeys: number, options?: ValidationOptions) =>
+  ValidateBy(
+    {
+      name: 'isFlatMap',
+      validator: {
+        validate: (value) => {
+          if (typeof value !== 'object' || value === null || Array.isArray(value)) return false;
+          const entries = Object.entries(value);
+          return (
+            entries.length <= maxKeys &&
+            entries.every(([k, v]) => /^[A-Za-z0-9_.-]{1,64}$/.test(k) && kinds.includes(typeof v as 'string') && (typeof v !== 'string' || v.length <= 200))
+          );
+        },
+        defaultMessage: (args) =>
+          `${args?.property} must be an object of at most ${maxKeys} entries, keys of letters, digits, "_", "." or "-" (up to 64), values ${kinds.join(' or ')} (strings up to 200 characters)`,
+      },
+    },
+    options,
+  );
