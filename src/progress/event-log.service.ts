@@ -32,15 +32,14 @@ export class EventLog {
 
   async append(tx: Tx, events: NewEvent[]): Promise<ProgressEvent[]> {
     if (events.length === 0) return [];
-    const rows: Array<{ lastId: number | string }> = await tx.em
+    // The UPDATE takes the counter row's lock (held to commit on PostgreSQL); the SELECT reads our own write.
+    await tx.em
       .createQueryBuilder()
       .update(EventSequence)
       .set({ lastId: () => `"lastId" + ${events.length}` })
       .where('name = :name', { name: 'events' })
-      .returning(['lastId'])
-      .execute()
-      .then((r) => r.raw);
-    const lastId = Number(rows[0].lastId);
+      .execute();
+    const { lastId } = await tx.em.findOneByOrFail(EventSequence, { name: 'events' });
     const now = this.clock.now();
     const saved = events.map((event, i) =>
       Object.assign(new ProgressEvent(), {

@@ -1,0 +1,45 @@
+import { FakeAgent, HeartbeatBody } from './fake-agent';
+import type { TestApp } from './test-app';
+
+let counter = 0;
+const unique = (prefix: string) => `${prefix}-${process.pid}-${++counter}`;
+
+export async function givenCluster(t: TestApp, body: Record<string, unknown> = {}): Promise<{ id: string; name: string; product: string }> {
+  const res = await t.admin.post('/api/v1/clusters').send({ name: unique('cluster'), product: 'acme-agent', ...body });
+  if (res.status !== 201) throw new Error(`cluster: ${res.status} ${JSON.stringify(res.body)}`);
+  return res.body;
+}
+
+export interface RegisteredAgent {
+  id: string;
+  name: string;
+  pairingKey: string;
+  [field: string]: unknown;
+}
+
+export async function givenAgent(
+  t: TestApp,
+  clusterId: string,
+  body: { role?: 'standalone' | 'main' | 'backup'; failoverGroup?: string; name?: string; address?: string } = {},
+): Promise<RegisteredAgent> {
+  const name = body.name ?? unique('agent');
+  const res = await t.admin
+    .post(`/api/v1/clusters/${clusterId}/agents`)
+    .send({ role: 'standalone', name, address: body.address ?? `${name}.lan`, ...body });
+  if (res.status !== 201) throw new Error(`agent: ${res.status} ${JSON.stringify(res.body)}`);
+  return res.body;
+}
+
+/** Registers and pairs an agent, which then reports `state` in a first heartbeat, as real agents do. */
+export async function givenPairedAgent(
+  t: TestApp,
+  clusterId: string,
+  body: Parameters<typeof givenAgent>[2] = {},
+  state: Partial<HeartbeatBody> = {},
+): Promise<{ registered: RegisteredAgent; agent: FakeAgent }> {
+  const registered = await givenAgent(t, clusterId, body);
+  const agent = await FakeAgent.pair(t, registered.pairingKey, state);
+  const first = await agent.heartbeat();
+  if (first.status !== 200) throw new Error(`first heartbeat: ${first.status} ${JSON.stringify(first.body)}`);
+  return { registered, agent };
+}
