@@ -31,6 +31,9 @@ export async function createApp(config: AppConfig, overrides: AppOverrides = {})
   });
 
   app.disable('x-powered-by');
+  // Express hashes every response body for an ETag; API answers are never revalidated, so it is
+  // wasted work on every call (heartbeats above all). Downloads set their own ETag.
+  app.set('etag', false);
   app.use(requestIdAndAccessLog());
   app.useBodyParser('json', { limit: config.maxJsonBodyBytes });
   // Body-parser errors happen before Nest's pipeline, so they are answered here in the same shape.

@@ -4,13 +4,19 @@ import type { QueryDeepPartialEntity } from 'typeorm';
 import { Database, Tx } from '../database/database';
 import { AgentCommand } from './agent-command.entity';
 
+const PENDING_SQL = `SELECT "id", "type", "payload" FROM "agent_commands" WHERE "agentId" = $1 AND "status" = 'pending' ORDER BY "createdAt", "id"`;
+
 @Injectable()
 export class AgentCommandRepository {
   constructor(private readonly db: Database) {}
 
-  /** The commands an agent has not reported on yet, oldest first (uses the agent/status index). */
-  findPendingFor(agentId: string): Promise<AgentCommand[]> {
-    return this.db.reader.find(AgentCommand, { where: { agentId, status: 'pending' }, order: { createdAt: 'ASC', id: 'ASC' } });
+  /**
+   * The commands an agent has not reported on yet, oldest first (the agent/status index). Asked on
+   * every heartbeat, so it is fixed SQL rather than the query builder.
+   */
+  async findPendingFor(agentId: string): Promise<Array<Pick<AgentCommand, 'id' | 'type' | 'payload'>>> {
+    const rows: Array<{ id: string; type: AgentCommand['type']; payload: string }> = await this.db.reader.query(this.db.sql(PENDING_SQL), [agentId]);
+    return rows.map((r) => ({ id: r.id, type: r.type, payload: JSON.parse(r.payload) as Record<string, unknown> }));
   }
 
   findById(id: string, em: EntityManager = this.db.reader): Promise<AgentCommand | null> {

@@ -7,7 +7,7 @@ import { UnauthenticatedError } from '../common/errors';
 import { type AppConfig, InjectAppConfig } from '../config/app-config';
 import { Database } from '../database/database';
 import { Agent } from './agent.entity';
-import { AgentRepository } from './agent.repository';
+import { AgentRepository, HeartbeatView } from './agent.repository';
 import { AgentFacts, pollAfterMs } from './agent-state';
 import { AgentCommandsService } from './agent-commands.service';
 import { AgentLiveness } from './agent-liveness';
@@ -75,7 +75,7 @@ export class AgentProtocolService {
    */
   async heartbeat(agentId: string, dto: HeartbeatDto): Promise<HeartbeatAnswerDto> {
     const now = this.clock.now();
-    let agent = await this.agents.findById(agentId);
+    const agent = await this.agents.findHeartbeatView(agentId);
     if (!agent) return this.removedAnswer();
     const facts = plainFacts(dto.facts);
     const changes: Partial<Agent> = {
@@ -84,9 +84,10 @@ export class AgentProtocolService {
       busy: dto.busy,
       remoteUpgrade: dto.capabilities?.remoteUpgrade ?? agent.remoteUpgrade,
     };
-    const stateChanges = Object.entries(changes).some(([k, v]) => agent![k as keyof Agent] !== v);
+    const stateChanges = Object.entries(changes).some(([k, v]) => agent[k as keyof HeartbeatView] !== v);
     const terminatingDone = agent.removalRequestedAt !== null && !dto.busy;
 
+    let hold = agent.hold;
     if (stateChanges || !agent.online || terminatingDone) {
       const outcome = await this.db.transaction(async (tx) => {
         const current = await this.agents.findForUpdate(tx, agentId);
@@ -102,13 +103,13 @@ export class AgentProtocolService {
         this.logger.log(`agent ${agentId} reported idle while terminating: removed`);
         return this.removedAnswer();
       }
-      agent = outcome;
+      hold = outcome.hold;
     } else {
       this.liveness.seen(agentId, now, facts && !isDeepStrictEqual(facts, agent.facts) ? facts : undefined);
     }
 
     const commands = await this.commands.pendingFor(agentId);
-    return { commands, hold: agent.hold, pollAfterMs: pollAfterMs(this.config.heartbeatTimeoutS, agent.hold || commands.length > 0) };
+    return { commands, hold, pollAfterMs: pollAfterMs(this.config.heartbeatTimeoutS, hold || commands.length > 0) };
   }
 
   private removedAnswer(): HeartbeatAnswerDto {

@@ -66,6 +66,7 @@ export function dataSourceOptions(database: AppConfig['database']): DataSourceOp
 export class Database implements OnApplicationShutdown {
   private readonly logger = new Logger(Database.name);
   private readonly writeLock = new Mutex();
+  private readonly dialectCache = new Map<string, string>();
 
   private constructor(
     readonly type: DatabaseType,
@@ -111,6 +112,19 @@ export class Database implements OnApplicationShutdown {
       await lockRunner.query('SELECT pg_advisory_unlock($1)', [MIGRATION_LOCK_KEY]).catch(() => undefined);
       await lockRunner.release();
     }
+  }
+
+  /**
+   * SQL written with PostgreSQL placeholders ($1, $2...) in this database's dialect. For the few
+   * hot queries that skip TypeORM's query builder; the driver caches their prepared statements.
+   */
+  sql(text: string): string {
+    let converted = this.dialectCache.get(text);
+    if (converted === undefined) {
+      converted = this.type === 'sqlite' ? text.replace(/\$\d+/g, '?') : text;
+      this.dialectCache.set(text, converted);
+    }
+    return converted;
   }
 
   /** EntityManager for reads outside a transaction; sees committed data only. */
