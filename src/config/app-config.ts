@@ -1,4 +1,4 @@
-import { Inject } from '@nestjs/common';
+import { applyDecorators, Inject } from '@nestjs/common';
 import { getConfigToken, registerAs } from '@nestjs/config';
 import { plainToInstance, Transform } from 'class-transformer';
 import {
@@ -23,16 +23,25 @@ const GiB = 1024 ** 3;
 /** Numbers come from the environment as strings; anything but digits stays a string and fails IsInt. */
 const toInt = () => Transform(({ value }) => (/^-?\d+$/.test(String(value)) ? Number(value) : value));
 
+/** An optional whole number in [min, max]; every failure says the same thing, naming the variable. */
+const WholeNumber = (name: string, min: number, max: number | undefined, unit?: string) => {
+  const range = max === undefined ? `, at least ${min}` : ` from ${min} to ${max}`;
+  const message = `${name} must be a whole number${unit ? ` of ${unit}` : ''}${range}`;
+  return applyDecorators(
+    IsOptional(),
+    toInt(),
+    IsInt({ message }),
+    Min(min, { message }),
+    ...(max === undefined ? [] : [Max(max, { message })]),
+  );
+};
+
 /**
  * The environment Lockstep reads. Every variable has a default that works out of the box;
  * each message says what the variable accepts, so a bad value stops start-up with one clear line.
  */
 export class EnvironmentVariables {
-  @IsOptional()
-  @toInt()
-  @IsInt({ message: 'PORT must be a whole number from 1 to 65535' })
-  @Min(1, { message: 'PORT must be a whole number from 1 to 65535' })
-  @Max(65535, { message: 'PORT must be a whole number from 1 to 65535' })
+  @WholeNumber('PORT', 1, 65535)
   PORT?: number;
 
   @IsOptional()
@@ -56,31 +65,16 @@ export class EnvironmentVariables {
   @Matches(/^[\x21-\x7e]+$/, { message: 'LOCKSTEP_ADMIN_TOKEN must be printable ASCII without spaces' })
   LOCKSTEP_ADMIN_TOKEN?: string;
 
-  @IsOptional()
-  @toInt()
-  @IsInt({ message: 'MAX_PACKAGE_BYTES must be a whole number of bytes, at least 1024' })
-  @Min(1024, { message: 'MAX_PACKAGE_BYTES must be a whole number of bytes, at least 1024' })
+  @WholeNumber('MAX_PACKAGE_BYTES', 1024, undefined, 'bytes')
   MAX_PACKAGE_BYTES?: number;
 
-  @IsOptional()
-  @toInt()
-  @IsInt({ message: 'HEARTBEAT_TIMEOUT_S must be a whole number of seconds from 5 to 86400' })
-  @Min(5, { message: 'HEARTBEAT_TIMEOUT_S must be a whole number of seconds from 5 to 86400' })
-  @Max(86400, { message: 'HEARTBEAT_TIMEOUT_S must be a whole number of seconds from 5 to 86400' })
+  @WholeNumber('HEARTBEAT_TIMEOUT_S', 5, 86400, 'seconds')
   HEARTBEAT_TIMEOUT_S?: number;
 
-  @IsOptional()
-  @toInt()
-  @IsInt({ message: 'PAIRING_KEY_TTL_S must be a whole number of seconds from 60 to 2592000 (30 days)' })
-  @Min(60, { message: 'PAIRING_KEY_TTL_S must be a whole number of seconds from 60 to 2592000 (30 days)' })
-  @Max(2592000, { message: 'PAIRING_KEY_TTL_S must be a whole number of seconds from 60 to 2592000 (30 days)' })
+  @WholeNumber('PAIRING_KEY_TTL_S', 60, 2592000, 'seconds')
   PAIRING_KEY_TTL_S?: number;
 
-  @IsOptional()
-  @toInt()
-  @IsInt({ message: 'MAX_JSON_BODY_BYTES must be a whole number of bytes from 1024 to 104857600' })
-  @Min(1024, { message: 'MAX_JSON_BODY_BYTES must be a whole number of bytes from 1024 to 104857600' })
-  @Max(100 * 1024 * 1024, { message: 'MAX_JSON_BODY_BYTES must be a whole number of bytes from 1024 to 104857600' })
+  @WholeNumber('MAX_JSON_BODY_BYTES', 1024, 104857600, 'bytes')
   MAX_JSON_BODY_BYTES?: number;
 
   @IsOptional()

@@ -45,7 +45,22 @@ export class CapabilitiesDto {
   remoteUpgrade?: boolean;
 }
 
-export class PairDto {
+/** What an agent tells of itself beyond its version: the same on pairing and on every heartbeat. */
+class AgentSelfReportDto {
+  @ApiPropertyOptional({ type: FactsDto, description: 'Absent: the last facts stay.' })
+  @IsOptional()
+  @ValidateNested()
+  @Type(() => FactsDto)
+  facts?: FactsDto;
+
+  @ApiPropertyOptional({ type: CapabilitiesDto })
+  @IsOptional()
+  @ValidateNested()
+  @Type(() => CapabilitiesDto)
+  capabilities?: CapabilitiesDto;
+}
+
+export class PairDto extends AgentSelfReportDto {
   @ApiProperty({ description: 'The one-time key given when the agent was registered.' })
   @IsString()
   @Length(8, 200)
@@ -60,21 +75,9 @@ export class PairDto {
   @IsOptional()
   @IsSemverVersion()
   webappsVersion?: string;
-
-  @ApiPropertyOptional({ type: FactsDto })
-  @IsOptional()
-  @ValidateNested()
-  @Type(() => FactsDto)
-  facts?: FactsDto;
-
-  @ApiPropertyOptional({ type: CapabilitiesDto })
-  @IsOptional()
-  @ValidateNested()
-  @Type(() => CapabilitiesDto)
-  capabilities?: CapabilitiesDto;
 }
 
-export class HeartbeatDto {
+export class HeartbeatDto extends AgentSelfReportDto {
   @ApiProperty({ type: String, nullable: true, description: 'The installed version, or null if the agent cannot tell.', example: '10.2.0' })
   @ValidateIf((_, v) => v !== null)
   @IsSemverVersion()
@@ -88,18 +91,6 @@ export class HeartbeatDto {
   @ApiProperty({ description: 'Running work of its own (a scan, a job).' })
   @IsBoolean({ message: 'busy must be true or false' })
   busy: boolean;
-
-  @ApiPropertyOptional({ type: FactsDto, description: 'Absent: the last facts stay.' })
-  @IsOptional()
-  @ValidateNested()
-  @Type(() => FactsDto)
-  facts?: FactsDto;
-
-  @ApiPropertyOptional({ type: CapabilitiesDto })
-  @IsOptional()
-  @ValidateNested()
-  @Type(() => CapabilitiesDto)
-  capabilities?: CapabilitiesDto;
 }
 
 export class ProgressReportDto {
