@@ -4,7 +4,11 @@ import { UserRole } from './access-token.entity';
 import { Principal } from './principal';
 
 /** Every route states who may call it; the access guard refuses a route that states nothing. */
-export type AccessRule = { kind: 'public' } | { kind: 'role'; role: UserRole; refusal?: string } | { kind: 'agent' };
+export type AccessRule =
+  | { kind: 'public' }
+  | { kind: 'role'; role: UserRole; refusal?: string }
+  | { kind: 'agent' }
+  | { kind: 'stream'; scope: string; param: string };
 
 export const ACCESS_RULE = 'lockstep:access-rule';
 
@@ -30,6 +34,18 @@ export const AgentRoute = () =>
     ApiBearerAuth(),
     ApiUnauthorizedResponse({ description: 'No agent token, or the token is unknown or revoked.' }),
     ApiForbiddenResponse({ description: 'The token is not an agent token.' }),
+  );
+
+/**
+ * An event stream: a viewer token in the Authorization header, or a stream ticket for exactly this
+ * stream (`scope` and the id in route parameter `param`) in `?ticket=`.
+ */
+export const StreamRoute = (scope: string, param: string) =>
+  applyDecorators(
+    SetMetadata(ACCESS_RULE, { kind: 'stream', scope, param } satisfies AccessRule),
+    ApiBearerAuth(),
+    ApiUnauthorizedResponse({ description: 'No token and no ticket, or the token or ticket is not valid for this stream.' }),
+    ApiForbiddenResponse({ description: 'An agent token.' }),
   );
 
 /** The authenticated caller, as set by the access guard. */

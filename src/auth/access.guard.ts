@@ -5,6 +5,7 @@ import { ForbiddenError, UnauthenticatedError } from '../common/errors';
 import { ACCESS_RULE, AccessRule } from './access.decorators';
 import { AuthService } from './auth.service';
 import { Principal, roleAllows } from './principal';
+import { StreamTicketsService } from './stream-tickets.service';
 
 const BEARER = /^Bearer\s+(\S+)\s*$/i;
 
@@ -14,6 +15,7 @@ export class AccessGuard implements CanActivate {
   constructor(
     private readonly reflector: Reflector,
     private readonly auth: AuthService,
+    private readonly tickets: StreamTicketsService,
   ) {}
 
   async canActivate(context: ExecutionContext): Promise<boolean> {
@@ -24,17 +26,27 @@ export class AccessGuard implements CanActivate {
     if (rule.kind === 'public') return true;
 
     const request = context.switchToHttp().getRequest<Request & { principal?: Principal }>();
+    const ticket = typeof request.query.ticket === 'string' ? request.query.ticket : undefined;
+    if (rule.kind === 'stream' && ticket && !request.headers.authorization) {
+      request.principal = await this.tickets.redeem(ticket, rule.scope, String(request.params[rule.param]));
+      return true;
+    }
+    if (rule.kind === 'stream' && !request.headers.authorization) {
+      throw new UnauthenticatedError('No token: send "Authorization: Bearer <token>", or pass ?ticket= from POST /api/v1/stream-tickets (for EventSource).', 'TOKEN_MISSING');
+    }
     const principal = await this.authenticate(request.headers.authorization);
     if (rule.kind === 'agent') {
       if (principal.kind !== 'agent') {
         throw new ForbiddenError('This route is for agents only; an agent calls it with the token it received when it paired.', 'AGENT_ONLY');
       }
     } else {
+      const needed = rule.kind === 'stream' ? 'viewer' : rule.role;
       if (principal.kind === 'agent') {
         throw new ForbiddenError('Agent tokens reach only /api/v1/agent/*; use an API token for this route.', 'AGENT_TOKEN_NOT_ALLOWED');
       }
-      if (!roleAllows(principal.role, rule.role)) {
-        throw new ForbiddenError(rule.refusal ?? `This needs the ${rule.role} role or higher; your token has the ${principal.role} role. Ask an admin for a token with that role.`, 'ROLE_TOO_LOW');
+      if (!roleAllows(principal.role, needed)) {
+        const refusal = rule.kind === 'role' ? rule.refusal : undefined;
+        throw new ForbiddenError(refusal ?? `This needs the ${needed} role or higher; your token has the ${principal.role} role. Ask an admin for a token with that role.`, 'ROLE_TOO_LOW');
       }
     }
     request.principal = principal;

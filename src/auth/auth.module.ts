@@ -3,11 +3,12 @@ import { APP_GUARD } from '@nestjs/core';
 import { AccessGuard } from './access.guard';
 import { AccessTokenRepository } from './access-token.repository';
 import { AuthService } from './auth.service';
+import { StreamTicketsService } from './stream-tickets.service';
 import { TokensController } from './tokens.controller';
 
 @Module({
   controllers: [TokensController],
-  providers: [AccessTokenRepository, AuthService, { provide: APP_GUARD, useClass: AccessGuard }],
-  exports: [AuthService],
+  providers: [AccessTokenRepository, AuthService, StreamTicketsService, { provide: APP_GUARD, useClass: AccessGuard }],
+  exports: [AuthService, StreamTicketsService],
 })
 export class AuthModule {}

@@ -1,9 +1,10 @@
-import { Injectable, Logger } from '@nestjs/common';
+import { Injectable, Logger, OnModuleInit } from '@nestjs/common';
 import { randomUUID } from 'node:crypto';
 import { Clock } from '../common/clock';
 import { isUniqueViolation } from '../common/db-errors';
 import { ConflictError, NotFoundError } from '../common/errors';
 import { Database, Tx } from '../database/database';
+import { StreamScopes } from '../progress/stream-scopes';
 import { DEFAULT_UPGRADE_OPTIONS, resolveOptions, type UpgradeOptions } from '../policies/upgrade-options';
 import { AgentRepository } from './agent.repository';
 import { Cluster } from './cluster.entity';
@@ -14,7 +15,7 @@ import { ClusterDto, CreateClusterDto, toClusterDto, UpdateClusterDto } from './
 export type ClusterDeletionGuard = (tx: Tx, clusterId: string) => Promise<string | null>;
 
 @Injectable()
-export class ClustersService {
+export class ClustersService implements OnModuleInit {
   private readonly logger = new Logger(ClustersService.name);
   private readonly deletionGuards: ClusterDeletionGuard[] = [];
 
@@ -23,7 +24,12 @@ export class ClustersService {
     private readonly clusters: ClusterRepository,
     private readonly agents: AgentRepository,
     private readonly clock: Clock,
+    private readonly scopes: StreamScopes,
   ) {}
+
+  onModuleInit(): void {
+    this.scopes.register('cluster', async (id) => (await this.clusters.findById(id)) !== null);
+  }
 
   /** Modules that keep data per cluster (packages, upgrades) register what blocks a deletion. */
   registerDeletionGuard(guard: ClusterDeletionGuard): void {

@@ -77,6 +77,18 @@ export class EnvironmentVariables {
   @WholeNumber('MAX_JSON_BODY_BYTES', 1024, 104857600, 'bytes')
   MAX_JSON_BODY_BYTES?: number;
 
+  @WholeNumber('EVENT_RETENTION_DAYS', 1, 3650, 'days')
+  EVENT_RETENTION_DAYS?: number;
+
+  @WholeNumber('SSE_KEEPALIVE_MS', 100, 300000, 'milliseconds')
+  SSE_KEEPALIVE_MS?: number;
+
+  @WholeNumber('SSE_MAX_BUFFER_BYTES', 4096, 67108864, 'bytes')
+  SSE_MAX_BUFFER_BYTES?: number;
+
+  @WholeNumber('STREAM_TICKET_TTL_S', 5, 3600, 'seconds')
+  STREAM_TICKET_TTL_S?: number;
+
   @IsOptional()
   @IsIn(LOG_LEVELS, { message: `LOG_LEVEL must be one of: ${LOG_LEVELS.join(', ')}` })
   LOG_LEVEL?: LogLevelName;
@@ -98,6 +110,12 @@ export interface AppConfig {
   heartbeatTimeoutS: number;
   pairingKeyTtlS: number;
   maxJsonBodyBytes: number;
+  eventRetentionDays: number;
+  /** How often an idle event stream gets a comment line, so proxies keep it open. */
+  sseKeepAliveMs: number;
+  /** Unsent bytes a viewer may have queued before it is disconnected (it reconnects and replays). */
+  sseMaxBufferBytes: number;
+  streamTicketTtlS: number;
   logLevel: LogLevelName;
   logFormat: 'json' | 'text';
 }
@@ -136,6 +154,10 @@ export function loadConfig(env: NodeJS.ProcessEnv | Record<string, string | unde
     heartbeatTimeoutS: vars.HEARTBEAT_TIMEOUT_S ?? 30,
     pairingKeyTtlS: vars.PAIRING_KEY_TTL_S ?? 24 * 3600,
     maxJsonBodyBytes: vars.MAX_JSON_BODY_BYTES ?? 1024 * 1024,
+    eventRetentionDays: vars.EVENT_RETENTION_DAYS ?? 30,
+    sseKeepAliveMs: vars.SSE_KEEPALIVE_MS ?? 15_000,
+    sseMaxBufferBytes: vars.SSE_MAX_BUFFER_BYTES ?? 1024 * 1024,
+    streamTicketTtlS: vars.STREAM_TICKET_TTL_S ?? 60,
     logLevel: vars.LOG_LEVEL ?? 'log',
     logFormat: vars.LOG_FORMAT ?? 'json',
   };

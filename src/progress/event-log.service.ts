@@ -1,8 +1,8 @@
 import { Injectable } from '@nestjs/common';
-import { Observable, Subject } from 'rxjs';
 import type { QueryDeepPartialEntity } from 'typeorm';
 import { Clock } from '../common/clock';
-import { Tx } from '../database/database';
+import { Database, Tx } from '../database/database';
+import { EventFeed } from './event-feed';
 import { EventSequence, EventType, ProgressEvent } from './progress-event.entity';
 
 export interface NewEvent {
@@ -13,6 +13,9 @@ export interface NewEvent {
   data: Record<string, unknown>;
 }
 
+/** The channel on which PostgreSQL replicas tell each other that events were committed. */
+export const EVENTS_CHANNEL = 'lockstep_events';
+
 /**
  * The event log. The domain appends events inside the transaction of the change they report; they
  * are streamed only after that transaction commits. Ids come from one counter row: incrementing it
@@ -21,14 +24,11 @@ export interface NewEvent {
  */
 @Injectable()
 export class EventLog {
-  private readonly committed = new Subject<ProgressEvent>();
-
-  constructor(private readonly clock: Clock) {}
-
-  /** Events as they commit on this replica. */
-  get live$(): Observable<ProgressEvent> {
-    return this.committed.asObservable();
-  }
+  constructor(
+    private readonly clock: Clock,
+    private readonly db: Database,
+    private readonly feed: EventFeed,
+  ) {}
 
   async append(tx: Tx, events: NewEvent[]): Promise<ProgressEvent[]> {
     if (events.length === 0) return [];
@@ -53,7 +53,11 @@ export class EventLog {
       }),
     );
     await tx.em.insert(ProgressEvent, saved as QueryDeepPartialEntity<ProgressEvent>[]);
-    tx.afterCommit(() => saved.forEach((e) => this.committed.next(e)));
+    if (this.db.type === 'postgres') {
+      // NOTIFY is transactional: delivered to every replica's listener at commit, dropped on rollback.
+      await tx.em.query('SELECT pg_notify($1, $2)', [EVENTS_CHANNEL, String(lastId)]);
+    }
+    tx.afterCommit(() => this.feed.poke());
     return saved;
   }
 }

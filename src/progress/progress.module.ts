@@ -1,9 +1,19 @@
 import { Module } from '@nestjs/common';
+import { AuthModule } from '../auth/auth.module';
+import { EventFeed } from './event-feed';
 import { EventLog } from './event-log.service';
+import { EventRetention } from './event-retention';
+import { EventStreams } from './event-streams';
+import { PgEventListener } from './pg-event-listener';
+import { ProgressController } from './progress.controller';
+import { ProgressEventRepository } from './progress-event.repository';
+import { StreamScopes } from './stream-scopes';
 
-/** The event log and its streams. Knows no domain rules: the domain publishes to it. */
+/** The event log, its live feed, the SSE streams and their fan-out. Knows no domain rules: the domain publishes to it. */
 @Module({
-  providers: [EventLog],
-  exports: [EventLog],
+  imports: [AuthModule],
+  controllers: [ProgressController],
+  providers: [ProgressEventRepository, EventFeed, EventLog, EventStreams, EventRetention, PgEventListener, StreamScopes],
+  exports: [EventLog, EventFeed, StreamScopes],
 })
 export class ProgressModule {}

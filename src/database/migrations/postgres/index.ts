@@ -1,4 +1,5 @@
 import { Initial1795346133215 } from './1795346133215-Initial';
+import { StreamTickets1795347938161 } from './1795347938161-StreamTickets';
 
 /** Applied in this order; add each generated migration here. */
-export const POSTGRES_MIGRATIONS = [Initial1795346133215];
+export const POSTGRES_MIGRATIONS = [Initial1795346133215, StreamTickets1795347938161];

@@ -1,4 +1,5 @@
 import { Initial1795346128061 } from './1795346128061-Initial';
+import { StreamTickets1795347929513 } from './1795347929513-StreamTickets';
 
 /** Applied in this order; add each generated migration here. */
-export const SQLITE_MIGRATIONS = [Initial1795346128061];
+export const SQLITE_MIGRATIONS = [Initial1795346128061, StreamTickets1795347929513];

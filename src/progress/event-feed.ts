@@ -1,0 +1,68 @@
+import { Injectable, Logger, OnApplicationBootstrap } from '@nestjs/common';
+import { Observable, Subject } from 'rxjs';
+import { ProgressEvent } from './progress-event.entity';
+import { ProgressEventRepository } from './progress-event.repository';
+
+const BATCH = 1000;
+
+/**
+ * The live side of the event log on this replica. When poked (a local commit, or a NOTIFY from
+ * another replica), it reads the events after its high-water mark from the database and emits them
+ * in id order. Because everything comes from committed rows in id order, viewers see the same order
+ * on every replica, and `highWaterMark` is a precise point to replay up to.
+ */
+@Injectable()
+export class EventFeed implements OnApplicationBootstrap {
+  private readonly logger = new Logger(EventFeed.name);
+  private readonly subject = new Subject<ProgressEvent>();
+  private lastId = 0;
+  private draining: Promise<void> | null = null;
+  private pokedWhileDraining = false;
+
+  constructor(private readonly events: ProgressEventRepository) {}
+
+  async onApplicationBootstrap(): Promise<void> {
+    this.lastId = await this.events.maxId();
+  }
+
+  /** Every event emitted so far has an id at most this. */
+  get highWaterMark(): number {
+    return this.lastId;
+  }
+
+  get events$(): Observable<ProgressEvent> {
+    return this.subject.asObservable();
+  }
+
+  /** How many streams listen now; a disconnected viewer must leave none behind. */
+  get subscriberCount(): number {
+    return this.subject.observers.length;
+  }
+
+  /** New events may be in the database: read and emit them. Pokes during a read coalesce into one more read. */
+  poke(): Promise<void> {
+    if (this.draining) {
+      this.pokedWhileDraining = true;
+      return this.draining;
+    }
+    this.draining = this.drain().finally(() => (this.draining = null));
+    return this.draining;
+  }
+
+  private async drain(): Promise<void> {
+    do {
+      this.pokedWhileDraining = false;
+      try {
+        const batch = await this.events.after(this.lastId, BATCH);
+        for (const event of batch) {
+          this.lastId = event.id;
+          this.subject.next(event);
+        }
+        if (batch.length === BATCH) this.pokedWhileDraining = true;
+      } catch (error) {
+        this.logger.error(`could not read new events: ${(error as Error).message}`);
+        return;
+      }
+    } while (this.pokedWhileDraining);
+  }
+}

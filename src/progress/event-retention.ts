@@ -1,0 +1,32 @@
+import { Injectable, Logger } from '@nestjs/common';
+import { Interval } from '@nestjs/schedule';
+import { Clock } from '../common/clock';
+import { type AppConfig, InjectAppConfig } from '../config/app-config';
+import { ProgressEventRepository } from './progress-event.repository';
+
+const EVERY_HOUR_MS = 3600_000;
+
+/** Deletes events older than EVENT_RETENTION_DAYS; a viewer asking to replay from before then gets `reset`. */
+@Injectable()
+export class EventRetention {
+  private readonly logger = new Logger(EventRetention.name);
+
+  constructor(
+    private readonly events: ProgressEventRepository,
+    private readonly clock: Clock,
+    @InjectAppConfig() private readonly config: AppConfig,
+  ) {}
+
+  @Interval(EVERY_HOUR_MS)
+  async clean(): Promise<number> {
+    try {
+      const cutoff = new Date(this.clock.now().getTime() - this.config.eventRetentionDays * 86400_000);
+      const deleted = await this.events.deleteOlderThan(cutoff);
+      if (deleted) this.logger.log(`deleted ${deleted} event(s) older than ${this.config.eventRetentionDays} days`);
+      return deleted;
+    } catch (error) {
+      this.logger.error(`event retention failed: ${(error as Error).message}`);
+      return 0;
+    }
+  }
+}

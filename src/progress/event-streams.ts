@@ -1,0 +1,141 @@
+import { BeforeApplicationShutdown, Injectable, Logger } from '@nestjs/common';
+import type { Request, Response } from 'express';
+import { Subscription } from 'rxjs';
+import { type AppConfig, InjectAppConfig } from '../config/app-config';
+import { toEventDto } from './event.dto';
+import { EventFeed } from './event-feed';
+import { ProgressEvent } from './progress-event.entity';
+import { EventScope, matchesScope, ProgressEventRepository } from './progress-event.repository';
+
+const REPLAY_PAGE = 500;
+/** Tell browsers how long to wait before reconnecting after a drop. */
+const RETRY_MS = 3000;
+
+interface Viewer {
+  close(reason?: string): void;
+}
+
+/**
+ * Serves Server-Sent Events for one scope. Replay without gap or duplicate: subscribe to the feed
+ * first (holding what arrives), note its high-water mark, replay up to that mark from the database,
+ * then release the held events above it; every event is sent only if its id is above the last one
+ * sent. A viewer that lets more than SSE_MAX_BUFFER_BYTES pile up unsent is disconnected (it
+ * reconnects and replays) instead of growing memory.
+ */
+@Injectable()
+export class EventStreams implements BeforeApplicationShutdown {
+  private readonly logger = new Logger(EventStreams.name);
+  private readonly viewers = new Set<Viewer>();
+
+  constructor(
+    private readonly feed: EventFeed,
+    private readonly events: ProgressEventRepository,
+    @InjectAppConfig() private readonly config: AppConfig,
+  ) {}
+
+  get viewerCount(): number {
+    return this.viewers.size;
+  }
+
+  async stream(req: Request, res: Response, scope: EventScope, lastEventId: number | undefined): Promise<void> {
+    let closed = false;
+    let replaying = true;
+    let lastSent = lastEventId ?? 0;
+    const held: ProgressEvent[] = [];
+    let subscription: Subscription | undefined;
+    let keepAlive: NodeJS.Timeout | undefined;
+
+    const viewer: Viewer = {
+      close: (reason) => {
+        if (closed) return;
+        closed = true;
+        subscription?.unsubscribe();
+        if (keepAlive) clearInterval(keepAlive);
+        this.viewers.delete(viewer);
+        if (reason) this.logger.warn(`closing an event stream: ${reason}`);
+        if (!res.writableEnded) res.end();
+      },
+    };
+    this.viewers.add(viewer);
+    req.on('close', () => viewer.close());
+    res.on('error', () => viewer.close());
+
+    const write = (frame: string): boolean => {
+      if (closed) return false;
+      const ok = res.write(frame);
+      if (res.writableLength > this.config.sseMaxBufferBytes) viewer.close(`viewer too slow (${res.writableLength} bytes unsent); it will reconnect and replay`);
+      return ok;
+    };
+    const send = (event: ProgressEvent): boolean => {
+      if (event.id <= lastSent) return true;
+      lastSent = event.id;
+      return write(`id: ${event.id}\nevent: ${event.type}\ndata: ${JSON.stringify(toEventDto(event))}\n\n`);
+    };
+
+    try {
+      res.writeHead(200, {
+        'Content-Type': 'text/event-stream; charset=utf-8',
+        'Cache-Control': 'no-cache, no-transform',
+        'X-Accel-Buffering': 'no',
+        Connection: 'keep-alive',
+      });
+      write(`retry: ${RETRY_MS}\n\n`);
+
+      subscription = this.feed.events$.subscribe((event) => {
+        if (!matchesScope(event, scope)) return;
+        if (!replaying) return void send(event);
+        held.push(event);
+        if (held.length * 256 > this.config.sseMaxBufferBytes) viewer.close('too many events arrived during replay');
+      });
+      const highWaterMark = this.feed.highWaterMark;
+
+      if (lastEventId !== undefined) {
+        const oldest = await this.events.minId();
+        const newest = await this.events.maxId();
+        if ((oldest !== null && lastEventId < oldest - 1) || lastEventId > newest) {
+          // Events after lastEventId are gone (retention), or the id is from another log: the client must reload.
+          write(`id: ${highWaterMark}\nevent: reset\ndata: ${JSON.stringify({ reason: lastEventId > newest ? 'unknown-event-id' : 'events-expired', lastEventId, oldestRetainedId: oldest })}\n\n`);
+          lastSent = highWaterMark;
+        } else {
+          await this.replay(scope, lastEventId, highWaterMark, send, res, () => closed);
+        }
+      }
+      replaying = false;
+      for (const event of held.splice(0)) send(event);
+      keepAlive = setInterval(() => write(': keep-alive\n\n'), this.config.sseKeepAliveMs);
+    } catch (error) {
+      this.logger.error(`event stream failed: ${(error as Error).message}`);
+      viewer.close();
+    }
+  }
+
+  private async replay(scope: EventScope, afterId: number, upToId: number, send: (e: ProgressEvent) => boolean, res: Response, isClosed: () => boolean): Promise<void> {
+    let cursor = afterId;
+    while (!isClosed()) {
+      const page = await this.events.inScope(scope, cursor, upToId, REPLAY_PAGE);
+      for (const event of page) {
+        if (!send(event) && !isClosed()) await drainedOrClosed(res);
+        cursor = event.id;
+      }
+      if (page.length < REPLAY_PAGE) return;
+    }
+  }
+
+  /** Ends every open stream, so shutdown does not wait on viewers. */
+  beforeApplicationShutdown(): void {
+    for (const viewer of [...this.viewers]) viewer.close();
+  }
+}
+
+/** Waits until the socket can take more, or is gone: a viewer leaving mid-replay must not strand a waiter. */
+function drainedOrClosed(res: Response): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      res.off('drain', done);
+      res.off('close', done);
+      resolve();
+    };
+    res.once('drain', done);
+    res.once('close', done);
+  });
+}

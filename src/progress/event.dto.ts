@@ -1,0 +1,83 @@
+import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
+import { Transform } from 'class-transformer';
+import { IsIn, IsInt, IsOptional, IsString, IsUUID, Length, Matches, Max, Min } from 'class-validator';
+import { EVENT_TYPES, type EventType, ProgressEvent } from './progress-event.entity';
+
+const toInt = () => Transform(({ value }) => (/^\d+$/.test(String(value)) ? Number(value) : value));
+
+/** One event as streams and history carry it. */
+export class EventDto {
+  @ApiProperty({ description: 'Global, strictly increasing; what Last-Event-ID refers to.' }) id: number;
+  @ApiProperty({ enum: EVENT_TYPES, enumName: 'EventType' }) type: EventType;
+  @ApiProperty({ format: 'date-time' }) createdAt: string;
+  @ApiProperty({ format: 'uuid' }) clusterId: string;
+  @ApiProperty({ type: String, format: 'uuid', nullable: true }) upgradeId: string | null;
+  @ApiProperty({ type: String, format: 'uuid', nullable: true }) agentId: string | null;
+  @ApiProperty({ type: 'object', additionalProperties: true }) data: Record<string, unknown>;
+}
+
+export function toEventDto(event: ProgressEvent): EventDto {
+  return {
+    id: event.id,
+    type: event.type,
+    createdAt: event.createdAt.toISOString(),
+    clusterId: event.clusterId,
+    upgradeId: event.upgradeId,
+    agentId: event.agentId,
+    data: event.data,
+  };
+}
+
+export class StreamQuery {
+  @ApiPropertyOptional({ description: 'Replay every event after this id, then go live (same as the Last-Event-ID header).' })
+  @IsOptional()
+  @Matches(/^\d{1,15}$/, { message: 'lastEventId must be a whole number, 0 or more' })
+  lastEventId?: string;
+
+  @ApiPropertyOptional({ description: 'A stream ticket from POST /api/v1/stream-tickets, for clients that cannot send headers.' })
+  @IsOptional()
+  @IsString()
+  @Length(8, 200)
+  ticket?: string;
+}
+
+export class HistoryQuery {
+  @ApiPropertyOptional({ description: 'Events after this id (0 = from the oldest retained).', default: 0 })
+  @IsOptional()
+  @toInt()
+  @IsInt({ message: 'afterId must be a whole number, 0 or more' })
+  @Min(0, { message: 'afterId must be a whole number, 0 or more' })
+  afterId?: number;
+
+  @ApiPropertyOptional({ default: 200, minimum: 1, maximum: 1000 })
+  @IsOptional()
+  @toInt()
+  @IsInt({ message: 'limit must be a whole number from 1 to 1000' })
+  @Min(1, { message: 'limit must be a whole number from 1 to 1000' })
+  @Max(1000, { message: 'limit must be a whole number from 1 to 1000' })
+  limit?: number;
+}
+
+export class HistoryPageDto {
+  @ApiProperty({ type: [EventDto] }) items: EventDto[];
+  @ApiProperty({ type: Number, nullable: true, description: 'Pass as afterId for the next page; null when this page is the last.' })
+  nextAfterId: number | null;
+}
+
+export const STREAM_KINDS = ['cluster', 'upgrade'] as const;
+
+export class StreamTicketRequestDto {
+  @ApiProperty({ enum: STREAM_KINDS, enumName: 'StreamKind' })
+  @IsIn(STREAM_KINDS, { message: `stream must be one of: ${STREAM_KINDS.join(', ')}` })
+  stream: (typeof STREAM_KINDS)[number];
+
+  @ApiProperty({ format: 'uuid', description: 'The cluster or upgrade id.' })
+  @IsUUID('all', { message: 'id must be a UUID' })
+  id: string;
+}
+
+export class StreamTicketDto {
+  @ApiProperty({ description: 'Pass as ?ticket= when opening the stream; good once, for one stream.' }) ticket: string;
+  @ApiProperty({ format: 'date-time' }) expiresAt: string;
+  @ApiProperty({ description: 'The stream URL with the ticket, ready for EventSource.' }) url: string;
+}

@@ -1,0 +1,75 @@
+import { Body, Controller, Get, Headers, Post, Query, Req, Res } from '@nestjs/common';
+import { ApiHeader, ApiOperation, ApiProduces, ApiTags } from '@nestjs/swagger';
+import type { Request, Response } from 'express';
+import { CurrentPrincipal, RequireRole, StreamRoute } from '../auth/access.decorators';
+import type { Principal } from '../auth/principal';
+import { StreamTicketsService } from '../auth/stream-tickets.service';
+import { BadInputError } from '../common/errors';
+import { IdParam } from '../common/id-param';
+import { HistoryPageDto, HistoryQuery, StreamQuery, StreamTicketDto, StreamTicketRequestDto, toEventDto } from './event.dto';
+import { EventStreams } from './event-streams';
+import { ProgressEventRepository } from './progress-event.repository';
+import { StreamScopes } from './stream-scopes';
+
+/** Last-Event-ID from the header (what EventSource sends on reconnect) or the query. */
+function lastEventIdFrom(header: string | undefined, query: StreamQuery): number | undefined {
+  const raw = header ?? query.lastEventId;
+  if (raw === undefined || raw === '') return undefined;
+  if (!/^\d{1,15}$/.test(raw)) {
+    throw new BadInputError('Last-Event-ID must be a whole number: the id of the last event received.', [{ field: 'Last-Event-ID', problems: ['must be a whole number, 0 or more'] }]);
+  }
+  return Number(raw);
+}
+
+const lastEventIdHeader = ApiHeader({ name: 'Last-Event-ID', required: false, description: 'Replay every event after this id, then go live.' });
+
+@ApiTags('progress')
+@Controller('api/v1')
+export class ProgressController {
+  constructor(
+    private readonly streams: EventStreams,
+    private readonly scopes: StreamScopes,
+    private readonly events: ProgressEventRepository,
+    private readonly tickets: StreamTicketsService,
+  ) {}
+
+  @Get('clusters/:clusterId/events')
+  @StreamRoute('cluster', 'clusterId')
+  @ApiProduces('text/event-stream')
+  @lastEventIdHeader
+  @ApiOperation({ summary: "A cluster's events as Server-Sent Events (agent.status, upgrade.status, task.progress, ...)" })
+  async clusterEvents(@IdParam('clusterId') id: string, @Query() query: StreamQuery, @Headers('last-event-id') header: string | undefined, @Req() req: Request, @Res() res: Response): Promise<void> {
+    const lastEventId = lastEventIdFrom(header, query);
+    await this.streams.stream(req, res, await this.scopes.require('cluster', id), lastEventId);
+  }
+
+  @Get('upgrades/:upgradeId/events')
+  @StreamRoute('upgrade', 'upgradeId')
+  @ApiProduces('text/event-stream')
+  @lastEventIdHeader
+  @ApiOperation({ summary: "An upgrade's events as Server-Sent Events" })
+  async upgradeEvents(@IdParam('upgradeId') id: string, @Query() query: StreamQuery, @Headers('last-event-id') header: string | undefined, @Req() req: Request, @Res() res: Response): Promise<void> {
+    const lastEventId = lastEventIdFrom(header, query);
+    await this.streams.stream(req, res, await this.scopes.require('upgrade', id), lastEventId);
+  }
+
+  @Get('upgrades/:upgradeId/history')
+  @RequireRole('viewer')
+  @ApiOperation({ summary: "An upgrade's events as JSON, oldest first, paged by id" })
+  async history(@IdParam('upgradeId') id: string, @Query() query: HistoryQuery): Promise<HistoryPageDto> {
+    const scope = await this.scopes.require('upgrade', id);
+    const limit = query.limit ?? 200;
+    const items = await this.events.inScope(scope, query.afterId ?? 0, Number.MAX_SAFE_INTEGER, limit);
+    return { items: items.map(toEventDto), nextAfterId: items.length === limit ? items[items.length - 1].id : null };
+  }
+
+  @Post('stream-tickets')
+  @RequireRole('viewer')
+  @ApiOperation({ summary: 'A short-lived ticket to open one event stream with ?ticket= (for EventSource)' })
+  async issueTicket(@Body() body: StreamTicketRequestDto, @CurrentPrincipal() caller: Principal): Promise<StreamTicketDto> {
+    await this.scopes.require(body.stream, body.id);
+    const { ticket, expiresAt } = await this.tickets.issue(caller, body.stream, body.id);
+    const path = body.stream === 'cluster' ? `/api/v1/clusters/${body.id}/events` : `/api/v1/upgrades/${body.id}/events`;
+    return { ticket, expiresAt: expiresAt.toISOString(), url: `${path}?ticket=${encodeURIComponent(ticket)}` };
+  }
+}
