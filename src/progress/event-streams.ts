@@ -92,8 +92,9 @@ export class EventStreams implements BeforeApplicationShutdown {
       if (lastEventId !== undefined) {
         const oldest = await this.events.minId();
         const newest = await this.events.maxId();
-        if ((oldest !== null && lastEventId < oldest - 1) || lastEventId > newest) {
-          // Events after lastEventId are gone (retention), or the id is from another log: the client must reload.
+        // 0 asks for everything retained. Otherwise, if events after lastEventId are gone (retention)
+        // or the id is from another log, replaying would leave a hole: the client must reload instead.
+        if (lastEventId > 0 && ((oldest !== null && lastEventId < oldest - 1) || lastEventId > newest)) {
           write(`id: ${highWaterMark}\nevent: reset\ndata: ${JSON.stringify({ reason: lastEventId > newest ? 'unknown-event-id' : 'events-expired', lastEventId, oldestRetainedId: oldest })}\n\n`);
           lastSent = highWaterMark;
         } else {

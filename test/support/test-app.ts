@@ -107,6 +107,16 @@ export class TestApp {
     return TestApp.boot(this.kind, this.storage, options);
   }
 
+  /** A second instance on the same database, as another replica would be; stop it with `stop()`. */
+  async sibling(options: TestAppOptions = this.options): Promise<TestApp> {
+    return TestApp.boot(this.kind, this.storage, options);
+  }
+
+  /** Stops the app and keeps its data. */
+  async stop(): Promise<void> {
+    await this.app.close();
+  }
+
   /** Stops the app and removes its data. */
   async close(): Promise<void> {
     await this.app.close();

@@ -1,0 +1,215 @@
+import { randomUUID } from 'node:crypto';
+import { ManualClock } from '../src/common/clock';
+import { EventFeed } from '../src/progress/event-feed';
+import { EventLog, NewEvent } from '../src/progress/event-log.service';
+import { EventRetention } from '../src/progress/event-retention';
+import { EventStreams } from '../src/progress/event-streams';
+import { ProgressEvent } from '../src/progress/progress-event.entity';
+import { StreamScopes } from '../src/progress/stream-scopes';
+import { givenCluster, givenPairedAgent } from './support/builders';
+import { eventually, StreamClient } from './support/sse-client';
+import { DATABASES, describeEachDatabase, TestApp } from './support/test-app';
+
+describeEachDatabase('progress streams', (kind) => {
+  const clock = new ManualClock(new Date('2026-05-01T10:00:00.000Z'));
+  let t: TestApp;
+  let viewer: string;
+  const upgrades = new Set<string>();
+
+  beforeAll(async () => {
+    t = await TestApp.start(kind, { clock, env: { SSE_KEEPALIVE_MS: '200', STREAM_TICKET_TTL_S: '60' } });
+    viewer = await t.tokenFor('viewer');
+    // Upgrades arrive with their own module; until then the test says which upgrade ids exist.
+    t.app.get(StreamScopes).register('upgrade', async (id) => upgrades.has(id));
+  });
+  afterAll(() => t.close());
+
+  /** Appends events through the event log, one transaction each, as the domain does. */
+  const publish = async (events: NewEvent[]) => {
+    for (const event of events) await t.db.transaction((tx) => t.app.get(EventLog).append(tx, [event]));
+  };
+  const clusterStream = (clusterId: string, options: { lastEventId?: number } = {}) =>
+    new StreamClient(`${t.baseUrl}/api/v1/clusters/${clusterId}/events`, { token: viewer, ...options });
+
+  it('streams a cluster’s agent events live, in order, with the headers proxies need', async () => {
+    const c = await givenCluster(t);
+    const { agent } = await givenPairedAgent(t, c.id);
+    const raw = await fetch(`${t.baseUrl}/api/v1/clusters/${c.id}/events`, { headers: { Authorization: `Bearer ${viewer}` } });
+    expect(raw.status).toBe(200);
+    expect(raw.headers.get('content-type')).toMatch(/^text\/event-stream/);
+    expect(raw.headers.get('cache-control')).toBe('no-cache, no-transform');
+    expect(raw.headers.get('x-accel-buffering')).toBe('no');
+    expect(raw.headers.get('content-encoding')).toBeNull();
+    const reader = raw.body!.getReader();
+    const first = await reader.read();
+    expect(new TextDecoder().decode(first.value)).toContain('retry: 3000');
+    await reader.cancel();
+
+    const stream = clusterStream(c.id);
+    await stream.opened;
+    for (let i = 0; i < 10; i++) await agent.heartbeat({ busy: i % 2 === 0 }).expect(200);
+    const events = await stream.waitFor((e) => e.length >= 10);
+    stream.close();
+    expect(events.map((e) => e.type)).toEqual(Array(10).fill('agent.status'));
+    expect(events.map((e) => e.data.data && (e.data.data as { state: string }).state)).toEqual(['busy', 'idle', 'busy', 'idle', 'busy', 'idle', 'busy', 'idle', 'busy', 'idle']);
+    const ids = events.map((e) => e.id);
+    expect(ids).toEqual([...ids].sort((a, b) => a - b));
+    expect(new Set(ids).size).toBe(ids.length);
+    expect(events[0].data).toMatchObject({ id: ids[0], type: 'agent.status', clusterId: c.id, agentId: agent.agentId });
+  });
+
+  it('replays every later event exactly once after a reconnect in the middle of a burst of writes', async () => {
+    const c = await givenCluster(t);
+    const other = await givenCluster(t);
+    const first = clusterStream(c.id);
+    await first.opened;
+    const burst = (async () => {
+      for (let i = 0; i < 120; i++) {
+        await publish([{ type: 'agent.status', clusterId: i % 3 === 0 ? other.id : c.id, data: { n: i } }]);
+        if (i % 10 === 0) await new Promise((r) => setTimeout(r, 5));
+      }
+    })();
+    await first.waitFor((e) => e.length >= 15);
+    first.close();
+    const resumeAfter = first.lastId!;
+    const second = clusterStream(c.id, { lastEventId: resumeAfter });
+    await second.opened;
+    await burst;
+    const expected = (await t.db.reader.find(ProgressEvent, { where: { clusterId: c.id }, order: { id: 'ASC' } })).map((e) => e.id).filter((id) => id > resumeAfter);
+    const got = await second.waitFor((e) => e.length >= expected.length);
+    await new Promise((r) => setTimeout(r, 100)); // nothing extra may follow
+    second.close();
+    expect(got.map((e) => e.id)).toEqual(expected);
+    expect(got.every((e) => e.data.clusterId === c.id)).toBe(true);
+  });
+
+  it('sends reset when the events after Last-Event-ID are no longer retained', async () => {
+    const c = await givenCluster(t);
+    await publish([{ type: 'agent.status', clusterId: c.id, data: { old: true } }]);
+    const oldId = (await t.db.reader.findOneOrFail(ProgressEvent, { where: { clusterId: c.id }, order: { id: 'DESC' } })).id;
+    clock.advance(31 * 86400_000);
+    await publish([{ type: 'agent.status', clusterId: c.id, data: { old: false } }]);
+    expect(await t.app.get(EventRetention).clean()).toBeGreaterThan(0);
+    const stream = clusterStream(c.id, { lastEventId: oldId - 1 });
+    const [reset] = await stream.waitFor((e) => e.length >= 1);
+    expect(reset).toMatchObject({ type: 'reset', data: { reason: 'events-expired', lastEventId: oldId - 1 } });
+    await publish([{ type: 'agent.status', clusterId: c.id, data: { after: 'reset' } }]);
+    const events = await stream.waitFor((e) => e.length >= 2);
+    stream.close();
+    expect(events[1]).toMatchObject({ type: 'agent.status', data: { data: { after: 'reset' } } });
+  });
+
+  it('streams and pages one upgrade’s events', async () => {
+    const c = await givenCluster(t);
+    const upgradeId = randomUUID();
+    upgrades.add(upgradeId);
+    await publish(Array.from({ length: 5 }, (_, i) => ({ type: 'task.progress' as const, clusterId: c.id, upgradeId, data: { percent: i * 25 } })));
+    await publish([{ type: 'task.progress', clusterId: c.id, upgradeId: randomUUID(), data: { other: true } }]);
+    const stream = new StreamClient(`${t.baseUrl}/api/v1/upgrades/${upgradeId}/events`, { token: viewer, lastEventId: 0 });
+    const events = await stream.waitFor((e) => e.length >= 5);
+    stream.close();
+    expect(events.map((e) => e.data.data)).toEqual([0, 25, 50, 75, 100].map((percent) => ({ percent })));
+
+    const page1 = await t.as(viewer).get(`/api/v1/upgrades/${upgradeId}/history?limit=3`).expect(200);
+    expect(page1.body.items.map((e: { data: { percent: number } }) => e.data.percent)).toEqual([0, 25, 50]);
+    const page2 = await t.as(viewer).get(`/api/v1/upgrades/${upgradeId}/history?limit=3&afterId=${page1.body.nextAfterId}`).expect(200);
+    expect(page2.body).toMatchObject({ nextAfterId: null });
+    expect(page2.body.items.map((e: { data: { percent: number } }) => e.data.percent)).toEqual([75, 100]);
+    await t.as(viewer).get(`/api/v1/upgrades/${randomUUID()}/history`).expect(404);
+  });
+
+  it('opens a stream with a ticket once, and refuses expired, reused and other-stream tickets', async () => {
+    const c = await givenCluster(t);
+    const other = await givenCluster(t);
+    const issue = async (id: string) => (await t.as(viewer).post('/api/v1/stream-tickets').send({ stream: 'cluster', id }).expect(201)).body;
+    const ticket = await issue(c.id);
+    expect(ticket.url).toBe(`/api/v1/clusters/${c.id}/events?ticket=${encodeURIComponent(ticket.ticket)}`);
+
+    const stream = new StreamClient(t.baseUrl + ticket.url);
+    await stream.opened;
+    stream.close();
+    const reused = await fetch(t.baseUrl + ticket.url);
+    expect(reused.status).toBe(401);
+    expect(((await reused.json()) as { code: string }).code).toBe('TICKET_USED');
+
+    const forOther = await issue(other.id);
+    const wrong = await fetch(`${t.baseUrl}/api/v1/clusters/${c.id}/events?ticket=${forOther.ticket}`);
+    expect(wrong.status).toBe(401);
+    expect(((await wrong.json()) as { code: string }).code).toBe('TICKET_WRONG_STREAM');
+
+    const late = await issue(c.id);
+    clock.advance(61_000);
+    const expired = await fetch(t.baseUrl + late.url);
+    expect(expired.status).toBe(401);
+    expect(((await expired.json()) as { code: string }).code).toBe('TICKET_EXPIRED');
+
+    await t.as(viewer).post('/api/v1/stream-tickets').send({ stream: 'cluster', id: randomUUID() }).expect(404);
+    await t.http().post('/api/v1/stream-tickets').send({ stream: 'cluster', id: c.id }).expect(401);
+  });
+
+  it('refuses a caller without the role before any event is sent', async () => {
+    const c = await givenCluster(t);
+    const { agent } = await givenPairedAgent(t, c.id);
+    const none = await fetch(`${t.baseUrl}/api/v1/clusters/${c.id}/events`);
+    expect(none.status).toBe(401);
+    expect(none.headers.get('content-type')).toMatch(/json/);
+    expect(((await none.json()) as { message: string }).message).toMatch(/ticket/);
+    const asAgent = await fetch(`${t.baseUrl}/api/v1/clusters/${c.id}/events`, { headers: { Authorization: `Bearer ${agent.token}` } });
+    expect(asAgent.status).toBe(403);
+    const client = new StreamClient(`${t.baseUrl}/api/v1/clusters/${c.id}/events`);
+    await expect(client.opened).rejects.toThrow(/401/);
+    expect(client.events).toEqual([]);
+    await t.as(viewer).get(`/api/v1/clusters/${randomUUID()}/events`).expect(404);
+    const bad = await t.as(viewer).get(`/api/v1/clusters/${c.id}/events`).set('Last-Event-ID', 'yesterday').expect(400);
+    expect(bad.body.details[0].field).toBe('Last-Event-ID');
+  });
+
+  it('leaves no subscriber, timer or viewer behind after 200 connects and disconnects', async () => {
+    const c = await givenCluster(t);
+    const feed = t.app.get(EventFeed);
+    const streams = t.app.get(EventStreams);
+    const before = feed.subscriberCount;
+    for (let round = 0; round < 4; round++) {
+      const clients = Array.from({ length: 50 }, () => clusterStream(c.id));
+      await Promise.all(clients.map((s) => s.opened));
+      expect(feed.subscriberCount).toBe(before + 50);
+      clients.forEach((s) => s.close());
+      await eventually(() => feed.subscriberCount === before && streams.viewerCount === 0, 'every stream to be released');
+    }
+  });
+
+  it('keeps an idle stream open with comment lines', async () => {
+    const c = await givenCluster(t);
+    const res = await fetch(`${t.baseUrl}/api/v1/clusters/${c.id}/events`, { headers: { Authorization: `Bearer ${viewer}` } });
+    const reader = res.body!.getReader();
+    let text = '';
+    const deadline = Date.now() + 3000;
+    while (!text.includes(': keep-alive') && Date.now() < deadline) text += new TextDecoder().decode((await reader.read()).value);
+    await reader.cancel();
+    expect(text).toContain(': keep-alive\n\n');
+  });
+});
+
+// Fan-out across replicas is PostgreSQL's (SQLite is one process): skipped, and reported so, without it.
+describe('progress across replicas [postgres]', () => {
+  const onPostgres = DATABASES.includes('postgres') ? it : it.skip;
+  onPostgres('shows a viewer on one instance what an agent reported to another', async () => {
+    const first = await TestApp.start('postgres');
+    const second = await first.sibling();
+    try {
+      const c = await givenCluster(second);
+      const viewerToken = await first.tokenFor('viewer');
+      const stream = new StreamClient(`${first.baseUrl}/api/v1/clusters/${c.id}/events`, { token: viewerToken });
+      await stream.opened;
+      const { agent } = await givenPairedAgent(second, c.id);
+      await agent.heartbeat({ busy: true }).expect(200);
+      const events = await stream.waitFor((e) => e.some((x) => (x.data.data as { state?: string }).state === 'busy'));
+      stream.close();
+      expect(events.every((e) => e.data.clusterId === c.id)).toBe(true);
+      expect(events.map((e) => e.id)).toEqual([...events.map((e) => e.id)].sort((a, b) => a - b));
+    } finally {
+      await second.stop();
+      await first.close();
+    }
+  });
+});
