@@ -11,6 +11,20 @@ const REPLAY_PAGE = 500;
 /** Tell browsers how long to wait before reconnecting after a drop. */
 const RETRY_MS = 3000;
 
+/**
+ * The SSE frame of an event, built once however many viewers it goes to: every viewer receives the
+ * same event object from the feed. Weakly held, so frames go when their events do.
+ */
+const frames = new WeakMap<ProgressEvent, string>();
+function frameOf(event: ProgressEvent): string {
+  let frame = frames.get(event);
+  if (frame === undefined) {
+    frame = `id: ${event.id}\nevent: ${event.type}\ndata: ${JSON.stringify(toEventDto(event))}\n\n`;
+    frames.set(event, frame);
+  }
+  return frame;
+}
+
 interface Viewer {
   close(reason?: string): void;
 }
@@ -69,7 +83,7 @@ export class EventStreams implements BeforeApplicationShutdown {
     const send = (event: ProgressEvent): boolean => {
       if (event.id <= lastSent) return true;
       lastSent = event.id;
-      return write(`id: ${event.id}\nevent: ${event.type}\ndata: ${JSON.stringify(toEventDto(event))}\n\n`);
+      return write(frameOf(event));
     };
 
     try {
