@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import * as http from 'node:http';
 import { ManualClock } from '../src/common/clock';
 import { EventFeed } from '../src/progress/event-feed';
 import { EventLog, NewEvent } from '../src/progress/event-log.service';
@@ -187,6 +188,38 @@ describeEachDatabase('progress streams', (kind) => {
     while (!text.includes(': keep-alive') && Date.now() < deadline) text += new TextDecoder().decode((await reader.read()).value);
     await reader.cancel();
     expect(text).toContain(': keep-alive\n\n');
+  });
+});
+
+describeEachDatabase('a slow viewer', (kind) => {
+  it('is disconnected once its unsent events pass the bound, and leaves nothing behind', async () => {
+    const t = await TestApp.start(kind, { env: { SSE_MAX_BUFFER_BYTES: '65536' } });
+    try {
+      const c = await givenCluster(t);
+      const viewer = await t.tokenFor('viewer');
+      const streams = t.app.get(EventStreams);
+      const feed = t.app.get(EventFeed);
+      const baseline = feed.subscriberCount;
+      // A client that stops reading: the kernel's socket buffers fill, then Lockstep's queue grows.
+      const ended = new Promise<void>((resolve) => {
+        const req = http.get(`${t.baseUrl}/api/v1/clusters/${c.id}/events`, { headers: { Authorization: `Bearer ${viewer}` } }, (res) => {
+          res.pause();
+          res.socket.on('close', () => resolve());
+        });
+        req.on('error', () => resolve());
+      });
+      await eventually(() => streams.viewerCount === 1, 'the viewer to connect');
+      const log = t.app.get(EventLog);
+      const padding = 'x'.repeat(1000);
+      for (let batch = 0; batch < 40 && streams.viewerCount > 0; batch++) {
+        await t.db.transaction((tx) => log.append(tx, Array.from({ length: 250 }, (_, i) => ({ type: 'agent.status' as const, clusterId: c.id, data: { i, padding } }))));
+        await new Promise((r) => setTimeout(r, 10));
+      }
+      await ended;
+      await eventually(() => streams.viewerCount === 0 && feed.subscriberCount === baseline, 'the slow viewer to be released');
+    } finally {
+      await t.close();
+    }
   });
 });
 

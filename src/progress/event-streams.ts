@@ -66,8 +66,13 @@ export class EventStreams implements BeforeApplicationShutdown {
         subscription?.unsubscribe();
         if (keepAlive) clearInterval(keepAlive);
         this.viewers.delete(viewer);
-        if (reason) this.logger.warn(`closing an event stream: ${reason}`);
-        if (!res.writableEnded) res.end();
+        if (reason) {
+          // end() would queue behind the unsent data a stalled client never reads; cut it off instead.
+          this.logger.warn(`dropping an event stream: ${reason}`);
+          res.destroy();
+        } else if (!res.writableEnded) {
+          res.end();
+        }
       },
     };
     this.viewers.add(viewer);
