@@ -1,4 +1,4 @@
-import { Injectable, Logger, OnApplicationBootstrap } from '@nestjs/common';
+import { Injectable, Logger, OnModuleInit } from '@nestjs/common';
 import { Observable, Subject } from 'rxjs';
 import { ProgressEvent } from './progress-event.entity';
 import { ProgressEventRepository } from './progress-event.repository';
@@ -12,7 +12,7 @@ const BATCH = 1000;
  * on every replica, and `highWaterMark` is a precise point to replay up to.
  */
 @Injectable()
-export class EventFeed implements OnApplicationBootstrap {
+export class EventFeed implements OnModuleInit {
   private readonly logger = new Logger(EventFeed.name);
   private readonly subject = new Subject<ProgressEvent>();
   private lastId = 0;
@@ -21,7 +21,8 @@ export class EventFeed implements OnApplicationBootstrap {
 
   constructor(private readonly events: ProgressEventRepository) {}
 
-  async onApplicationBootstrap(): Promise<void> {
+  /** Starts at the newest event: before any poke (the PostgreSQL listener pokes at bootstrap), or it would read the whole log. */
+  async onModuleInit(): Promise<void> {
     this.lastId = await this.events.maxId();
   }
 
