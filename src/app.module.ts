@@ -8,6 +8,7 @@ import { CommonModule } from './common/common.module';
 import { AppConfig, appConfigNamespace } from './config/app-config';
 import { DatabaseModule } from './database/database.module';
 import { HealthModule } from './health/health.module';
+import { PackagesModule } from './packages/packages.module';
 import { ProgressModule } from './progress/progress.module';
 
 /** What tests may replace: the clock, so time-based rules are tested without sleeping. */
@@ -28,6 +29,7 @@ export class AppModule {
         AuthModule,
         ProgressModule,
         ClusterModule,
+        PackagesModule,
         HealthModule,
       ],
     };

@@ -100,6 +100,11 @@ export class AgentsService {
     return toAgentDto(await this.require(id));
   }
 
+  /** Every agent of a cluster with what prerequisite checks read: version and last facts. */
+  async inventory(clusterId: string): Promise<Array<Pick<Agent, 'id' | 'name' | 'version' | 'webappsVersion' | 'facts' | 'clusterId'>>> {
+    return this.agents.findInCluster(this.db.reader, clusterId);
+  }
+
   /** The agent, or a 404 naming it. */
   async require(id: string, tx?: Tx): Promise<Agent> {
     const agent = tx ? await this.agents.findForUpdate(tx, id) : await this.agents.findById(id);

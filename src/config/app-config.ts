@@ -77,6 +77,12 @@ export class EnvironmentVariables {
   @WholeNumber('MAX_JSON_BODY_BYTES', 1024, 104857600, 'bytes')
   MAX_JSON_BODY_BYTES?: number;
 
+  @WholeNumber('PACKAGE_MAX_ENTRIES', 1, 10_000_000, 'archive entries')
+  PACKAGE_MAX_ENTRIES?: number;
+
+  @WholeNumber('PACKAGE_MAX_UNPACKED_BYTES', 1024, undefined, 'bytes')
+  PACKAGE_MAX_UNPACKED_BYTES?: number;
+
   @WholeNumber('EVENT_RETENTION_DAYS', 1, 3650, 'days')
   EVENT_RETENTION_DAYS?: number;
 
@@ -107,6 +113,9 @@ export interface AppConfig {
   dataDir: string;
   adminToken: string | undefined;
   maxPackageBytes: number;
+  /** Archive-bomb limits: entries in a package, and the bytes it unpacks to. */
+  packageMaxEntries: number;
+  packageMaxUnpackedBytes: number;
   heartbeatTimeoutS: number;
   pairingKeyTtlS: number;
   maxJsonBodyBytes: number;
@@ -151,6 +160,8 @@ export function loadConfig(env: NodeJS.ProcessEnv | Record<string, string | unde
     dataDir,
     adminToken: vars.LOCKSTEP_ADMIN_TOKEN || undefined,
     maxPackageBytes: vars.MAX_PACKAGE_BYTES ?? 4 * GiB,
+    packageMaxEntries: vars.PACKAGE_MAX_ENTRIES ?? 100_000,
+    packageMaxUnpackedBytes: vars.PACKAGE_MAX_UNPACKED_BYTES ?? 16 * GiB,
     heartbeatTimeoutS: vars.HEARTBEAT_TIMEOUT_S ?? 30,
     pairingKeyTtlS: vars.PAIRING_KEY_TTL_S ?? 24 * 3600,
     maxJsonBodyBytes: vars.MAX_JSON_BODY_BYTES ?? 1024 * 1024,

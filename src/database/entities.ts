@@ -3,7 +3,8 @@ import { StreamTicket } from '../auth/stream-ticket.entity';
 import { AgentCommand } from '../cluster/agent-command.entity';
 import { Agent } from '../cluster/agent.entity';
 import { Cluster } from '../cluster/cluster.entity';
+import { Package } from '../packages/package.entity';
 import { EventSequence, ProgressEvent } from '../progress/progress-event.entity';
 
 /** Every entity of every module: the DataSource and the migration generator read this list. */
-export const ENTITIES = [AccessToken, StreamTicket, Cluster, Agent, AgentCommand, ProgressEvent, EventSequence];
+export const ENTITIES = [AccessToken, StreamTicket, Cluster, Agent, AgentCommand, ProgressEvent, EventSequence, Package];

@@ -1,5 +1,6 @@
 import { Initial1795346133215 } from './1795346133215-Initial';
 import { StreamTickets1795347938161 } from './1795347938161-StreamTickets';
+import { Packages1795349815524 } from './1795349815524-Packages';
 
 /** Applied in this order; add each generated migration here. */
-export const POSTGRES_MIGRATIONS = [Initial1795346133215, StreamTickets1795347938161];
+export const POSTGRES_MIGRATIONS = [Initial1795346133215, StreamTickets1795347938161, Packages1795349815524];

@@ -1,0 +1,87 @@
+import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
+import { Transform } from 'class-transformer';
+import { IsIn, IsInt, IsOptional, Max, Min } from 'class-validator';
+import { PACKAGE_KINDS, type PackageKind } from '../manifest';
+import { Package, PACKAGE_STATUSES, type PackageStatus } from '../package.entity';
+import type { Prerequisites, PrerequisiteWarning } from '../prerequisites';
+
+export const UPLOAD_MODES = ['upload-only', 'install'] as const;
+
+const toInt = () => Transform(({ value }) => (/^\d+$/.test(String(value)) ? Number(value) : value));
+
+export class UploadPackageForm {
+  @ApiProperty({ type: 'string', format: 'binary', description: 'The .tar.gz package.' }) file: unknown;
+  @ApiProperty({ enum: UPLOAD_MODES, enumName: 'UploadMode' }) mode: (typeof UPLOAD_MODES)[number];
+}
+
+export class ListPackagesQuery {
+  @ApiPropertyOptional({ enum: PACKAGE_STATUSES, enumName: 'PackageStatus' })
+  @IsOptional()
+  @IsIn(PACKAGE_STATUSES, { message: `status must be one of: ${PACKAGE_STATUSES.join(', ')}` })
+  status?: PackageStatus;
+
+  @ApiPropertyOptional({ enum: PACKAGE_KINDS, enumName: 'PackageKind' })
+  @IsOptional()
+  @IsIn(PACKAGE_KINDS, { message: `kind must be one of: ${PACKAGE_KINDS.join(', ')}` })
+  kind?: PackageKind;
+
+  @ApiPropertyOptional({ default: 100, minimum: 1, maximum: 1000 })
+  @IsOptional()
+  @toInt()
+  @IsInt({ message: 'limit must be a whole number from 1 to 1000' })
+  @Min(1, { message: 'limit must be a whole number from 1 to 1000' })
+  @Max(1000, { message: 'limit must be a whole number from 1 to 1000' })
+  limit?: number;
+
+  @ApiPropertyOptional({ default: 0 })
+  @IsOptional()
+  @toInt()
+  @IsInt({ message: 'offset must be a whole number, 0 or more' })
+  @Min(0, { message: 'offset must be a whole number, 0 or more' })
+  offset?: number;
+}
+
+export class PackageDto {
+  @ApiProperty({ format: 'uuid' }) id: string;
+  @ApiProperty({ format: 'uuid' }) clusterId: string;
+  @ApiProperty() product: string;
+  @ApiProperty() version: string;
+  @ApiProperty({ enum: PACKAGE_KINDS, enumName: 'PackageKind' }) kind: PackageKind;
+  @ApiProperty({ enum: PACKAGE_STATUSES, enumName: 'PackageStatus' }) status: PackageStatus;
+  @ApiProperty() sha256: string;
+  @ApiProperty() size: number;
+  @ApiProperty({ type: 'object', additionalProperties: true, example: { fromVersion: '>=10.1.0 <10.3.0', minFreeDiskMb: 512, os: ['linux'] } }) prerequisites: Prerequisites;
+  @ApiProperty({ type: String, nullable: true }) migration: string | null;
+  @ApiProperty({ type: String, nullable: true }) notes: string | null;
+  @ApiProperty({ format: 'date-time' }) uploadedAt: string;
+  @ApiProperty({ type: String, nullable: true, format: 'date-time' }) completedAt: string | null;
+  @ApiProperty({ type: String, nullable: true, format: 'uuid' }) usedByUpgradeId: string | null;
+  @ApiProperty({ type: 'array', items: { type: 'object' }, description: 'Agents that could not be checked (unknown version or facts).' }) warnings: PrerequisiteWarning[];
+}
+
+export class PackagePageDto {
+  @ApiProperty({ type: [PackageDto] }) items: PackageDto[];
+  @ApiProperty() total: number;
+  @ApiProperty() limit: number;
+  @ApiProperty() offset: number;
+}
+
+export function toPackageDto(pkg: Package): PackageDto {
+  return {
+    id: pkg.id,
+    clusterId: pkg.clusterId,
+    product: pkg.product,
+    version: pkg.version,
+    kind: pkg.kind,
+    status: pkg.status,
+    sha256: pkg.sha256,
+    size: pkg.size,
+    prerequisites: pkg.prerequisites,
+    migration: pkg.migration,
+    notes: pkg.notes,
+    uploadedAt: pkg.uploadedAt.toISOString(),
+    completedAt: pkg.completedAt?.toISOString() ?? null,
+    usedByUpgradeId: pkg.usedByUpgradeId,
+    warnings: pkg.warnings,
+  };
+}

@@ -1,0 +1,169 @@
+import { HttpStatus, Injectable, Logger, OnModuleInit } from '@nestjs/common';
+import { randomUUID } from 'node:crypto';
+import type { Principal } from '../auth/principal';
+import { AgentsService } from '../cluster/agents.service';
+import { ClustersService } from '../cluster/clusters.service';
+import { Clock } from '../common/clock';
+import { isUniqueViolation } from '../common/db-errors';
+import { BadInputError, ConflictError, DomainError, ForbiddenError, NotFoundError, UnprocessableError } from '../common/errors';
+import { Database, Tx } from '../database/database';
+import { EventLog } from '../progress/event-log.service';
+import { ListPackagesQuery, PackageDto, PackagePageDto, toPackageDto, UPLOAD_MODES } from './dto/package.dto';
+import { parseManifest } from './manifest';
+import { Package } from './package.entity';
+import { PackageRepository } from './package.repository';
+import { PackageStore } from './package-store';
+import { checkPrerequisites, PrerequisiteResult } from './prerequisites';
+import type { ReceivedUpload } from './upload-receiver';
+
+@Injectable()
+export class PackagesService implements OnModuleInit {
+  private readonly logger = new Logger(PackagesService.name);
+
+  constructor(
+    private readonly db: Database,
+    private readonly packages: PackageRepository,
+    private readonly store: PackageStore,
+    private readonly clusters: ClustersService,
+    private readonly agents: AgentsService,
+    private readonly events: EventLog,
+    private readonly clock: Clock,
+  ) {}
+
+  onModuleInit(): void {
+    this.clusters.registerDeletionGuard(async (tx, clusterId) => {
+      const n = await this.packages.countInCluster(tx.em, clusterId);
+      return n > 0 ? `${n} package${n === 1 ? '' : 's'}` : null;
+    });
+  }
+
+  /** The cluster must exist before a byte of the upload is read. */
+  async requireCluster(clusterId: string): Promise<void> {
+    await this.clusters.require(clusterId);
+  }
+
+  /**
+   * Accepts a received upload: checks the mode, the manifest, the product and the prerequisites,
+   * then stores it under its hash. The same bytes again answer the existing package (created false).
+   * Whatever is refused leaves no row and no file.
+   */
+  async accept(clusterId: string, upload: ReceivedUpload, uploader: Principal): Promise<{ created: boolean; pkg: PackageDto }> {
+    try {
+      const mode = upload.fields.mode;
+      if (!UPLOAD_MODES.includes(mode as (typeof UPLOAD_MODES)[number])) {
+        throw new BadInputError(`mode must be one of: ${UPLOAD_MODES.join(', ')}.`, [{ field: 'mode', problems: [`mode must be one of: ${UPLOAD_MODES.join(', ')}`] }]);
+      }
+      const unknown = Object.keys(upload.fields).filter((f) => f !== 'mode');
+      if (unknown.length > 0) {
+        throw new BadInputError(`Unknown form fields: ${unknown.join(', ')}; remove them.`, unknown.map((field) => ({ field, problems: [`${field} is not a known field; remove it`] })));
+      }
+      if (mode === 'install') {
+        throw new UnprocessableError('INSTALL_NOT_AVAILABLE', 'mode=install creates an upgrade, and upgrades are not available in this version yet; upload with mode=upload-only.');
+      }
+      const cluster = await this.clusters.require(clusterId);
+      const manifest = parseManifest(upload.archive.manifestText, upload.archive.entries);
+      if (manifest.product !== cluster.product) {
+        throw new UnprocessableError('PRODUCT_MISMATCH', `The package is for product ${manifest.product}, but cluster ${cluster.name} runs ${cluster.product}.`, { packageProduct: manifest.product, clusterProduct: cluster.product });
+      }
+      const existing = await this.packages.findBySha256(clusterId, upload.archive.sha256);
+      if (existing) return { created: false, pkg: toPackageDto(existing) };
+
+      const prerequisites = manifest.prerequisites ? { ...manifest.prerequisites } : {};
+      const check = await this.checkCluster(clusterId, { kind: manifest.kind, version: manifest.version, prerequisites });
+      if (check.failures.length > 0) {
+        const agents = new Set(check.failures.map((f) => f.agentName)).size;
+        throw new UnprocessableError('PREREQUISITES_UNMET', `${agents} agent${agents === 1 ? '' : 's'} of the cluster fail the package's prerequisites; see details for each check.`, check);
+      }
+
+      await this.store.commit(upload.tempPath, upload.archive.sha256);
+      const pkg = Object.assign(new Package(), {
+        id: randomUUID(),
+        clusterId,
+        product: manifest.product,
+        version: manifest.version,
+        kind: manifest.kind,
+        status: 'available',
+        sha256: upload.archive.sha256,
+        size: upload.archive.size,
+        prerequisites,
+        migration: manifest.migration ?? null,
+        notes: manifest.notes ?? null,
+        warnings: check.warnings,
+        uploadedByTokenId: uploader.tokenId,
+        uploadedAt: this.clock.now(),
+        reservedByUpgradeId: null,
+        completedAt: null,
+        usedByUpgradeId: null,
+      } satisfies Package);
+      try {
+        await this.db.transaction(async (tx) => {
+          await this.packages.insert(tx.em, pkg);
+          await this.publish(tx, pkg);
+        });
+      } catch (error) {
+        // The same bytes uploaded at the same moment: the other upload made the package.
+        const raced = isUniqueViolation(error) ? await this.packages.findBySha256(clusterId, pkg.sha256) : null;
+        if (raced) return { created: false, pkg: toPackageDto(raced) };
+        throw error;
+      }
+      this.logger.log(`stored package ${pkg.id} (${pkg.product} ${pkg.version}, ${pkg.size} bytes) in cluster ${clusterId}`);
+      return { created: true, pkg: toPackageDto(pkg) };
+    } finally {
+      await this.store.removeTemp(upload.tempPath);
+    }
+  }
+
+  /** The prerequisite check against a cluster's agents (or some of them): for upload, schedule and start. */
+  async checkCluster(clusterId: string, pkg: { kind: Package['kind']; version: string; prerequisites: Package['prerequisites'] }, agentIds?: string[]): Promise<PrerequisiteResult> {
+    const inventory = await this.agents.inventory(clusterId);
+    const chosen = agentIds ? inventory.filter((a) => agentIds.includes(a.id)) : inventory;
+    return checkPrerequisites(pkg, chosen.map((a) => ({ id: a.id, name: a.name, version: a.version, facts: a.facts })));
+  }
+
+  async list(clusterId: string, query: ListPackagesQuery): Promise<PackagePageDto> {
+    await this.clusters.require(clusterId);
+    const limit = query.limit ?? 100;
+    const offset = query.offset ?? 0;
+    const [items, total] = await this.packages.list(clusterId, { status: query.status, kind: query.kind }, limit, offset);
+    return { items: items.map(toPackageDto), total, limit, offset };
+  }
+
+  async get(id: string): Promise<PackageDto> {
+    return toPackageDto(await this.require(id));
+  }
+
+  async require(id: string, tx?: Tx): Promise<Package> {
+    const pkg = await this.packages.findById(id, tx?.em);
+    if (!pkg) throw new NotFoundError('Package', id);
+    return pkg;
+  }
+
+  /** Deletes an available package; reserved and completed ones are history and stay. */
+  async delete(id: string): Promise<void> {
+    const sha256 = await this.db.transaction(async (tx) => {
+      const pkg = await this.require(id, tx);
+      if (pkg.status !== 'available') {
+        throw new ConflictError('PACKAGE_NOT_AVAILABLE', `Package ${id} is ${pkg.status}${pkg.usedByUpgradeId ? ` (used by upgrade ${pkg.usedByUpgradeId})` : ''}; only an available package can be deleted.`, { status: pkg.status });
+      }
+      await this.packages.delete(tx.em, id);
+      await this.publish(tx, pkg, { deleted: true });
+      return (await this.packages.sha256InUse(tx.em, pkg.sha256)) ? null : pkg.sha256;
+    });
+    if (sha256) await this.store.removeStored(sha256);
+  }
+
+  /** The stored file an agent downloads: only an agent of the package's cluster may. */
+  async downloadFor(agentId: string, packageId: string): Promise<{ path: string; pkg: Package }> {
+    const [agent, pkg] = await Promise.all([this.agents.get(agentId), this.packages.findById(packageId)]);
+    if (!pkg) throw new NotFoundError('Package', packageId);
+    if (pkg.clusterId !== agent.clusterId) throw new ForbiddenError(`Package ${packageId} belongs to another cluster; an agent downloads only its own cluster's packages.`, 'OTHER_CLUSTER');
+    if (!(await this.store.exists(pkg.sha256))) {
+      throw new DomainError(HttpStatus.GONE, 'PACKAGE_FILE_MISSING', `The file of package ${packageId} is missing from the package store; upload it again.`);
+    }
+    return { path: this.store.pathOf(pkg.sha256), pkg };
+  }
+
+  private publish(tx: Tx, pkg: Package, extra: Record<string, unknown> = {}) {
+    return this.events.append(tx, [{ type: 'package.status', clusterId: pkg.clusterId, data: { packageId: pkg.id, version: pkg.version, kind: pkg.kind, status: pkg.status, usedByUpgradeId: pkg.usedByUpgradeId, ...extra } }]);
+  }
+}
