@@ -1,7 +1,9 @@
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { ConflictError } from '../src/common/errors';
 import { Package } from '../src/packages/package.entity';
+import { PackagesService } from '../src/packages/packages.service';
 import { ProgressEvent } from '../src/progress/progress-event.entity';
 import { packageArchive, tarGz } from './support/archives';
 import { givenAgent, givenCluster, givenPairedAgent } from './support/builders';
@@ -153,6 +155,42 @@ describeEachDatabase('packages', (kind) => {
     await t.db.transaction((tx) => tx.em.update(Package, { id: b.id }, { status: 'completed' }));
     const refused = await t.as(operator).delete(`/api/v1/packages/${b.id}`).expect(409);
     expect(refused.body.code).toBe('PACKAGE_NOT_AVAILABLE');
+  });
+
+  it('lets exactly one of two upgrades racing for a package use it; the other gets 409 naming the winner', async () => {
+    const c = await givenCluster(t);
+    const pkg = (await upload(c.id, packageArchive({ notes: 'race' })).expect(201)).body;
+    const service = t.app.get(PackagesService);
+    const upgrades = [randomUUID(), randomUUID(), randomUUID()];
+    const outcomes = await Promise.allSettled(upgrades.map((u) => t.db.transaction((tx) => service.complete(tx, pkg.id, u))));
+    const won = outcomes.filter((o) => o.status === 'fulfilled');
+    const lost = outcomes.filter((o): o is PromiseRejectedResult => o.status === 'rejected');
+    expect(won).toHaveLength(1);
+    const row = await t.db.reader.findOneByOrFail(Package, { id: pkg.id });
+    expect(row).toMatchObject({ status: 'completed', usedByUpgradeId: expect.any(String) });
+    for (const refusal of lost) {
+      expect(refusal.reason).toBeInstanceOf(ConflictError);
+      expect(refusal.reason).toMatchObject({ code: 'PACKAGE_USED', details: { upgradeId: row.usedByUpgradeId } });
+    }
+    const shown = await t.as(operator).get(`/api/v1/packages/${pkg.id}`).expect(200);
+    expect(shown.body).toMatchObject({ status: 'completed', usedByUpgradeId: row.usedByUpgradeId, completedAt: expect.any(String) });
+  });
+
+  it('reserves for a scheduled upgrade, releases on cancel, and completes only for the holder', async () => {
+    const c = await givenCluster(t);
+    const pkg = (await upload(c.id, packageArchive({ notes: 'reserve' })).expect(201)).body;
+    const service = t.app.get(PackagesService);
+    const [holder, other] = [randomUUID(), randomUUID()];
+    await t.db.transaction((tx) => service.reserve(tx, pkg.id, holder));
+    await expect(t.db.transaction((tx) => service.reserve(tx, pkg.id, other))).rejects.toMatchObject({ code: 'PACKAGE_RESERVED', details: { upgradeId: holder } });
+    await expect(t.db.transaction((tx) => service.complete(tx, pkg.id, other))).rejects.toMatchObject({ code: 'PACKAGE_RESERVED' });
+    await t.as(operator).delete(`/api/v1/packages/${pkg.id}`).expect(409);
+    await t.db.transaction((tx) => service.release(tx, pkg.id, holder));
+    expect((await t.db.reader.findOneByOrFail(Package, { id: pkg.id })).status).toBe('available');
+    await t.db.transaction((tx) => service.reserve(tx, pkg.id, holder));
+    await t.db.transaction((tx) => service.complete(tx, pkg.id, holder));
+    const events = await t.db.reader.find(ProgressEvent, { where: { clusterId: c.id, type: 'package.status' }, order: { id: 'ASC' } });
+    expect(events.map((e) => e.data.status)).toEqual(['available', 'reserved', 'available', 'reserved', 'completed']);
   });
 
   it('serves the file to agents of its cluster, in byte ranges that resume to the right sha256', async () => {

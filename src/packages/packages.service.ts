@@ -138,6 +138,54 @@ export class PackagesService implements OnModuleInit {
     return pkg;
   }
 
+  /**
+   * Life cycle, each move one conditional UPDATE so that of two upgrades racing for a package
+   * exactly one wins: available -> reserved (a scheduled upgrade holds it).
+   */
+  async reserve(tx: Tx, packageId: string, upgradeId: string): Promise<void> {
+    const moved = await this.move(tx, packageId, { status: 'reserved', reservedByUpgradeId: upgradeId }, "status = 'available'", {});
+    if (!moved) await this.refuseUse(tx, packageId);
+  }
+
+  /** available, or reserved by this upgrade -> completed (the upgrade started; kept as history). */
+  async complete(tx: Tx, packageId: string, upgradeId: string): Promise<void> {
+    const moved = await this.move(
+      tx,
+      packageId,
+      { status: 'completed', completedAt: this.clock.now(), usedByUpgradeId: upgradeId, reservedByUpgradeId: null },
+      "(status = 'available' OR (status = 'reserved' AND reservedByUpgradeId = :upgradeId))",
+      { upgradeId },
+    );
+    if (!moved) await this.refuseUse(tx, packageId);
+  }
+
+  /** reserved by this upgrade -> available (a scheduled upgrade was cancelled). */
+  async release(tx: Tx, packageId: string, upgradeId: string): Promise<void> {
+    await this.move(tx, packageId, { status: 'available', reservedByUpgradeId: null }, "status = 'reserved' AND reservedByUpgradeId = :upgradeId", { upgradeId });
+  }
+
+  private async move(tx: Tx, packageId: string, changes: Partial<Package>, condition: string, params: Record<string, unknown>): Promise<boolean> {
+    const result = await tx.em
+      .createQueryBuilder()
+      .update(Package)
+      .set(changes)
+      .where(`id = :packageId AND ${condition}`, { packageId, ...params })
+      .execute();
+    if ((result.affected ?? 0) === 0) return false;
+    await this.publish(tx, await this.require(packageId, tx));
+    return true;
+  }
+
+  private async refuseUse(tx: Tx, packageId: string): Promise<never> {
+    const pkg = await this.require(packageId, tx);
+    const holder = pkg.usedByUpgradeId ?? pkg.reservedByUpgradeId;
+    throw new ConflictError(
+      pkg.status === 'completed' ? 'PACKAGE_USED' : 'PACKAGE_RESERVED',
+      `Package ${packageId} is ${pkg.status}${holder ? ` by upgrade ${holder}` : ''}; a package starts one upgrade only. Upload a new package for another upgrade.`,
+      { status: pkg.status, upgradeId: holder },
+    );
+  }
+
   /** Deletes an available package; reserved and completed ones are history and stay. */
   async delete(id: string): Promise<void> {
     const sha256 = await this.db.transaction(async (tx) => {
