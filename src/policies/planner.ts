@@ -1,0 +1,292 @@
+import * as semver from 'semver';
+import type { ConcretePolicy, CountOrPercent, FailoverPolicy, UpgradeOptions } from './upgrade-options';
+
+/**
+ * The planner: agents, package, policy and options in; a plan out. Pure: no Nest, no database, no
+ * clock, so every rule of DESIGN.md section 6 is a table of cases in planner.spec.ts.
+ *
+ * A unit is what `maxParallel` counts: a standalone agent, or a failover pair. Units run in
+ * batches; a step depends on the steps before it in its unit only, so a failure stays in its unit.
+ */
+
+export interface PlanAgent {
+  id: string;
+  name: string;
+  address: string;
+  role: 'standalone' | 'main' | 'backup';
+  failoverGroup: string | null;
+  active: boolean;
+  version: string | null;
+  webappsVersion: string | null;
+  /** Never paired: it has never reported anything. */
+  paired: boolean;
+  online: boolean;
+  busy: boolean;
+  remoteUpgrade: boolean;
+  /** Whether it ever reported facts (os, disk...), without which prerequisites cannot be checked. */
+  factsKnown: boolean;
+}
+
+export interface PlanRequest {
+  /** The agents asked for. */
+  targets: PlanAgent[];
+  /** Every agent of the cluster: pairs are completed from it, and the mixed-version warning reads it. */
+  cluster: PlanAgent[];
+  pkg: { version: string; kind: 'full' | 'webapps' };
+  policy: FailoverPolicy;
+  clusterDefaultPolicy: ConcretePolicy;
+  options: UpgradeOptions;
+}
+
+export type StepKind = 'upgrade' | 'switchover' | 'switchback' | 'manual';
+/** When a step may run, judged on its dependencies once they ended. */
+export type RunWhen = 'succeeded' | 'failed' | 'ended';
+
+export interface PlannedStep {
+  /** Unique within the plan; the upgrades module maps it to a step id. */
+  key: string;
+  kind: StepKind;
+  /** The agent that is upgraded, or that takes over in a switchover or switchback. */
+  agentId: string;
+  /** For switchover and switchback: the agent handing over. */
+  fromAgentId: string | null;
+  failoverGroup: string | null;
+  unit: number;
+  batch: number;
+  dependsOn: string[];
+  runWhen: RunWhen;
+  status: 'pending' | 'skipped' | 'manual';
+  note: string | null;
+}
+
+export interface PlanNotice {
+  code: string;
+  message: string;
+  agentIds?: string[];
+}
+
+export interface Plan {
+  resolvedPolicy: ConcretePolicy;
+  steps: PlannedStep[];
+  /** Units that have work to do, and how they fall into batches. */
+  units: number;
+  batches: number;
+  /** `maxParallel` and `failureThreshold` resolved against the units: counts of units. */
+  maxParallel: number;
+  failureLimit: number;
+  warnings: PlanNotice[];
+  refusals: PlanNotice[];
+}
+
+const isBackupFirst = (p: ConcretePolicy) => p === 'backup-first' || p === 'backup-first-switchback';
+
+/** Whether the agent already runs what the package installs. */
+export function alreadyOn(agent: Pick<PlanAgent, 'version' | 'webappsVersion'>, pkg: PlanRequest['pkg']): boolean {
+  const installed = pkg.kind === 'webapps' ? agent.webappsVersion : agent.version;
+  return !!installed && semver.valid(installed) !== null && semver.eq(installed, pkg.version);
+}
+
+/** `maxParallel` as a count of units: 0 = all; a percent rounds down but is at least one. */
+export function resolveParallel(value: CountOrPercent, units: number): number {
+  const all = Math.max(units, 1);
+  if (typeof value === 'number') return value === 0 ? all : Math.min(value, all);
+  const share = Math.floor((Number(value.slice(0, -1)) * units) / 100);
+  return Math.min(Math.max(share, 1), all);
+}
+
+/** `failureThreshold` as a count of failed units: 0 (or "0%") = no limit; a percent rounds up. */
+export function resolveFailureLimit(value: CountOrPercent, units: number): number {
+  if (typeof value === 'number') return value === 0 ? Number.POSITIVE_INFINITY : value;
+  const percent = Number(value.slice(0, -1));
+  if (percent === 0) return Number.POSITIVE_INFINITY;
+  return Math.max(1, Math.ceil((percent * units) / 100));
+}
+
+interface Unit {
+  name: string;
+  steps: Omit<PlannedStep, 'unit' | 'batch'>[];
+}
+
+export function plan(request: PlanRequest): Plan {
+  const { pkg, options } = request;
+  const resolvedPolicy: ConcretePolicy = request.policy === 'default' ? request.clusterDefaultPolicy : request.policy;
+  const warnings: PlanNotice[] = [];
+  const refusals: PlanNotice[] = [];
+  const warn = (code: string, message: string, agents: PlanAgent[] = []) => warnings.push({ code, message, ...(agents.length ? { agentIds: agents.map((a) => a.id) } : {}) });
+
+  if (request.targets.length === 0) {
+    refusals.push({ code: 'NO_AGENTS', message: 'The upgrade targets no agent: register agents in the cluster, or name some in target.' });
+  }
+
+  const units = buildUnits(request, resolvedPolicy, warn);
+
+  // A legacy policy stops one member while the other serves on the old version: across a major
+  // version the two may not talk to each other, so it must be asked for knowingly.
+  const pairTargets = request.targets.filter((a) => a.failoverGroup);
+  const major = semver.major(pkg.version);
+  const crossesMajor = pairTargets.filter((a) => a.version && semver.valid(a.version) && semver.major(a.version) < major);
+  if (isBackupFirst(resolvedPolicy) && crossesMajor.length > 0 && !options.allowLegacyPolicyOnMajor) {
+    refusals.push({
+      code: 'LEGACY_POLICY_ON_MAJOR',
+      message: `Policy ${resolvedPolicy} on a major-version upgrade to ${pkg.version}: use simultaneous, or set options.allowLegacyPolicyOnMajor to acknowledge the risk.`,
+      agentIds: crossesMajor.map((a) => a.id),
+    });
+  }
+
+  addAgentWarnings(request, warn);
+
+  // Batches: canary units first (then the upgrade pauses), then groups of maxParallel.
+  const working = units.filter((u) => u.steps.some((s) => s.status === 'pending'));
+  const maxParallel = resolveParallel(options.maxParallel, working.length);
+  const canary = Math.min(options.canary, working.length);
+  const batchOf = new Map<Unit, number>();
+  working.forEach((unit, i) => {
+    const batch = canary > 0 ? (i < canary ? 0 : 1 + Math.floor((i - canary) / maxParallel)) : Math.floor(i / maxParallel);
+    batchOf.set(unit, batch);
+  });
+  const steps: PlannedStep[] = [];
+  units.forEach((unit, index) => {
+    for (const step of unit.steps) steps.push({ ...step, unit: index, batch: batchOf.get(unit) ?? 0 });
+  });
+  const batches = working.length === 0 ? 0 : Math.max(...batchOf.values()) + 1;
+  if (request.targets.length > 0 && working.length === 0) {
+    warn('NOTHING_TO_DO', `No agent needs remote work: every target is on ${pkg.version} already or must be upgraded by hand.`);
+  }
+
+  return {
+    resolvedPolicy,
+    steps,
+    units: working.length,
+    batches,
+    maxParallel,
+    failureLimit: resolveFailureLimit(options.failureThreshold, working.length),
+    warnings,
+    refusals,
+  };
+}
+
+/** Standalone agents and pairs, in a stable order (pairs by group name, then agents by name). */
+function buildUnits(request: PlanRequest, policy: ConcretePolicy, warn: (code: string, message: string, agents?: PlanAgent[]) => void): Unit[] {
+  const targetIds = new Set(request.targets.map((a) => a.id));
+  const groups = new Map<string, PlanAgent[]>();
+  const units: Unit[] = [];
+  for (const agent of request.targets) {
+    if (agent.failoverGroup) groups.set(agent.failoverGroup, [...(groups.get(agent.failoverGroup) ?? []), agent]);
+  }
+  for (const [group, targeted] of [...groups].sort(([a], [b]) => a.localeCompare(b))) {
+    const members = request.cluster.filter((a) => a.failoverGroup === group);
+    const untargeted = members.filter((a) => !targetIds.has(a.id));
+    if (members.length < 2) {
+      const lone = targeted[0];
+      warn('PAIR_INCOMPLETE', `Failover group ${group} has only its ${lone.role} (${lone.name}): it is upgraded alone and does not serve while it upgrades.`, [lone]);
+      units.push({ name: group, steps: [singleStep(lone, request.pkg)] });
+    } else if (untargeted.length > 0) {
+      const lone = targeted[0];
+      const peer = untargeted[0];
+      warn('PAIR_PARTIAL', `Only ${lone.name} of failover group ${group} is targeted, not ${peer.name}: it is upgraded alone (no switchover) and the pair runs mixed versions until ${peer.name} is upgraded too.`, [lone, peer]);
+      units.push({ name: group, steps: [singleStep(lone, request.pkg)] });
+    } else {
+      units.push({ name: group, steps: pairSteps(group, members, request, policy, warn) });
+    }
+  }
+  const standalone = request.targets.filter((a) => !a.failoverGroup).sort((a, b) => a.name.localeCompare(b.name) || a.id.localeCompare(b.id));
+  for (const agent of standalone) units.push({ name: agent.name, steps: [singleStep(agent, request.pkg)] });
+  return units;
+}
+
+function singleStep(agent: PlanAgent, pkg: PlanRequest['pkg']): Unit['steps'][number] {
+  const base = { key: `upgrade:${agent.id}`, agentId: agent.id, fromAgentId: null, failoverGroup: agent.failoverGroup, dependsOn: [], runWhen: 'succeeded' as const };
+  if (alreadyOn(agent, pkg)) return { ...base, kind: 'upgrade', status: 'skipped', note: `already on ${pkg.version}` };
+  if (!agent.remoteUpgrade) return { ...base, kind: 'manual', status: 'manual', note: manualNote(agent, pkg) };
+  return { ...base, kind: 'upgrade', status: 'pending', note: null };
+}
+
+const manualNote = (agent: PlanAgent, pkg: PlanRequest['pkg']) =>
+  `${agent.name} cannot upgrade remotely (legacy agent): install ${pkg.version} on ${agent.address} by hand, then pair it again with a new pairing key.`;
+
+/**
+ * A pair. Under `simultaneous` both members upgrade at once. Under the backup-first policies the
+ * standby member (the backup, unless the pair has switched over already) upgrades first, takes
+ * over, and only then is the serving member touched; with switchback, the serving member takes
+ * back over once it is upgraded; with `switchBackOnFailure`, it also does when its upgrade failed
+ * and it rolled back (it serves again on the version it had, which the standby no longer runs).
+ */
+function pairSteps(group: string, members: PlanAgent[], request: PlanRequest, policy: ConcretePolicy, warn: (code: string, message: string, agents?: PlanAgent[]) => void): Unit['steps'] {
+  const { pkg, options } = request;
+  const serving = members.find((a) => a.active) ?? members.find((a) => a.role === 'main')!;
+  const standby = members.find((a) => a !== serving)!;
+
+  if (!isBackupFirst(policy)) return [singleStep(standby, pkg), singleStep(serving, pkg)];
+
+  const legacy = members.filter((a) => !a.remoteUpgrade && !alreadyOn(a, pkg));
+  if (legacy.length > 0) {
+    // A switchover needs both members driven remotely; a pair with a legacy member is done by hand.
+    warn('PAIR_MANUAL', `Failover group ${group} has a legacy member (${legacy.map((a) => a.name).join(', ')}): under ${policy} the whole pair is upgraded by hand.`, members);
+    return [standby, serving].map((agent) => {
+      const step = singleStep(agent, pkg);
+      return step.status === 'skipped' ? step : { ...step, kind: 'manual' as const, status: 'manual' as const, note: manualNote({ ...agent }, pkg) };
+    });
+  }
+  if (standby.role === 'main') {
+    warn('PAIR_SWITCHED_OVER', `In failover group ${group} the backup ${serving.name} serves now: the standby main ${standby.name} is upgraded first.`, [serving, standby]);
+  }
+  if (!standby.online) {
+    warn('PAIR_STANDBY_OFFLINE', `${standby.name}, the standby of ${group}, is offline: its upgrade waits up to ${options.offlineTimeoutS}s for it, and ${serving.name} is not touched unless it is upgraded and took over.`, [standby]);
+  }
+  if (!serving.online) {
+    warn('PAIR_SERVING_OFFLINE', `${serving.name}, the serving member of ${group}, is offline: after ${standby.name} is upgraded and took over, the upgrade of ${serving.name} waits up to ${options.offlineTimeoutS}s for it.`, [serving]);
+  }
+
+  const first = singleStep(standby, pkg);
+  const second = singleStep(serving, pkg);
+  if (second.status === 'skipped') return [first, second]; // the serving member is on the version: no switchover needed
+  const takeover = (kind: 'switchover' | 'switchback', to: PlanAgent, from: PlanAgent, dependsOn: string[], runWhen: RunWhen, note: string | null) => ({
+    key: `${kind}:${group}`,
+    kind,
+    agentId: to.id,
+    fromAgentId: from.id,
+    failoverGroup: group,
+    dependsOn,
+    runWhen,
+    status: 'pending' as const,
+    note,
+  });
+  const switchover = takeover('switchover', standby, serving, [first.key], 'succeeded', `${standby.name} takes over from ${serving.name}`);
+  const steps: Unit['steps'] = [first, switchover, { ...second, dependsOn: [switchover.key] }];
+  if (policy === 'backup-first-switchback') {
+    steps.push(takeover('switchback', serving, standby, [second.key], options.switchBackOnFailure ? 'ended' : 'succeeded', `${serving.name} takes back over from ${standby.name}`));
+  } else if (options.switchBackOnFailure) {
+    steps.push(takeover('switchback', serving, standby, [second.key], 'failed', `only if the upgrade of ${serving.name} fails: it takes back over on the version it rolled back to`));
+  }
+  return steps;
+}
+
+function addAgentWarnings(request: PlanRequest, warn: (code: string, message: string, agents?: PlanAgent[]) => void): void {
+  const { pkg, options, targets } = request;
+  const toWork = targets.filter((a) => !alreadyOn(a, pkg) && a.remoteUpgrade);
+  const unpaired = toWork.filter((a) => !a.paired);
+  const offline = toWork.filter((a) => a.paired && !a.online);
+  const busy = toWork.filter((a) => a.online && a.busy);
+  const unknown = toWork.filter((a) => !a.version || !a.factsKnown);
+  const names = (agents: PlanAgent[]) => agents.map((a) => a.name).join(', ');
+  if (unpaired.length) warn('AGENTS_UNPAIRED', `${unpaired.length} target(s) never paired (${names(unpaired)}): each step waits up to ${options.offlineTimeoutS}s for its agent to come online, then fails.`, unpaired);
+  if (offline.length) warn('AGENTS_OFFLINE', `${offline.length} target(s) offline now (${names(offline)}): each step waits up to ${options.offlineTimeoutS}s for its agent, then fails.`, offline);
+  if (busy.length) {
+    warn(
+      'AGENTS_BUSY',
+      options.waitForIdle
+        ? `${busy.length} target(s) busy now (${names(busy)}): each is told to hold and is upgraded once idle, waiting up to ${options.idleTimeoutS}s.`
+        : `${busy.length} target(s) busy now (${names(busy)}) and waitForIdle is off: their work is interrupted.`,
+      busy,
+    );
+  }
+  if (unknown.length) warn('FACTS_UNKNOWN', `${unknown.length} target(s) have not reported their version or facts (${names(unknown)}): prerequisites are checked again before each starts.`, unknown);
+  const manual = targets.filter((a) => !a.remoteUpgrade && !alreadyOn(a, pkg));
+  if (manual.length) warn('MANUAL_STEPS', `${manual.length} legacy agent(s) (${names(manual)}) cannot upgrade remotely: reinstall them with ${pkg.version} by hand and pair them again.`, manual);
+
+  const targetIds = new Set(targets.map((a) => a.id));
+  const leftBehind = request.cluster.filter((a) => !targetIds.has(a.id) && !alreadyOn(a, pkg));
+  if (leftBehind.length + manual.length > 0 && request.cluster.length > 1) {
+    warn('MIXED_VERSIONS', `Afterwards the cluster runs mixed versions: ${leftBehind.length + manual.length} agent(s) stay off ${pkg.version} (${names([...leftBehind, ...manual])}); all agents of a cluster must run one version.`, [...leftBehind, ...manual]);
+  }
+}
