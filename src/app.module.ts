@@ -10,6 +10,7 @@ import { DatabaseModule } from './database/database.module';
 import { HealthModule } from './health/health.module';
 import { PackagesModule } from './packages/packages.module';
 import { ProgressModule } from './progress/progress.module';
+import { UpgradesModule } from './upgrades/upgrades.module';
 
 /** What tests may replace: the clock, so time-based rules are tested without sleeping. */
 export interface AppOverrides {
@@ -30,6 +31,7 @@ export class AppModule {
         ProgressModule,
         ClusterModule,
         PackagesModule,
+        UpgradesModule,
         HealthModule,
       ],
     };

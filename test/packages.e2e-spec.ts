@@ -127,12 +127,16 @@ describeEachDatabase('packages', (kind) => {
     expect(refused.body.details.failures[0]).toMatchObject({ check: 'fromVersion', actual: '1.1.0' });
   });
 
-  it('refuses a bad or missing mode, install mode for now, and an upload without a file', async () => {
+  it('refuses a bad or missing mode, bad upgrade fields, and an upload without a file', async () => {
     const c = await givenCluster(t);
     const badMode = await upload(c.id, packageArchive(), 'later').expect(400);
     expect(badMode.body.details).toEqual([{ field: 'mode', problems: ['mode must be one of: upload-only, install'] }]);
-    const install = await upload(c.id, packageArchive(), 'install').expect(422);
-    expect(install.body.code).toBe('INSTALL_NOT_AVAILABLE');
+    const badOptions = await t.as(operator).post(`/api/v1/clusters/${c.id}/packages`).field('mode', 'install').field('options', '{"maxParallel": -1}').attach('file', packageArchive(), 'p.tar.gz').expect(400);
+    expect(badOptions.body.details.map((d: { field: string }) => d.field)).toEqual(['options.maxParallel']);
+    const notJson = await t.as(operator).post(`/api/v1/clusters/${c.id}/packages`).field('mode', 'install').field('target', 'all').attach('file', packageArchive(), 'p.tar.gz').expect(400);
+    expect(notJson.body.details).toEqual([{ field: 'target', problems: ['target must be JSON'] }]);
+    const upgradeFieldWithoutInstall = await t.as(operator).post(`/api/v1/clusters/${c.id}/packages`).field('mode', 'upload-only').field('policy', 'simultaneous').attach('file', packageArchive(), 'p.tar.gz').expect(400);
+    expect(upgradeFieldWithoutInstall.body.message).toMatch(/go with mode=install/);
     const noFile = await t.as(operator).post(`/api/v1/clusters/${c.id}/packages`).field('mode', 'upload-only').expect(400);
     expect(noFile.body.details[0].field).toBe('file');
     const json = await t.as(operator).post(`/api/v1/clusters/${c.id}/packages`).send({ mode: 'upload-only' }).expect(400);

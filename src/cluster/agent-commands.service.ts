@@ -83,6 +83,11 @@ export class AgentCommandsService {
     return true;
   }
 
+  /** The agent's commands that have not ended. */
+  openFor(tx: Tx, agentId: string): Promise<AgentCommand[]> {
+    return this.commands.findOpenFor(tx.em, agentId);
+  }
+
   findById(id: string, tx?: Tx): Promise<AgentCommand | null> {
     return this.commands.findById(id, tx?.em);
   }
@@ -113,11 +118,13 @@ export class AgentCommandsService {
         this.refuseIfEnded(command);
       }
       await this.end(tx, command, report.status, { version: report.version, error: report.error });
+      // Handlers first: they lock what issued the command (an upgrade) before its agents, the
+      // order the executor takes its locks in too.
+      for (const handler of this.handlers) await handler(tx, command, { kind: 'complete', report });
       if (report.version) {
         const agent = await this.agents.findForUpdate(tx, agentId);
         if (agent && agent.version !== report.version) await this.updater.apply(tx, agent, { version: report.version });
       }
-      for (const handler of this.handlers) await handler(tx, command, { kind: 'complete', report });
       return toState(command);
     });
     this.logger.log(`command ${commandId} of agent ${agentId} ended: ${state.status}`);

@@ -1,5 +1,5 @@
 import { Injectable } from '@nestjs/common';
-import { EntityManager, FindOptionsWhere, LessThan } from 'typeorm';
+import { EntityManager, FindOptionsWhere, In, IsNull, LessThan } from 'typeorm';
 import { Database, Tx } from '../database/database';
 import { Agent } from './agent.entity';
 import type { AgentRole, AgentState, VersionStatus } from './agent-state';
@@ -64,6 +64,11 @@ export class AgentRepository {
     return tx.em.findOne(Agent, { where: { id }, lock: tx.rowLock });
   }
 
+  findManyForUpdate(tx: Tx, ids: string[]): Promise<Agent[]> {
+    if (ids.length === 0) return Promise.resolve([]);
+    return tx.em.find(Agent, { where: { id: In(ids) }, lock: tx.rowLock, order: { id: 'ASC' } });
+  }
+
   findByPairingKeyHash(tx: Tx, pairingKeyHash: string): Promise<Agent | null> {
     return tx.em.findOne(Agent, { where: { pairingKeyHash }, lock: tx.rowLock });
   }
@@ -94,6 +99,15 @@ export class AgentRepository {
       skip: offset,
     });
     return { items, total };
+  }
+
+  /** Agents auto-upgrade may take now: opted in, online and idle, remote-upgradable, free, below the target, last upgrade not failed. */
+  autoUpgradeCandidates(clusterId: string, limit: number): Promise<Agent[]> {
+    return this.db.reader.find(Agent, {
+      where: { clusterId, autoUpgrade: true, state: 'idle', remoteUpgrade: true, upgradeId: IsNull(), lastUpgradeFailed: false, versionStatus: 'outdated' },
+      order: { name: 'ASC' },
+      take: limit,
+    });
   }
 
   countInCluster(em: EntityManager, clusterId: string): Promise<number> {

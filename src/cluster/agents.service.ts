@@ -105,6 +105,29 @@ export class AgentsService {
     return this.agents.findInCluster(this.db.reader, clusterId);
   }
 
+  autoUpgradeCandidates(clusterId: string, limit = 50): Promise<Agent[]> {
+    return this.agents.autoUpgradeCandidates(clusterId, limit);
+  }
+
+  /** Every agent of a cluster, read in the caller's transaction (the planner's input). */
+  inClusterForPlanning(tx: Tx, clusterId: string): Promise<Agent[]> {
+    return this.agents.findInCluster(tx.em, clusterId);
+  }
+
+  /** The agents with these ids, locked until the transaction ends (the executor's view of them). */
+  lockMany(tx: Tx, ids: string[]): Promise<Agent[]> {
+    return this.agents.findManyForUpdate(tx, ids);
+  }
+
+  /**
+   * What an upgrade records on its agents: the upgrade holding them, hold, upgrading, whether the
+   * last upgrade failed, which pair member is active, a web-apps version installed. Derived state
+   * and version status follow, with an agent.status event when they change.
+   */
+  applyUpgradeState(tx: Tx, agent: Agent, changes: Partial<Pick<Agent, 'upgradeId' | 'hold' | 'upgrading' | 'lastUpgradeFailed' | 'active' | 'webappsVersion'>>): Promise<Agent> {
+    return this.updater.apply(tx, agent, changes);
+  }
+
   /** The agent, or a 404 naming it. */
   async require(id: string, tx?: Tx): Promise<Agent> {
     const agent = tx ? await this.agents.findForUpdate(tx, id) : await this.agents.findById(id);

@@ -1,5 +1,5 @@
 import { Injectable } from '@nestjs/common';
-import { EntityManager } from 'typeorm';
+import { EntityManager, IsNull, Not } from 'typeorm';
 import { Database } from '../database/database';
 import { Agent } from './agent.entity';
 import { Cluster } from './cluster.entity';
@@ -19,6 +19,10 @@ export class ClusterRepository {
 
   listAll(): Promise<Cluster[]> {
     return this.db.reader.find(Cluster, { order: { name: 'ASC' } });
+  }
+
+  listWithTarget(): Promise<Cluster[]> {
+    return this.db.reader.find(Cluster, { where: { targetPackageId: Not(IsNull()) }, order: { name: 'ASC' } });
   }
 
   async insert(em: EntityManager, cluster: Cluster): Promise<void> {

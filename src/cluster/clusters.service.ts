@@ -7,6 +7,7 @@ import { Database, Tx } from '../database/database';
 import { StreamScopes } from '../progress/stream-scopes';
 import { DEFAULT_UPGRADE_OPTIONS, resolveOptions, type UpgradeOptions } from '../policies/upgrade-options';
 import { AgentRepository } from './agent.repository';
+import { AgentUpdater } from './agent-updater';
 import { Cluster } from './cluster.entity';
 import { ClusterRepository } from './cluster.repository';
 import { ClusterDto, CreateClusterDto, toClusterDto, UpdateClusterDto } from './dto/cluster.dto';
@@ -25,6 +26,7 @@ export class ClustersService implements OnModuleInit {
     private readonly agents: AgentRepository,
     private readonly clock: Clock,
     private readonly scopes: StreamScopes,
+    private readonly updater: AgentUpdater,
   ) {}
 
   onModuleInit(): void {
@@ -76,6 +78,23 @@ export class ClustersService implements OnModuleInit {
     const cluster = await this.clusters.findById(id, tx?.em);
     if (!cluster) throw new NotFoundError('Cluster', id);
     return cluster;
+  }
+
+  /**
+   * The version every agent of the cluster should run, and the package that set it (auto-upgrade
+   * brings late agents up with it). Every agent's version status is measured again.
+   */
+  async setTarget(tx: Tx, clusterId: string, version: string, packageId: string): Promise<void> {
+    const cluster = await this.require(clusterId, tx);
+    Object.assign(cluster, { targetVersion: version, targetPackageId: packageId, updatedAt: this.clock.now() });
+    await this.clusters.save(tx.em, cluster);
+    await this.updater.refreshVersionStatuses(tx, clusterId);
+    this.logger.log(`cluster ${clusterId} now targets ${version}`);
+  }
+
+  /** Clusters with a target version set by a package: where auto-upgrade looks. */
+  withTarget(): Promise<Cluster[]> {
+    return this.clusters.listWithTarget();
   }
 
   async update(id: string, dto: UpdateClusterDto): Promise<ClusterDto> {

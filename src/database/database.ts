@@ -3,6 +3,7 @@ import { Mutex } from 'async-mutex';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { DataSource, DataSourceOptions, EntityManager } from 'typeorm';
+import { isDeadlock } from '../common/db-errors';
 import { AppConfig } from '../config/app-config';
 import { ENTITIES } from './entities';
 import { POSTGRES_MIGRATIONS } from './migrations/postgres';
@@ -24,6 +25,7 @@ export type DatabaseType = 'sqlite' | 'postgres';
 /** Advisory lock key under which replicas run migrations one at a time (arbitrary, fixed). */
 const MIGRATION_LOCK_KEY = 7_318_201_001;
 const SQLITE_BUSY_TIMEOUT_MS = 5000;
+const DEADLOCK_RETRIES = 3;
 
 /** The connection options for each database, shared by the app and the migration CLI. */
 export function dataSourceOptions(database: AppConfig['database']): DataSourceOptions {
@@ -133,9 +135,10 @@ export class Database implements OnApplicationShutdown {
   }
 
   async transaction<T>(body: (tx: Tx) => Promise<T>): Promise<T> {
-    const hooks: Array<() => void | Promise<void>> = [];
-    const run = () =>
-      this.writer.transaction((em) =>
+    let hooks: Array<() => void | Promise<void>> = [];
+    const attempt = () => {
+      hooks = [];
+      return this.writer.transaction((em) =>
         body({
           em,
           afterCommit: (hook) => void hooks.push(hook),
@@ -145,6 +148,18 @@ export class Database implements OnApplicationShutdown {
           rowLock: this.type === 'postgres' ? { mode: 'pessimistic_write' } : undefined,
         }),
       );
+    };
+    const run = async () => {
+      // PostgreSQL breaks a deadlock by aborting one of the transactions: that one runs again.
+      for (let tries = 1; ; tries++) {
+        try {
+          return await attempt();
+        } catch (error) {
+          if (tries >= DEADLOCK_RETRIES || !isDeadlock(error)) throw error;
+          this.logger.warn(`deadlock detected; running the transaction again (attempt ${tries + 1})`);
+        }
+      }
+    };
     const result = this.type === 'sqlite' ? await this.writeLock.runExclusive(run) : await run();
     for (const hook of hooks) {
       try {

@@ -4,7 +4,9 @@ import { AgentCommand } from '../cluster/agent-command.entity';
 import { Agent } from '../cluster/agent.entity';
 import { Cluster } from '../cluster/cluster.entity';
 import { Package } from '../packages/package.entity';
+import { Upgrade } from '../upgrades/upgrade.entity';
+import { UpgradeStep } from '../upgrades/upgrade-step.entity';
 import { EventSequence, ProgressEvent } from '../progress/progress-event.entity';
 
 /** Every entity of every module: the DataSource and the migration generator read this list. */
-export const ENTITIES = [AccessToken, StreamTicket, Cluster, Agent, AgentCommand, ProgressEvent, EventSequence, Package];
+export const ENTITIES = [AccessToken, StreamTicket, Cluster, Agent, AgentCommand, ProgressEvent, EventSequence, Package, Upgrade, UpgradeStep];

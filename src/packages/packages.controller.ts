@@ -21,11 +21,18 @@ export class PackagesController {
   @RequireRole('operator')
   @ApiConsumes('multipart/form-data')
   @ApiBody({ type: UploadPackageForm })
-  @ApiOperation({ summary: 'Upload a package (201), or find the same bytes already uploaded (200)' })
-  async upload(@IdParam('clusterId') clusterId: string, @CurrentPrincipal() uploader: Principal, @Req() req: Request, @Res({ passthrough: true }) res: Response): Promise<PackageDto> {
+  @ApiOperation({
+    summary: 'Upload a package (201), or find the same bytes already uploaded (200)',
+    description: 'mode=upload-only answers the package. mode=install also takes the upgrade fields target, policy, options (JSON text) and scheduledAt, creates the upgrade in the same transaction, and answers 201 {package, upgrade}; target defaults to {"all": true}.',
+  })
+  async upload(@IdParam('clusterId') clusterId: string, @CurrentPrincipal() uploader: Principal, @Req() req: Request, @Res({ passthrough: true }) res: Response): Promise<PackageDto | { package: PackageDto; upgrade: unknown }> {
     await this.packages.requireCluster(clusterId);
     const upload = await this.receiver.receive(req, res);
-    const { created, pkg } = await this.packages.accept(clusterId, upload, uploader);
+    const { created, pkg, upgrade } = await this.packages.accept(clusterId, upload, uploader);
+    if (upgrade !== undefined) {
+      res.status(201);
+      return { package: pkg, upgrade };
+    }
     res.status(created ? 201 : 200);
     return pkg;
   }

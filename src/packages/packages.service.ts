@@ -16,9 +16,22 @@ import { PackageStore } from './package-store';
 import { checkPrerequisites, PrerequisiteResult } from './prerequisites';
 import type { ReceivedUpload } from './upload-receiver';
 
+/** The upgrade fields an upload with mode=install may carry (DESIGN.md section 6). */
+export const INSTALL_FIELDS = ['target', 'policy', 'options', 'scheduledAt'];
+
+/**
+ * Turns an upload with mode=install into an upgrade: `parse` checks the form fields before the
+ * archive is stored; `install` creates the upgrade in the transaction that stores the package.
+ */
+export interface PackageInstaller {
+  parse(fields: Record<string, string>): Promise<unknown>;
+  install(tx: Tx, pkg: Package, request: unknown, caller: Principal): Promise<unknown>;
+}
+
 @Injectable()
 export class PackagesService implements OnModuleInit {
   private readonly logger = new Logger(PackagesService.name);
+  private installer: PackageInstaller | null = null;
 
   constructor(
     private readonly db: Database,
@@ -47,26 +60,32 @@ export class PackagesService implements OnModuleInit {
    * then stores it under its hash. The same bytes again answer the existing package (created false).
    * Whatever is refused leaves no row and no file.
    */
-  async accept(clusterId: string, upload: ReceivedUpload, uploader: Principal): Promise<{ created: boolean; pkg: PackageDto }> {
+  async accept(clusterId: string, upload: ReceivedUpload, uploader: Principal): Promise<{ created: boolean; pkg: PackageDto; upgrade?: unknown }> {
     try {
       const mode = upload.fields.mode;
       if (!UPLOAD_MODES.includes(mode as (typeof UPLOAD_MODES)[number])) {
         throw new BadInputError(`mode must be one of: ${UPLOAD_MODES.join(', ')}.`, [{ field: 'mode', problems: [`mode must be one of: ${UPLOAD_MODES.join(', ')}`] }]);
       }
-      const unknown = Object.keys(upload.fields).filter((f) => f !== 'mode');
+      const known = mode === 'install' ? ['mode', ...INSTALL_FIELDS] : ['mode'];
+      const unknown = Object.keys(upload.fields).filter((f) => !known.includes(f));
       if (unknown.length > 0) {
-        throw new BadInputError(`Unknown form fields: ${unknown.join(', ')}; remove them.`, unknown.map((field) => ({ field, problems: [`${field} is not a known field; remove it`] })));
+        const hint = mode === 'install' ? '' : ` (${INSTALL_FIELDS.join(', ')} go with mode=install)`;
+        throw new BadInputError(`Unknown form fields: ${unknown.join(', ')}; remove them${hint}.`, unknown.map((field) => ({ field, problems: [`${field} is not a known field; remove it`] })));
       }
+      let installRequest: unknown;
       if (mode === 'install') {
-        throw new UnprocessableError('INSTALL_NOT_AVAILABLE', 'mode=install creates an upgrade, and upgrades are not available in this version yet; upload with mode=upload-only.');
+        if (!this.installer) throw new UnprocessableError('INSTALL_NOT_AVAILABLE', 'mode=install is not available in this process; upload with mode=upload-only.');
+        installRequest = await this.installer.parse(upload.fields);
       }
+      const install = installRequest === undefined ? undefined : (tx: Tx, pkg: Package) => this.installer!.install(tx, pkg, installRequest, uploader);
+
       const cluster = await this.clusters.require(clusterId);
       const manifest = parseManifest(upload.archive.manifestText, upload.archive.entries);
       if (manifest.product !== cluster.product) {
         throw new UnprocessableError('PRODUCT_MISMATCH', `The package is for product ${manifest.product}, but cluster ${cluster.name} runs ${cluster.product}.`, { packageProduct: manifest.product, clusterProduct: cluster.product });
       }
       const existing = await this.packages.findBySha256(clusterId, upload.archive.sha256);
-      if (existing) return { created: false, pkg: toPackageDto(existing) };
+      if (existing) return { created: false, ...(await this.installExisting(existing, install)) };
 
       const prerequisites = manifest.prerequisites ? { ...manifest.prerequisites } : {};
       const check = await this.checkCluster(clusterId, { kind: manifest.kind, version: manifest.version, prerequisites });
@@ -75,6 +94,7 @@ export class PackagesService implements OnModuleInit {
         throw new UnprocessableError('PREREQUISITES_UNMET', `${agents} agent${agents === 1 ? '' : 's'} of the cluster fail the package's prerequisites; see details for each check.`, check);
       }
 
+      const alreadyStored = await this.store.exists(upload.archive.sha256);
       await this.store.commit(upload.tempPath, upload.archive.sha256);
       const pkg = Object.assign(new Package(), {
         id: randomUUID(),
@@ -95,22 +115,37 @@ export class PackagesService implements OnModuleInit {
         completedAt: null,
         usedByUpgradeId: null,
       } satisfies Package);
+      let upgrade: unknown;
       try {
-        await this.db.transaction(async (tx) => {
+        // With mode=install the upgrade is made in the same transaction: refused, it leaves no package.
+        upgrade = await this.db.transaction(async (tx) => {
           await this.packages.insert(tx.em, pkg);
           await this.publish(tx, pkg);
+          return install?.(tx, pkg);
         });
       } catch (error) {
         // The same bytes uploaded at the same moment: the other upload made the package.
         const raced = isUniqueViolation(error) ? await this.packages.findBySha256(clusterId, pkg.sha256) : null;
-        if (raced) return { created: false, pkg: toPackageDto(raced) };
+        if (raced) return { created: false, ...(await this.installExisting(raced, install)) };
+        if (!alreadyStored && !(await this.packages.sha256InUse(this.db.reader, pkg.sha256))) await this.store.removeStored(pkg.sha256);
         throw error;
       }
-      this.logger.log(`stored package ${pkg.id} (${pkg.product} ${pkg.version}, ${pkg.size} bytes) in cluster ${clusterId}`);
-      return { created: true, pkg: toPackageDto(pkg) };
+      this.logger.log(`stored package ${pkg.id} (${pkg.product} ${pkg.version}, ${pkg.size} bytes) in cluster ${clusterId}${upgrade ? ' and created its upgrade' : ''}`);
+      return { created: true, pkg: toPackageDto(upgrade ? await this.require(pkg.id) : pkg), ...(upgrade ? { upgrade } : {}) };
     } finally {
       await this.store.removeTemp(upload.tempPath);
     }
+  }
+
+  /** The upgrades module makes mode=install work (it depends on this module, not the other way). */
+  registerInstaller(installer: PackageInstaller): void {
+    this.installer = installer;
+  }
+
+  private async installExisting(existing: Package, install: ((tx: Tx, pkg: Package) => Promise<unknown>) | undefined): Promise<{ pkg: PackageDto; upgrade?: unknown }> {
+    if (!install) return { pkg: toPackageDto(existing) };
+    const upgrade = await this.db.transaction(async (tx) => install(tx, await this.require(existing.id, tx)));
+    return { pkg: toPackageDto(await this.require(existing.id)), upgrade };
   }
 
   /** The prerequisite check against a cluster's agents (or some of them): for upload, schedule and start. */

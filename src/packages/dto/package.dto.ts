@@ -12,6 +12,10 @@ const toInt = () => Transform(({ value }) => (/^\d+$/.test(String(value)) ? Numb
 export class UploadPackageForm {
   @ApiProperty({ type: 'string', format: 'binary', description: 'The .tar.gz package.' }) file: unknown;
   @ApiProperty({ enum: UPLOAD_MODES, enumName: 'UploadMode' }) mode: (typeof UPLOAD_MODES)[number];
+  @ApiPropertyOptional({ description: 'mode=install: JSON target, default {"all": true}' }) target?: string;
+  @ApiPropertyOptional({ description: 'mode=install: failover policy' }) policy?: string;
+  @ApiPropertyOptional({ description: 'mode=install: JSON upgrade options' }) options?: string;
+  @ApiPropertyOptional({ description: 'mode=install: ISO-8601 start time' }) scheduledAt?: string;
 }
 
 export class ListPackagesQuery {

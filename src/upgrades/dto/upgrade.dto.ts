@@ -1,0 +1,209 @@
+import { ApiProperty, ApiPropertyOptional, OmitType } from '@nestjs/swagger';
+import { Transform, Type } from 'class-transformer';
+import { ArrayMaxSize, IsArray, IsIn, IsInt, IsISO8601, IsOptional, IsUUID, Max, Min, ValidateNested } from 'class-validator';
+import { UpgradeOptionsDto } from '../../cluster/dto/upgrade-options.dto';
+import { IsHostOrIp } from '../../common/validators';
+import type { PlanNotice, RunWhen, StepKind } from '../../policies/planner';
+import { FAILOVER_POLICIES, type ConcretePolicy, type FailoverPolicy, type UpgradeOptions } from '../../policies/upgrade-options';
+import type { PrerequisiteResult } from '../../packages/prerequisites';
+import { Upgrade, UPGRADE_ORIGINS, UPGRADE_STATUSES, type UpgradeOrigin, type UpgradeStatus, type UpgradeTarget } from '../upgrade.entity';
+import { STEP_STATUSES, UpgradeStep, type StepStatus, type WaitReason } from '../upgrade-step.entity';
+
+const toInt = () => Transform(({ value }) => (/^\d+$/.test(String(value)) ? Number(value) : value));
+
+export class UpgradeTargetDto {
+  @ApiPropertyOptional({ enum: [true], description: 'Every agent of the cluster; the cluster then targets the package version.' })
+  @IsOptional()
+  @IsIn([true], { message: 'target.all must be true when given; name agents with agentIds or addresses instead' })
+  all?: boolean;
+
+  @ApiPropertyOptional({ type: [String], format: 'uuid' })
+  @IsOptional()
+  @IsArray({ message: 'agentIds must be an array of agent ids' })
+  @ArrayMaxSize(100_000)
+  @IsUUID('all', { each: true, message: 'each of agentIds must be an agent id (a UUID)' })
+  agentIds?: string[];
+
+  @ApiPropertyOptional({ type: [String], description: "Agents by address (host name or IP), as reference 001's external IP." })
+  @IsOptional()
+  @IsArray({ message: 'addresses must be an array of host names or IP addresses' })
+  @ArrayMaxSize(100_000)
+  @IsHostOrIp({ each: true, message: 'each of addresses must be a host name or an IP address' })
+  addresses?: string[];
+}
+
+export class CreateUpgradeDto {
+  @ApiProperty({ format: 'uuid' })
+  @IsUUID('all', { message: 'packageId must be a package id (a UUID)' })
+  packageId: string;
+
+  @ApiProperty({ type: UpgradeTargetDto, example: { all: true } })
+  @ValidateNested()
+  @Type(() => UpgradeTargetDto)
+  target: UpgradeTargetDto;
+
+  @ApiPropertyOptional({ enum: FAILOVER_POLICIES, enumName: 'FailoverPolicy', default: 'default' })
+  @IsOptional()
+  @IsIn(FAILOVER_POLICIES, { message: `policy must be one of: ${FAILOVER_POLICIES.join(', ')}` })
+  policy?: FailoverPolicy;
+
+  @ApiPropertyOptional({ type: UpgradeOptionsDto, description: "Absent fields come from the cluster's default options." })
+  @IsOptional()
+  @ValidateNested()
+  @Type(() => UpgradeOptionsDto)
+  options?: UpgradeOptionsDto;
+
+  @ApiPropertyOptional({ format: 'date-time', description: 'Start later (ISO-8601); absent = now.' })
+  @IsOptional()
+  @IsISO8601({ strict: true }, { message: 'scheduledAt must be an ISO-8601 date and time such as 2026-12-01T02:00:00Z' })
+  scheduledAt?: string;
+}
+
+/** An upgrade request without its package: the upgrade fields of an upload with mode=install. */
+export class InstallFieldsDto extends OmitType(CreateUpgradeDto, ['packageId'] as const) {}
+
+export class ListUpgradesQuery {
+  @ApiPropertyOptional({ enum: UPGRADE_STATUSES, enumName: 'UpgradeStatus' })
+  @IsOptional()
+  @IsIn(UPGRADE_STATUSES, { message: `status must be one of: ${UPGRADE_STATUSES.join(', ')}` })
+  status?: UpgradeStatus;
+
+  @ApiPropertyOptional({ default: 50, minimum: 1, maximum: 500 })
+  @IsOptional()
+  @toInt()
+  @IsInt({ message: 'limit must be a whole number from 1 to 500' })
+  @Min(1, { message: 'limit must be a whole number from 1 to 500' })
+  @Max(500, { message: 'limit must be a whole number from 1 to 500' })
+  limit?: number;
+
+  @ApiPropertyOptional({ default: 0 })
+  @IsOptional()
+  @toInt()
+  @IsInt({ message: 'offset must be a whole number, 0 or more' })
+  @Min(0, { message: 'offset must be a whole number, 0 or more' })
+  offset?: number;
+}
+
+export class StepDto {
+  @ApiProperty({ description: 'A UUID; in a preview, a key naming the step.' }) id: string;
+  @ApiProperty({ enum: ['upgrade', 'switchover', 'switchback', 'manual'] }) kind: StepKind;
+  @ApiProperty({ type: String, nullable: true, format: 'uuid', description: 'The agent upgraded, or taking over.' }) agentId: string | null;
+  @ApiProperty({ type: String, nullable: true, format: 'uuid', description: 'In a switchover or switchback, the agent handing over.' }) fromAgentId: string | null;
+  @ApiProperty({ type: String, nullable: true }) failoverGroup: string | null;
+  @ApiProperty() unit: number;
+  @ApiProperty() batch: number;
+  @ApiProperty({ type: [String] }) dependsOn: string[];
+  @ApiProperty({ enum: ['succeeded', 'failed', 'ended'], description: 'Runs when its dependencies succeeded, failed, or ended either way.' }) runWhen: RunWhen;
+  @ApiProperty({ enum: STEP_STATUSES, enumName: 'StepStatus' }) status: StepStatus;
+  @ApiProperty({ type: String, nullable: true, enum: ['online', 'idle', 'gate', 'dependencies'] }) waitingFor: WaitReason | null;
+  @ApiProperty({ type: String, nullable: true }) phase: string | null;
+  @ApiProperty() percent: number;
+  @ApiProperty() attempts: number;
+  @ApiProperty({ type: String, nullable: true }) note: string | null;
+  @ApiProperty({ type: String, nullable: true }) error: string | null;
+  @ApiProperty({ type: String, nullable: true, format: 'date-time' }) startedAt: string | null;
+  @ApiProperty({ type: String, nullable: true, format: 'date-time' }) endedAt: string | null;
+}
+
+export class NoticeDto {
+  @ApiProperty() code: string;
+  @ApiProperty() message: string;
+  @ApiPropertyOptional({ type: [String] }) agentIds?: string[];
+}
+
+export class UpgradeDto {
+  @ApiProperty({ format: 'uuid' }) id: string;
+  @ApiProperty({ format: 'uuid' }) clusterId: string;
+  @ApiProperty({ format: 'uuid' }) packageId: string;
+  @ApiProperty() packageVersion: string;
+  @ApiProperty({ enum: UPGRADE_STATUSES, enumName: 'UpgradeStatus' }) status: UpgradeStatus;
+  @ApiProperty({ enum: UPGRADE_ORIGINS }) origin: UpgradeOrigin;
+  @ApiProperty({ type: UpgradeTargetDto }) target: UpgradeTarget;
+  @ApiProperty({ enum: FAILOVER_POLICIES, description: 'The policy asked for.' }) policy: FailoverPolicy;
+  @ApiProperty({ description: 'The policy it resolved to.' }) resolvedPolicy: ConcretePolicy;
+  @ApiProperty({ type: UpgradeOptionsDto }) options: UpgradeOptions;
+  @ApiProperty() units: number;
+  @ApiProperty({ type: Number, nullable: true, description: 'Failed units after which no new unit starts; null = no limit.' }) failureLimit: number | null;
+  @ApiProperty({ type: String, nullable: true, format: 'date-time' }) scheduledAt: string | null;
+  @ApiProperty({ type: String, nullable: true, format: 'date-time' }) startedAt: string | null;
+  @ApiProperty({ type: String, nullable: true, format: 'date-time' }) finishedAt: string | null;
+  @ApiProperty({ format: 'date-time' }) createdAt: string;
+  @ApiProperty() percent: number;
+  @ApiProperty({ type: String, nullable: true, description: 'Why it paused, failed or was cancelled.' }) reason: string | null;
+  @ApiProperty({ type: [NoticeDto] }) warnings: PlanNotice[];
+  @ApiPropertyOptional({ type: [StepDto], description: 'In plan order; absent in lists.' }) steps?: StepDto[];
+}
+
+export class UpgradePageDto {
+  @ApiProperty({ type: [UpgradeDto] }) items: UpgradeDto[];
+  @ApiProperty() total: number;
+  @ApiProperty() limit: number;
+  @ApiProperty() offset: number;
+}
+
+export class PreviewDto {
+  @ApiProperty() resolvedPolicy: ConcretePolicy;
+  @ApiProperty({ type: [StepDto] }) steps: StepDto[];
+  @ApiProperty() units: number;
+  @ApiProperty() batches: number;
+  @ApiProperty() maxParallel: number;
+  @ApiProperty({ type: Number, nullable: true }) failureLimit: number | null;
+  @ApiProperty({ type: [NoticeDto] }) warnings: PlanNotice[];
+  @ApiProperty({ type: [NoticeDto], description: 'Why creating this upgrade would be refused; empty when it would be accepted.' }) refusals: PlanNotice[];
+  @ApiProperty({ type: 'object', additionalProperties: true, description: 'Prerequisite failures (refusals) and unknowns (warnings) per agent.' }) prerequisites: PrerequisiteResult;
+}
+
+export class MigrationDto {
+  @ApiProperty({ format: 'uuid' }) commandId: string;
+  @ApiProperty({ format: 'uuid' }) agentId: string;
+  @ApiProperty({ type: String, nullable: true, description: 'The installed version whose migration runs again.' }) version: string | null;
+  @ApiProperty() status: string;
+}
+
+export function toStepDto(step: UpgradeStep): StepDto {
+  return {
+    id: step.id,
+    kind: step.kind,
+    agentId: step.agentId,
+    fromAgentId: step.fromAgentId,
+    failoverGroup: step.failoverGroup,
+    unit: step.unit,
+    batch: step.batch,
+    dependsOn: step.dependsOn,
+    runWhen: step.runWhen,
+    status: step.status,
+    waitingFor: step.waitingFor,
+    phase: step.phase,
+    percent: step.percent,
+    attempts: step.attempts,
+    note: step.note,
+    error: step.error,
+    startedAt: step.startedAt?.toISOString() ?? null,
+    endedAt: step.endedAt?.toISOString() ?? null,
+  };
+}
+
+export function toUpgradeDto(upgrade: Upgrade, steps?: UpgradeStep[]): UpgradeDto {
+  return {
+    id: upgrade.id,
+    clusterId: upgrade.clusterId,
+    packageId: upgrade.packageId,
+    packageVersion: upgrade.packageVersion,
+    status: upgrade.status,
+    origin: upgrade.origin,
+    target: upgrade.target,
+    policy: upgrade.policy,
+    resolvedPolicy: upgrade.resolvedPolicy,
+    options: upgrade.options,
+    units: upgrade.units,
+    failureLimit: upgrade.failureLimit,
+    scheduledAt: upgrade.scheduledAt?.toISOString() ?? null,
+    startedAt: upgrade.startedAt?.toISOString() ?? null,
+    finishedAt: upgrade.finishedAt?.toISOString() ?? null,
+    createdAt: upgrade.createdAt.toISOString(),
+    percent: upgrade.percent,
+    reason: upgrade.reason,
+    warnings: upgrade.warnings,
+    ...(steps ? { steps: steps.map(toStepDto) } : {}),
+  };
+}

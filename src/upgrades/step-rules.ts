@@ -1,0 +1,221 @@
+import * as semver from 'semver';
+import { checkPrerequisites, type Prerequisites } from '../packages/prerequisites';
+import type { RunWhen, StepKind } from '../policies/planner';
+import type { UpgradeOptions } from '../policies/upgrade-options';
+import type { UpgradeStatus } from './upgrade.entity';
+import { ENDED_STEP_STATUSES, FAILED_STEP_STATUSES, type StepStatus, type WaitReason } from './upgrade-step.entity';
+
+/**
+ * The executor's rules, pure: an upgrade, its steps and its agents as they are now in; what must
+ * happen next out. The executor applies the actions in one transaction and only then do agents see
+ * any command, so a crash between deciding and applying loses nothing: the next pass decides again.
+ */
+
+export interface RuleAgent {
+  id: string;
+  name: string;
+  paired: boolean;
+  online: boolean;
+  busy: boolean;
+  version: string | null;
+  webappsVersion: string | null;
+  lastUpgradeFailed: boolean;
+  facts: { os?: string; freeDiskMb?: number } | null;
+}
+
+export interface RuleStep {
+  id: string;
+  kind: StepKind;
+  agentId: string;
+  unit: number;
+  batch: number;
+  dependsOn: string[];
+  runWhen: RunWhen;
+  status: StepStatus;
+  waitingFor: WaitReason | null;
+  waitingSince: Date | null;
+  phase: string | null;
+  phaseStartedAt: Date | null;
+  attempts: number;
+}
+
+export interface RuleUpgrade {
+  status: UpgradeStatus;
+  options: Pick<UpgradeOptions, 'waitForIdle' | 'idleTimeoutS' | 'offlineTimeoutS' | 'phaseTimeoutS'>;
+  canaryPending: boolean;
+  /** Failed units after which no new unit starts; null = no limit. */
+  failureLimit: number | null;
+  pkg: { version: string; kind: 'full' | 'webapps'; prerequisites: Prerequisites };
+}
+
+export type StepAction =
+  | { type: 'wait'; stepId: string; for: WaitReason }
+  | { type: 'start'; stepId: string }
+  | { type: 'fail'; stepId: string; error: string }
+  /** Will not run: a step it needs failed, or the failure threshold stopped new units (-> cancelled). */
+  | { type: 'block'; stepId: string; reason: string }
+  /** Not needed: a conditional step whose condition did not hold (-> skipped). */
+  | { type: 'skip'; stepId: string; reason: string };
+
+export type UpgradeAction = { type: 'pause'; reason: string } | { type: 'finish'; status: Extract<UpgradeStatus, 'succeeded' | 'failed' | 'completed-with-errors' | 'cancelled'>; reason: string | null };
+
+export interface Decision {
+  steps: StepAction[];
+  upgrade: UpgradeAction | null;
+}
+
+const ended = (s: StepStatus) => ENDED_STEP_STATUSES.includes(s);
+const failed = (s: StepStatus) => FAILED_STEP_STATUSES.includes(s);
+const seconds = (from: Date | null, now: Date) => (from ? (now.getTime() - from.getTime()) / 1000 : 0);
+
+export function decide(upgrade: RuleUpgrade, steps: RuleStep[], agents: Map<string, RuleAgent>, now: Date): Decision {
+  const actions: StepAction[] = [];
+  if (!['running', 'paused', 'cancelled'].includes(upgrade.status)) return { steps: actions, upgrade: null };
+  // Statuses as the actions so far leave them: a block cascades to later steps in the same pass.
+  const status = new Map(steps.map((s) => [s.id, s.status]));
+  const act = (action: StepAction, next?: StepStatus) => {
+    actions.push(action);
+    if (next) status.set(action.stepId, next);
+  };
+
+  for (const step of steps) {
+    if (step.status === 'running' && seconds(step.phaseStartedAt, now) > upgrade.options.phaseTimeoutS) {
+      act({ type: 'fail', stepId: step.id, error: `phase ${step.phase ?? 'start'} ran longer than phaseTimeoutS (${upgrade.options.phaseTimeoutS}s)` }, 'failed');
+    }
+  }
+
+  if (upgrade.status === 'cancelled') {
+    const running = steps.some((s) => status.get(s.id) === 'running');
+    return { steps: actions, upgrade: running ? null : { type: 'finish', status: 'cancelled', reason: null } };
+  }
+
+  const units = groupByUnit(steps);
+  const unitEnded = (unit: RuleStep[]) => unit.every((s) => ended(status.get(s.id)!));
+  const unitStarted = (unit: RuleStep[]) => unit.some((s) => s.attempts > 0 || ['waiting', 'running'].includes(status.get(s.id)!));
+  const failedUnits = () => [...units.values()].filter((u) => u.some((s) => failed(status.get(s.id)!))).length;
+  const thresholdReached = () => upgrade.failureLimit !== null && failedUnits() >= upgrade.failureLimit;
+
+  const open = [...units.values()].filter((u) => !unitEnded(u));
+  const currentBatch = open.length ? Math.min(...open.map((u) => Math.min(...u.filter((s) => !ended(s.status)).map((s) => s.batch)))) : 0;
+  if (upgrade.status === 'running' && upgrade.canaryPending && currentBatch > 0) {
+    return { steps: actions, upgrade: { type: 'pause', reason: 'the canary units ended: check them, then resume the upgrade' } };
+  }
+
+  const byId = new Map(steps.map((s) => [s.id, s]));
+  for (const unit of units.values()) {
+    const started = unitStarted(unit);
+    for (const step of unit) {
+      const current = status.get(step.id)!;
+      if (ended(current) || current === 'running') continue;
+      if (!started) {
+        if (thresholdReached()) {
+          act({ type: 'block', stepId: step.id, reason: `not started: ${failedUnits()} unit(s) failed, which reached the failure threshold` }, 'cancelled');
+          continue;
+        }
+        if (step.batch > currentBatch || upgrade.status === 'paused') continue;
+      }
+      if (upgrade.status === 'paused') continue; // no new step starts; running ones finish
+
+      const deps = step.dependsOn.map((id) => ({ step: byId.get(id)!, status: status.get(id)! }));
+      if (deps.some((d) => !ended(d.status))) {
+        if (current !== 'waiting' || step.waitingFor !== 'dependencies') act({ type: 'wait', stepId: step.id, for: 'dependencies' }, 'waiting');
+        continue;
+      }
+      const verdict = judgeDependencies(step.runWhen, deps);
+      if (verdict.run === false) {
+        act(verdict.block ? { type: 'block', stepId: step.id, reason: verdict.reason } : { type: 'skip', stepId: step.id, reason: verdict.reason }, verdict.block ? 'cancelled' : 'skipped');
+        continue;
+      }
+      const afterFailure = deps.some((d) => failed(d.status));
+      const next = readiness(upgrade, step, agents.get(step.agentId), afterFailure);
+      if (next.ready) {
+        act({ type: 'start', stepId: step.id }, 'running');
+        continue;
+      }
+      if ('error' in next) {
+        act({ type: 'fail', stepId: step.id, error: next.error }, 'failed');
+        continue;
+      }
+      const sameWait = current === 'waiting' && step.waitingFor === next.waitFor;
+      const limit = next.waitFor === 'idle' ? upgrade.options.idleTimeoutS : next.waitFor === 'online' ? upgrade.options.offlineTimeoutS : upgrade.options.phaseTimeoutS;
+      if (sameWait && seconds(step.waitingSince, now) > limit) {
+        act({ type: 'fail', stepId: step.id, error: `${next.why} for longer than ${limit}s` }, 'failed');
+      } else if (!sameWait) {
+        act({ type: 'wait', stepId: step.id, for: next.waitFor }, 'waiting');
+      }
+    }
+  }
+
+  if (steps.every((s) => ended(status.get(s.id)!))) return { steps: actions, upgrade: finish(steps, status, thresholdReached()) };
+  return { steps: actions, upgrade: null };
+}
+
+function groupByUnit(steps: RuleStep[]): Map<number, RuleStep[]> {
+  const units = new Map<number, RuleStep[]>();
+  for (const step of steps) units.set(step.unit, [...(units.get(step.unit) ?? []), step]);
+  return units;
+}
+
+type Verdict = { run: true } | { run: false; block: boolean; reason: string };
+
+function judgeDependencies(runWhen: RunWhen, deps: Array<{ step: RuleStep; status: StepStatus }>): Verdict {
+  const describe = (d: { step: RuleStep; status: StepStatus }) => `the ${d.step.kind} step of agent ${d.step.agentId} ended ${d.status}`;
+  const notOk = deps.find((d) => d.status !== 'succeeded' && d.status !== 'skipped');
+  if (runWhen === 'succeeded') return notOk ? { run: false, block: true, reason: `blocked: ${describe(notOk)}` } : { run: true };
+  if (runWhen === 'failed') {
+    return deps.some((d) => failed(d.status)) ? { run: true } : { run: false, block: false, reason: 'not needed: the step it guards did not fail' };
+  }
+  // 'ended': after the step it follows ended, unless that step never ran (then nothing changed hands).
+  const cancelled = deps.find((d) => d.status === 'cancelled');
+  return cancelled ? { run: false, block: false, reason: `not needed: ${describe(cancelled)}` } : { run: true };
+}
+
+type Readiness = { ready: true } | { ready: false; error: string } | { ready: false; waitFor: WaitReason; why: string };
+
+/**
+ * Whether a step whose dependencies allow it can start now. An upgrade needs its agent online and,
+ * with waitForIdle, idle, and its prerequisites met on fresh facts. A switchover or switchback is
+ * gated like a database failover: the agent taking over is online, idle, healthy and on the package
+ * version (after a failed upgrade it takes back over on the version it rolled back to).
+ */
+function readiness(upgrade: RuleUpgrade, step: RuleStep, agent: RuleAgent | undefined, afterFailure: boolean): Readiness {
+  if (!agent) return { ready: false, error: `agent ${step.agentId} was removed` };
+  if (step.kind === 'manual') return { ready: false, error: 'manual steps are not run by the executor' };
+  if (!agent.paired || !agent.online) return { ready: false, waitFor: 'online', why: `${agent.name} was ${agent.paired ? 'offline' : 'never paired'}` };
+
+  if (step.kind === 'upgrade') {
+    if (agent.busy && upgrade.options.waitForIdle) return { ready: false, waitFor: 'idle', why: `${agent.name} stayed busy` };
+    const check = checkPrerequisites(upgrade.pkg, [{ id: agent.id, name: agent.name, version: agent.version, facts: agent.facts }]);
+    if (check.failures.length > 0) {
+      return { ready: false, error: `prerequisites unmet: ${check.failures.map((f) => `${f.check} requires ${f.required}, agent has ${f.actual}`).join('; ')}` };
+    }
+    return { ready: true };
+  }
+
+  const installed = upgrade.pkg.kind === 'webapps' ? agent.webappsVersion : agent.version;
+  const onVersion = !!installed && semver.valid(installed) !== null && semver.eq(installed, upgrade.pkg.version);
+  const problems: string[] = [];
+  if (agent.busy) problems.push('busy');
+  if (!afterFailure && agent.lastUpgradeFailed) problems.push('its last upgrade failed');
+  if (!afterFailure && !onVersion) problems.push(`runs ${installed ?? 'an unknown version'}, not ${upgrade.pkg.version}`);
+  if (problems.length === 0) return { ready: true };
+  return { ready: false, waitFor: 'gate', why: `${agent.name} could not take over (${problems.join(', ')})` };
+}
+
+function finish(steps: RuleStep[], status: Map<string, StepStatus>, thresholdReached: boolean): UpgradeAction {
+  const finalStatus = (s: RuleStep) => status.get(s.id)!;
+  const failures = steps.filter((s) => failed(finalStatus(s)));
+  const upgraded = steps.filter((s) => s.kind === 'upgrade' && finalStatus(s) === 'succeeded');
+  if (failures.length === 0) return { type: 'finish', status: 'succeeded', reason: null };
+  const reason = `${failures.length} step(s) failed${thresholdReached ? ', which reached the failure threshold' : ''}`;
+  if (thresholdReached && steps.some((s) => finalStatus(s) === 'cancelled')) return { type: 'finish', status: 'failed', reason };
+  return { type: 'finish', status: upgraded.length > 0 ? 'completed-with-errors' : 'failed', reason };
+}
+
+/** The upgrade's percent: every step that does work counts the same; ended steps count whole. */
+export function upgradePercent(steps: Array<Pick<RuleStep, 'status'> & { percent: number }>): number {
+  const counted = steps.filter((s) => s.status !== 'skipped' && s.status !== 'manual');
+  if (counted.length === 0) return 100;
+  const sum = counted.reduce((total, s) => total + (ended(s.status) ? 100 : s.status === 'running' ? s.percent : 0), 0);
+  return Math.floor(sum / counted.length);
+}

@@ -1,0 +1,280 @@
+import { BeforeApplicationShutdown, Injectable, Logger, OnModuleInit } from '@nestjs/common';
+import { Interval } from '@nestjs/schedule';
+import { AgentCommand } from '../cluster/agent-command.entity';
+import { Agent } from '../cluster/agent.entity';
+import { AgentCommandsService, CommandReport } from '../cluster/agent-commands.service';
+import { AgentsService } from '../cluster/agents.service';
+import { ClustersService } from '../cluster/clusters.service';
+import { Clock } from '../common/clock';
+import { Database, Tx } from '../database/database';
+import { Package } from '../packages/package.entity';
+import { PackagesService } from '../packages/packages.service';
+import { decide, RuleAgent, StepAction } from './step-rules';
+import { Upgrade } from './upgrade.entity';
+import { UpgradeRepository } from './upgrade.repository';
+import { UpgradeStep } from './upgrade-step.entity';
+import { UpgradeWriter } from './upgrade-writer';
+
+const TICK_MS = 1000;
+const STEP_REFERENCE = 'step:';
+
+export const toRuleAgent = (a: Agent): RuleAgent => ({
+  id: a.id,
+  name: a.name,
+  paired: a.pairedAt !== null,
+  online: a.online,
+  busy: a.busy,
+  version: a.version,
+  webappsVersion: a.webappsVersion,
+  lastUpgradeFailed: a.lastUpgradeFailed,
+  facts: a.facts,
+});
+
+/** The phases an agent runs for an upgrade, as the options ask (DESIGN.md section 4). */
+export function phasesFor(options: Upgrade['options']): string[] {
+  return ['precheck', ...(options.backup ? ['backup'] : []), 'stop', 'install', ...(options.migrate ? ['migrate'] : []), ...(options.startAfterUpgrade ? ['start', 'verify'] : [])];
+}
+
+/**
+ * Drives upgrades. Every pass over an upgrade runs in one transaction under the upgrade's lock:
+ * read steps and agents, decide (step-rules.ts), write every transition and queue the commands it
+ * starts. Agents only see a command after that commit, so a process killed at any moment leaves
+ * either the old state (decided again on the next pass) or the new one with its commands queued;
+ * a running step keeps its one command, and is never started twice.
+ *
+ * Passes run every second and right after anything that may move an upgrade (a report, a
+ * resume...); all state is in the database, so a restarted process simply carries on.
+ */
+@Injectable()
+export class UpgradeExecutor implements OnModuleInit, BeforeApplicationShutdown {
+  private readonly logger = new Logger(UpgradeExecutor.name);
+  private driving: Promise<void> = Promise.resolve();
+  private queued = false;
+  private stopped = false;
+
+  constructor(
+    private readonly db: Database,
+    private readonly upgrades: UpgradeRepository,
+    private readonly writer: UpgradeWriter,
+    private readonly commands: AgentCommandsService,
+    private readonly agents: AgentsService,
+    private readonly packages: PackagesService,
+    private readonly clusters: ClustersService,
+    private readonly clock: Clock,
+  ) {}
+
+  onModuleInit(): void {
+    this.commands.onReport((tx, command, report) => this.onReport(tx, command, report));
+  }
+
+  async beforeApplicationShutdown(): Promise<void> {
+    this.stopped = true;
+    await this.driving;
+  }
+
+  /** Asks for a pass soon; passes asked for while one runs become one more pass. */
+  poke(): void {
+    if (this.queued || this.stopped) return;
+    this.queued = true;
+    this.driving = this.driving.then(async () => {
+      this.queued = false;
+      await this.driveAll();
+    });
+  }
+
+  @Interval(TICK_MS)
+  async tick(): Promise<void> {
+    this.poke();
+    await this.driving;
+  }
+
+  private async driveAll(): Promise<void> {
+    if (this.stopped) return;
+    try {
+      for (const id of await this.upgrades.idsToDrive(this.clock.now())) {
+        if (this.stopped) return;
+        await this.advance(id).catch((error: Error) => this.logger.error(`upgrade ${id}: pass failed: ${error.message}`, error.stack));
+      }
+    } catch (error) {
+      this.logger.error(`executor pass failed: ${(error as Error).message}`, (error as Error).stack);
+    }
+  }
+
+  /** One pass over one upgrade. */
+  async advance(upgradeId: string): Promise<void> {
+    await this.db.transaction(async (tx) => {
+      await tx.advisoryLock(`upgrade:${upgradeId}`);
+      const upgrade = await this.upgrades.findForUpdate(tx, upgradeId);
+      if (!upgrade) return;
+      const now = this.clock.now();
+      const steps = await this.upgrades.stepsOf(tx.em, upgradeId);
+      if (upgrade.status === 'scheduled') {
+        if (!upgrade.scheduledAt || upgrade.scheduledAt > now) return;
+        await this.start(tx, upgrade, steps);
+      }
+      const agents = await this.agents.lockMany(tx, [...new Set(steps.map((s) => s.agentId))]);
+      const pkg = await this.packages.require(upgrade.packageId, tx);
+      const decision = decide(
+        { status: upgrade.status, options: upgrade.options, canaryPending: upgrade.canaryPending, failureLimit: upgrade.failureLimit, pkg: { version: pkg.version, kind: pkg.kind, prerequisites: pkg.prerequisites } },
+        steps,
+        new Map(agents.map((a) => [a.id, toRuleAgent(a)])),
+        now,
+      );
+      if (decision.steps.length === 0 && !decision.upgrade) return;
+
+      const byId = new Map(steps.map((s) => [s.id, s]));
+      const agentsById = new Map(agents.map((a) => [a.id, a]));
+      const changed = new Set<UpgradeStep>();
+      const agentChanges = new Map<string, Partial<Agent>>();
+      for (const action of decision.steps) {
+        const step = byId.get(action.stepId)!;
+        await this.apply(tx, upgrade, pkg, step, action, agentChanges, agentsById.get(step.agentId) ?? null);
+        changed.add(step);
+      }
+      await this.writer.saveSteps(tx, upgrade, steps, [...changed]);
+
+      if (decision.upgrade?.type === 'pause') {
+        upgrade.canaryPending = false;
+        await this.writer.saveUpgrade(tx, upgrade, steps, 'paused', decision.upgrade.reason);
+        this.logger.log(`upgrade ${upgradeId} paused: ${decision.upgrade.reason}`);
+      } else if (decision.upgrade?.type === 'finish') {
+        await this.finish(tx, upgrade, steps, decision.upgrade.status, decision.upgrade.reason);
+      }
+      await this.writer.syncAgents(tx, upgrade, steps, [...changed].map((s) => s.agentId), agentChanges);
+      if (decision.upgrade?.type === 'finish') await this.writer.syncAgents(tx, upgrade, steps);
+    });
+  }
+
+  /** A scheduled upgrade whose time came: its package is used from now on. */
+  private async start(tx: Tx, upgrade: Upgrade, steps: UpgradeStep[]): Promise<void> {
+    if (upgrade.origin === 'request' || upgrade.origin === 'install') await this.packages.complete(tx, upgrade.packageId, upgrade.id);
+    upgrade.startedAt = this.clock.now();
+    await this.writer.saveUpgrade(tx, upgrade, steps, 'running', null);
+    this.logger.log(`upgrade ${upgrade.id} started`);
+  }
+
+  private async apply(tx: Tx, upgrade: Upgrade, pkg: Package, step: UpgradeStep, action: StepAction, agentChanges: Map<string, Partial<Agent>>, agent: Agent | null): Promise<void> {
+    const now = this.clock.now();
+    switch (action.type) {
+      case 'wait':
+        Object.assign(step, { status: 'waiting', waitingFor: action.for, waitingSince: now });
+        return;
+      case 'start': {
+        const command = await this.commands.enqueue(tx, {
+          agentId: step.agentId,
+          clusterId: upgrade.clusterId,
+          type: step.kind === 'upgrade' ? 'upgrade' : 'switchover',
+          payload: step.kind === 'upgrade' ? this.upgradePayload(upgrade, pkg, step, agent) : { activate: true, failoverGroup: step.failoverGroup, peerAgentId: step.fromAgentId, upgradeId: upgrade.id, stepId: step.id },
+          reference: `${STEP_REFERENCE}${step.id}`,
+        });
+        Object.assign(step, {
+          status: 'running',
+          waitingFor: null,
+          waitingSince: null,
+          commandId: command.id,
+          attempts: step.attempts + 1,
+          phase: null,
+          percent: 0,
+          error: null,
+          startedAt: now,
+          phaseStartedAt: now,
+          endedAt: null,
+        });
+        return;
+      }
+      case 'fail':
+        if (step.commandId && step.status === 'running') await this.commands.cancel(tx, step.commandId, action.error);
+        Object.assign(step, { status: 'failed', error: action.error, waitingFor: null, endedAt: now });
+        if (step.kind === 'upgrade') agentChanges.set(step.agentId, { ...agentChanges.get(step.agentId), lastUpgradeFailed: true });
+        this.logger.warn(`upgrade ${upgrade.id}: step ${step.kind} of agent ${step.agentId} failed: ${action.error}`);
+        return;
+      case 'block':
+        Object.assign(step, { status: 'cancelled', error: action.reason, waitingFor: null, endedAt: now });
+        return;
+      case 'skip':
+        Object.assign(step, { status: 'skipped', note: action.reason, waitingFor: null, endedAt: now });
+        return;
+    }
+  }
+
+  private upgradePayload(upgrade: Upgrade, pkg: Package, step: UpgradeStep, agent: Agent | null): Record<string, unknown> {
+    const { options } = upgrade;
+    return {
+      upgradeId: upgrade.id,
+      stepId: step.id,
+      packageId: pkg.id,
+      sha256: pkg.sha256,
+      size: pkg.size,
+      downloadPath: `/api/v1/agent/packages/${pkg.id}/content`,
+      fromVersion: (pkg.kind === 'webapps' ? agent?.webappsVersion : agent?.version) ?? null,
+      toVersion: pkg.version,
+      kind: pkg.kind,
+      migration: pkg.migration,
+      phases: phasesFor(options),
+      options: { rebootAfter: options.rebootAfter, waitForIdle: options.waitForIdle, phaseTimeoutS: options.phaseTimeoutS, agentOptions: options.agentOptions },
+    };
+  }
+
+  /** The upgrade ended: its agents are free; an upgrade of all agents that upgraded one sets the cluster's target. */
+  private async finish(tx: Tx, upgrade: Upgrade, steps: UpgradeStep[], status: Upgrade['status'], reason: string | null): Promise<void> {
+    upgrade.finishedAt = this.clock.now();
+    await this.writer.saveUpgrade(tx, upgrade, steps, status, reason ?? upgrade.reason);
+    const upgradedAny = steps.some((s) => s.kind === 'upgrade' && s.status === 'succeeded');
+    if (upgrade.target.all && upgradedAny && status !== 'cancelled') {
+      await this.clusters.setTarget(tx, upgrade.clusterId, upgrade.packageVersion, upgrade.packageId);
+    }
+    this.logger.log(`upgrade ${upgrade.id} ${status}${reason ? `: ${reason}` : ''}`);
+  }
+
+  /**
+   * An agent reported on a command of ours, in the transaction that records the report: the step
+   * moves with it. A report on an earlier attempt's command changes nothing.
+   */
+  private async onReport(tx: Tx, command: AgentCommand, report: CommandReport): Promise<void> {
+    if (!command.reference?.startsWith(STEP_REFERENCE)) return;
+    const stepId = command.reference.slice(STEP_REFERENCE.length);
+    const found = await this.upgrades.findStepForUpdate(tx, stepId);
+    if (!found) return;
+    await tx.advisoryLock(`upgrade:${found.upgradeId}`);
+    const upgrade = await this.upgrades.findForUpdate(tx, found.upgradeId);
+    if (!upgrade) return;
+    const steps = await this.upgrades.stepsOf(tx.em, upgrade.id);
+    const step = steps.find((s) => s.id === stepId)!;
+    if (step.commandId !== command.id || step.status !== 'running') return;
+    const now = this.clock.now();
+    const agentChanges = new Map<string, Partial<Agent>>();
+
+    if (report.kind === 'progress') {
+      if (report.report.phase !== step.phase) step.phaseStartedAt = now;
+      Object.assign(step, { phase: report.report.phase, percent: report.report.percent });
+    } else {
+      const { status, version, error } = report.report;
+      const wrongVersion = step.kind === 'upgrade' && upgrade.packageKind === 'full' && status === 'succeeded' && version !== undefined && version !== upgrade.packageVersion;
+      if (wrongVersion) {
+        Object.assign(step, { status: 'failed', error: `the agent reported success but runs ${version}, not ${upgrade.packageVersion}` });
+      } else if (status === 'succeeded') {
+        Object.assign(step, { status: 'succeeded', percent: 100, error: null });
+      } else {
+        // rolled-back: the agent restored its data and old version; a failure with nothing lost.
+        Object.assign(step, { status, error: status === 'rolled-back' ? `rolled back, data intact${error ? `: ${error}` : ''}` : (error ?? 'the agent reported a failure') });
+      }
+      step.endedAt = now;
+      this.recordOutcome(upgrade, step, agentChanges);
+      if (step.kind !== 'upgrade' && !wrongVersion && status === 'succeeded') await this.writer.publishSwitchover(tx, upgrade, step);
+    }
+    await this.writer.saveSteps(tx, upgrade, steps, [step]);
+    await this.writer.syncAgents(tx, upgrade, steps, [step.agentId], agentChanges);
+    tx.afterCommit(() => this.poke());
+  }
+
+  /** What a step's end records on its agents: upgrade outcome, or which pair member is active. */
+  private recordOutcome(upgrade: Upgrade, step: UpgradeStep, agentChanges: Map<string, Partial<Agent>>): void {
+    if (step.kind === 'upgrade') {
+      const ok = step.status === 'succeeded';
+      agentChanges.set(step.agentId, { lastUpgradeFailed: !ok, ...(ok && upgrade.packageKind === 'webapps' ? { webappsVersion: upgrade.packageVersion } : {}) });
+    } else if (step.status === 'succeeded' && step.fromAgentId) {
+      agentChanges.set(step.agentId, { active: true });
+      agentChanges.set(step.fromAgentId, { active: false });
+    }
+  }
+}

@@ -1,0 +1,94 @@
+import { Column, Entity, Index, PrimaryColumn } from 'typeorm';
+import { JsonColumn, TimestampColumn } from '../common/columns';
+import type { RunWhen, StepKind } from '../policies/planner';
+
+export const STEP_STATUSES = ['pending', 'waiting', 'running', 'succeeded', 'failed', 'rolled-back', 'skipped', 'manual', 'cancelled'] as const;
+export type StepStatus = (typeof STEP_STATUSES)[number];
+export const ENDED_STEP_STATUSES: readonly StepStatus[] = ['succeeded', 'failed', 'rolled-back', 'skipped', 'manual', 'cancelled'];
+export const FAILED_STEP_STATUSES: readonly StepStatus[] = ['failed', 'rolled-back'];
+
+/** What a waiting step waits for. */
+export type WaitReason = 'online' | 'idle' | 'gate' | 'dependencies';
+
+/** One plan step and its execution record (DESIGN.md's "task"). */
+@Entity('upgrade_steps')
+@Index('idx_upgrade_steps_upgrade', ['upgradeId', 'ordinal'])
+@Index('idx_upgrade_steps_agent_status', ['agentId', 'status'])
+export class UpgradeStep {
+  @PrimaryColumn({ type: 'varchar', length: 36 })
+  id: string;
+
+  @Column({ type: 'varchar', length: 36 })
+  upgradeId: string;
+
+  /** Position in the plan, for a stable order. */
+  @Column({ type: 'integer' })
+  ordinal: number;
+
+  @Column({ type: 'varchar', length: 16 })
+  kind: StepKind;
+
+  @Column({ type: 'varchar', length: 36 })
+  agentId: string;
+
+  /** For a switchover or switchback: the member handing over. */
+  @Column({ type: 'varchar', length: 36, nullable: true })
+  fromAgentId: string | null;
+
+  @Column({ type: 'varchar', length: 100, nullable: true })
+  failoverGroup: string | null;
+
+  @Column({ type: 'integer' })
+  unit: number;
+
+  @Column({ type: 'integer' })
+  batch: number;
+
+  @JsonColumn()
+  dependsOn: string[];
+
+  @Column({ type: 'varchar', length: 16 })
+  runWhen: RunWhen;
+
+  @Column({ type: 'varchar', length: 16 })
+  status: StepStatus;
+
+  @Column({ type: 'varchar', length: 16, nullable: true })
+  waitingFor: WaitReason | null;
+
+  /** When the current wait began: the idle, offline and gate timeouts count from here. */
+  @TimestampColumn({ nullable: true })
+  waitingSince: Date | null;
+
+  @Column({ type: 'varchar', length: 32, nullable: true })
+  phase: string | null;
+
+  /** When the current phase began: phaseTimeoutS counts from here. */
+  @TimestampColumn({ nullable: true })
+  phaseStartedAt: Date | null;
+
+  @Column({ type: 'integer', default: 0 })
+  percent: number;
+
+  @Column({ type: 'integer', default: 0 })
+  attempts: number;
+
+  /** The command of the current attempt; reports on it move this step. */
+  @Column({ type: 'varchar', length: 36, nullable: true })
+  commandId: string | null;
+
+  @Column({ type: 'varchar', length: 500, nullable: true })
+  note: string | null;
+
+  @Column({ type: 'varchar', length: 2000, nullable: true })
+  error: string | null;
+
+  @TimestampColumn({ nullable: true })
+  startedAt: Date | null;
+
+  @TimestampColumn({ nullable: true })
+  endedAt: Date | null;
+
+  @TimestampColumn()
+  updatedAt: Date;
+}

@@ -1,0 +1,129 @@
+import { Injectable } from '@nestjs/common';
+import { Agent } from '../cluster/agent.entity';
+import { AgentsService } from '../cluster/agents.service';
+import { Clock } from '../common/clock';
+import { Tx } from '../database/database';
+import { EventLog, NewEvent } from '../progress/event-log.service';
+import { upgradePercent } from './step-rules';
+import { Upgrade, UpgradeStatus } from './upgrade.entity';
+import { UpgradeRepository } from './upgrade.repository';
+import { ENDED_STEP_STATUSES, UpgradeStep } from './upgrade-step.entity';
+
+/** What an agent's flags must be, given the steps of the upgrade that holds it. */
+function flagsFor(agentId: string, steps: UpgradeStep[], upgrade: Upgrade) {
+  const mine = steps.filter((s) => s.agentId === agentId);
+  const live = upgrade.finishedAt === null && mine.some((s) => !ENDED_STEP_STATUSES.includes(s.status));
+  return {
+    // Held while a step of it is about to run or running: it starts no work of its own.
+    hold: mine.some((s) => s.status === 'running' || (s.status === 'waiting' && s.waitingFor !== 'dependencies')),
+    upgrading: mine.some((s) => s.kind === 'upgrade' && s.status === 'running'),
+    // An agent belongs to the upgrade while any of its steps may still run.
+    upgradeId: live ? upgrade.id : null,
+  };
+}
+
+/**
+ * The writes every change of an upgrade goes through, so each lands with its event and with the
+ * flags of the agents it touches in the same transaction: the upgrade row (`upgrade.status`), a step
+ * (`task.progress`), and the agents' hold, upgrading and membership.
+ */
+@Injectable()
+export class UpgradeWriter {
+  constructor(
+    private readonly upgrades: UpgradeRepository,
+    private readonly agents: AgentsService,
+    private readonly events: EventLog,
+    private readonly clock: Clock,
+  ) {}
+
+  /** Moves the upgrade to `status` (or just saves it) and publishes upgrade.status. */
+  async saveUpgrade(tx: Tx, upgrade: Upgrade, steps: UpgradeStep[], status?: UpgradeStatus, reason?: string | null): Promise<void> {
+    const now = this.clock.now();
+    if (status) upgrade.status = status;
+    if (reason !== undefined) upgrade.reason = reason;
+    upgrade.percent = upgradePercent(steps);
+    upgrade.updatedAt = now;
+    await this.upgrades.save(tx.em, upgrade);
+    await this.events.append(tx, [this.upgradeEvent(upgrade)]);
+  }
+
+  /** Saves changed steps and publishes task.progress for each; keeps the upgrade's percent. */
+  async saveSteps(tx: Tx, upgrade: Upgrade, steps: UpgradeStep[], changed: UpgradeStep[]): Promise<void> {
+    if (changed.length === 0) return;
+    const now = this.clock.now();
+    for (const step of changed) step.updatedAt = now;
+    await this.upgrades.saveSteps(tx.em, changed);
+    const percent = upgradePercent(steps);
+    if (percent !== upgrade.percent) {
+      upgrade.percent = percent;
+      upgrade.updatedAt = now;
+      await this.upgrades.save(tx.em, upgrade);
+    }
+    await this.events.append(tx, changed.map((step) => this.stepEvent(upgrade, step)));
+  }
+
+  /** Brings the flags of these agents (all of the upgrade's when omitted) in line with the steps. */
+  async syncAgents(tx: Tx, upgrade: Upgrade, steps: UpgradeStep[], agentIds?: Iterable<string>, extra: Map<string, Partial<Agent>> = new Map()): Promise<void> {
+    const ids = [...new Set(agentIds ?? steps.map((s) => s.agentId)), ...extra.keys()];
+    const agents = await this.agents.lockMany(tx, [...new Set(ids)]);
+    for (const agent of agents) {
+      const wanted = { ...flagsFor(agent.id, steps, upgrade), ...extra.get(agent.id) };
+      // Another upgrade's agent is not ours to change (a retry waits for it; see UpgradesService).
+      if (agent.upgradeId && agent.upgradeId !== upgrade.id) continue;
+      const changes = Object.fromEntries(Object.entries(wanted).filter(([k, v]) => agent[k as keyof Agent] !== v));
+      if (Object.keys(changes).length) await this.agents.applyUpgradeState(tx, agent, changes);
+    }
+  }
+
+  publishSwitchover(tx: Tx, upgrade: Upgrade, step: UpgradeStep): Promise<unknown> {
+    const event: NewEvent = {
+      type: 'pair.switchover',
+      clusterId: upgrade.clusterId,
+      upgradeId: upgrade.id,
+      agentId: step.agentId,
+      data: { upgradeId: upgrade.id, stepId: step.id, kind: step.kind, failoverGroup: step.failoverGroup, activeAgentId: step.agentId, standbyAgentId: step.fromAgentId },
+    };
+    return this.events.append(tx, [event]);
+  }
+
+  private upgradeEvent(upgrade: Upgrade): NewEvent {
+    return {
+      type: 'upgrade.status',
+      clusterId: upgrade.clusterId,
+      upgradeId: upgrade.id,
+      data: {
+        upgradeId: upgrade.id,
+        status: upgrade.status,
+        percent: upgrade.percent,
+        reason: upgrade.reason,
+        packageVersion: upgrade.packageVersion,
+        scheduledAt: upgrade.scheduledAt?.toISOString() ?? null,
+        startedAt: upgrade.startedAt?.toISOString() ?? null,
+        finishedAt: upgrade.finishedAt?.toISOString() ?? null,
+      },
+    };
+  }
+
+  private stepEvent(upgrade: Upgrade, step: UpgradeStep): NewEvent {
+    return {
+      type: 'task.progress',
+      clusterId: upgrade.clusterId,
+      upgradeId: upgrade.id,
+      agentId: step.agentId,
+      data: {
+        upgradeId: upgrade.id,
+        stepId: step.id,
+        kind: step.kind,
+        agentId: step.agentId,
+        failoverGroup: step.failoverGroup,
+        status: step.status,
+        waitingFor: step.waitingFor,
+        phase: step.phase,
+        percent: step.percent,
+        attempts: step.attempts,
+        error: step.error,
+        upgradePercent: upgrade.percent,
+      },
+    };
+  }
+}

@@ -1,0 +1,101 @@
+import { Column, Entity, Index, PrimaryColumn } from 'typeorm';
+import { JsonColumn, TimestampColumn } from '../common/columns';
+import type { PlanNotice } from '../policies/planner';
+import type { ConcretePolicy, FailoverPolicy, UpgradeOptions } from '../policies/upgrade-options';
+
+export const UPGRADE_STATUSES = ['scheduled', 'running', 'paused', 'succeeded', 'failed', 'completed-with-errors', 'cancelled'] as const;
+export type UpgradeStatus = (typeof UPGRADE_STATUSES)[number];
+/** Statuses in which an upgrade holds its agents. */
+export const LIVE_UPGRADE_STATUSES: readonly UpgradeStatus[] = ['scheduled', 'running', 'paused'];
+
+/** How the upgrade came to be: an operator's request, an upload with mode=install, auto-upgrade, or "upgrade now". */
+export const UPGRADE_ORIGINS = ['request', 'install', 'auto-upgrade', 'upgrade-now'] as const;
+export type UpgradeOrigin = (typeof UPGRADE_ORIGINS)[number];
+
+export interface UpgradeTarget {
+  all?: boolean;
+  agentIds?: string[];
+  addresses?: string[];
+}
+
+/** One use of one package on a set of agents of one cluster, under one policy and one set of options. */
+@Entity('upgrades')
+@Index('idx_upgrades_cluster_created', ['clusterId', 'createdAt'])
+@Index('idx_upgrades_status', ['status'])
+export class Upgrade {
+  @PrimaryColumn({ type: 'varchar', length: 36 })
+  id: string;
+
+  @Column({ type: 'varchar', length: 36 })
+  clusterId: string;
+
+  @Column({ type: 'varchar', length: 36 })
+  packageId: string;
+
+  /** The package's version and kind, kept here so the executor needs no other module's rows. */
+  @Column({ type: 'varchar', length: 64 })
+  packageVersion: string;
+
+  @Column({ type: 'varchar', length: 16 })
+  packageKind: 'full' | 'webapps';
+
+  @Column({ type: 'varchar', length: 24 })
+  status: UpgradeStatus;
+
+  @Column({ type: 'varchar', length: 16 })
+  origin: UpgradeOrigin;
+
+  @JsonColumn()
+  target: UpgradeTarget;
+
+  /** The policy asked for (may be `default`) and the one it resolved to when planned. */
+  @Column({ type: 'varchar', length: 32 })
+  policy: FailoverPolicy;
+
+  @Column({ type: 'varchar', length: 32 })
+  resolvedPolicy: ConcretePolicy;
+
+  /** Complete options: the request's, filled from the cluster's defaults. */
+  @JsonColumn()
+  options: UpgradeOptions;
+
+  /** Units (pairs count once) with remote work, and the failed units after which no new one starts. */
+  @Column({ type: 'integer' })
+  units: number;
+
+  /** null = no limit. */
+  @Column({ type: 'integer', nullable: true })
+  failureLimit: number | null;
+
+  /** Canary units are planned: the upgrade pauses once they ended, until a resume. */
+  @Column({ type: 'boolean', default: false })
+  canaryPending: boolean;
+
+  @JsonColumn()
+  warnings: PlanNotice[];
+
+  @Column({ type: 'integer', default: 0 })
+  percent: number;
+
+  /** Why it is paused, failed or cancelled, in words. */
+  @Column({ type: 'varchar', length: 500, nullable: true })
+  reason: string | null;
+
+  @Column({ type: 'varchar', length: 36, nullable: true })
+  createdByTokenId: string | null;
+
+  @TimestampColumn({ nullable: true })
+  scheduledAt: Date | null;
+
+  @TimestampColumn({ nullable: true })
+  startedAt: Date | null;
+
+  @TimestampColumn({ nullable: true })
+  finishedAt: Date | null;
+
+  @TimestampColumn()
+  createdAt: Date;
+
+  @TimestampColumn()
+  updatedAt: Date;
+}

@@ -1,0 +1,75 @@
+import { Injectable } from '@nestjs/common';
+import { Brackets, EntityManager, FindOptionsWhere, In } from 'typeorm';
+import type { QueryDeepPartialEntity } from 'typeorm';
+import { toDbTimestamp } from '../common/columns';
+import { Database, Tx } from '../database/database';
+import { Upgrade, UpgradeStatus } from './upgrade.entity';
+import { UpgradeStep } from './upgrade-step.entity';
+
+@Injectable()
+export class UpgradeRepository {
+  constructor(private readonly db: Database) {}
+
+  findById(id: string, em: EntityManager = this.db.reader): Promise<Upgrade | null> {
+    return em.findOneBy(Upgrade, { id });
+  }
+
+  findForUpdate(tx: Tx, id: string): Promise<Upgrade | null> {
+    return tx.em.findOne(Upgrade, { where: { id }, lock: tx.rowLock });
+  }
+
+  list(clusterId: string, status: UpgradeStatus | undefined, limit: number, offset: number): Promise<[Upgrade[], number]> {
+    const where: FindOptionsWhere<Upgrade> = { clusterId };
+    if (status) where.status = status;
+    return this.db.reader.findAndCount(Upgrade, { where, order: { createdAt: 'DESC', id: 'DESC' }, take: limit, skip: offset });
+  }
+
+  /** Upgrades the executor must look at: running, paused, cancelled with steps still running, and scheduled ones that are due. */
+  async idsToDrive(now: Date): Promise<string[]> {
+    const rows = await this.db.reader
+      .createQueryBuilder(Upgrade, 'u')
+      .select('u.id', 'id')
+      .where(
+        new Brackets((w) =>
+          w
+            .where("u.status IN ('running', 'paused')")
+            .orWhere("u.status = 'cancelled' AND u.finishedAt IS NULL")
+            .orWhere("u.status = 'scheduled' AND u.scheduledAt <= :now", { now: toDbTimestamp(now) }),
+        ),
+      )
+      .orderBy('u.createdAt', 'ASC')
+      .getRawMany<{ id: string }>();
+    return rows.map((r) => r.id);
+  }
+
+  countInCluster(em: EntityManager, clusterId: string): Promise<number> {
+    return em.countBy(Upgrade, { clusterId });
+  }
+
+  async insert(em: EntityManager, upgrade: Upgrade, steps: UpgradeStep[]): Promise<void> {
+    await em.insert(Upgrade, upgrade as QueryDeepPartialEntity<Upgrade>);
+    // Chunks keep each INSERT under SQLite's limit of bound parameters.
+    for (let i = 0; i < steps.length; i += 200) await em.insert(UpgradeStep, steps.slice(i, i + 200) as QueryDeepPartialEntity<UpgradeStep>[]);
+  }
+
+  async save(em: EntityManager, upgrade: Upgrade): Promise<void> {
+    await em.save(Upgrade, upgrade);
+  }
+
+  stepsOf(em: EntityManager, upgradeId: string): Promise<UpgradeStep[]> {
+    return em.find(UpgradeStep, { where: { upgradeId }, order: { ordinal: 'ASC' } });
+  }
+
+  stepsOfMany(upgradeIds: string[]): Promise<UpgradeStep[]> {
+    if (upgradeIds.length === 0) return Promise.resolve([]);
+    return this.db.reader.find(UpgradeStep, { where: { upgradeId: In(upgradeIds) }, order: { ordinal: 'ASC' } });
+  }
+
+  findStepForUpdate(tx: Tx, id: string): Promise<UpgradeStep | null> {
+    return tx.em.findOne(UpgradeStep, { where: { id }, lock: tx.rowLock });
+  }
+
+  async saveSteps(em: EntityManager, steps: UpgradeStep[]): Promise<void> {
+    if (steps.length) await em.save(UpgradeStep, steps, { chunk: 200 });
+  }
+}

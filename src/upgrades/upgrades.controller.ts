@@ -1,0 +1,89 @@
+import { Body, Controller, Get, HttpCode, HttpStatus, Post, Query } from '@nestjs/common';
+import { ApiOperation, ApiTags } from '@nestjs/swagger';
+import { CurrentPrincipal, RequireRole } from '../auth/access.decorators';
+import type { Principal } from '../auth/principal';
+import { IdParam } from '../common/id-param';
+import { CreateUpgradeDto, ListUpgradesQuery, MigrationDto, PreviewDto, UpgradeDto, UpgradePageDto } from './dto/upgrade.dto';
+import { UpgradesService } from './upgrades.service';
+
+@ApiTags('upgrades')
+@Controller('api/v1')
+export class UpgradesController {
+  constructor(private readonly upgrades: UpgradesService) {}
+
+  @Post('clusters/:clusterId/upgrades/preview')
+  @RequireRole('operator')
+  @HttpCode(HttpStatus.OK)
+  @ApiOperation({ summary: 'The plan, warnings, refusals and prerequisite check of an upgrade, without creating it' })
+  preview(@IdParam('clusterId') clusterId: string, @Body() body: CreateUpgradeDto): Promise<PreviewDto> {
+    return this.upgrades.preview(clusterId, body);
+  }
+
+  @Post('clusters/:clusterId/upgrades')
+  @RequireRole('operator')
+  @ApiOperation({ summary: 'Create an upgrade: now, or at scheduledAt' })
+  create(@IdParam('clusterId') clusterId: string, @Body() body: CreateUpgradeDto, @CurrentPrincipal() caller: Principal): Promise<UpgradeDto> {
+    return this.upgrades.create(clusterId, body, caller);
+  }
+
+  @Get('clusters/:clusterId/upgrades')
+  @RequireRole('viewer')
+  @ApiOperation({ summary: "A cluster's upgrades, newest first (without steps)" })
+  list(@IdParam('clusterId') clusterId: string, @Query() query: ListUpgradesQuery): Promise<UpgradePageDto> {
+    return this.upgrades.list(clusterId, query);
+  }
+
+  @Get('upgrades/:upgradeId')
+  @RequireRole('viewer')
+  @ApiOperation({ summary: 'An upgrade with its steps' })
+  get(@IdParam('upgradeId') id: string): Promise<UpgradeDto> {
+    return this.upgrades.get(id);
+  }
+
+  @Post('upgrades/:upgradeId/pause')
+  @RequireRole('operator')
+  @HttpCode(HttpStatus.OK)
+  @ApiOperation({ summary: 'No new step starts; running steps finish (409 unless running)' })
+  pause(@IdParam('upgradeId') id: string): Promise<UpgradeDto> {
+    return this.upgrades.pause(id);
+  }
+
+  @Post('upgrades/:upgradeId/resume')
+  @RequireRole('operator')
+  @HttpCode(HttpStatus.OK)
+  @ApiOperation({ summary: 'Go on after a pause or after the canary units (409 unless paused)' })
+  resume(@IdParam('upgradeId') id: string): Promise<UpgradeDto> {
+    return this.upgrades.resume(id);
+  }
+
+  @Post('upgrades/:upgradeId/cancel')
+  @RequireRole('operator')
+  @HttpCode(HttpStatus.OK)
+  @ApiOperation({ summary: 'Stop every step not yet started; running steps finish (409 once ended)' })
+  cancel(@IdParam('upgradeId') id: string): Promise<UpgradeDto> {
+    return this.upgrades.cancel(id);
+  }
+
+  @Post('upgrades/:upgradeId/retry')
+  @RequireRole('operator')
+  @HttpCode(HttpStatus.OK)
+  @ApiOperation({ summary: 'Run the failed steps again, same upgrade, same package (409 unless failed or completed-with-errors)' })
+  retry(@IdParam('upgradeId') id: string): Promise<UpgradeDto> {
+    return this.upgrades.retry(id);
+  }
+
+  @Post('agents/:agentId/upgrade-now')
+  @RequireRole('operator')
+  @ApiOperation({ summary: "Bring one agent to its cluster's target version now, with the package that set it" })
+  upgradeNow(@IdParam('agentId') agentId: string, @CurrentPrincipal() caller: Principal): Promise<UpgradeDto> {
+    return this.upgrades.upgradeNow(agentId, caller);
+  }
+
+  @Post('agents/:agentId/migrate')
+  @RequireRole('operator')
+  @HttpCode(HttpStatus.ACCEPTED)
+  @ApiOperation({ summary: "Run the data migration of the agent's installed version again" })
+  migrate(@IdParam('agentId') agentId: string): Promise<MigrationDto> {
+    return this.upgrades.migrate(agentId);
+  }
+}

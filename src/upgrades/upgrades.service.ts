@@ -1,0 +1,463 @@
+import { Injectable, Logger, OnModuleInit } from '@nestjs/common';
+import { plainToInstance } from 'class-transformer';
+import { validate } from 'class-validator';
+import { randomUUID } from 'node:crypto';
+import type { Principal } from '../auth/principal';
+import { Agent } from '../cluster/agent.entity';
+import { AgentCommandsService } from '../cluster/agent-commands.service';
+import { AgentsService } from '../cluster/agents.service';
+import { Cluster } from '../cluster/cluster.entity';
+import { ClustersService } from '../cluster/clusters.service';
+import { Clock } from '../common/clock';
+import { BadInputError, ConflictError, NotFoundError, UnprocessableError } from '../common/errors';
+import { toFieldProblems } from '../common/validation';
+import { Database, Tx } from '../database/database';
+import { Package } from '../packages/package.entity';
+import { PackagesService } from '../packages/packages.service';
+import { checkPrerequisites, PrerequisiteResult } from '../packages/prerequisites';
+import { Plan, plan, PlanAgent } from '../policies/planner';
+import { resolveOptions, type UpgradeOptions } from '../policies/upgrade-options';
+import { StreamScopes } from '../progress/stream-scopes';
+import { CreateUpgradeDto, InstallFieldsDto, ListUpgradesQuery, MigrationDto, PreviewDto, UpgradeDto, UpgradePageDto, toUpgradeDto } from './dto/upgrade.dto';
+import { UpgradeExecutor } from './upgrade-executor';
+import { LIVE_UPGRADE_STATUSES, Upgrade, UpgradeOrigin, UpgradeStatus } from './upgrade.entity';
+import { UpgradeRepository } from './upgrade.repository';
+import { ENDED_STEP_STATUSES, FAILED_STEP_STATUSES, UpgradeStep } from './upgrade-step.entity';
+import { UpgradeWriter } from './upgrade-writer';
+
+/** A scheduledAt this far in the past is refused as a mistake rather than started at once. */
+const PAST_SCHEDULE_TOLERANCE_MS = 5 * 60_000;
+
+export const toPlanAgent = (a: Agent): PlanAgent => ({
+  id: a.id,
+  name: a.name,
+  address: a.address,
+  role: a.role,
+  failoverGroup: a.failoverGroup,
+  active: a.active,
+  version: a.version,
+  webappsVersion: a.webappsVersion,
+  paired: a.pairedAt !== null,
+  online: a.online,
+  busy: a.busy,
+  remoteUpgrade: a.remoteUpgrade,
+  factsKnown: !!a.facts && Object.keys(a.facts).length > 0,
+});
+
+interface Compiled {
+  cluster: Cluster;
+  pkg: Package;
+  options: UpgradeOptions;
+  plan: Plan;
+  prerequisites: PrerequisiteResult;
+}
+
+/** The upgrade life cycle: preview, create, pause, resume, cancel, retry; and the per-agent "upgrade now" and "migrate". */
+@Injectable()
+export class UpgradesService implements OnModuleInit {
+  private readonly logger = new Logger(UpgradesService.name);
+
+  constructor(
+    private readonly db: Database,
+    private readonly upgrades: UpgradeRepository,
+    private readonly writer: UpgradeWriter,
+    private readonly executor: UpgradeExecutor,
+    private readonly clusters: ClustersService,
+    private readonly agents: AgentsService,
+    private readonly packages: PackagesService,
+    private readonly commands: AgentCommandsService,
+    private readonly scopes: StreamScopes,
+    private readonly clock: Clock,
+  ) {}
+
+  onModuleInit(): void {
+    this.packages.registerInstaller({
+      parse: (fields) => parseInstallFields(fields),
+      install: async (tx, pkg, request, caller) => {
+        const { upgrade, steps } = await this.createInTx(tx, pkg.clusterId, { ...(request as CreateUpgradeDto), packageId: pkg.id }, 'install', caller);
+        return toUpgradeDto(upgrade, steps);
+      },
+    });
+    this.scopes.register('upgrade', async (id) => (await this.upgrades.findById(id)) !== null);
+    this.clusters.registerDeletionGuard(async (tx, clusterId) => {
+      const n = await this.upgrades.countInCluster(tx.em, clusterId);
+      return n > 0 ? `${n} upgrade${n === 1 ? '' : 's'}` : null;
+    });
+  }
+
+  /** The plan, its warnings and refusals, and the prerequisite check, without creating anything. */
+  async preview(clusterId: string, dto: CreateUpgradeDto): Promise<PreviewDto> {
+    // A transaction only for one consistent read of cluster, package and agents; nothing is written.
+    const compiled = await this.db.transaction((tx) => this.compile(tx, clusterId, dto));
+    const { plan: p } = compiled;
+    const idOf = (key: string) => key;
+    return {
+      resolvedPolicy: p.resolvedPolicy,
+      steps: p.steps.map((s) => ({
+        id: idOf(s.key),
+        kind: s.kind,
+        agentId: s.agentId,
+        fromAgentId: s.fromAgentId,
+        failoverGroup: s.failoverGroup,
+        unit: s.unit,
+        batch: s.batch,
+        dependsOn: s.dependsOn.map(idOf),
+        runWhen: s.runWhen,
+        status: s.status,
+        waitingFor: null,
+        phase: null,
+        percent: 0,
+        attempts: 0,
+        note: s.note,
+        error: null,
+        startedAt: null,
+        endedAt: null,
+      })),
+      units: p.units,
+      batches: p.batches,
+      maxParallel: p.maxParallel,
+      failureLimit: Number.isFinite(p.failureLimit) ? p.failureLimit : null,
+      warnings: p.warnings,
+      refusals: [
+        ...p.refusals,
+        ...(compiled.prerequisites.failures.length ? [{ code: 'PREREQUISITES_UNMET', message: 'Agents fail the package prerequisites: see prerequisites.failures.' }] : []),
+        ...this.packageRefusal(compiled.pkg, 'request'),
+      ],
+      prerequisites: compiled.prerequisites,
+    };
+  }
+
+  async create(clusterId: string, dto: CreateUpgradeDto, caller: Principal | null): Promise<UpgradeDto> {
+    const { upgrade, steps } = await this.db.transaction((tx) => this.createInTx(tx, clusterId, dto, 'request', caller));
+    return toUpgradeDto(upgrade, steps);
+  }
+
+  /**
+   * Creates an upgrade in the caller's transaction: the package upload's install mode runs it in the
+   * transaction that stores the package, so a refused upgrade leaves no package either.
+   */
+  async createInTx(tx: Tx, clusterId: string, dto: CreateUpgradeDto, origin: UpgradeOrigin, caller: Principal | null): Promise<{ upgrade: Upgrade; steps: UpgradeStep[] }> {
+    const now = this.clock.now();
+    const scheduledAt = this.parseSchedule(dto.scheduledAt, now);
+    const compiled = await this.compile(tx, clusterId, dto);
+    const { plan: p, pkg } = compiled;
+    const [packageRefusal] = this.packageRefusal(pkg, origin);
+    if (packageRefusal) throw new ConflictError(packageRefusal.code, packageRefusal.message, { status: pkg.status, upgradeId: pkg.usedByUpgradeId ?? pkg.reservedByUpgradeId });
+    if (p.refusals.length) {
+      throw new UnprocessableError('UPGRADE_REFUSED', p.refusals.map((r) => r.message).join(' '), { refusals: p.refusals, warnings: p.warnings });
+    }
+    if (compiled.prerequisites.failures.length) {
+      const n = new Set(compiled.prerequisites.failures.map((f) => f.agentId)).size;
+      throw new UnprocessableError('PREREQUISITES_UNMET', `${n} targeted agent${n === 1 ? '' : 's'} fail the package's prerequisites; see details for each check.`, compiled.prerequisites);
+    }
+
+    // One agent, one live upgrade: the rows are locked, so of two requests for an agent one waits and then sees the other's.
+    const working = [...new Set(p.steps.filter((s) => s.status === 'pending').map((s) => s.agentId))];
+    const held = (await this.agents.lockMany(tx, working)).filter((a) => a.upgradeId);
+    if (held.length) {
+      throw new ConflictError(
+        'AGENT_IN_UPGRADE',
+        `${held.map((a) => `${a.name} is in upgrade ${a.upgradeId}`).join('; ')}: an agent is in one scheduled or running upgrade at a time. Wait for it to end or cancel it.`,
+        { agents: held.map((a) => ({ agentId: a.id, name: a.name, upgradeId: a.upgradeId })) },
+      );
+    }
+
+    const startsNow = !scheduledAt || scheduledAt <= now;
+    const upgrade = Object.assign(new Upgrade(), {
+      id: randomUUID(),
+      clusterId,
+      packageId: pkg.id,
+      packageVersion: pkg.version,
+      packageKind: pkg.kind,
+      status: startsNow ? 'running' : 'scheduled',
+      origin,
+      target: dto.target.all ? { all: true } : { ...(dto.target.agentIds ? { agentIds: dto.target.agentIds } : {}), ...(dto.target.addresses ? { addresses: dto.target.addresses } : {}) },
+      policy: dto.policy ?? 'default',
+      resolvedPolicy: p.resolvedPolicy,
+      options: compiled.options,
+      units: p.units,
+      failureLimit: Number.isFinite(p.failureLimit) ? p.failureLimit : null,
+      canaryPending: compiled.options.canary > 0 && p.batches > 1,
+      warnings: [...p.warnings, ...compiled.prerequisites.warnings.map((w) => ({ code: 'PREREQUISITE_UNKNOWN', message: `${w.agentName}: ${w.check} not checked (${w.reason}); checked again before it starts.`, agentIds: [w.agentId] }))],
+      percent: 0,
+      reason: null,
+      createdByTokenId: caller?.tokenId ?? null,
+      scheduledAt,
+      startedAt: startsNow ? now : null,
+      finishedAt: null,
+      createdAt: now,
+      updatedAt: now,
+    } satisfies Upgrade);
+    const ids = new Map(p.steps.map((s) => [s.key, randomUUID()]));
+    const steps = p.steps.map((s, ordinal) =>
+      Object.assign(new UpgradeStep(), {
+        id: ids.get(s.key)!,
+        upgradeId: upgrade.id,
+        ordinal,
+        kind: s.kind,
+        agentId: s.agentId,
+        fromAgentId: s.fromAgentId,
+        failoverGroup: s.failoverGroup,
+        unit: s.unit,
+        batch: s.batch,
+        dependsOn: s.dependsOn.map((k) => ids.get(k)!),
+        runWhen: s.runWhen,
+        status: s.status,
+        waitingFor: null,
+        waitingSince: null,
+        phase: null,
+        phaseStartedAt: null,
+        percent: 0,
+        attempts: 0,
+        commandId: null,
+        note: s.note,
+        error: null,
+        startedAt: null,
+        endedAt: s.status === 'pending' ? null : now,
+        updatedAt: now,
+      } satisfies UpgradeStep),
+    );
+
+    await this.upgrades.insert(tx.em, upgrade, steps);
+    if (origin === 'request' || origin === 'install') {
+      if (startsNow) await this.packages.complete(tx, pkg.id, upgrade.id);
+      else await this.packages.reserve(tx, pkg.id, upgrade.id);
+    }
+    await this.writer.saveUpgrade(tx, upgrade, steps);
+    await this.writer.syncAgents(tx, upgrade, steps, working);
+    tx.afterCommit(() => this.executor.poke());
+    this.logger.log(`upgrade ${upgrade.id} (${origin}) of ${working.length} agent(s) in cluster ${clusterId} to ${pkg.version}: ${upgrade.status}`);
+    return { upgrade, steps };
+  }
+
+  async list(clusterId: string, query: ListUpgradesQuery): Promise<UpgradePageDto> {
+    await this.clusters.require(clusterId);
+    const limit = query.limit ?? 50;
+    const offset = query.offset ?? 0;
+    const [items, total] = await this.upgrades.list(clusterId, query.status, limit, offset);
+    return { items: items.map((u) => toUpgradeDto(u)), total, limit, offset };
+  }
+
+  async get(id: string): Promise<UpgradeDto> {
+    const upgrade = await this.require(id);
+    return toUpgradeDto(upgrade, await this.upgrades.stepsOf(this.db.reader, id));
+  }
+
+  /** No new step starts; running steps finish. */
+  pause(id: string): Promise<UpgradeDto> {
+    return this.transition(id, ['running'], 'pause', async (tx, upgrade, steps) => {
+      await this.writer.saveUpgrade(tx, upgrade, steps, 'paused', 'paused by an operator');
+    });
+  }
+
+  /** Goes on after a pause (or after the canary units). Waits start counting again from now. */
+  resume(id: string): Promise<UpgradeDto> {
+    return this.transition(id, ['paused'], 'resume', async (tx, upgrade, steps) => {
+      const now = this.clock.now();
+      const waiting = steps.filter((s) => s.status === 'waiting');
+      for (const step of waiting) step.waitingSince = now;
+      await this.upgrades.saveSteps(tx.em, waiting);
+      upgrade.canaryPending = false;
+      await this.writer.saveUpgrade(tx, upgrade, steps, 'running', null);
+    });
+  }
+
+  /**
+   * Stops every step that has not started. Steps already running finish (an agent is never
+   * interrupted mid-install) and their outcome is recorded; the upgrade is finished when they are.
+   * A scheduled upgrade gives its package back.
+   */
+  cancel(id: string): Promise<UpgradeDto> {
+    return this.transition(id, LIVE_UPGRADE_STATUSES, 'cancel', async (tx, upgrade, steps) => {
+      const now = this.clock.now();
+      const stopped = steps.filter((s) => !ENDED_STEP_STATUSES.includes(s.status) && s.status !== 'running');
+      for (const step of stopped) Object.assign(step, { status: 'cancelled', error: 'cancelled by an operator', waitingFor: null, endedAt: now });
+      if (upgrade.status === 'scheduled') await this.packages.release(tx, upgrade.packageId, upgrade.id);
+      if (!steps.some((s) => s.status === 'running')) upgrade.finishedAt = now;
+      await this.writer.saveSteps(tx, upgrade, steps, stopped);
+      await this.writer.saveUpgrade(tx, upgrade, steps, 'cancelled', 'cancelled by an operator');
+      await this.writer.syncAgents(tx, upgrade, steps);
+    });
+  }
+
+  /** Runs the failed steps again (and those they blocked), in the same upgrade with the same package. */
+  retry(id: string): Promise<UpgradeDto> {
+    return this.transition(id, ['failed', 'completed-with-errors'], 'retry', async (tx, upgrade, steps) => {
+      const again = steps.filter((s) => FAILED_STEP_STATUSES.includes(s.status) || s.status === 'cancelled');
+      const agentIds = [...new Set(again.map((s) => s.agentId))];
+      const held = (await this.agents.lockMany(tx, agentIds)).filter((a) => a.upgradeId && a.upgradeId !== upgrade.id);
+      if (held.length) {
+        throw new ConflictError('AGENT_IN_UPGRADE', `${held.map((a) => `${a.name} is in upgrade ${a.upgradeId}`).join('; ')}: retry once that upgrade ends.`, {
+          agents: held.map((a) => ({ agentId: a.id, name: a.name, upgradeId: a.upgradeId })),
+        });
+      }
+      for (const step of again) {
+        Object.assign(step, { status: 'pending', error: null, waitingFor: null, waitingSince: null, phase: null, percent: 0, commandId: null, endedAt: null });
+      }
+      Object.assign(upgrade, { finishedAt: null, canaryPending: false });
+      await this.writer.saveSteps(tx, upgrade, steps, again);
+      await this.writer.saveUpgrade(tx, upgrade, steps, 'running', null);
+      await this.writer.syncAgents(tx, upgrade, steps, agentIds);
+    });
+  }
+
+  /** Brings one agent to its cluster's target version with the package that set it, now (opted out, or failed). */
+  async upgradeNow(agentId: string, caller: Principal | null, origin: UpgradeOrigin = 'upgrade-now'): Promise<UpgradeDto> {
+    const { upgrade, steps } = await this.db.transaction(async (tx) => {
+      const agent = await this.agents.require(agentId, tx);
+      const cluster = await this.clusters.require(agent.clusterId, tx);
+      if (!cluster.targetVersion || !cluster.targetPackageId) {
+        throw new UnprocessableError('NO_TARGET_VERSION', `Cluster ${cluster.name} has no target version yet: it gets one when an upgrade of all its agents upgrades one. Create an upgrade for this agent instead.`);
+      }
+      if (agent.upgradeId) {
+        throw new ConflictError('AGENT_IN_UPGRADE', `${agent.name} is in upgrade ${agent.upgradeId}: an agent is in one scheduled or running upgrade at a time.`, { upgradeId: agent.upgradeId });
+      }
+      if (agent.versionStatus === 'latest' || agent.versionStatus === 'ahead') {
+        throw new UnprocessableError('NOTHING_TO_UPGRADE', `${agent.name} runs ${agent.version}, the cluster targets ${cluster.targetVersion}: there is nothing to bring it up to.`, { version: agent.version, targetVersion: cluster.targetVersion });
+      }
+      return this.createInTx(tx, cluster.id, { packageId: cluster.targetPackageId, target: { agentIds: [agent.id] }, policy: 'default' }, origin, caller);
+    });
+    return toUpgradeDto(upgrade, steps);
+  }
+
+  /** Re-runs the data migration of the agent's installed version (reference 000's manual migration tool). */
+  async migrate(agentId: string): Promise<MigrationDto> {
+    return this.db.transaction(async (tx) => {
+      const agent = await this.agents.require(agentId, tx);
+      if (agent.upgradeId) {
+        throw new ConflictError('AGENT_IN_UPGRADE', `${agent.name} is in upgrade ${agent.upgradeId}, which runs the migration itself; run it by hand once the upgrade ended.`, { upgradeId: agent.upgradeId });
+      }
+      if (!agent.remoteUpgrade) throw new UnprocessableError('LEGACY_AGENT', `${agent.name} cannot run commands remotely (legacy agent): run the migration tool on ${agent.address} by hand.`);
+      if (!agent.version) throw new UnprocessableError('VERSION_UNKNOWN', `${agent.name} has not reported its version: there is no installed version to migrate yet.`);
+      const open = (await this.commands.openFor(tx, agent.id)).find((c) => c.type === 'migrate');
+      if (open) throw new ConflictError('MIGRATION_RUNNING', `A migration of ${agent.name} is already queued or running (command ${open.id}).`, { commandId: open.id });
+      const command = await this.commands.enqueue(tx, { agentId: agent.id, clusterId: agent.clusterId, type: 'migrate', payload: { version: agent.version }, reference: `migrate:${agent.id}` });
+      this.logger.log(`migration of ${agent.version} queued for agent ${agent.id}`);
+      return { commandId: command.id, agentId: agent.id, version: agent.version, status: command.status };
+    });
+  }
+
+  async require(id: string, tx?: Tx): Promise<Upgrade> {
+    const upgrade = tx ? await this.upgrades.findForUpdate(tx, id) : await this.upgrades.findById(id);
+    if (!upgrade) throw new NotFoundError('Upgrade', id);
+    return upgrade;
+  }
+
+  private async transition(
+    id: string,
+    allowed: readonly UpgradeStatus[],
+    verb: string,
+    change: (tx: Tx, upgrade: Upgrade, steps: UpgradeStep[]) => Promise<void>,
+  ): Promise<UpgradeDto> {
+    const result = await this.db.transaction(async (tx) => {
+      await tx.advisoryLock(`upgrade:${id}`);
+      const upgrade = await this.require(id, tx);
+      if (!allowed.includes(upgrade.status)) {
+        throw new ConflictError('UPGRADE_STATE', `Upgrade ${id} is ${upgrade.status}; ${verb} applies to an upgrade that is ${allowed.join(' or ')}.`, { status: upgrade.status, allowed });
+      }
+      const steps = await this.upgrades.stepsOf(tx.em, id);
+      await change(tx, upgrade, steps);
+      tx.afterCommit(() => this.executor.poke());
+      return { upgrade, steps };
+    });
+    this.logger.log(`upgrade ${id}: ${verb} -> ${result.upgrade.status}`);
+    return toUpgradeDto(result.upgrade, result.steps);
+  }
+
+  /** Reads what a plan needs in the caller's transaction, resolves the targets and plans. */
+  private async compile(tx: Tx, clusterId: string, dto: CreateUpgradeDto): Promise<Compiled> {
+    const cluster = await this.clusters.require(clusterId, tx);
+    const pkg = await this.packages.require(dto.packageId, tx);
+    if (pkg.clusterId !== clusterId) {
+      throw new UnprocessableError('PACKAGE_OTHER_CLUSTER', `Package ${pkg.id} was uploaded to another cluster; upload it to cluster ${cluster.name} first.`, { packageClusterId: pkg.clusterId });
+    }
+    const all = await this.agents.inClusterForPlanning(tx, clusterId);
+    const targets = resolveTargets(dto.target, all);
+    const options = resolveOptions(cluster.defaultOptions, (dto.options ?? {}) as Partial<UpgradeOptions>);
+    const compiled = plan({
+      targets: targets.map(toPlanAgent),
+      cluster: all.map(toPlanAgent),
+      pkg: { version: pkg.version, kind: pkg.kind },
+      policy: dto.policy ?? 'default',
+      clusterDefaultPolicy: cluster.defaultPolicy,
+      options,
+    });
+    const working = new Set(compiled.steps.filter((s) => s.status === 'pending' && s.kind === 'upgrade').map((s) => s.agentId));
+    const prerequisites = checkPrerequisites(
+      { kind: pkg.kind, version: pkg.version, prerequisites: pkg.prerequisites },
+      targets.filter((a) => working.has(a.id)).map((a) => ({ id: a.id, name: a.name, version: a.version, facts: a.facts })),
+    );
+    return { cluster, pkg, options, plan: compiled, prerequisites };
+  }
+
+  /** A package starts one upgrade: auto-upgrade and "upgrade now" reuse the cluster's target package on purpose. */
+  private packageRefusal(pkg: Package, origin: UpgradeOrigin): Array<{ code: string; message: string }> {
+    if (origin === 'auto-upgrade' || origin === 'upgrade-now' || pkg.status === 'available') return [];
+    const holder = pkg.usedByUpgradeId ?? pkg.reservedByUpgradeId;
+    return [
+      {
+        code: pkg.status === 'completed' ? 'PACKAGE_USED' : 'PACKAGE_RESERVED',
+        message: `Package ${pkg.id} is ${pkg.status}${holder ? ` by upgrade ${holder}` : ''}; a package starts one upgrade only. Upload a new package for another upgrade.`,
+      },
+    ];
+  }
+
+  private parseSchedule(value: string | undefined, now: Date): Date | null {
+    if (!value) return null;
+    const at = new Date(value);
+    if (at.getTime() < now.getTime() - PAST_SCHEDULE_TOLERANCE_MS) {
+      throw new BadInputError(`scheduledAt ${value} is in the past; leave it out to start now.`, [{ field: 'scheduledAt', problems: ['scheduledAt must not be in the past'] }]);
+    }
+    return at;
+  }
+}
+
+/** `{all: true}`, or agents by id and by address; anything named that is not in the cluster is a 422. */
+export function resolveTargets(target: CreateUpgradeDto['target'], agents: Agent[]): Agent[] {
+  const byIds = target.agentIds ?? [];
+  const byAddresses = target.addresses ?? [];
+  if (target.all && (byIds.length || byAddresses.length)) {
+    throw new BadInputError('target is either {"all": true} or agentIds and/or addresses, not both.', [{ field: 'target', problems: ['give all, or agentIds/addresses, not both'] }]);
+  }
+  if (target.all) return agents;
+  if (!byIds.length && !byAddresses.length) {
+    throw new BadInputError('target names no agent: give {"all": true}, or agentIds and/or addresses.', [{ field: 'target', problems: ['target must be {"all": true} or name agentIds or addresses'] }]);
+  }
+  const ids = new Map(agents.map((a) => [a.id, a]));
+  const addresses = new Map(agents.map((a) => [a.address.toLowerCase(), a]));
+  const unknownIds = byIds.filter((id) => !ids.has(id));
+  const unknownAddresses = byAddresses.filter((a) => !addresses.has(a.toLowerCase()));
+  if (unknownIds.length || unknownAddresses.length) {
+    const named = [...unknownIds.map((id) => `agent id ${id}`), ...unknownAddresses.map((a) => `address ${a}`)];
+    throw new UnprocessableError('UNKNOWN_TARGETS', `Not agents of this cluster: ${named.join(', ')}. List the cluster's agents and target those.`, { agentIds: unknownIds, addresses: unknownAddresses });
+  }
+  const chosen = new Map<string, Agent>();
+  for (const id of byIds) chosen.set(id, ids.get(id)!);
+  for (const address of byAddresses) {
+    const agent = addresses.get(address.toLowerCase())!;
+    chosen.set(agent.id, agent);
+  }
+  return [...chosen.values()];
+}
+
+/** The upgrade fields of an upload with mode=install (form text; target and options as JSON), checked like a request body. */
+export async function parseInstallFields(fields: Record<string, string>): Promise<Omit<CreateUpgradeDto, 'packageId'>> {
+  const json = (field: string): unknown => {
+    if (fields[field] === undefined) return undefined;
+    try {
+      return JSON.parse(fields[field]);
+    } catch {
+      throw new BadInputError(`${field} must be JSON text, such as ${field === 'target' ? '{"all": true}' : '{"maxParallel": 2}'}.`, [{ field, problems: [`${field} must be JSON`] }]);
+    }
+  };
+  const raw = Object.fromEntries(
+    Object.entries({ target: json('target') ?? { all: true }, policy: fields.policy, options: json('options'), scheduledAt: fields.scheduledAt }).filter(([, v]) => v !== undefined),
+  );
+  const dto = plainToInstance(InstallFieldsDto, raw);
+  const errors = await validate(dto, { whitelist: true, forbidNonWhitelisted: true, validationError: { target: false, value: false } });
+  if (errors.length) {
+    const details = toFieldProblems(errors);
+    throw new BadInputError(`Invalid upgrade fields: ${details.flatMap((d) => d.problems).join('; ')}.`, details);
+  }
+  return dto;
+}
