@@ -11,7 +11,7 @@ export interface HeartbeatBody {
 /** An agent for tests that speaks the real HTTP protocol: pair, heartbeat, report. */
 export class FakeAgent {
   private constructor(
-    private readonly t: TestApp,
+    private t: TestApp,
     readonly agentId: string,
     readonly token: string,
     public state: HeartbeatBody,
@@ -25,6 +25,11 @@ export class FakeAgent {
       .send({ pairingKey, ...(initial.version ? { version: initial.version } : {}), facts: initial.facts, capabilities: initial.capabilities });
     if (res.status !== 201) throw new Error(`pairing failed: ${res.status} ${JSON.stringify(res.body)}`);
     return new FakeAgent(t, res.body.agentId, res.body.token, initial);
+  }
+
+  /** Talks to another instance from now on (after a restart, or to a sibling replica). */
+  moveTo(t: TestApp): void {
+    this.t = t;
   }
 
   /** Sends a heartbeat with the current state (changed by `change`) and returns the raw response. */
