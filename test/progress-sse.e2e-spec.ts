@@ -20,7 +20,7 @@ describeEachDatabase('progress streams', (kind) => {
   beforeAll(async () => {
     t = await TestApp.start(kind, { clock, env: { SSE_KEEPALIVE_MS: '200', STREAM_TICKET_TTL_S: '60' } });
     viewer = await t.tokenFor('viewer');
-    // Upgrades arrive with their own module; until then the test says which upgrade ids exist.
+    // These tests publish events for made-up upgrades: the set says which of those exist.
     t.app.get(StreamScopes).register('upgrade', async (id) => upgrades.has(id));
   });
   afterAll(() => t.close());

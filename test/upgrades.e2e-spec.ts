@@ -6,6 +6,7 @@ import { UpgradeStep } from '../src/upgrades/upgrade-step.entity';
 import { packageArchive } from './support/archives';
 import { givenCluster, givenPairedAgent } from './support/builders';
 import { Fleet, Member, obedient } from './support/fleet';
+import { StreamClient } from './support/sse-client';
 import { describeEachDatabase, TestApp } from './support/test-app';
 
 describeEachDatabase('upgrades', (kind) => {
@@ -309,6 +310,29 @@ describeEachDatabase('upgrades', (kind) => {
       const hb = await members[0].agent.heartbeat();
       expect(hb.body.commands).toEqual([expect.objectContaining({ id: res.body.commandId, type: 'migrate', version: '1.0.0' })]);
     });
+  });
+
+  it('streams an upgrade live over SSE, from its start to its end', async () => {
+    const { cluster, packageId, fleet } = await setUp(['g1-main', 'g1-backup']);
+    const created = await createUpgrade(cluster.id, { packageId, target: { all: true }, policy: 'backup-first', scheduledAt: new Date(clock.now().getTime() + 1000).toISOString() }).expect(201);
+    const stream = new StreamClient(`${t.baseUrl}/api/v1/upgrades/${created.body.id}/events`, { token: operator, lastEventId: 0 });
+    try {
+      await stream.opened;
+      clock.advance(1000);
+      await fleet.until(created.body.id, ['succeeded']);
+      const payload = (e: { data: Record<string, unknown> }) => e.data.data as Record<string, unknown>;
+      const events = await stream.waitFor((all) => all.some((e) => e.type === 'upgrade.status' && payload(e).status === 'succeeded'));
+      const statuses = events.filter((e) => e.type === 'upgrade.status').map((e) => payload(e).status);
+      expect(statuses[0]).toBe('scheduled');
+      expect(statuses).toContain('running');
+      expect(statuses.at(-1)).toBe('succeeded');
+      expect(events.filter((e) => e.type === 'pair.switchover')).toHaveLength(1);
+      const phases = events.filter((e) => e.type === 'task.progress' && payload(e).status === 'running' && payload(e).phase).map((e) => payload(e).phase);
+      expect(phases).toContain('install');
+      expect(events.map((e) => e.id)).toEqual([...events.map((e) => e.id)].sort((a, b) => a - b));
+    } finally {
+      stream.close();
+    }
   });
 
   it('a process restarted mid-upgrade finishes it, and no step is issued twice', async () => {

@@ -1,0 +1,162 @@
+import { decide, RuleAgent, RuleStep, RuleUpgrade, upgradePercent } from './step-rules';
+import type { StepStatus } from './upgrade-step.entity';
+
+const NOW = new Date('2026-06-01T12:00:00.000Z');
+const ago = (s: number) => new Date(NOW.getTime() - s * 1000);
+
+const upgrade = (over: Partial<RuleUpgrade> = {}): RuleUpgrade => ({
+  status: 'running',
+  options: { waitForIdle: true, idleTimeoutS: 60, offlineTimeoutS: 30, phaseTimeoutS: 120 },
+  canaryPending: false,
+  failureLimit: 1,
+  pkg: { version: '1.1.0', kind: 'full', prerequisites: { fromVersion: '>=1.0.0 <1.1.0', minFreeDiskMb: 100 } },
+  ...over,
+});
+
+const agent = (id: string, over: Partial<RuleAgent> = {}): RuleAgent => ({
+  id,
+  name: id,
+  paired: true,
+  online: true,
+  busy: false,
+  version: '1.0.0',
+  webappsVersion: null,
+  lastUpgradeFailed: false,
+  facts: { os: 'linux', freeDiskMb: 1000 },
+  ...over,
+});
+
+const step = (id: string, over: Partial<RuleStep> = {}): RuleStep => ({
+  id,
+  kind: 'upgrade',
+  agentId: id,
+  unit: 0,
+  batch: 0,
+  dependsOn: [],
+  runWhen: 'succeeded',
+  status: 'pending',
+  waitingFor: null,
+  waitingSince: null,
+  phase: null,
+  phaseStartedAt: null,
+  attempts: 0,
+  ...over,
+});
+
+const agents = (...list: RuleAgent[]) => new Map(list.map((a) => [a.id, a]));
+const short = (d: ReturnType<typeof decide>) => d.steps.map((a) => `${a.type} ${a.stepId}${a.type === 'wait' ? ` ${a.for}` : ''}`);
+
+describe('step rules: starting an upgrade step', () => {
+  it.each([
+    ['an online idle agent starts', agent('a'), step('a'), ['start a']],
+    ['an offline agent is waited for', agent('a', { online: false }), step('a'), ['wait a online']],
+    ['a never paired agent is waited for', agent('a', { paired: false, online: false }), step('a'), ['wait a online']],
+    ['a busy agent is waited for (and held)', agent('a', { busy: true }), step('a'), ['wait a idle']],
+    ['still busy within idleTimeoutS: no change', agent('a', { busy: true }), step('a', { status: 'waiting', waitingFor: 'idle', waitingSince: ago(59) }), []],
+    ['busy beyond idleTimeoutS fails', agent('a', { busy: true }), step('a', { status: 'waiting', waitingFor: 'idle', waitingSince: ago(61) }), ['fail a']],
+    ['offline beyond offlineTimeoutS fails', agent('a', { online: false }), step('a', { status: 'waiting', waitingFor: 'online', waitingSince: ago(31) }), ['fail a']],
+    ['back online after a wait starts', agent('a'), step('a', { status: 'waiting', waitingFor: 'online', waitingSince: ago(31) }), ['start a']],
+    ['prerequisites unmet on fresh facts fail', agent('a', { facts: { os: 'linux', freeDiskMb: 10 } }), step('a'), ['fail a']],
+    ['a running step within phaseTimeoutS: no change', agent('a'), step('a', { status: 'running', phaseStartedAt: ago(119), attempts: 1 }), []],
+    ['a running step beyond phaseTimeoutS fails', agent('a'), step('a', { status: 'running', phaseStartedAt: ago(121), attempts: 1 }), ['fail a']],
+  ])('%s', (_name, a, s, expected) => {
+    expect(short(decide(upgrade(), [s], agents(a), NOW))).toEqual(expected);
+  });
+
+  it('a busy agent starts at once when waitForIdle is off', () => {
+    const d = decide(upgrade({ options: { ...upgrade().options, waitForIdle: false } }), [step('a')], agents(agent('a', { busy: true })), NOW);
+    expect(short(d)).toEqual(['start a']);
+  });
+
+  it('a removed agent fails its step', () => {
+    expect(decide(upgrade(), [step('a')], agents(), NOW).steps).toEqual([{ type: 'fail', stepId: 'a', error: 'agent a was removed' }]);
+  });
+
+  it('the prerequisite failure says what was required and what the agent has', () => {
+    const d = decide(upgrade(), [step('a')], agents(agent('a', { version: '0.9.0' })), NOW);
+    expect(d.steps[0]).toMatchObject({ type: 'fail', error: expect.stringMatching(/fromVersion requires >=1\.0\.0 <1\.1\.0, agent has 0\.9\.0/) });
+  });
+});
+
+describe('step rules: a backup-first pair', () => {
+  // backup upgrade (b) -> switchover to backup (so) -> main upgrade (m) -> switchback on failure (sb)
+  const pair = (statuses: Partial<Record<'b' | 'so' | 'm' | 'sb', StepStatus>>, runWhen: RuleStep['runWhen'] = 'failed'): RuleStep[] => [
+    step('b', { status: statuses.b ?? 'pending', attempts: statuses.b && statuses.b !== 'pending' ? 1 : 0 }),
+    step('so', { kind: 'switchover', agentId: 'b', dependsOn: ['b'], status: statuses.so ?? 'pending' }),
+    step('m', { dependsOn: ['so'], status: statuses.m ?? 'pending' }),
+    step('sb', { kind: 'switchback', agentId: 'm', dependsOn: ['m'], runWhen, status: statuses.sb ?? 'pending' }),
+  ];
+  const both = (b: Partial<RuleAgent> = {}, m: Partial<RuleAgent> = {}) => agents(agent('b', b), agent('m', m));
+
+  it.each([
+    ['at first only the backup starts; the rest wait for it', {}, both(), ['start b', 'wait so dependencies', 'wait m dependencies', 'wait sb dependencies']],
+    ['the switchover starts once the backup runs the new version', { b: 'succeeded' }, both({ version: '1.1.0' }), ['start so', 'wait m dependencies', 'wait sb dependencies']],
+    ['the switchover waits at its gate while the backup is busy', { b: 'succeeded' }, both({ version: '1.1.0', busy: true }), ['wait so gate', 'wait m dependencies', 'wait sb dependencies']],
+    ['the switchover waits at its gate while the backup runs another version', { b: 'succeeded' }, both({ version: '1.0.0' }), ['wait so gate', 'wait m dependencies', 'wait sb dependencies']],
+    ['a failed backup blocks the switchover and the main, and there is nothing to switch back', { b: 'rolled-back' }, both(), ['block so', 'block m', 'skip sb']],
+    ['the main starts after the switchover', { b: 'succeeded', so: 'succeeded' }, both({ version: '1.1.0' }), ['start m', 'wait sb dependencies']],
+    ['a main that succeeded needs no switchback on failure', { b: 'succeeded', so: 'succeeded', m: 'succeeded' }, both({ version: '1.1.0' }, { version: '1.1.0' }), ['skip sb']],
+    ['a main that failed takes back over on its old version', { b: 'succeeded', so: 'succeeded', m: 'failed' }, both({ version: '1.1.0' }, { lastUpgradeFailed: true }), ['start sb']],
+  ] as const)('%s', (_name, statuses, a, expected) => {
+    expect(short(decide(upgrade({ failureLimit: null }), pair(statuses), a, NOW))).toEqual(expected);
+  });
+
+  it('a switchover gate not met within phaseTimeoutS fails, and the main stays untouched', () => {
+    const steps = pair({ b: 'succeeded' });
+    steps[1] = { ...steps[1], status: 'waiting', waitingFor: 'gate', waitingSince: ago(121) };
+    const d = decide(upgrade({ failureLimit: null }), steps, both({ version: '1.0.0' }), NOW);
+    expect(short(d)).toEqual(['fail so', 'block m', 'skip sb']);
+    expect(d.steps[0]).toMatchObject({ error: expect.stringMatching(/could not take over \(runs 1\.0\.0, not 1\.1\.0\)/) });
+  });
+});
+
+describe('step rules: batches, threshold, pause, finish', () => {
+  const three = (statuses: StepStatus[], batches = [0, 1, 2]) => statuses.map((status, i) => step(`s${i}`, { agentId: `s${i}`, unit: i, batch: batches[i], status, attempts: status === 'pending' ? 0 : 1 }));
+  const all = agents(agent('s0'), agent('s1'), agent('s2'));
+
+  it.each([
+    ['batch 0 starts, later batches wait', ['pending', 'pending', 'pending'], null, ['start s0']],
+    ['the next batch starts when the previous ended', ['succeeded', 'pending', 'pending'], null, ['start s1']],
+    ['a running batch holds back the next', ['running', 'pending', 'pending'], null, []],
+    ['the failure threshold blocks units not started', ['failed', 'pending', 'pending'], 1, ['block s1', 'block s2']],
+    ['below the threshold the upgrade goes on', ['failed', 'pending', 'pending'], 2, ['start s1']],
+  ] as const)('%s', (_name, statuses, failureLimit, expected) => {
+    expect(short(decide(upgrade({ failureLimit }), three([...statuses]), all, NOW))).toEqual(expected);
+  });
+
+  it('a paused upgrade starts nothing new, but a running step still times out', () => {
+    const steps = three(['running', 'pending', 'pending'], [0, 0, 0]);
+    steps[0].phaseStartedAt = ago(500);
+    expect(short(decide(upgrade({ status: 'paused', failureLimit: null }), steps, all, NOW))).toEqual(['fail s0']);
+  });
+
+  it('pauses after the canary batch', () => {
+    expect(decide(upgrade({ canaryPending: true }), three(['succeeded', 'pending', 'pending']), all, NOW).upgrade).toMatchObject({ type: 'pause' });
+  });
+
+  it.each([
+    ['succeeded', ['succeeded', 'skipped', 'manual'], null],
+    ['completed-with-errors', ['succeeded', 'failed', 'succeeded'], null],
+    ['failed', ['rolled-back', 'failed', 'failed'], null],
+    ['failed', ['succeeded', 'failed', 'cancelled'], 1],
+  ] as const)('finishes %s when every step ended as %j', (status, statuses, failureLimit) => {
+    expect(decide(upgrade({ failureLimit }), three([...statuses]), all, NOW).upgrade).toMatchObject({ type: 'finish', status });
+  });
+
+  it('a cancelled upgrade finishes once its running steps ended', () => {
+    expect(decide(upgrade({ status: 'cancelled' }), three(['running', 'cancelled', 'cancelled']), all, NOW).upgrade).toBeNull();
+    expect(decide(upgrade({ status: 'cancelled' }), three(['succeeded', 'cancelled', 'cancelled']), all, NOW).upgrade).toMatchObject({ type: 'finish', status: 'cancelled' });
+  });
+
+  it('decides nothing for a scheduled or ended upgrade', () => {
+    for (const status of ['scheduled', 'succeeded', 'failed'] as const) expect(decide(upgrade({ status }), three(['pending', 'pending', 'pending']), all, NOW)).toEqual({ steps: [], upgrade: null });
+  });
+
+  it.each([
+    [[], 100],
+    [[{ status: 'running', percent: 50 }, { status: 'pending', percent: 0 }], 25],
+    [[{ status: 'succeeded', percent: 100 }, { status: 'failed', percent: 30 }, { status: 'skipped', percent: 0 }], 100],
+  ] as const)('percent of %j is %d', (steps, percent) => {
+    expect(upgradePercent(steps.map((s) => ({ ...s })))).toBe(percent);
+  });
+});
