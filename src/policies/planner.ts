@@ -83,7 +83,26 @@ const isBackupFirst = (p: ConcretePolicy) => p === 'backup-first' || p === 'back
 /** Whether the agent already runs what the package installs. */
 export function alreadyOn(agent: Pick<PlanAgent, 'version' | 'webappsVersion'>, pkg: PlanRequest['pkg']): boolean {
   const installed = pkg.kind === 'webapps' ? agent.webappsVersion : agent.version;
-  return !!installed && semver.valid(installed) !== null && semver.eq(installed, pkg.version);
+  if (!installed) return false;
+  if (installed === pkg.version) return true;
+  return compareMemo(installed, pkg.version) === 0;
+}
+
+/**
+ * semver comparisons parse both strings each time; a cluster has a handful of distinct versions
+ * and a plan compares each agent several times, so results are kept per pair of versions.
+ * null = the installed version is not semver.
+ */
+const comparisons = new Map<string, number | null>();
+export function compareMemo(installed: string, target: string): number | null {
+  const key = `${installed} ${target}`;
+  let result = comparisons.get(key);
+  if (result === undefined) {
+    result = semver.valid(installed) ? semver.compare(installed, target) : null;
+    if (comparisons.size > 10_000) comparisons.clear();
+    comparisons.set(key, result);
+  }
+  return result;
 }
 
 /** `maxParallel` as a count of units: 0 = all; a percent rounds down but is at least one. */
@@ -124,7 +143,12 @@ export function plan(request: PlanRequest): Plan {
   // version the two may not talk to each other, so it must be asked for knowingly.
   const pairTargets = request.targets.filter((a) => a.failoverGroup);
   const major = semver.major(pkg.version);
-  const crossesMajor = pairTargets.filter((a) => a.version && semver.valid(a.version) && semver.major(a.version) < major);
+  const majors = new Map<string, number | null>();
+  const majorOf = (v: string) => {
+    if (!majors.has(v)) majors.set(v, semver.valid(v) ? semver.major(v) : null);
+    return majors.get(v)!;
+  };
+  const crossesMajor = pairTargets.filter((a) => a.version && (majorOf(a.version) ?? major) < major);
   if (isBackupFirst(resolvedPolicy) && crossesMajor.length > 0 && !options.allowLegacyPolicyOnMajor) {
     refusals.push({
       code: 'LEGACY_POLICY_ON_MAJOR',
@@ -148,7 +172,7 @@ export function plan(request: PlanRequest): Plan {
   units.forEach((unit, index) => {
     for (const step of unit.steps) steps.push({ ...step, unit: index, batch: batchOf.get(unit) ?? 0 });
   });
-  const batches = working.length === 0 ? 0 : Math.max(...batchOf.values()) + 1;
+  const batches = working.length === 0 ? 0 : batchOf.get(working[working.length - 1])! + 1;
   if (request.targets.length > 0 && working.length === 0) {
     warn('NOTHING_TO_DO', `No agent needs remote work: every target is on ${pkg.version} already or must be upgraded by hand.`);
   }
@@ -168,13 +192,11 @@ export function plan(request: PlanRequest): Plan {
 /** Standalone agents and pairs, in a stable order (pairs by group name, then agents by name). */
 function buildUnits(request: PlanRequest, policy: ConcretePolicy, warn: (code: string, message: string, agents?: PlanAgent[]) => void): Unit[] {
   const targetIds = new Set(request.targets.map((a) => a.id));
-  const groups = new Map<string, PlanAgent[]>();
+  const groups = groupBy(request.targets);
+  const clusterGroups = groupBy(request.cluster);
   const units: Unit[] = [];
-  for (const agent of request.targets) {
-    if (agent.failoverGroup) groups.set(agent.failoverGroup, [...(groups.get(agent.failoverGroup) ?? []), agent]);
-  }
-  for (const [group, targeted] of [...groups].sort(([a], [b]) => a.localeCompare(b))) {
-    const members = request.cluster.filter((a) => a.failoverGroup === group);
+  for (const [group, targeted] of [...groups].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
+    const members = clusterGroups.get(group) ?? [];
     const untargeted = members.filter((a) => !targetIds.has(a.id));
     if (members.length < 2) {
       const lone = targeted[0];
@@ -189,9 +211,22 @@ function buildUnits(request: PlanRequest, policy: ConcretePolicy, warn: (code: s
       units.push({ name: group, steps: pairSteps(group, members, request, policy, warn) });
     }
   }
-  const standalone = request.targets.filter((a) => !a.failoverGroup).sort((a, b) => a.name.localeCompare(b.name) || a.id.localeCompare(b.id));
+  const byName = (a: PlanAgent, b: PlanAgent) => (a.name < b.name ? -1 : a.name > b.name ? 1 : a.id < b.id ? -1 : 1);
+  const standalone = request.targets.filter((a) => !a.failoverGroup).sort(byName);
   for (const agent of standalone) units.push({ name: agent.name, steps: [singleStep(agent, request.pkg)] });
   return units;
+}
+
+/** Agents of failover groups by group name. */
+function groupBy(agents: PlanAgent[]): Map<string, PlanAgent[]> {
+  const groups = new Map<string, PlanAgent[]>();
+  for (const agent of agents) {
+    if (!agent.failoverGroup) continue;
+    const members = groups.get(agent.failoverGroup);
+    if (members) members.push(agent);
+    else groups.set(agent.failoverGroup, [agent]);
+  }
+  return groups;
 }
 
 function singleStep(agent: PlanAgent, pkg: PlanRequest['pkg']): Unit['steps'][number] {

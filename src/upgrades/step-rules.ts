@@ -73,9 +73,13 @@ export function decide(upgrade: RuleUpgrade, steps: RuleStep[], agents: Map<stri
   if (!['running', 'paused', 'cancelled'].includes(upgrade.status)) return { steps: actions, upgrade: null };
   // Statuses as the actions so far leave them: a block cascades to later steps in the same pass.
   const status = new Map(steps.map((s) => [s.id, s.status]));
+  const unitOf = new Map(steps.map((s) => [s.id, s.unit]));
+  // Units with a failed step, kept as actions fail steps: the threshold check stays O(1) per step.
+  const failedUnitSet = new Set(steps.filter((s) => failed(s.status)).map((s) => s.unit));
   const act = (action: StepAction, next?: StepStatus) => {
     actions.push(action);
     if (next) status.set(action.stepId, next);
+    if (next && failed(next)) failedUnitSet.add(unitOf.get(action.stepId)!);
   };
 
   for (const step of steps) {
@@ -90,14 +94,14 @@ export function decide(upgrade: RuleUpgrade, steps: RuleStep[], agents: Map<stri
   }
 
   const units = groupByUnit(steps);
-  const unitEnded = (unit: RuleStep[]) => unit.every((s) => ended(status.get(s.id)!));
   const unitStarted = (unit: RuleStep[]) => unit.some((s) => s.attempts > 0 || ['waiting', 'running'].includes(status.get(s.id)!));
-  const failedUnits = () => [...units.values()].filter((u) => u.some((s) => failed(status.get(s.id)!))).length;
+  const failedUnits = () => failedUnitSet.size;
   const thresholdReached = () => upgrade.failureLimit !== null && failedUnits() >= upgrade.failureLimit;
 
-  const open = [...units.values()].filter((u) => !unitEnded(u));
-  const currentBatch = open.length ? Math.min(...open.map((u) => Math.min(...u.filter((s) => !ended(s.status)).map((s) => s.batch)))) : 0;
-  if (upgrade.status === 'running' && upgrade.canaryPending && currentBatch > 0) {
+  // Batches run one after the other: the current one is the lowest with a step not ended.
+  let currentBatch = Number.POSITIVE_INFINITY;
+  for (const step of steps) if (!ended(status.get(step.id)!) && step.batch < currentBatch) currentBatch = step.batch;
+  if (upgrade.status === 'running' && upgrade.canaryPending && currentBatch > 0 && Number.isFinite(currentBatch)) {
     return { steps: actions, upgrade: { type: 'pause', reason: 'the canary units ended: check them, then resume the upgrade' } };
   }
 
@@ -152,7 +156,11 @@ export function decide(upgrade: RuleUpgrade, steps: RuleStep[], agents: Map<stri
 
 function groupByUnit(steps: RuleStep[]): Map<number, RuleStep[]> {
   const units = new Map<number, RuleStep[]>();
-  for (const step of steps) units.set(step.unit, [...(units.get(step.unit) ?? []), step]);
+  for (const step of steps) {
+    const unit = units.get(step.unit);
+    if (unit) unit.push(step);
+    else units.set(step.unit, [step]);
+  }
   return units;
 }
 
