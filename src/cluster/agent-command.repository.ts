@@ -1,7 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { EntityManager, In } from 'typeorm';
 import type { QueryDeepPartialEntity } from 'typeorm';
-import { Database, Tx } from '../database/database';
+import { Database, Tx, updateById } from '../database/database';
 import { AgentCommand } from './agent-command.entity';
 
 const PENDING_SQL = `SELECT "id", "type", "payload" FROM "agent_commands" WHERE "agentId" = $1 AND "status" = 'pending' ORDER BY "createdAt", "id"`;
@@ -37,6 +37,6 @@ export class AgentCommandRepository {
   }
 
   async save(em: EntityManager, command: AgentCommand): Promise<void> {
-    await em.save(AgentCommand, command);
+    await updateById(em, AgentCommand, command);
   }
 }

@@ -45,7 +45,10 @@ export class AgentUpdater {
 
     let refreshCluster = false;
     agent.updatedAt = this.clock.now();
-    if (versionInputsChanged) {
+    if (versionInputsChanged && (agent.upgrading || agent.lastUpgradeFailed)) {
+      // upgrading and failed do not depend on the target: no need to read it (the executor's hot path).
+      agent.versionStatus = deriveVersionStatus(agent, null);
+    } else if (versionInputsChanged) {
       const cluster = await this.clusters.findById(agent.clusterId, tx.em);
       if (cluster?.targetVersion) {
         agent.versionStatus = deriveVersionStatus(agent, cluster.targetVersion);

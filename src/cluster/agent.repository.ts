@@ -1,6 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import { EntityManager, FindOptionsWhere, In, IsNull, LessThan } from 'typeorm';
-import { Database, Tx } from '../database/database';
+import { Database, Tx, updateById } from '../database/database';
 import { Agent } from './agent.entity';
 import type { AgentRole, AgentState, VersionStatus } from './agent-state';
 
@@ -138,7 +138,7 @@ export class AgentRepository {
   }
 
   async save(em: EntityManager, agent: Agent): Promise<void> {
-    await em.save(Agent, agent);
+    await updateById(em, Agent, agent);
   }
 
   async delete(em: EntityManager, id: string): Promise<void> {

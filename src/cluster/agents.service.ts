@@ -121,10 +121,10 @@ export class AgentsService {
 
   /**
    * What an upgrade records on its agents: the upgrade holding them, hold, upgrading, whether the
-   * last upgrade failed, which pair member is active, a web-apps version installed. Derived state
+   * last upgrade failed, which pair member is active, the version a finished upgrade reported. Derived state
    * and version status follow, with an agent.status event when they change.
    */
-  applyUpgradeState(tx: Tx, agent: Agent, changes: Partial<Pick<Agent, 'upgradeId' | 'hold' | 'upgrading' | 'lastUpgradeFailed' | 'active' | 'webappsVersion'>>): Promise<Agent> {
+  applyUpgradeState(tx: Tx, agent: Agent, changes: Partial<Pick<Agent, 'upgradeId' | 'hold' | 'upgrading' | 'lastUpgradeFailed' | 'active' | 'version' | 'webappsVersion'>>): Promise<Agent> {
     return this.updater.apply(tx, agent, changes);
   }
 

@@ -54,6 +54,16 @@ export class EventFeed implements OnModuleInit {
     do {
       this.pokedWhileDraining = false;
       try {
+        if (this.subject.observers.length === 0) {
+          // Nobody listens: move the mark without reading rows. A stream that opens later replays
+          // from the database up to this mark, so it misses nothing. One that opened while the
+          // query ran took the old mark: then the rows are read and emitted as usual.
+          const newest = await this.events.maxId();
+          if (this.subject.observers.length === 0) {
+            this.lastId = Math.max(this.lastId, newest);
+            continue;
+          }
+        }
         const batch = await this.events.after(this.lastId, BATCH);
         for (const event of batch) {
           this.lastId = event.id;

@@ -3,7 +3,7 @@ import type { QueryDeepPartialEntity } from 'typeorm';
 import { Clock } from '../common/clock';
 import { Database, Tx } from '../database/database';
 import { EventFeed } from './event-feed';
-import { EventSequence, EventType, ProgressEvent } from './progress-event.entity';
+import { EventType, ProgressEvent } from './progress-event.entity';
 
 export interface NewEvent {
   type: EventType;
@@ -32,14 +32,11 @@ export class EventLog {
 
   async append(tx: Tx, events: NewEvent[]): Promise<ProgressEvent[]> {
     if (events.length === 0) return [];
-    // The UPDATE takes the counter row's lock (held to commit on PostgreSQL); the SELECT reads our own write.
-    await tx.em
-      .createQueryBuilder()
-      .update(EventSequence)
-      .set({ lastId: () => `"lastId" + ${events.length}` })
-      .where('name = :name', { name: 'events' })
-      .execute();
-    const { lastId } = await tx.em.findOneByOrFail(EventSequence, { name: 'events' });
+    // The UPDATE takes the counter row's lock (held to commit on PostgreSQL) and returns the new value.
+    const result: unknown[] = await tx.em.query(this.db.sql('UPDATE "event_sequence" SET "lastId" = "lastId" + $1 WHERE "name" = $2 RETURNING "lastId"'), [events.length, 'events']);
+    // PostgreSQL answers an UPDATE with [rows, count], SQLite with the rows.
+    const rows = (Array.isArray(result[0]) ? result[0] : result) as Array<{ lastId: number | string }>;
+    const lastId = Number(rows[0].lastId);
     const now = this.clock.now();
     const saved = events.map((event, i) =>
       Object.assign(new ProgressEvent(), {

@@ -222,8 +222,17 @@ function finish(steps: RuleStep[], status: Map<string, StepStatus>, thresholdRea
 
 /** The upgrade's percent: every step that does work counts the same; ended steps count whole. */
 export function upgradePercent(steps: Array<Pick<RuleStep, 'status'> & { percent: number }>): number {
-  const counted = steps.filter((s) => s.status !== 'skipped' && s.status !== 'manual');
-  if (counted.length === 0) return 100;
-  const sum = counted.reduce((total, s) => total + (ended(s.status) ? 100 : s.status === 'running' ? s.percent : 0), 0);
-  return Math.floor(sum / counted.length);
+  return percentFromSummary(steps.map((s) => ({ status: s.status, count: 1, percent: s.percent })));
+}
+
+/** The same, from per-status counts and percent sums (as one GROUP BY query gives them). */
+export function percentFromSummary(summary: Array<{ status: StepStatus; count: number; percent: number }>): number {
+  let counted = 0;
+  let sum = 0;
+  for (const { status, count, percent } of summary) {
+    if (status === 'skipped' || status === 'manual') continue;
+    counted += count;
+    sum += ended(status) ? 100 * count : status === 'running' ? percent : 0;
+  }
+  return counted === 0 ? 100 : Math.floor(sum / counted);
 }

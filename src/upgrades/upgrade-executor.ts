@@ -16,6 +16,7 @@ import { UpgradeStep } from './upgrade-step.entity';
 import { UpgradeWriter } from './upgrade-writer';
 
 const TICK_MS = 1000;
+const REPORT_COALESCE_MS = 50;
 const STEP_REFERENCE = 'step:';
 
 export const toRuleAgent = (a: Agent): RuleAgent => ({
@@ -51,6 +52,7 @@ export class UpgradeExecutor implements OnModuleInit, BeforeApplicationShutdown 
   private driving: Promise<void> = Promise.resolve();
   private queued = false;
   private stopped = false;
+  private soon: NodeJS.Timeout | null = null;
 
   constructor(
     private readonly db: Database,
@@ -69,6 +71,7 @@ export class UpgradeExecutor implements OnModuleInit, BeforeApplicationShutdown 
 
   async beforeApplicationShutdown(): Promise<void> {
     this.stopped = true;
+    if (this.soon) clearTimeout(this.soon);
     await this.driving;
   }
 
@@ -80,6 +83,15 @@ export class UpgradeExecutor implements OnModuleInit, BeforeApplicationShutdown 
       this.queued = false;
       await this.driveAll();
     });
+  }
+
+  /** A pass within REPORT_COALESCE_MS: reports arriving meanwhile share it. */
+  pokeSoon(): void {
+    if (this.soon || this.stopped) return;
+    this.soon = setTimeout(() => {
+      this.soon = null;
+      this.poke();
+    }, REPORT_COALESCE_MS);
   }
 
   @Interval(TICK_MS)
@@ -165,7 +177,7 @@ export class UpgradeExecutor implements OnModuleInit, BeforeApplicationShutdown 
           clusterId: upgrade.clusterId,
           type: step.kind === 'upgrade' ? 'upgrade' : 'switchover',
           payload: step.kind === 'upgrade' ? this.upgradePayload(upgrade, pkg, step, agent) : { activate: true, failoverGroup: step.failoverGroup, peerAgentId: step.fromAgentId, upgradeId: upgrade.id, stepId: step.id },
-          reference: `${STEP_REFERENCE}${step.id}`,
+          reference: `${STEP_REFERENCE}${upgrade.id}/${step.id}`,
         });
         Object.assign(step, {
           status: 'running',
@@ -232,15 +244,16 @@ export class UpgradeExecutor implements OnModuleInit, BeforeApplicationShutdown 
    */
   private async onReport(tx: Tx, command: AgentCommand, report: CommandReport): Promise<void> {
     if (!command.reference?.startsWith(STEP_REFERENCE)) return;
-    const stepId = command.reference.slice(STEP_REFERENCE.length);
-    const found = await this.upgrades.findStepForUpdate(tx, stepId);
-    if (!found) return;
-    await tx.advisoryLock(`upgrade:${found.upgradeId}`);
-    const upgrade = await this.upgrades.findForUpdate(tx, found.upgradeId);
+    const [upgradeId, stepId] = command.reference.slice(STEP_REFERENCE.length).split('/');
+    await tx.advisoryLock(`upgrade:${upgradeId}`);
+    const upgrade = await this.upgrades.findForUpdate(tx, upgradeId);
     if (!upgrade) return;
-    const steps = await this.upgrades.stepsOf(tx.em, upgrade.id);
-    const step = steps.find((s) => s.id === stepId)!;
-    if (step.commandId !== command.id || step.status !== 'running') return;
+    // Only the steps of the agents this report touches (an upgrade may have thousands): the
+    // command's agent, and the member handing over when it is a switchover.
+    const fromAgentId = typeof command.payload.peerAgentId === 'string' ? command.payload.peerAgentId : null;
+    const steps = await this.upgrades.stepsOfAgents(tx.em, upgrade.id, [command.agentId, ...(fromAgentId ? [fromAgentId] : [])]);
+    const step = steps.find((s) => s.id === stepId);
+    if (!step || step.commandId !== command.id || step.status !== 'running') return;
     const now = this.clock.now();
     const agentChanges = new Map<string, Partial<Agent>>();
 
@@ -260,11 +273,18 @@ export class UpgradeExecutor implements OnModuleInit, BeforeApplicationShutdown 
       }
       step.endedAt = now;
       this.recordOutcome(upgrade, step, agentChanges);
+      // The reported version goes in with the other changes: one write of the agent, not two.
+      if (version) agentChanges.set(step.agentId, { ...agentChanges.get(step.agentId), version });
       if (step.kind !== 'upgrade' && !wrongVersion && status === 'succeeded') await this.writer.publishSwitchover(tx, upgrade, step);
     }
-    await this.writer.saveSteps(tx, upgrade, steps, [step]);
-    await this.writer.syncAgents(tx, upgrade, steps, [step.agentId], agentChanges);
-    tx.afterCommit(() => this.poke());
+    await this.writer.saveSteps(tx, upgrade, 'partial', [step]);
+    // Progress changes nothing on the agent (it was held and upgrading since the step started), nor
+    // anything the executor decides on. An end may let other steps start: a pass follows soon,
+    // shortly after, so that the ends of a batch reported together make one pass.
+    if (report.kind === 'complete') {
+      await this.writer.syncAgents(tx, upgrade, steps, [step.agentId], agentChanges);
+      tx.afterCommit(() => this.pokeSoon());
+    }
   }
 
   /** What a step's end records on its agents: upgrade outcome, or which pair member is active. */

@@ -4,7 +4,7 @@ import { AgentsService } from '../cluster/agents.service';
 import { Clock } from '../common/clock';
 import { Tx } from '../database/database';
 import { EventLog, NewEvent } from '../progress/event-log.service';
-import { upgradePercent } from './step-rules';
+import { percentFromSummary, upgradePercent } from './step-rules';
 import { Upgrade, UpgradeStatus } from './upgrade.entity';
 import { UpgradeRepository } from './upgrade.repository';
 import { ENDED_STEP_STATUSES, UpgradeStep } from './upgrade-step.entity';
@@ -47,13 +47,16 @@ export class UpgradeWriter {
     await this.events.append(tx, [this.upgradeEvent(upgrade)]);
   }
 
-  /** Saves changed steps and publishes task.progress for each; keeps the upgrade's percent. */
-  async saveSteps(tx: Tx, upgrade: Upgrade, steps: UpgradeStep[], changed: UpgradeStep[]): Promise<void> {
+  /**
+   * Saves changed steps and publishes task.progress for each; keeps the upgrade's percent, from
+   * `steps` when they are all of the upgrade's, else from the database.
+   */
+  async saveSteps(tx: Tx, upgrade: Upgrade, steps: UpgradeStep[] | 'partial', changed: UpgradeStep[]): Promise<void> {
     if (changed.length === 0) return;
     const now = this.clock.now();
     for (const step of changed) step.updatedAt = now;
     await this.upgrades.saveSteps(tx.em, changed);
-    const percent = upgradePercent(steps);
+    const percent = steps === 'partial' ? percentFromSummary(await this.upgrades.statusSummary(tx.em, upgrade.id)) : upgradePercent(steps);
     if (percent !== upgrade.percent) {
       upgrade.percent = percent;
       upgrade.updatedAt = now;

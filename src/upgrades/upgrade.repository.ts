@@ -2,7 +2,7 @@ import { Injectable } from '@nestjs/common';
 import { Brackets, EntityManager, FindOptionsWhere, In } from 'typeorm';
 import type { QueryDeepPartialEntity } from 'typeorm';
 import { toDbTimestamp } from '../common/columns';
-import { Database, Tx } from '../database/database';
+import { Database, Tx, updateById } from '../database/database';
 import { Upgrade, UpgradeStatus } from './upgrade.entity';
 import { UpgradeStep } from './upgrade-step.entity';
 
@@ -53,7 +53,7 @@ export class UpgradeRepository {
   }
 
   async save(em: EntityManager, upgrade: Upgrade): Promise<void> {
-    await em.save(Upgrade, upgrade);
+    await updateById(em, Upgrade, upgrade);
   }
 
   stepsOf(em: EntityManager, upgradeId: string): Promise<UpgradeStep[]> {
@@ -65,11 +65,25 @@ export class UpgradeRepository {
     return this.db.reader.find(UpgradeStep, { where: { upgradeId: In(upgradeIds) }, order: { ordinal: 'ASC' } });
   }
 
-  findStepForUpdate(tx: Tx, id: string): Promise<UpgradeStep | null> {
-    return tx.em.findOne(UpgradeStep, { where: { id }, lock: tx.rowLock });
+  /** The steps of some agents in one upgrade: what their flags are derived from. */
+  stepsOfAgents(em: EntityManager, upgradeId: string, agentIds: string[]): Promise<UpgradeStep[]> {
+    return em.find(UpgradeStep, { where: { upgradeId, agentId: In(agentIds) }, order: { ordinal: 'ASC' } });
+  }
+
+  /** Per status: how many steps and the sum of their percents, for the upgrade's percent without loading every step. */
+  async statusSummary(em: EntityManager, upgradeId: string): Promise<Array<{ status: UpgradeStep['status']; count: number; percent: number }>> {
+    const rows = await em
+      .createQueryBuilder(UpgradeStep, 's')
+      .select('s.status', 'status')
+      .addSelect('COUNT(*)', 'count')
+      .addSelect('SUM(s.percent)', 'percent')
+      .where('s.upgradeId = :upgradeId', { upgradeId })
+      .groupBy('s.status')
+      .getRawMany<{ status: UpgradeStep['status']; count: string | number; percent: string | number }>();
+    return rows.map((r) => ({ status: r.status, count: Number(r.count), percent: Number(r.percent) }));
   }
 
   async saveSteps(em: EntityManager, steps: UpgradeStep[]): Promise<void> {
-    if (steps.length) await em.save(UpgradeStep, steps, { chunk: 200 });
+    for (const step of steps) await updateById(em, UpgradeStep, step);
   }
 }
