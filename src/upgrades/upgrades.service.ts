@@ -18,7 +18,7 @@ import { checkPrerequisites, PrerequisiteResult } from '../packages/prerequisite
 import { Plan, plan, PlanAgent } from '../policies/planner';
 import { resolveOptions, type UpgradeOptions } from '../policies/upgrade-options';
 import { StreamScopes } from '../progress/stream-scopes';
-import { CreateUpgradeDto, InstallFieldsDto, ListUpgradesQuery, MigrationDto, PreviewDto, UpgradeDto, UpgradePageDto, toUpgradeDto } from './dto/upgrade.dto';
+import { CreateUpgradeDto, InstallFieldsDto, ListUpgradesQuery, MigrationDto, PreviewDto, toStepDto, UpgradeDto, UpgradePageDto, toUpgradeDto } from './dto/upgrade.dto';
 import { UpgradeExecutor } from './upgrade-executor';
 import { LIVE_UPGRADE_STATUSES, Upgrade, UpgradeOrigin, UpgradeStatus } from './upgrade.entity';
 import { UpgradeRepository } from './upgrade.repository';
@@ -90,29 +90,10 @@ export class UpgradesService implements OnModuleInit {
     // A transaction only for one consistent read of cluster, package and agents; nothing is written.
     const compiled = await this.db.transaction((tx) => this.compile(tx, clusterId, dto));
     const { plan: p } = compiled;
-    const idOf = (key: string) => key;
     return {
       resolvedPolicy: p.resolvedPolicy,
-      steps: p.steps.map((s) => ({
-        id: idOf(s.key),
-        kind: s.kind,
-        agentId: s.agentId,
-        fromAgentId: s.fromAgentId,
-        failoverGroup: s.failoverGroup,
-        unit: s.unit,
-        batch: s.batch,
-        dependsOn: s.dependsOn.map(idOf),
-        runWhen: s.runWhen,
-        status: s.status,
-        waitingFor: null,
-        phase: null,
-        percent: 0,
-        attempts: 0,
-        note: s.note,
-        error: null,
-        startedAt: null,
-        endedAt: null,
-      })),
+      // In a preview a step's id is its key in the plan.
+      steps: buildSteps(p, null, (key) => key, this.clock.now()).map(toStepDto),
       units: p.units,
       batches: p.batches,
       maxParallel: p.maxParallel,
@@ -153,14 +134,7 @@ export class UpgradesService implements OnModuleInit {
 
     // One agent, one live upgrade: the rows are locked, so of two requests for an agent one waits and then sees the other's.
     const working = [...new Set(p.steps.filter((s) => s.status === 'pending').map((s) => s.agentId))];
-    const held = (await this.agents.lockMany(tx, working)).filter((a) => a.upgradeId);
-    if (held.length) {
-      throw new ConflictError(
-        'AGENT_IN_UPGRADE',
-        `${held.map((a) => `${a.name} is in upgrade ${a.upgradeId}`).join('; ')}: an agent is in one scheduled or running upgrade at a time. Wait for it to end or cancel it.`,
-        { agents: held.map((a) => ({ agentId: a.id, name: a.name, upgradeId: a.upgradeId })) },
-      );
-    }
+    refuseHeld((await this.agents.lockMany(tx, working)).filter((a) => a.upgradeId), 'Wait for it to end or cancel it.');
 
     const startsNow = !scheduledAt || scheduledAt <= now;
     const upgrade = Object.assign(new Upgrade(), {
@@ -189,34 +163,7 @@ export class UpgradesService implements OnModuleInit {
       updatedAt: now,
     } satisfies Upgrade);
     const ids = new Map(p.steps.map((s) => [s.key, randomUUID()]));
-    const steps = p.steps.map((s, ordinal) =>
-      Object.assign(new UpgradeStep(), {
-        id: ids.get(s.key)!,
-        upgradeId: upgrade.id,
-        ordinal,
-        kind: s.kind,
-        agentId: s.agentId,
-        fromAgentId: s.fromAgentId,
-        failoverGroup: s.failoverGroup,
-        unit: s.unit,
-        batch: s.batch,
-        dependsOn: s.dependsOn.map((k) => ids.get(k)!),
-        runWhen: s.runWhen,
-        status: s.status,
-        waitingFor: null,
-        waitingSince: null,
-        phase: null,
-        phaseStartedAt: null,
-        percent: 0,
-        attempts: 0,
-        commandId: null,
-        note: s.note,
-        error: null,
-        startedAt: null,
-        endedAt: s.status === 'pending' ? null : now,
-        updatedAt: now,
-      } satisfies UpgradeStep),
-    );
+    const steps = buildSteps(p, upgrade.id, (key) => ids.get(key)!, now);
 
     await this.upgrades.insert(tx.em, upgrade, steps);
     if (origin === 'request' || origin === 'install') {
@@ -285,12 +232,7 @@ export class UpgradesService implements OnModuleInit {
     return this.transition(id, ['failed', 'completed-with-errors'], 'retry', async (tx, upgrade, steps) => {
       const again = steps.filter((s) => FAILED_STEP_STATUSES.includes(s.status) || s.status === 'cancelled');
       const agentIds = [...new Set(again.map((s) => s.agentId))];
-      const held = (await this.agents.lockMany(tx, agentIds)).filter((a) => a.upgradeId && a.upgradeId !== upgrade.id);
-      if (held.length) {
-        throw new ConflictError('AGENT_IN_UPGRADE', `${held.map((a) => `${a.name} is in upgrade ${a.upgradeId}`).join('; ')}: retry once that upgrade ends.`, {
-          agents: held.map((a) => ({ agentId: a.id, name: a.name, upgradeId: a.upgradeId })),
-        });
-      }
+      refuseHeld((await this.agents.lockMany(tx, agentIds)).filter((a) => a.upgradeId && a.upgradeId !== upgrade.id), 'Retry once that upgrade ends.');
       for (const step of again) {
         Object.assign(step, { status: 'pending', error: null, waitingFor: null, waitingSince: null, phase: null, percent: 0, commandId: null, endedAt: null });
       }
@@ -460,4 +402,46 @@ export async function parseInstallFields(fields: Record<string, string>): Promis
     throw new BadInputError(`Invalid upgrade fields: ${details.flatMap((d) => d.problems).join('; ')}.`, details);
   }
   return dto;
+}
+
+/** One agent, one live upgrade: a 409 naming, for each agent, the upgrade that holds it. */
+function refuseHeld(held: Agent[], what: string): void {
+  if (held.length === 0) return;
+  throw new ConflictError(
+    'AGENT_IN_UPGRADE',
+    `${held.map((a) => `${a.name} is in upgrade ${a.upgradeId}`).join('; ')}: an agent is in one scheduled or running upgrade at a time. ${what}`,
+    { agents: held.map((a) => ({ agentId: a.id, name: a.name, upgradeId: a.upgradeId })) },
+  );
+}
+
+/** The plan's steps as rows; `idOf` turns the plan's step keys into ids (UUIDs, or the keys in a preview). */
+function buildSteps(p: Plan, upgradeId: string | null, idOf: (key: string) => string, now: Date): UpgradeStep[] {
+  return p.steps.map((s, ordinal) =>
+    Object.assign(new UpgradeStep(), {
+      id: idOf(s.key),
+      upgradeId: upgradeId ?? '',
+      ordinal,
+      kind: s.kind,
+      agentId: s.agentId,
+      fromAgentId: s.fromAgentId,
+      failoverGroup: s.failoverGroup,
+      unit: s.unit,
+      batch: s.batch,
+      dependsOn: s.dependsOn.map(idOf),
+      runWhen: s.runWhen,
+      status: s.status,
+      waitingFor: null,
+      waitingSince: null,
+      phase: null,
+      phaseStartedAt: null,
+      percent: 0,
+      attempts: 0,
+      commandId: null,
+      note: s.note,
+      error: null,
+      startedAt: null,
+      endedAt: s.status === 'pending' || upgradeId === null ? null : now,
+      updatedAt: now,
+    } satisfies UpgradeStep),
+  );
 }

@@ -1,13 +1,11 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
-import { Transform } from 'class-transformer';
-import { IsIn, IsInt, IsOptional, Max, Min } from 'class-validator';
+import { IsIn, IsOptional } from 'class-validator';
+import { PageQuery } from '../../common/page-query';
 import { PACKAGE_KINDS, type PackageKind } from '../manifest';
 import { Package, PACKAGE_STATUSES, type PackageStatus } from '../package.entity';
 import type { Prerequisites, PrerequisiteWarning } from '../prerequisites';
 
 export const UPLOAD_MODES = ['upload-only', 'install'] as const;
-
-const toInt = () => Transform(({ value }) => (/^\d+$/.test(String(value)) ? Number(value) : value));
 
 export class UploadPackageForm {
   @ApiProperty({ type: 'string', format: 'binary', description: 'The .tar.gz package.' }) file: unknown;
@@ -18,7 +16,7 @@ export class UploadPackageForm {
   @ApiPropertyOptional({ description: 'mode=install: ISO-8601 start time' }) scheduledAt?: string;
 }
 
-export class ListPackagesQuery {
+export class ListPackagesQuery extends PageQuery {
   @ApiPropertyOptional({ enum: PACKAGE_STATUSES, enumName: 'PackageStatus' })
   @IsOptional()
   @IsIn(PACKAGE_STATUSES, { message: `status must be one of: ${PACKAGE_STATUSES.join(', ')}` })
@@ -28,21 +26,6 @@ export class ListPackagesQuery {
   @IsOptional()
   @IsIn(PACKAGE_KINDS, { message: `kind must be one of: ${PACKAGE_KINDS.join(', ')}` })
   kind?: PackageKind;
-
-  @ApiPropertyOptional({ default: 100, minimum: 1, maximum: 1000 })
-  @IsOptional()
-  @toInt()
-  @IsInt({ message: 'limit must be a whole number from 1 to 1000' })
-  @Min(1, { message: 'limit must be a whole number from 1 to 1000' })
-  @Max(1000, { message: 'limit must be a whole number from 1 to 1000' })
-  limit?: number;
-
-  @ApiPropertyOptional({ default: 0 })
-  @IsOptional()
-  @toInt()
-  @IsInt({ message: 'offset must be a whole number, 0 or more' })
-  @Min(0, { message: 'offset must be a whole number, 0 or more' })
-  offset?: number;
 }
 
 export class PackageDto {

@@ -1,15 +1,14 @@
 import { ApiProperty, ApiPropertyOptional, OmitType } from '@nestjs/swagger';
-import { Transform, Type } from 'class-transformer';
-import { ArrayMaxSize, IsArray, IsIn, IsInt, IsISO8601, IsOptional, IsUUID, Max, Min, ValidateNested } from 'class-validator';
+import { Type } from 'class-transformer';
+import { ArrayMaxSize, IsArray, IsIn, IsISO8601, IsOptional, IsUUID, ValidateNested } from 'class-validator';
 import { UpgradeOptionsDto } from '../../cluster/dto/upgrade-options.dto';
+import { PageQuery } from '../../common/page-query';
 import { IsHostOrIp } from '../../common/validators';
 import type { PlanNotice, RunWhen, StepKind } from '../../policies/planner';
 import { FAILOVER_POLICIES, type ConcretePolicy, type FailoverPolicy, type UpgradeOptions } from '../../policies/upgrade-options';
 import type { PrerequisiteResult } from '../../packages/prerequisites';
 import { Upgrade, UPGRADE_ORIGINS, UPGRADE_STATUSES, type UpgradeOrigin, type UpgradeStatus, type UpgradeTarget } from '../upgrade.entity';
 import { STEP_STATUSES, UpgradeStep, type StepStatus, type WaitReason } from '../upgrade-step.entity';
-
-const toInt = () => Transform(({ value }) => (/^\d+$/.test(String(value)) ? Number(value) : value));
 
 export class UpgradeTargetDto {
   @ApiPropertyOptional({ enum: [true], description: 'Every agent of the cluster; the cluster then targets the package version.' })
@@ -62,26 +61,11 @@ export class CreateUpgradeDto {
 /** An upgrade request without its package: the upgrade fields of an upload with mode=install. */
 export class InstallFieldsDto extends OmitType(CreateUpgradeDto, ['packageId'] as const) {}
 
-export class ListUpgradesQuery {
+export class ListUpgradesQuery extends PageQuery {
   @ApiPropertyOptional({ enum: UPGRADE_STATUSES, enumName: 'UpgradeStatus' })
   @IsOptional()
   @IsIn(UPGRADE_STATUSES, { message: `status must be one of: ${UPGRADE_STATUSES.join(', ')}` })
   status?: UpgradeStatus;
-
-  @ApiPropertyOptional({ default: 50, minimum: 1, maximum: 500 })
-  @IsOptional()
-  @toInt()
-  @IsInt({ message: 'limit must be a whole number from 1 to 500' })
-  @Min(1, { message: 'limit must be a whole number from 1 to 500' })
-  @Max(500, { message: 'limit must be a whole number from 1 to 500' })
-  limit?: number;
-
-  @ApiPropertyOptional({ default: 0 })
-  @IsOptional()
-  @toInt()
-  @IsInt({ message: 'offset must be a whole number, 0 or more' })
-  @Min(0, { message: 'offset must be a whole number, 0 or more' })
-  offset?: number;
 }
 
 export class StepDto {
