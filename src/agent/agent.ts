@@ -1,0 +1,213 @@
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import type { CommandDto, HeartbeatAnswerDto, PairAnswerDto } from '../cluster/dto/agent-protocol.dto';
+import { AgentState, Home, readJson, writeJsonAtomic } from './home';
+import { Product } from './product';
+import { Outcome, runMigration, unpackSafely, UpgradeCommand, UpgradeRunner } from './upgrade-runner';
+import { WorkQueue } from './work-queue';
+
+export interface AgentOptions {
+  server: string;
+  pairingKey?: string;
+  home: string;
+  busyFile?: string;
+  /** A package to install as the first version when the home has none (a new host). */
+  seedPackage?: string;
+  log?: (line: string) => void;
+}
+
+class HttpError extends Error {
+  constructor(
+    readonly status: number,
+    readonly body: string,
+  ) {
+    super(`HTTP ${status}: ${body.slice(0, 300)}`);
+  }
+}
+
+/**
+ * The reference agent: pairs once, then heartbeats at the pace the server asks, runs the commands
+ * it receives one at a time while it keeps heartbeating, and reports on them. A network error never
+ * stops it: it waits (backing off, with jitter) and tries again.
+ */
+export class ReferenceAgent {
+  readonly home: Home;
+  private readonly product: Product;
+  private readonly work: WorkQueue;
+  private readonly log: (line: string) => void;
+  private state: AgentState | null = null;
+  private hold = false;
+  private running: Promise<void> | null = null;
+  private stopped = false;
+  private wake: (() => void) | null = null;
+
+  constructor(private readonly options: AgentOptions) {
+    this.home = new Home(path.resolve(options.home));
+    this.log = options.log ?? ((line) => console.log(`${new Date().toISOString()} ${line}`));
+    this.product = new Product(this.home, this.log);
+    this.work = new WorkQueue(this.home, options.busyFile ?? null, this.log);
+  }
+
+  async start(): Promise<void> {
+    this.home.prepare();
+    if (!this.home.currentVersion() && this.options.seedPackage) await this.seed(this.options.seedPackage);
+    if (this.home.currentVersion()) this.product.start();
+    this.state = readJson<AgentState>(this.home.stateFile);
+    let failures = 0;
+    while (!this.stopped) {
+      let pollAfterMs: number;
+      try {
+        if (!this.state) this.state = await this.pair();
+        pollAfterMs = await this.beat();
+        failures = 0;
+      } catch (error) {
+        if (error instanceof HttpError && error.status === 401 && this.state) {
+          this.log(`the server no longer knows this agent's token (${error.body.slice(0, 200)}); pair again with a new pairing key`);
+        } else {
+          this.log(`server unreachable or refused: ${(error as Error).message}`);
+        }
+        failures++;
+        // Exponential back-off up to 30 s, with jitter so a fleet does not come back all at once.
+        pollAfterMs = Math.min(30_000, 500 * 2 ** Math.min(failures, 6)) * (0.5 + Math.random());
+      }
+      await this.sleep(pollAfterMs);
+    }
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.wake?.();
+    await this.running;
+    await this.product.stop();
+  }
+
+  private sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(resolve, ms);
+      this.wake = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+    });
+  }
+
+  private async seed(file: string): Promise<void> {
+    const temp = path.join(this.home.dir, 'versions', '.seed');
+    await unpackSafely(file, temp);
+    const manifest = readJson<{ version: string }>(path.join(temp, 'manifest.json'));
+    if (!manifest?.version) throw new Error(`${file} has no manifest version`);
+    fs.renameSync(temp, this.home.versionDir(manifest.version));
+    this.home.switchCurrent(manifest.version);
+    this.log(`installed ${manifest.version} from ${file}`);
+  }
+
+  private async pair(): Promise<AgentState> {
+    if (!this.options.pairingKey) throw new Error(`not paired yet and no --pairing-key given (${this.home.stateFile} is missing)`);
+    const answer = await this.call<PairAnswerDto>('POST', '/api/v1/agent/pair', { pairingKey: this.options.pairingKey, ...this.report() });
+    const state: AgentState = { server: this.options.server, agentId: answer.agentId, token: answer.token, done: {} };
+    writeJsonAtomic(this.home.stateFile, state, 0o600);
+    fs.chmodSync(this.home.stateFile, 0o600);
+    this.log(`paired as agent ${answer.agentId}`);
+    return state;
+  }
+
+  private async beat(): Promise<number> {
+    this.work.tick(this.hold);
+    const answer = await this.call<HeartbeatAnswerDto>('POST', '/api/v1/agent/heartbeat', { ...this.report(), busy: this.work.busy });
+    if (answer.removed) {
+      this.log('the server removed this agent; stopping');
+      this.stopped = true;
+      return 0;
+    }
+    if (answer.hold !== this.hold) this.log(answer.hold ? 'hold: no new work of my own' : 'hold lifted');
+    this.hold = answer.hold;
+    this.work.tick(this.hold);
+    for (const command of answer.commands) this.receive(command);
+    return answer.pollAfterMs;
+  }
+
+  private report() {
+    return {
+      version: this.home.currentVersion(),
+      webappsVersion: this.home.webappsVersion(),
+      facts: { os: os.platform(), arch: os.arch(), freeDiskMb: freeDiskMb(this.home.dir), memoryMb: Math.floor(os.totalmem() / 1048576) },
+      capabilities: { remoteUpgrade: true },
+    };
+  }
+
+  /** A command comes with every heartbeat until it is reported on: each is done once. */
+  private receive(command: CommandDto): void {
+    const done = this.state!.done[command.id];
+    if (done) {
+      void this.send(command.id, done); // the earlier report was lost: say it again
+      return;
+    }
+    if (this.running) return; // one at a time; the next comes again with a later heartbeat
+    this.running = this.execute(command).finally(() => {
+      this.running = null;
+    });
+  }
+
+  private async execute(command: CommandDto): Promise<void> {
+    this.log(`command ${command.id}: ${command.type}`);
+    const progress = async (phase: string, percent: number, message?: string) => {
+      await this.call('POST', `/api/v1/agent/commands/${command.id}/progress`, { phase, percent, ...(message ? { message: message.slice(0, 500) } : {}) }).catch((e: Error) => this.log(`progress not sent: ${e.message}`));
+    };
+    let outcome: Outcome;
+    try {
+      outcome = await this.perform(command, progress);
+    } catch (error) {
+      outcome = { status: 'failed', error: (error as Error).message };
+    }
+    this.state!.done[command.id] = outcome;
+    writeJsonAtomic(this.home.stateFile, this.state, 0o600);
+    this.log(`command ${command.id} ${outcome.status}${outcome.error ? `: ${outcome.error}` : ''}`);
+    await this.send(command.id, outcome);
+  }
+
+  private async perform(command: CommandDto, progress: (phase: string, percent: number, message?: string) => Promise<void>): Promise<Outcome> {
+    switch (command.type) {
+      case 'upgrade':
+        return new UpgradeRunner(this.home, this.product, this.state!.server, this.state!.token).run(command as unknown as UpgradeCommand, progress);
+      case 'switchover': {
+        const activate = command.activate === true;
+        await progress('switchover', 50, activate ? 'becoming active' : 'becoming standby');
+        writeJsonAtomic(this.home.roleFile, { active: activate, since: new Date().toISOString() });
+        return { status: 'succeeded' };
+      }
+      case 'migrate': {
+        const version = this.home.currentVersion();
+        const manifest = readJson<{ migration?: string }>(path.join(this.home.currentLink, 'manifest.json'));
+        await progress('migrate', 10, `migrating data of ${version}`);
+        if (manifest?.migration) await runMigration(path.join(this.home.currentLink, manifest.migration), this.home.dataDir);
+        return { status: 'succeeded', ...(version ? { version } : {}) };
+      }
+      default:
+        return { status: 'failed', error: `command type ${String(command.type)} is not known to this agent` };
+    }
+  }
+
+  private async send(commandId: string, outcome: Outcome): Promise<void> {
+    try {
+      await this.call('POST', `/api/v1/agent/commands/${commandId}/complete`, outcome);
+    } catch (error) {
+      // 409: already recorded (or cancelled by the server). Anything else: the command comes again and the report is sent again.
+      if (!(error instanceof HttpError && error.status === 409)) this.log(`report on ${commandId} not sent: ${(error as Error).message}`);
+    }
+  }
+
+  private async call<T>(method: string, route: string, body: unknown): Promise<T> {
+    const headers: Record<string, string> = { 'Content-Type': 'application/json' };
+    if (this.state) headers.Authorization = `Bearer ${this.state.token}`;
+    const res = await fetch(`${this.options.server}${route}`, { method, headers, body: JSON.stringify(body), signal: AbortSignal.timeout(15_000) });
+    const text = await res.text();
+    if (!res.ok) throw new HttpError(res.status, text);
+    return (text ? JSON.parse(text) : {}) as T;
+  }
+}
+
+function freeDiskMb(dir: string): number {
+  const stats = fs.statfsSync(dir);
+  return Math.floor((stats.bavail * stats.bsize) / 1048576);
+}

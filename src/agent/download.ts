@@ -1,0 +1,66 @@
+import { createHash } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+
+export interface DownloadRequest {
+  url: string;
+  token: string;
+  sha256: string;
+  size: number;
+  dir: string;
+  onProgress(percent: number): void;
+}
+
+/**
+ * Downloads a package into `dir/<sha256>.tar.gz`. Bytes go to `<sha256>.part` first; a download cut
+ * in the middle resumes from what is there with a byte range. The whole file is checked against the
+ * sha256 before it is renamed into place, so a finished name always holds a verified package.
+ */
+export async function downloadPackage(request: DownloadRequest): Promise<string> {
+  const done = path.join(request.dir, `${request.sha256}.tar.gz`);
+  if (fs.existsSync(done)) return done;
+  const part = path.join(request.dir, `${request.sha256}.part`);
+  for (let attempt = 1; ; attempt++) {
+    const have = fs.existsSync(part) ? fs.statSync(part).size : 0;
+    if (have < request.size) {
+      try {
+        await fetchInto(request, part, have);
+      } catch (error) {
+        if (attempt >= 5) throw error;
+        await new Promise((r) => setTimeout(r, 500 * attempt));
+        continue;
+      }
+    }
+    const actual = await sha256Of(part);
+    if (actual === request.sha256) {
+      fs.renameSync(part, done);
+      return done;
+    }
+    fs.rmSync(part, { force: true });
+    if (attempt >= 5) throw new Error(`the download's sha256 is ${actual}, not ${request.sha256}`);
+  }
+}
+
+async function fetchInto(request: DownloadRequest, part: string, from: number): Promise<void> {
+  const headers: Record<string, string> = { Authorization: `Bearer ${request.token}` };
+  if (from > 0) headers.Range = `bytes=${from}-`;
+  const res = await fetch(request.url, { headers });
+  if (res.status === 416) return; // nothing left to fetch: the checksum decides
+  if (!res.ok || !res.body) throw new Error(`download answered ${res.status}`);
+  // A server that ignored the range sends the whole file: start over.
+  const append = from > 0 && res.status === 206;
+  let received = append ? from : 0;
+  const counted = Readable.fromWeb(res.body as never).on('data', (chunk: Buffer) => {
+    received += chunk.length;
+    request.onProgress(Math.min(100, Math.floor((received / request.size) * 100)));
+  });
+  await pipeline(counted, fs.createWriteStream(part, { flags: append ? 'a' : 'w' }));
+}
+
+export async function sha256Of(file: string): Promise<string> {
+  const hash = createHash('sha256');
+  await pipeline(fs.createReadStream(file), hash);
+  return hash.digest('hex');
+}

@@ -1,0 +1,97 @@
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+
+/**
+ * The agent's home folder (DESIGN.md section 4):
+ *   agent.json          identity and token (mode 0600), commands already done
+ *   versions/<v>/       each installed version, side by side; current -> versions/<v>
+ *   data/               the product's data; backups/<time>/ copies of it
+ *   downloads/          packages being downloaded (<sha256>.part) and verified
+ *   run/health.json     what the running product reports (its version, its pid)
+ *   work/*.json         queued work of its own (reference 002's scans); role.json: active or standby
+ */
+export class Home {
+  constructor(readonly dir: string) {}
+
+  get stateFile(): string {
+    return path.join(this.dir, 'agent.json');
+  }
+  get versionsDir(): string {
+    return path.join(this.dir, 'versions');
+  }
+  versionDir(version: string): string {
+    return path.join(this.versionsDir, version);
+  }
+  get currentLink(): string {
+    return path.join(this.dir, 'current');
+  }
+  get dataDir(): string {
+    return path.join(this.dir, 'data');
+  }
+  get backupsDir(): string {
+    return path.join(this.dir, 'backups');
+  }
+  get downloadsDir(): string {
+    return path.join(this.dir, 'downloads');
+  }
+  get healthFile(): string {
+    return path.join(this.dir, 'run', 'health.json');
+  }
+  get workDir(): string {
+    return path.join(this.dir, 'work');
+  }
+  get roleFile(): string {
+    return path.join(this.dir, 'role.json');
+  }
+  get webappsFile(): string {
+    return path.join(this.dir, 'webapps.json');
+  }
+
+  prepare(): void {
+    for (const dir of [this.dir, this.versionsDir, this.dataDir, this.backupsDir, this.downloadsDir, path.dirname(this.healthFile), this.workDir]) fs.mkdirSync(dir, { recursive: true });
+  }
+
+  /** The installed version: the folder `current` points at, or null before the first install. */
+  currentVersion(): string | null {
+    try {
+      return path.basename(fs.readlinkSync(this.currentLink));
+    } catch {
+      return null;
+    }
+  }
+
+  /** Points `current` at a version in one step (a new link renamed over the old). */
+  switchCurrent(version: string): void {
+    const temp = `${this.currentLink}.${process.pid}.tmp`;
+    fs.rmSync(temp, { force: true });
+    fs.symlinkSync(path.join('versions', version), temp);
+    fs.renameSync(temp, this.currentLink);
+  }
+
+  webappsVersion(): string | null {
+    return (readJson<{ version?: string }>(this.webappsFile)?.version as string | undefined) ?? null;
+  }
+}
+
+export function readJson<T>(file: string): T | null {
+  try {
+    return JSON.parse(fs.readFileSync(file, 'utf8')) as T;
+  } catch {
+    return null;
+  }
+}
+
+/** Writes a file whole or not at all: a temp file renamed over the old one. */
+export function writeJsonAtomic(file: string, value: unknown, mode = 0o644): void {
+  const temp = `${file}.${process.pid}.tmp`;
+  fs.writeFileSync(temp, JSON.stringify(value, null, 2), { mode });
+  fs.renameSync(temp, file);
+}
+
+export interface AgentState {
+  server: string;
+  agentId: string;
+  token: string;
+  /** Commands done, with the report sent: the same command again is answered, not done again. */
+  done: Record<string, { status: 'succeeded' | 'failed' | 'rolled-back'; version?: string; error?: string }>;
+}
