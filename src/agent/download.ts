@@ -1,7 +1,6 @@
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 
 export interface DownloadRequest {
@@ -52,11 +51,17 @@ async function fetchInto(request: DownloadRequest, part: string, from: number): 
   // A server that ignored the range sends the whole file: start over.
   const append = from > 0 && res.status === 206;
   let received = append ? from : 0;
-  const counted = Readable.fromWeb(res.body as never).on('data', (chunk: Buffer) => {
-    received += chunk.length;
-    request.onProgress(Math.min(100, Math.floor((received / request.size) * 100)));
-  });
-  await pipeline(counted, fs.createWriteStream(part, { flags: append ? 'a' : 'w' }));
+  // Each chunk is written before the next is read, so whatever arrived before a cut is on disk.
+  const file = await fs.promises.open(part, append ? 'a' : 'w');
+  try {
+    for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
+      await file.write(chunk);
+      received += chunk.length;
+      request.onProgress(Math.min(100, Math.floor((received / request.size) * 100)));
+    }
+  } finally {
+    await file.close();
+  }
 }
 
 export async function sha256Of(file: string): Promise<string> {

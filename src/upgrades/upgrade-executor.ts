@@ -275,7 +275,19 @@ export class UpgradeExecutor implements OnModuleInit, BeforeApplicationShutdown 
       this.recordOutcome(upgrade, step, agentChanges);
       // The reported version goes in with the other changes: one write of the agent, not two.
       if (version) agentChanges.set(step.agentId, { ...agentChanges.get(step.agentId), version });
-      if (step.kind !== 'upgrade' && !wrongVersion && status === 'succeeded') await this.writer.publishSwitchover(tx, upgrade, step);
+      if (step.kind !== 'upgrade' && !wrongVersion && status === 'succeeded') {
+        await this.writer.publishSwitchover(tx, upgrade, step);
+        // The member that handed over is told it is standby now (no step waits on this).
+        if (step.fromAgentId) {
+          await this.commands.enqueue(tx, {
+            agentId: step.fromAgentId,
+            clusterId: upgrade.clusterId,
+            type: 'switchover',
+            payload: { activate: false, failoverGroup: step.failoverGroup, peerAgentId: step.agentId, upgradeId: upgrade.id },
+            reference: `standby:${step.id}`,
+          });
+        }
+      }
     }
     await this.writer.saveSteps(tx, upgrade, 'partial', [step]);
     // Progress changes nothing on the agent (it was held and upgrading since the step started), nor

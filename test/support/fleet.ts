@@ -97,4 +97,4 @@ export class Fleet {
   }
 }
 
-const label = (name: string, command: Command) => (command.type === 'switchover' ? `${name} takes over` : `${name} ${command.type}`);
+const label = (name: string, command: Command) => (command.type === 'switchover' ? `${name} ${command.activate ? 'takes over' : 'hands over'}` : `${name} ${command.type}`);

@@ -1,0 +1,202 @@
+import { createHash, randomBytes } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as http from 'node:http';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { buildPackage } from '../src/agent/build-package';
+import { downloadPackage } from '../src/agent/download';
+import { AgentProcess } from './support/agent-process';
+import { givenAgent, givenCluster } from './support/builders';
+import { eventually } from './support/sse-client';
+import { TestApp } from './support/test-app';
+
+const SAMPLE = path.resolve(__dirname, '..', 'src', 'agent', 'sample-product');
+
+/** sha256 over every file of a folder (names and bytes), to compare a folder before and after. */
+function folderChecksum(dir: string): string {
+  const hash = createHash('sha256');
+  const walk = (d: string) => {
+    for (const name of fs.readdirSync(d).sort()) {
+      const full = path.join(d, name);
+      if (fs.statSync(full).isDirectory()) walk(full);
+      else hash.update(path.relative(dir, full)).update(fs.readFileSync(full));
+    }
+  };
+  walk(dir);
+  return hash.digest('hex');
+}
+
+/** The real reference agent as child processes against a real server on SQLite. */
+describe('reference agent [sqlite]', () => {
+  let t: TestApp;
+  let work: string;
+  let seed: string;
+  let next: string;
+  const agents: AgentProcess[] = [];
+
+  beforeAll(async () => {
+    t = await TestApp.start('sqlite', { env: { HEARTBEAT_TIMEOUT_S: '5' } });
+    work = fs.mkdtempSync(path.join(os.tmpdir(), 'lockstep-agents-'));
+    seed = await buildPackage({ dir: SAMPLE, product: 'acme-agent', version: '1.0.0', migration: 'migrate.js', out: path.join(work, 'acme-1.0.0.tar.gz') });
+    next = await buildPackage({ dir: SAMPLE, product: 'acme-agent', version: '1.1.0', from: '>=1.0.0 <1.1.0', migration: 'migrate.js', out: path.join(work, 'acme-1.1.0.tar.gz') });
+  });
+  afterAll(async () => {
+    await Promise.all(agents.map((a) => a.stop()));
+    await t.close();
+    fs.rmSync(work, { recursive: true, force: true });
+  });
+
+  /** Registers agents, starts each as a process on a home seeded with 1.0.0 and some data, and waits until all report 1.0.0. */
+  async function startAgents(clusterId: string, specs: Array<{ name: string; role?: 'main' | 'backup'; group?: string; busyFile?: string; failMigration?: boolean }>) {
+    const started: Record<string, { id: string; home: string; process: AgentProcess }> = {};
+    for (const spec of specs) {
+      const registered = await givenAgent(t, clusterId, { name: spec.name, ...(spec.role ? { role: spec.role, failoverGroup: spec.group } : {}) });
+      const home = path.join(work, spec.name);
+      fs.mkdirSync(path.join(home, 'data'), { recursive: true });
+      fs.writeFileSync(path.join(home, 'data', 'records.json'), JSON.stringify({ schema: '1.0.0', records: [{ id: 1, name: spec.name }, { id: 2 }] }));
+      if (spec.failMigration) fs.writeFileSync(path.join(home, 'data', 'FAIL_MIGRATION'), 'yes');
+      const agent = new AgentProcess({ server: t.baseUrl, pairingKey: registered.pairingKey, home, seed, busyFile: spec.busyFile });
+      agents.push(agent);
+      started[spec.name] = { id: registered.id, home, process: agent };
+    }
+    await eventually(
+      async () => {
+        const list = (await t.admin.get(`/api/v1/clusters/${clusterId}/agents`)).body.items as Array<{ version: string | null; state: string }>;
+        return list.length === specs.length && list.every((a) => a.version === '1.0.0' && a.state !== 'unknown');
+      },
+      'every agent paired and reporting 1.0.0',
+      30_000,
+    );
+    return started;
+  }
+
+  async function upload(clusterId: string, file: string): Promise<string> {
+    const res = await t.admin.post(`/api/v1/clusters/${clusterId}/packages`).field('mode', 'upload-only').attach('file', fs.readFileSync(file), path.basename(file));
+    if (res.status !== 201) throw new Error(`upload: ${res.status} ${JSON.stringify(res.body)}`);
+    return res.body.id;
+  }
+
+  async function until(upgradeId: string, statuses: string[], timeoutMs = 60_000): Promise<Record<string, any>> {
+    let last: Record<string, any> = {};
+    await eventually(
+      async () => {
+        last = (await t.admin.get(`/api/v1/upgrades/${upgradeId}`)).body;
+        return statuses.includes(last.status);
+      },
+      `upgrade ${upgradeId} to reach ${statuses.join('/')}`,
+      timeoutMs,
+    ).catch((error: Error) => {
+      throw new Error(`${error.message}; it is ${last.status}: ${JSON.stringify(last.steps?.map((s: Record<string, unknown>) => [s.kind, s.status, s.phase, s.error]))}`);
+    });
+    return last;
+  }
+
+  const records = (home: string) => JSON.parse(fs.readFileSync(path.join(home, 'data', 'records.json'), 'utf8'));
+  const health = (home: string) => JSON.parse(fs.readFileSync(path.join(home, 'run', 'health.json'), 'utf8'));
+
+  it('upgrades two failover pairs: new version installed beside the old, data migrated, the main serving again', async () => {
+    const c = await givenCluster(t);
+    const a = await startAgents(c.id, [
+      { name: 'p1-main', role: 'main', group: 'p1' },
+      { name: 'p1-backup', role: 'backup', group: 'p1' },
+      { name: 'p2-main', role: 'main', group: 'p2' },
+      { name: 'p2-backup', role: 'backup', group: 'p2' },
+    ]);
+    const packageId = await upload(c.id, next);
+    const created = await t.admin.post(`/api/v1/clusters/${c.id}/upgrades`).send({ packageId, target: { all: true }, policy: 'backup-first-switchback' }).expect(201);
+    const done = await until(created.body.id, ['succeeded', 'failed', 'completed-with-errors']);
+    expect(done.status).toBe('succeeded');
+
+    for (const agent of Object.values(a)) {
+      expect(fs.readlinkSync(path.join(agent.home, 'current'))).toBe(path.join('versions', '1.1.0'));
+      expect(fs.existsSync(path.join(agent.home, 'versions', '1.0.0', 'bin', 'product.js'))).toBe(true); // the old version stays beside
+      expect(records(agent.home)).toMatchObject({ schema: '1.1.0', records: [expect.objectContaining({ migratedTo: '1.1.0' }), expect.objectContaining({ migratedTo: '1.1.0' })] });
+      expect(health(agent.home).version).toBe('1.1.0');
+      expect(fs.readdirSync(path.join(agent.home, 'backups'))).toHaveLength(1);
+      expect(fs.statSync(path.join(agent.home, 'agent.json')).mode & 0o777).toBe(0o600);
+    }
+    // Each backup took over and then handed back: its role file says standby, the main serves.
+    const role = (name: string) => JSON.parse(fs.readFileSync(path.join(a[name].home, 'role.json'), 'utf8')).active;
+    await eventually(() => role('p1-backup') === false && role('p2-backup') === false, 'the backups to be told they are standby again');
+    expect(role('p1-main')).toBe(true);
+    expect((await t.admin.get(`/api/v1/agents/${a['p1-main'].id}`)).body).toMatchObject({ active: true, version: '1.1.0', versionStatus: 'latest' });
+  });
+
+  it('a failing migration rolls back: the data byte for byte as before, the old version running', async () => {
+    const c = await givenCluster(t);
+    const a = await startAgents(c.id, [{ name: 'fragile', failMigration: true }]);
+    const before = folderChecksum(path.join(a.fragile.home, 'data'));
+    const packageId = await upload(c.id, next);
+    const created = await t.admin.post(`/api/v1/clusters/${c.id}/upgrades`).send({ packageId, target: { all: true } }).expect(201);
+    const done = await until(created.body.id, ['failed', 'succeeded']);
+    expect(done.status).toBe('failed');
+    expect(done.steps[0]).toMatchObject({ status: 'rolled-back', error: expect.stringMatching(/rolled back, data intact: migrate: migration failed/) });
+    expect(folderChecksum(path.join(a.fragile.home, 'data'))).toBe(before);
+    expect(fs.readlinkSync(path.join(a.fragile.home, 'current'))).toBe(path.join('versions', '1.0.0'));
+    await eventually(() => fs.existsSync(path.join(a.fragile.home, 'run', 'health.json')) && health(a.fragile.home).version === '1.0.0', 'the old product running again');
+    expect((await t.admin.get(`/api/v1/agents/${a.fragile.id}`)).body).toMatchObject({ version: '1.0.0', versionStatus: 'failed' });
+  });
+
+  it('a busy agent is upgraded only after its own work ended', async () => {
+    const c = await givenCluster(t);
+    const busyFile = path.join(work, 'scan-running');
+    fs.writeFileSync(busyFile, 'scanning');
+    const a = await startAgents(c.id, [{ name: 'scanner', busyFile }]);
+    await eventually(async () => (await t.admin.get(`/api/v1/agents/${a.scanner.id}`)).body.state === 'busy', 'the agent to report busy');
+    const packageId = await upload(c.id, next);
+    const created = await t.admin.post(`/api/v1/clusters/${c.id}/upgrades`).send({ packageId, target: { all: true } }).expect(201);
+    await eventually(async () => (await t.admin.get(`/api/v1/upgrades/${created.body.id}`)).body.steps[0].waitingFor === 'idle', 'the step to wait for idle');
+    await eventually(() => a.scanner.process.output.some((l) => l.includes('hold: no new work of my own')), 'the agent to be told to hold');
+    await new Promise((r) => setTimeout(r, 1500));
+    expect(fs.readlinkSync(path.join(a.scanner.home, 'current'))).toBe(path.join('versions', '1.0.0'));
+
+    fs.rmSync(busyFile);
+    const done = await until(created.body.id, ['succeeded', 'failed']);
+    expect(done.status).toBe('succeeded');
+    expect(fs.readlinkSync(path.join(a.scanner.home, 'current'))).toBe(path.join('versions', '1.1.0'));
+  });
+
+  it('a download cut in the middle resumes with a byte range and ends with the right sha256', async () => {
+    const c = await givenCluster(t);
+    const registered = await givenAgent(t, c.id, { name: 'downloader' });
+    const paired = await t.http().post('/api/v1/agent/pair').send({ pairingKey: registered.pairingKey, version: '1.0.0' }).expect(201);
+    const folder = fs.mkdtempSync(path.join(work, 'big-'));
+    fs.cpSync(SAMPLE, folder, { recursive: true });
+    fs.writeFileSync(path.join(folder, 'payload.bin'), randomBytes(512 * 1024));
+    const big = await buildPackage({ dir: folder, product: 'acme-agent', version: '1.2.0', migration: 'migrate.js', out: path.join(work, 'acme-1.2.0.tar.gz') });
+    const packageId = await upload(c.id, big);
+    const pkg = (await t.admin.get(`/api/v1/packages/${packageId}`)).body;
+
+    // A proxy that cuts the first response after half of the file and records the ranges asked for.
+    const ranges: Array<string | undefined> = [];
+    const proxy = http.createServer((req, res) => {
+      ranges.push(req.headers.range);
+      const upstream = http.request(`${t.baseUrl}${req.url}`, { headers: req.headers }, (up) => {
+        res.writeHead(up.statusCode!, up.headers);
+        if (ranges.length === 1) {
+          let sent = 0;
+          const half = Math.floor(pkg.size / 2);
+          up.on('data', (chunk: Buffer) => {
+            if (sent >= half) return;
+            const part = chunk.subarray(0, half - sent);
+            sent += part.length;
+            // Half the file reaches the agent, then the connection breaks.
+            res.write(part, () => sent >= half && setTimeout(() => res.destroy(), 50));
+          });
+        } else up.pipe(res);
+      });
+      upstream.end();
+    });
+    await new Promise<void>((r) => proxy.listen(0, '127.0.0.1', r));
+    const dir = fs.mkdtempSync(path.join(work, 'dl-'));
+    try {
+      const port = (proxy.address() as { port: number }).port;
+      const file = await downloadPackage({ url: `http://127.0.0.1:${port}/api/v1/agent/packages/${packageId}/content`, token: paired.body.token, sha256: pkg.sha256, size: pkg.size, dir, onProgress: () => undefined });
+      expect(createHash('sha256').update(fs.readFileSync(file)).digest('hex')).toBe(pkg.sha256);
+      expect(ranges[0]).toBeUndefined();
+      expect(ranges[1]).toMatch(new RegExp(`^bytes=${Math.floor(pkg.size / 2)}-$`));
+    } finally {
+      proxy.close();
+    }
+  });
+});
