@@ -44,7 +44,9 @@ export class UpgradeRunner {
 
   async run(command: UpgradeCommand, report: Report): Promise<Outcome> {
     const phases = command.phases;
-    const step = (phase: string) => Math.floor((phases.indexOf(phase) / phases.length) * 100);
+    // The package is downloaded and unpacked before the product is stopped, to keep the downtime short.
+    const order = ['precheck', 'backup', 'install', 'stop', 'migrate', 'start', 'verify'].filter((p) => phases.includes(p));
+    const step = (phase: string) => Math.floor((Math.max(0, order.indexOf(phase)) / order.length) * 100);
     const oldVersion = this.home.currentVersion();
     const oldWebapps = this.home.webappsVersion();
     let stopped = false;
