@@ -3,6 +3,7 @@ import { Interval } from '@nestjs/schedule';
 import { Clock } from '../common/clock';
 import { type AppConfig, InjectAppConfig } from '../config/app-config';
 import { Database } from '../database/database';
+import { Leadership } from '../database/leadership';
 import { Agent } from './agent.entity';
 import { AgentRepository } from './agent.repository';
 import { AgentUpdater } from './agent-updater';
@@ -30,6 +31,7 @@ export class AgentLiveness implements BeforeApplicationShutdown {
     private readonly updater: AgentUpdater,
     private readonly clock: Clock,
     @InjectAppConfig() private readonly config: AppConfig,
+    private readonly leadership: Leadership,
   ) {}
 
   /** Records a heartbeat that changed nothing but the time and the facts. */
@@ -54,7 +56,12 @@ export class AgentLiveness implements BeforeApplicationShutdown {
    * Marks agents offline once HEARTBEAT_TIMEOUT_S passed without a heartbeat. Flushes first, so the
    * database holds every heartbeat this replica received.
    */
+  /** On the leading replica only: every replica flushes its own heartbeats, one sweeps. */
   @Interval(SWEEP_EVERY_MS)
+  async periodicSweep(): Promise<void> {
+    if (this.leadership.isLeader) await this.sweep();
+  }
+
   async sweep(): Promise<number> {
     try {
       await this.flush();

@@ -2,8 +2,9 @@ import { Global, Module } from '@nestjs/common';
 import { getConfigToken } from '@nestjs/config';
 import { APP_CONFIG, AppConfig } from '../config/app-config';
 import { Database } from './database';
+import { Leadership } from './leadership';
 
-/** Opens the database (and migrates it) before any module that needs it is built. */
+/** Opens the database (and migrates it) before any module that needs it is built; says which replica leads. */
 @Global()
 @Module({
   providers: [
@@ -12,7 +13,8 @@ import { Database } from './database';
       inject: [getConfigToken(APP_CONFIG)],
       useFactory: (config: AppConfig) => Database.open(config),
     },
+    Leadership,
   ],
-  exports: [Database],
+  exports: [Database, Leadership],
 })
 export class DatabaseModule {}

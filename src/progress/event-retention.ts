@@ -2,6 +2,7 @@ import { Injectable, Logger } from '@nestjs/common';
 import { Interval } from '@nestjs/schedule';
 import { Clock } from '../common/clock';
 import { type AppConfig, InjectAppConfig } from '../config/app-config';
+import { Leadership } from '../database/leadership';
 import { ProgressEventRepository } from './progress-event.repository';
 
 const EVERY_HOUR_MS = 3600_000;
@@ -15,9 +16,14 @@ export class EventRetention {
     private readonly events: ProgressEventRepository,
     private readonly clock: Clock,
     @InjectAppConfig() private readonly config: AppConfig,
+    private readonly leadership: Leadership,
   ) {}
 
   @Interval(EVERY_HOUR_MS)
+  async periodic(): Promise<void> {
+    if (this.leadership.isLeader) await this.clean();
+  }
+
   async clean(): Promise<number> {
     try {
       const cutoff = new Date(this.clock.now().getTime() - this.config.eventRetentionDays * 86400_000);

@@ -3,6 +3,7 @@ import { Interval } from '@nestjs/schedule';
 import { AgentsService } from '../cluster/agents.service';
 import { ClustersService } from '../cluster/clusters.service';
 import { DomainError } from '../common/errors';
+import { Leadership } from '../database/leadership';
 import { UpgradesService } from './upgrades.service';
 
 const SWEEP_EVERY_MS = 5000;
@@ -25,9 +26,14 @@ export class AutoUpgrader {
     private readonly clusters: ClustersService,
     private readonly agents: AgentsService,
     private readonly upgrades: UpgradesService,
+    private readonly leadership: Leadership,
   ) {}
 
   @Interval(SWEEP_EVERY_MS)
+  async periodic(): Promise<void> {
+    if (this.leadership.isLeader) await this.sweep();
+  }
+
   async sweep(): Promise<number> {
     if (this.running) return 0;
     this.running = true;

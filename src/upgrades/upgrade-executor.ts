@@ -7,6 +7,7 @@ import { AgentsService } from '../cluster/agents.service';
 import { ClustersService } from '../cluster/clusters.service';
 import { Clock } from '../common/clock';
 import { Database, Tx } from '../database/database';
+import { Leadership } from '../database/leadership';
 import { Package } from '../packages/package.entity';
 import { PackagesService } from '../packages/packages.service';
 import { decide, RuleAgent, StepAction } from './step-rules';
@@ -63,6 +64,7 @@ export class UpgradeExecutor implements OnModuleInit, BeforeApplicationShutdown 
     private readonly packages: PackagesService,
     private readonly clusters: ClustersService,
     private readonly clock: Clock,
+    private readonly leadership: Leadership,
   ) {}
 
   onModuleInit(): void {
@@ -94,7 +96,13 @@ export class UpgradeExecutor implements OnModuleInit, BeforeApplicationShutdown 
     }, REPORT_COALESCE_MS);
   }
 
+  /** Every TICK_MS on the leading replica: scheduled starts and timeouts do not wait for a request. */
   @Interval(TICK_MS)
+  async periodic(): Promise<void> {
+    if (this.leadership.isLeader) await this.tick();
+  }
+
+  /** One pass over every live upgrade, now. */
   async tick(): Promise<void> {
     this.poke();
     await this.driving;
