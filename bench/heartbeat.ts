@@ -5,9 +5,16 @@
  * server's throughput.
  *
  *   npm run bench:heartbeat -- [--connections 100] [--duration 10] [--agents 1000]
+ *   npm run bench:heartbeat -- --replicas 2 --database-url postgres://postgres@127.0.0.1:5432/postgres
+ *
+ * With --replicas N (PostgreSQL), it measures one replica on a fresh database, then N replicas on
+ * another, the connections spread over them as a load balancer would, and prints both.
  */
 import autocannon from 'autocannon';
+import { randomBytes } from 'node:crypto';
+import { cpus } from 'node:os';
 import { parseArgs } from 'node:util';
+import { Client } from 'pg';
 import { startBareServer, startLockstep } from './support/processes';
 
 const { values } = parseArgs({
@@ -15,8 +22,12 @@ const { values } = parseArgs({
     connections: { type: 'string', default: '100' },
     duration: { type: 'string', default: '10' },
     agents: { type: 'string', default: '1000' },
+    replicas: { type: 'string', default: '1' },
+    'database-url': { type: 'string' },
   },
 });
+const replicaCount = Number(values.replicas);
+const serverUrl = values['database-url'] ?? process.env.DATABASE_URL;
 const connections = Number(values.connections);
 const duration = Number(values.duration);
 const agentCount = Number(values.agents);
@@ -46,12 +57,12 @@ interface Figure {
   non2xx: number;
 }
 
-async function load(url: string, tokens: string[]): Promise<Figure> {
+async function load(url: string, tokens: string[], conns = connections): Promise<Figure> {
   let next = 0;
   const run = (seconds: number) =>
     autocannon({
       url,
-      connections,
+      connections: conns,
       duration: seconds,
       requests: [
         {
@@ -112,6 +123,40 @@ async function main(): Promise<void> {
   console.log(`lockstep heartbeat (SQLite) ${fmt(lockstepFigure)}`);
   const ratio = lockstepFigure.requestsPerSecond / bareFigure.requestsPerSecond;
   console.log(`ratio ${ratio.toFixed(2)} of the bare server (target >= 0.35): ${ratio >= 0.35 ? 'met' : 'NOT met'}`);
+  if (replicaCount > 1) await compareReplicas();
+}
+
+/** One replica, then N, each set on a fresh PostgreSQL database; connections spread evenly over the N. */
+async function compareReplicas(): Promise<void> {
+  if (!serverUrl) throw new Error('--replicas needs PostgreSQL: pass --database-url postgres://... (a database the bench may create databases from)');
+  const run = async (count: number): Promise<Figure> => {
+    const name = `lockstep_bench_${randomBytes(4).toString('hex')}`;
+    const admin = new Client({ connectionString: serverUrl });
+    await admin.connect();
+    await admin.query(`CREATE DATABASE ${name}`);
+    const url = new URL(serverUrl);
+    url.pathname = `/${name}`;
+    const replicas = [];
+    try {
+      for (let i = 0; i < count; i++) replicas.push(await startLockstep({ LOCKSTEP_ADMIN_TOKEN: ADMIN, DATABASE_URL: url.toString() }));
+      const tokens = await pairAgents(replicas[0].url, agentCount);
+      const figures = await Promise.all(replicas.map((r) => load(r.url, tokens, Math.max(1, Math.floor(connections / count)))));
+      return {
+        requestsPerSecond: figures.reduce((sum, f) => sum + f.requestsPerSecond, 0),
+        p99Ms: Math.max(...figures.map((f) => f.p99Ms)),
+        errors: figures.reduce((sum, f) => sum + f.errors, 0),
+        non2xx: figures.reduce((sum, f) => sum + f.non2xx, 0),
+      };
+    } finally {
+      await Promise.all(replicas.map((r) => r.stop()));
+      await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+      await admin.end();
+    }
+  };
+  const one = await run(1);
+  const many = await run(replicaCount);
+  console.log(`one replica (PostgreSQL)         ${fmt(one)}`);
+  console.log(`${replicaCount} replicas (PostgreSQL)        ${fmt(many)}   (${(many.requestsPerSecond / one.requestsPerSecond).toFixed(2)} of one; all processes share this machine's ${cpus().length} cores)`);
 }
 
 main().catch((error) => {

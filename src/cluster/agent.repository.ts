@@ -149,7 +149,10 @@ export class AgentRepository {
   async recordLiveness(em: EntityManager, entries: Array<{ agentId: string; seenAt: Date; facts?: Agent['facts'] }>): Promise<void> {
     const seenOnly = this.db.sql('UPDATE "agents" SET "lastSeenAt" = $1 WHERE "id" = $2');
     const withFacts = this.db.sql('UPDATE "agents" SET "lastSeenAt" = $1, "facts" = $2 WHERE "id" = $3');
-    for (const entry of entries) {
+    // In id order: replicas flushing overlapping batches then lock rows in the same order and
+    // cannot deadlock (an agent's heartbeats may reach several replicas behind a load balancer).
+    const ordered = [...entries].sort((a, b) => (a.agentId < b.agentId ? -1 : a.agentId > b.agentId ? 1 : 0));
+    for (const entry of ordered) {
       if (entry.facts) await em.query(withFacts, [entry.seenAt.toISOString(), JSON.stringify(entry.facts), entry.agentId]);
       else await em.query(seenOnly, [entry.seenAt.toISOString(), entry.agentId]);
     }
