@@ -28,6 +28,16 @@ describe('toErrorResponse', () => {
     expect(toErrorResponse({ type: 'entity.parse.failed', status: 400 }, 'r', logger()).body).toMatchObject({ statusCode: 400, code: 'MALFORMED_JSON' });
   });
 
+  it.each([
+    [Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:5432'), { code: 'ECONNREFUSED' })],
+    [Object.assign(new Error('terminating connection due to administrator command'), { driverError: { code: '57P01' } })],
+    [new Error('Connection terminated unexpectedly')],
+  ])('answers 503, not 500, when the database is unreachable: %s', (error) => {
+    const { status, body } = toErrorResponse(error, 'r', logger());
+    expect(status).toBe(503);
+    expect(body).toMatchObject({ code: 'DATABASE_UNAVAILABLE', message: expect.stringMatching(/nothing was changed. Retry/) });
+  });
+
   it('points an unknown route at the API description', () => {
     const { body } = toErrorResponse(new NotFoundException('Cannot GET /nope'), 'r', logger());
     expect(body).toMatchObject({ statusCode: 404, code: 'NO_SUCH_ROUTE', message: 'There is no route GET /nope; the API is described at /api/docs.' });

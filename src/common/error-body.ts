@@ -1,5 +1,6 @@
 import { HttpException, HttpStatus, LoggerService } from '@nestjs/common';
 import { STATUS_CODES } from 'node:http';
+import { isDatabaseUnavailable } from './db-errors';
 import { DomainError } from './errors';
 
 /** The one error shape of the API (DESIGN.md section 9). */
@@ -68,6 +69,11 @@ export function toErrorResponse(error: unknown, requestId: string | undefined, l
   }
 
   const err = error instanceof Error ? error : new Error(String(error));
+  if (isDatabaseUnavailable(err)) {
+    // Not a bug: the database is down or overloaded. Nothing was half-written (one transaction).
+    logger.error(`request ${requestId}: database unavailable: ${err.message}`);
+    return build(HttpStatus.SERVICE_UNAVAILABLE, 'DATABASE_UNAVAILABLE', `The database is not answering; nothing was changed. Retry in a moment (request id ${requestId}).`);
+  }
   logger.error(`request ${requestId} failed unexpectedly: ${err.message}`, err.stack);
   return build(
     HttpStatus.INTERNAL_SERVER_ERROR,
