@@ -9,6 +9,7 @@ import { toErrorResponse } from './common/error-body';
 import { requestIdAndAccessLog, requestIdOf } from './common/request-id';
 import { createValidationPipe } from './common/validation';
 import { AppConfig, LOG_LEVELS, LogLevelName } from './config/app-config';
+import { DASHBOARD_CSP, DASHBOARD_DIR } from './dashboard/dashboard';
 
 /** LOG_LEVEL names the least severe level shown; everything more severe is shown too. */
 export function logLevelsFrom(level: LogLevelName): LogLevel[] {
@@ -35,6 +36,8 @@ export async function createApp(config: AppConfig, overrides: AppOverrides = {})
   // wasted work on every call (heartbeats above all). Downloads set their own ETag.
   app.set('etag', false);
   app.use(requestIdAndAccessLog());
+  // The dashboard's files, at `/`; public like /health: the page itself asks for a token.
+  app.useStaticAssets(DASHBOARD_DIR, { index: 'index.html', maxAge: '5m', setHeaders: (res) => res.setHeader('Content-Security-Policy', DASHBOARD_CSP) });
   app.useBodyParser('json', { limit: config.maxJsonBodyBytes });
   // Body-parser errors happen before Nest's pipeline, so they are answered here in the same shape.
   app.use((error: unknown, req: Request, res: Response, next: NextFunction) => {

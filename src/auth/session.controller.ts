@@ -1,0 +1,17 @@
+import { Controller, Get } from '@nestjs/common';
+import { ApiOperation, ApiTags } from '@nestjs/swagger';
+import { CurrentPrincipal, RequireRole } from './access.decorators';
+import type { Principal } from './principal';
+
+/** Who the caller is: the dashboard asks once at sign-in to know which buttons to show. */
+@ApiTags('tokens')
+@Controller('api/v1/session')
+export class SessionController {
+  @Get()
+  @RequireRole('viewer')
+  @ApiOperation({ summary: "The caller's token: id, name and role" })
+  whoAmI(@CurrentPrincipal() caller: Principal): { tokenId: string; name: string; role: string } {
+    const user = caller as Extract<Principal, { kind: 'user' }>;
+    return { tokenId: user.tokenId, name: user.name, role: user.role };
+  }
+}

@@ -1,0 +1,489 @@
+// Lockstep's dashboard: plain browser JavaScript on the public API and its SSE streams.
+// Everything shown is built as DOM nodes from text (never HTML strings), so nothing an agent or a
+// package reports can inject markup.
+'use strict';
+
+const TOKEN_KEY = 'lockstep.token';
+const state = { token: sessionStorage.getItem(TOKEN_KEY), me: null, stream: null };
+const RANK = { viewer: 1, operator: 2, admin: 3 };
+const can = (role) => state.me && RANK[state.me.role] >= RANK[role];
+const $ = (id) => document.getElementById(id);
+
+/** h('tag', {attr, onclick}, ...children): a DOM element; strings become text nodes. */
+function h(tag, attrs = {}, ...children) {
+  const el = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (v === undefined || v === null || v === false) continue;
+    if (k.startsWith('on')) el.addEventListener(k.slice(2), v);
+    else if (k === 'class') el.className = v;
+    else if (v === true) el.setAttribute(k, '');
+    else el.setAttribute(k, String(v));
+  }
+  for (const child of children.flat()) if (child !== null && child !== undefined && child !== false) el.append(child instanceof Node ? child : String(child));
+  return el;
+}
+
+class ApiError extends Error {
+  constructor(status, body) {
+    super(body && body.message ? body.message : `HTTP ${status}`);
+    this.status = status;
+    this.body = body;
+  }
+}
+
+async function api(method, path, body) {
+  const res = await fetch(path, {
+    method,
+    headers: { Authorization: `Bearer ${state.token}`, ...(body !== undefined ? { 'Content-Type': 'application/json' } : {}) },
+    body: body !== undefined ? JSON.stringify(body) : undefined,
+  });
+  const json = await res.json().catch(() => ({}));
+  if (res.status === 401) signOut('Your token was refused: ' + (json.message || 'sign in again.'));
+  if (!res.ok) throw new ApiError(res.status, json);
+  return json;
+}
+
+/** A refusal in words, with per-agent prerequisite failures and per-field problems spelled out. */
+function describeError(error) {
+  const lines = [error.message];
+  const d = error.body && error.body.details;
+  if (d && Array.isArray(d.failures)) for (const f of d.failures) lines.push(`• ${f.agentName}: ${f.check} requires ${f.required}, it has ${f.actual}`);
+  if (d && Array.isArray(d.refusals)) for (const r of d.refusals) lines.push(`• ${r.message}`);
+  if (Array.isArray(d)) for (const p of d) if (p.field) lines.push(`• ${p.field}: ${(p.problems || []).join('; ')}`);
+  return lines.join('\n');
+}
+
+function toast(text) {
+  $('toast').textContent = text;
+  clearTimeout(toast.timer);
+  toast.timer = setTimeout(() => ($('toast').textContent = ''), 5000);
+}
+
+function badge(status, label) {
+  return h('span', { class: `badge ${status}` }, status === 'upgrading' || status === 'running' ? h('span', { class: 'spinner', 'aria-hidden': 'true' }) : null, label || status);
+}
+
+const VERSION_LABEL = { latest: 'latest', outdated: 'out of date', unknown: 'unknown', upgrading: 'upgrading', failed: 'failed', ahead: 'ahead' };
+
+// ---------------------------------------------------------------- sign-in and routing
+
+function signOut(message) {
+  sessionStorage.removeItem(TOKEN_KEY);
+  state.token = null;
+  state.me = null;
+  closeStream();
+  render();
+  if (message) $('sign-in-error').textContent = message;
+}
+
+$('sign-in-form').addEventListener('submit', async (e) => {
+  e.preventDefault();
+  state.token = $('token').value.trim();
+  try {
+    state.me = await api('GET', '/api/v1/session');
+    sessionStorage.setItem(TOKEN_KEY, state.token);
+    $('token').value = '';
+    $('sign-in-error').textContent = '';
+    render();
+  } catch (error) {
+    state.token = null;
+    $('sign-in-error').textContent = error.message;
+  }
+});
+$('sign-out').addEventListener('click', () => signOut());
+window.addEventListener('hashchange', () => render());
+
+async function render() {
+  closeStream();
+  const signedIn = Boolean(state.token);
+  $('sign-in').hidden = signedIn;
+  $('sign-out').hidden = !signedIn;
+  const view = $('view');
+  view.replaceChildren();
+  if (!signedIn) {
+    $('who').textContent = '';
+    $('token').focus();
+    return;
+  }
+  if (!state.me) {
+    try {
+      state.me = await api('GET', '/api/v1/session');
+    } catch {
+      return;
+    }
+  }
+  $('who').textContent = `${state.me.name} (${state.me.role})`;
+  const route = location.hash.replace(/^#\/?/, '').split('/');
+  try {
+    if (route[0] === 'clusters' && route[1]) await clusterView(view, route[1]);
+    else if (route[0] === 'upgrades' && route[1]) await upgradeView(view, route[1]);
+    else await clustersView(view);
+  } catch (error) {
+    view.append(h('p', { class: 'error', role: 'alert' }, describeError(error)));
+  }
+  $('main').focus({ preventScroll: true });
+}
+
+// ---------------------------------------------------------------- clusters
+
+async function clustersView(view) {
+  const clusters = await api('GET', '/api/v1/clusters');
+  view.append(
+    h('h1', {}, 'Clusters'),
+    clusters.length === 0
+      ? h('p', { class: 'muted' }, 'No cluster yet. An admin creates one with POST /api/v1/clusters.')
+      : h('table', {},
+          h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, 'Cluster'), h('th', { scope: 'col' }, 'Product'), h('th', { scope: 'col' }, 'Target'), h('th', { scope: 'col' }, 'Versions'), h('th', { scope: 'col' }, 'Consistent'))),
+          h('tbody', {}, clusters.map((c) => h('tr', {},
+            h('td', {}, h('a', { href: `#/clusters/${c.id}` }, c.name)),
+            h('td', {}, c.product),
+            h('td', {}, c.targetVersion || '—'),
+            h('td', {}, Object.entries(c.versions).map(([v, n]) => `${v}: ${n}`).join(', ') || 'none reported'),
+            h('td', {}, c.consistent ? badge('latest', 'one version') : badge('outdated', 'mixed')),
+          )))),
+  );
+}
+
+// ---------------------------------------------------------------- one cluster
+
+async function clusterView(view, clusterId) {
+  const [cluster, agents, packages, upgrades] = await Promise.all([
+    api('GET', `/api/v1/clusters/${clusterId}`),
+    api('GET', `/api/v1/clusters/${clusterId}/agents?limit=5000`),
+    api('GET', `/api/v1/clusters/${clusterId}/packages`),
+    api('GET', `/api/v1/clusters/${clusterId}/upgrades`),
+  ]);
+  view.append(
+    h('p', {}, h('a', { href: '#/' }, '← Clusters')),
+    h('h1', {}, `${cluster.name} `, h('span', { class: 'muted' }, `${cluster.product}, target ${cluster.targetVersion || 'none yet'}`)),
+    agentsTable(agents.items, upgrades.items),
+    packagesSection(clusterId, packages.items),
+    upgradesSection(upgrades.items),
+    can('operator') ? uploadForm(clusterId) : null,
+    can('operator') ? newUpgradeForm(clusterId, agents.items, packages.items, cluster) : null,
+  );
+}
+
+function agentsTable(agents, upgrades) {
+  const groups = new Map();
+  for (const a of agents) {
+    const key = a.failoverGroup ? `Failover pair ${a.failoverGroup}` : 'Standalone';
+    if (!groups.has(key)) groups.set(key, []);
+    groups.get(key).push(a);
+  }
+  const lastFailed = upgrades.find((u) => u.status === 'failed' || u.status === 'completed-with-errors');
+  const rows = [];
+  // Pairs by name, then the standalone agents.
+  const ordered = [...groups].sort(([a], [b]) => (a === 'Standalone') - (b === 'Standalone') || a.localeCompare(b));
+  for (const [group, members] of ordered) {
+    rows.push(h('tr', { class: 'group' }, h('td', { colspan: 7 }, group)));
+    for (const a of members) {
+      const actions = [];
+      if (a.versionStatus === 'failed' && can('operator')) {
+        if (lastFailed) actions.push(h('button', { type: 'button', class: 'secondary', onclick: () => act(`/api/v1/upgrades/${lastFailed.id}/retry`, 'Retry started', `#/upgrades/${lastFailed.id}`) }, 'Retry'));
+        actions.push(h('button', { type: 'button', class: 'secondary', onclick: () => act(`/api/v1/agents/${a.id}/upgrade-now`, 'Upgrade started', (u) => `#/upgrades/${u.id}`) }, 'Upgrade now'));
+      } else if (a.versionStatus === 'outdated' && can('operator') && !a.autoUpgrade) {
+        actions.push(h('button', { type: 'button', class: 'secondary', onclick: () => act(`/api/v1/agents/${a.id}/upgrade-now`, 'Upgrade started', (u) => `#/upgrades/${u.id}`) }, 'Upgrade now'));
+      }
+      const auto = can('admin')
+        ? h('label', { class: 'switch' }, h('input', { type: 'checkbox', checked: a.autoUpgrade, 'aria-label': `Auto-upgrade for ${a.name}`, onchange: async (e) => {
+            try { await api('PUT', `/api/v1/agents/${a.id}/auto-upgrade`, { enabled: e.target.checked }); toast(`Auto-upgrade ${e.target.checked ? 'on' : 'off'} for ${a.name}`); }
+            catch (error) { e.target.checked = !e.target.checked; toast(describeError(error)); }
+          } }), ' auto')
+        : (a.autoUpgrade ? 'on' : 'off');
+      rows.push(h('tr', { class: a.state === 'terminating' ? 'terminating' : '', 'data-agent': a.name },
+        h('th', { scope: 'row' }, a.name, a.failoverGroup && a.active ? h('span', { class: 'active-mark', title: 'active member' }, ' ● active') : null),
+        h('td', { class: 'opt' }, a.address),
+        h('td', {}, a.role),
+        h('td', {}, badge(a.state)),
+        h('td', {}, a.version || '—', ' ', badge(a.versionStatus, VERSION_LABEL[a.versionStatus])),
+        h('td', { class: 'opt' }, auto),
+        h('td', {}, actions),
+      ));
+    }
+  }
+  return h('section', { class: 'card', 'aria-labelledby': 'agents-title' },
+    h('h2', { id: 'agents-title' }, `Agents (${agents.length})`),
+    agents.length === 0 ? h('p', { class: 'muted' }, 'No agent registered.') : h('table', {},
+      h('thead', {}, h('tr', {}, ['Agent', 'Address', 'Role', 'State', 'Version', 'Auto-upgrade', ''].map((t, i) => h('th', { scope: 'col', class: i === 1 || i === 5 ? 'opt' : '' }, t)))),
+      h('tbody', {}, rows)));
+}
+
+async function act(path, done, next) {
+  try {
+    const result = await api('POST', path);
+    toast(done);
+    const target = typeof next === 'function' ? next(result) : next;
+    if (target && location.hash !== target) location.hash = target;
+    else render();
+  } catch (error) {
+    toast(describeError(error));
+  }
+}
+
+function packagesSection(clusterId, packages) {
+  return h('section', { class: 'card', 'aria-labelledby': 'packages-title' },
+    h('h2', { id: 'packages-title' }, 'Packages'),
+    packages.length === 0 ? h('p', { class: 'muted' }, 'No package uploaded.') : h('table', {},
+      h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, 'Version'), h('th', { scope: 'col' }, 'Kind'), h('th', { scope: 'col' }, 'Status'), h('th', { scope: 'col', class: 'opt' }, 'Uploaded'), h('th', { scope: 'col' }, 'Used by'))),
+      h('tbody', {}, packages.map((p) => h('tr', { 'data-package': p.version },
+        h('td', {}, p.version), h('td', {}, p.kind), h('td', {}, badge(p.status)),
+        h('td', { class: 'opt' }, new Date(p.uploadedAt).toLocaleString()),
+        h('td', {}, p.usedByUpgradeId ? h('a', { href: `#/upgrades/${p.usedByUpgradeId}` }, 'upgrade') : '—'))))));
+}
+
+function upgradesSection(upgrades) {
+  return h('section', { class: 'card', 'aria-labelledby': 'upgrades-title' },
+    h('h2', { id: 'upgrades-title' }, 'Upgrades'),
+    upgrades.length === 0 ? h('p', { class: 'muted' }, 'No upgrade yet.') : h('table', {},
+      h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, 'Upgrade'), h('th', { scope: 'col' }, 'Status'), h('th', { scope: 'col' }, 'Progress'), h('th', { scope: 'col', class: 'opt' }, 'Policy'))),
+      h('tbody', {}, upgrades.map((u) => h('tr', {},
+        h('td', {}, h('a', { href: `#/upgrades/${u.id}` }, `to ${u.packageVersion}`), ' ', h('span', { class: 'muted' }, new Date(u.createdAt).toLocaleString())),
+        h('td', {}, badge(u.status)), h('td', {}, `${u.percent}%`), h('td', { class: 'opt' }, u.resolvedPolicy))))));
+}
+
+function uploadForm(clusterId) {
+  const file = h('input', { id: 'upload-file', type: 'file', accept: '.tar.gz,.tgz,application/gzip', required: true });
+  const mode = h('select', { id: 'upload-mode' }, h('option', { value: 'upload-only' }, 'Upload only'), h('option', { value: 'install' }, 'Upload and upgrade every agent now'));
+  const bar = h('progress', { id: 'upload-progress', max: 100, value: 0, hidden: true, 'aria-label': 'Upload progress' });
+  const result = h('p', { id: 'upload-result', role: 'alert', class: 'error' });
+  const form = h('form', { class: 'card', 'aria-labelledby': 'upload-title', onsubmit: (e) => {
+    e.preventDefault();
+    if (!file.files[0]) return;
+    const body = new FormData();
+    body.set('mode', mode.value);
+    body.set('file', file.files[0]);
+    // XMLHttpRequest, not fetch: it reports upload progress for large packages.
+    const xhr = new XMLHttpRequest();
+    xhr.open('POST', `/api/v1/clusters/${clusterId}/packages`);
+    xhr.setRequestHeader('Authorization', `Bearer ${state.token}`);
+    bar.hidden = false;
+    bar.value = 0;
+    result.textContent = '';
+    xhr.upload.onprogress = (p) => p.lengthComputable && (bar.value = Math.floor((p.loaded / p.total) * 100));
+    xhr.onerror = () => (result.textContent = 'The upload was cut off; try again.');
+    xhr.onload = () => {
+      let json = {};
+      try { json = JSON.parse(xhr.responseText); } catch { /* not JSON */ }
+      if (xhr.status >= 400) {
+        result.textContent = describeError(new ApiError(xhr.status, json));
+        return;
+      }
+      toast(json.upgrade ? `Package ${json.package.version} uploaded; its upgrade started` : `Package ${json.version} ${xhr.status === 200 ? 'was already uploaded' : 'uploaded'}`);
+      if (json.upgrade) location.hash = `#/upgrades/${json.upgrade.id}`;
+      else render();
+    };
+    xhr.send(body);
+  } },
+    h('h2', { id: 'upload-title' }, 'Upload a package'),
+    h('label', { for: 'upload-file' }, 'Package (.tar.gz)'), file,
+    h('label', { for: 'upload-mode' }, 'Mode'), mode,
+    h('div', { class: 'actions' }, h('button', { type: 'submit' }, 'Upload')),
+    bar, result);
+  return form;
+}
+
+function newUpgradeForm(clusterId, agents, packages, cluster) {
+  const usable = packages.filter((p) => p.status === 'available');
+  const pkg = h('select', { id: 'upgrade-package', required: true }, usable.map((p) => h('option', { value: p.id }, `${p.version} (${p.kind})`)));
+  const targetAll = h('input', { type: 'radio', name: 'target', id: 'target-all', value: 'all', checked: true });
+  const targetSome = h('input', { type: 'radio', name: 'target', id: 'target-some', value: 'some' });
+  const picks = agents.map((a) => h('label', {}, h('input', { type: 'checkbox', value: a.id, 'data-pick': '' }), ` ${a.name} (${a.address})`));
+  const addresses = h('input', { id: 'target-addresses', type: 'text', placeholder: '10.0.4.17, db-a2.lan' });
+  const policy = h('select', { id: 'upgrade-policy' }, ['default', 'simultaneous', 'backup-first', 'backup-first-switchback'].map((p) => h('option', { value: p }, p === 'default' ? `default (${cluster.defaultPolicy})` : p)));
+  const maxParallel = h('input', { id: 'opt-max-parallel', type: 'text', value: String(cluster.defaultOptions.maxParallel) });
+  const failureThreshold = h('input', { id: 'opt-failure-threshold', type: 'text', value: String(cluster.defaultOptions.failureThreshold) });
+  const canary = h('input', { id: 'opt-canary', type: 'number', min: 0, value: String(cluster.defaultOptions.canary) });
+  const waitForIdle = h('input', { id: 'opt-wait-for-idle', type: 'checkbox', checked: cluster.defaultOptions.waitForIdle });
+  const plan = h('div', { id: 'plan', 'aria-live': 'polite' });
+  const start = h('button', { type: 'button', id: 'start-upgrade', disabled: true, onclick: async () => {
+    try {
+      const u = await api('POST', `/api/v1/clusters/${clusterId}/upgrades`, request());
+      location.hash = `#/upgrades/${u.id}`;
+    } catch (error) {
+      plan.append(h('p', { class: 'error', role: 'alert' }, describeError(error)));
+    }
+  } }, 'Start upgrade');
+
+  const countOrPercent = (v) => (/^\d+%$/.test(v.trim()) ? v.trim() : Number(v));
+  function request() {
+    const some = targetSome.checked;
+    const agentIds = picks.map((l) => l.querySelector('input')).filter((i) => i.checked).map((i) => i.value);
+    const addr = addresses.value.split(/[\s,]+/).filter(Boolean);
+    return {
+      packageId: pkg.value,
+      target: some ? { ...(agentIds.length ? { agentIds } : {}), ...(addr.length ? { addresses: addr } : {}) } : { all: true },
+      policy: policy.value,
+      options: { maxParallel: countOrPercent(maxParallel.value), failureThreshold: countOrPercent(failureThreshold.value), canary: Number(canary.value), waitForIdle: waitForIdle.checked },
+    };
+  }
+
+  async function preview() {
+    plan.replaceChildren();
+    start.disabled = true;
+    try {
+      const p = await api('POST', `/api/v1/clusters/${clusterId}/upgrades/preview`, request());
+      const name = new Map(agents.map((a) => [a.id, a.name]));
+      const batches = new Map();
+      for (const s of p.steps) {
+        if (!batches.has(s.batch)) batches.set(s.batch, []);
+        batches.get(s.batch).push(s);
+      }
+      plan.append(h('h3', {}, `Plan: ${p.resolvedPolicy}, ${p.units} unit(s) in ${p.batches} batch(es)`));
+      for (const [batch, steps] of [...batches].sort((a, b) => a[0] - b[0])) {
+        plan.append(h('div', { class: 'batch' }, h('h3', {}, `Batch ${batch + 1}`), h('ol', {}, steps.map((s) =>
+          h('li', {}, `${s.kind} ${name.get(s.agentId) || s.agentId}`, s.dependsOn.length ? h('span', { class: 'muted' }, ` after ${s.dependsOn.map((d) => d.replace(/^(\w+):(.*)$/, (_, k, who) => `${k} ${name.get(who) || who}`)).join(', ')}`) : null, s.status !== 'pending' ? ` — ${s.status}` : '', s.note ? h('span', { class: 'muted' }, ` (${s.note})`) : null)))));
+      }
+      for (const w of p.warnings) plan.append(h('p', { class: 'notice' }, `Warning: ${w.message}`));
+      for (const r of p.refusals) plan.append(h('p', { class: 'notice refusal', role: 'alert' }, `Refused: ${r.message}`));
+      for (const f of p.prerequisites.failures) plan.append(h('p', { class: 'notice refusal' }, `${f.agentName}: ${f.check} requires ${f.required}, it has ${f.actual}`));
+      start.disabled = p.refusals.length > 0;
+    } catch (error) {
+      plan.append(h('p', { class: 'error', role: 'alert' }, describeError(error)));
+    }
+  }
+
+  return h('form', { class: 'card', 'aria-labelledby': 'new-upgrade-title', onsubmit: (e) => { e.preventDefault(); preview(); } },
+    h('h2', { id: 'new-upgrade-title' }, 'New upgrade'),
+    usable.length === 0 ? h('p', { class: 'muted' }, 'Upload a package first: only an available package can start an upgrade.') : [
+      h('label', { for: 'upgrade-package' }, 'Package'), pkg,
+      h('fieldset', {}, h('legend', {}, 'Target'),
+        h('label', { for: 'target-all' }, targetAll, ' Every agent of the cluster'),
+        h('label', { for: 'target-some' }, targetSome, ' Chosen agents'),
+        h('div', { role: 'group', 'aria-label': 'Agents to upgrade' }, picks),
+        h('label', { for: 'target-addresses' }, 'Add agents by address'), addresses),
+      h('label', { for: 'upgrade-policy' }, 'Failover policy'), policy,
+      h('fieldset', {}, h('legend', {}, 'Options'),
+        h('label', { for: 'opt-max-parallel' }, 'Units at once (count or %, 0 = all)'), maxParallel,
+        h('label', { for: 'opt-failure-threshold' }, 'Failed units before no new one starts (0 = no limit)'), failureThreshold,
+        h('label', { for: 'opt-canary' }, 'Canary units (then pause)'), canary,
+        h('label', { for: 'opt-wait-for-idle' }, waitForIdle, ' Wait for busy agents to be idle')),
+      h('div', { class: 'actions' }, h('button', { type: 'submit', id: 'preview-upgrade', class: 'secondary' }, 'Preview plan'), start),
+      plan,
+    ]);
+}
+
+// ---------------------------------------------------------------- one upgrade, live
+
+function closeStream() {
+  if (state.stream) state.stream.close();
+  state.stream = null;
+}
+
+async function upgradeView(view, upgradeId) {
+  const upgrade = await api('GET', `/api/v1/upgrades/${upgradeId}`);
+  const agents = await api('GET', `/api/v1/clusters/${upgrade.clusterId}/agents?limit=5000`);
+  const name = new Map(agents.items.map((a) => [a.id, a.name]));
+  const rows = new Map();
+  const status = h('span', { id: 'upgrade-status' });
+  const overall = h('progress', { id: 'upgrade-progress', max: 100, value: upgrade.percent, 'aria-label': 'Upgrade progress' });
+  const reason = h('p', { class: 'muted', id: 'upgrade-reason' });
+  const buttons = h('div', { class: 'actions' });
+  const log = h('div', { class: 'events', id: 'events', tabindex: 0, 'aria-label': 'Event history' });
+
+  function setUpgrade(u) {
+    status.replaceChildren(badge(u.status), ` ${u.percent}%`);
+    overall.value = u.percent;
+    reason.textContent = u.reason || '';
+    buttons.replaceChildren();
+    if (!can('operator')) return;
+    const verbs = { pause: ['running'], resume: ['paused'], cancel: ['scheduled', 'running', 'paused'], retry: ['failed', 'completed-with-errors'] };
+    for (const [verb, allowed] of Object.entries(verbs)) {
+      if (allowed.includes(u.status)) buttons.append(h('button', { type: 'button', class: verb === 'cancel' ? 'secondary' : '', onclick: () => act(`/api/v1/upgrades/${upgradeId}/${verb}`, `${verb} done`, null) }, verb[0].toUpperCase() + verb.slice(1)));
+    }
+  }
+
+  function stepRow(s) {
+    const bar = h('progress', { max: 100, value: s.status === 'succeeded' ? 100 : s.percent, 'aria-label': `${s.kind} ${name.get(s.agentId) || ''}` });
+    const st = h('span', {});
+    const detail = h('div', { class: 'detail' });
+    const row = h('div', { class: 'step', 'data-step': s.id, 'data-agent': name.get(s.agentId) || s.agentId }, h('div', { class: 'what' }, h('strong', {}, name.get(s.agentId) || s.agentId), ` ${s.kind}`), bar, st, detail);
+    const update = (x) => {
+      bar.value = x.status === 'succeeded' ? 100 : x.percent;
+      st.replaceChildren(badge(x.status), x.status === 'running' && x.phase ? ` ${x.phase}` : '');
+      detail.textContent = [x.waitingFor ? `waiting for ${x.waitingFor}` : '', x.message || '', x.error || '', x.note && x.status === 'skipped' ? x.note : ''].filter(Boolean).join(' · ');
+      row.dataset.status = x.status;
+      row.dataset.percent = String(bar.value);
+    };
+    update(s);
+    rows.set(s.id, update);
+    return row;
+  }
+
+  const batches = new Map();
+  for (const s of upgrade.steps) {
+    if (!batches.has(s.batch)) batches.set(s.batch, []);
+    batches.get(s.batch).push(s);
+  }
+  view.append(
+    h('p', {}, h('a', { href: `#/clusters/${upgrade.clusterId}` }, '← Cluster')),
+    h('h1', {}, `Upgrade to ${upgrade.packageVersion} `, status),
+    overall, reason,
+    h('p', { class: 'muted' }, `${upgrade.resolvedPolicy}, ${upgrade.units} unit(s)`, upgrade.scheduledAt ? `, scheduled for ${new Date(upgrade.scheduledAt).toLocaleString()}` : ''),
+    upgrade.warnings.map((w) => h('p', { class: 'notice' }, w.message)),
+    buttons,
+    h('section', { 'aria-labelledby': 'steps-title', 'aria-live': 'polite' }, h('h2', { id: 'steps-title' }, 'Plan and progress'),
+      [...batches].sort((a, b) => a[0] - b[0]).map(([b, steps]) => h('div', { class: 'batch' }, h('h3', {}, `Batch ${b + 1}`), steps.map(stepRow)))),
+    h('h2', {}, 'Events'), log,
+  );
+  setUpgrade(upgrade);
+  follow(upgradeId, {
+    onEvent(e) {
+      const d = e.data;
+      if (e.type === 'task.progress' && rows.has(d.stepId)) rows.get(d.stepId)(d);
+      if (e.type === 'upgrade.status') setUpgrade({ ...upgrade, ...d });
+      if (e.type === 'task.progress' && typeof d.upgradePercent === 'number') overall.value = d.upgradePercent;
+      const who = (id) => name.get(id) || id;
+      const line =
+        e.type === 'task.progress' ? `${who(d.agentId)} ${d.kind} ${d.status}${d.phase ? ' ' + d.phase : ''} ${d.percent}%`
+        : e.type === 'upgrade.status' ? `upgrade ${d.status} ${d.percent}%`
+        : e.type === 'pair.switchover' ? `${who(d.activeAgentId)} took over from ${who(d.standbyAgentId)} (${d.failoverGroup})`
+        : `${e.type} ${JSON.stringify(d)}`;
+      log.append(h('div', {}, `#${e.id} ${new Date(e.createdAt).toLocaleTimeString()} ${line}`));
+      log.scrollTop = log.scrollHeight;
+    },
+  });
+}
+
+/**
+ * Follows an upgrade's events. EventSource cannot send a token, so each connection uses a fresh
+ * single-use stream ticket; after a drop it asks for another and resumes after the last event
+ * received, so nothing is lost or shown twice.
+ */
+function follow(upgradeId, handlers) {
+  let lastId = 0;
+  let closed = false;
+  let source = null;
+  let retryMs = 500;
+  const stream = { close: () => { closed = true; if (source) source.close(); } };
+  state.stream = stream;
+  async function open() {
+    if (closed || state.stream !== stream) return;
+    try {
+      const ticket = await api('POST', '/api/v1/stream-tickets', { stream: 'upgrade', id: upgradeId });
+      if (closed) return;
+      source = new EventSource(`${ticket.url}&lastEventId=${lastId}`);
+      for (const type of ['upgrade.status', 'task.progress', 'pair.switchover', 'agent.status', 'package.status']) {
+        source.addEventListener(type, (m) => {
+          const id = Number(m.lastEventId);
+          if (id <= lastId) return;
+          lastId = id;
+          retryMs = 500;
+          const event = JSON.parse(m.data);
+          handlers.onEvent({ id, type, createdAt: event.createdAt, data: event.data });
+        });
+      }
+      source.addEventListener('reset', () => { stream.close(); render(); });
+      source.onerror = () => {
+        source.close();
+        if (!closed) setTimeout(open, retryMs);
+        retryMs = Math.min(retryMs * 2, 10_000);
+      };
+    } catch {
+      if (!closed) setTimeout(open, (retryMs = Math.min(retryMs * 2, 10_000)));
+    }
+  }
+  open();
+}
+
+render();

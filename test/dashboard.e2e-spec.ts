@@ -1,0 +1,115 @@
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { Browser, chromium, Page } from 'playwright-core';
+import { packageArchive } from './support/archives';
+import { givenCluster, givenPairedAgent } from './support/builders';
+import { Fleet, Member } from './support/fleet';
+import { TEST_ADMIN_TOKEN, TestApp } from './support/test-app';
+
+// The callbacks below run in the page; these are the only page globals they touch.
+type PageElement = { dataset: Record<string, string | undefined>; textContent: string | null };
+declare const document: { querySelectorAll(selector: string): ArrayLike<PageElement>; querySelector(selector: string): PageElement | null };
+
+const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
+const ARTIFACTS = path.resolve(__dirname, 'artifacts');
+const available = fs.existsSync(CHROMIUM);
+if (!available) {
+  const message = `[lockstep e2e] dashboard browser tests SKIPPED: no Chromium at ${CHROMIUM} (apt-get install chromium; .ci/run installs it)`;
+  if (process.env.LOCKSTEP_REQUIRE_BROWSER === '1') throw new Error(message);
+  console.log(message);
+}
+
+/** The dashboard in Debian's Chromium (headless, no browser download) against a real server and fake agents. */
+(available ? describe : describe.skip)('dashboard in Chromium [sqlite]', () => {
+  let t: TestApp;
+  let browser: Browser;
+  let page: Page;
+
+  beforeAll(async () => {
+    t = await TestApp.start('sqlite');
+    browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      headless: true,
+      args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+    });
+    page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+  });
+  afterAll(async () => {
+    await browser?.close();
+    await t.close();
+  });
+
+  it('signs in, shows agents and badges, refuses a bad package in words, previews, starts and follows an upgrade to 100%', async () => {
+    const cluster = await givenCluster(t, { name: 'web-demo' });
+    const members: Member[] = [];
+    for (const body of [{ name: 'g1-main', role: 'main', failoverGroup: 'g1' }, { name: 'g1-backup', role: 'backup', failoverGroup: 'g1' }, { name: 'solo' }] as const) {
+      const { agent } = await givenPairedAgent(t, cluster.id, body);
+      members.push({ name: body.name, agent });
+    }
+
+    await page.goto(t.baseUrl);
+    await page.getByLabel('API token').fill(TEST_ADMIN_TOKEN);
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.getByRole('link', { name: 'web-demo' }).click();
+
+    // Agents grouped by pair, the active member marked, a version status badge each.
+    await page.locator('tr[data-agent="g1-main"]').waitFor();
+    expect(await page.locator('tr.group td').allTextContents()).toEqual(['Failover pair g1', 'Standalone']);
+    expect(await page.locator('tr[data-agent="g1-main"] th').textContent()).toContain('active');
+    expect(await page.locator('tr[data-agent="solo"] .badge').allTextContents()).toEqual(['idle', 'latest']);
+
+    // A refusal, in words.
+    await page.locator('#upload-file').setInputFiles({ name: 'other.tar.gz', mimeType: 'application/gzip', buffer: packageArchive({ product: 'other-product' }) });
+    await page.getByRole('button', { name: 'Upload', exact: true }).click();
+    await expectText(page, '#upload-result', /for product other-product, but cluster web-demo runs acme-agent/);
+
+    // A good package, then the plan, then the upgrade.
+    await page.locator('#upload-file').setInputFiles({ name: 'acme-1.1.0.tar.gz', mimeType: 'application/gzip', buffer: packageArchive() });
+    await page.getByRole('button', { name: 'Upload', exact: true }).click();
+    await page.locator('tr[data-package="1.1.0"]').waitFor();
+    await page.getByLabel('Failover policy').selectOption('backup-first');
+    await page.getByRole('button', { name: 'Preview plan' }).click();
+    await expectText(page, '#plan', /Plan: backup-first/);
+    expect(await page.locator('#plan li').allTextContents()).toEqual(expect.arrayContaining([expect.stringMatching(/^switchover g1-backup after upgrade g1-backup/)]));
+    await page.getByRole('button', { name: 'Start upgrade' }).click();
+    await page.locator('#upgrade-status').waitFor();
+    const upgradeId = page.url().split('#/upgrades/')[1];
+
+    // The fake agents do the work; the page follows it over SSE.
+    const fleet = new Fleet(t, members);
+    await fleet.until(upgradeId, ['succeeded']);
+    await expectText(page, '#upgrade-status', /succeeded 100%/);
+    const steps = page.locator('.step');
+    await page.waitForFunction(() => Array.from(document.querySelectorAll('.step')).filter((s) => s.dataset.status === 'succeeded').length === 4);
+    expect(await steps.evaluateAll((els) => els.map((e) => [(e as unknown as PageElement).dataset.status, (e as unknown as PageElement).dataset.percent]))).toEqual([
+      ['succeeded', '100'],
+      ['succeeded', '100'],
+      ['succeeded', '100'],
+      ['skipped', '0'], // the switchback that runs only if the main's upgrade fails
+      ['succeeded', '100'],
+    ]);
+    expect(await page.locator('#events div').count()).toBeGreaterThan(5);
+    fs.mkdirSync(ARTIFACTS, { recursive: true });
+    await page.screenshot({ path: path.join(ARTIFACTS, 'upgrade-view.png'), fullPage: true });
+
+    // Viewers see no buttons that act; the server would refuse them anyway.
+    const viewer = await t.tokenFor('viewer');
+    await page.getByRole('button', { name: 'Sign out' }).click();
+    await page.getByLabel('API token').fill(viewer);
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.goto(`${t.baseUrl}/#/clusters/${cluster.id}`);
+    await page.locator('tr[data-agent="solo"]').waitFor();
+    expect(await page.locator('#upload-file').count()).toBe(0);
+    expect(await page.locator('input[aria-label^="Auto-upgrade"]').count()).toBe(0);
+  }, 120_000);
+});
+
+async function expectText(page: Page, selector: string, pattern: RegExp): Promise<void> {
+  await page.waitForFunction(
+    ([sel, source]) => new RegExp(source).test(document.querySelector(sel)?.textContent ?? ''),
+    [selector, pattern.source] as const,
+    { timeout: 15_000 },
+  ).catch(async (error: Error) => {
+    throw new Error(`${selector} never matched ${pattern}: it reads ${JSON.stringify(await page.locator(selector).textContent().catch(() => null))} (${error.message.split('\n')[0]})`);
+  });
+}
