@@ -101,6 +101,16 @@ if (!available) {
     await page.locator('tr[data-agent="solo"]').waitFor();
     expect(await page.locator('#upload-file').count()).toBe(0);
     expect(await page.locator('input[aria-label^="Auto-upgrade"]').count()).toBe(0);
+
+    // Readable at phone width: nothing wider than the screen (wide tables scroll inside themselves).
+    await page.setViewportSize({ width: 390, height: 844 });
+    await page.goto(`${t.baseUrl}/#/upgrades/${upgradeId}`);
+    await page.locator('#upgrade-status').waitFor();
+    expect(await page.evaluate(() => (document as unknown as { documentElement: { scrollWidth: number } }).documentElement.scrollWidth)).toBeLessThanOrEqual(390);
+    await page.screenshot({ path: path.join(ARTIFACTS, 'upgrade-view-phone.png'), fullPage: true });
+    await page.goto(`${t.baseUrl}/#/clusters/${cluster.id}`);
+    await page.locator('tr[data-agent="solo"]').waitFor();
+    expect(await page.evaluate(() => (document as unknown as { documentElement: { scrollWidth: number } }).documentElement.scrollWidth)).toBeLessThanOrEqual(390);
   }, 120_000);
 });
 

@@ -72,6 +72,7 @@ function signOut(message) {
   state.token = null;
   state.me = null;
   closeStream();
+  $('toast').textContent = '';
   render();
   if (message) $('sign-in-error').textContent = message;
 }
