@@ -4,7 +4,7 @@
 'use strict';
 
 const TOKEN_KEY = 'lockstep.token';
-const state = { token: sessionStorage.getItem(TOKEN_KEY), me: null, stream: null };
+const state = { token: sessionStorage.getItem(TOKEN_KEY), me: null, stream: null, seq: 0 };
 const RANK = { viewer: 1, operator: 2, admin: 3 };
 const can = (role) => state.me && RANK[state.me.role] >= RANK[role];
 const $ = (id) => document.getElementById(id);
@@ -94,14 +94,18 @@ $('sign-in-form').addEventListener('submit', async (e) => {
 $('sign-out').addEventListener('click', () => signOut());
 window.addEventListener('hashchange', () => render());
 
+/**
+ * Draws the view the address asks for. Renders can overlap (sign-in, then a hash change); each
+ * builds into its own detached element and only the latest one is shown, so none draws twice.
+ */
 async function render() {
+  const seq = ++state.seq;
   closeStream();
   const signedIn = Boolean(state.token);
   $('sign-in').hidden = signedIn;
   $('sign-out').hidden = !signedIn;
-  const view = $('view');
-  view.replaceChildren();
   if (!signedIn) {
+    $('view').replaceChildren();
     $('who').textContent = '';
     $('token').focus();
     return;
@@ -114,14 +118,17 @@ async function render() {
     }
   }
   $('who').textContent = `${state.me.name} (${state.me.role})`;
+  const view = h('div');
   const route = location.hash.replace(/^#\/?/, '').split('/');
   try {
     if (route[0] === 'clusters' && route[1]) await clusterView(view, route[1]);
-    else if (route[0] === 'upgrades' && route[1]) await upgradeView(view, route[1]);
+    else if (route[0] === 'upgrades' && route[1]) await upgradeView(view, route[1], () => seq === state.seq);
     else await clustersView(view);
   } catch (error) {
     view.append(h('p', { class: 'error', role: 'alert' }, describeError(error)));
   }
+  if (seq !== state.seq) return; // a later render took over
+  $('view').replaceChildren(view);
   $('main').focus({ preventScroll: true });
 }
 
@@ -371,7 +378,7 @@ function closeStream() {
   state.stream = null;
 }
 
-async function upgradeView(view, upgradeId) {
+async function upgradeView(view, upgradeId, isCurrent) {
   const upgrade = await api('GET', `/api/v1/upgrades/${upgradeId}`);
   const agents = await api('GET', `/api/v1/clusters/${upgrade.clusterId}/agents?limit=5000`);
   const name = new Map(agents.items.map((a) => [a.id, a.name]));
@@ -428,6 +435,7 @@ async function upgradeView(view, upgradeId) {
     h('h2', {}, 'Events'), log,
   );
   setUpgrade(upgrade);
+  if (!isCurrent()) return; // a later render took over: do not open a stream for this one
   follow(upgradeId, {
     onEvent(e) {
       const d = e.data;
