@@ -47,17 +47,18 @@ describe('reference agent [sqlite]', () => {
   });
 
   /** Registers agents, starts each as a process on a home seeded with 1.0.0 and some data, and waits until all report 1.0.0. */
-  async function startAgents(clusterId: string, specs: Array<{ name: string; role?: 'main' | 'backup'; group?: string; busyFile?: string; failMigration?: boolean }>) {
-    const started: Record<string, { id: string; home: string; process: AgentProcess }> = {};
+  async function startAgents(clusterId: string, specs: Array<{ name: string; role?: 'main' | 'backup'; group?: string; busyFile?: string; failMigration?: boolean; slowMigration?: boolean }>) {
+    const started: Record<string, { id: string; home: string; process: AgentProcess; pairingKey: string }> = {};
     for (const spec of specs) {
       const registered = await givenAgent(t, clusterId, { name: spec.name, ...(spec.role ? { role: spec.role, failoverGroup: spec.group } : {}) });
       const home = path.join(work, spec.name);
       fs.mkdirSync(path.join(home, 'data'), { recursive: true });
       fs.writeFileSync(path.join(home, 'data', 'records.json'), JSON.stringify({ schema: '1.0.0', records: [{ id: 1, name: spec.name }, { id: 2 }] }));
       if (spec.failMigration) fs.writeFileSync(path.join(home, 'data', 'FAIL_MIGRATION'), 'yes');
+      if (spec.slowMigration) fs.writeFileSync(path.join(home, 'data', 'SLOW_MIGRATION'), 'yes');
       const agent = new AgentProcess({ server: t.baseUrl, pairingKey: registered.pairingKey, home, seed, busyFile: spec.busyFile });
       agents.push(agent);
-      started[spec.name] = { id: registered.id, home, process: agent };
+      started[spec.name] = { id: registered.id, home, process: agent, pairingKey: registered.pairingKey };
     }
     await eventually(
       async () => {
@@ -135,6 +136,40 @@ describe('reference agent [sqlite]', () => {
     expect(fs.readlinkSync(path.join(a.fragile.home, 'current'))).toBe(path.join('versions', '1.0.0'));
     await eventually(() => fs.existsSync(path.join(a.fragile.home, 'run', 'health.json')) && health(a.fragile.home).version === '1.0.0', 'the old product running again');
     expect((await t.admin.get(`/api/v1/agents/${a.fragile.id}`)).body).toMatchObject({ version: '1.0.0', versionStatus: 'failed' });
+  });
+
+  it('an agent killed mid-migration undoes the upgrade when it starts again: data as before, one product, old version', async () => {
+    const c = await givenCluster(t);
+    const a = await startAgents(c.id, [{ name: 'crashy', slowMigration: true }]);
+    const before = folderChecksum(path.join(a.crashy.home, 'data'));
+    const packageId = await upload(c.id, next);
+    const created = await t.admin.post(`/api/v1/clusters/${c.id}/upgrades`).send({ packageId, target: { all: true } }).expect(201);
+    await eventually(async () => (await t.admin.get(`/api/v1/upgrades/${created.body.id}`)).body.steps[0].phase === 'migrate', 'the migration to run', 30_000);
+    await eventually(() => records(a.crashy.home).schema === '1.1.0', 'the migration to change the data');
+
+    await a.crashy.process.crash(); // the migration and nothing else is left running
+    const restarted = new AgentProcess({ server: t.baseUrl, pairingKey: a.crashy.pairingKey, home: a.crashy.home, seed });
+    agents.push(restarted);
+    const done = await until(created.body.id, ['failed', 'succeeded'], 20_000).catch((e: Error) => {
+      throw new Error(`${e.message}\nrestarted agent said:\n${restarted.output.join('\n')}`);
+    });
+    expect(done.steps[0]).toMatchObject({ status: 'rolled-back', error: expect.stringMatching(/stopped during the migrate phase/) });
+    expect(folderChecksum(path.join(a.crashy.home, 'data'))).toBe(before);
+    expect(fs.readlinkSync(path.join(a.crashy.home, 'current'))).toBe(path.join('versions', '1.0.0'));
+    expect(fs.existsSync(path.join(a.crashy.home, 'upgrade-journal.json'))).toBe(false);
+    await eventually(() => fs.existsSync(path.join(a.crashy.home, 'run', 'health.json')) && health(a.crashy.home).version === '1.0.0', 'the old product running again');
+    // One product, the one the new agent started; the migration left behind was stopped.
+    const running = (script: string) =>
+      fs.readdirSync('/proc').filter((pid) => {
+        try {
+          const cmd = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+          return /^\d+$/.test(pid) && cmd.includes(a.crashy.home) && cmd.includes(script);
+        } catch {
+          return false;
+        }
+      }).length;
+    expect(running('product.js')).toBe(1);
+    expect(running('migrate.js')).toBe(0);
   });
 
   it('a busy agent is upgraded only after its own work ended', async () => {

@@ -2,9 +2,9 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import type { CommandDto, HeartbeatAnswerDto, PairAnswerDto } from '../cluster/dto/agent-protocol.dto';
-import { AgentState, Home, readJson, writeJsonAtomic } from './home';
-import { Product } from './product';
-import { Outcome, runMigration, unpackSafely, UpgradeCommand, UpgradeRunner } from './upgrade-runner';
+import { AgentState, Home, readJson, UpgradeJournal, writeJsonAtomic } from './home';
+import { Product, stopProcess } from './product';
+import { Outcome, rollBack, runMigration, unpackSafely, UpgradeCommand, UpgradeRunner } from './upgrade-runner';
 import { WorkQueue } from './work-queue';
 
 export interface AgentOptions {
@@ -51,9 +51,11 @@ export class ReferenceAgent {
 
   async start(): Promise<void> {
     this.home.prepare();
-    if (!this.home.currentVersion() && this.options.seedPackage) await this.seed(this.options.seedPackage);
-    if (this.home.currentVersion()) this.product.start();
     this.state = readJson<AgentState>(this.home.stateFile);
+    await this.product.stopLeftover();
+    await this.recoverInterrupted();
+    if (!this.home.currentVersion() && this.options.seedPackage) await this.seed(this.options.seedPackage);
+    if (this.home.currentVersion() && !this.product.running) this.product.start();
     let failures = 0;
     while (!this.stopped) {
       let pollAfterMs: number;
@@ -92,6 +94,37 @@ export class ReferenceAgent {
     });
   }
 
+  /**
+   * The agent died during an upgrade after it stopped the product (the journal says so): the
+   * upgrade is undone as a failure would be (data from the backup, the old version running) and the
+   * command is recorded as rolled back, to be reported when it comes again.
+   */
+  private async recoverInterrupted(): Promise<void> {
+    const journal = readJson<UpgradeJournal>(this.home.journalFile);
+    if (journal) {
+      if (journal.migrationPid) await stopProcess(journal.migrationPid, 'node');
+      this.log(`the agent stopped during the ${journal.phase} phase of command ${journal.commandId}: rolling back`);
+      await rollBack(this.home, this.product, journal);
+      this.finish(journal.commandId, {
+        status: 'rolled-back',
+        ...(journal.oldVersion ? { version: journal.oldVersion } : {}),
+        error: `the agent stopped during the ${journal.phase} phase; on restart it restored the data and ${journal.oldVersion ?? 'the old version'}`,
+      });
+    } else if (this.state?.running) {
+      // Cut off before the product was stopped: nothing on the host changed.
+      this.finish(this.state.running, { status: 'failed', error: 'the agent stopped while carrying out this command, before it changed anything; run it again' });
+    }
+  }
+
+  /** Records a command's outcome and queues its report until the server acknowledges it. */
+  private finish(commandId: string, outcome: Outcome): void {
+    if (!this.state) return;
+    this.state.done[commandId] = outcome;
+    this.state.running = null;
+    this.state.unacknowledged = [...new Set([...(this.state.unacknowledged ?? []), commandId])];
+    writeJsonAtomic(this.home.stateFile, this.state, 0o600);
+  }
+
   private async seed(file: string): Promise<void> {
     const temp = path.join(this.home.dir, 'versions', '.seed');
     await unpackSafely(file, temp);
@@ -113,6 +146,7 @@ export class ReferenceAgent {
   }
 
   private async beat(): Promise<number> {
+    for (const id of this.state!.unacknowledged ?? []) if (this.state!.done[id]) await this.send(id, this.state!.done[id]);
     this.work.tick(this.hold);
     const answer = await this.call<HeartbeatAnswerDto>('POST', '/api/v1/agent/heartbeat', { ...this.report(), busy: this.work.busy });
     if (answer.removed) {
@@ -154,14 +188,15 @@ export class ReferenceAgent {
     const progress = async (phase: string, percent: number, message?: string) => {
       await this.call('POST', `/api/v1/agent/commands/${command.id}/progress`, { phase, percent, ...(message ? { message: message.slice(0, 500) } : {}) }).catch((e: Error) => this.log(`progress not sent: ${e.message}`));
     };
+    this.state!.running = command.id;
+    writeJsonAtomic(this.home.stateFile, this.state, 0o600);
     let outcome: Outcome;
     try {
       outcome = await this.perform(command, progress);
     } catch (error) {
       outcome = { status: 'failed', error: (error as Error).message };
     }
-    this.state!.done[command.id] = outcome;
-    writeJsonAtomic(this.home.stateFile, this.state, 0o600);
+    this.finish(command.id, outcome);
     this.log(`command ${command.id} ${outcome.status}${outcome.error ? `: ${outcome.error}` : ''}`);
     await this.send(command.id, outcome);
   }
@@ -192,8 +227,17 @@ export class ReferenceAgent {
     try {
       await this.call('POST', `/api/v1/agent/commands/${commandId}/complete`, outcome);
     } catch (error) {
-      // 409: already recorded (or cancelled by the server). Anything else: the command comes again and the report is sent again.
-      if (!(error instanceof HttpError && error.status === 409)) this.log(`report on ${commandId} not sent: ${(error as Error).message}`);
+      // 409: already recorded (or cancelled by the server); 403/404: not ours any more. Anything
+      // else (the network, the server down): kept, and sent again with the next heartbeat.
+      if (!(error instanceof HttpError && [403, 404, 409].includes(error.status))) {
+        this.log(`report on ${commandId} not sent yet: ${(error as Error).message}`);
+        return;
+      }
+    }
+    const pending = this.state!.unacknowledged ?? [];
+    if (pending.includes(commandId)) {
+      this.state!.unacknowledged = pending.filter((id) => id !== commandId);
+      writeJsonAtomic(this.home.stateFile, this.state, 0o600);
     }
   }
 

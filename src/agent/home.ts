@@ -43,6 +43,10 @@ export class Home {
   get roleFile(): string {
     return path.join(this.dir, 'role.json');
   }
+  /** Written before the product is stopped for an upgrade, removed once it ended either way. */
+  get journalFile(): string {
+    return path.join(this.dir, 'upgrade-journal.json');
+  }
   get webappsFile(): string {
     return path.join(this.dir, 'webapps.json');
   }
@@ -88,10 +92,26 @@ export function writeJsonAtomic(file: string, value: unknown, mode = 0o644): voi
   fs.renameSync(temp, file);
 }
 
+/** What a restart needs to undo an upgrade that was cut off after the product was stopped. */
+export interface UpgradeJournal {
+  commandId: string;
+  kind: 'full' | 'webapps';
+  oldVersion: string | null;
+  oldWebapps: string | null;
+  backup: string | null;
+  phase: string;
+  /** The migration script's process, if one was running: it must not outlive a restart. */
+  migrationPid?: number;
+}
+
 export interface AgentState {
   server: string;
   agentId: string;
   token: string;
-  /** Commands done, with the report sent: the same command again is answered, not done again. */
+  /** Commands done, with their outcome: the same command again is answered, not done again. */
   done: Record<string, { status: 'succeeded' | 'failed' | 'rolled-back'; version?: string; error?: string }>;
+  /** The command being carried out, so that a restart knows one was cut off. */
+  running?: string | null;
+  /** Commands whose final report the server has not acknowledged yet: sent again on every beat. */
+  unacknowledged?: string[];
 }

@@ -21,6 +21,16 @@ export class Product {
     return this.child !== null && this.child.exitCode === null;
   }
 
+  /**
+   * A product left running by an agent that died (SIGKILL, power cut of the agent only) would
+   * run beside the one started now: stop it first. Its pid is in the health file it wrote.
+   */
+  async stopLeftover(): Promise<void> {
+    const pid = readJson<{ pid?: number }>(this.home.healthFile)?.pid;
+    if (!pid || pid === this.child?.pid) return;
+    await stopProcess(pid, 'product.js');
+  }
+
   start(): void {
     this.wanted = true;
     if (this.running) return;
@@ -78,4 +88,26 @@ export class Product {
     const health = readJson<{ version?: string }>(this.home.healthFile);
     throw new Error(`the product does not report ${version} running (it reports ${health?.version ?? 'nothing'})`);
   }
+}
+
+/** Stops a process left behind by an earlier run of the agent, if it is still the one we think (its command line says so). */
+export async function stopProcess(pid: number, expected: string): Promise<void> {
+  const alive = () => {
+    try {
+      process.kill(pid, 0);
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  if (!alive()) return;
+  try {
+    // A recycled pid belongs to someone else: leave it alone.
+    if (!fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(expected)) return;
+  } catch {
+    // No /proc (not Linux): trust the pid.
+  }
+  process.kill(pid, 'SIGTERM');
+  for (let i = 0; i < 50 && alive(); i++) await new Promise((r) => setTimeout(r, 100));
+  if (alive()) process.kill(pid, 'SIGKILL');
 }

@@ -4,7 +4,7 @@ import * as path from 'node:path';
 import { promisify } from 'node:util';
 import * as tar from 'tar';
 import { downloadPackage } from './download';
-import { Home, writeJsonAtomic } from './home';
+import { Home, UpgradeJournal, writeJsonAtomic } from './home';
 import { Product } from './product';
 
 const run = promisify(execFile);
@@ -81,13 +81,16 @@ export class UpgradeRunner {
 
       current = 'stop';
       await report('stop', step('stop'));
+      // From here a crash must be undone on restart: the journal says how (see recoverInterrupted).
+      const journal: UpgradeJournal = { commandId: command.id, kind: command.kind, oldVersion, oldWebapps, backup, phase: 'stop' };
+      writeJsonAtomic(this.home.journalFile, journal);
       await this.product.stop();
       stopped = true;
 
       if (phases.includes('migrate') && command.migration) {
         current = 'migrate';
         await report('migrate', step('migrate'));
-        await runMigration(path.join(target, command.migration), this.home.dataDir);
+        await runMigration(path.join(target, command.migration), this.home.dataDir, (pid) => writeJsonAtomic(this.home.journalFile, { ...journal, phase: 'migrate', migrationPid: pid }));
       }
 
       if (command.kind === 'webapps') {
@@ -107,29 +110,16 @@ export class UpgradeRunner {
         await report('verify', step('verify'));
         if (command.kind === 'full') await this.product.verify(command.toVersion);
       }
+      fs.rmSync(this.home.journalFile, { force: true });
       return { status: 'succeeded', version: command.kind === 'full' ? command.toVersion : (oldVersion ?? undefined) };
     } catch (error) {
       const reason = `${current}: ${(error as Error).message}`;
       if (!stopped) return { status: 'failed', error: reason, ...(oldVersion ? { version: oldVersion } : {}) };
-      await this.rollBack(oldVersion, oldWebapps, backup, command);
+      await rollBack(this.home, this.product, { commandId: command.id, kind: command.kind, oldVersion, oldWebapps, backup, phase: current });
       return { status: 'rolled-back', error: reason, ...(oldVersion ? { version: oldVersion } : {}) };
     }
   }
 
-  /** Data back from the backup byte for byte, the old version current again and running. */
-  private async rollBack(oldVersion: string | null, oldWebapps: string | null, backup: string | null, command: UpgradeCommand): Promise<void> {
-    await this.product.stop();
-    if (backup) {
-      fs.rmSync(this.home.dataDir, { recursive: true, force: true });
-      fs.cpSync(backup, this.home.dataDir, { recursive: true, preserveTimestamps: true });
-    }
-    if (command.kind === 'webapps') {
-      writeJsonAtomic(this.home.webappsFile, { version: oldWebapps });
-    } else if (oldVersion) {
-      this.home.switchCurrent(oldVersion);
-    }
-    if (oldVersion) this.product.start();
-  }
 
   private async precheck(command: UpgradeCommand): Promise<void> {
     const installed = command.kind === 'webapps' ? this.home.webappsVersion() : this.home.currentVersion();
@@ -142,10 +132,28 @@ export class UpgradeRunner {
   }
 }
 
+/**
+ * Data back from the backup byte for byte, the old version current again and running, the journal
+ * gone. Used when a phase after `stop` fails, and on restart after the agent died in one.
+ */
+export async function rollBack(home: Home, product: Product, journal: UpgradeJournal): Promise<void> {
+  await product.stop();
+  if (journal.backup) {
+    fs.rmSync(home.dataDir, { recursive: true, force: true });
+    fs.cpSync(journal.backup, home.dataDir, { recursive: true, preserveTimestamps: true });
+  }
+  if (journal.kind === 'webapps') writeJsonAtomic(home.webappsFile, { version: journal.oldWebapps });
+  else if (journal.oldVersion) home.switchCurrent(journal.oldVersion);
+  if (journal.oldVersion) product.start();
+  fs.rmSync(home.journalFile, { force: true });
+}
+
 /** Runs a version's migration script against the data folder; a non-zero exit is a failure with its output. */
-export async function runMigration(script: string, dataDir: string): Promise<void> {
+export async function runMigration(script: string, dataDir: string, onStart: (pid: number) => void = () => undefined): Promise<void> {
   try {
-    await run(process.execPath, [script, dataDir], { cwd: path.dirname(script), timeout: 10 * 60_000 });
+    const running = run(process.execPath, [script, dataDir], { cwd: path.dirname(script), timeout: 10 * 60_000 });
+    if (running.child.pid) onStart(running.child.pid);
+    await running;
   } catch (error) {
     const e = error as Error & { stderr?: string };
     throw new Error(`migration failed: ${(e.stderr || e.message).trim().slice(0, 500)}`);

@@ -20,9 +20,18 @@ export class AgentProcess {
     for (const stream of [this.child.stdout!, this.child.stderr!]) stream.on('data', (chunk: Buffer) => this.output.push(...chunk.toString().trimEnd().split('\n')));
   }
 
+  /** Kills the agent at once, as a crash would: its children (product, migration) are left behind. */
+  async crash(): Promise<void> {
+    if (this.child.exitCode !== null || this.child.signalCode !== null) return;
+    await new Promise<void>((resolve) => {
+      this.child.once('exit', () => resolve());
+      this.child.kill('SIGKILL');
+    });
+  }
+
   /** Stops the agent (SIGTERM: it stops its product and exits). */
   async stop(): Promise<void> {
-    if (this.child.exitCode !== null) return;
+    if (this.child.exitCode !== null || this.child.signalCode !== null) return;
     await new Promise<void>((resolve) => {
       const kill = setTimeout(() => this.child.kill('SIGKILL'), 5000);
       this.child.once('exit', () => {

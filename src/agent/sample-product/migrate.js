@@ -12,7 +12,10 @@ const data = fs.existsSync(file) ? JSON.parse(fs.readFileSync(file, 'utf8')) : {
 data.schema = version;
 data.records = data.records.map((r) => ({ ...r, migratedTo: version }));
 fs.writeFileSync(file, JSON.stringify(data, null, 2));
-if (fs.existsSync(path.join(dataDir, 'FAIL_MIGRATION')) || process.env.LOCKSTEP_FAIL_MIGRATION === '1') {
+// data/SLOW_MIGRATION holds the migration here for a minute, with the data half changed: tests kill
+// the agent at this moment to show that a restart undoes the upgrade.
+if (fs.existsSync(path.join(dataDir, 'SLOW_MIGRATION'))) setTimeout(() => console.log('slow migration done'), 60_000);
+else if (fs.existsSync(path.join(dataDir, 'FAIL_MIGRATION')) || process.env.LOCKSTEP_FAIL_MIGRATION === '1') {
   console.error(`migration to ${version} failed: FAIL_MIGRATION is set`);
   process.exit(3);
 }
