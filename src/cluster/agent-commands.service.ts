@@ -13,9 +13,10 @@ export type CommandReport = { kind: 'progress'; report: ProgressReportDto } | { 
 
 /**
  * Runs inside the transaction that records an agent's report, so whoever issued the command (the
- * upgrade executor) moves its own state in the same commit.
+ * upgrade executor) moves its own state in the same commit. Returns true when it recorded the
+ * version an ending report carries on the agent itself (then it is not written twice).
  */
-export type CommandReportHandler = (tx: Tx, command: AgentCommand, report: CommandReport) => Promise<void>;
+export type CommandReportHandler = (tx: Tx, command: AgentCommand, report: CommandReport) => Promise<boolean | void>;
 
 export interface NewCommand {
   agentId: string;
@@ -120,8 +121,9 @@ export class AgentCommandsService {
       await this.end(tx, command, report.status, { version: report.version, error: report.error });
       // Handlers first: they lock what issued the command (an upgrade) before its agents, the
       // order the executor takes its locks in too.
-      for (const handler of this.handlers) await handler(tx, command, { kind: 'complete', report });
-      if (report.version) {
+      let versionRecorded = false;
+      for (const handler of this.handlers) versionRecorded = (await handler(tx, command, { kind: 'complete', report })) === true || versionRecorded;
+      if (report.version && !versionRecorded) {
         const agent = await this.agents.findForUpdate(tx, agentId);
         if (agent && agent.version !== report.version) await this.updater.apply(tx, agent, { version: report.version });
       }

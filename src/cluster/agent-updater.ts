@@ -53,10 +53,10 @@ export class AgentUpdater {
       if (cluster?.targetVersion) {
         agent.versionStatus = deriveVersionStatus(agent, cluster.targetVersion);
       } else {
-        // Measured against the highest version reported: read it before and after this change.
-        const previous = effectiveTarget(null, await this.agents.distinctVersions(tx.em, agent.clusterId));
-        await this.agents.save(tx.em, agent);
-        const target = effectiveTarget(null, await this.agents.distinctVersions(tx.em, agent.clusterId));
+        // Measured against the highest version reported: the others', with this agent's before and after.
+        const others = await this.agents.distinctVersions(tx.em, agent.clusterId, agent.id);
+        const previous = effectiveTarget(null, [...others, before.version]);
+        const target = effectiveTarget(null, [...others, agent.version]);
         agent.versionStatus = deriveVersionStatus(agent, target);
         refreshCluster = previous !== target;
       }

@@ -114,13 +114,14 @@ export class AgentRepository {
     return em.countBy(Agent, { clusterId });
   }
 
-  /** The distinct versions reported in a cluster (few), for its effective target. */
-  async distinctVersions(em: EntityManager, clusterId: string): Promise<string[]> {
-    const rows = await em
+  /** The distinct versions reported in a cluster (few), for its effective target; optionally leaving one agent out. */
+  async distinctVersions(em: EntityManager, clusterId: string, exceptAgentId?: string): Promise<string[]> {
+    const query = em
       .createQueryBuilder(Agent, 'a')
       .select('DISTINCT a.version', 'version')
-      .where('a.clusterId = :clusterId AND a.version IS NOT NULL', { clusterId })
-      .getRawMany<{ version: string }>();
+      .where('a.clusterId = :clusterId AND a.version IS NOT NULL', { clusterId });
+    if (exceptAgentId) query.andWhere('a.id != :exceptAgentId', { exceptAgentId });
+    const rows = await query.getRawMany<{ version: string }>();
     return rows.map((r) => r.version);
   }
 

@@ -40,6 +40,18 @@ export class EventFeed implements OnModuleInit {
     return this.subject.observers.length;
   }
 
+  /**
+   * Called by a stream just before it subscribes. With no one listening the feed reads nothing, so
+   * its mark may be behind: the first subscriber moves it to the newest event, replays up to it from
+   * the database, and gets everything after it live. (Without this, the first viewer after a quiet
+   * hour would make the feed read the whole hour's events.)
+   */
+  async prepareForSubscriber(): Promise<void> {
+    if (this.subject.observers.length > 0) return;
+    const newest = await this.events.maxId();
+    if (this.subject.observers.length === 0) this.lastId = Math.max(this.lastId, newest);
+  }
+
   /** New events may be in the database: read and emit them. Pokes during a read coalesce into one more read. */
   poke(): Promise<void> {
     if (this.draining) {
@@ -54,16 +66,8 @@ export class EventFeed implements OnModuleInit {
     do {
       this.pokedWhileDraining = false;
       try {
-        if (this.subject.observers.length === 0) {
-          // Nobody listens: move the mark without reading rows. A stream that opens later replays
-          // from the database up to this mark, so it misses nothing. One that opened while the
-          // query ran took the old mark: then the rows are read and emitted as usual.
-          const newest = await this.events.maxId();
-          if (this.subject.observers.length === 0) {
-            this.lastId = Math.max(this.lastId, newest);
-            continue;
-          }
-        }
+        // Nobody listens: nothing to read. The first stream to open moves the mark (below).
+        if (this.subject.observers.length === 0) continue;
         const batch = await this.events.after(this.lastId, BATCH);
         for (const event of batch) {
           this.lastId = event.id;

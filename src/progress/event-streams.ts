@@ -100,6 +100,7 @@ export class EventStreams implements BeforeApplicationShutdown {
       });
       write(`retry: ${RETRY_MS}\n\n`);
 
+      await this.feed.prepareForSubscriber();
       subscription = this.feed.events$.subscribe((event) => {
         if (!matchesScope(event, scope)) return;
         if (!replaying) return void send(event);
@@ -107,6 +108,8 @@ export class EventStreams implements BeforeApplicationShutdown {
         if (held.length * 256 > this.config.sseMaxBufferBytes) viewer.close('too many events arrived during replay');
       });
       const highWaterMark = this.feed.highWaterMark;
+      // Events committed while the feed had no listener and after its mark was moved: read them now.
+      void this.feed.poke();
 
       if (lastEventId !== undefined) {
         const oldest = await this.events.minId();

@@ -250,18 +250,18 @@ export class UpgradeExecutor implements OnModuleInit, BeforeApplicationShutdown 
    * An agent reported on a command of ours, in the transaction that records the report: the step
    * moves with it. A report on an earlier attempt's command changes nothing.
    */
-  private async onReport(tx: Tx, command: AgentCommand, report: CommandReport): Promise<void> {
-    if (!command.reference?.startsWith(STEP_REFERENCE)) return;
+  private async onReport(tx: Tx, command: AgentCommand, report: CommandReport): Promise<boolean> {
+    if (!command.reference?.startsWith(STEP_REFERENCE)) return false;
     const [upgradeId, stepId] = command.reference.slice(STEP_REFERENCE.length).split('/');
     await tx.advisoryLock(`upgrade:${upgradeId}`);
     const upgrade = await this.upgrades.findForUpdate(tx, upgradeId);
-    if (!upgrade) return;
+    if (!upgrade) return false;
     // Only the steps of the agents this report touches (an upgrade may have thousands): the
     // command's agent, and the member handing over when it is a switchover.
     const fromAgentId = typeof command.payload.peerAgentId === 'string' ? command.payload.peerAgentId : null;
     const steps = await this.upgrades.stepsOfAgents(tx.em, upgrade.id, [command.agentId, ...(fromAgentId ? [fromAgentId] : [])]);
     const step = steps.find((s) => s.id === stepId);
-    if (!step || step.commandId !== command.id || step.status !== 'running') return;
+    if (!step || step.commandId !== command.id || step.status !== 'running') return false;
     const now = this.clock.now();
     const agentChanges = new Map<string, Partial<Agent>>();
 
@@ -305,6 +305,7 @@ export class UpgradeExecutor implements OnModuleInit, BeforeApplicationShutdown 
       await this.writer.syncAgents(tx, upgrade, steps, [step.agentId], agentChanges);
       tx.afterCommit(() => this.pokeSoon());
     }
+    return report.kind === 'complete' && report.report.version !== undefined; // written with the flags above
   }
 
   /** What a step's end records on its agents: upgrade outcome, or which pair member is active. */

@@ -70,9 +70,10 @@ export class UpgradeWriter {
     const ids = [...new Set(agentIds ?? steps.map((s) => s.agentId)), ...extra.keys()];
     const agents = await this.agents.lockMany(tx, [...new Set(ids)]);
     for (const agent of agents) {
-      const wanted = { ...flagsFor(agent.id, steps, upgrade), ...extra.get(agent.id) };
-      // Another upgrade's agent is not ours to change (a retry waits for it; see UpgradesService).
-      if (agent.upgradeId && agent.upgradeId !== upgrade.id) continue;
+      // Another upgrade's agent keeps its membership flags (a retry waits for it; see
+      // UpgradesService); what a step of ours observed (version, outcome, active) is still recorded.
+      const ours = !agent.upgradeId || agent.upgradeId === upgrade.id;
+      const wanted = { ...(ours ? flagsFor(agent.id, steps, upgrade) : {}), ...extra.get(agent.id) };
       const changes = Object.fromEntries(Object.entries(wanted).filter(([k, v]) => agent[k as keyof Agent] !== v));
       if (Object.keys(changes).length) await this.agents.applyUpgradeState(tx, agent, changes);
     }
