@@ -92,6 +92,10 @@ export class EventStreams implements BeforeApplicationShutdown {
     };
 
     try {
+      // Before the headers, so that a client that sees the stream open is already subscribed;
+      // nothing awaits between this and the subscription below.
+      await this.feed.prepareForSubscriber();
+      if (closed) return; // the viewer left meanwhile: subscribe to nothing
       res.writeHead(200, {
         'Content-Type': 'text/event-stream; charset=utf-8',
         'Cache-Control': 'no-cache, no-transform',
@@ -100,7 +104,6 @@ export class EventStreams implements BeforeApplicationShutdown {
       });
       write(`retry: ${RETRY_MS}\n\n`);
 
-      await this.feed.prepareForSubscriber();
       subscription = this.feed.events$.subscribe((event) => {
         if (!matchesScope(event, scope)) return;
         if (!replaying) return void send(event);
