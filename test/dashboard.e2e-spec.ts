@@ -3,7 +3,7 @@ import * as path from 'node:path';
 import { Browser, chromium, Page } from 'playwright-core';
 import { packageArchive } from './support/archives';
 import { givenCluster, givenPairedAgent } from './support/builders';
-import { Fleet, Member } from './support/fleet';
+import { Fleet, Member, obedient } from './support/fleet';
 import { TEST_ADMIN_TOKEN, TestApp } from './support/test-app';
 
 // The callbacks below run in the page; these are the only page globals they touch.
@@ -112,6 +112,37 @@ if (!available) {
     await page.locator('tr[data-agent="solo"]').waitFor();
     expect(await page.evaluate(() => (document as unknown as { documentElement: { scrollWidth: number } }).documentElement.scrollWidth)).toBeLessThanOrEqual(390);
   }, 120_000);
+
+  it("updates a cluster's badges live; a failed agent offers Retry, which reruns the upgrade it failed in", async () => {
+    const cluster = await givenCluster(t, { name: 'retry-demo' });
+    const { registered, agent } = await givenPairedAgent(t, cluster.id, { name: 'lonely' });
+    const fleet = new Fleet(t, [{ name: 'lonely', agent }], (_name, command) => ({ status: 'failed', error: `disk full while installing ${String(command.toVersion)}` }));
+    const upload = await t.admin.post(`/api/v1/clusters/${cluster.id}/packages`).field('mode', 'upload-only').attach('file', packageArchive(), 'p.tar.gz').expect(201);
+
+    await page.setViewportSize({ width: 1280, height: 900 });
+    await page.goto(`${t.baseUrl}/#/clusters/${cluster.id}`);
+    await page.evaluate(() => (globalThis as unknown as { sessionStorage: { clear(): void } }).sessionStorage.clear());
+    await page.reload();
+    await page.getByLabel('API token').fill(await t.tokenFor('operator', 'retry-operator'));
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.locator('tr[data-agent="lonely"]').waitFor();
+    expect(await page.locator('tr[data-agent="lonely"] .badge').allTextContents()).toEqual(['idle', 'latest']);
+
+    // Started elsewhere (by automation, say): the open page learns of it from the cluster's stream.
+    const upgrade = await t.admin.post(`/api/v1/clusters/${cluster.id}/upgrades`).send({ packageId: upload.body.id, target: { all: true } }).expect(201);
+    await fleet.until(upgrade.body.id, ['failed']);
+    await expectText(page, 'tr[data-agent="lonely"]', /failed/);
+    await expectText(page, '#upgrades-title + table', /failed/);
+    expect(await page.locator('tr[data-agent="lonely"] button').allTextContents()).toEqual(['Retry', 'Upgrade now']);
+
+    fleet.behaviour = obedient;
+    await page.getByRole('button', { name: 'Retry lonely' }).click();
+    await page.waitForURL(`**/#/upgrades/${upgrade.body.id}`);
+    await fleet.until(upgrade.body.id, ['succeeded']);
+    await expectText(page, '#upgrade-status', /succeeded 100%/);
+    expect(await page.locator('#events').textContent()).toMatch(/lonely upgrade failed.*lonely upgrade succeeded/s);
+    expect(await t.admin.get(`/api/v1/agents/${registered.id}`).then((r) => r.body)).toMatchObject({ version: '1.1.0', versionStatus: 'latest' });
+  }, 60_000);
 });
 
 async function expectText(page: Page, selector: string, pattern: RegExp): Promise<void> {

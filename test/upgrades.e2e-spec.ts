@@ -132,6 +132,27 @@ describeEachDatabase('upgrades', (kind) => {
       await asOperator().post(`/api/v1/upgrades/${created.body.id}/retry`).expect(409);
     });
 
+    it("lists the upgrades that touched an agent, newest first (how a failed agent's Retry finds its upgrade)", async () => {
+      const { cluster, ids, packageId, fleet } = await setUp(['g1-main', 'g1-backup', 'solo']);
+      const first = await createUpgrade(cluster.id, { packageId, target: { agentIds: [ids['g1-main']] }, policy: 'backup-first' }).expect(201);
+      await fleet.until(first.body.id, ['succeeded']);
+      clock.advance(1000); // newest first needs the two to be created at different times
+      const next = await uploadPackage(cluster.id, { version: '1.2.0', prerequisites: {} });
+      const second = await createUpgrade(cluster.id, { packageId: next, target: { agentIds: [ids.solo] } }).expect(201);
+      await fleet.until(second.body.id, ['succeeded']);
+
+      const ofAgent = async (agentId: string) =>
+        (await t.admin.get(`/api/v1/clusters/${cluster.id}/upgrades`).query({ agentId }).expect(200)).body.items.map((u: { id: string }) => u.id);
+      expect(await ofAgent(ids.solo)).toEqual([second.body.id]);
+      expect(await ofAgent(ids['g1-main'])).toEqual([first.body.id]);
+      // Its backup was not a target: no step of that upgrade touched it.
+      expect(await ofAgent(ids['g1-backup'])).toEqual([]);
+      const all = (await t.admin.get(`/api/v1/clusters/${cluster.id}/upgrades`).expect(200)).body;
+      expect(all.items.map((u: { id: string }) => u.id)).toEqual([second.body.id, first.body.id]);
+      const bad = await t.admin.get(`/api/v1/clusters/${cluster.id}/upgrades`).query({ agentId: 'g1-main' }).expect(400);
+      expect(bad.body.details).toEqual([{ field: 'agentId', problems: ['agentId must be the UUID of an agent'] }]);
+    });
+
     it('pause, resume and cancel', async () => {
       const { cluster, ids, packageId, fleet } = await setUp(['a', 'b', 'c']);
       fleet.behaviour = () => 'later';

@@ -1,5 +1,5 @@
 import { Injectable } from '@nestjs/common';
-import { Brackets, EntityManager, FindOptionsWhere, In } from 'typeorm';
+import { Brackets, EntityManager, In } from 'typeorm';
 import type { QueryDeepPartialEntity } from 'typeorm';
 import { toDbTimestamp } from '../common/columns';
 import { Database, Tx, updateById } from '../database/database';
@@ -18,10 +18,17 @@ export class UpgradeRepository {
     return tx.em.findOne(Upgrade, { where: { id }, lock: tx.rowLock });
   }
 
-  list(clusterId: string, status: UpgradeStatus | undefined, limit: number, offset: number): Promise<[Upgrade[], number]> {
-    const where: FindOptionsWhere<Upgrade> = { clusterId };
-    if (status) where.status = status;
-    return this.db.reader.findAndCount(Upgrade, { where, order: { createdAt: 'DESC', id: 'DESC' }, take: limit, skip: offset });
+  list(clusterId: string, filter: { status?: UpgradeStatus; agentId?: string }, limit: number, offset: number): Promise<[Upgrade[], number]> {
+    const query = this.db.reader.createQueryBuilder(Upgrade, 'u').where('u.clusterId = :clusterId', { clusterId });
+    if (filter.status) query.andWhere('u.status = :status', { status: filter.status });
+    if (filter.agentId) {
+      const agentId = filter.agentId;
+      query.andWhere((qb) => {
+        const steps = qb.subQuery().select('1').from(UpgradeStep, 's').where('s.upgradeId = u.id').andWhere(new Brackets((w) => w.where('s.agentId = :agentId', { agentId }).orWhere('s.fromAgentId = :agentId')));
+        return `EXISTS ${steps.getQuery()}`;
+      });
+    }
+    return query.orderBy('u.createdAt', 'DESC').addOrderBy('u.id', 'DESC').take(limit).skip(offset).getManyAndCount();
   }
 
   /** Upgrades the executor must look at: running, paused, cancelled with steps still running, and scheduled ones that are due. */

@@ -181,7 +181,7 @@ export class UpgradesService implements OnModuleInit {
     await this.clusters.require(clusterId);
     const limit = query.limit ?? 50;
     const offset = query.offset ?? 0;
-    const [items, total] = await this.upgrades.list(clusterId, query.status, limit, offset);
+    const [items, total] = await this.upgrades.list(clusterId, { status: query.status, agentId: query.agentId }, limit, offset);
     return { items: items.map((u) => toUpgradeDto(u)), total, limit, offset };
   }
 

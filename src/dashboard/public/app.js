@@ -121,7 +121,7 @@ async function render() {
   const view = h('div');
   const route = location.hash.replace(/^#\/?/, '').split('/');
   try {
-    if (route[0] === 'clusters' && route[1]) await clusterView(view, route[1]);
+    if (route[0] === 'clusters' && route[1]) await clusterView(view, route[1], () => seq === state.seq);
     else if (route[0] === 'upgrades' && route[1]) await upgradeView(view, route[1], () => seq === state.seq);
     else await clustersView(view);
   } catch (error) {
@@ -154,67 +154,131 @@ async function clustersView(view) {
 
 // ---------------------------------------------------------------- one cluster
 
-async function clusterView(view, clusterId) {
+async function clusterView(view, clusterId, isCurrent) {
   const [cluster, agents, packages, upgrades] = await Promise.all([
     api('GET', `/api/v1/clusters/${clusterId}`),
     api('GET', `/api/v1/clusters/${clusterId}/agents?limit=5000`),
     api('GET', `/api/v1/clusters/${clusterId}/packages`),
     api('GET', `/api/v1/clusters/${clusterId}/upgrades`),
   ]);
+  const heading = (c) => h('h1', {}, `${c.name} `, h('span', { class: 'muted' }, `${c.product}, target ${c.targetVersion || 'none yet'}`));
+  const parts = {
+    heading: heading(cluster),
+    agents: agentsTable(agents.items),
+    packages: packagesSection(clusterId, packages.items),
+    upgrades: upgradesSection(upgrades.items),
+  };
   view.append(
     h('p', {}, h('a', { href: '#/' }, '← Clusters')),
-    h('h1', {}, `${cluster.name} `, h('span', { class: 'muted' }, `${cluster.product}, target ${cluster.targetVersion || 'none yet'}`)),
-    agentsTable(agents.items, upgrades.items),
-    packagesSection(clusterId, packages.items),
-    upgradesSection(upgrades.items),
+    parts.heading, parts.agents.section, parts.packages, parts.upgrades,
     can('operator') ? uploadForm(clusterId) : null,
     can('operator') ? newUpgradeForm(clusterId, agents.items, packages.items, cluster) : null,
   );
+  if (!isCurrent()) return;
+
+  const replace = (key, next) => { parts[key].replaceWith(next); parts[key] = next; };
+  async function refreshAgents() {
+    const fresh = agentsTable((await api('GET', `/api/v1/clusters/${clusterId}/agents?limit=5000`)).items);
+    parts.agents.section.replaceWith(fresh.section);
+    parts.agents = fresh;
+  }
+  // Upgrades and packages change a few times per upgrade: read them again, at most every half second.
+  let pending = null;
+  const refreshLists = () => (pending ??= setTimeout(async () => {
+    pending = null;
+    try {
+      const [c, p, u] = await Promise.all([api('GET', `/api/v1/clusters/${clusterId}`), api('GET', `/api/v1/clusters/${clusterId}/packages`), api('GET', `/api/v1/clusters/${clusterId}/upgrades`)]);
+      replace('heading', heading(c));
+      replace('packages', packagesSection(clusterId, p.items));
+      replace('upgrades', upgradesSection(u.items));
+    } catch { /* the next event or reconnect reads them again */ }
+  }, 500));
+  follow('cluster', clusterId, {
+    // Opened live (not resuming): catch up with whatever changed between the first read and now.
+    onOpen(resumed) { if (!resumed) { refreshAgents().catch(() => {}); refreshLists(); } },
+    onEvent(e) {
+      if (e.type === 'agent.status' && !parts.agents.update(e.data)) refreshAgents().catch(() => {});
+      if (e.type === 'upgrade.status' || e.type === 'package.status') refreshLists();
+    },
+  });
 }
 
-function agentsTable(agents, upgrades) {
+/** The agents grouped by failover pair; update(data) redraws one agent's row from an agent.status event. */
+function agentsTable(agents) {
   const groups = new Map();
   for (const a of agents) {
     const key = a.failoverGroup ? `Failover pair ${a.failoverGroup}` : 'Standalone';
     if (!groups.has(key)) groups.set(key, []);
     groups.get(key).push(a);
   }
-  const lastFailed = upgrades.find((u) => u.status === 'failed' || u.status === 'completed-with-errors');
   const rows = [];
+  const byId = new Map();
   // Pairs by name, then the standalone agents.
   const ordered = [...groups].sort(([a], [b]) => (a === 'Standalone') - (b === 'Standalone') || a.localeCompare(b));
   for (const [group, members] of ordered) {
     rows.push(h('tr', { class: 'group' }, h('td', { colspan: 7 }, group)));
     for (const a of members) {
-      const actions = [];
-      if (a.versionStatus === 'failed' && can('operator')) {
-        if (lastFailed) actions.push(h('button', { type: 'button', class: 'secondary', onclick: () => act(`/api/v1/upgrades/${lastFailed.id}/retry`, 'Retry started', `#/upgrades/${lastFailed.id}`) }, 'Retry'));
-        actions.push(h('button', { type: 'button', class: 'secondary', onclick: () => act(`/api/v1/agents/${a.id}/upgrade-now`, 'Upgrade started', (u) => `#/upgrades/${u.id}`) }, 'Upgrade now'));
-      } else if (a.versionStatus === 'outdated' && can('operator') && !a.autoUpgrade) {
-        actions.push(h('button', { type: 'button', class: 'secondary', onclick: () => act(`/api/v1/agents/${a.id}/upgrade-now`, 'Upgrade started', (u) => `#/upgrades/${u.id}`) }, 'Upgrade now'));
-      }
-      const auto = can('admin')
-        ? h('label', { class: 'switch' }, h('input', { type: 'checkbox', checked: a.autoUpgrade, 'aria-label': `Auto-upgrade for ${a.name}`, onchange: async (e) => {
-            try { await api('PUT', `/api/v1/agents/${a.id}/auto-upgrade`, { enabled: e.target.checked }); toast(`Auto-upgrade ${e.target.checked ? 'on' : 'off'} for ${a.name}`); }
-            catch (error) { e.target.checked = !e.target.checked; toast(describeError(error)); }
-          } }), ' auto')
-        : (a.autoUpgrade ? 'on' : 'off');
-      rows.push(h('tr', { class: a.state === 'terminating' ? 'terminating' : '', 'data-agent': a.name },
-        h('th', { scope: 'row' }, a.name, a.failoverGroup && a.active ? h('span', { class: 'active-mark', title: 'active member' }, ' ● active') : null),
-        h('td', { class: 'opt' }, a.address),
-        h('td', {}, a.role),
-        h('td', {}, badge(a.state)),
-        h('td', {}, a.version || '—', ' ', badge(a.versionStatus, VERSION_LABEL[a.versionStatus])),
-        h('td', { class: 'opt' }, auto),
-        h('td', {}, actions),
-      ));
+      const row = agentRow(a);
+      byId.set(a.id, { agent: a, row });
+      rows.push(row);
     }
   }
-  return h('section', { class: 'card', 'aria-labelledby': 'agents-title' },
+  const section = h('section', { class: 'card', 'aria-labelledby': 'agents-title' },
     h('h2', { id: 'agents-title' }, `Agents (${agents.length})`),
     agents.length === 0 ? h('p', { class: 'muted' }, 'No agent registered.') : h('table', {},
       h('thead', {}, h('tr', {}, ['Agent', 'Address', 'Role', 'State', 'Version', 'Auto-upgrade', ''].map((t, i) => h('th', { scope: 'col', class: i === 1 || i === 5 ? 'opt' : '' }, t)))),
       h('tbody', {}, rows)));
+  function update(data) {
+    const known = byId.get(data.agentId);
+    if (!known || (data.failoverGroup ?? null) !== (known.agent.failoverGroup ?? null)) return false; // a new agent or a new grouping: redraw all
+    const { agentId, ...fields } = data;
+    const agent = { ...known.agent, ...fields };
+    const row = agentRow(agent);
+    known.row.replaceWith(row);
+    byId.set(agentId, { agent, row });
+    return true;
+  }
+  return { section, update };
+}
+
+function agentRow(a) {
+  const actions = [];
+  if (a.versionStatus === 'failed' && can('operator')) {
+    actions.push(h('button', { type: 'button', class: 'secondary', 'aria-label': `Retry ${a.name}`, onclick: () => retryFailed(a) }, 'Retry'));
+    actions.push(upgradeNowButton(a));
+  } else if (a.versionStatus === 'outdated' && can('operator') && !a.autoUpgrade) {
+    actions.push(upgradeNowButton(a));
+  }
+  const auto = can('admin')
+    ? h('label', { class: 'switch' }, h('input', { type: 'checkbox', checked: a.autoUpgrade, 'aria-label': `Auto-upgrade for ${a.name}`, onchange: async (e) => {
+        try { await api('PUT', `/api/v1/agents/${a.id}/auto-upgrade`, { enabled: e.target.checked }); toast(`Auto-upgrade ${e.target.checked ? 'on' : 'off'} for ${a.name}`); }
+        catch (error) { e.target.checked = !e.target.checked; toast(describeError(error)); }
+      } }), ' auto')
+    : (a.autoUpgrade ? 'on' : 'off');
+  return h('tr', { class: a.state === 'terminating' ? 'terminating' : '', 'data-agent': a.name },
+    h('th', { scope: 'row' }, a.name, a.failoverGroup && a.active ? h('span', { class: 'active-mark', title: 'active member' }, ' ● active') : null),
+    h('td', { class: 'opt' }, a.address),
+    h('td', {}, a.role),
+    h('td', {}, badge(a.state)),
+    h('td', {}, a.version || '—', ' ', badge(a.versionStatus, VERSION_LABEL[a.versionStatus])),
+    h('td', { class: 'opt' }, auto),
+    h('td', {}, actions),
+  );
+}
+
+function upgradeNowButton(agent) {
+  return h('button', { type: 'button', class: 'secondary', 'aria-label': `Upgrade ${agent.name} now`, onclick: () => act(`/api/v1/agents/${agent.id}/upgrade-now`, 'Upgrade started', (u) => `#/upgrades/${u.id}`) }, 'Upgrade now');
+}
+
+/** Retries the upgrade in which this agent failed: the newest one with a step for it. */
+async function retryFailed(agent) {
+  try {
+    const { items } = await api('GET', `/api/v1/clusters/${agent.clusterId}/upgrades?agentId=${agent.id}&limit=1`);
+    if (items.length === 0) return toast(`No upgrade of ${agent.name} is on record; use "Upgrade now".`);
+    await act(`/api/v1/upgrades/${items[0].id}/retry`, `Retry of ${agent.name}'s upgrade started`, `#/upgrades/${items[0].id}`);
+  } catch (error) {
+    toast(describeError(error));
+  }
 }
 
 async function act(path, done, next) {
@@ -436,7 +500,7 @@ async function upgradeView(view, upgradeId, isCurrent) {
   );
   setUpgrade(upgrade);
   if (!isCurrent()) return; // a later render took over: do not open a stream for this one
-  follow(upgradeId, {
+  follow('upgrade', upgradeId, {
     onEvent(e) {
       const d = e.data;
       if (e.type === 'task.progress' && rows.has(d.stepId)) rows.get(d.stepId)(d);
@@ -455,11 +519,13 @@ async function upgradeView(view, upgradeId, isCurrent) {
 }
 
 /**
- * Follows an upgrade's events. EventSource cannot send a token, so each connection uses a fresh
- * single-use stream ticket; after a drop it asks for another and resumes after the last event
- * received, so nothing is lost or shown twice.
+ * Follows a stream ('upgrade' or 'cluster'). EventSource cannot send a token, so each connection
+ * uses a fresh single-use stream ticket; after a drop it asks for another and resumes after the
+ * last event received, so nothing is lost or shown twice. An upgrade's stream starts from its first
+ * event (its history); a cluster's starts live, and onOpen(false) lets the page read what it shows
+ * again rather than replay the cluster's whole log.
  */
-function follow(upgradeId, handlers) {
+function follow(kind, id, handlers) {
   let lastId = 0;
   let closed = false;
   let source = null;
@@ -469,17 +535,19 @@ function follow(upgradeId, handlers) {
   async function open() {
     if (closed || state.stream !== stream) return;
     try {
-      const ticket = await api('POST', '/api/v1/stream-tickets', { stream: 'upgrade', id: upgradeId });
+      const ticket = await api('POST', '/api/v1/stream-tickets', { stream: kind, id });
       if (closed) return;
-      source = new EventSource(`${ticket.url}&lastEventId=${lastId}`);
+      const resumed = lastId > 0 || kind === 'upgrade';
+      source = new EventSource(resumed ? `${ticket.url}&lastEventId=${lastId}` : ticket.url);
+      source.onopen = () => handlers.onOpen && handlers.onOpen(resumed);
       for (const type of ['upgrade.status', 'task.progress', 'pair.switchover', 'agent.status', 'package.status']) {
         source.addEventListener(type, (m) => {
-          const id = Number(m.lastEventId);
-          if (id <= lastId) return;
-          lastId = id;
+          const eventId = Number(m.lastEventId);
+          if (eventId <= lastId) return;
+          lastId = eventId;
           retryMs = 500;
           const event = JSON.parse(m.data);
-          handlers.onEvent({ id, type, createdAt: event.createdAt, data: event.data });
+          handlers.onEvent({ id: eventId, type, createdAt: event.createdAt, data: event.data });
         });
       }
       source.addEventListener('reset', () => { stream.close(); render(); });

@@ -66,6 +66,11 @@ export class ListUpgradesQuery extends PageQuery {
   @IsOptional()
   @IsIn(UPGRADE_STATUSES, { message: `status must be one of: ${UPGRADE_STATUSES.join(', ')}` })
   status?: UpgradeStatus;
+
+  @ApiPropertyOptional({ format: 'uuid', description: 'Only upgrades with a step for this agent (upgrading it, or taking over from it).' })
+  @IsOptional()
+  @IsUUID('all', { message: 'agentId must be the UUID of an agent' })
+  agentId?: string;
 }
 
 export class StepDto {
