@@ -3,6 +3,7 @@ import * as path from 'node:path';
 import { Browser, chromium, Page } from 'playwright-core';
 import { packageArchive } from './support/archives';
 import { givenCluster, givenPairedAgent } from './support/builders';
+import { EventStreams } from '../src/progress/event-streams';
 import { Fleet, Member, obedient } from './support/fleet';
 import { TEST_ADMIN_TOKEN, TestApp } from './support/test-app';
 
@@ -138,9 +139,18 @@ if (!available) {
     fleet.behaviour = obedient;
     await page.getByRole('button', { name: 'Retry lonely' }).click();
     await page.waitForURL(`**/#/upgrades/${upgrade.body.id}`);
+    await expectText(page, '#events', /upgrade running/);
+
+    // The server drops every stream (as a replica restarting would) while the retry runs: the page
+    // asks for a new ticket, resumes after the last event it had, and shows each event exactly once.
+    t.app.get(EventStreams).beforeApplicationShutdown();
     await fleet.until(upgrade.body.id, ['succeeded']);
     await expectText(page, '#upgrade-status', /succeeded 100%/);
     expect(await page.locator('#events').textContent()).toMatch(/lonely upgrade failed.*lonely upgrade succeeded/s);
+    const history = (await t.admin.get(`/api/v1/upgrades/${upgrade.body.id}/history`).expect(200)).body.items.map((e: { id: number }) => e.id);
+    await page.waitForFunction((count) => document.querySelectorAll('#events div').length >= count, history.length);
+    const shown = (await page.locator('#events div').allTextContents()).map((line) => Number(/^#(\d+)/.exec(line)?.[1]));
+    expect(shown).toEqual(history);
     expect(await t.admin.get(`/api/v1/agents/${registered.id}`).then((r) => r.body)).toMatchObject({ version: '1.1.0', versionStatus: 'latest' });
   }, 60_000);
 });

@@ -230,7 +230,8 @@ function agentsTable(agents) {
       h('tbody', {}, rows)));
   function update(data) {
     const known = byId.get(data.agentId);
-    if (!known || (data.failoverGroup ?? null) !== (known.agent.failoverGroup ?? null)) return false; // a new agent or a new grouping: redraw all
+    // A new agent, a removed one or a new grouping: redraw the table.
+    if (!known || data.removed || (data.failoverGroup ?? null) !== (known.agent.failoverGroup ?? null)) return false;
     const { agentId, ...fields } = data;
     const agent = { ...known.agent, ...fields };
     const row = agentRow(agent);
