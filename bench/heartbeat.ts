@@ -6,6 +6,7 @@
  *
  *   npm run bench:heartbeat -- [--connections 100] [--duration 10] [--agents 1000]
  *   npm run bench:heartbeat -- --replicas 2 --database-url postgres://postgres@127.0.0.1:5432/postgres
+ *   npm run bench:heartbeat -- --cpu-prof /tmp/prof   (a V8 CPU profile of the Lockstep process)
  *
  * With --replicas N (PostgreSQL), it measures one replica on a fresh database, then N replicas on
  * another, the connections spread over them as a load balancer would, and prints both.
@@ -24,6 +25,7 @@ const { values } = parseArgs({
     agents: { type: 'string', default: '1000' },
     replicas: { type: 'string', default: '1' },
     'database-url': { type: 'string' },
+    'cpu-prof': { type: 'string' },
   },
 });
 const replicaCount = Number(values.replicas);
@@ -48,6 +50,25 @@ http.createServer((req, res) => {
     res.end(${JSON.stringify(answer)});
   });
 }).listen(Number(process.env.PORT), '127.0.0.1');
+`;
+
+// The framework's own floor: Nest 11 on Express (the stack DESIGN.md fixes) with one POST route
+// that parses the same JSON and answers the same body, and nothing else: no auth, validation or database.
+const NEST_FLOOR_SERVER = `
+require('reflect-metadata');
+const { NestFactory } = require('@nestjs/core');
+const { Module, Controller, Post, Get, HttpCode, Body } = require('@nestjs/common');
+class Heartbeat {
+  heartbeat(body) { return ${answer}; }
+  ready() { return 'ok'; }
+}
+Reflect.decorate([Post('api/v1/agent/heartbeat'), HttpCode(200), Reflect.metadata('design:paramtypes', [Object])], Heartbeat.prototype, 'heartbeat', Object.getOwnPropertyDescriptor(Heartbeat.prototype, 'heartbeat'));
+Reflect.decorate([Get('ready')], Heartbeat.prototype, 'ready', Object.getOwnPropertyDescriptor(Heartbeat.prototype, 'ready'));
+Body()(Heartbeat.prototype, 'heartbeat', 0);
+Reflect.decorate([Controller()], Heartbeat);
+class Floor {}
+Reflect.decorate([Module({ controllers: [Heartbeat] })], Floor);
+NestFactory.create(Floor, { logger: false }).then((app) => app.listen(Number(process.env.PORT), '127.0.0.1'));
 `;
 
 interface Figure {
@@ -110,7 +131,16 @@ async function main(): Promise<void> {
     await bare.stop();
   }
 
-  const lockstep = await startLockstep({ LOCKSTEP_ADMIN_TOKEN: ADMIN });
+  const floor = await startBareServer(NEST_FLOOR_SERVER);
+  let floorFigure: Figure;
+  try {
+    floorFigure = await load(floor.url, ['unused']);
+  } finally {
+    await floor.stop();
+  }
+
+  const profileDir = values['cpu-prof'];
+  const lockstep = await startLockstep({ LOCKSTEP_ADMIN_TOKEN: ADMIN }, profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : []);
   let lockstepFigure: Figure;
   try {
     const tokens = await pairAgents(lockstep.url, agentCount);
@@ -120,9 +150,12 @@ async function main(): Promise<void> {
   }
 
   console.log(`bare node:http (baseline)  ${fmt(bareFigure)}`);
+  console.log(`nest+express empty route  ${fmt(floorFigure)}`);
   console.log(`lockstep heartbeat (SQLite) ${fmt(lockstepFigure)}`);
   const ratio = lockstepFigure.requestsPerSecond / bareFigure.requestsPerSecond;
   console.log(`ratio ${ratio.toFixed(2)} of the bare server (target >= 0.35): ${ratio >= 0.35 ? 'met' : 'NOT met'}`);
+  const floorRatio = floorFigure.requestsPerSecond / bareFigure.requestsPerSecond;
+  console.log(`(the framework alone, an empty Nest route on Express, reaches ${floorRatio.toFixed(2)} of the bare server; Lockstep's heartbeat reaches ${(lockstepFigure.requestsPerSecond / floorFigure.requestsPerSecond).toFixed(2)} of that floor)`);
   if (replicaCount > 1) await compareReplicas();
 }
 
