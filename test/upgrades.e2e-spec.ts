@@ -328,6 +328,30 @@ describeEachDatabase('upgrades', (kind) => {
       expect(again.body.code).toBe('NOTHING_TO_UPGRADE');
     });
 
+    it('a serving pair member caught up by hand hands over to its upgraded peer first', async () => {
+      const { cluster, ids, packageId, fleet } = await setUp(['g1-main', 'g1-backup']);
+      await t.admin.patch(`/api/v1/clusters/${cluster.id}`).send({ defaultPolicy: 'backup-first' }).expect(200);
+      // The main's upgrade rolls back: the backup stays on 1.1.0, the main takes back over on 1.0.0.
+      let mainFails = true;
+      fleet.behaviour = (name, command) => (mainFails && name === 'g1-main' && command.type === 'upgrade' ? { status: 'rolled-back' } : obedient(name, command));
+      const created = await createUpgrade(cluster.id, { packageId, target: { all: true } }).expect(201);
+      await fleet.until(created.body.id, ['completed-with-errors']);
+      await fleet.round();
+      expect(await agentOf(ids['g1-main'])).toMatchObject({ active: true, version: '1.0.0', versionStatus: 'failed' });
+      fleet.rounds.length = 0;
+
+      mainFails = false;
+      const now = await asOperator().post(`/api/v1/agents/${ids['g1-main']}/upgrade-now`).expect(201);
+      expect(now.body.steps.map((s: { kind: string; status: string }) => `${s.kind} ${s.status}`)).toEqual(['upgrade skipped', 'switchover pending', 'upgrade pending', 'switchback pending']);
+      expect(now.body.warnings.map((w: { code: string }) => w.code)).toEqual([]);
+      await fleet.until(now.body.id, ['succeeded']);
+      await fleet.round();
+      // The main never stopped while it served: the backup took over first.
+      expect(sorted(fleet.rounds)).toEqual([['g1-backup takes over'], ['g1-main hands over', 'g1-main upgrade']]);
+      expect(await agentOf(ids['g1-main'])).toMatchObject({ active: false, version: '1.1.0', versionStatus: 'latest', upgradeId: null });
+      expect(await agentOf(ids['g1-backup'])).toMatchObject({ active: true, version: '1.1.0', upgradeId: null });
+    });
+
     it('migrate queues one migration of the installed version', async () => {
       const { ids, members } = await setUp(['a']);
       const res = await asOperator().post(`/api/v1/agents/${ids.a}/migrate`).expect(202);

@@ -128,6 +128,24 @@ describe('planner: policies and pair situations', () => {
     expect(shape(p)).toEqual(['upgrade g-backup skipped', 'switchover g-backup <- upgrade:g-backup pending', 'upgrade g-main <- switchover:g pending']);
   });
 
+  it('a pair member catching up with its upgraded peer hands over to it first when it serves', () => {
+    const caughtUp = backup('g', { version: '1.1.0' });
+    const serving = plan(request([main('g')], { cluster: [main('g'), caughtUp], policy: 'backup-first' }));
+    expect(shape(serving)).toEqual([
+      'upgrade g-backup skipped',
+      'switchover g-backup <- upgrade:g-backup pending',
+      'upgrade g-main <- switchover:g pending',
+      'switchback g-main <- upgrade:g-main [failed] pending',
+    ]);
+    expect(codes(serving)).toEqual([]);
+    // The peer serves already: this member is upgraded alone, no switchover, no warning.
+    const standby = plan(request([backup('g')], { cluster: [main('g', { version: '1.1.0' }), backup('g')], policy: 'backup-first-switchback' }));
+    expect(shape(standby)).toEqual(['upgrade g-backup pending', 'upgrade g-main skipped']);
+    expect(codes(standby)).toEqual([]);
+    // Simultaneous stops both members anyway: the one behind is upgraded.
+    expect(shape(plan(request([main('g')], { cluster: [main('g'), caughtUp], policy: 'simultaneous' })))).toEqual(['upgrade g-backup skipped', 'upgrade g-main pending']);
+  });
+
   it('a pair member targeted without its peer is upgraded alone, and said so', () => {
     const all = [main('g'), backup('g')];
     const p = plan(request([all[0]], { cluster: all, policy: 'backup-first' }));

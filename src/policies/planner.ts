@@ -202,6 +202,11 @@ function buildUnits(request: PlanRequest, policy: ConcretePolicy, warn: (code: s
       const lone = targeted[0];
       warn('PAIR_INCOMPLETE', `Failover group ${group} has only its ${lone.role} (${lone.name}): it is upgraded alone and does not serve while it upgrades.`, [lone]);
       units.push({ name: group, steps: [singleStep(lone, request.pkg)] });
+    } else if (untargeted.length > 0 && untargeted.every((peer) => alreadyOn(peer, request.pkg))) {
+      // The peer is on the version already (upgraded while this member was offline or busy, or an
+      // auto-upgrade catching this one up): plan the whole pair, so a serving member hands over to
+      // its upgraded peer before it stops, and a standby one is simply upgraded.
+      units.push({ name: group, steps: pairSteps(group, members, request, policy, warn) });
     } else if (untargeted.length > 0) {
       const lone = targeted[0];
       const peer = untargeted[0];
