@@ -48,16 +48,22 @@ if (!available) {
       members.push({ name: body.name, agent });
     }
 
+    // By keyboard alone: the token field has focus, Enter signs in, Tab reaches the cluster, Enter opens it.
     await page.goto(t.baseUrl);
-    await page.getByLabel('API token').fill(TEST_ADMIN_TOKEN);
-    await page.getByRole('button', { name: 'Sign in' }).click();
-    await page.getByRole('link', { name: 'web-demo' }).click();
+    await page.keyboard.type(TEST_ADMIN_TOKEN);
+    await page.keyboard.press('Enter');
+    await page.getByRole('link', { name: 'web-demo' }).waitFor();
+    for (let presses = 0; presses < 10 && (await page.evaluate(() => (document as unknown as { activeElement: PageElement | null }).activeElement?.textContent)) !== 'web-demo'; presses++) {
+      await page.keyboard.press('Tab');
+    }
+    await page.keyboard.press('Enter');
 
     // Agents grouped by pair, the active member marked, a version status badge each.
     await page.locator('tr[data-agent="g1-main"]').waitFor();
     expect(await page.locator('tr.group td').allTextContents()).toEqual(['Failover pair g1', 'Standalone']);
     expect(await page.locator('tr[data-agent="g1-main"] th').textContent()).toContain('active');
     expect(await page.locator('tr[data-agent="solo"] .badge').allTextContents()).toEqual(['idle', 'latest']);
+    expect(await accessibilityProblems(page)).toEqual([]);
 
     // A refusal, in words.
     await page.locator('#upload-file').setInputFiles({ name: 'other.tar.gz', mimeType: 'application/gzip', buffer: packageArchive({ product: 'other-product' }) });
@@ -90,6 +96,7 @@ if (!available) {
       ['succeeded', '100'],
     ]);
     expect(await page.locator('#events div').count()).toBeGreaterThan(5);
+    expect(await accessibilityProblems(page)).toEqual([]);
     fs.mkdirSync(ARTIFACTS, { recursive: true });
     await page.screenshot({ path: path.join(ARTIFACTS, 'upgrade-view.png'), fullPage: true });
 
@@ -154,6 +161,23 @@ if (!available) {
     expect(await t.admin.get(`/api/v1/agents/${registered.id}`).then((r) => r.body)).toMatchObject({ version: '1.1.0', versionStatus: 'latest' });
   }, 60_000);
 });
+
+/**
+ * WCAG 2 A and AA problems axe-core finds on the page as it is now. axe is served from the page's
+ * own origin (a routed URL) so the dashboard's Content-Security-Policy stays on in these tests.
+ */
+async function accessibilityProblems(page: Page): Promise<string[]> {
+  const url = new URL('/__test/axe.min.js', page.url()).href;
+  await page.route(url, (route) => route.fulfill({ contentType: 'text/javascript', body: fs.readFileSync(require.resolve('axe-core/axe.min.js'), 'utf8') }));
+  await page.addScriptTag({ url });
+  const outcome = await page.evaluate(async () => {
+    const axe = (globalThis as unknown as { axe: { run(context: unknown, options: unknown): Promise<{ passes: unknown[]; violations: Array<{ id: string; help: string; nodes: Array<{ target: string[] }> }> }> } }).axe;
+    const result = await axe.run(document, { runOnly: { type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa'] } });
+    return { passed: result.passes.length, problems: result.violations.map((v) => `${v.id}: ${v.help} (${v.nodes.map((n) => n.target.join(' ')).join(', ')})`) };
+  });
+  if (outcome.passed === 0) throw new Error('axe-core checked nothing: is the page empty?');
+  return outcome.problems;
+}
 
 async function expectText(page: Page, selector: string, pattern: RegExp): Promise<void> {
   await page.waitForFunction(
