@@ -40,6 +40,16 @@ if (!available) {
     await t.close();
   });
 
+  /** A fresh sign-in (whatever an earlier test left in the tab's session storage), landing on `hash`. */
+  async function signIn(token: string, hash: string): Promise<void> {
+    await page.setViewportSize({ width: 1280, height: 900 });
+    await page.goto(`${t.baseUrl}/${hash}`);
+    await page.evaluate(() => (globalThis as unknown as { sessionStorage: { clear(): void } }).sessionStorage.clear());
+    await page.reload();
+    await page.getByLabel('API token').fill(token);
+    await page.getByRole('button', { name: 'Sign in' }).click();
+  }
+
   it('signs in, shows agents and badges, refuses a bad package in words, previews, starts and follows an upgrade to 100%', async () => {
     const cluster = await givenCluster(t, { name: 'web-demo' });
     const members: Member[] = [];
@@ -127,12 +137,7 @@ if (!available) {
     const fleet = new Fleet(t, [{ name: 'lonely', agent }], (_name, command) => ({ status: 'failed', error: `disk full while installing ${String(command.toVersion)}` }));
     const upload = await t.admin.post(`/api/v1/clusters/${cluster.id}/packages`).field('mode', 'upload-only').attach('file', packageArchive(), 'p.tar.gz').expect(201);
 
-    await page.setViewportSize({ width: 1280, height: 900 });
-    await page.goto(`${t.baseUrl}/#/clusters/${cluster.id}`);
-    await page.evaluate(() => (globalThis as unknown as { sessionStorage: { clear(): void } }).sessionStorage.clear());
-    await page.reload();
-    await page.getByLabel('API token').fill(await t.tokenFor('operator', 'retry-operator'));
-    await page.getByRole('button', { name: 'Sign in' }).click();
+    await signIn(await t.tokenFor('operator', 'retry-operator'), `#/clusters/${cluster.id}`);
     await page.locator('tr[data-agent="lonely"]').waitFor();
     expect(await page.locator('tr[data-agent="lonely"] .badge').allTextContents()).toEqual(['idle', 'latest']);
 
@@ -159,6 +164,42 @@ if (!available) {
     const shown = (await page.locator('#events div').allTextContents()).map((line) => Number(/^#(\d+)/.exec(line)?.[1]));
     expect(shown).toEqual(history);
     expect(await t.admin.get(`/api/v1/agents/${registered.id}`).then((r) => r.body)).toMatchObject({ version: '1.1.0', versionStatus: 'latest' });
+  }, 60_000);
+
+  it('schedules an upgrade with options from "More options", then cancels it and gets the package back', async () => {
+    const cluster = await givenCluster(t, { name: 'schedule-demo' });
+    await givenPairedAgent(t, cluster.id, { name: 'night-shift' });
+    const upload = await t.admin.post(`/api/v1/clusters/${cluster.id}/packages`).field('mode', 'upload-only').attach('file', packageArchive(), 'p.tar.gz').expect(201);
+    await signIn(await t.tokenFor('operator', 'schedule-operator'), `#/clusters/${cluster.id}`);
+    await page.locator('tr[data-agent="night-shift"]').waitFor();
+
+    await page.getByText('More options').click();
+    await page.getByLabel("Back up the agent's data before stopping it").uncheck();
+    await page.getByLabel('Longest phase or switchover wait (seconds)').fill('900');
+    // Two hours from now, in the browser's own local time (what datetime-local means).
+    const inTwoHours = await page.evaluate(() => {
+      const d = new Date(Date.now() + 2 * 3600_000);
+      const pad = (n: number) => String(n).padStart(2, '0');
+      return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}T${pad(d.getHours())}:${pad(d.getMinutes())}`;
+    });
+    await page.getByLabel('Start at (your local time; empty = now)').fill(inTwoHours);
+    await page.getByRole('button', { name: 'Preview plan' }).click();
+    await expectText(page, '#plan', /Plan: simultaneous, 1 unit/);
+    expect(await accessibilityProblems(page)).toEqual([]);
+    await page.getByRole('button', { name: 'Start upgrade' }).click();
+    await expectText(page, '#upgrade-status', /scheduled/);
+
+    const upgradeId = page.url().split('#/upgrades/')[1];
+    const scheduled = (await t.admin.get(`/api/v1/upgrades/${upgradeId}`).expect(200)).body;
+    expect(scheduled).toMatchObject({ status: 'scheduled', options: expect.objectContaining({ backup: false, phaseTimeoutS: 900, migrate: true }) });
+    expect(Math.abs(Date.parse(scheduled.scheduledAt) - (Date.now() + 2 * 3600_000))).toBeLessThan(120_000);
+    expect((await t.admin.get(`/api/v1/packages/${upload.body.id}`).expect(200)).body.status).toBe('reserved');
+    expect(await page.getByRole('button').allTextContents()).toEqual(expect.arrayContaining(['Cancel']));
+    expect(await page.getByRole('button', { name: 'Pause' }).count()).toBe(0);
+
+    await page.getByRole('button', { name: 'Cancel' }).click();
+    await expectText(page, '#upgrade-status', /cancelled/);
+    expect((await t.admin.get(`/api/v1/packages/${upload.body.id}`).expect(200)).body.status).toBe('available');
   }, 60_000);
 });
 

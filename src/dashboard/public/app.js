@@ -368,6 +368,22 @@ function newUpgradeForm(clusterId, agents, packages, cluster) {
   const failureThreshold = h('input', { id: 'opt-failure-threshold', type: 'text', value: String(cluster.defaultOptions.failureThreshold) });
   const canary = h('input', { id: 'opt-canary', type: 'number', min: 0, value: String(cluster.defaultOptions.canary) });
   const waitForIdle = h('input', { id: 'opt-wait-for-idle', type: 'checkbox', checked: cluster.defaultOptions.waitForIdle });
+  // The rest of the options, behind "More options", each starting at the cluster's default.
+  const defaults = cluster.defaultOptions;
+  const flags = [
+    ['backup', 'Back up the agent\'s data before stopping it'],
+    ['migrate', 'Run the package\'s data migration'],
+    ['startAfterUpgrade', 'Start the product after the upgrade'],
+    ['rebootAfter', 'Reboot the host afterwards'],
+    ['switchBackOnFailure', 'A serving member whose upgrade failed takes back over'],
+    ['allowLegacyPolicyOnMajor', 'Allow a backup-first policy on a major upgrade'],
+  ].map(([key, text]) => ({ key, text, input: h('input', { id: `opt-${key}`, type: 'checkbox', checked: Boolean(defaults[key]) }) }));
+  const timeouts = [
+    ['idleTimeoutS', 'Wait for a busy agent (seconds)'],
+    ['offlineTimeoutS', 'Wait for an offline agent (seconds)'],
+    ['phaseTimeoutS', 'Longest phase or switchover wait (seconds)'],
+  ].map(([key, text]) => ({ key, text, input: h('input', { id: `opt-${key}`, type: 'number', min: 1, value: String(defaults[key]) }) }));
+  const startAt = h('input', { id: 'upgrade-start-at', type: 'datetime-local' });
   const plan = h('div', { id: 'plan', 'aria-live': 'polite' });
   const start = h('button', { type: 'button', id: 'start-upgrade', disabled: true, onclick: async () => {
     try {
@@ -387,7 +403,16 @@ function newUpgradeForm(clusterId, agents, packages, cluster) {
       packageId: pkg.value,
       target: some ? { ...(agentIds.length ? { agentIds } : {}), ...(addr.length ? { addresses: addr } : {}) } : { all: true },
       policy: policy.value,
-      options: { maxParallel: countOrPercent(maxParallel.value), failureThreshold: countOrPercent(failureThreshold.value), canary: Number(canary.value), waitForIdle: waitForIdle.checked },
+      options: {
+        maxParallel: countOrPercent(maxParallel.value),
+        failureThreshold: countOrPercent(failureThreshold.value),
+        canary: Number(canary.value),
+        waitForIdle: waitForIdle.checked,
+        ...Object.fromEntries(flags.map((f) => [f.key, f.input.checked])),
+        ...Object.fromEntries(timeouts.map((t) => [t.key, Number(t.input.value)])),
+      },
+      // datetime-local is the viewer's local time; the API wants an instant.
+      ...(startAt.value ? { scheduledAt: new Date(startAt.value).toISOString() } : {}),
     };
   }
 
@@ -430,7 +455,11 @@ function newUpgradeForm(clusterId, agents, packages, cluster) {
         h('label', { for: 'opt-max-parallel' }, 'Units at once (count or %, 0 = all)'), maxParallel,
         h('label', { for: 'opt-failure-threshold' }, 'Failed units before no new one starts (0 = no limit)'), failureThreshold,
         h('label', { for: 'opt-canary' }, 'Canary units (then pause)'), canary,
-        h('label', { for: 'opt-wait-for-idle' }, waitForIdle, ' Wait for busy agents to be idle')),
+        h('label', { for: 'opt-wait-for-idle' }, waitForIdle, ' Wait for busy agents to be idle'),
+        h('details', {}, h('summary', {}, 'More options'),
+          flags.map((f) => h('label', { for: f.input.id }, f.input, ` ${f.text}`)),
+          timeouts.flatMap((t) => [h('label', { for: t.input.id }, t.text), t.input]))),
+      h('label', { for: 'upgrade-start-at' }, 'Start at (your local time; empty = now)'), startAt,
       h('div', { class: 'actions' }, h('button', { type: 'submit', id: 'preview-upgrade', class: 'secondary' }, 'Preview plan'), start),
       plan,
     ]);
