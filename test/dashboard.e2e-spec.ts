@@ -176,6 +176,10 @@ if (!available) {
     await page.getByText('More options').click();
     await page.getByLabel("Back up the agent's data before stopping it").uncheck();
     await page.getByLabel('Longest phase or switchover wait (seconds)').fill('900');
+    await page.getByLabel('Options passed to the agent (JSON object)').fill('stopSnmp: yes');
+    await page.getByRole('button', { name: 'Preview plan' }).click();
+    await expectText(page, '#plan', /Options passed to the agent: not JSON/);
+    await page.getByLabel('Options passed to the agent (JSON object)').fill('{"stopSnmp": true}');
     // Two hours from now, in the browser's own local time (what datetime-local means).
     const inTwoHours = await page.evaluate(() => {
       const d = new Date(Date.now() + 2 * 3600_000);
@@ -191,7 +195,7 @@ if (!available) {
 
     const upgradeId = page.url().split('#/upgrades/')[1];
     const scheduled = (await t.admin.get(`/api/v1/upgrades/${upgradeId}`).expect(200)).body;
-    expect(scheduled).toMatchObject({ status: 'scheduled', options: expect.objectContaining({ backup: false, phaseTimeoutS: 900, migrate: true }) });
+    expect(scheduled).toMatchObject({ status: 'scheduled', options: expect.objectContaining({ backup: false, phaseTimeoutS: 900, migrate: true, agentOptions: { stopSnmp: true } }) });
     expect(Math.abs(Date.parse(scheduled.scheduledAt) - (Date.now() + 2 * 3600_000))).toBeLessThan(120_000);
     expect((await t.admin.get(`/api/v1/packages/${upload.body.id}`).expect(200)).body.status).toBe('reserved');
     expect(await page.getByRole('button').allTextContents()).toEqual(expect.arrayContaining(['Cancel']));

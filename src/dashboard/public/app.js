@@ -356,6 +356,18 @@ function uploadForm(clusterId) {
   return form;
 }
 
+/** The agent options box: a JSON object, refused in words before anything is sent. */
+function parseAgentOptions(text) {
+  let value;
+  try {
+    value = JSON.parse(text);
+  } catch (error) {
+    throw new Error(`Options passed to the agent: not JSON (${error.message}). Write an object such as {"stopSnmp": true}.`);
+  }
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) throw new Error('Options passed to the agent: write a JSON object such as {"stopSnmp": true}.');
+  return value;
+}
+
 function newUpgradeForm(clusterId, agents, packages, cluster) {
   const usable = packages.filter((p) => p.status === 'available');
   const pkg = h('select', { id: 'upgrade-package', required: true }, usable.map((p) => h('option', { value: p.id }, `${p.version} (${p.kind})`)));
@@ -383,6 +395,7 @@ function newUpgradeForm(clusterId, agents, packages, cluster) {
     ['offlineTimeoutS', 'Wait for an offline agent (seconds)'],
     ['phaseTimeoutS', 'Longest phase or switchover wait (seconds)'],
   ].map(([key, text]) => ({ key, text, input: h('input', { id: `opt-${key}`, type: 'number', min: 1, value: String(defaults[key]) }) }));
+  const agentOptions = h('textarea', { id: 'opt-agentOptions', rows: 2, placeholder: '{"stopSnmp": true, "delayedStartS": 30}' }, Object.keys(defaults.agentOptions || {}).length ? JSON.stringify(defaults.agentOptions) : '');
   const startAt = h('input', { id: 'upgrade-start-at', type: 'datetime-local' });
   const plan = h('div', { id: 'plan', 'aria-live': 'polite' });
   const start = h('button', { type: 'button', id: 'start-upgrade', disabled: true, onclick: async () => {
@@ -410,6 +423,7 @@ function newUpgradeForm(clusterId, agents, packages, cluster) {
         waitForIdle: waitForIdle.checked,
         ...Object.fromEntries(flags.map((f) => [f.key, f.input.checked])),
         ...Object.fromEntries(timeouts.map((t) => [t.key, Number(t.input.value)])),
+        ...(agentOptions.value.trim() ? { agentOptions: parseAgentOptions(agentOptions.value) } : {}),
       },
       // datetime-local is the viewer's local time; the API wants an instant.
       ...(startAt.value ? { scheduledAt: new Date(startAt.value).toISOString() } : {}),
@@ -458,7 +472,8 @@ function newUpgradeForm(clusterId, agents, packages, cluster) {
         h('label', { for: 'opt-wait-for-idle' }, waitForIdle, ' Wait for busy agents to be idle'),
         h('details', {}, h('summary', {}, 'More options'),
           flags.map((f) => h('label', { for: f.input.id }, f.input, ` ${f.text}`)),
-          timeouts.flatMap((t) => [h('label', { for: t.input.id }, t.text), t.input]))),
+          timeouts.flatMap((t) => [h('label', { for: t.input.id }, t.text), t.input]),
+          h('label', { for: 'opt-agentOptions' }, 'Options passed to the agent (JSON object)'), agentOptions)),
       h('label', { for: 'upgrade-start-at' }, 'Start at (your local time; empty = now)'), startAt,
       h('div', { class: 'actions' }, h('button', { type: 'submit', id: 'preview-upgrade', class: 'secondary' }, 'Preview plan'), start),
       plan,
