@@ -164,7 +164,7 @@ async function clusterView(view, clusterId, isCurrent) {
   const heading = (c) => h('h1', {}, `${c.name} `, h('span', { class: 'muted' }, `${c.product}, target ${c.targetVersion || 'none yet'}`));
   const parts = {
     heading: heading(cluster),
-    agents: agentsTable(agents.items),
+    agents: agentsTable(agents.items, agents.total),
     packages: packagesSection(clusterId, packages.items),
     upgrades: upgradesSection(upgrades.items),
   };
@@ -178,7 +178,8 @@ async function clusterView(view, clusterId, isCurrent) {
 
   const replace = (key, next) => { parts[key].replaceWith(next); parts[key] = next; };
   async function refreshAgents() {
-    const fresh = agentsTable((await api('GET', `/api/v1/clusters/${clusterId}/agents?limit=5000`)).items);
+    const page = await api('GET', `/api/v1/clusters/${clusterId}/agents?limit=5000`);
+    const fresh = agentsTable(page.items, page.total);
     parts.agents.section.replaceWith(fresh.section);
     parts.agents = fresh;
   }
@@ -204,7 +205,7 @@ async function clusterView(view, clusterId, isCurrent) {
 }
 
 /** The agents grouped by failover pair; update(data) redraws one agent's row from an agent.status event. */
-function agentsTable(agents) {
+function agentsTable(agents, total = agents.length) {
   const groups = new Map();
   for (const a of agents) {
     const key = a.failoverGroup ? `Failover pair ${a.failoverGroup}` : 'Standalone';
@@ -224,7 +225,8 @@ function agentsTable(agents) {
     }
   }
   const section = h('section', { class: 'card', 'aria-labelledby': 'agents-title' },
-    h('h2', { id: 'agents-title' }, `Agents (${agents.length})`),
+    h('h2', { id: 'agents-title' }, `Agents (${total})`),
+    total > agents.length ? h('p', { class: 'notice' }, `Showing the first ${agents.length} agents (by pair, role and name); the API lists them all (GET /api/v1/clusters/…/agents with offset).`) : null,
     agents.length === 0 ? h('p', { class: 'muted' }, 'No agent registered.') : h('table', {},
       h('thead', {}, h('tr', {}, ['Agent', 'Address', 'Role', 'State', 'Version', 'Auto-upgrade', ''].map((t, i) => h('th', { scope: 'col', class: i === 1 || i === 5 ? 'opt' : '' }, t)))),
       h('tbody', {}, rows)));
