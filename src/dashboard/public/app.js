@@ -237,7 +237,11 @@ function agentsTable(agents, total = agents.length) {
     const { agentId, ...fields } = data;
     const agent = { ...known.agent, ...fields };
     const row = agentRow(agent);
+    // A keyboard user whose focus is in the row keeps it on the same control of the new row.
+    const controls = (r) => [...r.querySelectorAll('button, input, a')];
+    const focused = controls(known.row).indexOf(document.activeElement);
     known.row.replaceWith(row);
+    if (focused >= 0) controls(row)[Math.min(focused, controls(row).length - 1)]?.focus();
     byId.set(agentId, { agent, row });
     return true;
   }
