@@ -121,23 +121,20 @@ async function pairAgents(url: string, count: number): Promise<string[]> {
 
 const fmt = (f: Figure) => `${f.requestsPerSecond.toFixed(0).padStart(7)} req/s   p99 ${String(f.p99Ms).padStart(4)} ms   errors ${f.errors}   non-2xx ${f.non2xx}`;
 
+/** Starts a baseline server from its script, loads it, stops it. */
+async function loadScript(script: string): Promise<Figure> {
+  const server = await startBareServer(script);
+  try {
+    return await load(server.url, ['unused']);
+  } finally {
+    await server.stop();
+  }
+}
+
 async function main(): Promise<void> {
   console.log(`bench/heartbeat: ${connections} connections, ${duration} s per run, ${agentCount} paired agents`);
-  const bare = await startBareServer(BARE_SERVER);
-  let bareFigure: Figure;
-  try {
-    bareFigure = await load(bare.url, ['unused']);
-  } finally {
-    await bare.stop();
-  }
-
-  const floor = await startBareServer(NEST_FLOOR_SERVER);
-  let floorFigure: Figure;
-  try {
-    floorFigure = await load(floor.url, ['unused']);
-  } finally {
-    await floor.stop();
-  }
+  const bareFigure = await loadScript(BARE_SERVER);
+  const floorFigure = await loadScript(NEST_FLOOR_SERVER);
 
   const profileDir = values['cpu-prof'];
   const lockstep = await startLockstep({ LOCKSTEP_ADMIN_TOKEN: ADMIN }, profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : []);
