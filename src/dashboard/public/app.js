@@ -183,23 +183,26 @@ async function clusterView(view, clusterId, isCurrent) {
     parts.agents.section.replaceWith(fresh.section);
     parts.agents = fresh;
   }
-  // Upgrades and packages change a few times per upgrade: read them again, at most every half second.
-  let pending = null;
-  const refreshLists = () => (pending ??= setTimeout(async () => {
-    pending = null;
-    try {
-      const [c, p, u] = await Promise.all([api('GET', `/api/v1/clusters/${clusterId}`), api('GET', `/api/v1/clusters/${clusterId}/packages`), api('GET', `/api/v1/clusters/${clusterId}/upgrades`)]);
-      replace('heading', heading(c));
-      replace('packages', packagesSection(clusterId, p.items));
-      replace('upgrades', upgradesSection(u.items));
-    } catch { /* the next event or reconnect reads them again */ }
-  }, 500));
+  async function refreshLists() {
+    const [c, p, u] = await Promise.all([api('GET', `/api/v1/clusters/${clusterId}`), api('GET', `/api/v1/clusters/${clusterId}/packages`), api('GET', `/api/v1/clusters/${clusterId}/upgrades`)]);
+    replace('heading', heading(c));
+    replace('packages', packagesSection(clusterId, p.items));
+    replace('upgrades', upgradesSection(u.items));
+  }
+  // A burst of events (an upgrade starting, many agents registering) reads each list once, at most
+  // every half second; a failed read is retried by the next event or reconnection.
+  const soon = (read) => {
+    let timer = null;
+    return () => (timer ??= setTimeout(() => { timer = null; read().catch(() => {}); }, 500));
+  };
+  const refreshAgentsSoon = soon(refreshAgents);
+  const refreshListsSoon = soon(refreshLists);
   follow('cluster', clusterId, {
     // Opened live (not resuming): catch up with whatever changed between the first read and now.
-    onOpen(resumed) { if (!resumed) { refreshAgents().catch(() => {}); refreshLists(); } },
+    onOpen(resumed) { if (!resumed) { refreshAgentsSoon(); refreshListsSoon(); } },
     onEvent(e) {
-      if (e.type === 'agent.status' && !parts.agents.update(e.data)) refreshAgents().catch(() => {});
-      if (e.type === 'upgrade.status' || e.type === 'package.status') refreshLists();
+      if (e.type === 'agent.status' && !parts.agents.update(e.data)) refreshAgentsSoon();
+      if (e.type === 'upgrade.status' || e.type === 'package.status') refreshListsSoon();
     },
   });
 }
@@ -429,7 +432,8 @@ function newUpgradeForm(clusterId, agents, packages, cluster) {
         waitForIdle: waitForIdle.checked,
         ...Object.fromEntries(flags.map((f) => [f.key, f.input.checked])),
         ...Object.fromEntries(timeouts.map((t) => [t.key, Number(t.input.value)])),
-        ...(agentOptions.value.trim() ? { agentOptions: parseAgentOptions(agentOptions.value) } : {}),
+        // What the box shows is what is sent: emptied, the agent gets no options.
+        agentOptions: agentOptions.value.trim() ? parseAgentOptions(agentOptions.value) : {},
       },
       // datetime-local is the viewer's local time; the API wants an instant.
       ...(startAt.value ? { scheduledAt: new Date(startAt.value).toISOString() } : {}),
