@@ -4,6 +4,7 @@ import { Browser, chromium, Page } from 'playwright-core';
 import { packageArchive } from './support/archives';
 import { givenCluster, givenPairedAgent } from './support/builders';
 import { EventStreams } from '../src/progress/event-streams';
+import { FakeAgent } from './support/fake-agent';
 import { Fleet, Member, obedient } from './support/fleet';
 import { TEST_ADMIN_TOKEN, TestApp } from './support/test-app';
 
@@ -146,7 +147,7 @@ if (!available) {
     await fleet.until(upgrade.body.id, ['failed']);
     await expectText(page, 'tr[data-agent="lonely"]', /failed/);
     await expectText(page, '#upgrades-title + table', /failed/);
-    expect(await page.locator('tr[data-agent="lonely"] button').allTextContents()).toEqual(['Retry', 'Upgrade now']);
+    expect(await page.locator('tr[data-agent="lonely"] button:visible').allTextContents()).toEqual(['Retry', 'Upgrade now']);
 
     fleet.behaviour = obedient;
     await page.getByRole('button', { name: 'Retry lonely' }).click();
@@ -204,6 +205,52 @@ if (!available) {
     await page.getByRole('button', { name: 'Cancel' }).click();
     await expectText(page, '#upgrade-status', /cancelled/);
     expect((await t.admin.get(`/api/v1/packages/${upload.body.id}`).expect(200)).body.status).toBe('available');
+  }, 60_000);
+
+  it('lets an admin create a cluster, register and pair an agent with the key it shows, remove it, and issue and revoke a token', async () => {
+    await signIn(TEST_ADMIN_TOKEN, '#/');
+    page.on('dialog', (dialog) => void dialog.accept());
+
+    await page.getByLabel('Cluster name').fill('onboarding');
+    await page.getByLabel('Product (what its packages must name)').fill('acme-agent');
+    await page.getByRole('button', { name: 'Create cluster' }).click();
+    await expectText(page, '#view h1', /onboarding/);
+    expect(await accessibilityProblems(page)).toEqual([]);
+
+    // Register: the pairing key is shown once, and it is the real one.
+    await page.getByLabel('Agent name').fill('edge-7');
+    await page.getByLabel('Address', { exact: true }).fill('10.0.7.7');
+    await page.getByRole('button', { name: 'Register' }).click();
+    await page.locator('#secret-value').waitFor();
+    const pairingKey = (await page.locator('#secret-value').textContent())!;
+    expect(await page.locator('.secret').textContent()).toContain(`--pairing-key ${pairingKey}`);
+    const agent = await FakeAgent.pair(t, pairingKey, { version: '1.0.0' });
+    await agent.heartbeat();
+    await expectText(page, 'tr[data-agent="edge-7"]', /idle/); // live, from the cluster's stream
+    await page.getByRole('button', { name: 'I have copied it' }).click();
+
+    // A refusal in words: the same name twice.
+    await page.getByLabel('Agent name').fill('edge-7');
+    await page.getByLabel('Address', { exact: true }).fill('10.0.7.8');
+    await page.getByRole('button', { name: 'Register' }).click();
+    await expectText(page, '#register-agent-result', /edge-7/);
+
+    await page.getByText('Manage').click();
+    await page.getByRole('button', { name: 'Remove' }).click();
+    await page.locator('tr[data-agent="edge-7"]').waitFor({ state: 'detached' });
+    expect((await agent.heartbeat()).status).toBe(401);
+
+    // Tokens: issue one (its secret shown once, and it signs in), then revoke it.
+    await page.getByRole('link', { name: 'API tokens' }).click();
+    await page.getByLabel('What it is for').fill('wallboard');
+    await page.getByRole('button', { name: 'Issue token' }).click();
+    await page.locator('#secret-value').waitFor();
+    const secret = (await page.locator('#secret-value').textContent())!;
+    expect((await t.as(secret).get('/api/v1/session').expect(200)).body).toMatchObject({ name: 'wallboard', role: 'viewer' });
+    await page.getByRole('button', { name: 'Revoke wallboard' }).click();
+    await expectText(page, 'tr[data-token="wallboard"]', /revoked/);
+    await t.as(secret).get('/api/v1/session').expect(401);
+    expect(await accessibilityProblems(page)).toEqual([]);
   }, 60_000);
 });
 

@@ -9,7 +9,7 @@ const RANK = { viewer: 1, operator: 2, admin: 3 };
 const can = (role) => state.me && RANK[state.me.role] >= RANK[role];
 const $ = (id) => document.getElementById(id);
 
-/** h('tag', {attr, onclick}, ...children): a DOM element; strings become text nodes. */
+/** h('tag', {attr, onclick}, ...children): a DOM element; strings become text nodes, arrays (nested too) their items. */
 function h(tag, attrs = {}, ...children) {
   const el = document.createElement(tag);
   for (const [k, v] of Object.entries(attrs || {})) {
@@ -19,7 +19,7 @@ function h(tag, attrs = {}, ...children) {
     else if (v === true) el.setAttribute(k, '');
     else el.setAttribute(k, String(v));
   }
-  for (const child of children.flat()) if (child !== null && child !== undefined && child !== false) el.append(child instanceof Node ? child : String(child));
+  for (const child of children.flat(Infinity)) if (child !== null && child !== undefined && child !== false) el.append(child instanceof Node ? child : String(child));
   return el;
 }
 
@@ -61,6 +61,46 @@ function toast(text) {
 
 function badge(status, label) {
   return h('span', { class: `badge ${status}` }, status === 'upgrading' || status === 'running' ? h('span', { class: 'spinner', 'aria-hidden': 'true' }) : null, label || status);
+}
+
+/** A labelled control: [label, control], the label tied to the control's id. */
+function field(text, control) {
+  return [h('label', { for: control.id }, text), control];
+}
+
+/**
+ * A form card whose submit sends `body()` with `method` to `path()`; a refusal is shown in the
+ * form in words, a success goes to `done(result)`.
+ */
+function apiForm({ id, title, method = 'POST', path, body, submit, done }, ...fields) {
+  const result = h('p', { class: 'error', role: 'alert', id: `${id}-result` });
+  return h('form', { class: 'card', id, 'aria-labelledby': `${id}-title`, onsubmit: async (e) => {
+    e.preventDefault();
+    result.textContent = '';
+    try {
+      done(await api(method, path(), body()));
+    } catch (error) {
+      result.textContent = describeError(error);
+    }
+  } }, h('h2', { id: `${id}-title` }, title), fields, h('div', { class: 'actions' }, h('button', { type: 'submit' }, submit)), result);
+}
+
+/** A secret shown once (a pairing key, a token), with what to do with it; it stays until dismissed. */
+function secretPanel(title, secret, lines) {
+  const panel = h('section', { class: 'card secret', role: 'alert', tabindex: -1, 'aria-labelledby': 'secret-title' },
+    h('h2', { id: 'secret-title' }, title),
+    h('p', {}, 'Shown only now: Lockstep keeps only its hash. Copy it before you close this panel.'),
+    h('pre', {}, h('code', { id: 'secret-value' }, secret)),
+    lines.map((line) => (line instanceof Node ? line : h('p', {}, line))),
+    h('div', { class: 'actions' }, h('button', { type: 'button', class: 'secondary', onclick: () => panel.remove() }, 'I have copied it')));
+  return panel;
+}
+
+/** Puts a secret panel at the top of the view and moves focus to it. */
+function showSecret(panel) {
+  document.querySelector('.secret')?.remove();
+  $('view').prepend(panel);
+  panel.focus();
 }
 
 const VERSION_LABEL = { latest: 'latest', outdated: 'out of date', unknown: 'unknown', upgrading: 'upgrading', failed: 'failed', ahead: 'ahead' };
@@ -107,6 +147,7 @@ async function render() {
   if (!signedIn) {
     $('view').replaceChildren();
     $('who').textContent = '';
+    $('nav-tokens').hidden = true;
     $('token').focus();
     return;
   }
@@ -118,11 +159,13 @@ async function render() {
     }
   }
   $('who').textContent = `${state.me.name} (${state.me.role})`;
+  $('nav-tokens').hidden = !can('admin');
   const view = h('div');
   const route = location.hash.replace(/^#\/?/, '').split('/');
   try {
     if (route[0] === 'clusters' && route[1]) await clusterView(view, route[1], () => seq === state.seq);
     else if (route[0] === 'upgrades' && route[1]) await upgradeView(view, route[1], () => seq === state.seq);
+    else if (route[0] === 'tokens') await tokensView(view);
     else await clustersView(view);
   } catch (error) {
     view.append(h('p', { class: 'error', role: 'alert' }, describeError(error)));
@@ -139,7 +182,7 @@ async function clustersView(view) {
   view.append(
     h('h1', {}, 'Clusters'),
     clusters.length === 0
-      ? h('p', { class: 'muted' }, 'No cluster yet. An admin creates one with POST /api/v1/clusters.')
+      ? h('p', { class: 'muted' }, can('admin') ? 'No cluster yet: create the first one below.' : 'No cluster yet: an admin creates them.')
       : h('table', {},
           h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, 'Cluster'), h('th', { scope: 'col' }, 'Product'), h('th', { scope: 'col' }, 'Target'), h('th', { scope: 'col' }, 'Versions'), h('th', { scope: 'col' }, 'Consistent'))),
           h('tbody', {}, clusters.map((c) => h('tr', {},
@@ -149,6 +192,59 @@ async function clustersView(view) {
             h('td', {}, Object.entries(c.versions).map(([v, n]) => `${v}: ${n}`).join(', ') || 'none reported'),
             h('td', {}, c.consistent ? badge('latest', 'one version') : badge('outdated', 'mixed')),
           )))),
+    can('admin') ? newClusterForm() : null,
+  );
+}
+
+function newClusterForm() {
+  const name = h('input', { id: 'cluster-name', type: 'text', required: true, placeholder: 'db-eu-west' });
+  const product = h('input', { id: 'cluster-product', type: 'text', required: true, placeholder: 'acme-agent' });
+  const policy = h('select', { id: 'cluster-policy' }, ['simultaneous', 'backup-first', 'backup-first-switchback'].map((p) => h('option', { value: p }, p)));
+  return apiForm({
+    id: 'new-cluster', title: 'New cluster', submit: 'Create cluster',
+    path: () => '/api/v1/clusters',
+    body: () => ({ name: name.value.trim(), product: product.value.trim(), defaultPolicy: policy.value }),
+    done: (cluster) => { toast(`Cluster ${cluster.name} created`); location.hash = `#/clusters/${cluster.id}`; },
+  }, field('Cluster name', name), field('Product (what its packages must name)', product), field('Default failover policy', policy));
+}
+
+// ---------------------------------------------------------------- API tokens (admins)
+
+async function tokensView(view) {
+  view.append(h('h1', {}, 'API tokens'));
+  if (!can('admin')) {
+    view.append(h('p', { class: 'muted' }, 'Only admins manage API tokens; ask an admin for one.'));
+    return;
+  }
+  const tokens = await api('GET', '/api/v1/tokens?includeRevoked=true');
+  const name = h('input', { id: 'token-name', type: 'text', required: true, placeholder: 'ci-uploader' });
+  const role = h('select', { id: 'token-role' }, ['viewer', 'operator', 'admin'].map((r) => h('option', { value: r }, r)));
+  view.append(
+    h('table', {},
+      h('thead', {}, h('tr', {}, ['Name', 'Role', 'Starts with', 'Created', 'Status', ''].map((t) => h('th', { scope: 'col' }, t)))),
+      h('tbody', {}, tokens.map((t) => h('tr', { 'data-token': t.name },
+        h('th', { scope: 'row' }, t.name, t.id === state.me.tokenId ? h('span', { class: 'muted' }, ' (you)') : null),
+        h('td', {}, t.role), h('td', {}, h('code', {}, t.prefix)),
+        h('td', {}, new Date(t.createdAt).toLocaleString()),
+        h('td', {}, t.revokedAt ? badge('cancelled', `revoked ${new Date(t.revokedAt).toLocaleString()}`) : badge('available', 'active')),
+        h('td', {}, t.revokedAt ? null : h('button', { type: 'button', class: 'secondary danger', 'aria-label': `Revoke ${t.name}`, onclick: async () => {
+          const warning = t.id === state.me.tokenId ? ' It is the token you are signed in with: you will be signed out.' : '';
+          if (!confirm(`Revoke ${t.name}? Whoever uses it is refused at once.${warning}`)) return;
+          try {
+            await api('DELETE', `/api/v1/tokens/${t.id}`);
+            toast(`${t.name} revoked`);
+            render();
+          } catch (error) {
+            toast(describeError(error));
+          }
+        } }, 'Revoke')),
+      )))),
+    apiForm({
+      id: 'new-token', title: 'Issue a token', submit: 'Issue token',
+      path: () => '/api/v1/tokens',
+      body: () => ({ name: name.value.trim(), role: role.value }),
+      done: (issued) => { render().then(() => showSecret(secretPanel(`Token ${issued.name} (${issued.role})`, issued.secret, ['Send it as "Authorization: Bearer <token>", or sign in here with it.']))); },
+    }, field('What it is for', name), field('Role', role)),
   );
 }
 
@@ -173,6 +269,7 @@ async function clusterView(view, clusterId, isCurrent) {
     parts.heading, parts.agents.section, parts.packages, parts.upgrades,
     can('operator') ? uploadForm(clusterId) : null,
     can('operator') ? newUpgradeForm(clusterId, agents.items, packages.items, cluster) : null,
+    can('operator') ? registerAgentForm(clusterId) : null,
   );
   if (!isCurrent()) return;
 
@@ -272,8 +369,52 @@ function agentRow(a) {
     h('td', {}, badge(a.state)),
     h('td', {}, a.version || '—', ' ', badge(a.versionStatus, VERSION_LABEL[a.versionStatus])),
     h('td', { class: 'opt' }, auto),
-    h('td', {}, actions),
+    h('td', {}, actions, can('operator') ? manageAgent(a) : null),
   );
+}
+
+/** Less frequent actions on an agent, folded away: a new pairing key, removal. */
+function manageAgent(agent) {
+  return h('details', { class: 'manage' }, h('summary', { 'aria-label': `Manage ${agent.name}` }, 'Manage'),
+    h('button', { type: 'button', class: 'secondary', onclick: async () => {
+      if (!confirm(`Issue a new pairing key for ${agent.name}? Its current token stops working at once.`)) return;
+      try {
+        const pairing = await api('POST', `/api/v1/agents/${agent.id}/pairing-key`);
+        showSecret(pairingPanel(agent.name, pairing));
+      } catch (error) {
+        toast(describeError(error));
+      }
+    } }, 'New pairing key'),
+    h('button', { type: 'button', class: 'secondary danger', onclick: async () => {
+      if (!confirm(`Remove ${agent.name}? It is removed at once if idle or offline, else when its work ends.`)) return;
+      try {
+        const result = await api('DELETE', `/api/v1/agents/${agent.id}`);
+        toast(result.removed ? `${agent.name} removed` : `${agent.name} is terminating: it goes once idle`);
+      } catch (error) {
+        toast(describeError(error));
+      }
+    } }, 'Remove'));
+}
+
+function pairingPanel(name, pairing) {
+  const server = location.origin;
+  return secretPanel(`Pairing key for ${name}`, pairing.pairingKey, [
+    `It pairs once, until ${new Date(pairing.pairingKeyExpiresAt).toLocaleString()}. Start the agent with it, for example the reference agent:`,
+    h('pre', {}, h('code', {}, `npm run agent -- --server ${server} --pairing-key ${pairing.pairingKey} --home /var/lib/${name}`)),
+  ]);
+}
+
+function registerAgentForm(clusterId) {
+  const name = h('input', { id: 'agent-name', type: 'text', required: true, placeholder: 'db-a1' });
+  const address = h('input', { id: 'agent-address', type: 'text', required: true, placeholder: '10.0.4.17 or db-a1.lan' });
+  const role = h('select', { id: 'agent-role' }, ['standalone', 'main', 'backup'].map((r) => h('option', { value: r }, r)));
+  const group = h('input', { id: 'agent-group', type: 'text', placeholder: 'pair-a (for main and backup)' });
+  return apiForm({
+    id: 'register-agent', title: 'Register an agent', submit: 'Register',
+    path: () => `/api/v1/clusters/${clusterId}/agents`,
+    body: () => ({ name: name.value.trim(), address: address.value.trim(), role: role.value, ...(group.value.trim() ? { failoverGroup: group.value.trim() } : {}) }),
+    done: (agent) => { showSecret(pairingPanel(agent.name, agent)); name.value = ''; address.value = ''; group.value = ''; },
+  }, field('Agent name', name), field('Address', address), field('Role', role), field('Failover pair (main and backup share one)', group));
 }
 
 function upgradeNowButton(agent) {
@@ -482,7 +623,7 @@ function newUpgradeForm(clusterId, agents, packages, cluster) {
         h('label', { for: 'opt-wait-for-idle' }, waitForIdle, ' Wait for busy agents to be idle'),
         h('details', {}, h('summary', {}, 'More options'),
           flags.map((f) => h('label', { for: f.input.id }, f.input, ` ${f.text}`)),
-          timeouts.flatMap((t) => [h('label', { for: t.input.id }, t.text), t.input]),
+          timeouts.map((t) => field(t.text, t.input)),
           h('label', { for: 'opt-agentOptions' }, 'Options passed to the agent (JSON object)'), agentOptions)),
       h('label', { for: 'upgrade-start-at' }, 'Start at (your local time; empty = now)'), startAt,
       h('div', { class: 'actions' }, h('button', { type: 'submit', id: 'preview-upgrade', class: 'secondary' }, 'Preview plan'), start),
