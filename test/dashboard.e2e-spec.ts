@@ -85,7 +85,7 @@ if (!available) {
     await page.locator('#upload-file').setInputFiles({ name: 'acme-1.1.0.tar.gz', mimeType: 'application/gzip', buffer: packageArchive() });
     await page.getByRole('button', { name: 'Upload', exact: true }).click();
     await page.locator('tr[data-package="1.1.0"]').waitFor();
-    await page.getByLabel('Failover policy').selectOption('backup-first');
+    await page.locator('#new-upgrade').getByLabel('Failover policy').selectOption('backup-first');
     await page.getByRole('button', { name: 'Preview plan' }).click();
     await expectText(page, '#plan', /Plan: backup-first/);
     expect(await page.locator('#plan li').allTextContents()).toEqual(expect.arrayContaining([expect.stringMatching(/^switchover g1-backup after upgrade g1-backup/)]));
@@ -174,20 +174,21 @@ if (!available) {
     await signIn(await t.tokenFor('operator', 'schedule-operator'), `#/clusters/${cluster.id}`);
     await page.locator('tr[data-agent="night-shift"]').waitFor();
 
-    await page.getByText('More options').click();
-    await page.getByLabel("Back up the agent's data before stopping it").uncheck();
-    await page.getByLabel('Longest phase or switchover wait (seconds)').fill('900');
-    await page.getByLabel('Options passed to the agent (JSON object)').fill('stopSnmp: yes');
-    await page.getByRole('button', { name: 'Preview plan' }).click();
+    const form = page.locator('#new-upgrade');
+    await form.getByText('More options').click();
+    await form.getByLabel("Back up the agent's data before stopping it").uncheck();
+    await form.getByLabel('Longest phase or switchover wait (seconds)').fill('900');
+    await form.getByLabel('Options passed to the agent (JSON object)').fill('stopSnmp: yes');
+    await form.getByRole('button', { name: 'Preview plan' }).click();
     await expectText(page, '#plan', /Options passed to the agent: not JSON/);
-    await page.getByLabel('Options passed to the agent (JSON object)').fill('{"stopSnmp": true}');
+    await form.getByLabel('Options passed to the agent (JSON object)').fill('{"stopSnmp": true}');
     // Two hours from now, in the browser's own local time (what datetime-local means).
     const inTwoHours = await page.evaluate(() => {
       const d = new Date(Date.now() + 2 * 3600_000);
       const pad = (n: number) => String(n).padStart(2, '0');
       return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}T${pad(d.getHours())}:${pad(d.getMinutes())}`;
     });
-    await page.getByLabel('Start at (your local time; empty = now)').fill(inTwoHours);
+    await form.getByLabel('Start at (your local time; empty = now)').fill(inTwoHours);
     await page.getByRole('button', { name: 'Preview plan' }).click();
     await expectText(page, '#plan', /Plan: simultaneous, 1 unit/);
     expect(await accessibilityProblems(page)).toEqual([]);
@@ -234,6 +235,19 @@ if (!available) {
     await page.getByLabel('Address', { exact: true }).fill('10.0.7.8');
     await page.getByRole('button', { name: 'Register' }).click();
     await expectText(page, '#register-agent-result', /edge-7/);
+
+    // Settings: new defaults saved; deleting a cluster that still has an agent is refused in words.
+    await page.getByText('Cluster settings').click();
+    const settings = page.locator('#cluster-settings');
+    await settings.getByLabel('Default failover policy').selectOption('backup-first');
+    await settings.getByLabel('Canary units (then pause)').fill('1');
+    await settings.getByRole('button', { name: 'Save defaults' }).click();
+    await expectText(page, '#toast', /Defaults saved/);
+    const clusterId = page.url().split('#/clusters/')[1];
+    expect((await t.admin.get(`/api/v1/clusters/${clusterId}`).expect(200)).body).toMatchObject({ defaultPolicy: 'backup-first', defaultOptions: expect.objectContaining({ canary: 1 }) });
+    await page.getByText('Cluster settings').click();
+    await page.getByRole('button', { name: 'Delete cluster' }).click();
+    await expectText(page, '#toast', /1 agent/);
 
     await page.getByText('Manage').click();
     await page.getByRole('button', { name: 'Remove' }).click();

@@ -270,6 +270,7 @@ async function clusterView(view, clusterId, isCurrent) {
     can('operator') ? uploadForm(clusterId) : null,
     can('operator') ? newUpgradeForm(clusterId, agents.items, packages.items, cluster) : null,
     can('operator') ? registerAgentForm(clusterId) : null,
+    can('admin') ? clusterSettings(cluster) : null,
   );
   if (!isCurrent()) return;
 
@@ -404,6 +405,30 @@ function pairingPanel(name, pairing) {
   ]);
 }
 
+/** Admins: the defaults new upgrades start from, and deleting an empty cluster. */
+function clusterSettings(cluster) {
+  const policy = h('select', { id: 'settings-policy' }, ['simultaneous', 'backup-first', 'backup-first-switchback'].map((p) => h('option', { value: p, selected: p === cluster.defaultPolicy }, p)));
+  const options = optionFields('settings', cluster.defaultOptions);
+  const remove = h('button', { type: 'button', class: 'secondary danger', onclick: async () => {
+    if (!confirm(`Delete cluster ${cluster.name}? Only an empty cluster can be deleted.`)) return;
+    try {
+      await api('DELETE', `/api/v1/clusters/${cluster.id}`);
+      toast(`Cluster ${cluster.name} deleted`);
+      location.hash = '#/';
+    } catch (error) {
+      toast(describeError(error));
+    }
+  } }, 'Delete cluster');
+  return h('details', { class: 'card settings' }, h('summary', {}, 'Cluster settings'),
+    apiForm({
+      id: 'cluster-settings', title: 'Defaults for new upgrades', method: 'PATCH', submit: 'Save defaults',
+      path: () => `/api/v1/clusters/${cluster.id}`,
+      body: () => ({ defaultPolicy: policy.value, defaultOptions: options.read() }),
+      done: () => { toast('Defaults saved'); render(); },
+    }, field('Default failover policy', policy), h('fieldset', {}, h('legend', {}, 'Default options'), options.nodes)),
+    h('div', { class: 'actions' }, remove));
+}
+
 function registerAgentForm(clusterId) {
   const name = h('input', { id: 'agent-name', type: 'text', required: true, placeholder: 'db-a1' });
   const address = h('input', { id: 'agent-address', type: 'text', required: true, placeholder: '10.0.4.17 or db-a1.lan' });
@@ -506,6 +531,56 @@ function uploadForm(clusterId) {
   return form;
 }
 
+/**
+ * The upgrade options as form controls, starting at `defaults` (the cluster's): the common ones in
+ * view, the rarer ones under "More options". read() gives the options object the API takes.
+ */
+function optionFields(prefix, defaults) {
+  const text = (key, type = 'text') => h('input', { id: `${prefix}-${key}`, type, value: String(defaults[key]) });
+  const flag = (key) => h('input', { id: `${prefix}-${key}`, type: 'checkbox', checked: Boolean(defaults[key]) });
+  const common = [
+    ['maxParallel', 'Units at once (count or %, 0 = all)', text('maxParallel')],
+    ['failureThreshold', 'Failed units before no new one starts (0 = no limit)', text('failureThreshold')],
+    ['canary', 'Canary units (then pause)', text('canary', 'number')],
+  ];
+  const flags = [
+    ['waitForIdle', 'Wait for busy agents to be idle'],
+    ['backup', 'Back up the agent\'s data before stopping it'],
+    ['migrate', 'Run the package\'s data migration'],
+    ['startAfterUpgrade', 'Start the product after the upgrade'],
+    ['rebootAfter', 'Reboot the host afterwards'],
+    ['switchBackOnFailure', 'A serving member whose upgrade failed takes back over'],
+    ['allowLegacyPolicyOnMajor', 'Allow a backup-first policy on a major upgrade'],
+  ].map(([key, label]) => [key, label, flag(key)]);
+  const timeouts = [
+    ['idleTimeoutS', 'Wait for a busy agent (seconds)'],
+    ['offlineTimeoutS', 'Wait for an offline agent (seconds)'],
+    ['phaseTimeoutS', 'Longest phase or switchover wait (seconds)'],
+  ].map(([key, label]) => [key, label, text(key, 'number')]);
+  const agentOptions = h('textarea', { id: `${prefix}-agentOptions`, rows: 2, placeholder: '{"stopSnmp": true, "delayedStartS": 30}' }, Object.keys(defaults.agentOptions || {}).length ? JSON.stringify(defaults.agentOptions) : '');
+  const checkbox = ([, label, input]) => h('label', { for: input.id }, input, ` ${label}`);
+  const countOrPercent = (v) => (/^\d+%$/.test(v.trim()) ? v.trim() : Number(v));
+  return {
+    nodes: [
+      common.map(([, label, input]) => field(label, input)),
+      checkbox(flags[0]),
+      h('details', {}, h('summary', {}, 'More options'),
+        flags.slice(1).map(checkbox),
+        timeouts.map(([, label, input]) => field(label, input)),
+        field('Options passed to the agent (JSON object)', agentOptions)),
+    ],
+    read: () => ({
+      maxParallel: countOrPercent(common[0][2].value),
+      failureThreshold: countOrPercent(common[1][2].value),
+      canary: Number(common[2][2].value),
+      ...Object.fromEntries(flags.map(([key, , input]) => [key, input.checked])),
+      ...Object.fromEntries(timeouts.map(([key, , input]) => [key, Number(input.value)])),
+      // What the box shows is what is sent: emptied, the agent gets no options.
+      agentOptions: agentOptions.value.trim() ? parseAgentOptions(agentOptions.value) : {},
+    }),
+  };
+}
+
 /** The agent options box: a JSON object, refused in words before anything is sent. */
 function parseAgentOptions(text) {
   let value;
@@ -526,26 +601,7 @@ function newUpgradeForm(clusterId, agents, packages, cluster) {
   const picks = agents.map((a) => h('label', {}, h('input', { type: 'checkbox', value: a.id, 'data-pick': '' }), ` ${a.name} (${a.address})`));
   const addresses = h('input', { id: 'target-addresses', type: 'text', placeholder: '10.0.4.17, db-a2.lan' });
   const policy = h('select', { id: 'upgrade-policy' }, ['default', 'simultaneous', 'backup-first', 'backup-first-switchback'].map((p) => h('option', { value: p }, p === 'default' ? `default (${cluster.defaultPolicy})` : p)));
-  const maxParallel = h('input', { id: 'opt-max-parallel', type: 'text', value: String(cluster.defaultOptions.maxParallel) });
-  const failureThreshold = h('input', { id: 'opt-failure-threshold', type: 'text', value: String(cluster.defaultOptions.failureThreshold) });
-  const canary = h('input', { id: 'opt-canary', type: 'number', min: 0, value: String(cluster.defaultOptions.canary) });
-  const waitForIdle = h('input', { id: 'opt-wait-for-idle', type: 'checkbox', checked: cluster.defaultOptions.waitForIdle });
-  // The rest of the options, behind "More options", each starting at the cluster's default.
-  const defaults = cluster.defaultOptions;
-  const flags = [
-    ['backup', 'Back up the agent\'s data before stopping it'],
-    ['migrate', 'Run the package\'s data migration'],
-    ['startAfterUpgrade', 'Start the product after the upgrade'],
-    ['rebootAfter', 'Reboot the host afterwards'],
-    ['switchBackOnFailure', 'A serving member whose upgrade failed takes back over'],
-    ['allowLegacyPolicyOnMajor', 'Allow a backup-first policy on a major upgrade'],
-  ].map(([key, text]) => ({ key, text, input: h('input', { id: `opt-${key}`, type: 'checkbox', checked: Boolean(defaults[key]) }) }));
-  const timeouts = [
-    ['idleTimeoutS', 'Wait for a busy agent (seconds)'],
-    ['offlineTimeoutS', 'Wait for an offline agent (seconds)'],
-    ['phaseTimeoutS', 'Longest phase or switchover wait (seconds)'],
-  ].map(([key, text]) => ({ key, text, input: h('input', { id: `opt-${key}`, type: 'number', min: 1, value: String(defaults[key]) }) }));
-  const agentOptions = h('textarea', { id: 'opt-agentOptions', rows: 2, placeholder: '{"stopSnmp": true, "delayedStartS": 30}' }, Object.keys(defaults.agentOptions || {}).length ? JSON.stringify(defaults.agentOptions) : '');
+  const options = optionFields('opt', cluster.defaultOptions);
   const startAt = h('input', { id: 'upgrade-start-at', type: 'datetime-local' });
   const plan = h('div', { id: 'plan', 'aria-live': 'polite' });
   const start = h('button', { type: 'button', id: 'start-upgrade', disabled: true, onclick: async () => {
@@ -557,7 +613,6 @@ function newUpgradeForm(clusterId, agents, packages, cluster) {
     }
   } }, 'Start upgrade');
 
-  const countOrPercent = (v) => (/^\d+%$/.test(v.trim()) ? v.trim() : Number(v));
   function request() {
     const some = targetSome.checked;
     const agentIds = picks.map((l) => l.querySelector('input')).filter((i) => i.checked).map((i) => i.value);
@@ -566,16 +621,7 @@ function newUpgradeForm(clusterId, agents, packages, cluster) {
       packageId: pkg.value,
       target: some ? { ...(agentIds.length ? { agentIds } : {}), ...(addr.length ? { addresses: addr } : {}) } : { all: true },
       policy: policy.value,
-      options: {
-        maxParallel: countOrPercent(maxParallel.value),
-        failureThreshold: countOrPercent(failureThreshold.value),
-        canary: Number(canary.value),
-        waitForIdle: waitForIdle.checked,
-        ...Object.fromEntries(flags.map((f) => [f.key, f.input.checked])),
-        ...Object.fromEntries(timeouts.map((t) => [t.key, Number(t.input.value)])),
-        // What the box shows is what is sent: emptied, the agent gets no options.
-        agentOptions: agentOptions.value.trim() ? parseAgentOptions(agentOptions.value) : {},
-      },
+      options: options.read(),
       // datetime-local is the viewer's local time; the API wants an instant.
       ...(startAt.value ? { scheduledAt: new Date(startAt.value).toISOString() } : {}),
     };
@@ -606,7 +652,7 @@ function newUpgradeForm(clusterId, agents, packages, cluster) {
     }
   }
 
-  return h('form', { class: 'card', 'aria-labelledby': 'new-upgrade-title', onsubmit: (e) => { e.preventDefault(); preview(); } },
+  return h('form', { class: 'card', id: 'new-upgrade', 'aria-labelledby': 'new-upgrade-title', onsubmit: (e) => { e.preventDefault(); preview(); } },
     h('h2', { id: 'new-upgrade-title' }, 'New upgrade'),
     usable.length === 0 ? h('p', { class: 'muted' }, 'Upload a package first: only an available package can start an upgrade.') : [
       h('label', { for: 'upgrade-package' }, 'Package'), pkg,
@@ -616,15 +662,7 @@ function newUpgradeForm(clusterId, agents, packages, cluster) {
         h('div', { role: 'group', 'aria-label': 'Agents to upgrade' }, picks),
         h('label', { for: 'target-addresses' }, 'Add agents by address'), addresses),
       h('label', { for: 'upgrade-policy' }, 'Failover policy'), policy,
-      h('fieldset', {}, h('legend', {}, 'Options'),
-        h('label', { for: 'opt-max-parallel' }, 'Units at once (count or %, 0 = all)'), maxParallel,
-        h('label', { for: 'opt-failure-threshold' }, 'Failed units before no new one starts (0 = no limit)'), failureThreshold,
-        h('label', { for: 'opt-canary' }, 'Canary units (then pause)'), canary,
-        h('label', { for: 'opt-wait-for-idle' }, waitForIdle, ' Wait for busy agents to be idle'),
-        h('details', {}, h('summary', {}, 'More options'),
-          flags.map((f) => h('label', { for: f.input.id }, f.input, ` ${f.text}`)),
-          timeouts.map((t) => field(t.text, t.input)),
-          h('label', { for: 'opt-agentOptions' }, 'Options passed to the agent (JSON object)'), agentOptions)),
+      h('fieldset', {}, h('legend', {}, 'Options'), options.nodes),
       h('label', { for: 'upgrade-start-at' }, 'Start at (your local time; empty = now)'), startAt,
       h('div', { class: 'actions' }, h('button', { type: 'submit', id: 'preview-upgrade', class: 'secondary' }, 'Preview plan'), start),
       plan,
