@@ -26,6 +26,7 @@ if (!available) {
   let t: TestApp;
   let browser: Browser;
   let page: Page;
+  const pageErrors: string[] = [];
 
   beforeAll(async () => {
     t = await TestApp.start('sqlite');
@@ -35,6 +36,11 @@ if (!available) {
       args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
     });
     page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+    // An exception the page did not catch (a broken import, a typo on some path) fails the test it happened in.
+    page.on('pageerror', (error) => pageErrors.push(error.message));
+  });
+  afterEach(() => {
+    expect(pageErrors.splice(0)).toEqual([]);
   });
   afterAll(async () => {
     await browser?.close();

@@ -1,0 +1,273 @@
+// One cluster: its agents (live), packages and upgrades, upload, and the forms that act on it.
+import { act, api, ApiError, apiForm, badge, can, describeError, field, h, redraw, secretPanel, showSecret, state, toast, VERSION_LABEL } from './lib.js';
+import { follow } from './stream.js';
+import { newUpgradeForm, optionFields } from './upgrade-form.js';
+
+export async function clusterView(view, clusterId, isCurrent) {
+  const [cluster, agents, packages, upgrades] = await Promise.all([
+    api('GET', `/api/v1/clusters/${clusterId}`),
+    api('GET', `/api/v1/clusters/${clusterId}/agents?limit=5000`),
+    api('GET', `/api/v1/clusters/${clusterId}/packages`),
+    api('GET', `/api/v1/clusters/${clusterId}/upgrades`),
+  ]);
+  const heading = (c) => h('h1', {}, `${c.name} `, h('span', { class: 'muted' }, `${c.product}, target ${c.targetVersion || 'none yet'}`));
+  const parts = {
+    heading: heading(cluster),
+    agents: agentsTable(agents.items, agents.total),
+    packages: packagesSection(clusterId, packages.items),
+    upgrades: upgradesSection(upgrades.items),
+  };
+  view.append(
+    h('p', {}, h('a', { href: '#/' }, '← Clusters')),
+    parts.heading, parts.agents.section, parts.packages, parts.upgrades,
+    can('operator') ? uploadForm(clusterId) : null,
+    can('operator') ? newUpgradeForm(clusterId, agents.items, packages.items, cluster) : null,
+    can('operator') ? registerAgentForm(clusterId) : null,
+    can('admin') ? clusterSettings(cluster) : null,
+  );
+  if (!isCurrent()) return;
+
+  const replace = (key, next) => { parts[key].replaceWith(next); parts[key] = next; };
+  async function refreshAgents() {
+    const page = await api('GET', `/api/v1/clusters/${clusterId}/agents?limit=5000`);
+    const fresh = agentsTable(page.items, page.total);
+    parts.agents.section.replaceWith(fresh.section);
+    parts.agents = fresh;
+  }
+  async function refreshLists() {
+    const [c, p, u] = await Promise.all([api('GET', `/api/v1/clusters/${clusterId}`), api('GET', `/api/v1/clusters/${clusterId}/packages`), api('GET', `/api/v1/clusters/${clusterId}/upgrades`)]);
+    replace('heading', heading(c));
+    replace('packages', packagesSection(clusterId, p.items));
+    replace('upgrades', upgradesSection(u.items));
+  }
+  // A burst of events (an upgrade starting, many agents registering) reads each list once, at most
+  // every half second; a failed read is retried by the next event or reconnection.
+  const soon = (read) => {
+    let timer = null;
+    return () => (timer ??= setTimeout(() => { timer = null; read().catch(() => {}); }, 500));
+  };
+  const refreshAgentsSoon = soon(refreshAgents);
+  const refreshListsSoon = soon(refreshLists);
+  follow('cluster', clusterId, {
+    // Opened live (not resuming): catch up with whatever changed between the first read and now.
+    onOpen(resumed) { if (!resumed) { refreshAgentsSoon(); refreshListsSoon(); } },
+    onEvent(e) {
+      if (e.type === 'agent.status' && !parts.agents.update(e.data)) refreshAgentsSoon();
+      if (e.type === 'upgrade.status' || e.type === 'package.status') refreshListsSoon();
+    },
+  });
+}
+
+/** The agents grouped by failover pair; update(data) redraws one agent's row from an agent.status event. */
+function agentsTable(agents, total = agents.length) {
+  const groups = new Map();
+  for (const a of agents) {
+    const key = a.failoverGroup ? `Failover pair ${a.failoverGroup}` : 'Standalone';
+    if (!groups.has(key)) groups.set(key, []);
+    groups.get(key).push(a);
+  }
+  const rows = [];
+  const byId = new Map();
+  // Pairs by name, then the standalone agents.
+  const ordered = [...groups].sort(([a], [b]) => (a === 'Standalone') - (b === 'Standalone') || a.localeCompare(b));
+  for (const [group, members] of ordered) {
+    rows.push(h('tr', { class: 'group' }, h('td', { colspan: 7 }, group)));
+    for (const a of members) {
+      const row = agentRow(a);
+      byId.set(a.id, { agent: a, row });
+      rows.push(row);
+    }
+  }
+  const section = h('section', { class: 'card', 'aria-labelledby': 'agents-title' },
+    h('h2', { id: 'agents-title' }, `Agents (${total})`),
+    total > agents.length ? h('p', { class: 'notice' }, `Showing the first ${agents.length} agents (by pair, role and name); the API lists them all (GET /api/v1/clusters/…/agents with offset).`) : null,
+    agents.length === 0 ? h('p', { class: 'muted' }, 'No agent registered.') : h('table', {},
+      h('thead', {}, h('tr', {}, ['Agent', 'Address', 'Role', 'State', 'Version', 'Auto-upgrade', ''].map((t, i) => h('th', { scope: 'col', class: i === 1 || i === 5 ? 'opt' : '' }, t)))),
+      h('tbody', {}, rows)));
+  function update(data) {
+    const known = byId.get(data.agentId);
+    // A new agent, a removed one or a new grouping: redraw the table.
+    if (!known || data.removed || (data.failoverGroup ?? null) !== (known.agent.failoverGroup ?? null)) return false;
+    const { agentId, ...fields } = data;
+    const agent = { ...known.agent, ...fields };
+    const row = agentRow(agent);
+    // A keyboard user whose focus is in the row keeps it on the same control of the new row.
+    const controls = (r) => [...r.querySelectorAll('button, input, a')];
+    const focused = controls(known.row).indexOf(document.activeElement);
+    known.row.replaceWith(row);
+    if (focused >= 0) controls(row)[Math.min(focused, controls(row).length - 1)]?.focus();
+    byId.set(agentId, { agent, row });
+    return true;
+  }
+  return { section, update };
+}
+
+function agentRow(a) {
+  const actions = [];
+  if (a.versionStatus === 'failed' && can('operator')) {
+    actions.push(h('button', { type: 'button', class: 'secondary', 'aria-label': `Retry ${a.name}`, onclick: () => retryFailed(a) }, 'Retry'));
+    actions.push(upgradeNowButton(a));
+  } else if (a.versionStatus === 'outdated' && can('operator') && !a.autoUpgrade) {
+    actions.push(upgradeNowButton(a));
+  }
+  const auto = can('admin')
+    ? h('label', { class: 'switch' }, h('input', { type: 'checkbox', checked: a.autoUpgrade, 'aria-label': `Auto-upgrade for ${a.name}`, onchange: async (e) => {
+        try { await api('PUT', `/api/v1/agents/${a.id}/auto-upgrade`, { enabled: e.target.checked }); toast(`Auto-upgrade ${e.target.checked ? 'on' : 'off'} for ${a.name}`); }
+        catch (error) { e.target.checked = !e.target.checked; toast(describeError(error)); }
+      } }), ' auto')
+    : (a.autoUpgrade ? 'on' : 'off');
+  return h('tr', { class: a.state === 'terminating' ? 'terminating' : '', 'data-agent': a.name },
+    h('th', { scope: 'row' }, a.name, a.failoverGroup && a.active ? h('span', { class: 'active-mark', title: 'active member' }, ' ● active') : null),
+    h('td', { class: 'opt' }, a.address),
+    h('td', {}, a.role),
+    h('td', {}, badge(a.state)),
+    h('td', {}, a.version || '—', ' ', badge(a.versionStatus, VERSION_LABEL[a.versionStatus])),
+    h('td', { class: 'opt' }, auto),
+    h('td', {}, actions, can('operator') ? manageAgent(a) : null),
+  );
+}
+
+/** Less frequent actions on an agent, folded away: a new pairing key, removal. */
+function manageAgent(agent) {
+  return h('details', { class: 'manage' }, h('summary', { 'aria-label': `Manage ${agent.name}` }, 'Manage'),
+    h('button', { type: 'button', class: 'secondary', onclick: async () => {
+      if (!confirm(`Issue a new pairing key for ${agent.name}? Its current token stops working at once.`)) return;
+      try {
+        const pairing = await api('POST', `/api/v1/agents/${agent.id}/pairing-key`);
+        showSecret(pairingPanel(agent.name, pairing));
+      } catch (error) {
+        toast(describeError(error));
+      }
+    } }, 'New pairing key'),
+    h('button', { type: 'button', class: 'secondary danger', onclick: async () => {
+      if (!confirm(`Remove ${agent.name}? It is removed at once if idle or offline, else when its work ends.`)) return;
+      try {
+        const result = await api('DELETE', `/api/v1/agents/${agent.id}`);
+        toast(result.removed ? `${agent.name} removed` : `${agent.name} is terminating: it goes once idle`);
+      } catch (error) {
+        toast(describeError(error));
+      }
+    } }, 'Remove'));
+}
+
+function pairingPanel(name, pairing) {
+  const server = location.origin;
+  return secretPanel(`Pairing key for ${name}`, pairing.pairingKey, [
+    `It pairs once, until ${new Date(pairing.pairingKeyExpiresAt).toLocaleString()}. Start the agent with it, for example the reference agent:`,
+    h('pre', {}, h('code', {}, `npm run agent -- --server ${server} --pairing-key ${pairing.pairingKey} --home /var/lib/${name}`)),
+  ]);
+}
+
+/** Admins: the defaults new upgrades start from, and deleting an empty cluster. */
+function clusterSettings(cluster) {
+  const policy = h('select', { id: 'settings-policy' }, ['simultaneous', 'backup-first', 'backup-first-switchback'].map((p) => h('option', { value: p, selected: p === cluster.defaultPolicy }, p)));
+  const options = optionFields('settings', cluster.defaultOptions);
+  const remove = h('button', { type: 'button', class: 'secondary danger', onclick: async () => {
+    if (!confirm(`Delete cluster ${cluster.name}? Only an empty cluster can be deleted.`)) return;
+    try {
+      await api('DELETE', `/api/v1/clusters/${cluster.id}`);
+      toast(`Cluster ${cluster.name} deleted`);
+      location.hash = '#/';
+    } catch (error) {
+      toast(describeError(error));
+    }
+  } }, 'Delete cluster');
+  return h('details', { class: 'card settings' }, h('summary', {}, 'Cluster settings'),
+    apiForm({
+      id: 'cluster-settings', title: 'Defaults for new upgrades', method: 'PATCH', submit: 'Save defaults',
+      path: () => `/api/v1/clusters/${cluster.id}`,
+      body: () => ({ defaultPolicy: policy.value, defaultOptions: options.read() }),
+      done: () => { toast('Defaults saved'); redraw(); },
+    }, field('Default failover policy', policy), h('fieldset', {}, h('legend', {}, 'Default options'), options.nodes)),
+    h('div', { class: 'actions' }, remove));
+}
+
+function registerAgentForm(clusterId) {
+  const name = h('input', { id: 'agent-name', type: 'text', required: true, placeholder: 'db-a1' });
+  const address = h('input', { id: 'agent-address', type: 'text', required: true, placeholder: '10.0.4.17 or db-a1.lan' });
+  const role = h('select', { id: 'agent-role' }, ['standalone', 'main', 'backup'].map((r) => h('option', { value: r }, r)));
+  const group = h('input', { id: 'agent-group', type: 'text', placeholder: 'pair-a (for main and backup)' });
+  return apiForm({
+    id: 'register-agent', title: 'Register an agent', submit: 'Register',
+    path: () => `/api/v1/clusters/${clusterId}/agents`,
+    body: () => ({ name: name.value.trim(), address: address.value.trim(), role: role.value, ...(group.value.trim() ? { failoverGroup: group.value.trim() } : {}) }),
+    done: (agent) => { showSecret(pairingPanel(agent.name, agent)); name.value = ''; address.value = ''; group.value = ''; },
+  }, field('Agent name', name), field('Address', address), field('Role', role), field('Failover pair (main and backup share one)', group));
+}
+
+function upgradeNowButton(agent) {
+  return h('button', { type: 'button', class: 'secondary', 'aria-label': `Upgrade ${agent.name} now`, onclick: () => act(`/api/v1/agents/${agent.id}/upgrade-now`, 'Upgrade started', (u) => `#/upgrades/${u.id}`) }, 'Upgrade now');
+}
+
+/** Retries the upgrade in which this agent failed: the newest one with a step for it. */
+async function retryFailed(agent) {
+  try {
+    const { items } = await api('GET', `/api/v1/clusters/${agent.clusterId}/upgrades?agentId=${agent.id}&limit=1`);
+    if (items.length === 0) return toast(`No upgrade of ${agent.name} is on record; use "Upgrade now".`);
+    await act(`/api/v1/upgrades/${items[0].id}/retry`, `Retry of ${agent.name}'s upgrade started`, `#/upgrades/${items[0].id}`);
+  } catch (error) {
+    toast(describeError(error));
+  }
+}
+
+function packagesSection(clusterId, packages) {
+  return h('section', { class: 'card', 'aria-labelledby': 'packages-title' },
+    h('h2', { id: 'packages-title' }, 'Packages'),
+    packages.length === 0 ? h('p', { class: 'muted' }, 'No package uploaded.') : h('table', {},
+      h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, 'Version'), h('th', { scope: 'col' }, 'Kind'), h('th', { scope: 'col' }, 'Status'), h('th', { scope: 'col', class: 'opt' }, 'Uploaded'), h('th', { scope: 'col' }, 'Used by'))),
+      h('tbody', {}, packages.map((p) => h('tr', { 'data-package': p.version },
+        h('td', {}, p.version), h('td', {}, p.kind), h('td', {}, badge(p.status)),
+        h('td', { class: 'opt' }, new Date(p.uploadedAt).toLocaleString()),
+        h('td', {}, p.usedByUpgradeId ? h('a', { href: `#/upgrades/${p.usedByUpgradeId}` }, 'upgrade') : '—'))))));
+}
+
+function upgradesSection(upgrades) {
+  return h('section', { class: 'card', 'aria-labelledby': 'upgrades-title' },
+    h('h2', { id: 'upgrades-title' }, 'Upgrades'),
+    upgrades.length === 0 ? h('p', { class: 'muted' }, 'No upgrade yet.') : h('table', {},
+      h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, 'Upgrade'), h('th', { scope: 'col' }, 'Status'), h('th', { scope: 'col' }, 'Progress'), h('th', { scope: 'col', class: 'opt' }, 'Policy'))),
+      h('tbody', {}, upgrades.map((u) => h('tr', {},
+        h('td', {}, h('a', { href: `#/upgrades/${u.id}` }, `to ${u.packageVersion}`), ' ', h('span', { class: 'muted' }, new Date(u.createdAt).toLocaleString())),
+        h('td', {}, badge(u.status)), h('td', {}, `${u.percent}%`), h('td', { class: 'opt' }, u.resolvedPolicy))))));
+}
+
+function uploadForm(clusterId) {
+  const file = h('input', { id: 'upload-file', type: 'file', accept: '.tar.gz,.tgz,application/gzip', required: true });
+  const mode = h('select', { id: 'upload-mode' }, h('option', { value: 'upload-only' }, 'Upload only'), h('option', { value: 'install' }, 'Upload and upgrade every agent now'));
+  const bar = h('progress', { id: 'upload-progress', max: 100, value: 0, hidden: true, 'aria-label': 'Upload progress' });
+  const result = h('p', { id: 'upload-result', role: 'alert', class: 'error' });
+  const form = h('form', { class: 'card', 'aria-labelledby': 'upload-title', onsubmit: (e) => {
+    e.preventDefault();
+    if (!file.files[0]) return;
+    const body = new FormData();
+    body.set('mode', mode.value);
+    body.set('file', file.files[0]);
+    // XMLHttpRequest, not fetch: it reports upload progress for large packages.
+    const xhr = new XMLHttpRequest();
+    xhr.open('POST', `/api/v1/clusters/${clusterId}/packages`);
+    xhr.setRequestHeader('Authorization', `Bearer ${state.token}`);
+    bar.hidden = false;
+    bar.value = 0;
+    result.textContent = '';
+    xhr.upload.onprogress = (p) => p.lengthComputable && (bar.value = Math.floor((p.loaded / p.total) * 100));
+    xhr.onerror = () => (result.textContent = 'The upload was cut off; try again.');
+    xhr.onload = () => {
+      let json = {};
+      try { json = JSON.parse(xhr.responseText); } catch { /* not JSON */ }
+      if (xhr.status >= 400) {
+        result.textContent = describeError(new ApiError(xhr.status, json));
+        return;
+      }
+      toast(json.upgrade ? `Package ${json.package.version} uploaded; its upgrade started` : `Package ${json.version} ${xhr.status === 200 ? 'was already uploaded' : 'uploaded'}`);
+      if (json.upgrade) location.hash = `#/upgrades/${json.upgrade.id}`;
+      else redraw();
+    };
+    xhr.send(body);
+  } },
+    h('h2', { id: 'upload-title' }, 'Upload a package'),
+    h('label', { for: 'upload-file' }, 'Package (.tar.gz)'), file,
+    h('label', { for: 'upload-mode' }, 'Mode'), mode,
+    h('div', { class: 'actions' }, h('button', { type: 'submit' }, 'Upload')),
+    bar, result);
+  return form;
+}

@@ -1,0 +1,33 @@
+// The clusters list, and creating a cluster (admins).
+import { api, apiForm, badge, can, field, h, toast } from './lib.js';
+
+export async function clustersView(view) {
+  const clusters = await api('GET', '/api/v1/clusters');
+  view.append(
+    h('h1', {}, 'Clusters'),
+    clusters.length === 0
+      ? h('p', { class: 'muted' }, can('admin') ? 'No cluster yet: create the first one below.' : 'No cluster yet: an admin creates them.')
+      : h('table', {},
+          h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, 'Cluster'), h('th', { scope: 'col' }, 'Product'), h('th', { scope: 'col' }, 'Target'), h('th', { scope: 'col' }, 'Versions'), h('th', { scope: 'col' }, 'Consistent'))),
+          h('tbody', {}, clusters.map((c) => h('tr', {},
+            h('td', {}, h('a', { href: `#/clusters/${c.id}` }, c.name)),
+            h('td', {}, c.product),
+            h('td', {}, c.targetVersion || '—'),
+            h('td', {}, Object.entries(c.versions).map(([v, n]) => `${v}: ${n}`).join(', ') || 'none reported'),
+            h('td', {}, c.consistent ? badge('latest', 'one version') : badge('outdated', 'mixed')),
+          )))),
+    can('admin') ? newClusterForm() : null,
+  );
+}
+
+function newClusterForm() {
+  const name = h('input', { id: 'cluster-name', type: 'text', required: true, placeholder: 'db-eu-west' });
+  const product = h('input', { id: 'cluster-product', type: 'text', required: true, placeholder: 'acme-agent' });
+  const policy = h('select', { id: 'cluster-policy' }, ['simultaneous', 'backup-first', 'backup-first-switchback'].map((p) => h('option', { value: p }, p)));
+  return apiForm({
+    id: 'new-cluster', title: 'New cluster', submit: 'Create cluster',
+    path: () => '/api/v1/clusters',
+    body: () => ({ name: name.value.trim(), product: product.value.trim(), defaultPolicy: policy.value }),
+    done: (cluster) => { toast(`Cluster ${cluster.name} created`); location.hash = `#/clusters/${cluster.id}`; },
+  }, field('Cluster name', name), field('Product (what its packages must name)', product), field('Default failover policy', policy));
+}

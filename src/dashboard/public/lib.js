@@ -1,0 +1,128 @@
+// The dashboard's shared pieces: session state, the API client, DOM building and small widgets.
+// Everything shown is built as DOM nodes from text (never HTML strings), so nothing an agent or a
+// package reports can inject markup.
+
+export const TOKEN_KEY = 'lockstep.token';
+export const state = { token: sessionStorage.getItem(TOKEN_KEY), me: null, stream: null, seq: 0 };
+const RANK = { viewer: 1, operator: 2, admin: 3 };
+export const can = (role) => state.me && RANK[state.me.role] >= RANK[role];
+export const $ = (id) => document.getElementById(id);
+
+/** What app.js provides to the views without their importing it (it imports them). */
+export const page = { render: async () => {}, signOut: (_message) => {} };
+
+/** Draws the current view again; resolves once it is drawn. */
+export const redraw = () => page.render();
+
+/** h('tag', {attr, onclick}, ...children): a DOM element; strings become text nodes, arrays (nested too) their items. */
+export function h(tag, attrs = {}, ...children) {
+  const el = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (v === undefined || v === null || v === false) continue;
+    if (k.startsWith('on')) el.addEventListener(k.slice(2), v);
+    else if (k === 'class') el.className = v;
+    else if (v === true) el.setAttribute(k, '');
+    else el.setAttribute(k, String(v));
+  }
+  for (const child of children.flat(Infinity)) if (child !== null && child !== undefined && child !== false) el.append(child instanceof Node ? child : String(child));
+  return el;
+}
+
+export class ApiError extends Error {
+  constructor(status, body) {
+    super(body && body.message ? body.message : `HTTP ${status}`);
+    this.status = status;
+    this.body = body;
+  }
+}
+
+export async function api(method, path, body) {
+  const res = await fetch(path, {
+    method,
+    headers: { Authorization: `Bearer ${state.token}`, ...(body !== undefined ? { 'Content-Type': 'application/json' } : {}) },
+    body: body !== undefined ? JSON.stringify(body) : undefined,
+  });
+  const json = await res.json().catch(() => ({}));
+  if (res.status === 401) page.signOut('Your token was refused: ' + (json.message || 'sign in again.'));
+  if (!res.ok) throw new ApiError(res.status, json);
+  return json;
+}
+
+/** A refusal in words, with per-agent prerequisite failures and per-field problems spelled out. */
+export function describeError(error) {
+  const lines = [error.message];
+  const d = error.body && error.body.details;
+  if (d && Array.isArray(d.failures)) for (const f of d.failures) lines.push(`• ${f.agentName}: ${f.check} requires ${f.required}, it has ${f.actual}`);
+  if (d && Array.isArray(d.refusals)) for (const r of d.refusals) lines.push(`• ${r.message}`);
+  if (Array.isArray(d)) for (const p of d) if (p.field) lines.push(`• ${p.field}: ${(p.problems || []).join('; ')}`);
+  return lines.join('\n');
+}
+
+export function toast(text) {
+  $('toast').textContent = text;
+  clearTimeout(toast.timer);
+  toast.timer = setTimeout(() => ($('toast').textContent = ''), 5000);
+}
+
+export function badge(status, label) {
+  return h('span', { class: `badge ${status}` }, status === 'upgrading' || status === 'running' ? h('span', { class: 'spinner', 'aria-hidden': 'true' }) : null, label || status);
+}
+
+/** A labelled control: [label, control], the label tied to the control's id. */
+export function field(text, control) {
+  return [h('label', { for: control.id }, text), control];
+}
+
+/**
+ * A form card whose submit sends `body()` with `method` to `path()`; a refusal is shown in the
+ * form in words, a success goes to `done(result)`.
+ */
+export function apiForm({ id, title, method = 'POST', path, body, submit, done }, ...fields) {
+  const result = h('p', { class: 'error', role: 'alert', id: `${id}-result` });
+  return h('form', { class: 'card', id, 'aria-labelledby': `${id}-title`, onsubmit: async (e) => {
+    e.preventDefault();
+    result.textContent = '';
+    try {
+      done(await api(method, path(), body()));
+    } catch (error) {
+      result.textContent = describeError(error);
+    }
+  } }, h('h2', { id: `${id}-title` }, title), fields, h('div', { class: 'actions' }, h('button', { type: 'submit' }, submit)), result);
+}
+
+/** A secret shown once (a pairing key, a token), with what to do with it; it stays until dismissed. */
+export function secretPanel(title, secret, lines) {
+  const panel = h('section', { class: 'card secret', role: 'alert', tabindex: -1, 'aria-labelledby': 'secret-title' },
+    h('h2', { id: 'secret-title' }, title),
+    h('p', {}, 'Shown only now: Lockstep keeps only its hash. Copy it before you close this panel.'),
+    h('pre', {}, h('code', { id: 'secret-value' }, secret)),
+    lines.map((line) => (line instanceof Node ? line : h('p', {}, line))),
+    h('div', { class: 'actions' }, h('button', { type: 'button', class: 'secondary', onclick: () => panel.remove() }, 'I have copied it')));
+  return panel;
+}
+
+/** Puts a secret panel at the top of the view and moves focus to it. */
+export function showSecret(panel) {
+  document.querySelector('.secret')?.remove();
+  $('view').prepend(panel);
+  panel.focus();
+}
+
+export const VERSION_LABEL = { latest: 'latest', outdated: 'out of date', unknown: 'unknown', upgrading: 'upgrading', failed: 'failed', ahead: 'ahead' };
+
+export async function act(path, done, next) {
+  try {
+    const result = await api('POST', path);
+    toast(done);
+    const target = typeof next === 'function' ? next(result) : next;
+    if (target && location.hash !== target) location.hash = target;
+    else redraw();
+  } catch (error) {
+    toast(describeError(error));
+  }
+}
+
+export function closeStream() {
+  if (state.stream) state.stream.close();
+  state.stream = null;
+}

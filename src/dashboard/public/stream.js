@@ -1,0 +1,47 @@
+// Following an event stream with single-use stream tickets, resuming after drops.
+import { api, redraw, state } from './lib.js';
+
+/**
+ * Follows a stream ('upgrade' or 'cluster'). EventSource cannot send a token, so each connection
+ * uses a fresh single-use stream ticket; after a drop it asks for another and resumes after the
+ * last event received, so nothing is lost or shown twice. An upgrade's stream starts from its first
+ * event (its history); a cluster's starts live, and onOpen(false) lets the page read what it shows
+ * again rather than replay the cluster's whole log.
+ */
+export function follow(kind, id, handlers) {
+  let lastId = 0;
+  let closed = false;
+  let source = null;
+  let retryMs = 500;
+  const stream = { close: () => { closed = true; if (source) source.close(); } };
+  state.stream = stream;
+  async function open() {
+    if (closed || state.stream !== stream) return;
+    try {
+      const ticket = await api('POST', '/api/v1/stream-tickets', { stream: kind, id });
+      if (closed) return;
+      const resumed = lastId > 0 || kind === 'upgrade';
+      source = new EventSource(resumed ? `${ticket.url}&lastEventId=${lastId}` : ticket.url);
+      source.onopen = () => handlers.onOpen && handlers.onOpen(resumed);
+      for (const type of ['upgrade.status', 'task.progress', 'pair.switchover', 'agent.status', 'package.status']) {
+        source.addEventListener(type, (m) => {
+          const eventId = Number(m.lastEventId);
+          if (eventId <= lastId) return;
+          lastId = eventId;
+          retryMs = 500;
+          const event = JSON.parse(m.data);
+          handlers.onEvent({ id: eventId, type, createdAt: event.createdAt, data: event.data });
+        });
+      }
+      source.addEventListener('reset', () => { stream.close(); redraw(); });
+      source.onerror = () => {
+        source.close();
+        if (!closed) setTimeout(open, retryMs);
+        retryMs = Math.min(retryMs * 2, 10_000);
+      };
+    } catch {
+      if (!closed) setTimeout(open, (retryMs = Math.min(retryMs * 2, 10_000)));
+    }
+  }
+  open();
+}

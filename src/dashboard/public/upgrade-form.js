@@ -1,0 +1,140 @@
+// The new-upgrade form and the option controls it shares with the cluster settings.
+import { api, describeError, field, h } from './lib.js';
+
+/**
+ * The upgrade options as form controls, starting at `defaults` (the cluster's): the common ones in
+ * view, the rarer ones under "More options". read() gives the options object the API takes.
+ */
+export function optionFields(prefix, defaults) {
+  const text = (key, type = 'text') => h('input', { id: `${prefix}-${key}`, type, value: String(defaults[key]) });
+  const flag = (key) => h('input', { id: `${prefix}-${key}`, type: 'checkbox', checked: Boolean(defaults[key]) });
+  const common = [
+    ['maxParallel', 'Units at once (count or %, 0 = all)', text('maxParallel')],
+    ['failureThreshold', 'Failed units before no new one starts (0 = no limit)', text('failureThreshold')],
+    ['canary', 'Canary units (then pause)', text('canary', 'number')],
+  ];
+  const flags = [
+    ['waitForIdle', 'Wait for busy agents to be idle'],
+    ['backup', 'Back up the agent\'s data before stopping it'],
+    ['migrate', 'Run the package\'s data migration'],
+    ['startAfterUpgrade', 'Start the product after the upgrade'],
+    ['rebootAfter', 'Reboot the host afterwards'],
+    ['switchBackOnFailure', 'A serving member whose upgrade failed takes back over'],
+    ['allowLegacyPolicyOnMajor', 'Allow a backup-first policy on a major upgrade'],
+  ].map(([key, label]) => [key, label, flag(key)]);
+  const timeouts = [
+    ['idleTimeoutS', 'Wait for a busy agent (seconds)'],
+    ['offlineTimeoutS', 'Wait for an offline agent (seconds)'],
+    ['phaseTimeoutS', 'Longest phase or switchover wait (seconds)'],
+  ].map(([key, label]) => [key, label, text(key, 'number')]);
+  const agentOptions = h('textarea', { id: `${prefix}-agentOptions`, rows: 2, placeholder: '{"stopSnmp": true, "delayedStartS": 30}' }, Object.keys(defaults.agentOptions || {}).length ? JSON.stringify(defaults.agentOptions) : '');
+  const checkbox = ([, label, input]) => h('label', { for: input.id }, input, ` ${label}`);
+  const countOrPercent = (v) => (/^\d+%$/.test(v.trim()) ? v.trim() : Number(v));
+  return {
+    nodes: [
+      common.map(([, label, input]) => field(label, input)),
+      checkbox(flags[0]),
+      h('details', {}, h('summary', {}, 'More options'),
+        flags.slice(1).map(checkbox),
+        timeouts.map(([, label, input]) => field(label, input)),
+        field('Options passed to the agent (JSON object)', agentOptions)),
+    ],
+    read: () => ({
+      maxParallel: countOrPercent(common[0][2].value),
+      failureThreshold: countOrPercent(common[1][2].value),
+      canary: Number(common[2][2].value),
+      ...Object.fromEntries(flags.map(([key, , input]) => [key, input.checked])),
+      ...Object.fromEntries(timeouts.map(([key, , input]) => [key, Number(input.value)])),
+      // What the box shows is what is sent: emptied, the agent gets no options.
+      agentOptions: agentOptions.value.trim() ? parseAgentOptions(agentOptions.value) : {},
+    }),
+  };
+}
+
+/** The agent options box: a JSON object, refused in words before anything is sent. */
+function parseAgentOptions(text) {
+  let value;
+  try {
+    value = JSON.parse(text);
+  } catch (error) {
+    throw new Error(`Options passed to the agent: not JSON (${error.message}). Write an object such as {"stopSnmp": true}.`);
+  }
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) throw new Error('Options passed to the agent: write a JSON object such as {"stopSnmp": true}.');
+  return value;
+}
+
+export function newUpgradeForm(clusterId, agents, packages, cluster) {
+  const usable = packages.filter((p) => p.status === 'available');
+  const pkg = h('select', { id: 'upgrade-package', required: true }, usable.map((p) => h('option', { value: p.id }, `${p.version} (${p.kind})`)));
+  const targetAll = h('input', { type: 'radio', name: 'target', id: 'target-all', value: 'all', checked: true });
+  const targetSome = h('input', { type: 'radio', name: 'target', id: 'target-some', value: 'some' });
+  const picks = agents.map((a) => h('label', {}, h('input', { type: 'checkbox', value: a.id, 'data-pick': '' }), ` ${a.name} (${a.address})`));
+  const addresses = h('input', { id: 'target-addresses', type: 'text', placeholder: '10.0.4.17, db-a2.lan' });
+  const policy = h('select', { id: 'upgrade-policy' }, ['default', 'simultaneous', 'backup-first', 'backup-first-switchback'].map((p) => h('option', { value: p }, p === 'default' ? `default (${cluster.defaultPolicy})` : p)));
+  const options = optionFields('opt', cluster.defaultOptions);
+  const startAt = h('input', { id: 'upgrade-start-at', type: 'datetime-local' });
+  const plan = h('div', { id: 'plan', 'aria-live': 'polite' });
+  const start = h('button', { type: 'button', id: 'start-upgrade', disabled: true, onclick: async () => {
+    try {
+      const u = await api('POST', `/api/v1/clusters/${clusterId}/upgrades`, request());
+      location.hash = `#/upgrades/${u.id}`;
+    } catch (error) {
+      plan.append(h('p', { class: 'error', role: 'alert' }, describeError(error)));
+    }
+  } }, 'Start upgrade');
+
+  function request() {
+    const some = targetSome.checked;
+    const agentIds = picks.map((l) => l.querySelector('input')).filter((i) => i.checked).map((i) => i.value);
+    const addr = addresses.value.split(/[\s,]+/).filter(Boolean);
+    return {
+      packageId: pkg.value,
+      target: some ? { ...(agentIds.length ? { agentIds } : {}), ...(addr.length ? { addresses: addr } : {}) } : { all: true },
+      policy: policy.value,
+      options: options.read(),
+      // datetime-local is the viewer's local time; the API wants an instant.
+      ...(startAt.value ? { scheduledAt: new Date(startAt.value).toISOString() } : {}),
+    };
+  }
+
+  async function preview() {
+    plan.replaceChildren();
+    start.disabled = true;
+    try {
+      const p = await api('POST', `/api/v1/clusters/${clusterId}/upgrades/preview`, request());
+      const name = new Map(agents.map((a) => [a.id, a.name]));
+      const batches = new Map();
+      for (const s of p.steps) {
+        if (!batches.has(s.batch)) batches.set(s.batch, []);
+        batches.get(s.batch).push(s);
+      }
+      plan.append(h('h3', {}, `Plan: ${p.resolvedPolicy}, ${p.units} unit(s) in ${p.batches} batch(es)`));
+      for (const [batch, steps] of [...batches].sort((a, b) => a[0] - b[0])) {
+        plan.append(h('div', { class: 'batch' }, h('h3', {}, `Batch ${batch + 1}`), h('ol', {}, steps.map((s) =>
+          h('li', {}, `${s.kind} ${name.get(s.agentId) || s.agentId}`, s.dependsOn.length ? h('span', { class: 'muted' }, ` after ${s.dependsOn.map((d) => d.replace(/^(\w+):(.*)$/, (_, k, who) => `${k} ${name.get(who) || who}`)).join(', ')}`) : null, s.status !== 'pending' ? ` — ${s.status}` : '', s.note ? h('span', { class: 'muted' }, ` (${s.note})`) : null)))));
+      }
+      for (const w of p.warnings) plan.append(h('p', { class: 'notice' }, `Warning: ${w.message}`));
+      for (const r of p.refusals) plan.append(h('p', { class: 'notice refusal', role: 'alert' }, `Refused: ${r.message}`));
+      for (const f of p.prerequisites.failures) plan.append(h('p', { class: 'notice refusal' }, `${f.agentName}: ${f.check} requires ${f.required}, it has ${f.actual}`));
+      start.disabled = p.refusals.length > 0;
+    } catch (error) {
+      plan.append(h('p', { class: 'error', role: 'alert' }, describeError(error)));
+    }
+  }
+
+  return h('form', { class: 'card', id: 'new-upgrade', 'aria-labelledby': 'new-upgrade-title', onsubmit: (e) => { e.preventDefault(); preview(); } },
+    h('h2', { id: 'new-upgrade-title' }, 'New upgrade'),
+    usable.length === 0 ? h('p', { class: 'muted' }, 'Upload a package first: only an available package can start an upgrade.') : [
+      h('label', { for: 'upgrade-package' }, 'Package'), pkg,
+      h('fieldset', {}, h('legend', {}, 'Target'),
+        h('label', { for: 'target-all' }, targetAll, ' Every agent of the cluster'),
+        h('label', { for: 'target-some' }, targetSome, ' Chosen agents'),
+        h('div', { role: 'group', 'aria-label': 'Agents to upgrade' }, picks),
+        h('label', { for: 'target-addresses' }, 'Add agents by address'), addresses),
+      h('label', { for: 'upgrade-policy' }, 'Failover policy'), policy,
+      h('fieldset', {}, h('legend', {}, 'Options'), options.nodes),
+      h('label', { for: 'upgrade-start-at' }, 'Start at (your local time; empty = now)'), startAt,
+      h('div', { class: 'actions' }, h('button', { type: 'submit', id: 'preview-upgrade', class: 'secondary' }, 'Preview plan'), start),
+      plan,
+    ]);
+}
