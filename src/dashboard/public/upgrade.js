@@ -12,6 +12,7 @@ export async function upgradeView(view, upgradeId, isCurrent) {
   const reason = h('p', { class: 'muted', id: 'upgrade-reason' });
   const buttons = h('div', { class: 'actions' });
   const log = h('div', { class: 'events', id: 'events', tabindex: 0, 'aria-label': 'Event history' });
+  let pendingLines = null;
 
   function setUpgrade(u) {
     status.replaceChildren(badge(u.status), ` ${u.percent}%`);
@@ -72,8 +73,22 @@ export async function upgradeView(view, upgradeId, isCurrent) {
         : e.type === 'upgrade.status' ? `upgrade ${d.status} ${d.percent}%`
         : e.type === 'pair.switchover' ? `${who(d.activeAgentId)} took over from ${who(d.standbyAgentId)} (${d.failoverGroup})`
         : `${e.type} ${JSON.stringify(d)}`;
-      log.append(h('div', {}, `#${e.id} ${new Date(e.createdAt).toLocaleTimeString()} ${line}`));
-      log.scrollTop = log.scrollHeight;
+      addLine(`#${e.id} ${new Date(e.createdAt).toLocaleTimeString()} ${line}`);
     },
   });
+
+  // Lines go in once per frame, so replaying a long history is one layout rather than one per
+  // event; the log follows the newest line unless the reader scrolled up to read older ones.
+  function addLine(text) {
+    if (!pendingLines) {
+      pendingLines = document.createDocumentFragment();
+      requestAnimationFrame(() => {
+        const atBottom = log.scrollTop + log.clientHeight >= log.scrollHeight - 4;
+        log.append(pendingLines);
+        pendingLines = null;
+        if (atBottom) log.scrollTop = log.scrollHeight;
+      });
+    }
+    pendingLines.append(h('div', {}, text));
+  }
 }
