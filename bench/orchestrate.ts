@@ -15,16 +15,13 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import { createApp } from '../src/app.factory';
-import { AgentCommandsService } from '../src/cluster/agent-commands.service';
 import { AgentProtocolService } from '../src/cluster/agent-protocol.service';
-import { AgentsService } from '../src/cluster/agents.service';
-import { ClustersService } from '../src/cluster/clusters.service';
 import { loadConfig } from '../src/config/app-config';
 import { Database } from '../src/database/database';
 import { ProgressEvent } from '../src/progress/progress-event.entity';
 import { Upgrade } from '../src/upgrades/upgrade.entity';
 import { UpgradesService } from '../src/upgrades/upgrades.service';
-import { packageArchive } from '../test/support/archives';
+import { driveUpgrade, setUpFleet } from './support/fleet';
 
 const { values } = parseArgs({ options: { agents: { type: 'string', default: '1000' }, db: { type: 'string', default: 'sqlite' } } });
 const N = Number(values.agents);
@@ -37,39 +34,17 @@ async function main() {
   await app.listen(0, '127.0.0.1');
   const base = `http://127.0.0.1:${(app.getHttpServer().address() as { port: number }).port}`;
   try {
-    const clusters = app.get(ClustersService);
-    const agentsService = app.get(AgentsService);
     const protocol = app.get(AgentProtocolService);
-    const commands = app.get(AgentCommandsService);
     const upgrades = app.get(UpgradesService);
     const db = app.get(Database);
-
-    const cluster = await clusters.create({ name: `bench-${Date.now()}`, product: 'acme-agent' });
-    const agents: Array<{ id: string; version: string }> = [];
-    for (let i = 0; i < N; i++) {
-      const inPair = i < N / 2;
-      const registered = await agentsService.register(cluster.id, {
-        name: `agent-${i}`,
-        address: `agent-${i}.lan`,
-        role: inPair ? (i % 2 === 0 ? 'main' : 'backup') : 'standalone',
-        ...(inPair ? { failoverGroup: `pair-${Math.floor(i / 2)}` } : {}),
-      });
-      const paired = await protocol.pair({ pairingKey: registered.pairingKey, version: '1.0.0', facts: { os: 'linux', freeDiskMb: 5000 } });
-      agents.push({ id: paired.agentId, version: '1.0.0' });
-      await protocol.heartbeat(paired.agentId, { version: '1.0.0', busy: false });
-    }
-    const form = new FormData();
-    form.set('mode', 'upload-only');
-    form.set('file', new Blob([packageArchive()]), 'package.tar.gz');
-    const uploaded = await fetch(`${base}/api/v1/clusters/${cluster.id}/packages`, { method: 'POST', headers: { Authorization: `Bearer ${ADMIN}` }, body: form });
-    const pkg = (await uploaded.json()) as { id: string };
+    const { clusterId, packageId, agents } = await setUpFleet(app, base, ADMIN, N);
     console.log(`${N} agents (${N / 2} in pairs) registered and paired on ${db.type}`);
 
     // Baseline: durable one-row updates, one transaction each.
     const baselineRuns = 500;
     let start = process.hrtime.bigint();
     for (let i = 0; i < baselineRuns; i++) {
-      await db.transaction((tx) => tx.em.query(db.sql('UPDATE "clusters" SET "updatedAt" = $1 WHERE "id" = $2'), [new Date().toISOString(), cluster.id]));
+      await db.transaction((tx) => tx.em.query(db.sql('UPDATE "clusters" SET "updatedAt" = $1 WHERE "id" = $2'), [new Date().toISOString(), clusterId]));
     }
     const baselineMs = Number(process.hrtime.bigint() - start) / 1e6 / baselineRuns;
 
@@ -80,33 +55,11 @@ async function main() {
     for (let r = 0; r < idleRounds; r++) await Promise.all(agents.map((a) => protocol.heartbeat(a.id, { version: a.version, busy: false })));
     const idle = process.cpuUsage(cpuMark);
     const cpuPerHeartbeatMs = (idle.user + idle.system) / 1000 / (idleRounds * N);
-    let heartbeats = 0;
 
     const cpuBefore = process.cpuUsage();
     start = process.hrtime.bigint();
-    const upgrade = await upgrades.create(cluster.id, { packageId: pkg.id, target: { all: true }, policy: 'simultaneous' }, null);
-    const seen = new Set<string>();
-    const deadline = Date.now() + 600_000;
-    while (Date.now() < deadline) {
-      const before = seen.size;
-      await Promise.all(
-        agents.map(async (agent) => {
-          heartbeats++;
-          const answer = await protocol.heartbeat(agent.id, { version: agent.version, busy: false });
-          for (const command of answer.commands) {
-            if (seen.has(command.id)) continue;
-            seen.add(command.id);
-            await commands.reportProgress(agent.id, command.id, { phase: 'install', percent: 50 });
-            await commands.reportComplete(agent.id, command.id, { status: 'succeeded', version: command.toVersion as string });
-            agent.version = command.toVersion as string;
-          }
-        }),
-      );
-      const current = await db.reader.findOneByOrFail(Upgrade, { id: upgrade.id });
-      if (current.finishedAt) break;
-      // Agents poll: a round that brought no command waits a little, as pollAfterMs would.
-      if (seen.size === before) await new Promise((r) => setTimeout(r, 20));
-    }
+    const upgrade = await upgrades.create(clusterId, { packageId, target: { all: true }, policy: 'simultaneous' }, null);
+    const heartbeats = await driveUpgrade(app, upgrade.id, agents, [['install', 50]]);
     const wallMs = Number(process.hrtime.bigint() - start) / 1e6;
     const cpu = process.cpuUsage(cpuBefore);
     const cpuMs = (cpu.user + cpu.system) / 1000;
@@ -114,7 +67,7 @@ async function main() {
     const transitions = await db.reader.countBy(ProgressEvent, { upgradeId: upgrade.id, type: 'task.progress' });
     if (process.env.DEBUG_BENCH) console.log(JSON.stringify(await upgrades.get(upgrade.id)).slice(0, 1500));
 
-    console.log(`upgrade ${final.status} in ${(wallMs / 1000).toFixed(1)} s: ${transitions} step transitions, ${seen.size} commands`);
+    console.log(`upgrade ${final.status} in ${(wallMs / 1000).toFixed(1)} s: ${transitions} step transitions`);
     console.log(`server CPU per transition   ${((cpuMs - heartbeats * cpuPerHeartbeatMs) / transitions).toFixed(3)} ms   (${heartbeats} heartbeats at ${cpuPerHeartbeatMs.toFixed(3)} ms CPU taken out; with them ${(cpuMs / transitions).toFixed(3)} ms)`);
     console.log(`wall time per transition    ${(wallMs / transitions).toFixed(3)} ms`);
     console.log(`baseline: durable one-row transaction  ${baselineMs.toFixed(3)} ms   (per transition / baseline: ${(wallMs / transitions / baselineMs).toFixed(2)})`);

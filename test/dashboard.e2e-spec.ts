@@ -112,7 +112,7 @@ if (!available) {
       ['skipped', '0'], // the switchback that runs only if the main's upgrade fails
       ['succeeded', '100'],
     ]);
-    expect(await page.locator('#events div').count()).toBeGreaterThan(5);
+    await page.waitForFunction(() => document.querySelectorAll('#events div').length > 5);
     expect(await accessibilityProblems(page)).toEqual([]);
     fs.mkdirSync(ARTIFACTS, { recursive: true });
     await page.screenshot({ path: path.join(ARTIFACTS, 'upgrade-view.png'), fullPage: true });
@@ -165,7 +165,7 @@ if (!available) {
     t.app.get(EventStreams).beforeApplicationShutdown();
     await fleet.until(upgrade.body.id, ['succeeded']);
     await expectText(page, '#upgrade-status', /succeeded 100%/);
-    expect(await page.locator('#events').textContent()).toMatch(/lonely upgrade failed.*lonely upgrade succeeded/s);
+    await expectText(page, '#events', /lonely upgrade failed.*lonely upgrade succeeded/);
     const history = (await t.admin.get(`/api/v1/upgrades/${upgrade.body.id}/history`).expect(200)).body.items.map((e: { id: number }) => e.id);
     await page.waitForFunction((count) => document.querySelectorAll('#events div').length >= count, history.length);
     const shown = (await page.locator('#events div').allTextContents()).map((line) => Number(/^#(\d+)/.exec(line)?.[1]));

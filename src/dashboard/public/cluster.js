@@ -1,5 +1,5 @@
 // One cluster: its agents (live), packages and upgrades, upload, and the forms that act on it.
-import { act, api, ApiError, apiForm, badge, can, describeError, field, h, redraw, secretPanel, showSecret, state, toast, VERSION_LABEL } from './lib.js';
+import { act, api, ApiError, apiForm, badge, can, describeError, field, h, localDateTime, redraw, secretPanel, showSecret, state, toast, VERSION_LABEL } from './lib.js';
 import { follow } from './stream.js';
 import { newUpgradeForm, optionFields } from './upgrade-form.js';
 
@@ -153,7 +153,7 @@ function manageAgent(agent) {
 function pairingPanel(name, pairing) {
   const server = location.origin;
   return secretPanel(`Pairing key for ${name}`, pairing.pairingKey, [
-    `It pairs once, until ${new Date(pairing.pairingKeyExpiresAt).toLocaleString()}. Start the agent with it, for example the reference agent:`,
+    `It pairs once, until ${localDateTime(pairing.pairingKeyExpiresAt)}. Start the agent with it, for example the reference agent:`,
     h('pre', {}, h('code', {}, `npm run agent -- --server ${server} --pairing-key ${pairing.pairingKey} --home /var/lib/${name}`)),
   ]);
 }
@@ -217,7 +217,7 @@ function packagesSection(clusterId, packages) {
       h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, 'Version'), h('th', { scope: 'col' }, 'Kind'), h('th', { scope: 'col' }, 'Status'), h('th', { scope: 'col', class: 'opt' }, 'Uploaded'), h('th', { scope: 'col' }, 'Used by'))),
       h('tbody', {}, packages.map((p) => h('tr', { 'data-package': p.version },
         h('td', {}, p.version), h('td', {}, p.kind), h('td', {}, badge(p.status)),
-        h('td', { class: 'opt' }, new Date(p.uploadedAt).toLocaleString()),
+        h('td', { class: 'opt' }, localDateTime(p.uploadedAt)),
         h('td', {}, p.usedByUpgradeId ? h('a', { href: `#/upgrades/${p.usedByUpgradeId}` }, 'upgrade') : '—'))))));
 }
 
@@ -227,7 +227,7 @@ function upgradesSection(upgrades) {
     upgrades.length === 0 ? h('p', { class: 'muted' }, 'No upgrade yet.') : h('table', {},
       h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, 'Upgrade'), h('th', { scope: 'col' }, 'Status'), h('th', { scope: 'col' }, 'Progress'), h('th', { scope: 'col', class: 'opt' }, 'Policy'))),
       h('tbody', {}, upgrades.map((u) => h('tr', {},
-        h('td', {}, h('a', { href: `#/upgrades/${u.id}` }, `to ${u.packageVersion}`), ' ', h('span', { class: 'muted' }, new Date(u.createdAt).toLocaleString())),
+        h('td', {}, h('a', { href: `#/upgrades/${u.id}` }, `to ${u.packageVersion}`), ' ', h('span', { class: 'muted' }, localDateTime(u.createdAt))),
         h('td', {}, badge(u.status)), h('td', {}, `${u.percent}%`), h('td', { class: 'opt' }, u.resolvedPolicy))))));
 }
 

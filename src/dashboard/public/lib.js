@@ -108,6 +108,15 @@ export function showSecret(panel) {
   panel.focus();
 }
 
+// One formatter each, made once: toLocaleString() builds a new one per call, which a replay of
+// thousands of events pays thousands of times.
+const DATE_TIME = new Intl.DateTimeFormat(undefined, { dateStyle: 'medium', timeStyle: 'medium' });
+const TIME = new Intl.DateTimeFormat(undefined, { timeStyle: 'medium' });
+/** An instant (ISO text) as the viewer's local date and time. */
+export const localDateTime = (iso) => DATE_TIME.format(new Date(iso));
+/** An instant (ISO text) as the viewer's local time of day. */
+export const localTime = (iso) => TIME.format(new Date(iso));
+
 export const VERSION_LABEL = { latest: 'latest', outdated: 'out of date', unknown: 'unknown', upgrading: 'upgrading', failed: 'failed', ahead: 'ahead' };
 
 export async function act(path, done, next) {

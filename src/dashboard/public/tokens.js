@@ -1,5 +1,5 @@
 // API tokens (admins): list, issue (the secret shown once), revoke.
-import { api, apiForm, badge, can, describeError, field, h, redraw, secretPanel, showSecret, state, toast } from './lib.js';
+import { api, apiForm, badge, can, describeError, field, h, localDateTime, redraw, secretPanel, showSecret, state, toast } from './lib.js';
 
 export async function tokensView(view) {
   view.append(h('h1', {}, 'API tokens'));
@@ -16,8 +16,8 @@ export async function tokensView(view) {
       h('tbody', {}, tokens.map((t) => h('tr', { 'data-token': t.name },
         h('th', { scope: 'row' }, t.name, t.id === state.me.tokenId ? h('span', { class: 'muted' }, ' (you)') : null),
         h('td', {}, t.role), h('td', {}, h('code', {}, t.prefix)),
-        h('td', {}, new Date(t.createdAt).toLocaleString()),
-        h('td', {}, t.revokedAt ? badge('cancelled', `revoked ${new Date(t.revokedAt).toLocaleString()}`) : badge('available', 'active')),
+        h('td', {}, localDateTime(t.createdAt)),
+        h('td', {}, t.revokedAt ? badge('cancelled', `revoked ${localDateTime(t.revokedAt)}`) : badge('available', 'active')),
         h('td', {}, t.revokedAt ? null : h('button', { type: 'button', class: 'secondary danger', 'aria-label': `Revoke ${t.name}`, onclick: async () => {
           const warning = t.id === state.me.tokenId ? ' It is the token you are signed in with: you will be signed out.' : '';
           if (!confirm(`Revoke ${t.name}? Whoever uses it is refused at once.${warning}`)) return;

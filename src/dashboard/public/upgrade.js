@@ -1,5 +1,5 @@
 // One upgrade, live: the plan by batch with a progress bar per step, the controls, the event history.
-import { act, api, badge, can, h } from './lib.js';
+import { act, api, badge, can, h, localDateTime, localTime } from './lib.js';
 import { follow } from './stream.js';
 
 export async function upgradeView(view, upgradeId, isCurrent) {
@@ -52,7 +52,7 @@ export async function upgradeView(view, upgradeId, isCurrent) {
     h('p', {}, h('a', { href: `#/clusters/${upgrade.clusterId}` }, '← Cluster')),
     h('h1', {}, `Upgrade to ${upgrade.packageVersion} `, status),
     overall, reason,
-    h('p', { class: 'muted' }, `${upgrade.resolvedPolicy}, ${upgrade.units} unit(s)`, upgrade.scheduledAt ? `, scheduled for ${new Date(upgrade.scheduledAt).toLocaleString()}` : ''),
+    h('p', { class: 'muted' }, `${upgrade.resolvedPolicy}, ${upgrade.units} unit(s)`, upgrade.scheduledAt ? `, scheduled for ${localDateTime(upgrade.scheduledAt)}` : ''),
     upgrade.warnings.map((w) => h('p', { class: 'notice' }, w.message)),
     buttons,
     h('section', { 'aria-labelledby': 'steps-title', 'aria-live': 'polite' }, h('h2', { id: 'steps-title' }, 'Plan and progress'),
@@ -73,21 +73,21 @@ export async function upgradeView(view, upgradeId, isCurrent) {
         : e.type === 'upgrade.status' ? `upgrade ${d.status} ${d.percent}%`
         : e.type === 'pair.switchover' ? `${who(d.activeAgentId)} took over from ${who(d.standbyAgentId)} (${d.failoverGroup})`
         : `${e.type} ${JSON.stringify(d)}`;
-      addLine(`#${e.id} ${new Date(e.createdAt).toLocaleTimeString()} ${line}`);
+      addLine(`#${e.id} ${localTime(e.createdAt)} ${line}`);
     },
   });
 
-  // Lines go in once per frame, so replaying a long history is one layout rather than one per
-  // event; the log follows the newest line unless the reader scrolled up to read older ones.
+  // Lines go in at most four times a second, so replaying a long history costs a few layouts rather
+  // than one per event or frame; the log follows the newest line unless the reader scrolled up.
   function addLine(text) {
     if (!pendingLines) {
       pendingLines = document.createDocumentFragment();
-      requestAnimationFrame(() => {
+      setTimeout(() => {
         const atBottom = log.scrollTop + log.clientHeight >= log.scrollHeight - 4;
         log.append(pendingLines);
         pendingLines = null;
         if (atBottom) log.scrollTop = log.scrollHeight;
-      });
+      }, 250);
     }
     pendingLines.append(h('div', {}, text));
   }
