@@ -214,6 +214,21 @@ if (!available) {
     expect((await t.admin.get(`/api/v1/packages/${upload.body.id}`).expect(200)).body.status).toBe('available');
   }, 60_000);
 
+  it('uploads a package in install mode and follows the upgrade it started', async () => {
+    const cluster = await givenCluster(t, { name: 'install-demo' });
+    const { agent } = await givenPairedAgent(t, cluster.id, { name: 'eager' });
+    await signIn(await t.tokenFor('operator', 'install-operator'), `#/clusters/${cluster.id}`);
+    await page.locator('tr[data-agent="eager"]').waitFor();
+    await page.getByLabel('Mode').selectOption('install');
+    await page.locator('#upload-file').setInputFiles({ name: 'acme-1.1.0.tar.gz', mimeType: 'application/gzip', buffer: packageArchive() });
+    await page.getByRole('button', { name: 'Upload', exact: true }).click();
+    await page.waitForURL('**/#/upgrades/*');
+    const upgradeId = page.url().split('#/upgrades/')[1];
+    await new Fleet(t, [{ name: 'eager', agent }]).until(upgradeId, ['succeeded']);
+    await expectText(page, '#upgrade-status', /succeeded 100%/);
+    expect((await t.admin.get(`/api/v1/upgrades/${upgradeId}`).expect(200)).body).toMatchObject({ origin: 'install', target: { all: true } });
+  }, 60_000);
+
   it('lets an admin create a cluster, register and pair an agent with the key it shows, remove it, and issue and revoke a token', async () => {
     await signIn(TEST_ADMIN_TOKEN, '#/');
     page.on('dialog', (dialog) => void dialog.accept());

@@ -53,7 +53,9 @@ async function render() {
   if (!state.me) {
     try {
       state.me = await api('GET', '/api/v1/session');
-    } catch {
+    } catch (error) {
+      // A refused token has signed out already; anything else (the server down) is said here.
+      if (state.token && seq === state.seq) $('view').replaceChildren(h('p', { class: 'error', role: 'alert' }, `Lockstep did not answer who you are: ${describeError(error)}`));
       return;
     }
   }

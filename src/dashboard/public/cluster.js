@@ -41,10 +41,11 @@ export async function clusterView(view, clusterId, isCurrent) {
     replace('upgrades', upgradesSection(u.items));
   }
   // A burst of events (an upgrade starting, many agents registering) reads each list once, at most
-  // every half second; a failed read is retried by the next event or reconnection.
+  // every half second, while this view is still shown; a failed read is retried by the next event
+  // or reconnection.
   const soon = (read) => {
     let timer = null;
-    return () => (timer ??= setTimeout(() => { timer = null; read().catch(() => {}); }, 500));
+    return () => (timer ??= setTimeout(() => { timer = null; if (isCurrent()) read().catch(() => {}); }, 500));
   };
   const refreshAgentsSoon = soon(refreshAgents);
   const refreshListsSoon = soon(refreshLists);
