@@ -95,6 +95,12 @@ if (!available) {
     await page.getByRole('button', { name: 'Preview plan' }).click();
     await expectText(page, '#plan', /Plan: backup-first/);
     expect(await page.locator('#plan li').allTextContents()).toEqual(expect.arrayContaining([expect.stringMatching(/^switchover g1-backup after upgrade g1-backup/)]));
+    // A change after the preview asks for a new one before anything starts.
+    await page.locator('#new-upgrade').getByLabel('Canary units (then pause)').fill('0');
+    expect(await page.getByRole('button', { name: 'Start upgrade' }).isDisabled()).toBe(true);
+    await expectText(page, '#plan', /preview the plan again/);
+    await page.getByRole('button', { name: 'Preview plan' }).click();
+    await expectText(page, '#plan', /Plan: backup-first/);
     await page.getByRole('button', { name: 'Start upgrade' }).click();
     await page.locator('#upgrade-status').waitFor();
     const upgradeId = page.url().split('#/upgrades/')[1];

@@ -122,7 +122,13 @@ export function newUpgradeForm(clusterId, agents, packages, cluster) {
     }
   }
 
-  return h('form', { class: 'card', id: 'new-upgrade', 'aria-labelledby': 'new-upgrade-title', onsubmit: (e) => { e.preventDefault(); preview(); } },
+  // What starts is what was previewed: any change after a preview asks for a new one.
+  const stale = () => {
+    if (start.disabled) return;
+    start.disabled = true;
+    plan.prepend(h('p', { class: 'notice', role: 'status' }, 'The form changed since this preview: preview the plan again before starting it.'));
+  };
+  return h('form', { class: 'card', id: 'new-upgrade', 'aria-labelledby': 'new-upgrade-title', oninput: stale, onchange: stale, onsubmit: (e) => { e.preventDefault(); preview(); } },
     h('h2', { id: 'new-upgrade-title' }, 'New upgrade'),
     usable.length === 0 ? h('p', { class: 'muted' }, 'Upload a package first: only an available package can start an upgrade.') : [
       h('label', { for: 'upgrade-package' }, 'Package'), pkg,

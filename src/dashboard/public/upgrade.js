@@ -7,7 +7,8 @@ export async function upgradeView(view, upgradeId, isCurrent) {
   const agents = await api('GET', `/api/v1/clusters/${upgrade.clusterId}/agents?limit=5000`);
   const name = new Map(agents.items.map((a) => [a.id, a.name]));
   const rows = new Map();
-  const status = h('span', { id: 'upgrade-status' });
+  // Screen readers hear the upgrade's status as it changes, not every step of a thousand-agent plan.
+  const status = h('span', { id: 'upgrade-status', 'aria-live': 'polite' });
   const overall = h('progress', { id: 'upgrade-progress', max: 100, value: upgrade.percent, 'aria-label': 'Upgrade progress' });
   const reason = h('p', { class: 'muted', id: 'upgrade-reason' });
   const buttons = h('div', { class: 'actions' });
@@ -55,7 +56,7 @@ export async function upgradeView(view, upgradeId, isCurrent) {
     h('p', { class: 'muted' }, `${upgrade.resolvedPolicy}, ${upgrade.units} unit(s)`, upgrade.scheduledAt ? `, scheduled for ${localDateTime(upgrade.scheduledAt)}` : ''),
     upgrade.warnings.map((w) => h('p', { class: 'notice' }, w.message)),
     buttons,
-    h('section', { 'aria-labelledby': 'steps-title', 'aria-live': 'polite' }, h('h2', { id: 'steps-title' }, 'Plan and progress'),
+    h('section', { 'aria-labelledby': 'steps-title' }, h('h2', { id: 'steps-title' }, 'Plan and progress'),
       [...batches].sort((a, b) => a[0] - b[0]).map(([b, steps]) => h('div', { class: 'batch' }, h('h3', {}, `Batch ${b + 1}`), steps.map(stepRow)))),
     h('h2', {}, 'Events'), log,
   );
