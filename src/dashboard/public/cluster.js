@@ -1,5 +1,5 @@
 // One cluster: its agents (live), packages and upgrades, upload, and the forms that act on it.
-import { act, api, ApiError, apiForm, badge, can, describeError, field, h, localDateTime, redraw, secretPanel, showSecret, state, toast, VERSION_LABEL } from './lib.js';
+import { act, api, ApiError, apiForm, badge, can, describeError, field, h, localDateTime, POLICIES, redraw, secretPanel, showSecret, state, toast, VERSION_LABEL } from './lib.js';
 import { follow } from './stream.js';
 import { newUpgradeForm, optionFields } from './upgrade-form.js';
 
@@ -161,7 +161,7 @@ function pairingPanel(name, pairing) {
 
 /** Admins: the defaults new upgrades start from, and deleting an empty cluster. */
 function clusterSettings(cluster) {
-  const policy = h('select', { id: 'settings-policy' }, ['simultaneous', 'backup-first', 'backup-first-switchback'].map((p) => h('option', { value: p, selected: p === cluster.defaultPolicy }, p)));
+  const policy = h('select', { id: 'settings-policy' }, POLICIES.map((p) => h('option', { value: p, selected: p === cluster.defaultPolicy }, p)));
   const options = optionFields('settings', cluster.defaultOptions);
   const remove = h('button', { type: 'button', class: 'secondary danger', onclick: async () => {
     if (!confirm(`Delete cluster ${cluster.name}? Only an empty cluster can be deleted.`)) return;

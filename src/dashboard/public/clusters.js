@@ -1,5 +1,5 @@
 // The clusters list, and creating a cluster (admins).
-import { api, apiForm, badge, can, field, h, toast } from './lib.js';
+import { api, apiForm, badge, can, field, h, POLICIES, toast } from './lib.js';
 
 export async function clustersView(view) {
   const clusters = await api('GET', '/api/v1/clusters');
@@ -23,7 +23,7 @@ export async function clustersView(view) {
 function newClusterForm() {
   const name = h('input', { id: 'cluster-name', type: 'text', required: true, placeholder: 'db-eu-west' });
   const product = h('input', { id: 'cluster-product', type: 'text', required: true, placeholder: 'acme-agent' });
-  const policy = h('select', { id: 'cluster-policy' }, ['simultaneous', 'backup-first', 'backup-first-switchback'].map((p) => h('option', { value: p }, p)));
+  const policy = h('select', { id: 'cluster-policy' }, POLICIES.map((p) => h('option', { value: p }, p)));
   return apiForm({
     id: 'new-cluster', title: 'New cluster', submit: 'Create cluster',
     path: () => '/api/v1/clusters',

@@ -117,6 +117,9 @@ export const localDateTime = (iso) => DATE_TIME.format(new Date(iso));
 /** An instant (ISO text) as the viewer's local time of day. */
 export const localTime = (iso) => TIME.format(new Date(iso));
 
+/** The failover policies a cluster can default to (an upgrade may also say 'default'). */
+export const POLICIES = ['simultaneous', 'backup-first', 'backup-first-switchback'];
+
 export const VERSION_LABEL = { latest: 'latest', outdated: 'out of date', unknown: 'unknown', upgrading: 'upgrading', failed: 'failed', ahead: 'ahead' };
 
 export async function act(path, done, next) {

@@ -1,5 +1,5 @@
 // The new-upgrade form and the option controls it shares with the cluster settings.
-import { api, describeError, field, h } from './lib.js';
+import { api, describeError, field, h, POLICIES } from './lib.js';
 
 /**
  * The upgrade options as form controls, starting at `defaults` (the cluster's): the common ones in
@@ -70,7 +70,7 @@ export function newUpgradeForm(clusterId, agents, packages, cluster) {
   const targetSome = h('input', { type: 'radio', name: 'target', id: 'target-some', value: 'some' });
   const picks = agents.map((a) => h('label', {}, h('input', { type: 'checkbox', value: a.id, 'data-pick': '' }), ` ${a.name} (${a.address})`));
   const addresses = h('input', { id: 'target-addresses', type: 'text', placeholder: '10.0.4.17, db-a2.lan' });
-  const policy = h('select', { id: 'upgrade-policy' }, ['default', 'simultaneous', 'backup-first', 'backup-first-switchback'].map((p) => h('option', { value: p }, p === 'default' ? `default (${cluster.defaultPolicy})` : p)));
+  const policy = h('select', { id: 'upgrade-policy' }, ['default', ...POLICIES].map((p) => h('option', { value: p }, p === 'default' ? `default (${cluster.defaultPolicy})` : p)));
   const options = optionFields('opt', cluster.defaultOptions);
   const startAt = h('input', { id: 'upgrade-start-at', type: 'datetime-local' });
   const plan = h('div', { id: 'plan', 'aria-live': 'polite' });
