@@ -70,6 +70,7 @@ if (!available) {
     await page.keyboard.type(TEST_ADMIN_TOKEN);
     await page.keyboard.press('Enter');
     await page.getByRole('link', { name: 'web-demo' }).waitFor();
+    expect(await page.locator('tr[data-cluster="web-demo"] td').allTextContents()).toEqual(['web-demo', 'acme-agent', '3', '—', '1.0.0: 3', 'one version']);
     for (let presses = 0; presses < 10 && (await page.evaluate(() => (document as unknown as { activeElement: PageElement | null }).activeElement?.textContent)) !== 'web-demo'; presses++) {
       await page.keyboard.press('Tab');
     }
@@ -160,6 +161,11 @@ if (!available) {
     await expectText(page, 'tr[data-agent="lonely"]', /failed/);
     await expectText(page, '#upgrades-title + table', /failed/);
     expect(await page.locator('tr[data-agent="lonely"] button:visible').allTextContents()).toEqual(['Retry', 'Upgrade now']);
+
+    // The clusters list says what wants a look.
+    await page.getByRole('link', { name: '← Clusters' }).click();
+    await expectText(page, 'tr[data-cluster="retry-demo"]', /1 \(1 failed\)/);
+    await page.getByRole('link', { name: 'retry-demo' }).click();
 
     fleet.behaviour = obedient;
     await page.getByRole('button', { name: 'Retry lonely' }).click();

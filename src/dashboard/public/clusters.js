@@ -8,16 +8,27 @@ export async function clustersView(view) {
     clusters.length === 0
       ? h('p', { class: 'muted' }, can('admin') ? 'No cluster yet: create the first one below.' : 'No cluster yet: an admin creates them.')
       : h('table', {},
-          h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, 'Cluster'), h('th', { scope: 'col' }, 'Product'), h('th', { scope: 'col' }, 'Target'), h('th', { scope: 'col' }, 'Versions'), h('th', { scope: 'col' }, 'Consistent'))),
-          h('tbody', {}, clusters.map((c) => h('tr', {},
+          h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, 'Cluster'), h('th', { scope: 'col', class: 'opt' }, 'Product'), h('th', { scope: 'col' }, 'Agents'), h('th', { scope: 'col' }, 'Target'), h('th', { scope: 'col' }, 'Versions'), h('th', { scope: 'col' }, 'Consistent'))),
+          h('tbody', {}, clusters.map((c) => h('tr', { 'data-cluster': c.name },
             h('td', {}, h('a', { href: `#/clusters/${c.id}` }, c.name)),
-            h('td', {}, c.product),
+            h('td', { class: 'opt' }, c.product),
+            h('td', {}, String(c.agentCount), attention(c)),
             h('td', {}, c.targetVersion || '—'),
             h('td', {}, Object.entries(c.versions).map(([v, n]) => `${v}: ${n}`).join(', ') || 'none reported'),
             h('td', {}, c.consistent ? badge('latest', 'one version') : badge('outdated', 'mixed')),
           )))),
     can('admin') ? newClusterForm() : null,
   );
+}
+
+/** What in a cluster wants a look: agents offline, failed or upgrading now. */
+function attention(cluster) {
+  const parts = [
+    [cluster.states.offline, 'offline'],
+    [cluster.versionStatuses.failed, 'failed'],
+    [cluster.versionStatuses.upgrading, 'upgrading'],
+  ].filter(([n]) => n > 0).map(([n, what]) => `${n} ${what}`);
+  return parts.length ? h('span', { class: 'muted' }, ` (${parts.join(', ')})`) : null;
 }
 
 function newClusterForm() {
