@@ -171,6 +171,12 @@ if (!available) {
     await page.getByRole('button', { name: 'Retry lonely' }).click();
     await page.waitForURL(`**/#/upgrades/${upgrade.body.id}`);
     await expectText(page, '#events', /upgrade running/);
+    // Pause and resume from the page; only the verbs the status allows are offered.
+    await page.getByRole('button', { name: 'Pause' }).click();
+    await expectText(page, '#upgrade-status', /paused/);
+    expect(await page.locator('#view .actions button').allTextContents()).toEqual(['Resume', 'Cancel']);
+    await page.getByRole('button', { name: 'Resume' }).click();
+    await expectText(page, '#upgrade-status', /running/);
 
     // The server drops every stream (as a replica restarting would) while the retry runs: the page
     // asks for a new ticket, resumes after the last event it had, and shows each event exactly once.
