@@ -1,7 +1,8 @@
 /**
  * bench/heartbeat: heartbeat calls per second and p99 latency with 100 concurrent connections,
  * Lockstep (SQLite, N paired agents heartbeating in turn) beside a bare node:http server answering
- * the same JSON, measured in the same run on the same machine. Target: at least 0.35 of the bare
+ * the same JSON, and beside the framework's floor (an empty Nest route on Express parsing the same
+ * body), all measured in the same run on the same machine. Target: at least 0.35 of the bare
  * server's throughput.
  *
  *   npm run bench:heartbeat -- [--connections 100] [--duration 10] [--agents 1000]

@@ -29,8 +29,8 @@ export async function clusterView(view, clusterId, isCurrent) {
 
   const replace = (key, next) => { parts[key].replaceWith(next); parts[key] = next; };
   async function refreshAgents() {
-    const page = await api('GET', `/api/v1/clusters/${clusterId}/agents?limit=5000`);
-    const fresh = agentsTable(page.items, page.total);
+    const listed = await api('GET', `/api/v1/clusters/${clusterId}/agents?limit=5000`);
+    const fresh = agentsTable(listed.items, listed.total);
     parts.agents.section.replaceWith(fresh.section);
     parts.agents = fresh;
   }
