@@ -2,13 +2,15 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 
 /**
- * The agent's home folder (DESIGN.md section 4):
+ * The agent's home folder:
  *   agent.json          identity and token (mode 0600), commands already done
  *   versions/<v>/       each installed version, side by side; current -> versions/<v>
  *   data/               the product's data; backups/<time>/ copies of it
  *   downloads/          packages being downloaded (<sha256>.part) and verified
  *   run/health.json     what the running product reports (its version, its pid)
  *   work/*.json         queued work of its own (reference 002's scans); role.json: active or standby
+ *   webapps.json        the web-apps version installed over the core one, if any (a full upgrade removes it)
+ *   upgrade-journal.json  how to undo the upgrade under way, once it stopped anything
  */
 export class Home {
   constructor(readonly dir: string) {}
@@ -73,7 +75,13 @@ export class Home {
   }
 
   webappsVersion(): string | null {
-    return (readJson<{ version?: string }>(this.webappsFile)?.version as string | undefined) ?? null;
+    return (readJson<{ version?: string | null }>(this.webappsFile)?.version as string | undefined) ?? null;
+  }
+
+  /** Records the web-apps version installed, or removes the record (null: none, as after a full upgrade). */
+  setWebappsVersion(version: string | null): void {
+    if (version) writeJsonAtomic(this.webappsFile, { version });
+    else fs.rmSync(this.webappsFile, { force: true });
   }
 }
 
@@ -102,6 +110,18 @@ export interface UpgradeJournal {
   phase: string;
   /** The migration script's process, if one was running: it must not outlive a restart. */
   migrationPid?: number;
+  /** Services stopped for the upgrade (stopServices) and not started again yet: a rollback starts them. */
+  stoppedServices?: string[];
+}
+
+/** A command's end as the agent reports it (POST /api/v1/agent/commands/:id/complete). */
+export interface Outcome {
+  status: 'succeeded' | 'failed' | 'rolled-back';
+  /** The version now installed of what the command changed (the core, or the web apps). */
+  version?: string;
+  error?: string;
+  /** Options not applied and why, and what else the operator must know (at most 20, 500 characters each). */
+  notes?: string[];
 }
 
 export interface AgentState {
@@ -109,9 +129,11 @@ export interface AgentState {
   agentId: string;
   token: string;
   /** Commands done, with their outcome: the same command again is answered, not done again. */
-  done: Record<string, { status: 'succeeded' | 'failed' | 'rolled-back'; version?: string; error?: string }>;
+  done: Record<string, Outcome>;
   /** The command being carried out, so that a restart knows one was cut off. */
   running?: string | null;
   /** Commands whose final report the server has not acknowledged yet: sent again on every beat. */
   unacknowledged?: string[];
+  /** A succeeded upgrade asked for a reboot: the agent runs its --reboot-command once the server acknowledged this command's report. */
+  rebootAfterAck?: string | null;
 }
