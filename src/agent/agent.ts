@@ -2,9 +2,10 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import type { CommandDto, HeartbeatAnswerDto, PairAnswerDto } from '../cluster/dto/agent-protocol.dto';
-import { AgentState, Home, readJson, UpgradeJournal, writeJsonAtomic } from './home';
+import { AgentState, Home, Outcome, readJson, UpgradeJournal, writeJsonAtomic } from './home';
+import { HostCommands } from './host-commands';
 import { Product, stopProcess } from './product';
-import { Outcome, rollBack, runMigration, unpackSafely, UpgradeCommand, UpgradeRunner } from './upgrade-runner';
+import { rollBack, runMigration, unpackSafely, UpgradeCommand, UpgradeRunner, withNotes } from './upgrade-runner';
 import { WorkQueue } from './work-queue';
 
 export interface AgentOptions {
@@ -14,6 +15,10 @@ export interface AgentOptions {
   busyFile?: string;
   /** A package to install as the first version when the home has none (a new host). */
   seedPackage?: string;
+  /** Runs as `<serviceCommand> stop <name>` and `<serviceCommand> start <name>` for an upgrade's stopServices (split on spaces, no shell). */
+  serviceCommand?: string;
+  /** Run (detached) after an upgrade with rebootAfter succeeded and its report was acknowledged (split on spaces, no shell). */
+  rebootCommand?: string;
   log?: (line: string) => void;
 }
 
@@ -35,11 +40,14 @@ export class ReferenceAgent {
   readonly home: Home;
   private readonly product: Product;
   private readonly work: WorkQueue;
+  private readonly host: HostCommands;
   private readonly log: (line: string) => void;
   private state: AgentState | null = null;
   private hold = false;
   private running: Promise<void> | null = null;
   private stopped = false;
+  /** False once the server refused a report's notes (a server from before them). */
+  private serverTakesNotes = true;
   private wake: (() => void) | null = null;
 
   constructor(private readonly options: AgentOptions) {
@@ -47,6 +55,7 @@ export class ReferenceAgent {
     this.log = options.log ?? ((line) => console.log(`${new Date().toISOString()} ${line}`));
     this.product = new Product(this.home, this.log);
     this.work = new WorkQueue(this.home, options.busyFile ?? null, this.log);
+    this.host = new HostCommands(options.serviceCommand || null, options.rebootCommand || null);
   }
 
   async start(): Promise<void> {
@@ -104,12 +113,22 @@ export class ReferenceAgent {
     if (journal) {
       if (journal.migrationPid) await stopProcess(journal.migrationPid, 'node');
       this.log(`the agent stopped during the ${journal.phase} phase of command ${journal.commandId}: rolling back`);
-      await rollBack(this.home, this.product, journal);
-      this.finish(journal.commandId, {
-        status: 'rolled-back',
-        ...(journal.oldVersion ? { version: journal.oldVersion } : {}),
-        error: `the agent stopped during the ${journal.phase} phase; on restart it restored the data and ${journal.oldVersion ?? 'the old version'}`,
-      });
+      const notes = await rollBack(this.home, this.product, journal, this.host);
+      for (const note of notes) this.log(note);
+      // The version of what the command upgraded, as it is again: the core, or the web apps (none: no version).
+      const before = journal.kind === 'webapps' ? journal.oldWebapps : journal.oldVersion;
+      const restored = journal.kind === 'webapps' ? `the web apps ${journal.oldWebapps ?? '(none)'}` : (journal.oldVersion ?? 'the old version');
+      this.finish(
+        journal.commandId,
+        withNotes(
+          {
+            status: 'rolled-back',
+            ...(before ? { version: before } : {}),
+            error: `the agent stopped during the ${journal.phase} phase; on restart it restored the data and ${restored}`,
+          },
+          notes,
+        ),
+      );
     } else if (this.state?.running) {
       // Cut off before the product was stopped: nothing on the host changed.
       this.finish(this.state.running, { status: 'failed', error: 'the agent stopped while carrying out this command, before it changed anything; run it again' });
@@ -117,10 +136,11 @@ export class ReferenceAgent {
   }
 
   /** Records a command's outcome and queues its report until the server acknowledges it. */
-  private finish(commandId: string, outcome: Outcome): void {
+  private finish(commandId: string, outcome: Outcome, rebootAfterAck = false): void {
     if (!this.state) return;
     this.state.done[commandId] = outcome;
     this.state.running = null;
+    if (rebootAfterAck) this.state.rebootAfterAck = commandId;
     this.state.unacknowledged = [...new Set([...(this.state.unacknowledged ?? []), commandId])];
     writeJsonAtomic(this.home.stateFile, this.state, 0o600);
   }
@@ -191,41 +211,48 @@ export class ReferenceAgent {
     this.state!.running = command.id;
     writeJsonAtomic(this.home.stateFile, this.state, 0o600);
     let outcome: Outcome;
+    let reboot = false;
     try {
-      outcome = await this.perform(command, progress);
+      [outcome, reboot] = await this.perform(command, progress);
     } catch (error) {
       outcome = { status: 'failed', error: (error as Error).message };
     }
-    this.finish(command.id, outcome);
+    this.finish(command.id, outcome, reboot);
     this.log(`command ${command.id} ${outcome.status}${outcome.error ? `: ${outcome.error}` : ''}`);
+    for (const note of outcome.notes ?? []) this.log(`command ${command.id}: ${note}`);
     await this.send(command.id, outcome);
   }
 
-  private async perform(command: CommandDto, progress: (phase: string, percent: number, message?: string) => Promise<void>): Promise<Outcome> {
+  /** The command's outcome, and whether the host is to be rebooted once the server acknowledged it. */
+  private async perform(command: CommandDto, progress: (phase: string, percent: number, message?: string) => Promise<void>): Promise<[Outcome, boolean]> {
     switch (command.type) {
-      case 'upgrade':
-        return new UpgradeRunner(this.home, this.product, this.state!.server, this.state!.token).run(command as unknown as UpgradeCommand, progress);
+      case 'upgrade': {
+        const runner = new UpgradeRunner(this.home, this.product, this.state!.server, this.state!.token, this.host);
+        const outcome = await runner.run(command as unknown as UpgradeCommand, progress);
+        return [outcome, runner.rebootRequested];
+      }
       case 'switchover': {
         const activate = command.activate === true;
         await progress('switchover', 50, activate ? 'becoming active' : 'becoming standby');
         writeJsonAtomic(this.home.roleFile, { active: activate, since: new Date().toISOString() });
-        return { status: 'succeeded' };
+        return [{ status: 'succeeded' }, false];
       }
       case 'migrate': {
         const version = this.home.currentVersion();
         const manifest = readJson<{ migration?: string }>(path.join(this.home.currentLink, 'manifest.json'));
         await progress('migrate', 10, `migrating data of ${version}`);
         if (manifest?.migration) await runMigration(path.join(this.home.currentLink, manifest.migration), this.home.dataDir);
-        return { status: 'succeeded', ...(version ? { version } : {}) };
+        return [{ status: 'succeeded', ...(version ? { version } : {}) }, false];
       }
       default:
-        return { status: 'failed', error: `command type ${String(command.type)} is not known to this agent` };
+        return [{ status: 'failed', error: `command type ${String(command.type)} is not known to this agent` }, false];
     }
   }
 
   private async send(commandId: string, outcome: Outcome): Promise<void> {
+    let recorded = true;
     try {
-      await this.call('POST', `/api/v1/agent/commands/${commandId}/complete`, outcome);
+      await this.complete(commandId, outcome);
     } catch (error) {
       // 409: already recorded (or cancelled by the server); 403/404: not ours any more. Anything
       // else (the network, the server down): kept, and sent again with the next heartbeat.
@@ -233,11 +260,44 @@ export class ReferenceAgent {
         this.log(`report on ${commandId} not sent yet: ${(error as Error).message}`);
         return;
       }
+      recorded = error.status === 409;
     }
     const pending = this.state!.unacknowledged ?? [];
-    if (pending.includes(commandId)) {
+    const reboot = this.state!.rebootAfterAck === commandId;
+    if (pending.includes(commandId) || reboot) {
       this.state!.unacknowledged = pending.filter((id) => id !== commandId);
+      // Cleared before the command runs: a reboot is issued once, never again on the next start.
+      if (reboot) this.state!.rebootAfterAck = null;
       writeJsonAtomic(this.home.stateFile, this.state, 0o600);
+    }
+    if (reboot && recorded && !this.host.rebootCommand) {
+      this.log(`command ${commandId} asked for a reboot, but this agent runs without --reboot-command now: not rebooted`);
+    } else if (reboot && recorded) {
+      this.log(`command ${commandId} acknowledged: rebooting with ${this.host.rebootCommand}`);
+      this.host.reboot(this.log);
+    } else if (reboot) {
+      this.log(`command ${commandId} is no longer this agent's: no reboot`);
+    }
+  }
+
+  /**
+   * The final report. A server from before notes refuses the field (400 naming it): the report is
+   * sent again without them (they already went out as progress messages), and so are later ones.
+   */
+  private async complete(commandId: string, outcome: Outcome): Promise<void> {
+    const route = `/api/v1/agent/commands/${commandId}/complete`;
+    const { notes, ...bare } = outcome;
+    if (!notes || !this.serverTakesNotes) {
+      await this.call('POST', route, bare);
+      return;
+    }
+    try {
+      await this.call('POST', route, outcome);
+    } catch (error) {
+      if (!(error instanceof HttpError && error.status === 400 && /\bnotes\b/.test(error.body))) throw error;
+      this.serverTakesNotes = false;
+      this.log(`the server does not take notes in reports (${error.body.slice(0, 200)}); report on ${commandId} sent without them`);
+      await this.call('POST', route, bare);
     }
   }
 
