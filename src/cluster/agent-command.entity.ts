@@ -58,6 +58,14 @@ export class AgentCommand {
   @Column({ type: 'varchar', length: 2000, nullable: true })
   error: string | null;
 
+  /** What the agent reported it did not apply, or wants the operator to know, with its end. */
+  @JsonColumn({ nullable: true })
+  notes: string[] | null;
+
+  /** When the agent first received it with a heartbeat answer; until then it never ran. */
+  @TimestampColumn({ nullable: true })
+  fetchedAt: Date | null;
+
   @TimestampColumn()
   createdAt: Date;
 

@@ -4,7 +4,7 @@ import type { QueryDeepPartialEntity } from 'typeorm';
 import { Database, Tx, updateById } from '../database/database';
 import { AgentCommand } from './agent-command.entity';
 
-const PENDING_SQL = `SELECT "id", "type", "payload" FROM "agent_commands" WHERE "agentId" = $1 AND "status" = 'pending' ORDER BY "createdAt", "id"`;
+const PENDING_SQL = `SELECT "id", "type", "payload", "fetchedAt" FROM "agent_commands" WHERE "agentId" = $1 AND "status" = 'pending' ORDER BY "createdAt", "id"`;
 
 @Injectable()
 export class AgentCommandRepository {
@@ -14,9 +14,14 @@ export class AgentCommandRepository {
    * The commands an agent has not reported on yet, oldest first (the agent/status index). Asked on
    * every heartbeat, so it is fixed SQL rather than the query builder.
    */
-  async findPendingFor(agentId: string): Promise<Array<Pick<AgentCommand, 'id' | 'type' | 'payload'>>> {
-    const rows: Array<{ id: string; type: AgentCommand['type']; payload: string }> = await this.db.reader.query(this.db.sql(PENDING_SQL), [agentId]);
-    return rows.map((r) => ({ id: r.id, type: r.type, payload: JSON.parse(r.payload) as Record<string, unknown> }));
+  async findPendingFor(agentId: string): Promise<Array<Pick<AgentCommand, 'id' | 'type' | 'payload'> & { fetched: boolean }>> {
+    const rows: Array<{ id: string; type: AgentCommand['type']; payload: string; fetchedAt: string | null }> = await this.db.reader.query(this.db.sql(PENDING_SQL), [agentId]);
+    return rows.map((r) => ({ id: r.id, type: r.type, payload: JSON.parse(r.payload) as Record<string, unknown>, fetched: r.fetchedAt !== null }));
+  }
+
+  /** An agent's commands, newest first, a page at a time. */
+  listFor(agentId: string, limit: number, offset: number): Promise<[AgentCommand[], number]> {
+    return this.db.reader.findAndCount(AgentCommand, { where: { agentId }, order: { createdAt: 'DESC', id: 'DESC' }, take: limit, skip: offset });
   }
 
   findById(id: string, em: EntityManager = this.db.reader): Promise<AgentCommand | null> {

@@ -7,9 +7,11 @@ import { AgentCommand, CommandType, ENDED_COMMAND_STATUSES } from './agent-comma
 import { AgentCommandRepository } from './agent-command.repository';
 import { AgentRepository } from './agent.repository';
 import { AgentUpdater } from './agent-updater';
-import { CommandDto, CommandStateDto, CompleteReportDto, ProgressReportDto } from './dto/agent-protocol.dto';
+import { EventLog } from '../progress/event-log.service';
+import { AgentCommandDto, AgentCommandPageDto, CommandDto, CommandStateDto, CompleteReportDto, ProgressReportDto } from './dto/agent-protocol.dto';
 
-export type CommandReport = { kind: 'progress'; report: ProgressReportDto } | { kind: 'complete'; report: CompleteReportDto };
+/** What an agent did with a command: fetched it (with a heartbeat answer), reported progress, or its end. */
+export type CommandReport = { kind: 'fetched' } | { kind: 'progress'; report: ProgressReportDto } | { kind: 'complete'; report: CompleteReportDto };
 
 /**
  * Runs inside the transaction that records an agent's report, so whoever issued the command (the
@@ -38,6 +40,7 @@ export class AgentCommandsService {
     private readonly commands: AgentCommandRepository,
     private readonly agents: AgentRepository,
     private readonly updater: AgentUpdater,
+    private readonly events: EventLog,
     private readonly clock: Clock,
   ) {}
 
@@ -61,6 +64,8 @@ export class AgentCommandsService {
       message: null,
       resultVersion: null,
       error: null,
+      notes: null,
+      fetchedAt: null,
       createdAt: now,
       updatedAt: now,
       endedAt: null,
@@ -93,9 +98,45 @@ export class AgentCommandsService {
     return this.commands.findById(id, tx?.em);
   }
 
-  /** What rides on a heartbeat answer: the commands not reported on yet, in the agent's wire shape. */
+  /**
+   * What rides on a heartbeat answer: the commands not reported on yet, in the agent's wire shape.
+   * The first time a command goes out it is recorded as fetched, with whoever issued it told in the
+   * same transaction (an upgrade step runs from then on); a command cancelled meanwhile (its step
+   * missed its turn) is not handed out.
+   */
   async pendingFor(agentId: string): Promise<CommandDto[]> {
-    return (await this.commands.findPendingFor(agentId)).map((c) => ({ ...c.payload, id: c.id, type: c.type }));
+    const pending = await this.commands.findPendingFor(agentId);
+    const fresh = pending.filter((c) => !c.fetched);
+    const withdrawn = fresh.length ? await this.markFetched(agentId, fresh.map((c) => c.id)) : new Set<string>();
+    return pending.filter((c) => !withdrawn.has(c.id)).map((c) => ({ ...c.payload, id: c.id, type: c.type }));
+  }
+
+  /** Records these commands as fetched; returns those that are no longer pending. */
+  private markFetched(agentId: string, ids: string[]): Promise<Set<string>> {
+    return this.db.transaction(async (tx) => {
+      const withdrawn = new Set<string>();
+      for (const id of ids) {
+        const unlocked = await this.commands.findById(id, tx.em);
+        // Handlers first (they lock what issued the command, as on every report), then the command.
+        if (unlocked) for (const handler of this.handlers) await handler(tx, unlocked, { kind: 'fetched' });
+        const command = await this.commands.findForUpdate(tx, id);
+        if (!command || command.agentId !== agentId || command.status !== 'pending') {
+          withdrawn.add(id);
+          continue;
+        }
+        if (command.fetchedAt) continue;
+        Object.assign(command, { fetchedAt: this.clock.now(), updatedAt: this.clock.now() });
+        await this.commands.save(tx.em, command);
+      }
+      return withdrawn;
+    });
+  }
+
+  /** An agent's commands, newest first: every upgrade, switchover and migration it was given, and how each ended. */
+  async list(agentId: string, limit: number, offset: number): Promise<AgentCommandPageDto> {
+    if (!(await this.agents.findById(agentId))) throw new NotFoundError('Agent', agentId);
+    const [items, total] = await this.commands.listFor(agentId, limit, offset);
+    return { items: items.map(toAgentCommandDto), total, limit, offset };
   }
 
   async reportProgress(agentId: string, commandId: string, report: ProgressReportDto): Promise<CommandStateDto> {
@@ -118,7 +159,7 @@ export class AgentCommandsService {
         if (command.status === report.status && command.resultVersion === (report.version ?? null)) return toState(command); // a repeat
         this.refuseIfEnded(command);
       }
-      await this.end(tx, command, report.status, { version: report.version, error: report.error });
+      await this.end(tx, command, report.status, { version: report.version, error: report.error, notes: report.notes });
       // Handlers first: they lock what issued the command (an upgrade) before its agents, the
       // order the executor takes its locks in too.
       let versionRecorded = false;
@@ -133,10 +174,21 @@ export class AgentCommandsService {
     return state;
   }
 
-  private async end(tx: Tx, command: AgentCommand, status: AgentCommand['status'], result: { version?: string; error?: string }): Promise<void> {
+  /** Ends a command and publishes `command.status`, so every end is seen (a manual migration's too). */
+  private async end(tx: Tx, command: AgentCommand, status: AgentCommand['status'], result: { version?: string; error?: string; notes?: string[] }): Promise<void> {
     const now = this.clock.now();
-    Object.assign(command, { status, resultVersion: result.version ?? null, error: result.error ?? null, endedAt: now, updatedAt: now });
+    Object.assign(command, { status, resultVersion: result.version ?? null, error: result.error ?? null, notes: result.notes?.length ? result.notes : null, endedAt: now, updatedAt: now });
     await this.commands.save(tx.em, command);
+    const { upgradeId, stepId } = commandOrigin(command);
+    await this.events.append(tx, [
+      {
+        type: 'command.status',
+        clusterId: command.clusterId,
+        agentId: command.agentId,
+        ...(upgradeId ? { upgradeId } : {}),
+        data: { commandId: command.id, agentId: command.agentId, type: command.type, status, version: command.resultVersion, error: command.error, notes: command.notes ?? [], message: command.message, upgradeId, stepId },
+      },
+    ]);
   }
 
   private async requireOwn(tx: Tx, agentId: string, commandId: string): Promise<AgentCommand> {
@@ -151,6 +203,31 @@ export class AgentCommandsService {
       throw new ConflictError('COMMAND_ENDED', `Command ${command.id} already ended (${command.status}); reports after its end are refused.`, { status: command.status });
     }
   }
+}
+
+/** The upgrade and step a command carries out, as its payload names them (null for a migration). */
+function commandOrigin(command: AgentCommand): { upgradeId: string | null; stepId: string | null } {
+  const text = (v: unknown) => (typeof v === 'string' ? v : null);
+  return { upgradeId: text(command.payload.upgradeId), stepId: text(command.payload.stepId) };
+}
+
+export function toAgentCommandDto(command: AgentCommand): AgentCommandDto {
+  return {
+    id: command.id,
+    agentId: command.agentId,
+    type: command.type,
+    status: command.status,
+    phase: command.phase,
+    percent: command.percent,
+    message: command.message,
+    resultVersion: command.resultVersion,
+    error: command.error,
+    notes: command.notes ?? [],
+    ...commandOrigin(command),
+    createdAt: command.createdAt.toISOString(),
+    fetchedAt: command.fetchedAt?.toISOString() ?? null,
+    endedAt: command.endedAt?.toISOString() ?? null,
+  };
 }
 
 function toState(command: AgentCommand): CommandStateDto {

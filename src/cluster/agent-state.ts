@@ -43,21 +43,38 @@ export function deriveAgentState(agent: StateInputs): AgentState {
 
 export interface VersionInputs {
   version: string | null;
+  webappsVersion?: string | null;
   upgrading: boolean;
   lastUpgradeFailed: boolean;
 }
 
+/** A package kind: the whole product, or its web apps only. */
+export type ComponentKind = 'full' | 'webapps';
+
 /**
- * Against `target`: the cluster's target version, or, while the cluster has none, the highest
- * version its agents report (so "outdated" still means "behind the others").
+ * Which part of the agent is behind its target, core first (a full package replaces the web apps,
+ * so the web apps are judged only once the core is on its target); null when neither is.
+ * `target` is the cluster's core target version (or, while it has none, the highest version its
+ * agents report); `webappsTarget` the web-apps target set by a webapps package, if any. An agent
+ * with no separate web-apps version runs the web apps its core version shipped with, which is
+ * behind any web-apps target.
  */
-export function deriveVersionStatus(agent: VersionInputs, target: string | null): VersionStatus {
+export function behindOn(agent: Pick<VersionInputs, 'version' | 'webappsVersion'>, target: string | null, webappsTarget: string | null = null): ComponentKind | null {
+  if (!agent.version || !semver.valid(agent.version)) return null;
+  if (target && semver.lt(agent.version, target)) return 'full';
+  if (target && semver.gt(agent.version, target)) return null;
+  if (!webappsTarget) return null;
+  const webapps = agent.webappsVersion;
+  return !webapps || !semver.valid(webapps) || semver.lt(webapps, webappsTarget) ? 'webapps' : null;
+}
+
+/** Against the cluster's targets (see behindOn): `outdated` when either the core or the web apps are behind. */
+export function deriveVersionStatus(agent: VersionInputs, target: string | null, webappsTarget: string | null = null): VersionStatus {
   if (agent.upgrading) return 'upgrading';
   if (agent.lastUpgradeFailed) return 'failed';
   if (!agent.version || !semver.valid(agent.version)) return 'unknown';
-  if (!target) return 'latest';
-  const order = semver.compare(agent.version, target);
-  return order === 0 ? 'latest' : order < 0 ? 'outdated' : 'ahead';
+  if (target && semver.gt(agent.version, target)) return 'ahead';
+  return behindOn(agent, target, webappsTarget) ? 'outdated' : 'latest';
 }
 
 /** The version the statuses of a cluster are measured against. */

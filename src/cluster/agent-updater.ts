@@ -8,7 +8,7 @@ import { deriveAgentState, deriveVersionStatus, effectiveTarget } from './agent-
 import { ClusterRepository } from './cluster.repository';
 
 /** What an `agent.status` event carries, and what a change to any of it publishes. */
-const VISIBLE = ['state', 'versionStatus', 'version', 'webappsVersion', 'active', 'busy', 'hold', 'autoUpgrade', 'remoteUpgrade', 'upgradeId'] as const;
+const VISIBLE = ['state', 'versionStatus', 'version', 'webappsVersion', 'active', 'busy', 'hold', 'autoUpgrade', 'remoteUpgrade', 'upgradeId', 'autoUpgradeBlocked'] as const;
 
 export function agentStatusData(agent: Agent): Record<string, unknown> {
   return {
@@ -18,6 +18,7 @@ export function agentStatusData(agent: Agent): Record<string, unknown> {
     role: agent.role,
     failoverGroup: agent.failoverGroup,
     ...Object.fromEntries(VISIBLE.map((k) => [k, agent[k]])),
+    autoUpgradeRetryAt: agent.autoUpgradeRetryAt?.toISOString() ?? null,
   };
 }
 
@@ -41,7 +42,10 @@ export class AgentUpdater {
     Object.assign(agent, changes);
     agent.state = deriveAgentState(agent);
     const versionInputsChanged =
-      before.version !== agent.version || before.upgrading !== agent.upgrading || before.lastUpgradeFailed !== agent.lastUpgradeFailed;
+      before.version !== agent.version ||
+      before.webappsVersion !== agent.webappsVersion ||
+      before.upgrading !== agent.upgrading ||
+      before.lastUpgradeFailed !== agent.lastUpgradeFailed;
 
     let refreshCluster = false;
     agent.updatedAt = this.clock.now();
@@ -50,14 +54,15 @@ export class AgentUpdater {
       agent.versionStatus = deriveVersionStatus(agent, null);
     } else if (versionInputsChanged) {
       const cluster = await this.clusters.findById(agent.clusterId, tx.em);
+      const webappsTarget = cluster?.webappsTargetVersion ?? null;
       if (cluster?.targetVersion) {
-        agent.versionStatus = deriveVersionStatus(agent, cluster.targetVersion);
+        agent.versionStatus = deriveVersionStatus(agent, cluster.targetVersion, webappsTarget);
       } else {
         // Measured against the highest version reported: the others', with this agent's before and after.
         const others = await this.agents.distinctVersions(tx.em, agent.clusterId, agent.id);
         const previous = effectiveTarget(null, [...others, before.version]);
         const target = effectiveTarget(null, [...others, agent.version]);
-        agent.versionStatus = deriveVersionStatus(agent, target);
+        agent.versionStatus = deriveVersionStatus(agent, target, webappsTarget);
         refreshCluster = previous !== target;
       }
     }
@@ -76,7 +81,7 @@ export class AgentUpdater {
     const target = effectiveTarget(cluster?.targetVersion ?? null, members.map((a) => a.version));
     const events: NewEvent[] = [];
     for (const agent of members) {
-      const status = deriveVersionStatus(agent, target);
+      const status = deriveVersionStatus(agent, target, cluster?.webappsTargetVersion ?? null);
       if (status === agent.versionStatus) continue;
       agent.versionStatus = status;
       agent.updatedAt = this.clock.now();

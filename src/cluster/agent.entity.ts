@@ -97,6 +97,21 @@ export class Agent {
   @Column({ type: 'boolean', default: false })
   lastUpgradeFailed: boolean;
 
+  /**
+   * Why auto-upgrade leaves this agent alone for now, in words (left behind by a cancel or the
+   * failure threshold, its last attempt missed or was refused, its pair cannot hand over); null = free.
+   */
+  @Column({ type: 'varchar', length: 500, nullable: true })
+  autoUpgradeBlocked: string | null;
+
+  /** When auto-upgrade may try again (a back-off); null with a reason = not until someone acts. */
+  @TimestampColumn({ nullable: true })
+  autoUpgradeRetryAt: Date | null;
+
+  /** Auto-upgrade attempts in a row that did not bring it to the target: the back-off grows with them. */
+  @Column({ type: 'integer', default: 0 })
+  autoUpgradeAttempts: number;
+
   @Column({ type: 'varchar', length: 16 })
   state: AgentState;
 

@@ -1,5 +1,5 @@
 import { Injectable } from '@nestjs/common';
-import { EntityManager, FindOptionsWhere, In, IsNull, LessThan } from 'typeorm';
+import { EntityManager, FindOptionsWhere, In, IsNull, LessThan, LessThanOrEqual } from 'typeorm';
 import { Database, Tx, updateById } from '../database/database';
 import { Agent } from './agent.entity';
 import type { AgentRole, AgentState, VersionStatus } from './agent-state';
@@ -69,6 +69,19 @@ export class AgentRepository {
     return tx.em.find(Agent, { where: { id: In(ids) }, lock: tx.rowLock, order: { id: 'ASC' } });
   }
 
+  /** The other members of these agents' failover pairs that are not among them (read, not locked). */
+  async findPeersOf(em: EntityManager, agents: Agent[]): Promise<Agent[]> {
+    const have = new Set(agents.map((a) => a.id));
+    const byCluster = new Map<string, Set<string>>();
+    for (const a of agents) if (a.failoverGroup) byCluster.set(a.clusterId, (byCluster.get(a.clusterId) ?? new Set()).add(a.failoverGroup));
+    const peers: Agent[] = [];
+    for (const [clusterId, groups] of byCluster) {
+      const members = await em.find(Agent, { where: { clusterId, failoverGroup: In([...groups]) } });
+      peers.push(...members.filter((m) => !have.has(m.id)));
+    }
+    return peers;
+  }
+
   findByPairingKeyHash(tx: Tx, pairingKeyHash: string): Promise<Agent | null> {
     return tx.em.findOne(Agent, { where: { pairingKeyHash }, lock: tx.rowLock });
   }
@@ -101,10 +114,17 @@ export class AgentRepository {
     return { items, total };
   }
 
-  /** Agents auto-upgrade may take now: opted in, online and idle, remote-upgradable, free, below the target, last upgrade not failed. */
-  autoUpgradeCandidates(clusterId: string, limit: number): Promise<Agent[]> {
+  /**
+   * Agents auto-upgrade may take now: opted in, online and idle, remote-upgradable, free, below a
+   * target, last upgrade not failed, and not held back (or their back-off is over).
+   */
+  autoUpgradeCandidates(clusterId: string, now: Date, limit: number): Promise<Agent[]> {
+    const base = { clusterId, autoUpgrade: true, state: 'idle' as const, remoteUpgrade: true, upgradeId: IsNull(), lastUpgradeFailed: false, versionStatus: 'outdated' as const };
     return this.db.reader.find(Agent, {
-      where: { clusterId, autoUpgrade: true, state: 'idle', remoteUpgrade: true, upgradeId: IsNull(), lastUpgradeFailed: false, versionStatus: 'outdated' },
+      where: [
+        { ...base, autoUpgradeBlocked: IsNull() },
+        { ...base, autoUpgradeRetryAt: LessThanOrEqual(now) },
+      ],
       order: { name: 'ASC' },
       take: limit,
     });

@@ -3,13 +3,19 @@ import { ApiOperation, ApiTags } from '@nestjs/swagger';
 import type { Response } from 'express';
 import { RequireRole } from '../auth/access.decorators';
 import { IdParam } from '../common/id-param';
+import { PageQuery } from '../common/page-query';
+import { AgentCommandsService } from './agent-commands.service';
 import { AgentsService } from './agents.service';
+import { AgentCommandPageDto } from './dto/agent-protocol.dto';
 import { AgentDto, AgentPageDto, AutoUpgradeDto, ListAgentsQuery, PairingKeyDto, RegisterAgentDto, RegisteredAgentDto, RemovalDto, UpdateAgentDto } from './dto/agent.dto';
 
 @ApiTags('agents')
 @Controller('api/v1')
 export class AgentsController {
-  constructor(private readonly agents: AgentsService) {}
+  constructor(
+    private readonly agents: AgentsService,
+    private readonly agentCommands: AgentCommandsService,
+  ) {}
 
   @Post('clusters/:clusterId/agents')
   @RequireRole('operator')
@@ -37,6 +43,13 @@ export class AgentsController {
   @ApiOperation({ summary: 'Change name, address, role or pair' })
   update(@IdParam('agentId') id: string, @Body() body: UpdateAgentDto): Promise<AgentDto> {
     return this.agents.update(id, body);
+  }
+
+  @Get('agents/:agentId/commands')
+  @RequireRole('viewer')
+  @ApiOperation({ summary: "An agent's commands (upgrades, switchovers, migrations), newest first, with how each ended" })
+  commands(@IdParam('agentId') id: string, @Query() query: PageQuery): Promise<AgentCommandPageDto> {
+    return this.agentCommands.list(id, query.limit ?? 50, query.offset ?? 0);
   }
 
   @Put('agents/:agentId/auto-upgrade')

@@ -74,6 +74,9 @@ export class AgentsService {
           hold: false,
           upgrading: false,
           lastUpgradeFailed: false,
+          autoUpgradeBlocked: null,
+          autoUpgradeRetryAt: null,
+          autoUpgradeAttempts: 0,
           createdAt: now,
           updatedAt: now,
         } satisfies Omit<Agent, 'state' | 'versionStatus'>);
@@ -106,7 +109,27 @@ export class AgentsService {
   }
 
   autoUpgradeCandidates(clusterId: string, limit = 50): Promise<Agent[]> {
-    return this.agents.autoUpgradeCandidates(clusterId, limit);
+    return this.agents.autoUpgradeCandidates(clusterId, this.clock.now(), limit);
+  }
+
+  /** The members of a failover group (a pair), as they are now. */
+  pairOf(agent: Pick<Agent, 'clusterId' | 'failoverGroup'>): Promise<Agent[]> {
+    return agent.failoverGroup ? this.agents.findGroupMembers(this.db.reader, agent.clusterId, agent.failoverGroup) : Promise.resolve([]);
+  }
+
+  /**
+   * Records why auto-upgrade leaves an agent alone and when it looks again (null = not until someone
+   * acts), unless that is what it records already; `attempt` counts one more attempt that did not
+   * bring it up (the back-off grows with them).
+   */
+  async holdAutoUpgrade(id: string, reason: string, retryAt: Date | null, attempt = false): Promise<void> {
+    await this.db.transaction(async (tx) => {
+      const agent = await this.agents.findForUpdate(tx, id);
+      if (!agent || agent.upgradeId) return;
+      const due = !agent.autoUpgradeRetryAt || agent.autoUpgradeRetryAt <= this.clock.now();
+      if (!attempt && agent.autoUpgradeBlocked === reason && !due) return;
+      await this.updater.apply(tx, agent, { autoUpgradeBlocked: reason, autoUpgradeRetryAt: retryAt, ...(attempt ? { autoUpgradeAttempts: agent.autoUpgradeAttempts + 1 } : {}) });
+    });
   }
 
   /** Every agent of a cluster, read in the caller's transaction (the planner's input). */
@@ -120,11 +143,24 @@ export class AgentsService {
   }
 
   /**
+   * The agents with these ids, locked, and the other members of their pairs, read: what the
+   * executor's pair gate needs to know (is the peer online, healthy, taking part).
+   */
+  async lockWithPeers(tx: Tx, ids: string[]): Promise<Agent[]> {
+    const agents = await this.agents.findManyForUpdate(tx, ids);
+    return [...agents, ...(await this.agents.findPeersOf(tx.em, agents))];
+  }
+
+  /**
    * What an upgrade records on its agents: the upgrade holding them, hold, upgrading, whether the
    * last upgrade failed, which pair member is active, the version a finished upgrade reported. Derived state
    * and version status follow, with an agent.status event when they change.
    */
-  applyUpgradeState(tx: Tx, agent: Agent, changes: Partial<Pick<Agent, 'upgradeId' | 'hold' | 'upgrading' | 'lastUpgradeFailed' | 'active' | 'version' | 'webappsVersion'>>): Promise<Agent> {
+  applyUpgradeState(
+    tx: Tx,
+    agent: Agent,
+    changes: Partial<Pick<Agent, 'upgradeId' | 'hold' | 'upgrading' | 'lastUpgradeFailed' | 'active' | 'version' | 'webappsVersion' | 'autoUpgradeBlocked' | 'autoUpgradeRetryAt' | 'autoUpgradeAttempts'>>,
+  ): Promise<Agent> {
     return this.updater.apply(tx, agent, changes);
   }
 
@@ -158,8 +194,15 @@ export class AgentsService {
     return toAgentDto(agent);
   }
 
+  /** Admins turn auto-upgrade on or off; a legacy agent cannot upgrade remotely, so its switch is refused (as reference 002 greys it out). */
   async setAutoUpgrade(id: string, enabled: boolean): Promise<AgentDto> {
-    const agent = await this.db.transaction(async (tx) => this.updater.apply(tx, await this.require(id, tx), { autoUpgrade: enabled }));
+    const agent = await this.db.transaction(async (tx) => {
+      const found = await this.require(id, tx);
+      if (!found.remoteUpgrade) {
+        throw new ConflictError('LEGACY_AGENT', `${found.name} is a legacy agent that cannot upgrade remotely, so auto-upgrade does not apply to it: reinstall it by hand with the new version and pair it again.`, { remoteUpgrade: false });
+      }
+      return this.updater.apply(tx, found, { autoUpgrade: enabled });
+    });
     this.logger.log(`auto-upgrade ${enabled ? 'on' : 'off'} for agent ${id}`);
     return toAgentDto(agent);
   }

@@ -23,6 +23,16 @@ export class Cluster {
   @Column({ type: 'varchar', length: 36, nullable: true })
   targetPackageId: string | null;
 
+  /**
+   * The web-apps version every agent should run, set by an upgrade of all agents with a `webapps`
+   * package; a full package replaces any earlier web-apps upgrade, so a new core target clears it.
+   */
+  @Column({ type: 'varchar', length: 64, nullable: true })
+  webappsTargetVersion: string | null;
+
+  @Column({ type: 'varchar', length: 36, nullable: true })
+  webappsTargetPackageId: string | null;
+
   @Column({ type: 'varchar', length: 32 })
   defaultPolicy: ConcretePolicy;
 

@@ -7,6 +7,7 @@ import { Database, Tx } from '../database/database';
 import { StreamScopes } from '../progress/stream-scopes';
 import { DEFAULT_UPGRADE_OPTIONS, resolveOptions, type UpgradeOptions } from '../policies/upgrade-options';
 import { AgentRepository } from './agent.repository';
+import type { ComponentKind } from './agent-state';
 import { AgentUpdater } from './agent-updater';
 import { Cluster } from './cluster.entity';
 import { ClusterRepository } from './cluster.repository';
@@ -46,6 +47,8 @@ export class ClustersService implements OnModuleInit {
       product: dto.product,
       targetVersion: null,
       targetPackageId: null,
+      webappsTargetVersion: null,
+      webappsTargetPackageId: null,
       defaultPolicy: dto.defaultPolicy ?? 'simultaneous',
       defaultOptions: resolveOptions(DEFAULT_UPGRADE_OPTIONS, dto.defaultOptions as Partial<UpgradeOptions>),
       createdAt: now,
@@ -82,14 +85,20 @@ export class ClustersService implements OnModuleInit {
 
   /**
    * The version every agent of the cluster should run, and the package that set it (auto-upgrade
-   * brings late agents up with it). Every agent's version status is measured again.
+   * brings late agents up with it): the core target for a full package, which also clears the
+   * web-apps target (a full package replaces any earlier web-apps upgrade), or the web-apps target
+   * for a webapps package. Every agent's version status is measured again.
    */
-  async setTarget(tx: Tx, clusterId: string, version: string, packageId: string): Promise<void> {
+  async setTarget(tx: Tx, clusterId: string, kind: ComponentKind, version: string, packageId: string): Promise<void> {
     const cluster = await this.require(clusterId, tx);
-    Object.assign(cluster, { targetVersion: version, targetPackageId: packageId, updatedAt: this.clock.now() });
+    const target =
+      kind === 'full'
+        ? { targetVersion: version, targetPackageId: packageId, webappsTargetVersion: null, webappsTargetPackageId: null }
+        : { webappsTargetVersion: version, webappsTargetPackageId: packageId };
+    Object.assign(cluster, target, { updatedAt: this.clock.now() });
     await this.clusters.save(tx.em, cluster);
     await this.updater.refreshVersionStatuses(tx, clusterId);
-    this.logger.log(`cluster ${clusterId} now targets ${version}`);
+    this.logger.log(`cluster ${clusterId} now targets ${kind === 'full' ? '' : 'web apps '}${version}`);
   }
 
   /** Clusters with a target version set by a package: where auto-upgrade looks. */

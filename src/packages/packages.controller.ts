@@ -64,20 +64,34 @@ export class PackagesController {
   @ApiProduces('application/gzip')
   @ApiOperation({ summary: "Download a package of the agent's cluster; byte ranges resume a broken download" })
   async download(@CurrentPrincipal() principal: Principal, @IdParam('packageId') id: string, @Res() res: Response): Promise<void> {
-    const { path, pkg } = await this.packages.downloadFor((principal as Extract<Principal, { kind: 'agent' }>).agentId, id);
-    res.setHeader('ETag', `"${pkg.sha256}"`);
-    res.setHeader('X-Content-SHA256', pkg.sha256);
-    res.setHeader('Digest', `sha-256=${Buffer.from(pkg.sha256, 'hex').toString('base64')}`);
-    await new Promise<void>((resolve, reject) =>
-      // send answers Range with 206 and Content-Range, and honours If-Range against the ETag above.
-      res.sendFile(path, { acceptRanges: true, etag: false, lastModified: false, headers: { 'Content-Type': 'application/gzip' } }, (error?: Error & { status?: number }) => {
-        if (!error || res.headersSent) return resolve(); // done, or the agent went away mid-download (it resumes with a range)
-        if (error.status === 416) {
-          res.removeHeader('Content-Range');
-          return reject(new DomainError(HttpStatus.REQUESTED_RANGE_NOT_SATISFIABLE, 'RANGE_NOT_SATISFIABLE', `The range asked for is outside the package's ${pkg.size} bytes; ask for a range within bytes 0-${pkg.size - 1}.`));
-        }
-        reject(error);
-      }),
-    );
+    await sendPackage(res, await this.packages.downloadFor((principal as Extract<Principal, { kind: 'agent' }>).agentId, id));
   }
+
+  @Get('packages/:packageId/content')
+  @RequireRole('operator')
+  @ApiProduces('application/gzip')
+  @ApiOperation({ summary: 'Download a package, to install it by hand on a legacy agent; byte ranges resume a broken download' })
+  async downloadByHand(@IdParam('packageId') id: string, @Res() res: Response): Promise<void> {
+    const stored = await this.packages.download(id);
+    res.setHeader('Content-Disposition', `attachment; filename="${stored.pkg.product.replace(/[^\w.-]/g, '_')}-${stored.pkg.version}.tar.gz"`);
+    await sendPackage(res, stored);
+  }
+}
+
+/** Streams a stored package with its hash; ranges answered 206, a range outside it 416. */
+async function sendPackage(res: Response, { path, pkg }: { path: string; pkg: { sha256: string; size: number } }): Promise<void> {
+  res.setHeader('ETag', `"${pkg.sha256}"`);
+  res.setHeader('X-Content-SHA256', pkg.sha256);
+  res.setHeader('Digest', `sha-256=${Buffer.from(pkg.sha256, 'hex').toString('base64')}`);
+  await new Promise<void>((resolve, reject) =>
+    // send answers Range with 206 and Content-Range, and honours If-Range against the ETag above.
+    res.sendFile(path, { acceptRanges: true, etag: false, lastModified: false, headers: { 'Content-Type': 'application/gzip' } }, (error?: Error & { status?: number }) => {
+      if (!error || res.headersSent) return resolve(); // done, or the agent went away mid-download (it resumes with a range)
+      if (error.status === 416) {
+        res.removeHeader('Content-Range');
+        return reject(new DomainError(HttpStatus.REQUESTED_RANGE_NOT_SATISFIABLE, 'RANGE_NOT_SATISFIABLE', `The range asked for is outside the package's ${pkg.size} bytes; ask for a range within bytes 0-${pkg.size - 1}.`));
+      }
+      reject(error);
+    }),
+  );
 }

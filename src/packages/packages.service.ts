@@ -240,6 +240,16 @@ export class PackagesService implements OnModuleInit {
     const [agent, pkg] = await Promise.all([this.agents.get(agentId), this.packages.findById(packageId)]);
     if (!pkg) throw new NotFoundError('Package', packageId);
     if (pkg.clusterId !== agent.clusterId) throw new ForbiddenError(`Package ${packageId} belongs to another cluster; an agent downloads only its own cluster's packages.`, 'OTHER_CLUSTER');
+    return this.stored(pkg);
+  }
+
+  /** The stored file of a package, for an operator installing it by hand on a legacy agent. */
+  async download(packageId: string): Promise<{ path: string; pkg: Package }> {
+    return this.stored(await this.require(packageId));
+  }
+
+  private async stored(pkg: Package): Promise<{ path: string; pkg: Package }> {
+    const packageId = pkg.id;
     if (!(await this.store.exists(pkg.sha256))) {
       throw new DomainError(HttpStatus.GONE, 'PACKAGE_FILE_MISSING', `The file of package ${packageId} is missing from the package store; upload it again.`);
     }

@@ -142,21 +142,47 @@ describe('planner: policies and pair situations', () => {
     const standby = plan(request([backup('g')], { cluster: [main('g', { version: '1.1.0' }), backup('g')], policy: 'backup-first-switchback' }));
     expect(shape(standby)).toEqual(['upgrade g-backup pending', 'upgrade g-main skipped']);
     expect(codes(standby)).toEqual([]);
-    // Simultaneous stops both members anyway: the one behind is upgraded.
-    expect(shape(plan(request([main('g')], { cluster: [main('g'), caughtUp], policy: 'simultaneous' })))).toEqual(['upgrade g-backup skipped', 'upgrade g-main pending']);
+    // Under simultaneous too: with its peer done, the serving member would stop alone, so it hands over first.
+    expect(shape(plan(request([main('g')], { cluster: [main('g'), caughtUp], policy: 'simultaneous' })))).toEqual(shape(serving));
   });
 
-  it('a pair member targeted without its peer is upgraded alone, and said so', () => {
+  it.each(['simultaneous', 'backup-first', 'backup-first-switchback'] as const)('%s: a serving member targeted without its peer hands over to it first, and it is said', (policy) => {
     const all = [main('g'), backup('g')];
-    const p = plan(request([all[0]], { cluster: all, policy: 'backup-first' }));
-    expect(shape(p)).toEqual(['upgrade g-main pending']);
+    const p = plan(request([all[0]], { cluster: all, policy }));
+    expect(shape(p)).toEqual(['switchover g-backup pending', 'upgrade g-main <- switchover:g pending', 'switchback g-main <- upgrade:g-main [failed] pending']);
+    expect(p.steps[0].note).toMatch(/takes over from g-main on the version it runs/);
     expect(codes(p)).toEqual(['PAIR_PARTIAL', 'MIXED_VERSIONS']);
+    // The standby alone is simply upgraded: its peer serves meanwhile.
+    expect(shape(plan(request([all[1]], { cluster: all, policy })))).toEqual(['upgrade g-backup pending']);
   });
 
-  it('a pair with a legacy member is manual under backup-first, and only that member under simultaneous', () => {
+  it('a serving member whose peer is a legacy agent is upgraded by hand (nothing could take over)', () => {
+    const all = [main('g'), backup('g', { remoteUpgrade: false })];
+    const p = plan(request([all[0]], { cluster: all }));
+    expect(shape(p)).toEqual(['manual g-main manual']);
+    expect(codes(p)).toEqual(['PAIR_PARTIAL', 'PAIR_MANUAL', 'MIXED_VERSIONS', 'NOTHING_TO_DO']);
+  });
+
+  it('a pair with a legacy standby is manual under every policy; a legacy serving member alone under simultaneous', () => {
     const pair = [main('g'), backup('g', { remoteUpgrade: false })];
     expect(shape(plan(request(pair, { policy: 'backup-first' })))).toEqual(['manual g-backup manual', 'manual g-main manual']);
-    expect(shape(plan(request(pair, { policy: 'simultaneous' })))).toEqual(['manual g-backup manual', 'upgrade g-main pending']);
+    expect(shape(plan(request(pair, { policy: 'simultaneous' })))).toEqual(['manual g-backup manual', 'manual g-main manual']);
+    const legacyMain = [main('g', { remoteUpgrade: false }), backup('g')];
+    expect(shape(plan(request(legacyMain, { policy: 'simultaneous' })))).toEqual(['upgrade g-backup pending', 'manual g-main manual']);
+  });
+
+  it('a downgrade is refused unless asked for, then warned about, and a major across it bars backup-first', () => {
+    const newer = [agent('a', { version: '10.3.0' }), agent('b', { version: '1.0.0' })];
+    const refused = plan(request(newer, { pkg: { version: '1.0.0', kind: 'full' } }));
+    expect(refused.refusals.map((r) => r.code)).toEqual(['DOWNGRADE']);
+    expect(refused.refusals[0].message).toMatch(/older than what 1 target\(s\) run \(a 10\.3\.0\).*allowDowngrade/);
+    const allowed = plan(request(newer, { pkg: { version: '1.0.0', kind: 'full' }, options: { allowDowngrade: true } }));
+    expect(allowed.refusals).toEqual([]);
+    expect(codes(allowed)).toContain('DOWNGRADE');
+    expect(shape(allowed)).toEqual(['upgrade a pending', 'upgrade b skipped']);
+    const pair = [main('g', { version: '2.0.0' }), backup('g', { version: '2.0.0' })];
+    const acrossMajor = plan(request(pair, { pkg: { version: '1.5.0', kind: 'full' }, policy: 'backup-first', options: { allowDowngrade: true } }));
+    expect(acrossMajor.refusals.map((r) => r.code)).toEqual(['LEGACY_POLICY_ON_MAJOR']);
   });
 });
 

@@ -80,9 +80,13 @@ export interface Plan {
 
 const isBackupFirst = (p: ConcretePolicy) => p === 'backup-first' || p === 'backup-first-switchback';
 
+/** What the package replaces on the agent: its core version, or its web-apps version. */
+export const installedOf = (agent: Pick<PlanAgent, 'version' | 'webappsVersion'>, pkg: PlanRequest['pkg']): string | null =>
+  pkg.kind === 'webapps' ? agent.webappsVersion : agent.version;
+
 /** Whether the agent already runs what the package installs. */
 export function alreadyOn(agent: Pick<PlanAgent, 'version' | 'webappsVersion'>, pkg: PlanRequest['pkg']): boolean {
-  const installed = pkg.kind === 'webapps' ? agent.webappsVersion : agent.version;
+  const installed = installedOf(agent, pkg);
   if (!installed) return false;
   if (installed === pkg.version) return true;
   return compareMemo(installed, pkg.version) === 0;
@@ -139,8 +143,24 @@ export function plan(request: PlanRequest): Plan {
 
   const units = buildUnits(request, resolvedPolicy, warn);
 
+  // Going back to an older version is planned only when asked for: a package older than what an
+  // agent runs is more often a mistake (the wrong file) than a decision.
+  const downgrades = request.targets.filter((a) => {
+    const installed = installedOf(a, pkg);
+    return installed !== null && a.remoteUpgrade && (compareMemo(installed, pkg.version) ?? 0) > 0;
+  });
+  if (downgrades.length > 0 && !options.allowDowngrade) {
+    refusals.push({
+      code: 'DOWNGRADE',
+      message: `${pkg.version} is older than what ${downgrades.length} target(s) run (${downgrades.map((a) => `${a.name} ${installedOf(a, pkg)}`).join(', ')}): set options.allowDowngrade to go back, or choose a newer package.`,
+      agentIds: downgrades.map((a) => a.id),
+    });
+  } else if (downgrades.length > 0) {
+    warn('DOWNGRADE', `A downgrade: ${downgrades.length} target(s) go back from a newer version to ${pkg.version} (${downgrades.map((a) => a.name).join(', ')}); their data must suit the older version.`, downgrades);
+  }
+
   // A legacy policy stops one member while the other serves on the old version: across a major
-  // version the two may not talk to each other, so it must be asked for knowingly.
+  // version (up or down) the two may not talk to each other, so it must be asked for knowingly.
   const pairTargets = request.targets.filter((a) => a.failoverGroup);
   const major = semver.major(pkg.version);
   const majors = new Map<string, number | null>();
@@ -148,7 +168,10 @@ export function plan(request: PlanRequest): Plan {
     if (!majors.has(v)) majors.set(v, semver.valid(v) ? semver.major(v) : null);
     return majors.get(v)!;
   };
-  const crossesMajor = pairTargets.filter((a) => a.version && (majorOf(a.version) ?? major) < major);
+  const crossesMajor = pairTargets.filter((a) => {
+    const installed = installedOf(a, pkg);
+    return installed !== null && (majorOf(installed) ?? major) !== major;
+  });
   if (isBackupFirst(resolvedPolicy) && crossesMajor.length > 0 && !options.allowLegacyPolicyOnMajor) {
     refusals.push({
       code: 'LEGACY_POLICY_ON_MAJOR',
@@ -210,8 +233,8 @@ function buildUnits(request: PlanRequest, policy: ConcretePolicy, warn: (code: s
     } else if (untargeted.length > 0) {
       const lone = targeted[0];
       const peer = untargeted[0];
-      warn('PAIR_PARTIAL', `Only ${lone.name} of failover group ${group} is targeted, not ${peer.name}: it is upgraded alone (no switchover) and the pair runs mixed versions until ${peer.name} is upgraded too.`, [lone, peer]);
-      units.push({ name: group, steps: [singleStep(lone, request.pkg)] });
+      warn('PAIR_PARTIAL', `Only ${lone.name} of failover group ${group} is targeted, not ${peer.name}: the pair runs mixed versions until ${peer.name} is upgraded too.`, [lone, peer]);
+      units.push({ name: group, steps: partialPairSteps(group, lone, peer, request, warn) });
     } else {
       units.push({ name: group, steps: pairSteps(group, members, request, policy, warn) });
     }
@@ -245,6 +268,33 @@ const manualNote = (agent: PlanAgent, pkg: PlanRequest['pkg']) =>
   `${agent.name} cannot upgrade remotely (legacy agent): install ${pkg.version} on ${agent.address} by hand, then pair it again with a new pairing key.`;
 
 /**
+ * One member of a pair targeted without its peer. A standby member is simply upgraded. A serving
+ * one first hands over to its peer, which takes over on the version it runs (a role swap, not an
+ * upgrade), so the pair keeps a serving member; with `switchBackOnFailure` it takes back over when
+ * its upgrade fails.
+ */
+function partialPairSteps(group: string, lone: PlanAgent, peer: PlanAgent, request: PlanRequest, warn: (code: string, message: string, agents?: PlanAgent[]) => void): Unit['steps'] {
+  const step = singleStep(lone, request.pkg);
+  const serving = lone.active || (!peer.active && lone.role === 'main');
+  if (!serving || step.status !== 'pending') return [step];
+  if (!peer.remoteUpgrade) {
+    warn('PAIR_MANUAL', `${lone.name} serves failover group ${group} and its peer ${peer.name} is a legacy agent that cannot take over remotely: hand over by hand, then upgrade ${lone.name}.`, [lone, peer]);
+    return [{ ...step, kind: 'manual', status: 'manual', note: `${lone.name} serves ${group}: switch over to ${peer.name} by hand, then install ${request.pkg.version} on ${lone.address}.` }];
+  }
+  const handover = takeoverStep('switchover', group, peer, lone, [], 'succeeded', `${peer.name} takes over from ${lone.name} on the version it runs, before ${lone.name} stops`);
+  const steps: Unit['steps'] = [handover, { ...step, dependsOn: [handover.key] }];
+  if (request.options.switchBackOnFailure) {
+    steps.push(takeoverStep('switchback', group, lone, peer, [step.key], 'failed', `only if the upgrade of ${lone.name} fails: it takes back over on the version it rolled back to`));
+  }
+  return steps;
+}
+
+/** A switchover or switchback: `to` takes over from `from`. */
+function takeoverStep(kind: 'switchover' | 'switchback', group: string, to: PlanAgent, from: PlanAgent, dependsOn: string[], runWhen: RunWhen, note: string | null): Unit['steps'][number] {
+  return { key: `${kind}:${group}`, kind, agentId: to.id, fromAgentId: from.id, failoverGroup: group, dependsOn, runWhen, status: 'pending', note };
+}
+
+/**
  * A pair. Under `simultaneous` both members upgrade at once. Under the backup-first policies the
  * standby member (the backup, unless the pair has switched over already) upgrades first, takes
  * over, and only then is the serving member touched; with switchback, the serving member takes
@@ -256,7 +306,13 @@ function pairSteps(group: string, members: PlanAgent[], request: PlanRequest, po
   const serving = members.find((a) => a.active) ?? members.find((a) => a.role === 'main')!;
   const standby = members.find((a) => a !== serving)!;
 
-  if (!isBackupFirst(policy)) return [singleStep(standby, pkg), singleStep(serving, pkg)];
+  // Both at once, as asked; but when the standby runs the version already (a late member caught
+  // up), nothing would serve while the serving member upgrades alone: it hands over first.
+  const standbyDone = alreadyOn(standby, pkg) && !alreadyOn(serving, pkg);
+  // A legacy standby is upgraded by hand and cannot take over remotely: its serving member would
+  // stop with nothing to serve, so under any policy the pair is then done by hand.
+  const legacyStandby = !standby.remoteUpgrade && !alreadyOn(standby, pkg);
+  if (!isBackupFirst(policy) && !standbyDone && !legacyStandby) return [singleStep(standby, pkg), singleStep(serving, pkg)];
 
   const legacy = members.filter((a) => !a.remoteUpgrade && !alreadyOn(a, pkg));
   if (legacy.length > 0) {
@@ -280,17 +336,8 @@ function pairSteps(group: string, members: PlanAgent[], request: PlanRequest, po
   const first = singleStep(standby, pkg);
   const second = singleStep(serving, pkg);
   if (second.status === 'skipped') return [first, second]; // the serving member is on the version: no switchover needed
-  const takeover = (kind: 'switchover' | 'switchback', to: PlanAgent, from: PlanAgent, dependsOn: string[], runWhen: RunWhen, note: string | null) => ({
-    key: `${kind}:${group}`,
-    kind,
-    agentId: to.id,
-    fromAgentId: from.id,
-    failoverGroup: group,
-    dependsOn,
-    runWhen,
-    status: 'pending' as const,
-    note,
-  });
+  const takeover = (kind: 'switchover' | 'switchback', to: PlanAgent, from: PlanAgent, dependsOn: string[], runWhen: RunWhen, note: string | null) =>
+    takeoverStep(kind, group, to, from, dependsOn, runWhen, note);
   const switchover = takeover('switchover', standby, serving, [first.key], 'succeeded', `${standby.name} takes over from ${serving.name}`);
   const steps: Unit['steps'] = [first, switchover, { ...second, dependsOn: [switchover.key] }];
   if (policy === 'backup-first-switchback') {

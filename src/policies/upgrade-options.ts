@@ -27,6 +27,14 @@ export interface UpgradeOptions {
   rebootAfter: boolean;
   switchBackOnFailure: boolean;
   allowLegacyPolicyOnMajor: boolean;
+  /** Seconds the agent waits before it starts the product again (reference 001's delayed start). */
+  delayedStartS: number;
+  /** Services the agent stops before the upgrade and starts after it (reference 001's "stop SNMP"). */
+  stopServices: string[];
+  /** Install even where the package's `fromVersion` prerequisite does not hold (an operator's override). */
+  ignoreVersionCheck: boolean;
+  /** Plan a package older than an agent's version: going back is done only when asked for. */
+  allowDowngrade: boolean;
   agentOptions: Record<string, AgentOptionValue>;
 }
 
@@ -48,11 +56,18 @@ export const DEFAULT_UPGRADE_OPTIONS: UpgradeOptions = {
   rebootAfter: false,
   switchBackOnFailure: true,
   allowLegacyPolicyOnMajor: false,
+  delayedStartS: 0,
+  stopServices: [],
+  ignoreVersionCheck: false,
+  allowDowngrade: false,
   agentOptions: {},
 };
 
-/** Fills what `partial` leaves out from `defaults`. */
-export function resolveOptions(defaults: UpgradeOptions, partial: Partial<UpgradeOptions> = {}): UpgradeOptions {
-  const defined = Object.fromEntries(Object.entries(partial).filter(([, v]) => v !== undefined)) as Partial<UpgradeOptions>;
-  return { ...defaults, ...defined };
+/**
+ * Fills what `partial` leaves out from `defaults`, and what those lack (options added after a
+ * cluster's defaults were saved) from DEFAULT_UPGRADE_OPTIONS.
+ */
+export function resolveOptions(defaults: Partial<UpgradeOptions>, partial: Partial<UpgradeOptions> = {}): UpgradeOptions {
+  const defined = (o: Partial<UpgradeOptions>) => Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<UpgradeOptions>;
+  return { ...DEFAULT_UPGRADE_OPTIONS, ...defined(defaults), ...defined(partial) };
 }

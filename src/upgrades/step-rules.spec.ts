@@ -23,6 +23,8 @@ const agent = (id: string, over: Partial<RuleAgent> = {}): RuleAgent => ({
   webappsVersion: null,
   lastUpgradeFailed: false,
   facts: { os: 'linux', freeDiskMb: 1000 },
+  active: true,
+  peerId: null,
   ...over,
 });
 
@@ -40,6 +42,7 @@ const step = (id: string, over: Partial<RuleStep> = {}): RuleStep => ({
   phase: null,
   phaseStartedAt: null,
   attempts: 0,
+  commandId: null,
   ...over,
 });
 
@@ -53,8 +56,8 @@ describe('step rules: starting an upgrade step', () => {
     ['a never paired agent is waited for', agent('a', { paired: false, online: false }), step('a'), ['wait a online']],
     ['a busy agent is waited for (and held)', agent('a', { busy: true }), step('a'), ['wait a idle']],
     ['still busy within idleTimeoutS: no change', agent('a', { busy: true }), step('a', { status: 'waiting', waitingFor: 'idle', waitingSince: ago(59) }), []],
-    ['busy beyond idleTimeoutS fails', agent('a', { busy: true }), step('a', { status: 'waiting', waitingFor: 'idle', waitingSince: ago(61) }), ['fail a']],
-    ['offline beyond offlineTimeoutS fails', agent('a', { online: false }), step('a', { status: 'waiting', waitingFor: 'online', waitingSince: ago(31) }), ['fail a']],
+    ['busy beyond idleTimeoutS: missed, not failed', agent('a', { busy: true }), step('a', { status: 'waiting', waitingFor: 'idle', waitingSince: ago(61) }), ['miss a']],
+    ['offline beyond offlineTimeoutS: missed, not failed', agent('a', { online: false }), step('a', { status: 'waiting', waitingFor: 'online', waitingSince: ago(31) }), ['miss a']],
     ['back online after a wait starts', agent('a'), step('a', { status: 'waiting', waitingFor: 'online', waitingSince: ago(31) }), ['start a']],
     ['prerequisites unmet on fresh facts fail', agent('a', { facts: { os: 'linux', freeDiskMb: 10 } }), step('a'), ['fail a']],
     ['a running step within phaseTimeoutS: no change', agent('a'), step('a', { status: 'running', phaseStartedAt: ago(119), attempts: 1 }), []],

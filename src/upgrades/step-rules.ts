@@ -21,6 +21,10 @@ export interface RuleAgent {
   webappsVersion: string | null;
   lastUpgradeFailed: boolean;
   facts: { os?: string; freeDiskMb?: number } | null;
+  /** In a pair, the member serving now (a standalone agent serves alone: no gate applies). */
+  active: boolean;
+  /** The other member of its failover pair, if it has one; the map passed to decide holds it. */
+  peerId: string | null;
 }
 
 export interface RuleStep {
@@ -37,6 +41,8 @@ export interface RuleStep {
   phase: string | null;
   phaseStartedAt: Date | null;
   attempts: number;
+  /** The command of the current attempt, queued once the step started. */
+  commandId: string | null;
 }
 
 export interface RuleUpgrade {
@@ -46,14 +52,19 @@ export interface RuleUpgrade {
   /** Failed units after which no new unit starts; null = no limit. */
   failureLimit: number | null;
   pkg: { version: string; kind: 'full' | 'webapps'; prerequisites: Prerequisites };
+  /** The operator's override of the package's fromVersion prerequisite. */
+  ignoreVersionCheck?: boolean;
 }
 
 export type StepAction =
   | { type: 'wait'; stepId: string; for: WaitReason }
+  /** Queue the step's command (-> waiting for the agent to fetch it; running once it did). */
   | { type: 'start'; stepId: string }
   | { type: 'fail'; stepId: string; error: string }
-  /** Will not run: a step it needs failed, or the failure threshold stopped new units (-> cancelled). */
-  | { type: 'block'; stepId: string; reason: string }
+  /** Its agent was offline, busy or unreachable when its turn came: not a failure of the agent (-> missed). */
+  | { type: 'miss'; stepId: string; reason: string }
+  /** Will not run: a step it needs did not succeed, or the failure threshold stopped new units (-> cancelled). */
+  | { type: 'block'; stepId: string; reason: string; cause: 'dependency' | 'threshold' }
   /** Not needed: a conditional step whose condition did not hold (-> skipped). */
   | { type: 'skip'; stepId: string; reason: string };
 
@@ -85,11 +96,16 @@ export function decide(upgrade: RuleUpgrade, steps: RuleStep[], agents: Map<stri
   for (const step of steps) {
     if (step.status === 'running' && seconds(step.phaseStartedAt, now) > upgrade.options.phaseTimeoutS) {
       act({ type: 'fail', stepId: step.id, error: `phase ${step.phase ?? 'start'} ran longer than phaseTimeoutS (${upgrade.options.phaseTimeoutS}s)` }, 'failed');
+    } else if (step.status === 'waiting' && step.waitingFor === 'pickup' && seconds(step.waitingSince, now) > upgrade.options.offlineTimeoutS) {
+      // Queued but never fetched: the agent never began, so nothing on its host changed.
+      const name = agents.get(step.agentId)?.name ?? step.agentId;
+      act({ type: 'miss', stepId: step.id, reason: `${name} did not fetch its command within offlineTimeoutS (${upgrade.options.offlineTimeoutS}s)` }, 'missed');
     }
   }
 
   if (upgrade.status === 'cancelled') {
-    const running = steps.some((s) => status.get(s.id) === 'running');
+    // A step whose command is out (running, or queued for the agent) ends with the agent's report.
+    const running = steps.some((s) => status.get(s.id) === 'running' || (status.get(s.id) === 'waiting' && s.waitingFor === 'pickup'));
     return { steps: actions, upgrade: running ? null : { type: 'finish', status: 'cancelled', reason: null } };
   }
 
@@ -106,14 +122,18 @@ export function decide(upgrade: RuleUpgrade, steps: RuleStep[], agents: Map<stri
   }
 
   const byId = new Map(steps.map((s) => [s.id, s]));
+  // Each agent's upgrade steps in this upgrade, for the pair gate.
+  const upgradeStepsOf = new Map<string, RuleStep[]>();
+  for (const s of steps) if (s.kind === 'upgrade') upgradeStepsOf.set(s.agentId, [...(upgradeStepsOf.get(s.agentId) ?? []), s]);
+  const peerUpgrading = (peerId: string) => (upgradeStepsOf.get(peerId) ?? []).some((s) => ['pending', 'waiting', 'running', 'succeeded'].includes(status.get(s.id)!));
   for (const unit of units.values()) {
     const started = unitStarted(unit);
     for (const step of unit) {
       const current = status.get(step.id)!;
-      if (ended(current) || current === 'running') continue;
+      if (ended(current) || current === 'running' || (current === 'waiting' && step.waitingFor === 'pickup')) continue;
       if (!started) {
         if (thresholdReached()) {
-          act({ type: 'block', stepId: step.id, reason: `not started: ${failedUnits()} unit(s) failed, which reached the failure threshold` }, 'cancelled');
+          act({ type: 'block', stepId: step.id, reason: `not started: ${failedUnits()} unit(s) failed, which reached the failure threshold`, cause: 'threshold' }, 'cancelled');
           continue;
         }
         if (step.batch > currentBatch || upgrade.status === 'paused') continue;
@@ -127,13 +147,14 @@ export function decide(upgrade: RuleUpgrade, steps: RuleStep[], agents: Map<stri
       }
       const verdict = judgeDependencies(step.runWhen, deps);
       if (verdict.run === false) {
-        act(verdict.block ? { type: 'block', stepId: step.id, reason: verdict.reason } : { type: 'skip', stepId: step.id, reason: verdict.reason }, verdict.block ? 'cancelled' : 'skipped');
+        act(verdict.block ? { type: 'block', stepId: step.id, reason: verdict.reason, cause: 'dependency' } : { type: 'skip', stepId: step.id, reason: verdict.reason }, verdict.block ? 'cancelled' : 'skipped');
         continue;
       }
       const afterFailure = deps.some((d) => failed(d.status));
-      const next = readiness(upgrade, step, agents.get(step.agentId), afterFailure);
+      const afterUpgrade = deps.some((d) => d.step.kind === 'upgrade' && d.step.agentId === step.agentId);
+      const next = readiness(upgrade, step, agents, { afterFailure, afterUpgrade, peerUpgrading });
       if (next.ready) {
-        act({ type: 'start', stepId: step.id }, 'running');
+        act({ type: 'start', stepId: step.id }, 'waiting');
         continue;
       }
       if ('error' in next) {
@@ -141,9 +162,12 @@ export function decide(upgrade: RuleUpgrade, steps: RuleStep[], agents: Map<stri
         continue;
       }
       const sameWait = current === 'waiting' && step.waitingFor === next.waitFor;
-      const limit = next.waitFor === 'idle' ? upgrade.options.idleTimeoutS : next.waitFor === 'online' ? upgrade.options.offlineTimeoutS : upgrade.options.phaseTimeoutS;
+      const limit = next.waitFor === 'idle' ? upgrade.options.idleTimeoutS : next.waitFor === 'gate' ? upgrade.options.phaseTimeoutS : upgrade.options.offlineTimeoutS;
       if (sameWait && seconds(step.waitingSince, now) > limit) {
-        act({ type: 'fail', stepId: step.id, error: `${next.why} for longer than ${limit}s` }, 'failed');
+        // A switchover's gate that never opened is a failure of the agent taking over; an agent
+        // that was away or busy (or a serving member whose peer could not take over) missed its turn.
+        if (next.waitFor === 'gate') act({ type: 'fail', stepId: step.id, error: `${next.why} for longer than ${limit}s` }, 'failed');
+        else act({ type: 'miss', stepId: step.id, reason: `${next.why} for longer than ${limit}s` }, 'missed');
       } else if (!sameWait) {
         act({ type: 'wait', stepId: step.id, for: next.waitFor }, 'waiting');
       }
@@ -174,26 +198,46 @@ function judgeDependencies(runWhen: RunWhen, deps: Array<{ step: RuleStep; statu
     return deps.some((d) => failed(d.status)) ? { run: true } : { run: false, block: false, reason: 'not needed: the step it guards did not fail' };
   }
   // 'ended': after the step it follows ended, unless that step never ran (then nothing changed hands).
-  const cancelled = deps.find((d) => d.status === 'cancelled');
-  return cancelled ? { run: false, block: false, reason: `not needed: ${describe(cancelled)}` } : { run: true };
+  const neverRan = deps.find((d) => d.status === 'cancelled' || d.status === 'missed');
+  return neverRan ? { run: false, block: false, reason: `not needed: ${describe(neverRan)}` } : { run: true };
 }
 
 type Readiness = { ready: true } | { ready: false; error: string } | { ready: false; waitFor: WaitReason; why: string };
 
+interface ReadinessContext {
+  /** A step it depends on failed (a switchback after a failed upgrade). */
+  afterFailure: boolean;
+  /** It follows an upgrade of the same agent (a switchover to a freshly upgraded standby). */
+  afterUpgrade: boolean;
+  /** Whether an agent has an upgrade step in this upgrade that is about to run, running or done. */
+  peerUpgrading: (agentId: string) => boolean;
+}
+
 /**
  * Whether a step whose dependencies allow it can start now. An upgrade needs its agent online and,
- * with waitForIdle, idle, and its prerequisites met on fresh facts. A switchover or switchback is
- * gated like a database failover: the agent taking over is online, idle, healthy and on the package
- * version (after a failed upgrade it takes back over on the version it rolled back to).
+ * with waitForIdle, idle, and its prerequisites met on fresh facts; a serving pair member also
+ * needs its peer online, healthy and upgraded with it (simultaneous), since otherwise stopping it
+ * leaves the pair with no member to serve: plans hand over first, and this gate holds whatever the
+ * plan. A switchover or switchback is gated like a database failover: the agent taking over is
+ * online, idle and healthy, and on the package version when it was just upgraded for it (after a
+ * failed upgrade it takes back over on the version it rolled back to; before an upgrade of its
+ * peer it takes over on the version it runs).
  */
-function readiness(upgrade: RuleUpgrade, step: RuleStep, agent: RuleAgent | undefined, afterFailure: boolean): Readiness {
+function readiness(upgrade: RuleUpgrade, step: RuleStep, agents: Map<string, RuleAgent>, context: ReadinessContext): Readiness {
+  const agent = agents.get(step.agentId);
   if (!agent) return { ready: false, error: `agent ${step.agentId} was removed` };
   if (step.kind === 'manual') return { ready: false, error: 'manual steps are not run by the executor' };
   if (!agent.paired || !agent.online) return { ready: false, waitFor: 'online', why: `${agent.name} was ${agent.paired ? 'offline' : 'never paired'}` };
 
   if (step.kind === 'upgrade') {
     if (agent.busy && upgrade.options.waitForIdle) return { ready: false, waitFor: 'idle', why: `${agent.name} stayed busy` };
-    const check = checkPrerequisites(upgrade.pkg, [{ id: agent.id, name: agent.name, version: agent.version, facts: agent.facts }]);
+    const peer = agent.active && agent.peerId ? agents.get(agent.peerId) : undefined;
+    if (peer) {
+      const peerProblem = !peer.online ? 'is offline' : peer.lastUpgradeFailed ? 'failed its last upgrade' : !context.peerUpgrading(peer.id) ? 'has not taken over' : null;
+      if (peerProblem) return { ready: false, waitFor: 'peer', why: `${agent.name} serves its pair and ${peer.name} ${peerProblem}, so stopping it would leave no member serving` };
+    }
+    const prerequisites = upgrade.ignoreVersionCheck ? { ...upgrade.pkg.prerequisites, fromVersion: undefined } : upgrade.pkg.prerequisites;
+    const check = checkPrerequisites({ ...upgrade.pkg, prerequisites }, [{ id: agent.id, name: agent.name, version: agent.version, facts: agent.facts }]);
     if (check.failures.length > 0) {
       return { ready: false, error: `prerequisites unmet: ${check.failures.map((f) => `${f.check} requires ${f.required}, agent has ${f.actual}`).join('; ')}` };
     }
@@ -204,8 +248,8 @@ function readiness(upgrade: RuleUpgrade, step: RuleStep, agent: RuleAgent | unde
   const onVersion = !!installed && semver.valid(installed) !== null && semver.eq(installed, upgrade.pkg.version);
   const problems: string[] = [];
   if (agent.busy) problems.push('busy');
-  if (!afterFailure && agent.lastUpgradeFailed) problems.push('its last upgrade failed');
-  if (!afterFailure && !onVersion) problems.push(`runs ${installed ?? 'an unknown version'}, not ${upgrade.pkg.version}`);
+  if (!context.afterFailure && agent.lastUpgradeFailed) problems.push('its last upgrade failed');
+  if (!context.afterFailure && context.afterUpgrade && !onVersion) problems.push(`runs ${installed ?? 'an unknown version'}, not ${upgrade.pkg.version}`);
   if (problems.length === 0) return { ready: true };
   return { ready: false, waitFor: 'gate', why: `${agent.name} could not take over (${problems.join(', ')})` };
 }
@@ -214,7 +258,11 @@ function finish(steps: RuleStep[], status: Map<string, StepStatus>, thresholdRea
   const finalStatus = (s: RuleStep) => status.get(s.id)!;
   const failures = steps.filter((s) => failed(finalStatus(s)));
   const upgraded = steps.filter((s) => s.kind === 'upgrade' && finalStatus(s) === 'succeeded');
-  if (failures.length === 0) return { type: 'finish', status: 'succeeded', reason: null };
+  const missed = new Set(steps.filter((s) => finalStatus(s) === 'missed').map((s) => s.agentId)).size;
+  if (failures.length === 0) {
+    // Agents that were away or busy are not failures: auto-upgrade brings them up once back.
+    return { type: 'finish', status: 'succeeded', reason: missed ? `${missed} agent(s) missed their turn (offline, busy or their pair could not hand over); auto-upgrade or a retry brings them up` : null };
+  }
   const reason = `${failures.length} step(s) failed${thresholdReached ? ', which reached the failure threshold' : ''}`;
   if (thresholdReached && steps.some((s) => finalStatus(s) === 'cancelled')) return { type: 'finish', status: 'failed', reason };
   return { type: 'finish', status: upgraded.length > 0 ? 'completed-with-errors' : 'failed', reason };

@@ -1,5 +1,6 @@
 import { BeforeApplicationShutdown, Injectable, Logger, OnModuleInit } from '@nestjs/common';
 import { Interval } from '@nestjs/schedule';
+import * as semver from 'semver';
 import { AgentCommand } from '../cluster/agent-command.entity';
 import { Agent } from '../cluster/agent.entity';
 import { AgentCommandsService, CommandReport } from '../cluster/agent-commands.service';
@@ -17,10 +18,19 @@ import { UpgradeStep } from './upgrade-step.entity';
 import { UpgradeWriter } from './upgrade-writer';
 
 const TICK_MS = 1000;
+
+/** The step's command is out: queued for its agent or being carried out. */
+const commandOut = (step: UpgradeStep) => step.status === 'running' || (step.status === 'waiting' && step.waitingFor === 'pickup');
+
+/** What an agent left behind on purpose (a cancel, the failure threshold) records: auto-upgrade leaves it until someone acts. */
+export const leftBehind = (upgrade: Pick<Upgrade, 'id'>, why: string): Partial<Agent> => ({
+  autoUpgradeBlocked: `left behind by upgrade ${upgrade.id}: ${why}; retry it, upgrade it now, or start a new upgrade`,
+  autoUpgradeRetryAt: null,
+});
 const REPORT_COALESCE_MS = 50;
 const STEP_REFERENCE = 'step:';
 
-export const toRuleAgent = (a: Agent): RuleAgent => ({
+export const toRuleAgent = (a: Agent, peerId: string | null = null): RuleAgent => ({
   id: a.id,
   name: a.name,
   paired: a.pairedAt !== null,
@@ -30,7 +40,20 @@ export const toRuleAgent = (a: Agent): RuleAgent => ({
   webappsVersion: a.webappsVersion,
   lastUpgradeFailed: a.lastUpgradeFailed,
   facts: a.facts,
+  active: a.active,
+  peerId,
 });
+
+/** The agents of the steps and the other members of their pairs, each with its peer's id. */
+function ruleAgents(agents: Agent[]): Map<string, RuleAgent> {
+  const members = new Map<string, Agent[]>();
+  for (const a of agents) if (a.failoverGroup) members.set(a.failoverGroup, [...(members.get(a.failoverGroup) ?? []), a]);
+  const peerOf = (a: Agent) => (a.failoverGroup ? (members.get(a.failoverGroup)?.find((m) => m.id !== a.id)?.id ?? null) : null);
+  return new Map(agents.map((a) => [a.id, toRuleAgent(a, peerOf(a))]));
+}
+
+/** How long auto-upgrade leaves an agent alone after its n-th attempt in a row did not bring it up: 1 min doubling, at most an hour. */
+export const autoUpgradeBackoffMs = (attempts: number): number => Math.min(60 * 60_000, 60_000 * 2 ** Math.max(0, attempts - 1));
 
 /** The phases an agent runs for an upgrade, as the options ask (DESIGN.md section 4). */
 export function phasesFor(options: Upgrade['options']): string[] {
@@ -132,12 +155,19 @@ export class UpgradeExecutor implements OnModuleInit, BeforeApplicationShutdown 
         if (!upgrade.scheduledAt || upgrade.scheduledAt > now) return;
         await this.start(tx, upgrade, steps);
       }
-      const agents = await this.agents.lockMany(tx, [...new Set(steps.map((s) => s.agentId))]);
+      const agents = await this.agents.lockWithPeers(tx, [...new Set(steps.map((s) => s.agentId))]);
       const pkg = await this.packages.require(upgrade.packageId, tx);
       const decision = decide(
-        { status: upgrade.status, options: upgrade.options, canaryPending: upgrade.canaryPending, failureLimit: upgrade.failureLimit, pkg: { version: pkg.version, kind: pkg.kind, prerequisites: pkg.prerequisites } },
+        {
+          status: upgrade.status,
+          options: upgrade.options,
+          canaryPending: upgrade.canaryPending,
+          failureLimit: upgrade.failureLimit,
+          pkg: { version: pkg.version, kind: pkg.kind, prerequisites: pkg.prerequisites },
+          ignoreVersionCheck: upgrade.options.ignoreVersionCheck === true,
+        },
         steps,
-        new Map(agents.map((a) => [a.id, toRuleAgent(a)])),
+        ruleAgents(agents),
         now,
       );
       if (decision.steps.length === 0 && !decision.upgrade) return;
@@ -175,6 +205,7 @@ export class UpgradeExecutor implements OnModuleInit, BeforeApplicationShutdown 
 
   private async apply(tx: Tx, upgrade: Upgrade, pkg: Package, step: UpgradeStep, action: StepAction, agentChanges: Map<string, Partial<Agent>>, agent: Agent | null): Promise<void> {
     const now = this.clock.now();
+    const noteOnAgent = (changes: Partial<Agent>) => agentChanges.set(step.agentId, { ...agentChanges.get(step.agentId), ...changes });
     switch (action.type) {
       case 'wait':
         Object.assign(step, { status: 'waiting', waitingFor: action.for, waitingSince: now });
@@ -187,29 +218,47 @@ export class UpgradeExecutor implements OnModuleInit, BeforeApplicationShutdown 
           payload: step.kind === 'upgrade' ? this.upgradePayload(upgrade, pkg, step, agent) : { activate: true, failoverGroup: step.failoverGroup, peerAgentId: step.fromAgentId, upgradeId: upgrade.id, stepId: step.id },
           reference: `${STEP_REFERENCE}${upgrade.id}/${step.id}`,
         });
+        // Running only once the agent fetched the command (see onReport): until then it waits for
+        // the agent, and an agent that went silent meanwhile misses its turn instead of hanging.
         Object.assign(step, {
-          status: 'running',
-          waitingFor: null,
-          waitingSince: null,
+          status: 'waiting',
+          waitingFor: 'pickup',
+          waitingSince: now,
           commandId: command.id,
           attempts: step.attempts + 1,
           phase: null,
           percent: 0,
           error: null,
+          message: null,
+          agentNotes: null,
           startedAt: now,
-          phaseStartedAt: now,
+          phaseStartedAt: null,
           endedAt: null,
         });
         return;
       }
       case 'fail':
-        if (step.commandId && step.status === 'running') await this.commands.cancel(tx, step.commandId, action.error);
+        if (step.commandId && commandOut(step)) await this.commands.cancel(tx, step.commandId, action.error);
         Object.assign(step, { status: 'failed', error: action.error, waitingFor: null, endedAt: now });
-        if (step.kind === 'upgrade') agentChanges.set(step.agentId, { ...agentChanges.get(step.agentId), lastUpgradeFailed: true });
+        if (step.kind === 'upgrade') noteOnAgent({ lastUpgradeFailed: true });
         this.logger.warn(`upgrade ${upgrade.id}: step ${step.kind} of agent ${step.agentId} failed: ${action.error}`);
+        return;
+      case 'miss':
+        if (step.commandId && commandOut(step)) await this.commands.cancel(tx, step.commandId, action.reason);
+        Object.assign(step, { status: 'missed', error: action.reason, waitingFor: null, endedAt: now });
+        // Not the agent's failure: auto-upgrade brings it up once it is back, after a back-off when
+        // it was auto-upgrade's own attempt that it missed (an agent that keeps flapping is not
+        // taken over and over).
+        if (step.kind === 'upgrade' && upgrade.origin === 'auto-upgrade' && agent) {
+          const attempts = agent.autoUpgradeAttempts + 1;
+          noteOnAgent({ autoUpgradeAttempts: attempts, autoUpgradeRetryAt: new Date(now.getTime() + autoUpgradeBackoffMs(attempts)), autoUpgradeBlocked: `its auto-upgrade missed its turn: ${action.reason}` });
+        }
+        this.logger.log(`upgrade ${upgrade.id}: step ${step.kind} of agent ${step.agentId} missed: ${action.reason}`);
         return;
       case 'block':
         Object.assign(step, { status: 'cancelled', error: action.reason, waitingFor: null, endedAt: now });
+        // Left behind on purpose: auto-upgrade must not undo the threshold's stop behind the operator's back.
+        if (action.cause === 'threshold' && step.kind === 'upgrade') noteOnAgent(leftBehind(upgrade, 'the failure threshold was reached'));
         return;
       case 'skip':
         Object.assign(step, { status: 'skipped', note: action.reason, waitingFor: null, endedAt: now });
@@ -231,7 +280,15 @@ export class UpgradeExecutor implements OnModuleInit, BeforeApplicationShutdown 
       kind: pkg.kind,
       migration: pkg.migration,
       phases: phasesFor(options),
-      options: { rebootAfter: options.rebootAfter, waitForIdle: options.waitForIdle, phaseTimeoutS: options.phaseTimeoutS, agentOptions: options.agentOptions },
+      options: {
+        rebootAfter: options.rebootAfter,
+        waitForIdle: options.waitForIdle,
+        phaseTimeoutS: options.phaseTimeoutS,
+        delayedStartS: options.delayedStartS ?? 0,
+        stopServices: options.stopServices ?? [],
+        ignoreVersionCheck: options.ignoreVersionCheck ?? false,
+        agentOptions: options.agentOptions,
+      },
     };
   }
 
@@ -239,9 +296,11 @@ export class UpgradeExecutor implements OnModuleInit, BeforeApplicationShutdown 
   private async finish(tx: Tx, upgrade: Upgrade, steps: UpgradeStep[], status: Upgrade['status'], reason: string | null): Promise<void> {
     upgrade.finishedAt = this.clock.now();
     await this.writer.saveUpgrade(tx, upgrade, steps, status, reason ?? upgrade.reason);
-    const upgradedAny = steps.some((s) => s.kind === 'upgrade' && s.status === 'succeeded');
-    if (upgrade.target.all && upgradedAny && status !== 'cancelled') {
-      await this.clusters.setTarget(tx, upgrade.clusterId, upgrade.packageVersion, upgrade.packageId);
+    // The cluster targets the version once an upgrade of all its agents did its work: some were
+    // upgraded, or missed their turn (auto-upgrade brings those up when they are back).
+    const tookEffect = steps.some((s) => s.kind === 'upgrade' && (s.status === 'succeeded' || s.status === 'missed'));
+    if (upgrade.target.all && tookEffect && status !== 'cancelled') {
+      await this.clusters.setTarget(tx, upgrade.clusterId, upgrade.packageKind, upgrade.packageVersion, upgrade.packageId);
     }
     this.logger.log(`upgrade ${upgrade.id} ${status}${reason ? `: ${reason}` : ''}`);
   }
@@ -261,18 +320,23 @@ export class UpgradeExecutor implements OnModuleInit, BeforeApplicationShutdown 
     const fromAgentId = typeof command.payload.peerAgentId === 'string' ? command.payload.peerAgentId : null;
     const steps = await this.upgrades.stepsOfAgents(tx.em, upgrade.id, [command.agentId, ...(fromAgentId ? [fromAgentId] : [])]);
     const step = steps.find((s) => s.id === stepId);
-    if (!step || step.commandId !== command.id || step.status !== 'running') return false;
+    if (!step || step.commandId !== command.id || !commandOut(step)) return false;
     const now = this.clock.now();
     const agentChanges = new Map<string, Partial<Agent>>();
+    // The agent has the command: from now on the step runs (a report without a fetch seen first
+    // comes from an agent that had it from an older server).
+    if (step.status === 'waiting') Object.assign(step, { status: 'running', waitingFor: null, waitingSince: null, phaseStartedAt: now });
 
-    if (report.kind === 'progress') {
+    if (report.kind === 'fetched') {
+      // nothing more: the step runs
+    } else if (report.kind === 'progress') {
       if (report.report.phase !== step.phase) step.phaseStartedAt = now;
-      Object.assign(step, { phase: report.report.phase, percent: report.report.percent });
+      Object.assign(step, { phase: report.report.phase, percent: report.report.percent, message: report.report.message ?? step.message });
     } else {
-      const { status, version, error } = report.report;
-      const wrongVersion = step.kind === 'upgrade' && upgrade.packageKind === 'full' && status === 'succeeded' && version !== undefined && version !== upgrade.packageVersion;
-      if (wrongVersion) {
-        Object.assign(step, { status: 'failed', error: `the agent reported success but runs ${version}, not ${upgrade.packageVersion}` });
+      const { status, version, error, notes } = report.report;
+      const versionProblem = step.kind === 'upgrade' && status === 'succeeded' ? this.versionProblem(upgrade, version) : null;
+      if (versionProblem) {
+        Object.assign(step, { status: 'failed', error: versionProblem });
       } else if (status === 'succeeded') {
         Object.assign(step, { status: 'succeeded', percent: 100, error: null });
       } else {
@@ -280,10 +344,13 @@ export class UpgradeExecutor implements OnModuleInit, BeforeApplicationShutdown 
         Object.assign(step, { status, error: status === 'rolled-back' ? `rolled back, data intact${error ? `: ${error}` : ''}` : (error ?? 'the agent reported a failure') });
       }
       step.endedAt = now;
+      if (notes?.length) step.agentNotes = notes;
       this.recordOutcome(upgrade, step, agentChanges);
-      // The reported version goes in with the other changes: one write of the agent, not two.
-      if (version) agentChanges.set(step.agentId, { ...agentChanges.get(step.agentId), version });
-      if (step.kind !== 'upgrade' && !wrongVersion && status === 'succeeded') {
+      // The reported version goes in with the other changes: one write of the agent, not two. An
+      // upgrade's report names the version of what it upgraded: the core, or the web apps.
+      const webapps = step.kind === 'upgrade' && upgrade.packageKind === 'webapps';
+      if (version) agentChanges.set(step.agentId, { ...agentChanges.get(step.agentId), [webapps ? 'webappsVersion' : 'version']: version });
+      if (step.kind !== 'upgrade' && status === 'succeeded') {
         await this.writer.publishSwitchover(tx, upgrade, step);
         // The member that handed over is told it is standby now (no step waits on this).
         if (step.fromAgentId) {
@@ -298,21 +365,30 @@ export class UpgradeExecutor implements OnModuleInit, BeforeApplicationShutdown 
       }
     }
     await this.writer.saveSteps(tx, upgrade, 'partial', [step]);
-    // Progress changes nothing on the agent (it was held and upgrading since the step started), nor
-    // anything the executor decides on. An end may let other steps start: a pass follows soon,
-    // shortly after, so that the ends of a batch reported together make one pass.
-    if (report.kind === 'complete') {
-      await this.writer.syncAgents(tx, upgrade, steps, [step.agentId], agentChanges);
-      tx.afterCommit(() => this.pokeSoon());
-    }
-    return report.kind === 'complete' && report.report.version !== undefined; // written with the flags above
+    // Progress changes nothing the executor decides on. A fetch makes the agent upgrading; an end
+    // may let other steps start: a pass follows soon, shortly after, so that the ends of a batch
+    // reported together make one pass.
+    if (report.kind !== 'progress') await this.writer.syncAgents(tx, upgrade, steps, [step.agentId], agentChanges);
+    if (report.kind === 'complete') tx.afterCommit(() => this.pokeSoon());
+    return true; // the version an end reports is recorded above, on the right component
+  }
+
+  /** Why a successful upgrade report cannot be believed: it must name the version the step installs. */
+  private versionProblem(upgrade: Upgrade, version: string | undefined): string | null {
+    const what = upgrade.packageKind === 'webapps' ? 'web-apps version' : 'version';
+    if (!version) return `the agent reported success without the ${what} it runs now; it must report ${upgrade.packageVersion}`;
+    const same = semver.valid(version) && semver.eq(version, upgrade.packageVersion);
+    return same ? null : `the agent reported success but its ${what} is ${version}, not ${upgrade.packageVersion}`;
   }
 
   /** What a step's end records on its agents: upgrade outcome, or which pair member is active. */
   private recordOutcome(upgrade: Upgrade, step: UpgradeStep, agentChanges: Map<string, Partial<Agent>>): void {
     if (step.kind === 'upgrade') {
       const ok = step.status === 'succeeded';
-      agentChanges.set(step.agentId, { lastUpgradeFailed: !ok, ...(ok && upgrade.packageKind === 'webapps' ? { webappsVersion: upgrade.packageVersion } : {}) });
+      // A full package replaces any earlier web-apps upgrade: the agent runs the web apps its new version shipped with.
+      const versions = ok ? (upgrade.packageKind === 'webapps' ? { webappsVersion: upgrade.packageVersion } : { version: upgrade.packageVersion, webappsVersion: null }) : {};
+      const autoUpgrade = ok ? { autoUpgradeBlocked: null, autoUpgradeRetryAt: null, autoUpgradeAttempts: 0 } : {};
+      agentChanges.set(step.agentId, { lastUpgradeFailed: !ok, ...versions, ...autoUpgrade });
     } else if (step.status === 'succeeded' && step.fromAgentId) {
       agentChanges.set(step.agentId, { active: true });
       agentChanges.set(step.fromAgentId, { active: false });

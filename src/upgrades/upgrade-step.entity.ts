@@ -2,13 +2,21 @@ import { Column, Entity, Index, PrimaryColumn } from 'typeorm';
 import { JsonColumn, TimestampColumn } from '../common/columns';
 import type { RunWhen, StepKind } from '../policies/planner';
 
-export const STEP_STATUSES = ['pending', 'waiting', 'running', 'succeeded', 'failed', 'rolled-back', 'skipped', 'manual', 'cancelled'] as const;
+export const STEP_STATUSES = ['pending', 'waiting', 'running', 'succeeded', 'failed', 'rolled-back', 'skipped', 'manual', 'cancelled', 'missed'] as const;
 export type StepStatus = (typeof STEP_STATUSES)[number];
-export const ENDED_STEP_STATUSES: readonly StepStatus[] = ['succeeded', 'failed', 'rolled-back', 'skipped', 'manual', 'cancelled'];
+export const ENDED_STEP_STATUSES: readonly StepStatus[] = ['succeeded', 'failed', 'rolled-back', 'skipped', 'manual', 'cancelled', 'missed'];
+/** Real failures: the agent tried and did not make it. `missed` (offline or busy when its turn came) is not one. */
 export const FAILED_STEP_STATUSES: readonly StepStatus[] = ['failed', 'rolled-back'];
+/** Ends that leave the step's work undone: what a retry runs again. */
+export const RETRYABLE_STEP_STATUSES: readonly StepStatus[] = ['failed', 'rolled-back', 'cancelled', 'missed'];
 
-/** What a waiting step waits for. */
-export type WaitReason = 'online' | 'idle' | 'gate' | 'dependencies';
+/**
+ * What a waiting step waits for: its agent to come online, to be idle, to fetch the command queued
+ * for it (`pickup`), a switchover's gate, a serving pair member's peer to be able to take over
+ * (`peer`), or the steps it depends on.
+ */
+export const WAIT_REASONS = ['online', 'idle', 'pickup', 'gate', 'peer', 'dependencies'] as const;
+export type WaitReason = (typeof WAIT_REASONS)[number];
 
 /** One plan step and its execution record (DESIGN.md's "task"). */
 @Entity('upgrade_steps')
@@ -82,6 +90,14 @@ export class UpgradeStep {
 
   @Column({ type: 'varchar', length: 2000, nullable: true })
   error: string | null;
+
+  /** The agent's last progress message ("downloaded 50%"). */
+  @Column({ type: 'varchar', length: 500, nullable: true })
+  message: string | null;
+
+  /** What the agent reported with its end: options it did not apply, reboots, services. */
+  @JsonColumn({ nullable: true })
+  agentNotes: string[] | null;
 
   @TimestampColumn({ nullable: true })
   startedAt: Date | null;

@@ -126,6 +126,8 @@ export class UpgradeWriter {
         percent: step.percent,
         attempts: step.attempts,
         error: step.error,
+        message: step.message,
+        agentNotes: step.agentNotes ?? [],
         upgradePercent: upgrade.percent,
       },
     };

@@ -90,6 +90,15 @@ export class UpgradeRepository {
     return rows.map((r) => ({ status: r.status, count: Number(r.count), percent: Number(r.percent) }));
   }
 
+  /** A retry's new plan for some units: their old steps out, the new ones in, and every step's place in the plan. */
+  async replaceSteps(em: EntityManager, removed: UpgradeStep[], added: UpgradeStep[], all: UpgradeStep[]): Promise<void> {
+    for (let i = 0; i < removed.length; i += 200) await em.delete(UpgradeStep, { id: In(removed.slice(i, i + 200).map((s) => s.id)) });
+    // Copies: after a multi-row insert TypeORM reads back columns with defaults (attempts, percent)
+    // and merges them into the objects it was given, not always onto the right one.
+    for (let i = 0; i < added.length; i += 200) await em.insert(UpgradeStep, added.slice(i, i + 200).map((s) => ({ ...s })) as QueryDeepPartialEntity<UpgradeStep>[]);
+    for (const step of all) if (!added.includes(step)) await em.update(UpgradeStep, { id: step.id }, { ordinal: step.ordinal });
+  }
+
   async saveSteps(em: EntityManager, steps: UpgradeStep[]): Promise<void> {
     for (const step of steps) await updateById(em, UpgradeStep, step);
   }

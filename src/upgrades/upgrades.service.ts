@@ -7,6 +7,7 @@ import { Agent } from '../cluster/agent.entity';
 import { AgentCommandsService } from '../cluster/agent-commands.service';
 import { AgentsService } from '../cluster/agents.service';
 import { Cluster } from '../cluster/cluster.entity';
+import { behindOn } from '../cluster/agent-state';
 import { ClustersService } from '../cluster/clusters.service';
 import { Clock } from '../common/clock';
 import { BadInputError, ConflictError, NotFoundError, UnprocessableError } from '../common/errors';
@@ -19,11 +20,14 @@ import { Plan, plan, PlanAgent } from '../policies/planner';
 import { resolveOptions, type UpgradeOptions } from '../policies/upgrade-options';
 import { StreamScopes } from '../progress/stream-scopes';
 import { CreateUpgradeDto, InstallFieldsDto, ListUpgradesQuery, MigrationDto, PreviewDto, toStepDto, UpgradeDto, UpgradePageDto, toUpgradeDto } from './dto/upgrade.dto';
-import { UpgradeExecutor } from './upgrade-executor';
+import { leftBehind, UpgradeExecutor } from './upgrade-executor';
 import { LIVE_UPGRADE_STATUSES, Upgrade, UpgradeOrigin, UpgradeStatus } from './upgrade.entity';
 import { UpgradeRepository } from './upgrade.repository';
-import { ENDED_STEP_STATUSES, FAILED_STEP_STATUSES, UpgradeStep } from './upgrade-step.entity';
+import { ENDED_STEP_STATUSES, RETRYABLE_STEP_STATUSES, UpgradeStep } from './upgrade-step.entity';
 import { UpgradeWriter } from './upgrade-writer';
+
+/** What an agent's auto-upgrade fields are once someone acted on it: nothing holds it back. */
+const AUTO_UPGRADE_FREE: Partial<Agent> = { autoUpgradeBlocked: null, autoUpgradeRetryAt: null, autoUpgradeAttempts: 0 };
 
 /** A scheduledAt this far in the past is refused as a mistake rather than started at once. */
 const PAST_SCHEDULE_TOLERANCE_MS = 5 * 60_000;
@@ -134,6 +138,11 @@ export class UpgradesService implements OnModuleInit {
 
     // One agent, one live upgrade: the rows are locked, so of two requests for an agent one waits and then sees the other's.
     const working = [...new Set(p.steps.filter((s) => s.status === 'pending').map((s) => s.agentId))];
+    // "Upgrade now" and auto-upgrade always do something, or say why not: no empty upgrade.
+    if (working.length === 0 && (origin === 'upgrade-now' || origin === 'auto-upgrade')) {
+      const why = p.steps.find((s) => s.status === 'manual')?.note ?? p.warnings.map((w) => w.message).join(' ');
+      throw new UnprocessableError('NOTHING_TO_UPGRADE', `Nothing to upgrade remotely: ${why}`, { warnings: p.warnings });
+    }
     refuseHeld((await this.agents.lockMany(tx, working)).filter((a) => a.upgradeId), 'Wait for it to end or cancel it.');
 
     const startsNow = !scheduledAt || scheduledAt <= now;
@@ -171,7 +180,9 @@ export class UpgradesService implements OnModuleInit {
       else await this.packages.reserve(tx, pkg.id, upgrade.id);
     }
     await this.writer.saveUpgrade(tx, upgrade, steps);
-    await this.writer.syncAgents(tx, upgrade, steps, working);
+    // Someone acted on these agents: whatever held auto-upgrade back from them is lifted.
+    const acted = origin === 'auto-upgrade' ? new Map() : new Map(working.map((id) => [id, AUTO_UPGRADE_FREE]));
+    await this.writer.syncAgents(tx, upgrade, steps, working, acted);
     tx.afterCommit(() => this.executor.poke());
     this.logger.log(`upgrade ${upgrade.id} (${origin}) of ${working.length} agent(s) in cluster ${clusterId} to ${pkg.version}: ${upgrade.status}`);
     return { upgrade, steps };
@@ -218,46 +229,129 @@ export class UpgradesService implements OnModuleInit {
     return this.transition(id, LIVE_UPGRADE_STATUSES, 'cancel', async (tx, upgrade, steps) => {
       const now = this.clock.now();
       const stopped = steps.filter((s) => !ENDED_STEP_STATUSES.includes(s.status) && s.status !== 'running');
-      for (const step of stopped) Object.assign(step, { status: 'cancelled', error: 'cancelled by an operator', waitingFor: null, endedAt: now });
+      for (const step of stopped) {
+        // A command queued but not fetched yet is withdrawn: the agent never sees it.
+        if (step.commandId && step.waitingFor === 'pickup') await this.commands.cancel(tx, step.commandId, 'the upgrade was cancelled');
+        Object.assign(step, { status: 'cancelled', error: 'cancelled by an operator', waitingFor: null, endedAt: now });
+      }
       if (upgrade.status === 'scheduled') await this.packages.release(tx, upgrade.packageId, upgrade.id);
       if (!steps.some((s) => s.status === 'running')) upgrade.finishedAt = now;
       await this.writer.saveSteps(tx, upgrade, steps, stopped);
       await this.writer.saveUpgrade(tx, upgrade, steps, 'cancelled', 'cancelled by an operator');
-      await this.writer.syncAgents(tx, upgrade, steps);
+      // The agents it leaves behind stay behind until someone acts: auto-upgrade does not undo a cancel.
+      const left = new Map(stopped.filter((s) => s.kind === 'upgrade').map((s) => [s.agentId, leftBehind(upgrade, 'it was cancelled')]));
+      await this.writer.syncAgents(tx, upgrade, steps, undefined, left);
     });
   }
 
-  /** Runs the failed steps again (and those they blocked), in the same upgrade with the same package. */
+  /**
+   * Runs again, in the same upgrade with the same package, every unit (agent or pair) with a step
+   * that failed, missed its turn or was cancelled. Each such unit is planned again under the
+   * upgrade's policy from the agents as they are now (which member serves, which version each runs),
+   * so a serving member that took back over hands over again before it is stopped: the unit's steps
+   * that did not succeed are replaced by the new plan's.
+   */
   retry(id: string): Promise<UpgradeDto> {
-    return this.transition(id, ['failed', 'completed-with-errors'], 'retry', async (tx, upgrade, steps) => {
-      const again = steps.filter((s) => FAILED_STEP_STATUSES.includes(s.status) || s.status === 'cancelled');
-      const agentIds = [...new Set(again.map((s) => s.agentId))];
-      refuseHeld((await this.agents.lockMany(tx, agentIds)).filter((a) => a.upgradeId && a.upgradeId !== upgrade.id), 'Retry once that upgrade ends.');
-      for (const step of again) {
-        Object.assign(step, { status: 'pending', error: null, waitingFor: null, waitingSince: null, phase: null, percent: 0, commandId: null, endedAt: null });
+    return this.transition(id, ['failed', 'completed-with-errors', 'succeeded', 'cancelled'], 'retry', async (tx, upgrade, steps) => {
+      if (upgrade.finishedAt === null) {
+        throw new ConflictError('UPGRADE_STATE', `Upgrade ${id} is still finishing its running steps; retry once it ended.`, { status: upgrade.status });
       }
+      const units = new Set(steps.filter((s) => RETRYABLE_STEP_STATUSES.includes(s.status)).map((s) => s.unit));
+      if (units.size === 0) {
+        throw new ConflictError('NOTHING_TO_RETRY', `Upgrade ${id} has no step that failed, missed its turn or was cancelled: there is nothing to retry.`, { status: upgrade.status });
+      }
+      const replaced = steps.filter((s) => units.has(s.unit) && s.status !== 'succeeded');
+      const kept = steps.filter((s) => !replaced.includes(s));
+      const fresh = await this.replan(tx, upgrade, kept, replaced);
+      // The new steps stand where their units' old ones stood, so the plan reads in the same order.
+      const firstOfUnit = new Map<number, number>();
+      for (const s of replaced) firstOfUnit.set(s.unit, Math.min(firstOfUnit.get(s.unit) ?? Infinity, s.ordinal));
+      const position = (s: UpgradeStep) => (fresh.includes(s) ? (firstOfUnit.get(replaced.find((r) => r.agentId === s.agentId)?.unit ?? -1) ?? Infinity) + 0.5 : s.ordinal);
+      const all = [...kept, ...fresh].sort((a, b) => position(a) - position(b) || a.ordinal - b.ordinal);
+      all.forEach((s, i) => (s.ordinal = i));
+      const working = [...new Set(fresh.filter((s) => s.status === 'pending').map((s) => s.agentId))];
+      refuseHeld((await this.agents.lockMany(tx, working)).filter((a) => a.upgradeId && a.upgradeId !== upgrade.id), 'Retry once that upgrade ends.');
+      await this.upgrades.replaceSteps(tx.em, replaced, fresh, all);
       Object.assign(upgrade, { finishedAt: null, canaryPending: false });
-      await this.writer.saveSteps(tx, upgrade, steps, again);
-      await this.writer.saveUpgrade(tx, upgrade, steps, 'running', null);
-      await this.writer.syncAgents(tx, upgrade, steps, agentIds);
+      await this.writer.saveSteps(tx, upgrade, all, fresh);
+      await this.writer.saveUpgrade(tx, upgrade, all, 'running', null);
+      const agentIds = new Set([...replaced, ...fresh].flatMap((s) => [s.agentId, ...(s.fromAgentId ? [s.fromAgentId] : [])]));
+      await this.writer.syncAgents(tx, upgrade, all, agentIds, new Map(working.map((a) => [a, AUTO_UPGRADE_FREE])));
+      steps.splice(0, steps.length, ...all);
     });
   }
 
-  /** Brings one agent to its cluster's target version with the package that set it, now (opted out, or failed). */
+  /** The retried units planned again: new steps after the kept ones, attempts carried over. */
+  private async replan(tx: Tx, upgrade: Upgrade, kept: UpgradeStep[], replaced: UpgradeStep[]): Promise<UpgradeStep[]> {
+    const cluster = await this.clusters.require(upgrade.clusterId, tx);
+    const all = await this.agents.inClusterForPlanning(tx, upgrade.clusterId);
+    const wanted = new Set(replaced.filter((s) => s.kind === 'upgrade' || s.kind === 'manual').map((s) => s.agentId));
+    const targets = all.filter((a) => wanted.has(a.id));
+    const p = plan({
+      targets: targets.map(toPlanAgent),
+      cluster: all.map(toPlanAgent),
+      pkg: { version: upgrade.packageVersion, kind: upgrade.packageKind },
+      policy: upgrade.resolvedPolicy,
+      clusterDefaultPolicy: cluster.defaultPolicy,
+      options: upgrade.options,
+    });
+    if (p.refusals.length) throw new UnprocessableError('RETRY_REFUSED', p.refusals.map((r) => r.message).join(' '), { refusals: p.refusals });
+    // An agent upgraded by this upgrade already keeps its succeeded step; no second, skipped one.
+    const upgraded = new Set(kept.filter((s) => s.kind === 'upgrade' && s.status === 'succeeded').map((s) => s.agentId));
+    const dropped = new Set(p.steps.filter((s) => s.status === 'skipped' && upgraded.has(s.agentId)).map((s) => s.key));
+    const planned = { ...p, steps: p.steps.filter((s) => !dropped.has(s.key)).map((s) => ({ ...s, dependsOn: s.dependsOn.filter((d) => !dropped.has(d)) })) };
+    const ids = new Map(planned.steps.map((s) => [s.key, randomUUID()]));
+    const now = this.clock.now();
+    const attempts = new Map(replaced.map((s) => [`${s.kind}:${s.agentId}`, s.attempts]));
+    const firstOrdinal = Math.max(-1, ...kept.map((s) => s.ordinal), ...replaced.map((s) => s.ordinal)) + 1;
+    const firstUnit = Math.max(-1, ...kept.map((s) => s.unit), ...replaced.map((s) => s.unit)) + 1;
+    return buildSteps(planned, upgrade.id, (key) => ids.get(key)!, now).map((step, i) =>
+      Object.assign(step, { ordinal: firstOrdinal + i, unit: firstUnit + step.unit, attempts: attempts.get(`${step.kind}:${step.agentId}`) ?? 0 }),
+    );
+  }
+
+  /**
+   * Brings one agent to its cluster's targets now (opted out, failed, left behind): the core target
+   * with the package that set it, or, once the core is on target, the web-apps target. It always
+   * does something or says why not (422): a legacy agent gets the manual instructions, an agent on
+   * the targets is told so, a failed one whose upgrade was not the cluster's is pointed at its retry.
+   */
   async upgradeNow(agentId: string, caller: Principal | null, origin: UpgradeOrigin = 'upgrade-now'): Promise<UpgradeDto> {
     const { upgrade, steps } = await this.db.transaction(async (tx) => {
       const agent = await this.agents.require(agentId, tx);
       const cluster = await this.clusters.require(agent.clusterId, tx);
-      if (!cluster.targetVersion || !cluster.targetPackageId) {
-        throw new UnprocessableError('NO_TARGET_VERSION', `Cluster ${cluster.name} has no target version yet: it gets one when an upgrade of all its agents upgrades one. Create an upgrade for this agent instead.`);
-      }
       if (agent.upgradeId) {
         throw new ConflictError('AGENT_IN_UPGRADE', `${agent.name} is in upgrade ${agent.upgradeId}: an agent is in one scheduled or running upgrade at a time.`, { upgradeId: agent.upgradeId });
       }
-      if (agent.versionStatus === 'latest' || agent.versionStatus === 'ahead') {
-        throw new UnprocessableError('NOTHING_TO_UPGRADE', `${agent.name} runs ${agent.version}, the cluster targets ${cluster.targetVersion}: there is nothing to bring it up to.`, { version: agent.version, targetVersion: cluster.targetVersion });
+      if (!cluster.targetPackageId && !cluster.webappsTargetPackageId) {
+        throw new UnprocessableError('NO_TARGET_VERSION', `Cluster ${cluster.name} has no target version yet: it gets one when an upgrade of all its agents upgrades one. Create an upgrade for this agent instead.`);
       }
-      return this.createInTx(tx, cluster.id, { packageId: cluster.targetPackageId, target: { agentIds: [agent.id] }, policy: 'default' }, origin, caller);
+      const behind = behindOn(agent, cluster.targetVersion, cluster.webappsTargetVersion);
+      const packageId = behind === 'webapps' ? cluster.webappsTargetPackageId : cluster.targetPackageId;
+      const version = behind === 'webapps' ? cluster.webappsTargetVersion : cluster.targetVersion;
+      if (!agent.remoteUpgrade) {
+        const download = packageId ? `download package ${packageId} (GET /api/v1/packages/${packageId}/content), ` : '';
+        throw new UnprocessableError(
+          'LEGACY_AGENT',
+          `${agent.name} is a legacy agent and cannot upgrade remotely: ${download}install ${version ?? 'the target version'} on ${agent.address} by hand, then pair it again with a new pairing key (POST /api/v1/agents/${agent.id}/pairing-key).`,
+          { packageId, version, downloadPath: packageId ? `/api/v1/packages/${packageId}/content` : null },
+        );
+      }
+      if (!agent.version) throw new UnprocessableError('VERSION_UNKNOWN', `${agent.name} has not reported its version yet: it can be upgraded once it has paired and sent a heartbeat.`);
+      if (!behind || !packageId) {
+        const failedIn = agent.lastUpgradeFailed ? (await this.upgrades.list(cluster.id, { agentId: agent.id }, 1, 0))[0][0] : undefined;
+        const targets = [cluster.targetVersion, cluster.webappsTargetVersion && `web apps ${cluster.webappsTargetVersion}`].filter(Boolean).join(' and ');
+        const why = failedIn
+          ? `its last upgrade (${failedIn.id}, to ${failedIn.packageVersion}) failed, and that was not the cluster's target: retry it (POST /api/v1/upgrades/${failedIn.id}/retry).`
+          : 'there is nothing to bring it up to.';
+        throw new UnprocessableError('NOTHING_TO_UPGRADE', `${agent.name} runs ${agent.version}${agent.webappsVersion ? ` (web apps ${agent.webappsVersion})` : ''} and the cluster targets ${targets}: ${why}`, {
+          version: agent.version,
+          targetVersion: cluster.targetVersion,
+          webappsTargetVersion: cluster.webappsTargetVersion,
+          ...(failedIn ? { upgradeId: failedIn.id } : {}),
+        });
+      }
+      return this.createInTx(tx, cluster.id, { packageId, target: { agentIds: [agent.id] }, policy: 'default' }, origin, caller);
     });
     return toUpgradeDto(upgrade, steps);
   }
@@ -325,10 +419,18 @@ export class UpgradesService implements OnModuleInit {
       options,
     });
     const working = new Set(compiled.steps.filter((s) => s.status === 'pending' && s.kind === 'upgrade').map((s) => s.agentId));
+    // The operator's override of fromVersion: not checked, and said so on the plan (and so in the history).
+    const ignoring = options.ignoreVersionCheck && !!pkg.prerequisites.fromVersion;
     const prerequisites = checkPrerequisites(
-      { kind: pkg.kind, version: pkg.version, prerequisites: pkg.prerequisites },
+      { kind: pkg.kind, version: pkg.version, prerequisites: ignoring ? { ...pkg.prerequisites, fromVersion: undefined } : pkg.prerequisites },
       targets.filter((a) => working.has(a.id)).map((a) => ({ id: a.id, name: a.name, version: a.version, facts: a.facts })),
     );
+    if (ignoring) {
+      compiled.warnings.push({
+        code: 'VERSION_CHECK_IGNORED',
+        message: `options.ignoreVersionCheck: the package's fromVersion (${pkg.prerequisites.fromVersion}) is not enforced; agents on other versions are upgraded anyway.`,
+      });
+    }
     return { cluster, pkg, options, plan: compiled, prerequisites };
   }
 
@@ -439,6 +541,8 @@ function buildSteps(p: Plan, upgradeId: string | null, idOf: (key: string) => st
       commandId: null,
       note: s.note,
       error: null,
+      message: null,
+      agentNotes: null,
       startedAt: null,
       endedAt: s.status === 'pending' || upgradeId === null ? null : now,
       updatedAt: now,

@@ -1,6 +1,6 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
 import { Type } from 'class-transformer';
-import { IsBoolean, IsIn, IsInt, IsOptional, IsString, Length, Matches, Max, Min, ValidateIf, ValidateNested } from 'class-validator';
+import { ArrayMaxSize, IsArray, IsBoolean, IsIn, IsInt, IsOptional, IsString, Length, Matches, Max, Min, ValidateIf, ValidateNested } from 'class-validator';
 import { IsFlatMap, IsSemverVersion } from '../../common/validators';
 import { COMMAND_STATUSES, COMMAND_TYPES, type CommandStatus, type CommandType, REPORTED_ENDS, type ReportedEnd } from '../agent-command.entity';
 
@@ -126,6 +126,14 @@ export class CompleteReportDto {
   @IsString()
   @Length(0, 2000)
   error?: string;
+
+  @ApiPropertyOptional({ type: [String], maxItems: 20, description: 'What the operator must know: options not applied and why, a reboot issued, services stopped and started.' })
+  @IsOptional()
+  @IsArray({ message: 'notes must be an array of texts' })
+  @ArrayMaxSize(20, { message: 'notes takes at most 20 texts' })
+  @IsString({ each: true, message: 'each of notes must be a text' })
+  @Length(1, 500, { each: true, message: 'each of notes must be 1 to 500 characters' })
+  notes?: string[];
 }
 
 export class CommandDto {
@@ -155,4 +163,30 @@ export class CommandStateDto {
   @ApiProperty({ enum: COMMAND_STATUSES, enumName: 'CommandStatus' }) status: CommandStatus;
   @ApiProperty({ type: String, nullable: true }) phase: string | null;
   @ApiProperty() percent: number;
+}
+
+/** One command an agent was given, and how it went: the agent's command history. */
+export class AgentCommandDto {
+  @ApiProperty({ format: 'uuid' }) id: string;
+  @ApiProperty({ format: 'uuid' }) agentId: string;
+  @ApiProperty({ enum: COMMAND_TYPES, enumName: 'CommandType' }) type: CommandType;
+  @ApiProperty({ enum: COMMAND_STATUSES, enumName: 'CommandStatus' }) status: CommandStatus;
+  @ApiProperty({ type: String, nullable: true }) phase: string | null;
+  @ApiProperty() percent: number;
+  @ApiProperty({ type: String, nullable: true, description: "The agent's last progress message." }) message: string | null;
+  @ApiProperty({ type: String, nullable: true, description: 'The version the agent reported with its end.' }) resultVersion: string | null;
+  @ApiProperty({ type: String, nullable: true }) error: string | null;
+  @ApiProperty({ type: [String], description: 'What the agent reported it did not apply, or wants the operator to know.' }) notes: string[];
+  @ApiProperty({ type: String, nullable: true, format: 'uuid', description: 'The upgrade it belongs to (null for a migration run by hand).' }) upgradeId: string | null;
+  @ApiProperty({ type: String, nullable: true, format: 'uuid' }) stepId: string | null;
+  @ApiProperty({ format: 'date-time' }) createdAt: string;
+  @ApiProperty({ type: String, nullable: true, format: 'date-time', description: 'When the agent received it; null = not yet.' }) fetchedAt: string | null;
+  @ApiProperty({ type: String, nullable: true, format: 'date-time' }) endedAt: string | null;
+}
+
+export class AgentCommandPageDto {
+  @ApiProperty({ type: [AgentCommandDto] }) items: AgentCommandDto[];
+  @ApiProperty() total: number;
+  @ApiProperty() limit: number;
+  @ApiProperty() offset: number;
 }

@@ -133,6 +133,10 @@ export class AgentDto {
   @ApiProperty() busy: boolean;
   @ApiProperty({ description: 'Told to start no work of its own while an upgrade of it is under way.' }) hold: boolean;
   @ApiProperty({ type: String, nullable: true, format: 'uuid', description: 'The scheduled or running upgrade that holds it.' }) upgradeId: string | null;
+  @ApiProperty({ type: String, nullable: true, description: 'Why auto-upgrade leaves it alone for now (left behind by a cancel or the failure threshold, a missed or refused attempt, a pair that cannot hand over); null = nothing holds it back.' })
+  autoUpgradeBlocked: string | null;
+  @ApiProperty({ type: String, nullable: true, format: 'date-time', description: 'When auto-upgrade tries again; null with a reason = not until someone acts (retry, upgrade now, a new upgrade).' })
+  autoUpgradeRetryAt: string | null;
   @ApiProperty({ type: String, nullable: true, format: 'date-time' }) lastSeenAt: string | null;
   @ApiProperty({ type: String, nullable: true, format: 'date-time' }) pairedAt: string | null;
   @ApiProperty({ type: AgentFactsDto }) facts: AgentFacts;
@@ -182,6 +186,8 @@ export function toAgentDto(agent: Agent): AgentDto {
     busy: agent.busy,
     hold: agent.hold,
     upgradeId: agent.upgradeId,
+    autoUpgradeBlocked: agent.autoUpgradeBlocked,
+    autoUpgradeRetryAt: agent.autoUpgradeRetryAt?.toISOString() ?? null,
     lastSeenAt: agent.lastSeenAt?.toISOString() ?? null,
     pairedAt: agent.pairedAt?.toISOString() ?? null,
     facts: agent.facts ?? {},

@@ -48,6 +48,8 @@ export class UpdateClusterDto {
 
 export interface ClusterCounts {
   versions: Record<string, number>;
+  /** Agents per separately installed web-apps version (agents without one are not counted). */
+  webappsVersions: Record<string, number>;
   states: Partial<Record<AgentState, number>>;
   versionStatuses: Partial<Record<VersionStatus, number>>;
   agentCount: number;
@@ -57,12 +59,18 @@ export class ClusterDto {
   @ApiProperty({ format: 'uuid' }) id: string;
   @ApiProperty() name: string;
   @ApiProperty() product: string;
-  @ApiProperty({ type: String, nullable: true, description: 'The version every agent should run.' }) targetVersion: string | null;
+  @ApiProperty({ type: String, nullable: true, description: 'The core version every agent should run (set by an upgrade of all agents with a full package).' }) targetVersion: string | null;
+  @ApiProperty({ type: String, nullable: true, format: 'uuid', description: 'The package that set targetVersion; auto-upgrade uses it.' }) targetPackageId: string | null;
+  @ApiProperty({ type: String, nullable: true, description: 'The web-apps version every agent should run (set by an upgrade of all agents with a webapps package; a new core target clears it).' })
+  webappsTargetVersion: string | null;
+  @ApiProperty({ type: String, nullable: true, format: 'uuid' }) webappsTargetPackageId: string | null;
   @ApiProperty({ enum: CONCRETE_POLICIES, enumName: 'ClusterPolicy' }) defaultPolicy: ConcretePolicy;
   @ApiProperty({ type: UpgradeOptionsDto }) defaultOptions: UpgradeOptions;
   @ApiProperty({ type: 'object', additionalProperties: { type: 'integer' }, description: 'Agents per reported version.', example: { '10.2.0': 3 } })
   versions: Record<string, number>;
-  @ApiProperty({ description: 'All agents that reported a version report the same one, and none is unknown.' }) consistent: boolean;
+  @ApiProperty({ type: 'object', additionalProperties: { type: 'integer' }, description: 'Agents per separately installed web-apps version.', example: { '10.2.1': 3 } })
+  webappsVersions: Record<string, number>;
+  @ApiProperty({ description: 'All agents that reported a version report the same one, none is unknown, and all run the same web apps.' }) consistent: boolean;
   @ApiProperty() agentCount: number;
   @ApiProperty({ type: 'object', additionalProperties: { type: 'integer' }, description: `Agents per state (${AGENT_STATES.join(', ')}).` })
   states: Partial<Record<AgentState, number>>;
@@ -75,15 +83,22 @@ export class ClusterDto {
 export function toClusterDto(cluster: Cluster, counts: ClusterCounts): ClusterDto {
   const reported = Object.keys(counts.versions);
   const unknown = counts.versionStatuses.unknown ?? 0;
+  // One web-apps version too: all agents on the same separate one, or none on any.
+  const webapps = Object.values(counts.webappsVersions);
+  const webappsUniform = webapps.length === 0 || (webapps.length === 1 && webapps[0] === counts.agentCount);
   return {
     id: cluster.id,
     name: cluster.name,
     product: cluster.product,
     targetVersion: cluster.targetVersion,
+    targetPackageId: cluster.targetPackageId,
+    webappsTargetVersion: cluster.webappsTargetVersion,
+    webappsTargetPackageId: cluster.webappsTargetPackageId,
     defaultPolicy: cluster.defaultPolicy,
     defaultOptions: cluster.defaultOptions,
     versions: counts.versions,
-    consistent: reported.length <= 1 && unknown === 0,
+    webappsVersions: counts.webappsVersions,
+    consistent: reported.length <= 1 && unknown === 0 && webappsUniform,
     agentCount: counts.agentCount,
     states: counts.states,
     versionStatuses: counts.versionStatuses,

@@ -1,5 +1,5 @@
 import { ApiPropertyOptional } from '@nestjs/swagger';
-import { IsBoolean, IsInt, IsOptional, Max, Min } from 'class-validator';
+import { ArrayMaxSize, IsArray, IsBoolean, IsInt, IsOptional, Matches, Max, Min } from 'class-validator';
 import { IsCountOrPercent, IsFlatMap } from '../../common/validators';
 import type { AgentOptionValue, CountOrPercent } from '../../policies/upgrade-options';
 
@@ -59,6 +59,30 @@ export class UpgradeOptionsDto {
   @IsOptional()
   @IsBoolean()
   allowLegacyPolicyOnMajor?: boolean;
+
+  @ApiPropertyOptional({ description: 'Seconds the agent waits before it starts the product again.', minimum: 0, maximum: 3600 })
+  @IsOptional()
+  @IsInt({ message: 'delayedStartS must be a whole number of seconds from 0 to 3600' })
+  @Min(0, { message: 'delayedStartS must be a whole number of seconds from 0 to 3600' })
+  @Max(3600, { message: 'delayedStartS must be a whole number of seconds from 0 to 3600' })
+  delayedStartS?: number;
+
+  @ApiPropertyOptional({ type: [String], example: ['snmpd'], description: 'Services the agent stops before the upgrade and starts after it (at most 20 names).' })
+  @IsOptional()
+  @IsArray({ message: 'stopServices must be an array of service names' })
+  @ArrayMaxSize(20, { message: 'stopServices takes at most 20 service names' })
+  @Matches(/^[A-Za-z0-9_.@-]{1,64}$/, { each: true, message: 'each of stopServices must be a service name of 1-64 letters, digits, "_", ".", "@" or "-"' })
+  stopServices?: string[];
+
+  @ApiPropertyOptional({ description: "Install even where the package's fromVersion prerequisite does not hold; the plan and the history say so." })
+  @IsOptional()
+  @IsBoolean()
+  ignoreVersionCheck?: boolean;
+
+  @ApiPropertyOptional({ description: 'Allow a package older than an agent (a downgrade); refused otherwise.' })
+  @IsOptional()
+  @IsBoolean()
+  allowDowngrade?: boolean;
 
   @ApiPropertyOptional({ type: 'object', additionalProperties: { oneOf: [{ type: 'string' }, { type: 'number' }, { type: 'boolean' }] }, description: 'Passed to the agent untouched.' })
   @IsOptional()

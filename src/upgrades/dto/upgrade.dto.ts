@@ -8,7 +8,7 @@ import type { PlanNotice, RunWhen, StepKind } from '../../policies/planner';
 import { FAILOVER_POLICIES, type ConcretePolicy, type FailoverPolicy, type UpgradeOptions } from '../../policies/upgrade-options';
 import type { PrerequisiteResult } from '../../packages/prerequisites';
 import { Upgrade, UPGRADE_ORIGINS, UPGRADE_STATUSES, type UpgradeOrigin, type UpgradeStatus, type UpgradeTarget } from '../upgrade.entity';
-import { STEP_STATUSES, UpgradeStep, type StepStatus, type WaitReason } from '../upgrade-step.entity';
+import { STEP_STATUSES, UpgradeStep, WAIT_REASONS, type StepStatus, type WaitReason } from '../upgrade-step.entity';
 
 export class UpgradeTargetDto {
   @ApiPropertyOptional({ enum: [true], description: 'Every agent of the cluster; the cluster then targets the package version.' })
@@ -84,12 +84,20 @@ export class StepDto {
   @ApiProperty({ type: [String] }) dependsOn: string[];
   @ApiProperty({ enum: ['succeeded', 'failed', 'ended'], description: 'Runs when its dependencies succeeded, failed, or ended either way.' }) runWhen: RunWhen;
   @ApiProperty({ enum: STEP_STATUSES, enumName: 'StepStatus' }) status: StepStatus;
-  @ApiProperty({ type: String, nullable: true, enum: ['online', 'idle', 'gate', 'dependencies'] }) waitingFor: WaitReason | null;
+  @ApiProperty({
+    type: String,
+    nullable: true,
+    enum: WAIT_REASONS,
+    description: 'online, idle: its agent; pickup: the agent has not fetched its command yet; gate: a switchover check; peer: a serving pair member waits until its peer can take over; dependencies: earlier steps.',
+  })
+  waitingFor: WaitReason | null;
   @ApiProperty({ type: String, nullable: true }) phase: string | null;
   @ApiProperty() percent: number;
   @ApiProperty() attempts: number;
   @ApiProperty({ type: String, nullable: true }) note: string | null;
   @ApiProperty({ type: String, nullable: true }) error: string | null;
+  @ApiProperty({ type: String, nullable: true, description: "The agent's last progress message, e.g. \"downloaded 50%\"." }) message: string | null;
+  @ApiProperty({ type: [String], description: 'What the agent reported with its end: options not applied and why, a reboot, services.' }) agentNotes: string[];
   @ApiProperty({ type: String, nullable: true, format: 'date-time' }) startedAt: string | null;
   @ApiProperty({ type: String, nullable: true, format: 'date-time' }) endedAt: string | null;
 }
@@ -167,6 +175,8 @@ export function toStepDto(step: UpgradeStep): StepDto {
     attempts: step.attempts,
     note: step.note,
     error: step.error,
+    message: step.message,
+    agentNotes: step.agentNotes ?? [],
     startedAt: step.startedAt?.toISOString() ?? null,
     endedAt: step.endedAt?.toISOString() ?? null,
   };

@@ -2,6 +2,7 @@ import { Initial1795346133215 } from './1795346133215-Initial';
 import { StreamTickets1795347938161 } from './1795347938161-StreamTickets';
 import { Packages1795349815524 } from './1795349815524-Packages';
 import { Upgrades1795357903849 } from './1795357903849-Upgrades';
+import { VersionModel1796164199781 } from './1796164199781-VersionModel';
 
 /** Applied in this order; add each generated migration here. */
-export const POSTGRES_MIGRATIONS = [Initial1795346133215, StreamTickets1795347938161, Packages1795349815524, Upgrades1795357903849];
+export const POSTGRES_MIGRATIONS = [Initial1795346133215, StreamTickets1795347938161, Packages1795349815524, Upgrades1795357903849, VersionModel1796164199781];
