@@ -47,7 +47,10 @@ describe('reference agent [sqlite]', () => {
   });
 
   /** Registers agents, starts each as a process on a home seeded with 1.0.0 and some data, and waits until all report 1.0.0. */
-  async function startAgents(clusterId: string, specs: Array<{ name: string; role?: 'main' | 'backup'; group?: string; busyFile?: string; failMigration?: boolean; slowMigration?: boolean }>) {
+  async function startAgents(
+    clusterId: string,
+    specs: Array<{ name: string; role?: 'main' | 'backup'; group?: string; busyFile?: string; failMigration?: boolean; slowMigration?: boolean; webapps?: string; rebootCommand?: string }>,
+  ) {
     const started: Record<string, { id: string; home: string; process: AgentProcess; pairingKey: string }> = {};
     for (const spec of specs) {
       const registered = await givenAgent(t, clusterId, { name: spec.name, ...(spec.role ? { role: spec.role, failoverGroup: spec.group } : {}) });
@@ -56,7 +59,8 @@ describe('reference agent [sqlite]', () => {
       fs.writeFileSync(path.join(home, 'data', 'records.json'), JSON.stringify({ schema: '1.0.0', records: [{ id: 1, name: spec.name }, { id: 2 }] }));
       if (spec.failMigration) fs.writeFileSync(path.join(home, 'data', 'FAIL_MIGRATION'), 'yes');
       if (spec.slowMigration) fs.writeFileSync(path.join(home, 'data', 'SLOW_MIGRATION'), 'yes');
-      const agent = new AgentProcess({ server: t.baseUrl, pairingKey: registered.pairingKey, home, seed, busyFile: spec.busyFile });
+      if (spec.webapps) fs.writeFileSync(path.join(home, 'webapps.json'), JSON.stringify({ version: spec.webapps }));
+      const agent = new AgentProcess({ server: t.baseUrl, pairingKey: registered.pairingKey, home, seed, busyFile: spec.busyFile, rebootCommand: spec.rebootCommand });
       agents.push(agent);
       started[spec.name] = { id: registered.id, home, process: agent, pairingKey: registered.pairingKey };
     }
@@ -170,6 +174,26 @@ describe('reference agent [sqlite]', () => {
       }).length;
     expect(running('product.js')).toBe(1);
     expect(running('migrate.js')).toBe(0);
+  });
+
+  it('a full upgrade replaces the web apps (the server hears none any more) and, asked to, reboots with --reboot-command once it is reported', async () => {
+    const c = await givenCluster(t);
+    const marker = path.join(work, 'rebooted.log');
+    const reboot = path.join(work, 'reboot.sh');
+    fs.writeFileSync(reboot, '#!/bin/sh\necho rebooted >> "$1"\n', { mode: 0o755 });
+    const a = await startAgents(c.id, [{ name: 'rebooter', webapps: '1.0.5', rebootCommand: `${reboot} ${marker}` }]);
+    expect((await t.admin.get(`/api/v1/agents/${a.rebooter.id}`)).body.webappsVersion).toBe('1.0.5');
+    const packageId = await upload(c.id, next);
+    const created = await t.admin.post(`/api/v1/clusters/${c.id}/upgrades`).send({ packageId, target: { all: true }, options: { rebootAfter: true } }).expect(201);
+    const done = await until(created.body.id, ['succeeded', 'failed', 'completed-with-errors']);
+    expect(done.status).toBe('succeeded');
+
+    await eventually(() => fs.existsSync(marker), 'the reboot command to run');
+    expect(fs.existsSync(path.join(a.rebooter.home, 'webapps.json'))).toBe(false);
+    await eventually(async () => (await t.admin.get(`/api/v1/agents/${a.rebooter.id}`)).body.webappsVersion === null, 'the server to hear that no web apps are installed');
+    expect((await t.admin.get(`/api/v1/agents/${a.rebooter.id}`)).body).toMatchObject({ version: '1.1.0', webappsVersion: null });
+    await new Promise((r) => setTimeout(r, 500)); // more heartbeats: the reboot is not issued again
+    expect(fs.readFileSync(marker, 'utf8')).toBe('rebooted\n');
   });
 
   it('a busy agent is upgraded only after its own work ended', async () => {

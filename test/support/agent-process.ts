@@ -8,10 +8,12 @@ export class AgentProcess {
   readonly output: string[] = [];
   private readonly child: ChildProcess;
 
-  constructor(args: { server: string; pairingKey: string; home: string; seed?: string; busyFile?: string }) {
+  constructor(args: { server: string; pairingKey: string; home: string; seed?: string; busyFile?: string; serviceCommand?: string; rebootCommand?: string }) {
     const argv = ['--server', args.server, '--pairing-key', args.pairingKey, '--home', args.home];
     if (args.seed) argv.push('--seed', args.seed);
     if (args.busyFile) argv.push('--busy-file', args.busyFile);
+    if (args.serviceCommand) argv.push('--service-command', args.serviceCommand);
+    if (args.rebootCommand) argv.push('--reboot-command', args.rebootCommand);
     this.child = spawn(process.execPath, ['-r', 'ts-node/register/transpile-only', path.join(ROOT, 'src', 'agent', 'main.ts'), ...argv], {
       cwd: ROOT,
       stdio: ['ignore', 'pipe', 'pipe'],
