@@ -49,7 +49,17 @@ describe('reference agent [sqlite]', () => {
   /** Registers agents, starts each as a process on a home seeded with 1.0.0 and some data, and waits until all report 1.0.0. */
   async function startAgents(
     clusterId: string,
-    specs: Array<{ name: string; role?: 'main' | 'backup'; group?: string; busyFile?: string; failMigration?: boolean; slowMigration?: boolean; webapps?: string; rebootCommand?: string }>,
+    specs: Array<{
+      name: string;
+      role?: 'main' | 'backup';
+      group?: string;
+      busyFile?: string;
+      failMigration?: boolean;
+      slowMigration?: boolean;
+      webapps?: string;
+      rebootCommand?: string;
+      serviceCommand?: string;
+    }>,
   ) {
     const started: Record<string, { id: string; home: string; process: AgentProcess; pairingKey: string }> = {};
     for (const spec of specs) {
@@ -60,7 +70,7 @@ describe('reference agent [sqlite]', () => {
       if (spec.failMigration) fs.writeFileSync(path.join(home, 'data', 'FAIL_MIGRATION'), 'yes');
       if (spec.slowMigration) fs.writeFileSync(path.join(home, 'data', 'SLOW_MIGRATION'), 'yes');
       if (spec.webapps) fs.writeFileSync(path.join(home, 'webapps.json'), JSON.stringify({ version: spec.webapps }));
-      const agent = new AgentProcess({ server: t.baseUrl, pairingKey: registered.pairingKey, home, seed, busyFile: spec.busyFile, rebootCommand: spec.rebootCommand });
+      const agent = new AgentProcess({ server: t.baseUrl, pairingKey: registered.pairingKey, home, seed, busyFile: spec.busyFile, rebootCommand: spec.rebootCommand, serviceCommand: spec.serviceCommand });
       agents.push(agent);
       started[spec.name] = { id: registered.id, home, process: agent, pairingKey: registered.pairingKey };
     }
@@ -194,7 +204,53 @@ describe('reference agent [sqlite]', () => {
     expect((await t.admin.get(`/api/v1/agents/${a.rebooter.id}`)).body).toMatchObject({ version: '1.1.0', webappsVersion: null });
     await new Promise((r) => setTimeout(r, 500)); // more heartbeats: the reboot is not issued again
     expect(fs.readFileSync(marker, 'utf8')).toBe('rebooted\n');
-  });
+  }, 60_000);
+
+  it('stops and starts services around the upgrade, waits delayedStartS, and what it did not apply is in the command history', async () => {
+    const c = await givenCluster(t);
+    const log = path.join(work, 'services.log');
+    const svc = path.join(work, 'svc.sh');
+    fs.writeFileSync(svc, '#!/bin/sh\necho "$2 $3" >> "$1"\n', { mode: 0o755 });
+    const a = await startAgents(c.id, [{ name: 'with-services', serviceCommand: `${svc} ${log}` }, { name: 'without-services' }]);
+    const packageId = await upload(c.id, next);
+    const options = { stopServices: ['snmpd'], delayedStartS: 1, agentOptions: { stopSnmp: true } };
+    const created = await t.admin.post(`/api/v1/clusters/${c.id}/upgrades`).send({ packageId, target: { all: true }, options }).expect(201);
+    const done = await until(created.body.id, ['succeeded', 'failed', 'completed-with-errors']);
+    expect(done.status).toBe('succeeded');
+
+    expect(fs.readFileSync(log, 'utf8')).toBe('stop snmpd\nstart snmpd\n'); // only the agent that has a service command
+    const lastCommand = async (id: string) => (await t.admin.get(`/api/v1/agents/${id}/commands`).expect(200)).body.items[0];
+    expect(await lastCommand(a['with-services'].id)).toMatchObject({
+      type: 'upgrade',
+      status: 'succeeded',
+      resultVersion: '1.1.0',
+      notes: ['agentOptions not understood and not applied: stopSnmp', 'services stopped before the product: snmpd', 'services started again: snmpd'],
+    });
+    expect(await lastCommand(a['without-services'].id)).toMatchObject({
+      status: 'succeeded',
+      notes: ['agentOptions not understood and not applied: stopSnmp', 'stopServices snmpd not applied: this agent has no --service-command'],
+    });
+    // The wait before the start is in the upgrade's history, as the agent said it.
+    const history = (await t.admin.get(`/api/v1/upgrades/${created.body.id}/history`).expect(200)).body.items as Array<{ type: string; data: Record<string, unknown> }>;
+    const messages = history.filter((e) => e.type === 'task.progress').map((e) => e.data.message);
+    expect(messages).toContain('delayed start: waiting 1 s');
+  }, 60_000);
+
+  it('a webapps package: the agent reports the web-apps version it installed, its core version unchanged', async () => {
+    const c = await givenCluster(t);
+    const a = await startAgents(c.id, [{ name: 'webapps-host', webapps: '1.0.5' }]);
+    const folder = fs.mkdtempSync(path.join(work, 'webapps-'));
+    fs.writeFileSync(path.join(folder, 'index.html'), '<h1>acme</h1>');
+    const webapps = await buildPackage({ dir: folder, product: 'acme-agent', version: '1.0.6', kind: 'webapps', out: path.join(work, 'acme-webapps-1.0.6.tar.gz') });
+    const packageId = await upload(c.id, webapps);
+    const created = await t.admin.post(`/api/v1/clusters/${c.id}/upgrades`).send({ packageId, target: { all: true } }).expect(201);
+    const done = await until(created.body.id, ['succeeded', 'failed', 'completed-with-errors']);
+    expect(done.status).toBe('succeeded');
+    expect((await t.admin.get(`/api/v1/agents/${a['webapps-host'].id}/commands`)).body.items[0]).toMatchObject({ status: 'succeeded', resultVersion: '1.0.6' });
+    await eventually(async () => (await t.admin.get(`/api/v1/agents/${a['webapps-host'].id}`)).body.webappsVersion === '1.0.6', 'the server to hear web apps 1.0.6');
+    expect((await t.admin.get(`/api/v1/agents/${a['webapps-host'].id}`)).body).toMatchObject({ version: '1.0.0', webappsVersion: '1.0.6' });
+    expect(fs.readFileSync(path.join(a['webapps-host'].home, 'webapps', '1.0.6', 'index.html'), 'utf8')).toBe('<h1>acme</h1>');
+  }, 60_000);
 
   it('a busy agent is upgraded only after its own work ended', async () => {
     const c = await givenCluster(t);
