@@ -5,12 +5,16 @@ import { packageArchive } from './support/archives';
 import { givenCluster, givenPairedAgent } from './support/builders';
 import { EventStreams } from '../src/progress/event-streams';
 import { FakeAgent } from './support/fake-agent';
-import { Fleet, Member, obedient } from './support/fleet';
+import { Command, Fleet, Member, obedient } from './support/fleet';
 import { TEST_ADMIN_TOKEN, TestApp } from './support/test-app';
 
 // The callbacks below run in the page; these are the only page globals they touch.
-type PageElement = { dataset: Record<string, string | undefined>; textContent: string | null };
-declare const document: { querySelectorAll(selector: string): ArrayLike<PageElement>; querySelector(selector: string): PageElement | null };
+type PageElement = { dataset: Record<string, string | undefined>; textContent: string | null; getAttribute(name: string): string | null };
+declare const document: {
+  querySelectorAll(selector: string): ArrayLike<PageElement>;
+  querySelector(selector: string): PageElement | null;
+  getElementById(id: string): PageElement | null;
+};
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const ARTIFACTS = path.resolve(__dirname, 'artifacts');
@@ -245,6 +249,90 @@ if (!available) {
     await new Fleet(t, [{ name: 'eager', agent }]).until(upgradeId, ['succeeded']);
     await expectText(page, '#upgrade-status', /succeeded 100%/);
     expect((await t.admin.get(`/api/v1/upgrades/${upgradeId}`).expect(200)).body).toMatchObject({ origin: 'install', target: { all: true } });
+  }, 60_000);
+
+  it("moves the upgrade's header with its steps' progress, and shows what each agent says", async () => {
+    const cluster = await givenCluster(t, { name: 'progress-demo' });
+    const talker = await givenPairedAgent(t, cluster.id, { name: 'talker' });
+    const quiet = await givenPairedAgent(t, cluster.id, { name: 'quiet' });
+    const upload = await t.admin.post(`/api/v1/clusters/${cluster.id}/packages`).field('mode', 'upload-only').attach('file', packageArchive(), 'p.tar.gz').expect(201);
+    const upgrade = await t.admin.post(`/api/v1/clusters/${cluster.id}/upgrades`).send({ packageId: upload.body.id, target: { all: true }, options: { maxParallel: 0 } }).expect(201);
+    await signIn(await t.tokenFor('viewer', 'progress-viewer'), `#/upgrades/${upgrade.body.id}`);
+    await page.locator('.step[data-agent="talker"]').waitFor();
+
+    // Both commands go out; one agent reports half its download, with a message.
+    const fleet = new Fleet(t, [{ name: 'talker', agent: talker.agent }, { name: 'quiet', agent: quiet.agent }]);
+    await fleet.pass();
+    await expectText(page, '.step[data-agent="talker"] .detail', /waiting for the agent to fetch its command/);
+    const [talkerCommand] = (await talker.agent.heartbeat()).body.commands as Command[];
+    const [quietCommand] = (await quiet.agent.heartbeat()).body.commands as Command[];
+    expect((await talker.agent.progress(talkerCommand.id, 'download', 50, 'downloaded 50%')).status).toBe(200);
+    const { percent } = (await t.admin.get(`/api/v1/upgrades/${upgrade.body.id}`).expect(200)).body;
+    expect(percent).toBeGreaterThan(0);
+    // The header follows the steps' events: no upgrade.status event carried this figure.
+    const history = (await t.admin.get(`/api/v1/upgrades/${upgrade.body.id}/history`).expect(200)).body.items as Array<{ type: string; data: { percent: number } }>;
+    expect(history.filter((e) => e.type === 'upgrade.status').map((e) => e.data.percent)).not.toContain(percent);
+    await expectText(page, '#upgrade-status', new RegExp(`running ${percent}%`));
+    expect(await page.locator('#upgrade-progress').evaluate((bar) => (bar as unknown as { value: number }).value)).toBe(percent);
+    await expectText(page, '.step[data-agent="talker"] .detail', /downloaded 50%/);
+
+    // One agent ends with a note of what it did not apply: shown on its step, in its words.
+    const note = 'rebootAfter not applied: this agent has no --reboot-command';
+    await t.as(talker.agent.token).post(`/api/v1/agent/commands/${talkerCommand.id}/complete`).send({ status: 'succeeded', version: '1.1.0', notes: [note] }).expect(200);
+    talker.agent.state.version = '1.1.0';
+    await fleet.answer({ name: 'quiet', agent: quiet.agent }, quietCommand, { status: 'succeeded', version: '1.1.0' });
+    await fleet.until(upgrade.body.id, ['succeeded']);
+    await expectText(page, '#upgrade-status', /succeeded 100%/);
+    expect(await page.locator('.step[data-agent="talker"] .agent-notes li').allTextContents()).toEqual([note]);
+    await expectText(page, '#events', /talker upgrade command succeeded 1\.1\.0/);
+    expect(await accessibilityProblems(page)).toEqual([]);
+  }, 60_000);
+
+  it('shows the step of an agent that stayed busy as missed, and the upgrade still succeeds for the others', async () => {
+    const cluster = await givenCluster(t, { name: 'missed-demo' });
+    const eager = await givenPairedAgent(t, cluster.id, { name: 'keen' });
+    const sleepy = await givenPairedAgent(t, cluster.id, { name: 'sleepy' }, { busy: true });
+    const upload = await t.admin.post(`/api/v1/clusters/${cluster.id}/packages`).field('mode', 'upload-only').attach('file', packageArchive(), 'p.tar.gz').expect(201);
+    const upgrade = await t.admin
+      .post(`/api/v1/clusters/${cluster.id}/upgrades`)
+      .send({ packageId: upload.body.id, target: { all: true }, options: { maxParallel: 0, waitForIdle: true, idleTimeoutS: 1 } })
+      .expect(201);
+    await signIn(await t.tokenFor('viewer', 'missed-viewer'), `#/upgrades/${upgrade.body.id}`);
+    await page.locator('.step[data-agent="sleepy"]').waitFor();
+
+    const fleet = new Fleet(t, [{ name: 'keen', agent: eager.agent }, { name: 'sleepy', agent: sleepy.agent }]);
+    await fleet.round();
+    await new Promise((resolve) => setTimeout(resolve, 1500)); // past idleTimeoutS
+    expect((await fleet.until(upgrade.body.id, ['succeeded', 'completed-with-errors', 'failed'])).status).toBe('succeeded');
+
+    await page.waitForFunction(() => document.querySelector('.step[data-agent="sleepy"]')?.dataset.status === 'missed');
+    expect(await page.locator('.step[data-agent="sleepy"] .badge').textContent()).toBe('missed');
+    await expectText(page, '.step[data-agent="sleepy"] .detail', /sleepy stayed busy/);
+    await expectText(page, '#upgrade-status', /succeeded 100%/);
+    await expectText(page, '#upgrade-reason', /missed their turn/);
+    expect(await accessibilityProblems(page)).toEqual([]);
+  }, 60_000);
+
+  it('draws the new plan when a retry started elsewhere replaces the steps it runs again', async () => {
+    const cluster = await givenCluster(t, { name: 'replan-demo' });
+    const { agent } = await givenPairedAgent(t, cluster.id, { name: 'flaky' });
+    const fleet = new Fleet(t, [{ name: 'flaky', agent }], () => ({ status: 'failed', error: 'disk full' }));
+    const upload = await t.admin.post(`/api/v1/clusters/${cluster.id}/packages`).field('mode', 'upload-only').attach('file', packageArchive(), 'p.tar.gz').expect(201);
+    const upgrade = await t.admin.post(`/api/v1/clusters/${cluster.id}/upgrades`).send({ packageId: upload.body.id, target: { all: true } }).expect(201);
+    await fleet.until(upgrade.body.id, ['failed']);
+    await signIn(await t.tokenFor('viewer', 'replan-viewer'), `#/upgrades/${upgrade.body.id}`);
+    await expectText(page, '#upgrade-status', /failed/);
+    const stepIds = () => page.locator('.step').evaluateAll((els) => els.map((e) => (e as unknown as PageElement).dataset.step));
+    const before = await stepIds();
+
+    fleet.behaviour = obedient;
+    await t.admin.post(`/api/v1/upgrades/${upgrade.body.id}/retry`).expect(200);
+    const done = await fleet.until(upgrade.body.id, ['succeeded']);
+    await expectText(page, '#upgrade-status', /succeeded 100%/);
+    const now = (done.steps as Array<{ id: string }>).map((s) => s.id);
+    expect(now).not.toEqual(before);
+    await page.waitForFunction((ids) => JSON.stringify(Array.from(document.querySelectorAll('.step')).map((e) => e.dataset.step)) === JSON.stringify(ids), now);
+    expect(await page.locator('.step').evaluateAll((els) => els.map((e) => (e as unknown as PageElement).dataset.status))).toEqual(done.steps.map((s: { status: string }) => s.status));
   }, 60_000);
 
   it('lets an admin create a cluster, register and pair an agent with the key it shows, remove it, and issue and revoke a token', async () => {

@@ -23,7 +23,7 @@ export function follow(kind, id, handlers) {
       const resumed = lastId > 0 || kind === 'upgrade';
       source = new EventSource(resumed ? `${ticket.url}&lastEventId=${lastId}` : ticket.url);
       source.onopen = () => handlers.onOpen && handlers.onOpen(resumed);
-      for (const type of ['upgrade.status', 'task.progress', 'pair.switchover', 'agent.status', 'package.status']) {
+      for (const type of ['upgrade.status', 'task.progress', 'pair.switchover', 'agent.status', 'package.status', 'command.status']) {
         source.addEventListener(type, (m) => {
           const eventId = Number(m.lastEventId);
           if (eventId <= lastId) return;
