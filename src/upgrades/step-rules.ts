@@ -202,6 +202,18 @@ function judgeDependencies(runWhen: RunWhen, deps: Array<{ step: RuleStep; statu
   return neverRan ? { run: false, block: false, reason: `not needed: ${describe(neverRan)}` } : { run: true };
 }
 
+/**
+ * Why stopping this agent now would leave its pair with no member serving, or null when it may
+ * stop: it is the standby, it has no peer, or its peer is online, healthy and upgraded with it in
+ * the same upgrade (simultaneous). Checked when its step would start and again when the agent
+ * fetches the command, since the peer may fail or go away in between.
+ */
+export function pairGate(agent: Pick<RuleAgent, 'name' | 'active'>, peer: Pick<RuleAgent, 'id' | 'name' | 'online' | 'lastUpgradeFailed'> | undefined, peerUpgrading: (agentId: string) => boolean): string | null {
+  if (!agent.active || !peer) return null;
+  const problem = !peer.online ? 'is offline' : peer.lastUpgradeFailed ? 'failed its last upgrade' : !peerUpgrading(peer.id) ? 'has not taken over' : null;
+  return problem ? `${agent.name} serves its pair and ${peer.name} ${problem}, so stopping it would leave no member serving` : null;
+}
+
 type Readiness = { ready: true } | { ready: false; error: string } | { ready: false; waitFor: WaitReason; why: string };
 
 interface ReadinessContext {
@@ -231,11 +243,8 @@ function readiness(upgrade: RuleUpgrade, step: RuleStep, agents: Map<string, Rul
 
   if (step.kind === 'upgrade') {
     if (agent.busy && upgrade.options.waitForIdle) return { ready: false, waitFor: 'idle', why: `${agent.name} stayed busy` };
-    const peer = agent.active && agent.peerId ? agents.get(agent.peerId) : undefined;
-    if (peer) {
-      const peerProblem = !peer.online ? 'is offline' : peer.lastUpgradeFailed ? 'failed its last upgrade' : !context.peerUpgrading(peer.id) ? 'has not taken over' : null;
-      if (peerProblem) return { ready: false, waitFor: 'peer', why: `${agent.name} serves its pair and ${peer.name} ${peerProblem}, so stopping it would leave no member serving` };
-    }
+    const unsafe = pairGate(agent, agent.peerId ? agents.get(agent.peerId) : undefined, context.peerUpgrading);
+    if (unsafe) return { ready: false, waitFor: 'peer', why: unsafe };
     const prerequisites = upgrade.ignoreVersionCheck ? { ...upgrade.pkg.prerequisites, fromVersion: undefined } : upgrade.pkg.prerequisites;
     const check = checkPrerequisites({ ...upgrade.pkg, prerequisites }, [{ id: agent.id, name: agent.name, version: agent.version, facts: agent.facts }]);
     if (check.failures.length > 0) {

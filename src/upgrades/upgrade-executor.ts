@@ -11,7 +11,7 @@ import { Database, Tx } from '../database/database';
 import { Leadership } from '../database/leadership';
 import { Package } from '../packages/package.entity';
 import { PackagesService } from '../packages/packages.service';
-import { decide, RuleAgent, StepAction } from './step-rules';
+import { decide, pairGate, RuleAgent, StepAction } from './step-rules';
 import { Upgrade } from './upgrade.entity';
 import { UpgradeRepository } from './upgrade.repository';
 import { UpgradeStep } from './upgrade-step.entity';
@@ -328,7 +328,14 @@ export class UpgradeExecutor implements OnModuleInit, BeforeApplicationShutdown 
     if (step.status === 'waiting') Object.assign(step, { status: 'running', waitingFor: null, waitingSince: null, phaseStartedAt: now });
 
     if (report.kind === 'fetched') {
-      // nothing more: the step runs
+      const unsafe = step.kind === 'upgrade' ? await this.pairGateAtFetch(tx, upgrade, command.agentId) : null;
+      if (unsafe) {
+        // The peer failed or went away since the step started: the command is withdrawn before the
+        // serving member sees it, and the step waits for its peer again.
+        await this.commands.cancel(tx, command.id, unsafe);
+        Object.assign(step, { status: 'waiting', waitingFor: 'peer', waitingSince: now, commandId: null, attempts: step.attempts - 1, startedAt: null, phaseStartedAt: null });
+        this.logger.warn(`upgrade ${upgrade.id}: command ${command.id} withdrawn: ${unsafe}`);
+      }
     } else if (report.kind === 'progress') {
       if (report.report.phase !== step.phase) step.phaseStartedAt = now;
       Object.assign(step, { phase: report.report.phase, percent: report.report.percent, message: report.report.message ?? step.message });
@@ -371,6 +378,16 @@ export class UpgradeExecutor implements OnModuleInit, BeforeApplicationShutdown 
     if (report.kind !== 'progress') await this.writer.syncAgents(tx, upgrade, steps, [step.agentId], agentChanges);
     if (report.kind === 'complete') tx.afterCommit(() => this.pokeSoon());
     return true; // the version an end reports is recorded above, on the right component
+  }
+
+  /** The pair gate again, as the agent fetches its command (see pairGate). */
+  private async pairGateAtFetch(tx: Tx, upgrade: Upgrade, agentId: string): Promise<string | null> {
+    const agents = ruleAgents(await this.agents.lockWithPeers(tx, [agentId]));
+    const agent = agents.get(agentId);
+    const peer = agent?.peerId ? agents.get(agent.peerId) : undefined;
+    if (!agent || !peer) return null;
+    const peerSteps = await this.upgrades.stepsOfAgents(tx.em, upgrade.id, [peer.id]);
+    return pairGate(agent, peer, () => peerSteps.some((s) => s.kind === 'upgrade' && ['pending', 'waiting', 'running', 'succeeded'].includes(s.status)));
   }
 
   /** Why a successful upgrade report cannot be believed: it must name the version the step installs. */

@@ -276,7 +276,9 @@ export class UpgradesService implements OnModuleInit {
       await this.writer.saveSteps(tx, upgrade, all, fresh);
       await this.writer.saveUpgrade(tx, upgrade, all, 'running', null);
       const agentIds = new Set([...replaced, ...fresh].flatMap((s) => [s.agentId, ...(s.fromAgentId ? [s.fromAgentId] : [])]));
-      await this.writer.syncAgents(tx, upgrade, all, agentIds, new Map(working.map((a) => [a, AUTO_UPGRADE_FREE])));
+      // The failed steps are replaced (their history stays in the upgrade's events): the agents run
+      // again, and are no longer shown failed unless the new attempt fails.
+      await this.writer.syncAgents(tx, upgrade, all, agentIds, new Map(working.map((a) => [a, { ...AUTO_UPGRADE_FREE, lastUpgradeFailed: false }])));
       steps.splice(0, steps.length, ...all);
     });
   }
