@@ -1,3 +1,4 @@
+import * as fc from 'fast-check';
 import { decide, RuleAgent, RuleStep, RuleUpgrade, upgradePercent } from './step-rules';
 import type { StepStatus } from './upgrade-step.entity';
 
@@ -110,6 +111,90 @@ describe('step rules: a backup-first pair', () => {
     const d = decide(upgrade({ failureLimit: null }), steps, both({ version: '1.0.0' }), NOW);
     expect(short(d)).toEqual(['fail so', 'block m', 'skip sb']);
     expect(d.steps[0]).toMatchObject({ error: expect.stringMatching(/could not take over \(runs 1\.0\.0, not 1\.1\.0\)/) });
+  });
+});
+
+describe('step rules: a command the agent has not fetched yet', () => {
+  const queued = (waited: number) => step('a', { status: 'waiting', waitingFor: 'pickup', waitingSince: ago(waited), attempts: 1, commandId: 'c1' });
+
+  it('waits for the agent within offlineTimeoutS: no change, and the upgrade does not end', () => {
+    const d = decide(upgrade(), [queued(29)], agents(agent('a')), NOW);
+    expect(d).toEqual({ steps: [], upgrade: null });
+  });
+
+  it('an agent that did not fetch it within offlineTimeoutS missed its turn; the upgrade still succeeds', () => {
+    const d = decide(upgrade(), [queued(31)], agents(agent('a', { online: false })), NOW);
+    expect(d.steps).toEqual([{ type: 'miss', stepId: 'a', reason: 'a did not fetch its command within offlineTimeoutS (30s)' }]);
+    expect(d.upgrade).toMatchObject({ type: 'finish', status: 'succeeded', reason: expect.stringMatching(/1 agent\(s\) missed their turn/) });
+  });
+
+  it('a cancelled upgrade waits for a queued command to be fetched or missed', () => {
+    expect(decide(upgrade({ status: 'cancelled' }), [queued(5)], agents(agent('a')), NOW).upgrade).toBeNull();
+  });
+
+  it('a missed step blocks what needed it, and is no failure for the threshold', () => {
+    const steps = [
+      step('a', { status: 'missed', attempts: 0 }),
+      step('so', { kind: 'switchover', agentId: 'b', dependsOn: ['a'] }),
+      step('c', { agentId: 'c', unit: 1 }),
+    ];
+    const d = decide(upgrade({ failureLimit: 1 }), steps, agents(agent('a'), agent('b'), agent('c')), NOW);
+    expect(short(d)).toEqual(['block so', 'start c']);
+    expect(d.steps[0]).toMatchObject({ cause: 'dependency', reason: expect.stringMatching(/ended missed/) });
+  });
+
+  it('the failure threshold says it is the cause of what it blocks', () => {
+    const steps = [step('a', { status: 'failed', attempts: 1 }), step('b', { agentId: 'b', unit: 1 })];
+    expect(decide(upgrade({ failureLimit: 1 }), steps, agents(agent('a'), agent('b')), NOW).steps).toEqual([
+      { type: 'block', stepId: 'b', reason: expect.stringMatching(/failure threshold/), cause: 'threshold' },
+    ]);
+  });
+});
+
+describe('step rules: a serving pair member is never stopped alone', () => {
+  // m serves its pair with b; each may have an upgrade step in the same upgrade.
+  const pairAgents = (m: Partial<RuleAgent> = {}, b: Partial<RuleAgent> = {}) =>
+    agents(agent('m', { active: true, peerId: 'b', ...m }), agent('b', { active: false, peerId: 'm', ...b }));
+  const mStep = step('m');
+  const bStep = (status: StepStatus) => step('b', { status, attempts: status === 'pending' ? 0 : 1 });
+
+  it.each([
+    ['simultaneous, peer healthy and upgraded with it: both start', [mStep, bStep('pending')], pairAgents(), ['start m', 'start b']],
+    ['peer offline: it waits for its peer (and the peer for itself)', [mStep, bStep('pending')], pairAgents({}, { online: false }), ['wait m peer', 'wait b online']],
+    ['peer failed its last upgrade: it waits', [mStep, bStep('pending')], pairAgents({}, { lastUpgradeFailed: true }), ['wait m peer', 'start b']],
+    ['peer not part of this upgrade: it waits', [mStep], pairAgents(), ['wait m peer']],
+    ['peer missed its turn: it waits', [mStep, bStep('missed')], pairAgents(), ['wait m peer']],
+    ['peer upgraded already in this upgrade: it may stop', [mStep, bStep('succeeded')], pairAgents(), ['start m']],
+    ['a standby member never waits for its peer', [step('b')], pairAgents({ online: false }), ['start b']],
+  ] as const)('%s', (_name, steps, a, expected) => {
+    expect(short(decide(upgrade({ failureLimit: null }), steps.map((s) => ({ ...s })), a, NOW))).toEqual(expected);
+  });
+
+  it('waiting for its peer past offlineTimeoutS, it misses its turn (not a failure) with the reason', () => {
+    const waiting = step('m', { status: 'waiting', waitingFor: 'peer', waitingSince: ago(31) });
+    const d = decide(upgrade({ failureLimit: null }), [waiting], pairAgents({}, { online: false }), NOW);
+    expect(d.steps).toEqual([{ type: 'miss', stepId: 'm', reason: expect.stringMatching(/m serves its pair and b is offline, so stopping it would leave no member serving for longer than 30s/) }]);
+  });
+
+  it('a hand-over before an upgrade of its peer needs no version: the standby takes over on the one it runs', () => {
+    const steps = [step('so', { kind: 'switchover', agentId: 'b' }), step('m', { dependsOn: ['so'] })];
+    expect(short(decide(upgrade({ failureLimit: null }), steps, pairAgents({}, { version: '1.0.0' }), NOW))).toEqual(['start so', 'wait m dependencies']);
+  });
+
+  it('for every pair state, a serving member starts only with its peer online, healthy and in the upgrade', () => {
+    const statuses: StepStatus[] = ['pending', 'waiting', 'running', 'succeeded', 'failed', 'rolled-back', 'missed', 'cancelled', 'skipped'];
+    fc.assert(
+      fc.property(
+        fc.record({ online: fc.boolean(), failed: fc.boolean(), busy: fc.boolean(), peerStep: fc.option(fc.constantFrom(...statuses)) }),
+        ({ online, failed, busy, peerStep }) => {
+          const steps = [step('m'), ...(peerStep ? [bStep(peerStep)] : [])];
+          const d = decide(upgrade({ failureLimit: null }), steps, pairAgents({}, { online, lastUpgradeFailed: failed, busy }), NOW);
+          const startsM = d.steps.some((a) => a.type === 'start' && a.stepId === 'm');
+          const peerWithIt = peerStep !== null && ['pending', 'waiting', 'running', 'succeeded'].includes(peerStep);
+          expect(startsM).toBe(online && !failed && peerWithIt);
+        },
+      ),
+    );
   });
 });
 
