@@ -24,7 +24,12 @@ export const TEST_ADMIN_TOKEN = 'lsk_test-admin-token-0123456789abcdef';
 export interface TestAppOptions {
   env?: Record<string, string>;
   clock?: Clock;
+  /** Where the temp data folder goes (default: the OS temp folder), e.g. a RAM disk for a suite of many small transactions. */
+  tmpRoot?: string;
 }
+
+/** A RAM disk when the machine has one (Linux's /dev/shm): commits there skip the disk's fsync. */
+export const RAM_DISK = fs.existsSync('/dev/shm') ? '/dev/shm' : undefined;
 
 /**
  * The real application on a real port, on a fresh SQLite file in a temp folder or a fresh
@@ -40,7 +45,7 @@ export class TestApp {
   ) {}
 
   static async start(kind: DatabaseKind, options: TestAppOptions = {}): Promise<TestApp> {
-    const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'lockstep-test-'));
+    const dataDir = fs.mkdtempSync(path.join(options.tmpRoot ?? os.tmpdir(), 'lockstep-test-'));
     let storage: TestApp['storage'] = { dataDir };
     if (kind === 'postgres') {
       const server = postgresServerUrl();
