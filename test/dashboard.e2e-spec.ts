@@ -335,6 +335,91 @@ if (!available) {
     expect(await page.locator('.step').evaluateAll((els) => els.map((e) => (e as unknown as PageElement).dataset.status))).toEqual(done.steps.map((s: { status: string }) => s.status));
   }, 60_000);
 
+  it("greys out a legacy agent's auto-upgrade and offers its package for download instead of upgrading it", async () => {
+    const cluster = await givenCluster(t, { name: 'legacy-demo' });
+    const modern = await givenPairedAgent(t, cluster.id, { name: 'modern' });
+    const legacy = await givenPairedAgent(t, cluster.id, { name: 'old-timer', address: '10.0.9.9' }, { capabilities: { remoteUpgrade: false } });
+    const archive = packageArchive();
+    const upload = await t.admin.post(`/api/v1/clusters/${cluster.id}/packages`).field('mode', 'upload-only').attach('file', archive, 'p.tar.gz').expect(201);
+    const upgrade = await t.admin.post(`/api/v1/clusters/${cluster.id}/upgrades`).send({ packageId: upload.body.id, target: { all: true } }).expect(201);
+    await new Fleet(t, [{ name: 'modern', agent: modern.agent }, { name: 'old-timer', agent: legacy.agent }]).until(upgrade.body.id, ['succeeded', 'completed-with-errors']);
+    expect((await t.admin.get(`/api/v1/clusters/${cluster.id}`).expect(200)).body).toMatchObject({ targetVersion: '1.1.0', targetPackageId: upload.body.id });
+
+    await signIn(TEST_ADMIN_TOKEN, `#/clusters/${cluster.id}`);
+    const row = page.locator('tr[data-agent="old-timer"]');
+    await row.waitFor();
+    await expectText(page, '#view h1', /target 1\.1\.0/);
+    const legacySwitch = page.getByLabel('Auto-upgrade for old-timer');
+    expect(await legacySwitch.isDisabled()).toBe(true);
+    expect(await legacySwitch.evaluate((el) => document.getElementById((el as unknown as PageElement).getAttribute('aria-describedby')!)?.textContent)).toMatch(
+      /^legacy agent: cannot upgrade remotely; reinstall it by hand/,
+    );
+    expect(await page.getByLabel('Auto-upgrade for modern').isDisabled()).toBe(false);
+    await t.admin.put(`/api/v1/agents/${legacy.registered.id}/auto-upgrade`).send({ enabled: false }).expect(409);
+
+    // No "Upgrade now": the package to install by hand, fetched with the signed-in token.
+    expect(await row.locator('button:visible').allTextContents()).toEqual(['Download package']);
+    await expectText(page, 'tr[data-agent="old-timer"]', /install 1\.1\.0 on 10\.0\.9\.9, then pair it again/);
+    const [download] = await Promise.all([page.waitForEvent('download'), page.getByRole('button', { name: 'Download package 1.1.0 for old-timer' }).click()]);
+    expect(download.suggestedFilename()).toMatch(/1\.1\.0.*\.tar\.gz$/);
+    expect(fs.readFileSync((await download.path())!).equals(archive)).toBe(true);
+    await expectText(page, '#toast', /install it on 10\.0\.9\.9 by hand/);
+    expect(await page.locator('tr[data-agent="modern"] button:visible').allTextContents()).toEqual([]);
+    expect(await accessibilityProblems(page)).toEqual([]);
+
+    // A web-apps package upgraded on all agents (while the page is open) is a second target, shown
+    // beside the core one, and a second package for the legacy agent.
+    const webapps = await t.admin
+      .post(`/api/v1/clusters/${cluster.id}/packages`)
+      .field('mode', 'upload-only')
+      .attach('file', packageArchive({ version: '1.1.5', kind: 'webapps', prerequisites: {} }), 'w.tar.gz')
+      .expect(201);
+    const webUpgrade = await t.admin.post(`/api/v1/clusters/${cluster.id}/upgrades`).send({ packageId: webapps.body.id, target: { all: true } }).expect(201);
+    const byHand = new Fleet(t, [{ name: 'modern', agent: modern.agent }, { name: 'old-timer', agent: legacy.agent }], () => 'later');
+    for (let i = 0; i < 5 && byHand.later.length === 0; i++) await byHand.round();
+    for (const { member, command } of byHand.later.splice(0)) {
+      expect((await member.agent.complete(command.id, 'succeeded', '1.1.5')).status).toBe(200);
+      member.agent.state.webappsVersion = '1.1.5';
+    }
+    await byHand.until(webUpgrade.body.id, ['succeeded', 'completed-with-errors']);
+    await expectText(page, '#view h1', /target 1\.1\.0, web apps target 1\.1\.5/);
+    await expectText(page, 'tr[data-agent="old-timer"]', /Download web-apps package/);
+    expect(await row.locator('button:visible').allTextContents()).toEqual(['Download package', 'Download web-apps package']);
+    await expectText(page, 'tr[data-agent="old-timer"]', /install 1\.1\.0 and 1\.1\.5 on 10\.0\.9\.9/);
+
+    // The upgrade's view says the same: the plan's warning, and the manual step's instructions.
+    await page.goto(`${t.baseUrl}/#/upgrades/${upgrade.body.id}`);
+    await expectText(page, '#view', /1 legacy agent\(s\) \(old-timer\) cannot upgrade remotely/);
+    await expectText(page, '.step[data-agent="old-timer"] .detail', /install 1\.1\.0 on 10\.0\.9\.9 by hand/);
+  }, 60_000);
+
+  it('says on the row why auto-upgrade leaves an agent alone, the whole reason one click away', async () => {
+    const cluster = await givenCluster(t, { name: 'held-demo' });
+    const { agent } = await givenPairedAgent(t, cluster.id, { name: 'left-out' });
+    const upload = await t.admin.post(`/api/v1/clusters/${cluster.id}/packages`).field('mode', 'upload-only').attach('file', packageArchive(), 'p.tar.gz').expect(201);
+    const later = new Date(Date.now() + 3600_000).toISOString();
+    const upgrade = await t.admin.post(`/api/v1/clusters/${cluster.id}/upgrades`).send({ packageId: upload.body.id, target: { all: true }, scheduledAt: later }).expect(201);
+    await signIn(await t.tokenFor('viewer', 'held-viewer'), `#/clusters/${cluster.id}`);
+    const row = page.locator('tr[data-agent="left-out"]');
+    await row.waitFor();
+    expect(await row.locator('details.held').count()).toBe(0);
+
+    // Cancelled elsewhere: the row learns it from the cluster's stream.
+    await t.admin.post(`/api/v1/upgrades/${upgrade.body.id}/cancel`).expect(200);
+    const reason = `left behind by upgrade ${upgrade.body.id}: it was cancelled; retry it, upgrade it now, or start a new upgrade`;
+    await expectText(page, 'tr[data-agent="left-out"] details.held summary', /^auto-upgrade held$/);
+    expect(await row.locator('details.held summary').getAttribute('title')).toBe(reason);
+    expect(await row.locator('details.held p').isVisible()).toBe(false);
+    await row.locator('details.held summary').click();
+    expect(await row.locator('details.held p').textContent()).toBe(reason);
+    expect(await accessibilityProblems(page)).toEqual([]);
+
+    // Still open after a live update redraws the row.
+    await agent.heartbeat({ busy: true });
+    await expectText(page, 'tr[data-agent="left-out"]', /busy/);
+    expect(await row.locator('details.held p').isVisible()).toBe(true);
+  }, 60_000);
+
   it('lets an admin create a cluster, register and pair an agent with the key it shows, remove it, and issue and revoke a token', async () => {
     await signIn(TEST_ADMIN_TOKEN, '#/');
     page.on('dialog', (dialog) => void dialog.accept());

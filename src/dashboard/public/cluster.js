@@ -1,5 +1,5 @@
 // One cluster: its agents (live), packages and upgrades, upload, and the forms that act on it.
-import { act, api, ApiError, apiForm, badge, can, describeError, field, h, localDateTime, POLICIES, redraw, secretPanel, showSecret, state, toast, VERSION_LABEL } from './lib.js';
+import { act, api, ApiError, apiForm, badge, can, describeError, download, field, h, localDateTime, POLICIES, redraw, secretPanel, showSecret, state, toast, VERSION_LABEL } from './lib.js';
 import { follow } from './stream.js';
 import { newUpgradeForm, optionFields } from './upgrade-form.js';
 
@@ -10,10 +10,14 @@ export async function clusterView(view, clusterId, isCurrent) {
     api('GET', `/api/v1/clusters/${clusterId}/packages`),
     api('GET', `/api/v1/clusters/${clusterId}/upgrades`),
   ]);
-  const heading = (c) => h('h1', {}, `${c.name} `, h('span', { class: 'muted' }, `${c.product}, target ${c.targetVersion || 'none yet'}`));
+  // What the agent rows read besides the agent: the cluster's targets as last read, and the reasons
+  // opened (kept when a row is drawn again).
+  const rowContext = { cluster, openReasons: new Set() };
+  const heading = (c) => h('h1', {}, `${c.name} `, h('span', { class: 'muted' }, `${c.product}, target ${c.targetVersion || 'none yet'}`,
+    c.webappsTargetVersion ? `, web apps target ${c.webappsTargetVersion}` : ''));
   const parts = {
     heading: heading(cluster),
-    agents: agentsTable(agents.items, agents.total),
+    agents: agentsTable(agents.items, agents.total, rowContext),
     packages: packagesSection(clusterId, packages.items),
     upgrades: upgradesSection(upgrades.items),
   };
@@ -30,12 +34,16 @@ export async function clusterView(view, clusterId, isCurrent) {
   const replace = (key, next) => { parts[key].replaceWith(next); parts[key] = next; };
   async function refreshAgents() {
     const listed = await api('GET', `/api/v1/clusters/${clusterId}/agents?limit=5000`);
-    const fresh = agentsTable(listed.items, listed.total);
+    const fresh = agentsTable(listed.items, listed.total, rowContext);
     parts.agents.section.replaceWith(fresh.section);
     parts.agents = fresh;
   }
   async function refreshLists() {
     const [c, p, u] = await Promise.all([api('GET', `/api/v1/clusters/${clusterId}`), api('GET', `/api/v1/clusters/${clusterId}/packages`), api('GET', `/api/v1/clusters/${clusterId}/upgrades`)]);
+    // New targets change what a legacy agent's row offers to download.
+    const targetsMoved = c.targetPackageId !== rowContext.cluster.targetPackageId || c.webappsTargetPackageId !== rowContext.cluster.webappsTargetPackageId;
+    rowContext.cluster = c;
+    if (targetsMoved) refreshAgentsSoon();
     replace('heading', heading(c));
     replace('packages', packagesSection(clusterId, p.items));
     replace('upgrades', upgradesSection(u.items));
@@ -59,8 +67,11 @@ export async function clusterView(view, clusterId, isCurrent) {
   });
 }
 
+/** The agents table's columns: Agent, Address, Role, State, Version, Auto-upgrade, actions. */
+const COLUMNS = 7;
+
 /** The agents grouped by failover pair; update(data) redraws one agent's row from an agent.status event. */
-function agentsTable(agents, total = agents.length) {
+function agentsTable(agents, total, ctx) {
   const groups = new Map();
   for (const a of agents) {
     const key = a.failoverGroup ? `Failover pair ${a.failoverGroup}` : 'Standalone';
@@ -72,9 +83,9 @@ function agentsTable(agents, total = agents.length) {
   // Pairs by name, then the standalone agents.
   const ordered = [...groups].sort(([a], [b]) => (a === 'Standalone') - (b === 'Standalone') || a.localeCompare(b));
   for (const [group, members] of ordered) {
-    rows.push(h('tr', { class: 'group' }, h('td', { colspan: 7 }, group)));
+    rows.push(h('tr', { class: 'group' }, h('td', { colspan: COLUMNS }, group)));
     for (const a of members) {
-      const row = agentRow(a);
+      const row = agentRow(a, ctx);
       byId.set(a.id, { agent: a, row });
       rows.push(row);
     }
@@ -91,9 +102,9 @@ function agentsTable(agents, total = agents.length) {
     if (!known || data.removed || (data.failoverGroup ?? null) !== (known.agent.failoverGroup ?? null)) return false;
     const { agentId, ...fields } = data;
     const agent = { ...known.agent, ...fields };
-    const row = agentRow(agent);
+    const row = agentRow(agent, ctx);
     // A keyboard user whose focus is in the row keeps it on the same control of the new row.
-    const controls = (r) => [...r.querySelectorAll('button, input, a')];
+    const controls = (r) => [...r.querySelectorAll('button, input, a, summary')];
     const focused = controls(known.row).indexOf(document.activeElement);
     known.row.replaceWith(row);
     if (focused >= 0) controls(row)[Math.min(focused, controls(row).length - 1)]?.focus();
@@ -103,16 +114,26 @@ function agentsTable(agents, total = agents.length) {
   return { section, update };
 }
 
-function agentRow(a) {
+/** Why a legacy agent has no auto-upgrade nor "Upgrade now". */
+const LEGACY = 'legacy agent: cannot upgrade remotely; reinstall it by hand';
+
+function agentRow(a, ctx) {
+  const cluster = ctx.cluster;
+  const legacy = a.remoteUpgrade === false;
+  const whyId = `why-${a.id}`;
+  const downloads = legacy && can('operator') ? packagesToInstall(a, cluster) : [];
   const actions = [];
-  if (a.versionStatus === 'failed' && can('operator')) {
+  if (legacy) {
+    actions.push(downloads.map((p) => downloadButton(a, p, whyId)));
+  } else if (a.versionStatus === 'failed' && can('operator')) {
     actions.push(h('button', { type: 'button', class: 'secondary', 'aria-label': `Retry ${a.name}`, onclick: () => retryFailed(a) }, 'Retry'));
     actions.push(upgradeNowButton(a));
-  } else if (a.versionStatus === 'outdated' && can('operator') && !a.autoUpgrade) {
+  } else if (a.versionStatus === 'outdated' && can('operator') && (!a.autoUpgrade || a.autoUpgradeBlocked)) {
+    // Auto-upgrade is off, or holds this agent until someone acts: the operator can.
     actions.push(upgradeNowButton(a));
   }
   const auto = can('admin')
-    ? h('label', { class: 'switch' }, h('input', { type: 'checkbox', checked: a.autoUpgrade, 'aria-label': `Auto-upgrade for ${a.name}`, onchange: async (e) => {
+    ? h('label', { class: 'switch' }, h('input', { type: 'checkbox', checked: a.autoUpgrade, disabled: legacy, 'aria-label': `Auto-upgrade for ${a.name}`, 'aria-describedby': legacy ? whyId : null, onchange: async (e) => {
         try { await api('PUT', `/api/v1/agents/${a.id}/auto-upgrade`, { enabled: e.target.checked }); toast(`Auto-upgrade ${e.target.checked ? 'on' : 'off'} for ${a.name}`); }
         catch (error) { e.target.checked = !e.target.checked; toast(describeError(error)); }
       } }), ' auto')
@@ -122,10 +143,50 @@ function agentRow(a) {
     h('td', { class: 'opt' }, a.address),
     h('td', {}, a.role),
     h('td', {}, badge(a.state)),
-    h('td', {}, a.version || '—', ' ', badge(a.versionStatus, VERSION_LABEL[a.versionStatus])),
+    h('td', {}, a.version || '—', ' ', badge(a.versionStatus, VERSION_LABEL[a.versionStatus]),
+      a.webappsVersion ? h('span', { class: 'muted' }, ` web apps ${a.webappsVersion}`) : null,
+      legacy ? h('div', { class: 'why', id: whyId }, LEGACY, downloads.length ? h('span', { class: 'muted' }, ` (install ${downloads.map((p) => p.version).join(' and ')} on ${a.address}, then pair it again with a new pairing key)`) : null) : null,
+      a.autoUpgradeBlocked ? heldReason(a, ctx.openReasons) : null),
     h('td', { class: 'opt' }, auto),
     h('td', {}, actions, can('operator') ? manageAgent(a) : null),
   );
+}
+
+/** Why auto-upgrade leaves the agent alone for now: short in the row, the whole reason when opened. */
+function heldReason(a, openReasons) {
+  const short = a.autoUpgradeRetryAt ? `auto-upgrade held until ${localDateTime(a.autoUpgradeRetryAt)}` : 'auto-upgrade held';
+  return h('details', { class: 'why held', open: openReasons.has(a.id), ontoggle: (e) => (e.currentTarget.open ? openReasons.add(a.id) : openReasons.delete(a.id)) },
+    h('summary', { title: a.autoUpgradeBlocked }, short),
+    h('p', {}, a.autoUpgradeBlocked));
+}
+
+/** The cluster's target packages a legacy agent is not on yet: it is installed by hand. */
+function packagesToInstall(a, cluster) {
+  const wanted = [];
+  if (cluster.targetPackageId && cluster.targetVersion && a.version !== cluster.targetVersion && a.versionStatus !== 'ahead') {
+    wanted.push({ id: cluster.targetPackageId, version: cluster.targetVersion, label: 'Download package', file: `${cluster.product}-${cluster.targetVersion}.tar.gz` });
+  }
+  if (cluster.webappsTargetPackageId && cluster.webappsTargetVersion && a.webappsVersion !== cluster.webappsTargetVersion) {
+    wanted.push({ id: cluster.webappsTargetPackageId, version: cluster.webappsTargetVersion, label: 'Download web-apps package', file: `${cluster.product}-webapps-${cluster.webappsTargetVersion}.tar.gz` });
+  }
+  return wanted;
+}
+
+function downloadButton(agent, pkg, whyId) {
+  let busy = false;
+  return h('button', { type: 'button', class: 'secondary', 'aria-label': `${pkg.label} ${pkg.version} for ${agent.name}`, 'aria-describedby': whyId, onclick: async () => {
+    if (busy) return;
+    busy = true;
+    toast(`Downloading package ${pkg.version}…`);
+    try {
+      await download(`/api/v1/packages/${pkg.id}/content`, pkg.file);
+      toast(`Package ${pkg.version} saved: install it on ${agent.address} by hand, then pair ${agent.name} again with a new pairing key (under Manage).`);
+    } catch (error) {
+      toast(describeError(error));
+    } finally {
+      busy = false;
+    }
+  } }, pkg.label);
 }
 
 /** Less frequent actions on an agent, folded away: a new pairing key, removal. */

@@ -43,9 +43,42 @@ export async function api(method, path, body) {
     body: body !== undefined ? JSON.stringify(body) : undefined,
   });
   const json = await res.json().catch(() => ({}));
+  refused(res, json);
+  return json;
+}
+
+/** Signs out on a refused token; throws the API's refusal for any other error status. */
+function refused(res, json) {
   if (res.status === 401) page.signOut('Your token was refused: ' + (json.message || 'sign in again.'));
   if (!res.ok) throw new ApiError(res.status, json);
-  return json;
+}
+
+/**
+ * Saves a file the API serves to signed-in users (a package): fetched with the token, since a plain
+ * link cannot send one, then handed to the browser as a download under the server's file name or
+ * `fallbackName`. The whole file passes through memory once.
+ */
+export async function download(path, fallbackName) {
+  const res = await fetch(path, { headers: { Authorization: `Bearer ${state.token}` } });
+  if (!res.ok) refused(res, await res.json().catch(() => ({})));
+  const url = URL.createObjectURL(await res.blob());
+  const link = h('a', { href: url, download: fileName(res.headers.get('Content-Disposition')) || fallbackName, hidden: true });
+  document.body.append(link);
+  link.click();
+  link.remove();
+  // Revoked later, not at once: the browser may still be reading it when click() returns.
+  setTimeout(() => URL.revokeObjectURL(url), 60_000);
+}
+
+/** The file name a Content-Disposition header gives (RFC 6266: filename*=UTF-8''… or filename="…"), if any. */
+function fileName(disposition) {
+  const encoded = /filename\*=UTF-8''([^;\s]+)/i.exec(disposition || '');
+  const plain = /filename="?([^";]+)"?/i.exec(disposition || '');
+  try {
+    return (encoded ? decodeURIComponent(encoded[1]) : plain?.[1]) || null;
+  } catch {
+    return plain?.[1] || null;
+  }
 }
 
 /** A refusal in words, with per-agent prerequisite failures and per-field problems spelled out. */
