@@ -321,6 +321,8 @@ export class UpgradeExecutor implements OnModuleInit, BeforeApplicationShutdown 
     const steps = await this.upgrades.stepsOfAgents(tx.em, upgrade.id, [command.agentId, ...(fromAgentId ? [fromAgentId] : [])]);
     const step = steps.find((s) => s.id === stepId);
     if (!step || step.commandId !== command.id || !commandOut(step)) return false;
+    // A second fetch (the agent's heartbeats reached two replicas at once) changes nothing.
+    if (report.kind === 'fetched' && step.status === 'running') return false;
     const now = this.clock.now();
     const agentChanges = new Map<string, Partial<Agent>>();
     // The agent has the command: from now on the step runs (a report without a fetch seen first
