@@ -164,7 +164,7 @@ if (!available) {
     await fleet.until(upgrade.body.id, ['failed']);
     await expectText(page, 'tr[data-agent="lonely"]', /failed/);
     await expectText(page, '#upgrades-title + table', /failed/);
-    expect(await page.locator('tr[data-agent="lonely"] button:visible').allTextContents()).toEqual(['Retry', 'Upgrade now']);
+    expect(await page.locator('tr[data-agent="lonely"] button:visible').allTextContents()).toEqual(['Retry', 'Upgrade now', 'Commands']);
 
     // The clusters list says what wants a look.
     await page.getByRole('link', { name: '← Clusters' }).click();
@@ -358,13 +358,13 @@ if (!available) {
     await t.admin.put(`/api/v1/agents/${legacy.registered.id}/auto-upgrade`).send({ enabled: false }).expect(409);
 
     // No "Upgrade now": the package to install by hand, fetched with the signed-in token.
-    expect(await row.locator('button:visible').allTextContents()).toEqual(['Download package']);
+    expect(await row.locator('button:visible').allTextContents()).toEqual(['Download package', 'Commands']);
     await expectText(page, 'tr[data-agent="old-timer"]', /install 1\.1\.0 on 10\.0\.9\.9, then pair it again/);
     const [download] = await Promise.all([page.waitForEvent('download'), page.getByRole('button', { name: 'Download package 1.1.0 for old-timer' }).click()]);
     expect(download.suggestedFilename()).toMatch(/1\.1\.0.*\.tar\.gz$/);
     expect(fs.readFileSync((await download.path())!).equals(archive)).toBe(true);
     await expectText(page, '#toast', /install it on 10\.0\.9\.9 by hand/);
-    expect(await page.locator('tr[data-agent="modern"] button:visible').allTextContents()).toEqual([]);
+    expect(await page.locator('tr[data-agent="modern"] button:visible').allTextContents()).toEqual(['Commands']);
     expect(await accessibilityProblems(page)).toEqual([]);
 
     // A web-apps package upgraded on all agents (while the page is open) is a second target, shown
@@ -384,7 +384,7 @@ if (!available) {
     await byHand.until(webUpgrade.body.id, ['succeeded', 'completed-with-errors']);
     await expectText(page, '#view h1', /target 1\.1\.0, web apps target 1\.1\.5/);
     await expectText(page, 'tr[data-agent="old-timer"]', /Download web-apps package/);
-    expect(await row.locator('button:visible').allTextContents()).toEqual(['Download package', 'Download web-apps package']);
+    expect(await row.locator('button:visible').allTextContents()).toEqual(['Download package', 'Download web-apps package', 'Commands']);
     await expectText(page, 'tr[data-agent="old-timer"]', /install 1\.1\.0 and 1\.1\.5 on 10\.0\.9\.9/);
 
     // The upgrade's view says the same: the plan's warning, and the manual step's instructions.
@@ -418,6 +418,41 @@ if (!available) {
     await agent.heartbeat({ busy: true });
     await expectText(page, 'tr[data-agent="left-out"]', /busy/);
     expect(await row.locator('details.held p').isVisible()).toBe(true);
+  }, 60_000);
+
+  it("lists an agent's commands when asked, and a manual migration's outcome as it ends", async () => {
+    const cluster = await givenCluster(t, { name: 'migrate-demo' });
+    const { registered, agent } = await givenPairedAgent(t, cluster.id, { name: 'migrator' });
+    await signIn(await t.tokenFor('operator', 'migrate-operator'), `#/clusters/${cluster.id}`);
+    const toggle = page.getByRole('button', { name: 'Commands of migrator' });
+    await toggle.click();
+    await expectText(page, 'tr[data-commands-of="migrator"]', /No command sent to this agent yet/);
+    expect(await toggle.getAttribute('aria-expanded')).toBe('true');
+
+    // A migration run by hand through the API: the open history shows it end, in the agent's words.
+    const statuses = () => page.locator('tr[data-commands-of="migrator"] li[data-command]').evaluateAll((els) => els.map((e) => `${(e as unknown as PageElement).dataset.type} ${(e as unknown as PageElement).dataset.status}`));
+    const run = async (outcome: 'succeeded' | 'failed', error?: string) => {
+      const queued = await t.admin.post(`/api/v1/agents/${registered.id}/migrate`).expect(202);
+      const [command] = (await agent.heartbeat()).body.commands as Command[];
+      expect(command).toMatchObject({ id: queued.body.commandId, type: 'migrate' });
+      expect((await agent.progress(command.id, 'migrate', 50, 'migrated 2 of 4 tables')).status).toBe(200);
+      expect((await agent.complete(command.id, outcome, outcome === 'succeeded' ? '1.0.0' : undefined, error)).status).toBe(200);
+    };
+    await run('failed', 'migration failed: table orders is locked');
+    await page.waitForFunction(() => document.querySelector('tr[data-commands-of="migrator"] li[data-command]')?.dataset.status === 'failed');
+    await expectText(page, 'tr[data-commands-of="migrator"]', /migration failed: table orders is locked/);
+    await run('succeeded');
+    await page.waitForFunction(() => Array.from(document.querySelectorAll('tr[data-commands-of="migrator"] li[data-command]')).map((e) => e.dataset.status).join() === 'succeeded,failed');
+    expect(await statuses()).toEqual(['migrate succeeded', 'migrate failed']);
+    expect(await accessibilityProblems(page)).toEqual([]);
+
+    // The agent's row redrawn by a live update keeps its history open; the button closes it.
+    await agent.heartbeat({ busy: true });
+    await expectText(page, 'tr[data-agent="migrator"]', /busy/);
+    expect(await statuses()).toEqual(['migrate succeeded', 'migrate failed']);
+    expect(await toggle.getAttribute('aria-expanded')).toBe('true');
+    await toggle.click();
+    expect(await page.locator('tr[data-commands-of="migrator"]').count()).toBe(0);
   }, 60_000);
 
   it('lets an admin create a cluster, register and pair an agent with the key it shows, remove it, and issue and revoke a token', async () => {

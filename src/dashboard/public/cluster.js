@@ -1,4 +1,5 @@
 // One cluster: its agents (live), packages and upgrades, upload, and the forms that act on it.
+import { commandHistories } from './commands.js';
 import { act, api, ApiError, apiForm, badge, can, describeError, download, field, h, localDateTime, POLICIES, redraw, secretPanel, showSecret, state, toast, VERSION_LABEL } from './lib.js';
 import { follow } from './stream.js';
 import { newUpgradeForm, optionFields } from './upgrade-form.js';
@@ -10,9 +11,9 @@ export async function clusterView(view, clusterId, isCurrent) {
     api('GET', `/api/v1/clusters/${clusterId}/packages`),
     api('GET', `/api/v1/clusters/${clusterId}/upgrades`),
   ]);
-  // What the agent rows read besides the agent: the cluster's targets as last read, and the reasons
-  // opened (kept when a row is drawn again).
-  const rowContext = { cluster, openReasons: new Set() };
+  // What the agent rows read besides the agent: the cluster's targets as last read, the open command
+  // histories and reasons (kept when a row is drawn again).
+  const rowContext = { cluster, histories: commandHistories(isCurrent, COLUMNS), openReasons: new Set() };
   const heading = (c) => h('h1', {}, `${c.name} `, h('span', { class: 'muted' }, `${c.product}, target ${c.targetVersion || 'none yet'}`,
     c.webappsTargetVersion ? `, web apps target ${c.webappsTargetVersion}` : ''));
   const parts = {
@@ -63,6 +64,8 @@ export async function clusterView(view, clusterId, isCurrent) {
     onEvent(e) {
       if (e.type === 'agent.status' && !parts.agents.update(e.data)) refreshAgentsSoon();
       if (e.type === 'upgrade.status' || e.type === 'package.status') refreshListsSoon();
+      if (e.type === 'command.status') rowContext.histories.ended(e.data);
+      if (e.type === 'task.progress') rowContext.histories.touched(e.data.agentId);
     },
   });
 }
@@ -87,9 +90,10 @@ function agentsTable(agents, total, ctx) {
     for (const a of members) {
       const row = agentRow(a, ctx);
       byId.set(a.id, { agent: a, row });
-      rows.push(row);
+      rows.push(row, ctx.histories.panel(a));
     }
   }
+  ctx.histories.keepOnly(new Set(byId.keys()));
   const section = h('section', { class: 'card', 'aria-labelledby': 'agents-title' },
     h('h2', { id: 'agents-title' }, `Agents (${total})`),
     total > agents.length ? h('p', { class: 'notice' }, `Showing the first ${agents.length} agents (by pair, role and name); the API lists them all (GET /api/v1/clusters/…/agents with offset).`) : null,
@@ -148,7 +152,7 @@ function agentRow(a, ctx) {
       legacy ? h('div', { class: 'why', id: whyId }, LEGACY, downloads.length ? h('span', { class: 'muted' }, ` (install ${downloads.map((p) => p.version).join(' and ')} on ${a.address}, then pair it again with a new pairing key)`) : null) : null,
       a.autoUpgradeBlocked ? heldReason(a, ctx.openReasons) : null),
     h('td', { class: 'opt' }, auto),
-    h('td', {}, actions, can('operator') ? manageAgent(a) : null),
+    h('td', {}, actions, ctx.histories.toggle(a), can('operator') ? manageAgent(a) : null),
   );
 }
 
