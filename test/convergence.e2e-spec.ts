@@ -1,8 +1,7 @@
-import { SchedulerRegistry } from '@nestjs/schedule';
 import * as fc from 'fast-check';
 import { ManualClock } from '../src/common/clock';
 import { simCase, Simulation, SimStats } from './support/simulation';
-import { RAM_DISK, TestApp } from './support/test-app';
+import { TestApp } from './support/test-app';
 
 /**
  * The version model's invariants over random fleets and random orders of events (see
@@ -21,12 +20,10 @@ describe('convergence: random fleets through random upgrades [sqlite]', () => {
   let t: TestApp;
   const clock = new ManualClock(new Date('2026-06-01T00:00:00.000Z'));
   beforeAll(async () => {
-    // Thousands of small commits: on a RAM disk where there is one, so fsync does not set the pace.
-    t = await TestApp.start('sqlite', { clock, env: { HEARTBEAT_TIMEOUT_S: '10' }, tmpRoot: RAM_DISK });
+    t = await TestApp.start('sqlite', { clock, env: { HEARTBEAT_TIMEOUT_S: '10' } });
     // The world drives the executor, the offline sweep and auto-upgrade itself, in a fixed order,
-    // so that a seed replays the same run: the timers are stopped.
-    const scheduler = t.app.get(SchedulerRegistry);
-    for (const name of scheduler.getIntervals()) scheduler.deleteInterval(name);
+    // so that a seed replays the same run.
+    t.stopTimers();
   });
   afterAll(() => t.close());
 

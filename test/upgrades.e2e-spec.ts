@@ -4,7 +4,7 @@ import { ProgressEvent } from '../src/progress/progress-event.entity';
 import { AutoUpgrader } from '../src/upgrades/auto-upgrader';
 import { UpgradeStep } from '../src/upgrades/upgrade-step.entity';
 import { packageArchive } from './support/archives';
-import { givenCluster, givenPairedAgent } from './support/builders';
+import { givenCluster, givenPackage, givenPairedAgent } from './support/builders';
 import { Fleet, Member, obedient } from './support/fleet';
 import { StreamClient } from './support/sse-client';
 import { describeEachDatabase, TestApp } from './support/test-app';
@@ -21,11 +21,7 @@ describeEachDatabase('upgrades', (kind) => {
 
   const asOperator = () => t.as(operator);
 
-  async function uploadPackage(clusterId: string, fields: Record<string, unknown> = {}): Promise<string> {
-    const res = await asOperator().post(`/api/v1/clusters/${clusterId}/packages`).field('mode', 'upload-only').attach('file', packageArchive(fields), 'p.tar.gz');
-    if (res.status !== 201) throw new Error(`upload: ${res.status} ${JSON.stringify(res.body)}`);
-    return res.body.id;
-  }
+  const uploadPackage = (clusterId: string, fields: Record<string, unknown> = {}) => givenPackage(t, clusterId, fields, operator);
 
   /** A cluster with the named agents (a name "g1-main" makes a main of pair g1), all on 1.0.0, and a 1.1.0 package. */
   async function setUp(names: string[], state: Record<string, Partial<{ busy: boolean; version: string }>> = {}) {

@@ -1,10 +1,9 @@
-import { SchedulerRegistry } from '@nestjs/schedule';
 import { createHash } from 'node:crypto';
 import { AgentLiveness } from '../src/cluster/agent-liveness';
 import { ManualClock } from '../src/common/clock';
 import { AutoUpgrader } from '../src/upgrades/auto-upgrader';
 import { packageArchive } from './support/archives';
-import { givenCluster, givenPairedAgent } from './support/builders';
+import { givenCluster, givenPackage, givenPairedAgent } from './support/builders';
 import { Behaviour, Command, Fleet, Member, obedient, Outcome } from './support/fleet';
 import { ReceivedEvent, StreamClient } from './support/sse-client';
 import { describeEachDatabase, TestApp } from './support/test-app';
@@ -48,10 +47,7 @@ describeEachDatabase('version model (issue 14)', (kind) => {
 
   beforeAll(async () => {
     t = await TestApp.start(kind, { clock });
-    // No background timers: every executor pass, offline sweep and auto-upgrade sweep in this file
-    // is one the test runs, so what a sweep creates (or does not) is the test's own doing.
-    const registry = t.app.get(SchedulerRegistry);
-    for (const name of registry.getIntervals()) registry.deleteInterval(name);
+    t.stopTimers();
     operator = await t.tokenFor('operator');
   });
   afterAll(() => t.close());
@@ -68,11 +64,7 @@ describeEachDatabase('version model (issue 14)', (kind) => {
   const stepOf = (upgrade: any, agentId: string, kind = 'upgrade') => upgrade.steps.find((s: any) => s.agentId === agentId && s.kind === kind);
   const payload = (e: ReceivedEvent) => e.data.data as Record<string, any>;
 
-  async function uploadPackage(clusterId: string, fields: Record<string, unknown> = {}): Promise<string> {
-    const res = await asOperator().post(`/api/v1/clusters/${clusterId}/packages`).field('mode', 'upload-only').attach('file', packageArchive(fields), 'p.tar.gz');
-    if (res.status !== 201) throw new Error(`upload: ${res.status} ${JSON.stringify(res.body)}`);
-    return res.body.id;
-  }
+  const uploadPackage = (clusterId: string, fields: Record<string, unknown> = {}) => givenPackage(t, clusterId, fields, operator);
 
   /** A cluster with the named agents ("g1-main" is the main of pair g1), on 1.0.0 unless `state` says otherwise. */
   async function setUp(names: string[], state: Record<string, Record<string, unknown>> = {}, behaviour: Behaviour = obedient) {

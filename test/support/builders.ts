@@ -1,3 +1,4 @@
+import { packageArchive } from './archives';
 import { FakeAgent, HeartbeatBody } from './fake-agent';
 import type { TestApp } from './test-app';
 
@@ -42,4 +43,11 @@ export async function givenPairedAgent(
   const first = await agent.heartbeat();
   if (first.status !== 200) throw new Error(`first heartbeat: ${first.status} ${JSON.stringify(first.body)}`);
   return { registered, agent };
+}
+
+/** Uploads a package (mode upload-only) built from manifest `fields` with `token` (the admin's by default); returns its id. */
+export async function givenPackage(t: TestApp, clusterId: string, fields: Record<string, unknown> = {}, token?: string): Promise<string> {
+  const res = await (token ? t.as(token) : t.admin).post(`/api/v1/clusters/${clusterId}/packages`).field('mode', 'upload-only').attach('file', packageArchive(fields), 'p.tar.gz');
+  if (res.status !== 201) throw new Error(`upload: ${res.status} ${JSON.stringify(res.body)}`);
+  return res.body.id as string;
 }

@@ -15,8 +15,7 @@ import { UpgradeExecutor } from '../../src/upgrades/upgrade-executor';
 import { Upgrade } from '../../src/upgrades/upgrade.entity';
 import { UpgradeStep } from '../../src/upgrades/upgrade-step.entity';
 import { UpgradesService } from '../../src/upgrades/upgrades.service';
-import { packageArchive } from './archives';
-import { givenCluster } from './builders';
+import { givenCluster, givenPackage } from './builders';
 import type { TestApp } from './test-app';
 
 /**
@@ -371,12 +370,7 @@ export class Simulation {
 
   private async upload(kind: 'full' | 'webapps'): Promise<string> {
     const version = kind === 'full' ? `1.${++this.fullVersion}.0` : `5.0.${++this.webappsVersion}`;
-    const res = await this.t.admin
-      .post(`/api/v1/clusters/${this.clusterId}/packages`)
-      .field('mode', 'upload-only')
-      .attach('file', packageArchive({ version, kind, prerequisites: {} }), 'p.tar.gz');
-    if (res.status !== 201) throw new Error(`upload: ${res.status} ${JSON.stringify(res.body)}`);
-    return res.body.id as string;
+    return givenPackage(this.t, this.clusterId, { version, kind, prerequisites: {} });
   }
 
   /** An operator's call: a refusal (4xx in words) is an answer, anything else is a bug. */

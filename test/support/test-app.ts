@@ -1,4 +1,5 @@
 import { NestExpressApplication } from '@nestjs/platform-express';
+import { SchedulerRegistry } from '@nestjs/schedule';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -24,11 +25,15 @@ export const TEST_ADMIN_TOKEN = 'lsk_test-admin-token-0123456789abcdef';
 export interface TestAppOptions {
   env?: Record<string, string>;
   clock?: Clock;
-  /** Where the temp data folder goes (default: the OS temp folder), e.g. a RAM disk for a suite of many small transactions. */
+  /** Where the temp data folder goes (default: a RAM disk where there is one, else the OS temp folder). */
   tmpRoot?: string;
 }
 
-/** A RAM disk when the machine has one (Linux's /dev/shm): commits there skip the disk's fsync. */
+/**
+ * A RAM disk when the machine has one (Linux's /dev/shm): the suites make thousands of small
+ * commits, each an fsync under synchronous=FULL, which on a disk sets the suite's pace. What they
+ * test does not change: a process killed still finds every commit (the page cache survives it).
+ */
 export const RAM_DISK = fs.existsSync('/dev/shm') ? '/dev/shm' : undefined;
 
 /**
@@ -45,7 +50,7 @@ export class TestApp {
   ) {}
 
   static async start(kind: DatabaseKind, options: TestAppOptions = {}): Promise<TestApp> {
-    const dataDir = fs.mkdtempSync(path.join(options.tmpRoot ?? os.tmpdir(), 'lockstep-test-'));
+    const dataDir = fs.mkdtempSync(path.join(options.tmpRoot ?? RAM_DISK ?? os.tmpdir(), 'lockstep-test-'));
     let storage: TestApp['storage'] = { dataDir };
     if (kind === 'postgres') {
       const server = postgresServerUrl();
@@ -68,6 +73,15 @@ export class TestApp {
     await app.listen(0, '127.0.0.1');
     const address = app.getHttpServer().address() as { port: number };
     return new TestApp(kind, app, `http://127.0.0.1:${address.port}`, storage, options);
+  }
+
+  /**
+   * Stops the app's periodic jobs (executor ticks, offline sweep, auto-upgrade), so that every pass
+   * a test makes is its own and what a sweep does (or not) is the test's doing.
+   */
+  stopTimers(): void {
+    const registry = this.app.get(SchedulerRegistry);
+    for (const name of registry.getIntervals()) registry.deleteInterval(name);
   }
 
   get dataDir(): string {
