@@ -446,11 +446,13 @@ if (!available) {
     expect(await statuses()).toEqual(['migrate succeeded', 'migrate failed']);
     expect(await accessibilityProblems(page)).toEqual([]);
 
-    // The agent's row redrawn by a live update keeps its history open; the button closes it.
+    // The agent's row redrawn by a live update keeps its history (and Manage) open; the button closes it.
+    await page.getByLabel('Manage migrator').click();
     await agent.heartbeat({ busy: true });
     await expectText(page, 'tr[data-agent="migrator"]', /busy/);
     expect(await statuses()).toEqual(['migrate succeeded', 'migrate failed']);
     expect(await toggle.getAttribute('aria-expanded')).toBe('true');
+    expect(await page.getByRole('button', { name: 'New pairing key' }).isVisible()).toBe(true);
     await toggle.click();
     expect(await page.locator('tr[data-commands-of="migrator"]').count()).toBe(0);
   }, 60_000);

@@ -11,9 +11,9 @@ export async function clusterView(view, clusterId, isCurrent) {
     api('GET', `/api/v1/clusters/${clusterId}/packages`),
     api('GET', `/api/v1/clusters/${clusterId}/upgrades`),
   ]);
-  // What the agent rows read besides the agent: the cluster's targets as last read, the open command
-  // histories and reasons (kept when a row is drawn again).
-  const rowContext = { cluster, histories: commandHistories(isCurrent, COLUMNS), openReasons: new Set() };
+  // What the agent rows read besides the agent: the cluster's targets as last read, and what is open
+  // in them (command histories, reasons, Manage), kept when a row is drawn again.
+  const rowContext = { cluster, histories: commandHistories(isCurrent, COLUMNS), opened: new Set() };
   const heading = (c) => h('h1', {}, `${c.name} `, h('span', { class: 'muted' }, `${c.product}, target ${c.targetVersion || 'none yet'}`,
     c.webappsTargetVersion ? `, web apps target ${c.webappsTargetVersion}` : ''));
   const parts = {
@@ -150,16 +150,21 @@ function agentRow(a, ctx) {
     h('td', {}, a.version || '—', ' ', badge(a.versionStatus, VERSION_LABEL[a.versionStatus]),
       a.webappsVersion ? h('span', { class: 'muted' }, ` web apps ${a.webappsVersion}`) : null,
       legacy ? h('div', { class: 'why', id: whyId }, LEGACY, downloads.length ? h('span', { class: 'muted' }, ` (install ${downloads.map((p) => p.version).join(' and ')} on ${a.address}, then pair it again with a new pairing key)`) : null) : null,
-      a.autoUpgradeBlocked ? heldReason(a, ctx.openReasons) : null),
+      a.autoUpgradeBlocked ? heldReason(a, ctx.opened) : null),
     h('td', { class: 'opt' }, auto),
-    h('td', {}, actions, ctx.histories.toggle(a), can('operator') ? manageAgent(a) : null),
+    h('td', {}, actions, ctx.histories.toggle(a), can('operator') ? manageAgent(a, ctx.opened) : null),
   );
 }
 
+/** A <details> of an agent's row that stays open (or closed) when a live update draws the row again. */
+function remembered(opened, key) {
+  return { open: opened.has(key), ontoggle: (e) => (e.currentTarget.open ? opened.add(key) : opened.delete(key)) };
+}
+
 /** Why auto-upgrade leaves the agent alone for now: short in the row, the whole reason when opened. */
-function heldReason(a, openReasons) {
+function heldReason(a, opened) {
   const short = a.autoUpgradeRetryAt ? `auto-upgrade held until ${localDateTime(a.autoUpgradeRetryAt)}` : 'auto-upgrade held';
-  return h('details', { class: 'why held', open: openReasons.has(a.id), ontoggle: (e) => (e.currentTarget.open ? openReasons.add(a.id) : openReasons.delete(a.id)) },
+  return h('details', { class: 'why held', ...remembered(opened, `held:${a.id}`) },
     h('summary', { title: a.autoUpgradeBlocked }, short),
     h('p', {}, a.autoUpgradeBlocked));
 }
@@ -194,8 +199,8 @@ function downloadButton(agent, pkg, whyId) {
 }
 
 /** Less frequent actions on an agent, folded away: a new pairing key, removal. */
-function manageAgent(agent) {
-  return h('details', { class: 'manage' }, h('summary', { 'aria-label': `Manage ${agent.name}` }, 'Manage'),
+function manageAgent(agent, opened) {
+  return h('details', { class: 'manage', ...remembered(opened, `manage:${agent.id}`) }, h('summary', { 'aria-label': `Manage ${agent.name}` }, 'Manage'),
     h('button', { type: 'button', class: 'secondary', onclick: async () => {
       if (!confirm(`Issue a new pairing key for ${agent.name}? Its current token stops working at once.`)) return;
       try {
