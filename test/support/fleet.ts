@@ -76,7 +76,10 @@ export class Fleet {
     if (progress.status !== 200) throw new Error(`progress of ${member.name}: ${progress.status} ${JSON.stringify(progress.body)}`);
     const done = await member.agent.complete(command.id, outcome.status, outcome.version, outcome.error);
     if (done.status !== 200) throw new Error(`complete of ${member.name}: ${done.status} ${JSON.stringify(done.body)}`);
-    if (outcome.version) member.agent.state.version = outcome.version;
+    // An upgrade's report names the version of what it upgraded: the web apps, or the core (which
+    // brings the web apps it shipped with).
+    if (outcome.version && command.kind === 'webapps') member.agent.state.webappsVersion = outcome.version;
+    else if (outcome.version) member.agent.state.version = outcome.version;
   }
 
   /** Answers the commands held back with 'later'. */
