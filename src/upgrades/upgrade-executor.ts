@@ -327,7 +327,8 @@ export class UpgradeExecutor implements OnModuleInit, BeforeApplicationShutdown 
     const agentChanges = new Map<string, Partial<Agent>>();
     // The agent has the command: from now on the step runs (a report without a fetch seen first
     // comes from an agent that had it from an older server).
-    if (step.status === 'waiting') Object.assign(step, { status: 'running', waitingFor: null, waitingSince: null, phaseStartedAt: now });
+    const startsNow = step.status === 'waiting';
+    if (startsNow) Object.assign(step, { status: 'running', waitingFor: null, waitingSince: null, phaseStartedAt: now });
 
     if (report.kind === 'fetched') {
       const unsafe = step.kind === 'upgrade' ? await this.pairGateAtFetch(tx, upgrade, command.agentId) : null;
@@ -374,10 +375,10 @@ export class UpgradeExecutor implements OnModuleInit, BeforeApplicationShutdown 
       }
     }
     await this.writer.saveSteps(tx, upgrade, 'partial', [step]);
-    // Progress changes nothing the executor decides on. A fetch makes the agent upgrading; an end
-    // may let other steps start: a pass follows soon, shortly after, so that the ends of a batch
-    // reported together make one pass.
-    if (report.kind !== 'progress') await this.writer.syncAgents(tx, upgrade, steps, [step.agentId], agentChanges);
+    // Progress changes nothing the executor decides on, once the step runs. A fetch makes the agent
+    // upgrading; an end may let other steps start: a pass follows soon, shortly after, so that the
+    // ends of a batch reported together make one pass.
+    if (report.kind !== 'progress' || startsNow) await this.writer.syncAgents(tx, upgrade, steps, [step.agentId], agentChanges);
     if (report.kind === 'complete') tx.afterCommit(() => this.pokeSoon());
     return true; // the version an end reports is recorded above, on the right component
   }
