@@ -55,6 +55,8 @@ export class AutoUpgrader {
         const candidates = await this.agents.autoUpgradeCandidates(cluster.id);
         const candidateIds = new Set(candidates.map((a) => a.id));
         for (const agent of candidates) {
+          // Outdated only against the highest version reported (no core target yet): nothing to bring it up with.
+          if (!behindOn(agent, cluster.targetVersion, cluster.webappsTargetVersion)) continue;
           const wait = await this.pairWait(cluster, agent, candidateIds);
           if (wait === 'later') continue;
           if (wait) {
