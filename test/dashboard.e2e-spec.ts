@@ -206,6 +206,13 @@ if (!available) {
     await form.getByText('More options').click();
     await form.getByLabel("Back up the agent's data before stopping it").uncheck();
     await form.getByLabel('Longest phase or switchover wait (seconds)').fill('900');
+    await form.getByLabel('Wait before starting the product again (seconds)').fill('45');
+    await form.getByLabel("Ignore the package's fromVersion prerequisite").check();
+    // The services box is checked in words, the field named, before anything is sent.
+    await form.getByLabel('Services to stop during the upgrade').fill('snmpd, cron/d');
+    await form.getByRole('button', { name: 'Preview plan' }).click();
+    await expectText(page, '#plan', /Services to stop during the upgrade.*: "cron\/d" is not a service name/);
+    await form.getByLabel('Services to stop during the upgrade').fill('snmpd,  postfix@main');
     await form.getByLabel('Options passed to the agent (JSON object)').fill('stopSnmp: yes');
     await form.getByRole('button', { name: 'Preview plan' }).click();
     await expectText(page, '#plan', /Options passed to the agent: not JSON/);
@@ -219,13 +226,22 @@ if (!available) {
     await form.getByLabel('Start at (your local time; empty = now)').fill(inTwoHours);
     await page.getByRole('button', { name: 'Preview plan' }).click();
     await expectText(page, '#plan', /Plan: simultaneous, 1 unit/);
+    await expectText(page, '#plan', /Warning: options\.ignoreVersionCheck: the package's fromVersion \(>=1\.0\.0 <1\.1\.0\) is not enforced/);
     expect(await accessibilityProblems(page)).toEqual([]);
+    const sent = page.waitForRequest((r) => r.method() === 'POST' && r.url().endsWith(`/api/v1/clusters/${cluster.id}/upgrades`));
     await page.getByRole('button', { name: 'Start upgrade' }).click();
     await expectText(page, '#upgrade-status', /scheduled/);
+    // The new options are sent only when set: the downgrade box was left alone.
+    const body = (await sent).postDataJSON();
+    expect(body.options).toMatchObject({ delayedStartS: 45, stopServices: ['snmpd', 'postfix@main'], ignoreVersionCheck: true });
+    expect(body.options).not.toHaveProperty('allowDowngrade');
 
     const upgradeId = page.url().split('#/upgrades/')[1];
     const scheduled = (await t.admin.get(`/api/v1/upgrades/${upgradeId}`).expect(200)).body;
-    expect(scheduled).toMatchObject({ status: 'scheduled', options: expect.objectContaining({ backup: false, phaseTimeoutS: 900, migrate: true, agentOptions: { stopSnmp: true } }) });
+    expect(scheduled).toMatchObject({
+      status: 'scheduled',
+      options: expect.objectContaining({ backup: false, phaseTimeoutS: 900, migrate: true, agentOptions: { stopSnmp: true }, delayedStartS: 45, stopServices: ['snmpd', 'postfix@main'], ignoreVersionCheck: true, allowDowngrade: false }),
+    });
     expect(Math.abs(Date.parse(scheduled.scheduledAt) - (Date.now() + 2 * 3600_000))).toBeLessThan(120_000);
     expect((await t.admin.get(`/api/v1/packages/${upload.body.id}`).expect(200)).body.status).toBe('reserved');
     expect(await page.getByRole('button').allTextContents()).toEqual(expect.arrayContaining(['Cancel']));
@@ -234,6 +250,35 @@ if (!available) {
     await page.getByRole('button', { name: 'Cancel' }).click();
     await expectText(page, '#upgrade-status', /cancelled/);
     expect((await t.admin.get(`/api/v1/packages/${upload.body.id}`).expect(200)).body.status).toBe('available');
+  }, 60_000);
+
+  it('refuses a downgrade in words, and plans and starts it once "Allow a downgrade" is ticked', async () => {
+    const cluster = await givenCluster(t, { name: 'downgrade-demo' });
+    await givenPairedAgent(t, cluster.id, { name: 'ahead-one' });
+    // Older than the 1.0.0 the agent runs, with no prerequisites: only the downgrade check stands in the way.
+    await t.admin.post(`/api/v1/clusters/${cluster.id}/packages`).field('mode', 'upload-only').attach('file', packageArchive({ version: '0.9.0', prerequisites: {} }), 'old.tar.gz').expect(201);
+    await signIn(await t.tokenFor('operator', 'downgrade-operator'), `#/clusters/${cluster.id}`);
+    await page.locator('tr[data-agent="ahead-one"]').waitFor();
+
+    const form = page.locator('#new-upgrade');
+    await form.getByRole('button', { name: 'Preview plan' }).click();
+    await expectText(page, '#plan', /Refused: 0\.9\.0 is older than what 1 target\(s\) run \(ahead-one 1\.0\.0\): set options\.allowDowngrade to go back/);
+    expect(await form.getByRole('button', { name: 'Start upgrade' }).isDisabled()).toBe(true);
+    expect(await accessibilityProblems(page)).toEqual([]);
+
+    await form.getByText('More options').click();
+    await form.getByLabel('Allow a downgrade').check();
+    await form.getByRole('button', { name: 'Preview plan' }).click();
+    await expectText(page, '#plan', /Plan: simultaneous, 1 unit/);
+    await expectText(page, '#plan', /Warning: A downgrade: 1 target\(s\) go back from a newer version to 0\.9\.0 \(ahead-one\)/);
+    expect(await page.locator('#plan .refusal').count()).toBe(0);
+    expect(await accessibilityProblems(page)).toEqual([]);
+    await form.getByRole('button', { name: 'Start upgrade' }).click();
+    await page.locator('#upgrade-status').waitFor();
+    const upgradeId = page.url().split('#/upgrades/')[1];
+    expect((await t.admin.get(`/api/v1/upgrades/${upgradeId}`).expect(200)).body.options).toMatchObject({ allowDowngrade: true });
+    // No agent carries it out here: cancelled, so it leaves nothing running behind it.
+    await t.admin.post(`/api/v1/upgrades/${upgradeId}/cancel`).expect(200);
   }, 60_000);
 
   it('uploads a package in install mode and follows the upgrade it started', async () => {

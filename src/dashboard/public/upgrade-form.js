@@ -3,11 +3,18 @@ import { api, describeError, field, h, POLICIES } from './lib.js';
 
 /**
  * The upgrade options as form controls, starting at `defaults` (the cluster's): the common ones in
- * view, the rarer ones under "More options". read() gives the options object the API takes.
+ * view, the rarer ones under "More options". read() gives the options object the API takes, or
+ * throws, in words naming the field, for what the API would refuse.
  */
 export function optionFields(prefix, defaults) {
   const text = (key, type = 'text') => h('input', { id: `${prefix}-${key}`, type, value: String(defaults[key]) });
   const flag = (key) => h('input', { id: `${prefix}-${key}`, type: 'checkbox', checked: Boolean(defaults[key]) });
+  // A control's description: a hint under it, read out with the control (aria-describedby).
+  const hint = (key, words) => h('p', { class: 'hint', id: `${prefix}-${key}-hint` }, words);
+  const described = (input, key) => {
+    input.setAttribute('aria-describedby', `${prefix}-${key}-hint`);
+    return input;
+  };
   const common = [
     ['maxParallel', 'Units at once (count or %, 0 = all)', text('maxParallel')],
     ['failureThreshold', 'Failed units before no new one starts (0 = no limit)', text('failureThreshold')],
@@ -22,21 +29,36 @@ export function optionFields(prefix, defaults) {
     ['switchBackOnFailure', 'A serving member whose upgrade failed takes back over'],
     ['allowLegacyPolicyOnMajor', 'Allow a backup-first policy on a major upgrade'],
   ].map(([key, label]) => [key, label, flag(key)]);
+  // The operator's overrides, each with what it means.
+  const overrides = [
+    ['ignoreVersionCheck', 'Ignore the package\'s fromVersion prerequisite', 'Agents on a version the package does not start from are upgraded anyway; the plan and the upgrade carry a warning.'],
+    ['allowDowngrade', 'Allow a downgrade (a package older than what an agent runs)', 'Without it such a plan is refused; with it, planned with a warning. The agents\' data must suit the older version.'],
+  ].map(([key, label, words]) => [key, label, described(flag(key), key), hint(key, words)]);
   const timeouts = [
     ['idleTimeoutS', 'Wait for a busy agent (seconds)'],
     ['offlineTimeoutS', 'Wait for an offline agent (seconds)'],
     ['phaseTimeoutS', 'Longest phase or switchover wait (seconds)'],
   ].map(([key, label]) => [key, label, text(key, 'number')]);
-  const agentOptions = h('textarea', { id: `${prefix}-agentOptions`, rows: 2, placeholder: '{"stopSnmp": true, "delayedStartS": 30}' }, Object.keys(defaults.agentOptions || {}).length ? JSON.stringify(defaults.agentOptions) : '');
+  const delayedStart = described(h('input', { id: `${prefix}-delayedStartS`, type: 'number', value: String(defaults.delayedStartS ?? 0) }), 'delayedStartS');
+  const stopServices = described(h('input', { id: `${prefix}-stopServices`, type: 'text', placeholder: 'snmpd, cron', value: (defaults.stopServices || []).join(', ') }), 'stopServices');
+  const agentOptions = h('textarea', { id: `${prefix}-agentOptions`, rows: 2, placeholder: '{"stopSnmp": true}' }, Object.keys(defaults.agentOptions || {}).length ? JSON.stringify(defaults.agentOptions) : '');
   const checkbox = ([, label, input]) => h('label', { for: input.id }, input, ` ${label}`);
   const countOrPercent = (v) => (/^\d+%$/.test(v.trim()) ? v.trim() : Number(v));
+  // Sent only when set, or when clearing what the defaults set: what the controls show is what is sent.
+  const isSet = (v) => (Array.isArray(v) ? v.length > 0 : Boolean(v));
+  const whenSet = (entries) => Object.fromEntries(entries.filter(([key, value]) => isSet(value) || isSet(defaults[key])));
   return {
     nodes: [
       common.map(([, label, input]) => field(label, input)),
       checkbox(flags[0]),
       h('details', {}, h('summary', {}, 'More options'),
         flags.slice(1).map(checkbox),
+        overrides.map((o) => [checkbox(o), o[3]]),
         timeouts.map(([, label, input]) => field(label, input)),
+        field(DELAYED_START, delayedStart),
+        hint('delayedStartS', 'Seconds the agent waits, once the upgrade is installed, before it starts the product again: 0 to 3600.'),
+        field(STOP_SERVICES, stopServices),
+        hint('stopServices', 'The agent stops them before the upgrade and starts them after it, also after a rollback. At most 20 names of letters, digits, "_", ".", "@" or "-", such as snmpd.'),
         field('Options passed to the agent (JSON object)', agentOptions)),
     ],
     read: () => ({
@@ -45,10 +67,34 @@ export function optionFields(prefix, defaults) {
       canary: Number(common[2][2].value),
       ...Object.fromEntries(flags.map(([key, , input]) => [key, input.checked])),
       ...Object.fromEntries(timeouts.map(([key, , input]) => [key, Number(input.value)])),
+      ...whenSet([
+        ['delayedStartS', parseDelayedStart(delayedStart.value)],
+        ['stopServices', parseServices(stopServices.value)],
+        ...overrides.map(([key, , input]) => [key, input.checked]),
+      ]),
       // What the box shows is what is sent: emptied, the agent gets no options.
       agentOptions: agentOptions.value.trim() ? parseAgentOptions(agentOptions.value) : {},
     }),
   };
+}
+
+const DELAYED_START = 'Wait before starting the product again (seconds)';
+const STOP_SERVICES = 'Services to stop during the upgrade (separated by commas or spaces)';
+
+/** The delayed start box: whole seconds from 0 to 3600 (empty = 0), refused in words otherwise. */
+function parseDelayedStart(text) {
+  const value = text.trim() === '' ? 0 : Number(text);
+  if (!Number.isInteger(value) || value < 0 || value > 3600) throw new Error(`${DELAYED_START}: write a whole number of seconds from 0 to 3600.`);
+  return value;
+}
+
+/** The services box: names separated by commas or spaces, at most 20, each a service name. */
+function parseServices(text) {
+  const names = [...new Set(text.split(/[\s,]+/).filter(Boolean))];
+  const bad = names.filter((n) => !/^[A-Za-z0-9_.@-]{1,64}$/.test(n));
+  if (bad.length) throw new Error(`${STOP_SERVICES}: ${bad.map((n) => JSON.stringify(n)).join(', ')} ${bad.length === 1 ? 'is not a service name' : 'are not service names'}. A name is 1 to 64 letters, digits, "_", ".", "@" or "-", such as snmpd.`);
+  if (names.length > 20) throw new Error(`${STOP_SERVICES}: at most 20 services, this lists ${names.length}.`);
+  return names;
 }
 
 /** The agent options box: a JSON object, refused in words before anything is sent. */
