@@ -331,7 +331,7 @@ export class UpgradeExecutor implements OnModuleInit, BeforeApplicationShutdown 
     if (startsNow) Object.assign(step, { status: 'running', waitingFor: null, waitingSince: null, phaseStartedAt: now });
 
     if (report.kind === 'fetched') {
-      const unsafe = step.kind === 'upgrade' ? await this.pairGateAtFetch(tx, upgrade, command.agentId) : null;
+      const unsafe = step.kind === 'upgrade' && step.failoverGroup ? await this.pairGateAtFetch(tx, upgrade, command.agentId) : null;
       if (unsafe) {
         // The peer failed or went away since the step started: the command is withdrawn before the
         // serving member sees it, and the step waits for its peer again.
@@ -374,7 +374,8 @@ export class UpgradeExecutor implements OnModuleInit, BeforeApplicationShutdown 
         }
       }
     }
-    await this.writer.saveSteps(tx, upgrade, 'partial', [step]);
+    // A fetch moves a step from waiting to running at 0%, or back to waiting: the percent stays.
+    await this.writer.saveSteps(tx, upgrade, report.kind === 'fetched' ? 'same-percent' : 'partial', [step]);
     // Progress changes nothing the executor decides on, once the step runs. A fetch makes the agent
     // upgrading; an end may let other steps start: a pass follows soon, shortly after, so that the
     // ends of a batch reported together make one pass.

@@ -49,14 +49,16 @@ export class UpgradeWriter {
 
   /**
    * Saves changed steps and publishes task.progress for each; keeps the upgrade's percent, from
-   * `steps` when they are all of the upgrade's, else from the database.
+   * `steps` when they are all of the upgrade's, else from the database ('partial'), unless the
+   * change cannot move it ('same-percent': a step that starts running at 0%).
    */
-  async saveSteps(tx: Tx, upgrade: Upgrade, steps: UpgradeStep[] | 'partial', changed: UpgradeStep[]): Promise<void> {
+  async saveSteps(tx: Tx, upgrade: Upgrade, steps: UpgradeStep[] | 'partial' | 'same-percent', changed: UpgradeStep[]): Promise<void> {
     if (changed.length === 0) return;
     const now = this.clock.now();
     for (const step of changed) step.updatedAt = now;
     await this.upgrades.saveSteps(tx.em, changed);
-    const percent = steps === 'partial' ? percentFromSummary(await this.upgrades.statusSummary(tx.em, upgrade.id)) : upgradePercent(steps);
+    const percent =
+      steps === 'same-percent' ? upgrade.percent : steps === 'partial' ? percentFromSummary(await this.upgrades.statusSummary(tx.em, upgrade.id)) : upgradePercent(steps);
     if (percent !== upgrade.percent) {
       upgrade.percent = percent;
       upgrade.updatedAt = now;
