@@ -53,7 +53,7 @@ http.createServer((req, res) => {
 }).listen(Number(process.env.PORT), '127.0.0.1');
 `;
 
-// The framework's own floor: Nest 11 on Express (the stack DESIGN.md fixes) with one POST route
+// The framework's own floor: Nest 11 on Express (the stack Lockstep runs on) with one POST route
 // that parses the same JSON and answers the same body, and nothing else: no auth, validation or database.
 const NEST_FLOOR_SERVER = `
 require('reflect-metadata');

@@ -1,6 +1,6 @@
 import * as semver from 'semver';
 
-/** Pure rules for an agent's derived state and version status (DESIGN.md section 4). */
+/** Pure rules for an agent's derived state and version status (docs/version-model.md). */
 
 export const AGENT_ROLES = ['standalone', 'main', 'backup'] as const;
 export type AgentRole = (typeof AGENT_ROLES)[number];

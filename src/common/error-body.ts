@@ -3,7 +3,7 @@ import { STATUS_CODES } from 'node:http';
 import { isDatabaseUnavailable } from './db-errors';
 import { DomainError } from './errors';
 
-/** The one error shape of the API (DESIGN.md section 9). */
+/** The one error shape of the API: every refusal, whatever refused it, reads the same (README, "A first session"). */
 export interface ErrorBody {
   statusCode: number;
   error: string;

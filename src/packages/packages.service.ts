@@ -16,7 +16,7 @@ import { PackageStore } from './package-store';
 import { checkPrerequisites, PrerequisiteResult } from './prerequisites';
 import type { ReceivedUpload } from './upload-receiver';
 
-/** The upgrade fields an upload with mode=install may carry (DESIGN.md section 6). */
+/** The upgrade fields an upload with mode=install may carry (those of POST /api/v1/clusters/{id}/upgrades). */
 export const INSTALL_FIELDS = ['target', 'policy', 'options', 'scheduledAt'];
 
 /**

@@ -1,7 +1,7 @@
 import * as semver from 'semver';
 import type { PackageKind } from './manifest';
 
-/** Pure prerequisite rules (DESIGN.md section 5): a package against the agents it would go to. */
+/** Pure prerequisite rules: a package against the agents it would go to. */
 
 export interface Prerequisites {
   fromVersion?: string;

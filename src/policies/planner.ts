@@ -3,7 +3,7 @@ import type { ConcretePolicy, CountOrPercent, FailoverPolicy, UpgradeOptions } f
 
 /**
  * The planner: agents, package, policy and options in; a plan out. Pure: no Nest, no database, no
- * clock, so every rule of DESIGN.md section 6 is a table of cases in planner.spec.ts.
+ * clock, so every planning rule (README "Upgrades", docs/version-model.md) is a table of cases in planner.spec.ts.
  *
  * A unit is what `maxParallel` counts: a standalone agent, or a failover pair. Units run in
  * batches; a step depends on the steps before it in its unit only, so a failure stays in its unit.

@@ -55,7 +55,7 @@ function ruleAgents(agents: Agent[]): Map<string, RuleAgent> {
 /** How long auto-upgrade leaves an agent alone after its n-th attempt in a row did not bring it up: 1 min doubling, at most an hour. */
 export const autoUpgradeBackoffMs = (attempts: number): number => Math.min(60 * 60_000, 60_000 * 2 ** Math.max(0, attempts - 1));
 
-/** The phases an agent runs for an upgrade, as the options ask (DESIGN.md section 4). */
+/** The phases an agent runs for an upgrade, as the options ask (the agent may run them in its own order, e.g. install beside the old version before stop). */
 export function phasesFor(options: Upgrade['options']): string[] {
   return ['precheck', ...(options.backup ? ['backup'] : []), 'stop', 'install', ...(options.migrate ? ['migrate'] : []), ...(options.startAfterUpgrade ? ['start', 'verify'] : [])];
 }

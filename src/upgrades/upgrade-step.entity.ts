@@ -18,7 +18,7 @@ export const RETRYABLE_STEP_STATUSES: readonly StepStatus[] = ['failed', 'rolled
 export const WAIT_REASONS = ['online', 'idle', 'pickup', 'gate', 'peer', 'dependencies'] as const;
 export type WaitReason = (typeof WAIT_REASONS)[number];
 
-/** One plan step and its execution record (DESIGN.md's "task"). */
+/** One plan step and its execution record (a "task": what runs on one agent, or one switchover). */
 @Entity('upgrade_steps')
 @Index('idx_upgrade_steps_upgrade', ['upgradeId', 'ordinal'])
 @Index('idx_upgrade_steps_agent_status', ['agentId', 'status'])
