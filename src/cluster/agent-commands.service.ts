@@ -20,6 +20,13 @@ export type CommandReport = { kind: 'fetched' } | { kind: 'progress'; report: Pr
  */
 export type CommandReportHandler = (tx: Tx, command: AgentCommand, report: CommandReport) => Promise<boolean | void>;
 
+/**
+ * Takes, before a report locks its command, the locks of whoever issued it (the upgrade executor
+ * takes the upgrade's), so reports and the issuer's own passes lock in one order: issuer, then
+ * command.
+ */
+export type CommandLockHook = (tx: Tx, command: AgentCommand) => Promise<void>;
+
 export interface NewCommand {
   agentId: string;
   clusterId: string;
@@ -34,6 +41,7 @@ export interface NewCommand {
 export class AgentCommandsService {
   private readonly logger = new Logger(AgentCommandsService.name);
   private readonly handlers: CommandReportHandler[] = [];
+  private readonly lockHooks: CommandLockHook[] = [];
 
   constructor(
     private readonly db: Database,
@@ -44,8 +52,9 @@ export class AgentCommandsService {
     private readonly clock: Clock,
   ) {}
 
-  onReport(handler: CommandReportHandler): void {
+  onReport(handler: CommandReportHandler, lock?: CommandLockHook): void {
     this.handlers.push(handler);
+    if (lock) this.lockHooks.push(lock);
   }
 
   /** Queues a command in the caller's transaction; the agent gets it with its next heartbeat. */
@@ -111,22 +120,30 @@ export class AgentCommandsService {
     return pending.filter((c) => !withdrawn.has(c.id)).map((c) => ({ ...c.payload, id: c.id, type: c.type }));
   }
 
-  /** Records these commands as fetched; returns those that are no longer pending. */
+  /**
+   * Records these commands as fetched and tells whoever issued them, which may still withdraw one
+   * (the executor, when a serving pair member's peer went away meanwhile); returns the commands
+   * that are not to be handed out.
+   */
   private markFetched(agentId: string, ids: string[]): Promise<Set<string>> {
     return this.db.transaction(async (tx) => {
       const withdrawn = new Set<string>();
       for (const id of ids) {
-        const unlocked = await this.commands.findById(id, tx.em);
-        // Handlers first (they lock what issued the command, as on every report), then the command.
-        if (unlocked) for (const handler of this.handlers) await handler(tx, unlocked, { kind: 'fetched' });
-        const command = await this.commands.findForUpdate(tx, id);
-        if (!command || command.agentId !== agentId || command.status !== 'pending') {
+        const command = await this.lockForReport(tx, agentId, id).catch(() => null);
+        if (!command || command.status !== 'pending') {
           withdrawn.add(id);
           continue;
         }
-        if (command.fetchedAt) continue;
+        if (command.fetchedAt) continue; // fetched meanwhile through another replica
         Object.assign(command, { fetchedAt: this.clock.now(), updatedAt: this.clock.now() });
         await this.commands.save(tx.em, command);
+        for (const handler of this.handlers) await handler(tx, command, { kind: 'fetched' });
+        const after = await this.commands.findById(id, tx.em);
+        if (after && after.status !== 'pending') {
+          // Withdrawn before it went out: the agent never had it.
+          withdrawn.add(id);
+          await this.commands.save(tx.em, Object.assign(after, { fetchedAt: null }));
+        }
       }
       return withdrawn;
     });
@@ -141,7 +158,7 @@ export class AgentCommandsService {
 
   async reportProgress(agentId: string, commandId: string, report: ProgressReportDto): Promise<CommandStateDto> {
     return this.db.transaction(async (tx) => {
-      const command = await this.requireOwn(tx, agentId, commandId);
+      const command = await this.lockForReport(tx, agentId, commandId);
       this.refuseIfEnded(command);
       const same = command.status === 'running' && command.phase === report.phase && command.percent === report.percent && command.message === (report.message ?? null);
       if (same) return toState(command); // the same report twice changes nothing
@@ -154,14 +171,12 @@ export class AgentCommandsService {
 
   async reportComplete(agentId: string, commandId: string, report: CompleteReportDto): Promise<CommandStateDto> {
     const state = await this.db.transaction(async (tx) => {
-      const command = await this.requireOwn(tx, agentId, commandId);
+      const command = await this.lockForReport(tx, agentId, commandId);
       if (ENDED_COMMAND_STATUSES.includes(command.status)) {
         if (command.status === report.status && command.resultVersion === (report.version ?? null)) return toState(command); // a repeat
         this.refuseIfEnded(command);
       }
       await this.end(tx, command, report.status, { version: report.version, error: report.error, notes: report.notes });
-      // Handlers first: they lock what issued the command (an upgrade) before its agents, the
-      // order the executor takes its locks in too.
       let versionRecorded = false;
       for (const handler of this.handlers) versionRecorded = (await handler(tx, command, { kind: 'complete', report })) === true || versionRecorded;
       if (report.version && !versionRecorded) {
@@ -191,11 +206,13 @@ export class AgentCommandsService {
     ]);
   }
 
-  private async requireOwn(tx: Tx, agentId: string, commandId: string): Promise<AgentCommand> {
-    const command = await this.commands.findForUpdate(tx, commandId);
-    if (!command) throw new NotFoundError('Command', commandId);
-    if (command.agentId !== agentId) throw new ForbiddenError(`Command ${commandId} belongs to another agent; an agent reports only on its own commands.`, 'NOT_YOUR_COMMAND');
-    return command;
+  /** The agent's own command, locked after whatever its issuer locks (see CommandLockHook). */
+  private async lockForReport(tx: Tx, agentId: string, commandId: string): Promise<AgentCommand> {
+    const unlocked = await this.commands.findById(commandId, tx.em);
+    if (!unlocked) throw new NotFoundError('Command', commandId);
+    if (unlocked.agentId !== agentId) throw new ForbiddenError(`Command ${commandId} belongs to another agent; an agent reports only on its own commands.`, 'NOT_YOUR_COMMAND');
+    for (const hook of this.lockHooks) await hook(tx, unlocked);
+    return (await this.commands.findForUpdate(tx, commandId))!;
   }
 
   private refuseIfEnded(command: AgentCommand): void {

@@ -356,8 +356,8 @@ function addAgentWarnings(request: PlanRequest, warn: (code: string, message: st
   const busy = toWork.filter((a) => a.online && a.busy);
   const unknown = toWork.filter((a) => !a.version || !a.factsKnown);
   const names = (agents: PlanAgent[]) => agents.map((a) => a.name).join(', ');
-  if (unpaired.length) warn('AGENTS_UNPAIRED', `${unpaired.length} target(s) never paired (${names(unpaired)}): each step waits up to ${options.offlineTimeoutS}s for its agent to come online, then fails.`, unpaired);
-  if (offline.length) warn('AGENTS_OFFLINE', `${offline.length} target(s) offline now (${names(offline)}): each step waits up to ${options.offlineTimeoutS}s for its agent, then fails.`, offline);
+  if (unpaired.length) warn('AGENTS_UNPAIRED', `${unpaired.length} target(s) never paired (${names(unpaired)}): each step waits up to ${options.offlineTimeoutS}s for its agent to come online, then misses its turn (auto-upgrade brings it up later).`, unpaired);
+  if (offline.length) warn('AGENTS_OFFLINE', `${offline.length} target(s) offline now (${names(offline)}): each step waits up to ${options.offlineTimeoutS}s for its agent, then misses its turn (auto-upgrade brings it up later).`, offline);
   if (busy.length) {
     warn(
       'AGENTS_BUSY',

@@ -8,7 +8,7 @@ import { ClustersService } from '../cluster/clusters.service';
 import { Clock } from '../common/clock';
 import { DomainError } from '../common/errors';
 import { Leadership } from '../database/leadership';
-import { autoUpgradeBackoffMs } from './upgrade-executor';
+import { setBack } from './auto-upgrade-rules';
 import { UpgradesService } from './upgrades.service';
 
 const SWEEP_EVERY_MS = 5000;
@@ -81,10 +81,9 @@ export class AutoUpgrader {
       return true;
     } catch (error) {
       if (!(error instanceof DomainError)) throw error;
-      const attempts = agent.autoUpgradeAttempts + 1;
-      const retryAt = new Date(this.clock.now().getTime() + autoUpgradeBackoffMs(attempts));
-      await this.agents.holdAutoUpgrade(agent.id, `auto-upgrade refused: ${error.message}`, retryAt, true);
-      this.logger.warn(`auto-upgrade of ${agent.name} in ${cluster.name} refused (tries again at ${retryAt.toISOString()}): ${error.message}`);
+      const held = setBack(agent, this.clock.now(), `auto-upgrade refused: ${error.message}`.slice(0, 500));
+      await this.agents.holdAutoUpgrade(agent.id, held.autoUpgradeBlocked!, held.autoUpgradeRetryAt!, true);
+      this.logger.warn(`auto-upgrade of ${agent.name} in ${cluster.name} refused (tries again at ${held.autoUpgradeRetryAt!.toISOString()}): ${error.message}`);
       return false;
     }
   }

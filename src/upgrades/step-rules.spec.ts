@@ -124,8 +124,13 @@ describe('step rules: a command the agent has not fetched yet', () => {
 
   it('an agent that did not fetch it within offlineTimeoutS missed its turn; the upgrade still succeeds', () => {
     const d = decide(upgrade(), [queued(31)], agents(agent('a', { online: false })), NOW);
-    expect(d.steps).toEqual([{ type: 'miss', stepId: 'a', reason: 'a did not fetch its command within offlineTimeoutS (30s)' }]);
+    expect(d.steps).toEqual([{ type: 'miss', stepId: 'a', reason: 'a did not fetch its command within 30s' }]);
     expect(d.upgrade).toMatchObject({ type: 'finish', status: 'succeeded', reason: expect.stringMatching(/1 agent\(s\) missed their turn/) });
+  });
+
+  it('an online agent gets at least the heartbeat timeout to fetch it, however short offlineTimeoutS is', () => {
+    expect(decide(upgrade({ pickupTimeoutS: 60 }), [queued(31)], agents(agent('a')), NOW).steps).toEqual([]);
+    expect(short(decide(upgrade({ pickupTimeoutS: 60 }), [queued(61)], agents(agent('a')), NOW))).toEqual(['miss a']);
   });
 
   it('a cancelled upgrade waits for a queued command to be fetched or missed', () => {
@@ -166,6 +171,8 @@ describe('step rules: a serving pair member is never stopped alone', () => {
     ['peer missed its turn: it waits', [mStep, bStep('missed')], pairAgents(), ['wait m peer']],
     ['peer upgraded already in this upgrade: it may stop', [mStep, bStep('succeeded')], pairAgents(), ['start m']],
     ['a standby member never waits for its peer', [step('b')], pairAgents({ online: false }), ['start b']],
+    // Roles changed since the plan: the member that now serves was planned first, its peer after it.
+    ['peer upgrading only after it (a backup-first unit): it waits', [mStep, step('b', { dependsOn: ['m'] })], pairAgents(), ['wait m peer', 'wait b dependencies']],
   ] as const)('%s', (_name, steps, a, expected) => {
     expect(short(decide(upgrade({ failureLimit: null }), steps.map((s) => ({ ...s })), a, NOW))).toEqual(expected);
   });
@@ -185,12 +192,14 @@ describe('step rules: a serving pair member is never stopped alone', () => {
     const statuses: StepStatus[] = ['pending', 'waiting', 'running', 'succeeded', 'failed', 'rolled-back', 'missed', 'cancelled', 'skipped'];
     fc.assert(
       fc.property(
-        fc.record({ online: fc.boolean(), failed: fc.boolean(), busy: fc.boolean(), peerStep: fc.option(fc.constantFrom(...statuses)) }),
-        ({ online, failed, busy, peerStep }) => {
-          const steps = [step('m'), ...(peerStep ? [bStep(peerStep)] : [])];
+        fc.record({ online: fc.boolean(), failed: fc.boolean(), busy: fc.boolean(), peerStep: fc.option(fc.constantFrom(...statuses)), peerAfter: fc.boolean() }),
+        ({ online, failed, busy, peerStep, peerAfter }) => {
+          // The peer's step, if any, may be planned after the serving member's (a unit planned before roles changed).
+          const steps = [step('m'), ...(peerStep ? [{ ...bStep(peerStep), dependsOn: peerAfter ? ['m'] : [] }] : [])];
           const d = decide(upgrade({ failureLimit: null }), steps, pairAgents({}, { online, lastUpgradeFailed: failed, busy }), NOW);
           const startsM = d.steps.some((a) => a.type === 'start' && a.stepId === 'm');
-          const peerWithIt = peerStep !== null && ['pending', 'waiting', 'running', 'succeeded'].includes(peerStep);
+          // The peer stops with it: its step runs or ran, or starts now too (nothing before it).
+          const peerWithIt = peerStep !== null && (['running', 'succeeded'].includes(peerStep) || (['pending', 'waiting'].includes(peerStep) && !peerAfter));
           expect(startsM).toBe(online && !failed && peerWithIt);
         },
       ),

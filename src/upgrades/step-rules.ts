@@ -54,6 +54,11 @@ export interface RuleUpgrade {
   pkg: { version: string; kind: 'full' | 'webapps'; prerequisites: Prerequisites };
   /** The operator's override of the package's fromVersion prerequisite. */
   ignoreVersionCheck?: boolean;
+  /**
+   * How long a queued command may wait for its agent to fetch it: offlineTimeoutS, but never less
+   * than the server's heartbeat timeout (an online agent may be a whole poll interval away).
+   */
+  pickupTimeoutS?: number;
 }
 
 export type StepAction =
@@ -93,13 +98,14 @@ export function decide(upgrade: RuleUpgrade, steps: RuleStep[], agents: Map<stri
     if (next && failed(next)) failedUnitSet.add(unitOf.get(action.stepId)!);
   };
 
+  const pickupLimit = Math.max(upgrade.options.offlineTimeoutS, upgrade.pickupTimeoutS ?? 0);
   for (const step of steps) {
     if (step.status === 'running' && seconds(step.phaseStartedAt, now) > upgrade.options.phaseTimeoutS) {
       act({ type: 'fail', stepId: step.id, error: `phase ${step.phase ?? 'start'} ran longer than phaseTimeoutS (${upgrade.options.phaseTimeoutS}s)` }, 'failed');
-    } else if (step.status === 'waiting' && step.waitingFor === 'pickup' && seconds(step.waitingSince, now) > upgrade.options.offlineTimeoutS) {
+    } else if (step.status === 'waiting' && step.waitingFor === 'pickup' && seconds(step.waitingSince, now) > pickupLimit) {
       // Queued but never fetched: the agent never began, so nothing on its host changed.
       const name = agents.get(step.agentId)?.name ?? step.agentId;
-      act({ type: 'miss', stepId: step.id, reason: `${name} did not fetch its command within offlineTimeoutS (${upgrade.options.offlineTimeoutS}s)` }, 'missed');
+      act({ type: 'miss', stepId: step.id, reason: `${name} did not fetch its command within ${pickupLimit}s` }, 'missed');
     }
   }
 
@@ -125,7 +131,7 @@ export function decide(upgrade: RuleUpgrade, steps: RuleStep[], agents: Map<stri
   // Each agent's upgrade steps in this upgrade, for the pair gate.
   const upgradeStepsOf = new Map<string, RuleStep[]>();
   for (const s of steps) if (s.kind === 'upgrade') upgradeStepsOf.set(s.agentId, [...(upgradeStepsOf.get(s.agentId) ?? []), s]);
-  const peerUpgrading = (peerId: string) => (upgradeStepsOf.get(peerId) ?? []).some((s) => ['pending', 'waiting', 'running', 'succeeded'].includes(status.get(s.id)!));
+  const peerUpgrading = (peerId: string) => (upgradeStepsOf.get(peerId) ?? []).some((s) => stopsWithIt(s, status.get(s.id)!));
   for (const unit of units.values()) {
     const started = unitStarted(unit);
     for (const step of unit) {
@@ -200,6 +206,15 @@ function judgeDependencies(runWhen: RunWhen, deps: Array<{ step: RuleStep; statu
   // 'ended': after the step it follows ended, unless that step never ran (then nothing changed hands).
   const neverRan = deps.find((d) => d.status === 'cancelled' || d.status === 'missed');
   return neverRan ? { run: false, block: false, reason: `not needed: ${describe(neverRan)}` } : { run: true };
+}
+
+/**
+ * Whether a peer's upgrade step goes with this one (simultaneous): it runs or ran, or may start now
+ * (no step before it). A peer's step that waits for steps before it (a backup-first unit) does not.
+ */
+export function stopsWithIt(peerStep: Pick<RuleStep, 'kind' | 'dependsOn'>, status: StepStatus): boolean {
+  if (peerStep.kind !== 'upgrade') return false;
+  return status === 'running' || status === 'succeeded' || ((status === 'pending' || status === 'waiting') && peerStep.dependsOn.length === 0);
 }
 
 /**

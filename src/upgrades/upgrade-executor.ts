@@ -7,11 +7,13 @@ import { AgentCommandsService, CommandReport } from '../cluster/agent-commands.s
 import { AgentsService } from '../cluster/agents.service';
 import { ClustersService } from '../cluster/clusters.service';
 import { Clock } from '../common/clock';
+import { type AppConfig, InjectAppConfig } from '../config/app-config';
 import { Database, Tx } from '../database/database';
 import { Leadership } from '../database/leadership';
 import { Package } from '../packages/package.entity';
 import { PackagesService } from '../packages/packages.service';
-import { decide, pairGate, RuleAgent, StepAction } from './step-rules';
+import { AUTO_UPGRADE_FREE, leftBehind, setBack } from './auto-upgrade-rules';
+import { decide, pairGate, RuleAgent, StepAction, stopsWithIt } from './step-rules';
 import { Upgrade } from './upgrade.entity';
 import { UpgradeRepository } from './upgrade.repository';
 import { UpgradeStep } from './upgrade-step.entity';
@@ -22,11 +24,6 @@ const TICK_MS = 1000;
 /** The step's command is out: queued for its agent or being carried out. */
 const commandOut = (step: UpgradeStep) => step.status === 'running' || (step.status === 'waiting' && step.waitingFor === 'pickup');
 
-/** What an agent left behind on purpose (a cancel, the failure threshold) records: auto-upgrade leaves it until someone acts. */
-export const leftBehind = (upgrade: Pick<Upgrade, 'id'>, why: string): Partial<Agent> => ({
-  autoUpgradeBlocked: `left behind by upgrade ${upgrade.id}: ${why}; retry it, upgrade it now, or start a new upgrade`,
-  autoUpgradeRetryAt: null,
-});
 const REPORT_COALESCE_MS = 50;
 const STEP_REFERENCE = 'step:';
 
@@ -52,8 +49,6 @@ function ruleAgents(agents: Agent[]): Map<string, RuleAgent> {
   return new Map(agents.map((a) => [a.id, toRuleAgent(a, peerOf(a))]));
 }
 
-/** How long auto-upgrade leaves an agent alone after its n-th attempt in a row did not bring it up: 1 min doubling, at most an hour. */
-export const autoUpgradeBackoffMs = (attempts: number): number => Math.min(60 * 60_000, 60_000 * 2 ** Math.max(0, attempts - 1));
 
 /** The phases an agent runs for an upgrade, as the options ask (the agent may run them in its own order, e.g. install beside the old version before stop). */
 export function phasesFor(options: Upgrade['options']): string[] {
@@ -88,10 +83,16 @@ export class UpgradeExecutor implements OnModuleInit, BeforeApplicationShutdown 
     private readonly clusters: ClustersService,
     private readonly clock: Clock,
     private readonly leadership: Leadership,
+    @InjectAppConfig() private readonly config: AppConfig,
   ) {}
 
   onModuleInit(): void {
-    this.commands.onReport((tx, command, report) => this.onReport(tx, command, report));
+    this.commands.onReport(
+      (tx, command, report) => this.onReport(tx, command, report),
+      async (tx, command) => {
+        if (command.reference?.startsWith(STEP_REFERENCE)) await tx.advisoryLock(`upgrade:${command.reference.slice(STEP_REFERENCE.length).split('/')[0]}`);
+      },
+    );
   }
 
   async beforeApplicationShutdown(): Promise<void> {
@@ -165,6 +166,7 @@ export class UpgradeExecutor implements OnModuleInit, BeforeApplicationShutdown 
           failureLimit: upgrade.failureLimit,
           pkg: { version: pkg.version, kind: pkg.kind, prerequisites: pkg.prerequisites },
           ignoreVersionCheck: upgrade.options.ignoreVersionCheck === true,
+          pickupTimeoutS: this.config.heartbeatTimeoutS,
         },
         steps,
         ruleAgents(agents),
@@ -189,10 +191,27 @@ export class UpgradeExecutor implements OnModuleInit, BeforeApplicationShutdown 
         this.logger.log(`upgrade ${upgradeId} paused: ${decision.upgrade.reason}`);
       } else if (decision.upgrade?.type === 'finish') {
         await this.finish(tx, upgrade, steps, decision.upgrade.status, decision.upgrade.reason);
+        // (An operator's cancel left its agents behind on purpose already.)
+        if (upgrade.origin === 'auto-upgrade' && upgrade.status !== 'cancelled') this.setBackUnfinished(upgrade, steps, agentsById, agentChanges);
       }
       await this.writer.syncAgents(tx, upgrade, steps, [...changed].map((s) => s.agentId), agentChanges);
       if (decision.upgrade?.type === 'finish') await this.writer.syncAgents(tx, upgrade, steps);
     });
+  }
+
+  /**
+   * Auto-upgrade's own attempt ended without bringing an agent up (it missed its turn, failed, or a
+   * switchover it needed did not happen): that agent waits a back-off before the next attempt, so
+   * an agent that keeps flapping, or a pair that cannot hand over, is not taken over and over.
+   */
+  private setBackUnfinished(upgrade: Upgrade, steps: UpgradeStep[], agents: Map<string, Agent>, agentChanges: Map<string, Partial<Agent>>): void {
+    const now = this.clock.now();
+    for (const step of steps) {
+      const agent = agents.get(step.agentId);
+      if (step.kind !== 'upgrade' || step.status === 'succeeded' || step.status === 'skipped' || !agent) continue;
+      const why = `its auto-upgrade (upgrade ${upgrade.id}) ended with its step ${step.status}${step.error ? `: ${step.error}` : ''}`;
+      agentChanges.set(agent.id, { ...agentChanges.get(agent.id), ...setBack(agent, now, why.slice(0, 500)) });
+    }
   }
 
   /** A scheduled upgrade whose time came: its package is used from now on. */
@@ -245,14 +264,8 @@ export class UpgradeExecutor implements OnModuleInit, BeforeApplicationShutdown 
         return;
       case 'miss':
         if (step.commandId && commandOut(step)) await this.commands.cancel(tx, step.commandId, action.reason);
+        // Not the agent's failure: auto-upgrade brings it up once it is back.
         Object.assign(step, { status: 'missed', error: action.reason, waitingFor: null, endedAt: now });
-        // Not the agent's failure: auto-upgrade brings it up once it is back, after a back-off when
-        // it was auto-upgrade's own attempt that it missed (an agent that keeps flapping is not
-        // taken over and over).
-        if (step.kind === 'upgrade' && upgrade.origin === 'auto-upgrade' && agent) {
-          const attempts = agent.autoUpgradeAttempts + 1;
-          noteOnAgent({ autoUpgradeAttempts: attempts, autoUpgradeRetryAt: new Date(now.getTime() + autoUpgradeBackoffMs(attempts)), autoUpgradeBlocked: `its auto-upgrade missed its turn: ${action.reason}` });
-        }
         this.logger.log(`upgrade ${upgrade.id}: step ${step.kind} of agent ${step.agentId} missed: ${action.reason}`);
         return;
       case 'block':
@@ -391,7 +404,7 @@ export class UpgradeExecutor implements OnModuleInit, BeforeApplicationShutdown 
     const peer = agent?.peerId ? agents.get(agent.peerId) : undefined;
     if (!agent || !peer) return null;
     const peerSteps = await this.upgrades.stepsOfAgents(tx.em, upgrade.id, [peer.id]);
-    return pairGate(agent, peer, () => peerSteps.some((s) => s.kind === 'upgrade' && ['pending', 'waiting', 'running', 'succeeded'].includes(s.status)));
+    return pairGate(agent, peer, () => peerSteps.some((s) => stopsWithIt(s, s.status)));
   }
 
   /** Why a successful upgrade report cannot be believed: it must name the version the step installs. */
@@ -408,7 +421,7 @@ export class UpgradeExecutor implements OnModuleInit, BeforeApplicationShutdown 
       const ok = step.status === 'succeeded';
       // A full package replaces any earlier web-apps upgrade: the agent runs the web apps its new version shipped with.
       const versions = ok ? (upgrade.packageKind === 'webapps' ? { webappsVersion: upgrade.packageVersion } : { version: upgrade.packageVersion, webappsVersion: null }) : {};
-      const autoUpgrade = ok ? { autoUpgradeBlocked: null, autoUpgradeRetryAt: null, autoUpgradeAttempts: 0 } : {};
+      const autoUpgrade = ok ? AUTO_UPGRADE_FREE : {};
       agentChanges.set(step.agentId, { lastUpgradeFailed: !ok, ...versions, ...autoUpgrade });
     } else if (step.status === 'succeeded' && step.fromAgentId) {
       agentChanges.set(step.agentId, { active: true });

@@ -31,6 +31,16 @@ export class UpgradeRepository {
     return query.orderBy('u.createdAt', 'DESC').addOrderBy('u.id', 'DESC').take(limit).skip(offset).getManyAndCount();
   }
 
+  /** The newest upgrade in which an upgrade step of this agent failed or rolled back. */
+  lastFailedOf(em: EntityManager, agentId: string): Promise<Upgrade | null> {
+    return em
+      .createQueryBuilder(Upgrade, 'u')
+      .innerJoin(UpgradeStep, 's', "s.upgradeId = u.id AND s.agentId = :agentId AND s.kind = 'upgrade' AND s.status IN ('failed', 'rolled-back')", { agentId })
+      .orderBy('u.createdAt', 'DESC')
+      .addOrderBy('u.id', 'DESC')
+      .getOne();
+  }
+
   /** Upgrades the executor must look at: running, paused, cancelled with steps still running, and scheduled ones that are due. */
   async idsToDrive(now: Date): Promise<string[]> {
     const rows = await this.db.reader
@@ -90,13 +100,12 @@ export class UpgradeRepository {
     return rows.map((r) => ({ status: r.status, count: Number(r.count), percent: Number(r.percent) }));
   }
 
-  /** A retry's new plan for some units: their old steps out, the new ones in, and every step's place in the plan. */
-  async replaceSteps(em: EntityManager, removed: UpgradeStep[], added: UpgradeStep[], all: UpgradeStep[]): Promise<void> {
+  /** A retry's new plan for some units: their old steps out, the new ones in (after the others, in plan order). */
+  async replaceSteps(em: EntityManager, removed: UpgradeStep[], added: UpgradeStep[]): Promise<void> {
     for (let i = 0; i < removed.length; i += 200) await em.delete(UpgradeStep, { id: In(removed.slice(i, i + 200).map((s) => s.id)) });
     // Copies: after a multi-row insert TypeORM reads back columns with defaults (attempts, percent)
     // and merges them into the objects it was given, not always onto the right one.
     for (let i = 0; i < added.length; i += 200) await em.insert(UpgradeStep, added.slice(i, i + 200).map((s) => ({ ...s })) as QueryDeepPartialEntity<UpgradeStep>[]);
-    for (const step of all) if (!added.includes(step)) await em.update(UpgradeStep, { id: step.id }, { ordinal: step.ordinal });
   }
 
   async saveSteps(em: EntityManager, steps: UpgradeStep[]): Promise<void> {

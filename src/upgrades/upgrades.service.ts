@@ -20,14 +20,12 @@ import { Plan, plan, PlanAgent } from '../policies/planner';
 import { resolveOptions, type UpgradeOptions } from '../policies/upgrade-options';
 import { StreamScopes } from '../progress/stream-scopes';
 import { CreateUpgradeDto, InstallFieldsDto, ListUpgradesQuery, MigrationDto, PreviewDto, toStepDto, UpgradeDto, UpgradePageDto, toUpgradeDto } from './dto/upgrade.dto';
-import { leftBehind, UpgradeExecutor } from './upgrade-executor';
+import { AUTO_UPGRADE_FREE, leftBehind } from './auto-upgrade-rules';
+import { UpgradeExecutor } from './upgrade-executor';
 import { LIVE_UPGRADE_STATUSES, Upgrade, UpgradeOrigin, UpgradeStatus } from './upgrade.entity';
 import { UpgradeRepository } from './upgrade.repository';
 import { ENDED_STEP_STATUSES, RETRYABLE_STEP_STATUSES, UpgradeStep } from './upgrade-step.entity';
 import { UpgradeWriter } from './upgrade-writer';
-
-/** What an agent's auto-upgrade fields are once someone acted on it: nothing holds it back. */
-const AUTO_UPGRADE_FREE: Partial<Agent> = { autoUpgradeBlocked: null, autoUpgradeRetryAt: null, autoUpgradeAttempts: 0 };
 
 /** A scheduledAt this far in the past is refused as a mistake rather than started at once. */
 const PAST_SCHEDULE_TOLERANCE_MS = 5 * 60_000;
@@ -238,8 +236,9 @@ export class UpgradesService implements OnModuleInit {
       if (!steps.some((s) => s.status === 'running')) upgrade.finishedAt = now;
       await this.writer.saveSteps(tx, upgrade, steps, stopped);
       await this.writer.saveUpgrade(tx, upgrade, steps, 'cancelled', 'cancelled by an operator');
-      // The agents it leaves behind stay behind until someone acts: auto-upgrade does not undo a cancel.
-      const left = new Map(stopped.filter((s) => s.kind === 'upgrade').map((s) => [s.agentId, leftBehind(upgrade, 'it was cancelled')]));
+      // The agents a started upgrade leaves behind stay behind until someone acts: auto-upgrade does
+      // not undo a cancel. (One cancelled before it started changed nothing and leaves nothing.)
+      const left = upgrade.startedAt ? new Map(stopped.filter((s) => s.kind === 'upgrade').map((s) => [s.agentId, leftBehind(upgrade, 'it was cancelled')])) : new Map();
       await this.writer.syncAgents(tx, upgrade, steps, undefined, left);
     });
   }
@@ -256,22 +255,21 @@ export class UpgradesService implements OnModuleInit {
       if (upgrade.finishedAt === null) {
         throw new ConflictError('UPGRADE_STATE', `Upgrade ${id} is still finishing its running steps; retry once it ended.`, { status: upgrade.status });
       }
+      if (upgrade.startedAt === null) {
+        throw new ConflictError('UPGRADE_NEVER_STARTED', `Upgrade ${id} was cancelled before it started and gave its package back: create a new upgrade with package ${upgrade.packageId} instead.`, { status: upgrade.status, packageId: upgrade.packageId });
+      }
       const units = new Set(steps.filter((s) => RETRYABLE_STEP_STATUSES.includes(s.status)).map((s) => s.unit));
       if (units.size === 0) {
         throw new ConflictError('NOTHING_TO_RETRY', `Upgrade ${id} has no step that failed, missed its turn or was cancelled: there is nothing to retry.`, { status: upgrade.status });
       }
-      const replaced = steps.filter((s) => units.has(s.unit) && s.status !== 'succeeded');
+      // What succeeded, and agents found on the version already, stay as they were.
+      const replaced = steps.filter((s) => units.has(s.unit) && s.status !== 'succeeded' && s.status !== 'skipped');
       const kept = steps.filter((s) => !replaced.includes(s));
       const fresh = await this.replan(tx, upgrade, kept, replaced);
-      // The new steps stand where their units' old ones stood, so the plan reads in the same order.
-      const firstOfUnit = new Map<number, number>();
-      for (const s of replaced) firstOfUnit.set(s.unit, Math.min(firstOfUnit.get(s.unit) ?? Infinity, s.ordinal));
-      const position = (s: UpgradeStep) => (fresh.includes(s) ? (firstOfUnit.get(replaced.find((r) => r.agentId === s.agentId)?.unit ?? -1) ?? Infinity) + 0.5 : s.ordinal);
-      const all = [...kept, ...fresh].sort((a, b) => position(a) - position(b) || a.ordinal - b.ordinal);
-      all.forEach((s, i) => (s.ordinal = i));
+      const all = [...kept, ...fresh];
       const working = [...new Set(fresh.filter((s) => s.status === 'pending').map((s) => s.agentId))];
       refuseHeld((await this.agents.lockMany(tx, working)).filter((a) => a.upgradeId && a.upgradeId !== upgrade.id), 'Retry once that upgrade ends.');
-      await this.upgrades.replaceSteps(tx.em, replaced, fresh, all);
+      await this.upgrades.replaceSteps(tx.em, replaced, fresh);
       Object.assign(upgrade, { finishedAt: null, canaryPending: false });
       await this.writer.saveSteps(tx, upgrade, all, fresh);
       await this.writer.saveUpgrade(tx, upgrade, all, 'running', null);
@@ -298,8 +296,8 @@ export class UpgradesService implements OnModuleInit {
       options: upgrade.options,
     });
     if (p.refusals.length) throw new UnprocessableError('RETRY_REFUSED', p.refusals.map((r) => r.message).join(' '), { refusals: p.refusals });
-    // An agent upgraded by this upgrade already keeps its succeeded step; no second, skipped one.
-    const upgraded = new Set(kept.filter((s) => s.kind === 'upgrade' && s.status === 'succeeded').map((s) => s.agentId));
+    // An agent upgraded by this upgrade already (or found on the version) keeps its step; no second, skipped one.
+    const upgraded = new Set(kept.filter((s) => s.kind === 'upgrade').map((s) => s.agentId));
     const dropped = new Set(p.steps.filter((s) => s.status === 'skipped' && upgraded.has(s.agentId)).map((s) => s.key));
     const planned = { ...p, steps: p.steps.filter((s) => !dropped.has(s.key)).map((s) => ({ ...s, dependsOn: s.dependsOn.filter((d) => !dropped.has(d)) })) };
     const ids = new Map(planned.steps.map((s) => [s.key, randomUUID()]));
@@ -325,9 +323,6 @@ export class UpgradesService implements OnModuleInit {
       if (agent.upgradeId) {
         throw new ConflictError('AGENT_IN_UPGRADE', `${agent.name} is in upgrade ${agent.upgradeId}: an agent is in one scheduled or running upgrade at a time.`, { upgradeId: agent.upgradeId });
       }
-      if (!cluster.targetPackageId && !cluster.webappsTargetPackageId) {
-        throw new UnprocessableError('NO_TARGET_VERSION', `Cluster ${cluster.name} has no target version yet: it gets one when an upgrade of all its agents upgrades one. Create an upgrade for this agent instead.`);
-      }
       const behind = behindOn(agent, cluster.targetVersion, cluster.webappsTargetVersion);
       const packageId = behind === 'webapps' ? cluster.webappsTargetPackageId : cluster.targetPackageId;
       const version = behind === 'webapps' ? cluster.webappsTargetVersion : cluster.targetVersion;
@@ -339,9 +334,12 @@ export class UpgradesService implements OnModuleInit {
           { packageId, version, downloadPath: packageId ? `/api/v1/packages/${packageId}/content` : null },
         );
       }
+      if (!cluster.targetPackageId && !cluster.webappsTargetPackageId) {
+        throw new UnprocessableError('NO_TARGET_VERSION', `Cluster ${cluster.name} has no target version yet: it gets one when an upgrade of all its agents upgrades one. Create an upgrade for this agent instead.`);
+      }
       if (!agent.version) throw new UnprocessableError('VERSION_UNKNOWN', `${agent.name} has not reported its version yet: it can be upgraded once it has paired and sent a heartbeat.`);
       if (!behind || !packageId) {
-        const failedIn = agent.lastUpgradeFailed ? (await this.upgrades.list(cluster.id, { agentId: agent.id }, 1, 0))[0][0] : undefined;
+        const failedIn = agent.lastUpgradeFailed ? await this.upgrades.lastFailedOf(tx.em, agent.id) : null;
         const targets = [cluster.targetVersion, cluster.webappsTargetVersion && `web apps ${cluster.webappsTargetVersion}`].filter(Boolean).join(' and ');
         const why = failedIn
           ? `its last upgrade (${failedIn.id}, to ${failedIn.packageVersion}) failed, and that was not the cluster's target: retry it (POST /api/v1/upgrades/${failedIn.id}/retry).`
