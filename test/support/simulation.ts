@@ -35,6 +35,8 @@ export interface SimAgentSpec {
   away: [number, number] | null;
   /** Rounds at the start of each operation during which it reports busy. */
   busyRounds: number;
+  /** Refuses to take over (its switchovers fail): a pair that cannot hand over. */
+  refusesTakeover: boolean;
 }
 
 export type SimUnit = { kind: 'standalone'; agent: SimAgentSpec } | { kind: 'pair'; main: SimAgentSpec; backup: SimAgentSpec };
@@ -69,6 +71,7 @@ const agentSpec: fc.Arbitrary<SimAgentSpec> = fc.record({
     { freq: 2 },
   ),
   busyRounds: fc.constantFrom(0, 0, 0, 1, 3, 6),
+  refusesTakeover: fc.integer({ min: 0, max: 9 }).map((n) => n === 0),
 });
 
 const unit: fc.Arbitrary<SimUnit> = fc.oneof(
@@ -76,10 +79,7 @@ const unit: fc.Arbitrary<SimUnit> = fc.oneof(
   fc.record({ kind: fc.constant('pair' as const), main: agentSpec, backup: agentSpec }),
 );
 
-const op: fc.Arbitrary<SimOp> = fc.oneof(
-  {
-    weight: 4,
-    arbitrary: fc.record({
+const upgradeOp: fc.Arbitrary<Extract<SimOp, { type: 'upgrade' }>> = fc.record({
       type: fc.constant('upgrade' as const),
       kind: fc.constantFrom('full' as const, 'full' as const, 'webapps' as const),
       subset: fc.option(fc.integer({ min: 1, max: 255 }), { freq: 2 }),
@@ -88,8 +88,10 @@ const op: fc.Arbitrary<SimOp> = fc.oneof(
       failureThreshold: fc.integer({ min: 0, max: 2 }),
       pauseAt: fc.option(fc.integer({ min: 0, max: 4 }), { freq: 4 }),
       cancelAt: fc.option(fc.integer({ min: 0, max: 4 }), { freq: 5 }),
-    }),
-  },
+    });
+
+const op: fc.Arbitrary<SimOp> = fc.oneof(
+  { weight: 4, arbitrary: upgradeOp },
   { weight: 1, arbitrary: fc.record({ type: fc.constant('retry' as const) }) },
   { weight: 1, arbitrary: fc.record({ type: fc.constant('upgrade-now' as const), agent: fc.integer({ min: 0, max: 7 }) }) },
 );
@@ -97,7 +99,8 @@ const op: fc.Arbitrary<SimOp> = fc.oneof(
 export const simCase: fc.Arbitrary<SimCase> = fc.record({
   defaultPolicy: fc.constantFrom<ConcretePolicy>('simultaneous', 'backup-first', 'backup-first-switchback'),
   units: fc.array(unit, { minLength: 1, maxLength: 4 }),
-  ops: fc.array(op, { minLength: 1, maxLength: 4 }),
+  // An upgrade first, so that retries and "upgrade now" that follow have something to act on.
+  ops: fc.tuple(upgradeOp, fc.array(op, { maxLength: 3 })).map(([first, rest]) => [first, ...rest]),
 });
 
 interface SimAgent {
@@ -111,7 +114,7 @@ interface SimAgent {
 
 const ROUND_MS = 5_000;
 const OP_ROUNDS = 8;
-const SETTLE_ROUNDS = 40;
+const SETTLE_ROUNDS = 60;
 /** Long enough for every auto-upgrade back-off (at most an hour) to run out. */
 const BACKOFF_JUMP_MS = 61 * 60_000;
 const OPTIONS = { offlineTimeoutS: 20, idleTimeoutS: 20, phaseTimeoutS: 60 };
@@ -145,6 +148,8 @@ export class Simulation {
   private agents: SimAgent[] = [];
   private clusterId = '';
   private lastUpgradeId: string | null = null;
+  /** Retries that went through: someone acted on the agents of that upgrade then. */
+  private readonly retries: Array<{ at: Date; upgradeId: string }> = [];
   private fullVersion = 0;
   private webappsVersion = 0;
 
@@ -210,6 +215,7 @@ export class Simulation {
     } else if (operation.type === 'retry' && this.lastUpgradeId) {
       const id = this.lastUpgradeId;
       upgradeId = await this.attempt(() => this.upgrades.retry(id));
+      if (upgradeId) this.retries.push({ at: this.clock.now(), upgradeId });
     } else if (operation.type === 'upgrade-now') {
       const agent = this.agents[operation.agent % this.agents.length];
       upgradeId = await this.attempt(() => this.upgrades.upgradeNow(agent.id, null));
@@ -228,17 +234,21 @@ export class Simulation {
 
   /**
    * Every agent back and idle; rounds until nothing moves. Whenever nothing is under way, time
-   * jumps past every auto-upgrade back-off, so what auto-upgrade would do later it does now.
+   * jumps past every auto-upgrade back-off (three times), so what auto-upgrade would do later it
+   * does now; the world has settled at the next round with nothing under way. (A pair that can
+   * never hand over is retried hourly for ever: it is judged as it stands then.)
    */
   private async settle(): Promise<void> {
-    let quiet = 0;
-    for (let round = 0; round < SETTLE_ROUNDS && quiet < 3; round++) {
+    let jumps = 0;
+    for (let round = 0; round < SETTLE_ROUNDS; round++) {
       const moved = await this.round(
         () => true,
         () => false,
       );
-      quiet = moved ? 0 : quiet + 1;
-      if (!moved) this.clock.advance(BACKOFF_JUMP_MS);
+      if (moved) continue;
+      if (jumps === 3) return;
+      this.clock.advance(BACKOFF_JUMP_MS);
+      jumps++;
     }
   }
 
@@ -285,6 +295,8 @@ export class Simulation {
         agent.webappsVersion = null; // a full package replaces the web apps
       }
       await this.commands.reportComplete(agent.id, command.id, { status: 'succeeded', version: String(command.toVersion) });
+    } else if (command.type === 'switchover' && command.activate === true && agent.spec.refusesTakeover) {
+      await this.commands.reportComplete(agent.id, command.id, { status: 'failed', error: 'simulated: cannot take over' });
     } else {
       await this.commands.reportComplete(agent.id, command.id, { status: 'succeeded' });
     }
@@ -305,7 +317,10 @@ export class Simulation {
     if (!peer) return;
     const upgrade = await this.t.db.reader.findOneBy(Upgrade, { id: upgradeId });
     const peerSteps = await this.t.db.reader.findBy(UpgradeStep, { upgradeId, agentId: peer.id, kind: 'upgrade' });
-    const withIt = upgrade?.resolvedPolicy === 'simultaneous' && peerSteps.some((s) => ['pending', 'waiting', 'running', 'succeeded'].includes(s.status));
+    // Upgraded with it: the peer's step runs, ran, or may start now (nothing planned before it).
+    const withIt =
+      upgrade?.resolvedPolicy === 'simultaneous' &&
+      peerSteps.some((s) => ['running', 'succeeded'].includes(s.status) || (['pending', 'waiting'].includes(s.status) && s.dependsOn.length === 0));
     if (!peer.online || peer.lastUpgradeFailed || !withIt) {
       this.violations.push(
         `serving member ${me.name} stopped for upgrade ${upgradeId} (${upgrade?.resolvedPolicy}, ${upgrade?.origin}) while its peer ${peer.name} was ${peer.online ? 'online' : 'offline'}, ${peer.lastUpgradeFailed ? 'failed' : 'healthy'}, ${withIt ? 'upgrading with it' : 'not upgrading with it'}`,
@@ -319,7 +334,12 @@ export class Simulation {
     const rows = await this.t.db.reader.findBy(Agent, { clusterId: this.clusterId });
     const upgrades = await this.t.db.reader.findBy(Upgrade, { clusterId: this.clusterId });
     for (const upgrade of upgrades) {
-      if (['running', 'paused', 'scheduled'].includes(upgrade.status)) this.violations.push(`upgrade ${upgrade.id} still ${upgrade.status} after the world settled`);
+      if (['running', 'paused', 'scheduled'].includes(upgrade.status)) {
+        const steps = await this.t.db.reader.find(UpgradeStep, { where: { upgradeId: upgrade.id }, order: { ordinal: 'ASC' } });
+        const name = (id: string) => this.agents.find((a) => a.id === id)?.name ?? id;
+        const shown = steps.map((s) => `${s.kind} ${name(s.agentId)} ${s.status}${s.waitingFor ? `/${s.waitingFor}` : ''}`).join(', ');
+        this.violations.push(`${upgrade.origin} upgrade ${upgrade.id} (${upgrade.resolvedPolicy}) still ${upgrade.status} after the world settled: ${shown}`);
+      }
       if (upgrade.origin === 'request' || upgrade.origin === 'install') continue;
       const steps = await this.t.db.reader.findBy(UpgradeStep, { upgradeId: upgrade.id });
       if (!steps.some((s) => s.kind === 'upgrade' && s.status !== 'skipped')) this.violations.push(`${upgrade.origin} upgrade ${upgrade.id} had nothing to do`);
@@ -338,6 +358,11 @@ export class Simulation {
               : !a.online
                 ? 'offline'
                 : null;
+    await this.checkAutoUpgradeBackOff(upgrades);
+    for (const sim of this.agents) {
+      const row = rows.find((a) => a.id === sim.id);
+      if (row?.lastUpgradeFailed && sim.spec.failure === 'never') this.violations.push(`${sim.name} never fails an upgrade, yet ends failed`);
+    }
     for (const upgrade of upgrades) SimStats.upgrades[upgrade.origin] = (SimStats.upgrades[upgrade.origin] ?? 0) + 1;
     SimStats.missedSteps += await this.t.db.reader.count(UpgradeStep, { where: { upgradeId: In(upgrades.map((u) => u.id)), status: 'missed' } });
     for (const a of rows) {
@@ -352,14 +377,44 @@ export class Simulation {
       }
       if (reason === 'blocked') {
         // Only a serving member waiting for a peer that is itself stuck may stay blocked this long.
+        // Only a pair member whose peer is itself stuck, or cannot take over, may stay blocked this long.
         const peer = a.failoverGroup ? rows.find((m) => m.failoverGroup === a.failoverGroup && m.id !== a.id) : undefined;
-        const peerStuck = peer && (stuck(peer) !== null || peer.autoUpgradeBlocked !== null);
-        if (!a.autoUpgradeBlocked!.startsWith('serves failover group') || !peerStuck) {
+        const peerRefuses = !!peer && !!this.agents.find((s) => s.id === peer.id)?.spec.refusesTakeover;
+        const peerStuck = !!peer && (stuck(peer) !== null || peer.autoUpgradeBlocked !== null);
+        if (!peerRefuses && !(a.autoUpgradeBlocked!.startsWith('serves failover group') && peerStuck)) {
           this.violations.push(`${a.name} did not converge: still held back after every back-off ran out (${a.autoUpgradeBlocked})`);
         }
       }
       const failedStep = a.lastUpgradeFailed ? await this.t.db.reader.findOne(UpgradeStep, { where: { agentId: a.id, status: In(['failed', 'rolled-back']) } }) : true;
       if (!failedStep || (failedStep !== true && !failedStep.error)) this.violations.push(`${a.name} shows failed but no step of it records an error`);
+    }
+  }
+
+  /**
+   * Auto-upgrade does not loop: after its attempt at an agent ended without upgrading it, the next
+   * attempt at that agent waits at least the shortest back-off (a minute), unless someone acted on
+   * the agent in between (an operator's upgrade of it frees it).
+   */
+  private async checkAutoUpgradeBackOff(upgrades: Upgrade[]): Promise<void> {
+    // Upgrades as they were created, and retries as they were made: in the order they happened.
+    const happened = [...upgrades.map((u) => ({ at: u.createdAt, upgrade: u, retry: false })), ...this.retries.map((r) => ({ at: r.at, upgrade: upgrades.find((u) => u.id === r.upgradeId)!, retry: true }))];
+    const ordered = happened.sort((a, b) => a.at.getTime() - b.at.getTime() || (a.upgrade.origin === 'auto-upgrade' && !a.retry ? 1 : -1));
+    const steps = upgrades.length ? await this.t.db.reader.findBy(UpgradeStep, { upgradeId: In(upgrades.map((u) => u.id)), kind: 'upgrade' }) : [];
+    const lastFailure = new Map<string, Date>();
+    for (const { upgrade, retry } of ordered) {
+      const own = steps.filter((s) => s.upgradeId === upgrade.id);
+      if (upgrade.origin !== 'auto-upgrade' || retry) {
+        for (const step of own) if (step.status !== 'skipped') lastFailure.delete(step.agentId);
+        continue;
+      }
+      for (const step of own) {
+        const previous = lastFailure.get(step.agentId);
+        if (previous && upgrade.createdAt.getTime() - previous.getTime() < 60_000) {
+          this.violations.push(`auto-upgrade took ${step.agentId} again ${(upgrade.createdAt.getTime() - previous.getTime()) / 1000}s after its last attempt did not bring it up (upgrade ${upgrade.id})`);
+        }
+        if (step.status !== 'succeeded' && step.status !== 'skipped' && upgrade.finishedAt) lastFailure.set(step.agentId, upgrade.finishedAt);
+        else lastFailure.delete(step.agentId);
+      }
     }
   }
 
