@@ -508,4 +508,71 @@ describeEachDatabase('version model (issue 14)', (kind) => {
     for (const { command } of fleet.commands) expect(command.options).toMatchObject(options);
     expect(await agentOf(old.registered.id)).toMatchObject({ version: '1.1.0', versionStatus: 'latest' });
   });
+
+  describe('found in review', () => {
+    it('retry refuses an upgrade cancelled before it started (its package was given back), and the package stays available', async () => {
+      const { cluster } = await setUp(['a']);
+      const packageId = await uploadPackage(cluster.id);
+      const scheduledAt = new Date(clock.now().getTime() + HOUR_MS).toISOString();
+      const created = await createUpgrade(cluster.id, { packageId, target: { all: true }, scheduledAt }).expect(201);
+      await asOperator().post(`/api/v1/upgrades/${created.body.id}/cancel`).expect(200);
+      const refused = await asOperator().post(`/api/v1/upgrades/${created.body.id}/retry`).expect(409);
+      expect(refused.body).toMatchObject({ code: 'UPGRADE_NEVER_STARTED', message: expect.stringMatching(/create a new upgrade with package/) });
+      expect((await t.admin.get(`/api/v1/packages/${packageId}`).expect(200)).body.status).toBe('available');
+    });
+
+    it('auto-upgrade backs off when the pair cannot hand over: one attempt, none within the back-off, one more after it', async () => {
+      // The backup upgrades but refuses every takeover: the main serves on, behind the target.
+      const refuses: Behaviour = (name, command) => (name === 'g1-backup' && command.type === 'switchover' && command.activate ? { status: 'failed', error: 'cannot take over' } : obedient(name, command));
+      const { cluster, ids, fleet } = await setUp(['g1-main', 'g1-backup', 'solo'], {}, refuses);
+      const packageId = await uploadPackage(cluster.id);
+      const created = await createUpgrade(cluster.id, { packageId, target: { all: true }, policy: 'backup-first' }).expect(201);
+      await fleet.until(created.body.id, ['failed', 'completed-with-errors']);
+      expect(await agentOf(ids['g1-main'])).toMatchObject({ active: true, version: '1.0.0', versionStatus: 'outdated' });
+
+      const sweep = () => t.app.get(AutoUpgrader).sweep();
+      clock.advance(HOUR_MS);
+      await fleet.round();
+      expect(await sweep()).toBe(1); // the main: its peer is on the target and healthy, so it hands over first...
+      const attempt = await newestUpgrade(cluster.id);
+      await fleet.until(attempt.id, ['failed', 'completed-with-errors']); // ...which the backup refuses
+      const held = await agentOf(ids['g1-main']);
+      expect(held).toMatchObject({ active: true, version: '1.0.0', autoUpgradeBlocked: expect.stringMatching(/switchover step .* ended failed/) });
+      expect(held.autoUpgradeRetryAt).toBe(new Date(clock.now().getTime() + 60_000).toISOString());
+
+      for (let i = 0; i < 5; i++) {
+        clock.advance(10_000);
+        await fleet.round();
+        expect(await sweep()).toBe(0);
+      }
+      expect(await upgradeCount(cluster.id)).toBe(2);
+      clock.advance(15_000); // the minute is over
+      await fleet.round();
+      expect(await sweep()).toBe(1);
+      const again = await newestUpgrade(cluster.id);
+      await fleet.until(again.id, ['failed', 'completed-with-errors']);
+      expect((await agentOf(ids['g1-main'])).autoUpgradeRetryAt).toBe(new Date(clock.now().getTime() + 2 * 60_000).toISOString()); // doubled
+    });
+
+    it('a serving member whose peer failed after both steps started is not handed its command: it is withdrawn and the step waits for its peer', async () => {
+      const { cluster, ids, members } = await setUp(['g1-main', 'g1-backup']);
+      const [main, backup] = members;
+      const backupFails = new VersionFleet(t, [backup], () => ({ status: 'rolled-back', error: 'migration failed' }));
+      const packageId = await uploadPackage(cluster.id);
+      const created = await createUpgrade(cluster.id, { packageId, target: { all: true }, policy: 'simultaneous' }).expect(201);
+      await backupFails.pass();
+      let now = await upgradeOf(created.body.id);
+      expect(stepOf(now, ids['g1-main'])).toMatchObject({ status: 'waiting', waitingFor: 'pickup' });
+      await backupFails.round(); // the backup fetches its command and rolls back; the main has not heartbeated yet
+      expect(await agentOf(ids['g1-backup'])).toMatchObject({ versionStatus: 'failed' });
+
+      const beat = await main.agent.heartbeat().expect(200);
+      expect(beat.body.commands).toEqual([]); // withdrawn before the serving main saw it
+      now = await upgradeOf(created.body.id);
+      expect(stepOf(now, ids['g1-main'])).toMatchObject({ status: 'waiting', waitingFor: 'peer', attempts: 0 });
+      const commands = (await t.admin.get(`/api/v1/agents/${ids['g1-main']}/commands`).expect(200)).body.items;
+      expect(commands[0]).toMatchObject({ type: 'upgrade', status: 'cancelled', fetchedAt: null, error: expect.stringMatching(/g1-backup failed its last upgrade, so stopping it would leave no member serving/) });
+      expect(await agentOf(ids['g1-main'])).toMatchObject({ active: true, version: '1.0.0', state: 'idle' });
+    });
+  });
 });
