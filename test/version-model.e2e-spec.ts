@@ -530,7 +530,12 @@ describeEachDatabase('version model (issue 14)', (kind) => {
       await fleet.until(created.body.id, ['failed', 'completed-with-errors']);
       expect(await agentOf(ids['g1-main'])).toMatchObject({ active: true, version: '1.0.0', versionStatus: 'outdated' });
 
-      const sweep = () => t.app.get(AutoUpgrader).sweep();
+      // Other tests' clusters share the app: count this cluster's upgrades, not what a sweep started.
+      const sweep = async () => {
+        const before = await upgradeCount(cluster.id);
+        await t.app.get(AutoUpgrader).sweep();
+        return (await upgradeCount(cluster.id)) - before;
+      };
       clock.advance(HOUR_MS);
       await fleet.round();
       expect(await sweep()).toBe(1); // the main: its peer is on the target and healthy, so it hands over first...
