@@ -81,6 +81,9 @@ export interface Decision {
 }
 
 const ended = (s: StepStatus) => ENDED_STEP_STATUSES.includes(s);
+
+/** The step's command is out: queued for its agent (not fetched yet) or being carried out. */
+export const commandOut = (status: StepStatus, waitingFor: WaitReason | null): boolean => status === 'running' || (status === 'waiting' && waitingFor === 'pickup');
 const failed = (s: StepStatus) => FAILED_STEP_STATUSES.includes(s);
 const seconds = (from: Date | null, now: Date) => (from ? (now.getTime() - from.getTime()) / 1000 : 0);
 
@@ -111,7 +114,7 @@ export function decide(upgrade: RuleUpgrade, steps: RuleStep[], agents: Map<stri
 
   if (upgrade.status === 'cancelled') {
     // A step whose command is out (running, or queued for the agent) ends with the agent's report.
-    const running = steps.some((s) => status.get(s.id) === 'running' || (status.get(s.id) === 'waiting' && s.waitingFor === 'pickup'));
+    const running = steps.some((s) => commandOut(status.get(s.id)!, s.waitingFor));
     return { steps: actions, upgrade: running ? null : { type: 'finish', status: 'cancelled', reason: null } };
   }
 
@@ -136,7 +139,7 @@ export function decide(upgrade: RuleUpgrade, steps: RuleStep[], agents: Map<stri
     const started = unitStarted(unit);
     for (const step of unit) {
       const current = status.get(step.id)!;
-      if (ended(current) || current === 'running' || (current === 'waiting' && step.waitingFor === 'pickup')) continue;
+      if (ended(current) || commandOut(current, step.waitingFor)) continue;
       if (!started) {
         if (thresholdReached()) {
           act({ type: 'block', stepId: step.id, reason: `not started: ${failedUnits()} unit(s) failed, which reached the failure threshold`, cause: 'threshold' }, 'cancelled');

@@ -13,19 +13,17 @@ import { Leadership } from '../database/leadership';
 import { Package } from '../packages/package.entity';
 import { PackagesService } from '../packages/packages.service';
 import { AUTO_UPGRADE_FREE, leftBehind, setBack } from './auto-upgrade-rules';
-import { decide, pairGate, RuleAgent, StepAction, stopsWithIt } from './step-rules';
+import { commandOut, decide, pairGate, RuleAgent, StepAction, stopsWithIt } from './step-rules';
 import { Upgrade } from './upgrade.entity';
 import { UpgradeRepository } from './upgrade.repository';
 import { UpgradeStep } from './upgrade-step.entity';
 import { UpgradeWriter } from './upgrade-writer';
 
 const TICK_MS = 1000;
-
-/** The step's command is out: queued for its agent or being carried out. */
-const commandOut = (step: UpgradeStep) => step.status === 'running' || (step.status === 'waiting' && step.waitingFor === 'pickup');
-
 const REPORT_COALESCE_MS = 50;
 const STEP_REFERENCE = 'step:';
+
+const isOut = (step: UpgradeStep) => commandOut(step.status, step.waitingFor);
 
 export const toRuleAgent = (a: Agent, peerId: string | null = null): RuleAgent => ({
   id: a.id,
@@ -257,13 +255,13 @@ export class UpgradeExecutor implements OnModuleInit, BeforeApplicationShutdown 
         return;
       }
       case 'fail':
-        if (step.commandId && commandOut(step)) await this.commands.cancel(tx, step.commandId, action.error);
+        if (step.commandId && isOut(step)) await this.commands.cancel(tx, step.commandId, action.error);
         Object.assign(step, { status: 'failed', error: action.error, waitingFor: null, endedAt: now });
         if (step.kind === 'upgrade') noteOnAgent({ lastUpgradeFailed: true });
         this.logger.warn(`upgrade ${upgrade.id}: step ${step.kind} of agent ${step.agentId} failed: ${action.error}`);
         return;
       case 'miss':
-        if (step.commandId && commandOut(step)) await this.commands.cancel(tx, step.commandId, action.reason);
+        if (step.commandId && isOut(step)) await this.commands.cancel(tx, step.commandId, action.reason);
         // Not the agent's failure: auto-upgrade brings it up once it is back.
         Object.assign(step, { status: 'missed', error: action.reason, waitingFor: null, endedAt: now });
         this.logger.log(`upgrade ${upgrade.id}: step ${step.kind} of agent ${step.agentId} missed: ${action.reason}`);
@@ -333,7 +331,7 @@ export class UpgradeExecutor implements OnModuleInit, BeforeApplicationShutdown 
     const fromAgentId = typeof command.payload.peerAgentId === 'string' ? command.payload.peerAgentId : null;
     const steps = await this.upgrades.stepsOfAgents(tx.em, upgrade.id, [command.agentId, ...(fromAgentId ? [fromAgentId] : [])]);
     const step = steps.find((s) => s.id === stepId);
-    if (!step || step.commandId !== command.id || !commandOut(step)) return false;
+    if (!step || step.commandId !== command.id || !isOut(step)) return false;
     // A second fetch (the agent's heartbeats reached two replicas at once) changes nothing.
     if (report.kind === 'fetched' && step.status === 'running') return false;
     const now = this.clock.now();
