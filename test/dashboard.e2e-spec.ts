@@ -440,16 +440,16 @@ if (!available) {
 
   it('says on the row why auto-upgrade leaves an agent alone, the whole reason one click away', async () => {
     const cluster = await givenCluster(t, { name: 'held-demo' });
-    const { agent } = await givenPairedAgent(t, cluster.id, { name: 'left-out' });
+    // Busy: the upgrade starts, and its step waits for the agent to be idle.
+    const { agent } = await givenPairedAgent(t, cluster.id, { name: 'left-out' }, { busy: true });
     const upload = await t.admin.post(`/api/v1/clusters/${cluster.id}/packages`).field('mode', 'upload-only').attach('file', packageArchive(), 'p.tar.gz').expect(201);
-    const later = new Date(Date.now() + 3600_000).toISOString();
-    const upgrade = await t.admin.post(`/api/v1/clusters/${cluster.id}/upgrades`).send({ packageId: upload.body.id, target: { all: true }, scheduledAt: later }).expect(201);
+    const upgrade = await t.admin.post(`/api/v1/clusters/${cluster.id}/upgrades`).send({ packageId: upload.body.id, target: { all: true } }).expect(201);
     await signIn(await t.tokenFor('viewer', 'held-viewer'), `#/clusters/${cluster.id}`);
     const row = page.locator('tr[data-agent="left-out"]');
     await row.waitFor();
     expect(await row.locator('details.held').count()).toBe(0);
 
-    // Cancelled elsewhere: the row learns it from the cluster's stream.
+    // Cancelled elsewhere once it started: the row learns it from the cluster's stream.
     await t.admin.post(`/api/v1/upgrades/${upgrade.body.id}/cancel`).expect(200);
     const reason = `left behind by upgrade ${upgrade.body.id}: it was cancelled; retry it, upgrade it now, or start a new upgrade`;
     await expectText(page, 'tr[data-agent="left-out"] details.held summary', /^auto-upgrade held$/);
@@ -460,8 +460,8 @@ if (!available) {
     expect(await accessibilityProblems(page)).toEqual([]);
 
     // Still open after a live update redraws the row.
-    await agent.heartbeat({ busy: true });
-    await expectText(page, 'tr[data-agent="left-out"]', /busy/);
+    await agent.heartbeat({ busy: false });
+    await expectText(page, 'tr[data-agent="left-out"]', /idle/);
     expect(await row.locator('details.held p').isVisible()).toBe(true);
   }, 60_000);
 
