@@ -4,8 +4,8 @@ import { ProgressEvent } from '../src/progress/progress-event.entity';
 import { AutoUpgrader } from '../src/upgrades/auto-upgrader';
 import { UpgradeStep } from '../src/upgrades/upgrade-step.entity';
 import { packageArchive } from './support/archives';
-import { givenCluster, givenPackage, givenPairedAgent } from './support/builders';
-import { Fleet, Member, obedient } from './support/fleet';
+import { givenCluster, givenNamedAgents, givenPackage, givenPairedAgent } from './support/builders';
+import { Fleet, obedient } from './support/fleet';
 import { StreamClient } from './support/sse-client';
 import { describeEachDatabase, TestApp } from './support/test-app';
 
@@ -26,15 +26,7 @@ describeEachDatabase('upgrades', (kind) => {
   /** A cluster with the named agents (a name "g1-main" makes a main of pair g1), all on 1.0.0, and a 1.1.0 package. */
   async function setUp(names: string[], state: Record<string, Partial<{ busy: boolean; version: string }>> = {}) {
     const cluster = await givenCluster(t);
-    const members: Member[] = [];
-    const ids: Record<string, string> = {};
-    for (const name of names) {
-      const [group, role] = name.split('-');
-      const body = role === 'main' || role === 'backup' ? { name, role, failoverGroup: group } : { name };
-      const { registered, agent } = await givenPairedAgent(t, cluster.id, body as never, state[name] ?? {});
-      members.push({ name, agent });
-      ids[name] = registered.id;
-    }
+    const { members, ids } = await givenNamedAgents(t, cluster.id, names, state);
     const packageId = await uploadPackage(cluster.id);
     return { cluster, members, ids, packageId, fleet: new Fleet(t, members) };
   }

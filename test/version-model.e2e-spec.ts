@@ -3,7 +3,8 @@ import { AgentLiveness } from '../src/cluster/agent-liveness';
 import { ManualClock } from '../src/common/clock';
 import { AutoUpgrader } from '../src/upgrades/auto-upgrader';
 import { packageArchive } from './support/archives';
-import { givenCluster, givenPackage, givenPairedAgent } from './support/builders';
+import { givenCluster, givenNamedAgents, givenPackage, givenPairedAgent } from './support/builders';
+import type { HeartbeatBody } from './support/fake-agent';
 import { Behaviour, Command, Fleet, Member, obedient, Outcome } from './support/fleet';
 import { ReceivedEvent, StreamClient } from './support/sse-client';
 import { describeEachDatabase, TestApp } from './support/test-app';
@@ -69,15 +70,7 @@ describeEachDatabase('version model (issue 14)', (kind) => {
   /** A cluster with the named agents ("g1-main" is the main of pair g1), on 1.0.0 unless `state` says otherwise. */
   async function setUp(names: string[], state: Record<string, Record<string, unknown>> = {}, behaviour: Behaviour = obedient) {
     const cluster = await givenCluster(t);
-    const members: Member[] = [];
-    const ids: Record<string, string> = {};
-    for (const name of names) {
-      const [group, role] = name.split('-');
-      const body = role === 'main' || role === 'backup' ? { name, role, failoverGroup: group } : { name };
-      const { registered, agent } = await givenPairedAgent(t, cluster.id, body as never, (state[name] ?? {}) as never);
-      members.push({ name, agent });
-      ids[name] = registered.id;
-    }
+    const { members, ids } = await givenNamedAgents(t, cluster.id, names, state as Record<string, Partial<HeartbeatBody>>);
     return { cluster, members, ids, fleet: new VersionFleet(t, members, behaviour) };
   }
 

@@ -51,3 +51,25 @@ export async function givenPackage(t: TestApp, clusterId: string, fields: Record
   if (res.status !== 201) throw new Error(`upload: ${res.status} ${JSON.stringify(res.body)}`);
   return res.body.id as string;
 }
+
+/**
+ * Paired agents named for their place: "g1-main" is the main of failover pair g1, "g1-backup" its
+ * backup, any other name a standalone agent; each reports `state[name]` in its first heartbeat.
+ */
+export async function givenNamedAgents(
+  t: TestApp,
+  clusterId: string,
+  names: string[],
+  state: Record<string, Partial<HeartbeatBody>> = {},
+): Promise<{ members: Array<{ name: string; agent: FakeAgent }>; ids: Record<string, string> }> {
+  const members: Array<{ name: string; agent: FakeAgent }> = [];
+  const ids: Record<string, string> = {};
+  for (const name of names) {
+    const [group, role] = name.split('-');
+    const body = role === 'main' || role === 'backup' ? { name, role, failoverGroup: group } : { name };
+    const { registered, agent } = await givenPairedAgent(t, clusterId, body as Parameters<typeof givenAgent>[2], state[name] ?? {});
+    members.push({ name, agent });
+    ids[name] = registered.id;
+  }
+  return { members, ids };
+}
