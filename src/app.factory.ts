@@ -5,7 +5,7 @@ import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
 import type { NextFunction, Request, Response } from 'express';
 import { AppModule, AppOverrides } from './app.module';
 import { AllExceptionsFilter } from './common/all-exceptions.filter';
-import { toErrorResponse } from './common/error-body';
+import { refuseDeepJson, toErrorResponse } from './common/error-body';
 import { requestIdAndAccessLog, requestIdOf } from './common/request-id';
 import { createValidationPipe } from './common/validation';
 import { AppConfig, LOG_LEVELS, LogLevelName } from './config/app-config';
@@ -38,7 +38,7 @@ export async function createApp(config: AppConfig, overrides: AppOverrides = {})
   app.use(requestIdAndAccessLog());
   // The dashboard's files, at `/`; public like /health: the page itself asks for a token.
   app.useStaticAssets(DASHBOARD_DIR, { index: 'index.html', maxAge: '5m', setHeaders: (res) => res.setHeader('Content-Security-Policy', DASHBOARD_CSP) });
-  app.useBodyParser('json', { limit: config.maxJsonBodyBytes });
+  app.useBodyParser('json', { limit: config.maxJsonBodyBytes, verify: refuseDeepJson });
   // Body-parser errors happen before Nest's pipeline, so they are answered here in the same shape.
   app.use((error: unknown, req: Request, res: Response, next: NextFunction) => {
     if (res.headersSent) return next(error);

@@ -1,5 +1,5 @@
 import { HttpStatus, LoggerService, NotFoundException } from '@nestjs/common';
-import { toErrorResponse } from './error-body';
+import { refuseDeepJson, toErrorResponse } from './error-body';
 import { ConflictError } from './errors';
 
 const logger = (): jest.Mocked<LoggerService> => ({ log: jest.fn(), error: jest.fn(), warn: jest.fn() });
@@ -41,5 +41,31 @@ describe('toErrorResponse', () => {
   it('points an unknown route at the API description', () => {
     const { body } = toErrorResponse(new NotFoundException('Cannot GET /nope'), 'r', logger());
     expect(body).toMatchObject({ statusCode: 404, code: 'NO_SUCH_ROUTE', message: 'There is no route GET /nope; the API is described at /api/docs.' });
+  });
+});
+
+describe('refuseDeepJson', () => {
+  const nested = (depth: number, open = '[', close = ']') => Buffer.from(open.repeat(depth) + close.repeat(depth));
+
+  it.each([
+    ['64 levels of arrays', nested(64), false],
+    ['65 levels of arrays', nested(65), true],
+    ['65 levels of objects', Buffer.from('{"a":'.repeat(65) + '1' + '}'.repeat(65)), true],
+    ['brackets inside strings do not count', Buffer.from(JSON.stringify({ text: '['.repeat(200), quoted: 'a \\" [[[[ "' })), false],
+    ['an escaped quote does not end a string', Buffer.from(`{"a":"\\"${'{'.repeat(100)}"}`), false],
+  ])('%s', (_name, body, refused) => {
+    const check = () => refuseDeepJson(null, null, body);
+    if (refused) expect(check).toThrow(expect.objectContaining({ type: 'entity.too.deep', status: 400 }));
+    else expect(check).not.toThrow();
+  });
+
+  it('the refusal reads as a 400 naming the limit', () => {
+    let error: unknown;
+    try {
+      refuseDeepJson(null, null, nested(100));
+    } catch (e) {
+      error = e;
+    }
+    expect(toErrorResponse(error, 'r', logger())).toMatchObject({ status: 400, body: { code: 'JSON_TOO_DEEP', message: expect.stringMatching(/more than 64 levels/) } });
   });
 });

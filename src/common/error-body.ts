@@ -17,14 +17,42 @@ const reason = (status: number) => STATUS_CODES[status] ?? 'Error';
 
 /** Errors raised by Express's body parsers carry a `type` and a status. */
 interface BodyParserError {
-  type: string;
+  type?: string;
   status?: number;
   statusCode?: number;
   limit?: number;
+  /** Set by http-errors on a client error it wraps, e.g. a zlib error from a corrupt compressed body. */
+  expose?: boolean;
 }
 
 const isBodyParserError = (e: unknown): e is BodyParserError =>
-  typeof e === 'object' && e !== null && typeof (e as BodyParserError).type === 'string' && typeof ((e as BodyParserError).status ?? (e as BodyParserError).statusCode) === 'number';
+  typeof e === 'object' &&
+  e !== null &&
+  (typeof (e as BodyParserError).type === 'string' || (e as BodyParserError).expose === true) &&
+  typeof ((e as BodyParserError).status ?? (e as BodyParserError).statusCode) === 'number';
+
+/** Deeper JSON is refused as it is read: validating it would recurse that deep. */
+export const MAX_JSON_DEPTH = 64;
+const JSON_TOO_DEEP = 'entity.too.deep';
+
+/**
+ * A body parser `verify` hook: refuses JSON nested deeper than MAX_JSON_DEPTH before it is parsed,
+ * with one pass over the bytes (brackets inside strings do not count).
+ */
+export function refuseDeepJson(_req: unknown, _res: unknown, body: Buffer): void {
+  let depth = 0;
+  let inString = false;
+  for (let i = 0; i < body.length; i++) {
+    const c = body[i];
+    if (inString) {
+      if (c === 0x5c) i++; // backslash: skip the escaped byte
+      else if (c === 0x22) inString = false;
+    } else if (c === 0x22) inString = true;
+    else if (c === 0x7b || c === 0x5b) {
+      if (++depth > MAX_JSON_DEPTH) throw Object.assign(new Error('JSON nested too deep'), { type: JSON_TOO_DEEP, status: 400 });
+    } else if (c === 0x7d || c === 0x5d) depth--;
+  }
+}
 
 /**
  * Maps anything thrown while serving a request to a status and the API's error body.
@@ -49,8 +77,10 @@ export function toErrorResponse(error: unknown, requestId: string | undefined, l
       case 'encoding.unsupported':
       case 'charset.unsupported':
         return build(HttpStatus.UNSUPPORTED_MEDIA_TYPE, 'UNSUPPORTED_ENCODING', 'The request body must be UTF-8 JSON.');
+      case JSON_TOO_DEEP:
+        return build(HttpStatus.BAD_REQUEST, 'JSON_TOO_DEEP', `The request body nests objects or arrays more than ${MAX_JSON_DEPTH} levels deep; no request needs that many.`);
       default:
-        if (status < 500) return build(status, 'BAD_BODY', 'The request body could not be read; check Content-Type and Content-Length.');
+        if (status < 500) return build(status, 'BAD_BODY', 'The request body could not be read; check Content-Type, Content-Length and, if it is compressed, that Content-Encoding names how.');
     }
   }
 

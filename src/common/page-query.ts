@@ -18,7 +18,8 @@ export class PageQuery {
   @ApiPropertyOptional({ default: 0 })
   @IsOptional()
   @QueryInt()
-  @IsInt({ message: 'offset must be a whole number, 0 or more' })
-  @Min(0, { message: 'offset must be a whole number, 0 or more' })
+  @IsInt({ message: 'offset must be a whole number from 0 to 1000000000' })
+  @Min(0, { message: 'offset must be a whole number from 0 to 1000000000' })
+  @Max(1_000_000_000, { message: 'offset must be a whole number from 0 to 1000000000' })
   offset?: number;
 }

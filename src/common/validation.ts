@@ -10,9 +10,14 @@ export function toFieldProblems(errors: ValidationError[], parent = ''): FieldPr
       ? [
           {
             field,
-            problems: Object.entries(error.constraints).map(([name, message]) =>
-              name === 'whitelistValidation' ? `${field} is not a known field; remove it` : message.replace(error.property, field),
-            ),
+            // Once each: two checks of a field may word their refusal alike.
+            problems: [
+              ...new Set(
+                Object.entries(error.constraints).map(([name, message]) =>
+                  name === 'whitelistValidation' ? `${field} is not a known field; remove it` : message.replace(error.property, field),
+                ),
+              ),
+            ],
           },
         ]
       : [];

@@ -1,4 +1,4 @@
-import { isFQDN, isIP, ValidateBy, ValidationOptions } from 'class-validator';
+import { isFQDN, isIP, Matches, ValidateBy, ValidateIf, ValidationOptions } from 'class-validator';
 import * as semver from 'semver';
 
 /** A semantic version such as 10.3.0 (checked by the semver library). */
@@ -75,3 +75,13 @@ export const IsFlatMap = (kinds: Array<'string' | 'number' | 'boolean'>, maxKeys
     },
     options,
   );
+
+/**
+ * Optional, but not null: absent means "use the default", while null is no value of the field's
+ * type (class-validator's IsOptional lets null through, and it would be stored as it is).
+ */
+export const IsOptionalNotNull = (options?: ValidationOptions) => ValidateIf((_object, value) => value !== undefined, options);
+
+/** An ISO-8601 date and time in the extended form every client and JavaScript's Date read alike (2026-12-01T02:00:00Z). */
+export const IsDateTime = (options?: ValidationOptions) =>
+  Matches(/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:\d{2})$/, options);

@@ -1,9 +1,9 @@
 import { ApiProperty, ApiPropertyOptional, OmitType } from '@nestjs/swagger';
 import { Type } from 'class-transformer';
-import { ArrayMaxSize, IsArray, IsIn, IsISO8601, IsOptional, IsUUID, ValidateNested } from 'class-validator';
+import { ArrayMaxSize, IsArray, IsDefined, IsIn, IsISO8601, IsOptional, IsUUID, ValidateNested } from 'class-validator';
 import { UpgradeOptionsDto } from '../../cluster/dto/upgrade-options.dto';
 import { PageQuery } from '../../common/page-query';
-import { IsHostOrIp } from '../../common/validators';
+import { IsDateTime, IsHostOrIp } from '../../common/validators';
 import type { PlanNotice, RunWhen, StepKind } from '../../policies/planner';
 import { FAILOVER_POLICIES, type ConcretePolicy, type FailoverPolicy, type UpgradeOptions } from '../../policies/upgrade-options';
 import type { PrerequisiteResult } from '../../packages/prerequisites';
@@ -37,6 +37,7 @@ export class CreateUpgradeDto {
   packageId: string;
 
   @ApiProperty({ type: UpgradeTargetDto, example: { all: true } })
+  @IsDefined({ message: 'target is required: {"all": true}, or agentIds and/or addresses' })
   @ValidateNested()
   @Type(() => UpgradeTargetDto)
   target: UpgradeTargetDto;
@@ -54,6 +55,7 @@ export class CreateUpgradeDto {
 
   @ApiPropertyOptional({ format: 'date-time', description: 'Start later (ISO-8601); absent = now.' })
   @IsOptional()
+  @IsDateTime({ message: 'scheduledAt must be an ISO-8601 date and time such as 2026-12-01T02:00:00Z' })
   @IsISO8601({ strict: true }, { message: 'scheduledAt must be an ISO-8601 date and time such as 2026-12-01T02:00:00Z' })
   scheduledAt?: string;
 }
