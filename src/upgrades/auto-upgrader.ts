@@ -52,24 +52,34 @@ export class AutoUpgrader {
     let started = 0;
     try {
       for (const cluster of await this.clusters.withTarget()) {
-        const candidates = await this.agents.autoUpgradeCandidates(cluster.id);
-        const candidateIds = new Set(candidates.map((a) => a.id));
-        for (const agent of candidates) {
-          // Outdated only against the highest version reported (no core target yet): nothing to bring it up with.
-          if (!behindOn(agent, cluster.targetVersion, cluster.webappsTargetVersion)) continue;
-          const wait = await this.pairWait(cluster, agent, candidateIds);
-          if (wait === 'later') continue;
-          if (wait) {
-            await this.agents.holdAutoUpgrade(agent.id, wait, new Date(this.clock.now().getTime() + PAIR_RECHECK_MS));
-            continue;
-          }
-          if (await this.start(cluster, agent)) started++;
-        }
+        // One cluster's trouble does not stop auto-upgrade for the clusters after it.
+        started += await this.sweepCluster(cluster).catch((error: Error) => {
+          this.logger.error(`auto-upgrade sweep of cluster ${cluster.name} failed: ${error.message}`, error.stack);
+          return 0;
+        });
       }
     } catch (error) {
       this.logger.error(`auto-upgrade sweep failed: ${(error as Error).message}`, (error as Error).stack);
     } finally {
       this.running = false;
+    }
+    return started;
+  }
+
+  private async sweepCluster(cluster: Cluster): Promise<number> {
+    let started = 0;
+    const candidates = await this.agents.autoUpgradeCandidates(cluster.id);
+    const candidateIds = new Set(candidates.map((a) => a.id));
+    for (const agent of candidates) {
+      // Outdated only against the highest version reported (no core target yet): nothing to bring it up with.
+      if (!behindOn(agent, cluster.targetVersion, cluster.webappsTargetVersion)) continue;
+      const wait = await this.pairWait(cluster, agent, candidateIds);
+      if (wait === 'later') continue;
+      if (wait) {
+        await this.agents.holdAutoUpgrade(agent.id, wait, new Date(this.clock.now().getTime() + PAIR_RECHECK_MS));
+        continue;
+      }
+      if (await this.start(cluster, agent)) started++;
     }
     return started;
   }
