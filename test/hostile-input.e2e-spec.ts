@@ -75,4 +75,18 @@ describeEachDatabase('hostile input (issue 20, item 8)', (kind) => {
       expect(res.body.details).toEqual([expect.objectContaining({ field: 'target' })]);
     }
   });
+
+  it('an agent reporting facts as an array, or a version with a stray newline, is refused and nothing changes (item 9)', async () => {
+    const cluster = await givenCluster(t);
+    const { registered, agent } = await givenPairedAgent(t, cluster.id, { name: 'reporter' });
+    const before = (await t.admin.get(`/api/v1/agents/${registered.id}`).expect(200)).body;
+    const facts = await agent.heartbeat({ facts: [] as never });
+    expect(facts.status).toBe(400);
+    expect(facts.body.details).toEqual([expect.objectContaining({ field: 'facts' })]);
+    const version = await agent.heartbeat({ facts: before.facts, version: '1.0.1\n' });
+    expect(version.status).toBe(400);
+    expect(version.body.details).toEqual([expect.objectContaining({ field: 'version' })]);
+    const after = (await t.admin.get(`/api/v1/agents/${registered.id}`).expect(200)).body;
+    expect({ version: after.version, facts: after.facts }).toEqual({ version: before.version, facts: before.facts });
+  });
 });

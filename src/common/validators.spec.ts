@@ -25,6 +25,9 @@ describe('validators', () => {
   it.each([
     ['version', '10.3'],
     ['version', 'v10.3.0'],
+    ['version', '1.0.0\n'],
+    ['version', ' 1.0.0'],
+    ['version', '=1.0.0'],
     ['version', 10],
     ['range', 'newest please'],
     ['address', 'not a host!'],

@@ -1,13 +1,16 @@
 import { isFQDN, isIP, Matches, ValidateBy, ValidateIf, ValidationOptions } from 'class-validator';
 import * as semver from 'semver';
 
-/** A semantic version such as 10.3.0 (checked by the semver library). */
+/**
+ * A semantic version such as 10.3.0, nothing around it: the semver library reads "1.0.0\n" or
+ * " 1.0.0" as 1.0.0, and the stray characters would then be stored with it.
+ */
 export const IsSemverVersion = (options?: ValidationOptions) =>
   ValidateBy(
     {
       name: 'isSemverVersion',
       validator: {
-        validate: (value) => typeof value === 'string' && value.length <= 64 && /^\d/.test(value) && semver.valid(value) !== null,
+        validate: (value) => typeof value === 'string' && value.length <= 64 && /^\d[0-9A-Za-z.+-]*$/.test(value) && semver.valid(value) !== null,
         defaultMessage: (args) => `${args?.property} must be a semantic version such as 10.3.0`,
       },
     },

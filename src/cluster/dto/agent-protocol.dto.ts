@@ -1,6 +1,6 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
 import { Type } from 'class-transformer';
-import { ArrayMaxSize, IsArray, IsBoolean, IsIn, IsInt, IsOptional, IsString, Length, Matches, Max, Min, ValidateIf, ValidateNested } from 'class-validator';
+import { ArrayMaxSize, IsArray, IsBoolean, IsIn, IsInt, IsObject, IsOptional, IsString, Length, Matches, Max, Min, ValidateIf, ValidateNested } from 'class-validator';
 import { IsFlatMap, IsSemverVersion } from '../../common/validators';
 import { COMMAND_STATUSES, COMMAND_TYPES, type CommandStatus, type CommandType, REPORTED_ENDS, type ReportedEnd } from '../agent-command.entity';
 
@@ -49,12 +49,14 @@ export class CapabilitiesDto {
 class AgentSelfReportDto {
   @ApiPropertyOptional({ type: FactsDto, description: 'Absent: the last facts stay.' })
   @IsOptional()
+  @IsObject({ message: 'facts must be an object such as {"os": "linux", "freeDiskMb": 40000}' })
   @ValidateNested()
   @Type(() => FactsDto)
   facts?: FactsDto;
 
   @ApiPropertyOptional({ type: CapabilitiesDto })
   @IsOptional()
+  @IsObject({ message: 'capabilities must be an object such as {"remoteUpgrade": true}' })
   @ValidateNested()
   @Type(() => CapabilitiesDto)
   capabilities?: CapabilitiesDto;
