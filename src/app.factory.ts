@@ -5,7 +5,7 @@ import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
 import type { NextFunction, Request, Response } from 'express';
 import { AppModule, AppOverrides } from './app.module';
 import { AllExceptionsFilter } from './common/all-exceptions.filter';
-import { refuseDeepJson, toErrorResponse } from './common/error-body';
+import { refuseDeepJson, sendErrorResponse, toErrorResponse } from './common/error-body';
 import { requestIdAndAccessLog, requestIdOf } from './common/request-id';
 import { createValidationPipe } from './common/validation';
 import { AppConfig, LOG_LEVELS, LogLevelName } from './config/app-config';
@@ -42,8 +42,7 @@ export async function createApp(config: AppConfig, overrides: AppOverrides = {})
   // Body-parser errors happen before Nest's pipeline, so they are answered here in the same shape.
   app.use((error: unknown, req: Request, res: Response, next: NextFunction) => {
     if (res.headersSent) return next(error);
-    const { status, body } = toErrorResponse(error, requestIdOf(req), logger);
-    res.status(status).json(body);
+    sendErrorResponse(res, toErrorResponse(error, requestIdOf(req), logger));
   });
   app.useGlobalPipes(createValidationPipe());
   app.useGlobalFilters(new AllExceptionsFilter());

@@ -1,6 +1,6 @@
 import { ArgumentsHost, Catch, ExceptionFilter, Logger } from '@nestjs/common';
 import type { Request, Response } from 'express';
-import { toErrorResponse } from './error-body';
+import { sendErrorResponse, toErrorResponse } from './error-body';
 import { requestIdOf } from './request-id';
 
 /** The one exception filter: every error leaves as the API's error body. */
@@ -12,12 +12,12 @@ export class AllExceptionsFilter implements ExceptionFilter {
     const http = host.switchToHttp();
     const request = http.getRequest<Request>();
     const response = http.getResponse<Response>();
-    const { status, body } = toErrorResponse(exception, requestIdOf(request), this.logger);
+    const answer = toErrorResponse(exception, requestIdOf(request), this.logger);
     if (response.headersSent) {
       // A stream that already started cannot change its status; end it and keep the log.
       response.end();
       return;
     }
-    response.status(status).json(body);
+    sendErrorResponse(response, answer);
   }
 }

@@ -54,18 +54,31 @@ export function refuseDeepJson(_req: unknown, _res: unknown, body: Buffer): void
   }
 }
 
+export interface ErrorResponse {
+  status: number;
+  body: ErrorBody;
+  /** Seconds for a `Retry-After` header, when the refusal is temporary. */
+  retryAfterS?: number;
+}
+
+/** Writes an error answer (status, Retry-After when temporary, the body). */
+export function sendErrorResponse(res: { status(code: number): { json(body: unknown): unknown }; setHeader(name: string, value: string): unknown }, answer: ErrorResponse): void {
+  if (answer.retryAfterS !== undefined) res.setHeader('Retry-After', String(answer.retryAfterS));
+  res.status(answer.status).json(answer.body);
+}
+
 /**
  * Maps anything thrown while serving a request to a status and the API's error body.
  * A refusal explains itself; anything unexpected is a 500 that is logged with the request id and
  * tells the caller nothing of the internals.
  */
-export function toErrorResponse(error: unknown, requestId: string | undefined, logger: LoggerService): { status: number; body: ErrorBody } {
-  const build = (status: number, code: string, message: string, details?: unknown) => ({
+export function toErrorResponse(error: unknown, requestId: string | undefined, logger: LoggerService): ErrorResponse {
+  const build = (status: number, code: string, message: string, details?: unknown): ErrorResponse => ({
     status,
     body: { statusCode: status, error: reason(status), code, message, ...(details === undefined ? {} : { details }), requestId },
   });
 
-  if (error instanceof DomainError) return build(error.status, error.code, error.message, error.details);
+  if (error instanceof DomainError) return { ...build(error.status, error.code, error.message, error.details), retryAfterS: error.retryAfterS };
 
   if (isBodyParserError(error)) {
     const status = error.status ?? error.statusCode ?? 400;

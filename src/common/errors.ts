@@ -11,6 +11,9 @@ export interface FieldProblem {
  * with the body `{statusCode, error, code, message, details?}`. `message` tells a person what to do.
  */
 export class DomainError extends Error {
+  /** When set, the answer carries `Retry-After` with this many seconds: the refusal is temporary. */
+  retryAfterS?: number;
+
   constructor(
     readonly status: HttpStatus,
     readonly code: string,
@@ -55,5 +58,13 @@ export class UnauthenticatedError extends DomainError {
 export class ForbiddenError extends DomainError {
   constructor(message: string, code = 'FORBIDDEN') {
     super(HttpStatus.FORBIDDEN, code, message);
+  }
+}
+
+/** Too many attempts from one client address; `Retry-After` says when it may try again. */
+export class TooManyRequestsError extends DomainError {
+  constructor(message: string, retryAfterS: number, code = 'RATE_LIMITED') {
+    super(HttpStatus.TOO_MANY_REQUESTS, code, message);
+    this.retryAfterS = Math.max(1, Math.ceil(retryAfterS));
   }
 }
