@@ -1,8 +1,8 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { parseArgs } from 'node:util';
 import * as tar from 'tar';
+import { commandLineOrExit, parseCommandLine, type CommandLine } from './cli';
 
 export interface PackageSpec {
   dir: string;
@@ -41,9 +41,26 @@ export async function buildPackage(spec: PackageSpec): Promise<string> {
   }
 }
 
-if (require.main === module) {
-  const { values } = parseArgs({
-    options: {
+export const PACKAGE_USAGE = `usage: npm run package -- --dir FOLDER --product NAME --version V --out FILE.tar.gz [options]
+Builds a package Lockstep accepts: FOLDER's files with a manifest.json at the root of a .tar.gz.
+
+  --dir FOLDER              the payload (required)
+  --product NAME            the product the package is for, as the cluster names it (required)
+  --version V               the version it installs, semver (required)
+  --out FILE.tar.gz         where to write it (required)
+  --from RANGE              the versions it upgrades from, e.g. ">=1.0.0 <1.1.0"
+  --kind full|webapps       the whole product (default) or its web apps only
+  --migration FILE          a script in FOLDER run as "node FILE <dataDir>" during the upgrade
+  --min-free-disk-mb N      free disk an agent needs
+  --os LIST                 operating systems it runs on, e.g. linux,darwin
+  --notes TEXT              free text shown with the package
+  -h, --help                this text`;
+
+/** The package builder's command line, read without side effects (see cli.ts). */
+export function parsePackageArgs(argv: string[]): CommandLine<PackageSpec> {
+  return parseCommandLine(
+    argv,
+    {
       dir: { type: 'string' },
       product: { type: 'string' },
       version: { type: 'string' },
@@ -55,26 +72,34 @@ if (require.main === module) {
       notes: { type: 'string' },
       out: { type: 'string' },
     },
-  });
-  if (!values.dir || !values.product || !values.version || !values.out || (values.kind && !['full', 'webapps'].includes(values.kind))) {
-    console.error('usage: npm run package -- --dir FOLDER --product NAME --version V --out FILE.tar.gz [--from RANGE] [--kind full|webapps] [--migration FILE] [--min-free-disk-mb N] [--os linux,darwin] [--notes TEXT]');
-    process.exit(2);
-  }
-  buildPackage({
-    dir: values.dir,
-    product: values.product,
-    version: values.version,
-    from: values.from,
-    kind: values.kind as PackageSpec['kind'],
-    migration: values.migration,
-    minFreeDiskMb: values['min-free-disk-mb'] ? Number(values['min-free-disk-mb']) : undefined,
-    os: values.os?.split(','),
-    notes: values.notes,
-    out: values.out,
-  }).then(
+    (values) => {
+      const text = (flag: string) => values[flag] as string | undefined;
+      for (const flag of ['dir', 'product', 'version', 'out']) if (!text(flag)?.trim()) return `missing --${flag}`;
+      const kind = text('kind');
+      if (kind !== undefined && kind !== 'full' && kind !== 'webapps') return `--kind must be full or webapps (got "${kind}")`;
+      const disk = text('min-free-disk-mb');
+      if (disk !== undefined && !/^\d+$/.test(disk)) return `--min-free-disk-mb must be a whole number of MiB (got "${disk}")`;
+      return {
+        dir: text('dir')!,
+        product: text('product')!,
+        version: text('version')!,
+        from: text('from'),
+        kind,
+        migration: text('migration'),
+        minFreeDiskMb: disk !== undefined ? Number(disk) : undefined,
+        os: text('os')?.split(','),
+        notes: text('notes'),
+        out: text('out')!,
+      };
+    },
+  );
+}
+
+if (require.main === module) {
+  buildPackage(commandLineOrExit('lockstep package', PACKAGE_USAGE, parsePackageArgs(process.argv.slice(2)))).then(
     (file) => console.log(file),
     (error: Error) => {
-      console.error(error.message);
+      console.error(`lockstep package: ${error.message}`);
       process.exit(1);
     },
   );
