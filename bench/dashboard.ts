@@ -39,7 +39,7 @@ declare class EventSource {
 async function main(): Promise<void> {
   if (!fs.existsSync(CHROMIUM)) throw new Error(`bench/dashboard needs Chromium at ${CHROMIUM} (apt-get install chromium)`);
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'lockstep-bench-dashboard-'));
-  const app = await createApp(loadConfig({ DATA_DIR: dataDir, LOCKSTEP_ADMIN_TOKEN: ADMIN, LOG_LEVEL: 'error' }));
+  const app = await createApp(loadConfig({ DATA_DIR: dataDir, LOCKSTEP_ADMIN_TOKEN: ADMIN, LOG_LEVEL: 'error', PAIRING_RATE_LIMIT: '1000000' }));
   await app.listen(0, '127.0.0.1');
   const base = `http://127.0.0.1:${(app.getHttpServer().address() as { port: number }).port}`;
   const browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ['--no-sandbox', '--disable-gpu', '--enable-precise-memory-info'] });

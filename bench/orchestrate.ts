@@ -29,7 +29,7 @@ const ADMIN = 'lsk_bench-admin-token-000000000000';
 
 async function main() {
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'lockstep-bench-orchestrate-'));
-  const config = loadConfig({ DATA_DIR: dataDir, DATABASE_URL: values.db === 'sqlite' ? undefined : values.db, LOCKSTEP_ADMIN_TOKEN: ADMIN, LOG_LEVEL: 'error' });
+  const config = loadConfig({ DATA_DIR: dataDir, DATABASE_URL: values.db === 'sqlite' ? undefined : values.db, LOCKSTEP_ADMIN_TOKEN: ADMIN, LOG_LEVEL: 'error', PAIRING_RATE_LIMIT: '1000000' });
   const app = await createApp(config);
   await app.listen(0, '127.0.0.1');
   const base = `http://127.0.0.1:${(app.getHttpServer().address() as { port: number }).port}`;

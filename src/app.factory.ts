@@ -3,6 +3,7 @@ import { NestFactory } from '@nestjs/core';
 import { NestExpressApplication } from '@nestjs/platform-express';
 import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
 import type { NextFunction, Request, Response } from 'express';
+import helmet from 'helmet';
 import { AppModule, AppOverrides } from './app.module';
 import { AllExceptionsFilter } from './common/all-exceptions.filter';
 import { refuseDeepJson, sendErrorResponse, toErrorResponse } from './common/error-body';
@@ -20,6 +21,21 @@ export function createLogger(config: Pick<AppConfig, 'logLevel' | 'logFormat'>):
   return new ConsoleLogger({ json: config.logFormat === 'json', colors: false, logLevels: logLevelsFrom(config.logLevel), prefix: 'lockstep' });
 }
 
+/**
+ * helmet's headers on every answer (nosniff, Referrer-Policy, a strict CSP, frame and
+ * cross-origin rules) minus HSTS, which belongs to the proxy that terminates TLS: Lockstep often
+ * serves plain HTTP on a private network. API answers are never cached: some carry secrets
+ * (new tokens, pairing keys, agent tokens, stream tickets) and all of them are live state.
+ * docs/security.md lists every header.
+ */
+function securityHeaders() {
+  const headers = helmet({ strictTransportSecurity: false });
+  return (req: Request, res: Response, next: NextFunction) => {
+    if (req.path.startsWith('/api/v1/')) res.setHeader('Cache-Control', 'no-store');
+    headers(req, res, next);
+  };
+}
+
 /** Builds the configured application; main.ts and the tests both start Lockstep through here. */
 export async function createApp(config: AppConfig, overrides: AppOverrides = {}): Promise<NestExpressApplication> {
   const logger = createLogger(config);
@@ -35,7 +51,11 @@ export async function createApp(config: AppConfig, overrides: AppOverrides = {})
   // Express hashes every response body for an ETag; API answers are never revalidated, so it is
   // wasted work on every call (heartbeats above all). Downloads set their own ETag.
   app.set('etag', false);
+  // The client address the rate limits count by (docs/security.md): a proxy's X-Forwarded-For is
+  // believed only for the proxies TRUST_PROXY names.
+  app.set('trust proxy', config.trustProxy);
   app.use(requestIdAndAccessLog());
+  app.use(securityHeaders());
   // The dashboard's files, at `/`; public like /health: the page itself asks for a token.
   app.useStaticAssets(DASHBOARD_DIR, { index: 'index.html', maxAge: '5m', setHeaders: (res) => res.setHeader('Content-Security-Policy', DASHBOARD_CSP) });
   app.useBodyParser('json', { limit: config.maxJsonBodyBytes, verify: refuseDeepJson });

@@ -2,6 +2,7 @@ import { DynamicModule, Module } from '@nestjs/common';
 import { ConfigModule } from '@nestjs/config';
 import { ScheduleModule } from '@nestjs/schedule';
 import { AuthModule } from './auth/auth.module';
+import { RateLimitModule } from './auth/rate-limits';
 import { ClusterModule } from './cluster/cluster.module';
 import { Clock } from './common/clock';
 import { CommonModule } from './common/common.module';
@@ -27,6 +28,7 @@ export class AppModule {
         ScheduleModule.forRoot(),
         CommonModule.forRoot(overrides.clock),
         DatabaseModule,
+        RateLimitModule,
         AuthModule,
         ProgressModule,
         ClusterModule,

@@ -90,3 +90,79 @@ describeEachDatabase('hostile input (issue 20, item 8)', (kind) => {
     expect({ version: after.version, facts: after.facts }).toEqual({ version: before.version, facts: before.facts });
   });
 });
+
+/** Issue 20, item 9: smaller holes, each closed where it opened. */
+describeEachDatabase('hostile input, the smaller holes (issue 20, item 9)', (kind) => {
+  let t: TestApp;
+  beforeAll(async () => {
+    // Low limits so the test reaches them; every other suite runs with the limits out of the way.
+    t = await TestApp.start(kind, { env: { AUTH_FAILURE_LIMIT: '5', PAIRING_RATE_LIMIT: '8' } });
+  });
+  afterAll(() => t.close());
+
+  it('a stream ticket stops working once the token that issued it is revoked', async () => {
+    const cluster = await givenCluster(t);
+    const issued = await t.admin.post('/api/v1/tokens').send({ name: `watcher-${kind}`, role: 'viewer' }).expect(201);
+    const ticket = (await t.as(issued.body.secret).post('/api/v1/stream-tickets').send({ stream: 'cluster', id: cluster.id }).expect(201)).body;
+    await t.admin.delete(`/api/v1/tokens/${issued.body.id}`).expect(200);
+    const res = await fetch(t.baseUrl + ticket.url);
+    expect(res.status).toBe(401);
+    expect(((await res.json()) as { code: string }).code).toBe('TICKET_ISSUER_REVOKED');
+  });
+
+  it('a body key named constructor, __proto__ or prototype is refused naming it, and nothing is stored', async () => {
+    for (const [body, field] of [
+      [`{"name":"c-${kind}","product":"acme-agent","constructor":{"x":1}}`, 'constructor'],
+      [`{"name":"c-${kind}","product":"acme-agent","__proto__":{"admin":true}}`, '__proto__'],
+      [`{"name":"c-${kind}","product":"acme-agent","defaultOptions":{"prototype":1}}`, 'defaultOptions.prototype'],
+    ]) {
+      const res = await t.admin.post('/api/v1/clusters').set('Content-Type', 'application/json').send(body);
+      expect(res.status).toBe(400);
+      expect(res.body.details).toEqual([{ field, problems: [`${field} is not a known field; remove it`] }]);
+    }
+    const clusters = (await t.admin.get('/api/v1/clusters').expect(200)).body as Array<{ name: string }>;
+    expect(clusters.map((c) => c.name)).not.toContain(`c-${kind}`);
+  });
+
+  it('answers carry security headers; API answers are never cached; no HSTS on plain HTTP', async () => {
+    const token = await t.admin.post('/api/v1/tokens').send({ name: `headers-${kind}`, role: 'viewer' }).expect(201);
+    expect(token.headers).toMatchObject({ 'cache-control': 'no-store', 'x-content-type-options': 'nosniff', 'referrer-policy': 'no-referrer' });
+    expect(token.headers['strict-transport-security']).toBeUndefined();
+    const docs = await t.http().get('/api/docs').expect(200);
+    expect(docs.headers['content-security-policy']).toMatch(/default-src 'self'/);
+    expect(docs.headers['x-content-type-options']).toBe('nosniff');
+    const health = await t.http().get('/health/ready').expect(200);
+    expect(health.headers['x-content-type-options']).toBe('nosniff');
+  });
+
+  // These two use up the address's allowance, so they run last.
+  it('failed token checks past AUTH_FAILURE_LIMIT answer 429 with Retry-After; a token verified before still works', async () => {
+    const viewer = await t.tokenFor('viewer', `rate-${kind}`);
+    await t.as(viewer).get('/api/v1/clusters').expect(200); // verified, so cached
+    const codes: number[] = [];
+    for (let i = 0; i < 7; i++) codes.push((await t.as(`lsk_wrong-${i}-0123456789abcdef0123`).get('/api/v1/clusters')).status);
+    // Five failures a minute are allowed (the ticket test above spent one of them); then only 429s.
+    const allowed = codes.indexOf(429);
+    expect(allowed).toBeGreaterThan(0);
+    expect(allowed).toBeLessThanOrEqual(5);
+    expect(codes).toEqual([...Array(allowed).fill(401), ...Array(7 - allowed).fill(429)]);
+    const blocked = await t.as('lsk_wrong-again-0123456789abcdef0123').get('/api/v1/clusters');
+    expect(blocked.status).toBe(429);
+    expect(blocked.body).toMatchObject({ code: 'RATE_LIMITED', message: expect.stringMatching(/AUTH_FAILURE_LIMIT/) });
+    expect(Number(blocked.headers['retry-after'])).toBeGreaterThan(0);
+    await t.as(viewer).get('/api/v1/clusters').expect(200);
+    // A wrong pairing key from a blocked address is refused before it is looked up.
+    const pairing = await t.http().post('/api/v1/agent/pair').send({ pairingKey: 'lsp_not-a-key-0123456789abcdef' });
+    expect(pairing.status).toBe(429);
+  });
+
+  it('pairing calls past PAIRING_RATE_LIMIT answer 429 with Retry-After', async () => {
+    const statuses: number[] = [];
+    for (let i = 0; i < 10; i++) statuses.push((await t.http().post('/api/v1/agent/pair').send({})).status);
+    expect(statuses.filter((s) => s === 429).length).toBeGreaterThan(0);
+    const last = await t.http().post('/api/v1/agent/pair').send({});
+    expect(last.status).toBe(429);
+    expect(Number(last.headers['retry-after'])).toBeGreaterThan(0);
+    expect(last.body.message).toMatch(/PAIRING_RATE_LIMIT/);
+  });
+});

@@ -63,7 +63,8 @@ export async function startLockstep(env: Record<string, string> = {}, nodeArgs: 
   buildOnce();
   const child = spawn(process.execPath, [...nodeArgs, 'dist/main.js'], {
     cwd: ROOT,
-    env: { PATH: process.env.PATH, LOG_LEVEL: 'warn', HOST: '127.0.0.1', PORT: String(port), DATA_DIR: dataDir, ...env },
+    // The whole simulated fleet calls from 127.0.0.1: per-address rate limits would count it as one client.
+    env: { PATH: process.env.PATH, LOG_LEVEL: 'warn', HOST: '127.0.0.1', PORT: String(port), DATA_DIR: dataDir, PAIRING_RATE_LIMIT: '1000000', AUTH_FAILURE_LIMIT: '1000000', ...env },
     stdio: ['ignore', 'ignore', 'inherit'],
   });
   const url = `http://127.0.0.1:${port}`;

@@ -1,5 +1,5 @@
 import { applyDecorators, createParamDecorator, ExecutionContext, SetMetadata } from '@nestjs/common';
-import { ApiBearerAuth, ApiForbiddenResponse, ApiUnauthorizedResponse } from '@nestjs/swagger';
+import { ApiBearerAuth, ApiForbiddenResponse, ApiTooManyRequestsResponse, ApiUnauthorizedResponse } from '@nestjs/swagger';
 import { UserRole } from './access-token.entity';
 import { Principal } from './principal';
 
@@ -11,6 +11,8 @@ export type AccessRule =
   | { kind: 'stream'; scope: string; param: string };
 
 export const ACCESS_RULE = 'lockstep:access-rule';
+
+const TOO_MANY_FAILURES = { description: 'Too many failed token checks from this address (AUTH_FAILURE_LIMIT); Retry-After says when to try again.' };
 
 /** Open to anyone: health checks and the OpenAPI description only. */
 export const Public = () => SetMetadata(ACCESS_RULE, { kind: 'public' } satisfies AccessRule);
@@ -24,6 +26,7 @@ export const RequireRole = (role: UserRole, refusal?: string) =>
     SetMetadata(ACCESS_RULE, { kind: 'role', role, refusal } satisfies AccessRule),
     ApiBearerAuth(),
     ApiUnauthorizedResponse({ description: 'No token, or the token is unknown or revoked.' }),
+    ApiTooManyRequestsResponse(TOO_MANY_FAILURES),
     ApiForbiddenResponse({ description: `The token's role is below ${role}, or it is an agent token.` }),
   );
 
@@ -33,6 +36,7 @@ export const AgentRoute = () =>
     SetMetadata(ACCESS_RULE, { kind: 'agent' } satisfies AccessRule),
     ApiBearerAuth(),
     ApiUnauthorizedResponse({ description: 'No agent token, or the token is unknown or revoked.' }),
+    ApiTooManyRequestsResponse(TOO_MANY_FAILURES),
     ApiForbiddenResponse({ description: 'The token is not an agent token.' }),
   );
 
@@ -45,6 +49,7 @@ export const StreamRoute = (scope: string, param: string) =>
     SetMetadata(ACCESS_RULE, { kind: 'stream', scope, param } satisfies AccessRule),
     ApiBearerAuth(),
     ApiUnauthorizedResponse({ description: 'No token and no ticket, or the token or ticket is not valid for this stream.' }),
+    ApiTooManyRequestsResponse(TOO_MANY_FAILURES),
     ApiForbiddenResponse({ description: 'An agent token.' }),
   );
 

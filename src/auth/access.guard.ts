@@ -5,6 +5,7 @@ import { ForbiddenError, UnauthenticatedError } from '../common/errors';
 import { ACCESS_RULE, AccessRule } from './access.decorators';
 import { AuthService } from './auth.service';
 import { Principal, roleAllows } from './principal';
+import { FailedAttempts } from './rate-limits';
 import { StreamTicketsService } from './stream-tickets.service';
 
 const BEARER = /^Bearer\s+(\S+)\s*$/i;
@@ -16,6 +17,7 @@ export class AccessGuard implements CanActivate {
     private readonly reflector: Reflector,
     private readonly auth: AuthService,
     private readonly tickets: StreamTicketsService,
+    private readonly failedAttempts: FailedAttempts,
   ) {}
 
   async canActivate(context: ExecutionContext): Promise<boolean> {
@@ -28,13 +30,18 @@ export class AccessGuard implements CanActivate {
     const request = context.switchToHttp().getRequest<Request & { principal?: Principal }>();
     const ticket = typeof request.query.ticket === 'string' ? request.query.ticket : undefined;
     if (rule.kind === 'stream' && ticket && !request.headers.authorization) {
-      request.principal = await this.tickets.redeem(ticket, rule.scope, String(request.params[rule.param]));
+      request.principal = await this.failedAttempts.check(request.ip, () => this.tickets.redeem(ticket, rule.scope, String(request.params[rule.param])));
       return true;
     }
     if (rule.kind === 'stream' && !request.headers.authorization) {
       throw new UnauthenticatedError('No token: send "Authorization: Bearer <token>", or pass ?ticket= from POST /api/v1/stream-tickets (for EventSource).', 'TOKEN_MISSING');
     }
-    const principal = await this.authenticate(request.headers.authorization);
+    const header = request.headers.authorization;
+    const principal = await this.failedAttempts.check(
+      request.ip,
+      () => this.authenticate(header),
+      () => this.auth.verifiedRecently(BEARER.exec(header ?? '')?.[1]),
+    );
     if (rule.kind === 'agent') {
       if (principal.kind !== 'agent') {
         throw new ForbiddenError('This route is for agents only; an agent calls it with the token it received when it paired.', 'AGENT_ONLY');

@@ -1,7 +1,9 @@
-import { Body, Controller, HttpCode, Post } from '@nestjs/common';
-import { ApiOperation, ApiTags } from '@nestjs/swagger';
+import { Body, Controller, HttpCode, Post, Req, UseGuards } from '@nestjs/common';
+import { ApiOperation, ApiTags, ApiTooManyRequestsResponse } from '@nestjs/swagger';
 import { AgentRoute, CurrentPrincipal, Public } from '../auth/access.decorators';
 import type { Principal } from '../auth/principal';
+import { FailedAttempts, PairingRateGuard } from '../auth/rate-limits';
+import type { Request } from 'express';
 import { IdParam } from '../common/id-param';
 import { AgentCommandsService } from './agent-commands.service';
 import { AgentProtocolService } from './agent-protocol.service';
@@ -16,13 +18,16 @@ export class AgentProtocolController {
   constructor(
     private readonly protocol: AgentProtocolService,
     private readonly commands: AgentCommandsService,
+    private readonly failedAttempts: FailedAttempts,
   ) {}
 
   @Post('pair')
   @Public() // authenticated by the one-time pairing key in the body
+  @UseGuards(PairingRateGuard)
   @ApiOperation({ summary: 'Trade a one-time pairing key for the agent token' })
-  pair(@Body() body: PairDto): Promise<PairAnswerDto> {
-    return this.protocol.pair(body);
+  @ApiTooManyRequestsResponse({ description: 'Too many pairing calls, or failed pairing-key and token checks, from this address (PAIRING_RATE_LIMIT, AUTH_FAILURE_LIMIT); Retry-After says when to try again.' })
+  pair(@Req() req: Request, @Body() body: PairDto): Promise<PairAnswerDto> {
+    return this.failedAttempts.check(req.ip, () => this.protocol.pair(body));
   }
 
   @Post('heartbeat')

@@ -1,5 +1,5 @@
 import { ValidationError } from 'class-validator';
-import { toFieldProblems } from './validation';
+import { findReservedKey, toFieldProblems } from './validation';
 
 const error = (property: string, constraints?: Record<string, string>, children: ValidationError[] = []): ValidationError =>
   Object.assign(new ValidationError(), { property, constraints, children });
@@ -20,5 +20,20 @@ describe('toFieldProblems', () => {
     ],
   ])('names %s', (_case, errors, expected) => {
     expect(toFieldProblems(errors)).toEqual(expected);
+  });
+});
+
+describe('findReservedKey', () => {
+  it.each([
+    [{ constructor: {} }, 'constructor'],
+    [JSON.parse('{"__proto__": {"admin": true}}'), '__proto__'],
+    [{ options: { prototype: 1 } }, 'options.prototype'],
+    [{ agents: [{ name: 'a' }, { constructor: 'x' }] }, 'agents[1].constructor'],
+  ])('finds the reserved key in %j at %s', (value, path) => {
+    expect(findReservedKey(value)).toBe(path);
+  });
+
+  it('passes ordinary data, including the words as values', () => {
+    expect(findReservedKey({ name: 'constructor', tags: ['__proto__'], nested: { deep: [1, null, 'prototype'] } })).toBeNull();
   });
 });

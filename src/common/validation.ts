@@ -1,4 +1,4 @@
-import { ValidationPipe } from '@nestjs/common';
+import { ArgumentMetadata, ValidationPipe } from '@nestjs/common';
 import { ValidationError } from 'class-validator';
 import { BadInputError, FieldProblem } from './errors';
 
@@ -25,9 +25,39 @@ export function toFieldProblems(errors: ValidationError[], parent = ''): FieldPr
   });
 }
 
+/**
+ * Keys that name JavaScript's object machinery rather than data. class-transformer skips them,
+ * so the unknown-field check never saw them and they were accepted silently; no field of the API
+ * has these names, and code that copies objects must never meet them.
+ */
+const RESERVED_KEYS = new Set(['__proto__', 'constructor', 'prototype']);
+
+/** The path of the first reserved key in a parsed JSON value, or null. Depth is bounded by the body parser. */
+export function findReservedKey(value: unknown, at = ''): string | null {
+  if (typeof value !== 'object' || value === null) return null;
+  for (const key of Object.keys(value)) {
+    const field = Array.isArray(value) ? `${at}[${key}]` : at ? `${at}.${key}` : key;
+    if (!Array.isArray(value) && RESERVED_KEYS.has(key)) return field;
+    const found = findReservedKey((value as Record<string, unknown>)[key], field);
+    if (found) return found;
+  }
+  return null;
+}
+
+/** ValidationPipe, first refusing reserved keys anywhere in a body or query. */
+class LockstepValidationPipe extends ValidationPipe {
+  override async transform(value: unknown, metadata: ArgumentMetadata): Promise<unknown> {
+    if (metadata.type === 'body' || metadata.type === 'query') {
+      const field = findReservedKey(value);
+      if (field) throw new BadInputError(`Invalid request: ${field} is not a known field; remove it.`, [{ field, problems: [`${field} is not a known field; remove it`] }]);
+    }
+    return super.transform(value, metadata);
+  }
+}
+
 /** The global pipe: transforms to DTO classes, refuses unknown fields, names every bad field. */
 export function createValidationPipe(): ValidationPipe {
-  return new ValidationPipe({
+  return new LockstepValidationPipe({
     transform: true,
     whitelist: true,
     forbidNonWhitelisted: true,

@@ -95,6 +95,18 @@ export class EnvironmentVariables {
   @WholeNumber('STREAM_TICKET_TTL_S', 5, 3600, 'seconds')
   STREAM_TICKET_TTL_S?: number;
 
+  @WholeNumber('PAIRING_RATE_LIMIT', 1, 1_000_000, 'pairing calls per minute per client address')
+  PAIRING_RATE_LIMIT?: number;
+
+  @WholeNumber('AUTH_FAILURE_LIMIT', 1, 1_000_000, 'failed token checks per minute per client address')
+  AUTH_FAILURE_LIMIT?: number;
+
+  @IsOptional()
+  @Matches(/^(\d{1,2}|[\w.:/]+(\s*,\s*[\w.:/]+)*)$/, {
+    message: 'TRUST_PROXY must be how many proxies stand in front of Lockstep (a number), or a comma-separated list of proxy addresses, subnets, or loopback/linklocal/uniquelocal',
+  })
+  TRUST_PROXY?: string;
+
   @IsOptional()
   @IsIn(LOG_LEVELS, { message: `LOG_LEVEL must be one of: ${LOG_LEVELS.join(', ')}` })
   LOG_LEVEL?: LogLevelName;
@@ -125,6 +137,11 @@ export interface AppConfig {
   /** Unsent bytes a viewer may have queued before it is disconnected (it reconnects and replays). */
   sseMaxBufferBytes: number;
   streamTicketTtlS: number;
+  /** Rate limits per client address (see docs/security.md). */
+  pairingRateLimit: number;
+  authFailureLimit: number;
+  /** Which proxies' X-Forwarded-For to believe for the client address; none by default. */
+  trustProxy: number | string | false;
   logLevel: LogLevelName;
   logFormat: 'json' | 'text';
 }
@@ -169,9 +186,18 @@ export function loadConfig(env: NodeJS.ProcessEnv | Record<string, string | unde
     sseKeepAliveMs: vars.SSE_KEEPALIVE_MS ?? 15_000,
     sseMaxBufferBytes: vars.SSE_MAX_BUFFER_BYTES ?? 1024 * 1024,
     streamTicketTtlS: vars.STREAM_TICKET_TTL_S ?? 60,
+    pairingRateLimit: vars.PAIRING_RATE_LIMIT ?? 600,
+    authFailureLimit: vars.AUTH_FAILURE_LIMIT ?? 100,
+    trustProxy: trustProxyFrom(vars.TRUST_PROXY),
     logLevel: vars.LOG_LEVEL ?? 'log',
     logFormat: vars.LOG_FORMAT ?? 'json',
   };
+}
+
+/** TRUST_PROXY: unset, `false` or `0` trusts no proxy; a number counts hops; anything else lists proxies. */
+function trustProxyFrom(value: string | undefined): number | string | false {
+  if (value === undefined || value === 'false' || value === '0') return false;
+  return /^\d+$/.test(value) ? Number(value) : value;
 }
 
 export const APP_CONFIG = 'lockstep';

@@ -85,7 +85,7 @@ async function sendPackage(res: Response, { path, pkg }: { path: string; pkg: { 
   res.setHeader('Digest', `sha-256=${Buffer.from(pkg.sha256, 'hex').toString('base64')}`);
   await new Promise<void>((resolve, reject) =>
     // send answers Range with 206 and Content-Range, and honours If-Range against the ETag above.
-    res.sendFile(path, { acceptRanges: true, etag: false, lastModified: false, headers: { 'Content-Type': 'application/gzip' } }, (error?: Error & { status?: number }) => {
+    res.sendFile(path, { acceptRanges: true, etag: false, lastModified: false, cacheControl: false, headers: { 'Content-Type': 'application/gzip' } }, (error?: Error & { status?: number }) => {
       if (!error || res.headersSent) return resolve(); // done, or the agent went away mid-download (it resumes with a range)
       if (error.status === 416) {
         res.removeHeader('Content-Range');

@@ -67,6 +67,10 @@ export class TestApp {
       DATABASE_URL: storage.databaseUrl,
       LOCKSTEP_ADMIN_TOKEN: TEST_ADMIN_TOKEN,
       LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'fatal',
+      // Every test client calls from 127.0.0.1, so per-address limits would count a whole suite as
+      // one client; the rate-limit tests set their own (test/hostile-input.e2e-spec.ts).
+      PAIRING_RATE_LIMIT: '1000000',
+      AUTH_FAILURE_LIMIT: '1000000',
       ...options.env,
     });
     const app = await createApp(config, { clock: options.clock });
