@@ -13,6 +13,7 @@ const SAMPLE = path.join(__dirname, 'sample-product');
 interface Call {
   route: string;
   body: Record<string, any>;
+  at: number;
 }
 
 /**
@@ -24,6 +25,8 @@ class FakeServer {
   readonly calls: Call[] = [];
   commands: Array<Record<string, unknown>> = [];
   completeAnswers: number[] = [];
+  /** What heartbeat answers ask for. */
+  pollAfterMs = 50;
   /** As a server from before notes: a report carrying them is refused with a 400 naming the field. */
   refuseNotes = false;
   /** Called as each final report arrives, before it is answered. */
@@ -76,12 +79,12 @@ class FakeServer {
     }
     if (url === '/api/v1/agent/pair') return void json(201, { agentId: 'a1', clusterId: 'c1', token: 'lsa_test', pollAfterMs: 50 });
     if (url === '/api/v1/agent/heartbeat') {
-      this.calls.push({ route: 'heartbeat', body });
-      return void json(200, { commands: this.commands, hold: false, pollAfterMs: 50 });
+      this.calls.push({ route: 'heartbeat', body, at: Date.now() });
+      return void json(200, { commands: this.commands, hold: false, pollAfterMs: this.pollAfterMs });
     }
     const command = /^\/api\/v1\/agent\/commands\/([^/]+)\/(progress|complete)$/.exec(url);
     if (!command) return void json(404, {});
-    const call = { route: `${command[2]} ${command[1]}`, body };
+    const call = { route: `${command[2]} ${command[1]}`, body, at: Date.now() };
     this.calls.push(call);
     if (command[2] === 'progress') return void json(200, {});
     this.onComplete(call);
@@ -170,6 +173,21 @@ describe('ReferenceAgent', () => {
     expect(server.reports('c1').at(-1)!.body).toEqual(reports[0].body);
     await new Promise((r) => setTimeout(r, 300));
     expect(lines(marker)).toEqual(['rebooted']);
+  });
+
+  it('sends a report the server did not take again on the back-off schedule (at most 30 s), not at the heartbeat pace', async () => {
+    const home = path.join(work, 'report-retry');
+    // The server asks for a heartbeat a minute from now, and answers the report 503 twice.
+    server.pollAfterMs = 60_000;
+    server.completeAnswers = [503, 503];
+    server.commands = [{ id: 'c6', type: 'migrate' }];
+    startAgent(home);
+
+    await eventually(() => server.reports('c6').length >= 3, 'the report taken on its third try', 8000);
+    const times = server.reports('c6').map((r) => r.at);
+    // Retries after 0.5-1 s and 1-2 s (plus the calls themselves): not after the heartbeat's minute.
+    expect(times[2] - times[0]).toBeLessThan(5000);
+    expect(readJson<AgentState>(path.join(home, 'agent.json'))).toMatchObject({ unacknowledged: [] });
   });
 
   it('a server from before notes gets the report without them (they went out as progress messages); agent.json keeps them', async () => {

@@ -2,6 +2,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import type { CommandDto, HeartbeatAnswerDto, PairAnswerDto } from '../cluster/dto/agent-protocol.dto';
+import { backoffMs } from './backoff';
 import { AgentState, Home, Outcome, readJson, UpgradeJournal, writeJsonAtomic } from './home';
 import { HostCommands } from './host-commands';
 import { Product, stopProcess } from './product';
@@ -49,6 +50,11 @@ export class ReferenceAgent {
   /** False once the server refused a report's notes (a server from before them). */
   private serverTakesNotes = true;
   private wake: (() => void) | null = null;
+  /** Sets the running sleep's timer again, after reportRetryAt moved. */
+  private rearm: (() => void) | null = null;
+  /** When reports the server has not taken are to be sent again; null: none waiting. */
+  private reportRetryAt: number | null = null;
+  private reportFailures = 0;
 
   constructor(private readonly options: AgentOptions) {
     this.home = new Home(path.resolve(options.home));
@@ -78,9 +84,8 @@ export class ReferenceAgent {
         } else {
           this.log(`server unreachable or refused: ${(error as Error).message}`);
         }
-        failures++;
-        // Exponential back-off up to 30 s, with jitter so a fleet does not come back all at once.
-        pollAfterMs = Math.min(30_000, 500 * 2 ** Math.min(failures, 6)) * (0.5 + Math.random());
+        // Exponential, with jitter so a fleet does not come back all at once, never past 30 s.
+        pollAfterMs = backoffMs(++failures);
       }
       await this.sleep(pollAfterMs);
     }
@@ -93,14 +98,33 @@ export class ReferenceAgent {
     await this.product.stop();
   }
 
+  /** Waits `ms`, or less when a report the server did not take is due again (reportRetryAt). */
   private sleep(ms: number): Promise<void> {
     return new Promise((resolve) => {
-      const timer = setTimeout(resolve, ms);
-      this.wake = () => {
+      const until = Date.now() + ms;
+      let timer: NodeJS.Timeout | undefined;
+      const done = () => {
         clearTimeout(timer);
+        this.wake = this.rearm = null;
         resolve();
       };
+      this.rearm = () => {
+        clearTimeout(timer);
+        timer = setTimeout(done, Math.max(0, Math.min(until, this.reportRetryAt ?? until) - Date.now()));
+      };
+      this.wake = done;
+      this.rearm();
     });
+  }
+
+  /**
+   * A final report did not reach the server (or it answered 5xx): it goes again with the next
+   * heartbeat, which comes no later than the back-off (at most 30 s, see backoff.ts), whatever
+   * pace the server asked for.
+   */
+  private retryReportsSoon(): void {
+    this.reportRetryAt = Date.now() + backoffMs(++this.reportFailures);
+    this.rearm?.();
   }
 
   /**
@@ -166,6 +190,7 @@ export class ReferenceAgent {
   }
 
   private async beat(): Promise<number> {
+    this.reportRetryAt = null; // sent again now; a failure schedules the next try
     for (const id of this.state!.unacknowledged ?? []) if (this.state!.done[id]) await this.send(id, this.state!.done[id]);
     this.work.tick(this.hold);
     const answer = await this.call<HeartbeatAnswerDto>('POST', '/api/v1/agent/heartbeat', { ...this.report(), busy: this.work.busy });
@@ -258,6 +283,7 @@ export class ReferenceAgent {
       // else (the network, the server down): kept, and sent again with the next heartbeat.
       if (!(error instanceof HttpError && [403, 404, 409].includes(error.status))) {
         this.log(`report on ${commandId} not sent yet: ${(error as Error).message}`);
+        this.retryReportsSoon();
         return;
       }
       recorded = error.status === 409;
@@ -269,6 +295,10 @@ export class ReferenceAgent {
       // Cleared before the command runs: a reboot is issued once, never again on the next start.
       if (reboot) this.state!.rebootAfterAck = null;
       writeJsonAtomic(this.home.stateFile, this.state, 0o600);
+    }
+    if (!this.state!.unacknowledged?.length) {
+      this.reportFailures = 0;
+      this.reportRetryAt = null;
     }
     if (reboot && recorded && !this.host.rebootCommand) {
       this.log(`command ${commandId} asked for a reboot, but this agent runs without --reboot-command now: not rebooted`);
