@@ -1,5 +1,5 @@
 import { applyDecorators, createParamDecorator, ExecutionContext, SetMetadata } from '@nestjs/common';
-import { ApiBearerAuth, ApiForbiddenResponse, ApiTooManyRequestsResponse, ApiUnauthorizedResponse } from '@nestjs/swagger';
+import { ApiBearerAuth, ApiExtension, ApiForbiddenResponse, ApiTooManyRequestsResponse, ApiUnauthorizedResponse } from '@nestjs/swagger';
 import { UserRole } from './access-token.entity';
 import { Principal } from './principal';
 
@@ -14,8 +14,18 @@ export const ACCESS_RULE = 'lockstep:access-rule';
 
 const TOO_MANY_FAILURES = { description: 'Too many failed token checks from this address (AUTH_FAILURE_LIMIT); Retry-After says when to try again.' };
 
-/** Open to anyone: health checks and the OpenAPI description only. */
-export const Public = () => SetMetadata(ACCESS_RULE, { kind: 'public' } satisfies AccessRule);
+/**
+ * Sets a route's rule for the access guard, and publishes it in the OpenAPI document as
+ * `x-access` (the access matrix test checks every route against it).
+ */
+const accessRule = (rule: AccessRule) => {
+  const { kind } = rule;
+  const published = rule.kind === 'role' ? { kind, role: rule.role } : rule.kind === 'stream' ? { kind, scope: rule.scope, param: rule.param } : { kind };
+  return applyDecorators(SetMetadata(ACCESS_RULE, rule), ApiExtension('x-access', published));
+};
+
+/** Open to anyone: health checks, the agent's pairing call and the OpenAPI description only. */
+export const Public = () => accessRule({ kind: 'public' });
 
 /**
  * Needs an API token whose role is at least `role` (viewer < operator < admin).
@@ -23,7 +33,7 @@ export const Public = () => SetMetadata(ACCESS_RULE, { kind: 'public' } satisfie
  */
 export const RequireRole = (role: UserRole, refusal?: string) =>
   applyDecorators(
-    SetMetadata(ACCESS_RULE, { kind: 'role', role, refusal } satisfies AccessRule),
+    accessRule({ kind: 'role', role, refusal }),
     ApiBearerAuth(),
     ApiUnauthorizedResponse({ description: 'No token, or the token is unknown or revoked.' }),
     ApiTooManyRequestsResponse(TOO_MANY_FAILURES),
@@ -33,7 +43,7 @@ export const RequireRole = (role: UserRole, refusal?: string) =>
 /** Only for agents, with the token they received when pairing; they reach nothing else. */
 export const AgentRoute = () =>
   applyDecorators(
-    SetMetadata(ACCESS_RULE, { kind: 'agent' } satisfies AccessRule),
+    accessRule({ kind: 'agent' }),
     ApiBearerAuth(),
     ApiUnauthorizedResponse({ description: 'No agent token, or the token is unknown or revoked.' }),
     ApiTooManyRequestsResponse(TOO_MANY_FAILURES),
@@ -46,7 +56,7 @@ export const AgentRoute = () =>
  */
 export const StreamRoute = (scope: string, param: string) =>
   applyDecorators(
-    SetMetadata(ACCESS_RULE, { kind: 'stream', scope, param } satisfies AccessRule),
+    accessRule({ kind: 'stream', scope, param }),
     ApiBearerAuth(),
     ApiUnauthorizedResponse({ description: 'No token and no ticket, or the token or ticket is not valid for this stream.' }),
     ApiTooManyRequestsResponse(TOO_MANY_FAILURES),
