@@ -3,7 +3,7 @@ import { Mutex } from 'async-mutex';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { DataSource, DataSourceOptions, EntityManager } from 'typeorm';
-import { isDeadlock } from '../common/db-errors';
+import { DiskFullError, isDeadlock, isDiskFull, isSqliteIoError, WriterUnusableError } from '../common/db-errors';
 import { AppConfig } from '../config/app-config';
 import { ENTITIES } from './entities';
 import { POSTGRES_MIGRATIONS } from './migrations/postgres';
@@ -26,6 +26,31 @@ export type DatabaseType = 'sqlite' | 'postgres';
 const MIGRATION_LOCK_KEY = 7_318_201_001;
 const SQLITE_BUSY_TIMEOUT_MS = 5000;
 const DEADLOCK_RETRIES = 3;
+/** While writes are failing, the readiness check tries a write at most this often. */
+const WRITE_PROBE_EVERY_MS = 1000;
+
+/** What Lockstep uses of the better-sqlite3 connection under TypeORM's SQLite writer. */
+interface SqliteHandle {
+  readonly inTransaction: boolean;
+  exec(sql: string): unknown;
+  pragma(sql: string, options: { simple: true }): unknown;
+}
+
+/**
+ * TypeORM's one query runner on that connection (BetterSqlite3Driver.createQueryRunner always
+ * returns the same one), with the transaction bookkeeping it keeps apart from SQLite's.
+ */
+interface SqliteRunner {
+  isTransactionActive: boolean;
+  transactionDepth: number;
+}
+
+/** Why writes cannot be trusted to succeed right now (SQLite); shown by the readiness check. */
+export interface WriteTrouble {
+  code: 'DISK_FULL' | 'DATABASE_IO_ERROR' | 'DATABASE_UNAVAILABLE';
+  message: string;
+  since: Date;
+}
 
 /** The connection options for each database, shared by the app and the migration CLI. */
 export function dataSourceOptions(database: AppConfig['database']): DataSourceOptions {
@@ -69,6 +94,9 @@ export class Database implements OnApplicationShutdown {
   private readonly logger = new Logger(Database.name);
   private readonly writeLock = new Mutex();
   private readonly dialectCache = new Map<string, string>();
+  /** Set by a write that failed for want of disk space or an I/O error; cleared by the next commit or probe. */
+  private trouble: WriteTrouble | null = null;
+  private lastProbeAt = 0;
 
   private constructor(
     readonly type: DatabaseType,
@@ -160,7 +188,12 @@ export class Database implements OnApplicationShutdown {
         }
       }
     };
-    const result = this.type === 'sqlite' ? await this.writeLock.runExclusive(run) : await run();
+    let result: T;
+    try {
+      result = this.type === 'sqlite' ? await this.writeLock.runExclusive(() => this.onSqliteWriter(run)) : await run();
+    } catch (error) {
+      throw isDiskFull(error) && !(error instanceof DiskFullError) ? new DiskFullError(error) : error;
+    }
     for (const hook of hooks) {
       try {
         await hook();
@@ -172,9 +205,125 @@ export class Database implements OnApplicationShutdown {
     return result;
   }
 
-  /** Throws unless the database answers; used by the readiness check. */
+  /**
+   * Runs one transaction on SQLite's single writer connection (the caller holds the write lock).
+   *
+   * TypeORM keeps its own count of open transactions on that connection (transactionDepth) and
+   * opens a SAVEPOINT instead of BEGIN whenever it believes one is open. When a statement or the
+   * COMMIT fails with SQLITE_FULL or an I/O error, SQLite rolls the transaction back on its own;
+   * TypeORM's ROLLBACK then fails, the count is left at 1, and every later "transaction" is a
+   * savepoint. After a second such failure (at RELEASE, SQLite's commit of a savepoint-started
+   * transaction) SQLite keeps the connection inside a transaction that nothing ever commits: every
+   * later write was acknowledged and lost. So the connection is checked idle before each
+   * transaction, brought back to idle after any error, and checked idle again before a commit is
+   * acknowledged.
+   */
+  private async onSqliteWriter<T>(run: () => Promise<T>): Promise<T> {
+    await this.settleWriter();
+    let result: T;
+    try {
+      result = await run();
+    } catch (error) {
+      this.noteWriteFailure(error);
+      await this.settleWriter().catch(() => undefined);
+      throw error;
+    }
+    if (this.sqliteWriter().handle.inTransaction) {
+      // TypeORM reported a commit, yet SQLite holds a transaction open: none of it is on disk.
+      const error = new WriterUnusableError();
+      this.noteWriteFailure(error);
+      await this.settleWriter().catch(() => undefined);
+      throw error;
+    }
+    this.trouble = null;
+    return result;
+  }
+
+  private sqliteWriter(): { handle: SqliteHandle; runner: SqliteRunner } {
+    const driver = this.writer.driver as unknown as { databaseConnection: SqliteHandle };
+    return { handle: driver.databaseConnection, runner: this.writer.createQueryRunner() as unknown as SqliteRunner };
+  }
+
+  /**
+   * Brings SQLite's writer connection back to idle, and TypeORM's bookkeeping in line with it:
+   * rolls back whatever SQLite still holds open, sets TypeORM's count back to none, and reopens the
+   * connection if that is not enough. Throws WriterUnusableError when even a reopen fails; the
+   * readiness check reports it meanwhile.
+   */
+  private async settleWriter(): Promise<void> {
+    if (this.writer.isInitialized) {
+      const { handle, runner } = this.sqliteWriter();
+      if (!handle.inTransaction && !runner.isTransactionActive && runner.transactionDepth === 0) return;
+      if (handle.inTransaction) {
+        try {
+          handle.exec('ROLLBACK');
+        } catch (error) {
+          this.logger.warn(`could not roll back the writer connection: ${(error as Error).message}`);
+        }
+      }
+      runner.isTransactionActive = false;
+      runner.transactionDepth = 0;
+      if (!handle.inTransaction) return;
+      this.logger.warn('the writer connection is still inside a transaction; reopening it');
+    }
+    try {
+      // Closing a connection rolls back what it held open; TypeORM then starts a fresh query runner.
+      if (this.writer.isInitialized) await this.writer.destroy();
+      await this.writer.initialize();
+    } catch (error) {
+      this.trouble = { code: 'DATABASE_UNAVAILABLE', message: `the writer connection could not be reopened: ${(error as Error).message}`, since: new Date() };
+      throw new WriterUnusableError(error);
+    }
+    this.logger.log('reopened the writer connection');
+  }
+
+  private noteWriteFailure(error: unknown): void {
+    const since = this.trouble?.since ?? new Date();
+    if (isDiskFull(error)) {
+      this.trouble = { code: 'DISK_FULL', message: `the disk is full: ${(error as Error).message}`, since };
+    } else if (isSqliteIoError(error)) {
+      this.trouble = { code: 'DATABASE_IO_ERROR', message: `SQLite could not write its files: ${(error as Error).message}`, since };
+    } else if (error instanceof WriterUnusableError) {
+      this.trouble = { code: 'DATABASE_UNAVAILABLE', message: error.message, since };
+    } else {
+      return;
+    }
+    this.logger.error(`writes are failing (${this.trouble.code}): ${(error as Error).message}`);
+  }
+
+  /** Why writes are failing, while they are (SQLite only; null otherwise). */
+  get writeTrouble(): WriteTrouble | null {
+    return this.trouble;
+  }
+
+  /**
+   * Throws unless the database answers; used by the readiness check. On SQLite, once a write failed
+   * for want of space or an I/O error, it also needs a write to commit: a probe (one page written
+   * and synced, PRAGMA user_version set to its own value) at most every WRITE_PROBE_EVERY_MS, so
+   * readiness comes back by itself once space is freed.
+   */
   async ping(): Promise<void> {
     await this.readerSource.query('SELECT 1');
+    if (this.type !== 'sqlite' || !this.trouble) return;
+    if (Date.now() - this.lastProbeAt >= WRITE_PROBE_EVERY_MS) {
+      this.lastProbeAt = Date.now();
+      await this.writeLock.runExclusive(async () => {
+        if (!this.trouble) return;
+        try {
+          await this.settleWriter();
+          const { handle } = this.sqliteWriter();
+          const version = Number(handle.pragma('user_version', { simple: true }));
+          handle.exec(`PRAGMA user_version = ${version}`);
+          this.logger.log(`writes commit again (they had been failing since ${this.trouble.since.toISOString()})`);
+          this.trouble = null;
+        } catch (error) {
+          this.noteWriteFailure(error);
+          await this.settleWriter().catch(() => undefined);
+        }
+      });
+    }
+    const trouble = this.trouble as WriteTrouble | null;
+    if (trouble) throw new Error(trouble.message);
   }
 
   /** SQL that would bring the schema in line with the entities; empty when migrations are complete. */

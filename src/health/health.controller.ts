@@ -22,7 +22,7 @@ export class HealthController {
 
   @Get('ready')
   @HealthCheck()
-  @ApiOperation({ summary: 'Ready to serve: the database answers' })
+  @ApiOperation({ summary: 'Ready to serve: the database answers, and writes commit (after one failed for want of disk space)' })
   ready() {
     return this.health.check([
       async () => {
@@ -31,7 +31,10 @@ export class HealthController {
           await this.db.ping();
           return indicator.up({ type: this.db.type });
         } catch (error) {
-          return indicator.down({ type: this.db.type, message: (error as Error).message });
+          // While writes fail (DISK_FULL...), say which way and since when: the operator acts on it.
+          const trouble = this.db.writeTrouble;
+          const why = trouble ? { code: trouble.code, since: trouble.since.toISOString() } : {};
+          return indicator.down({ type: this.db.type, ...why, message: (error as Error).message });
         }
       },
     ]);
