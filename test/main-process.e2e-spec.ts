@@ -4,10 +4,12 @@ import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 
+const ROOT = path.resolve(__dirname, '..');
+
 /** Runs src/main.ts as a real process, the way the README's run command does (minus the build). */
 function startMain(env: Record<string, string>): { child: ChildProcess; stdout: () => string; stderr: () => string; exited: Promise<number | string> } {
   const child = spawn(process.execPath, ['-r', 'ts-node/register/transpile-only', 'src/main.ts'], {
-    cwd: path.resolve(__dirname, '..'),
+    cwd: ROOT,
     env: { PATH: process.env.PATH, LOG_LEVEL: 'warn', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -17,6 +19,16 @@ function startMain(env: Record<string, string>): { child: ChildProcess; stdout: 
   child.stderr!.on('data', (d) => (err += d));
   const exited = new Promise<number | string>((resolve) => child.on('exit', (code, signal) => resolve(code ?? signal ?? -1)));
   return { child, stdout: () => out, stderr: () => err, exited };
+}
+
+/** Whether a process of this id still runs (signal 0 only checks). */
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 async function freePort(): Promise<number> {
@@ -63,10 +75,69 @@ describe('the lockstep process', () => {
       expect(tokens.status).toBe(200);
       expect(run.stdout().split(token).length - 1).toBe(1); // printed once, and never logged
       run.child.kill('SIGTERM');
-      expect(await run.exited).toBeDefined();
+      // Nest's shutdown hooks ran (executor stopped, buffered heartbeats written, streams ended,
+      // HTTP then the database closed) and the signal was raised again: killed by SIGTERM, promptly.
+      const stopping = Date.now();
+      expect(await run.exited).toBe('SIGTERM');
+      expect(Date.now() - stopping).toBeLessThan(5000);
       await expect(fetch(`${base}/health/live`)).rejects.toThrow();
+      expect(run.stderr()).toBe('');
     } finally {
       run.child.kill('SIGKILL');
+    }
+  }, 60000);
+
+  /**
+   * `npm start` as `docker stop` or systemd meet it: the SIGTERM goes to npm, which hands it to its
+   * script's process. The scripts run as package.json writes them (prestart, then start), in a
+   * folder holding a copy of it, the build pointed at one empty file and a dist/main.js that loads
+   * src/main.ts (compiling the real dist takes 20 s). With "npm run build && node dist/main.js" the
+   * shell took the signal and died, and node went on serving, orphaned.
+   */
+  it('npm start hands SIGTERM on to the server: the port closes and the node process is gone', async () => {
+    const app = fs.mkdtempSync(path.join(os.tmpdir(), 'lockstep-npm-start-'));
+    const pidFile = path.join(app, 'server.pid');
+    fs.copyFileSync(path.join(ROOT, 'package.json'), path.join(app, 'package.json'));
+    fs.symlinkSync(path.join(ROOT, 'node_modules'), path.join(app, 'node_modules'), 'dir');
+    fs.writeFileSync(path.join(app, 'empty.ts'), 'export {};\n');
+    fs.writeFileSync(path.join(app, 'tsconfig.build.json'), JSON.stringify({ compilerOptions: { noEmit: true, types: [] }, files: ['empty.ts'] }));
+    fs.mkdirSync(path.join(app, 'dist'));
+    fs.writeFileSync(
+      path.join(app, 'dist', 'main.js'),
+      [
+        `require('node:fs').writeFileSync(${JSON.stringify(pidFile)}, String(process.pid));`,
+        `require(${JSON.stringify(path.join(ROOT, 'node_modules', 'ts-node'))}).register({ transpileOnly: true, project: ${JSON.stringify(path.join(ROOT, 'tsconfig.json'))} });`,
+        `require(${JSON.stringify(path.join(ROOT, 'src', 'main.ts'))});`,
+      ].join('\n'),
+    );
+    const port = await freePort();
+    const base = `http://127.0.0.1:${port}`;
+    const npm = spawn('npm', ['start'], {
+      cwd: app,
+      env: { ...process.env, DATABASE_URL: '', LOCKSTEP_ADMIN_TOKEN: '', DATA_DIR: dataDir, PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'warn' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let output = '';
+    npm.stdout!.on('data', (d) => (output += d));
+    npm.stderr!.on('data', (d) => (output += d));
+    const npmExited = new Promise<void>((resolve) => npm.on('exit', () => resolve()));
+    let serverPid: number | undefined;
+    try {
+      await waitFor('readiness', async () => ((await fetch(`${base}/health/ready`).catch(() => undefined))?.status === 200 ? true : undefined), 45000).catch((error: Error) => {
+        throw new Error(`${error.message}; npm start printed:\n${output}`);
+      });
+      serverPid = Number(fs.readFileSync(pidFile, 'utf8'));
+      expect(alive(serverPid)).toBe(true);
+
+      npm.kill('SIGTERM');
+      await waitFor('the server process to end', () => (alive(serverPid!) ? undefined : true), 5000);
+      await expect(fetch(`${base}/health/live`)).rejects.toThrow();
+      await waitFor('npm to exit', () => (npm.exitCode !== null || npm.signalCode !== null ? true : undefined), 5000);
+      await npmExited;
+    } finally {
+      npm.kill('SIGKILL');
+      if (serverPid && alive(serverPid)) process.kill(serverPid, 'SIGKILL');
+      fs.rmSync(app, { recursive: true, force: true });
     }
   }, 60000);
 });
