@@ -6,7 +6,8 @@ import type { NextFunction, Request, Response } from 'express';
 import helmet from 'helmet';
 import { AppModule, AppOverrides } from './app.module';
 import { AllExceptionsFilter } from './common/all-exceptions.filter';
-import { refuseDeepJson, sendErrorResponse, toErrorResponse } from './common/error-body';
+import { LockstepLogger } from './common/logger';
+import { checkJsonBody, sendErrorResponse, toErrorResponse } from './common/error-body';
 import { requestIdAndAccessLog, requestIdOf } from './common/request-id';
 import { createValidationPipe } from './common/validation';
 import { AppConfig, LOG_LEVELS, LogLevelName } from './config/app-config';
@@ -17,8 +18,9 @@ export function logLevelsFrom(level: LogLevelName): LogLevel[] {
   return LOG_LEVELS.slice(0, LOG_LEVELS.indexOf(level) + 1) as LogLevel[];
 }
 
+/** Nest's ConsoleLogger with ISO times, string messages in JSON and escaped control characters in text (src/common/logger.ts). */
 export function createLogger(config: Pick<AppConfig, 'logLevel' | 'logFormat'>): ConsoleLogger {
-  return new ConsoleLogger({ json: config.logFormat === 'json', colors: false, logLevels: logLevelsFrom(config.logLevel), prefix: 'lockstep' });
+  return new LockstepLogger({ json: config.logFormat === 'json', colors: false, logLevels: logLevelsFrom(config.logLevel), prefix: 'lockstep' });
 }
 
 /**
@@ -58,7 +60,7 @@ export async function createApp(config: AppConfig, overrides: AppOverrides = {})
   app.use(securityHeaders());
   // The dashboard's files, at `/`; public like /health: the page itself asks for a token.
   app.useStaticAssets(DASHBOARD_DIR, { index: 'index.html', maxAge: '5m', setHeaders: (res) => res.setHeader('Content-Security-Policy', DASHBOARD_CSP) });
-  app.useBodyParser('json', { limit: config.maxJsonBodyBytes, verify: refuseDeepJson });
+  app.useBodyParser('json', { limit: config.maxJsonBodyBytes, verify: checkJsonBody });
   // Body-parser errors happen before Nest's pipeline, so they are answered here in the same shape.
   app.use((error: unknown, req: Request, res: Response, next: NextFunction) => {
     if (res.headersSent) return next(error);

@@ -1,5 +1,5 @@
 import { HttpStatus, LoggerService, NotFoundException } from '@nestjs/common';
-import { refuseDeepJson, toErrorResponse } from './error-body';
+import { checkJsonBody, toErrorResponse } from './error-body';
 import { ConflictError } from './errors';
 
 const logger = (): jest.Mocked<LoggerService> => ({ log: jest.fn(), error: jest.fn(), warn: jest.fn() });
@@ -44,7 +44,7 @@ describe('toErrorResponse', () => {
   });
 });
 
-describe('refuseDeepJson', () => {
+describe('checkJsonBody', () => {
   const nested = (depth: number, open = '[', close = ']') => Buffer.from(open.repeat(depth) + close.repeat(depth));
 
   it.each([
@@ -54,7 +54,7 @@ describe('refuseDeepJson', () => {
     ['brackets inside strings do not count', Buffer.from(JSON.stringify({ text: '['.repeat(200), quoted: 'a \\" [[[[ "' })), false],
     ['an escaped quote does not end a string', Buffer.from(`{"a":"\\"${'{'.repeat(100)}"}`), false],
   ])('%s', (_name, body, refused) => {
-    const check = () => refuseDeepJson(null, null, body);
+    const check = () => checkJsonBody(null, null, body, 'utf-8');
     if (refused) expect(check).toThrow(expect.objectContaining({ type: 'entity.too.deep', status: 400 }));
     else expect(check).not.toThrow();
   });
@@ -62,10 +62,27 @@ describe('refuseDeepJson', () => {
   it('the refusal reads as a 400 naming the limit', () => {
     let error: unknown;
     try {
-      refuseDeepJson(null, null, nested(100));
+      checkJsonBody(null, null, nested(100), 'utf-8');
     } catch (e) {
       error = e;
     }
     expect(toErrorResponse(error, 'r', logger())).toMatchObject({ status: 400, body: { code: 'JSON_TOO_DEEP', message: expect.stringMatching(/more than 64 levels/) } });
+  });
+
+  it.each([
+    ['bytes that are not UTF-8', Buffer.from([0x7b, 0x22, 0xc3, 0x28, 0x22, 0x7d]), 'utf-8', 400, 'INVALID_UTF8'],
+    ['a UTF-16 charset', Buffer.from('{}', 'utf16le'), 'utf-16', 415, 'UNSUPPORTED_ENCODING'],
+  ])('refuses %s', (_name, body, charset, status, code) => {
+    let error: unknown;
+    try {
+      checkJsonBody(null, null, body, charset);
+    } catch (e) {
+      error = e;
+    }
+    expect(toErrorResponse(error, 'r', logger())).toMatchObject({ status, body: { code } });
+  });
+
+  it('takes UTF-8 with characters beyond ASCII', () => {
+    expect(() => checkJsonBody(null, null, Buffer.from('{"name":"Zürich 東京 🚀"}'), 'utf-8')).not.toThrow();
   });
 });

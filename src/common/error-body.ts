@@ -1,4 +1,5 @@
 import { HttpException, HttpStatus, LoggerService } from '@nestjs/common';
+import { isUtf8 } from 'node:buffer';
 import { STATUS_CODES } from 'node:http';
 import { isDatabaseUnavailable } from './db-errors';
 import { DomainError } from './errors';
@@ -35,11 +36,19 @@ const isBodyParserError = (e: unknown): e is BodyParserError =>
 export const MAX_JSON_DEPTH = 64;
 const JSON_TOO_DEEP = 'entity.too.deep';
 
+const INVALID_UTF8 = 'entity.invalid.utf8';
+
 /**
- * A body parser `verify` hook: refuses JSON nested deeper than MAX_JSON_DEPTH before it is parsed,
- * with one pass over the bytes (brackets inside strings do not count).
+ * A body parser `verify` hook, run on the bytes before they are parsed. JSON is UTF-8 (RFC 8259):
+ * another charset is refused (415), and so are bytes that are not UTF-8, which would otherwise be
+ * stored as U+FFFD in place of what was sent. JSON nested deeper than MAX_JSON_DEPTH is refused
+ * before anything recurses into it, with one pass over the bytes (brackets inside strings do not count).
  */
-export function refuseDeepJson(_req: unknown, _res: unknown, body: Buffer): void {
+export function checkJsonBody(_req: unknown, _res: unknown, body: Buffer, encoding: string): void {
+  if (encoding.toLowerCase() !== 'utf-8' && encoding.toLowerCase() !== 'utf8') {
+    throw Object.assign(new Error(`unsupported charset ${encoding}`), { type: 'charset.unsupported', status: 415 });
+  }
+  if (!isUtf8(body)) throw Object.assign(new Error('body is not UTF-8'), { type: INVALID_UTF8, status: 400 });
   let depth = 0;
   let inString = false;
   for (let i = 0; i < body.length; i++) {
@@ -90,6 +99,8 @@ export function toErrorResponse(error: unknown, requestId: string | undefined, l
       case 'encoding.unsupported':
       case 'charset.unsupported':
         return build(HttpStatus.UNSUPPORTED_MEDIA_TYPE, 'UNSUPPORTED_ENCODING', 'The request body must be UTF-8 JSON.');
+      case INVALID_UTF8:
+        return build(HttpStatus.BAD_REQUEST, 'INVALID_UTF8', 'The request body is not valid UTF-8; send JSON encoded as UTF-8.');
       case JSON_TOO_DEEP:
         return build(HttpStatus.BAD_REQUEST, 'JSON_TOO_DEEP', `The request body nests objects or arrays more than ${MAX_JSON_DEPTH} levels deep; no request needs that many.`);
       default:
@@ -115,7 +126,7 @@ export function toErrorResponse(error: unknown, requestId: string | undefined, l
   if (isDatabaseUnavailable(err)) {
     // Not a bug: the database is down or overloaded. Nothing was half-written (one transaction).
     logger.error(`request ${requestId}: database unavailable: ${err.message}`);
-    return build(HttpStatus.SERVICE_UNAVAILABLE, 'DATABASE_UNAVAILABLE', `The database is not answering; nothing was changed. Retry in a moment (request id ${requestId}).`);
+    return { ...build(HttpStatus.SERVICE_UNAVAILABLE, 'DATABASE_UNAVAILABLE', `The database is not answering; nothing was changed. Retry in a moment (request id ${requestId}).`), retryAfterS: 5 };
   }
   logger.error(`request ${requestId} failed unexpectedly: ${err.message}`, err.stack);
   return build(

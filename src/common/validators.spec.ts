@@ -1,5 +1,5 @@
 import { validateSync } from 'class-validator';
-import { IsCountOrPercent, IsFlatMap, IsHostOrIp, IsSemverRange, IsSemverVersion } from './validators';
+import { IsCountOrPercent, IsFlatMap, IsHostOrIp, IsPrintableText, IsSemverRange, IsSemverVersion, IsSingleLineText } from './validators';
 
 class Probe {
   @IsSemverVersion() version: unknown;
@@ -42,5 +42,23 @@ describe('validators', () => {
     ['options', { 'bad key': 1 }],
   ])('refuses %s = %j', (field, value) => {
     expect(problemsWith(field as keyof Probe, value)).toEqual([field]);
+  });
+});
+
+describe('IsSingleLineText and IsPrintableText', () => {
+  class Named {
+    @IsSingleLineText() name: string;
+    @IsPrintableText() text: string;
+  }
+  const problems = (name: string, text = 'ok') => validateSync(Object.assign(new Named(), { name, text })).map((e) => e.property);
+
+  it.each([['db-a1'], ['Zürich 東京 🚀'], ['a name with spaces']])('takes the name %j', (name) => expect(problems(name)).toEqual([]));
+  it.each([['a\nb'], ['a\rb'], ['tab\there'], ['nul\u0000'], ['del\u007f'], ['c1\u0085'], ['bidi\u202eevil'], ['lone \ud800 surrogate'], ['\udc00']])('refuses the name %j', (name) =>
+    expect(problems(name)).toEqual(['name']),
+  );
+  it('takes line breaks and tabs in text, not other control characters', () => {
+    expect(problems('n', 'line one\nline two\r\n\tindented')).toEqual([]);
+    expect(problems('n', 'bell\u0007')).toEqual(['text']);
+    expect(problems('n', 'nul\u0000')).toEqual(['text']);
   });
 });

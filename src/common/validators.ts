@@ -88,3 +88,40 @@ export const IsOptionalNotNull = (options?: ValidationOptions) => ValidateIf((_o
 /** An ISO-8601 date and time in the extended form every client and JavaScript's Date read alike (2026-12-01T02:00:00Z). */
 export const IsDateTime = (options?: ValidationOptions) =>
   Matches(/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:\d{2})$/, options);
+
+/** A high surrogate not followed by a low one, or a low one not preceded by a high one: not Unicode text. */
+const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
+
+/** C0 and C1 control characters, DEL, and the bidirectional overrides that make text read differently from what it is. */
+const NOT_IN_A_NAME = /[\u0000-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/;
+/** In longer text, line breaks and tabs are fine; other control characters are not (PostgreSQL cannot even store NUL). */
+const NOT_IN_TEXT = /[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f\u202a-\u202e\u2066-\u2069]/;
+
+/**
+ * A name shown in lists, logs and the dashboard: one line of printable text. A newline in a name
+ * forges log lines, NUL cannot be stored in PostgreSQL, and a lone surrogate is not text at all.
+ */
+export const IsSingleLineText = (options?: ValidationOptions) =>
+  ValidateBy(
+    {
+      name: 'isSingleLineText',
+      validator: {
+        validate: (value) => typeof value !== 'string' || (!LONE_SURROGATE.test(value) && !NOT_IN_A_NAME.test(value)),
+        defaultMessage: (args) => `${args?.property} must be one line of printable text (no control characters)`,
+      },
+    },
+    options,
+  );
+
+/** Free text such as an agent's message: line breaks and tabs allowed, other control characters not. */
+export const IsPrintableText = (options?: ValidationOptions) =>
+  ValidateBy(
+    {
+      name: 'isPrintableText',
+      validator: {
+        validate: (value) => typeof value !== 'string' || (!LONE_SURROGATE.test(value) && !NOT_IN_TEXT.test(value)),
+        defaultMessage: (args) => `${args?.property} must be printable text (no control characters but line breaks and tabs)`,
+      },
+    },
+    options,
+  );

@@ -29,6 +29,8 @@ describe('parseManifest', () => {
     ['a migration that is not in the archive', { ...valid, migration: 'missing.js' }, ['manifest.migration']],
     ['missing fields, each named', {}, ['manifest.kind', 'manifest.product', 'manifest.version']],
     ['an unknown field', { ...valid, colour: 'red' }, ['manifest.colour']],
+    ['notes with a NUL (PostgreSQL cannot store it)', { ...valid, notes: 'fixed\u0000' }, ['manifest.notes']],
+    ['a migration path with a newline', { ...valid, migration: 'migrate.js\nrm -rf /' }, ['manifest.migration']],
   ])('refuses %s', (_case, manifest, fields) => {
     expect(problemsOf(manifest).sort()).toEqual([...fields].sort());
   });

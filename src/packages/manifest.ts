@@ -2,7 +2,7 @@ import { plainToInstance, Type } from 'class-transformer';
 import { IsArray, IsIn, IsInt, IsOptional, IsString, Length, Matches, Min, ValidateNested, validateSync } from 'class-validator';
 import { BadInputError } from '../common/errors';
 import { toFieldProblems } from '../common/validation';
-import { IsSemverRange, IsSemverVersion } from '../common/validators';
+import { IsPrintableText, IsSemverRange, IsSemverVersion, IsSingleLineText } from '../common/validators';
 
 export const PACKAGE_KINDS = ['full', 'webapps'] as const;
 export type PackageKind = (typeof PACKAGE_KINDS)[number];
@@ -21,6 +21,7 @@ export class PrerequisitesManifest {
   @IsArray({ message: 'os must be a list such as ["linux"]' })
   @IsString({ each: true, message: 'os must be a list of operating system names such as ["linux"]' })
   @Length(1, 32, { each: true, message: 'each os must be 1-32 characters' })
+  @IsSingleLineText({ each: true, message: 'each os must be one line of printable text' })
   os?: string[];
 }
 
@@ -43,11 +44,13 @@ export class PackageManifest {
   @IsOptional()
   @IsString()
   @Length(1, 200)
+  @IsSingleLineText()
   migration?: string;
 
   @IsOptional()
   @IsString()
   @Length(0, 4000)
+  @IsPrintableText()
   notes?: string;
 }
 

@@ -1,4 +1,5 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
+import { IsSingleLineText } from '../../common/validators';
 import { Transform } from 'class-transformer';
 import { IsBoolean, IsIn, IsOptional, IsString, Length } from 'class-validator';
 import { AccessToken, USER_ROLES, type UserRole } from '../access-token.entity';
@@ -8,6 +9,7 @@ export class CreateTokenDto {
   @Transform(({ value }) => (typeof value === 'string' ? value.trim() : value))
   @IsString()
   @Length(1, 100)
+  @IsSingleLineText()
   name: string;
 
   @ApiProperty({ enum: USER_ROLES, enumName: 'UserRole' })

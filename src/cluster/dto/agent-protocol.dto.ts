@@ -1,7 +1,7 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
 import { Type } from 'class-transformer';
 import { ArrayMaxSize, IsArray, IsBoolean, IsIn, IsInt, IsObject, IsOptional, IsString, Length, Matches, Max, Min, ValidateIf, ValidateNested } from 'class-validator';
-import { IsFlatMap, IsSemverVersion } from '../../common/validators';
+import { IsFlatMap, IsPrintableText, IsSemverVersion, IsSingleLineText } from '../../common/validators';
 import { COMMAND_STATUSES, COMMAND_TYPES, type CommandStatus, type CommandType, REPORTED_ENDS, type ReportedEnd } from '../agent-command.entity';
 
 /** What an agent knows of its host. Bounded in size and shape: unknown keys are refused. */
@@ -10,12 +10,14 @@ export class FactsDto {
   @IsOptional()
   @IsString()
   @Length(1, 32)
+  @IsSingleLineText()
   os?: string;
 
   @ApiPropertyOptional({ example: 'x64', maxLength: 32 })
   @IsOptional()
   @IsString()
   @Length(1, 32)
+  @IsSingleLineText()
   arch?: string;
 
   @ApiPropertyOptional({ minimum: 0 })
@@ -110,6 +112,7 @@ export class ProgressReportDto {
   @IsOptional()
   @IsString()
   @Length(0, 500)
+  @IsPrintableText()
   message?: string;
 }
 
@@ -127,6 +130,7 @@ export class CompleteReportDto {
   @IsOptional()
   @IsString()
   @Length(0, 2000)
+  @IsPrintableText()
   error?: string;
 
   @ApiPropertyOptional({ type: [String], maxItems: 20, description: 'What the operator must know: options not applied and why, a reboot issued, services stopped and started.' })
@@ -135,6 +139,7 @@ export class CompleteReportDto {
   @ArrayMaxSize(20, { message: 'notes takes at most 20 texts' })
   @IsString({ each: true, message: 'each of notes must be a text' })
   @Length(1, 500, { each: true, message: 'each of notes must be 1 to 500 characters' })
+  @IsPrintableText({ each: true, message: 'each of notes must be printable text (no control characters but line breaks and tabs)' })
   notes?: string[];
 }
 

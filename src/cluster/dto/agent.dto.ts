@@ -1,7 +1,7 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
 import { Transform } from 'class-transformer';
 import { IsBoolean, IsIn, IsInt, IsOptional, IsString, Length, Matches, Max, Min, ValidateIf } from 'class-validator';
-import { IsHostOrIp } from '../../common/validators';
+import { IsHostOrIp, IsSingleLineText } from '../../common/validators';
 import { Agent } from '../agent.entity';
 import { AGENT_ROLES, AGENT_STATES, type AgentFacts, type AgentRole, type AgentState, VERSION_STATUSES, type VersionStatus } from '../agent-state';
 
@@ -14,6 +14,7 @@ export class RegisterAgentDto {
   @trim()
   @IsString()
   @Length(1, 100)
+  @IsSingleLineText()
   name: string;
 
   @ApiProperty({ description: 'Host name or IP address, unique in the cluster.', example: '10.0.4.17' })
@@ -37,6 +38,7 @@ export class UpdateAgentDto {
   @trim()
   @IsString()
   @Length(1, 100)
+  @IsSingleLineText()
   name?: string;
 
   @ApiPropertyOptional()

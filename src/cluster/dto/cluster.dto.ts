@@ -1,4 +1,5 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
+import { IsSingleLineText } from '../../common/validators';
 import { Transform, Type } from 'class-transformer';
 import { IsIn, IsOptional, IsString, Length, Matches, ValidateNested } from 'class-validator';
 import { CONCRETE_POLICIES, type ConcretePolicy, type UpgradeOptions } from '../../policies/upgrade-options';
@@ -13,6 +14,7 @@ export class CreateClusterDto {
   @trim()
   @IsString()
   @Length(1, 100)
+  @IsSingleLineText()
   name: string;
 
   @ApiProperty({ description: 'The product its agents run; packages for another product are refused.', example: 'acme-agent' })
