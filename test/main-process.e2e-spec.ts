@@ -65,7 +65,7 @@ describe('the lockstep process', () => {
 
   it('creates its SQLite file, prints a working admin token once, and stops on SIGTERM', async () => {
     const port = await freePort();
-    const run = startMain({ DATA_DIR: dataDir, PORT: String(port), HOST: '127.0.0.1' });
+    const run = startMain({ DATA_DIR: dataDir, PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'debug', LOG_FORMAT: 'json' });
     try {
       const token = await waitFor('the admin token banner', () => /^\s+(lsk_[A-Za-z0-9_-]{43})\s*$/m.exec(run.stdout())?.[1]);
       const base = `http://127.0.0.1:${port}`;
@@ -74,6 +74,12 @@ describe('the lockstep process', () => {
       const tokens = await fetch(`${base}/api/v1/tokens`, { headers: { Authorization: `Bearer ${token}` } });
       expect(tokens.status).toBe(200);
       expect(run.stdout().split(token).length - 1).toBe(1); // printed once, and never logged
+      // Every JSON log line: an ISO-8601 timestamp and a string message; the access log's entry in fields of their own.
+      await waitFor('the access log line', () => (run.stdout().includes('"path":"/api/v1/tokens"') ? true : undefined));
+      const lines = run.stdout().split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>);
+      expect(lines.length).toBeGreaterThan(5);
+      for (const line of lines) expect(line).toMatchObject({ timestamp: expect.stringMatching(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/), message: expect.any(String) });
+      expect(lines).toContainEqual(expect.objectContaining({ context: 'HTTP', method: 'GET', path: '/api/v1/tokens', status: 200, message: expect.stringContaining('path=/api/v1/tokens') }));
       run.child.kill('SIGTERM');
       // Nest's shutdown hooks ran (executor stopped, buffered heartbeats written, streams ended,
       // HTTP then the database closed) and the signal was raised again: killed by SIGTERM, promptly.
