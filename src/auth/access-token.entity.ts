@@ -42,4 +42,13 @@ export class AccessToken {
 
   @TimestampColumn({ nullable: true })
   revokedAt: Date | null;
+
+  /** After this instant the token is refused (TOKEN_EXPIRED); null: it never expires. */
+  @TimestampColumn({ nullable: true })
+  expiresAt: Date | null;
+}
+
+/** Neither revoked nor expired at `now`: the token still opens the API. */
+export function isActiveToken(token: Pick<AccessToken, 'revokedAt' | 'expiresAt'>, now: Date): boolean {
+  return !token.revokedAt && (!token.expiresAt || token.expiresAt.getTime() > now.getTime());
 }

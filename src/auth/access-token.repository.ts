@@ -1,5 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import { EntityManager, In, IsNull } from 'typeorm';
+import { toDbTimestamp } from '../common/columns';
 import { Database } from '../database/database';
 import { AccessToken, USER_ROLES, UserRole } from './access-token.entity';
 
@@ -22,8 +23,13 @@ export class AccessTokenRepository {
     });
   }
 
-  countActive(em: EntityManager, role: UserRole): Promise<number> {
-    return em.countBy(AccessToken, { role, revokedAt: IsNull() });
+  /** Tokens of `role` neither revoked nor expired at `now` (timestamps are ISO text, which sorts by time). */
+  countActive(em: EntityManager, role: UserRole, now: Date): Promise<number> {
+    return em
+      .createQueryBuilder(AccessToken, 't')
+      .where('t.role = :role AND t.revokedAt IS NULL', { role })
+      .andWhere('(t.expiresAt IS NULL OR t.expiresAt > :now)', { now: toDbTimestamp(now) })
+      .getCount();
   }
 
   async insert(em: EntityManager, token: AccessToken): Promise<void> {

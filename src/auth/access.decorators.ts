@@ -35,7 +35,7 @@ export const RequireRole = (role: UserRole, refusal?: string) =>
   applyDecorators(
     accessRule({ kind: 'role', role, refusal }),
     ApiBearerAuth(),
-    ApiUnauthorizedResponse({ description: 'No token, or the token is unknown or revoked.' }),
+    ApiUnauthorizedResponse({ description: 'No token, or the token is unknown, revoked or expired.' }),
     ApiTooManyRequestsResponse(TOO_MANY_FAILURES),
     ApiForbiddenResponse({ description: `The token's role is below ${role}, or it is an agent token.` }),
   );

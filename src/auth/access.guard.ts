@@ -70,6 +70,9 @@ export class AccessGuard implements CanActivate {
     }
     const result = await this.auth.authenticate(match[1]);
     if (!result.ok) {
+      if (result.reason === 'expired') {
+        throw new UnauthenticatedError(`This token expired at ${result.expiredAt.toISOString()}; ask an admin for a new one.`, 'TOKEN_EXPIRED');
+      }
       throw result.reason === 'revoked'
         ? new UnauthenticatedError('This token has been revoked; ask an admin for a new one.', 'TOKEN_REVOKED')
         : new UnauthenticatedError('This token is not known to Lockstep; check it, or ask an admin for a new one.', 'TOKEN_UNKNOWN');

@@ -1,25 +1,30 @@
 import { Injectable, Logger, OnApplicationBootstrap } from '@nestjs/common';
-import { randomUUID } from 'node:crypto';
 import { Clock } from '../common/clock';
-import { ConflictError, NotFoundError } from '../common/errors';
+import { BadInputError, ConflictError, NotFoundError } from '../common/errors';
 import { type AppConfig, InjectAppConfig } from '../config/app-config';
 import { Database, Tx } from '../database/database';
-import { AccessToken, UserRole } from './access-token.entity';
+import { AccessToken, isActiveToken, UserRole } from './access-token.entity';
 import { AccessTokenRepository } from './access-token.repository';
 import { Principal } from './principal';
 import { TokenCache } from './token-cache';
-import { AGENT_TOKEN_PREFIX, generateSecret, hashSecret, secretPrefix, USER_TOKEN_PREFIX } from './token-secret';
+import { AGENT_TOKEN_PREFIX, generateSecret, hashSecret, newAccessToken, secretBanner, USER_TOKEN_PREFIX } from './token-secret';
 
-export type AuthenticationResult = { ok: true; principal: Principal } | { ok: false; reason: 'unknown' | 'revoked' };
+export type AuthenticationResult =
+  | { ok: true; principal: Principal }
+  | { ok: false; reason: 'unknown' | 'revoked' }
+  | { ok: false; reason: 'expired'; expiredAt: Date };
 
 /** How long a verified token is trusted without asking the database again (see TokenCache). */
 const TOKEN_CACHE_TTL_MS = 5000;
 const TOKEN_CACHE_MAX_ENTRIES = 200_000;
+/** The furthest ahead a token's expiresAt may be: a date decades away is more likely a typo than a plan. */
+export const MAX_TOKEN_LIFETIME_YEARS = 10;
 
 @Injectable()
 export class AuthService implements OnApplicationBootstrap {
   private readonly logger = new Logger(AuthService.name);
-  private readonly cache = new TokenCache(TOKEN_CACHE_TTL_MS, TOKEN_CACHE_MAX_ENTRIES);
+  // Token expiry is read on the injected clock, like every other expiry (tests move it).
+  private readonly cache = new TokenCache(TOKEN_CACHE_TTL_MS, TOKEN_CACHE_MAX_ENTRIES, undefined, () => this.clock.now().getTime());
 
   constructor(
     private readonly db: Database,
@@ -39,11 +44,12 @@ export class AuthService implements OnApplicationBootstrap {
     const token = await this.tokens.findBySecretHash(secretHash);
     if (!token) return { ok: false, reason: 'unknown' };
     if (token.revokedAt) return { ok: false, reason: 'revoked' };
+    if (token.expiresAt && token.expiresAt.getTime() <= this.clock.now().getTime()) return { ok: false, reason: 'expired', expiredAt: token.expiresAt };
     const principal: Principal =
       token.role === 'agent'
         ? { kind: 'agent', tokenId: token.id, agentId: token.agentId! }
         : { kind: 'user', tokenId: token.id, name: token.name, role: token.role };
-    this.cache.set(secretHash, principal);
+    this.cache.set(secretHash, principal, token.expiresAt);
     return { ok: true, principal };
   }
 
@@ -52,12 +58,14 @@ export class AuthService implements OnApplicationBootstrap {
     return secret === undefined ? undefined : this.cache.get(hashSecret(secret));
   }
 
-  /** Issues an API token; the secret is returned here and never again. */
-  async issueToken(name: string, role: UserRole, createdByTokenId: string | null): Promise<{ token: AccessToken; secret: string }> {
+  /** Issues an API token, valid until `expiresAt` (null: no end); the secret is returned here and never again. */
+  async issueToken(name: string, role: UserRole, createdByTokenId: string | null, expiresAt: Date | null = null): Promise<{ token: AccessToken; secret: string }> {
+    const now = this.clock.now();
+    if (expiresAt) checkTokenExpiry(expiresAt, now);
     const secret = generateSecret(USER_TOKEN_PREFIX);
-    const token = this.newToken({ name, role, secret, createdByTokenId, agentId: null });
+    const token = newAccessToken({ name, role, secret, createdByTokenId, agentId: null, expiresAt }, now);
     await this.db.transaction((tx) => this.tokens.insert(tx.em, token));
-    this.logger.log(`issued ${role} token ${token.id} (${name})`);
+    this.logger.log(`issued ${role} token ${token.id} (${name})${expiresAt ? `, expires ${expiresAt.toISOString()}` : ''}`);
     return { token, secret };
   }
 
@@ -71,19 +79,23 @@ export class AuthService implements OnApplicationBootstrap {
     return token;
   }
 
-  /** Revokes an API token. Idempotent; refuses to revoke the last admin token, which would lock everyone out. */
+  /**
+   * Revokes an API token. Idempotent; refuses to revoke the last active (unrevoked, unexpired)
+   * admin token, which would lock everyone out. An expired one may always go.
+   */
   async revokeToken(id: string): Promise<AccessToken> {
     const token = await this.db.transaction(async (tx) => {
+      const now = this.clock.now();
       const found = await this.tokens.findUserToken(id, tx.em);
       if (!found) throw new NotFoundError('Token', id);
       if (found.revokedAt) return found;
-      if (found.role === 'admin' && (await this.tokens.countActive(tx.em, 'admin')) <= 1) {
+      if (found.role === 'admin' && isActiveToken(found, now) && (await this.tokens.countActive(tx.em, 'admin', now)) <= 1) {
         throw new ConflictError(
           'LAST_ADMIN_TOKEN',
-          'This is the last active admin token; revoking it would lock every admin out. Issue another admin token first.',
+          'This is the last active admin token (expired ones do not count); revoking it would lock every admin out. Issue another admin token first.',
         );
       }
-      found.revokedAt = this.clock.now();
+      found.revokedAt = now;
       await this.tokens.revoke(tx.em, id, found.revokedAt);
       tx.afterCommit(() => this.cache.evict(found.secretHash));
       return found;
@@ -95,7 +107,7 @@ export class AuthService implements OnApplicationBootstrap {
   /** Issues the token an agent speaks with, inside the caller's transaction (pairing). */
   async issueAgentToken(tx: Tx, agentId: string, agentName: string): Promise<string> {
     const secret = generateSecret(AGENT_TOKEN_PREFIX);
-    await this.tokens.insert(tx.em, this.newToken({ name: agentName.slice(0, 100), role: 'agent', secret, createdByTokenId: null, agentId }));
+    await this.tokens.insert(tx.em, newAccessToken({ name: agentName.slice(0, 100), role: 'agent', secret, createdByTokenId: null, agentId }, this.clock.now()));
     return secret;
   }
 
@@ -106,17 +118,22 @@ export class AuthService implements OnApplicationBootstrap {
   }
 
   /**
-   * With no active admin token in the database, installs LOCKSTEP_ADMIN_TOKEN or generates one and
-   * prints it once. Under an advisory lock so replicas starting together create exactly one.
+   * With no active (unrevoked, unexpired) admin token in the database, installs LOCKSTEP_ADMIN_TOKEN
+   * or generates one and prints it once. Under an advisory lock so replicas starting together
+   * create exactly one.
    */
   private async ensureAdminToken(): Promise<void> {
     const configured = this.config.adminToken;
     const created = await this.db.transaction(async (tx) => {
       await tx.advisoryLock('lockstep.bootstrap-admin');
-      if ((await this.tokens.countActive(tx.em, 'admin')) > 0) return undefined;
-      const secret = configured ?? generateSecret(USER_TOKEN_PREFIX);
-      await this.tokens.insert(tx.em, this.newToken({ name: 'bootstrap admin', role: 'admin', secret, createdByTokenId: null, agentId: null }));
-      return { secret, generated: !configured };
+      const now = this.clock.now();
+      if ((await this.tokens.countActive(tx.em, 'admin', now)) > 0) return undefined;
+      // A LOCKSTEP_ADMIN_TOKEN already stored is no longer active (it was revoked): it is not
+      // brought back (its hash is unique anyway); a new token is generated instead.
+      const spent = configured !== undefined && (await tx.em.existsBy(AccessToken, { secretHash: hashSecret(configured) }));
+      const secret = configured && !spent ? configured : generateSecret(USER_TOKEN_PREFIX);
+      await this.tokens.insert(tx.em, newAccessToken({ name: 'bootstrap admin', role: 'admin', secret, createdByTokenId: null, agentId: null }, now));
+      return { secret, generated: secret !== configured, spent };
     });
     if (!created) {
       if (configured && !(await this.tokens.findBySecretHash(hashSecret(configured)))) {
@@ -128,33 +145,29 @@ export class AuthService implements OnApplicationBootstrap {
       this.logger.log('installed LOCKSTEP_ADMIN_TOKEN as the first admin token');
       return;
     }
+    if (created.spent) {
+      this.logger.warn('LOCKSTEP_ADMIN_TOKEN was revoked, so it was not installed again; a new admin token was generated instead.');
+    }
     // Printed once, outside the structured log, because this is the only time anyone can see it.
     process.stdout.write(
-      [
-        '',
-        '================================================================================',
-        ' Lockstep generated the first admin token. It is shown only this once:',
-        '',
-        `   ${created.secret}`,
-        '',
-        ' Use it as "Authorization: Bearer <token>"; issue more with POST /api/v1/tokens.',
-        '================================================================================',
-        '',
-      ].join('\n') + '\n',
+      secretBanner(
+        'Lockstep generated an admin token (there was no active one). It is shown only this once:',
+        created.secret,
+        'Use it as "Authorization: Bearer <token>"; issue more with POST /api/v1/tokens.',
+      ),
     );
   }
+}
 
-  private newToken(args: { name: string; role: AccessToken['role']; secret: string; createdByTokenId: string | null; agentId: string | null }): AccessToken {
-    const token = new AccessToken();
-    token.id = randomUUID();
-    token.name = args.name;
-    token.role = args.role;
-    token.agentId = args.agentId;
-    token.secretHash = hashSecret(args.secret);
-    token.prefix = secretPrefix(args.secret);
-    token.createdByTokenId = args.createdByTokenId;
-    token.createdAt = this.clock.now();
-    token.revokedAt = null;
-    return token;
-  }
+/** Refuses an expiresAt that is not in the future or is more than MAX_TOKEN_LIFETIME_YEARS ahead, naming the field. */
+function checkTokenExpiry(expiresAt: Date, now: Date): void {
+  const latest = new Date(now);
+  latest.setUTCFullYear(latest.getUTCFullYear() + MAX_TOKEN_LIFETIME_YEARS);
+  const problem =
+    expiresAt.getTime() <= now.getTime()
+      ? `expiresAt must be in the future (it is ${expiresAt.toISOString()}, now is ${now.toISOString()}); leave it out for a token that never expires`
+      : expiresAt.getTime() > latest.getTime()
+        ? `expiresAt must be at most ${MAX_TOKEN_LIFETIME_YEARS} years ahead (no later than ${latest.toISOString()}); leave it out for a token that never expires`
+        : undefined;
+  if (problem) throw new BadInputError(`Invalid request: ${problem}.`, [{ field: 'expiresAt', problems: [problem] }]);
 }

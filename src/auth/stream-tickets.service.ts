@@ -6,7 +6,7 @@ import { Clock } from '../common/clock';
 import { UnauthenticatedError } from '../common/errors';
 import { type AppConfig, InjectAppConfig } from '../config/app-config';
 import { Database } from '../database/database';
-import { AccessToken } from './access-token.entity';
+import { AccessToken, isActiveToken } from './access-token.entity';
 import { Principal } from './principal';
 import { StreamTicket } from './stream-ticket.entity';
 import { generateSecret, hashSecret } from './token-secret';
@@ -49,9 +49,15 @@ export class StreamTicketsService {
       if (found.usedAt) throw new UnauthenticatedError('This stream ticket was already used; a ticket opens one stream once. Ask for a new one.', 'TICKET_USED');
       if (found.expiresAt <= now) throw new UnauthenticatedError(`This stream ticket expired at ${found.expiresAt.toISOString()}; ask for a new one.`, 'TICKET_EXPIRED');
       // A ticket carries its issuer's access: revoking the token voids the tickets it issued.
-      const issuer = await tx.em.findOne(AccessToken, { where: { id: found.issuedByTokenId }, select: { id: true, revokedAt: true } });
+      const issuer = await tx.em.findOne(AccessToken, { where: { id: found.issuedByTokenId }, select: { id: true, revokedAt: true, expiresAt: true } });
       if (!issuer || issuer.revokedAt) {
         throw new UnauthenticatedError('The token that issued this stream ticket has been revoked, so the ticket no longer opens anything; sign in with a valid token.', 'TICKET_ISSUER_REVOKED');
+      }
+      if (!isActiveToken(issuer, now)) {
+        throw new UnauthenticatedError(
+          `The token that issued this stream ticket expired at ${issuer.expiresAt!.toISOString()}, so the ticket no longer opens anything; sign in with a valid token.`,
+          'TICKET_ISSUER_EXPIRED',
+        );
       }
       await tx.em.update(StreamTicket, { id: found.id }, { usedAt: now });
       return { kind: 'user', tokenId: found.issuedByTokenId, name: 'stream ticket', role: 'viewer' };

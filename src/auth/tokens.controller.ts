@@ -15,7 +15,8 @@ export class TokensController {
   @Post()
   @ApiOperation({ summary: 'Issue an API token; its secret is shown once' })
   async issue(@Body() body: CreateTokenDto, @CurrentPrincipal() caller: Principal): Promise<IssuedTokenDto> {
-    const { token, secret } = await this.auth.issueToken(body.name, body.role, caller.tokenId);
+    const expiresAt = body.expiresAt ? new Date(body.expiresAt) : null;
+    const { token, secret } = await this.auth.issueToken(body.name, body.role, caller.tokenId, expiresAt);
     return { ...toTokenDto(token), secret };
   }
 

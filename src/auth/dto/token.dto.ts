@@ -1,8 +1,10 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
-import { IsSingleLineText } from '../../common/validators';
+import { IsDateTime, IsSingleLineText } from '../../common/validators';
 import { Transform } from 'class-transformer';
-import { IsBoolean, IsIn, IsOptional, IsString, Length } from 'class-validator';
+import { IsBoolean, IsIn, IsISO8601, IsOptional, IsString, Length } from 'class-validator';
 import { AccessToken, USER_ROLES, type UserRole } from '../access-token.entity';
+
+const EXPIRES_AT_FORM = 'expiresAt must be an ISO-8601 date and time such as 2027-06-30T00:00:00Z';
 
 export class CreateTokenDto {
   @ApiProperty({ description: 'What the token is for, e.g. "ci-uploader".', minLength: 1, maxLength: 100 })
@@ -15,6 +17,18 @@ export class CreateTokenDto {
   @ApiProperty({ enum: USER_ROLES, enumName: 'UserRole' })
   @IsIn(USER_ROLES, { message: `role must be one of: ${USER_ROLES.join(', ')}` })
   role: UserRole;
+
+  @ApiPropertyOptional({
+    format: 'date-time',
+    nullable: true,
+    type: String,
+    description: 'When the token stops working (ISO-8601, in the future, at most 10 years ahead); absent or null: never.',
+  })
+  @IsOptional()
+  // The pattern pins the form; IsISO8601 strict refuses dates that do not exist (2027-02-30).
+  @IsDateTime({ message: EXPIRES_AT_FORM })
+  @IsISO8601({ strict: true }, { message: EXPIRES_AT_FORM })
+  expiresAt?: string | null;
 }
 
 export class ListTokensQuery {
@@ -33,6 +47,7 @@ export class TokenDto {
   @ApiProperty({ format: 'uuid', nullable: true, type: String }) createdByTokenId: string | null;
   @ApiProperty({ format: 'date-time' }) createdAt: string;
   @ApiProperty({ format: 'date-time', nullable: true, type: String }) revokedAt: string | null;
+  @ApiProperty({ format: 'date-time', nullable: true, type: String, description: 'When the token stops working; null: never.' }) expiresAt: string | null;
 }
 
 export class IssuedTokenDto extends TokenDto {
@@ -49,5 +64,6 @@ export function toTokenDto(token: AccessToken): TokenDto {
     createdByTokenId: token.createdByTokenId,
     createdAt: token.createdAt.toISOString(),
     revokedAt: token.revokedAt?.toISOString() ?? null,
+    expiresAt: token.expiresAt?.toISOString() ?? null,
   };
 }
