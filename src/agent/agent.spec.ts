@@ -190,6 +190,21 @@ describe('ReferenceAgent', () => {
     expect(readJson<AgentState>(path.join(home, 'agent.json'))).toMatchObject({ unacknowledged: [] });
   });
 
+  it('heartbeats carry the version from before an upgrade until it ended, then the new one', async () => {
+    const home = path.join(work, 'settled-version');
+    // delayedStartS holds the start phase a second after `current` switched to 1.1.0.
+    server.commands = [upgrade('c7', { delayedStartS: 1 })];
+    startAgent(home);
+
+    await eventually(() => server.reports('c7').length > 0, 'the upgrade report');
+    const startAt = server.calls.findIndex((c) => c.route === 'progress c7' && c.body.phase === 'start');
+    const reportAt = server.calls.findIndex((c) => c.route === 'complete c7');
+    const during = server.calls.slice(startAt, reportAt).filter((c) => c.route === 'heartbeat');
+    expect(during.length).toBeGreaterThan(3);
+    expect(during.every((c) => c.body.version === '1.0.0')).toBe(true);
+    await eventually(() => server.calls.slice(reportAt).some((c) => c.route === 'heartbeat' && c.body.version === '1.1.0'), 'a heartbeat with 1.1.0 after the report');
+  });
+
   it('a server from before notes gets the report without them (they went out as progress messages); agent.json keeps them', async () => {
     const home = path.join(work, 'older-server');
     server.refuseNotes = true;

@@ -55,6 +55,14 @@ export class ReferenceAgent {
   /** When reports the server has not taken are to be sent again; null: none waiting. */
   private reportRetryAt: number | null = null;
   private reportFailures = 0;
+  /**
+   * While a command runs, heartbeats carry the versions from before it: an upgrade is settled only
+   * once verified (until then a rollback may restore them), and the server takes a heartbeat's new
+   * version for a finished upgrade, even one whose step it had failed by timeout (docs/operations.md).
+   */
+  private versionsBefore: { version: string | null; webappsVersion: string | null } | null = null;
+  /** The heartbeat request on its way, if any (see execute). */
+  private heartbeatInFlight: Promise<void> | null = null;
 
   constructor(private readonly options: AgentOptions) {
     this.home = new Home(path.resolve(options.home));
@@ -193,7 +201,15 @@ export class ReferenceAgent {
     this.reportRetryAt = null; // sent again now; a failure schedules the next try
     for (const id of this.state!.unacknowledged ?? []) if (this.state!.done[id]) await this.send(id, this.state!.done[id]);
     this.work.tick(this.hold);
-    const answer = await this.call<HeartbeatAnswerDto>('POST', '/api/v1/agent/heartbeat', { ...this.report(), busy: this.work.busy });
+    const request = this.call<HeartbeatAnswerDto>('POST', '/api/v1/agent/heartbeat', { ...this.report(), busy: this.work.busy });
+    const inFlight = request.then(
+      () => undefined,
+      () => undefined,
+    );
+    this.heartbeatInFlight = inFlight;
+    const answer = await request.finally(() => {
+      if (this.heartbeatInFlight === inFlight) this.heartbeatInFlight = null;
+    });
     if (answer.removed) {
       this.log('the server removed this agent; stopping');
       this.stopped = true;
@@ -208,8 +224,7 @@ export class ReferenceAgent {
 
   private report() {
     return {
-      version: this.home.currentVersion(),
-      webappsVersion: this.home.webappsVersion(),
+      ...(this.versionsBefore ?? { version: this.home.currentVersion(), webappsVersion: this.home.webappsVersion() }),
       facts: { os: os.platform(), arch: os.arch(), freeDiskMb: freeDiskMb(this.home.dir), memoryMb: Math.floor(os.totalmem() / 1048576) },
       capabilities: { remoteUpgrade: true },
     };
@@ -235,6 +250,7 @@ export class ReferenceAgent {
     };
     this.state!.running = command.id;
     writeJsonAtomic(this.home.stateFile, this.state, 0o600);
+    this.versionsBefore = { version: this.home.currentVersion(), webappsVersion: this.home.webappsVersion() };
     let outcome: Outcome;
     let reboot = false;
     try {
@@ -242,7 +258,11 @@ export class ReferenceAgent {
     } catch (error) {
       outcome = { status: 'failed', error: (error as Error).message };
     }
+    // A heartbeat still on its way carries the versions from before: it must reach the server
+    // before the report does, or the server would take the old version back after the report.
+    for (let pending = this.heartbeatInFlight; pending; pending = this.heartbeatInFlight) await pending;
     this.finish(command.id, outcome, reboot);
+    this.versionsBefore = null;
     this.log(`command ${command.id} ${outcome.status}${outcome.error ? `: ${outcome.error}` : ''}`);
     for (const note of outcome.notes ?? []) this.log(`command ${command.id}: ${note}`);
     await this.send(command.id, outcome);
