@@ -152,6 +152,25 @@ describe('reference agent [sqlite]', () => {
     expect((await t.admin.get(`/api/v1/agents/${a.fragile.id}`)).body).toMatchObject({ version: '1.0.0', versionStatus: 'failed' });
   });
 
+  it('an upgrade that outlives its phase timeout: the server fails the step, the agent finishes, and its heartbeat on the new version sets the record straight', async () => {
+    const c = await givenCluster(t);
+    const a = await startAgents(c.id, [{ name: 'unhurried' }]);
+    const packageId = await upload(c.id, next);
+    // delayedStartS holds the start phase 3 s: past phaseTimeoutS, so the server gives up first.
+    const created = await t.admin
+      .post(`/api/v1/clusters/${c.id}/upgrades`)
+      .send({ packageId, target: { agentIds: [a.unhurried.id] }, options: { phaseTimeoutS: 1, delayedStartS: 3 } })
+      .expect(201);
+    const commands = async () => (await t.admin.get(`/api/v1/agents/${a.unhurried.id}/commands`)).body.items as Array<Record<string, unknown>>;
+    await eventually(async () => (await commands())[0]?.status === 'cancelled', 'the command withdrawn as its phase timed out', 30_000);
+
+    const done = await until(created.body.id, ['succeeded'], 30_000);
+    expect(done.steps[0]).toMatchObject({ status: 'succeeded', error: null, note: expect.stringMatching(/^finished after the server failed it \(phase \w+ ran longer than phaseTimeoutS \(1s\)\): unhurried reported 1\.1\.0/) });
+    expect((await t.admin.get(`/api/v1/agents/${a.unhurried.id}`)).body).toMatchObject({ version: '1.1.0', versionStatus: 'latest', state: 'idle' });
+    expect(health(a.unhurried.home).version).toBe('1.1.0');
+    expect((await commands())[0]).toMatchObject({ status: 'cancelled', error: expect.stringMatching(/^cancelled: phase \w+ ran longer than phaseTimeoutS/) });
+  });
+
   it('an agent killed mid-migration undoes the upgrade when it starts again: data as before, one product, old version', async () => {
     const c = await givenCluster(t);
     const a = await startAgents(c.id, [{ name: 'crashy', slowMigration: true }]);

@@ -18,10 +18,14 @@ import { FactsDto, HeartbeatAnswerDto, HeartbeatDto, PairAnswerDto, PairDto } fr
 /** Facts as plain data, so they compare and serialise the same whether from JSON or from a DTO. */
 const plainFacts = (facts: FactsDto | undefined): AgentFacts | undefined => (facts ? (JSON.parse(JSON.stringify(facts)) as AgentFacts) : undefined);
 
+/** Hears from an agent still marked failed whose heartbeat changed what it reports, after it is written. */
+export type FailedAgentHeartbeatHandler = (agentId: string) => Promise<void>;
+
 /** Pairing and heartbeats: what agents call. */
 @Injectable()
 export class AgentProtocolService {
   private readonly logger = new Logger(AgentProtocolService.name);
+  private readonly failedAgentHandlers: FailedAgentHeartbeatHandler[] = [];
 
   constructor(
     private readonly db: Database,
@@ -34,6 +38,16 @@ export class AgentProtocolService {
     private readonly clock: Clock,
     @InjectAppConfig() private readonly config: AppConfig,
   ) {}
+
+  /**
+   * Whoever fails agents' upgrades (the executor) registers here to hear when an agent whose last
+   * upgrade failed reports something new (its version, most likely) or comes back: it may have
+   * finished after the server gave up on it (docs/operations.md). Only heartbeats that are written
+   * at once get here, never the "still here" ones of the hot path.
+   */
+  onFailedAgentHeartbeat(handler: FailedAgentHeartbeatHandler): void {
+    this.failedAgentHandlers.push(handler);
+  }
 
   /** Trades a one-time pairing key for the agent's token. Two agents racing with one key: one wins. */
   async pair(dto: PairDto): Promise<PairAnswerDto> {
@@ -104,12 +118,20 @@ export class AgentProtocolService {
         return this.removedAnswer();
       }
       hold = outcome.hold;
+      if (outcome.lastUpgradeFailed) await this.tellFailedAgentHandlers(agentId);
     } else {
       this.liveness.seen(agentId, now, facts && !isDeepStrictEqual(facts, agent.facts) ? facts : undefined);
     }
 
     const commands = await this.commands.pendingFor(agentId);
     return { commands, hold, pollAfterMs: pollAfterMs(this.config.heartbeatTimeoutS, hold || commands.length > 0) };
+  }
+
+  /** After the heartbeat's own commit, in their own transactions (they lock an upgrade before its agents); a failure is logged, never the agent's problem. */
+  private async tellFailedAgentHandlers(agentId: string): Promise<void> {
+    for (const handler of this.failedAgentHandlers) {
+      await handler(agentId).catch((error: Error) => this.logger.error(`agent ${agentId}: reconciling its failed upgrade failed: ${error.message}`, error.stack));
+    }
   }
 
   private removedAnswer(): HeartbeatAnswerDto {

@@ -1,5 +1,5 @@
 import * as fc from 'fast-check';
-import { decide, RuleAgent, RuleStep, RuleUpgrade, upgradePercent } from './step-rules';
+import { decide, finishedLate, judgeEnd, RuleAgent, RuleStep, RuleUpgrade, upgradePercent } from './step-rules';
 import type { StepStatus } from './upgrade-step.entity';
 
 const NOW = new Date('2026-06-01T12:00:00.000Z');
@@ -255,5 +255,36 @@ describe('step rules: batches, threshold, pause, finish', () => {
     [[{ status: 'succeeded', percent: 100 }, { status: 'failed', percent: 30 }, { status: 'skipped', percent: 0 }], 100],
   ] as const)('percent of %j is %d', (steps, percent) => {
     expect(upgradePercent(steps.map((s) => ({ ...s })))).toBe(percent);
+  });
+});
+
+describe('step rules: an upgrade that finished after the server failed its step', () => {
+  const timedOut = step('a', { status: 'failed', attempts: 1, commandId: 'c1' });
+  const withdrawn = { id: 'c1', status: 'cancelled', fetchedAt: ago(200) };
+  const full = { version: '1.1.0', kind: 'full' as const };
+
+  it.each([
+    ['the agent reports the version the step installs', timedOut, withdrawn, agent('a', { version: '1.1.0' }), full, true],
+    ['a web-apps step: its web-apps version counts, not the core', timedOut, withdrawn, agent('a', { webappsVersion: '1.1.0' }), { version: '1.1.0', kind: 'webapps' as const }, true],
+    ['the core version does not count for a web-apps step', timedOut, withdrawn, agent('a', { version: '1.1.0' }), { version: '1.1.0', kind: 'webapps' as const }, false],
+    ['still on the old version (it rolled back)', timedOut, withdrawn, agent('a'), full, false],
+    ['on another version', timedOut, withdrawn, agent('a', { version: '1.2.0' }), full, false],
+    ['offline', timedOut, withdrawn, agent('a', { version: '1.1.0', online: false }), full, false],
+    ['the command was never fetched (withdrawn before the agent had it)', timedOut, { ...withdrawn, fetchedAt: null }, agent('a', { version: '1.1.0' }), full, false],
+    ['the agent reported the failure itself (an end was recorded)', timedOut, { ...withdrawn, status: 'failed' }, agent('a', { version: '1.1.0' }), full, false],
+    ["another attempt's command", timedOut, { ...withdrawn, id: 'c0' }, agent('a', { version: '1.1.0' }), full, false],
+    ['a step that did not fail', step('a', { status: 'missed', commandId: 'c1' }), withdrawn, agent('a', { version: '1.1.0' }), full, false],
+    ['a switchover', step('a', { kind: 'switchover', status: 'failed', commandId: 'c1' }), withdrawn, agent('a', { version: '1.1.0' }), full, false],
+  ])('%s: %s', (_what, s, command, a, pkg, expected) => {
+    expect(finishedLate(s, command, a, pkg)).toBe(expected);
+  });
+
+  it('an ended upgrade judged again: no failure left is a success that names the steps that did not run', () => {
+    const late = step('b', { status: 'succeeded', unit: 0 });
+    const blocked = [step('s', { kind: 'switchover', status: 'cancelled', unit: 0 }), step('m', { status: 'cancelled', unit: 0 })];
+    expect(judgeEnd([late, ...blocked], 1)).toEqual({ type: 'finish', status: 'succeeded', reason: '2 step(s) did not run (each step says why); a retry runs them' });
+    expect(judgeEnd([late], 1)).toEqual({ type: 'finish', status: 'succeeded', reason: null });
+    // Another unit's real failure still counts, with the threshold as the upgrade had it.
+    expect(judgeEnd([late, step('c', { status: 'failed', unit: 1 }), step('d', { status: 'cancelled', unit: 2 })], 1)).toMatchObject({ status: 'failed', reason: '1 step(s) failed, which reached the failure threshold' });
   });
 });

@@ -287,12 +287,49 @@ function finish(steps: RuleStep[], status: Map<string, StepStatus>, thresholdRea
   const upgraded = steps.filter((s) => s.kind === 'upgrade' && finalStatus(s) === 'succeeded');
   const missed = new Set(steps.filter((s) => finalStatus(s) === 'missed').map((s) => s.agentId)).size;
   if (failures.length === 0) {
-    // Agents that were away or busy are not failures: auto-upgrade brings them up once back.
-    return { type: 'finish', status: 'succeeded', reason: missed ? `${missed} agent(s) missed their turn (offline, busy or their pair could not hand over); auto-upgrade or a retry brings them up` : null };
+    // Agents that were away or busy are not failures: auto-upgrade brings them up once back. Steps
+    // blocked by a missed step, or by one that succeeded late (see finishedLate), did not run: said too.
+    const blocked = steps.filter((s) => finalStatus(s) === 'cancelled').length;
+    const notes = [
+      ...(missed ? [`${missed} agent(s) missed their turn (offline, busy or their pair could not hand over); auto-upgrade or a retry brings them up`] : []),
+      ...(blocked ? [`${blocked} step(s) did not run (each step says why); a retry runs them`] : []),
+    ];
+    return { type: 'finish', status: 'succeeded', reason: notes.length ? notes.join('; ') : null };
   }
   const reason = `${failures.length} step(s) failed${thresholdReached ? ', which reached the failure threshold' : ''}`;
   if (thresholdReached && steps.some((s) => finalStatus(s) === 'cancelled')) return { type: 'finish', status: 'failed', reason };
   return { type: 'finish', status: upgraded.length > 0 ? 'completed-with-errors' : 'failed', reason };
+}
+
+/**
+ * How an upgrade whose steps have all ended ends, as decide judges it: for a finished upgrade
+ * judged again after one of its steps turned out to have succeeded (see finishedLate).
+ */
+export function judgeEnd(steps: RuleStep[], failureLimit: number | null): UpgradeAction {
+  const status = new Map(steps.map((s) => [s.id, s.status]));
+  const failedUnits = new Set(steps.filter((s) => failed(s.status)).map((s) => s.unit)).size;
+  return finish(steps, status, failureLimit !== null && failedUnits >= failureLimit);
+}
+
+/**
+ * Whether an upgrade step the server failed while its agent was still at it in fact finished: its
+ * phase ran past phaseTimeoutS, so the executor failed the step and withdrew the command after the
+ * agent had fetched it (no end was ever recorded: the agent's late report is refused), and the
+ * agent now reports, on a heartbeat, the version the step installs. Its report is what happened:
+ * the step succeeded (late), and its agent runs that version and is no longer failed. Steps the
+ * failure already blocked, switched back or stopped by the failure threshold stay as they ended:
+ * the upgrade has moved past them (docs/operations.md).
+ */
+export function finishedLate(
+  step: Pick<RuleStep, 'kind' | 'status' | 'commandId'>,
+  command: { id: string; status: string; fetchedAt: Date | null } | null,
+  agent: Pick<RuleAgent, 'online' | 'version' | 'webappsVersion'>,
+  pkg: Pick<RuleUpgrade['pkg'], 'version' | 'kind'>,
+): boolean {
+  if (step.kind !== 'upgrade' || step.status !== 'failed' || !command || command.id !== step.commandId) return false;
+  if (command.status !== 'cancelled' || command.fetchedAt === null || !agent.online) return false;
+  const installed = pkg.kind === 'webapps' ? agent.webappsVersion : agent.version;
+  return !!installed && semver.valid(installed) !== null && semver.eq(installed, pkg.version);
 }
 
 /** The upgrade's percent: every step that does work counts the same; ended steps count whole. */

@@ -1,9 +1,11 @@
 import { BeforeApplicationShutdown, Injectable, Logger, OnModuleInit } from '@nestjs/common';
+import { ModuleRef } from '@nestjs/core';
 import { Interval } from '@nestjs/schedule';
 import * as semver from 'semver';
 import { AgentCommand } from '../cluster/agent-command.entity';
 import { Agent } from '../cluster/agent.entity';
 import { AgentCommandsService, CommandReport } from '../cluster/agent-commands.service';
+import { AgentProtocolService } from '../cluster/agent-protocol.service';
 import { AgentsService } from '../cluster/agents.service';
 import { ClustersService } from '../cluster/clusters.service';
 import { Clock } from '../common/clock';
@@ -13,7 +15,7 @@ import { Leadership } from '../database/leadership';
 import { Package } from '../packages/package.entity';
 import { PackagesService } from '../packages/packages.service';
 import { AUTO_UPGRADE_FREE, leftBehind, setBack } from './auto-upgrade-rules';
-import { commandOut, decide, pairGate, RuleAgent, StepAction, stopsWithIt } from './step-rules';
+import { commandOut, decide, finishedLate, judgeEnd, pairGate, RuleAgent, StepAction, stopsWithIt } from './step-rules';
 import { Upgrade } from './upgrade.entity';
 import { UpgradeRepository } from './upgrade.repository';
 import { UpgradeStep } from './upgrade-step.entity';
@@ -82,9 +84,13 @@ export class UpgradeExecutor implements OnModuleInit, BeforeApplicationShutdown 
     private readonly clock: Clock,
     private readonly leadership: Leadership,
     @InjectAppConfig() private readonly config: AppConfig,
+    private readonly moduleRef: ModuleRef,
   ) {}
 
   onModuleInit(): void {
+    // The cluster module does not export its protocol service (agents' routes); the executor
+    // subscribes to it as it does to command reports, so cluster code never calls upgrade code.
+    this.moduleRef.get(AgentProtocolService, { strict: false }).onFailedAgentHeartbeat((agentId) => this.reconcileLateFinish(agentId));
     this.commands.onReport(
       (tx, command, report) => this.onReport(tx, command, report),
       async (tx, command) => {
@@ -393,6 +399,58 @@ export class UpgradeExecutor implements OnModuleInit, BeforeApplicationShutdown 
     if (report.kind !== 'progress' || startsNow) await this.writer.syncAgents(tx, upgrade, steps, [step.agentId], agentChanges);
     if (report.kind === 'complete') tx.afterCommit(() => this.pokeSoon());
     return true; // the version an end reports is recorded above, on the right component
+  }
+
+  /**
+   * An agent whose upgrade step the executor failed for a phase past phaseTimeoutS reports, on a
+   * heartbeat, the version that step installs: it finished after the server gave up on it
+   * (finishedLate in step-rules.ts). The step is recorded as it happened (succeeded, with a note
+   * saying so) and the agent as it is (that version, not failed, free for auto-upgrade). A live
+   * upgrade carries on from there in its next pass; a finished one is judged again from its steps
+   * (so its status and the cluster's target follow the same rules as at its end), but nothing it
+   * blocked or skipped is started again. Runs after the heartbeat's commit, in its own transaction,
+   * taking the upgrade's lock before the agent's row, as every pass does.
+   */
+  async reconcileLateFinish(agentId: string): Promise<void> {
+    const latest = await this.upgrades.lastStartedUpgradeStepOf(this.db.reader, agentId);
+    if (!latest || latest.status !== 'failed' || !latest.commandId) return;
+    await this.db.transaction(async (tx) => {
+      await tx.advisoryLock(`upgrade:${latest.upgradeId}`);
+      const upgrade = await this.upgrades.findForUpdate(tx, latest.upgradeId);
+      if (!upgrade) return;
+      const steps = await this.upgrades.stepsOf(tx.em, upgrade.id);
+      const step = steps.find((s) => s.id === latest.id);
+      const command = step?.commandId ? await this.commands.findById(step.commandId, tx) : null;
+      const [agent] = await this.agents.lockMany(tx, [agentId]);
+      const pkg = { version: upgrade.packageVersion, kind: upgrade.packageKind };
+      if (!step || !agent || !finishedLate(step, command, toRuleAgent(agent), pkg)) return;
+
+      const now = this.clock.now();
+      const gaveUp = step.error ?? 'failed';
+      Object.assign(step, {
+        status: 'succeeded',
+        percent: 100,
+        error: null,
+        note: `finished after the server failed it (${gaveUp}): ${agent.name} reported ${pkg.version} on ${now.toISOString()}`.slice(0, 500),
+      });
+      const agentChanges = new Map<string, Partial<Agent>>();
+      this.recordOutcome(upgrade, step, agentChanges);
+      await this.writer.saveSteps(tx, upgrade, steps, [step]);
+      if (upgrade.finishedAt && upgrade.status !== 'cancelled') {
+        const end = judgeEnd(steps, upgrade.failureLimit);
+        if (end.type === 'finish') await this.writer.saveUpgrade(tx, upgrade, steps, end.status, end.reason);
+        // The target follows the upgrade that took effect (see finish), unless a later upgrade of all agents decides it.
+        if (upgrade.target.all && !(await this.upgrades.upgradeOfAllSince(tx.em, upgrade.clusterId, upgrade.createdAt))) {
+          const cluster = await this.clusters.require(upgrade.clusterId, tx);
+          const current = upgrade.packageKind === 'webapps' ? cluster.webappsTargetPackageId : cluster.targetPackageId;
+          if (current !== upgrade.packageId) await this.clusters.setTarget(tx, upgrade.clusterId, upgrade.packageKind, upgrade.packageVersion, upgrade.packageId);
+        }
+      } else if (!upgrade.finishedAt) {
+        tx.afterCommit(() => this.pokeSoon());
+      }
+      await this.writer.syncAgents(tx, upgrade, steps, [agentId], agentChanges);
+      this.logger.warn(`upgrade ${upgrade.id}: agent ${agentId} finished its upgrade to ${pkg.version} after its step was failed (${gaveUp}); recorded as succeeded`);
+    });
   }
 
   /** The pair gate again, as the agent fetches its command (see pairGate). */

@@ -41,6 +41,26 @@ export class UpgradeRepository {
       .getOne();
   }
 
+  /** The agent's upgrade step that started last, in any upgrade: its latest attempt at an upgrade. */
+  lastStartedUpgradeStepOf(em: EntityManager, agentId: string): Promise<UpgradeStep | null> {
+    return em
+      .createQueryBuilder(UpgradeStep, 's')
+      .where("s.agentId = :agentId AND s.kind = 'upgrade' AND s.startedAt IS NOT NULL", { agentId })
+      .orderBy('s.startedAt', 'DESC')
+      .addOrderBy('s.id', 'DESC')
+      .getOne();
+  }
+
+  /** Whether an upgrade of all the cluster's agents was created after `createdAt` (it decides the cluster's targets, not an earlier one). */
+  async upgradeOfAllSince(em: EntityManager, clusterId: string, createdAt: Date): Promise<boolean> {
+    const later = await em
+      .createQueryBuilder(Upgrade, 'u')
+      .select(['u.id', 'u.target'])
+      .where('u.clusterId = :clusterId AND u.createdAt > :createdAt', { clusterId, createdAt: toDbTimestamp(createdAt) })
+      .getMany();
+    return later.some((u) => u.target.all === true);
+  }
+
   /** Upgrades the executor must look at: running, paused, cancelled with steps still running, and scheduled ones that are due. */
   async idsToDrive(now: Date): Promise<string[]> {
     const rows = await this.db.reader
