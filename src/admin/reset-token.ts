@@ -26,7 +26,7 @@ export async function openExistingDatabase(database: AppConfig['database']): Pro
     await dataSource.initialize();
   } catch (error) {
     const missing = (error as { code?: string }).code === '3D000';
-    throw new AdminRefusal(missing ? `${where} does not exist; start Lockstep once to create it.` : `could not open ${where}: ${(error as Error).message}`);
+    throw new AdminRefusal(missing ? `${where} does not exist; check that DATABASE_URL names the database the server uses.` : `could not open ${where}: ${(error as Error).message}`);
   }
   try {
     await checkMigrations(dataSource, options.migrationsTableName ?? 'migrations', where);
