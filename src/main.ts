@@ -17,7 +17,12 @@ async function main(): Promise<void> {
   }
   const app = await createApp(config);
   await app.listen(config.port, config.host);
-  new Logger('Lockstep').log(
+  const logger = new Logger('Lockstep');
+  // Nest's shutdown hooks (createApp) do the stopping; this says that it began (docs/operations.md).
+  for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+    process.once(signal, () => logger.log(`${signal} received: stopping (executor pass, buffered heartbeats, event streams, HTTP, then the database)`));
+  }
+  logger.log(
     `listening on http://${config.host}:${config.port} (database: ${config.database.type === 'sqlite' ? config.database.file : 'postgres'})`,
   );
 }

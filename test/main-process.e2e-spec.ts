@@ -87,6 +87,7 @@ describe('the lockstep process', () => {
       expect(await run.exited).toBe('SIGTERM');
       expect(Date.now() - stopping).toBeLessThan(5000);
       await expect(fetch(`${base}/health/live`)).rejects.toThrow();
+      expect(run.stdout()).toMatch(/"context":"Lockstep","message":"SIGTERM received: stopping/);
       expect(run.stderr()).toBe('');
     } finally {
       run.child.kill('SIGKILL');
