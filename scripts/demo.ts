@@ -4,7 +4,8 @@
  * Starts Lockstep on a throwaway SQLite folder, six real reference agents (two failover pairs and
  * two standalone) at 1.0.0, builds and uploads a 1.1.0 package whose migration changes their data,
  * previews and runs a backup-first-switchback upgrade while drawing each agent's progress from the
- * upgrade's event stream, prints where everything ended, and removes all it started.
+ * upgrade's event stream, prints where everything ended, and removes all it started. It listens on
+ * PORT when that is set (on 127.0.0.1), else on any free port.
  */
 import 'reflect-metadata';
 import { ChildProcess, spawn } from 'node:child_process';
@@ -79,8 +80,10 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
 async function main(): Promise<void> {
   // The server, in this process, on a throwaway SQLite folder.
   const admin = `lsk_demo-${randomBytes(16).toString('hex')}`;
+  // PORT is read (and refused, if wrong) as the server reads it; unset, any free port will do.
+  const port = process.env.PORT?.trim() ? loadConfig({ PORT: process.env.PORT }).port : 0;
   const app = await createApp(loadConfig({ DATA_DIR: path.join(work, 'server'), LOCKSTEP_ADMIN_TOKEN: admin, HEARTBEAT_TIMEOUT_S: '5', LOG_LEVEL: 'fatal' }));
-  await app.listen(0, '127.0.0.1');
+  await app.listen(port, '127.0.0.1');
   closeApp = () => app.close();
   const server = `http://127.0.0.1:${(app.getHttpServer().address() as { port: number }).port}`;
   const api = async <T = Record<string, any>>(method: string, route: string, body?: unknown): Promise<T> => {
@@ -129,10 +132,7 @@ async function main(): Promise<void> {
   const preview = await api('POST', `/api/v1/clusters/${cluster.id}/upgrades/preview`, request);
   const nameOf = new Map([...ids].map(([name, id]) => [id, name]));
   say(bold(`\nplan (${preview.resolvedPolicy}, ${preview.units} units, ${preview.batches} batch${preview.batches === 1 ? '' : 'es'}):`));
-  for (const step of preview.steps as Array<Record<string, any>>) {
-    const after = step.dependsOn.length ? `  after ${step.dependsOn.map((d: string) => d.replace(/^(\w+):(.*)$/, (_: string, kind: string, who: string) => `${kind} ${nameOf.get(who) ?? who}`)).join(', ')}` : '';
-    say(`  batch ${step.batch}  ${step.kind.padEnd(10)} ${(nameOf.get(step.agentId) ?? step.agentId).padEnd(14)} ${step.runWhen === 'succeeded' ? '' : `(when it ${step.runWhen})`}${after}`);
-  }
+  for (const line of planLines(preview.steps as PreviewStep[], nameOf)) say(line);
   for (const warning of preview.warnings as Array<{ message: string }>) say(`  warning: ${warning.message}`);
 
   const upgrade = await api('POST', `/api/v1/clusters/${cluster.id}/upgrades`, request);
@@ -150,9 +150,42 @@ async function main(): Promise<void> {
   if (failMigration) say(`\n${failMigration}'s migration failed on purpose: it rolled back to 1.0.0 with its data restored, and its pair stayed served.`);
 }
 
-/** Draws one progress line per agent from the upgrade's SSE stream until the upgrade ends. */
+interface PreviewStep {
+  id: string;
+  kind: string;
+  agentId: string;
+  fromAgentId: string | null;
+  failoverGroup: string | null;
+  batch: number;
+  dependsOn: string[];
+  runWhen: 'succeeded' | 'failed' | 'ended';
+}
+
+/** The plan in words: who does what, and after which step (a preview's step ids are the keys dependsOn names). */
+function planLines(steps: PreviewStep[], nameOf: Map<string, string>): string[] {
+  const name = (id: string | null) => (id ? (nameOf.get(id) ?? id) : '?');
+  const byKey = new Map(steps.map((s) => [s.id, s]));
+  const title = (key: string) => {
+    const s = byKey.get(key);
+    if (!s) return key;
+    return s.kind === 'upgrade' ? `the upgrade of ${name(s.agentId)}` : `${s.failoverGroup}'s ${s.kind}`;
+  };
+  return steps.map((step) => {
+    const what = step.kind === 'switchover' ? `takes over from ${name(step.fromAgentId)}` : step.kind === 'switchback' ? `takes back over from ${name(step.fromAgentId)}` : '';
+    const deps = step.dependsOn.map(title).join(' and ');
+    // runWhen: a switchback runs once the upgrade before it ended, even a failed one (switchBackOnFailure).
+    const when = !deps ? '' : step.runWhen === 'succeeded' ? `after ${deps}` : step.runWhen === 'ended' ? `after ${deps}, whatever its outcome` : `if ${deps} failed`;
+    return `  batch ${step.batch}  ${step.kind.padEnd(10)} ${name(step.agentId).padEnd(14)} ${[what, when].filter(Boolean).join(', ')}`.trimEnd();
+  });
+}
+
+/**
+ * Draws one progress line per agent from the upgrade's SSE stream until the upgrade ends. On a
+ * terminal the lines are redrawn in place; in a log, a step's line is written when it changed.
+ */
 function watch(server: string, token: string, upgradeId: string, nameOf: Map<string, string>): Promise<string> {
   const rows = new Map<string, string>([...nameOf.values()].map((name) => [name, 'waiting']));
+  const printed = new Map<string, string>(); // per step: its last line in the log
   let drawn = 0;
   const draw = () => {
     if (tty && drawn) process.stdout.write(`\x1b[${drawn}A`);
@@ -172,10 +205,15 @@ function watch(server: string, token: string, upgradeId: string, nameOf: Map<str
       const name = nameOf.get(d.agentId) ?? d.agentId;
       const bar = (p: number) => `[${'#'.repeat(Math.round(p / 5)).padEnd(20, '.')}] ${String(p).padStart(3)}%`;
       const what = d.kind === 'upgrade' ? '' : `${d.kind} `;
-      rows.set(name, d.status === 'running' ? `${bar(d.percent)} ${what}${d.phase ?? 'starting'}` : `${d.status === 'succeeded' ? bar(100) : ' '.repeat(26)} ${what}${d.status}${d.waitingFor ? ` for ${d.waitingFor}` : ''}${d.error ? `: ${d.error}` : ''}`);
-      // On a terminal the lines are redrawn in place; in a log, each change is one line.
+      // An upgrade shows its phase; a switchover or switchback is its own one phase, so its kind says it.
+      const doing = d.kind === 'upgrade' ? (d.phase ?? 'starting') : d.kind;
+      rows.set(name, d.status === 'running' ? `${bar(d.percent)} ${doing}` : `${d.status === 'succeeded' ? bar(100) : ' '.repeat(26)} ${what}${d.status}${d.waitingFor ? ` for ${d.waitingFor}` : ''}${d.error ? `: ${d.error}` : ''}`);
       if (tty) draw();
-      else if (d.status !== 'running' || d.phase) say(`  ${name.padEnd(14)} ${rows.get(name)}`);
+      else if ((d.status !== 'running' || d.phase) && printed.get(d.stepId) !== rows.get(name)) {
+        // Progress that changed only the agent's message (downloaded 50%...) would repeat the line.
+        printed.set(d.stepId, rows.get(name)!);
+        say(`  ${name.padEnd(14)} ${rows.get(name)}`);
+      }
     });
     source.addEventListener('upgrade.status', (e) => {
       const d = (JSON.parse(e.data) as { data: Record<string, any> }).data;

@@ -1,16 +1,39 @@
 import { spawnSync } from 'node:child_process';
+import * as net from 'node:net';
 import * as path from 'node:path';
 
 const ROOT = path.resolve(__dirname, '..');
 
+async function freePort(): Promise<number> {
+  const server = net.createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const port = (server.address() as net.AddressInfo).port;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
 /** `npm run demo` as a newcomer runs it: real server, six real agents, exit code 0. */
 describe('the demo', () => {
-  it('upgrades six real agents and exits 0', () => {
-    const run = spawnSync(process.execPath, ['-r', 'ts-node/register/transpile-only', path.join(ROOT, 'scripts', 'demo.ts')], { cwd: ROOT, encoding: 'utf8', timeout: 150_000 });
+  it('upgrades six real agents on the PORT it is given, and says so once, in plain words', async () => {
+    const port = await freePort();
+    const run = spawnSync(process.execPath, ['-r', 'ts-node/register/transpile-only', path.join(ROOT, 'scripts', 'demo.ts')], {
+      cwd: ROOT,
+      env: { ...process.env, PORT: String(port) },
+      encoding: 'utf8',
+      timeout: 150_000,
+    });
     expect(run.stderr).toBe('');
     expect(run.status).toBe(0);
+    expect(run.stdout).toContain(`Lockstep is up at http://127.0.0.1:${port} `);
     expect(run.stdout).toContain('upgrade succeeded');
     expect(run.stdout.match(/version 1\.1\.0 {2}latest/g)).toHaveLength(6);
     expect(run.stdout).toMatch(/pair-a-main +version 1\.1\.0 +latest +active/);
+    // It once printed "switchover switchover", "(when it ended)", and a progress line again when
+    // only the agent's message changed.
+    const lines = run.stdout.split('\n').filter((line) => line.trim());
+    expect(lines.filter((line, i) => lines.indexOf(line) !== i)).toEqual([]);
+    expect(lines.filter((line) => /\b([a-z]+)\s+\1\b/i.test(line))).toEqual([]);
+    expect(run.stdout).not.toContain('(when it');
+    expect(run.stdout).toMatch(/switchback pair-a-main +takes back over from pair-a-backup, after the upgrade of pair-a-main, whatever its outcome\n/);
   }, 180_000);
 });
