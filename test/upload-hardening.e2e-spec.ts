@@ -1,0 +1,197 @@
+import { randomBytes } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as http from 'node:http';
+import * as path from 'node:path';
+import { gzipSync } from 'node:zlib';
+import { END_OF_ARCHIVE, gzipBomb, manifest, packageArchive, packageEntries, packageWithTail, tar, tarEntries, tarGz, zerosAfterEnd } from './support/archives';
+import { givenCluster } from './support/builders';
+import { describeEachDatabase, TestApp } from './support/test-app';
+
+/**
+ * Uploads that once froze the server, were never answered or slipped past the archive checks.
+ * Every refusal must be a 4xx with a code, store nothing, leave no temporary file, and never keep
+ * other requests waiting.
+ */
+
+const MiB = 1024 * 1024;
+const LIMITS = { MAX_PACKAGE_BYTES: String(8 * MiB), PACKAGE_MAX_ENTRIES: '50', PACKAGE_MAX_UNPACKED_BYTES: String(4 * MiB) };
+
+interface Answer {
+  status: number;
+  body: { code?: string; message?: string; [field: string]: unknown };
+  headers: http.IncomingHttpHeaders;
+  ms: number;
+}
+
+function multipart(archive: Buffer, fields: Record<string, string> = { mode: 'upload-only' }) {
+  const boundary = `----upload-hardening-${randomBytes(8).toString('hex')}`;
+  const parts = Object.entries(fields).map(([name, value]) => `--${boundary}\r\nContent-Disposition: form-data; name="${name}"\r\n\r\n${value}\r\n`);
+  const head = Buffer.from(`${parts.join('')}--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="package.tar.gz"\r\nContent-Type: application/gzip\r\n\r\n`);
+  return { body: Buffer.concat([head, archive, Buffer.from(`\r\n--${boundary}--\r\n`)]), contentType: `multipart/form-data; boundary=${boundary}` };
+}
+
+/**
+ * Posts an upload with node:http and reads the answer even when the server closes the connection
+ * while the body is still being sent (it does, after refusing an upload part way). No answer
+ * within `timeoutMs` fails: before the fixes, some uploads were never answered.
+ */
+function post(t: TestApp, token: string, clusterId: string, archive: Buffer, timeoutMs = 5000): Promise<Answer> {
+  const { body, contentType } = multipart(archive);
+  const started = performance.now();
+  return new Promise((resolve, reject) => {
+    let answered = false;
+    const req = http.request(`${t.baseUrl}/api/v1/clusters/${clusterId}/packages`, {
+      method: 'POST',
+      headers: { Authorization: `Bearer ${token}`, 'Content-Type': contentType, 'Content-Length': body.length },
+    });
+    const timer = setTimeout(() => {
+      req.destroy();
+      reject(new Error(`no answer to the upload within ${timeoutMs} ms`));
+    }, timeoutMs);
+    req.on('response', (res) => {
+      answered = true;
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => {
+        clearTimeout(timer);
+        const text = Buffer.concat(chunks).toString('utf8');
+        resolve({ status: res.statusCode ?? 0, body: text ? JSON.parse(text) : {}, headers: res.headers, ms: performance.now() - started });
+      });
+    });
+    req.on('error', (error) => {
+      if (answered) return; // the server closed the connection after its answer
+      clearTimeout(timer);
+      reject(error);
+    });
+    req.end(body);
+  });
+}
+
+/** Runs `work` while asking GET /health/ready again and again; the slowest answer says whether the server kept answering. */
+async function probingHealth<T>(t: TestApp, work: () => Promise<T>): Promise<{ result: T; slowestMs: number; probes: number }> {
+  let done = false;
+  const latencies: number[] = [];
+  const probing = (async () => {
+    do {
+      const started = performance.now();
+      const res = await fetch(`${t.baseUrl}/health/ready`);
+      await res.arrayBuffer();
+      latencies.push(performance.now() - started);
+    } while (!done);
+  })();
+  let result: T;
+  try {
+    result = await work();
+  } finally {
+    done = true;
+    await probing;
+  }
+  return { result, slowestMs: Math.max(...latencies), probes: latencies.length };
+}
+
+/** Every file under DATA_DIR/packages/tmp, whichever process's folder it is in. */
+function tempFiles(dataDir: string): string[] {
+  const root = path.join(dataDir, 'packages', 'tmp');
+  if (!fs.existsSync(root)) return [];
+  return (fs.readdirSync(root, { recursive: true, withFileTypes: true }) as fs.Dirent[]).filter((e) => !e.isDirectory()).map((e) => path.join(e.parentPath ?? e.path, e.name));
+}
+
+const storedFiles = (dataDir: string) => fs.readdirSync(path.join(dataDir, 'packages', 'store'));
+
+describeEachDatabase('upload hardening', (kind) => {
+  let t: TestApp;
+  let operator: string;
+  beforeAll(async () => {
+    t = await TestApp.start(kind, { env: LIMITS });
+    operator = await t.tokenFor('operator');
+  });
+  afterAll(() => t.close());
+
+  const listed = async (clusterId: string) => (await t.as(operator).get(`/api/v1/clusters/${clusterId}/packages`).expect(200)).body.total as number;
+
+  /** The upload is refused with `status` and `code`, the server answered /health/ready within a second meanwhile, and nothing is left. */
+  async function expectRefused(archive: Buffer, status: number, code: string): Promise<Answer> {
+    const c = await givenCluster(t);
+    const stored = storedFiles(t.dataDir);
+    const { result: answer, slowestMs, probes } = await probingHealth(t, () => post(t, operator, c.id, archive));
+    expect({ status: answer.status, code: answer.body.code }).toEqual({ status, code });
+    expect(answer.body.message).toEqual(expect.any(String));
+    expect(probes).toBeGreaterThan(0);
+    expect(slowestMs).toBeLessThan(1000);
+    expect(await listed(c.id)).toBe(0);
+    expect(storedFiles(t.dataDir)).toEqual(stored);
+    expect(tempFiles(t.dataDir)).toEqual([]);
+    return answer;
+  }
+
+  it('refuses 4 MB of zeros after the tar end marker within a second, answering other requests meanwhile', async () => {
+    const archive = zerosAfterEnd(4 * 1000 * 1000); // about 4 GiB of zeros once decompressed
+    expect(archive.length).toBeGreaterThan(4 * 1000 * 1000);
+    const answer = await expectRefused(archive, 400, 'PADDING_TOO_LONG');
+    expect(answer.ms).toBeLessThan(1000);
+  });
+
+  it('answers a gzip stream cut at any point with a 400 at once, leaving no temporary file', async () => {
+    const whole = packageArchive({ notes: 'cut short' });
+    for (const cut of [1, 2, 10, 50, 117, Math.floor(whole.length / 2), whole.length - 8, whole.length - 1]) {
+      const answer = await expectRefused(whole.subarray(0, cut), 400, 'ARCHIVE_TRUNCATED');
+      expect(answer.ms).toBeLessThan(1000);
+    }
+  });
+
+  it('refuses an entry hidden right after the end marker', async () => {
+    // In the same gzip stream, so in the same chunk as the marker: it was never looked at.
+    await expectRefused(packageWithTail(tar([{ path: '../../hidden-evil.sh', body: '#!/bin/sh\n' }])), 400, 'DATA_AFTER_END');
+  });
+
+  it('accepts ordinary relative links inside the package', async () => {
+    const c = await givenCluster(t);
+    const archive = packageArchive({ notes: 'links' }, [
+      { path: './lib/', type: 'Directory' },
+      { path: './lib/libx.so.1', body: 'x' },
+      { path: './lib/libx.so', type: 'SymbolicLink', linkpath: 'libx.so.1' },
+      { path: './lib/tool', body: 'tool' },
+      { path: './bin/tool', type: 'SymbolicLink', linkpath: '../lib/tool' },
+    ]);
+    expect((await post(t, operator, c.id, archive)).status).toBe(201);
+  });
+
+  // Hostile archives: each refused with a 4xx and a code, nothing stored, no temporary file, and
+  // the server answering other requests within a second while it reads the upload.
+  const link = (p: string, linkpath: string) => ({ path: p, type: 'SymbolicLink' as const, linkpath });
+  const checksumOnlyBlock = () => {
+    const block = Buffer.alloc(512);
+    block.write('garbage!', 148, 'latin1'); // node-tar reads it as a null block; GNU tar skips it as a bad header
+    return block;
+  };
+  it.each<[string, () => Buffer, number, string]>([
+    ['an absolute path', () => packageArchive({}, [{ path: '/etc/cron.d/evil', body: 'x' }]), 400, 'UNSAFE_ENTRY'],
+    ['an entry that climbs out with ..', () => packageArchive({}, [{ path: './bin/../../evil', body: 'x' }]), 400, 'UNSAFE_ENTRY'],
+    ['a character device', () => packageArchive({}, [{ path: './dev-null', type: 'CharacterDevice' }]), 400, 'UNSAFE_ENTRY'],
+    ['a block device', () => packageArchive({}, [{ path: './sda', type: 'BlockDevice' }]), 400, 'UNSAFE_ENTRY'],
+    ['a FIFO', () => packageArchive({}, [{ path: './pipe', type: 'FIFO' }]), 400, 'UNSAFE_ENTRY'],
+    ['a symbolic link out', () => packageArchive({}, [link('./bin/evil', '../../etc/shadow')]), 400, 'UNSAFE_ENTRY'],
+    ['a symbolic link to an absolute path', () => packageArchive({}, [link('./evil', '/etc/shadow')]), 400, 'UNSAFE_ENTRY'],
+    ['a hard link out', () => packageArchive({}, [{ path: './h', type: 'Link', linkpath: '../outside' }]), 400, 'UNSAFE_ENTRY'],
+    ['data after the end marker (an entry hidden behind it)', () => packageWithTail(tar([{ path: '../../hidden-evil.sh', body: 'x' }])), 400, 'DATA_AFTER_END'],
+    ['data after an end marker that has a checksum field', () => gzipSync(Buffer.concat([tarEntries(packageEntries()), checksumOnlyBlock(), checksumOnlyBlock(), tar([{ path: 'x', body: 'hidden' }])])), 400, 'DATA_AFTER_END'],
+    ['zeros after the end marker (4 MB upload, 4 GiB unpacked)', () => zerosAfterEnd(4 * 1000 * 1000), 400, 'PADDING_TOO_LONG'],
+    ['zeros after the end marker, uncompressed-sized (1 MiB)', () => packageWithTail(Buffer.alloc(MiB)), 400, 'PADDING_TOO_LONG'],
+    ['a truncated gzip stream (head -c 117)', () => packageArchive().subarray(0, 117), 400, 'ARCHIVE_TRUNCATED'],
+    ['damaged gzip (a wrong checksum)', () => Buffer.concat([packageArchive().subarray(0, -8), Buffer.alloc(8, 0x55)]), 400, 'BAD_GZIP'],
+    ['other bytes after the gzip stream', () => Buffer.concat([packageArchive(), Buffer.from('#!/bin/sh\n')]), 400, 'BAD_GZIP'],
+    ['not gzip', () => Buffer.from('just some text, not an archive'), 400, 'NOT_GZIP'],
+    ['an empty file', () => Buffer.alloc(0), 400, 'NOT_GZIP'],
+    ['gzip but not tar', () => gzipSync(Buffer.from('x'.repeat(2000))), 400, 'NOT_TAR'],
+    ['gzip inside gzip', () => gzipSync(packageArchive()), 400, 'NOT_TAR'],
+    ['only the end marker', () => gzipSync(END_OF_ARCHIVE), 400, 'NOT_TAR'],
+    ['a gzip bomb (a file claiming 1 GiB, 1 MB upload)', () => gzipBomb(1024 * MiB, 1000 * 1000), 400, 'ARCHIVE_TOO_LARGE'],
+    ['a gzip bomb of tar metadata (pax records)', () => tarGz([...Array.from({ length: 12 }, () => ({ path: 'pax', type: 'ExtendedHeader' as const, body: Buffer.alloc(512 * 1024) })), ...packageEntries()]), 400, 'ARCHIVE_TOO_LARGE'],
+    ['too many entries', () => packageArchive({}, Array.from({ length: 60 }, (_, i) => ({ path: `./f${i}`, body: 'x' }))), 400, 'ARCHIVE_TOO_LARGE'],
+    ['a huge manifest', () => tarGz([{ path: './manifest.json', body: manifest({ notes: 'x'.repeat(100 * 1024) }) }]), 400, 'MANIFEST_INVALID'],
+    ['no manifest', () => tarGz([{ path: './bin/app.js', body: 'x' }]), 400, 'NO_MANIFEST'],
+    ['more than MAX_PACKAGE_BYTES', () => tarGz([{ path: './manifest.json', body: manifest() }, { path: './noise.bin', body: randomBytes(9 * MiB) }]), 413, 'PACKAGE_TOO_LARGE'],
+  ])('corpus: refuses %s', async (_case, archive, status, code) => {
+    await expectRefused(archive(), status, code);
+  });
+});
