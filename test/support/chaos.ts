@@ -96,6 +96,7 @@ require(path.join(path.dirname(main), 'app.factory.js'));
 const idle = setInterval(() => undefined, 1 << 30);
 process.once('SIGUSR2', () => {
   clearInterval(idle);
+  process.argv = [process.argv[0], main]; // as \`node main.js\` sees them
   require(main);
 });
 process.stdout.write('preloaded\\n');
