@@ -139,7 +139,10 @@ describeEachDatabase('upload hardening', (kind) => {
     }
   });
 
-  it('refuses an entry hidden right after the end marker', async () => {
+  it('refuses a symbolic link chain and a hard link through it, and an entry hidden right after the end marker', async () => {
+    await expectRefused(packageArchive({}, [{ path: './a', type: 'SymbolicLink', linkpath: '.' }, { path: './a/b', type: 'SymbolicLink', linkpath: '..' }, { path: './a/b/pwned.txt', body: 'x' }]), 400, 'UNSAFE_ENTRY');
+    const answer = await expectRefused(packageArchive({}, [{ path: './self', type: 'SymbolicLink', linkpath: '.' }, { path: './h', type: 'Link', linkpath: 'self/../etc/passwd' }]), 400, 'UNSAFE_ENTRY');
+    expect(answer.body.details).toEqual([{ entry: './h', problem: 'link resolving out of the package through its symbolic links' }]);
     // In the same gzip stream, so in the same chunk as the marker: it was never looked at.
     await expectRefused(packageWithTail(tar([{ path: '../../hidden-evil.sh', body: '#!/bin/sh\n' }])), 400, 'DATA_AFTER_END');
   });
@@ -172,7 +175,12 @@ describeEachDatabase('upload hardening', (kind) => {
     ['a FIFO', () => packageArchive({}, [{ path: './pipe', type: 'FIFO' }]), 400, 'UNSAFE_ENTRY'],
     ['a symbolic link out', () => packageArchive({}, [link('./bin/evil', '../../etc/shadow')]), 400, 'UNSAFE_ENTRY'],
     ['a symbolic link to an absolute path', () => packageArchive({}, [link('./evil', '/etc/shadow')]), 400, 'UNSAFE_ENTRY'],
+    ['a symbolic link chain (a -> ., a/b -> .., a/b/pwned.txt)', () => packageArchive({}, [link('./a', '.'), link('./a/b', '..'), { path: './a/b/pwned.txt', body: 'x' }]), 400, 'UNSAFE_ENTRY'],
+    ['a link out through another link (sub -> ., up -> sub/..)', () => packageArchive({}, [link('./sub', '.'), link('./up', 'sub/..')]), 400, 'UNSAFE_ENTRY'],
+    ['a hard link through a symbolic link', () => packageArchive({}, [link('./self', '.'), { path: './h', type: 'Link', linkpath: 'self/../etc/passwd' }]), 400, 'UNSAFE_ENTRY'],
     ['a hard link out', () => packageArchive({}, [{ path: './h', type: 'Link', linkpath: '../outside' }]), 400, 'UNSAFE_ENTRY'],
+    ['symbolic links that loop', () => packageArchive({}, [link('./x', 'y'), link('./y', 'x')]), 400, 'UNSAFE_ENTRY'],
+    ['a folder over a symbolic link of the same name', () => packageArchive({}, [link('./lib', '.'), { path: './lib/', type: 'Directory' }]), 400, 'UNSAFE_ENTRY'],
     ['data after the end marker (an entry hidden behind it)', () => packageWithTail(tar([{ path: '../../hidden-evil.sh', body: 'x' }])), 400, 'DATA_AFTER_END'],
     ['data after an end marker that has a checksum field', () => gzipSync(Buffer.concat([tarEntries(packageEntries()), checksumOnlyBlock(), checksumOnlyBlock(), tar([{ path: 'x', body: 'hidden' }])])), 400, 'DATA_AFTER_END'],
     ['zeros after the end marker (4 MB upload, 4 GiB unpacked)', () => zerosAfterEnd(4 * 1000 * 1000), 400, 'PADDING_TOO_LONG'],

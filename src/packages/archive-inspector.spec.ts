@@ -7,7 +7,7 @@ import { pipeline } from 'node:stream/promises';
 import { gzipSync } from 'node:zlib';
 import { Parser, ReadEntry } from 'tar';
 import { END_OF_ARCHIVE, packageArchive, packageEntries, packageWithTail, tar, tarEntries, tarGz } from '../../test/support/archives';
-import { inspectUpload, MAX_TAR_PADDING, TarFeeder, unsafeEntryReason } from './archive-inspector';
+import { findUnsafeEntries, inspectUpload, MAX_TAR_PADDING, resolveThroughLinks, TarFeeder, unsafeEntryReason } from './archive-inspector';
 
 describe('unsafeEntryReason', () => {
   it.each([
@@ -25,6 +25,68 @@ describe('unsafeEntryReason', () => {
     [{ path: './evil', type: 'Link', linkpath: '../outside' }, 'link pointing out of the package'],
   ])('%j -> %s', (entry, expected) => {
     expect(unsafeEntryReason(entry)).toBe(expected);
+  });
+});
+
+describe('resolveThroughLinks', () => {
+  const links = new Map([
+    ['a', '.'],
+    ['b', '..'],
+    ['lib/tool', 'tool.1'],
+    ['loop1', 'loop2'],
+    ['loop2', 'loop1'],
+  ]);
+  it.each([
+    [['bin', '..', 'lib', 'tool'], { inside: 'lib/tool.1' }],
+    [['a', 'x'], { inside: 'x' }],
+    [['a', 'b', 'x'], 'outside'],
+    [['..'], 'outside'],
+    [['loop1'], 'loop'],
+  ])('%j -> %j', (start, expected) => {
+    expect(resolveThroughLinks(start, links)).toEqual(expected);
+  });
+});
+
+describe('findUnsafeEntries', () => {
+  const file = (p: string) => ({ path: p, type: 'File' });
+  const symlink = (p: string, linkpath: string) => ({ path: p, type: 'SymbolicLink', linkpath });
+  const hardlink = (p: string, linkpath: string) => ({ path: p, type: 'Link', linkpath });
+
+  it('accepts ordinary relative links that stay in the package', () => {
+    expect(
+      findUnsafeEntries([
+        { path: './', type: 'Directory' },
+        file('./lib/libx.so.1'),
+        symlink('./lib/libx.so', 'libx.so.1'),
+        file('./lib/tool'),
+        symlink('./bin/tool', '../lib/tool'),
+        symlink('./current', 'lib'),
+        symlink('./up', 'current/..'),
+        hardlink('./bin/tool2', 'lib/tool'),
+        symlink('./self', '.'),
+      ]),
+    ).toEqual([]);
+  });
+
+  it('refuses what is written through a symbolic link of the archive: a -> ., a/b -> .., a/b/pwned.txt', () => {
+    expect(findUnsafeEntries([symlink('./a', '.'), symlink('./a/b', '..'), file('./a/b/pwned.txt')])).toEqual([
+      { entry: './a/b', problem: 'written through the symbolic link a' },
+      { entry: './a/b/pwned.txt', problem: 'written through the symbolic link a' },
+    ]);
+  });
+
+  it('refuses a link whose target leaves the package through other links, though each looks fine alone', () => {
+    expect(findUnsafeEntries([symlink('sub', '.'), symlink('up', 'sub/..')])).toEqual([{ entry: 'up', problem: 'link resolving out of the package through its symbolic links' }]);
+    expect(findUnsafeEntries([symlink('self', '.'), hardlink('h', 'self/../etc/passwd')])).toEqual([{ entry: 'h', problem: 'link resolving out of the package through its symbolic links' }]);
+    // A link made before the one it goes through: the file system resolves it when it is used.
+    expect(findUnsafeEntries([symlink('up', 'sub/..'), symlink('sub', '.')])).toEqual([{ entry: 'up', problem: 'link resolving out of the package through its symbolic links' }]);
+  });
+
+  it('refuses links that loop, a link over another entry, an entry over a link, and the root as a link', () => {
+    expect(findUnsafeEntries([symlink('x', 'y'), symlink('y', 'x')]).map((u) => u.problem)).toEqual(['symbolic links that loop', 'symbolic links that loop']);
+    expect(findUnsafeEntries([{ path: 'd/', type: 'Directory' }, symlink('d', 'lib')])).toEqual([{ entry: 'd', problem: 'a symbolic link over another entry of the same name' }]);
+    expect(findUnsafeEntries([symlink('d', 'lib'), { path: 'd/', type: 'Directory' }])).toEqual([{ entry: 'd/', problem: 'replaces a symbolic link of the same name' }]);
+    expect(findUnsafeEntries([symlink('./', 'lib')])).toEqual([{ entry: './', problem: 'the package root as a link' }]);
   });
 });
 

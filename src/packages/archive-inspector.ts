@@ -40,6 +40,8 @@ const BLOCK = 512;
 export const MAX_TAR_PADDING = 64 * 1024;
 /** Tar bytes an entry may take beyond its contents: its header, the rest of its last block, long-name and pax records. */
 const ENTRY_OVERHEAD = 16 * 1024;
+/** As Linux (MAXSYMLINKS): more hops than this while resolving a path is a loop. */
+const MAX_LINK_HOPS = 40;
 const ZEROS = Buffer.alloc(64 * 1024);
 
 export class PackageTooLargeError extends DomainError {
@@ -48,7 +50,7 @@ export class PackageTooLargeError extends DomainError {
   }
 }
 
-/** Why an entry may not be in a package, or null when it is fine. */
+/** Why an entry may not be in a package, or null when it is fine: the checks of the entry on its own. */
 export function unsafeEntryReason(entry: EntryRecord): string | null {
   const name = entry.path;
   if (name.startsWith('/') || /^[A-Za-z]:[\\/]/.test(name)) return 'absolute path';
@@ -63,6 +65,86 @@ export function unsafeEntryReason(entry: EntryRecord): string | null {
     if (resolved === '..' || resolved.startsWith('../')) return 'link pointing out of the package';
   }
   return null;
+}
+
+const parts = (p: string) => p.split('/').filter((part) => part !== '' && part !== '.');
+
+/**
+ * Resolves a path (from the package root) as an extractor's file system would, through the
+ * archive's own symbolic links: `inside` with where it lands, `outside`, or `loop`.
+ */
+export function resolveThroughLinks(start: string[], symlinks: ReadonlyMap<string, string>): { inside: string } | 'outside' | 'loop' {
+  const todo = [...start].reverse();
+  const done: string[] = [];
+  let hops = 0;
+  while (todo.length > 0) {
+    const part = todo.pop()!;
+    if (part === '' || part === '.') continue;
+    if (part === '..') {
+      if (done.length === 0) return 'outside';
+      done.pop();
+      continue;
+    }
+    done.push(part);
+    const target = symlinks.get(done.join('/'));
+    if (target === undefined) continue;
+    if (++hops > MAX_LINK_HOPS) return 'loop';
+    done.pop();
+    if (target.startsWith('/')) return 'outside';
+    todo.push(...target.split('/').reverse());
+  }
+  return { inside: done.join('/') };
+}
+
+/**
+ * Every entry that could land outside the package once extracted, with why. Beyond each entry on
+ * its own, paths are resolved through the archive's symbolic links as an extractor would: an
+ * entry written through a link of the archive is refused (`a -> .`, `a/b -> ..`, `a/b/x` wrote
+ * `../x`), and so is a link whose target, followed through the others, leaves the package.
+ */
+export function findUnsafeEntries(records: readonly EntryRecord[]): Array<{ entry: string; problem: string }> {
+  const unsafe: Array<{ entry: string; problem: string }> = [];
+  const refused = new Set<number>();
+  const symlinks = new Map<string, string>();
+  const seen = new Set<string>();
+  records.forEach((record, i) => {
+    const reason = unsafeEntryReason(record);
+    const key = parts(record.path).join('/');
+    let problem = reason;
+    if (!problem && record.type === 'SymbolicLink') {
+      if (key === '') problem = 'the package root as a link';
+      else if (seen.has(key)) problem = 'a symbolic link over another entry of the same name';
+      else symlinks.set(key, record.linkpath ?? '');
+    } else if (!problem && symlinks.has(key)) {
+      // One name, two entries: which an extractor keeps depends on the tool; neither is checked alone.
+      problem = 'replaces a symbolic link of the same name';
+    }
+    seen.add(key);
+    if (problem) {
+      unsafe.push({ entry: record.path, problem });
+      refused.add(i);
+    }
+  });
+  // With every link known: what an extractor would resolve. Links are checked with the final set,
+  // as the file system resolves a symbolic link when it is used, not when it is made.
+  records.forEach((record, i) => {
+    if (refused.has(i)) return;
+    const names = parts(record.path);
+    for (let n = 1; n < names.length; n++) {
+      const folder = names.slice(0, n).join('/');
+      if (symlinks.has(folder)) {
+        unsafe.push({ entry: record.path, problem: `written through the symbolic link ${folder}` });
+        return;
+      }
+    }
+    if (record.type !== 'SymbolicLink' && record.type !== 'Link') return;
+    // Symbolic links resolve from the link's folder, hard links from the archive root.
+    const start = record.type === 'SymbolicLink' ? [...names.slice(0, -1), ...parts(record.linkpath ?? '')] : parts(record.linkpath ?? '');
+    const resolved = resolveThroughLinks(start, symlinks);
+    if (resolved === 'outside') unsafe.push({ entry: record.path, problem: 'link resolving out of the package through its symbolic links' });
+    else if (resolved === 'loop') unsafe.push({ entry: record.path, problem: 'symbolic links that loop' });
+  });
+  return unsafe;
 }
 
 function allZero(buf: Buffer): boolean {
@@ -336,10 +418,7 @@ export async function inspectUpload(source: Readable, tempPath: string, limits: 
   if (written.status === 'rejected') throw problem ?? written.reason;
   if (problem) throw problem;
   if (read.status === 'rejected') throw tarRefusal(read.reason, beganAsGzip());
-  const unsafe = records.flatMap((record) => {
-    const problem = unsafeEntryReason(record);
-    return problem ? [{ entry: record.path, problem }] : [];
-  });
+  const unsafe = findUnsafeEntries(records);
   if (unsafe.length > 0) {
     throw new BadInputError(`The archive has entries that could land outside the install folder: ${unsafe.map((u) => `${u.entry} (${u.problem})`).join(', ')}.`, unsafe, 'UNSAFE_ENTRY');
   }
