@@ -1,16 +1,19 @@
 import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as http from 'node:http';
+import * as net from 'node:net';
 import * as path from 'node:path';
 import { gzipSync } from 'node:zlib';
+import { STALE_TEMP_AFTER_MS } from '../src/packages/package-store';
 import { END_OF_ARCHIVE, gzipBomb, manifest, packageArchive, packageEntries, packageWithTail, tar, tarEntries, tarGz, zerosAfterEnd } from './support/archives';
 import { givenCluster } from './support/builders';
+import { eventually } from './support/sse-client';
 import { describeEachDatabase, TestApp } from './support/test-app';
 
 /**
- * Uploads that once froze the server, were never answered or slipped past the archive checks.
- * Every refusal must be a 4xx with a code, store nothing, leave no temporary file, and never keep
- * other requests waiting.
+ * Uploads that once froze the server, were never answered, deleted other replicas' work or slipped
+ * past the archive checks. Every refusal must be a 4xx with a code, store nothing, leave no
+ * temporary file, and never keep other requests waiting.
  */
 
 const MiB = 1024 * 1024;
@@ -98,6 +101,37 @@ function tempFiles(dataDir: string): string[] {
 
 const storedFiles = (dataDir: string) => fs.readdirSync(path.join(dataDir, 'packages', 'store'));
 
+/** Opens a raw connection, sends the headers and the first `fraction` of an upload's body, and leaves it there. */
+function partialUpload(t: TestApp, token: string, clusterId: string, archive: Buffer, fraction = 0.5): { socket: net.Socket; rest: Buffer } {
+  const { body, contentType } = multipart(archive);
+  const port = Number(new URL(t.baseUrl).port);
+  const socket = net.connect(port, '127.0.0.1');
+  socket.on('error', () => undefined); // destroyed on purpose
+  socket.write(
+    `POST /api/v1/clusters/${clusterId}/packages HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nAuthorization: Bearer ${token}\r\n` +
+      `Content-Type: ${contentType}\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n`,
+  );
+  const cut = Math.floor(body.length * fraction);
+  socket.write(body.subarray(0, cut));
+  return { socket, rest: body.subarray(cut) };
+}
+
+/** Reads the status line of the answer a raw connection gets. */
+function statusOf(socket: net.Socket): Promise<number> {
+  return new Promise((resolve, reject) => {
+    let text = '';
+    socket.on('data', (c: Buffer) => {
+      text += c.toString('latin1');
+      const match = /^HTTP\/1\.1 (\d{3})/.exec(text);
+      if (match) resolve(Number(match[1]));
+    });
+    socket.on('close', () => reject(new Error(`connection closed without a status line: ${JSON.stringify(text.slice(0, 200))}`)));
+  });
+}
+
+/** A valid package with a payload big enough that half of it is mid-file. */
+const packageWithPayload = (notes: string, bytes = 256 * 1024) => packageArchive({ notes }, [{ path: './payload.bin', body: randomBytes(bytes) }]);
+
 describeEachDatabase('upload hardening', (kind) => {
   let t: TestApp;
   let operator: string;
@@ -157,6 +191,39 @@ describeEachDatabase('upload hardening', (kind) => {
       { path: './bin/tool', type: 'SymbolicLink', linkpath: '../lib/tool' },
     ]);
     expect((await post(t, operator, c.id, archive)).status).toBe(201);
+  });
+
+  it('keeps an upload in flight on one replica while another starts on the same DATA_DIR, and clears only stale folders', async () => {
+    const c = await givenCluster(t);
+    const tmpRoot = path.join(t.dataDir, 'packages', 'tmp');
+    // What a replica that died long ago left behind, and what a live one (of an older version) writes now.
+    const dead = path.join(tmpRoot, 'dead-replica');
+    fs.mkdirSync(dead);
+    fs.writeFileSync(path.join(dead, 'old.part'), 'x');
+    const past = new Date(Date.now() - STALE_TEMP_AFTER_MS - 60_000);
+    fs.utimesSync(path.join(dead, 'old.part'), past, past);
+    fs.utimesSync(dead, past, past);
+    fs.writeFileSync(path.join(tmpRoot, 'live-older-version.part'), 'x');
+
+    const { socket, rest } = partialUpload(t, operator, c.id, packageWithPayload('in flight'));
+    const answer = statusOf(socket);
+    answer.catch(() => undefined); // awaited below; a failure before that must not go unhandled
+    await eventually(() => tempFiles(t.dataDir).some((f) => f.endsWith('.part') && !f.includes('dead-replica') && !f.includes('live-older')), 'the upload in flight', 5000);
+    const inFlight = tempFiles(t.dataDir).filter((f) => !f.includes('live-older') && !f.includes('dead-replica'));
+    expect(inFlight).toHaveLength(1);
+
+    const other = await t.sibling();
+    try {
+      expect(fs.existsSync(dead)).toBe(false);
+      expect(tempFiles(t.dataDir).sort()).toEqual([...inFlight, path.join(tmpRoot, 'live-older-version.part')].sort());
+      socket.write(rest); // not end(): a client that half-closes has its request aborted by Node
+      expect(await answer).toBe(201);
+      expect(await listed(c.id)).toBe(1);
+    } finally {
+      socket.destroy();
+      await other.stop();
+      fs.rmSync(path.join(tmpRoot, 'live-older-version.part'), { force: true });
+    }
   });
 
   // Hostile archives: each refused with a 4xx and a code, nothing stored, no temporary file, and

@@ -1,35 +1,78 @@
-import { Injectable, Logger, OnModuleInit } from '@nestjs/common';
+import { Injectable, Logger, OnModuleDestroy, OnModuleInit } from '@nestjs/common';
 import { randomUUID } from 'node:crypto';
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import { type AppConfig, InjectAppConfig } from '../config/app-config';
 
 /**
- * Where package files live: uploads stream into `DATA_DIR/packages/tmp` and move into the
- * content-addressed `DATA_DIR/packages/store/<sha256>.tar.gz` only once valid, so nothing
- * half-written is ever served. The file system is behind this class so services can be tested
- * without one.
+ * A sibling's temporary folder with nothing changed in it for this long belongs to a process that
+ * is gone. An upload must arrive within Node's requestTimeout (300 s, checked every 30 s; Lockstep
+ * keeps the default), then is checked and committed in moments: a quarter of an hour is far past
+ * any live upload (docs/uploads.md).
+ */
+export const STALE_TEMP_AFTER_MS = 15 * 60_000;
+/**
+ * Where package files live: uploads stream into a temporary folder of this process,
+ * `DATA_DIR/packages/tmp/<process id>`, and move into the content-addressed
+ * `DATA_DIR/packages/store/<sha256>.tar.gz` only once valid, so nothing half-written is ever
+ * served. DATA_DIR may be shared by replicas: each writes only in its own temporary folder, which
+ * exists only while it has uploads in flight, and at start removes only what gone processes left.
+ * The file system is behind this class so services can be tested without one.
  */
 @Injectable()
-export class PackageStore implements OnModuleInit {
+export class PackageStore implements OnModuleInit, OnModuleDestroy {
   private readonly logger = new Logger(PackageStore.name);
+  private readonly tmpRoot: string;
   private readonly tmpDir: string;
   private readonly storeDir: string;
+  /** This process's temporary files in use. */
+  private readonly live = new Set<string>();
+  /** Creating and removing this process's temporary folder, one after the other. */
+  private folderOps: Promise<unknown> = Promise.resolve();
 
   constructor(@InjectAppConfig() config: AppConfig) {
-    this.tmpDir = path.join(config.dataDir, 'packages', 'tmp');
+    this.tmpRoot = path.join(config.dataDir, 'packages', 'tmp');
+    this.tmpDir = path.join(this.tmpRoot, randomUUID());
     this.storeDir = path.join(config.dataDir, 'packages', 'store');
   }
 
-  /** Creates the folders, and clears temporary files a crash may have left behind. */
+  /** Creates the folders, and clears temporary files that processes which are gone left behind. */
   async onModuleInit(): Promise<void> {
     await fs.mkdir(this.storeDir, { recursive: true });
-    await fs.rm(this.tmpDir, { recursive: true, force: true });
-    await fs.mkdir(this.tmpDir, { recursive: true });
+    await fs.mkdir(this.tmpRoot, { recursive: true });
+    await this.removeStaleTemp();
   }
 
-  newTempPath(): string {
-    return path.join(this.tmpDir, `${randomUUID()}.part`);
+  async onModuleDestroy(): Promise<void> {
+    await fs.rm(this.tmpDir, { recursive: true, force: true });
+  }
+
+  /**
+   * Removes the entries of the temporary folder (other processes' folders, files an older version
+   * left at its top) in which nothing changed for STALE_TEMP_AFTER_MS; a live replica's are fresh.
+   */
+  async removeStaleTemp(now = Date.now()): Promise<void> {
+    for (const name of await fs.readdir(this.tmpRoot)) {
+      const entry = path.join(this.tmpRoot, name);
+      if (entry === this.tmpDir) continue;
+      const changed = await lastChange(entry);
+      if (changed === null || now - changed < STALE_TEMP_AFTER_MS) continue;
+      await fs.rm(entry, { recursive: true, force: true });
+      this.logger.log(`removed ${entry}, left by a process that is gone (unchanged since ${new Date(changed).toISOString()})`);
+    }
+  }
+
+  /** A new temporary file name in this process's folder (created if need be); release it with removeTemp. */
+  async newTempPath(): Promise<string> {
+    const file = path.join(this.tmpDir, `${randomUUID()}.part`);
+    this.live.add(file);
+    try {
+      await this.inFolderOrder(() => fs.mkdir(this.tmpDir, { recursive: true }));
+    } catch (error) {
+      this.live.delete(file);
+      throw error;
+    }
+    return file;
   }
 
   pathOf(sha256: string): string {
@@ -54,8 +97,14 @@ export class PackageStore implements OnModuleInit {
     }
   }
 
+  /** Removes a temporary file (if it is still there); the folder goes with the last one. */
   async removeTemp(tempPath: string): Promise<void> {
     await fs.rm(tempPath, { force: true });
+    if (!this.live.delete(tempPath) || this.live.size > 0) return;
+    await this.inFolderOrder(async () => {
+      if (this.live.size > 0) return; // a new upload came meanwhile
+      await fs.rmdir(this.tmpDir).catch(() => undefined); // gone already, or not empty: left as it is
+    });
   }
 
   async removeStored(sha256: string): Promise<void> {
@@ -70,8 +119,31 @@ export class PackageStore implements OnModuleInit {
     );
   }
 
-  /** Files in the temporary folder now; a refused upload must leave none. */
+  /** This process's temporary files now; a refused upload must leave none. */
   async tempFiles(): Promise<string[]> {
-    return fs.readdir(this.tmpDir);
+    return fs.readdir(this.tmpDir).catch(() => []);
+  }
+
+  private inFolderOrder<T>(op: () => Promise<T>): Promise<T> {
+    const done = this.folderOps.then(op);
+    this.folderOps = done.catch(() => undefined);
+    return done;
+  }
+}
+
+/** When anything in `entry` (itself, or what is directly in it) last changed; null when it is gone. */
+async function lastChange(entry: string): Promise<number | null> {
+  try {
+    const stat = await fs.lstat(entry);
+    let newest = stat.mtimeMs;
+    if (stat.isDirectory()) {
+      for (const name of await fs.readdir(entry)) {
+        const inner = await fs.lstat(path.join(entry, name)).catch(() => null);
+        if (inner) newest = Math.max(newest, inner.mtimeMs);
+      }
+    }
+    return newest;
+  } catch {
+    return null;
   }
 }

@@ -39,7 +39,7 @@ export class UploadReceiver {
     } catch {
       throw new BadInputError('Send the package as multipart/form-data with the archive in a field named "file".', [{ field: 'file', problems: ['file is required (multipart/form-data)'] }]);
     }
-    const tempPath = this.store.newTempPath();
+    const tempPath = await this.store.newTempPath();
     const fields: Record<string, string> = {};
     let inspection: Promise<InspectedArchive> | null = null;
 
