@@ -11,13 +11,15 @@ import { eventually } from './support/sse-client';
 import { describeEachDatabase, TestApp } from './support/test-app';
 
 /**
- * Uploads that once froze the server, were never answered, deleted other replicas' work or slipped
- * past the archive checks. Every refusal must be a 4xx with a code, store nothing, leave no
- * temporary file, and never keep other requests waiting.
+ * Uploads that once froze the server, were never answered, leaked files and descriptors, deleted
+ * other replicas' work or slipped past the archive checks. Every refusal must be a 4xx with a code,
+ * store nothing, leave no temporary file, and never keep other requests waiting.
  */
 
 const MiB = 1024 * 1024;
 const LIMITS = { MAX_PACKAGE_BYTES: String(8 * MiB), PACKAGE_MAX_ENTRIES: '50', PACKAGE_MAX_UNPACKED_BYTES: String(4 * MiB) };
+/** Uploads cut off by their clients in the descriptor test (UPLOAD_ABORTS=200 to check more by hand). */
+const ABORTS = Number(process.env.UPLOAD_ABORTS ?? 50);
 
 interface Answer {
   status: number;
@@ -100,6 +102,7 @@ function tempFiles(dataDir: string): string[] {
 }
 
 const storedFiles = (dataDir: string) => fs.readdirSync(path.join(dataDir, 'packages', 'store'));
+const openDescriptors = () => (fs.existsSync('/proc/self/fd') ? fs.readdirSync('/proc/self/fd').length : null);
 
 /** Opens a raw connection, sends the headers and the first `fraction` of an upload's body, and leaves it there. */
 function partialUpload(t: TestApp, token: string, clusterId: string, archive: Buffer, fraction = 0.5): { socket: net.Socket; rest: Buffer } {
@@ -191,6 +194,25 @@ describeEachDatabase('upload hardening', (kind) => {
       { path: './bin/tool', type: 'SymbolicLink', linkpath: '../lib/tool' },
     ]);
     expect((await post(t, operator, c.id, archive)).status).toBe(201);
+  });
+
+  it(`closes the file and removes it when ${ABORTS} clients go away mid-upload`, async () => {
+    const c = await givenCluster(t);
+    // The database pool opens connections as requests come at once: open them before counting.
+    await Promise.all(Array.from({ length: 20 }, () => t.as(operator).get(`/api/v1/clusters/${c.id}/packages`).expect(200)));
+    const baseline = openDescriptors();
+    const archive = packageWithPayload('aborted');
+    const sockets = Array.from({ length: ABORTS }, () => partialUpload(t, operator, c.id, archive).socket);
+    // Every upload is streaming into its temporary file before its client goes.
+    await eventually(() => tempFiles(t.dataDir).length === ABORTS, `${ABORTS} uploads in flight`, 10_000);
+    for (const socket of sockets) socket.destroy();
+    await eventually(() => tempFiles(t.dataDir).length === 0, 'no temporary file left', 5000);
+    if (baseline !== null) {
+      // Slack: the sockets the test's own clients keep alive may not be closed yet, not 1 per upload.
+      await eventually(() => openDescriptors()! <= baseline + 4, `descriptors back to ${baseline} (now ${openDescriptors()})`, 5000);
+    }
+    expect(await listed(c.id)).toBe(0);
+    expect(fs.readdirSync(path.join(t.dataDir, 'packages', 'tmp'))).toEqual([]);
   });
 
   it('keeps an upload in flight on one replica while another starts on the same DATA_DIR, and clears only stale folders', async () => {
