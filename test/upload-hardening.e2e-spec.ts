@@ -1,7 +1,9 @@
+import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as http from 'node:http';
 import * as net from 'node:net';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { STALE_TEMP_AFTER_MS } from '../src/packages/package-store';
@@ -11,9 +13,9 @@ import { eventually } from './support/sse-client';
 import { describeEachDatabase, TestApp } from './support/test-app';
 
 /**
- * Uploads that once froze the server, were never answered, leaked files and descriptors, deleted
- * other replicas' work or slipped past the archive checks. Every refusal must be a 4xx with a code,
- * store nothing, leave no temporary file, and never keep other requests waiting.
+ * Uploads that once froze the server, leaked files and descriptors, deleted other replicas' work or
+ * slipped past the archive checks (docs/uploads.md). Every refusal must be a 4xx (or 503 DISK_FULL)
+ * with a code, store nothing, leave no temporary file, and never keep other requests waiting.
  */
 
 const MiB = 1024 * 1024;
@@ -290,5 +292,59 @@ describeEachDatabase('upload hardening', (kind) => {
     ['more than MAX_PACKAGE_BYTES', () => tarGz([{ path: './manifest.json', body: manifest() }, { path: './noise.bin', body: randomBytes(9 * MiB) }]), 413, 'PACKAGE_TOO_LARGE'],
   ])('corpus: refuses %s', async (_case, archive, status, code) => {
     await expectRefused(archive(), status, code);
+  });
+});
+
+/**
+ * A real small disk: mounting a tmpfs needs root (or CAP_SYS_ADMIN) on Linux; elsewhere the test
+ * is skipped, and says why.
+ */
+function mountSmallDisk(): { dir: string } | { reason: string } {
+  if (process.platform !== 'linux') return { reason: 'tmpfs mounts need Linux' };
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lockstep-upload-disk-'));
+  try {
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=8m', 'tmpfs', dir], { stdio: 'pipe' });
+    return { dir };
+  } catch (error) {
+    fs.rmdirSync(dir);
+    return { reason: (error as { stderr?: Buffer }).stderr?.toString().trim() || (error as Error).message };
+  }
+}
+
+describeEachDatabase('upload to a full disk', (kind) => {
+  let disk: { dir: string } | { reason: string };
+  let t: TestApp | undefined;
+  let operator: string;
+  beforeAll(async () => {
+    disk = mountSmallDisk();
+    if ('reason' in disk) {
+      console.log(`upload-hardening: skipping the full-disk upload test: cannot mount an 8 MiB tmpfs (${disk.reason})`);
+      return;
+    }
+    t = await TestApp.start(kind, { tmpRoot: disk.dir, env: { ...LIMITS, MAX_PACKAGE_BYTES: String(32 * MiB), PACKAGE_MAX_UNPACKED_BYTES: String(32 * MiB) } });
+    t.stopTimers();
+    operator = await t.tokenFor('operator');
+  });
+  afterAll(async () => {
+    await t?.close();
+    if ('dir' in disk) {
+      execFileSync('umount', [disk.dir]);
+      fs.rmdirSync(disk.dir);
+    }
+  });
+
+  it('answers 503 DISK_FULL with Retry-After when the disk fills during an upload, keeps nothing, and stores once there is room', async () => {
+    if (!t) return;
+    const c = await givenCluster(t);
+    const big = packageWithPayload('too big for the disk', 12 * MiB);
+    const answer = await post(t, operator, c.id, big);
+    expect({ status: answer.status, code: answer.body.code }).toEqual({ status: 503, code: 'DISK_FULL' });
+    expect(answer.body.message).toMatch(/disk is full.*once space is freed/);
+    expect(Number(answer.headers['retry-after'])).toBeGreaterThan(0);
+    expect(tempFiles(t.dataDir)).toEqual([]);
+    expect(storedFiles(t.dataDir)).toEqual([]);
+    expect((await t.as(operator).get(`/api/v1/clusters/${c.id}/packages`).expect(200)).body.total).toBe(0);
+    // The refused upload's space is free again: a package that fits is stored.
+    expect((await post(t, operator, c.id, packageWithPayload('fits', 256 * 1024))).status).toBe(201);
   });
 });

@@ -1,8 +1,9 @@
 import * as fs from 'node:fs';
+import { promises as fsp } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import type { AppConfig } from '../config/app-config';
-import { PackageStore, STALE_TEMP_AFTER_MS } from './package-store';
+import { PackageStore, PackageStoreFullError, STALE_TEMP_AFTER_MS } from './package-store';
 
 describe('PackageStore', () => {
   let dataDir: string;
@@ -21,6 +22,7 @@ describe('PackageStore', () => {
 
   beforeEach(() => (dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'lockstep-store-'))));
   afterEach(async () => {
+    jest.restoreAllMocks();
     for (const store of started.splice(0)) await store.onModuleDestroy();
     fs.rmSync(dataDir, { recursive: true, force: true });
   });
@@ -77,5 +79,19 @@ describe('PackageStore', () => {
     await store.removeTemp(c);
     await store.removeTemp(c);
     expect(fs.readdirSync(tmpRoot())).toEqual([]);
+  });
+
+  it('answers a full disk (ENOSPC, EDQUOT) while committing as DISK_FULL, and anything else as it is', async () => {
+    const store = await start();
+    const temp = await store.newTempPath();
+    fs.writeFileSync(temp, 'x');
+    for (const code of ['ENOSPC', 'EDQUOT']) {
+      jest.spyOn(fsp, 'rename').mockRejectedValueOnce(Object.assign(new Error(`${code}: no space left`), { code }));
+      const refusal = await store.commit(temp, 'a'.repeat(64)).catch((error: unknown) => error);
+      expect(refusal).toBeInstanceOf(PackageStoreFullError);
+      expect(refusal).toMatchObject({ status: 503, code: 'DISK_FULL', retryAfterS: expect.any(Number), message: expect.stringMatching(/disk is full/) });
+    }
+    jest.spyOn(fsp, 'rename').mockRejectedValueOnce(Object.assign(new Error('EIO'), { code: 'EIO' }));
+    await expect(store.commit(temp, 'a'.repeat(64))).rejects.toMatchObject({ code: 'EIO' });
   });
 });

@@ -1,7 +1,8 @@
-import { Injectable, Logger, OnModuleDestroy, OnModuleInit } from '@nestjs/common';
+import { HttpStatus, Injectable, Logger, OnModuleDestroy, OnModuleInit } from '@nestjs/common';
 import { randomUUID } from 'node:crypto';
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
+import { DomainError } from '../common/errors';
 import { type AppConfig, InjectAppConfig } from '../config/app-config';
 
 /**
@@ -11,6 +12,23 @@ import { type AppConfig, InjectAppConfig } from '../config/app-config';
  * any live upload (docs/uploads.md).
  */
 export const STALE_TEMP_AFTER_MS = 15 * 60_000;
+/** Seconds a client is asked to wait (Retry-After) before uploading again to a full disk. */
+export const DISK_FULL_RETRY_AFTER_S = 30;
+
+/** An upload refused because the disk under DATA_DIR is full (or the quota used up); nothing was kept. */
+export class PackageStoreFullError extends DomainError {
+  constructor() {
+    super(
+      HttpStatus.SERVICE_UNAVAILABLE,
+      'DISK_FULL',
+      "The server's disk is full: the package could not be written, and nothing was kept. Upload it again once space is freed on the volume that holds DATA_DIR.",
+    );
+    this.retryAfterS = DISK_FULL_RETRY_AFTER_S;
+  }
+}
+
+export const isOutOfSpace = (error: unknown): boolean => ['ENOSPC', 'EDQUOT'].includes((error as { code?: string } | null)?.code ?? '');
+
 /**
  * Where package files live: uploads stream into a temporary folder of this process,
  * `DATA_DIR/packages/tmp/<process id>`, and move into the content-addressed
@@ -70,7 +88,7 @@ export class PackageStore implements OnModuleInit, OnModuleDestroy {
       await this.inFolderOrder(() => fs.mkdir(this.tmpDir, { recursive: true }));
     } catch (error) {
       this.live.delete(file);
-      throw error;
+      throw this.refusalFor(error);
     }
     return file;
   }
@@ -81,19 +99,23 @@ export class PackageStore implements OnModuleInit, OnModuleDestroy {
 
   /** Makes a validated upload durable under its hash (fsync, rename, fsync the folder). */
   async commit(tempPath: string, sha256: string): Promise<void> {
-    const target = this.pathOf(sha256);
-    const file = await fs.open(tempPath, 'r');
     try {
-      await file.sync();
-    } finally {
-      await file.close();
-    }
-    await fs.rename(tempPath, target); // the same bytes stored before are simply replaced by themselves
-    const dir = await fs.open(this.storeDir, 'r');
-    try {
-      await dir.sync();
-    } finally {
-      await dir.close();
+      const target = this.pathOf(sha256);
+      const file = await fs.open(tempPath, 'r');
+      try {
+        await file.sync();
+      } finally {
+        await file.close();
+      }
+      await fs.rename(tempPath, target); // the same bytes stored before are simply replaced by themselves
+      const dir = await fs.open(this.storeDir, 'r');
+      try {
+        await dir.sync();
+      } finally {
+        await dir.close();
+      }
+    } catch (error) {
+      throw this.refusalFor(error);
     }
   }
 
@@ -105,6 +127,13 @@ export class PackageStore implements OnModuleInit, OnModuleDestroy {
       if (this.live.size > 0) return; // a new upload came meanwhile
       await fs.rmdir(this.tmpDir).catch(() => undefined); // gone already, or not empty: left as it is
     });
+  }
+
+  /** A full disk (or quota) is the server's problem, not a bug: 503 DISK_FULL. Anything else as it is. */
+  refusalFor(error: unknown): unknown {
+    if (!isOutOfSpace(error)) return error;
+    this.logger.warn(`refused an upload: the disk under ${this.tmpRoot} is full (${(error as Error).message})`);
+    return new PackageStoreFullError();
   }
 
   async removeStored(sha256: string): Promise<void> {

@@ -100,7 +100,7 @@ export class UploadReceiver {
         await pending.catch(() => undefined);
       }
       await this.store.removeTemp(tempPath);
-      throw error;
+      throw this.store.refusalFor(error);
     } finally {
       if (onClose) req.removeListener('close', onClose);
     }
