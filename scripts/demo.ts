@@ -207,7 +207,9 @@ function watch(server: string, token: string, upgradeId: string, nameOf: Map<str
       const what = d.kind === 'upgrade' ? '' : `${d.kind} `;
       // An upgrade shows its phase; a switchover or switchback is its own one phase, so its kind says it.
       const doing = d.kind === 'upgrade' ? (d.phase ?? 'starting') : d.kind;
-      rows.set(name, d.status === 'running' ? `${bar(d.percent)} ${doing}` : `${d.status === 'succeeded' ? bar(100) : ' '.repeat(26)} ${what}${d.status}${d.waitingFor ? ` for ${d.waitingFor}` : ''}${d.error ? `: ${d.error}` : ''}`);
+      // A rolled-back step's error already begins "rolled back, data intact": the status is not said twice.
+      const status = d.error?.startsWith(String(d.status).replace('-', ' ')) ? d.error : `${d.status}${d.waitingFor ? ` for ${d.waitingFor}` : ''}${d.error ? `: ${d.error}` : ''}`;
+      rows.set(name, d.status === 'running' ? `${bar(d.percent)} ${doing}` : `${d.status === 'succeeded' ? bar(100) : ' '.repeat(26)} ${what}${status}`);
       if (tty) draw();
       else if ((d.status !== 'running' || d.phase) && printed.get(d.stepId) !== rows.get(name)) {
         // Progress that changed only the agent's message (downloaded 50%...) would repeat the line.
