@@ -7,8 +7,8 @@ import * as path from 'node:path';
 const ROOT = path.resolve(__dirname, '..');
 
 /** Runs src/main.ts as a real process, the way the README's run command does (minus the build). */
-function startMain(env: Record<string, string>): { child: ChildProcess; stdout: () => string; stderr: () => string; exited: Promise<number | string> } {
-  const child = spawn(process.execPath, ['-r', 'ts-node/register/transpile-only', 'src/main.ts'], {
+function startMain(env: Record<string, string>, args: string[] = [], preload: string[] = []): { child: ChildProcess; stdout: () => string; stderr: () => string; exited: Promise<number | string> } {
+  const child = spawn(process.execPath, ['-r', 'ts-node/register/transpile-only', ...preload.flatMap((p) => ['-r', p]), 'src/main.ts', ...args], {
     cwd: ROOT,
     env: { PATH: process.env.PATH, LOG_LEVEL: 'warn', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -55,6 +55,31 @@ describe('the lockstep process', () => {
     dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'lockstep-main-'));
   });
   afterEach(() => fs.rmSync(dataDir, { recursive: true, force: true }));
+
+  /**
+   * node dist/main.js --version used to start a server on 8080. The command line is read before
+   * anything else: PORT here is invalid and DATA_DIR is left uncreated, so an answer proves the
+   * environment was not read, and a preload reports any module of the app or of Nest that was loaded.
+   */
+  it('answers --version, --help and a wrong argument without loading the app', async () => {
+    const probe = path.join(dataDir, 'loaded-modules.js');
+    fs.writeFileSync(
+      probe,
+      `process.on('exit', () => { const app = Object.keys(require.cache).filter((m) => /@nestjs|app\\.factory|app-config/.test(m)); if (app.length) process.stderr.write('loaded: ' + app.join(', ') + '\\n'); });\n`,
+    );
+    const env = { DATA_DIR: path.join(dataDir, 'never-created'), PORT: 'eighty' };
+    const [version, help, wrong] = [startMain(env, ['--version'], [probe]), startMain(env, ['--help'], [probe]), startMain(env, ['--port', '9090'], [probe])];
+    expect(await version.exited).toBe(0);
+    expect([version.stdout(), version.stderr()]).toEqual([`${(JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { version: string }).version}\n`, '']);
+    expect(await help.exited).toBe(0);
+    expect(help.stderr()).toBe('');
+    expect(help.stdout()).toMatch(/^usage: node dist\/main\.js \[--help \| --version\]/);
+    expect(help.stdout()).toContain('"Configuration" table in README.md');
+    expect(await wrong.exited).toBe(2);
+    expect(wrong.stdout()).toBe('');
+    expect(wrong.stderr()).toBe("lockstep: Unknown option '--port'; the server takes only --help and --version, its settings come from the environment\n");
+    expect(fs.existsSync(env.DATA_DIR)).toBe(false);
+  }, 30000);
 
   it('stops at start with one line naming a bad variable', async () => {
     const run = startMain({ DATA_DIR: dataDir, PORT: 'eighty' });
