@@ -38,6 +38,20 @@ function securityHeaders() {
   };
 }
 
+/**
+ * Node ends any request not fully received within 300 s (requestTimeout), which would cap a 4 GiB
+ * package at about 14 MB/s. Instead a connection is cut only when it goes quiet: nothing sent or
+ * received for IDLE_CONNECTION_MS (or twice the event-stream keep-alive, which writes to idle
+ * streams); headers must still arrive within 60 s. A stalled upload is thus ended and its temporary
+ * file removed within minutes (docs/uploads.md).
+ */
+const IDLE_CONNECTION_MS = 120_000;
+function applyConnectionTimeouts(server: import('node:http').Server, config: AppConfig): void {
+  server.requestTimeout = 0;
+  server.headersTimeout = 60_000;
+  server.setTimeout(Math.max(IDLE_CONNECTION_MS, 2 * config.sseKeepAliveMs));
+}
+
 /** Builds the configured application; main.ts and the tests both start Lockstep through here. */
 export async function createApp(config: AppConfig, overrides: AppOverrides = {}): Promise<NestExpressApplication> {
   const logger = createLogger(config);
@@ -69,6 +83,7 @@ export async function createApp(config: AppConfig, overrides: AppOverrides = {})
   app.useGlobalPipes(createValidationPipe());
   app.useGlobalFilters(new AllExceptionsFilter());
   app.enableShutdownHooks(['SIGTERM', 'SIGINT']);
+  applyConnectionTimeouts(app.getHttpServer(), config);
 
   const document = SwaggerModule.createDocument(
     app,

@@ -135,6 +135,14 @@ describeEachDatabase('hostile input, the smaller holes (issue 20, item 9)', (kin
     expect(health.headers['x-content-type-options']).toBe('nosniff');
   });
 
+  it('an upload is never cut for its total duration, only when its connection goes quiet', () => {
+    const server = t.app.getHttpServer() as import('node:http').Server;
+    // Node's default would end any request not fully received in 300 s: a 4 GiB package would need 14 MB/s.
+    expect(server.requestTimeout).toBe(0);
+    expect(server.headersTimeout).toBe(60_000);
+    expect(server.timeout).toBe(120_000);
+  });
+
   // These two use up the address's allowance, so they run last.
   it('failed token checks past AUTH_FAILURE_LIMIT answer 429 with Retry-After; a token verified before still works', async () => {
     const viewer = await t.tokenFor('viewer', `rate-${kind}`);

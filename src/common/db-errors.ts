@@ -46,12 +46,11 @@ export const DISK_FULL_RETRY_AFTER_S = 30;
 
 /** A write refused because the database's disk is full; nothing of it was stored (docs/durability.md). */
 export class DiskFullError extends DomainError {
-  constructor(override readonly cause?: unknown) {
-    super(
-      HttpStatus.SERVICE_UNAVAILABLE,
-      'DISK_FULL',
-      "The database's disk is full; nothing was changed. Free space on the volume that holds the database, then retry: Lockstep carries on by itself once writes fit.",
-    );
+  constructor(
+    override readonly cause?: unknown,
+    message = "The database's disk is full; nothing was changed. Free space on the volume that holds the database, then retry: Lockstep carries on by itself once writes fit.",
+  ) {
+    super(HttpStatus.SERVICE_UNAVAILABLE, 'DISK_FULL', message);
     this.retryAfterS = DISK_FULL_RETRY_AFTER_S;
   }
 }

@@ -1,29 +1,20 @@
-import { HttpStatus, Injectable, Logger, OnModuleDestroy, OnModuleInit } from '@nestjs/common';
+import { Injectable, Logger, OnModuleDestroy, OnModuleInit } from '@nestjs/common';
 import { randomUUID } from 'node:crypto';
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
-import { DomainError } from '../common/errors';
+import { DiskFullError } from '../common/db-errors';
 import { type AppConfig, InjectAppConfig } from '../config/app-config';
 
 /**
  * A sibling's temporary folder with nothing changed in it for this long belongs to a process that
- * is gone. An upload must arrive within Node's requestTimeout (300 s, checked every 30 s; Lockstep
- * keeps the default), then is checked and committed in moments: a quarter of an hour is far past
- * any live upload (docs/uploads.md).
+ * is gone. A live upload writes as its bytes arrive, and a connection quiet for two minutes is cut
+ * (app.factory.ts), so a quarter of an hour is far past any live upload (docs/uploads.md).
  */
 export const STALE_TEMP_AFTER_MS = 15 * 60_000;
-/** Seconds a client is asked to wait (Retry-After) before uploading again to a full disk. */
-export const DISK_FULL_RETRY_AFTER_S = 30;
-
 /** An upload refused because the disk under DATA_DIR is full (or the quota used up); nothing was kept. */
-export class PackageStoreFullError extends DomainError {
-  constructor() {
-    super(
-      HttpStatus.SERVICE_UNAVAILABLE,
-      'DISK_FULL',
-      "The server's disk is full: the package could not be written, and nothing was kept. Upload it again once space is freed on the volume that holds DATA_DIR.",
-    );
-    this.retryAfterS = DISK_FULL_RETRY_AFTER_S;
+export class PackageStoreFullError extends DiskFullError {
+  constructor(cause?: unknown) {
+    super(cause, "The server's disk is full: the package could not be written, and nothing was kept. Upload it again once space is freed on the volume that holds DATA_DIR.");
   }
 }
 
@@ -133,7 +124,7 @@ export class PackageStore implements OnModuleInit, OnModuleDestroy {
   refusalFor(error: unknown): unknown {
     if (!isOutOfSpace(error)) return error;
     this.logger.warn(`refused an upload: the disk under ${this.tmpRoot} is full (${(error as Error).message})`);
-    return new PackageStoreFullError();
+    return new PackageStoreFullError(error);
   }
 
   async removeStored(sha256: string): Promise<void> {
