@@ -269,6 +269,20 @@ describeEachDatabase('upgrades', (kind) => {
       expect(await t.db.reader.countBy(UpgradeStep, { agentId: ids['g1-main'] })).toBe(2);
     });
 
+    it('names a nested field once in a refusal: target.all, not target.target.all', async () => {
+      const { cluster, packageId } = await setUp(['a']);
+      const wanted = 'target.all must be true when given; name agents with agentIds or addresses instead';
+      for (const res of [
+        await createUpgrade(cluster.id, { packageId, target: { all: false } }).expect(400),
+        await asOperator().post(`/api/v1/clusters/${cluster.id}/upgrades/preview`).send({ packageId, target: { all: false } }).expect(400),
+        await asOperator().post(`/api/v1/clusters/${cluster.id}/packages`).field('mode', 'install').field('target', '{"all": false}').attach('file', packageArchive({ notes: 'nested' }), 'p.tar.gz').expect(400),
+      ]) {
+        expect(res.body.details).toEqual([{ field: 'target.all', problems: [wanted] }]);
+        expect(res.body.message).toContain(wanted);
+        expect(res.body.message).not.toContain('target.target');
+      }
+    });
+
     it('viewers may look but not act', async () => {
       const { cluster, packageId } = await setUp(['a']);
       const viewer = await t.tokenFor('viewer');

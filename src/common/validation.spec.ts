@@ -18,8 +18,27 @@ describe('toFieldProblems', () => {
       [error('agentIds', undefined, [error('1', { isUuid: '1 must be a UUID' })])],
       [{ field: 'agentIds[1]', problems: ['agentIds[1] must be a UUID'] }],
     ],
+    [
+      'a nested field whose message names its path already, once (was target.target.all)',
+      [error('target', undefined, [error('all', { isIn: 'target.all must be true when given' })])],
+      [{ field: 'target.all', problems: ['target.all must be true when given'] }],
+    ],
+    [
+      'a nested field named inside its message, not inside a longer word',
+      [error('target', undefined, [error('all', { isIn: 'all must be true; allowed: all' }), error('agentIds', { isUuid: 'each of agentIds must be a UUID' }), error('addresses', { max: 'give at most 100 addresses.' })])],
+      [
+        { field: 'target.all', problems: ['target.all must be true; allowed: all'] },
+        { field: 'target.agentIds', problems: ['each of target.agentIds must be a UUID'] },
+        { field: 'target.addresses', problems: ['give at most 100 target.addresses.'] },
+      ],
+    ],
   ])('names %s', (_case, errors, expected) => {
     expect(toFieldProblems(errors)).toEqual(expected);
+  });
+
+  it('names a deeper field under a parent path', () => {
+    const errors = [error('prerequisites', undefined, [error('os', { isArray: 'os must be a list' })])];
+    expect(toFieldProblems(errors, 'manifest')).toEqual([{ field: 'manifest.prerequisites.os', problems: ['manifest.prerequisites.os must be a list'] }]);
   });
 });
 

@@ -2,6 +2,18 @@ import { ArgumentMetadata, ValidationPipe } from '@nestjs/common';
 import { ValidationError } from 'class-validator';
 import { BadInputError, FieldProblem } from './errors';
 
+/**
+ * A message names its field by property ("all must be true"), or by its whole path already
+ * ("target.all must be true"): the property becomes the path only where it stands as a name of
+ * its own, not as part of a dotted path or a longer word, and not when the path is there already.
+ */
+function withPath(message: string, property: string, field: string): string {
+  if (field === property) return message;
+  const name = (text: string) => new RegExp(`(?<![\\w.\\[\\]])${text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}(?![\\w[]|\\.\\w)`);
+  if (name(field).test(message)) return message;
+  return message.replace(name(property), () => field);
+}
+
 /** Flattens class-validator's nested errors into one entry per field, with dotted paths. */
 export function toFieldProblems(errors: ValidationError[], parent = ''): FieldProblem[] {
   return errors.flatMap((error) => {
@@ -14,7 +26,7 @@ export function toFieldProblems(errors: ValidationError[], parent = ''): FieldPr
             problems: [
               ...new Set(
                 Object.entries(error.constraints).map(([name, message]) =>
-                  name === 'whitelistValidation' ? `${field} is not a known field; remove it` : message.replace(error.property, field),
+                  name === 'whitelistValidation' ? `${field} is not a known field; remove it` : withPath(message, error.property, field),
                 ),
               ),
             ],
