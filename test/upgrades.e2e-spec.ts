@@ -292,6 +292,41 @@ describeEachDatabase('upgrades', (kind) => {
     });
   });
 
+  describe('preview and creation', () => {
+    type Step = { id: string; kind: string; agentId: string; fromAgentId: string | null; dependsOn: string[]; status: string };
+    const shape = (steps: Step[]) => steps.map(({ id, kind, agentId, fromAgentId, dependsOn, status }) => ({ id, kind, agentId, fromAgentId, dependsOn, status }));
+    const preview = (clusterId: string, body: Record<string, unknown>) => asOperator().post(`/api/v1/clusters/${clusterId}/upgrades/preview`).send(body).expect(200);
+
+    it('names each step alike in the preview and in the upgrade created from the same input', async () => {
+      const { cluster, ids, packageId } = await setUp(['g1-main', 'g1-backup', 'solo', 'done'], { done: { version: '1.1.0' } });
+      const body = { packageId, target: { all: true }, policy: 'backup-first-switchback' };
+      const planned = await preview(cluster.id, body);
+      expect(planned.body.refusals).toEqual([]);
+      const created = await createUpgrade(cluster.id, body).expect(201);
+      expect(shape(created.body.steps)).toEqual(shape(planned.body.steps));
+      // Every id a UUID, dependencies named by those ids, the skipped agent included.
+      const steps = shape(created.body.steps);
+      expect(steps.every((s) => /^[0-9a-f]{8}-[0-9a-f]{4}-5[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/.test(s.id))).toBe(true);
+      const byId = new Map(steps.map((s) => [s.id, s]));
+      const switchover = steps.find((s) => s.kind === 'switchover')!;
+      expect(switchover.dependsOn.map((d) => byId.get(d)!.agentId)).toEqual([ids['g1-backup']]);
+      expect(steps.find((s) => s.agentId === ids.done)).toMatchObject({ status: 'skipped' });
+      expect((await t.admin.get(`/api/v1/upgrades/${created.body.id}`).expect(200)).body.steps.map((s: Step) => s.id)).toEqual(steps.map((s) => s.id));
+    });
+
+    it('gives a package used again new step ids, alike in its preview and its upgrade', async () => {
+      const { cluster, ids, packageId } = await setUp(['a']);
+      const later = new Date(clock.now().getTime() + 3600_000).toISOString();
+      const first = await createUpgrade(cluster.id, { packageId, target: { all: true }, scheduledAt: later }).expect(201);
+      await asOperator().post(`/api/v1/upgrades/${first.body.id}/cancel`).expect(200); // the package is given back
+      const body = { packageId, target: { agentIds: [ids.a] } };
+      const planned = await preview(cluster.id, body);
+      const second = await createUpgrade(cluster.id, body).expect(201);
+      expect(shape(second.body.steps)).toEqual(shape(planned.body.steps));
+      expect(second.body.steps[0].id).not.toBe(first.body.steps[0].id);
+    });
+  });
+
   describe('install mode, auto-upgrade, upgrade now, migrate', () => {
     it('an upload with mode=install creates the upgrade; refused, it stores no package', async () => {
       const { cluster, ids, fleet } = await setUp(['a', 'b']);

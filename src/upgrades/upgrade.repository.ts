@@ -79,14 +79,21 @@ export class UpgradeRepository {
     return rows.map((r) => r.id);
   }
 
+  /** How many upgrades of the cluster used this package (any status): part of their steps' ids (step-ids.ts). */
+  usesOfPackage(em: EntityManager, clusterId: string, packageId: string): Promise<number> {
+    return em.countBy(Upgrade, { clusterId, packageId });
+  }
+
   countInCluster(em: EntityManager, clusterId: string): Promise<number> {
     return em.countBy(Upgrade, { clusterId });
   }
 
   async insert(em: EntityManager, upgrade: Upgrade, steps: UpgradeStep[]): Promise<void> {
     await em.insert(Upgrade, upgrade as QueryDeepPartialEntity<Upgrade>);
-    // Chunks keep each INSERT under SQLite's limit of bound parameters.
-    for (let i = 0; i < steps.length; i += 200) await em.insert(UpgradeStep, steps.slice(i, i + 200) as QueryDeepPartialEntity<UpgradeStep>[]);
+    // Chunks keep each INSERT under SQLite's limit of bound parameters. Copies, as in replaceSteps:
+    // what TypeORM reads back after a multi-row insert it merges into the wrong objects, ids included,
+    // and these objects are the steps the caller answers with.
+    for (let i = 0; i < steps.length; i += 200) await em.insert(UpgradeStep, steps.slice(i, i + 200).map((s) => ({ ...s })) as QueryDeepPartialEntity<UpgradeStep>[]);
   }
 
   async save(em: EntityManager, upgrade: Upgrade): Promise<void> {

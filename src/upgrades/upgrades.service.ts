@@ -26,6 +26,7 @@ import { LIVE_UPGRADE_STATUSES, Upgrade, UpgradeOrigin, UpgradeStatus } from './
 import { UpgradeRepository } from './upgrade.repository';
 import { ENDED_STEP_STATUSES, RETRYABLE_STEP_STATUSES, UpgradeStep } from './upgrade-step.entity';
 import { UpgradeWriter } from './upgrade-writer';
+import { stepId } from './step-ids';
 
 /** A scheduledAt this far in the past is refused as a mistake rather than started at once. */
 const PAST_SCHEDULE_TOLERANCE_MS = 5 * 60_000;
@@ -52,6 +53,8 @@ interface Compiled {
   options: UpgradeOptions;
   plan: Plan;
   prerequisites: PrerequisiteResult;
+  /** The plan's step keys as step ids: the same in a preview and in the upgrade it creates (step-ids.ts). */
+  idOf: (key: string) => string;
 }
 
 /** The upgrade life cycle: preview, create, pause, resume, cancel, retry; and the per-agent "upgrade now" and "migrate". */
@@ -94,8 +97,7 @@ export class UpgradesService implements OnModuleInit {
     const { plan: p } = compiled;
     return {
       resolvedPolicy: p.resolvedPolicy,
-      // In a preview a step's id is its key in the plan.
-      steps: buildSteps(p, null, (key) => key, this.clock.now()).map(toStepDto),
+      steps: buildSteps(p, null, compiled.idOf, this.clock.now()).map(toStepDto),
       units: p.units,
       batches: p.batches,
       maxParallel: p.maxParallel,
@@ -169,14 +171,15 @@ export class UpgradesService implements OnModuleInit {
       createdAt: now,
       updatedAt: now,
     } satisfies Upgrade);
-    const ids = new Map(p.steps.map((s) => [s.key, randomUUID()]));
-    const steps = buildSteps(p, upgrade.id, (key) => ids.get(key)!, now);
+    const steps = buildSteps(p, upgrade.id, compiled.idOf, now);
 
-    await this.upgrades.insert(tx.em, upgrade, steps);
+    // The package first: of two requests racing for it, the second waits on its row and is refused
+    // (409) before it could insert steps with the same ids.
     if (origin === 'request' || origin === 'install') {
       if (startsNow) await this.packages.complete(tx, pkg.id, upgrade.id);
       else await this.packages.reserve(tx, pkg.id, upgrade.id);
     }
+    await this.upgrades.insert(tx.em, upgrade, steps);
     await this.writer.saveUpgrade(tx, upgrade, steps);
     // Someone acted on these agents: whatever held auto-upgrade back from them is lifted.
     const acted = origin === 'auto-upgrade' ? new Map() : new Map(working.map((id) => [id, AUTO_UPGRADE_FREE]));
@@ -431,7 +434,8 @@ export class UpgradesService implements OnModuleInit {
         message: `options.ignoreVersionCheck: the package's fromVersion (${pkg.prerequisites.fromVersion}) is not enforced; agents on other versions are upgraded anyway.`,
       });
     }
-    return { cluster, pkg, options, plan: compiled, prerequisites };
+    const use = await this.upgrades.usesOfPackage(tx.em, clusterId, pkg.id);
+    return { cluster, pkg, options, plan: compiled, prerequisites, idOf: (key) => stepId(pkg.id, use, key) };
   }
 
   /** A package starts one upgrade: auto-upgrade and "upgrade now" reuse the cluster's target package on purpose. */
@@ -516,7 +520,7 @@ function refuseHeld(held: Agent[], what: string): void {
   );
 }
 
-/** The plan's steps as rows; `idOf` turns the plan's step keys into ids (UUIDs, or the keys in a preview). */
+/** The plan's steps as rows; `idOf` turns the plan's step keys into ids. */
 function buildSteps(p: Plan, upgradeId: string | null, idOf: (key: string) => string, now: Date): UpgradeStep[] {
   return p.steps.map((s, ordinal) =>
     Object.assign(new UpgradeStep(), {

@@ -149,6 +149,12 @@ export function newUpgradeForm(clusterId, agents, packages, cluster) {
     try {
       const p = await api('POST', `/api/v1/clusters/${clusterId}/upgrades/preview`, request());
       const name = new Map(agents.map((a) => [a.id, a.name]));
+      // dependsOn names steps by id: say which step, as "upgrade g1-backup".
+      const byId = new Map(p.steps.map((s) => [s.id, s]));
+      const title = (id) => {
+        const d = byId.get(id);
+        return d ? `${d.kind} ${name.get(d.agentId) || d.agentId}` : id;
+      };
       const batches = new Map();
       for (const s of p.steps) {
         if (!batches.has(s.batch)) batches.set(s.batch, []);
@@ -157,7 +163,7 @@ export function newUpgradeForm(clusterId, agents, packages, cluster) {
       plan.append(h('h3', {}, `Plan: ${p.resolvedPolicy}, ${p.units} unit(s) in ${p.batches} batch(es)`));
       for (const [batch, steps] of [...batches].sort((a, b) => a[0] - b[0])) {
         plan.append(h('div', { class: 'batch' }, h('h3', {}, `Batch ${batch + 1}`), h('ol', {}, steps.map((s) =>
-          h('li', {}, `${s.kind} ${name.get(s.agentId) || s.agentId}`, s.dependsOn.length ? h('span', { class: 'muted' }, ` after ${s.dependsOn.map((d) => d.replace(/^(\w+):(.*)$/, (_, k, who) => `${k} ${name.get(who) || who}`)).join(', ')}`) : null, s.status !== 'pending' ? ` — ${s.status}` : '', s.note ? h('span', { class: 'muted' }, ` (${s.note})`) : null)))));
+          h('li', {}, `${s.kind} ${name.get(s.agentId) || s.agentId}`, s.dependsOn.length ? h('span', { class: 'muted' }, ` after ${s.dependsOn.map(title).join(', ')}`) : null, s.status !== 'pending' ? ` — ${s.status}` : '', s.note ? h('span', { class: 'muted' }, ` (${s.note})`) : null)))));
       }
       for (const w of p.warnings) plan.append(h('p', { class: 'notice' }, `Warning: ${w.message}`));
       for (const r of p.refusals) plan.append(h('p', { class: 'notice refusal', role: 'alert' }, `Refused: ${r.message}`));
