@@ -3,7 +3,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { buildPackage } from '../src/agent/build-package';
 import { AgentProcess } from './support/agent-process';
-import { buildServer, commandsExecuted, downSpans, freePort, HoldingRelay, overlaps, readTimeline, ResumingStream, seededRandom, ServerProcess, sleep, writeTimelineProduct } from './support/chaos';
+import { buildServer, commandsExecuted, downSpans, freePort, HoldingRelay, killLeftovers, overlaps, readTimeline, ResumingStream, seededRandom, ServerProcess, sleep, writeTimelineProduct } from './support/chaos';
 import { createTestDatabase, postgresServerUrl } from './support/postgres';
 
 /**
@@ -365,6 +365,8 @@ async function chaosRun(kind: Kind, random: () => number): Promise<void> {
   } finally {
     stream?.close();
     await Promise.all([...agents.values()].map((a) => a.process.stop()));
+    const leftovers = killLeftovers(work);
+    if (leftovers) say(`[${kind}] ${leftovers} processes of the agents outlived them (a slow stop ends in SIGKILL): killed`);
     await server.stop();
     await relay.close();
     await database?.drop().catch(() => undefined);

@@ -499,6 +499,26 @@ export function overlaps(a: Array<[number, number]>, b: Array<[number, number]>,
   return out;
 }
 
+/**
+ * Processes left running from `dir` (a product or a migration whose agent was SIGKILLed by
+ * AgentProcess.stop's fallback on a busy machine): SIGKILLed by pid, found by the unique temp
+ * folder in their command line. Returns how many.
+ */
+export function killLeftovers(dir: string): number {
+  let killed = 0;
+  for (const pid of fs.existsSync('/proc') ? fs.readdirSync('/proc').filter((p) => /^\d+$/.test(p)) : []) {
+    try {
+      if (Number(pid) !== process.pid && fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(dir)) {
+        process.kill(Number(pid), 'SIGKILL');
+        killed++;
+      }
+    } catch {
+      // gone meanwhile, or not ours to read
+    }
+  }
+  return killed;
+}
+
 /** "2026-12-01T10:00:00.000Z command <uuid>: upgrade" lines of a reference agent's output: the commands it started to carry out. */
 export function commandsExecuted(output: string[]): Array<{ at: string; id: string; type: string }> {
   const executed: Array<{ at: string; id: string; type: string }> = [];
