@@ -1,4 +1,4 @@
-import { BeforeApplicationShutdown, Injectable, Logger, OnModuleInit } from '@nestjs/common';
+import { BeforeApplicationShutdown, Injectable, Logger, OnApplicationBootstrap, OnModuleInit } from '@nestjs/common';
 import { ModuleRef } from '@nestjs/core';
 import { Interval } from '@nestjs/schedule';
 import * as semver from 'semver';
@@ -66,7 +66,7 @@ export function phasesFor(options: Upgrade['options']): string[] {
  * resume...); all state is in the database, so a restarted process simply carries on.
  */
 @Injectable()
-export class UpgradeExecutor implements OnModuleInit, BeforeApplicationShutdown {
+export class UpgradeExecutor implements OnModuleInit, OnApplicationBootstrap, BeforeApplicationShutdown {
   private readonly logger = new Logger(UpgradeExecutor.name);
   private driving: Promise<void> = Promise.resolve();
   private queued = false;
@@ -97,6 +97,14 @@ export class UpgradeExecutor implements OnModuleInit, BeforeApplicationShutdown 
         if (command.reference?.startsWith(STEP_REFERENCE)) await tx.advisoryLock(`upgrade:${command.reference.slice(STEP_REFERENCE.length).split('/')[0]}`);
       },
     );
+  }
+
+  /**
+   * A process that starts (again, after a crash or a kill) drives the live upgrades at once instead
+   * of at its first timer: what was due when it stopped does not wait for the tick.
+   */
+  onApplicationBootstrap(): void {
+    if (this.leadership.isLeader) this.poke();
   }
 
   async beforeApplicationShutdown(): Promise<void> {
