@@ -2,7 +2,12 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import * as tar from 'tar';
-import { commandLineOrExit, parseCommandLine, type CommandLine } from './cli';
+import { commandLineOrExit, fromInvocationDir, parseCommandLine, type CommandLine } from './cli';
+
+/** The product the reference agent runs in the demo and the tests (bin/product.js, migrate.js): --sample. */
+export const SAMPLE_PRODUCT = path.resolve(__dirname, '..', '..', 'src', 'agent', 'sample-product');
+/** What the reference agent starts from a full package (src/agent/product.ts; docs/packages.md). */
+export const REFERENCE_AGENT_ENTRY = path.join('bin', 'product.js');
 
 export interface PackageSpec {
   dir: string;
@@ -22,6 +27,7 @@ export interface PackageSpec {
  * .tar.gz. A manifest already in the folder is replaced by the one described here.
  */
 export async function buildPackage(spec: PackageSpec): Promise<string> {
+  if (!fs.statSync(spec.dir, { throwIfNoEntry: false })?.isDirectory()) throw new Error(`--dir ${spec.dir} is not a folder`);
   if (spec.migration && !fs.existsSync(path.join(spec.dir, spec.migration))) throw new Error(`--migration ${spec.migration} is not in ${spec.dir}`);
   const staging = fs.mkdtempSync(path.join(os.tmpdir(), 'lockstep-package-'));
   try {
@@ -41,10 +47,24 @@ export async function buildPackage(spec: PackageSpec): Promise<string> {
   }
 }
 
-export const PACKAGE_USAGE = `usage: npm run package -- --dir FOLDER --product NAME --version V --out FILE.tar.gz [options]
-Builds a package Lockstep accepts: FOLDER's files with a manifest.json at the root of a .tar.gz.
+/**
+ * What the reference agent would miss in this package: a full package's bin/product.js, the
+ * program it starts. Said, not refused: an agent of one's own may run something else.
+ */
+export function referenceAgentNotes(spec: PackageSpec): string[] {
+  if ((spec.kind ?? 'full') !== 'full' || !fs.statSync(spec.dir, { throwIfNoEntry: false })?.isDirectory()) return [];
+  if (fs.existsSync(path.join(spec.dir, REFERENCE_AGENT_ENTRY))) return [];
+  return [`${spec.dir} has no ${REFERENCE_AGENT_ENTRY}, the program the reference agent starts: its upgrade to this package would roll back (fine for an agent of your own; see docs/packages.md)`];
+}
 
-  --dir FOLDER              the payload (required)
+export const PACKAGE_USAGE = `usage: npm run package -- (--dir FOLDER | --sample) --product NAME --version V --out FILE.tar.gz [options]
+Builds a package Lockstep accepts: FOLDER's files with a manifest.json at the root of a .tar.gz.
+For the reference agent FOLDER holds bin/product.js, the program it runs (docs/packages.md).
+Relative paths are read from the folder npm run was typed in.
+
+  --dir FOLDER              the payload (required, or --sample)
+  --sample                  the payload is the sample product (src/agent/sample-product:
+                            bin/product.js and migrate.js), with --migration migrate.js
   --product NAME            the product the package is for, as the cluster names it (required)
   --version V               the version it installs, semver (required)
   --out FILE.tar.gz         where to write it (required)
@@ -54,14 +74,19 @@ Builds a package Lockstep accepts: FOLDER's files with a manifest.json at the ro
   --min-free-disk-mb N      free disk an agent needs
   --os LIST                 operating systems it runs on, e.g. linux,darwin
   --notes TEXT              free text shown with the package
-  -h, --help                this text`;
+  -h, --help                this text
+  --version                 alone: the version of Lockstep`;
 
-/** The package builder's command line, read without side effects (see cli.ts). */
-export function parsePackageArgs(argv: string[]): CommandLine<PackageSpec> {
+/**
+ * The package builder's command line, read without side effects (see cli.ts). Relative --dir and
+ * --out are resolved against `cwd`: where the user typed npm run (INIT_CWD), not the clone's root.
+ */
+export function parsePackageArgs(argv: string[], cwd: string = process.env.INIT_CWD || process.cwd()): CommandLine<PackageSpec> {
   return parseCommandLine(
     argv,
     {
       dir: { type: 'string' },
+      sample: { type: 'boolean' },
       product: { type: 'string' },
       version: { type: 'string' },
       from: { type: 'string' },
@@ -74,29 +99,33 @@ export function parsePackageArgs(argv: string[]): CommandLine<PackageSpec> {
     },
     (values) => {
       const text = (flag: string) => values[flag] as string | undefined;
-      for (const flag of ['dir', 'product', 'version', 'out']) if (!text(flag)?.trim()) return `missing --${flag}`;
+      if (values.sample && text('dir') !== undefined) return '--dir and --sample are exclusive: --sample builds the sample product';
+      if (!values.sample && !text('dir')?.trim()) return 'missing --dir FOLDER (or --sample for the sample product)';
+      for (const flag of ['product', 'version', 'out']) if (!text(flag)?.trim()) return `missing --${flag}`;
       const kind = text('kind');
       if (kind !== undefined && kind !== 'full' && kind !== 'webapps') return `--kind must be full or webapps (got "${kind}")`;
       const disk = text('min-free-disk-mb');
       if (disk !== undefined && !/^\d+$/.test(disk)) return `--min-free-disk-mb must be a whole number of MiB (got "${disk}")`;
       return {
-        dir: text('dir')!,
+        dir: values.sample ? SAMPLE_PRODUCT : fromInvocationDir(text('dir')!, cwd),
         product: text('product')!,
         version: text('version')!,
         from: text('from'),
         kind,
-        migration: text('migration'),
+        migration: text('migration') ?? (values.sample ? 'migrate.js' : undefined),
         minFreeDiskMb: disk !== undefined ? Number(disk) : undefined,
         os: text('os')?.split(','),
         notes: text('notes'),
-        out: text('out')!,
+        out: fromInvocationDir(text('out')!, cwd),
       };
     },
   );
 }
 
 if (require.main === module) {
-  buildPackage(commandLineOrExit('lockstep package', PACKAGE_USAGE, parsePackageArgs(process.argv.slice(2)))).then(
+  const spec = commandLineOrExit('lockstep package', PACKAGE_USAGE, parsePackageArgs(process.argv.slice(2)));
+  for (const note of referenceAgentNotes(spec)) console.error(`lockstep package: note: ${note}`);
+  buildPackage(spec).then(
     (file) => console.log(file),
     (error: Error) => {
       console.error(`lockstep package: ${error.message}`);

@@ -15,6 +15,7 @@ heartbeats, carries out the commands the server gives and reports on them.
   --reboot-command "CMD"    runs CMD after an upgrade with rebootAfter succeeded
                             (e.g. "sudo systemctl reboot")
   -h, --help                this text
+  --version                 the version of Lockstep
 Both commands are split on spaces and run without a shell. SIGINT or SIGTERM stops the agent and
 its product cleanly.`;
 
