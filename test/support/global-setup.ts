@@ -1,22 +1,28 @@
 import { PG_URL_ENV, withClient } from './postgres';
 
+/** Why there was no PostgreSQL, for the summary reporter (it runs in this process: test/support/summary-reporter.js). */
+const PG_MISSING_ENV = 'LOCKSTEP_TEST_PG_MISSING';
+
 /**
  * Finds a PostgreSQL for the e2e suites: a testcontainers container when a Docker engine answers,
  * else TEST_DATABASE_URL, else none (the PostgreSQL suites are skipped, and this says so).
  */
 export default async function globalSetup(): Promise<void> {
   const say = (line: string) => process.stdout.write(`\n[lockstep e2e] ${line}\n`);
-  const url = (await fromContainer(say)) ?? (await fromEnvironment(say));
+  let docker = 'not tried';
+  const url = (await fromContainer(say, (why) => (docker = why))) ?? (await fromEnvironment(say));
   if (url) {
     process.env[PG_URL_ENV] = url;
+    delete process.env[PG_MISSING_ENV];
     say(`e2e suites run on SQLite and on PostgreSQL (${redact(url)})`);
   } else {
     delete process.env[PG_URL_ENV];
+    process.env[PG_MISSING_ENV] = `TEST_DATABASE_URL is unset, and testcontainers found no Docker engine (${docker})`;
     say('e2e suites run on SQLite only: PostgreSQL SKIPPED (no Docker engine for testcontainers, and TEST_DATABASE_URL is unset)');
   }
 }
 
-async function fromContainer(say: (line: string) => void): Promise<string | undefined> {
+async function fromContainer(say: (line: string) => void, failed: (why: string) => void): Promise<string | undefined> {
   if (process.env.TEST_DATABASE_URL) return undefined; // an explicit server wins; no need to probe Docker
   try {
     const { GenericContainer, Wait } = await import('testcontainers');
@@ -29,7 +35,9 @@ async function fromContainer(say: (line: string) => void): Promise<string | unde
     say('started PostgreSQL in a container (testcontainers)');
     return `postgres://postgres@${container.getHost()}:${container.getMappedPort(5432)}/test`;
   } catch (error) {
-    say(`testcontainers: ${(error as Error).message.split('\n')[0]}`);
+    const why = (error as Error).message.split('\n')[0];
+    say(`testcontainers: ${why}`);
+    failed(why);
     return undefined;
   }
 }
