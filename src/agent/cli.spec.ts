@@ -68,6 +68,11 @@ describe('the command lines of npm run agent and npm run package', () => {
   });
 
   // npm runs scripts in the clone's root; INIT_CWD is where the user typed the command.
+  it("reads the agent's relative --home, --seed and --busy-file from the folder npm run was typed in", () => {
+    const line = parseAgentArgs(['--server', 'http://x', '--home', 'agent-home', '--seed', '../seed.tar.gz', '--busy-file', '/run/busy'], '/home/u/acme');
+    expect(line).toEqual({ kind: 'run', values: expect.objectContaining({ home: '/home/u/acme/agent-home', seedPackage: '/home/u/seed.tar.gz', busyFile: '/run/busy' }) });
+  });
+
   it('reads relative --dir and --out from the folder npm run was typed in', () => {
     const line = parsePackageArgs(['--dir', 'build/', '--product', 'p', '--version', '1.1.0', '--out', 'p.tar.gz'], '/home/u/acme');
     expect(line).toEqual({ kind: 'run', values: expect.objectContaining({ dir: '/home/u/acme/build', out: '/home/u/acme/p.tar.gz' }) });

@@ -1,5 +1,5 @@
 import { ReferenceAgent, type AgentOptions } from './agent';
-import { commandLineOrExit, parseCommandLine, type CommandLine } from './cli';
+import { commandLineOrExit, fromInvocationDir, parseCommandLine, type CommandLine } from './cli';
 
 export const AGENT_USAGE = `usage: npm run agent -- --server URL --home DIR [--pairing-key KEY] [options]
 Runs the reference agent: pairs once with KEY (the token is kept in DIR/agent.json), then
@@ -19,8 +19,8 @@ heartbeats, carries out the commands the server gives and reports on them.
 Both commands are split on spaces and run without a shell. SIGINT or SIGTERM stops the agent and
 its product cleanly.`;
 
-/** The agent's command line, read without side effects (see cli.ts). */
-export function parseAgentArgs(argv: string[]): CommandLine<Omit<AgentOptions, 'log'>> {
+/** The agent's command line, read without side effects (see cli.ts); relative paths from `cwd`. */
+export function parseAgentArgs(argv: string[], cwd: string = process.env.INIT_CWD || process.cwd()): CommandLine<Omit<AgentOptions, 'log'>> {
   return parseCommandLine(
     argv,
     {
@@ -51,9 +51,10 @@ export function parseAgentArgs(argv: string[]): CommandLine<Omit<AgentOptions, '
       return {
         server: server.replace(/\/+$/, ''),
         pairingKey: text('pairing-key'),
-        home,
-        busyFile: text('busy-file'),
-        seedPackage: text('seed'),
+        // Paths are the user's, from the folder npm run was typed in (not the clone's root).
+        home: fromInvocationDir(home, cwd),
+        busyFile: text('busy-file') === undefined ? undefined : fromInvocationDir(text('busy-file')!, cwd),
+        seedPackage: text('seed') === undefined ? undefined : fromInvocationDir(text('seed')!, cwd),
         serviceCommand: text('service-command'),
         rebootCommand: text('reboot-command'),
       };
