@@ -13,9 +13,9 @@ import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { parseArgs } from 'node:util';
 import { EventSource } from 'eventsource';
 import { buildPackage } from '../src/agent/build-package';
+import { commandLineOrExit, parseCommandLine } from '../src/agent/cli';
 import { createApp } from '../src/app.factory';
 import { loadConfig } from '../src/config/app-config';
 
@@ -30,12 +30,24 @@ const AGENTS = [
   { name: 'solo-2', role: 'standalone' },
 ] as const;
 
-const { values } = parseArgs({ options: { 'fail-migration': { type: 'string' } } });
-const failMigration = values['fail-migration'];
-if (failMigration && !AGENTS.some((a) => a.name === failMigration)) {
-  console.error(`--fail-migration takes one of: ${AGENTS.map((a) => a.name).join(', ')}`);
-  process.exit(2);
-}
+const DEMO_USAGE = `usage: npm run demo [-- --fail-migration AGENT]
+Starts Lockstep on a throwaway folder with six reference agents (two failover pairs, two standalone)
+on 1.0.0, uploads 1.1.0 and upgrades them backup-first with switchback while printing each agent's
+progress, then removes everything it started. Listens on PORT when it is set.
+
+  --fail-migration AGENT    make AGENT's data migration fail, to watch a rollback and the switchback
+                            (one of: ${AGENTS.map((a) => a.name).join(', ')})
+  -h, --help                this text
+  --version                 the version of Lockstep`;
+
+const { 'fail-migration': failMigration } = commandLineOrExit(
+  'lockstep demo',
+  DEMO_USAGE,
+  parseCommandLine(process.argv.slice(2), { 'fail-migration': { type: 'string' } }, (values) => {
+    const agent = values['fail-migration'] as string | undefined;
+    return agent && !AGENTS.some((a) => a.name === agent) ? `--fail-migration takes one of: ${AGENTS.map((a) => a.name).join(', ')}` : { 'fail-migration': agent };
+  }),
+);
 
 const tty = process.stdout.isTTY;
 const bold = (s: string) => (tty ? `\x1b[1m${s}\x1b[0m` : s);

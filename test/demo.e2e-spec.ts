@@ -1,4 +1,4 @@
-import { spawnSync } from 'node:child_process';
+import { execFile, spawnSync } from 'node:child_process';
 import * as net from 'node:net';
 import * as path from 'node:path';
 
@@ -36,4 +36,21 @@ describe('the demo', () => {
     expect(run.stdout).not.toContain('(when it');
     expect(run.stdout).toMatch(/switchback pair-a-main +takes back over from pair-a-backup, after the upgrade of pair-a-main, whatever its outcome\n/);
   }, 180_000);
+
+  it('answers --help and --version, and refuses an unknown argument with one line and exit 2', async () => {
+    const demo = (...args: string[]) =>
+      new Promise<{ status: number | null; stdout: string; stderr: string }>((resolve) => {
+        const child = execFile(process.execPath, ['-r', 'ts-node/register/transpile-only', path.join(ROOT, 'scripts', 'demo.ts'), ...args], { cwd: ROOT, timeout: 60_000 }, (_error, stdout, stderr) =>
+          resolve({ status: child.exitCode, stdout, stderr }),
+        );
+      });
+    const [help, version, bogus] = await Promise.all([demo('--help'), demo('--version'), demo('--fail-migration', 'nobody')]);
+    expect({ status: help.status, stderr: help.stderr }).toEqual({ status: 0, stderr: '' });
+    expect(help.stdout).toMatch(/^usage: npm run demo \[-- --fail-migration AGENT\]\n/);
+    expect({ status: version.status, stdout: version.stdout }).toEqual({ status: 0, stdout: `${require('../package.json').version}\n` });
+    expect(bogus.status).toBe(2);
+    expect(bogus.stderr.split('\n')[0]).toBe('lockstep demo: --fail-migration takes one of: pair-a-main, pair-a-backup, pair-b-main, pair-b-backup, solo-1, solo-2');
+    expect(bogus.stdout).toBe('');
+  }, 90_000);
 });
+
