@@ -358,6 +358,36 @@ if (!available) {
     expect(await accessibilityProblems(page)).toEqual([]);
   }, 60_000);
 
+  it('closes an ended upgrade’s stream on its `end` event instead of reconnecting (stream.js)', async () => {
+    const cluster = await givenCluster(t, { name: 'end-demo' });
+    await givenPairedAgent(t, cluster.id, { name: 'done-one' });
+    const upload = await t.admin.post(`/api/v1/clusters/${cluster.id}/packages`).field('mode', 'upload-only').attach('file', packageArchive(), 'p.tar.gz').expect(201);
+    const later = new Date(Date.now() + 3600_000).toISOString();
+    const upgrade = await t.admin.post(`/api/v1/clusters/${cluster.id}/upgrades`).send({ packageId: upload.body.id, target: { all: true }, scheduledAt: later }).expect(201);
+    await t.admin.post(`/api/v1/upgrades/${upgrade.body.id}/cancel`).expect(200); // ended at once: nothing was running
+    await signIn(TEST_ADMIN_TOKEN, '#/tokens'); // a view that follows no stream of its own
+    await page.locator('#view h1').waitFor();
+    const connections: string[] = [];
+    const count = (r: { url(): string }) => void (/\/stream-tickets$|\/events\?/.test(r.url()) && connections.push(r.url().replace(/ticket=[^&]+/, 'ticket=…')));
+    page.on('request', count);
+    try {
+      // The dashboard's own stream module, without follow: what any page client gets.
+      const ended = await page.evaluate(`(async () => {
+        const { follow } = await import('/stream.js');
+        return new Promise((resolve) => {
+          const types = [];
+          follow('upgrade', ${JSON.stringify(upgrade.body.id)}, { onEvent: (e) => types.push(e.type), onEnd: (end) => resolve({ types, status: end.status }) });
+        });
+      })()`);
+      expect(ended).toEqual({ types: ['upgrade.status', 'task.progress', 'upgrade.status'], status: 'cancelled' });
+      // An EventSource left open would reconnect after the server's retry (3 s): nothing may follow.
+      await new Promise((r) => setTimeout(r, 4000));
+      expect(connections).toEqual(['/api/v1/stream-tickets', `/api/v1/upgrades/${upgrade.body.id}/events?ticket=…&lastEventId=0`].map((p) => `${t.baseUrl}${p}`));
+    } finally {
+      page.off('request', count);
+    }
+  }, 60_000);
+
   it('draws the new plan when a retry started elsewhere replaces the steps it runs again', async () => {
     const cluster = await givenCluster(t, { name: 'replan-demo' });
     const { agent } = await givenPairedAgent(t, cluster.id, { name: 'flaky' });

@@ -119,6 +119,160 @@ describeEachDatabase('progress streams', (kind) => {
     await t.as(viewer).get(`/api/v1/upgrades/${randomUUID()}/history`).expect(404);
   });
 
+  describe('the end of an upgrade’s stream', () => {
+    type Frame = { id?: number; event?: string; data?: Record<string, unknown> };
+    /** Reads a stream as curl would, until the server closes it or `waitMs` passes; frames in order, and whether it closed. */
+    const read = async (url: string, options: { lastEventId?: number; waitMs?: number; whileOpen?: () => Promise<void> } = {}): Promise<{ frames: Frame[]; closed: boolean }> => {
+      const abort = new AbortController();
+      const res = await fetch(url, { signal: abort.signal, headers: { Authorization: `Bearer ${viewer}`, ...(options.lastEventId !== undefined ? { 'Last-Event-ID': String(options.lastEventId) } : {}) } });
+      expect(res.status).toBe(200);
+      const reader = res.body!.getReader();
+      let text = '';
+      let closed = false;
+      const timer = setTimeout(() => abort.abort(), options.waitMs ?? 5000);
+      const during = options.whileOpen?.();
+      try {
+        for (;;) {
+          const { value, done } = await reader.read();
+          if (done) {
+            closed = true;
+            break;
+          }
+          text += new TextDecoder().decode(value);
+        }
+      } catch {
+        // aborted: still open when the wait ran out
+      } finally {
+        clearTimeout(timer);
+      }
+      await during;
+      const frames = text
+        .split('\n\n')
+        .filter((block) => /^(id|event|data):/m.test(block))
+        .map((block) => {
+          const field = (name: string) => block.split('\n').find((line) => line.startsWith(`${name}: `))?.slice(name.length + 2);
+          const id = field('id');
+          const data = field('data');
+          return { id: id === undefined ? undefined : Number(id), event: field('event'), data: data === undefined ? undefined : (JSON.parse(data) as Record<string, unknown>) };
+        });
+      return { frames, closed };
+    };
+    const newUpgrade = () => {
+      const id = randomUUID();
+      upgrades.add(id);
+      return id;
+    };
+    const status = (clusterId: string, upgradeId: string, value: string, finished: boolean): NewEvent => ({
+      type: 'upgrade.status',
+      clusterId,
+      upgradeId,
+      data: { upgradeId, status: value, percent: finished ? 100 : 0, reason: null, finishedAt: finished ? clock.now().toISOString() : null },
+    });
+    const progress = (clusterId: string, upgradeId: string, percent: number): NewEvent => ({ type: 'task.progress', clusterId, upgradeId, data: { percent } });
+    const idsOf = async (upgradeId: string) => (await t.db.reader.find(ProgressEvent, { where: { upgradeId }, order: { id: 'ASC' } })).map((e) => e.id);
+
+    it('sends every event, then `end` with the final status, then closes; a reconnect with its id gets the end at once', async () => {
+      const c = await givenCluster(t);
+      const upgradeId = newUpgrade();
+      const url = `${t.baseUrl}/api/v1/upgrades/${upgradeId}/events`;
+      await publish([status(c.id, upgradeId, 'running', false), progress(c.id, upgradeId, 50)]);
+      const streams = t.app.get(EventStreams);
+      const feed = t.app.get(EventFeed);
+      const before = { viewers: streams.viewerCount, subscribers: feed.subscriberCount };
+
+      // Live: open while it runs; it ends on the event that finishes the upgrade.
+      const live = await read(url, {
+        lastEventId: 0,
+        whileOpen: async () => {
+          await eventually(() => streams.viewerCount === before.viewers + 1, 'the viewer to connect');
+          await publish([progress(c.id, upgradeId, 100), status(c.id, upgradeId, 'succeeded', true)]);
+        },
+      });
+      const all = await idsOf(upgradeId);
+      expect(live.closed).toBe(true);
+      expect(live.frames.slice(0, -1).map((f) => f.id)).toEqual(all);
+      const end = live.frames.at(-1)!;
+      expect(end).toMatchObject({ event: 'end', data: { upgradeId, status: 'succeeded', percent: 100 } });
+      expect(end.id).toBeGreaterThanOrEqual(all.at(-1)!);
+      await eventually(() => streams.viewerCount === before.viewers && feed.subscriberCount === before.subscribers, 'the ended stream to be released');
+
+      // A reconnect from the end, and a replay of the whole history after the end.
+      const again = await read(url, { lastEventId: end.id });
+      expect(again).toEqual({ closed: true, frames: [{ id: end.id, event: 'end', data: end.data }] });
+      const replay = await read(url, { lastEventId: 0 });
+      expect(replay.closed).toBe(true);
+      expect(replay.frames.map((f) => f.event)).toEqual(['upgrade.status', 'task.progress', 'task.progress', 'upgrade.status', 'end']);
+      expect(replay.frames.slice(0, -1).map((f) => f.id)).toEqual(all);
+      // No Last-Event-ID: nothing to replay, and the upgrade is over.
+      expect((await read(url)).frames.map((f) => f.event)).toEqual(['end']);
+
+      // An event of the upgrade written after its end (an agent's last report) comes before the end on a reconnect.
+      await publish([{ type: 'command.status', clusterId: c.id, upgradeId, data: { status: 'succeeded' } }]);
+      const late = await read(url, { lastEventId: end.id });
+      expect(late.frames.map((f) => f.event)).toEqual(['command.status', 'end']);
+      expect(late.frames[1].id).toBeGreaterThanOrEqual(late.frames[0].id!);
+    });
+
+    it('stays open with ?follow=true (a later retry), and never ends a cluster’s stream', async () => {
+      const c = await givenCluster(t);
+      const upgradeId = newUpgrade();
+      await publish([status(c.id, upgradeId, 'failed', true)]);
+      const followed = await read(`${t.baseUrl}/api/v1/upgrades/${upgradeId}/events?follow=true`, {
+        lastEventId: 0,
+        waitMs: 1500,
+        whileOpen: async () => {
+          await new Promise((r) => setTimeout(r, 300));
+          await publish([status(c.id, upgradeId, 'running', false)]);
+        },
+      });
+      expect(followed.closed).toBe(false);
+      expect(followed.frames.map((f) => [f.event, f.data?.data && (f.data.data as { status: string }).status])).toEqual([
+        ['upgrade.status', 'failed'],
+        ['upgrade.status', 'running'],
+      ]);
+      const cluster = await read(`${t.baseUrl}/api/v1/clusters/${c.id}/events`, { lastEventId: 0, waitMs: 1000 });
+      expect(cluster.closed).toBe(false);
+      expect(cluster.frames.map((f) => f.event)).toEqual(['upgrade.status', 'upgrade.status']);
+      await t.as(viewer).get(`/api/v1/upgrades/${upgradeId}/events?follow=yes`).expect(400);
+      await t.as(viewer).get(`/api/v1/clusters/${c.id}/events?follow=true`).expect(400);
+    });
+
+    it('ends a cancelled upgrade’s stream only once its running steps finished (finishedAt), judging by the newest status', async () => {
+      const c = await givenCluster(t);
+      const upgradeId = newUpgrade();
+      const url = `${t.baseUrl}/api/v1/upgrades/${upgradeId}/events`;
+      // Ended once, retried: what counts is the newest status.
+      await publish([status(c.id, upgradeId, 'failed', true), status(c.id, upgradeId, 'running', false), status(c.id, upgradeId, 'cancelled', false)]);
+      const result = await read(url, {
+        lastEventId: 0,
+        whileOpen: async () => {
+          await new Promise((r) => setTimeout(r, 500));
+          await publish([progress(c.id, upgradeId, 100), status(c.id, upgradeId, 'cancelled', true)]);
+        },
+      });
+      expect(result.closed).toBe(true);
+      expect(result.frames.map((f) => f.event)).toEqual(['upgrade.status', 'upgrade.status', 'upgrade.status', 'task.progress', 'upgrade.status', 'end']);
+      expect(result.frames.at(-1)!.data).toMatchObject({ status: 'cancelled', finishedAt: expect.any(String) });
+    });
+
+    it('ends after a long replay with events still arriving, each event once and in order', async () => {
+      const c = await givenCluster(t);
+      const upgradeId = newUpgrade();
+      await t.db.transaction((tx) => t.app.get(EventLog).append(tx, Array.from({ length: 1200 }, (_, i) => progress(c.id, upgradeId, i))));
+      const result = await read(`${t.baseUrl}/api/v1/upgrades/${upgradeId}/events`, {
+        lastEventId: 0,
+        waitMs: 10_000,
+        whileOpen: async () => {
+          for (let i = 0; i < 20; i++) await publish([progress(c.id, upgradeId, 2000 + i)]);
+          await publish([status(c.id, upgradeId, 'succeeded', true)]);
+        },
+      });
+      expect(result.closed).toBe(true);
+      expect(result.frames.slice(0, -1).map((f) => f.id)).toEqual(await idsOf(upgradeId));
+      expect(result.frames.at(-1)).toMatchObject({ event: 'end', data: { status: 'succeeded' } });
+    });
+  });
+
   it('opens a stream with a ticket once, and refuses expired, reused and other-stream tickets', async () => {
     const c = await givenCluster(t);
     const other = await givenCluster(t);

@@ -421,6 +421,14 @@ describeEachDatabase('upgrades', (kind) => {
     } finally {
       stream.close();
     }
+    // Read as curl or a script would: every event, then `end` with the final status, and the response ends.
+    const res = await fetch(`${t.baseUrl}/api/v1/upgrades/${created.body.id}/events?lastEventId=0`, { headers: { Authorization: `Bearer ${operator}` } });
+    const frames = (await res.text()).split('\n\n').filter((f) => f.startsWith('id: '));
+    const history = (await t.as(operator).get(`/api/v1/upgrades/${created.body.id}/history?limit=1000`).expect(200)).body.items as Array<{ id: number }>;
+    const upToEnd = history.slice(0, frames.length - 1).map((e) => e.id);
+    expect(frames.slice(0, -1).map((f) => Number(/^id: (\d+)/.exec(f)![1]))).toEqual(upToEnd);
+    expect(frames.filter((f) => f.includes('event: upgrade.status')).at(-1)).toMatch(/"status":"succeeded"/);
+    expect(frames.at(-1)).toMatch(/^id: \d+\nevent: end\ndata: \{.*"status":"succeeded"/);
   });
 
   it('a process restarted mid-upgrade finishes it, and no step is issued twice', async () => {

@@ -29,12 +29,37 @@ interface Viewer {
   close(reason?: string): void;
 }
 
+export interface StreamOptions {
+  /**
+   * Ends an upgrade's stream once the upgrade has ended and every event up to then was sent: an
+   * `end` event, then the response closes. Without it (`?follow=true`) the stream stays open.
+   */
+  endWhenUpgradeEnds?: boolean;
+}
+
+/**
+ * What the newest upgrade.status event says: whether the upgrade ended (finishedAt is set only
+ * once its status is final and no step runs; a retry clears it), and that event's data.
+ */
+interface UpgradeState {
+  id: number;
+  ended: boolean;
+  data: Record<string, unknown>;
+}
+const upgradeStateOf = (event: ProgressEvent): UpgradeState => ({ id: event.id, ended: event.data.finishedAt != null, data: event.data });
+
 /**
  * Serves Server-Sent Events for one scope. Replay without gap or duplicate: subscribe to the feed
  * first (holding what arrives), note its high-water mark, replay up to that mark from the database,
  * then release the held events above it; every event is sent only if its id is above the last one
  * sent. A viewer that lets more than SSE_MAX_BUFFER_BYTES pile up unsent is disconnected (it
  * reconnects and replays) instead of growing memory.
+ *
+ * An upgrade's stream ends by default once that upgrade ended: its state comes from the newest
+ * upgrade.status event up to the high-water mark (read from the database), then from each later
+ * event in id order, so the end follows every event up to the one that ended it, on a replay too.
+ * The `end` event's id is the position up to which everything was sent: a reconnect with it gets
+ * the end at once (after any event of the upgrade written since).
  */
 @Injectable()
 export class EventStreams implements BeforeApplicationShutdown {
@@ -51,7 +76,9 @@ export class EventStreams implements BeforeApplicationShutdown {
     return this.viewers.size;
   }
 
-  async stream(req: Request, res: Response, scope: EventScope, lastEventId: number | undefined): Promise<void> {
+  async stream(req: Request, res: Response, scope: EventScope, lastEventId: number | undefined, options: StreamOptions = {}): Promise<void> {
+    const endsWithUpgrade = scope.kind === 'upgrade' && options.endWhenUpgradeEnds === true;
+    let upgrade: UpgradeState | null = null;
     let closed = false;
     let replaying = true;
     let lastSent = lastEventId ?? 0;
@@ -90,6 +117,20 @@ export class EventStreams implements BeforeApplicationShutdown {
       lastSent = event.id;
       return write(frameOf(event));
     };
+    /** Sends an event after the replay (held or live), and follows the upgrade's state: also from events the client had already. */
+    const sendAfterReplay = (event: ProgressEvent): void => {
+      send(event);
+      // Only newer than what was read: events the client had already may arrive live after that read.
+      if (endsWithUpgrade && event.type === 'upgrade.status' && (!upgrade || event.id > upgrade.id)) upgrade = upgradeStateOf(event);
+    };
+    /** The upgrade ended and everything up to the feed's mark was sent: say so, and close. */
+    const endIfUpgradeEnded = (): boolean => {
+      if (!upgrade?.ended || closed) return false;
+      const id = Math.max(lastSent, this.feed.highWaterMark);
+      write(`id: ${id}\nevent: end\ndata: ${JSON.stringify({ ...upgrade.data, upgradeId: scope.id })}\n\n`);
+      viewer.close();
+      return true;
+    };
 
     try {
       // Before the headers, so that a client that sees the stream open is already subscribed;
@@ -106,7 +147,11 @@ export class EventStreams implements BeforeApplicationShutdown {
 
       subscription = this.feed.events$.subscribe((event) => {
         if (!matchesScope(event, scope)) return;
-        if (!replaying) return void send(event);
+        if (!replaying) {
+          sendAfterReplay(event);
+          endIfUpgradeEnded();
+          return;
+        }
         held.push(event);
         if (held.length * 256 > this.config.sseMaxBufferBytes) viewer.close('too many events arrived during replay');
       });
@@ -126,8 +171,16 @@ export class EventStreams implements BeforeApplicationShutdown {
           await this.replay(scope, lastEventId, highWaterMark, send, res, () => closed);
         }
       }
+      if (endsWithUpgrade) {
+        // Up to what the client has now (the mark, or its own Last-Event-ID when that is later):
+        // later events come through the feed, in order.
+        const newest = await this.events.newestOfType(scope, 'upgrade.status', Math.max(highWaterMark, lastSent));
+        upgrade = newest ? upgradeStateOf(newest) : null;
+      }
+      if (closed) return;
       replaying = false;
-      for (const event of held.splice(0)) send(event);
+      for (const event of held.splice(0)) sendAfterReplay(event);
+      if (endIfUpgradeEnded()) return;
       keepAlive = setInterval(() => write(': keep-alive\n\n'), this.config.sseKeepAliveMs);
     } catch (error) {
       this.logger.error(`event stream failed: ${(error as Error).message}`);

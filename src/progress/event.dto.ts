@@ -41,6 +41,17 @@ export class StreamQuery {
   ticket?: string;
 }
 
+export class UpgradeStreamQuery extends StreamQuery {
+  @ApiPropertyOptional({
+    enum: ['true', 'false'],
+    default: 'false',
+    description: "Stay open after the upgrade ended (to watch a later retry of it). Without it the stream sends `event: end` (the upgrade's final status) once the upgrade ended and every event up to then was sent, then closes.",
+  })
+  @IsOptional()
+  @IsIn(['true', 'false'], { message: 'follow must be true or false' })
+  follow?: 'true' | 'false';
+}
+
 export class HistoryQuery {
   @ApiPropertyOptional({ description: 'Events after this id (0 = from the oldest retained).', default: 0 })
   @IsOptional()

@@ -1,6 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import { Database } from '../database/database';
-import { ProgressEvent } from './progress-event.entity';
+import { EventType, ProgressEvent } from './progress-event.entity';
 
 /** Which events a stream carries: one cluster's, or one upgrade's. */
 export type EventScope = { kind: 'cluster'; id: string } | { kind: 'upgrade'; id: string };
@@ -37,6 +37,17 @@ export class ProgressEventRepository {
       .orderBy('e.id', 'ASC')
       .limit(limit)
       .getMany();
+  }
+
+  /** A stream's newest event of one type with an id up to `upToId`, or null (none, or no longer retained). */
+  newestOfType(scope: EventScope, type: EventType, upToId: number): Promise<ProgressEvent | null> {
+    const column = scope.kind === 'cluster' ? 'e.clusterId' : 'e.upgradeId';
+    return this.db.reader
+      .createQueryBuilder(ProgressEvent, 'e')
+      .where(`${column} = :id AND e.type = :type AND e.id <= :upToId`, { id: scope.id, type, upToId })
+      .orderBy('e.id', 'DESC')
+      .limit(1)
+      .getOne();
   }
 
   async deleteOlderThan(cutoff: Date): Promise<number> {

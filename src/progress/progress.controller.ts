@@ -6,7 +6,7 @@ import type { Principal } from '../auth/principal';
 import { StreamTicketsService } from '../auth/stream-tickets.service';
 import { BadInputError } from '../common/errors';
 import { IdParam } from '../common/id-param';
-import { HistoryPageDto, HistoryQuery, StreamQuery, StreamTicketDto, StreamTicketRequestDto, toEventDto } from './event.dto';
+import { HistoryPageDto, HistoryQuery, StreamQuery, StreamTicketDto, StreamTicketRequestDto, toEventDto, UpgradeStreamQuery } from './event.dto';
 import { EventStreams } from './event-streams';
 import { ProgressEventRepository } from './progress-event.repository';
 import { StreamScopes } from './stream-scopes';
@@ -47,10 +47,14 @@ export class ProgressController {
   @StreamRoute('upgrade', 'upgradeId')
   @ApiProduces('text/event-stream')
   @lastEventIdHeader
-  @ApiOperation({ summary: "An upgrade's events as Server-Sent Events" })
-  async upgradeEvents(@IdParam('upgradeId') id: string, @Query() query: StreamQuery, @Headers('last-event-id') header: string | undefined, @Req() req: Request, @Res() res: Response): Promise<void> {
+  @ApiOperation({
+    summary: "An upgrade's events as Server-Sent Events",
+    description:
+      "Once the upgrade ended (final status, no step running) and every event up to then was sent, an `event: end` carries its final upgrade.status data and the stream closes; its id resumes there, so a reconnect gets the end at once. An EventSource reconnects by itself when a stream closes: call close() on `end`. `?follow=true` keeps the stream open instead (a later retry of the upgrade).",
+  })
+  async upgradeEvents(@IdParam('upgradeId') id: string, @Query() query: UpgradeStreamQuery, @Headers('last-event-id') header: string | undefined, @Req() req: Request, @Res() res: Response): Promise<void> {
     const lastEventId = lastEventIdFrom(header, query);
-    await this.streams.stream(req, res, await this.scopes.require('upgrade', id), lastEventId);
+    await this.streams.stream(req, res, await this.scopes.require('upgrade', id), lastEventId, { endWhenUpgradeEnds: query.follow !== 'true' });
   }
 
   @Get('upgrades/:upgradeId/history')

@@ -7,8 +7,12 @@ import { api, redraw, state } from './lib.js';
  * last event received, so nothing is lost or shown twice. An upgrade's stream starts from its first
  * event (its history); a cluster's starts live, and onOpen(false) lets the page read what it shows
  * again rather than replay the cluster's whole log.
+ *
+ * An upgrade's stream ends with an `end` event once the upgrade ended, unless options.follow asks
+ * it to stay open (to show a later retry). On `end` the EventSource is closed: left open it would
+ * reconnect by itself, and so would the error handler below.
  */
-export function follow(kind, id, handlers) {
+export function follow(kind, id, handlers, options = {}) {
   let lastId = 0;
   let closed = false;
   let source = null;
@@ -21,7 +25,7 @@ export function follow(kind, id, handlers) {
       const ticket = await api('POST', '/api/v1/stream-tickets', { stream: kind, id });
       if (closed) return;
       const resumed = lastId > 0 || kind === 'upgrade';
-      source = new EventSource(resumed ? `${ticket.url}&lastEventId=${lastId}` : ticket.url);
+      source = new EventSource(`${ticket.url}${resumed ? `&lastEventId=${lastId}` : ''}${options.follow ? '&follow=true' : ''}`);
       source.onopen = () => handlers.onOpen && handlers.onOpen(resumed);
       for (const type of ['upgrade.status', 'task.progress', 'pair.switchover', 'agent.status', 'package.status', 'command.status']) {
         source.addEventListener(type, (m) => {
@@ -34,6 +38,10 @@ export function follow(kind, id, handlers) {
         });
       }
       source.addEventListener('reset', () => { stream.close(); redraw(); });
+      source.addEventListener('end', (m) => {
+        stream.close();
+        if (handlers.onEnd) handlers.onEnd(JSON.parse(m.data));
+      });
       source.onerror = () => {
         source.close();
         if (!closed) setTimeout(open, retryMs);

@@ -134,6 +134,7 @@ export async function upgradeView(view, upgradeId, isCurrent) {
   setStatus(upgrade);
   if (!isCurrent()) return; // a later render took over: do not open a stream for this one
   let streamStatus = null;
+  // follow: the stream stays open after the upgrade ended, so a retry started elsewhere shows here.
   follow('upgrade', upgradeId, {
     onEvent(e) {
       const d = e.data;
@@ -157,7 +158,7 @@ export async function upgradeView(view, upgradeId, isCurrent) {
         : `${e.type} ${JSON.stringify(d)}`;
       addLine(`#${e.id} ${localTime(e.createdAt)} ${line}`);
     },
-  });
+  }, { follow: true });
 
   // Lines go in at most four times a second, so replaying a long history costs a few layouts rather
   // than one per event or frame; the log follows the newest line unless the reader scrolled up.
