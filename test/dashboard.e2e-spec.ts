@@ -25,6 +25,15 @@ if (!available) {
   console.log(message);
 }
 
+/** The focused element's id and its drawn outline ("none" when there is none). */
+function focusedOutline(page: Page): Promise<{ id: string; outline: string }> {
+  return page.evaluate(() => {
+    const el = (document as unknown as { activeElement: PageElement & { id: string } }).activeElement;
+    const style = (globalThis as unknown as { getComputedStyle(e: unknown): { outlineStyle: string; outlineWidth: string } }).getComputedStyle(el);
+    return { id: el.id, outline: style.outlineStyle === 'none' || style.outlineWidth === '0px' ? 'none' : `${style.outlineStyle} ${style.outlineWidth}` };
+  });
+}
+
 /** The dashboard in Debian's Chromium (headless, no browser download) against a real server and fake agents. */
 (available ? describe : describe.skip)('dashboard in Chromium [sqlite]', () => {
   let t: TestApp;
@@ -82,6 +91,11 @@ if (!available) {
 
     // Agents grouped by pair, the active member marked, a version status badge each.
     await page.locator('tr[data-agent="g1-main"]').waitFor();
+    // Focus moved to the main region for screen readers, with no frame drawn around the page; the
+    // next Tab lands on a control, and that one shows its focus ring.
+    expect(await focusedOutline(page)).toEqual({ id: 'main', outline: 'none' });
+    await page.keyboard.press('Tab');
+    expect(await focusedOutline(page)).toMatchObject({ outline: expect.stringMatching(/^solid [1-9]/) });
     expect(await page.locator('tr.group td').allTextContents()).toEqual(['Failover pair g1', 'Standalone']);
     expect(await page.locator('tr[data-agent="g1-main"] th').textContent()).toContain('active');
     expect(await page.locator('tr[data-agent="solo"] .badge').allTextContents()).toEqual(['idle', 'latest']);
