@@ -1,4 +1,4 @@
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as http from 'node:http';
 import * as os from 'node:os';
@@ -329,6 +329,40 @@ describe('reference agent [sqlite]', () => {
       expect(createHash('sha256').update(fs.readFileSync(file)).digest('hex')).toBe(pkg.sha256);
       expect(ranges[0]).toBeUndefined();
       expect(ranges[1]).toMatch(new RegExp(`^bytes=${Math.floor(pkg.size / 2)}-$`));
+    } finally {
+      proxy.close();
+    }
+  });
+
+  it('a download waits out a server that is restarting (503, connection reset) on the back-off, and gives up at once on a refusal', async () => {
+    const c = await givenCluster(t);
+    const registered = await givenAgent(t, c.id, { name: 'patient' });
+    const paired = await t.http().post('/api/v1/agent/pair').send({ pairingKey: registered.pairingKey, version: '1.0.0' }).expect(201);
+    const packageId = await upload(c.id, await buildPackage({ dir: SAMPLE, product: 'acme-agent', version: '1.3.0', migration: 'migrate.js', out: path.join(work, 'acme-1.3.0.tar.gz') }));
+    const pkg = (await t.admin.get(`/api/v1/packages/${packageId}`)).body;
+    // The first call meets a server coming up (503), the second a connection cut before any answer.
+    let calls = 0;
+    const proxy = http.createServer((req, res) => {
+      calls++;
+      if (calls === 1) return void res.writeHead(503).end();
+      if (calls === 2) return void req.socket.destroy();
+      http.request(`${t.baseUrl}${req.url}`, { headers: req.headers }, (up) => {
+        res.writeHead(up.statusCode!, up.headers);
+        up.pipe(res);
+      }).end();
+    });
+    await new Promise<void>((r) => proxy.listen(0, '127.0.0.1', r));
+    const port = (proxy.address() as { port: number }).port;
+    try {
+      const request = { token: paired.body.token, sha256: pkg.sha256, size: pkg.size, onProgress: () => undefined };
+      const file = await downloadPackage({ ...request, url: `http://127.0.0.1:${port}/api/v1/agent/packages/${packageId}/content`, dir: fs.mkdtempSync(path.join(work, 'dl-')) });
+      expect(createHash('sha256').update(fs.readFileSync(file)).digest('hex')).toBe(pkg.sha256);
+      expect(calls).toBe(3);
+      // A package the server does not know is a refusal: one call, no retries.
+      calls = 10;
+      const missing = downloadPackage({ ...request, url: `http://127.0.0.1:${port}/api/v1/agent/packages/${randomUUID()}/content`, dir: fs.mkdtempSync(path.join(work, 'dl-')) });
+      await expect(missing).rejects.toThrow('download answered 404');
+      expect(calls).toBe(11);
     } finally {
       proxy.close();
     }
