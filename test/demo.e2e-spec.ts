@@ -1,16 +1,9 @@
 import { execFile, spawnSync } from 'node:child_process';
-import * as net from 'node:net';
 import * as path from 'node:path';
+import { freePort } from './support/free-port';
 
 const ROOT = path.resolve(__dirname, '..');
 
-async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const port = (server.address() as net.AddressInfo).port;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
 
 /** `npm run demo` as a newcomer runs it: real server, six real agents, exit code 0. */
 describe('the demo', () => {

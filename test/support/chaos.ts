@@ -4,6 +4,7 @@ import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
 import { ReceivedEvent, StreamClient } from './sse-client';
+export { freePort } from './free-port';
 
 /**
  * Harness of the chaos test (test/chaos.e2e-spec.ts): the server built once and run as a real
@@ -28,13 +29,6 @@ export function seededRandom(seed: number): () => number {
 
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
-export async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const port = (server.address() as net.AddressInfo).port;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
 
 /**
  * Builds the server once into a folder of its own under node_modules/.cache (so that a build
