@@ -37,11 +37,7 @@ export class AccessGuard implements CanActivate {
       throw new UnauthenticatedError('No token: send "Authorization: Bearer <token>", or pass ?ticket= from POST /api/v1/stream-tickets (for EventSource).', 'TOKEN_MISSING');
     }
     const header = request.headers.authorization;
-    const principal = await this.failedAttempts.check(
-      request.ip,
-      () => this.authenticate(header),
-      () => this.auth.verifiedRecently(BEARER.exec(header ?? '')?.[1]),
-    );
+    const principal = await this.failedAttempts.check(request.ip, () => this.authenticate(header));
     if (rule.kind === 'agent') {
       if (principal.kind !== 'agent') {
         throw new ForbiddenError('This route is for agents only; an agent calls it with the token it received when it paired.', 'AGENT_ONLY');

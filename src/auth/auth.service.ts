@@ -53,11 +53,6 @@ export class AuthService implements OnApplicationBootstrap {
     return { ok: true, principal };
   }
 
-  /** The principal of a token verified within the last few seconds, without asking the database. */
-  verifiedRecently(secret: string | undefined): Principal | undefined {
-    return secret === undefined ? undefined : this.cache.get(hashSecret(secret));
-  }
-
   /** Issues an API token, valid until `expiresAt` (null: no end); the secret is returned here and never again. */
   async issueToken(name: string, role: UserRole, createdByTokenId: string | null, expiresAt: Date | null = null): Promise<{ token: AccessToken; secret: string }> {
     const now = this.clock.now();

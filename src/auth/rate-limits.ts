@@ -13,8 +13,8 @@ const FAILED_ATTEMPTS = 'failed-attempts';
 /**
  * Counts failed credential checks (unknown or revoked tokens, wrong pairing keys) per client
  * address, in @nestjs/throttler's storage. Past AUTH_FAILURE_LIMIT in a minute the address is
- * blocked for a minute: its unverified credentials are refused with 429 before any lookup, so
- * guessing costs the database nothing. Counts are per replica (docs/security.md).
+ * blocked for a minute: its failed checks answer 429 instead of 401, while valid credentials still
+ * pass. Counts are per replica (docs/security.md).
  */
 @Injectable()
 export class FailedAttempts {
@@ -24,19 +24,13 @@ export class FailedAttempts {
   ) {}
 
   /**
-   * Runs a credential check for a client address: a check that fails with 401 counts against the
-   * address (and answers 429 once it passes the limit). While the address is blocked only what
-   * `known` vouches for without a lookup (a token verified moments ago) passes; the rest is 429.
+   * Runs a credential check for a client address; a check that fails with 401 counts against the
+   * address. Past the limit, failures answer 429 (with Retry-After) instead of 401 for a minute.
+   * Valid credentials always pass: one misbehaving client must not lock out the agents and people
+   * behind the same address (a NAT, or a proxy when TRUST_PROXY is unset).
    */
-  async check<T>(address: string | undefined, attempt: () => Promise<T>, known: () => T | undefined = () => undefined): Promise<T> {
+  async check<T>(address: string | undefined, attempt: () => Promise<T>): Promise<T> {
     const key = `${FAILED_ATTEMPTS}:${address ?? 'unknown'}`;
-    const record = this.storage.storage.get(key);
-    const blockedMs = record?.isBlocked ? record.blockExpiresAt - Date.now() : 0;
-    if (blockedMs > 0) {
-      const vouched = known();
-      if (vouched === undefined) throw tooMany(blockedMs / 1000);
-      return vouched;
-    }
     try {
       return await attempt();
     } catch (error) {

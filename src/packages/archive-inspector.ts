@@ -418,6 +418,12 @@ export async function inspectUpload(source: Readable, tempPath: string, limits: 
   if (written.status === 'rejected') throw problem ?? written.reason;
   if (problem) throw problem;
   if (read.status === 'rejected') throw tarRefusal(read.reason, beganAsGzip());
+  // Node's gunzip stops without a word at a tail that does not begin a gzip member (a 0x00, say),
+  // while other extractors read on into it (gzip -d complains, Python's tarfile lists what is
+  // there): nothing may follow the compressed stream, so no byte of a package goes uninspected.
+  if (gunzip.bytesWritten < size) {
+    throw new BadInputError(`The file has ${size - gunzip.bytesWritten} bytes after the end of its gzip stream; a package is one .tar.gz with nothing after it.`, undefined, 'DATA_AFTER_END');
+  }
   const unsafe = findUnsafeEntries(records);
   if (unsafe.length > 0) {
     throw new BadInputError(`The archive has entries that could land outside the install folder: ${unsafe.map((u) => `${u.entry} (${u.problem})`).join(', ')}.`, unsafe, 'UNSAFE_ENTRY');
