@@ -23,7 +23,7 @@ describe('PackageStore', () => {
   beforeEach(() => (dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'lockstep-store-'))));
   afterEach(async () => {
     jest.restoreAllMocks();
-    for (const store of started.splice(0)) await store.onModuleDestroy();
+    for (const store of started.splice(0)) await store.onApplicationShutdown();
     fs.rmSync(dataDir, { recursive: true, force: true });
   });
 

@@ -1,4 +1,5 @@
-import { Injectable, Logger, OnModuleDestroy, OnModuleInit } from '@nestjs/common';
+import { Injectable, Logger, OnApplicationShutdown, OnModuleInit } from '@nestjs/common';
+import { Interval } from '@nestjs/schedule';
 import { randomUUID } from 'node:crypto';
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
@@ -29,7 +30,7 @@ export const isOutOfSpace = (error: unknown): boolean => ['ENOSPC', 'EDQUOT'].in
  * The file system is behind this class so services can be tested without one.
  */
 @Injectable()
-export class PackageStore implements OnModuleInit, OnModuleDestroy {
+export class PackageStore implements OnModuleInit, OnApplicationShutdown {
   private readonly logger = new Logger(PackageStore.name);
   private readonly tmpRoot: string;
   private readonly tmpDir: string;
@@ -52,8 +53,15 @@ export class PackageStore implements OnModuleInit, OnModuleDestroy {
     await this.removeStaleTemp();
   }
 
-  async onModuleDestroy(): Promise<void> {
+  /** After the HTTP server has closed (Nest destroys modules before it does), so no upload is cut off. */
+  async onApplicationShutdown(): Promise<void> {
     await fs.rm(this.tmpDir, { recursive: true, force: true });
+  }
+
+  /** Also while running: a process that crashed and came back within STALE_TEMP_AFTER_MS left its folder behind. */
+  @Interval(STALE_TEMP_AFTER_MS)
+  async sweepStaleTemp(): Promise<void> {
+    await this.removeStaleTemp().catch((error: Error) => this.logger.warn(`could not clear stale temporary files: ${error.message}`));
   }
 
   /**
