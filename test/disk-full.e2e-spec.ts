@@ -1,9 +1,9 @@
-import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { Database } from '../src/database/database';
 import { eventually } from './support/sse-client';
+import { mountSmallDisk, unmountSmallDisk } from './support/host';
 import { RAM_DISK, TestApp } from './support/test-app';
 
 // better-sqlite3 ships no types here; the tests need only these few members of a connection.
@@ -70,21 +70,7 @@ function fillDisk(file: string): void {
   }
 }
 
-/** A 20 MiB tmpfs to fill, or why there is none (mounting needs root, or CAP_SYS_ADMIN). */
-function mountSmallDisk(): { dir: string } | { reason: string } {
-  if (process.platform !== 'linux') return { reason: 'tmpfs mounts need Linux' };
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lockstep-small-disk-'));
-  try {
-    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=20m', 'tmpfs', dir], { stdio: 'pipe' });
-    return { dir };
-  } catch (error) {
-    fs.rmdirSync(dir);
-    const stderr = (error as { stderr?: Buffer }).stderr?.toString().trim();
-    return { reason: stderr || (error as Error).message };
-  }
-}
-
-const disk = mountSmallDisk();
+const disk = mountSmallDisk(20, 'lockstep-small-disk-');
 if ('reason' in disk) console.log(`disk-full: skipping the tmpfs tests: cannot mount a 20 MiB tmpfs (${disk.reason})`);
 const describeOnSmallDisk = 'dir' in disk ? describe : describe.skip;
 
@@ -101,8 +87,7 @@ describeOnSmallDisk('A full disk under SQLite [sqlite, 20 MiB tmpfs]', () => {
   });
   afterAll(async () => {
     await t?.close().catch(() => undefined);
-    execFileSync('umount', [root]);
-    fs.rmdirSync(root);
+    unmountSmallDisk(root);
   });
 
   it('creates a cluster while there is room', async () => {

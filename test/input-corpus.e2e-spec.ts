@@ -1,8 +1,7 @@
-import * as fs from 'node:fs';
 import * as net from 'node:net';
-import * as path from 'node:path';
 import * as zlib from 'node:zlib';
 import { givenCluster } from './support/builders';
+import { openDescriptors, tempFiles } from './support/host';
 import { describeEachDatabase, TEST_ADMIN_TOKEN, TestApp } from './support/test-app';
 
 /**
@@ -150,13 +149,6 @@ function send(port: number, raw: Buffer, timeoutMs = 10_000): Promise<number | n
   });
 }
 
-const openDescriptors = () => (fs.existsSync('/proc/self/fd') ? fs.readdirSync('/proc/self/fd').length : null);
-
-function filesUnder(dir: string): string[] {
-  if (!fs.existsSync(dir)) return [];
-  return fs.readdirSync(dir, { withFileTypes: true }).flatMap((entry) => (entry.isDirectory() ? filesUnder(path.join(dir, entry.name)) : [entry.name]));
-}
-
 describeEachDatabase('the hostile-input corpus', (kind) => {
   let t: TestApp;
   let clusterId: string;
@@ -204,7 +196,7 @@ describeEachDatabase('the hostile-input corpus', (kind) => {
     expect(wrong).toEqual([]);
     expect(slowestReadyMs).toBeLessThan(1000);
     expect(await snapshot()).toEqual(before);
-    expect(filesUnder(path.join(t.dataDir, 'packages', 'tmp'))).toEqual([]);
+    expect(tempFiles(t.dataDir)).toEqual([]);
     if (descriptorsBefore !== null) {
       // Sockets close a moment after their answer; a few may still be on their way out.
       const deadline = Date.now() + 3000;

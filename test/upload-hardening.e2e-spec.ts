@@ -1,14 +1,13 @@
-import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as http from 'node:http';
 import * as net from 'node:net';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { STALE_TEMP_AFTER_MS } from '../src/packages/package-store';
 import { END_OF_ARCHIVE, gzipBomb, manifest, packageArchive, packageEntries, packageWithTail, tar, tarEntries, tarGz, zerosAfterEnd } from './support/archives';
 import { givenCluster } from './support/builders';
+import { mountSmallDisk, openDescriptors, tempFiles, unmountSmallDisk } from './support/host';
 import { eventually } from './support/sse-client';
 import { describeEachDatabase, TestApp } from './support/test-app';
 
@@ -96,15 +95,7 @@ async function probingHealth<T>(t: TestApp, work: () => Promise<T>): Promise<{ r
   return { result, slowestMs: Math.max(...latencies), probes: latencies.length };
 }
 
-/** Every file under DATA_DIR/packages/tmp, whichever process's folder it is in. */
-function tempFiles(dataDir: string): string[] {
-  const root = path.join(dataDir, 'packages', 'tmp');
-  if (!fs.existsSync(root)) return [];
-  return (fs.readdirSync(root, { recursive: true, withFileTypes: true }) as fs.Dirent[]).filter((e) => !e.isDirectory()).map((e) => path.join(e.parentPath ?? e.path, e.name));
-}
-
 const storedFiles = (dataDir: string) => fs.readdirSync(path.join(dataDir, 'packages', 'store'));
-const openDescriptors = () => (fs.existsSync('/proc/self/fd') ? fs.readdirSync('/proc/self/fd').length : null);
 
 /** Opens a raw connection, sends the headers and the first `fraction` of an upload's body, and leaves it there. */
 function partialUpload(t: TestApp, token: string, clusterId: string, archive: Buffer, fraction = 0.5): { socket: net.Socket; rest: Buffer } {
@@ -297,29 +288,11 @@ describeEachDatabase('upload hardening', (kind) => {
   });
 });
 
-/**
- * A real small disk: mounting a tmpfs needs root (or CAP_SYS_ADMIN) on Linux; elsewhere the test
- * is skipped, and says why.
- */
-function mountSmallDisk(): { dir: string } | { reason: string } {
-  if (process.platform !== 'linux') return { reason: 'tmpfs mounts need Linux' };
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lockstep-upload-disk-'));
-  try {
-    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=8m', 'tmpfs', dir], { stdio: 'pipe' });
-    return { dir };
-  } catch (error) {
-    fs.rmdirSync(dir);
-    return { reason: (error as { stderr?: Buffer }).stderr?.toString().trim() || (error as Error).message };
-  }
-}
-
 /** Asked once, as the file loads: is mounting allowed here? (A test that cannot run is skipped, not passed.) */
 const mountProbe = (() => {
-  const probe = mountSmallDisk();
-  if ('dir' in probe) {
-    execFileSync('umount', [probe.dir]);
-    fs.rmdirSync(probe.dir);
-  } else console.log(`upload-hardening: skipping the full-disk upload test: cannot mount an 8 MiB tmpfs (${probe.reason})`);
+  const probe = mountSmallDisk(8, 'lockstep-upload-disk-');
+  if ('dir' in probe) unmountSmallDisk(probe.dir);
+  else console.log(`upload-hardening: skipping the full-disk upload test: cannot mount an 8 MiB tmpfs (${probe.reason})`);
   return probe;
 })();
 const itWithSmallDisk = 'dir' in mountProbe ? it : it.skip;
@@ -329,7 +302,7 @@ describeEachDatabase('upload to a full disk', (kind) => {
   let t: TestApp | undefined;
   let operator: string;
   beforeAll(async () => {
-    disk = mountSmallDisk();
+    disk = mountSmallDisk(8, 'lockstep-upload-disk-');
     if ('reason' in disk) {
       console.log(`upload-hardening: skipping the full-disk upload test: cannot mount an 8 MiB tmpfs (${disk.reason})`);
       return;
@@ -340,10 +313,7 @@ describeEachDatabase('upload to a full disk', (kind) => {
   });
   afterAll(async () => {
     await t?.close();
-    if ('dir' in disk) {
-      execFileSync('umount', [disk.dir]);
-      fs.rmdirSync(disk.dir);
-    }
+    if ('dir' in disk) unmountSmallDisk(disk.dir);
   });
 
   itWithSmallDisk('answers 503 DISK_FULL with Retry-After when the disk fills during an upload, keeps nothing, and stores once there is room', async () => {

@@ -49,7 +49,6 @@ function ruleAgents(agents: Agent[]): Map<string, RuleAgent> {
   return new Map(agents.map((a) => [a.id, toRuleAgent(a, peerOf(a))]));
 }
 
-
 /** The phases an agent runs for an upgrade, as the options ask (the agent may run them in its own order, e.g. install beside the old version before stop). */
 export function phasesFor(options: Upgrade['options']): string[] {
   return ['precheck', ...(options.backup ? ['backup'] : []), 'stop', 'install', ...(options.migrate ? ['migrate'] : []), ...(options.startAfterUpgrade ? ['start', 'verify'] : [])];
