@@ -131,6 +131,9 @@ describeEachDatabase('hostile input, the smaller holes (issue 20, item 9)', (kin
     const docs = await t.http().get('/api/docs').expect(200);
     expect(docs.headers['content-security-policy']).toMatch(/default-src 'self'/);
     expect(docs.headers['x-content-type-options']).toBe('nosniff');
+    // The agent protocol (pairing answers carry an agent's token) is never cached either.
+    const pairing = await t.http().post('/api/v1/agent/pair').send({});
+    expect(pairing.headers['cache-control']).toBe('no-store');
     const health = await t.http().get('/health/ready').expect(200);
     expect(health.headers['x-content-type-options']).toBe('nosniff');
   });
