@@ -229,14 +229,14 @@ function watch(server: string, token: string, upgradeId: string, nameOf: Map<str
         say(`  ${name.padEnd(14)} ${rows.get(name)}`);
       }
     });
-    source.addEventListener('upgrade.status', (e) => {
-      const d = (JSON.parse(e.data) as { data: Record<string, any> }).data;
-      if (['succeeded', 'failed', 'completed-with-errors', 'cancelled'].includes(d.status)) {
-        clearTimeout(timeout);
-        source.close();
-        if (tty) draw();
-        resolve(d.status as string);
-      }
+    // The stream ends with the upgrade: `end` comes after its last event (a running step's outcome
+    // too), carrying the final status; EventSource would reconnect if it were not closed here.
+    source.addEventListener('end', (e) => {
+      const d = JSON.parse(e.data) as { status: string };
+      clearTimeout(timeout);
+      source.close();
+      if (tty) draw();
+      resolve(d.status);
     });
   });
 }

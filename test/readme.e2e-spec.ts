@@ -18,7 +18,9 @@ import { TEST_ADMIN_TOKEN, TestApp } from './support/test-app';
  * - `npm` is a shell function running `npm --prefix <clone>`, as the README says one may, from a
  *   fresh temp folder: the packages the walk-through builds land there, not in the clone.
  * - `curl -N` (a stream) is cut after STREAM_S seconds, and a cut stream (exit 28) counts as
- *   success: a cluster's stream never ends. Every other curl gets a --max-time of 20 s.
+ *   success: a cluster's stream never ends. A stream the README shows ending (`event: end`) is
+ *   the exception: it must close by itself within ENDING_STREAM_S, with that event last.
+ *   Every other curl gets a --max-time of 20 s.
  * - `/tmp/lockstep-` (the reference agent's home and log) becomes `<temp folder>/lockstep-`, the
  *   one textual substitution, so that a reader's own agent in /tmp is never touched.
  * The reference agent the README starts in the background (`npm run agent ... &`) runs for real;
@@ -34,33 +36,8 @@ import { TEST_ADMIN_TOKEN, TestApp } from './support/test-app';
 
 const ROOT = path.resolve(__dirname, '..');
 const STREAM_S = 2;
-
-/** Blocks deliberately not run, by their first command, and why. */
-const LEFT_OUT: Array<{ startsWith: string; why: string }> = [
-  {
-    startsWith: 'curl -N "$LOCKSTEP/api/v1/upgrades/$UPGRADE/events?lastEventId=0"',
-    why: 'an illustration placed before ### Upgrades: $UPGRADE is set only there, and the stream it shows ends only when that upgrade has ended, which needs agents that finish it',
-  },
-  {
-    startsWith: 'curl -s -X POST $LOCKSTEP/api/v1/clusters/$CLUSTER/packages -H "Authorization: Bearer $OP" \\\n  -F mode=install',
-    why: 'the alternative to upload-only + ### Upgrades: run in sequence it would use $PKG (the same bytes) and put every agent in its upgrade, so ### Upgrades could then neither preview nor create one (409 AGENT_IN_UPGRADE, PACKAGE_USED)',
-  },
-];
-
-/**
- * Expected answers that show a later state than the walk-through reaches, and why only their status
- * (if they show one) is checked: the command still has to run and exit 0.
- */
-const UNCHECKED: Array<{ startsWith: string; why: string }> = [
-  {
-    startsWith: 'curl -s "$LOCKSTEP/api/v1/agents/$AGENT/commands?limit=5"',
-    why: 'shows app-1 after an upgrade to 10.3.0 and a migrate, which the walk-through does not run (its upgrade waits for db-a2, never paired, and is paused)',
-  },
-  {
-    startsWith: 'curl -s -X POST $LOCKSTEP/api/v1/agents/$AGENT/upgrade-now',
-    why: 'the NOTHING_TO_UPGRADE answer of app-1 on the cluster target; in the walk-through the cluster has no target yet, so it is another 422 (NO_TARGET_VERSION)',
-  },
-];
+/** A stream the README shows ending (`event: end`) must end by itself within this. */
+const ENDING_STREAM_S = 60;
 
 interface CommandRun {
   output: string;
@@ -68,15 +45,12 @@ interface CommandRun {
   vars: Record<string, string>;
 }
 
-function leftOut(block: ReadmeBlock) {
-  return LEFT_OUT.find((entry) => block.commands[0]?.text.startsWith(entry.startsWith));
-}
-
 function script(blocks: ReadmeBlock[], baseUrl: string, work: string): string {
   const prelude = [
     `cd ${JSON.stringify(work)}`,
     `npm() { command npm --prefix ${JSON.stringify(ROOT)} "$@"; }`,
     `curl() {`,
+    `  if [[ -n "\${README_STREAM_ENDS-}" ]]; then command curl --max-time ${ENDING_STREAM_S} "$@"; return; fi`,
     `  if [[ " $* " == *" -N "* ]]; then local rc=0; command curl --max-time ${STREAM_S} "$@" || rc=$?; [[ $rc == 28 ]] && return 0; return $rc; fi`,
     `  command curl --max-time 20 "$@"`,
     `}`,
@@ -85,9 +59,9 @@ function script(blocks: ReadmeBlock[], baseUrl: string, work: string): string {
   const body: string[] = [];
   let replaced = 0;
   blocks.forEach((block, b) => {
-    if (leftOut(block)) return;
     block.commands.forEach((command, c) => {
       let text = command.text.replace(/\/tmp\/lockstep-/g, `${work}/lockstep-`);
+      if (command.expected?.sseEvent) text = `README_STREAM_ENDS=1 ${text}`;
       text = text.replace(/^export LOCKSTEP=\S+/, () => (replaced++, `export LOCKSTEP=${baseUrl}`));
       text = text.replace(/^export ADMIN=\S+/, () => (replaced++, `export ADMIN=${TEST_ADMIN_TOKEN}`));
       body.push(`# README.md:${command.line}`, text, `__readme_mark ${b}.${c} ${command.assigns.join(' ')}`);
@@ -118,6 +92,14 @@ function readRuns(stdout: string): Map<string, CommandRun> {
   return runs;
 }
 
+/** The last event of a stream's output: its `event:` name and its `data:` parsed as JSON. */
+function lastSseEvent(output: string): { event?: string; data?: unknown } {
+  const messages = output.split(/\n\n+/).filter((message) => /^(event|data):/m.test(message));
+  const last = messages[messages.length - 1] ?? '';
+  const data = last.split('\n').filter((line) => line.startsWith('data:')).map((line) => line.slice(5).trimStart()).join('\n');
+  return { event: /^event: ?(.*)$/m.exec(last)?.[1], data: parseJson(data) };
+}
+
 function parseJson(output: string): unknown {
   try {
     return JSON.parse(output);
@@ -126,7 +108,7 @@ function parseJson(output: string): unknown {
   }
 }
 
-describe(`README.md: ${WALKTHROUGH_HEADING}`, () => {
+describe(`README.md: ${WALKTHROUGH_HEADING} [sqlite]`, () => {
   const blocks = walkthroughBlocks(fs.readFileSync(path.join(ROOT, 'README.md'), 'utf8'));
   let app: TestApp;
   let work: string;
@@ -151,7 +133,7 @@ describe(`README.md: ${WALKTHROUGH_HEADING}`, () => {
     const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
     runs = readRuns(stdout);
     exit = { code, stderr };
-  }, 60_000);
+  }, 120_000);
 
   afterAll(async () => {
     if (pgid) {
@@ -171,10 +153,9 @@ describe(`README.md: ${WALKTHROUGH_HEADING}`, () => {
     if (work) fs.rmSync(work, { recursive: true, force: true });
   });
 
-  it('finds the walk-through: its blocks, and every block left out still there', () => {
+  it('finds the walk-through: its blocks, in its sections', () => {
     expect(blocks.length).toBeGreaterThanOrEqual(10);
     expect(blocks.map((block) => block.section)).toEqual(expect.arrayContaining([WALKTHROUGH_HEADING, `${WALKTHROUGH_HEADING} / Packages`, `${WALKTHROUGH_HEADING} / Upgrades`]));
-    for (const entry of LEFT_OUT) expect(blocks.some((block) => block.commands[0]?.text.startsWith(entry.startsWith))).toBe(true);
   });
 
   it('runs in one bash -euo pipefail process to the end, exit 0', () => {
@@ -182,8 +163,7 @@ describe(`README.md: ${WALKTHROUGH_HEADING}`, () => {
     expect({ code: exit.code, stderr: exit.stderr.slice(-2000), unfinishedOutput: rest.output.slice(-2000) }).toEqual({ code: 0, stderr: expect.any(String), unfinishedOutput: expect.any(String) });
   });
 
-  const runnable = blocks.map((block, b) => ({ block, b })).filter(({ block }) => !leftOut(block));
-  it.each(runnable.map(({ block, b }) => [`README.md:${block.line} (${block.section})`, block, b] as const))('%s', (_name, block, b) => {
+  it.each(blocks.map((block, b) => ({ block, b })).map(({ block, b }) => [`README.md:${block.line} (${block.section})`, block, b] as const))('%s', (_name, block, b) => {
     block.commands.forEach((command: ReadmeCommand, c: number) => {
       const where = `README.md:${command.line}: ${command.text.split('\n')[0]}`;
       const run = runs.get(`${b}.${c}`);
@@ -191,11 +171,16 @@ describe(`README.md: ${WALKTHROUGH_HEADING}`, () => {
       for (const name of command.assigns) expect({ where, name, value: run.vars[name] }).toEqual({ where, name, value: expect.not.stringMatching(/^(null)?$/) });
       const json = parseJson(run.output.trim());
       const refusal = json && typeof json === 'object' && !Array.isArray(json) && typeof (json as { statusCode?: unknown }).statusCode === 'number' ? ((json as { statusCode: number }).statusCode) : undefined;
-      const unchecked = UNCHECKED.some((entry) => command.text.startsWith(entry.startsWith));
       const expected = command.expected;
-      if (!expected || (unchecked && expected.status === undefined)) {
+      if (!expected) {
         // No answer shown: at least no refusal the reader is not told about.
         expect({ where, refusal, output: refusal ? run.output : '' }).toEqual({ where, refusal: undefined, output: '' });
+        return;
+      }
+      if (expected.sseEvent) {
+        const last = lastSseEvent(run.output);
+        expect({ where, event: last.event, output: run.output.slice(-1500) }).toEqual({ where, event: expected.sseEvent, output: expect.any(String) });
+        for (const field of expected.fields) expect({ where, field, found: holdsField(last.data, field.key, field.value), data: last.data }).toEqual({ where, field, found: true, data: last.data });
         return;
       }
       if (expected.sseRetry) expect({ where, output: run.output.split('\n') }).toEqual({ where, output: expect.arrayContaining([expected.sseRetry]) });
@@ -204,7 +189,6 @@ describe(`README.md: ${WALKTHROUGH_HEADING}`, () => {
         if (expected.status >= 400) expect({ where, status: refusal, output: run.output }).toEqual({ where, status: expected.status, output: expect.any(String) });
         else expect({ where, status, output: run.output }).toEqual({ where, status: 200, output: expect.any(String) });
       }
-      if (unchecked) return;
       for (const field of expected.fields) {
         expect({ where, field, found: holdsField(json, field.key, field.value), output: run.output.slice(0, 1500) }).toEqual({ where, field, found: true, output: expect.any(String) });
       }

@@ -192,7 +192,9 @@ export class AgentCommandsService {
   /** Ends a command and publishes `command.status`, so every end is seen (a manual migration's too). */
   private async end(tx: Tx, command: AgentCommand, status: AgentCommand['status'], result: { version?: string; error?: string; notes?: string[] }): Promise<void> {
     const now = this.clock.now();
-    Object.assign(command, { status, resultVersion: result.version ?? null, error: result.error ?? null, notes: result.notes?.length ? result.notes : null, endedAt: now, updatedAt: now });
+    // A success is the whole of the work, whatever the agent last reported on the way (85% verifying).
+    const percent = status === 'succeeded' ? 100 : command.percent;
+    Object.assign(command, { status, percent, resultVersion: result.version ?? null, error: result.error ?? null, notes: result.notes?.length ? result.notes : null, endedAt: now, updatedAt: now });
     await this.commands.save(tx.em, command);
     const { upgradeId, stepId } = commandOrigin(command);
     await this.events.append(tx, [

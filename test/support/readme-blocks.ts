@@ -28,6 +28,11 @@ export interface Expectation {
   fields: Array<{ key: string; value: unknown }>;
   /** Lines of a Server-Sent Events answer (`retry: 3000`), when the comment shows a stream. */
   sseRetry?: string;
+  /**
+   * The event a stream's answer ends with (`event: end`), when the comment shows one: the stream
+   * must close by itself with it, and `fields` are then those of its `data:` line.
+   */
+  sseEvent?: string;
 }
 
 export interface ReadmeBlock {
@@ -101,14 +106,22 @@ function splitCommands(body: string[], firstLine: number): ReadmeCommand[] {
 
 /**
  * A comment is an expected answer when it starts with a status (`201`, `400 {...}`), a JSON object,
- * or an SSE field (`retry: 3000`); anything else (`# revoke one: ...`) is prose.
+ * an SSE field (`retry: 3000`: a stream's start), or shows an SSE event after prose (`# ... then:`,
+ * `event: end` and its `data:` line: a stream's end); anything else (`# revoke one: ...`) is prose.
  */
 export function parseExpectation(comment: string): Expectation | undefined {
   const text = comment.trim();
   const status = /^([1-5]\d\d)\b/.exec(text);
   const sse = /^retry: (\d+)/.exec(text);
-  if (!status && !text.startsWith('{') && !sse) return undefined;
+  const sseEvent = /^event: (\S+)\ndata: (.*)$/m.exec(text);
   if (sse) return { raw: text, fields: [], sseRetry: `retry: ${sse[1]}` };
+  if (sseEvent) return { raw: text, fields: jsonFields(sseEvent[2]), sseEvent: sseEvent[1] };
+  if (!status && !text.startsWith('{')) return undefined;
+  return { raw: text, status: status ? Number(status[1]) : undefined, fields: jsonFields(text) };
+}
+
+/** The `"key": scalar` pairs a comment shows, placeholders ("...", "<id>") left out. */
+function jsonFields(text: string): Expectation['fields'] {
   const fields: Expectation['fields'] = [];
   const pair = /"(\w+)"\s*:\s*("(?:[^"\\]|\\.)*"|-?\d+(?:\.\d+)?\b|true\b|false\b|null\b|\[\])/g;
   for (let match = pair.exec(text); match; match = pair.exec(text)) {
@@ -116,7 +129,7 @@ export function parseExpectation(comment: string): Expectation | undefined {
     if (typeof value === 'string' && (value.includes('...') || value.includes('<'))) continue;
     fields.push({ key: match[1], value });
   }
-  return { raw: text, status: status ? Number(status[1]) : undefined, fields };
+  return fields;
 }
 
 /** Whether some object anywhere in `json` has `key` set to `value` (deep equality). */
