@@ -79,7 +79,7 @@ export class AgentProtocolService {
     });
     this.liveness.forget(agent.id);
     this.logger.log(`agent ${agent.id} (${agent.name}) paired`);
-    return { agentId: agent.id, clusterId: agent.clusterId, token, pollAfterMs: pollAfterMs(this.config.heartbeatTimeoutS, false) };
+    return { agentId: agent.id, clusterId: agent.clusterId, token, pollAfterMs: pollAfterMs(this.config, false) };
   }
 
   /**
@@ -124,7 +124,7 @@ export class AgentProtocolService {
     }
 
     const commands = await this.commands.pendingFor(agentId);
-    return { commands, hold, pollAfterMs: pollAfterMs(this.config.heartbeatTimeoutS, hold || commands.length > 0) };
+    return { commands, hold, pollAfterMs: pollAfterMs(this.config, hold || commands.length > 0) };
   }
 
   /** After the heartbeat's own commit, in their own transactions (they lock an upgrade before its agents); a failure is logged, never the agent's problem. */
@@ -135,6 +135,6 @@ export class AgentProtocolService {
   }
 
   private removedAnswer(): HeartbeatAnswerDto {
-    return { commands: [], hold: false, pollAfterMs: pollAfterMs(this.config.heartbeatTimeoutS, false), removed: true };
+    return { commands: [], hold: false, pollAfterMs: pollAfterMs(this.config, false), removed: true };
   }
 }

@@ -52,6 +52,15 @@ describe('pollAfterMs', () => {
     [3600, false, 10000],
     [30, true, 1000],
   ])('timeout %ss, urgent %s -> %sms', (timeout, urgent, expected) => {
-    expect(pollAfterMs(timeout, urgent)).toBe(expected);
+    expect(pollAfterMs({ heartbeatTimeoutS: timeout }, urgent)).toBe(expected);
+  });
+
+  it.each([
+    [90, 30, false, 30000],
+    [3600, 60, false, 60000],
+    [30, 10, false, 10000],
+    [90, 30, true, 1000],
+  ])('timeout %ss, AGENT_POLL_S %s, urgent %s -> %sms', (timeout, pollS, urgent, expected) => {
+    expect(pollAfterMs({ heartbeatTimeoutS: timeout, agentPollS: pollS }, urgent)).toBe(expected);
   });
 });

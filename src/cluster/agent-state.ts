@@ -88,9 +88,12 @@ export function effectiveTarget(targetVersion: string | null, reportedVersions: 
 }
 
 /**
- * How long an agent waits before its next heartbeat: a third of the offline timeout normally (it may
- * miss two and stay online), one second while it has work from us or is held.
+ * How long an agent waits before its next heartbeat: AGENT_POLL_S when set (the configuration makes
+ * sure the offline timeout is at least three of them), otherwise a third of the offline timeout, at
+ * most 10 s; either way it may miss two and stay online. One second while it has work from us or is held.
  */
-export function pollAfterMs(heartbeatTimeoutS: number, urgent: boolean): number {
-  return urgent ? 1000 : Math.max(1000, Math.min(10_000, Math.floor((heartbeatTimeoutS * 1000) / 3)));
+export function pollAfterMs(config: { heartbeatTimeoutS: number; agentPollS?: number }, urgent: boolean): number {
+  if (urgent) return 1000;
+  if (config.agentPollS !== undefined) return config.agentPollS * 1000;
+  return Math.max(1000, Math.min(10_000, Math.floor((config.heartbeatTimeoutS * 1000) / 3)));
 }

@@ -71,6 +71,9 @@ export class EnvironmentVariables {
   @WholeNumber('HEARTBEAT_TIMEOUT_S', 5, 86400, 'seconds')
   HEARTBEAT_TIMEOUT_S?: number;
 
+  @WholeNumber('AGENT_POLL_S', 1, 3600, 'seconds')
+  AGENT_POLL_S?: number;
+
   @WholeNumber('PAIRING_KEY_TTL_S', 60, 2592000, 'seconds')
   PAIRING_KEY_TTL_S?: number;
 
@@ -129,6 +132,11 @@ export interface AppConfig {
   packageMaxEntries: number;
   packageMaxUnpackedBytes: number;
   heartbeatTimeoutS: number;
+  /**
+   * Seconds between an idle agent's heartbeats (AGENT_POLL_S); unset: a third of
+   * heartbeatTimeoutS, at most 10 s (see pollAfterMs in src/cluster/agent-state.ts).
+   */
+  agentPollS?: number;
   pairingKeyTtlS: number;
   maxJsonBodyBytes: number;
   eventRetentionDays: number;
@@ -167,6 +175,13 @@ export function loadConfig(env: NodeJS.ProcessEnv | Record<string, string | unde
       }),
     );
   }
+  const heartbeatTimeoutS = vars.HEARTBEAT_TIMEOUT_S ?? 30;
+  // An agent may miss two heartbeats and stay online, as with the default (a third of the timeout).
+  if (vars.AGENT_POLL_S !== undefined && heartbeatTimeoutS < 3 * vars.AGENT_POLL_S) {
+    throw new ConfigError([
+      `AGENT_POLL_S=${vars.AGENT_POLL_S} leaves no room for two missed heartbeats before an agent is offline: HEARTBEAT_TIMEOUT_S (${heartbeatTimeoutS}${vars.HEARTBEAT_TIMEOUT_S === undefined ? ', the default' : ''}) must be at least 3 x AGENT_POLL_S = ${3 * vars.AGENT_POLL_S}; raise HEARTBEAT_TIMEOUT_S or lower AGENT_POLL_S`,
+    ]);
+  }
   const dataDir = path.resolve(vars.DATA_DIR || './data');
   return {
     port: vars.PORT ?? 8080,
@@ -179,7 +194,8 @@ export function loadConfig(env: NodeJS.ProcessEnv | Record<string, string | unde
     maxPackageBytes: vars.MAX_PACKAGE_BYTES ?? 4 * GiB,
     packageMaxEntries: vars.PACKAGE_MAX_ENTRIES ?? 100_000,
     packageMaxUnpackedBytes: vars.PACKAGE_MAX_UNPACKED_BYTES ?? 16 * GiB,
-    heartbeatTimeoutS: vars.HEARTBEAT_TIMEOUT_S ?? 30,
+    heartbeatTimeoutS,
+    agentPollS: vars.AGENT_POLL_S,
     pairingKeyTtlS: vars.PAIRING_KEY_TTL_S ?? 24 * 3600,
     maxJsonBodyBytes: vars.MAX_JSON_BODY_BYTES ?? 1024 * 1024,
     eventRetentionDays: vars.EVENT_RETENTION_DAYS ?? 30,
