@@ -1,14 +1,16 @@
 import { ConsoleLogger, LogLevel } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
-import { NestExpressApplication } from '@nestjs/platform-express';
+import { FastifyAdapter, NestFastifyApplication } from '@nestjs/platform-fastify';
 import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
-import type { NextFunction, Request, Response } from 'express';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import helmet from 'helmet';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { AppModule, AppOverrides } from './app.module';
+import { AGENT_ROUTE_MODELS, documentAgentRoutes, registerAgentRoutes } from './cluster/agent-protocol.routes';
 import { AllExceptionsFilter } from './common/all-exceptions.filter';
+import { registerBodyParsers } from './common/body-parsers';
 import { LockstepLogger } from './common/logger';
-import { checkJsonBody, sendErrorResponse, toErrorResponse } from './common/error-body';
-import { requestIdAndAccessLog, requestIdOf } from './common/request-id';
+import { addRequestIdAndAccessLog, requestIdFor } from './common/request-id';
 import { createValidationPipe } from './common/validation';
 import { AppConfig, LOG_LEVELS, LogLevelName } from './config/app-config';
 import { DASHBOARD_CSP, DASHBOARD_DIR } from './dashboard/dashboard';
@@ -30,16 +32,18 @@ export function createLogger(config: Pick<AppConfig, 'logLevel' | 'logFormat'>):
  * (new tokens, pairing keys, agent tokens, stream tickets) and all of them are live state.
  * docs/security.md lists every header.
  */
-function securityHeaders() {
+function addSecurityHeaders(fastify: FastifyInstance): void {
   const headers = helmet({ strictTransportSecurity: false });
-  return (req: Request, res: Response, next: NextFunction) => {
-    if (!req.path.startsWith('/api/v1/')) return headers(req, res, next);
+  fastify.addHook('onRequest', (request: FastifyRequest, reply: FastifyReply, done: (error?: Error) => void) => {
+    // Set on the raw response, so that streams and files written past Fastify carry them too.
+    const res = reply.raw;
+    if (!request.url.startsWith('/api/v1/')) return headers(request.raw as IncomingMessage, res as ServerResponse, (error?: unknown) => done(error as Error | undefined));
     res.setHeader('Cache-Control', 'no-store');
     // The agent protocol is for programs only (agent tokens reach nothing else): browser headers
     // protect nothing there, and on the heartbeat, the hottest path, they cost a third of its rate.
-    if (req.path.startsWith('/api/v1/agent/')) return next();
-    headers(req, res, next);
-  };
+    if (request.url.startsWith('/api/v1/agent/')) return done();
+    headers(request.raw as IncomingMessage, res as ServerResponse, (error?: unknown) => done(error as Error | undefined));
+  });
 }
 
 /**
@@ -57,35 +61,38 @@ function applyConnectionTimeouts(server: import('node:http').Server, config: App
 }
 
 /** Builds the configured application; main.ts and the tests both start Lockstep through here. */
-export async function createApp(config: AppConfig, overrides: AppOverrides = {}): Promise<NestExpressApplication> {
+export async function createApp(config: AppConfig, overrides: AppOverrides = {}): Promise<NestFastifyApplication> {
   const logger = createLogger(config);
-  const app = await NestFactory.create<NestExpressApplication>(AppModule.forRoot(config, overrides), {
-    logger,
-    bodyParser: false,
+  const adapter = new FastifyAdapter({
     // Open keep-alive and streaming connections must not hold a shutdown hostage.
     forceCloseConnections: true,
-    abortOnError: false,
+    genReqId: requestIdFor,
+    // The client address the rate limits count by (docs/security.md): a proxy's X-Forwarded-For is
+    // believed only for the proxies TRUST_PROXY names.
+    trustProxy: config.trustProxy,
+    bodyLimit: config.maxJsonBodyBytes,
+    // A too-long path segment is then a 400 from the route's own check (a UUID), not a 404.
+    maxParamLength: 16 * 1024,
+    // Lockstep answers errors in its own shape (src/common/error-body.ts); its logger is Nest's.
+    logger: false,
   });
-
-  app.disable('x-powered-by');
-  // Express hashes every response body for an ETag; API answers are never revalidated, so it is
-  // wasted work on every call (heartbeats above all). Downloads set their own ETag.
-  app.set('etag', false);
-  // The client address the rate limits count by (docs/security.md): a proxy's X-Forwarded-For is
-  // believed only for the proxies TRUST_PROXY names.
-  app.set('trust proxy', config.trustProxy);
-  app.use(requestIdAndAccessLog());
-  app.use(securityHeaders());
+  const app = await NestFactory.create<NestFastifyApplication>(AppModule.forRoot(config, overrides), adapter, { logger, bodyParser: false, abortOnError: false });
+  const fastify = app.getHttpAdapter().getInstance();
+  addRequestIdAndAccessLog(fastify);
+  addSecurityHeaders(fastify);
+  registerBodyParsers(fastify, config.maxJsonBodyBytes);
   // The dashboard's files, at `/`; public like /health: the page itself asks for a token.
-  app.useStaticAssets(DASHBOARD_DIR, { index: 'index.html', maxAge: '5m', setHeaders: (res) => res.setHeader('Content-Security-Policy', DASHBOARD_CSP) });
-  app.useBodyParser('json', { limit: config.maxJsonBodyBytes, verify: checkJsonBody });
-  // Body-parser errors happen before Nest's pipeline, so they are answered here in the same shape.
-  app.use((error: unknown, req: Request, res: Response, next: NextFunction) => {
-    if (res.headersSent) return next(error);
-    sendErrorResponse(res, toErrorResponse(error, requestIdOf(req), logger));
+  app.useStaticAssets({
+    root: DASHBOARD_DIR,
+    prefix: '/',
+    index: 'index.html',
+    maxAge: 5 * 60_000,
+    // @fastify/static 10 hands setHeaders the reply (Nest's option type still names a raw response).
+    setHeaders: (reply) => void (reply as unknown as FastifyReply).header('Content-Security-Policy', DASHBOARD_CSP),
   });
   app.useGlobalPipes(createValidationPipe());
-  app.useGlobalFilters(new AllExceptionsFilter());
+  app.useGlobalFilters(new AllExceptionsFilter({ maxJsonBodyBytes: config.maxJsonBodyBytes }));
+  registerAgentRoutes(app);
   app.enableShutdownHooks(['SIGTERM', 'SIGINT']);
   applyConnectionTimeouts(app.getHttpServer(), config);
 
@@ -97,7 +104,9 @@ export async function createApp(config: AppConfig, overrides: AppOverrides = {})
       .setVersion('1')
       .addBearerAuth({ type: 'http', scheme: 'bearer', description: 'An API token (lsk_…) or, on /api/v1/agent/*, an agent token (lsa_…).' })
       .build(),
+    { extraModels: AGENT_ROUTE_MODELS },
   );
+  documentAgentRoutes(document);
   SwaggerModule.setup('api/docs', app, document, { jsonDocumentUrl: 'api/docs-json', yamlDocumentUrl: 'api/docs-yaml' });
   return app;
 }

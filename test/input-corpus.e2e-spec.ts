@@ -83,9 +83,9 @@ function corpus(clusterId: string): Case[] {
     { name: 'JSON: pairing with 1,500 nested facts', raw: json(pair, '{"pairingKey":"lsp_x","facts":' + '{"a":'.repeat(1500) + '1' + '}'.repeat(1501)), status: 400 },
 
     // Types and encodings
-    { name: 'type: JSON sent as text/plain', raw: request('POST', clusters, { Authorization: ADMIN, 'Content-Type': 'text/plain' }, good), status: 400 },
-    { name: 'type: a form body', raw: request('POST', clusters, { Authorization: ADMIN, 'Content-Type': 'application/x-www-form-urlencoded' }, 'name=c&product=acme-agent'), status: 400 },
-    { name: 'type: no Content-Type', raw: request('POST', clusters, { Authorization: ADMIN }, good), status: 400 },
+    { name: 'type: JSON sent as text/plain', raw: request('POST', clusters, { Authorization: ADMIN, 'Content-Type': 'text/plain' }, good), status: 415 },
+    { name: 'type: a form body', raw: request('POST', clusters, { Authorization: ADMIN, 'Content-Type': 'application/x-www-form-urlencoded' }, 'name=c&product=acme-agent'), status: 415 },
+    { name: 'type: no Content-Type', raw: request('POST', clusters, { Authorization: ADMIN }, good), status: 415 },
     { name: 'type: a Latin-1 charset', raw: json(clusters, good, { 'Content-Type': 'application/json; charset=latin1' }), status: 415 },
     { name: 'type: a UTF-16 charset', raw: json(clusters, Buffer.from(good, 'utf16le'), { 'Content-Type': 'application/json; charset=utf-16' }), status: 415 },
     { name: 'encoding: an unknown Content-Encoding', raw: json(clusters, good, { 'Content-Encoding': 'compress' }), status: 415 },

@@ -1,14 +1,12 @@
 import { CanActivate, ExecutionContext, Injectable } from '@nestjs/common';
 import { Reflector } from '@nestjs/core';
-import type { Request } from 'express';
+import type { FastifyRequest } from 'fastify';
 import { ForbiddenError, UnauthenticatedError } from '../common/errors';
 import { ACCESS_RULE, AccessRule } from './access.decorators';
 import { AuthService } from './auth.service';
 import { Principal, roleAllows } from './principal';
 import { FailedAttempts } from './rate-limits';
 import { StreamTicketsService } from './stream-tickets.service';
-
-const BEARER = /^Bearer\s+(\S+)\s*$/i;
 
 /** The global guard: denies by default, then checks the bearer token against the route's rule. */
 @Injectable()
@@ -27,17 +25,18 @@ export class AccessGuard implements CanActivate {
     }
     if (rule.kind === 'public') return true;
 
-    const request = context.switchToHttp().getRequest<Request & { principal?: Principal }>();
-    const ticket = typeof request.query.ticket === 'string' ? request.query.ticket : undefined;
+    const request = context.switchToHttp().getRequest<FastifyRequest & { principal?: Principal }>();
+    const query = request.query as Record<string, unknown>;
+    const ticket = typeof query.ticket === 'string' ? query.ticket : undefined;
     if (rule.kind === 'stream' && ticket && !request.headers.authorization) {
-      request.principal = await this.failedAttempts.check(request.ip, () => this.tickets.redeem(ticket, rule.scope, String(request.params[rule.param])));
+      request.principal = await this.failedAttempts.check(request.ip, () => this.tickets.redeem(ticket, rule.scope, String((request.params as Record<string, unknown>)[rule.param])));
       return true;
     }
     if (rule.kind === 'stream' && !request.headers.authorization) {
       throw new UnauthenticatedError('No token: send "Authorization: Bearer <token>", or pass ?ticket= from POST /api/v1/stream-tickets (for EventSource).', 'TOKEN_MISSING');
     }
     const header = request.headers.authorization;
-    const principal = await this.failedAttempts.check(request.ip, () => this.authenticate(header));
+    const principal = await this.failedAttempts.check(request.ip, () => this.auth.principalFromHeader(header));
     if (rule.kind === 'agent') {
       if (principal.kind !== 'agent') {
         throw new ForbiddenError('This route is for agents only; an agent calls it with the token it received when it paired.', 'AGENT_ONLY');
@@ -54,25 +53,5 @@ export class AccessGuard implements CanActivate {
     }
     request.principal = principal;
     return true;
-  }
-
-  private async authenticate(header: string | undefined): Promise<Principal> {
-    if (!header) {
-      throw new UnauthenticatedError('No token: send "Authorization: Bearer <token>". An admin issues tokens with POST /api/v1/tokens.', 'TOKEN_MISSING');
-    }
-    const match = BEARER.exec(header);
-    if (!match) {
-      throw new UnauthenticatedError('The Authorization header must be "Bearer <token>".', 'TOKEN_MALFORMED');
-    }
-    const result = await this.auth.authenticate(match[1]);
-    if (!result.ok) {
-      if (result.reason === 'expired') {
-        throw new UnauthenticatedError(`This token expired at ${result.expiredAt.toISOString()}; ask an admin for a new one.`, 'TOKEN_EXPIRED');
-      }
-      throw result.reason === 'revoked'
-        ? new UnauthenticatedError('This token has been revoked; ask an admin for a new one.', 'TOKEN_REVOKED')
-        : new UnauthenticatedError('This token is not known to Lockstep; check it, or ask an admin for a new one.', 'TOKEN_UNKNOWN');
-    }
-    return result.principal;
   }
 }

@@ -1,6 +1,6 @@
 import { Injectable, Logger, OnApplicationBootstrap } from '@nestjs/common';
 import { Clock } from '../common/clock';
-import { BadInputError, ConflictError, NotFoundError } from '../common/errors';
+import { BadInputError, ConflictError, NotFoundError, UnauthenticatedError } from '../common/errors';
 import { type AppConfig, InjectAppConfig } from '../config/app-config';
 import { Database, Tx } from '../database/database';
 import { AccessToken, isActiveToken, UserRole } from './access-token.entity';
@@ -20,6 +20,8 @@ const TOKEN_CACHE_MAX_ENTRIES = 200_000;
 /** The furthest ahead a token's expiresAt may be: a date decades away is more likely a typo than a plan. */
 export const MAX_TOKEN_LIFETIME_YEARS = 10;
 
+const BEARER = /^Bearer\s+(\S+)\s*$/i;
+
 @Injectable()
 export class AuthService implements OnApplicationBootstrap {
   private readonly logger = new Logger(AuthService.name);
@@ -35,6 +37,31 @@ export class AuthService implements OnApplicationBootstrap {
 
   async onApplicationBootstrap(): Promise<void> {
     await this.ensureAdminToken();
+  }
+
+  /**
+   * The caller an Authorization header names, or the refusal that says what is wrong with it
+   * (missing, malformed, unknown, revoked, expired). The access guard and the native agent routes
+   * both check tokens through here.
+   */
+  async principalFromHeader(header: string | undefined): Promise<Principal> {
+    if (!header) {
+      throw new UnauthenticatedError('No token: send "Authorization: Bearer <token>". An admin issues tokens with POST /api/v1/tokens.', 'TOKEN_MISSING');
+    }
+    const match = BEARER.exec(header);
+    if (!match) {
+      throw new UnauthenticatedError('The Authorization header must be "Bearer <token>".', 'TOKEN_MALFORMED');
+    }
+    const result = await this.authenticate(match[1]);
+    if (!result.ok) {
+      if (result.reason === 'expired') {
+        throw new UnauthenticatedError(`This token expired at ${result.expiredAt.toISOString()}; ask an admin for a new one.`, 'TOKEN_EXPIRED');
+      }
+      throw result.reason === 'revoked'
+        ? new UnauthenticatedError('This token has been revoked; ask an admin for a new one.', 'TOKEN_REVOKED')
+        : new UnauthenticatedError('This token is not known to Lockstep; check it, or ask an admin for a new one.', 'TOKEN_UNKNOWN');
+    }
+    return result.principal;
   }
 
   async authenticate(secret: string): Promise<AuthenticationResult> {

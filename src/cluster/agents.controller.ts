@@ -1,6 +1,6 @@
 import { Body, Controller, Delete, Get, HttpCode, Patch, Post, Put, Query, Res } from '@nestjs/common';
 import { ApiOperation, ApiTags } from '@nestjs/swagger';
-import type { Response } from 'express';
+import type { FastifyReply } from 'fastify';
 import { RequireRole } from '../auth/access.decorators';
 import { IdParam } from '../common/id-param';
 import { PageQuery } from '../common/page-query';
@@ -62,7 +62,7 @@ export class AgentsController {
   @Delete('agents/:agentId')
   @RequireRole('operator')
   @ApiOperation({ summary: 'Remove an agent: at once if idle or offline (200), else it becomes terminating (202)' })
-  async remove(@IdParam('agentId') id: string, @Res({ passthrough: true }) res: Response): Promise<RemovalDto> {
+  async remove(@IdParam('agentId') id: string, @Res({ passthrough: true }) res: FastifyReply): Promise<RemovalDto> {
     const result = await this.agents.remove(id);
     res.status(result.removed ? 200 : 202);
     return result;

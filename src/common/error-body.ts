@@ -16,7 +16,7 @@ export interface ErrorBody {
 
 const reason = (status: number) => STATUS_CODES[status] ?? 'Error';
 
-/** Errors raised by Express's body parsers carry a `type` and a status. */
+/** Errors raised while reading a body (src/common/body-parsers.ts, as Express's parsers did) carry a `type` and a status. */
 interface BodyParserError {
   type?: string;
   status?: number;
@@ -71,9 +71,9 @@ export interface ErrorResponse {
 }
 
 /** Writes an error answer (status, Retry-After when temporary, the body). */
-export function sendErrorResponse(res: { status(code: number): { json(body: unknown): unknown }; setHeader(name: string, value: string): unknown }, answer: ErrorResponse): void {
-  if (answer.retryAfterS !== undefined) res.setHeader('Retry-After', String(answer.retryAfterS));
-  res.status(answer.status).json(answer.body);
+export function sendErrorResponse(reply: { status(code: number): { send(body: unknown): unknown }; header(name: string, value: string): unknown }, answer: ErrorResponse): void {
+  if (answer.retryAfterS !== undefined) reply.header('Retry-After', String(answer.retryAfterS));
+  reply.status(answer.status).send(answer.body);
 }
 
 /**
@@ -81,7 +81,7 @@ export function sendErrorResponse(res: { status(code: number): { json(body: unkn
  * A refusal explains itself; anything unexpected is a 500 that is logged with the request id and
  * tells the caller nothing of the internals.
  */
-export function toErrorResponse(error: unknown, requestId: string | undefined, logger: LoggerService): ErrorResponse {
+export function toErrorResponse(error: unknown, requestId: string | undefined, logger: LoggerService, limits: { maxJsonBodyBytes?: number } = {}): ErrorResponse {
   const build = (status: number, code: string, message: string, details?: unknown): ErrorResponse => ({
     status,
     body: { statusCode: status, error: reason(status), code, message, ...(details === undefined ? {} : { details }), requestId },
@@ -113,6 +113,13 @@ export function toErrorResponse(error: unknown, requestId: string | undefined, l
     const response = error.getResponse();
     if (status === HttpStatus.NOT_FOUND && typeof response === 'object' && /^Cannot [A-Z]+ /.test(String((response as { message?: unknown }).message))) {
       return build(status, 'NO_SUCH_ROUTE', `${String((response as { message: string }).message).replace('Cannot', 'There is no route')}; the API is described at /api/docs.`);
+    }
+    // Fastify's own refusals of a body, before any route saw it (Nest hands them on as HttpException).
+    if (status === HttpStatus.PAYLOAD_TOO_LARGE) {
+      return build(status, 'BODY_TOO_LARGE', `The request body is larger than the limit of ${limits.maxJsonBodyBytes ?? 'MAX_JSON_BODY_BYTES'} bytes; send less.`);
+    }
+    if (status === HttpStatus.UNSUPPORTED_MEDIA_TYPE) {
+      return build(status, 'UNSUPPORTED_MEDIA_TYPE', 'Send the body as application/json (UTF-8), or a package upload as multipart/form-data.');
     }
     if (status === HttpStatus.SERVICE_UNAVAILABLE) {
       return build(status, 'UNAVAILABLE', 'Lockstep is not ready: a dependency is not answering.', response);

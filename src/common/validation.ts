@@ -42,7 +42,7 @@ export function toFieldProblems(errors: ValidationError[], parent = ''): FieldPr
  * so the unknown-field check never saw them and they were accepted silently; no field of the API
  * has these names, and code that copies objects must never meet them.
  */
-const RESERVED_KEYS = new Set(['__proto__', 'constructor', 'prototype']);
+export const RESERVED_KEYS: ReadonlySet<string> = new Set(['__proto__', 'constructor', 'prototype']);
 
 /** The path of the first reserved key in a parsed JSON value, or null. Depth is bounded by the body parser. */
 export function findReservedKey(value: unknown, at = ''): string | null {

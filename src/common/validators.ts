@@ -1,6 +1,11 @@
 import { isFQDN, isIP, Matches, ValidateBy, ValidateIf, ValidationOptions } from 'class-validator';
 import * as semver from 'semver';
 
+/** Whether a value is a semantic version such as 10.3.0 and nothing else (IsSemverVersion). */
+export function isSemverVersion(value: unknown): boolean {
+  return typeof value === 'string' && value.length <= 64 && /^\d[0-9A-Za-z.+-]*$/.test(value) && semver.valid(value) !== null;
+}
+
 /**
  * A semantic version such as 10.3.0, nothing around it: the semver library reads "1.0.0\n" or
  * " 1.0.0" as 1.0.0, and the stray characters would then be stored with it.
@@ -10,7 +15,7 @@ export const IsSemverVersion = (options?: ValidationOptions) =>
     {
       name: 'isSemverVersion',
       validator: {
-        validate: (value) => typeof value === 'string' && value.length <= 64 && /^\d[0-9A-Za-z.+-]*$/.test(value) && semver.valid(value) !== null,
+        validate: isSemverVersion,
         defaultMessage: (args) => `${args?.property} must be a semantic version such as 10.3.0`,
       },
     },
@@ -97,6 +102,11 @@ const NOT_IN_A_NAME = /[\u0000-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/;
 /** In longer text, line breaks and tabs are fine; other control characters are not (PostgreSQL cannot even store NUL). */
 const NOT_IN_TEXT = /[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f\u202a-\u202e\u2066-\u2069]/;
 
+/** One line of printable text (IsSingleLineText). */
+export const isSingleLineText = (value: string): boolean => !LONE_SURROGATE.test(value) && !NOT_IN_A_NAME.test(value);
+/** Printable text, line breaks and tabs allowed (IsPrintableText). */
+export const isPrintableText = (value: string): boolean => !LONE_SURROGATE.test(value) && !NOT_IN_TEXT.test(value);
+
 /**
  * A name shown in lists, logs and the dashboard: one line of printable text. A newline in a name
  * forges log lines, NUL cannot be stored in PostgreSQL, and a lone surrogate is not text at all.
@@ -106,7 +116,7 @@ export const IsSingleLineText = (options?: ValidationOptions) =>
     {
       name: 'isSingleLineText',
       validator: {
-        validate: (value) => typeof value !== 'string' || (!LONE_SURROGATE.test(value) && !NOT_IN_A_NAME.test(value)),
+        validate: (value) => typeof value !== 'string' || isSingleLineText(value),
         defaultMessage: (args) => `${args?.property} must be one line of printable text (no control characters)`,
       },
     },
@@ -119,7 +129,7 @@ export const IsPrintableText = (options?: ValidationOptions) =>
     {
       name: 'isPrintableText',
       validator: {
-        validate: (value) => typeof value !== 'string' || (!LONE_SURROGATE.test(value) && !NOT_IN_TEXT.test(value)),
+        validate: (value) => typeof value !== 'string' || isPrintableText(value),
         defaultMessage: (args) => `${args?.property} must be printable text (no control characters but line breaks and tabs)`,
       },
     },

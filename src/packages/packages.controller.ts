@@ -1,6 +1,9 @@
 import { Controller, Delete, Get, HttpCode, HttpStatus, Post, Query, Req, Res } from '@nestjs/common';
 import { ApiBody, ApiConsumes, ApiOperation, ApiProduces, ApiTags } from '@nestjs/swagger';
-import type { Request, Response } from 'express';
+import type {} from '@fastify/static'; // reply.sendFile
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import * as nodePath from 'node:path';
+import parseRange = require('range-parser');
 import { AgentRoute, CurrentPrincipal, RequireRole } from '../auth/access.decorators';
 import type { Principal } from '../auth/principal';
 import { DomainError } from '../common/errors';
@@ -25,9 +28,9 @@ export class PackagesController {
     summary: 'Upload a package (201), or find the same bytes already uploaded (200)',
     description: 'mode=upload-only answers the package. mode=install also takes the upgrade fields target, policy, options (JSON text) and scheduledAt, creates the upgrade in the same transaction, and answers 201 {package, upgrade}; target defaults to {"all": true}.',
   })
-  async upload(@IdParam('clusterId') clusterId: string, @CurrentPrincipal() uploader: Principal, @Req() req: Request, @Res({ passthrough: true }) res: Response): Promise<PackageDto | { package: PackageDto; upgrade: unknown }> {
+  async upload(@IdParam('clusterId') clusterId: string, @CurrentPrincipal() uploader: Principal, @Req() req: FastifyRequest, @Res({ passthrough: true }) res: FastifyReply): Promise<PackageDto | { package: PackageDto; upgrade: unknown }> {
     await this.packages.requireCluster(clusterId);
-    const upload = await this.receiver.receive(req, res);
+    const upload = await this.receiver.receive(req.raw, res.raw);
     const { created, pkg, upgrade } = await this.packages.accept(clusterId, upload, uploader);
     if (upgrade !== undefined) {
       res.status(201);
@@ -63,7 +66,7 @@ export class PackagesController {
   @AgentRoute()
   @ApiProduces('application/gzip')
   @ApiOperation({ summary: "Download a package of the agent's cluster; byte ranges resume a broken download" })
-  async download(@CurrentPrincipal() principal: Principal, @IdParam('packageId') id: string, @Res() res: Response): Promise<void> {
+  async download(@CurrentPrincipal() principal: Principal, @IdParam('packageId') id: string, @Res() res: FastifyReply): Promise<void> {
     await sendPackage(res, await this.packages.downloadFor((principal as Extract<Principal, { kind: 'agent' }>).agentId, id));
   }
 
@@ -71,27 +74,31 @@ export class PackagesController {
   @RequireRole('operator')
   @ApiProduces('application/gzip')
   @ApiOperation({ summary: 'Download a package, to install it by hand on a legacy agent; byte ranges resume a broken download' })
-  async downloadByHand(@IdParam('packageId') id: string, @Res() res: Response): Promise<void> {
+  async downloadByHand(@IdParam('packageId') id: string, @Res() res: FastifyReply): Promise<void> {
     const stored = await this.packages.download(id);
-    res.setHeader('Content-Disposition', `attachment; filename="${stored.pkg.product.replace(/[^\w.-]/g, '_')}-${stored.pkg.version}.tar.gz"`);
+    res.header('Content-Disposition', `attachment; filename="${stored.pkg.product.replace(/[^\w.-]/g, '_')}-${stored.pkg.version}.tar.gz"`);
     await sendPackage(res, stored);
   }
 }
 
 /** Streams a stored package with its hash; ranges answered 206, a range outside it 416. */
-async function sendPackage(res: Response, { path, pkg }: { path: string; pkg: { sha256: string; size: number } }): Promise<void> {
-  res.setHeader('ETag', `"${pkg.sha256}"`);
-  res.setHeader('X-Content-SHA256', pkg.sha256);
-  res.setHeader('Digest', `sha-256=${Buffer.from(pkg.sha256, 'hex').toString('base64')}`);
-  await new Promise<void>((resolve, reject) =>
-    // send answers Range with 206 and Content-Range, and honours If-Range against the ETag above.
-    res.sendFile(path, { acceptRanges: true, etag: false, lastModified: false, cacheControl: false, headers: { 'Content-Type': 'application/gzip' } }, (error?: Error & { status?: number }) => {
-      if (!error || res.headersSent) return resolve(); // done, or the agent went away mid-download (it resumes with a range)
-      if (error.status === 416) {
-        res.removeHeader('Content-Range');
-        return reject(new DomainError(HttpStatus.REQUESTED_RANGE_NOT_SATISFIABLE, 'RANGE_NOT_SATISFIABLE', `The range asked for is outside the package's ${pkg.size} bytes; ask for a range within bytes 0-${pkg.size - 1}.`));
-      }
-      reject(error);
-    }),
-  );
+async function sendPackage(reply: FastifyReply, { path, pkg }: { path: string; pkg: { sha256: string; size: number } }): Promise<void> {
+  const range = reply.request.headers.range;
+  // @fastify/send answers an unsatisfiable range with its own error; the API answers it in its shape.
+  if (range && parseRange(pkg.size, range) === -1) {
+    throw new DomainError(HttpStatus.REQUESTED_RANGE_NOT_SATISFIABLE, 'RANGE_NOT_SATISFIABLE', `The range asked for is outside the package's ${pkg.size} bytes; ask for a range within bytes 0-${pkg.size - 1}.`, undefined);
+  }
+  const etag = `"${pkg.sha256}"`;
+  // If-Range against this ETag (send knows only its own): a match keeps the range, else the whole package.
+  const headers = reply.request.raw.headers;
+  if (headers['if-range'] !== undefined) {
+    if (headers['if-range'] === etag) delete headers['if-range'];
+    else delete headers.range;
+  }
+  reply.header('ETag', etag);
+  reply.header('X-Content-SHA256', pkg.sha256);
+  reply.header('Digest', `sha-256=${Buffer.from(pkg.sha256, 'hex').toString('base64')}`);
+  reply.header('Content-Type', 'application/gzip');
+  // @fastify/static answers Range with 206 and Content-Range, and honours If-Range against the ETag above.
+  await reply.sendFile(nodePath.basename(path), nodePath.dirname(path), { acceptRanges: true, etag: false, lastModified: false, cacheControl: false });
 }

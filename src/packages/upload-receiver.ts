@@ -1,6 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import Busboy from 'busboy';
-import type { Request, Response } from 'express';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Readable } from 'node:stream';
 import { BadInputError } from '../common/errors';
 import { type AppConfig, InjectAppConfig } from '../config/app-config';
@@ -31,7 +31,7 @@ export class UploadReceiver {
     @InjectAppConfig() private readonly config: AppConfig,
   ) {}
 
-  async receive(req: Request, res: Response): Promise<ReceivedUpload> {
+  async receive(req: IncomingMessage, res: ServerResponse): Promise<ReceivedUpload> {
     const declared = Number(req.headers['content-length']);
     if (Number.isFinite(declared) && declared > this.config.maxPackageBytes + MULTIPART_OVERHEAD) {
       this.closeAfterAnswer(req, res);
@@ -107,7 +107,7 @@ export class UploadReceiver {
   }
 
   /** A refused upload is not read to its end: answer, then close the connection. */
-  private closeAfterAnswer(req: Request, res: Response): void {
+  private closeAfterAnswer(req: IncomingMessage, res: ServerResponse): void {
     res.setHeader('Connection', 'close');
     res.once('finish', () => {
       if (!req.complete) req.socket.destroySoon();

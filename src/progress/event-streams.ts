@@ -1,5 +1,5 @@
 import { BeforeApplicationShutdown, Injectable, Logger } from '@nestjs/common';
-import type { Request, Response } from 'express';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Subscription } from 'rxjs';
 import { type AppConfig, InjectAppConfig } from '../config/app-config';
 import { toEventDto } from './event.dto';
@@ -76,7 +76,7 @@ export class EventStreams implements BeforeApplicationShutdown {
     return this.viewers.size;
   }
 
-  async stream(req: Request, res: Response, scope: EventScope, lastEventId: number | undefined, options: StreamOptions = {}): Promise<void> {
+  async stream(req: IncomingMessage, res: ServerResponse, scope: EventScope, lastEventId: number | undefined, options: StreamOptions = {}): Promise<void> {
     const endsWithUpgrade = scope.kind === 'upgrade' && options.endWhenUpgradeEnds === true;
     let upgrade: UpgradeState | null = null;
     let closed = false;
@@ -188,7 +188,7 @@ export class EventStreams implements BeforeApplicationShutdown {
     }
   }
 
-  private async replay(scope: EventScope, afterId: number, upToId: number, send: (e: ProgressEvent) => boolean, res: Response, isClosed: () => boolean): Promise<void> {
+  private async replay(scope: EventScope, afterId: number, upToId: number, send: (e: ProgressEvent) => boolean, res: ServerResponse, isClosed: () => boolean): Promise<void> {
     let cursor = afterId;
     while (!isClosed()) {
       const page = await this.events.inScope(scope, cursor, upToId, REPLAY_PAGE);
@@ -207,7 +207,7 @@ export class EventStreams implements BeforeApplicationShutdown {
 }
 
 /** Waits until the socket can take more, or is gone: a viewer leaving mid-replay must not strand a waiter. */
-function drainedOrClosed(res: Response): Promise<void> {
+function drainedOrClosed(res: ServerResponse): Promise<void> {
   return new Promise((resolve) => {
     const done = () => {
       res.off('drain', done);

@@ -1,6 +1,6 @@
 import { Body, Controller, Get, Headers, Post, Query, Req, Res } from '@nestjs/common';
 import { ApiHeader, ApiOperation, ApiProduces, ApiTags } from '@nestjs/swagger';
-import type { Request, Response } from 'express';
+import type { FastifyReply, FastifyRequest } from 'fastify';
 import { CurrentPrincipal, RequireRole, StreamRoute } from '../auth/access.decorators';
 import type { Principal } from '../auth/principal';
 import { StreamTicketsService } from '../auth/stream-tickets.service';
@@ -38,9 +38,11 @@ export class ProgressController {
   @ApiProduces('text/event-stream')
   @lastEventIdHeader
   @ApiOperation({ summary: "A cluster's events as Server-Sent Events (agent.status, upgrade.status, task.progress, ...)" })
-  async clusterEvents(@IdParam('clusterId') id: string, @Query() query: StreamQuery, @Headers('last-event-id') header: string | undefined, @Req() req: Request, @Res() res: Response): Promise<void> {
+  async clusterEvents(@IdParam('clusterId') id: string, @Query() query: StreamQuery, @Headers('last-event-id') header: string | undefined, @Req() req: FastifyRequest, @Res() reply: FastifyReply): Promise<void> {
     const lastEventId = lastEventIdFrom(header, query);
-    await this.streams.stream(req, res, await this.scopes.require('cluster', id), lastEventId);
+    const scope = await this.scopes.require('cluster', id);
+    reply.hijack(); // the stream writes to the connection itself, for as long as the viewer stays
+    await this.streams.stream(req.raw, reply.raw, scope, lastEventId);
   }
 
   @Get('upgrades/:upgradeId/events')
@@ -52,9 +54,11 @@ export class ProgressController {
     description:
       "Once the upgrade ended (final status, no step running) and every event up to then was sent, an `event: end` carries its final upgrade.status data and the stream closes; its id resumes there, so a reconnect gets the end at once. An EventSource reconnects by itself when a stream closes: call close() on `end`. `?follow=true` keeps the stream open instead (a later retry of the upgrade).",
   })
-  async upgradeEvents(@IdParam('upgradeId') id: string, @Query() query: UpgradeStreamQuery, @Headers('last-event-id') header: string | undefined, @Req() req: Request, @Res() res: Response): Promise<void> {
+  async upgradeEvents(@IdParam('upgradeId') id: string, @Query() query: UpgradeStreamQuery, @Headers('last-event-id') header: string | undefined, @Req() req: FastifyRequest, @Res() reply: FastifyReply): Promise<void> {
     const lastEventId = lastEventIdFrom(header, query);
-    await this.streams.stream(req, res, await this.scopes.require('upgrade', id), lastEventId, { endWhenUpgradeEnds: query.follow !== 'true' });
+    const scope = await this.scopes.require('upgrade', id);
+    reply.hijack();
+    await this.streams.stream(req.raw, reply.raw, scope, lastEventId, { endWhenUpgradeEnds: query.follow !== 'true' });
   }
 
   @Get('upgrades/:upgradeId/history')

@@ -1,4 +1,4 @@
-import { NestExpressApplication } from '@nestjs/platform-express';
+import { NestFastifyApplication } from '@nestjs/platform-fastify';
 import { SchedulerRegistry } from '@nestjs/schedule';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -43,7 +43,7 @@ export const RAM_DISK = fs.existsSync('/dev/shm') ? '/dev/shm' : undefined;
 export class TestApp {
   private constructor(
     readonly kind: DatabaseKind,
-    readonly app: NestExpressApplication,
+    readonly app: NestFastifyApplication,
     readonly baseUrl: string,
     private readonly storage: { dataDir: string; databaseUrl?: string; dropDatabase?: () => Promise<void> },
     private readonly options: TestAppOptions,
