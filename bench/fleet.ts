@@ -1,0 +1,402 @@
+/**
+ * bench/fleet: a whole fleet against one Lockstep process. 100,000 simulated agents (one client
+ * process, a bounded pool of keep-alive connections; bench/support/simulated-fleet.ts) are
+ * registered and paired through the API, then each polls at the `pollAfterMs` the server names
+ * (AGENT_POLL_S=30 by default, HEARTBEAT_TIMEOUT_S three times that), for `--duration` seconds,
+ * while one cluster-wide upgrade runs through one of the clusters (the agents take its commands,
+ * report progress and success naming the version installed) and a handful of agents are made to
+ * stop. Prints heartbeats/s served against asked (agents / poll interval), p50/p99 latency, the
+ * server's RSS and CPU (from /proc/<pid>), how far the upgrade got, and whether any agent went
+ * offline that was not made to (the stopped ones must, once HEARTBEAT_TIMEOUT_S passed), beside
+ * baselines measured in the same run: the same fleet at the same pace against a bare node:http
+ * server answering the same JSON, and the client's own ceiling against it (pollAfterMs 0).
+ *
+ *   npm run bench:fleet -- [--agents 100000] [--duration 300] [--poll 30] [--clusters N]
+ *                          [--connections 256] [--setup-concurrency 64] [--stop 5]
+ *   npm run bench:fleet -- --db postgres://postgres@127.0.0.1:5432/test --replicas 2
+ *
+ * With --db postgres://..., the bench creates a fresh database next to the one named (and drops it
+ * at the end); --replicas N starts N server processes on it, agent i talking to replica i % N.
+ * docs/operations.md ("The heartbeat pace") says what AGENT_POLL_S costs.
+ */
+import { randomBytes } from 'node:crypto';
+import * as fs from 'node:fs';
+import { cpus } from 'node:os';
+import { parseArgs } from 'node:util';
+import { Client } from 'pg';
+import { packageArchive } from '../test/support/archives';
+import { rssOf, Running, startBareServer, startLockstep } from './support/processes';
+import { Samples, SimulatedFleet, Target, target, WindowStats, call } from './support/simulated-fleet';
+
+const { values } = parseArgs({
+  options: {
+    agents: { type: 'string', default: '100000' },
+    duration: { type: 'string', default: '300' },
+    poll: { type: 'string', default: '30' },
+    clusters: { type: 'string' },
+    connections: { type: 'string', default: '256' },
+    'setup-concurrency': { type: 'string', default: '64' },
+    stop: { type: 'string', default: '5' },
+    'max-parallel': { type: 'string', default: '10%' },
+    'phase-delay-ms': { type: 'string', default: '1000' },
+    'baseline-duration': { type: 'string' },
+    db: { type: 'string', default: 'sqlite' },
+    replicas: { type: 'string', default: '1' },
+  },
+});
+const AGENTS = Number(values.agents);
+const DURATION_S = Number(values.duration);
+const POLL_S = Number(values.poll);
+const TIMEOUT_S = 3 * POLL_S; // the least HEARTBEAT_TIMEOUT_S that AGENT_POLL_S allows
+const CLUSTERS = Number(values.clusters ?? Math.max(2, Math.ceil(AGENTS / 1000)));
+const CONNECTIONS = Number(values.connections);
+const SETUP_CONCURRENCY = Number(values['setup-concurrency']);
+const STOP = Number(values.stop);
+const REPLICAS = Number(values.replicas);
+const BASELINE_S = Number(values['baseline-duration'] ?? Math.min(DURATION_S, 30));
+const WARMUP_S = 10;
+const SWEEP_S = 5; // AgentLiveness sweeps every 5 s (src/cluster/agent-liveness.ts)
+const ADMIN = 'lsk_bench-admin-token-000000000000';
+const PHASES: Array<[string, number]> = [
+  ['precheck', 5],
+  ['install', 50],
+  ['verify', 90],
+];
+if (REPLICAS > 1 && values.db === 'sqlite') throw new Error('--replicas needs PostgreSQL: pass --db postgres://...');
+if (!(AGENTS > STOP && CLUSTERS >= 2 && POLL_S >= 1 && DURATION_S > 0)) throw new Error('need --agents > --stop, --clusters >= 2 (one is upgraded, the stopped agents are in the others), --poll >= 1, --duration > 0');
+
+const BARE_SERVER = `
+const http = require('node:http');
+const answer = JSON.stringify({ commands: [], hold: false, pollAfterMs: Number(process.env.POLL_MS) });
+http.createServer((req, res) => {
+  if (req.url === '/ready') { res.end('ok'); return; }
+  let body = '';
+  req.on('data', (c) => (body += c));
+  req.on('end', () => {
+    JSON.parse(body);
+    res.writeHead(200, { 'Content-Type': 'application/json' });
+    res.end(answer);
+  });
+}).listen(Number(process.env.PORT), '127.0.0.1');
+`;
+
+// ---------------------------------------------------------------------------------------------
+// Measuring a process from /proc
+
+const CLK_TCK = 100; // USER_HZ on Linux
+function cpuSecondsOf(pid: number): number {
+  const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / CLK_TCK; // utime + stime
+}
+
+/** Samples the RSS of `pids` every second; CPU from start to stop. */
+class ProcessMeter {
+  private peak: number[];
+  private last: number[];
+  private cpuStart: number[];
+  private wallStart = performance.now();
+  private timer: NodeJS.Timeout;
+  constructor(private readonly pids: number[]) {
+    this.peak = pids.map(() => 0);
+    this.last = pids.map(() => 0);
+    this.cpuStart = pids.map(cpuSecondsOf);
+    this.sample();
+    this.timer = setInterval(() => this.sample(), 1000);
+  }
+  private sample(): void {
+    this.pids.forEach((pid, k) => {
+      const rss = rssOf(pid);
+      this.last[k] = rss;
+      this.peak[k] = Math.max(this.peak[k], rss);
+    });
+  }
+  stop(): Array<{ cpuPercent: number; peakRss: number; lastRss: number }> {
+    clearInterval(this.timer);
+    this.sample();
+    const wall = (performance.now() - this.wallStart) / 1000;
+    return this.pids.map((pid, k) => ({ cpuPercent: ((cpuSecondsOf(pid) - this.cpuStart[k]) / wall) * 100, peakRss: this.peak[k], lastRss: this.last[k] }));
+  }
+}
+
+const MB = (bytes: number) => `${(bytes / 1024 / 1024).toFixed(0)} MB`;
+const ms = (x: number) => (x >= 100 ? x.toFixed(0) : x.toFixed(1));
+const sleep = (millis: number) => new Promise((r) => setTimeout(r, millis));
+
+interface Measured {
+  seconds: number;
+  served: number;
+  asked: number;
+  stats: WindowStats;
+}
+
+function describe(m: Measured): string {
+  const s = m.stats;
+  const urgent = s.urgent ? ` (${((s.heartbeats - s.urgent) / m.seconds).toFixed(0)}/s at the idle pace + ${(s.urgent / m.seconds).toFixed(0)}/s a second apart: agents with a command or held)` : '';
+  return (
+    `${(s.heartbeats / m.seconds).toFixed(0)} heartbeats/s served${urgent}, ${m.asked.toFixed(0)}/s asked (agents / poll interval): ${((s.heartbeats - s.urgent) / m.seconds / m.asked * 100).toFixed(0)}% of it at the idle pace\n` +
+    `    latency from due p50 ${ms(s.fromDue.percentile(50))} ms p99 ${ms(s.fromDue.percentile(99))} ms, on the wire p50 ${ms(s.onWire.percentile(50))} ms p99 ${ms(s.onWire.percentile(99))} ms   errors ${s.errors} non-2xx ${s.non2xx}`
+  );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Baselines: the same fleet against a bare node:http server
+
+async function baseline(pollMs: number, seconds: number): Promise<Measured & { serverCpu: number }> {
+  const server = await startBareServer(BARE_SERVER.replace('Number(process.env.POLL_MS)', String(pollMs)));
+  const fleet = new SimulatedFleet(AGENTS, { targets: [target(server.url, CONNECTIONS)], connections: CONNECTIONS, phaseDelayMs: 0, phases: [] });
+  try {
+    for (let i = 0; i < AGENTS; i++) fleet.add(`a${i}`, `lsa_baseline-${i}`, '1.0.0', pollMs === 0 ? 0 : pollMs);
+    fleet.start();
+    await sleep(pollMs === 0 ? 2000 : 1000);
+    fleet.resetStats();
+    const meter = new ProcessMeter([server.pid]);
+    const start = performance.now();
+    await sleep(seconds * 1000);
+    const stats = fleet.resetStats();
+    const [cpu] = meter.stop();
+    const elapsed = (performance.now() - start) / 1000;
+    return { seconds: elapsed, served: stats.heartbeats / elapsed, asked: pollMs === 0 ? NaN : AGENTS / (pollMs / 1000), stats, serverCpu: cpu.cpuPercent };
+  } finally {
+    await fleet.close();
+    await server.stop();
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Lockstep
+
+async function admin(t: Target, method: string, path: string, body?: unknown): Promise<any> {
+  const answer = await call(t, method, path, ADMIN, body);
+  if (answer.status >= 300) throw new Error(`${method} ${path}: ${answer.status} ${JSON.stringify(answer.body)}`);
+  return answer.body;
+}
+
+interface Servers {
+  replicas: Running[];
+  cleanup(): Promise<void>;
+}
+
+async function startServers(): Promise<Servers> {
+  const env: Record<string, string> = {
+    LOCKSTEP_ADMIN_TOKEN: ADMIN,
+    AGENT_POLL_S: String(POLL_S),
+    HEARTBEAT_TIMEOUT_S: String(TIMEOUT_S),
+  };
+  if (values.db === 'sqlite') {
+    const one = await startLockstep(env);
+    return { replicas: [one], cleanup: () => one.stop() };
+  }
+  // A fresh database beside the one named, dropped at the end (as bench/heartbeat does).
+  const name = `lockstep_bench_fleet_${randomBytes(4).toString('hex')}`;
+  const pg = new Client({ connectionString: values.db });
+  await pg.connect();
+  await pg.query(`CREATE DATABASE ${name}`);
+  const url = new URL(values.db!);
+  url.pathname = `/${name}`;
+  const replicas: Running[] = [];
+  const cleanup = async () => {
+    await Promise.all(replicas.map((r) => r.stop()));
+    await pg.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+    await pg.end();
+  };
+  try {
+    // One at a time: the first runs the migrations.
+    for (let i = 0; i < REPLICAS; i++) replicas.push(await startLockstep({ ...env, DATABASE_URL: url.toString() }));
+  } catch (error) {
+    await cleanup();
+    throw error;
+  }
+  return { replicas, cleanup };
+}
+
+/** A set-up call, tried again (up to 5 times, a second apart) on a network error, 429 or 5xx. */
+async function setupCall(t: Target, method: string, path: string, token: string, body: unknown): Promise<any> {
+  for (let attempt = 1; ; attempt++) {
+    const answer = await call(t, method, path, token, body).catch((error: Error) => ({ status: 0, body: error.message }));
+    if (answer.status > 0 && answer.status < 300) return answer.body;
+    if (attempt === 5 || (answer.status >= 300 && answer.status < 500 && answer.status !== 429)) throw new Error(`${method} ${path}: ${answer.status} ${JSON.stringify(answer.body)}`);
+    setupRetries++;
+    await sleep(1000);
+  }
+}
+let setupRetries = 0;
+
+async function uploadPackage(url: string, clusterId: string): Promise<string> {
+  const form = new FormData();
+  form.set('mode', 'upload-only');
+  form.set('file', new Blob([packageArchive()]), 'package.tar.gz');
+  const res = await fetch(`${url}/api/v1/clusters/${clusterId}/packages`, { method: 'POST', headers: { Authorization: `Bearer ${ADMIN}` }, body: form });
+  if (!res.ok) throw new Error(`upload: ${res.status} ${await res.text()}`);
+  return ((await res.json()) as { id: string }).id;
+}
+
+/**
+ * Registers and pairs every agent through the API, `SETUP_CONCURRENCY` at a time per replica
+ * (agent n on replica n % replicas, in cluster n % clusters). An agent starts polling as soon as it
+ * is paired, as a real one would: the heartbeat load grows while the rest pair.
+ */
+async function setUp(targets: Target[], clusterIds: string[], fleet: SimulatedFleet, clusterOf: Uint16Array): Promise<number> {
+  const start = performance.now();
+  let next = 0;
+  let lastReport = start;
+  const worker = async () => {
+    for (let n = next++; n < AGENTS; n = next++) {
+      const t = targets[n % targets.length];
+      const c = n % clusterIds.length;
+      const registered = await setupCall(t, 'POST', `/api/v1/clusters/${clusterIds[c]}/agents`, ADMIN, { name: `agent-${n}`, address: `agent-${n}.bench`, role: 'standalone' });
+      const paired = await setupCall(t, 'POST', '/api/v1/agent/pair', '', { pairingKey: registered.pairingKey, version: '1.0.0', facts: { os: 'linux', arch: 'x64', freeDiskMb: 51200, memoryMb: 8192 } });
+      const i = fleet.add(paired.agentId, paired.token, '1.0.0', paired.pollAfterMs);
+      clusterOf[i] = c;
+      const now = performance.now();
+      if (now - lastReport > 15_000) {
+        lastReport = now;
+        console.log(`  set-up: ${fleet.size} agents paired in ${((now - start) / 1000).toFixed(0)} s (${(fleet.size / ((now - start) / 1000)).toFixed(0)}/s), ${fleet.totalHeartbeats} heartbeats so far`);
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: SETUP_CONCURRENCY * targets.length }, worker));
+  return (performance.now() - start) / 1000;
+}
+
+async function main(): Promise<void> {
+  const where = values.db === 'sqlite' ? 'SQLite' : `PostgreSQL, ${REPLICAS} replica(s)`;
+  console.log(
+    `bench/fleet: ${AGENTS} agents in ${CLUSTERS} clusters polling every ${POLL_S} s (AGENT_POLL_S=${POLL_S}, HEARTBEAT_TIMEOUT_S=${TIMEOUT_S}) against Lockstep on ${where}, ` +
+      `${DURATION_S} s measured; ${CONNECTIONS} keep-alive connections per server; ${cpus().length} cores`,
+  );
+
+  // Baselines first, with nothing else running.
+  const bare = await baseline(POLL_S * 1000, BASELINE_S);
+  const ceiling = await baseline(0, 5);
+
+  const servers = await startServers();
+  const urls = servers.replicas.map((r) => r.url);
+  const targets = urls.map((u) => target(u, CONNECTIONS));
+  const fleet = new SimulatedFleet(AGENTS, { targets, connections: CONNECTIONS, phaseDelayMs: Number(values['phase-delay-ms']), phases: PHASES });
+  const clusterOf = new Uint16Array(AGENTS);
+  let monitor: NodeJS.Timeout | undefined;
+  try {
+    const clusterIds: string[] = [];
+    for (let c = 0; c < CLUSTERS; c++) clusterIds.push((await admin(targets[0], 'POST', '/api/v1/clusters', { name: `fleet-${c}`, product: 'acme-agent' })).id);
+    const packageId = await uploadPackage(urls[0], clusterIds[0]);
+    fleet.start();
+    const setupS = await setUp(targets, clusterIds, fleet, clusterOf);
+    const setupHeartbeats = fleet.totalHeartbeats;
+    console.log(`set-up: ${AGENTS} agents registered and paired through the API in ${setupS.toFixed(1)} s (${(AGENTS / setupS).toFixed(0)} agents/s, ${SETUP_CONCURRENCY} at a time per server; ${setupHeartbeats} heartbeats served meanwhile; ${setupRetries} calls tried again)`);
+
+    // Unexpected offline agents: the clusters' state counts every 10 s, and the offline list at the end.
+    const stopped = new Set<string>();
+    const stoppedPerCluster = new Array<number>(CLUSTERS).fill(0);
+    const seenOffline = new Set<string>();
+    let monitorCalls = 0;
+    let monitorBusy = false;
+    monitor = setInterval(async () => {
+      if (monitorBusy) return;
+      monitorBusy = true;
+      try {
+        const clusters: Array<{ id: string; states: Record<string, number> }> = await admin(targets[0], 'GET', '/api/v1/clusters');
+        monitorCalls++;
+        for (const cluster of clusters) {
+          const c = clusterIds.indexOf(cluster.id);
+          if ((cluster.states.offline ?? 0) > stoppedPerCluster[c]) for (const id of await offlineIn(targets[0], cluster.id)) if (!stopped.has(id)) seenOffline.add(id);
+        }
+      } catch (error) {
+        console.error(`monitor: ${(error as Error).message}`);
+      } finally {
+        monitorBusy = false;
+      }
+    }, 10_000);
+
+    await sleep(WARMUP_S * 1000);
+
+    // The window: a handful of agents stop, the upgrade starts, the rest poll on.
+    const victims: number[] = [];
+    for (let i = fleet.size - 1; i >= 0 && victims.length < STOP; i--) if (clusterOf[i] !== 0) victims.push(i);
+    for (const i of victims) {
+      fleet.stopAgent(i);
+      stopped.add(fleet.ids[i]);
+      stoppedPerCluster[clusterOf[i]]++;
+    }
+    const stoppedAt = performance.now();
+    const meter = new ProcessMeter(servers.replicas.map((r) => r.pid));
+    const clientCpu = process.cpuUsage();
+    fleet.resetStats();
+    const windowStart = performance.now();
+    const upgrade = await admin(targets[0], 'POST', `/api/v1/clusters/${clusterIds[0]}/upgrades`, { packageId, target: { all: true }, options: { maxParallel: values['max-parallel'] } });
+    const upgradeCluster = fleet.ids.filter((_, i) => clusterOf[i] === 0).length;
+    console.log(`window: ${DURATION_S} s from now; ${victims.length} agents stopped; upgrade ${upgrade.id} of cluster fleet-0 (${upgradeCluster} agents, maxParallel ${values['max-parallel']}) started`);
+
+    let lastProgress = performance.now();
+    while (performance.now() - windowStart < DURATION_S * 1000) {
+      await sleep(Math.min(1000, DURATION_S * 1000 - (performance.now() - windowStart)));
+      if (performance.now() - lastProgress >= 30_000) {
+        lastProgress = performance.now();
+        const s = fleet.stats;
+        const seconds = (performance.now() - windowStart) / 1000;
+        console.log(`  ${seconds.toFixed(0)} s: ${(s.heartbeats / seconds).toFixed(0)} heartbeats/s, ${s.commandsTaken} commands taken, latency from due p99 so far ${ms(s.fromDue.percentile(99))} ms`);
+      }
+    }
+    const windowS = (performance.now() - windowStart) / 1000;
+    const stats = fleet.resetStats();
+    const serverFigures = meter.stop();
+    const clientUse = process.cpuUsage(clientCpu);
+
+    // Checks while the fleet still polls.
+    const offlineNow = new Set<string>();
+    for (const id of clusterIds) for (const agentId of await offlineIn(targets[0], id)) offlineNow.add(agentId);
+    const unexpected = new Set([...seenOffline, ...[...offlineNow].filter((id) => !stopped.has(id))]);
+    const stoppedOffline = [...stopped].filter((id) => offlineNow.has(id)).length;
+    const dueOfflineS = TIMEOUT_S + SWEEP_S + 2;
+    const stoppedForS = (performance.now() - stoppedAt) / 1000;
+    const finalUpgrade = await admin(targets[0], 'GET', `/api/v1/upgrades/${upgrade.id}`);
+    const steps: Array<{ status: string }> = finalUpgrade.steps ?? [];
+    const byStatus: Record<string, number> = {};
+    for (const step of steps) byStatus[step.status] = (byStatus[step.status] ?? 0) + 1;
+    const upgradedClient = fleet.versions.filter((v, i) => clusterOf[i] === 0 && v === '1.1.0').length;
+    const clusterView: Array<{ id: string; versions: Record<string, number> }> = await admin(targets[0], 'GET', '/api/v1/clusters');
+    const serverVersions = clusterView.find((c) => c.id === clusterIds[0])?.versions ?? {};
+    clearInterval(monitor);
+    monitor = undefined;
+
+    const live = AGENTS - victims.length;
+    const lockstep: Measured = { seconds: windowS, served: stats.heartbeats / windowS, asked: live / POLL_S, stats };
+    const clientMem = process.memoryUsage();
+    console.log('');
+    console.log(`bare node:http, same fleet and pace (baseline, ${bare.seconds.toFixed(0)} s): ${describe(bare)}   server CPU ${bare.serverCpu.toFixed(0)}% of one core`);
+    console.log(`bare node:http, pollAfterMs 0 (the client's ceiling, ${ceiling.seconds.toFixed(0)} s): ${ceiling.served.toFixed(0)} heartbeats/s, on the wire p50 ${ms(ceiling.stats.onWire.percentile(50))} ms p99 ${ms(ceiling.stats.onWire.percentile(99))} ms`);
+    console.log(`lockstep (${where}, ${windowS.toFixed(0)} s): ${describe(lockstep)}`);
+    serverFigures.forEach((f, k) => console.log(`  server${servers.replicas.length > 1 ? ` replica ${k + 1}` : ''} (pid ${servers.replicas[k].pid}): CPU ${f.cpuPercent.toFixed(0)}% of one core, RSS ${MB(f.lastRss)} at the end (peak ${MB(f.peakRss)})`));
+    console.log(`  client: CPU ${(((clientUse.user + clientUse.system) / 1e6 / windowS) * 100).toFixed(0)}% of one core, RSS ${MB(clientMem.rss)} (heap ${MB(clientMem.heapUsed)}) for ${AGENTS} agents`);
+    console.log(`  set-up ${setupS.toFixed(1)} s for ${AGENTS} agents (${(AGENTS / setupS).toFixed(0)}/s through POST /clusters/{id}/agents + POST /agent/pair)`);
+    console.log(
+      `upgrade of fleet-0 (${upgradeCluster} agents): ${finalUpgrade.status}, ${finalUpgrade.percent}% after ${windowS.toFixed(0)} s; steps ${JSON.stringify(byStatus)}; ` +
+        `${stats.commandsTaken} commands taken, ${stats.reportsFailed} reports failed; ${upgradedClient} agents report 1.1.0 (server: ${JSON.stringify(serverVersions)})`,
+    );
+    console.log(`offline not made to: ${unexpected.size}${unexpected.size ? ` (${[...unexpected].slice(0, 5).join(', ')}${unexpected.size > 5 ? ', ...' : ''})` : ''}   (cluster state counts checked ${monitorCalls} times, every 10 s, and ?state=offline in every cluster at the end)`);
+    if (stoppedForS >= dueOfflineS) {
+      console.log(`made to stop: ${victims.length}, offline ${stoppedOffline} of them after ${stoppedForS.toFixed(0)} s (due after HEARTBEAT_TIMEOUT_S ${TIMEOUT_S} s + sweep): ${stoppedOffline === victims.length ? 'all' : 'NOT all'}`);
+    } else {
+      console.log(`made to stop: ${victims.length}, offline ${stoppedOffline} of them after ${stoppedForS.toFixed(0)} s: not checkable, the window is shorter than HEARTBEAT_TIMEOUT_S ${TIMEOUT_S} s + sweep (pass --poll ${Math.max(1, Math.floor((stoppedForS - SWEEP_S - 2) / 3))} or a longer --duration)`);
+    }
+  } finally {
+    if (monitor) clearInterval(monitor);
+    await fleet.close();
+    await servers.cleanup();
+  }
+}
+
+/** Ids of a cluster's agents whose state is offline, every page. */
+async function offlineIn(t: Target, clusterId: string): Promise<string[]> {
+  const ids: string[] = [];
+  for (let offset = 0; ; offset += 5000) {
+    const page: { items: Array<{ id: string }>; total: number } = await admin(t, 'GET', `/api/v1/clusters/${clusterId}/agents?state=offline&limit=5000&offset=${offset}`);
+    ids.push(...page.items.map((a) => a.id));
+    if (page.items.length < 5000) return ids;
+  }
+}
+
+main().catch((error) => {
+  console.error(error);
+  process.exit(1);
+});
