@@ -72,7 +72,7 @@ export async function createApp(config: AppConfig, overrides: AppOverrides = {})
     trustProxy: config.trustProxy,
     bodyLimit: config.maxJsonBodyBytes,
     // A too-long path segment is then a 400 from the route's own check (a UUID), not a 404.
-    maxParamLength: 16 * 1024,
+    routerOptions: { maxParamLength: 16 * 1024 },
     // Lockstep answers errors in its own shape (src/common/error-body.ts); its logger is Nest's.
     logger: false,
   });

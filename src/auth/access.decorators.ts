@@ -24,7 +24,7 @@ const accessRule = (rule: AccessRule) => {
   return applyDecorators(SetMetadata(ACCESS_RULE, rule), ApiExtension('x-access', published));
 };
 
-/** Open to anyone: health checks, the agent's pairing call and the OpenAPI description only. */
+/** Open to anyone: health checks and the agent's pairing call only (the OpenAPI page is served outside Nest's routes). */
 export const Public = () => accessRule({ kind: 'public' });
 
 /**

@@ -52,16 +52,16 @@ export class AgentLiveness implements BeforeApplicationShutdown {
     await this.flushing;
   }
 
-  /**
-   * Marks agents offline once HEARTBEAT_TIMEOUT_S passed without a heartbeat. Flushes first, so the
-   * database holds every heartbeat this replica received.
-   */
   /** On the leading replica only: every replica flushes its own heartbeats, one sweeps. */
   @Interval(SWEEP_EVERY_MS)
   async periodicSweep(): Promise<void> {
     if (this.leadership.isLeader) await this.sweep();
   }
 
+  /**
+   * Marks agents offline once HEARTBEAT_TIMEOUT_S passed without a heartbeat. Flushes first, so the
+   * database holds every heartbeat this replica received.
+   */
   async sweep(): Promise<number> {
     try {
       await this.flush();

@@ -67,7 +67,7 @@ export class UpgradesController {
   @Post('upgrades/:upgradeId/retry')
   @RequireRole('operator')
   @HttpCode(HttpStatus.OK)
-  @ApiOperation({ summary: 'Run the failed steps again, same upgrade, same package (409 unless failed or completed-with-errors)' })
+  @ApiOperation({ summary: 'Run the failed, missed or cancelled steps again, same upgrade, same package (409 while steps still run, or when none is left to retry)' })
   retry(@IdParam('upgradeId') id: string): Promise<UpgradeDto> {
     return this.upgrades.retry(id);
   }

@@ -4,8 +4,9 @@ import { PG_URL_ENV, withClient } from './postgres';
 const PG_MISSING_ENV = 'LOCKSTEP_TEST_PG_MISSING';
 
 /**
- * Finds a PostgreSQL for the e2e suites: a testcontainers container when a Docker engine answers,
- * else TEST_DATABASE_URL, else none (the PostgreSQL suites are skipped, and this says so).
+ * Finds a PostgreSQL for the e2e suites: the server in TEST_DATABASE_URL when it is set, else a
+ * testcontainers container when a Docker engine answers, else none (the PostgreSQL suites are
+ * skipped, and this says so).
  */
 export default async function globalSetup(): Promise<void> {
   const say = (line: string) => process.stdout.write(`\n[lockstep e2e] ${line}\n`);
