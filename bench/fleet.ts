@@ -21,7 +21,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
-import { cpus } from 'node:os';
+import { cpus, loadavg } from 'node:os';
 import { parseArgs } from 'node:util';
 import { Client } from 'pg';
 import { packageArchive } from '../test/support/archives';
@@ -322,6 +322,7 @@ async function main(): Promise<void> {
     const meter = new ProcessMeter(servers.replicas.map((r) => r.pid));
     const clientCpu = process.cpuUsage();
     fleet.resetStats();
+    const loadAtStart = loadavg()[0];
     const windowStart = performance.now();
     const upgrade = await admin(targets[0], 'POST', `/api/v1/clusters/${clusterIds[0]}/upgrades`, { packageId, target: { all: true }, options: { maxParallel: values['max-parallel'] } });
     const upgradeCluster = fleet.ids.filter((_, i) => clusterOf[i] === 0).length;
@@ -338,6 +339,7 @@ async function main(): Promise<void> {
       }
     }
     const windowS = (performance.now() - windowStart) / 1000;
+    const loadAtEnd = loadavg()[0];
     const stats = fleet.resetStats();
     const serverFigures = meter.stop();
     const clientUse = process.cpuUsage(clientCpu);
@@ -368,6 +370,7 @@ async function main(): Promise<void> {
     console.log(`lockstep (${where}, ${windowS.toFixed(0)} s): ${describe(lockstep)}`);
     serverFigures.forEach((f, k) => console.log(`  server${servers.replicas.length > 1 ? ` replica ${k + 1}` : ''} (pid ${servers.replicas[k].pid}): CPU ${f.cpuPercent.toFixed(0)}% of one core, RSS ${MB(f.lastRss)} at the end (peak ${MB(f.peakRss)})`));
     console.log(`  client: CPU ${(((clientUse.user + clientUse.system) / 1e6 / windowS) * 100).toFixed(0)}% of one core, RSS ${MB(clientMem.rss)} (heap ${MB(clientMem.heapUsed)}) for ${AGENTS} agents`);
+    console.log(`  machine: load average ${loadAtStart.toFixed(1)} at the window's start, ${loadAtEnd.toFixed(1)} at its end, on ${cpus().length} cores (other processes included)`);
     console.log(`  set-up ${setupS.toFixed(1)} s for ${AGENTS} agents (${(AGENTS / setupS).toFixed(0)}/s through POST /clusters/{id}/agents + POST /agent/pair)`);
     console.log(
       `upgrade of fleet-0 (${upgradeCluster} agents): ${finalUpgrade.status}, ${finalUpgrade.percent}% after ${windowS.toFixed(0)} s; steps ${JSON.stringify(byStatus)}; ` +
