@@ -1,7 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import { EntityManager, In } from 'typeorm';
-import type { QueryDeepPartialEntity } from 'typeorm';
-import { Database, Tx, updateById } from '../database/database';
+import { Database, Tx } from '../database/database';
 import { AgentCommand } from './agent-command.entity';
 
 const PENDING_SQL = `SELECT "id", "type", "payload", "fetchedAt" FROM "agent_commands" WHERE "agentId" = $1 AND "status" = 'pending' ORDER BY "createdAt", "id"`;
@@ -25,11 +24,11 @@ export class AgentCommandRepository {
   }
 
   findById(id: string, em: EntityManager = this.db.reader): Promise<AgentCommand | null> {
-    return em.findOneBy(AgentCommand, { id });
+    return this.db.rows(AgentCommand).findById(em, id);
   }
 
   findForUpdate(tx: Tx, id: string): Promise<AgentCommand | null> {
-    return tx.em.findOne(AgentCommand, { where: { id }, lock: tx.rowLock });
+    return this.db.rows(AgentCommand).findById(tx.em, id, { lock: tx.rowLock !== undefined });
   }
 
   findOpenFor(em: EntityManager, agentId: string): Promise<AgentCommand[]> {
@@ -37,11 +36,12 @@ export class AgentCommandRepository {
   }
 
   async insert(em: EntityManager, command: AgentCommand): Promise<void> {
-    // The JSON payload column defeats TypeORM's deep-partial typing; the entity is complete.
-    await em.insert(AgentCommand, command as QueryDeepPartialEntity<AgentCommand>);
+    await this.db.rows(AgentCommand).insert(em, [command]);
   }
 
+  /** Writes what the life of a command changes (the rest is fixed when it is queued), with one fixed UPDATE. */
   async save(em: EntityManager, command: AgentCommand): Promise<void> {
-    await updateById(em, AgentCommand, command);
+    const { status, phase, percent, message, resultVersion, error, notes, fetchedAt, updatedAt, endedAt } = command;
+    await this.db.rows(AgentCommand).update(em, command.id, { status, phase, percent, message, resultVersion, error, notes, fetchedAt, updatedAt, endedAt });
   }
 }

@@ -42,6 +42,8 @@ export class AgentCommandsService {
   private readonly logger = new Logger(AgentCommandsService.name);
   private readonly handlers: CommandReportHandler[] = [];
   private readonly lockHooks: CommandLockHook[] = [];
+  /** The commands each open transaction ended (see markFetched): known without reading them again. */
+  private readonly endedIn = new WeakMap<Tx, Set<string>>();
 
   constructor(
     private readonly db: Database,
@@ -136,14 +138,15 @@ export class AgentCommandsService {
         }
         if (command.fetchedAt) continue; // fetched meanwhile through another replica
         Object.assign(command, { fetchedAt: this.clock.now(), updatedAt: this.clock.now() });
-        await this.commands.save(tx.em, command);
         for (const handler of this.handlers) await handler(tx, command, { kind: 'fetched' });
-        const after = await this.commands.findById(id, tx.em);
-        if (after && after.status !== 'pending') {
-          // Withdrawn before it went out: the agent never had it.
+        if (this.endedIn.get(tx)?.has(id)) {
+          // Withdrawn before it went out (cancelled by a handler, which wrote its end): the agent
+          // never had it, so it is not recorded as fetched.
           withdrawn.add(id);
-          await this.commands.save(tx.em, Object.assign(after, { fetchedAt: null }));
+          continue;
         }
+        // Written after the handlers, in the same transaction: a withdrawn command is written once, by its end.
+        await this.commands.save(tx.em, command);
       }
       return withdrawn;
     });
@@ -196,6 +199,9 @@ export class AgentCommandsService {
     const percent = status === 'succeeded' ? 100 : command.percent;
     Object.assign(command, { status, percent, resultVersion: result.version ?? null, error: result.error ?? null, notes: result.notes?.length ? result.notes : null, endedAt: now, updatedAt: now });
     await this.commands.save(tx.em, command);
+    const ended = this.endedIn.get(tx);
+    if (ended) ended.add(command.id);
+    else this.endedIn.set(tx, new Set([command.id]));
     const { upgradeId, stepId } = commandOrigin(command);
     await this.events.append(tx, [
       {
@@ -214,7 +220,8 @@ export class AgentCommandsService {
     if (!unlocked) throw new NotFoundError('Command', commandId);
     if (unlocked.agentId !== agentId) throw new ForbiddenError(`Command ${commandId} belongs to another agent; an agent reports only on its own commands.`, 'NOT_YOUR_COMMAND');
     for (const hook of this.lockHooks) await hook(tx, unlocked);
-    return (await this.commands.findForUpdate(tx, commandId))!;
+    // Without row locks (SQLite) this transaction is the only writer: the row read above is current.
+    return tx.rowLock ? (await this.commands.findForUpdate(tx, commandId))! : unlocked;
   }
 
   private refuseIfEnded(command: AgentCommand): void {

@@ -66,7 +66,9 @@ export class AgentUpdater {
         refreshCluster = previous !== target;
       }
     }
-    await this.agents.save(tx.em, agent);
+    // Only the columns that moved: one fixed UPDATE whatever the change (see Rows).
+    const moved = Object.fromEntries(Object.keys(agent).filter((k) => k !== 'id' && before[k as keyof Agent] !== agent[k as keyof Agent]).map((k) => [k, agent[k as keyof Agent]]));
+    await this.agents.update(tx.em, agent.id, moved);
     if (VISIBLE.some((k) => before[k] !== agent[k])) {
       await this.events.append(tx, [{ type: 'agent.status', clusterId: agent.clusterId, agentId: agent.id, data: agentStatusData(agent) }]);
     }
@@ -85,7 +87,7 @@ export class AgentUpdater {
       if (status === agent.versionStatus) continue;
       agent.versionStatus = status;
       agent.updatedAt = this.clock.now();
-      await this.agents.save(tx.em, agent);
+      await this.agents.update(tx.em, agent.id, { versionStatus: status, updatedAt: agent.updatedAt });
       events.push({ type: 'agent.status', clusterId, agentId: agent.id, data: agentStatusData(agent) });
     }
     await this.events.append(tx, events);

@@ -13,6 +13,8 @@ import type { AgentFacts, AgentRole, AgentState, VersionStatus } from './agent-s
 @Index('uq_agents_group_role', ['clusterId', 'failoverGroup', 'role'], { unique: true })
 @Index('idx_agents_cluster_state', ['clusterId', 'state'])
 @Index('idx_agents_liveness', ['online', 'lastSeenAt'])
+// The versions a cluster's agents run, without reading their rows (AgentRepository.distinctVersions).
+@Index('idx_agents_cluster_version', ['clusterId', 'version'])
 export class Agent {
   @PrimaryColumn({ type: 'varchar', length: 36 })
   id: string;

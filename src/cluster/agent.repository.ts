@@ -1,6 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { EntityManager, FindOptionsWhere, In, IsNull, LessThan, LessThanOrEqual } from 'typeorm';
 import { Database, Tx, updateById } from '../database/database';
+import { placeholders } from '../database/rows';
 import { Agent } from './agent.entity';
 import type { AgentRole, AgentState, VersionStatus } from './agent-state';
 
@@ -19,6 +20,9 @@ export interface HeartbeatView {
 
 const HEARTBEAT_VIEW_SQL =
   'SELECT "id", "version", "webappsVersion", "busy", "remoteUpgrade", "online", "hold", "removalRequestedAt", "facts" FROM "agents" WHERE "id" = $1';
+
+const VERSION_COUNTS_SQL = 'SELECT "version", COUNT(*) AS "n" FROM "agents" WHERE "clusterId" = $1 AND "version" IS NOT NULL GROUP BY "version"';
+const OWN_VERSION_SQL = 'SELECT "version" FROM "agents" WHERE "id" = $1 AND "clusterId" = $2 AND "version" IS NOT NULL';
 
 export interface AgentFilter {
   clusterId: string;
@@ -61,12 +65,12 @@ export class AgentRepository {
 
   /** Reads an agent about to be changed, locking its row on PostgreSQL until the transaction ends. */
   findForUpdate(tx: Tx, id: string): Promise<Agent | null> {
-    return tx.em.findOne(Agent, { where: { id }, lock: tx.rowLock });
+    return this.db.rows(Agent).findById(tx.em, id, { lock: tx.rowLock !== undefined });
   }
 
+  /** Agents about to be changed, in id order (the order every writer locks them in), locked on PostgreSQL. */
   findManyForUpdate(tx: Tx, ids: string[]): Promise<Agent[]> {
-    if (ids.length === 0) return Promise.resolve([]);
-    return tx.em.find(Agent, { where: { id: In(ids) }, lock: tx.rowLock, order: { id: 'ASC' } });
+    return this.db.rows(Agent).findByIds(tx.em, ids, { lock: tx.rowLock !== undefined });
   }
 
   /** The other members of these agents' failover pairs that are not among them (read, not locked). */
@@ -76,7 +80,7 @@ export class AgentRepository {
     for (const a of agents) if (a.failoverGroup) byCluster.set(a.clusterId, (byCluster.get(a.clusterId) ?? new Set()).add(a.failoverGroup));
     const peers: Agent[] = [];
     for (const [clusterId, groups] of byCluster) {
-      const members = await em.find(Agent, { where: { clusterId, failoverGroup: In([...groups]) } });
+      const members = await this.db.rows(Agent).find(em, `"clusterId" = $1 AND "failoverGroup" IN (${placeholders(2, groups.size)})`, [clusterId, ...groups]);
       peers.push(...members.filter((m) => !have.has(m.id)));
     }
     return peers;
@@ -136,13 +140,12 @@ export class AgentRepository {
 
   /** The distinct versions reported in a cluster (few), for its effective target; optionally leaving one agent out. */
   async distinctVersions(em: EntityManager, clusterId: string, exceptAgentId?: string): Promise<string[]> {
-    const query = em
-      .createQueryBuilder(Agent, 'a')
-      .select('DISTINCT a.version', 'version')
-      .where('a.clusterId = :clusterId AND a.version IS NOT NULL', { clusterId });
-    if (exceptAgentId) query.andWhere('a.id != :exceptAgentId', { exceptAgentId });
-    const rows = await query.getRawMany<{ version: string }>();
-    return rows.map((r) => r.version);
+    // Asked whenever an agent's version moves in a cluster with no target (every end of its first
+    // upgrade): counted per version on the (clusterId, version) index alone, then the one agent
+    // left out by its own row, rather than reading every agent's row to compare ids.
+    const counts: Array<{ version: string; n: string | number }> = await em.query(this.db.sql(VERSION_COUNTS_SQL), [clusterId]);
+    const [own]: Array<{ version: string }> = exceptAgentId ? await em.query(this.db.sql(OWN_VERSION_SQL), [exceptAgentId, clusterId]) : [];
+    return counts.filter((r) => Number(r.n) > (own && r.version === own.version ? 1 : 0)).map((r) => r.version);
   }
 
   findInCluster(em: EntityManager, clusterId: string): Promise<Agent[]> {
@@ -160,6 +163,11 @@ export class AgentRepository {
 
   async save(em: EntityManager, agent: Agent): Promise<void> {
     await updateById(em, Agent, agent);
+  }
+
+  /** Writes these columns of one agent, with fixed SQL (see Rows). */
+  async update(em: EntityManager, id: string, changes: Partial<Agent>): Promise<void> {
+    await this.db.rows(Agent).update(em, id, changes);
   }
 
   async delete(em: EntityManager, id: string): Promise<void> {

@@ -10,7 +10,7 @@ export class ClusterRepository {
   constructor(private readonly db: Database) {}
 
   findById(id: string, em: EntityManager = this.db.reader): Promise<Cluster | null> {
-    return em.findOneBy(Cluster, { id });
+    return this.db.rows(Cluster).findById(em, id);
   }
 
   findByName(name: string, em: EntityManager = this.db.reader): Promise<Cluster | null> {

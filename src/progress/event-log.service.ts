@@ -1,5 +1,4 @@
 import { Injectable } from '@nestjs/common';
-import type { QueryDeepPartialEntity } from 'typeorm';
 import { Clock } from '../common/clock';
 import { Database, Tx } from '../database/database';
 import { EventFeed } from './event-feed';
@@ -21,6 +20,10 @@ export const EVENTS_CHANNEL = 'lockstep_events';
  * are streamed only after that transaction commits. Ids come from one counter row: incrementing it
  * takes that row's lock until commit, so on PostgreSQL event-writing transactions commit in id
  * order and a reader never sees id n+1 before id n.
+ *
+ * A transaction's events are written together at the end of its body (Tx.beforeCommit), in the
+ * order they were appended: one counter update and one insert however many changes it reports
+ * (an agent's report makes three), and the counter's lock is the last one it takes.
  */
 @Injectable()
 export class EventLog {
@@ -30,8 +33,22 @@ export class EventLog {
     private readonly feed: EventFeed,
   ) {}
 
-  async append(tx: Tx, events: NewEvent[]): Promise<ProgressEvent[]> {
-    if (events.length === 0) return [];
+  private readonly pending = new WeakMap<Tx, NewEvent[]>();
+
+  /** Queues events in the transaction; they are written with its other events before it commits. */
+  async append(tx: Tx, events: NewEvent[]): Promise<void> {
+    if (events.length === 0) return;
+    const queued = this.pending.get(tx);
+    if (queued) {
+      queued.push(...events);
+      return;
+    }
+    this.pending.set(tx, [...events]);
+    tx.beforeCommit(() => this.write(tx, this.pending.get(tx)!));
+  }
+
+  private async write(tx: Tx, events: NewEvent[]): Promise<void> {
+    this.pending.delete(tx);
     // The UPDATE takes the counter row's lock (held to commit on PostgreSQL) and returns the new value.
     const result: unknown[] = await tx.em.query(this.db.sql('UPDATE "event_sequence" SET "lastId" = "lastId" + $1 WHERE "name" = $2 RETURNING "lastId"'), [events.length, 'events']);
     // PostgreSQL answers an UPDATE with [rows, count], SQLite with the rows.
@@ -49,12 +66,12 @@ export class EventLog {
         createdAt: now,
       }),
     );
-    await tx.em.insert(ProgressEvent, saved as QueryDeepPartialEntity<ProgressEvent>[]);
+    // Fixed SQL: the query builder writes each id into the statement's text, so SQLite prepared every insert anew.
+    await this.db.rows(ProgressEvent).insert(tx.em, saved);
     if (this.db.type === 'postgres') {
       // NOTIFY is transactional: delivered to every replica's listener at commit, dropped on rollback.
       await tx.em.query('SELECT pg_notify($1, $2)', [EVENTS_CHANNEL, String(lastId)]);
     }
     tx.afterCommit(() => this.feed.poke());
-    return saved;
   }
 }

@@ -22,6 +22,9 @@ export type WaitReason = (typeof WAIT_REASONS)[number];
 @Entity('upgrade_steps')
 @Index('idx_upgrade_steps_upgrade', ['upgradeId', 'ordinal'])
 @Index('idx_upgrade_steps_agent_status', ['agentId', 'status'])
+// What every agent's report reads: its steps in the upgrade, and the upgrade's percent (covering).
+@Index('idx_upgrade_steps_upgrade_agent', ['upgradeId', 'agentId'])
+@Index('idx_upgrade_steps_upgrade_status', ['upgradeId', 'status', 'percent'])
 export class UpgradeStep {
   @PrimaryColumn({ type: 'varchar', length: 36 })
   id: string;

@@ -62,7 +62,7 @@ export class UpgradeWriter {
     if (percent !== upgrade.percent) {
       upgrade.percent = percent;
       upgrade.updatedAt = now;
-      await this.upgrades.save(tx.em, upgrade);
+      await this.upgrades.savePercent(tx.em, upgrade);
     }
     await this.events.append(tx, changed.map((step) => this.stepEvent(upgrade, step)));
   }

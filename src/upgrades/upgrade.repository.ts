@@ -2,9 +2,12 @@ import { Injectable } from '@nestjs/common';
 import { Brackets, EntityManager, In } from 'typeorm';
 import type { QueryDeepPartialEntity } from 'typeorm';
 import { toDbTimestamp } from '../common/columns';
-import { Database, Tx, updateById } from '../database/database';
+import { Database, Tx } from '../database/database';
+import { placeholders } from '../database/rows';
 import { Upgrade, UpgradeStatus } from './upgrade.entity';
 import { UpgradeStep } from './upgrade-step.entity';
+
+const STATUS_SUMMARY_SQL = 'SELECT "status", COUNT(*) AS "count", SUM("percent") AS "percent" FROM "upgrade_steps" WHERE "upgradeId" = $1 GROUP BY "status"';
 
 @Injectable()
 export class UpgradeRepository {
@@ -15,7 +18,7 @@ export class UpgradeRepository {
   }
 
   findForUpdate(tx: Tx, id: string): Promise<Upgrade | null> {
-    return tx.em.findOne(Upgrade, { where: { id }, lock: tx.rowLock });
+    return this.db.rows(Upgrade).findById(tx.em, id, { lock: tx.rowLock !== undefined });
   }
 
   list(clusterId: string, filter: { status?: UpgradeStatus; agentId?: string }, limit: number, offset: number): Promise<[Upgrade[], number]> {
@@ -97,11 +100,17 @@ export class UpgradeRepository {
   }
 
   async save(em: EntityManager, upgrade: Upgrade): Promise<void> {
-    await updateById(em, Upgrade, upgrade);
+    const { id, ...columns } = upgrade;
+    await this.db.rows(Upgrade).update(em, id, columns);
+  }
+
+  /** Writes the upgrade's percent alone: what a step's progress moves. */
+  async savePercent(em: EntityManager, upgrade: Upgrade): Promise<void> {
+    await this.db.rows(Upgrade).update(em, upgrade.id, { percent: upgrade.percent, updatedAt: upgrade.updatedAt });
   }
 
   stepsOf(em: EntityManager, upgradeId: string): Promise<UpgradeStep[]> {
-    return em.find(UpgradeStep, { where: { upgradeId }, order: { ordinal: 'ASC' } });
+    return this.db.rows(UpgradeStep).find(em, '"upgradeId" = $1', [upgradeId], { orderBy: '"ordinal"' });
   }
 
   stepsOfMany(upgradeIds: string[]): Promise<UpgradeStep[]> {
@@ -110,20 +119,17 @@ export class UpgradeRepository {
   }
 
   /** The steps of some agents in one upgrade: what their flags are derived from. */
-  stepsOfAgents(em: EntityManager, upgradeId: string, agentIds: string[]): Promise<UpgradeStep[]> {
-    return em.find(UpgradeStep, { where: { upgradeId, agentId: In(agentIds) }, order: { ordinal: 'ASC' } });
+  async stepsOfAgents(em: EntityManager, upgradeId: string, agentIds: string[]): Promise<UpgradeStep[]> {
+    if (agentIds.length === 0) return [];
+    // Sorted here: an ORDER BY ordinal in SQL makes SQLite walk every step of the upgrade in that order instead of using the (upgradeId, agentId) index.
+    const steps = await this.db.rows(UpgradeStep).find(em, `"upgradeId" = $1 AND "agentId" IN (${placeholders(2, agentIds.length)})`, [upgradeId, ...agentIds]);
+    return steps.sort((a, b) => a.ordinal - b.ordinal);
   }
 
   /** Per status: how many steps and the sum of their percents, for the upgrade's percent without loading every step. */
   async statusSummary(em: EntityManager, upgradeId: string): Promise<Array<{ status: UpgradeStep['status']; count: number; percent: number }>> {
-    const rows = await em
-      .createQueryBuilder(UpgradeStep, 's')
-      .select('s.status', 'status')
-      .addSelect('COUNT(*)', 'count')
-      .addSelect('SUM(s.percent)', 'percent')
-      .where('s.upgradeId = :upgradeId', { upgradeId })
-      .groupBy('s.status')
-      .getRawMany<{ status: UpgradeStep['status']; count: string | number; percent: string | number }>();
+    // Fixed SQL: asked on every progress report. PostgreSQL answers COUNT and SUM as text.
+    const rows: Array<{ status: UpgradeStep['status']; count: string | number; percent: string | number }> = await em.query(this.db.sql(STATUS_SUMMARY_SQL), [upgradeId]);
     return rows.map((r) => ({ status: r.status, count: Number(r.count), percent: Number(r.percent) }));
   }
 
@@ -135,7 +141,15 @@ export class UpgradeRepository {
     for (let i = 0; i < added.length; i += 200) await em.insert(UpgradeStep, added.slice(i, i + 200).map((s) => ({ ...s })) as QueryDeepPartialEntity<UpgradeStep>[]);
   }
 
+  /**
+   * Writes what running a step changes, with one fixed UPDATE per step; the plan's columns (agent,
+   * unit, order, dependencies...) are written once, when the step is inserted.
+   */
   async saveSteps(em: EntityManager, steps: UpgradeStep[]): Promise<void> {
-    for (const step of steps) await updateById(em, UpgradeStep, step);
+    const rows = this.db.rows(UpgradeStep);
+    for (const s of steps) {
+      const { status, waitingFor, waitingSince, phase, phaseStartedAt, percent, attempts, commandId, note, error, message, agentNotes, startedAt, endedAt, updatedAt } = s;
+      await rows.update(em, s.id, { status, waitingFor, waitingSince, phase, phaseStartedAt, percent, attempts, commandId, note, error, message, agentNotes, startedAt, endedAt, updatedAt });
+    }
   }
 }

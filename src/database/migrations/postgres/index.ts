@@ -4,6 +4,7 @@ import { Packages1795349815524 } from './1795349815524-Packages';
 import { Upgrades1795357903849 } from './1795357903849-Upgrades';
 import { VersionModel1796164199781 } from './1796164199781-VersionModel';
 import { TokenExpiry1796174168207 } from './1796174168207-TokenExpiry';
+import { ReportIndexes1796190000000 } from './1796190000000-ReportIndexes';
 
 /** Applied in this order; add each generated migration here. */
-export const POSTGRES_MIGRATIONS = [Initial1795346133215, StreamTickets1795347938161, Packages1795349815524, Upgrades1795357903849, VersionModel1796164199781, TokenExpiry1796174168207];
+export const POSTGRES_MIGRATIONS = [Initial1795346133215, StreamTickets1795347938161, Packages1795349815524, Upgrades1795357903849, VersionModel1796164199781, TokenExpiry1796174168207, ReportIndexes1796190000000];
