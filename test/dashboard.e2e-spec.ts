@@ -137,7 +137,7 @@ function focusedOutline(page: Page): Promise<{ id: string; outline: string }> {
       ['skipped', '0'], // the switchback that runs only if the main's upgrade fails
       ['succeeded', '100'],
     ]);
-    await page.waitForFunction(() => document.querySelectorAll('#events div').length > 5);
+    await page.waitForFunction(() => document.querySelectorAll('#events .line').length > 5);
     expect(await accessibilityProblems(page)).toEqual([]);
     fs.mkdirSync(ARTIFACTS, { recursive: true });
     await page.screenshot({ path: path.join(ARTIFACTS, 'upgrade-view.png'), fullPage: true });
@@ -201,11 +201,11 @@ function focusedOutline(page: Page): Promise<{ id: string; outline: string }> {
     t.app.get(EventStreams).beforeApplicationShutdown();
     await fleet.until(upgrade.body.id, ['succeeded']);
     await expectText(page, '#upgrade-status', /succeeded 100%/);
-    await expectText(page, '#events', /lonely upgrade failed.*lonely upgrade succeeded/);
     const history = (await t.admin.get(`/api/v1/upgrades/${upgrade.body.id}/history`).expect(200)).body.items.map((e: { id: number }) => e.id);
-    await page.waitForFunction((count) => document.querySelectorAll('#events div').length >= count, history.length);
-    const shown = (await page.locator('#events div').allTextContents()).map((line) => Number(/^#(\d+)/.exec(line)?.[1]));
-    expect(shown).toEqual(history);
+    await page.waitForFunction((count) => Number(document.getElementById('events')?.dataset.count) >= count, history.length);
+    const shown = await logLines(page);
+    expect(shown.map((line) => line.id)).toEqual(history);
+    expect(shown.map((line) => line.text).join('\n')).toMatch(/lonely upgrade failed[^]*lonely upgrade succeeded/);
     expect(await t.admin.get(`/api/v1/agents/${registered.id}`).then((r) => r.body)).toMatchObject({ version: '1.1.0', versionStatus: 'latest' });
   }, 60_000);
 
@@ -424,6 +424,93 @@ function focusedOutline(page: Page): Promise<{ id: string; outline: string }> {
     expect(await page.locator('.step').evaluateAll((els) => els.map((e) => (e as unknown as PageElement).dataset.status))).toEqual(done.steps.map((s: { status: string }) => s.status));
   }, 60_000);
 
+  it('keeps a long history in a virtual log: only the lines in sight drawn, older ones reached by keys, live ones added, none lost or shown twice between the history read and the stream', async () => {
+    const cluster = await givenCluster(t, { name: 'long-log-demo' });
+    const { agent } = await givenPairedAgent(t, cluster.id, { name: 'chatty' });
+    const upload = await t.admin.post(`/api/v1/clusters/${cluster.id}/packages`).field('mode', 'upload-only').attach('file', packageArchive(), 'p.tar.gz').expect(201);
+    const upgrade = await t.admin.post(`/api/v1/clusters/${cluster.id}/upgrades`).send({ packageId: upload.body.id, target: { all: true } }).expect(201);
+    const fleet = new Fleet(t, [{ name: 'chatty', agent }], () => 'later');
+    for (let i = 0; i < 5 && fleet.later.length === 0; i++) await fleet.round();
+    const [{ command }] = fleet.later;
+    let reports = 0;
+    const report = async (count: number) => {
+      for (const end = reports + count; reports < end; reports++) expect((await agent.progress(command.id, 'install', reports % 100, `chunk ${reports}`)).status).toBe(200);
+    };
+    // More than one page of history (the page reads 1,000 events at a time).
+    await report(1100);
+
+    // Ten events land after the history's last page was read and before the stream opens: the page
+    // gets that page only once they are written. The stream must bring them, and nothing twice.
+    const historyPages: string[] = [];
+    let lastPageServed: () => void = () => {};
+    const served = new Promise<void>((resolve) => (lastPageServed = resolve));
+    const historyPage = (url: URL) => url.pathname === `/api/v1/upgrades/${upgrade.body.id}/history`;
+    await page.route(historyPage, async (route) => {
+      historyPages.push(new URL(route.request().url()).search);
+      const response = await route.fetch();
+      const last = (await response.json()).nextAfterId === null;
+      if (last) await report(10);
+      await route.fulfill({ response });
+      if (last) lastPageServed();
+    });
+    try {
+      await signIn(await t.tokenFor('viewer', 'long-log-viewer'), `#/upgrades/${upgrade.body.id}`);
+      await page.locator('.step[data-agent="chatty"]').waitFor();
+      await served;
+      const expected = await historyIds(upgrade.body.id);
+      expect(expected.length).toBeGreaterThan(1110);
+      await page.waitForFunction((count) => Number(document.getElementById('events')?.dataset.count) === count, expected.length);
+    } finally {
+      await page.unroute(historyPage);
+    }
+    // The view's own reads (signIn may first show the view of the session a test before left open).
+    expect(historyPages.slice(-2)).toEqual(['?afterId=0&limit=1000', expect.stringMatching(/^\?afterId=\d+&limit=1000$/)]);
+    let ids = await historyIds(upgrade.body.id);
+    await expectText(page, '#events-summary', new RegExp(`^${ids.length.toLocaleString('en-US')} event\\(s\\), oldest first$`));
+    // Virtual: a screenful of lines and a few either side in the DOM, the newest in sight.
+    expect(await page.locator('#events .line').count()).toBeLessThan(80);
+    expect(await visibleIds(page)).toContain(ids[ids.length - 1]);
+    // Every line, scrolled through: the history exactly, in order, none twice.
+    expect((await logLines(page)).map((line) => line.id)).toEqual(ids);
+
+    // By keyboard: Home shows the oldest line, End the newest.
+    await page.locator('#events').focus();
+    await page.keyboard.press('Home');
+    await page.waitForFunction((first) => document.querySelector('#events .line')?.dataset.id === String(first), ids[0]);
+    expect(await visibleIds(page)).toContain(ids[0]);
+    expect(await page.locator('#events .line').first().textContent()).toMatch(new RegExp(`^#${ids[0]} .* upgrade \\w+ \\d+%$`));
+
+    // A live event while the reader is up there: counted, but the view stays where it was.
+    await report(1);
+    ids = await historyIds(upgrade.body.id);
+    await page.waitForFunction((count) => Number(document.getElementById('events')?.dataset.count) === count, ids.length);
+    expect(await visibleIds(page)).toContain(ids[0]);
+    await page.keyboard.press('End');
+    await page.waitForFunction((last) => document.querySelector('#events .line:last-child')?.dataset.id === String(last), ids[ids.length - 1]);
+    expect(await visibleIds(page)).toContain(ids[ids.length - 1]);
+    await expectText(page, '#events .line:last-child', /chatty upgrade running install \d+% \(chunk 1110\)$/);
+
+    // At the bottom, the log follows: the next live line comes into sight by itself.
+    await report(1);
+    ids = await historyIds(upgrade.body.id);
+    await page.waitForFunction((last) => document.querySelector('#events .line:last-child')?.dataset.id === String(last), ids[ids.length - 1]);
+    expect(await visibleIds(page)).toContain(ids[ids.length - 1]);
+    expect((await logLines(page)).map((line) => line.id)).toEqual(ids);
+    expect(await accessibilityProblems(page)).toEqual([]);
+    await t.admin.post(`/api/v1/upgrades/${upgrade.body.id}/cancel`).expect(200);
+  }, 90_000);
+
+  /** Every event id of an upgrade's history, read from the API page by page. */
+  async function historyIds(upgradeId: string): Promise<number[]> {
+    const ids: number[] = [];
+    for (let after = 0; ; ) {
+      const { items, nextAfterId } = (await t.admin.get(`/api/v1/upgrades/${upgradeId}/history?afterId=${after}&limit=1000`).expect(200)).body as { items: Array<{ id: number }>; nextAfterId: number | null };
+      ids.push(...items.map((e) => e.id));
+      if (nextAfterId === null) return ids;
+      after = nextAfterId;
+    }
+  }
+
   it("greys out a legacy agent's auto-upgrade and offers its package for download instead of upgrading it", async () => {
     const cluster = await givenCluster(t, { name: 'legacy-demo' });
     const modern = await givenPairedAgent(t, cluster.id, { name: 'modern' });
@@ -605,6 +692,56 @@ function focusedOutline(page: Page): Promise<{ id: string; outline: string }> {
     expect(await accessibilityProblems(page)).toEqual([]);
   }, 60_000);
 });
+
+/** What a scrolled box and its drawn lines look like from the page (the callbacks below run there). */
+type LogBox = PageElement & { scrollTop: number; scrollHeight: number; clientHeight: number; querySelectorAll(selector: string): ArrayLike<PageElement & { getBoundingClientRect(): Box }>; getBoundingClientRect(): Box };
+type Box = { top: number; bottom: number };
+declare function requestAnimationFrame(callback: () => void): void;
+
+/**
+ * Every line of the virtual event log, read by scrolling it from top to bottom a screenful at a
+ * time (and put back where it was): each line's place in the log, its event id and its text.
+ * A place seen twice must hold the same line; the places must run 0, 1, 2... with no gap.
+ */
+async function logLines(page: Page): Promise<Array<{ index: number; id: number; text: string }>> {
+  const lines = await page.evaluate(async () => {
+    const log = document.getElementById('events') as unknown as LogBox;
+    const frame = () => new Promise<void>((resolve) => requestAnimationFrame(() => requestAnimationFrame(resolve)));
+    const seen: Array<[number, number, string]> = [];
+    const back = log.scrollTop;
+    log.scrollTop = 0;
+    for (let screens = 0; screens < 10_000; screens++) {
+      await frame();
+      for (const line of Array.from(log.querySelectorAll('.line'))) seen.push([Number(line.dataset.index), Number(line.dataset.id), line.textContent ?? '']);
+      if (log.scrollTop + log.clientHeight >= log.scrollHeight - 1) break;
+      log.scrollTop += log.clientHeight;
+    }
+    log.scrollTop = back;
+    await frame();
+    return seen;
+  });
+  const byIndex = new Map<number, { index: number; id: number; text: string }>();
+  for (const [index, id, text] of lines) {
+    const known = byIndex.get(index);
+    if (known && (known.id !== id || known.text !== text)) throw new Error(`log line ${index} read as ${known.text} and as ${text}`);
+    byIndex.set(index, { index, id, text });
+  }
+  const all = [...byIndex.values()].sort((a, b) => a.index - b.index);
+  expect(all.map((line) => line.index)).toEqual(all.map((_, i) => i));
+  for (const line of all) expect(line.text.startsWith(`#${line.id} `)).toBe(true);
+  return all;
+}
+
+/** The ids of the log's lines wholly inside its visible box. */
+function visibleIds(page: Page): Promise<number[]> {
+  return page.evaluate(() => {
+    const log = document.getElementById('events') as unknown as LogBox;
+    const box = log.getBoundingClientRect();
+    return Array.from(log.querySelectorAll('.line'))
+      .filter((line) => line.getBoundingClientRect().top >= box.top - 0.5 && line.getBoundingClientRect().bottom <= box.bottom + 0.5)
+      .map((line) => Number(line.dataset.id));
+  });
+}
 
 /**
  * WCAG 2 A and AA problems axe-core finds on the page as it is now. axe is served from the page's

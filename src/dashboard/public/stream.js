@@ -4,8 +4,9 @@ import { api, redraw, state } from './lib.js';
 /**
  * Follows a stream ('upgrade' or 'cluster'). EventSource cannot send a token, so each connection
  * uses a fresh single-use stream ticket; after a drop it asks for another and resumes after the
- * last event received, so nothing is lost or shown twice. An upgrade's stream starts from its first
- * event (its history); a cluster's starts live, and onOpen(false) lets the page read what it shows
+ * last event received, so nothing is lost or shown twice. An upgrade's stream starts after
+ * options.afterId (the last event of its history the page read as JSON), or from its first event
+ * without it; a cluster's starts live, and onOpen(false) lets the page read what it shows
  * again rather than replay the cluster's whole log.
  *
  * An upgrade's stream ends with an `end` event once the upgrade ended, unless options.follow asks
@@ -13,7 +14,7 @@ import { api, redraw, state } from './lib.js';
  * reconnect by itself, and so would the error handler below.
  */
 export function follow(kind, id, handlers, options = {}) {
-  let lastId = 0;
+  let lastId = options.afterId ?? 0;
   let closed = false;
   let source = null;
   let retryMs = 500;
