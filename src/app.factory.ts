@@ -107,6 +107,12 @@ export async function createApp(config: AppConfig, overrides: AppOverrides = {})
     { extraModels: AGENT_ROUTE_MODELS },
   );
   documentAgentRoutes(document);
+  // Public routes (x-access, from the access decorators) say so: no security requirement at all.
+  for (const item of Object.values(document.paths)) {
+    for (const operation of Object.values(item) as Array<{ 'x-access'?: { kind: string }; security?: unknown[] }>) {
+      if (operation?.['x-access']?.kind === 'public' && !operation.security) operation.security = [];
+    }
+  }
   SwaggerModule.setup('api/docs', app, document, { jsonDocumentUrl: 'api/docs-json', yamlDocumentUrl: 'api/docs-yaml' });
   return app;
 }

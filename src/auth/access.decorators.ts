@@ -1,6 +1,7 @@
 import { applyDecorators, createParamDecorator, ExecutionContext, SetMetadata } from '@nestjs/common';
 import { ApiBearerAuth, ApiExtension, ApiForbiddenResponse, ApiTooManyRequestsResponse, ApiUnauthorizedResponse } from '@nestjs/swagger';
 import { UserRole } from './access-token.entity';
+import { ErrorBodyDto } from '../common/openapi';
 import { Principal } from './principal';
 
 /** Every route states who may call it; the access guard refuses a route that states nothing. */
@@ -12,7 +13,7 @@ export type AccessRule =
 
 export const ACCESS_RULE = 'lockstep:access-rule';
 
-const TOO_MANY_FAILURES = { description: 'Too many failed token checks from this address (AUTH_FAILURE_LIMIT); Retry-After says when to try again.' };
+const TOO_MANY_FAILURES = { type: ErrorBodyDto, description: 'Too many failed token checks from this address (AUTH_FAILURE_LIMIT); Retry-After says when to try again.' };
 
 /**
  * Sets a route's rule for the access guard, and publishes it in the OpenAPI document as
@@ -35,9 +36,9 @@ export const RequireRole = (role: UserRole, refusal?: string) =>
   applyDecorators(
     accessRule({ kind: 'role', role, refusal }),
     ApiBearerAuth(),
-    ApiUnauthorizedResponse({ description: 'No token, or the token is unknown, revoked or expired.' }),
+    ApiUnauthorizedResponse({ type: ErrorBodyDto, description: 'No token, or the token is unknown, revoked or expired.' }),
     ApiTooManyRequestsResponse(TOO_MANY_FAILURES),
-    ApiForbiddenResponse({ description: `The token's role is below ${role}, or it is an agent token.` }),
+    ApiForbiddenResponse({ type: ErrorBodyDto, description: `The token's role is below ${role}, or it is an agent token.` }),
   );
 
 /** Only for agents, with the token they received when pairing; they reach nothing else. */
@@ -45,9 +46,9 @@ export const AgentRoute = () =>
   applyDecorators(
     accessRule({ kind: 'agent' }),
     ApiBearerAuth(),
-    ApiUnauthorizedResponse({ description: 'No agent token, or the token is unknown or revoked.' }),
+    ApiUnauthorizedResponse({ type: ErrorBodyDto, description: 'No agent token, or the token is unknown or revoked.' }),
     ApiTooManyRequestsResponse(TOO_MANY_FAILURES),
-    ApiForbiddenResponse({ description: 'The token is not an agent token.' }),
+    ApiForbiddenResponse({ type: ErrorBodyDto, description: 'The token is not an agent token.' }),
   );
 
 /**
@@ -58,9 +59,9 @@ export const StreamRoute = (scope: string, param: string) =>
   applyDecorators(
     accessRule({ kind: 'stream', scope, param }),
     ApiBearerAuth(),
-    ApiUnauthorizedResponse({ description: 'No token and no ticket, or the token or ticket is not valid for this stream.' }),
+    ApiUnauthorizedResponse({ type: ErrorBodyDto, description: 'No token and no ticket, or the token or ticket is not valid for this stream.' }),
     ApiTooManyRequestsResponse(TOO_MANY_FAILURES),
-    ApiForbiddenResponse({ description: 'An agent token.' }),
+    ApiForbiddenResponse({ type: ErrorBodyDto, description: 'An agent token.' }),
   );
 
 /** The authenticated caller, as set by the access guard. */

@@ -1,5 +1,6 @@
 import { Body, Controller, Post, Req, UseGuards } from '@nestjs/common';
-import { ApiOperation, ApiTags, ApiTooManyRequestsResponse } from '@nestjs/swagger';
+import { ApiCreatedResponse, ApiOperation, ApiTags, ApiTooManyRequestsResponse } from '@nestjs/swagger';
+import { ApiRefusals, ErrorBodyDto } from '../common/openapi';
 import { Public } from '../auth/access.decorators';
 import { FailedAttempts, PairingRateGuard } from '../auth/rate-limits';
 import type { FastifyRequest } from 'fastify';
@@ -11,6 +12,7 @@ import { PairAnswerDto, PairDto } from './dto/agent-protocol.dto';
  * native Fastify routes (./agent-protocol.routes.ts).
  */
 @ApiTags('agent protocol')
+@ApiRefusals()
 @Controller('api/v1/agent')
 export class AgentProtocolController {
   constructor(
@@ -22,7 +24,8 @@ export class AgentProtocolController {
   @Public() // authenticated by the one-time pairing key in the body
   @UseGuards(PairingRateGuard)
   @ApiOperation({ summary: 'Trade a one-time pairing key for the agent token' })
-  @ApiTooManyRequestsResponse({ description: 'Too many pairing calls, or failed pairing-key and token checks, from this address (PAIRING_RATE_LIMIT, AUTH_FAILURE_LIMIT); Retry-After says when to try again.' })
+  @ApiTooManyRequestsResponse({ type: ErrorBodyDto, description: 'Too many pairing calls, or failed pairing-key and token checks, from this address (PAIRING_RATE_LIMIT, AUTH_FAILURE_LIMIT); Retry-After says when to try again.' })
+  @ApiCreatedResponse({ type: PairAnswerDto })
   pair(@Req() req: FastifyRequest, @Body() body: PairDto): Promise<PairAnswerDto> {
     return this.failedAttempts.check(req.ip, () => this.protocol.pair(body));
   }

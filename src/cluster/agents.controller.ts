@@ -1,5 +1,6 @@
 import { Body, Controller, Delete, Get, HttpCode, Patch, Post, Put, Query, Res } from '@nestjs/common';
-import { ApiOperation, ApiTags } from '@nestjs/swagger';
+import { ApiAcceptedResponse, ApiCreatedResponse, ApiOkResponse, ApiOperation, ApiTags } from '@nestjs/swagger';
+import { ApiRefusals } from '../common/openapi';
 import type { FastifyReply } from 'fastify';
 import { RequireRole } from '../auth/access.decorators';
 import { IdParam } from '../common/id-param';
@@ -10,6 +11,7 @@ import { AgentCommandPageDto } from './dto/agent-protocol.dto';
 import { AgentDto, AgentPageDto, AutoUpgradeDto, ListAgentsQuery, PairingKeyDto, RegisterAgentDto, RegisteredAgentDto, RemovalDto, UpdateAgentDto } from './dto/agent.dto';
 
 @ApiTags('agents')
+@ApiRefusals()
 @Controller('api/v1')
 export class AgentsController {
   constructor(
@@ -20,6 +22,7 @@ export class AgentsController {
   @Post('clusters/:clusterId/agents')
   @RequireRole('operator')
   @ApiOperation({ summary: 'Register an agent; the answer holds its one-time pairing key' })
+  @ApiCreatedResponse({ type: RegisteredAgentDto })
   register(@IdParam('clusterId') clusterId: string, @Body() body: RegisterAgentDto): Promise<RegisteredAgentDto> {
     return this.agents.register(clusterId, body);
   }
@@ -27,6 +30,7 @@ export class AgentsController {
   @Get('clusters/:clusterId/agents')
   @RequireRole('viewer')
   @ApiOperation({ summary: 'List agents, filtered by state, version status, role, pair' })
+  @ApiOkResponse({ type: AgentPageDto })
   list(@IdParam('clusterId') clusterId: string, @Query() query: ListAgentsQuery): Promise<AgentPageDto> {
     return this.agents.list(clusterId, query);
   }
@@ -34,6 +38,7 @@ export class AgentsController {
   @Get('agents/:agentId')
   @RequireRole('viewer')
   @ApiOperation({ summary: 'Get an agent' })
+  @ApiOkResponse({ type: AgentDto })
   get(@IdParam('agentId') id: string): Promise<AgentDto> {
     return this.agents.get(id);
   }
@@ -41,6 +46,7 @@ export class AgentsController {
   @Patch('agents/:agentId')
   @RequireRole('operator')
   @ApiOperation({ summary: 'Change name, address, role or pair' })
+  @ApiOkResponse({ type: AgentDto })
   update(@IdParam('agentId') id: string, @Body() body: UpdateAgentDto): Promise<AgentDto> {
     return this.agents.update(id, body);
   }
@@ -48,6 +54,7 @@ export class AgentsController {
   @Get('agents/:agentId/commands')
   @RequireRole('viewer')
   @ApiOperation({ summary: "An agent's commands (upgrades, switchovers, migrations), newest first, with how each ended" })
+  @ApiOkResponse({ type: AgentCommandPageDto })
   commands(@IdParam('agentId') id: string, @Query() query: PageQuery): Promise<AgentCommandPageDto> {
     return this.agentCommands.list(id, query.limit ?? 50, query.offset ?? 0);
   }
@@ -55,6 +62,7 @@ export class AgentsController {
   @Put('agents/:agentId/auto-upgrade')
   @RequireRole('admin', 'Only admins may turn auto-upgrade on or off; ask an admin.')
   @ApiOperation({ summary: 'Turn auto-upgrade on or off for an agent (admin only)' })
+  @ApiOkResponse({ type: AgentDto })
   setAutoUpgrade(@IdParam('agentId') id: string, @Body() body: AutoUpgradeDto): Promise<AgentDto> {
     return this.agents.setAutoUpgrade(id, body.enabled);
   }
@@ -62,6 +70,8 @@ export class AgentsController {
   @Delete('agents/:agentId')
   @RequireRole('operator')
   @ApiOperation({ summary: 'Remove an agent: at once if idle or offline (200), else it becomes terminating (202)' })
+  @ApiOkResponse({ type: RemovalDto, description: 'Removed.' })
+  @ApiAcceptedResponse({ type: RemovalDto, description: 'The agent is busy: it is terminating, and goes when it next reports idle.' })
   async remove(@IdParam('agentId') id: string, @Res({ passthrough: true }) res: FastifyReply): Promise<RemovalDto> {
     const result = await this.agents.remove(id);
     res.status(result.removed ? 200 : 202);
@@ -72,6 +82,7 @@ export class AgentsController {
   @HttpCode(201)
   @RequireRole('operator')
   @ApiOperation({ summary: 'Issue a new pairing key for a reinstalled agent; its old token stops working' })
+  @ApiCreatedResponse({ type: PairingKeyDto })
   issuePairingKey(@IdParam('agentId') id: string): Promise<PairingKeyDto> {
     return this.agents.issuePairingKey(id);
   }

@@ -1,11 +1,13 @@
 import { Body, Controller, Delete, Get, HttpCode, Patch, Post } from '@nestjs/common';
-import { ApiOperation, ApiTags } from '@nestjs/swagger';
+import { ApiCreatedResponse, ApiNoContentResponse, ApiOkResponse, ApiOperation, ApiTags } from '@nestjs/swagger';
+import { ApiRefusals } from '../common/openapi';
 import { RequireRole } from '../auth/access.decorators';
 import { IdParam } from '../common/id-param';
 import { ClustersService } from './clusters.service';
 import { ClusterDto, CreateClusterDto, UpdateClusterDto } from './dto/cluster.dto';
 
 @ApiTags('clusters')
+@ApiRefusals()
 @Controller('api/v1/clusters')
 export class ClustersController {
   constructor(private readonly clusters: ClustersService) {}
@@ -13,6 +15,7 @@ export class ClustersController {
   @Post()
   @RequireRole('admin')
   @ApiOperation({ summary: 'Create a cluster' })
+  @ApiCreatedResponse({ type: ClusterDto })
   create(@Body() body: CreateClusterDto): Promise<ClusterDto> {
     return this.clusters.create(body);
   }
@@ -20,6 +23,7 @@ export class ClustersController {
   @Get()
   @RequireRole('viewer')
   @ApiOperation({ summary: 'List clusters with their version summary' })
+  @ApiOkResponse({ type: [ClusterDto] })
   list(): Promise<ClusterDto[]> {
     return this.clusters.list();
   }
@@ -27,6 +31,7 @@ export class ClustersController {
   @Get(':clusterId')
   @RequireRole('viewer')
   @ApiOperation({ summary: 'Get a cluster with its version summary and counts' })
+  @ApiOkResponse({ type: ClusterDto })
   get(@IdParam('clusterId') id: string): Promise<ClusterDto> {
     return this.clusters.get(id);
   }
@@ -34,6 +39,7 @@ export class ClustersController {
   @Patch(':clusterId')
   @RequireRole('admin')
   @ApiOperation({ summary: 'Change the default policy and default upgrade options' })
+  @ApiOkResponse({ type: ClusterDto })
   update(@IdParam('clusterId') id: string, @Body() body: UpdateClusterDto): Promise<ClusterDto> {
     return this.clusters.update(id, body);
   }
@@ -42,6 +48,7 @@ export class ClustersController {
   @HttpCode(204)
   @RequireRole('admin')
   @ApiOperation({ summary: 'Delete an empty cluster (no agents, no packages, no upgrades)' })
+  @ApiNoContentResponse({ description: 'Deleted.' })
   delete(@IdParam('clusterId') id: string): Promise<void> {
     return this.clusters.delete(id);
   }

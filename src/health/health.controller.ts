@@ -1,10 +1,12 @@
 import { Controller, Get } from '@nestjs/common';
-import { ApiOperation, ApiTags } from '@nestjs/swagger';
+import { ApiOkResponse, ApiOperation, ApiServiceUnavailableResponse, ApiTags } from '@nestjs/swagger';
+import { ApiRefusals, ErrorBodyDto } from '../common/openapi';
 import { HealthCheck, HealthCheckService, HealthIndicatorService } from '@nestjs/terminus';
 import { Public } from '../auth/access.decorators';
 import { Database } from '../database/database';
 
 @ApiTags('health')
+@ApiRefusals()
 @Controller('health')
 @Public()
 export class HealthController {
@@ -16,12 +18,19 @@ export class HealthController {
 
   @Get('live')
   @ApiOperation({ summary: 'The process is up' })
+  @ApiOkResponse({ schema: { type: 'object', required: ['status'], properties: { status: { type: 'string', enum: ['ok'] } } } })
   live(): { status: 'ok' } {
     return { status: 'ok' };
   }
 
   @Get('ready')
-  @HealthCheck()
+  // Documented here: terminus's own document has no content type and not the error shape the filter answers in.
+  @HealthCheck({ swaggerDocumentation: false })
+  @ApiOkResponse({
+    description: 'Ready.',
+    schema: { type: 'object', required: ['status'], properties: { status: { type: 'string', enum: ['ok'] }, info: { type: 'object' }, error: { type: 'object' }, details: { type: 'object' } } },
+  })
+  @ApiServiceUnavailableResponse({ type: ErrorBodyDto, description: 'Not ready: code UNAVAILABLE, and in details what the health check found (which dependency, since when).' })
   @ApiOperation({ summary: 'Ready to serve: the database answers, and writes commit (after one failed for want of disk space)' })
   ready() {
     return this.health.check([

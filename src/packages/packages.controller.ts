@@ -1,5 +1,6 @@
 import { Controller, Delete, Get, HttpCode, HttpStatus, Post, Query, Req, Res } from '@nestjs/common';
-import { ApiBody, ApiConsumes, ApiOperation, ApiProduces, ApiTags } from '@nestjs/swagger';
+import { ApiBody, ApiConsumes, ApiCreatedResponse, ApiExtraModels, ApiNoContentResponse, ApiOkResponse, ApiOperation, ApiProduces, ApiTags, getSchemaPath } from '@nestjs/swagger';
+import { ApiPackageContent, ApiRefusals } from '../common/openapi';
 import type {} from '@fastify/static'; // reply.sendFile
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import * as nodePath from 'node:path';
@@ -8,11 +9,12 @@ import { AgentRoute, CurrentPrincipal, RequireRole } from '../auth/access.decora
 import type { Principal } from '../auth/principal';
 import { DomainError } from '../common/errors';
 import { IdParam } from '../common/id-param';
-import { ListPackagesQuery, PackageDto, PackagePageDto, UploadPackageForm } from './dto/package.dto';
+import { InstalledPackageDto, ListPackagesQuery, PackageDto, PackagePageDto, UploadPackageForm } from './dto/package.dto';
 import { PackagesService } from './packages.service';
 import { UploadReceiver } from './upload-receiver';
 
 @ApiTags('packages')
+@ApiRefusals()
 @Controller('api/v1')
 export class PackagesController {
   constructor(
@@ -28,7 +30,10 @@ export class PackagesController {
     summary: 'Upload a package (201), or find the same bytes already uploaded (200)',
     description: 'mode=upload-only answers the package. mode=install also takes the upgrade fields target, policy, options (JSON text) and scheduledAt, creates the upgrade in the same transaction, and answers 201 {package, upgrade}; target defaults to {"all": true}.',
   })
-  async upload(@IdParam('clusterId') clusterId: string, @CurrentPrincipal() uploader: Principal, @Req() req: FastifyRequest, @Res({ passthrough: true }) res: FastifyReply): Promise<PackageDto | { package: PackageDto; upgrade: unknown }> {
+  @ApiCreatedResponse({ description: 'A new package (mode=upload-only), or the package and its upgrade (mode=install).', schema: { oneOf: [{ $ref: getSchemaPath(PackageDto) }, { $ref: getSchemaPath(InstalledPackageDto) }] } })
+  @ApiOkResponse({ type: PackageDto, description: 'The same bytes were uploaded before: that package.' })
+  @ApiExtraModels(PackageDto, InstalledPackageDto)
+  async upload(@IdParam('clusterId') clusterId: string, @CurrentPrincipal() uploader: Principal, @Req() req: FastifyRequest, @Res({ passthrough: true }) res: FastifyReply): Promise<PackageDto | InstalledPackageDto> {
     await this.packages.requireCluster(clusterId);
     const upload = await this.receiver.receive(req.raw, res.raw);
     const { created, pkg, upgrade } = await this.packages.accept(clusterId, upload, uploader);
@@ -43,6 +48,7 @@ export class PackagesController {
   @Get('clusters/:clusterId/packages')
   @RequireRole('viewer')
   @ApiOperation({ summary: 'Package history, newest first' })
+  @ApiOkResponse({ type: PackagePageDto })
   list(@IdParam('clusterId') clusterId: string, @Query() query: ListPackagesQuery): Promise<PackagePageDto> {
     return this.packages.list(clusterId, query);
   }
@@ -50,6 +56,7 @@ export class PackagesController {
   @Get('packages/:packageId')
   @RequireRole('viewer')
   @ApiOperation({ summary: 'Get a package' })
+  @ApiOkResponse({ type: PackageDto })
   get(@IdParam('packageId') id: string): Promise<PackageDto> {
     return this.packages.get(id);
   }
@@ -58,6 +65,7 @@ export class PackagesController {
   @HttpCode(204)
   @RequireRole('operator')
   @ApiOperation({ summary: 'Delete an available package' })
+  @ApiNoContentResponse({ description: 'Deleted.' })
   delete(@IdParam('packageId') id: string): Promise<void> {
     return this.packages.delete(id);
   }
@@ -66,6 +74,7 @@ export class PackagesController {
   @AgentRoute()
   @ApiProduces('application/gzip')
   @ApiOperation({ summary: "Download a package of the agent's cluster; byte ranges resume a broken download" })
+  @ApiPackageContent()
   async download(@CurrentPrincipal() principal: Principal, @IdParam('packageId') id: string, @Res() res: FastifyReply): Promise<void> {
     await sendPackage(res, await this.packages.downloadFor((principal as Extract<Principal, { kind: 'agent' }>).agentId, id));
   }
@@ -74,6 +83,7 @@ export class PackagesController {
   @RequireRole('operator')
   @ApiProduces('application/gzip')
   @ApiOperation({ summary: 'Download a package, to install it by hand on a legacy agent; byte ranges resume a broken download' })
+  @ApiPackageContent()
   async downloadByHand(@IdParam('packageId') id: string, @Res() res: FastifyReply): Promise<void> {
     const stored = await this.packages.download(id);
     res.header('Content-Disposition', `attachment; filename="${stored.pkg.product.replace(/[^\w.-]/g, '_')}-${stored.pkg.version}.tar.gz"`);

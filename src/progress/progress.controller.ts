@@ -1,5 +1,6 @@
 import { Body, Controller, Get, Headers, Post, Query, Req, Res } from '@nestjs/common';
-import { ApiHeader, ApiOperation, ApiProduces, ApiTags } from '@nestjs/swagger';
+import { ApiCreatedResponse, ApiHeader, ApiOkResponse, ApiOperation, ApiProduces, ApiTags } from '@nestjs/swagger';
+import { ApiEventStream, ApiRefusals } from '../common/openapi';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { CurrentPrincipal, RequireRole, StreamRoute } from '../auth/access.decorators';
 import type { Principal } from '../auth/principal';
@@ -24,6 +25,7 @@ function lastEventIdFrom(header: string | undefined, query: StreamQuery): number
 const lastEventIdHeader = ApiHeader({ name: 'Last-Event-ID', required: false, description: 'Replay every event after this id, then go live.' });
 
 @ApiTags('progress')
+@ApiRefusals()
 @Controller('api/v1')
 export class ProgressController {
   constructor(
@@ -38,6 +40,7 @@ export class ProgressController {
   @ApiProduces('text/event-stream')
   @lastEventIdHeader
   @ApiOperation({ summary: "A cluster's events as Server-Sent Events (agent.status, upgrade.status, task.progress, ...)" })
+  @ApiEventStream()
   async clusterEvents(@IdParam('clusterId') id: string, @Query() query: StreamQuery, @Headers('last-event-id') header: string | undefined, @Req() req: FastifyRequest, @Res() reply: FastifyReply): Promise<void> {
     const lastEventId = lastEventIdFrom(header, query);
     const scope = await this.scopes.require('cluster', id);
@@ -54,6 +57,7 @@ export class ProgressController {
     description:
       "Once the upgrade ended (final status, no step running) and every event up to then was sent, an `event: end` carries its final upgrade.status data and the stream closes; its id resumes there, so a reconnect gets the end at once. An EventSource reconnects by itself when a stream closes: call close() on `end`. `?follow=true` keeps the stream open instead (a later retry of the upgrade).",
   })
+  @ApiEventStream()
   async upgradeEvents(@IdParam('upgradeId') id: string, @Query() query: UpgradeStreamQuery, @Headers('last-event-id') header: string | undefined, @Req() req: FastifyRequest, @Res() reply: FastifyReply): Promise<void> {
     const lastEventId = lastEventIdFrom(header, query);
     const scope = await this.scopes.require('upgrade', id);
@@ -64,6 +68,7 @@ export class ProgressController {
   @Get('upgrades/:upgradeId/history')
   @RequireRole('viewer')
   @ApiOperation({ summary: "An upgrade's events as JSON, oldest first, paged by id" })
+  @ApiOkResponse({ type: HistoryPageDto })
   async history(@IdParam('upgradeId') id: string, @Query() query: HistoryQuery): Promise<HistoryPageDto> {
     const scope = await this.scopes.require('upgrade', id);
     const limit = query.limit ?? 200;
@@ -74,6 +79,7 @@ export class ProgressController {
   @Post('stream-tickets')
   @RequireRole('viewer')
   @ApiOperation({ summary: 'A short-lived ticket to open one event stream with ?ticket= (for EventSource)' })
+  @ApiCreatedResponse({ type: StreamTicketDto })
   async issueTicket(@Body() body: StreamTicketRequestDto, @CurrentPrincipal() caller: Principal): Promise<StreamTicketDto> {
     await this.scopes.require(body.stream, body.id);
     const { ticket, expiresAt } = await this.tickets.issue(caller, body.stream, body.id);

@@ -1,5 +1,6 @@
 import { Body, Controller, Get, HttpCode, HttpStatus, Post, Query } from '@nestjs/common';
-import { ApiOperation, ApiTags } from '@nestjs/swagger';
+import { ApiAcceptedResponse, ApiCreatedResponse, ApiOkResponse, ApiOperation, ApiTags } from '@nestjs/swagger';
+import { ApiRefusals } from '../common/openapi';
 import { CurrentPrincipal, RequireRole } from '../auth/access.decorators';
 import type { Principal } from '../auth/principal';
 import { IdParam } from '../common/id-param';
@@ -7,6 +8,7 @@ import { CreateUpgradeDto, ListUpgradesQuery, MigrationDto, PreviewDto, UpgradeD
 import { UpgradesService } from './upgrades.service';
 
 @ApiTags('upgrades')
+@ApiRefusals()
 @Controller('api/v1')
 export class UpgradesController {
   constructor(private readonly upgrades: UpgradesService) {}
@@ -15,6 +17,7 @@ export class UpgradesController {
   @RequireRole('operator')
   @HttpCode(HttpStatus.OK)
   @ApiOperation({ summary: 'The plan, warnings, refusals and prerequisite check of an upgrade, without creating it' })
+  @ApiOkResponse({ type: PreviewDto })
   preview(@IdParam('clusterId') clusterId: string, @Body() body: CreateUpgradeDto): Promise<PreviewDto> {
     return this.upgrades.preview(clusterId, body);
   }
@@ -22,6 +25,7 @@ export class UpgradesController {
   @Post('clusters/:clusterId/upgrades')
   @RequireRole('operator')
   @ApiOperation({ summary: 'Create an upgrade: now, or at scheduledAt' })
+  @ApiCreatedResponse({ type: UpgradeDto })
   create(@IdParam('clusterId') clusterId: string, @Body() body: CreateUpgradeDto, @CurrentPrincipal() caller: Principal): Promise<UpgradeDto> {
     return this.upgrades.create(clusterId, body, caller);
   }
@@ -29,6 +33,7 @@ export class UpgradesController {
   @Get('clusters/:clusterId/upgrades')
   @RequireRole('viewer')
   @ApiOperation({ summary: "A cluster's upgrades, newest first (without steps)" })
+  @ApiOkResponse({ type: UpgradePageDto })
   list(@IdParam('clusterId') clusterId: string, @Query() query: ListUpgradesQuery): Promise<UpgradePageDto> {
     return this.upgrades.list(clusterId, query);
   }
@@ -36,6 +41,7 @@ export class UpgradesController {
   @Get('upgrades/:upgradeId')
   @RequireRole('viewer')
   @ApiOperation({ summary: 'An upgrade with its steps' })
+  @ApiOkResponse({ type: UpgradeDto })
   get(@IdParam('upgradeId') id: string): Promise<UpgradeDto> {
     return this.upgrades.get(id);
   }
@@ -44,6 +50,7 @@ export class UpgradesController {
   @RequireRole('operator')
   @HttpCode(HttpStatus.OK)
   @ApiOperation({ summary: 'No new step starts; running steps finish (409 unless running)' })
+  @ApiOkResponse({ type: UpgradeDto })
   pause(@IdParam('upgradeId') id: string): Promise<UpgradeDto> {
     return this.upgrades.pause(id);
   }
@@ -52,6 +59,7 @@ export class UpgradesController {
   @RequireRole('operator')
   @HttpCode(HttpStatus.OK)
   @ApiOperation({ summary: 'Go on after a pause or after the canary units (409 unless paused)' })
+  @ApiOkResponse({ type: UpgradeDto })
   resume(@IdParam('upgradeId') id: string): Promise<UpgradeDto> {
     return this.upgrades.resume(id);
   }
@@ -60,6 +68,7 @@ export class UpgradesController {
   @RequireRole('operator')
   @HttpCode(HttpStatus.OK)
   @ApiOperation({ summary: 'Stop every step not yet started; running steps finish (409 once ended)' })
+  @ApiOkResponse({ type: UpgradeDto })
   cancel(@IdParam('upgradeId') id: string): Promise<UpgradeDto> {
     return this.upgrades.cancel(id);
   }
@@ -68,6 +77,7 @@ export class UpgradesController {
   @RequireRole('operator')
   @HttpCode(HttpStatus.OK)
   @ApiOperation({ summary: 'Run the failed, missed or cancelled steps again, same upgrade, same package (409 while steps still run, or when none is left to retry)' })
+  @ApiOkResponse({ type: UpgradeDto })
   retry(@IdParam('upgradeId') id: string): Promise<UpgradeDto> {
     return this.upgrades.retry(id);
   }
@@ -75,6 +85,7 @@ export class UpgradesController {
   @Post('agents/:agentId/upgrade-now')
   @RequireRole('operator')
   @ApiOperation({ summary: "Bring one agent to its cluster's target version now, with the package that set it" })
+  @ApiCreatedResponse({ type: UpgradeDto })
   upgradeNow(@IdParam('agentId') agentId: string, @CurrentPrincipal() caller: Principal): Promise<UpgradeDto> {
     return this.upgrades.upgradeNow(agentId, caller);
   }
@@ -83,6 +94,7 @@ export class UpgradesController {
   @RequireRole('operator')
   @HttpCode(HttpStatus.ACCEPTED)
   @ApiOperation({ summary: "Run the data migration of the agent's installed version again" })
+  @ApiAcceptedResponse({ type: MigrationDto })
   migrate(@IdParam('agentId') agentId: string): Promise<MigrationDto> {
     return this.upgrades.migrate(agentId);
   }

@@ -1,3 +1,7 @@
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { CONTRACT_DIR_ENV } from './contract';
 import { PG_URL_ENV, withClient } from './postgres';
 
 /** Why there was no PostgreSQL, for the summary reporter (it runs in this process: test/support/summary-reporter.js). */
@@ -10,6 +14,8 @@ const PG_MISSING_ENV = 'LOCKSTEP_TEST_PG_MISSING';
  */
 export default async function globalSetup(): Promise<void> {
   const say = (line: string) => process.stdout.write(`\n[lockstep e2e] ${line}\n`);
+  // Where the suites' answers are collected for the contract check at the end (./contract.ts).
+  process.env[CONTRACT_DIR_ENV] = fs.mkdtempSync(path.join(os.tmpdir(), 'lockstep-contract-'));
   let docker = 'not tried';
   const url = (await fromContainer(say, (why) => (docker = why))) ?? (await fromEnvironment(say));
   if (url) {

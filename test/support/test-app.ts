@@ -8,6 +8,7 @@ import { createApp } from '../../src/app.factory';
 import { Clock } from '../../src/common/clock';
 import { loadConfig } from '../../src/config/app-config';
 import { Database } from '../../src/database/database';
+import { recordResponses, saveDocumentOnce } from './contract';
 import { createTestDatabase, postgresServerUrl } from './postgres';
 
 export type DatabaseKind = 'sqlite' | 'postgres';
@@ -74,9 +75,12 @@ export class TestApp {
       ...options.env,
     });
     const app = await createApp(config, { clock: options.clock });
+    recordResponses(app.getHttpAdapter().getInstance());
     await app.listen(0, '127.0.0.1');
     const address = app.getHttpServer().address() as { port: number };
-    return new TestApp(kind, app, `http://127.0.0.1:${address.port}`, storage, options);
+    const baseUrl = `http://127.0.0.1:${address.port}`;
+    await saveDocumentOnce(baseUrl);
+    return new TestApp(kind, app, baseUrl, storage, options);
   }
 
   /**

@@ -67,3 +67,10 @@ export function toTokenDto(token: AccessToken): TokenDto {
     expiresAt: token.expiresAt?.toISOString() ?? null,
   };
 }
+
+/** The caller's token, as GET /api/v1/session shows it. */
+export class SessionDto {
+  @ApiProperty({ format: 'uuid' }) tokenId: string;
+  @ApiProperty() name: string;
+  @ApiProperty({ enum: ['viewer', 'operator', 'admin'] }) role: string;
+}

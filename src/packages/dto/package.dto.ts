@@ -72,3 +72,9 @@ export function toPackageDto(pkg: Package): PackageDto {
     warnings: pkg.warnings,
   };
 }
+
+/** mode=install's answer: the package, and the upgrade created with it in the same transaction. */
+export class InstalledPackageDto {
+  @ApiProperty({ type: () => PackageDto }) package: PackageDto;
+  @ApiProperty({ allOf: [{ $ref: '#/components/schemas/UpgradeDto' }], description: 'The upgrade created with it.' }) upgrade: unknown;
+}

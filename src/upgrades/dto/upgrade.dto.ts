@@ -5,7 +5,7 @@ import { UpgradeOptionsDto } from '../../cluster/dto/upgrade-options.dto';
 import { PageQuery } from '../../common/page-query';
 import { IsDateTime, IsHostOrIp } from '../../common/validators';
 import type { PlanNotice, RunWhen, StepKind } from '../../policies/planner';
-import { FAILOVER_POLICIES, type ConcretePolicy, type FailoverPolicy, type UpgradeOptions } from '../../policies/upgrade-options';
+import { CONCRETE_POLICIES, FAILOVER_POLICIES, type ConcretePolicy, type FailoverPolicy, type UpgradeOptions } from '../../policies/upgrade-options';
 import type { PrerequisiteResult } from '../../packages/prerequisites';
 import { Upgrade, UPGRADE_ORIGINS, UPGRADE_STATUSES, type UpgradeOrigin, type UpgradeStatus, type UpgradeTarget } from '../upgrade.entity';
 import { STEP_STATUSES, UpgradeStep, WAIT_REASONS, type StepStatus, type WaitReason } from '../upgrade-step.entity';
@@ -89,7 +89,8 @@ export class StepDto {
   @ApiProperty({
     type: String,
     nullable: true,
-    enum: WAIT_REASONS,
+    // OpenAPI 3.0: a nullable enum lists null among its values, or null fails it.
+    enum: [...WAIT_REASONS, null],
     description: 'online, idle: its agent; pickup: the agent has not fetched its command yet; gate: a switchover check; peer: a serving pair member waits until its peer can take over; dependencies: earlier steps.',
   })
   waitingFor: WaitReason | null;
@@ -119,7 +120,7 @@ export class UpgradeDto {
   @ApiProperty({ enum: UPGRADE_ORIGINS }) origin: UpgradeOrigin;
   @ApiProperty({ type: UpgradeTargetDto }) target: UpgradeTarget;
   @ApiProperty({ enum: FAILOVER_POLICIES, description: 'The policy asked for.' }) policy: FailoverPolicy;
-  @ApiProperty({ description: 'The policy it resolved to.' }) resolvedPolicy: ConcretePolicy;
+  @ApiProperty({ enum: CONCRETE_POLICIES, description: 'The policy it resolved to.' }) resolvedPolicy: ConcretePolicy;
   @ApiProperty({ type: UpgradeOptionsDto }) options: UpgradeOptions;
   @ApiProperty() units: number;
   @ApiProperty({ type: Number, nullable: true, description: 'Failed units after which no new unit starts; null = no limit.' }) failureLimit: number | null;
@@ -141,7 +142,7 @@ export class UpgradePageDto {
 }
 
 export class PreviewDto {
-  @ApiProperty() resolvedPolicy: ConcretePolicy;
+  @ApiProperty({ enum: CONCRETE_POLICIES }) resolvedPolicy: ConcretePolicy;
   @ApiProperty({ type: [StepDto] }) steps: StepDto[];
   @ApiProperty() units: number;
   @ApiProperty() batches: number;
