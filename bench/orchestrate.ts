@@ -5,7 +5,7 @@
  * progress, end), as CPU time of the process and as wall time, beside a baseline measured in the
  * same run: one durable transaction that updates one row, the floor of any recorded transition.
  * The agents call the services the HTTP controllers call, so the HTTP stack (measured by
- * bench/heartbeat) is left out. Target: under 2 ms per transition.
+ * bench/heartbeat) is left out. Target: under 1 ms per transition.
  *
  *   npm run bench:orchestrate -- [--agents 1000] [--db sqlite|postgres-url]
  */
@@ -71,7 +71,7 @@ async function main() {
     console.log(`server CPU per transition   ${((cpuMs - heartbeats * cpuPerHeartbeatMs) / transitions).toFixed(3)} ms   (${heartbeats} heartbeats at ${cpuPerHeartbeatMs.toFixed(3)} ms CPU taken out; with them ${(cpuMs / transitions).toFixed(3)} ms)`);
     console.log(`wall time per transition    ${(wallMs / transitions).toFixed(3)} ms`);
     console.log(`baseline: durable one-row transaction  ${baselineMs.toFixed(3)} ms   (per transition / baseline: ${(wallMs / transitions / baselineMs).toFixed(2)})`);
-    console.log('target: under 2 ms per step transition');
+    console.log('target: under 1 ms per step transition');
   } finally {
     await app.close();
     fs.rmSync(dataDir, { recursive: true, force: true });
