@@ -14,6 +14,7 @@
  *   npm run bench:fleet -- [--agents 100000] [--duration 300] [--poll 30] [--clusters N]
  *                          [--connections 256] [--setup-concurrency 64] [--stop 5]
  *   npm run bench:fleet -- --db postgres://postgres@127.0.0.1:5432/test --replicas 2
+ *   npm run bench:fleet -- --cpu-prof /tmp/prof   (a V8 CPU profile of each Lockstep process)
  *
  * With --db postgres://..., the bench creates a fresh database next to the one named (and drops it
  * at the end); --replicas N starts N server processes on it, agent i talking to replica i % N.
@@ -42,6 +43,7 @@ const { values } = parseArgs({
     'baseline-duration': { type: 'string' },
     db: { type: 'string', default: 'sqlite' },
     replicas: { type: 'string', default: '1' },
+    'cpu-prof': { type: 'string' },
   },
 });
 const AGENTS = Number(values.agents);
@@ -183,8 +185,9 @@ async function startServers(): Promise<Servers> {
     AGENT_POLL_S: String(POLL_S),
     HEARTBEAT_TIMEOUT_S: String(TIMEOUT_S),
   };
+  const nodeArgs = values['cpu-prof'] ? ['--cpu-prof', `--cpu-prof-dir=${values['cpu-prof']}`] : [];
   if (values.db === 'sqlite') {
-    const one = await startLockstep(env);
+    const one = await startLockstep(env, nodeArgs);
     return { replicas: [one], cleanup: () => one.stop() };
   }
   // A fresh database beside the one named, dropped at the end (as bench/heartbeat does).
@@ -202,7 +205,7 @@ async function startServers(): Promise<Servers> {
   };
   try {
     // One at a time: the first runs the migrations.
-    for (let i = 0; i < REPLICAS; i++) replicas.push(await startLockstep({ ...env, DATABASE_URL: url.toString() }));
+    for (let i = 0; i < REPLICAS; i++) replicas.push(await startLockstep({ ...env, DATABASE_URL: url.toString() }, nodeArgs));
   } catch (error) {
     await cleanup();
     throw error;
