@@ -26,7 +26,7 @@ import { cpus, loadavg } from 'node:os';
 import { parseArgs } from 'node:util';
 import { Client } from 'pg';
 import { packageArchive } from '../test/support/archives';
-import { rssOf, Running, startBareServer, startLockstep } from './support/processes';
+import { bareJsonServer, rssOf, Running, startBareServer, startLockstep } from './support/processes';
 import { Samples, SimulatedFleet, Target, target, WindowStats, call } from './support/simulated-fleet';
 
 const { values } = parseArgs({
@@ -67,20 +67,7 @@ const PHASES: Array<[string, number]> = [
 if (REPLICAS > 1 && values.db === 'sqlite') throw new Error('--replicas needs PostgreSQL: pass --db postgres://...');
 if (!(AGENTS > STOP && CLUSTERS >= 2 && POLL_S >= 1 && DURATION_S > 0)) throw new Error('need --agents > --stop, --clusters >= 2 (one is upgraded, the stopped agents are in the others), --poll >= 1, --duration > 0');
 
-const BARE_SERVER = `
-const http = require('node:http');
-const answer = JSON.stringify({ commands: [], hold: false, pollAfterMs: Number(process.env.POLL_MS) });
-http.createServer((req, res) => {
-  if (req.url === '/ready') { res.end('ok'); return; }
-  let body = '';
-  req.on('data', (c) => (body += c));
-  req.on('end', () => {
-    JSON.parse(body);
-    res.writeHead(200, { 'Content-Type': 'application/json' });
-    res.end(answer);
-  });
-}).listen(Number(process.env.PORT), '127.0.0.1');
-`;
+const BARE_SERVER = bareJsonServer('JSON.stringify({ commands: [], hold: false, pollAfterMs: Number(process.env.POLL_MS) })');
 
 // ---------------------------------------------------------------------------------------------
 // Measuring a process from /proc

@@ -18,7 +18,7 @@ import { randomBytes } from 'node:crypto';
 import { cpus } from 'node:os';
 import { parseArgs } from 'node:util';
 import { Client } from 'pg';
-import { startBareServer, startLockstep } from './support/processes';
+import { bareJsonServer, startBareServer, startLockstep } from './support/processes';
 
 const { values } = parseArgs({
   options: {
@@ -40,19 +40,7 @@ const ADMIN = 'lsk_bench-admin-token-000000000000';
 const heartbeatBody = JSON.stringify({ version: '1.0.0', busy: false, facts: { os: 'linux', arch: 'x64', freeDiskMb: 51200, memoryMb: 8192 } });
 const answer = JSON.stringify({ commands: [], hold: false, pollAfterMs: 10000 });
 
-const BARE_SERVER = `
-const http = require('node:http');
-http.createServer((req, res) => {
-  if (req.url === '/ready') { res.end('ok'); return; }
-  let body = '';
-  req.on('data', (c) => (body += c));
-  req.on('end', () => {
-    JSON.parse(body);
-    res.writeHead(200, { 'Content-Type': 'application/json' });
-    res.end(${JSON.stringify(answer)});
-  });
-}).listen(Number(process.env.PORT), '127.0.0.1');
-`;
+const BARE_SERVER = bareJsonServer(JSON.stringify(answer));
 
 // Plain Fastify as Lockstep's native agent routes use it: a JSON schema compiled once for the body
 // and a bearer check before the handler; no database.

@@ -67,6 +67,25 @@ export async function startLockstep(env: Record<string, string> = {}, nodeArgs: 
   return { url, pid: child.pid!, dataDir, stop: stopper(child, () => (env.DATA_DIR ? undefined : fs.rmSync(dataDir, { recursive: true, force: true }))) };
 }
 
+/**
+ * The baseline of the heartbeat benches: a bare node:http server that reads each body, parses it
+ * as JSON and answers `answer` (a JavaScript expression, evaluated once in the server's process).
+ */
+export const bareJsonServer = (answer: string) => `
+const http = require('node:http');
+const answer = ${answer};
+http.createServer((req, res) => {
+  if (req.url === '/ready') { res.end('ok'); return; }
+  let body = '';
+  req.on('data', (c) => (body += c));
+  req.on('end', () => {
+    JSON.parse(body);
+    res.writeHead(200, { 'Content-Type': 'application/json' });
+    res.end(answer);
+  });
+}).listen(Number(process.env.PORT), '127.0.0.1');
+`;
+
 /** A plain node:http server in its own process; `script` is the body of a module that listens on PORT. */
 export async function startBareServer(script: string): Promise<Running> {
   const port = await freePort();
