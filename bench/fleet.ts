@@ -27,7 +27,7 @@ import { parseArgs } from 'node:util';
 import { Client } from 'pg';
 import { packageArchive } from '../test/support/archives';
 import { bareJsonServer, rssOf, Running, startBareServer, startLockstep } from './support/processes';
-import { Samples, SimulatedFleet, Target, target, WindowStats, call } from './support/simulated-fleet';
+import { SimulatedFleet, Target, target, WindowStats, call } from './support/simulated-fleet';
 
 const { values } = parseArgs({
   options: {

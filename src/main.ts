@@ -38,11 +38,14 @@ function readCommandLine(argv: string[]): boolean {
 }
 
 async function main(): Promise<void> {
-  // Loaded only now, once the command line said to serve (see readCommandLine).
+  // Loaded only now, once the command line said to serve (see readCommandLine): --help and
+  // --version answer without loading Nest.
+  /* eslint-disable @typescript-eslint/no-require-imports */
   require('reflect-metadata');
   const { Logger } = require('@nestjs/common') as typeof import('@nestjs/common');
   const { createApp } = require('./app.factory') as typeof import('./app.factory');
   const { ConfigError, loadConfig } = require('./config/app-config') as typeof import('./config/app-config');
+  /* eslint-enable @typescript-eslint/no-require-imports */
   let config;
   try {
     config = loadConfig(process.env);

@@ -7,7 +7,6 @@ import { mountSmallDisk, unmountSmallDisk } from './support/host';
 import { RAM_DISK, TestApp } from './support/test-app';
 
 // better-sqlite3 ships no types here; the tests need only these few members of a connection.
-// eslint-disable-next-line @typescript-eslint/no-require-imports
 const BetterSqlite3 = require('better-sqlite3') as new (file: string, options?: { timeout?: number }) => {
   exec(sql: string): unknown;
   close(): void;

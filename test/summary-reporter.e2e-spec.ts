@@ -3,7 +3,6 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 
 // The reporter is plain JavaScript that Jest loads by path (jest.config.js).
-// eslint-disable-next-line @typescript-eslint/no-require-imports
 const { databaseLines } = require('./support/summary-reporter.js') as {
   databaseLines(results: { testResults: FileResult[] }, rootDir: string, env: Record<string, string | undefined>): string[];
 };

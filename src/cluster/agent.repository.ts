@@ -1,5 +1,5 @@
 import { Injectable } from '@nestjs/common';
-import { EntityManager, FindOptionsWhere, In, IsNull, LessThan, LessThanOrEqual } from 'typeorm';
+import { EntityManager, FindOptionsWhere, IsNull, LessThan, LessThanOrEqual } from 'typeorm';
 import { Database, Tx, updateById } from '../database/database';
 import { placeholders } from '../database/rows';
 import { Agent } from './agent.entity';

@@ -4,7 +4,7 @@ import { ApiPackageContent, ApiRefusals } from '../common/openapi';
 import type {} from '@fastify/static'; // reply.sendFile
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import * as nodePath from 'node:path';
-import parseRange = require('range-parser');
+import parseRange from 'range-parser';
 import { AgentRoute, CurrentPrincipal, RequireRole } from '../auth/access.decorators';
 import type { Principal } from '../auth/principal';
 import { DomainError } from '../common/errors';
