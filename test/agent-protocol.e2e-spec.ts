@@ -170,7 +170,7 @@ describeEachDatabase('the command channel', (kind) => {
   afterAll(() => t.close());
 
   const enqueue = (agentId: string) =>
-    t.db.transaction((tx) => commands.enqueue(tx, { agentId, clusterId, type: 'switchover', payload: { activate: true }, reference: 'test' }));
+    t.db.transaction((tx) => commands.enqueue(tx, { agentId, clusterId, type: 'switchover', payload: { activate: true, failoverGroup: null, peerAgentId: null }, reference: 'test' }));
 
   it('carries a pending command on every heartbeat until the agent reports on it', async () => {
     const { registered, agent } = await givenPairedAgent(t, clusterId);

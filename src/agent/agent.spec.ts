@@ -143,7 +143,7 @@ describe('ReferenceAgent', () => {
   }
 
   function upgrade(id: string, options: Record<string, unknown>) {
-    return { id, type: 'upgrade', upgradeId: 'u1', stepId: 's1', ...server.serve('p110', next), fromVersion: '1.0.0', toVersion: '1.1.0', kind: 'full', migration: 'migrate.js', phases: ['precheck', 'backup', 'stop', 'install', 'migrate', 'start', 'verify'], options };
+    return { id, type: 'upgrade', upgradeId: 'u1', stepId: 's1', ...server.serve('p110', next), fromVersion: '1.0.0', toVersion: '1.1.0', kind: 'full', migration: 'migrate.js', phases: ['precheck', 'backup', 'install', 'stop', 'migrate', 'start', 'verify'], options };
   }
 
   const lines = (file: string) => (fs.existsSync(file) ? fs.readFileSync(file, 'utf8').trim().split('\n') : []);

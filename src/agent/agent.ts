@@ -1,12 +1,13 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import type { CommandDto, HeartbeatAnswerDto, PairAnswerDto } from '../cluster/dto/agent-protocol.dto';
+import type { HeartbeatAnswerDto, PairAnswerDto } from '../cluster/dto/agent-protocol.dto';
+import type { AgentCommandMessage } from '../protocol/agent-protocol';
 import { backoffMs } from './backoff';
 import { AgentState, Home, Outcome, readJson, UpgradeJournal, writeJsonAtomic } from './home';
 import { HostCommands } from './host-commands';
 import { Product, stopProcess } from './product';
-import { rollBack, runMigration, unpackSafely, UpgradeCommand, UpgradeRunner, withNotes } from './upgrade-runner';
+import { rollBack, runMigration, unpackSafely, UpgradeRunner, withNotes } from './upgrade-runner';
 import { WorkQueue } from './work-queue';
 
 export interface AgentOptions {
@@ -218,7 +219,8 @@ export class ReferenceAgent {
     if (answer.hold !== this.hold) this.log(answer.hold ? 'hold: no new work of my own' : 'hold lifted');
     this.hold = answer.hold;
     this.work.tick(this.hold);
-    for (const command of answer.commands) this.receive(command);
+    // The commands' shapes are the protocol's (src/protocol/agent-protocol.ts).
+    for (const command of answer.commands as unknown as AgentCommandMessage[]) this.receive(command);
     return answer.pollAfterMs;
   }
 
@@ -231,7 +233,7 @@ export class ReferenceAgent {
   }
 
   /** A command comes with every heartbeat until it is reported on: each is done once. */
-  private receive(command: CommandDto): void {
+  private receive(command: AgentCommandMessage): void {
     const done = this.state!.done[command.id];
     if (done) {
       void this.send(command.id, done); // the earlier report was lost: say it again
@@ -243,7 +245,7 @@ export class ReferenceAgent {
     });
   }
 
-  private async execute(command: CommandDto): Promise<void> {
+  private async execute(command: AgentCommandMessage): Promise<void> {
     this.log(`command ${command.id}: ${command.type}`);
     const progress = async (phase: string, percent: number, message?: string) => {
       await this.call('POST', `/api/v1/agent/commands/${command.id}/progress`, { phase, percent, ...(message ? { message: message.slice(0, 500) } : {}) }).catch((e: Error) => this.log(`progress not sent: ${e.message}`));
@@ -269,11 +271,11 @@ export class ReferenceAgent {
   }
 
   /** The command's outcome, and whether the host is to be rebooted once the server acknowledged it. */
-  private async perform(command: CommandDto, progress: (phase: string, percent: number, message?: string) => Promise<void>): Promise<[Outcome, boolean]> {
+  private async perform(command: AgentCommandMessage, progress: (phase: string, percent: number, message?: string) => Promise<void>): Promise<[Outcome, boolean]> {
     switch (command.type) {
       case 'upgrade': {
         const runner = new UpgradeRunner(this.home, this.product, this.state!.server, this.state!.token, this.host);
-        const outcome = await runner.run(command as unknown as UpgradeCommand, progress);
+        const outcome = await runner.run(command, progress);
         return [outcome, runner.rebootRequested];
       }
       case 'switchover': {
@@ -290,7 +292,8 @@ export class ReferenceAgent {
         return [{ status: 'succeeded', ...(version ? { version } : {}) }, false];
       }
       default:
-        return [{ status: 'failed', error: `command type ${String(command.type)} is not known to this agent` }, false];
+        // A newer server's command this agent does not know: said so, not ignored.
+        return [{ status: 'failed', error: `command type ${String((command as { type: unknown }).type)} is not known to this agent` }, false];
     }
   }
 

@@ -124,7 +124,7 @@ describe('UpgradeRunner', () => {
       toVersion,
       kind,
       migration: kind === 'full' ? 'migrate.js' : null,
-      phases: ['precheck', 'backup', 'stop', 'install', 'migrate', 'start', 'verify'],
+      phases: ['precheck', 'backup', 'install', 'stop', 'migrate', 'start', 'verify'],
       options: { rebootAfter: false, waitForIdle: true, phaseTimeoutS: 1800, delayedStartS: 0, stopServices: [], ignoreVersionCheck: false, agentOptions: {} },
       ...overrides,
     };

@@ -7,38 +7,13 @@ import { downloadPackage } from './download';
 import { Home, Outcome, UpgradeJournal, writeJsonAtomic } from './home';
 import { HostCommands, SERVICE_NAME } from './host-commands';
 import { Product } from './product';
+import { UPGRADE_PHASES, type UpgradeCommandOptions, type UpgradeCommandPayload } from '../protocol/agent-protocol';
 
 const run = promisify(execFile);
 
-/** The upgrade command's options (older servers send fewer: a missing one is false, 0 or empty). */
-export interface UpgradeCommandOptions {
-  rebootAfter?: boolean;
-  waitForIdle?: boolean;
-  phaseTimeoutS?: number;
-  /** Seconds to wait in the start phase before the product starts; 0: none. */
-  delayedStartS?: number;
-  /** Services stopped (`<service command> stop <name>`) before the product, started again after it. */
-  stopServices?: string[];
-  /** Upgrade even when the installed version is not the command's fromVersion. */
-  ignoreVersionCheck?: boolean;
-  agentOptions?: Record<string, string | number | boolean>;
-}
-
-export interface UpgradeCommand {
-  id: string;
-  upgradeId?: string;
-  stepId?: string;
-  packageId: string;
-  sha256: string;
-  size: number;
-  downloadPath: string;
-  fromVersion: string | null;
-  toVersion: string;
-  kind: 'full' | 'webapps';
-  migration: string | null;
-  phases: string[];
-  options?: UpgradeCommandOptions;
-}
+/** An upgrade command as the agent receives it: its id beside the payload (src/protocol/agent-protocol.ts). */
+export type UpgradeCommand = { id: string } & UpgradeCommandPayload;
+export type { UpgradeCommandOptions };
 
 export type { Outcome };
 export type Report = (phase: string, percent: number, message?: string) => Promise<void>;
@@ -75,7 +50,7 @@ export class UpgradeRunner {
     const phases = command.phases;
     const options = command.options ?? {};
     // The package is downloaded and unpacked before the product is stopped, to keep the downtime short.
-    const order = ['precheck', 'backup', 'install', 'stop', 'migrate', 'start', 'verify'].filter((p) => phases.includes(p));
+    const order = UPGRADE_PHASES.filter((p) => phases.includes(p)) as string[];
     const step = (phase: string) => Math.floor((Math.max(0, order.indexOf(phase)) / order.length) * 100);
     const oldVersion = this.home.currentVersion();
     const oldWebapps = this.home.webappsVersion();

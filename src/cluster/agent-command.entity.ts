@@ -1,16 +1,14 @@
 import { Column, Entity, Index, PrimaryColumn } from 'typeorm';
 import { JsonColumn, TimestampColumn } from '../common/columns';
 
-export const COMMAND_TYPES = ['upgrade', 'switchover', 'migrate'] as const;
-export type CommandType = (typeof COMMAND_TYPES)[number];
+import type { CommandType } from '../protocol/agent-protocol';
+
+export { COMMAND_TYPES, REPORTED_ENDS, type CommandType, type ReportedEnd } from '../protocol/agent-protocol';
 
 export const COMMAND_STATUSES = ['pending', 'running', 'succeeded', 'failed', 'rolled-back', 'cancelled'] as const;
 export type CommandStatus = (typeof COMMAND_STATUSES)[number];
 export const ENDED_COMMAND_STATUSES: readonly CommandStatus[] = ['succeeded', 'failed', 'rolled-back', 'cancelled'];
 
-/** Ends an agent may report; `cancelled` is the server's own. */
-export const REPORTED_ENDS = ['succeeded', 'failed', 'rolled-back'] as const;
-export type ReportedEnd = (typeof REPORTED_ENDS)[number];
 
 /**
  * One command in an agent's queue. Pending commands ride on every heartbeat answer until the agent

@@ -3,12 +3,13 @@ import { randomUUID } from 'node:crypto';
 import { Clock } from '../common/clock';
 import { ConflictError, ForbiddenError, NotFoundError } from '../common/errors';
 import { Database, Tx } from '../database/database';
-import { AgentCommand, CommandType, ENDED_COMMAND_STATUSES } from './agent-command.entity';
+import { AgentCommand, ENDED_COMMAND_STATUSES } from './agent-command.entity';
 import { AgentCommandRepository } from './agent-command.repository';
 import { AgentRepository } from './agent.repository';
 import { AgentUpdater } from './agent-updater';
 import { EventLog } from '../progress/event-log.service';
 import { AgentCommandDto, AgentCommandPageDto, CommandDto, CommandStateDto, CompleteReportDto, ProgressReportDto } from './dto/agent-protocol.dto';
+import type { MigrateCommandPayload, SwitchoverCommandPayload, UpgradeCommandPayload } from '../protocol/agent-protocol';
 
 /** What an agent did with a command: fetched it (with a heartbeat answer), reported progress, or its end. */
 export type CommandReport = { kind: 'fetched' } | { kind: 'progress'; report: ProgressReportDto } | { kind: 'complete'; report: CompleteReportDto };
@@ -27,14 +28,13 @@ export type CommandReportHandler = (tx: Tx, command: AgentCommand, report: Comma
  */
 export type CommandLockHook = (tx: Tx, command: AgentCommand) => Promise<void>;
 
-export interface NewCommand {
+/** A command to queue: its type and that type's payload (src/protocol/agent-protocol.ts). */
+export type NewCommand = {
   agentId: string;
   clusterId: string;
-  type: CommandType;
-  payload: Record<string, unknown>;
   /** Who asked, e.g. `step:<id>`, so the handler finds its way back. */
   reference?: string;
-}
+} & ({ type: 'upgrade'; payload: UpgradeCommandPayload } | { type: 'switchover'; payload: SwitchoverCommandPayload } | { type: 'migrate'; payload: MigrateCommandPayload });
 
 /** The per-agent command queue: other modules enqueue; agents take and report; handlers learn. */
 @Injectable()
@@ -67,7 +67,7 @@ export class AgentCommandsService {
       agentId: command.agentId,
       clusterId: command.clusterId,
       type: command.type,
-      payload: command.payload,
+      payload: { ...command.payload },
       reference: command.reference ?? null,
       status: 'pending',
       phase: null,

@@ -20,6 +20,7 @@ import { Upgrade } from './upgrade.entity';
 import { UpgradeRepository } from './upgrade.repository';
 import { UpgradeStep } from './upgrade-step.entity';
 import { UpgradeWriter } from './upgrade-writer';
+import { type SwitchoverCommandPayload, type UpgradeCommandPayload, upgradePhases } from '../protocol/agent-protocol';
 
 const TICK_MS = 1000;
 const REPORT_COALESCE_MS = 50;
@@ -50,9 +51,6 @@ function ruleAgents(agents: Agent[]): Map<string, RuleAgent> {
 }
 
 /** The phases an agent runs for an upgrade, as the options ask (the agent may run them in its own order, e.g. install beside the old version before stop). */
-export function phasesFor(options: Upgrade['options']): string[] {
-  return ['precheck', ...(options.backup ? ['backup'] : []), 'stop', 'install', ...(options.migrate ? ['migrate'] : []), ...(options.startAfterUpgrade ? ['start', 'verify'] : [])];
-}
 
 /**
  * Drives upgrades. Every pass over an upgrade runs in one transaction under the upgrade's lock:
@@ -241,13 +239,13 @@ export class UpgradeExecutor implements OnModuleInit, OnApplicationBootstrap, Be
         Object.assign(step, { status: 'waiting', waitingFor: action.for, waitingSince: now });
         return;
       case 'start': {
-        const command = await this.commands.enqueue(tx, {
-          agentId: step.agentId,
-          clusterId: upgrade.clusterId,
-          type: step.kind === 'upgrade' ? 'upgrade' : 'switchover',
-          payload: step.kind === 'upgrade' ? this.upgradePayload(upgrade, pkg, step, agent) : { activate: true, failoverGroup: step.failoverGroup, peerAgentId: step.fromAgentId, upgradeId: upgrade.id, stepId: step.id },
-          reference: `${STEP_REFERENCE}${upgrade.id}/${step.id}`,
-        });
+        const target = { agentId: step.agentId, clusterId: upgrade.clusterId, reference: `${STEP_REFERENCE}${upgrade.id}/${step.id}` };
+        const command = await this.commands.enqueue(
+          tx,
+          step.kind === 'upgrade'
+            ? { ...target, type: 'upgrade', payload: this.upgradePayload(upgrade, pkg, step, agent) }
+            : { ...target, type: 'switchover', payload: { activate: true, failoverGroup: step.failoverGroup, peerAgentId: step.fromAgentId, upgradeId: upgrade.id, stepId: step.id } },
+        );
         // Running only once the agent fetched the command (see onReport): until then it waits for
         // the agent, and an agent that went silent meanwhile misses its turn instead of hanging.
         Object.assign(step, {
@@ -290,7 +288,7 @@ export class UpgradeExecutor implements OnModuleInit, OnApplicationBootstrap, Be
     }
   }
 
-  private upgradePayload(upgrade: Upgrade, pkg: Package, step: UpgradeStep, agent: Agent | null): Record<string, unknown> {
+  private upgradePayload(upgrade: Upgrade, pkg: Package, step: UpgradeStep, agent: Agent | null): UpgradeCommandPayload {
     const { options } = upgrade;
     return {
       upgradeId: upgrade.id,
@@ -303,7 +301,7 @@ export class UpgradeExecutor implements OnModuleInit, OnApplicationBootstrap, Be
       toVersion: pkg.version,
       kind: pkg.kind,
       migration: pkg.migration,
-      phases: phasesFor(options),
+      phases: upgradePhases(options),
       options: {
         rebootAfter: options.rebootAfter,
         waitForIdle: options.waitForIdle,
@@ -392,7 +390,7 @@ export class UpgradeExecutor implements OnModuleInit, OnApplicationBootstrap, Be
             agentId: step.fromAgentId,
             clusterId: upgrade.clusterId,
             type: 'switchover',
-            payload: { activate: false, failoverGroup: step.failoverGroup, peerAgentId: step.agentId, upgradeId: upgrade.id },
+            payload: { activate: false, failoverGroup: step.failoverGroup, peerAgentId: step.agentId, upgradeId: upgrade.id } satisfies SwitchoverCommandPayload,
             reference: `standby:${step.id}`,
           });
         }
