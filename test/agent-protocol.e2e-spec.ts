@@ -107,6 +107,15 @@ describeEachDatabase('heartbeats', (kind) => {
     expect(await t.db.reader.count(ProgressEvent)).toBe(before); // liveness alone is no event
   });
 
+  it('writes the last-seen time of every agent whose heartbeat changed nothing, in one flush', async () => {
+    const agents = await Promise.all([0, 1, 2, 3, 4].map(() => givenPairedAgent(t, clusterId)));
+    await t.app.get(AgentLiveness).flush();
+    clock.advance(7000);
+    for (const { agent } of agents) await agent.heartbeat().expect(200);
+    await t.app.get(AgentLiveness).flush();
+    for (const { registered } of agents) expect(await getAgent(registered.id)).toMatchObject({ lastSeenAt: clock.now().toISOString() });
+  });
+
   it('marks a silent agent offline after the timeout, and online again when it returns', async () => {
     const { registered, agent } = await givenPairedAgent(t, clusterId);
     const liveness = t.app.get(AgentLiveness);

@@ -8,8 +8,10 @@ import { AccessToken, USER_ROLES, UserRole } from './access-token.entity';
 export class AccessTokenRepository {
   constructor(private readonly db: Database) {}
 
-  findBySecretHash(secretHash: string): Promise<AccessToken | null> {
-    return this.db.reader.findOneBy(AccessToken, { secretHash });
+  /** Every cache miss of a token check, agents' heartbeats included: fixed SQL (see Rows), not the query builder. */
+  async findBySecretHash(secretHash: string): Promise<AccessToken | null> {
+    const [token] = await this.db.rows(AccessToken).find(this.db.reader, '"secretHash" = $1', [secretHash]);
+    return token ?? null;
   }
 
   findUserToken(id: string, em: EntityManager = this.db.reader): Promise<AccessToken | null> {

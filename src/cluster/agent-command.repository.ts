@@ -14,7 +14,7 @@ export class AgentCommandRepository {
    * every heartbeat, so it is fixed SQL rather than the query builder.
    */
   async findPendingFor(agentId: string): Promise<Array<Pick<AgentCommand, 'id' | 'type' | 'payload'> & { fetched: boolean }>> {
-    const rows: Array<{ id: string; type: AgentCommand['type']; payload: string; fetchedAt: string | null }> = await this.db.reader.query(this.db.sql(PENDING_SQL), [agentId]);
+    const rows = await this.db.hotRead<{ id: string; type: AgentCommand['type']; payload: string; fetchedAt: string | null }>(PENDING_SQL, [agentId]);
     return rows.map((r) => ({ id: r.id, type: r.type, payload: JSON.parse(r.payload) as Record<string, unknown>, fetched: r.fetchedAt !== null }));
   }
 

@@ -84,6 +84,11 @@ export function dataSourceOptions(database: AppConfig['database']): DataSourceOp
   };
 }
 
+/** The part of a better-sqlite3 connection hotRead uses. */
+interface SqliteReadHandle {
+  prepare(sql: string): { all(...params: unknown[]): unknown[] };
+}
+
 /**
  * The one way Lockstep reaches its database.
  *
@@ -98,6 +103,8 @@ export class Database implements OnApplicationShutdown {
   private readonly writeLock = new Mutex();
   private readonly dialectCache = new Map<string, string>();
   private readonly rowsCache = new Map<new () => object, Rows<object>>();
+  /** hotRead's prepared statements, per connection (a reopened connection prepares its own). */
+  private readonly hotStatements = new WeakMap<SqliteReadHandle, Map<string, { all(...params: unknown[]): unknown[] }>>();
   /** Set by a write that failed for want of disk space or an I/O error; cleared by the next commit or probe. */
   private trouble: WriteTrouble | null = null;
   private lastProbeAt = 0;
@@ -169,6 +176,22 @@ export class Database implements OnApplicationShutdown {
       this.rowsCache.set(entity, rows);
     }
     return rows as Rows<T>;
+  }
+
+  /**
+   * A committed-data read for the hottest paths (every heartbeat): fixed SQL with PostgreSQL
+   * placeholders. On SQLite it runs on the read-only connection's own prepared statement, kept per
+   * statement text, without TypeORM's query runner around it, which costs more than the read (see
+   * bench/heartbeat); on PostgreSQL it is the reader's query.
+   */
+  async hotRead<T>(text: string, params: unknown[]): Promise<T[]> {
+    if (this.type !== 'sqlite') return this.reader.query(this.sql(text), params);
+    const connection = (this.readerSource.driver as unknown as { databaseConnection: SqliteReadHandle }).databaseConnection;
+    let statements = this.hotStatements.get(connection);
+    if (!statements) this.hotStatements.set(connection, (statements = new Map()));
+    let statement = statements.get(text);
+    if (!statement) statements.set(text, (statement = connection.prepare(this.sql(text))));
+    return statement.all(...params) as T[];
   }
 
   /** EntityManager for reads outside a transaction; sees committed data only. */
