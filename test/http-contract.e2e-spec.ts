@@ -1,4 +1,4 @@
-import { describeEachDatabase, TestApp } from './support/test-app';
+import { describeEachDatabase, TEST_ADMIN_TOKEN, TestApp } from './support/test-app';
 
 describeEachDatabase('HTTP contract', (kind) => {
   let t: TestApp;
@@ -27,6 +27,17 @@ describeEachDatabase('HTTP contract', (kind) => {
     const own = await t.http().get('/api/v1/tokens').set('X-Request-Id', 'trace-42');
     expect(own.headers['x-request-id']).toBe('trace-42');
     expect(own.body.requestId).toBe('trace-42');
+    // An event stream writes its own head past Fastify: the id is on it too.
+    const clusterId = (await t.admin.post('/api/v1/clusters').send({ name: 'ids', product: 'acme-agent' }).expect(201)).body.id;
+    const controller = new AbortController();
+    const stream = await fetch(`${t.baseUrl}/api/v1/clusters/${clusterId}/events`, { headers: { Authorization: `Bearer ${TEST_ADMIN_TOKEN}`, 'X-Request-Id': 'stream-7' }, signal: controller.signal });
+    expect({ status: stream.status, id: stream.headers.get('x-request-id'), type: stream.headers.get('content-type') }).toEqual({ status: 200, id: 'stream-7', type: 'text/event-stream; charset=utf-8' });
+    controller.abort();
+  });
+
+  it('reads JSON that starts with a byte order mark, as some Windows tools send it', async () => {
+    const res = await t.admin.post('/api/v1/tokens').set('Content-Type', 'application/json').send('\uFEFF{"name":"bom","role":"viewer"}').expect(201);
+    expect(res.body).toMatchObject({ name: 'bom', role: 'viewer' });
   });
 
   it('names a bad field in a 400', async () => {

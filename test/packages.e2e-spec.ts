@@ -224,6 +224,10 @@ describeEachDatabase('packages', (kind) => {
     expect(sha256(Buffer.concat([head, Buffer.from(await rest.arrayBuffer())]))).toBe(pkg.sha256);
     const beyond = await fetch(t.baseUrl + url, { headers: { ...auth, Range: `bytes=${archive.length + 10}-` } });
     expect(beyond.status).toBe(416);
+    // A range asked for under an If-Range that no longer matches is ignored: the whole package, even when the range is beyond it.
+    const stale = await fetch(t.baseUrl + url, { headers: { ...auth, Range: `bytes=${archive.length + 10}-`, 'If-Range': '"an-older-package"' } });
+    expect(stale.status).toBe(200);
+    expect(sha256(Buffer.from(await stale.arrayBuffer()))).toBe(pkg.sha256);
 
     const other = await givenCluster(t);
     const { agent: stranger } = await givenPairedAgent(t, other.id);

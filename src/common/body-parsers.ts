@@ -48,7 +48,8 @@ export function registerBodyParsers(fastify: FastifyInstance, maxJsonBodyBytes: 
   fastify.addContentTypeParser('application/json', { parseAs: 'buffer', bodyLimit: maxJsonBodyBytes }, (request: FastifyRequest, body: Buffer, done: (error: Error | null, value?: unknown) => void) => {
     try {
       checkJsonBody(request, null, body, charsetOf(request.headers['content-type']));
-      const text = body.toString('utf8');
+      // A byte order mark is no JSON, but some clients (Windows tools) send one: it is dropped.
+      const text = body.toString('utf8').replace(/^\uFEFF/, '');
       // An empty body is no body (a POST of a verb with nothing to say), as Express's parser had it.
       if (!text.trim()) return done(null, {});
       const first = /\S/.exec(text)![0];

@@ -22,7 +22,8 @@ export const requestIdOf = (request: Pick<FastifyRequest, 'id'> | undefined): st
 export function addRequestIdAndAccessLog(fastify: FastifyInstance): void {
   const logger = new Logger('HTTP');
   fastify.addHook('onRequest', (request: FastifyRequest, reply: FastifyReply, done: () => void) => {
-    reply.header('X-Request-Id', request.id);
+    // On the raw response: event streams write their own head past Fastify, and carry it too.
+    reply.raw.setHeader('X-Request-Id', request.id);
     done();
   });
   fastify.addHook('onResponse', (request: FastifyRequest, reply: FastifyReply, done: () => void) => {

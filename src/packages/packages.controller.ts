@@ -93,17 +93,16 @@ export class PackagesController {
 
 /** Streams a stored package with its hash; ranges answered 206, a range outside it 416. */
 async function sendPackage(reply: FastifyReply, { path, pkg }: { path: string; pkg: { sha256: string; size: number } }): Promise<void> {
-  const range = reply.request.headers.range;
-  // @fastify/send answers an unsatisfiable range with its own error; the API answers it in its shape.
-  if (range && parseRange(pkg.size, range) === -1) {
-    throw new DomainError(HttpStatus.REQUESTED_RANGE_NOT_SATISFIABLE, 'RANGE_NOT_SATISFIABLE', `The range asked for is outside the package's ${pkg.size} bytes; ask for a range within bytes 0-${pkg.size - 1}.`, undefined);
-  }
   const etag = `"${pkg.sha256}"`;
   // If-Range against this ETag (send knows only its own): a match keeps the range, else the whole package.
   const headers = reply.request.raw.headers;
   if (headers['if-range'] !== undefined) {
     if (headers['if-range'] === etag) delete headers['if-range'];
     else delete headers.range;
+  }
+  // @fastify/send answers an unsatisfiable range with its own error; the API answers it in its shape.
+  if (headers.range && parseRange(pkg.size, headers.range) === -1) {
+    throw new DomainError(HttpStatus.REQUESTED_RANGE_NOT_SATISFIABLE, 'RANGE_NOT_SATISFIABLE', `The range asked for is outside the package's ${pkg.size} bytes; ask for a range within bytes 0-${pkg.size - 1}.`, undefined);
   }
   reply.header('ETag', etag);
   reply.header('X-Content-SHA256', pkg.sha256);

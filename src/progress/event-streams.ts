@@ -1,6 +1,7 @@
 import { BeforeApplicationShutdown, Injectable, Logger } from '@nestjs/common';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Subscription } from 'rxjs';
+import { toErrorResponse } from '../common/error-body';
 import { type AppConfig, InjectAppConfig } from '../config/app-config';
 import { toEventDto } from './event.dto';
 import { EventFeed } from './event-feed';
@@ -184,6 +185,12 @@ export class EventStreams implements BeforeApplicationShutdown {
       keepAlive = setInterval(() => write(': keep-alive\n\n'), this.config.sseKeepAliveMs);
     } catch (error) {
       this.logger.error(`event stream failed: ${(error as Error).message}`);
+      if (!res.headersSent && !closed) {
+        // Failed before it opened (the database down...): an answer in the API's shape, not an empty 200.
+        const answer = toErrorResponse(error, undefined, this.logger);
+        res.writeHead(answer.status, { 'Content-Type': 'application/json; charset=utf-8', ...(answer.retryAfterS !== undefined ? { 'Retry-After': String(answer.retryAfterS) } : {}) });
+        res.end(JSON.stringify(answer.body));
+      }
       viewer.close();
     }
   }

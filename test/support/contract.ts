@@ -35,7 +35,9 @@ export function recordResponses(fastify: FastifyInstance): void {
 export async function saveDocumentOnce(baseUrl: string): Promise<void> {
   const dir = process.env[CONTRACT_DIR_ENV];
   if (!dir || fs.existsSync(path.join(dir, 'openapi.json'))) return;
-  const document = await (await fetch(`${baseUrl}/api/docs-json`)).text();
+  const answer = await fetch(`${baseUrl}/api/docs-json`);
+  if (!answer.ok) throw new Error(`/api/docs-json answered ${answer.status}: the contract check needs the document`);
+  const document = await answer.text();
   fs.writeFileSync(path.join(dir, `openapi-${process.pid}.tmp`), document);
   fs.renameSync(path.join(dir, `openapi-${process.pid}.tmp`), path.join(dir, 'openapi.json'));
 }
