@@ -4,7 +4,6 @@ import { FastifyAdapter, NestFastifyApplication } from '@nestjs/platform-fastify
 import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import helmet from 'helmet';
-import type { IncomingMessage, ServerResponse } from 'node:http';
 import { AppModule, AppOverrides } from './app.module';
 import { AGENT_ROUTE_MODELS, documentAgentRoutes, registerAgentRoutes } from './cluster/agent-protocol.routes';
 import { AllExceptionsFilter } from './common/all-exceptions.filter';
@@ -36,13 +35,13 @@ function addSecurityHeaders(fastify: FastifyInstance): void {
   const headers = helmet({ strictTransportSecurity: false });
   fastify.addHook('onRequest', (request: FastifyRequest, reply: FastifyReply, done: (error?: Error) => void) => {
     // Set on the raw response, so that streams and files written past Fastify carry them too.
-    const res = reply.raw;
-    if (!request.url.startsWith('/api/v1/')) return headers(request.raw as IncomingMessage, res as ServerResponse, (error?: unknown) => done(error as Error | undefined));
-    res.setHeader('Cache-Control', 'no-store');
-    // The agent protocol is for programs only (agent tokens reach nothing else): browser headers
-    // protect nothing there, and on the heartbeat, the hottest path, they cost a third of its rate.
-    if (request.url.startsWith('/api/v1/agent/')) return done();
-    headers(request.raw as IncomingMessage, res as ServerResponse, (error?: unknown) => done(error as Error | undefined));
+    if (request.url.startsWith('/api/v1/')) {
+      reply.raw.setHeader('Cache-Control', 'no-store');
+      // The agent protocol is for programs only (agent tokens reach nothing else): browser headers
+      // protect nothing there, and on the heartbeat, the hottest path, they cost a third of its rate.
+      if (request.url.startsWith('/api/v1/agent/')) return done();
+    }
+    headers(request.raw, reply.raw, (error?: unknown) => done(error as Error | undefined));
   });
 }
 

@@ -1,6 +1,6 @@
 import type { INestApplication, Type } from '@nestjs/common';
 import type { OpenAPIObject } from '@nestjs/swagger';
-import Ajv, { type ErrorObject, type ValidateFunction } from 'ajv';
+import Ajv, { type ErrorObject } from 'ajv';
 import { length } from 'class-validator';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { AuthService } from '../auth/auth.service';
@@ -138,11 +138,8 @@ export function registerAgentRoutes(app: INestApplication): void {
   const commands = app.get(AgentCommandsService);
   const pipe = createValidationPipe();
   const ajv = createAgentAjv();
-  const compiled = new Map<unknown, ValidateFunction>();
-  const validatorCompiler = ({ schema }: { schema: object }) => {
-    if (!compiled.has(schema)) compiled.set(schema, ajv.compile(schema));
-    return compiled.get(schema)!;
-  };
+  // ajv keeps what it compiled per schema object: the params schema shared by two routes is compiled once.
+  const validatorCompiler = ({ schema }: { schema: object }) => ajv.compile(schema);
 
   /** The calling agent, as the access guard checks an agent route (same refusals, same failed-attempt count). */
   const agentOf = async (request: FastifyRequest): Promise<string> => {

@@ -184,21 +184,18 @@ export class AgentRepository {
     // In id order: replicas flushing overlapping batches then lock rows in the same order and
     // cannot deadlock (an agent's heartbeats may reach several replicas behind a load balancer).
     const ordered = [...entries].sort((a, b) => (a.agentId < b.agentId ? -1 : a.agentId > b.agentId ? 1 : 0));
-    if (this.db.type === 'sqlite') {
-      // One writer, no lock order to keep: a statement per LIVENESS_CHUNK agents, not one per agent.
-      // The flush runs on the event loop, and 1,000 statements held every request back for tens of ms.
-      const plain = ordered.filter((entry) => !entry.facts);
-      for (let i = 0; i < plain.length; i += LIVENESS_CHUNK) {
-        const chunk = plain.slice(i, i + LIVENESS_CHUNK);
-        const values = chunk.map(() => '(?, ?)').join(', ');
-        await em.query(`WITH "seen"("id", "at") AS (VALUES ${values}) UPDATE "agents" SET "lastSeenAt" = "seen"."at" FROM "seen" WHERE "agents"."id" = "seen"."id"`, chunk.flatMap((entry) => [entry.agentId, entry.seenAt.toISOString()]));
-      }
-      for (const entry of ordered) if (entry.facts) await em.query(withFacts, [entry.seenAt.toISOString(), JSON.stringify(entry.facts), entry.agentId]);
+    for (const entry of ordered) if (entry.facts) await em.query(withFacts, [entry.seenAt.toISOString(), JSON.stringify(entry.facts), entry.agentId]);
+    const plain = ordered.filter((entry) => !entry.facts);
+    if (this.db.type !== 'sqlite') {
+      for (const entry of plain) await em.query(seenOnly, [entry.seenAt.toISOString(), entry.agentId]);
       return;
     }
-    for (const entry of ordered) {
-      if (entry.facts) await em.query(withFacts, [entry.seenAt.toISOString(), JSON.stringify(entry.facts), entry.agentId]);
-      else await em.query(seenOnly, [entry.seenAt.toISOString(), entry.agentId]);
+    // One writer, no lock order to keep: a statement per LIVENESS_CHUNK agents, not one per agent.
+    // The flush runs on the event loop, and 1,000 statements held every request back for tens of ms.
+    for (let i = 0; i < plain.length; i += LIVENESS_CHUNK) {
+      const chunk = plain.slice(i, i + LIVENESS_CHUNK);
+      const values = chunk.map(() => '(?, ?)').join(', ');
+      await em.query(`WITH "seen"("id", "at") AS (VALUES ${values}) UPDATE "agents" SET "lastSeenAt" = "seen"."at" FROM "seen" WHERE "agents"."id" = "seen"."id"`, chunk.flatMap((entry) => [entry.agentId, entry.seenAt.toISOString()]));
     }
   }
 }
