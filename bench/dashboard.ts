@@ -27,17 +27,36 @@ import { loadConfig } from '../src/config/app-config';
 import { UpgradesService } from '../src/upgrades/upgrades.service';
 import { driveUpgrade, setUpFleet } from './support/fleet';
 
-const { values } = parseArgs({ options: { agents: { type: 'string', default: '1000' }, runs: { type: 'string', default: '3' } } });
+const { values } = parseArgs({
+  options: { agents: { type: 'string', default: '1000' }, runs: { type: 'string', default: '3' } },
+});
 const N = Number(values.agents);
 const RUNS = Number(values.runs);
 const ADMIN = 'lsk_bench-admin-token-000000000000';
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
-const PHASES: Array<[string, number]> = [['precheck', 0], ['backup', 14], ['stop', 28], ['install', 42], ['migrate', 57], ['start', 71], ['verify', 85]];
+const PHASES: Array<[string, number]> = [
+  ['precheck', 0],
+  ['backup', 14],
+  ['stop', 28],
+  ['install', 42],
+  ['migrate', 57],
+  ['start', 71],
+  ['verify', 85],
+];
 
 // Run in the page; these are the only page globals the callbacks touch.
 type Box = { top: number; bottom: number; height: number };
-type PageElement = { textContent: string | null; dataset: Record<string, string | undefined>; scrollHeight: number; getBoundingClientRect(): Box };
-declare const document: { querySelectorAll(selector: string): { length: number }; querySelector(selector: string): PageElement | null; getElementById(id: string): PageElement | null };
+type PageElement = {
+  textContent: string | null;
+  dataset: Record<string, string | undefined>;
+  scrollHeight: number;
+  getBoundingClientRect(): Box;
+};
+declare const document: {
+  querySelectorAll(selector: string): { length: number };
+  querySelector(selector: string): PageElement | null;
+  getElementById(id: string): PageElement | null;
+};
 declare const performance: { now(): number; memory?: { usedJSHeapSize: number } };
 declare const sessionStorage: { setItem(key: string, value: string): void };
 declare class EventSource {
@@ -47,19 +66,30 @@ declare class EventSource {
 }
 
 async function main(): Promise<void> {
-  if (!fs.existsSync(CHROMIUM)) throw new Error(`bench/dashboard needs Chromium at ${CHROMIUM} (apt-get install chromium)`);
+  if (!fs.existsSync(CHROMIUM))
+    throw new Error(`bench/dashboard needs Chromium at ${CHROMIUM} (apt-get install chromium)`);
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'lockstep-bench-dashboard-'));
-  const app = await createApp(loadConfig({ DATA_DIR: dataDir, LOCKSTEP_ADMIN_TOKEN: ADMIN, LOG_LEVEL: 'error', PAIRING_RATE_LIMIT: '1000000' }));
+  const app = await createApp(
+    loadConfig({ DATA_DIR: dataDir, LOCKSTEP_ADMIN_TOKEN: ADMIN, LOG_LEVEL: 'error', PAIRING_RATE_LIMIT: '1000000' }),
+  );
   await app.listen(0, '127.0.0.1');
   const base = `http://127.0.0.1:${(app.getHttpServer().address() as { port: number }).port}`;
-  const browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ['--no-sandbox', '--disable-gpu', '--enable-precise-memory-info'] });
+  const browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    headless: true,
+    args: ['--no-sandbox', '--disable-gpu', '--enable-precise-memory-info'],
+  });
   try {
     const { clusterId, packageId, agents } = await setUpFleet(app, base, ADMIN, N);
-    const upgrade = await app.get(UpgradesService).create(clusterId, { packageId, target: { all: true }, policy: 'backup-first' }, null);
+    const upgrade = await app
+      .get(UpgradesService)
+      .create(clusterId, { packageId, target: { all: true }, policy: 'backup-first' }, null);
     await driveUpgrade(app, upgrade.id, agents, PHASES);
     const finished = await app.get(UpgradesService).get(upgrade.id);
     const steps = finished.steps?.length ?? 0;
-    console.log(`bench/dashboard: upgrade of ${N} agents (${N / 2} in pairs, backup-first) ${finished.status}, ${steps} steps`);
+    console.log(
+      `bench/dashboard: upgrade of ${N} agents (${N / 2} in pairs, backup-first) ${finished.status}, ${steps} steps`,
+    );
 
     const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
     await page.goto(base);
@@ -79,11 +109,15 @@ async function main(): Promise<void> {
       const fetched = await page.evaluate(
         async ({ id, token }) => {
           const started = performance.now();
-          const get = async (url: string): Promise<{ items: Array<{ id: number }>; nextAfterId: number | null }> => (await fetch(url, { headers: { Authorization: `Bearer ${token}` } })).json() as Promise<{ items: Array<{ id: number }>; nextAfterId: number | null }>;
+          const get = async (url: string): Promise<{ items: Array<{ id: number }>; nextAfterId: number | null }> =>
+            (await fetch(url, { headers: { Authorization: `Bearer ${token}` } })).json() as Promise<{
+              items: Array<{ id: number }>;
+              nextAfterId: number | null;
+            }>;
           await get(`/api/v1/upgrades/${id}`);
           let count = 0;
           let lastId = 0;
-          for (let after = 0; ; ) {
+          for (let after = 0; ;) {
             const page = await get(`/api/v1/upgrades/${id}/history?limit=1000&afterId=${after}`);
             count += page.items.length;
             if (page.items.length) lastId = page.items[page.items.length - 1].id;
@@ -102,7 +136,11 @@ async function main(): Promise<void> {
       const streamed = await page.evaluate(
         async ({ id, token, count }) => {
           const started = performance.now();
-          const answer = await fetch('/api/v1/stream-tickets', { method: 'POST', headers: { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json' }, body: JSON.stringify({ stream: 'upgrade', id }) });
+          const answer = await fetch('/api/v1/stream-tickets', {
+            method: 'POST',
+            headers: { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json' },
+            body: JSON.stringify({ stream: 'upgrade', id }),
+          });
           const ticket = (await answer.json()) as { url: string };
           return new Promise<number>((resolve) => {
             let received = 0;
@@ -113,7 +151,15 @@ async function main(): Promise<void> {
               source.close();
               resolve(performance.now() - started);
             };
-            for (const type of ['upgrade.status', 'task.progress', 'pair.switchover', 'agent.status', 'package.status', 'command.status']) source.addEventListener(type, onEvent);
+            for (const type of [
+              'upgrade.status',
+              'task.progress',
+              'pair.switchover',
+              'agent.status',
+              'package.status',
+              'command.status',
+            ])
+              source.addEventListener(type, onEvent);
           });
         },
         { id: upgrade.id, token: ADMIN, count: events },
@@ -125,14 +171,22 @@ async function main(): Promise<void> {
       await page.goto(`${base}/#/upgrades/${upgrade.id}`);
       await page.waitForFunction(
         ({ count, stepCount, newest }) => {
-          if (document.querySelectorAll('.step[data-status]').length !== stepCount || !/succeeded/.test(document.querySelector('#upgrade-status')?.textContent ?? '')) return false;
+          if (
+            document.querySelectorAll('.step[data-status]').length !== stepCount ||
+            !/succeeded/.test(document.querySelector('#upgrade-status')?.textContent ?? '')
+          )
+            return false;
           const log = document.getElementById('events');
           if (!log || Number(log.dataset.count) < count) return false;
           const line = document.querySelector(`#events .line[data-id="${newest}"]`);
           if (!line) return false;
           const box = log.getBoundingClientRect();
           const drawn = line.getBoundingClientRect();
-          return log.scrollHeight >= count * drawn.height - 1 && drawn.top >= box.top - 0.5 && drawn.bottom <= box.bottom + 0.5;
+          return (
+            log.scrollHeight >= count * drawn.height - 1 &&
+            drawn.top >= box.top - 0.5 &&
+            drawn.bottom <= box.bottom + 0.5
+          );
         },
         { count: events, stepCount: steps, newest: lastId },
         { timeout: 120_000, polling: 50 },
@@ -141,10 +195,18 @@ async function main(): Promise<void> {
       heapMb = (await page.evaluate(() => performance.memory?.usedJSHeapSize ?? 0)) / 2 ** 20;
     }
     const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
-    console.log(`upgrade view, ${steps} step rows and ${events} events in its log   median ${median(views).toFixed(0)} ms   (runs: ${views.map((v) => v.toFixed(0)).join(', ')})`);
-    console.log(`baseline: the same upgrade and history fetched as JSON   median ${median(fetches).toFixed(0)} ms   (runs: ${fetches.map((v) => v.toFixed(0)).join(', ')})`);
-    console.log(`baseline: the same events over SSE, parsed, not drawn          median ${median(streams).toFixed(0)} ms   (runs: ${streams.map((v) => v.toFixed(0)).join(', ')})`);
-    console.log(`view / JSON ${(median(views) / median(fetches)).toFixed(1)}, view / SSE ${(median(views) / median(streams)).toFixed(1)}; page JS heap after the view ${heapMb.toFixed(1)} MiB`);
+    console.log(
+      `upgrade view, ${steps} step rows and ${events} events in its log   median ${median(views).toFixed(0)} ms   (runs: ${views.map((v) => v.toFixed(0)).join(', ')})`,
+    );
+    console.log(
+      `baseline: the same upgrade and history fetched as JSON   median ${median(fetches).toFixed(0)} ms   (runs: ${fetches.map((v) => v.toFixed(0)).join(', ')})`,
+    );
+    console.log(
+      `baseline: the same events over SSE, parsed, not drawn          median ${median(streams).toFixed(0)} ms   (runs: ${streams.map((v) => v.toFixed(0)).join(', ')})`,
+    );
+    console.log(
+      `view / JSON ${(median(views) / median(fetches)).toFixed(1)}, view / SSE ${(median(views) / median(streams)).toFixed(1)}; page JS heap after the view ${heapMb.toFixed(1)} MiB`,
+    );
   } finally {
     await browser.close();
     await app.close();

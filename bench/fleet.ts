@@ -65,9 +65,14 @@ const PHASES: Array<[string, number]> = [
   ['verify', 90],
 ];
 if (REPLICAS > 1 && values.db === 'sqlite') throw new Error('--replicas needs PostgreSQL: pass --db postgres://...');
-if (!(AGENTS > STOP && CLUSTERS >= 2 && POLL_S >= 1 && DURATION_S > 0)) throw new Error('need --agents > --stop, --clusters >= 2 (one is upgraded, the stopped agents are in the others), --poll >= 1, --duration > 0');
+if (!(AGENTS > STOP && CLUSTERS >= 2 && POLL_S >= 1 && DURATION_S > 0))
+  throw new Error(
+    'need --agents > --stop, --clusters >= 2 (one is upgraded, the stopped agents are in the others), --poll >= 1, --duration > 0',
+  );
 
-const BARE_SERVER = bareJsonServer('JSON.stringify({ commands: [], hold: false, pollAfterMs: Number(process.env.POLL_MS) })');
+const BARE_SERVER = bareJsonServer(
+  'JSON.stringify({ commands: [], hold: false, pollAfterMs: Number(process.env.POLL_MS) })',
+);
 
 // ---------------------------------------------------------------------------------------------
 // Measuring a process from /proc
@@ -104,7 +109,11 @@ class ProcessMeter {
     clearInterval(this.timer);
     this.sample();
     const wall = (performance.now() - this.wallStart) / 1000;
-    return this.pids.map((pid, k) => ({ cpuPercent: ((cpuSecondsOf(pid) - this.cpuStart[k]) / wall) * 100, peakRss: this.peak[k], lastRss: this.last[k] }));
+    return this.pids.map((pid, k) => ({
+      cpuPercent: ((cpuSecondsOf(pid) - this.cpuStart[k]) / wall) * 100,
+      peakRss: this.peak[k],
+      lastRss: this.last[k],
+    }));
   }
 }
 
@@ -121,9 +130,11 @@ interface Measured {
 
 function describe(m: Measured): string {
   const s = m.stats;
-  const urgent = s.urgent ? ` (${((s.heartbeats - s.urgent) / m.seconds).toFixed(0)}/s at the idle pace + ${(s.urgent / m.seconds).toFixed(0)}/s a second apart: agents with a command or held)` : '';
+  const urgent = s.urgent
+    ? ` (${((s.heartbeats - s.urgent) / m.seconds).toFixed(0)}/s at the idle pace + ${(s.urgent / m.seconds).toFixed(0)}/s a second apart: agents with a command or held)`
+    : '';
   return (
-    `${(s.heartbeats / m.seconds).toFixed(0)} heartbeats/s served${urgent}, ${m.asked.toFixed(0)}/s asked (agents / poll interval): ${((s.heartbeats - s.urgent) / m.seconds / m.asked * 100).toFixed(0)}% of it at the idle pace\n` +
+    `${(s.heartbeats / m.seconds).toFixed(0)} heartbeats/s served${urgent}, ${m.asked.toFixed(0)}/s asked (agents / poll interval): ${(((s.heartbeats - s.urgent) / m.seconds / m.asked) * 100).toFixed(0)}% of it at the idle pace\n` +
     `    latency from due p50 ${ms(s.fromDue.percentile(50))} ms p99 ${ms(s.fromDue.percentile(99))} ms, on the wire p50 ${ms(s.onWire.percentile(50))} ms p99 ${ms(s.onWire.percentile(99))} ms   errors ${s.errors} non-2xx ${s.non2xx}`
   );
 }
@@ -133,7 +144,12 @@ function describe(m: Measured): string {
 
 async function baseline(pollMs: number, seconds: number): Promise<Measured & { serverCpu: number }> {
   const server = await startBareServer(BARE_SERVER.replace('Number(process.env.POLL_MS)', String(pollMs)));
-  const fleet = new SimulatedFleet(AGENTS, { targets: [target(server.url, CONNECTIONS)], connections: CONNECTIONS, phaseDelayMs: 0, phases: [] });
+  const fleet = new SimulatedFleet(AGENTS, {
+    targets: [target(server.url, CONNECTIONS)],
+    connections: CONNECTIONS,
+    phaseDelayMs: 0,
+    phases: [],
+  });
   try {
     for (let i = 0; i < AGENTS; i++) fleet.add(`a${i}`, `lsa_baseline-${i}`, '1.0.0', pollMs === 0 ? 0 : pollMs);
     fleet.start();
@@ -145,7 +161,13 @@ async function baseline(pollMs: number, seconds: number): Promise<Measured & { s
     const stats = fleet.resetStats();
     const [cpu] = meter.stop();
     const elapsed = (performance.now() - start) / 1000;
-    return { seconds: elapsed, served: stats.heartbeats / elapsed, asked: pollMs === 0 ? NaN : AGENTS / (pollMs / 1000), stats, serverCpu: cpu.cpuPercent };
+    return {
+      seconds: elapsed,
+      served: stats.heartbeats / elapsed,
+      asked: pollMs === 0 ? NaN : AGENTS / (pollMs / 1000),
+      stats,
+      serverCpu: cpu.cpuPercent,
+    };
   } finally {
     await fleet.close();
     await server.stop();
@@ -192,7 +214,8 @@ async function startServers(): Promise<Servers> {
   };
   try {
     // One at a time: the first runs the migrations.
-    for (let i = 0; i < REPLICAS; i++) replicas.push(await startLockstep({ ...env, DATABASE_URL: url.toString() }, nodeArgs));
+    for (let i = 0; i < REPLICAS; i++)
+      replicas.push(await startLockstep({ ...env, DATABASE_URL: url.toString() }, nodeArgs));
   } catch (error) {
     await cleanup();
     throw error;
@@ -203,9 +226,13 @@ async function startServers(): Promise<Servers> {
 /** A set-up call, tried again (up to 5 times, a second apart) on a network error, 429 or 5xx. */
 async function setupCall(t: Target, method: string, path: string, token: string, body: unknown): Promise<any> {
   for (let attempt = 1; ; attempt++) {
-    const answer = await call(t, method, path, token, body).catch((error: Error) => ({ status: 0, body: error.message }));
+    const answer = await call(t, method, path, token, body).catch((error: Error) => ({
+      status: 0,
+      body: error.message,
+    }));
     if (answer.status > 0 && answer.status < 300) return answer.body;
-    if (attempt === 5 || (answer.status >= 300 && answer.status < 500 && answer.status !== 429)) throw new Error(`${method} ${path}: ${answer.status} ${JSON.stringify(answer.body)}`);
+    if (attempt === 5 || (answer.status >= 300 && answer.status < 500 && answer.status !== 429))
+      throw new Error(`${method} ${path}: ${answer.status} ${JSON.stringify(answer.body)}`);
     setupRetries++;
     await sleep(1000);
   }
@@ -216,13 +243,23 @@ async function uploadPackage(url: string, clusterId: string): Promise<string> {
   const form = new FormData();
   form.set('mode', 'upload-only');
   form.set('file', new Blob([packageArchive()]), 'package.tar.gz');
-  const res = await fetch(`${url}/api/v1/clusters/${clusterId}/packages`, { method: 'POST', headers: { Authorization: `Bearer ${ADMIN}` }, body: form });
+  const res = await fetch(`${url}/api/v1/clusters/${clusterId}/packages`, {
+    method: 'POST',
+    headers: { Authorization: `Bearer ${ADMIN}` },
+    body: form,
+  });
   if (!res.ok) throw new Error(`upload: ${res.status} ${await res.text()}`);
   return ((await res.json()) as { id: string }).id;
 }
 
 /** Runs `work(n)` for n in [0, count), `concurrency` at a time, printing progress every 15 s. */
-async function inParallel(count: number, concurrency: number, label: string, work: (n: number) => Promise<void>, extra: () => string): Promise<number> {
+async function inParallel(
+  count: number,
+  concurrency: number,
+  label: string,
+  work: (n: number) => Promise<void>,
+  extra: () => string,
+): Promise<number> {
   const start = performance.now();
   let next = 0;
   let done = 0;
@@ -234,7 +271,9 @@ async function inParallel(count: number, concurrency: number, label: string, wor
       const now = performance.now();
       if (now - lastReport > 15_000) {
         lastReport = now;
-        console.log(`  set-up: ${done} agents ${label} in ${((now - start) / 1000).toFixed(0)} s (${(done / ((now - start) / 1000)).toFixed(0)}/s)${extra()}`);
+        console.log(
+          `  set-up: ${done} agents ${label} in ${((now - start) / 1000).toFixed(0)} s (${(done / ((now - start) / 1000)).toFixed(0)}/s)${extra()}`,
+        );
       }
     }
   };
@@ -248,17 +287,44 @@ async function inParallel(count: number, concurrency: number, label: string, wor
  * paired is never offline, so registering first keeps the heartbeat load out of that half; an agent
  * starts polling as soon as it is paired, as a real one would, so the load grows while the rest pair.
  */
-async function setUp(targets: Target[], clusterIds: string[], fleet: SimulatedFleet, clusterOf: Uint16Array): Promise<{ registerS: number; pairS: number }> {
+async function setUp(
+  targets: Target[],
+  clusterIds: string[],
+  fleet: SimulatedFleet,
+  clusterOf: Uint16Array,
+): Promise<{ registerS: number; pairS: number }> {
   const keys: string[] = new Array(AGENTS);
   const concurrency = SETUP_CONCURRENCY * targets.length;
-  const registerS = await inParallel(AGENTS, concurrency, 'registered', async (n) => {
-    const registered = await setupCall(targets[n % targets.length], 'POST', `/api/v1/clusters/${clusterIds[n % clusterIds.length]}/agents`, ADMIN, { name: `agent-${n}`, address: `agent-${n}.bench`, role: 'standalone' });
-    keys[n] = registered.pairingKey;
-  }, () => '');
-  const pairS = await inParallel(AGENTS, concurrency, 'paired', async (n) => {
-    const paired = await setupCall(targets[n % targets.length], 'POST', '/api/v1/agent/pair', '', { pairingKey: keys[n], version: '1.0.0', facts: { os: 'linux', arch: 'x64', freeDiskMb: 51200, memoryMb: 8192 } });
-    clusterOf[fleet.add(paired.agentId, paired.token, '1.0.0', paired.pollAfterMs)] = n % clusterIds.length;
-  }, () => `, ${fleet.totalHeartbeats} heartbeats so far`);
+  const registerS = await inParallel(
+    AGENTS,
+    concurrency,
+    'registered',
+    async (n) => {
+      const registered = await setupCall(
+        targets[n % targets.length],
+        'POST',
+        `/api/v1/clusters/${clusterIds[n % clusterIds.length]}/agents`,
+        ADMIN,
+        { name: `agent-${n}`, address: `agent-${n}.bench`, role: 'standalone' },
+      );
+      keys[n] = registered.pairingKey;
+    },
+    () => '',
+  );
+  const pairS = await inParallel(
+    AGENTS,
+    concurrency,
+    'paired',
+    async (n) => {
+      const paired = await setupCall(targets[n % targets.length], 'POST', '/api/v1/agent/pair', '', {
+        pairingKey: keys[n],
+        version: '1.0.0',
+        facts: { os: 'linux', arch: 'x64', freeDiskMb: 51200, memoryMb: 8192 },
+      });
+      clusterOf[fleet.add(paired.agentId, paired.token, '1.0.0', paired.pollAfterMs)] = n % clusterIds.length;
+    },
+    () => `, ${fleet.totalHeartbeats} heartbeats so far`,
+  );
   return { registerS, pairS };
 }
 
@@ -276,12 +342,20 @@ async function main(): Promise<void> {
   const servers = await startServers();
   const urls = servers.replicas.map((r) => r.url);
   const targets = urls.map((u) => target(u, CONNECTIONS));
-  const fleet = new SimulatedFleet(AGENTS, { targets, connections: CONNECTIONS, phaseDelayMs: Number(values['phase-delay-ms']), phases: PHASES });
+  const fleet = new SimulatedFleet(AGENTS, {
+    targets,
+    connections: CONNECTIONS,
+    phaseDelayMs: Number(values['phase-delay-ms']),
+    phases: PHASES,
+  });
   const clusterOf = new Uint16Array(AGENTS);
   let monitor: NodeJS.Timeout | undefined;
   try {
     const clusterIds: string[] = [];
-    for (let c = 0; c < CLUSTERS; c++) clusterIds.push((await admin(targets[0], 'POST', '/api/v1/clusters', { name: `fleet-${c}`, product: 'acme-agent' })).id);
+    for (let c = 0; c < CLUSTERS; c++)
+      clusterIds.push(
+        (await admin(targets[0], 'POST', '/api/v1/clusters', { name: `fleet-${c}`, product: 'acme-agent' })).id,
+      );
     const packageId = await uploadPackage(urls[0], clusterIds[0]);
     fleet.start();
     const { registerS, pairS } = await setUp(targets, clusterIds, fleet, clusterOf);
@@ -300,11 +374,16 @@ async function main(): Promise<void> {
       if (monitorBusy) return;
       monitorBusy = true;
       try {
-        const clusters: Array<{ id: string; states: Record<string, number> }> = await admin(targets[0], 'GET', '/api/v1/clusters');
+        const clusters: Array<{ id: string; states: Record<string, number> }> = await admin(
+          targets[0],
+          'GET',
+          '/api/v1/clusters',
+        );
         monitorCalls++;
         for (const cluster of clusters) {
           const c = clusterIds.indexOf(cluster.id);
-          if ((cluster.states.offline ?? 0) > stoppedPerCluster[c]) for (const id of await offlineIn(targets[0], cluster.id)) if (!stopped.has(id)) seenOffline.add(id);
+          if ((cluster.states.offline ?? 0) > stoppedPerCluster[c])
+            for (const id of await offlineIn(targets[0], cluster.id)) if (!stopped.has(id)) seenOffline.add(id);
         }
       } catch (error) {
         console.error(`monitor: ${(error as Error).message}`);
@@ -329,9 +408,15 @@ async function main(): Promise<void> {
     fleet.resetStats();
     const loadAtStart = loadavg()[0];
     const windowStart = performance.now();
-    const upgrade = await admin(targets[0], 'POST', `/api/v1/clusters/${clusterIds[0]}/upgrades`, { packageId, target: { all: true }, options: { maxParallel: values['max-parallel'] } });
+    const upgrade = await admin(targets[0], 'POST', `/api/v1/clusters/${clusterIds[0]}/upgrades`, {
+      packageId,
+      target: { all: true },
+      options: { maxParallel: values['max-parallel'] },
+    });
     const upgradeCluster = fleet.ids.filter((_, i) => clusterOf[i] === 0).length;
-    console.log(`window: ${DURATION_S} s from now; ${victims.length} agents stopped; upgrade ${upgrade.id} of cluster fleet-0 (${upgradeCluster} agents, maxParallel ${values['max-parallel']}) started`);
+    console.log(
+      `window: ${DURATION_S} s from now; ${victims.length} agents stopped; upgrade ${upgrade.id} of cluster fleet-0 (${upgradeCluster} agents, maxParallel ${values['max-parallel']}) started`,
+    );
 
     let lastProgress = performance.now();
     while (performance.now() - windowStart < DURATION_S * 1000) {
@@ -340,7 +425,9 @@ async function main(): Promise<void> {
         lastProgress = performance.now();
         const s = fleet.stats;
         const seconds = (performance.now() - windowStart) / 1000;
-        console.log(`  ${seconds.toFixed(0)} s: ${(s.heartbeats / seconds).toFixed(0)} heartbeats/s, ${s.commandsTaken} commands taken, latency from due p99 so far ${ms(s.fromDue.percentile(99))} ms`);
+        console.log(
+          `  ${seconds.toFixed(0)} s: ${(s.heartbeats / seconds).toFixed(0)} heartbeats/s, ${s.commandsTaken} commands taken, latency from due p99 so far ${ms(s.fromDue.percentile(99))} ms`,
+        );
       }
     }
     const windowS = (performance.now() - windowStart) / 1000;
@@ -361,7 +448,11 @@ async function main(): Promise<void> {
     const byStatus: Record<string, number> = {};
     for (const step of steps) byStatus[step.status] = (byStatus[step.status] ?? 0) + 1;
     const upgradedClient = fleet.versions.filter((v, i) => clusterOf[i] === 0 && v === '1.1.0').length;
-    const clusterView: Array<{ id: string; versions: Record<string, number> }> = await admin(targets[0], 'GET', '/api/v1/clusters');
+    const clusterView: Array<{ id: string; versions: Record<string, number> }> = await admin(
+      targets[0],
+      'GET',
+      '/api/v1/clusters',
+    );
     const serverVersions = clusterView.find((c) => c.id === clusterIds[0])?.versions ?? {};
     clearInterval(monitor);
     monitor = undefined;
@@ -370,22 +461,40 @@ async function main(): Promise<void> {
     const lockstep: Measured = { seconds: windowS, served: stats.heartbeats / windowS, asked: live / POLL_S, stats };
     const clientMem = process.memoryUsage();
     console.log('');
-    console.log(`bare node:http, same fleet and pace (baseline, ${bare.seconds.toFixed(0)} s): ${describe(bare)}   server CPU ${bare.serverCpu.toFixed(0)}% of one core`);
-    console.log(`bare node:http, pollAfterMs 0 (the client's ceiling, ${ceiling.seconds.toFixed(0)} s): ${ceiling.served.toFixed(0)} heartbeats/s, on the wire p50 ${ms(ceiling.stats.onWire.percentile(50))} ms p99 ${ms(ceiling.stats.onWire.percentile(99))} ms`);
+    console.log(
+      `bare node:http, same fleet and pace (baseline, ${bare.seconds.toFixed(0)} s): ${describe(bare)}   server CPU ${bare.serverCpu.toFixed(0)}% of one core`,
+    );
+    console.log(
+      `bare node:http, pollAfterMs 0 (the client's ceiling, ${ceiling.seconds.toFixed(0)} s): ${ceiling.served.toFixed(0)} heartbeats/s, on the wire p50 ${ms(ceiling.stats.onWire.percentile(50))} ms p99 ${ms(ceiling.stats.onWire.percentile(99))} ms`,
+    );
     console.log(`lockstep (${where}, ${windowS.toFixed(0)} s): ${describe(lockstep)}`);
-    serverFigures.forEach((f, k) => console.log(`  server${servers.replicas.length > 1 ? ` replica ${k + 1}` : ''} (pid ${servers.replicas[k].pid}): CPU ${f.cpuPercent.toFixed(0)}% of one core, RSS ${MB(f.lastRss)} at the end (peak ${MB(f.peakRss)})`));
-    console.log(`  client: CPU ${(((clientUse.user + clientUse.system) / 1e6 / windowS) * 100).toFixed(0)}% of one core, RSS ${MB(clientMem.rss)} (heap ${MB(clientMem.heapUsed)}) for ${AGENTS} agents`);
-    console.log(`  machine: load average ${loadAtStart.toFixed(1)} at the window's start, ${loadAtEnd.toFixed(1)} at its end, on ${cpus().length} cores (other processes included)`);
+    serverFigures.forEach((f, k) =>
+      console.log(
+        `  server${servers.replicas.length > 1 ? ` replica ${k + 1}` : ''} (pid ${servers.replicas[k].pid}): CPU ${f.cpuPercent.toFixed(0)}% of one core, RSS ${MB(f.lastRss)} at the end (peak ${MB(f.peakRss)})`,
+      ),
+    );
+    console.log(
+      `  client: CPU ${(((clientUse.user + clientUse.system) / 1e6 / windowS) * 100).toFixed(0)}% of one core, RSS ${MB(clientMem.rss)} (heap ${MB(clientMem.heapUsed)}) for ${AGENTS} agents`,
+    );
+    console.log(
+      `  machine: load average ${loadAtStart.toFixed(1)} at the window's start, ${loadAtEnd.toFixed(1)} at its end, on ${cpus().length} cores (other processes included)`,
+    );
     console.log(`  ${setupLine}`);
     console.log(
       `upgrade of fleet-0 (${upgradeCluster} agents): ${finalUpgrade.status}, ${finalUpgrade.percent}% after ${windowS.toFixed(0)} s; steps ${JSON.stringify(byStatus)}; ` +
         `${stats.commandsTaken} commands taken, ${stats.reportsFailed} reports failed; ${upgradedClient} agents report 1.1.0 (server: ${JSON.stringify(serverVersions)})`,
     );
-    console.log(`offline not made to: ${unexpected.size}${unexpected.size ? ` (${[...unexpected].slice(0, 5).join(', ')}${unexpected.size > 5 ? ', ...' : ''})` : ''}   (cluster state counts checked ${monitorCalls} times, every 10 s, and ?state=offline in every cluster at the end)`);
+    console.log(
+      `offline not made to: ${unexpected.size}${unexpected.size ? ` (${[...unexpected].slice(0, 5).join(', ')}${unexpected.size > 5 ? ', ...' : ''})` : ''}   (cluster state counts checked ${monitorCalls} times, every 10 s, and ?state=offline in every cluster at the end)`,
+    );
     if (stoppedForS >= dueOfflineS) {
-      console.log(`made to stop: ${victims.length}, offline ${stoppedOffline} of them after ${stoppedForS.toFixed(0)} s (due after HEARTBEAT_TIMEOUT_S ${TIMEOUT_S} s + sweep): ${stoppedOffline === victims.length ? 'all' : 'NOT all'}`);
+      console.log(
+        `made to stop: ${victims.length}, offline ${stoppedOffline} of them after ${stoppedForS.toFixed(0)} s (due after HEARTBEAT_TIMEOUT_S ${TIMEOUT_S} s + sweep): ${stoppedOffline === victims.length ? 'all' : 'NOT all'}`,
+      );
     } else {
-      console.log(`made to stop: ${victims.length}, offline ${stoppedOffline} of them after ${stoppedForS.toFixed(0)} s: not checkable, the window is shorter than HEARTBEAT_TIMEOUT_S ${TIMEOUT_S} s + sweep (pass --poll ${Math.max(1, Math.floor((stoppedForS - SWEEP_S - 2) / 3))} or a longer --duration)`);
+      console.log(
+        `made to stop: ${victims.length}, offline ${stoppedOffline} of them after ${stoppedForS.toFixed(0)} s: not checkable, the window is shorter than HEARTBEAT_TIMEOUT_S ${TIMEOUT_S} s + sweep (pass --poll ${Math.max(1, Math.floor((stoppedForS - SWEEP_S - 2) / 3))} or a longer --duration)`,
+      );
     }
   } finally {
     if (monitor) clearInterval(monitor);
@@ -398,7 +507,11 @@ async function main(): Promise<void> {
 async function offlineIn(t: Target, clusterId: string): Promise<string[]> {
   const ids: string[] = [];
   for (let offset = 0; ; offset += 5000) {
-    const page: { items: Array<{ id: string }>; total: number } = await admin(t, 'GET', `/api/v1/clusters/${clusterId}/agents?state=offline&limit=5000&offset=${offset}`);
+    const page: { items: Array<{ id: string }>; total: number } = await admin(
+      t,
+      'GET',
+      `/api/v1/clusters/${clusterId}/agents?state=offline&limit=5000&offset=${offset}`,
+    );
     ids.push(...page.items.map((a) => a.id));
     if (page.items.length < 5000) return ids;
   }

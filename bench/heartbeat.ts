@@ -37,7 +37,11 @@ const duration = Number(values.duration);
 const agentCount = Number(values.agents);
 const ADMIN = 'lsk_bench-admin-token-000000000000';
 
-const heartbeatBody = JSON.stringify({ version: '1.0.0', busy: false, facts: { os: 'linux', arch: 'x64', freeDiskMb: 51200, memoryMb: 8192 } });
+const heartbeatBody = JSON.stringify({
+  version: '1.0.0',
+  busy: false,
+  facts: { os: 'linux', arch: 'x64', freeDiskMb: 51200, memoryMb: 8192 },
+});
 const answer = JSON.stringify({ commands: [], hold: false, pollAfterMs: 10000 });
 
 const BARE_SERVER = bareJsonServer(JSON.stringify(answer));
@@ -97,17 +101,29 @@ async function load(url: string, tokens: string[], conns = connections): Promise
           path: '/api/v1/agent/heartbeat',
           headers: { 'content-type': 'application/json' },
           body: heartbeatBody,
-          setupRequest: (req) => ({ ...req, headers: { ...req.headers, authorization: `Bearer ${tokens[next++ % tokens.length]}` } }),
+          setupRequest: (req) => ({
+            ...req,
+            headers: { ...req.headers, authorization: `Bearer ${tokens[next++ % tokens.length]}` },
+          }),
         },
       ],
     });
   await run(2); // warm-up: JIT, caches, connection setup
   const result = await run(duration);
-  return { requestsPerSecond: result.requests.average, p99Ms: result.latency.p99, errors: result.errors, non2xx: result.non2xx };
+  return {
+    requestsPerSecond: result.requests.average,
+    p99Ms: result.latency.p99,
+    errors: result.errors,
+    non2xx: result.non2xx,
+  };
 }
 
 async function api(url: string, method: string, path: string, body?: unknown, token = ADMIN): Promise<any> {
-  const res = await fetch(url + path, { method, headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` }, body: body ? JSON.stringify(body) : undefined });
+  const res = await fetch(url + path, {
+    method,
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
+    body: body ? JSON.stringify(body) : undefined,
+  });
   const json = await res.json();
   if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${JSON.stringify(json)}`);
   return json;
@@ -118,14 +134,22 @@ async function pairAgents(url: string, count: number): Promise<string[]> {
   const cluster: { id: string } = await api(url, 'POST', '/api/v1/clusters', { name: 'bench', product: 'acme-agent' });
   const tokens: string[] = [];
   for (let i = 0; i < count; i++) {
-    const agent: { pairingKey: string } = await api(url, 'POST', `/api/v1/clusters/${cluster.id}/agents`, { name: `agent-${i}`, address: `agent-${i}.bench`, role: 'standalone' });
-    const paired: { token: string } = await api(url, 'POST', '/api/v1/agent/pair', { pairingKey: agent.pairingKey, version: '1.0.0' });
+    const agent: { pairingKey: string } = await api(url, 'POST', `/api/v1/clusters/${cluster.id}/agents`, {
+      name: `agent-${i}`,
+      address: `agent-${i}.bench`,
+      role: 'standalone',
+    });
+    const paired: { token: string } = await api(url, 'POST', '/api/v1/agent/pair', {
+      pairingKey: agent.pairingKey,
+      version: '1.0.0',
+    });
     tokens.push(paired.token);
   }
   return tokens;
 }
 
-const fmt = (f: Figure) => `${f.requestsPerSecond.toFixed(0).padStart(7)} req/s   p99 ${String(f.p99Ms).padStart(4)} ms   errors ${f.errors}   non-2xx ${f.non2xx}`;
+const fmt = (f: Figure) =>
+  `${f.requestsPerSecond.toFixed(0).padStart(7)} req/s   p99 ${String(f.p99Ms).padStart(4)} ms   errors ${f.errors}   non-2xx ${f.non2xx}`;
 
 /** Starts a baseline server from its script, loads it, stops it. */
 async function loadScript(script: string): Promise<Figure> {
@@ -145,7 +169,10 @@ async function main(): Promise<void> {
   const fastifyFloor = await loadScript(nestFloorServer('fastify'));
 
   const profileDir = values['cpu-prof'];
-  const lockstep = await startLockstep({ LOCKSTEP_ADMIN_TOKEN: ADMIN }, profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : []);
+  const lockstep = await startLockstep(
+    { LOCKSTEP_ADMIN_TOKEN: ADMIN },
+    profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [],
+  );
   let lockstepFigure: Figure;
   try {
     const tokens = await pairAgents(lockstep.url, agentCount);
@@ -162,14 +189,21 @@ async function main(): Promise<void> {
   console.log(`lockstep heartbeat (SQLite)     ${fmt(lockstepFigure)}   ${of(lockstepFigure)}`);
   const ratio = lockstepFigure.requestsPerSecond / bareFigure.requestsPerSecond;
   const met = ratio >= 0.25 && lockstepFigure.p99Ms < 50;
-  console.log(`Lockstep: ${ratio.toFixed(2)} of the bare server (target >= 0.25), p99 ${lockstepFigure.p99Ms} ms (target < 50): ${met ? 'met' : 'NOT met'}`);
-  console.log(`(${(lockstepFigure.requestsPerSecond / fastifyFigure.requestsPerSecond).toFixed(2)} of plain Fastify with a schema and an auth hook, the limit for such a call)`);
+  console.log(
+    `Lockstep: ${ratio.toFixed(2)} of the bare server (target >= 0.25), p99 ${lockstepFigure.p99Ms} ms (target < 50): ${met ? 'met' : 'NOT met'}`,
+  );
+  console.log(
+    `(${(lockstepFigure.requestsPerSecond / fastifyFigure.requestsPerSecond).toFixed(2)} of plain Fastify with a schema and an auth hook, the limit for such a call)`,
+  );
   if (replicaCount > 1) await compareReplicas();
 }
 
 /** One replica, then N, each set on a fresh PostgreSQL database; connections spread evenly over the N. */
 async function compareReplicas(): Promise<void> {
-  if (!serverUrl) throw new Error('--replicas needs PostgreSQL: pass --database-url postgres://... (a database the bench may create databases from)');
+  if (!serverUrl)
+    throw new Error(
+      '--replicas needs PostgreSQL: pass --database-url postgres://... (a database the bench may create databases from)',
+    );
   const run = async (count: number): Promise<Figure> => {
     const name = `lockstep_bench_${randomBytes(4).toString('hex')}`;
     const admin = new Client({ connectionString: serverUrl });
@@ -179,9 +213,12 @@ async function compareReplicas(): Promise<void> {
     url.pathname = `/${name}`;
     const replicas = [];
     try {
-      for (let i = 0; i < count; i++) replicas.push(await startLockstep({ LOCKSTEP_ADMIN_TOKEN: ADMIN, DATABASE_URL: url.toString() }));
+      for (let i = 0; i < count; i++)
+        replicas.push(await startLockstep({ LOCKSTEP_ADMIN_TOKEN: ADMIN, DATABASE_URL: url.toString() }));
       const tokens = await pairAgents(replicas[0].url, agentCount);
-      const figures = await Promise.all(replicas.map((r) => load(r.url, tokens, Math.max(1, Math.floor(connections / count)))));
+      const figures = await Promise.all(
+        replicas.map((r) => load(r.url, tokens, Math.max(1, Math.floor(connections / count)))),
+      );
       return {
         requestsPerSecond: figures.reduce((sum, f) => sum + f.requestsPerSecond, 0),
         p99Ms: Math.max(...figures.map((f) => f.p99Ms)),
@@ -197,7 +234,9 @@ async function compareReplicas(): Promise<void> {
   const one = await run(1);
   const many = await run(replicaCount);
   console.log(`one replica (PostgreSQL)         ${fmt(one)}`);
-  console.log(`${replicaCount} replicas (PostgreSQL)        ${fmt(many)}   (${(many.requestsPerSecond / one.requestsPerSecond).toFixed(2)} of one; all processes share this machine's ${cpus().length} cores)`);
+  console.log(
+    `${replicaCount} replicas (PostgreSQL)        ${fmt(many)}   (${(many.requestsPerSecond / one.requestsPerSecond).toFixed(2)} of one; all processes share this machine's ${cpus().length} cores)`,
+  );
 }
 
 main().catch((error) => {

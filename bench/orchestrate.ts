@@ -23,13 +23,21 @@ import { Upgrade } from '../src/upgrades/upgrade.entity';
 import { UpgradesService } from '../src/upgrades/upgrades.service';
 import { driveUpgrade, setUpFleet } from './support/fleet';
 
-const { values } = parseArgs({ options: { agents: { type: 'string', default: '1000' }, db: { type: 'string', default: 'sqlite' } } });
+const { values } = parseArgs({
+  options: { agents: { type: 'string', default: '1000' }, db: { type: 'string', default: 'sqlite' } },
+});
 const N = Number(values.agents);
 const ADMIN = 'lsk_bench-admin-token-000000000000';
 
 async function main() {
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'lockstep-bench-orchestrate-'));
-  const config = loadConfig({ DATA_DIR: dataDir, DATABASE_URL: values.db === 'sqlite' ? undefined : values.db, LOCKSTEP_ADMIN_TOKEN: ADMIN, LOG_LEVEL: 'error', PAIRING_RATE_LIMIT: '1000000' });
+  const config = loadConfig({
+    DATA_DIR: dataDir,
+    DATABASE_URL: values.db === 'sqlite' ? undefined : values.db,
+    LOCKSTEP_ADMIN_TOKEN: ADMIN,
+    LOG_LEVEL: 'error',
+    PAIRING_RATE_LIMIT: '1000000',
+  });
   const app = await createApp(config);
   await app.listen(0, '127.0.0.1');
   const base = `http://127.0.0.1:${(app.getHttpServer().address() as { port: number }).port}`;
@@ -44,7 +52,12 @@ async function main() {
     const baselineRuns = 500;
     let start = process.hrtime.bigint();
     for (let i = 0; i < baselineRuns; i++) {
-      await db.transaction((tx) => tx.em.query(db.sql('UPDATE "clusters" SET "updatedAt" = $1 WHERE "id" = $2'), [new Date().toISOString(), clusterId]));
+      await db.transaction((tx) =>
+        tx.em.query(db.sql('UPDATE "clusters" SET "updatedAt" = $1 WHERE "id" = $2'), [
+          new Date().toISOString(),
+          clusterId,
+        ]),
+      );
     }
     const baselineMs = Number(process.hrtime.bigint() - start) / 1e6 / baselineRuns;
 
@@ -52,13 +65,18 @@ async function main() {
     // measured here and taken out of the per-transition figure below.
     const idleRounds = 3;
     const cpuMark = process.cpuUsage();
-    for (let r = 0; r < idleRounds; r++) await Promise.all(agents.map((a) => protocol.heartbeat(a.id, { version: a.version, busy: false })));
+    for (let r = 0; r < idleRounds; r++)
+      await Promise.all(agents.map((a) => protocol.heartbeat(a.id, { version: a.version, busy: false })));
     const idle = process.cpuUsage(cpuMark);
     const cpuPerHeartbeatMs = (idle.user + idle.system) / 1000 / (idleRounds * N);
 
     const cpuBefore = process.cpuUsage();
     start = process.hrtime.bigint();
-    const upgrade = await upgrades.create(clusterId, { packageId, target: { all: true }, policy: 'simultaneous' }, null);
+    const upgrade = await upgrades.create(
+      clusterId,
+      { packageId, target: { all: true }, policy: 'simultaneous' },
+      null,
+    );
     const heartbeats = await driveUpgrade(app, upgrade.id, agents, [['install', 50]]);
     const wallMs = Number(process.hrtime.bigint() - start) / 1e6;
     const cpu = process.cpuUsage(cpuBefore);
@@ -68,9 +86,13 @@ async function main() {
     if (process.env.DEBUG_BENCH) console.log(JSON.stringify(await upgrades.get(upgrade.id)).slice(0, 1500));
 
     console.log(`upgrade ${final.status} in ${(wallMs / 1000).toFixed(1)} s: ${transitions} step transitions`);
-    console.log(`server CPU per transition   ${((cpuMs - heartbeats * cpuPerHeartbeatMs) / transitions).toFixed(3)} ms   (${heartbeats} heartbeats at ${cpuPerHeartbeatMs.toFixed(3)} ms CPU taken out; with them ${(cpuMs / transitions).toFixed(3)} ms)`);
+    console.log(
+      `server CPU per transition   ${((cpuMs - heartbeats * cpuPerHeartbeatMs) / transitions).toFixed(3)} ms   (${heartbeats} heartbeats at ${cpuPerHeartbeatMs.toFixed(3)} ms CPU taken out; with them ${(cpuMs / transitions).toFixed(3)} ms)`,
+    );
     console.log(`wall time per transition    ${(wallMs / transitions).toFixed(3)} ms`);
-    console.log(`baseline: durable one-row transaction  ${baselineMs.toFixed(3)} ms   (per transition / baseline: ${(wallMs / transitions / baselineMs).toFixed(2)})`);
+    console.log(
+      `baseline: durable one-row transaction  ${baselineMs.toFixed(3)} ms   (per transition / baseline: ${(wallMs / transitions / baselineMs).toFixed(2)})`,
+    );
     console.log('target: under 1 ms per step transition');
   } finally {
     await app.close();

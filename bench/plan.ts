@@ -18,7 +18,9 @@ import { plan } from '../src/policies/planner';
 import { DEFAULT_UPGRADE_OPTIONS } from '../src/policies/upgrade-options';
 import { toPlanAgent } from '../src/upgrades/upgrades.service';
 
-const { values } = parseArgs({ options: { sizes: { type: 'string', default: '1000,10000,100000' }, runs: { type: 'string', default: '5' } } });
+const { values } = parseArgs({
+  options: { sizes: { type: 'string', default: '1000,10000,100000' }, runs: { type: 'string', default: '5' } },
+});
 const sizes = values.sizes.split(',').map(Number);
 const runs = Number(values.runs);
 
@@ -63,7 +65,11 @@ const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.len
 
 async function main() {
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'lockstep-bench-plan-'));
-  const config = loadConfig({ DATA_DIR: dataDir, LOCKSTEP_ADMIN_TOKEN: 'lsk_bench-admin-token-000000000000', LOG_LEVEL: 'error' });
+  const config = loadConfig({
+    DATA_DIR: dataDir,
+    LOCKSTEP_ADMIN_TOKEN: 'lsk_bench-admin-token-000000000000',
+    LOG_LEVEL: 'error',
+  });
   const db = await Database.open(config);
   const now = new Date();
   console.log(`planning under backup-first, half of the agents in pairs; median of ${runs} runs; SQLite at ${dataDir}`);
@@ -73,7 +79,11 @@ async function main() {
     for (const n of sizes) {
       const clusterId = randomUUID();
       await db.transaction(async (tx) => {
-        for (let i = 0; i < n; i += 500) await tx.em.insert(Agent, Array.from({ length: Math.min(500, n - i) }, (_, j) => agentRow(clusterId, i + j, now)));
+        for (let i = 0; i < n; i += 500)
+          await tx.em.insert(
+            Agent,
+            Array.from({ length: Math.min(500, n - i) }, (_, j) => agentRow(clusterId, i + j, now)),
+          );
       });
       const loads: number[] = [];
       const plans: number[] = [];
@@ -81,19 +91,30 @@ async function main() {
       for (let r = 0; r < runs; r++) {
         let start = process.hrtime.bigint();
         const rows = await db.reader.find(Agent, { where: { clusterId } });
-        rows.sort((a, b) => (a.failoverGroup ?? '').localeCompare(b.failoverGroup ?? '') || a.name.localeCompare(b.name));
+        rows.sort(
+          (a, b) => (a.failoverGroup ?? '').localeCompare(b.failoverGroup ?? '') || a.name.localeCompare(b.name),
+        );
         loads.push(ms(start));
 
         const agents = rows.map(toPlanAgent);
         start = process.hrtime.bigint();
-        const result = plan({ targets: agents, cluster: agents, pkg: { version: '1.1.0', kind: 'full' }, policy: 'backup-first', clusterDefaultPolicy: 'simultaneous', options: { ...DEFAULT_UPGRADE_OPTIONS, maxParallel: '10%' } });
+        const result = plan({
+          targets: agents,
+          cluster: agents,
+          pkg: { version: '1.1.0', kind: 'full' },
+          policy: 'backup-first',
+          clusterDefaultPolicy: 'simultaneous',
+          options: { ...DEFAULT_UPGRADE_OPTIONS, maxParallel: '10%' },
+        });
         plans.push(ms(start));
         steps = result.steps.length;
       }
       const load = median(loads);
       const planMs = median(plans);
       const growth = previous ? `  (x${(planMs / previous.planMs).toFixed(1)} for x${n / previous.n} agents)` : '';
-      console.log(`${String(n).padEnd(11)} ${load.toFixed(1).padStart(8)} ms            ${planMs.toFixed(1).padStart(7)} ms  ${((planMs * 1000) / n).toFixed(2).padStart(6)} µs    ${(planMs / load).toFixed(2)}${growth}   [${steps} steps]`);
+      console.log(
+        `${String(n).padEnd(11)} ${load.toFixed(1).padStart(8)} ms            ${planMs.toFixed(1).padStart(7)} ms  ${((planMs * 1000) / n).toFixed(2).padStart(6)} µs    ${(planMs / load).toFixed(2)}${growth}   [${steps} steps]`,
+      );
       previous = { n, planMs };
     }
   } finally {

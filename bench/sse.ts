@@ -89,7 +89,11 @@ async function openViewers(url: string, count: number, headers: Record<string, s
   for (let i = 0; i < count; i += 250) {
     await Promise.all(Array.from({ length: Math.min(250, count - i) }, (_, j) => open(i + j < SAMPLED_VIEWERS)));
   }
-  return { deliveries: () => deliveries, latencies: () => latencies, close: () => requests.forEach((r) => r.destroy()) };
+  return {
+    deliveries: () => deliveries,
+    latencies: () => latencies,
+    close: () => requests.forEach((r) => r.destroy()),
+  };
 }
 
 interface Figure {
@@ -99,7 +103,13 @@ interface Figure {
   published: number;
 }
 
-async function measure(viewerCount: number, streamUrl: string, headers: Record<string, string>, pid: number, publish: () => Promise<void>): Promise<Figure> {
+async function measure(
+  viewerCount: number,
+  streamUrl: string,
+  headers: Record<string, string>,
+  pid: number,
+  publish: () => Promise<void>,
+): Promise<Figure> {
   const rssBefore = rssOf(pid);
   const viewers = await openViewers(streamUrl, viewerCount, headers);
   await new Promise((r) => setTimeout(r, 1000));
@@ -130,7 +140,11 @@ async function measure(viewerCount: number, streamUrl: string, headers: Record<s
 }
 
 async function api(url: string, method: string, path: string, body?: unknown, token = ADMIN): Promise<any> {
-  const res = await fetch(url + path, { method, headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` }, body: body ? JSON.stringify(body) : undefined });
+  const res = await fetch(url + path, {
+    method,
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
+    body: body ? JSON.stringify(body) : undefined,
+  });
   const json = await res.json();
   if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${JSON.stringify(json)}`);
   return json;
@@ -140,12 +154,20 @@ const fmt = (f: Figure) =>
   `${String(f.published).padStart(4)} events published   ${f.deliveriesPerSecond.toFixed(0).padStart(8)} deliveries/s   p99 ${String(f.p99Ms).padStart(4)} ms   ${f.rssPerViewerKb.toFixed(1).padStart(6)} KiB RSS per viewer`;
 
 async function main(): Promise<void> {
-  console.log(`bench/sse: ${rate} events/s for ${duration} s to ${viewerCounts.join(' and then ')} viewers of one stream`);
+  console.log(
+    `bench/sse: ${rate} events/s for ${duration} s to ${viewerCounts.join(' and then ')} viewers of one stream`,
+  );
   for (const n of viewerCounts) {
     const bare = await startBareServer(BARE_SSE_SERVER);
     let bareFigure: Figure;
     try {
-      bareFigure = await measure(n, `${bare.url}/stream`, {}, bare.pid, async () => void (await fetch(`${bare.url}/publish`, { method: 'POST' })));
+      bareFigure = await measure(
+        n,
+        `${bare.url}/stream`,
+        {},
+        bare.pid,
+        async () => void (await fetch(`${bare.url}/publish`, { method: 'POST' })),
+      );
     } finally {
       await bare.stop();
     }
@@ -155,12 +177,32 @@ async function main(): Promise<void> {
     try {
       const cluster = await api(lockstep.url, 'POST', '/api/v1/clusters', { name: 'bench', product: 'acme-agent' });
       const viewer = (await api(lockstep.url, 'POST', '/api/v1/tokens', { name: 'viewer', role: 'viewer' })).secret;
-      const agent = await api(lockstep.url, 'POST', `/api/v1/clusters/${cluster.id}/agents`, { name: 'a', address: 'a.bench', role: 'standalone' });
-      const { token } = await api(lockstep.url, 'POST', '/api/v1/agent/pair', { pairingKey: agent.pairingKey, version: '1.0.0' });
+      const agent = await api(lockstep.url, 'POST', `/api/v1/clusters/${cluster.id}/agents`, {
+        name: 'a',
+        address: 'a.bench',
+        role: 'standalone',
+      });
+      const { token } = await api(lockstep.url, 'POST', '/api/v1/agent/pair', {
+        pairingKey: agent.pairingKey,
+        version: '1.0.0',
+      });
       let busy = false;
       // Each heartbeat flips busy: one agent.status event, written and committed as in production.
-      const publish = async () => void (await api(lockstep.url, 'POST', '/api/v1/agent/heartbeat', { version: '1.0.0', busy: (busy = !busy) }, token));
-      lockstepFigure = await measure(n, `${lockstep.url}/api/v1/clusters/${cluster.id}/events`, { Authorization: `Bearer ${viewer}` }, lockstep.pid, publish);
+      const publish = async () =>
+        void (await api(
+          lockstep.url,
+          'POST',
+          '/api/v1/agent/heartbeat',
+          { version: '1.0.0', busy: (busy = !busy) },
+          token,
+        ));
+      lockstepFigure = await measure(
+        n,
+        `${lockstep.url}/api/v1/clusters/${cluster.id}/events`,
+        { Authorization: `Bearer ${viewer}` },
+        lockstep.pid,
+        publish,
+      );
     } finally {
       await lockstep.stop();
     }
@@ -170,7 +212,9 @@ async function main(): Promise<void> {
     console.log(`  lockstep cluster stream       ${fmt(lockstepFigure)}`);
     const deliveries = lockstepFigure.deliveriesPerSecond / bareFigure.deliveriesPerSecond;
     const memory = lockstepFigure.rssPerViewerKb / bareFigure.rssPerViewerKb;
-    console.log(`  deliveries ${deliveries.toFixed(2)} of bare (target >= 0.5): ${deliveries >= 0.5 ? 'met' : 'NOT met'}`);
+    console.log(
+      `  deliveries ${deliveries.toFixed(2)} of bare (target >= 0.5): ${deliveries >= 0.5 ? 'met' : 'NOT met'}`,
+    );
     console.log(`  p99 ${lockstepFigure.p99Ms} ms (target < 250): ${lockstepFigure.p99Ms < 250 ? 'met' : 'NOT met'}`);
     console.log(`  RSS per viewer ${memory.toFixed(2)} x bare (target <= 1.5): ${memory <= 1.5 ? 'met' : 'NOT met'}`);
   }

@@ -51,7 +51,12 @@ function timeCommand(command: string, args: string[]): number {
 }
 
 /** Streams the file as multipart/form-data (mode + file) and samples the server's RSS meanwhile. */
-async function upload(url: string, clusterId: string, file: string, pid: number): Promise<{ seconds: number; peakRssGrowth: number; status: number }> {
+async function upload(
+  url: string,
+  clusterId: string,
+  file: string,
+  pid: number,
+): Promise<{ seconds: number; peakRssGrowth: number; status: number }> {
   const boundary = `----lockstep-bench-${Date.now()}`;
   const head = Buffer.from(
     `--${boundary}\r\nContent-Disposition: form-data; name="mode"\r\n\r\nupload-only\r\n` +
@@ -66,7 +71,11 @@ async function upload(url: string, clusterId: string, file: string, pid: number)
   const status = await new Promise<number>((resolve, reject) => {
     const req = http.request(`${url}/api/v1/clusters/${clusterId}/packages`, {
       method: 'POST',
-      headers: { Authorization: `Bearer ${ADMIN}`, 'Content-Type': `multipart/form-data; boundary=${boundary}`, 'Content-Length': head.length + size + tail.length },
+      headers: {
+        Authorization: `Bearer ${ADMIN}`,
+        'Content-Type': `multipart/form-data; boundary=${boundary}`,
+        'Content-Length': head.length + size + tail.length,
+      },
     });
     req.on('response', (res) => {
       res.resume();
@@ -96,10 +105,20 @@ async function main(): Promise<void> {
     const dd = timeCommand('dd', [`if=${file}`, `of=${path.join(dir, 'copy')}`, 'bs=1M', 'conv=fsync']);
     rmSync(path.join(dir, 'copy'));
 
-    const lockstep = await startLockstep({ LOCKSTEP_ADMIN_TOKEN: ADMIN, MAX_PACKAGE_BYTES: String(size + 1024 * 1024), DATA_DIR: path.join(dir, 'data') });
+    const lockstep = await startLockstep({
+      LOCKSTEP_ADMIN_TOKEN: ADMIN,
+      MAX_PACKAGE_BYTES: String(size + 1024 * 1024),
+      DATA_DIR: path.join(dir, 'data'),
+    });
     let result: Awaited<ReturnType<typeof upload>>;
     try {
-      const cluster = (await (await fetch(`${lockstep.url}/api/v1/clusters`, { method: 'POST', headers: { Authorization: `Bearer ${ADMIN}`, 'Content-Type': 'application/json' }, body: JSON.stringify({ name: 'bench', product: 'acme-agent' }) })).json()) as { id: string };
+      const cluster = (await (
+        await fetch(`${lockstep.url}/api/v1/clusters`, {
+          method: 'POST',
+          headers: { Authorization: `Bearer ${ADMIN}`, 'Content-Type': 'application/json' },
+          body: JSON.stringify({ name: 'bench', product: 'acme-agent' }),
+        })
+      ).json()) as { id: string };
       result = await upload(lockstep.url, cluster.id, file, lockstep.pid);
     } finally {
       await lockstep.stop();
@@ -109,10 +128,14 @@ async function main(): Promise<void> {
     const rate = (s: number) => (mib / s).toFixed(0).padStart(5);
     console.log(`sha256sum (baseline)          ${rate(sha)} MiB/s`);
     console.log(`dd conv=fsync (baseline)      ${rate(dd)} MiB/s`);
-    console.log(`lockstep upload               ${rate(result.seconds)} MiB/s   peak RSS growth ${(result.peakRssGrowth / 1024 / 1024).toFixed(1)} MiB`);
+    console.log(
+      `lockstep upload               ${rate(result.seconds)} MiB/s   peak RSS growth ${(result.peakRssGrowth / 1024 / 1024).toFixed(1)} MiB`,
+    );
     const slower = Math.max(sha, dd);
     const ratio = slower / result.seconds;
-    console.log(`ratio ${ratio.toFixed(2)} of the slower baseline (target >= 0.7): ${ratio >= 0.7 ? 'met' : 'NOT met'}`);
+    console.log(
+      `ratio ${ratio.toFixed(2)} of the slower baseline (target >= 0.7): ${ratio >= 0.7 ? 'met' : 'NOT met'}`,
+    );
     console.log(`RSS growth (target < 64 MiB): ${result.peakRssGrowth < 64 * 1024 * 1024 ? 'met' : 'NOT met'}`);
   } finally {
     rmSync(dir, { recursive: true, force: true });

@@ -45,7 +45,9 @@ const { 'fail-migration': failMigration } = commandLineOrExit(
   DEMO_USAGE,
   parseCommandLine(process.argv.slice(2), { 'fail-migration': { type: 'string' } }, (values) => {
     const agent = values['fail-migration'] as string | undefined;
-    return agent && !AGENTS.some((a) => a.name === agent) ? `--fail-migration takes one of: ${AGENTS.map((a) => a.name).join(', ')}` : { 'fail-migration': agent };
+    return agent && !AGENTS.some((a) => a.name === agent)
+      ? `--fail-migration takes one of: ${AGENTS.map((a) => a.name).join(', ')}`
+      : { 'fail-migration': agent };
   }),
 );
 
@@ -94,56 +96,131 @@ async function main(): Promise<void> {
   const admin = `lsk_demo-${randomBytes(16).toString('hex')}`;
   // PORT is read (and refused, if wrong) as the server reads it; unset, any free port will do.
   const port = process.env.PORT?.trim() ? loadConfig({ PORT: process.env.PORT }).port : 0;
-  const app = await createApp(loadConfig({ DATA_DIR: path.join(work, 'server'), LOCKSTEP_ADMIN_TOKEN: admin, HEARTBEAT_TIMEOUT_S: '5', LOG_LEVEL: 'fatal' }));
+  const app = await createApp(
+    loadConfig({
+      DATA_DIR: path.join(work, 'server'),
+      LOCKSTEP_ADMIN_TOKEN: admin,
+      HEARTBEAT_TIMEOUT_S: '5',
+      LOG_LEVEL: 'fatal',
+    }),
+  );
   await app.listen(port, '127.0.0.1');
   closeApp = () => app.close();
   const server = `http://127.0.0.1:${(app.getHttpServer().address() as { port: number }).port}`;
   const api = async <T = Record<string, any>>(method: string, route: string, body?: unknown): Promise<T> => {
-    const res = await fetch(`${server}${route}`, { method, headers: { Authorization: `Bearer ${admin}`, ...(body ? { 'Content-Type': 'application/json' } : {}) }, body: body ? JSON.stringify(body) : undefined });
+    const res = await fetch(`${server}${route}`, {
+      method,
+      headers: { Authorization: `Bearer ${admin}`, ...(body ? { 'Content-Type': 'application/json' } : {}) },
+      body: body ? JSON.stringify(body) : undefined,
+    });
     const json = (await res.json().catch(() => ({}))) as T;
     if (!res.ok) throw new Error(`${method} ${route}: ${res.status} ${JSON.stringify(json)}`);
     return json;
   };
   say(bold(`Lockstep is up at ${server} (data in ${work})`));
 
-  const seed = await buildPackage({ dir: SAMPLE, product: 'acme-agent', version: '1.0.0', migration: 'migrate.js', out: path.join(work, 'acme-agent-1.0.0.tar.gz') });
-  const next = await buildPackage({ dir: SAMPLE, product: 'acme-agent', version: '1.1.0', from: '>=1.0.0 <1.1.0', migration: 'migrate.js', notes: 'migrates records to 1.1.0', out: path.join(work, 'acme-agent-1.1.0.tar.gz') });
+  const seed = await buildPackage({
+    dir: SAMPLE,
+    product: 'acme-agent',
+    version: '1.0.0',
+    migration: 'migrate.js',
+    out: path.join(work, 'acme-agent-1.0.0.tar.gz'),
+  });
+  const next = await buildPackage({
+    dir: SAMPLE,
+    product: 'acme-agent',
+    version: '1.1.0',
+    from: '>=1.0.0 <1.1.0',
+    migration: 'migrate.js',
+    notes: 'migrates records to 1.1.0',
+    out: path.join(work, 'acme-agent-1.1.0.tar.gz'),
+  });
 
   const cluster = await api('POST', '/api/v1/clusters', { name: 'demo', product: 'acme-agent' });
   const ids = new Map<string, string>();
   const homes = new Map<string, string>();
   for (const spec of AGENTS) {
-    const registered = await api('POST', `/api/v1/clusters/${cluster.id}/agents`, { name: spec.name, address: `${spec.name}.demo.lan`, role: spec.role, ...('failoverGroup' in spec ? { failoverGroup: spec.failoverGroup } : {}) });
+    const registered = await api('POST', `/api/v1/clusters/${cluster.id}/agents`, {
+      name: spec.name,
+      address: `${spec.name}.demo.lan`,
+      role: spec.role,
+      ...('failoverGroup' in spec ? { failoverGroup: spec.failoverGroup } : {}),
+    });
     ids.set(spec.name, registered.id);
     const home = path.join(work, 'agents', spec.name);
     homes.set(spec.name, home);
     fs.mkdirSync(path.join(home, 'data'), { recursive: true });
-    fs.writeFileSync(path.join(home, 'data', 'records.json'), JSON.stringify({ schema: '1.0.0', records: [{ id: 1, host: spec.name }, { id: 2 }, { id: 3 }] }, null, 2));
-    if (spec.name === failMigration) fs.writeFileSync(path.join(home, 'data', 'FAIL_MIGRATION'), 'set by --fail-migration');
-    const child = spawn(process.execPath, ['-r', 'ts-node/register/transpile-only', path.join(ROOT, 'src', 'agent', 'main.ts'), '--server', server, '--pairing-key', registered.pairingKey, '--home', home, '--seed', seed], {
-      cwd: ROOT,
-      stdio: ['ignore', fs.openSync(path.join(work, `${spec.name}.log`), 'a'), fs.openSync(path.join(work, `${spec.name}.log`), 'a')],
-    });
+    fs.writeFileSync(
+      path.join(home, 'data', 'records.json'),
+      JSON.stringify({ schema: '1.0.0', records: [{ id: 1, host: spec.name }, { id: 2 }, { id: 3 }] }, null, 2),
+    );
+    if (spec.name === failMigration)
+      fs.writeFileSync(path.join(home, 'data', 'FAIL_MIGRATION'), 'set by --fail-migration');
+    const child = spawn(
+      process.execPath,
+      [
+        '-r',
+        'ts-node/register/transpile-only',
+        path.join(ROOT, 'src', 'agent', 'main.ts'),
+        '--server',
+        server,
+        '--pairing-key',
+        registered.pairingKey,
+        '--home',
+        home,
+        '--seed',
+        seed,
+      ],
+      {
+        cwd: ROOT,
+        stdio: [
+          'ignore',
+          fs.openSync(path.join(work, `${spec.name}.log`), 'a'),
+          fs.openSync(path.join(work, `${spec.name}.log`), 'a'),
+        ],
+      },
+    );
     children.push(child);
   }
-  say(`started ${AGENTS.length} reference agents (two failover pairs, two standalone) at 1.0.0; waiting for them to pair...`);
-  await waitFor(async () => {
-    const agents = (await api<{ items: Array<{ version: string | null; state: string }> }>('GET', `/api/v1/clusters/${cluster.id}/agents`)).items;
-    return agents.every((a) => a.version === '1.0.0' && a.state === 'idle');
-  }, 60_000, 'the agents to pair and report 1.0.0');
+  say(
+    `started ${AGENTS.length} reference agents (two failover pairs, two standalone) at 1.0.0; waiting for them to pair...`,
+  );
+  await waitFor(
+    async () => {
+      const agents = (
+        await api<{ items: Array<{ version: string | null; state: string }> }>(
+          'GET',
+          `/api/v1/clusters/${cluster.id}/agents`,
+        )
+      ).items;
+      return agents.every((a) => a.version === '1.0.0' && a.state === 'idle');
+    },
+    60_000,
+    'the agents to pair and report 1.0.0',
+  );
 
   const form = new FormData();
   form.set('mode', 'upload-only');
   form.set('file', new Blob([fs.readFileSync(next)]), path.basename(next));
-  const uploaded = await fetch(`${server}/api/v1/clusters/${cluster.id}/packages`, { method: 'POST', headers: { Authorization: `Bearer ${admin}` }, body: form });
+  const uploaded = await fetch(`${server}/api/v1/clusters/${cluster.id}/packages`, {
+    method: 'POST',
+    headers: { Authorization: `Bearer ${admin}` },
+    body: form,
+  });
   const pkg = (await uploaded.json()) as Record<string, any>;
   if (uploaded.status !== 201) throw new Error(`upload refused: ${JSON.stringify(pkg)}`);
-  say(`uploaded ${pkg.product} ${pkg.version} (${pkg.size} bytes, sha256 ${String(pkg.sha256).slice(0, 12)}...): ${pkg.status}`);
+  say(
+    `uploaded ${pkg.product} ${pkg.version} (${pkg.size} bytes, sha256 ${String(pkg.sha256).slice(0, 12)}...): ${pkg.status}`,
+  );
 
   const request = { packageId: pkg.id, target: { all: true }, policy: 'backup-first-switchback' };
   const preview = await api('POST', `/api/v1/clusters/${cluster.id}/upgrades/preview`, request);
   const nameOf = new Map([...ids].map(([name, id]) => [id, name]));
-  say(bold(`\nplan (${preview.resolvedPolicy}, ${preview.units} units, ${preview.batches} batch${preview.batches === 1 ? '' : 'es'}):`));
+  say(
+    bold(
+      `\nplan (${preview.resolvedPolicy}, ${preview.units} units, ${preview.batches} batch${preview.batches === 1 ? '' : 'es'}):`,
+    ),
+  );
   for (const line of planLines(preview.steps as PreviewStep[], nameOf)) say(line);
   for (const warning of preview.warnings as Array<{ message: string }>) say(`  warning: ${warning.message}`);
 
@@ -152,14 +229,22 @@ async function main(): Promise<void> {
   const finalStatus = await watch(server, admin, upgrade.id, nameOf);
 
   say(bold(`\nupgrade ${finalStatus}. Where everything ended:`));
-  const agents = (await api<{ items: Array<Record<string, any>> }>('GET', `/api/v1/clusters/${cluster.id}/agents`)).items;
+  const agents = (await api<{ items: Array<Record<string, any>> }>('GET', `/api/v1/clusters/${cluster.id}/agents`))
+    .items;
   for (const spec of AGENTS) {
     const agent = agents.find((a) => a.id === ids.get(spec.name))!;
-    const records = JSON.parse(fs.readFileSync(path.join(homes.get(spec.name)!, 'data', 'records.json'), 'utf8')) as { schema: string };
+    const records = JSON.parse(fs.readFileSync(path.join(homes.get(spec.name)!, 'data', 'records.json'), 'utf8')) as {
+      schema: string;
+    };
     const pair = spec.role === 'standalone' ? '' : agent.active ? 'active ' : 'standby';
-    say(`  ${spec.name.padEnd(14)} version ${agent.version}  ${agent.versionStatus.padEnd(8)} ${pair.padEnd(7)}  data schema ${records.schema}${records.schema === '1.1.0' ? ' (migrated)' : ' (as before)'}`);
+    say(
+      `  ${spec.name.padEnd(14)} version ${agent.version}  ${agent.versionStatus.padEnd(8)} ${pair.padEnd(7)}  data schema ${records.schema}${records.schema === '1.1.0' ? ' (migrated)' : ' (as before)'}`,
+    );
   }
-  if (failMigration) say(`\n${failMigration}'s migration failed on purpose: it rolled back to 1.0.0 with its data restored, and its pair stayed served.`);
+  if (failMigration)
+    say(
+      `\n${failMigration}'s migration failed on purpose: it rolled back to 1.0.0 with its data restored, and its pair stayed served.`,
+    );
 }
 
 interface PreviewStep {
@@ -183,10 +268,21 @@ function planLines(steps: PreviewStep[], nameOf: Map<string, string>): string[] 
     return s.kind === 'upgrade' ? `the upgrade of ${name(s.agentId)}` : `${s.failoverGroup}'s ${s.kind}`;
   };
   return steps.map((step) => {
-    const what = step.kind === 'switchover' ? `takes over from ${name(step.fromAgentId)}` : step.kind === 'switchback' ? `takes back over from ${name(step.fromAgentId)}` : '';
+    const what =
+      step.kind === 'switchover'
+        ? `takes over from ${name(step.fromAgentId)}`
+        : step.kind === 'switchback'
+          ? `takes back over from ${name(step.fromAgentId)}`
+          : '';
     const deps = step.dependsOn.map(title).join(' and ');
     // runWhen: a switchback runs once the upgrade before it ended, even a failed one (switchBackOnFailure).
-    const when = !deps ? '' : step.runWhen === 'succeeded' ? `after ${deps}` : step.runWhen === 'ended' ? `after ${deps}, whatever its outcome` : `if ${deps} failed`;
+    const when = !deps
+      ? ''
+      : step.runWhen === 'succeeded'
+        ? `after ${deps}`
+        : step.runWhen === 'ended'
+          ? `after ${deps}, whatever its outcome`
+          : `if ${deps} failed`;
     return `  batch ${step.batch}  ${step.kind.padEnd(10)} ${name(step.agentId).padEnd(14)} ${[what, when].filter(Boolean).join(', ')}`.trimEnd();
   });
 }
@@ -206,7 +302,11 @@ function watch(server: string, token: string, upgradeId: string, nameOf: Map<str
   };
   return new Promise((resolve, reject) => {
     const source = new EventSource(`${server}/api/v1/upgrades/${upgradeId}/events?lastEventId=0`, {
-      fetch: (input, init) => fetch(input, { ...init, headers: { ...(init?.headers as Record<string, string>), Authorization: `Bearer ${token}` } }),
+      fetch: (input, init) =>
+        fetch(input, {
+          ...init,
+          headers: { ...(init?.headers as Record<string, string>), Authorization: `Bearer ${token}` },
+        }),
     });
     const timeout = setTimeout(() => {
       source.close();
@@ -220,8 +320,15 @@ function watch(server: string, token: string, upgradeId: string, nameOf: Map<str
       // An upgrade shows its phase; a switchover or switchback is its own one phase, so its kind says it.
       const doing = d.kind === 'upgrade' ? (d.phase ?? 'starting') : d.kind;
       // A rolled-back step's error already begins "rolled back, data intact": the status is not said twice.
-      const status = d.error?.startsWith(String(d.status).replace('-', ' ')) ? d.error : `${d.status}${d.waitingFor ? ` for ${d.waitingFor}` : ''}${d.error ? `: ${d.error}` : ''}`;
-      rows.set(name, d.status === 'running' ? `${bar(d.percent)} ${doing}` : `${d.status === 'succeeded' ? bar(100) : ' '.repeat(26)} ${what}${status}`);
+      const status = d.error?.startsWith(String(d.status).replace('-', ' '))
+        ? d.error
+        : `${d.status}${d.waitingFor ? ` for ${d.waitingFor}` : ''}${d.error ? `: ${d.error}` : ''}`;
+      rows.set(
+        name,
+        d.status === 'running'
+          ? `${bar(d.percent)} ${doing}`
+          : `${d.status === 'succeeded' ? bar(100) : ' '.repeat(26)} ${what}${status}`,
+      );
       if (tty) draw();
       else if ((d.status !== 'running' || d.phase) && printed.get(d.stepId) !== rows.get(name)) {
         // Progress that changed only the agent's message (downloaded 50%...) would repeat the line.

@@ -14,7 +14,9 @@ import { loadConfig } from '../src/config/app-config';
 export async function openApiDocument(): Promise<string> {
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'lockstep-openapi-'));
   try {
-    const app = await createApp(loadConfig({ DATA_DIR: dataDir, LOG_LEVEL: 'error', LOCKSTEP_ADMIN_TOKEN: 'lsk_openapi-dump-0000000000000000' }));
+    const app = await createApp(
+      loadConfig({ DATA_DIR: dataDir, LOG_LEVEL: 'error', LOCKSTEP_ADMIN_TOKEN: 'lsk_openapi-dump-0000000000000000' }),
+    );
     try {
       await app.init();
       const answer = await app.getHttpAdapter().getInstance().inject({ method: 'GET', url: '/api/docs-json' });

@@ -21,7 +21,12 @@ export function logLevelsFrom(level: LogLevelName): LogLevel[] {
 
 /** Nest's ConsoleLogger with ISO times, string messages in JSON and escaped control characters in text (src/common/logger.ts). */
 export function createLogger(config: Pick<AppConfig, 'logLevel' | 'logFormat'>): ConsoleLogger {
-  return new LockstepLogger({ json: config.logFormat === 'json', colors: false, logLevels: logLevelsFrom(config.logLevel), prefix: 'lockstep' });
+  return new LockstepLogger({
+    json: config.logFormat === 'json',
+    colors: false,
+    logLevels: logLevelsFrom(config.logLevel),
+    prefix: 'lockstep',
+  });
 }
 
 /**
@@ -75,7 +80,11 @@ export async function createApp(config: AppConfig, overrides: AppOverrides = {})
     // Lockstep answers errors in its own shape (src/common/error-body.ts); its logger is Nest's.
     logger: false,
   });
-  const app = await NestFactory.create<NestFastifyApplication>(AppModule.forRoot(config, overrides), adapter, { logger, bodyParser: false, abortOnError: false });
+  const app = await NestFactory.create<NestFastifyApplication>(AppModule.forRoot(config, overrides), adapter, {
+    logger,
+    bodyParser: false,
+    abortOnError: false,
+  });
   const fastify = app.getHttpAdapter().getInstance();
   addRequestIdAndAccessLog(fastify);
   addSecurityHeaders(fastify);
@@ -99,9 +108,15 @@ export async function createApp(config: AppConfig, overrides: AppOverrides = {})
     app,
     new DocumentBuilder()
       .setTitle('Lockstep')
-      .setDescription('Keeps a cluster of on-premise agents on one version: packages, failover-aware upgrades, live progress.')
+      .setDescription(
+        'Keeps a cluster of on-premise agents on one version: packages, failover-aware upgrades, live progress.',
+      )
       .setVersion('1')
-      .addBearerAuth({ type: 'http', scheme: 'bearer', description: 'An API token (lsk_…) or, on /api/v1/agent/*, an agent token (lsa_…).' })
+      .addBearerAuth({
+        type: 'http',
+        scheme: 'bearer',
+        description: 'An API token (lsk_…) or, on /api/v1/agent/*, an agent token (lsa_…).',
+      })
       .build(),
     { extraModels: AGENT_ROUTE_MODELS },
   );
@@ -112,6 +127,9 @@ export async function createApp(config: AppConfig, overrides: AppOverrides = {})
       if (operation?.['x-access']?.kind === 'public' && !operation.security) operation.security = [];
     }
   }
-  SwaggerModule.setup('api/docs', app, document, { jsonDocumentUrl: 'api/docs-json', yamlDocumentUrl: 'api/docs-yaml' });
+  SwaggerModule.setup('api/docs', app, document, {
+    jsonDocumentUrl: 'api/docs-json',
+    yamlDocumentUrl: 'api/docs-yaml',
+  });
   return app;
 }

@@ -18,11 +18,18 @@ variables only (PORT, HOST, DATABASE_URL, DATA_DIR, LOCKSTEP_ADMIN_TOKEN, LOG_LE
 function readCommandLine(argv: string[]): boolean {
   let values: { help?: boolean; version?: boolean };
   try {
-    ({ values } = parseArgs({ args: argv, options: { help: { type: 'boolean', short: 'h' }, version: { type: 'boolean' } }, strict: true, allowPositionals: false }));
+    ({ values } = parseArgs({
+      args: argv,
+      options: { help: { type: 'boolean', short: 'h' }, version: { type: 'boolean' } },
+      strict: true,
+      allowPositionals: false,
+    }));
   } catch (error) {
     // parseArgs names the problem in its first sentence.
     const problem = (error as Error).message.split('. ')[0].replace(/\.$/, '');
-    process.stderr.write(`lockstep: ${problem}; the server takes only --help and --version, its settings come from the environment\n`);
+    process.stderr.write(
+      `lockstep: ${problem}; the server takes only --help and --version, its settings come from the environment\n`,
+    );
     process.exit(2);
   }
   if (values.help) {
@@ -31,7 +38,9 @@ function readCommandLine(argv: string[]): boolean {
   }
   if (values.version) {
     // package.json one level up, from src/ (ts-node) and dist/ (a build) alike.
-    process.stdout.write(`${(JSON.parse(fs.readFileSync(path.join(__dirname, '..', 'package.json'), 'utf8')) as { version: string }).version}\n`);
+    process.stdout.write(
+      `${(JSON.parse(fs.readFileSync(path.join(__dirname, '..', 'package.json'), 'utf8')) as { version: string }).version}\n`,
+    );
     process.exit(0);
   }
   return true;
@@ -62,7 +71,11 @@ async function main(): Promise<void> {
   const logger = new Logger('Lockstep');
   // Nest's shutdown hooks (createApp) do the stopping; this says that it began (docs/operations.md).
   for (const signal of ['SIGTERM', 'SIGINT'] as const) {
-    process.once(signal, () => logger.log(`${signal} received: stopping (executor pass, buffered heartbeats, event streams, HTTP, then the database)`));
+    process.once(signal, () =>
+      logger.log(
+        `${signal} received: stopping (executor pass, buffered heartbeats, event streams, HTTP, then the database)`,
+      ),
+    );
   }
   logger.log(
     `listening on http://${config.host}:${config.port} (database: ${config.database.type === 'sqlite' ? config.database.file : 'postgres'})`,

@@ -2,8 +2,13 @@ import { randomUUID } from 'node:crypto';
 import { givenCluster, givenPairedAgent } from './support/builders';
 import { describeEachDatabase, TEST_ADMIN_TOKEN, TestApp } from './support/test-app';
 
-type Rule = { kind: 'public' } | { kind: 'role'; role: 'viewer' | 'operator' | 'admin' } | { kind: 'agent' } | { kind: 'stream'; scope: string; param: string };
-type Identity = 'none' | 'malformed' | 'unknown' | 'revoked' | 'viewer' | 'operator' | 'admin' | 'agent' | 'removed-agent';
+type Rule =
+  | { kind: 'public' }
+  | { kind: 'role'; role: 'viewer' | 'operator' | 'admin' }
+  | { kind: 'agent' }
+  | { kind: 'stream'; scope: string; param: string };
+type Identity =
+  'none' | 'malformed' | 'unknown' | 'revoked' | 'viewer' | 'operator' | 'admin' | 'agent' | 'removed-agent';
 type Verdict = 'in' | 401 | 403;
 
 const RANK = { viewer: 1, operator: 2, admin: 3 } as const;
@@ -11,7 +16,8 @@ const RANK = { viewer: 1, operator: 2, admin: 3 } as const;
 /** What the published rule says an identity gets: through the guard ('in'), 401 or 403. */
 function expected(rule: Rule, who: Identity): Verdict {
   if (rule.kind === 'public') return 'in';
-  if (who === 'none' || who === 'malformed' || who === 'unknown' || who === 'revoked' || who === 'removed-agent') return 401;
+  if (who === 'none' || who === 'malformed' || who === 'unknown' || who === 'revoked' || who === 'removed-agent')
+    return 401;
   if (rule.kind === 'agent') return who === 'agent' ? 'in' : 403;
   if (who === 'agent') return 403;
   const needed = rule.kind === 'stream' ? 'viewer' : rule.role;
@@ -54,7 +60,12 @@ describeEachDatabase('access matrix from the OpenAPI document', (kind) => {
   afterAll(() => t.close());
 
   it('every route publishes its access rule', () => {
-    const routes = Object.entries(document.paths).flatMap(([path, methods]) => Object.entries(methods).map(([method, op]) => ({ route: `${method.toUpperCase()} ${path}`, rule: op['x-access'] })));
+    const routes = Object.entries(document.paths).flatMap(([path, methods]) =>
+      Object.entries(methods).map(([method, op]) => ({
+        route: `${method.toUpperCase()} ${path}`,
+        rule: op['x-access'],
+      })),
+    );
     expect(routes.length).toBeGreaterThan(40);
     expect(routes.filter((r) => !r.rule).map((r) => r.route)).toEqual([]);
   });
@@ -70,7 +81,8 @@ describeEachDatabase('access matrix from the OpenAPI document', (kind) => {
           const status = await call(t.baseUrl + path, method, tokens[who]);
           const want = expected(rule, who);
           const got: Verdict | number = status === 401 || status === 403 ? status : status >= 500 ? status : 'in';
-          if (got !== want) mismatches.push(`${method.toUpperCase()} ${template} as ${who}: expected ${want}, got ${status}`);
+          if (got !== want)
+            mismatches.push(`${method.toUpperCase()} ${template} as ${who}: expected ${want}, got ${status}`);
           checked++;
         }
       }
@@ -86,7 +98,10 @@ async function call(url: string, method: string, authorization: string | undefin
   const hasBody = ['post', 'put', 'patch'].includes(method);
   const res = await fetch(url, {
     method: method.toUpperCase(),
-    headers: { ...(authorization ? { Authorization: authorization } : {}), ...(hasBody ? { 'Content-Type': 'application/json' } : {}) },
+    headers: {
+      ...(authorization ? { Authorization: authorization } : {}),
+      ...(hasBody ? { 'Content-Type': 'application/json' } : {}),
+    },
     body: hasBody ? '{}' : undefined,
     signal: controller.signal,
   });

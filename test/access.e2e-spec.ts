@@ -31,7 +31,12 @@ describeEachDatabase('API tokens and access', (kind) => {
 
   it('issues a token whose secret is shown once and stored only as a hash', async () => {
     const issued = await t.admin.post('/api/v1/tokens').send({ name: 'ci-uploader', role: 'operator' }).expect(201);
-    expect(issued.body).toMatchObject({ name: 'ci-uploader', role: 'operator', revokedAt: null, secret: expect.stringMatching(/^lsk_/) });
+    expect(issued.body).toMatchObject({
+      name: 'ci-uploader',
+      role: 'operator',
+      revokedAt: null,
+      secret: expect.stringMatching(/^lsk_/),
+    });
     const listed = await t.admin.get('/api/v1/tokens').expect(200);
     const entry = listed.body.find((x: { id: string }) => x.id === issued.body.id);
     expect(entry).toMatchObject({ name: 'ci-uploader', prefix: issued.body.secret.slice(0, 8) });
@@ -74,7 +79,10 @@ describeEachDatabase('API tokens and access', (kind) => {
     const admins = list.body.filter((x: { role: string }) => x.role === 'admin');
     expect(admins).toHaveLength(1);
     const res = await t.admin.delete(`/api/v1/tokens/${admins[0].id}`).expect(409);
-    expect(res.body).toMatchObject({ code: 'LAST_ADMIN_TOKEN', message: expect.stringMatching(/Issue another admin token first/) });
+    expect(res.body).toMatchObject({
+      code: 'LAST_ADMIN_TOKEN',
+      message: expect.stringMatching(/Issue another admin token first/),
+    });
     await t.admin.get('/api/v1/tokens').expect(200);
   });
 
@@ -112,20 +120,35 @@ describeEachDatabase('tokens that expire', (kind) => {
 
   it('honours a token until its expiresAt, then answers 401 TOKEN_EXPIRED saying when, even for a token cached moments ago', async () => {
     const expiresAt = inSeconds(60);
-    const issued = await t.admin.post('/api/v1/tokens').send({ name: 'short-lived', role: 'viewer', expiresAt }).expect(201);
+    const issued = await t.admin
+      .post('/api/v1/tokens')
+      .send({ name: 'short-lived', role: 'viewer', expiresAt })
+      .expect(201);
     expect(issued.body).toMatchObject({ name: 'short-lived', expiresAt, revokedAt: null });
     await t.as(issued.body.secret).get('/api/v1/clusters').expect(200); // now in the token cache
     clock.advance(59_000);
     await t.as(issued.body.secret).get('/api/v1/clusters').expect(200);
     clock.advance(1_000); // the expiry instant itself; the cache's 5 s have not passed
     const refused = await t.as(issued.body.secret).get('/api/v1/clusters').expect(401);
-    expect(refused.body).toMatchObject({ code: 'TOKEN_EXPIRED', message: `This token expired at ${expiresAt}; ask an admin for a new one.` });
+    expect(refused.body).toMatchObject({
+      code: 'TOKEN_EXPIRED',
+      message: `This token expired at ${expiresAt}; ask an admin for a new one.`,
+    });
   });
 
   it('voids the stream tickets an expired token issued', async () => {
     const cluster = await givenCluster(t);
-    const issued = await t.admin.post('/api/v1/tokens').send({ name: 'watcher', role: 'viewer', expiresAt: inSeconds(10) }).expect(201);
-    const ticket = (await t.as(issued.body.secret).post('/api/v1/stream-tickets').send({ stream: 'cluster', id: cluster.id }).expect(201)).body;
+    const issued = await t.admin
+      .post('/api/v1/tokens')
+      .send({ name: 'watcher', role: 'viewer', expiresAt: inSeconds(10) })
+      .expect(201);
+    const ticket = (
+      await t
+        .as(issued.body.secret)
+        .post('/api/v1/stream-tickets')
+        .send({ stream: 'cluster', id: cluster.id })
+        .expect(201)
+    ).body;
     clock.advance(10_000); // the ticket itself is good for a minute
     const res = await fetch(t.baseUrl + ticket.url);
     expect(res.status).toBe(401);
@@ -134,12 +157,18 @@ describeEachDatabase('tokens that expire', (kind) => {
 
   it('shows expiresAt in the list and in one token, null for a token that never expires', async () => {
     const expiresAt = inSeconds(3600);
-    const issued = await t.admin.post('/api/v1/tokens').send({ name: 'listed', role: 'operator', expiresAt }).expect(201);
+    const issued = await t.admin
+      .post('/api/v1/tokens')
+      .send({ name: 'listed', role: 'operator', expiresAt })
+      .expect(201);
     const list = await t.admin.get('/api/v1/tokens').expect(200);
     expect(list.body.find((x: { id: string }) => x.id === issued.body.id)).toMatchObject({ expiresAt });
     expect(list.body.find((x: { name: string }) => x.name === 'bootstrap admin')).toMatchObject({ expiresAt: null });
     expect((await t.admin.get(`/api/v1/tokens/${issued.body.id}`).expect(200)).body.expiresAt).toBe(expiresAt);
-    const never = await t.admin.post('/api/v1/tokens').send({ name: 'explicitly never', role: 'viewer', expiresAt: null }).expect(201);
+    const never = await t.admin
+      .post('/api/v1/tokens')
+      .send({ name: 'explicitly never', role: 'viewer', expiresAt: null })
+      .expect(201);
     expect(never.body.expiresAt).toBeNull();
   });
 
@@ -153,24 +182,40 @@ describeEachDatabase('tokens that expire', (kind) => {
     ['a number', () => 1_900_000_000_000, /expiresAt must be an ISO-8601 date and time/],
   ])('refuses an expiresAt %s with a 400 naming the field, and stores nothing', async (_, value, problem) => {
     const before = (await t.admin.get('/api/v1/tokens').expect(200)).body.length;
-    const res = await t.admin.post('/api/v1/tokens').send({ name: 'refused', role: 'viewer', expiresAt: value() }).expect(400);
+    const res = await t.admin
+      .post('/api/v1/tokens')
+      .send({ name: 'refused', role: 'viewer', expiresAt: value() })
+      .expect(400);
     expect(res.body).toMatchObject({ code: 'VALIDATION_FAILED', message: expect.stringMatching(problem) });
     expect(res.body.details).toEqual([{ field: 'expiresAt', problems: [expect.stringMatching(problem)] }]);
     expect((await t.admin.get('/api/v1/tokens').expect(200)).body.length).toBe(before);
   });
 
   it('counts only unexpired admin tokens as active: the last one cannot be revoked, an expired one can', async () => {
-    const issued = await t.admin.post('/api/v1/tokens').send({ name: 'temporary admin', role: 'admin', expiresAt: inSeconds(30) }).expect(201);
-    const bootstrap = (await t.admin.get('/api/v1/tokens').expect(200)).body.find((x: { name: string }) => x.name === 'bootstrap admin');
+    const issued = await t.admin
+      .post('/api/v1/tokens')
+      .send({ name: 'temporary admin', role: 'admin', expiresAt: inSeconds(30) })
+      .expect(201);
+    const bootstrap = (await t.admin.get('/api/v1/tokens').expect(200)).body.find(
+      (x: { name: string }) => x.name === 'bootstrap admin',
+    );
     clock.advance(30_000);
     const refused = await t.admin.delete(`/api/v1/tokens/${bootstrap.id}`).expect(409);
-    expect(refused.body).toMatchObject({ code: 'LAST_ADMIN_TOKEN', message: expect.stringMatching(/expired ones do not count/) });
+    expect(refused.body).toMatchObject({
+      code: 'LAST_ADMIN_TOKEN',
+      message: expect.stringMatching(/expired ones do not count/),
+    });
     await t.admin.delete(`/api/v1/tokens/${issued.body.id}`).expect(200);
   });
 
   it('installs a new admin token at start when every admin token has expired, never bringing back a revoked LOCKSTEP_ADMIN_TOKEN', async () => {
-    const temporary = await t.admin.post('/api/v1/tokens').send({ name: 'interim admin', role: 'admin', expiresAt: inSeconds(30) }).expect(201);
-    const bootstrap = (await t.admin.get('/api/v1/tokens').expect(200)).body.find((x: { name: string }) => x.name === 'bootstrap admin');
+    const temporary = await t.admin
+      .post('/api/v1/tokens')
+      .send({ name: 'interim admin', role: 'admin', expiresAt: inSeconds(30) })
+      .expect(201);
+    const bootstrap = (await t.admin.get('/api/v1/tokens').expect(200)).body.find(
+      (x: { name: string }) => x.name === 'bootstrap admin',
+    );
     await t.as(temporary.body.secret).delete(`/api/v1/tokens/${bootstrap.id}`).expect(200);
     clock.advance(30_000);
     const printed: string[] = [];
@@ -207,7 +252,10 @@ describeEachDatabase('the token expiry migration', (kind) => {
     try {
       const options = dataSourceOptions(database);
       const all = options.migrations as Array<{ name: string }>;
-      const earlier = all.slice(0, all.findIndex((m) => m.name.startsWith('TokenExpiry')));
+      const earlier = all.slice(
+        0,
+        all.findIndex((m) => m.name.startsWith('TokenExpiry')),
+      );
       const old = await new DataSource({ ...options, migrations: earlier } as DataSourceOptions).initialize();
       await old.runMigrations();
       const now = new Date().toISOString();

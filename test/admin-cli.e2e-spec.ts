@@ -17,7 +17,13 @@ type Run = { code: number | null; stdout: string; stderr: string };
  * Lockstep's variables.
  */
 function admin(args: string[], vars: Record<string, string>, { viaNpm = false } = {}): Promise<Run> {
-  const env: Record<string, string | undefined> = { ...process.env, DATABASE_URL: '', DATA_DIR: '', LOCKSTEP_ADMIN_TOKEN: '', ...vars };
+  const env: Record<string, string | undefined> = {
+    ...process.env,
+    DATABASE_URL: '',
+    DATA_DIR: '',
+    LOCKSTEP_ADMIN_TOKEN: '',
+    ...vars,
+  };
   const [command, argv] = viaNpm
     ? ['npm', ['run', '-s', 'admin', '--', ...args]]
     : [process.execPath, ['-r', 'ts-node/register/transpile-only', path.join('src', 'admin', 'main.ts'), ...args]];
@@ -63,7 +69,12 @@ describeEachDatabase('npm run admin -- reset-token', (kind) => {
     const onCall = printedSecret(first)!;
     expect(onCall).toBeDefined();
     const listed = await t.as(onCall).get('/api/v1/tokens').expect(200);
-    expect(listed.body.find((x: { name: string }) => x.name === 'on call')).toMatchObject({ role: 'admin', createdByTokenId: null, expiresAt: null, revokedAt: null });
+    expect(listed.body.find((x: { name: string }) => x.name === 'on call')).toMatchObject({
+      role: 'admin',
+      createdByTokenId: null,
+      expiresAt: null,
+      revokedAt: null,
+    });
     await t.admin.get('/api/v1/tokens').expect(200); // without --revoke-others the others stay
 
     const second = await admin(['reset-token', '--revoke-others'], serverVars(t));
@@ -71,7 +82,9 @@ describeEachDatabase('npm run admin -- reset-token', (kind) => {
     expect(second.stdout).toContain('Revoked 2 other admin token(s); running servers stop accepting them within 5 s.');
     const recovered = printedSecret(second)!;
     const after = await t.as(recovered).get('/api/v1/tokens').expect(200);
-    expect(after.body.filter((x: { role: string }) => x.role === 'admin').map((x: { name: string }) => x.name)).toEqual(['recovered admin']);
+    expect(after.body.filter((x: { role: string }) => x.role === 'admin').map((x: { name: string }) => x.name)).toEqual(
+      ['recovered admin'],
+    );
     expect(await eventually401(t, TEST_ADMIN_TOKEN)).toBe('TOKEN_REVOKED');
     expect(await eventually401(t, onCall)).toBe('TOKEN_REVOKED');
   }, 60_000);
@@ -89,7 +102,10 @@ describe('npm run admin: usage and refusals [sqlite]', () => {
     const behind = path.join(dir, 'behind');
     const options = dataSourceOptions({ type: 'sqlite', file: path.join(behind, 'lockstep.sqlite') });
     const migrations = options.migrations as Array<{ name: string }>;
-    const old = await new DataSource({ ...options, migrations: migrations.slice(0, -1) } as DataSourceOptions).initialize();
+    const old = await new DataSource({
+      ...options,
+      migrations: migrations.slice(0, -1),
+    } as DataSourceOptions).initialize();
     await old.runMigrations();
     await old.destroy();
 
@@ -110,7 +126,11 @@ describe('npm run admin: usage and refusals [sqlite]', () => {
     });
     expect(fs.existsSync(missing)).toBe(false);
     expect(pending).toMatchObject({ code: 1, stdout: '' });
-    expect(pending.stderr).toMatch(new RegExp(`^lockstep admin: .* has 1 pending migration\\(s\\) \\(${migrations.at(-1)!.name}\\); start this version of Lockstep once .*\\n$`));
+    expect(pending.stderr).toMatch(
+      new RegExp(
+        `^lockstep admin: .* has 1 pending migration\\(s\\) \\(${migrations.at(-1)!.name}\\); start this version of Lockstep once .*\\n$`,
+      ),
+    );
 
     const after = await new DataSource(options).initialize();
     try {

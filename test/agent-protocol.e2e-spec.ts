@@ -19,17 +19,35 @@ describeEachDatabase('pairing', (kind) => {
 
   it('trades a key once for an agent token that works on agent routes', async () => {
     const registered = await givenAgent(t, clusterId);
-    const paired = await t.http().post('/api/v1/agent/pair').send({ pairingKey: registered.pairingKey, version: '2.0.0', facts: { os: 'linux' } }).expect(201);
-    expect(paired.body).toMatchObject({ agentId: registered.id, clusterId, token: expect.stringMatching(/^lsa_/), pollAfterMs: 10000 });
+    const paired = await t
+      .http()
+      .post('/api/v1/agent/pair')
+      .send({ pairingKey: registered.pairingKey, version: '2.0.0', facts: { os: 'linux' } })
+      .expect(201);
+    expect(paired.body).toMatchObject({
+      agentId: registered.id,
+      clusterId,
+      token: expect.stringMatching(/^lsa_/),
+      pollAfterMs: 10000,
+    });
     const agent = await t.admin.get(`/api/v1/agents/${registered.id}`).expect(200);
-    expect(agent.body).toMatchObject({ state: 'idle', version: '2.0.0', facts: { os: 'linux' }, pairedAt: '2026-03-01T08:00:00.000Z' });
+    expect(agent.body).toMatchObject({
+      state: 'idle',
+      version: '2.0.0',
+      facts: { os: 'linux' },
+      pairedAt: '2026-03-01T08:00:00.000Z',
+    });
 
     const again = await t.http().post('/api/v1/agent/pair').send({ pairingKey: registered.pairingKey }).expect(401);
     expect(again.body).toMatchObject({ code: 'PAIRING_KEY_USED', message: expect.stringMatching(/already used/) });
   });
 
   it('refuses an unknown key and an expired one, saying which', async () => {
-    const unknown = await t.http().post('/api/v1/agent/pair').send({ pairingKey: 'lsp_nothing-like-this-exists' }).expect(401);
+    const unknown = await t
+      .http()
+      .post('/api/v1/agent/pair')
+      .send({ pairingKey: 'lsp_nothing-like-this-exists' })
+      .expect(401);
     expect(unknown.body.code).toBe('PAIRING_KEY_UNKNOWN');
     const registered = await givenAgent(t, clusterId);
     clock.advance(3600 * 1000);
@@ -39,7 +57,9 @@ describeEachDatabase('pairing', (kind) => {
 
   it('lets exactly one of two agents racing with one key pair', async () => {
     const registered = await givenAgent(t, clusterId);
-    const answers = await Promise.all([1, 2, 3].map(() => t.http().post('/api/v1/agent/pair').send({ pairingKey: registered.pairingKey })));
+    const answers = await Promise.all(
+      [1, 2, 3].map(() => t.http().post('/api/v1/agent/pair').send({ pairingKey: registered.pairingKey })),
+    );
     expect(answers.map((a) => a.status).sort()).toEqual([201, 401, 401]);
   });
 
@@ -86,7 +106,10 @@ describeEachDatabase('heartbeats', (kind) => {
     await agent.heartbeat({ busy: false, capabilities: { remoteUpgrade: false } }).expect(200);
     expect(await getAgent(a.id)).toMatchObject({ state: 'idle', remoteUpgrade: false });
 
-    const events = await t.db.reader.find(ProgressEvent, { where: { agentId: a.id, type: 'agent.status' }, order: { id: 'ASC' } });
+    const events = await t.db.reader.find(ProgressEvent, {
+      where: { agentId: a.id, type: 'agent.status' },
+      order: { id: 'ASC' },
+    });
     expect(events.map((e) => [e.data.state, e.data.versionStatus])).toEqual([
       ['unknown', 'unknown'], // registered
       ['idle', 'latest'], // paired
@@ -103,7 +126,10 @@ describeEachDatabase('heartbeats', (kind) => {
     clock.advance(5000);
     await agent.heartbeat({ facts: { os: 'linux', freeDiskMb: 1234, components: { snmp: '1.4' } } }).expect(200);
     await t.app.get(AgentLiveness).flush();
-    expect(await getAgent(registered.id)).toMatchObject({ facts: { os: 'linux', freeDiskMb: 1234, components: { snmp: '1.4' } }, lastSeenAt: clock.now().toISOString() });
+    expect(await getAgent(registered.id)).toMatchObject({
+      facts: { os: 'linux', freeDiskMb: 1234, components: { snmp: '1.4' } },
+      lastSeenAt: clock.now().toISOString(),
+    });
     expect(await t.db.reader.count(ProgressEvent)).toBe(before); // liveness alone is no event
   });
 
@@ -113,7 +139,8 @@ describeEachDatabase('heartbeats', (kind) => {
     clock.advance(7000);
     for (const { agent } of agents) await agent.heartbeat().expect(200);
     await t.app.get(AgentLiveness).flush();
-    for (const { registered } of agents) expect(await getAgent(registered.id)).toMatchObject({ lastSeenAt: clock.now().toISOString() });
+    for (const { registered } of agents)
+      expect(await getAgent(registered.id)).toMatchObject({ lastSeenAt: clock.now().toISOString() });
   });
 
   it('marks a silent agent offline after the timeout, and online again when it returns', async () => {
@@ -132,10 +159,14 @@ describeEachDatabase('heartbeats', (kind) => {
   it('refuses bad versions and facts of the wrong shape or size, naming them', async () => {
     const { agent } = await givenPairedAgent(t, clusterId);
     const badVersion = await agent.heartbeat({ version: 'ten' }).expect(400);
-    expect(badVersion.body.details).toEqual([{ field: 'version', problems: ['version must be a semantic version such as 10.3.0'] }]);
+    expect(badVersion.body.details).toEqual([
+      { field: 'version', problems: ['version must be a semantic version such as 10.3.0'] },
+    ]);
     agent.state.version = '1.0.0';
     const unknownFact = await agent.heartbeat({ facts: { os: 'linux', favouriteColour: 'red' } }).expect(400);
-    expect(unknownFact.body.details).toEqual([{ field: 'facts.favouriteColour', problems: ['facts.favouriteColour is not a known field; remove it'] }]);
+    expect(unknownFact.body.details).toEqual([
+      { field: 'facts.favouriteColour', problems: ['facts.favouriteColour is not a known field; remove it'] },
+    ]);
     const many = Object.fromEntries(Array.from({ length: 51 }, (_, i) => [`c${i}`, '1.0']));
     const tooMany = await agent.heartbeat({ facts: { components: many } }).expect(400);
     expect(tooMany.body.details[0].field).toBe('facts.components');
@@ -179,28 +210,55 @@ describeEachDatabase('the command channel', (kind) => {
   afterAll(() => t.close());
 
   const enqueue = (agentId: string) =>
-    t.db.transaction((tx) => commands.enqueue(tx, { agentId, clusterId, type: 'switchover', payload: { activate: true, failoverGroup: null, peerAgentId: null }, reference: 'test' }));
+    t.db.transaction((tx) =>
+      commands.enqueue(tx, {
+        agentId,
+        clusterId,
+        type: 'switchover',
+        payload: { activate: true, failoverGroup: null, peerAgentId: null },
+        reference: 'test',
+      }),
+    );
 
   it('carries a pending command on every heartbeat until the agent reports on it', async () => {
     const { registered, agent } = await givenPairedAgent(t, clusterId);
     const command = await enqueue(registered.id);
     for (let i = 0; i < 2; i++) {
       const hb = await agent.heartbeat().expect(200);
-      expect(hb.body).toMatchObject({ commands: [{ id: command.id, type: 'switchover', activate: true }], pollAfterMs: 1000 });
+      expect(hb.body).toMatchObject({
+        commands: [{ id: command.id, type: 'switchover', activate: true }],
+        pollAfterMs: 1000,
+      });
     }
     const first = await agent.progress(command.id, 'switchover', 50, 'promoting').expect(200);
-    expect(first.body).toEqual({ id: command.id, type: 'switchover', status: 'running', phase: 'switchover', percent: 50 });
+    expect(first.body).toEqual({
+      id: command.id,
+      type: 'switchover',
+      status: 'running',
+      phase: 'switchover',
+      percent: 50,
+    });
     await agent.progress(command.id, 'switchover', 50, 'promoting').expect(200); // the same report again
-    expect(reports.filter((r) => r.commandId === command.id).map((r) => r.report.kind)).toEqual(['fetched', 'progress']);
+    expect(reports.filter((r) => r.commandId === command.id).map((r) => r.report.kind)).toEqual([
+      'fetched',
+      'progress',
+    ]);
     expect((await agent.heartbeat().expect(200)).body.commands).toEqual([]);
 
     const done = await agent.complete(command.id, 'succeeded').expect(200);
     expect(done.body.status).toBe('succeeded');
     await agent.complete(command.id, 'succeeded').expect(200); // idempotent
-    expect(reports.filter((r) => r.commandId === command.id).map((r) => r.report.kind)).toEqual(['fetched', 'progress', 'complete']);
+    expect(reports.filter((r) => r.commandId === command.id).map((r) => r.report.kind)).toEqual([
+      'fetched',
+      'progress',
+      'complete',
+    ]);
 
     const changed = await agent.complete(command.id, 'failed').expect(409);
-    expect(changed.body).toMatchObject({ code: 'COMMAND_ENDED', message: expect.stringMatching(/already ended \(succeeded\)/) });
+    expect(changed.body).toMatchObject({
+      code: 'COMMAND_ENDED',
+      message: expect.stringMatching(/already ended \(succeeded\)/),
+    });
     await agent.progress(command.id, 'switchover', 100).expect(409);
   });
 
@@ -238,11 +296,26 @@ describeEachDatabase('access to cluster and agent routes', (kind) => {
     const none = await t.http().get(`/api/v1/clusters/${c.id}`).expect(401);
     expect(none.body.code).toBe('TOKEN_MISSING');
     await t.as(viewer).get(`/api/v1/clusters/${c.id}/agents`).expect(200);
-    expect((await t.as(viewer).post(`/api/v1/clusters/${c.id}/agents`).send({ name: 'v', address: 'v.lan', role: 'standalone' }).expect(403)).body.message).toMatch(/operator role/);
+    expect(
+      (
+        await t
+          .as(viewer)
+          .post(`/api/v1/clusters/${c.id}/agents`)
+          .send({ name: 'v', address: 'v.lan', role: 'standalone' })
+          .expect(403)
+      ).body.message,
+    ).toMatch(/operator role/);
     expect((await t.as(operator).delete(`/api/v1/clusters/${c.id}`).expect(403)).body.message).toMatch(/admin role/);
     const agentOnUserRoute = await t.as(agent.token).get(`/api/v1/agents/${registered.id}`).expect(403);
-    expect(agentOnUserRoute.body).toMatchObject({ code: 'AGENT_TOKEN_NOT_ALLOWED', message: expect.stringMatching(/only \/api\/v1\/agent/) });
-    const userOnAgentRoute = await t.as(operator).post('/api/v1/agent/heartbeat').send({ version: '1.0.0', busy: false }).expect(403);
+    expect(agentOnUserRoute.body).toMatchObject({
+      code: 'AGENT_TOKEN_NOT_ALLOWED',
+      message: expect.stringMatching(/only \/api\/v1\/agent/),
+    });
+    const userOnAgentRoute = await t
+      .as(operator)
+      .post('/api/v1/agent/heartbeat')
+      .send({ version: '1.0.0', busy: false })
+      .expect(403);
     expect(userOnAgentRoute.body.code).toBe('AGENT_ONLY');
     await t.http().post('/api/v1/agent/heartbeat').send({ version: '1.0.0', busy: false }).expect(401);
   });

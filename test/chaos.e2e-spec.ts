@@ -3,7 +3,21 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { buildPackage } from '../src/agent/build-package';
 import { AgentProcess } from './support/agent-process';
-import { buildServer, commandsExecuted, downSpans, freePort, HoldingRelay, killLeftovers, overlaps, readTimeline, ResumingStream, seededRandom, ServerProcess, sleep, writeTimelineProduct } from './support/chaos';
+import {
+  buildServer,
+  commandsExecuted,
+  downSpans,
+  freePort,
+  HoldingRelay,
+  killLeftovers,
+  overlaps,
+  readTimeline,
+  ResumingStream,
+  seededRandom,
+  ServerProcess,
+  sleep,
+  writeTimelineProduct,
+} from './support/chaos';
 import { createTestDatabase, postgresServerUrl } from './support/postgres';
 
 /**
@@ -44,7 +58,10 @@ import { createTestDatabase, postgresServerUrl } from './support/postgres';
  */
 const DEFAULT_SEED = 20261202;
 const SEED = Number(process.env.CHAOS_SEED || DEFAULT_SEED);
-const MIN_KILLS = { sqlite: Number(process.env.CHAOS_MIN_KILLS || 20), postgres: Number(process.env.CHAOS_PG_MIN_KILLS || 8) };
+const MIN_KILLS = {
+  sqlite: Number(process.env.CHAOS_MIN_KILLS || 20),
+  postgres: Number(process.env.CHAOS_PG_MIN_KILLS || 8),
+};
 /** Kills go on after MIN_KILLS until the upgrade ends, up to this many: on a busy machine each restart takes seconds. */
 const MAX_KILLS = { sqlite: MIN_KILLS.sqlite + 10, postgres: MIN_KILLS.postgres + 4 };
 const KILLS_PER_MIGRATION = { sqlite: 7, postgres: 3 };
@@ -95,20 +112,29 @@ beforeAll(() => {
 afterAll(() => built?.remove());
 
 describe('chaos: the checks themselves', () => {
-  it('the pair check sees two hosts down at once from their products\' timelines, and only then', () => {
+  it("the pair check sees two hosts down at once from their products' timelines, and only then", () => {
     const mark = (at: number, what: 'start' | 'stop', pid: number) => ({ at, what, version: '1.0.0', pid });
     const a = downSpans([mark(0, 'start', 1), mark(100, 'stop', 1), mark(300, 'start', 2)], 50, 1000);
     const b = downSpans([mark(0, 'start', 3), mark(250, 'stop', 3), mark(400, 'start', 4)], 50, 1000);
     expect(a).toEqual([[100, 300]]);
     expect(overlaps(a, b)).toEqual([[250, 300]]);
     // One after the other is fine; so is a product started before the old one stopped.
-    expect(overlaps(a, downSpans([mark(0, 'start', 5), mark(300, 'stop', 5), mark(350, 'start', 6)], 50, 1000))).toEqual([]);
-    expect(downSpans([mark(0, 'start', 7), mark(100, 'start', 8), mark(150, 'stop', 7), mark(900, 'stop', 8)], 50, 1000)).toEqual([[900, 1000]]);
+    expect(
+      overlaps(a, downSpans([mark(0, 'start', 5), mark(300, 'stop', 5), mark(350, 'start', 6)], 50, 1000)),
+    ).toEqual([]);
+    expect(
+      downSpans([mark(0, 'start', 7), mark(100, 'start', 8), mark(150, 'stop', 7), mark(900, 'stop', 8)], 50, 1000),
+    ).toEqual([[900, 1000]]);
   });
 
   it('the duplicate check reads every command an agent started from its output', () => {
     const id = '0b0c5f0e-6a43-4a59-9a55-1d0c6f9d1a11';
-    const output = [`2026-12-02T01:00:00.000Z command ${id}: upgrade`, `2026-12-02T01:00:01.000Z command ${id} succeeded`, `2026-12-02T01:00:02.000Z command ${id}: notes are not starts`, `2026-12-02T01:00:03.000Z command ${id}: upgrade`];
+    const output = [
+      `2026-12-02T01:00:00.000Z command ${id}: upgrade`,
+      `2026-12-02T01:00:01.000Z command ${id} succeeded`,
+      `2026-12-02T01:00:02.000Z command ${id}: notes are not starts`,
+      `2026-12-02T01:00:03.000Z command ${id}: upgrade`,
+    ];
     expect(commandsExecuted(output).map((e) => [e.id, e.type])).toEqual([
       [id, 'upgrade'],
       [id, 'upgrade'],
@@ -124,7 +150,9 @@ describe.each(kinds)('chaos: the server SIGKILLed through an upgrade [%s]', (kin
 
 async function chaosRun(kind: Kind, random: () => number): Promise<void> {
   const began = Date.now();
-  say(`[${kind}] seed ${SEED} (CHAOS_SEED=${SEED} replays this kill schedule); kills ${DELAY_MS.min}-${DELAY_MS.max} ms after each start until the upgrade ends, at least ${MIN_KILLS[kind]}`);
+  say(
+    `[${kind}] seed ${SEED} (CHAOS_SEED=${SEED} replays this kill schedule); kills ${DELAY_MS.min}-${DELAY_MS.max} ms after each start until the upgrade ends, at least ${MIN_KILLS[kind]}`,
+  );
   const work = fs.mkdtempSync(path.join(RAM_DISK, 'lockstep-chaos-'));
   const database = kind === 'postgres' ? await createTestDatabase(postgresServerUrl()!) : null;
   const server = new ServerProcess(built.main, await freePort(), {
@@ -156,11 +184,25 @@ async function chaosRun(kind: Kind, random: () => number): Promise<void> {
     // The product (with its own timeline, and a migration that takes a while) as 1.0.0 and 1.1.0.
     const productDir = path.join(work, 'product');
     const killsFile = path.join(work, 'kills');
-    const setKills = (kills: number) => fs.writeFileSync(killsFile, `${kills} ${kills < MIN_KILLS[kind] ? KILLS_PER_MIGRATION[kind] : 0}`);
+    const setKills = (kills: number) =>
+      fs.writeFileSync(killsFile, `${kills} ${kills < MIN_KILLS[kind] ? KILLS_PER_MIGRATION[kind] : 0}`);
     setKills(0);
     writeTimelineProduct(productDir, { minMs: MIGRATION_MS, killsFile, capMs: 120_000 });
-    const seed = await buildPackage({ dir: productDir, product: 'acme-agent', version: '1.0.0', migration: 'migrate.js', out: path.join(work, 'acme-1.0.0.tar.gz') });
-    const next = await buildPackage({ dir: productDir, product: 'acme-agent', version: '1.1.0', from: '>=1.0.0 <1.1.0', migration: 'migrate.js', out: path.join(work, 'acme-1.1.0.tar.gz') });
+    const seed = await buildPackage({
+      dir: productDir,
+      product: 'acme-agent',
+      version: '1.0.0',
+      migration: 'migrate.js',
+      out: path.join(work, 'acme-1.0.0.tar.gz'),
+    });
+    const next = await buildPackage({
+      dir: productDir,
+      product: 'acme-agent',
+      version: '1.1.0',
+      from: '>=1.0.0 <1.1.0',
+      migration: 'migrate.js',
+      out: path.join(work, 'acme-1.1.0.tar.gz'),
+    });
 
     const cluster = await api('POST', '/api/v1/clusters', { name: `chaos-${kind}`, product: 'acme-agent' });
     for (const spec of AGENTS) {
@@ -172,41 +214,77 @@ async function chaosRun(kind: Kind, random: () => number): Promise<void> {
       });
       const home = path.join(work, 'agents', spec.name);
       fs.mkdirSync(path.join(home, 'data'), { recursive: true });
-      const records = Array.from({ length: RECORDS }, (_, i) => ({ id: i + 1, host: spec.name, value: `record ${i + 1}` }));
+      const records = Array.from({ length: RECORDS }, (_, i) => ({
+        id: i + 1,
+        host: spec.name,
+        value: `record ${i + 1}`,
+      }));
       fs.writeFileSync(path.join(home, 'data', 'records.json'), JSON.stringify({ schema: '1.0.0', records }));
-      agents.set(spec.name, { id: registered.id, home, process: new AgentProcess({ server: agentServer, pairingKey: registered.pairingKey, home, seed }) });
+      agents.set(spec.name, {
+        id: registered.id,
+        home,
+        process: new AgentProcess({ server: agentServer, pairingKey: registered.pairingKey, home, seed }),
+      });
     }
     const nameOf = new Map([...agents].map(([name, a]) => [a.id, name]));
-    const listAgents = async () => (await api<{ items: Array<Record<string, any>> }>('GET', `/api/v1/clusters/${cluster.id}/agents`)).items;
-    await until(async () => {
-      const list = await listAgents();
-      return list.length === AGENTS.length && list.every((a) => a.version === '1.0.0' && a.state === 'idle');
-    }, 90_000, 'every agent paired, idle, on 1.0.0');
-    await until(() => [...agents.values()].every((a) => readTimeline(a.home).some((m) => m.what === 'start')), 10_000, 'every product running');
+    const listAgents = async () =>
+      (await api<{ items: Array<Record<string, any>> }>('GET', `/api/v1/clusters/${cluster.id}/agents`)).items;
+    await until(
+      async () => {
+        const list = await listAgents();
+        return list.length === AGENTS.length && list.every((a) => a.version === '1.0.0' && a.state === 'idle');
+      },
+      90_000,
+      'every agent paired, idle, on 1.0.0',
+    );
+    await until(
+      () => [...agents.values()].every((a) => readTimeline(a.home).some((m) => m.what === 'start')),
+      10_000,
+      'every product running',
+    );
 
     const form = new FormData();
     form.set('mode', 'upload-only');
     form.set('file', new Blob([fs.readFileSync(next)]), path.basename(next));
-    const uploaded = await fetch(`${server.baseUrl}/api/v1/clusters/${cluster.id}/packages`, { method: 'POST', headers: { Authorization: `Bearer ${ADMIN}` }, body: form });
+    const uploaded = await fetch(`${server.baseUrl}/api/v1/clusters/${cluster.id}/packages`, {
+      method: 'POST',
+      headers: { Authorization: `Bearer ${ADMIN}` },
+      body: form,
+    });
     const pkg = (await uploaded.json()) as Record<string, any>;
     expect(uploaded.status).toBe(201);
 
     const from = Date.now();
     // Two units at a time (a pair is one unit).
     const options = { maxParallel: 2, delayedStartS: DELAYED_START_S };
-    const upgrade = await api('POST', `/api/v1/clusters/${cluster.id}/upgrades`, { packageId: pkg.id, target: { all: true }, policy: 'backup-first', options });
+    const upgrade = await api('POST', `/api/v1/clusters/${cluster.id}/upgrades`, {
+      packageId: pkg.id,
+      target: { all: true },
+      policy: 'backup-first',
+      options,
+    });
     stream = new ResumingStream(`${server.baseUrl}/api/v1/upgrades/${upgrade.id}/events`, ADMIN);
-    const plan = (upgrade.steps as Array<Record<string, any>>).map((s) => `${s.kind} ${nameOf.get(s.agentId)}${s.runWhen === 'succeeded' ? '' : ` (if ${s.runWhen})`}`).join(', ');
+    const plan = (upgrade.steps as Array<Record<string, any>>)
+      .map((s) => `${s.kind} ${nameOf.get(s.agentId)}${s.runWhen === 'succeeded' ? '' : ` (if ${s.runWhen})`}`)
+      .join(', ');
     say(`[${kind}] upgrade ${upgrade.id}: backup-first, two units at a time: ${plan}`);
 
     // The chaos.
     const killLog: string[] = [];
     const killedAt: number[] = [];
     const stalls: number[] = [];
-    const ended = () => stream!.events.some((e) => e.type === 'upgrade.status' && TERMINAL.includes(String((e.data.data as Record<string, unknown> | undefined)?.status)));
+    const ended = () =>
+      stream!.events.some(
+        (e) =>
+          e.type === 'upgrade.status' &&
+          TERMINAL.includes(String((e.data.data as Record<string, unknown> | undefined)?.status)),
+      );
     const lastProgress = () => {
-      const d = stream!.events.filter((e) => e.type === 'task.progress').at(-1)?.data.data as Record<string, any> | undefined;
-      return d ? `${d.kind} ${nameOf.get(d.agentId)} ${d.status}${d.phase ? `/${d.phase}` : ''}${d.waitingFor ? `/${d.waitingFor}` : ''}` : '-';
+      const d = stream!.events.filter((e) => e.type === 'task.progress').at(-1)?.data.data as
+        Record<string, any> | undefined;
+      return d
+        ? `${d.kind} ${nameOf.get(d.agentId)} ${d.status}${d.phase ? `/${d.phase}` : ''}${d.waitingFor ? `/${d.waitingFor}` : ''}`
+        : '-';
     };
     try {
       const movedAt: number[] = []; // the viewer's last event id at each kill
@@ -216,7 +294,11 @@ async function chaosRun(kind: Kind, random: () => number): Promise<void> {
         // migration waits for kills), wait (at most STALL_WAIT_MS) for it to move first.
         let waited = '';
         const midUpgrade = [...agents.values()].some((a) => fs.existsSync(path.join(a.home, 'upgrade-journal.json')));
-        if (!midUpgrade && movedAt.length >= STALL_KILLS && movedAt.slice(-STALL_KILLS).every((id) => id === stream!.lastId)) {
+        if (
+          !midUpgrade &&
+          movedAt.length >= STALL_KILLS &&
+          movedAt.slice(-STALL_KILLS).every((id) => id === stream!.lastId)
+        ) {
           const from = Date.now();
           const at = stream.lastId;
           await until(() => stream!.lastId > at, STALL_WAIT_MS, 'the upgrade to move').catch(() => undefined);
@@ -236,15 +318,23 @@ async function chaosRun(kind: Kind, random: () => number): Promise<void> {
     } finally {
       fs.writeFileSync(killsFile, `${killedAt.length} 0`); // no migration waits for kills any more
     }
-    say(`[${kind}] kills (the delay after the start, the last event the viewer had, the restart):\n  ${killLog.join('\n  ')}`);
+    say(
+      `[${kind}] kills (the delay after the start, the last event the viewer had, the restart):\n  ${killLog.join('\n  ')}`,
+    );
 
     // Left alone now: the upgrade must end.
     let last: Record<string, any> = {};
-    await until(async () => {
-      last = await api('GET', `/api/v1/upgrades/${upgrade.id}`);
-      return TERMINAL.includes(last.status);
-    }, 120_000, 'the upgrade to end').catch((error: Error) => {
-      throw new Error(`${error.message}; it is ${last.status}: ${JSON.stringify(last.steps?.map((s: Record<string, unknown>) => [s.kind, nameOf.get(s.agentId as string), s.status, s.waitingFor, s.phase, s.error]))}`);
+    await until(
+      async () => {
+        last = await api('GET', `/api/v1/upgrades/${upgrade.id}`);
+        return TERMINAL.includes(last.status);
+      },
+      120_000,
+      'the upgrade to end',
+    ).catch((error: Error) => {
+      throw new Error(
+        `${error.message}; it is ${last.status}: ${JSON.stringify(last.steps?.map((s: Record<string, unknown>) => [s.kind, nameOf.get(s.agentId as string), s.status, s.waitingFor, s.phase, s.error]))}`,
+      );
     });
     const endedAt = Date.now();
     // Kills while it ran: before the end it recorded (ISO-8601 from the server's clock, this machine's).
@@ -252,8 +342,11 @@ async function chaosRun(kind: Kind, random: () => number): Promise<void> {
     // The event log of the upgrade, read back over the API; the viewer must have all of it.
     const history = async () => {
       const items: Array<{ id: number; type: string }> = [];
-      for (let afterId = 0; ; ) {
-        const page = await api<{ items: Array<{ id: number; type: string }>; nextAfterId: number | null }>('GET', `/api/v1/upgrades/${upgrade.id}/history?afterId=${afterId}&limit=500`);
+      for (let afterId = 0; ;) {
+        const page = await api<{ items: Array<{ id: number; type: string }>; nextAfterId: number | null }>(
+          'GET',
+          `/api/v1/upgrades/${upgrade.id}/history?afterId=${afterId}&limit=500`,
+        );
         items.push(...page.items);
         if (page.nextAfterId === null) return items;
         afterId = page.nextAfterId;
@@ -261,7 +354,11 @@ async function chaosRun(kind: Kind, random: () => number): Promise<void> {
     };
     await sleep(1500); // what follows the end (the agents' last reports) lands in the log too
     let logged = await history();
-    await until(() => stream!.lastId >= (logged.at(-1)?.id ?? 0), 15_000, 'the viewer to catch up with the event log').catch(() => undefined);
+    await until(
+      () => stream!.lastId >= (logged.at(-1)?.id ?? 0),
+      15_000,
+      'the viewer to catch up with the event log',
+    ).catch(() => undefined);
     await sleep(300);
     logged = await history();
     stream.close();
@@ -269,7 +366,9 @@ async function chaosRun(kind: Kind, random: () => number): Promise<void> {
 
     // What the hosts say.
     const hosts = [...agents].map(([name, a]) => {
-      const state = JSON.parse(fs.readFileSync(path.join(a.home, 'agent.json'), 'utf8')) as { done: Record<string, { status: string; version?: string; error?: string }> };
+      const state = JSON.parse(fs.readFileSync(path.join(a.home, 'agent.json'), 'utf8')) as {
+        done: Record<string, { status: string; version?: string; error?: string }>;
+      };
       return {
         name,
         id: a.id,
@@ -277,24 +376,33 @@ async function chaosRun(kind: Kind, random: () => number): Promise<void> {
         done: state.done,
         current: fs.readlinkSync(path.join(a.home, 'current')),
         health: JSON.parse(fs.readFileSync(path.join(a.home, 'run', 'health.json'), 'utf8')) as { version: string },
-        records: JSON.parse(fs.readFileSync(path.join(a.home, 'data', 'records.json'), 'utf8')) as { schema: string; records: Array<Record<string, unknown>> },
+        records: JSON.parse(fs.readFileSync(path.join(a.home, 'data', 'records.json'), 'utf8')) as {
+          schema: string;
+          records: Array<Record<string, unknown>>;
+        },
         timeline: readTimeline(a.home),
         unexpectedExits: a.process.output.filter((l) => / product \S+ exited /.test(l)),
       };
     });
     const host = new Map(hosts.map((h) => [h.name, h]));
     const serverCommands = new Map<string, Array<Record<string, any>>>();
-    for (const h of hosts) serverCommands.set(h.name, (await api<{ items: Array<Record<string, any>> }>('GET', `/api/v1/agents/${h.id}/commands?limit=100`)).items);
+    for (const h of hosts)
+      serverCommands.set(
+        h.name,
+        (await api<{ items: Array<Record<string, any>> }>('GET', `/api/v1/agents/${h.id}/commands?limit=100`)).items,
+      );
     const serverAgents = await listAgents();
     const steps = last.steps as Array<Record<string, any>>;
 
     // (1) Each command carried out once, and only those the steps that ran call for: per agent, one
     // upgrade per upgrade step, one switchover per takeover it is in (taking over, or told it is
     // standby once its peer took over).
-    const ran = (s: Record<string, any>) => !['pending', 'waiting', 'skipped', 'cancelled', 'missed', 'manual'].includes(s.status);
+    const ran = (s: Record<string, any>) =>
+      !['pending', 'waiting', 'skipped', 'cancelled', 'missed', 'manual'].includes(s.status);
     const expected = (id: string) => ({
       upgrade: steps.filter((s) => ran(s) && s.kind === 'upgrade' && s.agentId === id).length,
-      switchover: steps.filter((s) => ran(s) && s.kind !== 'upgrade' && (s.agentId === id || s.fromAgentId === id)).length,
+      switchover: steps.filter((s) => ran(s) && s.kind !== 'upgrade' && (s.agentId === id || s.fromAgentId === id))
+        .length,
     });
     const twice: string[] = [];
     for (const h of hosts) {
@@ -305,13 +413,22 @@ async function chaosRun(kind: Kind, random: () => number): Promise<void> {
       const issued = serverCommands.get(h.name)!;
       for (const type of ['upgrade', 'switchover'] as const) {
         const got = h.executed.filter((e) => e.type === type);
-        if (got.length !== want[type]) twice.push(`${h.name} carried out ${got.length} ${type} commands, its steps call for ${want[type]}: ${JSON.stringify(got)}`);
+        if (got.length !== want[type])
+          twice.push(
+            `${h.name} carried out ${got.length} ${type} commands, its steps call for ${want[type]}: ${JSON.stringify(got)}`,
+          );
         const listed = issued.filter((c) => c.type === type);
-        if (listed.length !== want[type]) twice.push(`the server's command table holds ${listed.length} ${type} commands of ${h.name}, its steps call for ${want[type]}: ${JSON.stringify(listed.map((c) => [c.id, c.status, c.fetchedAt, c.error]))}`);
+        if (listed.length !== want[type])
+          twice.push(
+            `the server's command table holds ${listed.length} ${type} commands of ${h.name}, its steps call for ${want[type]}: ${JSON.stringify(listed.map((c) => [c.id, c.status, c.fetchedAt, c.error]))}`,
+          );
       }
       const outputIds = [...times.keys()].sort();
       const doneIds = Object.keys(h.done).sort();
-      if (JSON.stringify(outputIds) !== JSON.stringify(doneIds)) twice.push(`${h.name}'s output names commands ${outputIds.join(', ')} but its agent.json records ${doneIds.join(', ')}`);
+      if (JSON.stringify(outputIds) !== JSON.stringify(doneIds))
+        twice.push(
+          `${h.name}'s output names commands ${outputIds.join(', ')} but its agent.json records ${doneIds.join(', ')}`,
+        );
       const notOk = Object.entries(h.done).filter(([, o]) => o.status !== 'succeeded');
       if (notOk.length) twice.push(`${h.name} ended commands otherwise than succeeded: ${JSON.stringify(notOk)}`);
     }
@@ -319,7 +436,10 @@ async function chaosRun(kind: Kind, random: () => number): Promise<void> {
     // (2) No pair down, from the products' own records of when they ran.
     const pairDown: string[] = [];
     for (const [main, backup] of PAIRS) {
-      for (const [s, e] of overlaps(downSpans(host.get(main)!.timeline, from, to), downSpans(host.get(backup)!.timeline, from, to))) {
+      for (const [s, e] of overlaps(
+        downSpans(host.get(main)!.timeline, from, to),
+        downSpans(host.get(backup)!.timeline, from, to),
+      )) {
         pairDown.push(`${main} and ${backup} were both stopped for ${e - s} ms from ${new Date(s).toISOString()}`);
       }
     }
@@ -329,9 +449,18 @@ async function chaosRun(kind: Kind, random: () => number): Promise<void> {
     const offTarget: string[] = [];
     for (const h of hosts) {
       const seen = serverAgents.find((a) => a.id === h.id)!;
-      if (h.current !== path.join('versions', '1.1.0') || h.health.version !== '1.1.0') offTarget.push(`${h.name} runs ${h.health.version} (current -> ${h.current})`);
-      if (h.records.schema !== '1.1.0' || h.records.records.length !== RECORDS || !h.records.records.every((r) => r.migratedTo === '1.1.0')) offTarget.push(`${h.name}'s data is not migrated: schema ${h.records.schema}, ${h.records.records.length} records`);
-      if (seen.version !== '1.1.0' || seen.versionStatus !== 'latest') offTarget.push(`the server sees ${h.name} on ${seen.version} (${seen.versionStatus})`);
+      if (h.current !== path.join('versions', '1.1.0') || h.health.version !== '1.1.0')
+        offTarget.push(`${h.name} runs ${h.health.version} (current -> ${h.current})`);
+      if (
+        h.records.schema !== '1.1.0' ||
+        h.records.records.length !== RECORDS ||
+        !h.records.records.every((r) => r.migratedTo === '1.1.0')
+      )
+        offTarget.push(
+          `${h.name}'s data is not migrated: schema ${h.records.schema}, ${h.records.records.length} records`,
+        );
+      if (seen.version !== '1.1.0' || seen.versionStatus !== 'latest')
+        offTarget.push(`the server sees ${h.name} on ${seen.version} (${seen.versionStatus})`);
     }
     const stepLine = (s: Record<string, any>, status: string) => `${s.kind} ${nameOf.get(s.agentId)} ${status}`;
 
@@ -349,11 +478,22 @@ async function chaosRun(kind: Kind, random: () => number): Promise<void> {
       `[${kind}] ${killed} kills while the upgrade ran (${killedAt.length} in all), ${server.starts} starts, ${stalls.length} waits for the upgrade to move (${stalls.join(', ') || '-'} ms); agents' connections held ${relay.held} times (longest ${relay.longestHoldMs} ms), ${relay.closedByServer} closed by the server's side; upgrade ${last.status} ${Math.round((endedAt - from) / 1000)} s after it was created; ` +
         `viewer: ${received.length} events over ${stream.opened} connections (${stream.attempts} attempts), log: ${logIds.length} events; ` +
         `commands carried out: ${hosts.map((h) => `${h.name} ${h.executed.map((e) => e.type).join('+')}`).join(', ')}; ` +
-        `products down (ms): ${hosts.map((h) => `${h.name} ${downSpans(h.timeline, from, to).map(([s, e]) => e - s).join('+') || 0}`).join(', ')}; ` +
+        `products down (ms): ${hosts
+          .map(
+            (h) =>
+              `${h.name} ${
+                downSpans(h.timeline, from, to)
+                  .map(([s, e]) => e - s)
+                  .join('+') || 0
+              }`,
+          )
+          .join(', ')}; ` +
         `${Math.round((Date.now() - began) / 1000)} s in all`,
     );
 
-    expect({ killsWhileRunning: killed, atLeast: MIN_KILLS[kind], enough: killed >= MIN_KILLS[kind] }).toMatchObject({ enough: true });
+    expect({ killsWhileRunning: killed, atLeast: MIN_KILLS[kind], enough: killed >= MIN_KILLS[kind] }).toMatchObject({
+      enough: true,
+    });
     expect(twice).toEqual([]);
     expect(pairDown).toEqual([]);
     expect(unexpectedExits).toEqual([]);
@@ -367,13 +507,15 @@ async function chaosRun(kind: Kind, random: () => number): Promise<void> {
     expect(received).toEqual(logIds);
   } catch (error) {
     say(`[${kind}] FAILED (CHAOS_SEED=${SEED}); the server's last lines:\n${server.tail.slice(-40).join('\n')}`);
-    for (const [name, a] of agents) say(`[${kind}] ${name}'s last lines:\n  ${a.process.output.slice(-15).join('\n  ')}`);
+    for (const [name, a] of agents)
+      say(`[${kind}] ${name}'s last lines:\n  ${a.process.output.slice(-15).join('\n  ')}`);
     throw error;
   } finally {
     stream?.close();
     await Promise.all([...agents.values()].map((a) => a.process.stop()));
     const leftovers = killLeftovers(work);
-    if (leftovers) say(`[${kind}] ${leftovers} processes of the agents outlived them (a slow stop ends in SIGKILL): killed`);
+    if (leftovers)
+      say(`[${kind}] ${leftovers} processes of the agents outlived them (a slow stop ends in SIGKILL): killed`);
     await server.stop();
     await relay.close();
     await database?.drop().catch(() => undefined);

@@ -7,7 +7,10 @@ import { mountSmallDisk, unmountSmallDisk } from './support/host';
 import { RAM_DISK, TestApp } from './support/test-app';
 
 // better-sqlite3 ships no types here; the tests need only these few members of a connection.
-const BetterSqlite3 = require('better-sqlite3') as new (file: string, options?: { timeout?: number }) => {
+const BetterSqlite3 = require('better-sqlite3') as new (
+  file: string,
+  options?: { timeout?: number },
+) => {
   exec(sql: string): unknown;
   close(): void;
 };
@@ -108,7 +111,11 @@ describeOnSmallDisk('A full disk under SQLite [sqlite, 20 MiB tmpfs]', () => {
 
   it('is ready again and stores writes once space is freed, without a restart', async () => {
     fs.unlinkSync(filler);
-    await eventually(async () => (await t.http().get('/health/ready')).status === 200, 'readiness after freeing space', 5000);
+    await eventually(
+      async () => (await t.http().get('/health/ready')).status === 200,
+      'readiness after freeing space',
+      5000,
+    );
     expect(await createCluster(t, 'after-free', acknowledged)).toBe('stored');
     expectWriteLockFree(dbFile());
     await expectExactly(t, acknowledged);
@@ -146,7 +153,8 @@ describe('SQLite reporting SQLITE_FULL [sqlite, max_page_count]', () => {
     it('answers 503 DISK_FULL with Retry-After, or a 2xx that reads back, and stores again once there is room', async () => {
       await capPages(t.db);
       const outcomes: string[] = [];
-      for (let i = 0; i < 300 && !outcomes.includes('refused'); i++) outcomes.push(await createCluster(t, `capped-${i}`, acknowledged));
+      for (let i = 0; i < 300 && !outcomes.includes('refused'); i++)
+        outcomes.push(await createCluster(t, `capped-${i}`, acknowledged));
       expect(outcomes).toContain('refused');
       await createCluster(t, 'still-capped', acknowledged);
 
@@ -162,7 +170,8 @@ describe('SQLite reporting SQLITE_FULL [sqlite, max_page_count]', () => {
     let file: string;
     let db: Database;
     const open = () => Database.open({ database: { type: 'sqlite', file }, dataDir: dir });
-    const count = async (d: Database, table: string) => Number((await d.reader.query(`SELECT count(*) AS n FROM ${table}`))[0].n);
+    const count = async (d: Database, table: string) =>
+      Number((await d.reader.query(`SELECT count(*) AS n FROM ${table}`))[0].n);
 
     beforeAll(async () => {
       dir = fs.mkdtempSync(path.join(RAM_DISK ?? os.tmpdir(), 'lockstep-full-'));
@@ -182,13 +191,17 @@ describe('SQLite reporting SQLITE_FULL [sqlite, max_page_count]', () => {
     it('commits for real after SQLite rolled a transaction back on its own, and after a refused commit', async () => {
       // SQLITE_FULL in a statement: SQLite rolls the whole transaction back itself.
       await capPages(db);
-      await expect(db.transaction((tx) => tx.em.query('INSERT INTO scratch (v) VALUES (zeroblob(200000))'))).rejects.toMatchObject({
+      await expect(
+        db.transaction((tx) => tx.em.query('INSERT INTO scratch (v) VALUES (zeroblob(200000))')),
+      ).rejects.toMatchObject({
         status: 503,
         code: 'DISK_FULL',
       });
       await capPages(db, UNCAPPED);
       // A commit SQLite refuses (a deferred foreign key) leaves its transaction open for a rollback.
-      await expect(db.transaction((tx) => tx.em.query(`INSERT INTO child (parent_id) VALUES ('nobody')`))).rejects.toMatchObject({
+      await expect(
+        db.transaction((tx) => tx.em.query(`INSERT INTO child (parent_id) VALUES ('nobody')`)),
+      ).rejects.toMatchObject({
         driverError: { code: 'SQLITE_CONSTRAINT_FOREIGNKEY' },
       });
       await db.transaction((tx) => tx.em.query(`INSERT INTO scratch (v) VALUES ('kept')`));
@@ -202,7 +215,8 @@ describe('SQLite reporting SQLITE_FULL [sqlite, max_page_count]', () => {
 
     it('reopens the writer connection when a rollback cannot end what SQLite holds open', async () => {
       // Reaches inside on purpose: no SQL through the API leaves a rollback unable to finish.
-      const driver = (db as unknown as { writer: { driver: { databaseConnection: { exec(sql: string): unknown } } } }).writer.driver;
+      const driver = (db as unknown as { writer: { driver: { databaseConnection: { exec(sql: string): unknown } } } })
+        .writer.driver;
       const stuck = driver.databaseConnection;
       stuck.exec(`BEGIN; INSERT INTO scratch (v) VALUES ('never committed')`);
       const exec = stuck.exec.bind(stuck);
@@ -213,7 +227,10 @@ describe('SQLite reporting SQLITE_FULL [sqlite, max_page_count]', () => {
 
       await db.transaction((tx) => tx.em.query(`INSERT INTO scratch (v) VALUES ('after reopen')`));
       expect(driver.databaseConnection).not.toBe(stuck);
-      expect((await db.reader.query(`SELECT v FROM scratch ORDER BY rowid`)).map((r: { v: string }) => r.v)).toEqual(['kept', 'after reopen']);
+      expect((await db.reader.query(`SELECT v FROM scratch ORDER BY rowid`)).map((r: { v: string }) => r.v)).toEqual([
+        'kept',
+        'after reopen',
+      ]);
       expect(db.writeTrouble).toBeNull();
     });
   });

@@ -16,51 +16,80 @@ describeEachDatabase('hostile input (issue 20, item 8)', (kind) => {
     const deep = '{"facts":'.repeat(1500) + '{}' + '}'.repeat(1500);
     const res = await t.http().post('/api/v1/agent/pair').set('Content-Type', 'application/json').send(deep);
     expect(res.status).toBe(400);
-    expect(res.body).toMatchObject({ code: 'JSON_TOO_DEEP', message: expect.stringMatching(/nests objects or arrays more than 64 levels deep/) });
+    expect(res.body).toMatchObject({
+      code: 'JSON_TOO_DEEP',
+      message: expect.stringMatching(/nests objects or arrays more than 64 levels deep/),
+    });
   });
 
-  it.each(['gzip', 'deflate', 'br'])('a corrupt body sent as Content-Encoding %s is a 400, on any path', async (encoding) => {
-    for (const path of ['/api/v1/agent/pair', '/api/v1/clusters']) {
-      const res = await t.admin.post(path).set('Content-Type', 'application/json').set('Content-Encoding', encoding).send(Buffer.from('not compressed at all'));
-      expect(res.status).toBe(400);
-      expect(res.body.message).toMatch(/Content-Encoding|compressed/i);
-    }
-  });
+  it.each(['gzip', 'deflate', 'br'])(
+    'a corrupt body sent as Content-Encoding %s is a 400, on any path',
+    async (encoding) => {
+      for (const path of ['/api/v1/agent/pair', '/api/v1/clusters']) {
+        const res = await t.admin
+          .post(path)
+          .set('Content-Type', 'application/json')
+          .set('Content-Encoding', encoding)
+          .send(Buffer.from('not compressed at all'));
+        expect(res.status).toBe(400);
+        expect(res.body.message).toMatch(/Content-Encoding|compressed/i);
+      }
+    },
+  );
 
   it('cluster defaultOptions with null values are refused and nothing is stored', async () => {
     const cluster = await givenCluster(t);
     const res = await t.admin.patch(`/api/v1/clusters/${cluster.id}`).send({ defaultOptions: { maxParallel: null } });
     expect(res.status).toBe(400);
     expect(res.body.details).toEqual([expect.objectContaining({ field: 'defaultOptions.maxParallel' })]);
-    const created = await t.admin.post('/api/v1/clusters').send({ name: `nulls-${kind}`, product: 'acme-agent', defaultOptions: { waitForIdle: null } });
+    const created = await t.admin
+      .post('/api/v1/clusters')
+      .send({ name: `nulls-${kind}`, product: 'acme-agent', defaultOptions: { waitForIdle: null } });
     expect(created.status).toBe(400);
     // The cluster's defaults are intact: a preview still plans.
     await givenPairedAgent(t, cluster.id, { name: 'a' });
     const packageId = await givenPackage(t, cluster.id);
-    await t.admin.post(`/api/v1/clusters/${cluster.id}/upgrades/preview`).send({ packageId, target: { all: true } }).expect(200);
+    await t.admin
+      .post(`/api/v1/clusters/${cluster.id}/upgrades/preview`)
+      .send({ packageId, target: { all: true } })
+      .expect(200);
   });
 
   it('upgrade options with null values are refused', async () => {
     const cluster = await givenCluster(t);
     await givenPairedAgent(t, cluster.id, { name: 'a' });
     const packageId = await givenPackage(t, cluster.id);
-    const res = await t.admin.post(`/api/v1/clusters/${cluster.id}/upgrades/preview`).send({ packageId, target: { all: true }, options: { failureThreshold: null } });
+    const res = await t.admin
+      .post(`/api/v1/clusters/${cluster.id}/upgrades/preview`)
+      .send({ packageId, target: { all: true }, options: { failureThreshold: null } });
     expect(res.status).toBe(400);
     expect(res.body.details).toEqual([expect.objectContaining({ field: 'options.failureThreshold' })]);
   });
 
-  it.each(['20261201T020000Z', '2026-W49-2', '2026-335', '2026-12-01'])('scheduledAt %s (not a date and time JavaScript reads as such) is a 400', async (scheduledAt) => {
-    const cluster = await givenCluster(t);
-    await givenPairedAgent(t, cluster.id, { name: 'a' });
-    const packageId = await givenPackage(t, cluster.id);
-    const res = await t.admin.post(`/api/v1/clusters/${cluster.id}/upgrades`).send({ packageId, target: { all: true }, scheduledAt });
-    expect(res.status).toBe(400);
-    expect(res.body.details).toEqual([{ field: 'scheduledAt', problems: ['scheduledAt must be an ISO-8601 date and time such as 2026-12-01T02:00:00Z'] }]);
-    expect((await t.admin.get(`/api/v1/clusters/${cluster.id}/upgrades`).expect(200)).body.total).toBe(0);
-  });
+  it.each(['20261201T020000Z', '2026-W49-2', '2026-335', '2026-12-01'])(
+    'scheduledAt %s (not a date and time JavaScript reads as such) is a 400',
+    async (scheduledAt) => {
+      const cluster = await givenCluster(t);
+      await givenPairedAgent(t, cluster.id, { name: 'a' });
+      const packageId = await givenPackage(t, cluster.id);
+      const res = await t.admin
+        .post(`/api/v1/clusters/${cluster.id}/upgrades`)
+        .send({ packageId, target: { all: true }, scheduledAt });
+      expect(res.status).toBe(400);
+      expect(res.body.details).toEqual([
+        {
+          field: 'scheduledAt',
+          problems: ['scheduledAt must be an ISO-8601 date and time such as 2026-12-01T02:00:00Z'],
+        },
+      ]);
+      expect((await t.admin.get(`/api/v1/clusters/${cluster.id}/upgrades`).expect(200)).body.total).toBe(0);
+    },
+  );
 
   it('an offset past any list is a 400', async () => {
-    const res = await t.admin.get('/api/v1/clusters/00000000-0000-4000-8000-000000000000/upgrades').query({ offset: '99999999999999999999' });
+    const res = await t.admin
+      .get('/api/v1/clusters/00000000-0000-4000-8000-000000000000/upgrades')
+      .query({ offset: '99999999999999999999' });
     expect(res.status).toBe(400);
     expect(res.body.details).toEqual([expect.objectContaining({ field: 'offset' })]);
   });
@@ -102,8 +131,17 @@ describeEachDatabase('hostile input, the smaller holes (issue 20, item 9)', (kin
 
   it('a stream ticket stops working once the token that issued it is revoked', async () => {
     const cluster = await givenCluster(t);
-    const issued = await t.admin.post('/api/v1/tokens').send({ name: `watcher-${kind}`, role: 'viewer' }).expect(201);
-    const ticket = (await t.as(issued.body.secret).post('/api/v1/stream-tickets').send({ stream: 'cluster', id: cluster.id }).expect(201)).body;
+    const issued = await t.admin
+      .post('/api/v1/tokens')
+      .send({ name: `watcher-${kind}`, role: 'viewer' })
+      .expect(201);
+    const ticket = (
+      await t
+        .as(issued.body.secret)
+        .post('/api/v1/stream-tickets')
+        .send({ stream: 'cluster', id: cluster.id })
+        .expect(201)
+    ).body;
     await t.admin.delete(`/api/v1/tokens/${issued.body.id}`).expect(200);
     const res = await fetch(t.baseUrl + ticket.url);
     expect(res.status).toBe(401);
@@ -125,8 +163,15 @@ describeEachDatabase('hostile input, the smaller holes (issue 20, item 9)', (kin
   });
 
   it('answers carry security headers; API answers are never cached; no HSTS on plain HTTP', async () => {
-    const token = await t.admin.post('/api/v1/tokens').send({ name: `headers-${kind}`, role: 'viewer' }).expect(201);
-    expect(token.headers).toMatchObject({ 'cache-control': 'no-store', 'x-content-type-options': 'nosniff', 'referrer-policy': 'no-referrer' });
+    const token = await t.admin
+      .post('/api/v1/tokens')
+      .send({ name: `headers-${kind}`, role: 'viewer' })
+      .expect(201);
+    expect(token.headers).toMatchObject({
+      'cache-control': 'no-store',
+      'x-content-type-options': 'nosniff',
+      'referrer-policy': 'no-referrer',
+    });
     expect(token.headers['strict-transport-security']).toBeUndefined();
     const docs = await t.http().get('/api/docs').expect(200);
     expect(docs.headers['content-security-policy']).toMatch(/default-src 'self'/);
@@ -150,7 +195,8 @@ describeEachDatabase('hostile input, the smaller holes (issue 20, item 9)', (kin
   it('failed token checks past AUTH_FAILURE_LIMIT answer 429 with Retry-After; valid tokens from the address still work', async () => {
     const viewer = await t.tokenFor('viewer', `rate-${kind}`);
     const codes: number[] = [];
-    for (let i = 0; i < 7; i++) codes.push((await t.as(`lsk_wrong-${i}-0123456789abcdef0123`).get('/api/v1/clusters')).status);
+    for (let i = 0; i < 7; i++)
+      codes.push((await t.as(`lsk_wrong-${i}-0123456789abcdef0123`).get('/api/v1/clusters')).status);
     // Five failures a minute are allowed (the ticket test above spent one of them); then only 429s.
     const allowed = codes.indexOf(429);
     expect(allowed).toBeGreaterThan(0);

@@ -28,15 +28,27 @@ describeEachDatabase('HTTP contract', (kind) => {
     expect(own.headers['x-request-id']).toBe('trace-42');
     expect(own.body.requestId).toBe('trace-42');
     // An event stream writes its own head past Fastify: the id is on it too.
-    const clusterId = (await t.admin.post('/api/v1/clusters').send({ name: 'ids', product: 'acme-agent' }).expect(201)).body.id;
+    const clusterId = (await t.admin.post('/api/v1/clusters').send({ name: 'ids', product: 'acme-agent' }).expect(201))
+      .body.id;
     const controller = new AbortController();
-    const stream = await fetch(`${t.baseUrl}/api/v1/clusters/${clusterId}/events`, { headers: { Authorization: `Bearer ${TEST_ADMIN_TOKEN}`, 'X-Request-Id': 'stream-7' }, signal: controller.signal });
-    expect({ status: stream.status, id: stream.headers.get('x-request-id'), type: stream.headers.get('content-type') }).toEqual({ status: 200, id: 'stream-7', type: 'text/event-stream; charset=utf-8' });
+    const stream = await fetch(`${t.baseUrl}/api/v1/clusters/${clusterId}/events`, {
+      headers: { Authorization: `Bearer ${TEST_ADMIN_TOKEN}`, 'X-Request-Id': 'stream-7' },
+      signal: controller.signal,
+    });
+    expect({
+      status: stream.status,
+      id: stream.headers.get('x-request-id'),
+      type: stream.headers.get('content-type'),
+    }).toEqual({ status: 200, id: 'stream-7', type: 'text/event-stream; charset=utf-8' });
     controller.abort();
   });
 
   it('reads JSON that starts with a byte order mark, as some Windows tools send it', async () => {
-    const res = await t.admin.post('/api/v1/tokens').set('Content-Type', 'application/json').send('\uFEFF{"name":"bom","role":"viewer"}').expect(201);
+    const res = await t.admin
+      .post('/api/v1/tokens')
+      .set('Content-Type', 'application/json')
+      .send('\uFEFF{"name":"bom","role":"viewer"}')
+      .expect(201);
     expect(res.body).toMatchObject({ name: 'bom', role: 'viewer' });
   });
 
@@ -61,15 +73,30 @@ describeEachDatabase('HTTP contract', (kind) => {
   });
 
   it('answers 400 for malformed JSON and 413 for a body above the limit', async () => {
-    const bad = await t.admin.post('/api/v1/tokens').set('Content-Type', 'application/json').send('{"name": ').expect(400);
+    const bad = await t.admin
+      .post('/api/v1/tokens')
+      .set('Content-Type', 'application/json')
+      .send('{"name": ')
+      .expect(400);
     expect(bad.body).toMatchObject({ code: 'MALFORMED_JSON', requestId: expect.any(String) });
-    const big = await t.admin.post('/api/v1/tokens').send({ name: 'x'.repeat(4096), role: 'viewer' }).expect(413);
-    expect(big.body).toMatchObject({ statusCode: 413, code: 'BODY_TOO_LARGE', message: expect.stringMatching(/2048 bytes/) });
+    const big = await t.admin
+      .post('/api/v1/tokens')
+      .send({ name: 'x'.repeat(4096), role: 'viewer' })
+      .expect(413);
+    expect(big.body).toMatchObject({
+      statusCode: 413,
+      code: 'BODY_TOO_LARGE',
+      message: expect.stringMatching(/2048 bytes/),
+    });
   });
 
   it('answers an unknown route with 404 in the same error shape', async () => {
     const res = await t.admin.get('/api/v1/nothing-here').expect(404);
-    expect(res.body).toMatchObject({ statusCode: 404, code: 'NO_SUCH_ROUTE', message: expect.stringMatching(/api\/docs/) });
+    expect(res.body).toMatchObject({
+      statusCode: 404,
+      code: 'NO_SUCH_ROUTE',
+      message: expect.stringMatching(/api\/docs/),
+    });
   });
 
   it('leaves no difference between the entities and the migrated schema', async () => {

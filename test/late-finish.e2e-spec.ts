@@ -28,7 +28,8 @@ describeEachDatabase('an upgrade that finishes after its phase timed out', (kind
   const agentOf = async (id: string) => (await t.admin.get(`/api/v1/agents/${id}`).expect(200)).body;
   const clusterOf = async (id: string) => (await t.admin.get(`/api/v1/clusters/${id}`).expect(200)).body;
   const upgradeOf = async (id: string) => (await t.admin.get(`/api/v1/upgrades/${id}`).expect(200)).body;
-  const stepOf = (upgrade: any, agentId: string, stepKind = 'upgrade') => upgrade.steps.find((s: any) => s.agentId === agentId && s.kind === stepKind);
+  const stepOf = (upgrade: any, agentId: string, stepKind = 'upgrade') =>
+    upgrade.steps.find((s: any) => s.agentId === agentId && s.kind === stepKind);
 
   /** Agents named for their place ("g1-main"), on 1.0.0, and an upgrade of all of them to 1.1.0 with a 60 s phase timeout. */
   async function setUp(names: string[], upgrade: Record<string, unknown> = {}) {
@@ -40,7 +41,12 @@ describeEachDatabase('an upgrade that finishes after its phase timed out', (kind
     const created = await t
       .as(operator)
       .post(`/api/v1/clusters/${cluster.id}/upgrades`)
-      .send({ packageId, target: { all: true }, ...upgrade, options: { phaseTimeoutS: 60, failureThreshold: 0, ...((upgrade.options as object) ?? {}) } })
+      .send({
+        packageId,
+        target: { all: true },
+        ...upgrade,
+        options: { phaseTimeoutS: 60, failureThreshold: 0, ...((upgrade.options as object) ?? {}) },
+      })
       .expect(201);
     const member = (name: string): Member => members.find((m) => m.name === name)!;
     return { cluster, ids, fleet, member, upgradeId: created.body.id as string };
@@ -72,19 +78,29 @@ describeEachDatabase('an upgrade that finishes after its phase timed out', (kind
     await fleet.pass();
     const timedOut = await upgradeOf(upgradeId);
     expect(timedOut.status).toBe('failed');
-    expect(stepOf(timedOut, ids.solo)).toMatchObject({ status: 'failed', error: 'phase install ran longer than phaseTimeoutS (60s)' });
+    expect(stepOf(timedOut, ids.solo)).toMatchObject({
+      status: 'failed',
+      error: 'phase install ran longer than phaseTimeoutS (60s)',
+    });
     expect(await agentOf(ids.solo)).toMatchObject({ version: '1.0.0', versionStatus: 'failed' });
 
     await finishesLate(member('solo').agent, command);
 
     // The server's view is the agent's.
-    expect(await agentOf(ids.solo)).toMatchObject({ version: '1.1.0', versionStatus: 'latest', state: 'idle', upgradeId: null });
+    expect(await agentOf(ids.solo)).toMatchObject({
+      version: '1.1.0',
+      versionStatus: 'latest',
+      state: 'idle',
+      upgradeId: null,
+    });
     const reconciled = await upgradeOf(upgradeId);
     expect(stepOf(reconciled, ids.solo)).toMatchObject({
       status: 'succeeded',
       percent: 100,
       error: null,
-      note: expect.stringMatching(/^finished after the server failed it \(phase install ran longer than phaseTimeoutS \(60s\)\): solo reported 1\.1\.0 on 2026-10-01T00:01:01/),
+      note: expect.stringMatching(
+        /^finished after the server failed it \(phase install ran longer than phaseTimeoutS \(60s\)\): solo reported 1\.1\.0 on 2026-10-01T00:01:01/,
+      ),
     });
     expect(reconciled).toMatchObject({ status: 'succeeded', percent: 100, reason: null });
     expect(await clusterOf(cluster.id)).toMatchObject({ targetVersion: '1.1.0', consistent: true });
@@ -109,7 +125,9 @@ describeEachDatabase('an upgrade that finishes after its phase timed out', (kind
   });
 
   it('in an upgrade still running: the step succeeded late and the upgrade ends succeeded once the others are done', async () => {
-    const { cluster, ids, fleet, member, upgradeId } = await setUp(['first', 'second'], { options: { maxParallel: 1 } });
+    const { cluster, ids, fleet, member, upgradeId } = await setUp(['first', 'second'], {
+      options: { maxParallel: 1 },
+    });
     await fleet.round();
     const first = heldUpgrade(fleet, 'first');
     clock.advance(61_000);
@@ -120,16 +138,25 @@ describeEachDatabase('an upgrade that finishes after its phase timed out', (kind
     await finishesLate(member('first').agent, first);
     expect(await agentOf(ids.first)).toMatchObject({ version: '1.1.0', state: 'idle', upgradeId: null });
     expect(await upgradeOf(upgradeId)).toMatchObject({ status: 'running' });
-    expect(stepOf(await upgradeOf(upgradeId), ids.first)).toMatchObject({ status: 'succeeded', note: expect.stringMatching(/^finished after the server failed it/) });
+    expect(stepOf(await upgradeOf(upgradeId), ids.first)).toMatchObject({
+      status: 'succeeded',
+      note: expect.stringMatching(/^finished after the server failed it/),
+    });
 
     await fleet.answer(member('second'), second, { status: 'succeeded', version: '1.1.0' });
     await fleet.pass();
     expect(await upgradeOf(upgradeId)).toMatchObject({ status: 'succeeded', reason: null });
-    expect(await clusterOf(cluster.id)).toMatchObject({ targetVersion: '1.1.0', consistent: true, versionStatuses: { latest: 2 } });
+    expect(await clusterOf(cluster.id)).toMatchObject({
+      targetVersion: '1.1.0',
+      consistent: true,
+      versionStatuses: { latest: 2 },
+    });
   });
 
   it('a pair under backup-first: what the failure blocked stays blocked (the main was never stopped); auto-upgrade then hands over and upgrades the main', async () => {
-    const { cluster, ids, fleet, member, upgradeId } = await setUp(['g1-main', 'g1-backup'], { policy: 'backup-first' });
+    const { cluster, ids, fleet, member, upgradeId } = await setUp(['g1-main', 'g1-backup'], {
+      policy: 'backup-first',
+    });
     await fleet.round();
     const command = heldUpgrade(fleet, 'g1-backup');
     clock.advance(61_000);
@@ -142,7 +169,10 @@ describeEachDatabase('an upgrade that finishes after its phase timed out', (kind
     await finishesLate(member('g1-backup').agent, command);
 
     const reconciled = await upgradeOf(upgradeId);
-    expect(stepOf(reconciled, ids['g1-backup'])).toMatchObject({ status: 'succeeded', note: expect.stringMatching(/^finished after the server failed it/) });
+    expect(stepOf(reconciled, ids['g1-backup'])).toMatchObject({
+      status: 'succeeded',
+      note: expect.stringMatching(/^finished after the server failed it/),
+    });
     // Not started again: the switchover and the main's upgrade stay as the failure left them.
     expect(stepOf(reconciled, ids['g1-backup'], 'switchover')).toMatchObject({ status: 'cancelled' });
     expect(stepOf(reconciled, ids['g1-main'])).toMatchObject({ status: 'cancelled' });

@@ -7,17 +7,27 @@ import { freePort } from './support/free-port';
 const ROOT = path.resolve(__dirname, '..');
 
 /** Runs src/main.ts as a real process, the way the README's run command does (minus the build). */
-function startMain(env: Record<string, string>, args: string[] = [], preload: string[] = []): { child: ChildProcess; stdout: () => string; stderr: () => string; exited: Promise<number | string> } {
-  const child = spawn(process.execPath, ['-r', 'ts-node/register/transpile-only', ...preload.flatMap((p) => ['-r', p]), 'src/main.ts', ...args], {
-    cwd: ROOT,
-    env: { PATH: process.env.PATH, LOG_LEVEL: 'warn', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+function startMain(
+  env: Record<string, string>,
+  args: string[] = [],
+  preload: string[] = [],
+): { child: ChildProcess; stdout: () => string; stderr: () => string; exited: Promise<number | string> } {
+  const child = spawn(
+    process.execPath,
+    ['-r', 'ts-node/register/transpile-only', ...preload.flatMap((p) => ['-r', p]), 'src/main.ts', ...args],
+    {
+      cwd: ROOT,
+      env: { PATH: process.env.PATH, LOG_LEVEL: 'warn', ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
   let out = '';
   let err = '';
   child.stdout!.on('data', (d) => (out += d));
   child.stderr!.on('data', (d) => (err += d));
-  const exited = new Promise<number | string>((resolve) => child.on('exit', (code, signal) => resolve(code ?? signal ?? -1)));
+  const exited = new Promise<number | string>((resolve) =>
+    child.on('exit', (code, signal) => resolve(code ?? signal ?? -1)),
+  );
   return { child, stdout: () => out, stderr: () => err, exited };
 }
 
@@ -31,8 +41,11 @@ function alive(pid: number): boolean {
   }
 }
 
-
-async function waitFor<T>(what: string, probe: () => Promise<T | undefined> | T | undefined, timeoutMs = 30000): Promise<T> {
+async function waitFor<T>(
+  what: string,
+  probe: () => Promise<T | undefined> | T | undefined,
+  timeoutMs = 30000,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const value = await probe();
@@ -61,43 +74,81 @@ describe('the lockstep process', () => {
       `process.on('exit', () => { const app = Object.keys(require.cache).filter((m) => /@nestjs|app\\.factory|app-config/.test(m)); if (app.length) process.stderr.write('loaded: ' + app.join(', ') + '\\n'); });\n`,
     );
     const env = { DATA_DIR: path.join(dataDir, 'never-created'), PORT: 'eighty' };
-    const [version, help, wrong] = [startMain(env, ['--version'], [probe]), startMain(env, ['--help'], [probe]), startMain(env, ['--port', '9090'], [probe])];
+    const [version, help, wrong] = [
+      startMain(env, ['--version'], [probe]),
+      startMain(env, ['--help'], [probe]),
+      startMain(env, ['--port', '9090'], [probe]),
+    ];
     expect(await version.exited).toBe(0);
-    expect([version.stdout(), version.stderr()]).toEqual([`${(JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { version: string }).version}\n`, '']);
+    expect([version.stdout(), version.stderr()]).toEqual([
+      `${(JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { version: string }).version}\n`,
+      '',
+    ]);
     expect(await help.exited).toBe(0);
     expect(help.stderr()).toBe('');
     expect(help.stdout()).toMatch(/^usage: node dist\/main\.js \[--help \| --version\]/);
     expect(help.stdout()).toContain('"Configuration" table in README.md');
     expect(await wrong.exited).toBe(2);
     expect(wrong.stdout()).toBe('');
-    expect(wrong.stderr()).toBe("lockstep: Unknown option '--port'; the server takes only --help and --version, its settings come from the environment\n");
+    expect(wrong.stderr()).toBe(
+      "lockstep: Unknown option '--port'; the server takes only --help and --version, its settings come from the environment\n",
+    );
     expect(fs.existsSync(env.DATA_DIR)).toBe(false);
   }, 30000);
 
   it('stops at start with one line naming a bad variable', async () => {
     const run = startMain({ DATA_DIR: dataDir, PORT: 'eighty' });
     expect(await run.exited).toBe(2);
-    expect(run.stderr().trim().split('\n')).toEqual(['lockstep: configuration error: PORT must be a whole number from 1 to 65535 (got "eighty")']);
+    expect(run.stderr().trim().split('\n')).toEqual([
+      'lockstep: configuration error: PORT must be a whole number from 1 to 65535 (got "eighty")',
+    ]);
     expect(fs.existsSync(path.join(dataDir, 'lockstep.sqlite'))).toBe(false);
   });
 
   it('creates its SQLite file, prints a working admin token once, and stops on SIGTERM', async () => {
     const port = await freePort();
-    const run = startMain({ DATA_DIR: dataDir, PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'debug', LOG_FORMAT: 'json' });
+    const run = startMain({
+      DATA_DIR: dataDir,
+      PORT: String(port),
+      HOST: '127.0.0.1',
+      LOG_LEVEL: 'debug',
+      LOG_FORMAT: 'json',
+    });
     try {
-      const token = await waitFor('the admin token banner', () => /^\s+(lsk_[A-Za-z0-9_-]{43})\s*$/m.exec(run.stdout())?.[1]);
+      const token = await waitFor(
+        'the admin token banner',
+        () => /^\s+(lsk_[A-Za-z0-9_-]{43})\s*$/m.exec(run.stdout())?.[1],
+      );
       const base = `http://127.0.0.1:${port}`;
-      await waitFor('readiness', async () => ((await fetch(`${base}/health/ready`).catch(() => undefined))?.status === 200 ? true : undefined));
+      await waitFor('readiness', async () =>
+        (await fetch(`${base}/health/ready`).catch(() => undefined))?.status === 200 ? true : undefined,
+      );
       expect(fs.existsSync(path.join(dataDir, 'lockstep.sqlite'))).toBe(true);
       const tokens = await fetch(`${base}/api/v1/tokens`, { headers: { Authorization: `Bearer ${token}` } });
       expect(tokens.status).toBe(200);
       expect(run.stdout().split(token).length - 1).toBe(1); // printed once, and never logged
       // Every JSON log line: an ISO-8601 timestamp and a string message; the access log's entry in fields of their own.
       await waitFor('the access log line', () => (run.stdout().includes('"path":"/api/v1/tokens"') ? true : undefined));
-      const lines = run.stdout().split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>);
+      const lines = run
+        .stdout()
+        .split('\n')
+        .filter((l) => l.startsWith('{'))
+        .map((l) => JSON.parse(l) as Record<string, unknown>);
       expect(lines.length).toBeGreaterThan(5);
-      for (const line of lines) expect(line).toMatchObject({ timestamp: expect.stringMatching(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/), message: expect.any(String) });
-      expect(lines).toContainEqual(expect.objectContaining({ context: 'HTTP', method: 'GET', path: '/api/v1/tokens', status: 200, message: expect.stringContaining('path=/api/v1/tokens') }));
+      for (const line of lines)
+        expect(line).toMatchObject({
+          timestamp: expect.stringMatching(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/),
+          message: expect.any(String),
+        });
+      expect(lines).toContainEqual(
+        expect.objectContaining({
+          context: 'HTTP',
+          method: 'GET',
+          path: '/api/v1/tokens',
+          status: 200,
+          message: expect.stringContaining('path=/api/v1/tokens'),
+        }),
+      );
       run.child.kill('SIGTERM');
       // Nest's shutdown hooks ran (executor stopped, buffered heartbeats written, streams ended,
       // HTTP then the database closed) and the signal was raised again: killed by SIGTERM, promptly.
@@ -125,7 +176,10 @@ describe('the lockstep process', () => {
     fs.copyFileSync(path.join(ROOT, 'package.json'), path.join(app, 'package.json'));
     fs.symlinkSync(path.join(ROOT, 'node_modules'), path.join(app, 'node_modules'), 'dir');
     fs.writeFileSync(path.join(app, 'empty.ts'), 'export {};\n');
-    fs.writeFileSync(path.join(app, 'tsconfig.build.json'), JSON.stringify({ compilerOptions: { noEmit: true, types: [] }, files: ['empty.ts'] }));
+    fs.writeFileSync(
+      path.join(app, 'tsconfig.build.json'),
+      JSON.stringify({ compilerOptions: { noEmit: true, types: [] }, files: ['empty.ts'] }),
+    );
     fs.mkdirSync(path.join(app, 'dist'));
     fs.writeFileSync(
       path.join(app, 'dist', 'main.js'),
@@ -139,7 +193,15 @@ describe('the lockstep process', () => {
     const base = `http://127.0.0.1:${port}`;
     const npm = spawn('npm', ['start'], {
       cwd: app,
-      env: { ...process.env, DATABASE_URL: '', LOCKSTEP_ADMIN_TOKEN: '', DATA_DIR: dataDir, PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'warn' },
+      env: {
+        ...process.env,
+        DATABASE_URL: '',
+        LOCKSTEP_ADMIN_TOKEN: '',
+        DATA_DIR: dataDir,
+        PORT: String(port),
+        HOST: '127.0.0.1',
+        LOG_LEVEL: 'warn',
+      },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let output = '';
@@ -148,7 +210,11 @@ describe('the lockstep process', () => {
     const npmExited = new Promise<void>((resolve) => npm.on('exit', () => resolve()));
     let serverPid: number | undefined;
     try {
-      await waitFor('readiness', async () => ((await fetch(`${base}/health/ready`).catch(() => undefined))?.status === 200 ? true : undefined), 45000).catch((error: Error) => {
+      await waitFor(
+        'readiness',
+        async () => ((await fetch(`${base}/health/ready`).catch(() => undefined))?.status === 200 ? true : undefined),
+        45000,
+      ).catch((error: Error) => {
         throw new Error(`${error.message}; npm start printed:\n${output}`);
       });
       serverPid = Number(fs.readFileSync(pidFile, 'utf8'));

@@ -27,7 +27,17 @@ describe('a client generated from /api/docs-json [sqlite]', () => {
     // field with a default is optional in a request (the server fills it), not required.
     const document = path.join(work, 'openapi.json');
     fs.writeFileSync(document, await (await fetch(`${t.baseUrl}/api/docs-json`)).text());
-    const generated = spawnSync(process.execPath, [path.resolve(__dirname, '..', 'node_modules', 'openapi-typescript', 'bin', 'cli.js'), document, '--output', path.join(CLIENT_DIR, 'lockstep-api.ts'), '--default-non-nullable=false'], { encoding: 'utf8' });
+    const generated = spawnSync(
+      process.execPath,
+      [
+        path.resolve(__dirname, '..', 'node_modules', 'openapi-typescript', 'bin', 'cli.js'),
+        document,
+        '--output',
+        path.join(CLIENT_DIR, 'lockstep-api.ts'),
+        '--default-non-nullable=false',
+      ],
+      { encoding: 'utf8' },
+    );
     if (generated.status !== 0) throw new Error(`openapi-typescript failed: ${generated.stderr}`);
   }, 60_000);
 
@@ -48,7 +58,15 @@ describe('a client generated from /api/docs-json [sqlite]', () => {
       skipLibCheck: true,
       esModuleInterop: true,
     });
-    const diagnostics = ts.getPreEmitDiagnostics(program).map((d) => ts.flattenDiagnosticMessageText(d.messageText, '\n') + (d.file ? ` (${path.basename(d.file.fileName)}:${d.file.getLineAndCharacterOfPosition(d.start ?? 0).line + 1})` : ''));
+    const diagnostics = ts
+      .getPreEmitDiagnostics(program)
+      .map(
+        (d) =>
+          ts.flattenDiagnosticMessageText(d.messageText, '\n') +
+          (d.file
+            ? ` (${path.basename(d.file.fileName)}:${d.file.getLineAndCharacterOfPosition(d.start ?? 0).line + 1})`
+            : ''),
+      );
     expect(diagnostics).toEqual([]);
   }, 60_000);
 
@@ -56,11 +74,15 @@ describe('a client generated from /api/docs-json [sqlite]', () => {
     const archive = path.join(work, 'acme-agent-1.1.0.tar.gz');
     fs.writeFileSync(archive, packageArchive({ version: '1.1.0' }));
     // Not spawnSync: the server answering the script runs in this very process.
-    const run = await promisify(execFile)(process.execPath, [require.resolve('ts-node/dist/bin.js'), '--transpile-only', SCRIPT], {
-      env: { ...process.env, LOCKSTEP: t.baseUrl, TOKEN: await t.tokenFor('admin'), PACKAGE: archive },
-      encoding: 'utf8',
-      timeout: 60_000,
-    });
+    const run = await promisify(execFile)(
+      process.execPath,
+      [require.resolve('ts-node/dist/bin.js'), '--transpile-only', SCRIPT],
+      {
+        env: { ...process.env, LOCKSTEP: t.baseUrl, TOKEN: await t.tokenFor('admin'), PACKAGE: archive },
+        encoding: 'utf8',
+        timeout: 60_000,
+      },
+    );
     expect(run.stderr).toBe('');
     const printed = JSON.parse(run.stdout.trim());
     expect(printed).toEqual({

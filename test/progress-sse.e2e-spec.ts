@@ -35,7 +35,9 @@ describeEachDatabase('progress streams', (kind) => {
   it('streams a cluster’s agent events live, in order, with the headers proxies need', async () => {
     const c = await givenCluster(t);
     const { agent } = await givenPairedAgent(t, c.id);
-    const raw = await fetch(`${t.baseUrl}/api/v1/clusters/${c.id}/events`, { headers: { Authorization: `Bearer ${viewer}` } });
+    const raw = await fetch(`${t.baseUrl}/api/v1/clusters/${c.id}/events`, {
+      headers: { Authorization: `Bearer ${viewer}` },
+    });
     expect(raw.status).toBe(200);
     expect(raw.headers.get('content-type')).toMatch(/^text\/event-stream/);
     expect(raw.headers.get('cache-control')).toBe('no-cache, no-transform');
@@ -52,7 +54,18 @@ describeEachDatabase('progress streams', (kind) => {
     const events = await stream.waitFor((e) => e.length >= 10);
     stream.close();
     expect(events.map((e) => e.type)).toEqual(Array(10).fill('agent.status'));
-    expect(events.map((e) => e.data.data && (e.data.data as { state: string }).state)).toEqual(['busy', 'idle', 'busy', 'idle', 'busy', 'idle', 'busy', 'idle', 'busy', 'idle']);
+    expect(events.map((e) => e.data.data && (e.data.data as { state: string }).state)).toEqual([
+      'busy',
+      'idle',
+      'busy',
+      'idle',
+      'busy',
+      'idle',
+      'busy',
+      'idle',
+      'busy',
+      'idle',
+    ]);
     const ids = events.map((e) => e.id);
     expect(ids).toEqual([...ids].sort((a, b) => a - b));
     expect(new Set(ids).size).toBe(ids.length);
@@ -76,7 +89,9 @@ describeEachDatabase('progress streams', (kind) => {
     const second = clusterStream(c.id, { lastEventId: resumeAfter });
     await second.opened;
     await burst;
-    const expected = (await t.db.reader.find(ProgressEvent, { where: { clusterId: c.id }, order: { id: 'ASC' } })).map((e) => e.id).filter((id) => id > resumeAfter);
+    const expected = (await t.db.reader.find(ProgressEvent, { where: { clusterId: c.id }, order: { id: 'ASC' } }))
+      .map((e) => e.id)
+      .filter((id) => id > resumeAfter);
     const got = await second.waitFor((e) => e.length >= expected.length);
     await new Promise((r) => setTimeout(r, 100)); // nothing extra may follow
     second.close();
@@ -87,7 +102,9 @@ describeEachDatabase('progress streams', (kind) => {
   it('sends reset when the events after Last-Event-ID are no longer retained', async () => {
     const c = await givenCluster(t);
     await publish([{ type: 'agent.status', clusterId: c.id, data: { old: true } }]);
-    const oldId = (await t.db.reader.findOneOrFail(ProgressEvent, { where: { clusterId: c.id }, order: { id: 'DESC' } })).id;
+    const oldId = (
+      await t.db.reader.findOneOrFail(ProgressEvent, { where: { clusterId: c.id }, order: { id: 'DESC' } })
+    ).id;
     clock.advance(31 * 86400_000);
     await publish([{ type: 'agent.status', clusterId: c.id, data: { old: false } }]);
     expect(await t.app.get(EventRetention).clean()).toBeGreaterThan(0);
@@ -104,16 +121,29 @@ describeEachDatabase('progress streams', (kind) => {
     const c = await givenCluster(t);
     const upgradeId = randomUUID();
     upgrades.add(upgradeId);
-    await publish(Array.from({ length: 5 }, (_, i) => ({ type: 'task.progress' as const, clusterId: c.id, upgradeId, data: { percent: i * 25 } })));
+    await publish(
+      Array.from({ length: 5 }, (_, i) => ({
+        type: 'task.progress' as const,
+        clusterId: c.id,
+        upgradeId,
+        data: { percent: i * 25 },
+      })),
+    );
     await publish([{ type: 'task.progress', clusterId: c.id, upgradeId: randomUUID(), data: { other: true } }]);
-    const stream = new StreamClient(`${t.baseUrl}/api/v1/upgrades/${upgradeId}/events`, { token: viewer, lastEventId: 0 });
+    const stream = new StreamClient(`${t.baseUrl}/api/v1/upgrades/${upgradeId}/events`, {
+      token: viewer,
+      lastEventId: 0,
+    });
     const events = await stream.waitFor((e) => e.length >= 5);
     stream.close();
     expect(events.map((e) => e.data.data)).toEqual([0, 25, 50, 75, 100].map((percent) => ({ percent })));
 
     const page1 = await t.as(viewer).get(`/api/v1/upgrades/${upgradeId}/history?limit=3`).expect(200);
     expect(page1.body.items.map((e: { data: { percent: number } }) => e.data.percent)).toEqual([0, 25, 50]);
-    const page2 = await t.as(viewer).get(`/api/v1/upgrades/${upgradeId}/history?limit=3&afterId=${page1.body.nextAfterId}`).expect(200);
+    const page2 = await t
+      .as(viewer)
+      .get(`/api/v1/upgrades/${upgradeId}/history?limit=3&afterId=${page1.body.nextAfterId}`)
+      .expect(200);
     expect(page2.body).toMatchObject({ nextAfterId: null });
     expect(page2.body.items.map((e: { data: { percent: number } }) => e.data.percent)).toEqual([75, 100]);
     await t.as(viewer).get(`/api/v1/upgrades/${randomUUID()}/history`).expect(404);
@@ -122,9 +152,18 @@ describeEachDatabase('progress streams', (kind) => {
   describe('the end of an upgrade’s stream', () => {
     type Frame = { id?: number; event?: string; data?: Record<string, unknown> };
     /** Reads a stream as curl would, until the server closes it or `waitMs` passes; frames in order, and whether it closed. */
-    const read = async (url: string, options: { lastEventId?: number; waitMs?: number; whileOpen?: () => Promise<void> } = {}): Promise<{ frames: Frame[]; closed: boolean }> => {
+    const read = async (
+      url: string,
+      options: { lastEventId?: number; waitMs?: number; whileOpen?: () => Promise<void> } = {},
+    ): Promise<{ frames: Frame[]; closed: boolean }> => {
       const abort = new AbortController();
-      const res = await fetch(url, { signal: abort.signal, headers: { Authorization: `Bearer ${viewer}`, ...(options.lastEventId !== undefined ? { 'Last-Event-ID': String(options.lastEventId) } : {}) } });
+      const res = await fetch(url, {
+        signal: abort.signal,
+        headers: {
+          Authorization: `Bearer ${viewer}`,
+          ...(options.lastEventId !== undefined ? { 'Last-Event-ID': String(options.lastEventId) } : {}),
+        },
+      });
       expect(res.status).toBe(200);
       const reader = res.body!.getReader();
       let text = '';
@@ -150,10 +189,18 @@ describeEachDatabase('progress streams', (kind) => {
         .split('\n\n')
         .filter((block) => /^(id|event|data):/m.test(block))
         .map((block) => {
-          const field = (name: string) => block.split('\n').find((line) => line.startsWith(`${name}: `))?.slice(name.length + 2);
+          const field = (name: string) =>
+            block
+              .split('\n')
+              .find((line) => line.startsWith(`${name}: `))
+              ?.slice(name.length + 2);
           const id = field('id');
           const data = field('data');
-          return { id: id === undefined ? undefined : Number(id), event: field('event'), data: data === undefined ? undefined : (JSON.parse(data) as Record<string, unknown>) };
+          return {
+            id: id === undefined ? undefined : Number(id),
+            event: field('event'),
+            data: data === undefined ? undefined : (JSON.parse(data) as Record<string, unknown>),
+          };
         });
       return { frames, closed };
     };
@@ -166,10 +213,22 @@ describeEachDatabase('progress streams', (kind) => {
       type: 'upgrade.status',
       clusterId,
       upgradeId,
-      data: { upgradeId, status: value, percent: finished ? 100 : 0, reason: null, finishedAt: finished ? clock.now().toISOString() : null },
+      data: {
+        upgradeId,
+        status: value,
+        percent: finished ? 100 : 0,
+        reason: null,
+        finishedAt: finished ? clock.now().toISOString() : null,
+      },
     });
-    const progress = (clusterId: string, upgradeId: string, percent: number): NewEvent => ({ type: 'task.progress', clusterId, upgradeId, data: { percent } });
-    const idsOf = async (upgradeId: string) => (await t.db.reader.find(ProgressEvent, { where: { upgradeId }, order: { id: 'ASC' } })).map((e) => e.id);
+    const progress = (clusterId: string, upgradeId: string, percent: number): NewEvent => ({
+      type: 'task.progress',
+      clusterId,
+      upgradeId,
+      data: { percent },
+    });
+    const idsOf = async (upgradeId: string) =>
+      (await t.db.reader.find(ProgressEvent, { where: { upgradeId }, order: { id: 'ASC' } })).map((e) => e.id);
 
     it('sends every event, then `end` with the final status, then closes; a reconnect with its id gets the end at once', async () => {
       const c = await givenCluster(t);
@@ -194,14 +253,23 @@ describeEachDatabase('progress streams', (kind) => {
       const end = live.frames.at(-1)!;
       expect(end).toMatchObject({ event: 'end', data: { upgradeId, status: 'succeeded', percent: 100 } });
       expect(end.id).toBeGreaterThanOrEqual(all.at(-1)!);
-      await eventually(() => streams.viewerCount === before.viewers && feed.subscriberCount === before.subscribers, 'the ended stream to be released');
+      await eventually(
+        () => streams.viewerCount === before.viewers && feed.subscriberCount === before.subscribers,
+        'the ended stream to be released',
+      );
 
       // A reconnect from the end, and a replay of the whole history after the end.
       const again = await read(url, { lastEventId: end.id });
       expect(again).toEqual({ closed: true, frames: [{ id: end.id, event: 'end', data: end.data }] });
       const replay = await read(url, { lastEventId: 0 });
       expect(replay.closed).toBe(true);
-      expect(replay.frames.map((f) => f.event)).toEqual(['upgrade.status', 'task.progress', 'task.progress', 'upgrade.status', 'end']);
+      expect(replay.frames.map((f) => f.event)).toEqual([
+        'upgrade.status',
+        'task.progress',
+        'task.progress',
+        'upgrade.status',
+        'end',
+      ]);
       expect(replay.frames.slice(0, -1).map((f) => f.id)).toEqual(all);
       // No Last-Event-ID: nothing to replay, and the upgrade is over.
       expect((await read(url)).frames.map((f) => f.event)).toEqual(['end']);
@@ -226,10 +294,12 @@ describeEachDatabase('progress streams', (kind) => {
         },
       });
       expect(followed.closed).toBe(false);
-      expect(followed.frames.map((f) => [f.event, f.data?.data && (f.data.data as { status: string }).status])).toEqual([
-        ['upgrade.status', 'failed'],
-        ['upgrade.status', 'running'],
-      ]);
+      expect(followed.frames.map((f) => [f.event, f.data?.data && (f.data.data as { status: string }).status])).toEqual(
+        [
+          ['upgrade.status', 'failed'],
+          ['upgrade.status', 'running'],
+        ],
+      );
       const cluster = await read(`${t.baseUrl}/api/v1/clusters/${c.id}/events`, { lastEventId: 0, waitMs: 1000 });
       expect(cluster.closed).toBe(false);
       expect(cluster.frames.map((f) => f.event)).toEqual(['upgrade.status', 'upgrade.status']);
@@ -242,7 +312,11 @@ describeEachDatabase('progress streams', (kind) => {
       const upgradeId = newUpgrade();
       const url = `${t.baseUrl}/api/v1/upgrades/${upgradeId}/events`;
       // Ended once, retried: what counts is the newest status.
-      await publish([status(c.id, upgradeId, 'failed', true), status(c.id, upgradeId, 'running', false), status(c.id, upgradeId, 'cancelled', false)]);
+      await publish([
+        status(c.id, upgradeId, 'failed', true),
+        status(c.id, upgradeId, 'running', false),
+        status(c.id, upgradeId, 'cancelled', false),
+      ]);
       const result = await read(url, {
         lastEventId: 0,
         whileOpen: async () => {
@@ -251,14 +325,26 @@ describeEachDatabase('progress streams', (kind) => {
         },
       });
       expect(result.closed).toBe(true);
-      expect(result.frames.map((f) => f.event)).toEqual(['upgrade.status', 'upgrade.status', 'upgrade.status', 'task.progress', 'upgrade.status', 'end']);
+      expect(result.frames.map((f) => f.event)).toEqual([
+        'upgrade.status',
+        'upgrade.status',
+        'upgrade.status',
+        'task.progress',
+        'upgrade.status',
+        'end',
+      ]);
       expect(result.frames.at(-1)!.data).toMatchObject({ status: 'cancelled', finishedAt: expect.any(String) });
     });
 
     it('ends after a long replay with events still arriving, each event once and in order', async () => {
       const c = await givenCluster(t);
       const upgradeId = newUpgrade();
-      await t.db.transaction((tx) => t.app.get(EventLog).append(tx, Array.from({ length: 1200 }, (_, i) => progress(c.id, upgradeId, i))));
+      await t.db.transaction((tx) =>
+        t.app.get(EventLog).append(
+          tx,
+          Array.from({ length: 1200 }, (_, i) => progress(c.id, upgradeId, i)),
+        ),
+      );
       const result = await read(`${t.baseUrl}/api/v1/upgrades/${upgradeId}/events`, {
         lastEventId: 0,
         waitMs: 10_000,
@@ -276,7 +362,8 @@ describeEachDatabase('progress streams', (kind) => {
   it('opens a stream with a ticket once, and refuses expired, reused and other-stream tickets', async () => {
     const c = await givenCluster(t);
     const other = await givenCluster(t);
-    const issue = async (id: string) => (await t.as(viewer).post('/api/v1/stream-tickets').send({ stream: 'cluster', id }).expect(201)).body;
+    const issue = async (id: string) =>
+      (await t.as(viewer).post('/api/v1/stream-tickets').send({ stream: 'cluster', id }).expect(201)).body;
     const ticket = await issue(c.id);
     expect(ticket.url).toBe(`/api/v1/clusters/${c.id}/events?ticket=${encodeURIComponent(ticket.ticket)}`);
 
@@ -309,7 +396,9 @@ describeEachDatabase('progress streams', (kind) => {
     expect(none.status).toBe(401);
     expect(none.headers.get('content-type')).toMatch(/json/);
     expect(((await none.json()) as { message: string }).message).toMatch(/ticket/);
-    const asAgent = await fetch(`${t.baseUrl}/api/v1/clusters/${c.id}/events`, { headers: { Authorization: `Bearer ${agent.token}` } });
+    const asAgent = await fetch(`${t.baseUrl}/api/v1/clusters/${c.id}/events`, {
+      headers: { Authorization: `Bearer ${agent.token}` },
+    });
     expect(asAgent.status).toBe(403);
     const client = new StreamClient(`${t.baseUrl}/api/v1/clusters/${c.id}/events`);
     await expect(client.opened).rejects.toThrow(/401/);
@@ -329,17 +418,23 @@ describeEachDatabase('progress streams', (kind) => {
       await Promise.all(clients.map((s) => s.opened));
       expect(feed.subscriberCount).toBe(before + 50);
       clients.forEach((s) => s.close());
-      await eventually(() => feed.subscriberCount === before && streams.viewerCount === 0, 'every stream to be released');
+      await eventually(
+        () => feed.subscriberCount === before && streams.viewerCount === 0,
+        'every stream to be released',
+      );
     }
   });
 
   it('keeps an idle stream open with comment lines', async () => {
     const c = await givenCluster(t);
-    const res = await fetch(`${t.baseUrl}/api/v1/clusters/${c.id}/events`, { headers: { Authorization: `Bearer ${viewer}` } });
+    const res = await fetch(`${t.baseUrl}/api/v1/clusters/${c.id}/events`, {
+      headers: { Authorization: `Bearer ${viewer}` },
+    });
     const reader = res.body!.getReader();
     let text = '';
     const deadline = Date.now() + 3000;
-    while (!text.includes(': keep-alive') && Date.now() < deadline) text += new TextDecoder().decode((await reader.read()).value);
+    while (!text.includes(': keep-alive') && Date.now() < deadline)
+      text += new TextDecoder().decode((await reader.read()).value);
     await reader.cancel();
     expect(text).toContain(': keep-alive\n\n');
   });
@@ -356,21 +451,37 @@ describeEachDatabase('a slow viewer', (kind) => {
       const baseline = feed.subscriberCount;
       // A client that stops reading: the kernel's socket buffers fill, then Lockstep's queue grows.
       const ended = new Promise<void>((resolve) => {
-        const req = http.get(`${t.baseUrl}/api/v1/clusters/${c.id}/events`, { headers: { Authorization: `Bearer ${viewer}` } }, (res) => {
-          res.pause();
-          res.socket.on('close', () => resolve());
-        });
+        const req = http.get(
+          `${t.baseUrl}/api/v1/clusters/${c.id}/events`,
+          { headers: { Authorization: `Bearer ${viewer}` } },
+          (res) => {
+            res.pause();
+            res.socket.on('close', () => resolve());
+          },
+        );
         req.on('error', () => resolve());
       });
       await eventually(() => streams.viewerCount === 1, 'the viewer to connect');
       const log = t.app.get(EventLog);
       const padding = 'x'.repeat(1000);
       for (let batch = 0; batch < 40 && streams.viewerCount > 0; batch++) {
-        await t.db.transaction((tx) => log.append(tx, Array.from({ length: 250 }, (_, i) => ({ type: 'agent.status' as const, clusterId: c.id, data: { i, padding } }))));
+        await t.db.transaction((tx) =>
+          log.append(
+            tx,
+            Array.from({ length: 250 }, (_, i) => ({
+              type: 'agent.status' as const,
+              clusterId: c.id,
+              data: { i, padding },
+            })),
+          ),
+        );
         await new Promise((r) => setTimeout(r, 10));
       }
       await ended;
-      await eventually(() => streams.viewerCount === 0 && feed.subscriberCount === baseline, 'the slow viewer to be released');
+      await eventually(
+        () => streams.viewerCount === 0 && feed.subscriberCount === baseline,
+        'the slow viewer to be released',
+      );
     } finally {
       await t.close();
     }

@@ -2,7 +2,13 @@ import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { holdsField, ReadmeBlock, ReadmeCommand, walkthroughBlocks, WALKTHROUGH_HEADING } from './support/readme-blocks';
+import {
+  holdsField,
+  ReadmeBlock,
+  ReadmeCommand,
+  walkthroughBlocks,
+  WALKTHROUGH_HEADING,
+} from './support/readme-blocks';
 import { TEST_ADMIN_TOKEN, TestApp } from './support/test-app';
 
 /**
@@ -67,7 +73,8 @@ function script(blocks: ReadmeBlock[], baseUrl: string, work: string): string {
       body.push(`# README.md:${command.line}`, text, `__readme_mark ${b}.${c} ${command.assigns.join(' ')}`);
     });
   });
-  if (replaced !== 2) throw new Error(`README's walk-through no longer sets LOCKSTEP and ADMIN with export (${replaced} of 2 found)`);
+  if (replaced !== 2)
+    throw new Error(`README's walk-through no longer sets LOCKSTEP and ADMIN with export (${replaced} of 2 found)`);
   return [...prelude, ...body, ''].join('\n');
 }
 
@@ -96,7 +103,11 @@ function readRuns(stdout: string): Map<string, CommandRun> {
 function lastSseEvent(output: string): { event?: string; data?: unknown } {
   const messages = output.split(/\n\n+/).filter((message) => /^(event|data):/m.test(message));
   const last = messages[messages.length - 1] ?? '';
-  const data = last.split('\n').filter((line) => line.startsWith('data:')).map((line) => line.slice(5).trimStart()).join('\n');
+  const data = last
+    .split('\n')
+    .filter((line) => line.startsWith('data:'))
+    .map((line) => line.slice(5).trimStart())
+    .join('\n');
   return { event: /^event: ?(.*)$/m.exec(last)?.[1], data: parseJson(data) };
 }
 
@@ -155,42 +166,98 @@ describe(`README.md: ${WALKTHROUGH_HEADING} [sqlite]`, () => {
 
   it('finds the walk-through: its blocks, in its sections', () => {
     expect(blocks.length).toBeGreaterThanOrEqual(10);
-    expect(blocks.map((block) => block.section)).toEqual(expect.arrayContaining([WALKTHROUGH_HEADING, `${WALKTHROUGH_HEADING} / Packages`, `${WALKTHROUGH_HEADING} / Upgrades`]));
+    expect(blocks.map((block) => block.section)).toEqual(
+      expect.arrayContaining([
+        WALKTHROUGH_HEADING,
+        `${WALKTHROUGH_HEADING} / Packages`,
+        `${WALKTHROUGH_HEADING} / Upgrades`,
+      ]),
+    );
   });
 
   it('runs in one bash -euo pipefail process to the end, exit 0', () => {
     const rest = runs.get('rest')!;
-    expect({ code: exit.code, stderr: exit.stderr.slice(-2000), unfinishedOutput: rest.output.slice(-2000) }).toEqual({ code: 0, stderr: expect.any(String), unfinishedOutput: expect.any(String) });
+    expect({ code: exit.code, stderr: exit.stderr.slice(-2000), unfinishedOutput: rest.output.slice(-2000) }).toEqual({
+      code: 0,
+      stderr: expect.any(String),
+      unfinishedOutput: expect.any(String),
+    });
   });
 
-  it.each(blocks.map((block, b) => ({ block, b })).map(({ block, b }) => [`README.md:${block.line} (${block.section})`, block, b] as const))('%s', (_name, block, b) => {
+  it.each(
+    blocks
+      .map((block, b) => ({ block, b }))
+      .map(({ block, b }) => [`README.md:${block.line} (${block.section})`, block, b] as const),
+  )('%s', (_name, block, b) => {
     block.commands.forEach((command: ReadmeCommand, c: number) => {
       const where = `README.md:${command.line}: ${command.text.split('\n')[0]}`;
       const run = runs.get(`${b}.${c}`);
-      if (!run) throw new Error(`${where}\ndid not complete (exit ${exit.code}):\n${exit.stderr.slice(-1500)}\noutput: ${runs.get('rest')!.output.slice(-1500)}`);
-      for (const name of command.assigns) expect({ where, name, value: run.vars[name] }).toEqual({ where, name, value: expect.not.stringMatching(/^(null)?$/) });
+      if (!run)
+        throw new Error(
+          `${where}\ndid not complete (exit ${exit.code}):\n${exit.stderr.slice(-1500)}\noutput: ${runs.get('rest')!.output.slice(-1500)}`,
+        );
+      for (const name of command.assigns)
+        expect({ where, name, value: run.vars[name] }).toEqual({
+          where,
+          name,
+          value: expect.not.stringMatching(/^(null)?$/),
+        });
       const json = parseJson(run.output.trim());
-      const refusal = json && typeof json === 'object' && !Array.isArray(json) && typeof (json as { statusCode?: unknown }).statusCode === 'number' ? ((json as { statusCode: number }).statusCode) : undefined;
+      const refusal =
+        json &&
+        typeof json === 'object' &&
+        !Array.isArray(json) &&
+        typeof (json as { statusCode?: unknown }).statusCode === 'number'
+          ? (json as { statusCode: number }).statusCode
+          : undefined;
       const expected = command.expected;
       if (!expected) {
         // No answer shown: at least no refusal the reader is not told about.
-        expect({ where, refusal, output: refusal ? run.output : '' }).toEqual({ where, refusal: undefined, output: '' });
+        expect({ where, refusal, output: refusal ? run.output : '' }).toEqual({
+          where,
+          refusal: undefined,
+          output: '',
+        });
         return;
       }
       if (expected.sseEvent) {
         const last = lastSseEvent(run.output);
-        expect({ where, event: last.event, output: run.output.slice(-1500) }).toEqual({ where, event: expected.sseEvent, output: expect.any(String) });
-        for (const field of expected.fields) expect({ where, field, found: holdsField(last.data, field.key, field.value), data: last.data }).toEqual({ where, field, found: true, data: last.data });
+        expect({ where, event: last.event, output: run.output.slice(-1500) }).toEqual({
+          where,
+          event: expected.sseEvent,
+          output: expect.any(String),
+        });
+        for (const field of expected.fields)
+          expect({ where, field, found: holdsField(last.data, field.key, field.value), data: last.data }).toEqual({
+            where,
+            field,
+            found: true,
+            data: last.data,
+          });
         return;
       }
-      if (expected.sseRetry) expect({ where, output: run.output.split('\n') }).toEqual({ where, output: expect.arrayContaining([expected.sseRetry]) });
+      if (expected.sseRetry)
+        expect({ where, output: run.output.split('\n') }).toEqual({
+          where,
+          output: expect.arrayContaining([expected.sseRetry]),
+        });
       if (expected.status !== undefined && command.assigns.length === 0) {
         const status = refusal ?? (json !== undefined ? 200 : undefined);
-        if (expected.status >= 400) expect({ where, status: refusal, output: run.output }).toEqual({ where, status: expected.status, output: expect.any(String) });
+        if (expected.status >= 400)
+          expect({ where, status: refusal, output: run.output }).toEqual({
+            where,
+            status: expected.status,
+            output: expect.any(String),
+          });
         else expect({ where, status, output: run.output }).toEqual({ where, status: 200, output: expect.any(String) });
       }
       for (const field of expected.fields) {
-        expect({ where, field, found: holdsField(json, field.key, field.value), output: run.output.slice(0, 1500) }).toEqual({ where, field, found: true, output: expect.any(String) });
+        expect({
+          where,
+          field,
+          found: holdsField(json, field.key, field.value),
+          output: run.output.slice(0, 1500),
+        }).toEqual({ where, field, found: true, output: expect.any(String) });
       }
     });
   });

@@ -37,8 +37,21 @@ describe('reference agent [sqlite]', () => {
   beforeAll(async () => {
     t = await TestApp.start('sqlite', { env: { HEARTBEAT_TIMEOUT_S: '5' } });
     work = fs.mkdtempSync(path.join(os.tmpdir(), 'lockstep-agents-'));
-    seed = await buildPackage({ dir: SAMPLE, product: 'acme-agent', version: '1.0.0', migration: 'migrate.js', out: path.join(work, 'acme-1.0.0.tar.gz') });
-    next = await buildPackage({ dir: SAMPLE, product: 'acme-agent', version: '1.1.0', from: '>=1.0.0 <1.1.0', migration: 'migrate.js', out: path.join(work, 'acme-1.1.0.tar.gz') });
+    seed = await buildPackage({
+      dir: SAMPLE,
+      product: 'acme-agent',
+      version: '1.0.0',
+      migration: 'migrate.js',
+      out: path.join(work, 'acme-1.0.0.tar.gz'),
+    });
+    next = await buildPackage({
+      dir: SAMPLE,
+      product: 'acme-agent',
+      version: '1.1.0',
+      from: '>=1.0.0 <1.1.0',
+      migration: 'migrate.js',
+      out: path.join(work, 'acme-1.1.0.tar.gz'),
+    });
   });
   afterAll(async () => {
     await Promise.all(agents.map((a) => a.stop()));
@@ -63,20 +76,37 @@ describe('reference agent [sqlite]', () => {
   ) {
     const started: Record<string, { id: string; home: string; process: AgentProcess; pairingKey: string }> = {};
     for (const spec of specs) {
-      const registered = await givenAgent(t, clusterId, { name: spec.name, ...(spec.role ? { role: spec.role, failoverGroup: spec.group } : {}) });
+      const registered = await givenAgent(t, clusterId, {
+        name: spec.name,
+        ...(spec.role ? { role: spec.role, failoverGroup: spec.group } : {}),
+      });
       const home = path.join(work, spec.name);
       fs.mkdirSync(path.join(home, 'data'), { recursive: true });
-      fs.writeFileSync(path.join(home, 'data', 'records.json'), JSON.stringify({ schema: '1.0.0', records: [{ id: 1, name: spec.name }, { id: 2 }] }));
+      fs.writeFileSync(
+        path.join(home, 'data', 'records.json'),
+        JSON.stringify({ schema: '1.0.0', records: [{ id: 1, name: spec.name }, { id: 2 }] }),
+      );
       if (spec.failMigration) fs.writeFileSync(path.join(home, 'data', 'FAIL_MIGRATION'), 'yes');
       if (spec.slowMigration) fs.writeFileSync(path.join(home, 'data', 'SLOW_MIGRATION'), 'yes');
       if (spec.webapps) fs.writeFileSync(path.join(home, 'webapps.json'), JSON.stringify({ version: spec.webapps }));
-      const agent = new AgentProcess({ server: t.baseUrl, pairingKey: registered.pairingKey, home, seed, busyFile: spec.busyFile, rebootCommand: spec.rebootCommand, serviceCommand: spec.serviceCommand });
+      const agent = new AgentProcess({
+        server: t.baseUrl,
+        pairingKey: registered.pairingKey,
+        home,
+        seed,
+        busyFile: spec.busyFile,
+        rebootCommand: spec.rebootCommand,
+        serviceCommand: spec.serviceCommand,
+      });
       agents.push(agent);
       started[spec.name] = { id: registered.id, home, process: agent, pairingKey: registered.pairingKey };
     }
     await eventually(
       async () => {
-        const list = (await t.admin.get(`/api/v1/clusters/${clusterId}/agents`)).body.items as Array<{ version: string | null; state: string }>;
+        const list = (await t.admin.get(`/api/v1/clusters/${clusterId}/agents`)).body.items as Array<{
+          version: string | null;
+          state: string;
+        }>;
         return list.length === specs.length && list.every((a) => a.version === '1.0.0' && a.state !== 'unknown');
       },
       'every agent paired and reporting 1.0.0',
@@ -86,7 +116,10 @@ describe('reference agent [sqlite]', () => {
   }
 
   async function upload(clusterId: string, file: string): Promise<string> {
-    const res = await t.admin.post(`/api/v1/clusters/${clusterId}/packages`).field('mode', 'upload-only').attach('file', fs.readFileSync(file), path.basename(file));
+    const res = await t.admin
+      .post(`/api/v1/clusters/${clusterId}/packages`)
+      .field('mode', 'upload-only')
+      .attach('file', fs.readFileSync(file), path.basename(file));
     if (res.status !== 201) throw new Error(`upload: ${res.status} ${JSON.stringify(res.body)}`);
     return res.body.id;
   }
@@ -101,7 +134,9 @@ describe('reference agent [sqlite]', () => {
       `upgrade ${upgradeId} to reach ${statuses.join('/')}`,
       timeoutMs,
     ).catch((error: Error) => {
-      throw new Error(`${error.message}; it is ${last.status}: ${JSON.stringify(last.steps?.map((s: Record<string, unknown>) => [s.kind, s.status, s.phase, s.error]))}`);
+      throw new Error(
+        `${error.message}; it is ${last.status}: ${JSON.stringify(last.steps?.map((s: Record<string, unknown>) => [s.kind, s.status, s.phase, s.error]))}`,
+      );
     });
     return last;
   }
@@ -118,23 +153,36 @@ describe('reference agent [sqlite]', () => {
       { name: 'p2-backup', role: 'backup', group: 'p2' },
     ]);
     const packageId = await upload(c.id, next);
-    const created = await t.admin.post(`/api/v1/clusters/${c.id}/upgrades`).send({ packageId, target: { all: true }, policy: 'backup-first-switchback' }).expect(201);
+    const created = await t.admin
+      .post(`/api/v1/clusters/${c.id}/upgrades`)
+      .send({ packageId, target: { all: true }, policy: 'backup-first-switchback' })
+      .expect(201);
     const done = await until(created.body.id, ['succeeded', 'failed', 'completed-with-errors']);
     expect(done.status).toBe('succeeded');
 
     for (const agent of Object.values(a)) {
       expect(fs.readlinkSync(path.join(agent.home, 'current'))).toBe(path.join('versions', '1.1.0'));
       expect(fs.existsSync(path.join(agent.home, 'versions', '1.0.0', 'bin', 'product.js'))).toBe(true); // the old version stays beside
-      expect(records(agent.home)).toMatchObject({ schema: '1.1.0', records: [expect.objectContaining({ migratedTo: '1.1.0' }), expect.objectContaining({ migratedTo: '1.1.0' })] });
+      expect(records(agent.home)).toMatchObject({
+        schema: '1.1.0',
+        records: [expect.objectContaining({ migratedTo: '1.1.0' }), expect.objectContaining({ migratedTo: '1.1.0' })],
+      });
       expect(health(agent.home).version).toBe('1.1.0');
       expect(fs.readdirSync(path.join(agent.home, 'backups'))).toHaveLength(1);
       expect(fs.statSync(path.join(agent.home, 'agent.json')).mode & 0o777).toBe(0o600);
     }
     // Each backup took over and then handed back: its role file says standby, the main serves.
     const role = (name: string) => JSON.parse(fs.readFileSync(path.join(a[name].home, 'role.json'), 'utf8')).active;
-    await eventually(() => role('p1-backup') === false && role('p2-backup') === false, 'the backups to be told they are standby again');
+    await eventually(
+      () => role('p1-backup') === false && role('p2-backup') === false,
+      'the backups to be told they are standby again',
+    );
     expect(role('p1-main')).toBe(true);
-    expect((await t.admin.get(`/api/v1/agents/${a['p1-main'].id}`)).body).toMatchObject({ active: true, version: '1.1.0', versionStatus: 'latest' });
+    expect((await t.admin.get(`/api/v1/agents/${a['p1-main'].id}`)).body).toMatchObject({
+      active: true,
+      version: '1.1.0',
+      versionStatus: 'latest',
+    });
   });
 
   it('a failing migration rolls back: the data byte for byte as before, the old version running', async () => {
@@ -142,14 +190,27 @@ describe('reference agent [sqlite]', () => {
     const a = await startAgents(c.id, [{ name: 'fragile', failMigration: true }]);
     const before = folderChecksum(path.join(a.fragile.home, 'data'));
     const packageId = await upload(c.id, next);
-    const created = await t.admin.post(`/api/v1/clusters/${c.id}/upgrades`).send({ packageId, target: { all: true } }).expect(201);
+    const created = await t.admin
+      .post(`/api/v1/clusters/${c.id}/upgrades`)
+      .send({ packageId, target: { all: true } })
+      .expect(201);
     const done = await until(created.body.id, ['failed', 'succeeded']);
     expect(done.status).toBe('failed');
-    expect(done.steps[0]).toMatchObject({ status: 'rolled-back', error: expect.stringMatching(/rolled back, data intact: migrate: migration failed/) });
+    expect(done.steps[0]).toMatchObject({
+      status: 'rolled-back',
+      error: expect.stringMatching(/rolled back, data intact: migrate: migration failed/),
+    });
     expect(folderChecksum(path.join(a.fragile.home, 'data'))).toBe(before);
     expect(fs.readlinkSync(path.join(a.fragile.home, 'current'))).toBe(path.join('versions', '1.0.0'));
-    await eventually(() => fs.existsSync(path.join(a.fragile.home, 'run', 'health.json')) && health(a.fragile.home).version === '1.0.0', 'the old product running again');
-    expect((await t.admin.get(`/api/v1/agents/${a.fragile.id}`)).body).toMatchObject({ version: '1.0.0', versionStatus: 'failed' });
+    await eventually(
+      () =>
+        fs.existsSync(path.join(a.fragile.home, 'run', 'health.json')) && health(a.fragile.home).version === '1.0.0',
+      'the old product running again',
+    );
+    expect((await t.admin.get(`/api/v1/agents/${a.fragile.id}`)).body).toMatchObject({
+      version: '1.0.0',
+      versionStatus: 'failed',
+    });
   });
 
   it('an upgrade that outlives its phase timeout: the server fails the step, the agent finishes, and its heartbeat on the new version sets the record straight', async () => {
@@ -161,14 +222,32 @@ describe('reference agent [sqlite]', () => {
       .post(`/api/v1/clusters/${c.id}/upgrades`)
       .send({ packageId, target: { agentIds: [a.unhurried.id] }, options: { phaseTimeoutS: 1, delayedStartS: 3 } })
       .expect(201);
-    const commands = async () => (await t.admin.get(`/api/v1/agents/${a.unhurried.id}/commands`)).body.items as Array<Record<string, unknown>>;
-    await eventually(async () => (await commands())[0]?.status === 'cancelled', 'the command withdrawn as its phase timed out', 30_000);
+    const commands = async () =>
+      (await t.admin.get(`/api/v1/agents/${a.unhurried.id}/commands`)).body.items as Array<Record<string, unknown>>;
+    await eventually(
+      async () => (await commands())[0]?.status === 'cancelled',
+      'the command withdrawn as its phase timed out',
+      30_000,
+    );
 
     const done = await until(created.body.id, ['succeeded'], 30_000);
-    expect(done.steps[0]).toMatchObject({ status: 'succeeded', error: null, note: expect.stringMatching(/^finished after the server failed it \(phase \w+ ran longer than phaseTimeoutS \(1s\)\): unhurried reported 1\.1\.0/) });
-    expect((await t.admin.get(`/api/v1/agents/${a.unhurried.id}`)).body).toMatchObject({ version: '1.1.0', versionStatus: 'latest', state: 'idle' });
+    expect(done.steps[0]).toMatchObject({
+      status: 'succeeded',
+      error: null,
+      note: expect.stringMatching(
+        /^finished after the server failed it \(phase \w+ ran longer than phaseTimeoutS \(1s\)\): unhurried reported 1\.1\.0/,
+      ),
+    });
+    expect((await t.admin.get(`/api/v1/agents/${a.unhurried.id}`)).body).toMatchObject({
+      version: '1.1.0',
+      versionStatus: 'latest',
+      state: 'idle',
+    });
     expect(health(a.unhurried.home).version).toBe('1.1.0');
-    expect((await commands())[0]).toMatchObject({ status: 'cancelled', error: expect.stringMatching(/^cancelled: phase \w+ ran longer than phaseTimeoutS/) });
+    expect((await commands())[0]).toMatchObject({
+      status: 'cancelled',
+      error: expect.stringMatching(/^cancelled: phase \w+ ran longer than phaseTimeoutS/),
+    });
   });
 
   it('an agent killed mid-migration undoes the upgrade when it starts again: data as before, one product, old version', async () => {
@@ -176,21 +255,39 @@ describe('reference agent [sqlite]', () => {
     const a = await startAgents(c.id, [{ name: 'crashy', slowMigration: true }]);
     const before = folderChecksum(path.join(a.crashy.home, 'data'));
     const packageId = await upload(c.id, next);
-    const created = await t.admin.post(`/api/v1/clusters/${c.id}/upgrades`).send({ packageId, target: { all: true } }).expect(201);
-    await eventually(async () => (await t.admin.get(`/api/v1/upgrades/${created.body.id}`)).body.steps[0].phase === 'migrate', 'the migration to run', 30_000);
+    const created = await t.admin
+      .post(`/api/v1/clusters/${c.id}/upgrades`)
+      .send({ packageId, target: { all: true } })
+      .expect(201);
+    await eventually(
+      async () => (await t.admin.get(`/api/v1/upgrades/${created.body.id}`)).body.steps[0].phase === 'migrate',
+      'the migration to run',
+      30_000,
+    );
     await eventually(() => records(a.crashy.home).schema === '1.1.0', 'the migration to change the data');
 
     await a.crashy.process.crash(); // the migration and nothing else is left running
-    const restarted = new AgentProcess({ server: t.baseUrl, pairingKey: a.crashy.pairingKey, home: a.crashy.home, seed });
+    const restarted = new AgentProcess({
+      server: t.baseUrl,
+      pairingKey: a.crashy.pairingKey,
+      home: a.crashy.home,
+      seed,
+    });
     agents.push(restarted);
     const done = await until(created.body.id, ['failed', 'succeeded'], 20_000).catch((e: Error) => {
       throw new Error(`${e.message}\nrestarted agent said:\n${restarted.output.join('\n')}`);
     });
-    expect(done.steps[0]).toMatchObject({ status: 'rolled-back', error: expect.stringMatching(/stopped during the migrate phase/) });
+    expect(done.steps[0]).toMatchObject({
+      status: 'rolled-back',
+      error: expect.stringMatching(/stopped during the migrate phase/),
+    });
     expect(folderChecksum(path.join(a.crashy.home, 'data'))).toBe(before);
     expect(fs.readlinkSync(path.join(a.crashy.home, 'current'))).toBe(path.join('versions', '1.0.0'));
     expect(fs.existsSync(path.join(a.crashy.home, 'upgrade-journal.json'))).toBe(false);
-    await eventually(() => fs.existsSync(path.join(a.crashy.home, 'run', 'health.json')) && health(a.crashy.home).version === '1.0.0', 'the old product running again');
+    await eventually(
+      () => fs.existsSync(path.join(a.crashy.home, 'run', 'health.json')) && health(a.crashy.home).version === '1.0.0',
+      'the old product running again',
+    );
     // One product, the one the new agent started; the migration left behind was stopped.
     const running = (script: string) =>
       fs.readdirSync('/proc').filter((pid) => {
@@ -213,14 +310,23 @@ describe('reference agent [sqlite]', () => {
     const a = await startAgents(c.id, [{ name: 'rebooter', webapps: '1.0.5', rebootCommand: `${reboot} ${marker}` }]);
     expect((await t.admin.get(`/api/v1/agents/${a.rebooter.id}`)).body.webappsVersion).toBe('1.0.5');
     const packageId = await upload(c.id, next);
-    const created = await t.admin.post(`/api/v1/clusters/${c.id}/upgrades`).send({ packageId, target: { all: true }, options: { rebootAfter: true } }).expect(201);
+    const created = await t.admin
+      .post(`/api/v1/clusters/${c.id}/upgrades`)
+      .send({ packageId, target: { all: true }, options: { rebootAfter: true } })
+      .expect(201);
     const done = await until(created.body.id, ['succeeded', 'failed', 'completed-with-errors']);
     expect(done.status).toBe('succeeded');
 
     await eventually(() => fs.existsSync(marker), 'the reboot command to run');
     expect(fs.existsSync(path.join(a.rebooter.home, 'webapps.json'))).toBe(false);
-    await eventually(async () => (await t.admin.get(`/api/v1/agents/${a.rebooter.id}`)).body.webappsVersion === null, 'the server to hear that no web apps are installed');
-    expect((await t.admin.get(`/api/v1/agents/${a.rebooter.id}`)).body).toMatchObject({ version: '1.1.0', webappsVersion: null });
+    await eventually(
+      async () => (await t.admin.get(`/api/v1/agents/${a.rebooter.id}`)).body.webappsVersion === null,
+      'the server to hear that no web apps are installed',
+    );
+    expect((await t.admin.get(`/api/v1/agents/${a.rebooter.id}`)).body).toMatchObject({
+      version: '1.1.0',
+      webappsVersion: null,
+    });
     await new Promise((r) => setTimeout(r, 500)); // more heartbeats: the reboot is not issued again
     expect(fs.readFileSync(marker, 'utf8')).toBe('rebooted\n');
   }, 60_000);
@@ -230,27 +336,44 @@ describe('reference agent [sqlite]', () => {
     const log = path.join(work, 'services.log');
     const svc = path.join(work, 'svc.sh');
     fs.writeFileSync(svc, '#!/bin/sh\necho "$2 $3" >> "$1"\n', { mode: 0o755 });
-    const a = await startAgents(c.id, [{ name: 'with-services', serviceCommand: `${svc} ${log}` }, { name: 'without-services' }]);
+    const a = await startAgents(c.id, [
+      { name: 'with-services', serviceCommand: `${svc} ${log}` },
+      { name: 'without-services' },
+    ]);
     const packageId = await upload(c.id, next);
     const options = { stopServices: ['snmpd'], delayedStartS: 1, agentOptions: { stopSnmp: true } };
-    const created = await t.admin.post(`/api/v1/clusters/${c.id}/upgrades`).send({ packageId, target: { all: true }, options }).expect(201);
+    const created = await t.admin
+      .post(`/api/v1/clusters/${c.id}/upgrades`)
+      .send({ packageId, target: { all: true }, options })
+      .expect(201);
     const done = await until(created.body.id, ['succeeded', 'failed', 'completed-with-errors']);
     expect(done.status).toBe('succeeded');
 
     expect(fs.readFileSync(log, 'utf8')).toBe('stop snmpd\nstart snmpd\n'); // only the agent that has a service command
-    const lastCommand = async (id: string) => (await t.admin.get(`/api/v1/agents/${id}/commands`).expect(200)).body.items[0];
+    const lastCommand = async (id: string) =>
+      (await t.admin.get(`/api/v1/agents/${id}/commands`).expect(200)).body.items[0];
     expect(await lastCommand(a['with-services'].id)).toMatchObject({
       type: 'upgrade',
       status: 'succeeded',
       resultVersion: '1.1.0',
-      notes: ['agentOptions not understood and not applied: stopSnmp', 'services stopped before the product: snmpd', 'services started again: snmpd'],
+      notes: [
+        'agentOptions not understood and not applied: stopSnmp',
+        'services stopped before the product: snmpd',
+        'services started again: snmpd',
+      ],
     });
     expect(await lastCommand(a['without-services'].id)).toMatchObject({
       status: 'succeeded',
-      notes: ['agentOptions not understood and not applied: stopSnmp', 'stopServices snmpd not applied: this agent has no --service-command'],
+      notes: [
+        'agentOptions not understood and not applied: stopSnmp',
+        'stopServices snmpd not applied: this agent has no --service-command',
+      ],
     });
     // The wait before the start is in the upgrade's history, as the agent said it.
-    const history = (await t.admin.get(`/api/v1/upgrades/${created.body.id}/history`).expect(200)).body.items as Array<{ type: string; data: Record<string, unknown> }>;
+    const history = (await t.admin.get(`/api/v1/upgrades/${created.body.id}/history`).expect(200)).body.items as Array<{
+      type: string;
+      data: Record<string, unknown>;
+    }>;
     const messages = history.filter((e) => e.type === 'task.progress').map((e) => e.data.message);
     expect(messages).toContain('delayed start: waiting 1 s');
   }, 60_000);
@@ -260,15 +383,35 @@ describe('reference agent [sqlite]', () => {
     const a = await startAgents(c.id, [{ name: 'webapps-host', webapps: '1.0.5' }]);
     const folder = fs.mkdtempSync(path.join(work, 'webapps-'));
     fs.writeFileSync(path.join(folder, 'index.html'), '<h1>acme</h1>');
-    const webapps = await buildPackage({ dir: folder, product: 'acme-agent', version: '1.0.6', kind: 'webapps', out: path.join(work, 'acme-webapps-1.0.6.tar.gz') });
+    const webapps = await buildPackage({
+      dir: folder,
+      product: 'acme-agent',
+      version: '1.0.6',
+      kind: 'webapps',
+      out: path.join(work, 'acme-webapps-1.0.6.tar.gz'),
+    });
     const packageId = await upload(c.id, webapps);
-    const created = await t.admin.post(`/api/v1/clusters/${c.id}/upgrades`).send({ packageId, target: { all: true } }).expect(201);
+    const created = await t.admin
+      .post(`/api/v1/clusters/${c.id}/upgrades`)
+      .send({ packageId, target: { all: true } })
+      .expect(201);
     const done = await until(created.body.id, ['succeeded', 'failed', 'completed-with-errors']);
     expect(done.status).toBe('succeeded');
-    expect((await t.admin.get(`/api/v1/agents/${a['webapps-host'].id}/commands`)).body.items[0]).toMatchObject({ status: 'succeeded', resultVersion: '1.0.6' });
-    await eventually(async () => (await t.admin.get(`/api/v1/agents/${a['webapps-host'].id}`)).body.webappsVersion === '1.0.6', 'the server to hear web apps 1.0.6');
-    expect((await t.admin.get(`/api/v1/agents/${a['webapps-host'].id}`)).body).toMatchObject({ version: '1.0.0', webappsVersion: '1.0.6' });
-    expect(fs.readFileSync(path.join(a['webapps-host'].home, 'webapps', '1.0.6', 'index.html'), 'utf8')).toBe('<h1>acme</h1>');
+    expect((await t.admin.get(`/api/v1/agents/${a['webapps-host'].id}/commands`)).body.items[0]).toMatchObject({
+      status: 'succeeded',
+      resultVersion: '1.0.6',
+    });
+    await eventually(
+      async () => (await t.admin.get(`/api/v1/agents/${a['webapps-host'].id}`)).body.webappsVersion === '1.0.6',
+      'the server to hear web apps 1.0.6',
+    );
+    expect((await t.admin.get(`/api/v1/agents/${a['webapps-host'].id}`)).body).toMatchObject({
+      version: '1.0.0',
+      webappsVersion: '1.0.6',
+    });
+    expect(fs.readFileSync(path.join(a['webapps-host'].home, 'webapps', '1.0.6', 'index.html'), 'utf8')).toBe(
+      '<h1>acme</h1>',
+    );
   }, 60_000);
 
   it('a busy agent is upgraded only after its own work ended', async () => {
@@ -276,11 +419,23 @@ describe('reference agent [sqlite]', () => {
     const busyFile = path.join(work, 'scan-running');
     fs.writeFileSync(busyFile, 'scanning');
     const a = await startAgents(c.id, [{ name: 'scanner', busyFile }]);
-    await eventually(async () => (await t.admin.get(`/api/v1/agents/${a.scanner.id}`)).body.state === 'busy', 'the agent to report busy');
+    await eventually(
+      async () => (await t.admin.get(`/api/v1/agents/${a.scanner.id}`)).body.state === 'busy',
+      'the agent to report busy',
+    );
     const packageId = await upload(c.id, next);
-    const created = await t.admin.post(`/api/v1/clusters/${c.id}/upgrades`).send({ packageId, target: { all: true } }).expect(201);
-    await eventually(async () => (await t.admin.get(`/api/v1/upgrades/${created.body.id}`)).body.steps[0].waitingFor === 'idle', 'the step to wait for idle');
-    await eventually(() => a.scanner.process.output.some((l) => l.includes('hold: no new work of my own')), 'the agent to be told to hold');
+    const created = await t.admin
+      .post(`/api/v1/clusters/${c.id}/upgrades`)
+      .send({ packageId, target: { all: true } })
+      .expect(201);
+    await eventually(
+      async () => (await t.admin.get(`/api/v1/upgrades/${created.body.id}`)).body.steps[0].waitingFor === 'idle',
+      'the step to wait for idle',
+    );
+    await eventually(
+      () => a.scanner.process.output.some((l) => l.includes('hold: no new work of my own')),
+      'the agent to be told to hold',
+    );
     await new Promise((r) => setTimeout(r, 1500));
     expect(fs.readlinkSync(path.join(a.scanner.home, 'current'))).toBe(path.join('versions', '1.0.0'));
 
@@ -293,11 +448,21 @@ describe('reference agent [sqlite]', () => {
   it('a download cut in the middle resumes with a byte range and ends with the right sha256', async () => {
     const c = await givenCluster(t);
     const registered = await givenAgent(t, c.id, { name: 'downloader' });
-    const paired = await t.http().post('/api/v1/agent/pair').send({ pairingKey: registered.pairingKey, version: '1.0.0' }).expect(201);
+    const paired = await t
+      .http()
+      .post('/api/v1/agent/pair')
+      .send({ pairingKey: registered.pairingKey, version: '1.0.0' })
+      .expect(201);
     const folder = fs.mkdtempSync(path.join(work, 'big-'));
     fs.cpSync(SAMPLE, folder, { recursive: true });
     fs.writeFileSync(path.join(folder, 'payload.bin'), randomBytes(512 * 1024));
-    const big = await buildPackage({ dir: folder, product: 'acme-agent', version: '1.2.0', migration: 'migrate.js', out: path.join(work, 'acme-1.2.0.tar.gz') });
+    const big = await buildPackage({
+      dir: folder,
+      product: 'acme-agent',
+      version: '1.2.0',
+      migration: 'migrate.js',
+      out: path.join(work, 'acme-1.2.0.tar.gz'),
+    });
     const packageId = await upload(c.id, big);
     const pkg = (await t.admin.get(`/api/v1/packages/${packageId}`)).body;
 
@@ -325,7 +490,14 @@ describe('reference agent [sqlite]', () => {
     const dir = fs.mkdtempSync(path.join(work, 'dl-'));
     try {
       const port = (proxy.address() as { port: number }).port;
-      const file = await downloadPackage({ url: `http://127.0.0.1:${port}/api/v1/agent/packages/${packageId}/content`, token: paired.body.token, sha256: pkg.sha256, size: pkg.size, dir, onProgress: () => undefined });
+      const file = await downloadPackage({
+        url: `http://127.0.0.1:${port}/api/v1/agent/packages/${packageId}/content`,
+        token: paired.body.token,
+        sha256: pkg.sha256,
+        size: pkg.size,
+        dir,
+        onProgress: () => undefined,
+      });
       expect(createHash('sha256').update(fs.readFileSync(file)).digest('hex')).toBe(pkg.sha256);
       expect(ranges[0]).toBeUndefined();
       expect(ranges[1]).toMatch(new RegExp(`^bytes=${Math.floor(pkg.size / 2)}-$`));
@@ -337,8 +509,21 @@ describe('reference agent [sqlite]', () => {
   it('a download waits out a server that is restarting (503, connection reset) on the back-off, and gives up at once on a refusal', async () => {
     const c = await givenCluster(t);
     const registered = await givenAgent(t, c.id, { name: 'patient' });
-    const paired = await t.http().post('/api/v1/agent/pair').send({ pairingKey: registered.pairingKey, version: '1.0.0' }).expect(201);
-    const packageId = await upload(c.id, await buildPackage({ dir: SAMPLE, product: 'acme-agent', version: '1.3.0', migration: 'migrate.js', out: path.join(work, 'acme-1.3.0.tar.gz') }));
+    const paired = await t
+      .http()
+      .post('/api/v1/agent/pair')
+      .send({ pairingKey: registered.pairingKey, version: '1.0.0' })
+      .expect(201);
+    const packageId = await upload(
+      c.id,
+      await buildPackage({
+        dir: SAMPLE,
+        product: 'acme-agent',
+        version: '1.3.0',
+        migration: 'migrate.js',
+        out: path.join(work, 'acme-1.3.0.tar.gz'),
+      }),
+    );
     const pkg = (await t.admin.get(`/api/v1/packages/${packageId}`)).body;
     // The first call meets a server coming up (503), the second a connection cut before any answer.
     let calls = 0;
@@ -346,21 +531,31 @@ describe('reference agent [sqlite]', () => {
       calls++;
       if (calls === 1) return void res.writeHead(503).end();
       if (calls === 2) return void req.socket.destroy();
-      http.request(`${t.baseUrl}${req.url}`, { headers: req.headers }, (up) => {
-        res.writeHead(up.statusCode!, up.headers);
-        up.pipe(res);
-      }).end();
+      http
+        .request(`${t.baseUrl}${req.url}`, { headers: req.headers }, (up) => {
+          res.writeHead(up.statusCode!, up.headers);
+          up.pipe(res);
+        })
+        .end();
     });
     await new Promise<void>((r) => proxy.listen(0, '127.0.0.1', r));
     const port = (proxy.address() as { port: number }).port;
     try {
       const request = { token: paired.body.token, sha256: pkg.sha256, size: pkg.size, onProgress: () => undefined };
-      const file = await downloadPackage({ ...request, url: `http://127.0.0.1:${port}/api/v1/agent/packages/${packageId}/content`, dir: fs.mkdtempSync(path.join(work, 'dl-')) });
+      const file = await downloadPackage({
+        ...request,
+        url: `http://127.0.0.1:${port}/api/v1/agent/packages/${packageId}/content`,
+        dir: fs.mkdtempSync(path.join(work, 'dl-')),
+      });
       expect(createHash('sha256').update(fs.readFileSync(file)).digest('hex')).toBe(pkg.sha256);
       expect(calls).toBe(3);
       // A package the server does not know is a refusal: one call, no retries.
       calls = 10;
-      const missing = downloadPackage({ ...request, url: `http://127.0.0.1:${port}/api/v1/agent/packages/${randomUUID()}/content`, dir: fs.mkdtempSync(path.join(work, 'dl-')) });
+      const missing = downloadPackage({
+        ...request,
+        url: `http://127.0.0.1:${port}/api/v1/agent/packages/${randomUUID()}/content`,
+        dir: fs.mkdtempSync(path.join(work, 'dl-')),
+      });
       await expect(missing).rejects.toThrow('download answered 404');
       expect(calls).toBe(11);
     } finally {

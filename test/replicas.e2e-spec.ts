@@ -26,14 +26,31 @@ class Replica {
         server.close(() => resolve(p));
       });
     });
-    const child = spawn(process.execPath, ['-r', 'ts-node/register/transpile-only', path.join(ROOT, 'src', 'main.ts')], {
-      cwd: ROOT,
-      env: { PATH: process.env.PATH, HOST: '127.0.0.1', PORT: String(port), LOG_LEVEL: 'warn', LOG_FORMAT: 'text', LOCKSTEP_ADMIN_TOKEN: ADMIN, HEARTBEAT_TIMEOUT_S: '5', ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    const child = spawn(
+      process.execPath,
+      ['-r', 'ts-node/register/transpile-only', path.join(ROOT, 'src', 'main.ts')],
+      {
+        cwd: ROOT,
+        env: {
+          PATH: process.env.PATH,
+          HOST: '127.0.0.1',
+          PORT: String(port),
+          LOG_LEVEL: 'warn',
+          LOG_FORMAT: 'text',
+          LOCKSTEP_ADMIN_TOKEN: ADMIN,
+          HEARTBEAT_TIMEOUT_S: '5',
+          ...env,
+        },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
     const replica = new Replica(`http://127.0.0.1:${port}`, child);
     for (const s of [child.stdout!, child.stderr!]) s.on('data', (b: Buffer) => replica.output.push(b.toString()));
-    await eventually(async () => (await fetch(`${replica.url}/health/ready`).catch(() => null))?.ok === true, `replica on ${port} to be ready`, 60_000);
+    await eventually(
+      async () => (await fetch(`${replica.url}/health/ready`).catch(() => null))?.ok === true,
+      `replica on ${port} to be ready`,
+      60_000,
+    );
     return replica;
   }
 
@@ -71,7 +88,13 @@ class HttpAgent {
   }
 
   async pair(key: string): Promise<void> {
-    this.token = (await this.call('POST', '/api/v1/agent/pair', { pairingKey: key, version: this.version, facts: { os: 'linux', freeDiskMb: 9000 } })).token;
+    this.token = (
+      await this.call('POST', '/api/v1/agent/pair', {
+        pairingKey: key,
+        version: this.version,
+        facts: { os: 'linux', freeDiskMb: 9000 },
+      })
+    ).token;
   }
 
   /** One heartbeat; every new command is recorded and done at once. */
@@ -81,7 +104,10 @@ class HttpAgent {
       if (this.commands.has(command.id)) continue;
       this.commands.set(command.id, { type: command.type, stepId: command.stepId });
       await this.call('POST', `/api/v1/agent/commands/${command.id}/progress`, { phase: 'install', percent: 50 });
-      await this.call('POST', `/api/v1/agent/commands/${command.id}/complete`, { status: 'succeeded', version: command.toVersion });
+      await this.call('POST', `/api/v1/agent/commands/${command.id}/complete`, {
+        status: 'succeeded',
+        version: command.toVersion,
+      });
       this.version = command.toVersion;
     }
   }
@@ -112,7 +138,11 @@ describeWithPostgres('two replicas on one PostgreSQL [postgres]', () => {
     const second = await Replica.start(env);
     replicas.push(second);
     const admin = async (base: string, method: string, route: string, body?: unknown): Promise<any> => {
-      const res = await fetch(`${base}${route}`, { method, headers: { Authorization: `Bearer ${ADMIN}`, 'Content-Type': 'application/json' }, body: body === undefined ? undefined : JSON.stringify(body) });
+      const res = await fetch(`${base}${route}`, {
+        method,
+        headers: { Authorization: `Bearer ${ADMIN}`, 'Content-Type': 'application/json' },
+        body: body === undefined ? undefined : JSON.stringify(body),
+      });
       const json = await res.json().catch(() => ({}));
       if (!res.ok) throw new Error(`${method} ${route}: ${res.status} ${JSON.stringify(json)}`);
       return json;
@@ -122,23 +152,44 @@ describeWithPostgres('two replicas on one PostgreSQL [postgres]', () => {
     const cluster = await admin(target, 'POST', '/api/v1/clusters', { name: 'replicated', product: 'acme-agent' });
     const agents: HttpAgent[] = [];
     for (let i = 0; i < 4; i++) {
-      const registered = await admin(target, 'POST', `/api/v1/clusters/${cluster.id}/agents`, { name: `agent-${i}`, address: `agent-${i}.lan`, role: 'standalone' });
+      const registered = await admin(target, 'POST', `/api/v1/clusters/${cluster.id}/agents`, {
+        name: `agent-${i}`,
+        address: `agent-${i}.lan`,
+        role: 'standalone',
+      });
       const agent = new HttpAgent(`agent-${i}`, () => target);
       await agent.pair(registered.pairingKey);
       await agent.beat();
       agents.push(agent);
     }
     // The viewer is on the second replica from the start; everything else goes to the first.
-    const viewer = new StreamClient(`${second.url}/api/v1/clusters/${cluster.id}/events`, { token: ADMIN, lastEventId: 0 });
+    const viewer = new StreamClient(`${second.url}/api/v1/clusters/${cluster.id}/events`, {
+      token: ADMIN,
+      lastEventId: 0,
+    });
     await viewer.opened;
 
     const form = new FormData();
     form.set('mode', 'upload-only');
     form.set('file', new Blob([packageArchive()]), 'p.tar.gz');
-    const pkg: any = await (await fetch(`${target}/api/v1/clusters/${cluster.id}/packages`, { method: 'POST', headers: { Authorization: `Bearer ${ADMIN}` }, body: form })).json();
-    const upgrade = await admin(target, 'POST', `/api/v1/clusters/${cluster.id}/upgrades`, { packageId: pkg.id, target: { all: true }, options: { maxParallel: 1, failureThreshold: 0 } });
+    const pkg: any = await (
+      await fetch(`${target}/api/v1/clusters/${cluster.id}/packages`, {
+        method: 'POST',
+        headers: { Authorization: `Bearer ${ADMIN}` },
+        body: form,
+      })
+    ).json();
+    const upgrade = await admin(target, 'POST', `/api/v1/clusters/${cluster.id}/upgrades`, {
+      packageId: pkg.id,
+      target: { all: true },
+      options: { maxParallel: 1, failureThreshold: 0 },
+    });
 
-    const steps = async () => (await admin(second.url, 'GET', `/api/v1/upgrades/${upgrade.id}`)).steps as Array<{ status: string; attempts: number }>;
+    const steps = async () =>
+      (await admin(second.url, 'GET', `/api/v1/upgrades/${upgrade.id}`)).steps as Array<{
+        status: string;
+        attempts: number;
+      }>;
     await eventually(
       async () => {
         for (const agent of agents) await agent.beat();
@@ -167,7 +218,11 @@ describeWithPostgres('two replicas on one PostgreSQL [postgres]', () => {
     }
 
     // Every event of the cluster, in order, none missing, none twice.
-    const stored = await withClient(db.url, async (c) => (await c.query<{ id: string }>('SELECT id FROM events WHERE "clusterId" = $1 ORDER BY id', [cluster.id])).rows.map((r) => Number(r.id)));
+    const stored = await withClient(db.url, async (c) =>
+      (
+        await c.query<{ id: string }>('SELECT id FROM events WHERE "clusterId" = $1 ORDER BY id', [cluster.id])
+      ).rows.map((r) => Number(r.id)),
+    );
     await viewer.waitFor((events) => events.length >= stored.length);
     viewer.close();
     expect(viewer.events.map((e) => e.id)).toEqual(stored);

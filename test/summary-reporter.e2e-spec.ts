@@ -4,7 +4,11 @@ import * as path from 'node:path';
 
 // The reporter is plain JavaScript that Jest loads by path (jest.config.js).
 const { databaseLines } = require('./support/summary-reporter.js') as {
-  databaseLines(results: { testResults: FileResult[] }, rootDir: string, env: Record<string, string | undefined>): string[];
+  databaseLines(
+    results: { testResults: FileResult[] },
+    rootDir: string,
+    env: Record<string, string | undefined>,
+  ): string[];
 };
 
 interface FileResult {
@@ -20,20 +24,31 @@ describe('the summary reporter', () => {
     fs.writeFileSync(at, source);
     return at;
   };
-  const cases = (suite: string, status: string, n: number) => Array.from({ length: n }, (_, i) => ({ ancestorTitles: [suite, 'group'], title: `case ${i}`, status }));
+  const cases = (suite: string, status: string, n: number) =>
+    Array.from({ length: n }, (_, i) => ({ ancestorTitles: [suite, 'group'], title: `case ${i}`, status }));
   let results: { testResults: FileResult[] };
 
   beforeAll(() => {
     root = fs.mkdtempSync(path.join(os.tmpdir(), 'lockstep-reporter-'));
     fs.mkdirSync(path.join(root, 'test'));
     fs.mkdirSync(path.join(root, 'src'));
-    const upgrades = file('upgrades', "describeEachDatabase('upgrades', (kind) => {});\ndescribe('agent CLI [sqlite]', () => {});");
+    const upgrades = file(
+      'upgrades',
+      "describeEachDatabase('upgrades', (kind) => {});\ndescribe('agent CLI [sqlite]', () => {});",
+    );
     const chaos = file('chaos', "describe.each(kinds)('chaos: through kills [%s]', (kind) => {});");
     const replicas = file('replicas', "describeWithPostgres('two replicas [postgres]', () => {});");
     const demo = file('demo', "describe('the demo', () => {});");
     results = {
       testResults: [
-        { testFilePath: upgrades, testResults: [...cases('upgrades [sqlite]', 'passed', 5), ...cases('upgrades [sqlite]', 'pending', 1), ...cases('agent CLI [sqlite]', 'passed', 2)] },
+        {
+          testFilePath: upgrades,
+          testResults: [
+            ...cases('upgrades [sqlite]', 'passed', 5),
+            ...cases('upgrades [sqlite]', 'pending', 1),
+            ...cases('agent CLI [sqlite]', 'passed', 2),
+          ],
+        },
         { testFilePath: chaos, testResults: cases('chaos: through kills [sqlite]', 'failed', 1) },
         { testFilePath: replicas, testResults: cases('two replicas [postgres]', 'pending', 2) },
         { testFilePath: demo, testResults: cases('the demo', 'passed', 1) },
@@ -44,7 +59,9 @@ describe('the summary reporter', () => {
   afterAll(() => fs.rmSync(root, { recursive: true, force: true }));
 
   it('says what ran on SQLite, that PostgreSQL did not run and why, and how many cases that left out', () => {
-    const lines = databaseLines(results, root, { LOCKSTEP_TEST_PG_MISSING: 'TEST_DATABASE_URL is unset, and testcontainers found no Docker engine (no socket)' });
+    const lines = databaseLines(results, root, {
+      LOCKSTEP_TEST_PG_MISSING: 'TEST_DATABASE_URL is unset, and testcontainers found no Docker engine (no socket)',
+    });
     expect(lines).toEqual([
       'e2e suites by database:',
       '  SQLite      3 suites, 8 cases run, in 2 files: chaos, upgrades',
@@ -62,7 +79,10 @@ describe('the summary reporter', () => {
       testResults: [
         ...results.testResults,
         { testFilePath: results.testResults[0].testFilePath, testResults: cases('upgrades [postgres]', 'passed', 5) },
-        { testFilePath: results.testResults[2].testFilePath, testResults: cases('two replicas [postgres]', 'passed', 2) },
+        {
+          testFilePath: results.testResults[2].testFilePath,
+          testResults: cases('two replicas [postgres]', 'passed', 2),
+        },
       ],
     };
     const lines = databaseLines(withPg, root, { LOCKSTEP_TEST_PG_URL: 'postgres://postgres@127.0.0.1:5432/test' });

@@ -5,7 +5,18 @@ import * as net from 'node:net';
 import * as path from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { STALE_TEMP_AFTER_MS } from '../src/packages/package-store';
-import { END_OF_ARCHIVE, gzipBomb, manifest, packageArchive, packageEntries, packageWithTail, tar, tarEntries, tarGz, zerosAfterEnd } from './support/archives';
+import {
+  END_OF_ARCHIVE,
+  gzipBomb,
+  manifest,
+  packageArchive,
+  packageEntries,
+  packageWithTail,
+  tar,
+  tarEntries,
+  tarGz,
+  zerosAfterEnd,
+} from './support/archives';
 import { givenCluster } from './support/builders';
 import { mountSmallDisk, openDescriptors, tempFiles, unmountSmallDisk } from './support/host';
 import { eventually } from './support/sse-client';
@@ -18,7 +29,11 @@ import { describeEachDatabase, TestApp } from './support/test-app';
  */
 
 const MiB = 1024 * 1024;
-const LIMITS = { MAX_PACKAGE_BYTES: String(8 * MiB), PACKAGE_MAX_ENTRIES: '50', PACKAGE_MAX_UNPACKED_BYTES: String(4 * MiB) };
+const LIMITS = {
+  MAX_PACKAGE_BYTES: String(8 * MiB),
+  PACKAGE_MAX_ENTRIES: '50',
+  PACKAGE_MAX_UNPACKED_BYTES: String(4 * MiB),
+};
 /** Uploads cut off by their clients in the descriptor test: the 200 of the issue (UPLOAD_ABORTS to try other numbers). */
 const ABORTS = Number(process.env.UPLOAD_ABORTS ?? 200);
 
@@ -31,9 +46,16 @@ interface Answer {
 
 function multipart(archive: Buffer, fields: Record<string, string> = { mode: 'upload-only' }) {
   const boundary = `----upload-hardening-${randomBytes(8).toString('hex')}`;
-  const parts = Object.entries(fields).map(([name, value]) => `--${boundary}\r\nContent-Disposition: form-data; name="${name}"\r\n\r\n${value}\r\n`);
-  const head = Buffer.from(`${parts.join('')}--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="package.tar.gz"\r\nContent-Type: application/gzip\r\n\r\n`);
-  return { body: Buffer.concat([head, archive, Buffer.from(`\r\n--${boundary}--\r\n`)]), contentType: `multipart/form-data; boundary=${boundary}` };
+  const parts = Object.entries(fields).map(
+    ([name, value]) => `--${boundary}\r\nContent-Disposition: form-data; name="${name}"\r\n\r\n${value}\r\n`,
+  );
+  const head = Buffer.from(
+    `${parts.join('')}--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="package.tar.gz"\r\nContent-Type: application/gzip\r\n\r\n`,
+  );
+  return {
+    body: Buffer.concat([head, archive, Buffer.from(`\r\n--${boundary}--\r\n`)]),
+    contentType: `multipart/form-data; boundary=${boundary}`,
+  };
 }
 
 /**
@@ -61,7 +83,12 @@ function post(t: TestApp, token: string, clusterId: string, archive: Buffer, tim
       res.on('end', () => {
         clearTimeout(timer);
         const text = Buffer.concat(chunks).toString('utf8');
-        resolve({ status: res.statusCode ?? 0, body: text ? JSON.parse(text) : {}, headers: res.headers, ms: performance.now() - started });
+        resolve({
+          status: res.statusCode ?? 0,
+          body: text ? JSON.parse(text) : {},
+          headers: res.headers,
+          ms: performance.now() - started,
+        });
       });
     });
     req.on('error', (error) => {
@@ -74,7 +101,10 @@ function post(t: TestApp, token: string, clusterId: string, archive: Buffer, tim
 }
 
 /** Runs `work` while asking GET /health/ready again and again; the slowest answer says whether the server kept answering. */
-async function probingHealth<T>(t: TestApp, work: () => Promise<T>): Promise<{ result: T; slowestMs: number; probes: number }> {
+async function probingHealth<T>(
+  t: TestApp,
+  work: () => Promise<T>,
+): Promise<{ result: T; slowestMs: number; probes: number }> {
   let done = false;
   const latencies: number[] = [];
   const probing = (async () => {
@@ -98,7 +128,13 @@ async function probingHealth<T>(t: TestApp, work: () => Promise<T>): Promise<{ r
 const storedFiles = (dataDir: string) => fs.readdirSync(path.join(dataDir, 'packages', 'store'));
 
 /** Opens a raw connection, sends the headers and the first `fraction` of an upload's body, and leaves it there. */
-function partialUpload(t: TestApp, token: string, clusterId: string, archive: Buffer, fraction = 0.5): { socket: net.Socket; rest: Buffer } {
+function partialUpload(
+  t: TestApp,
+  token: string,
+  clusterId: string,
+  archive: Buffer,
+  fraction = 0.5,
+): { socket: net.Socket; rest: Buffer } {
   const { body, contentType } = multipart(archive);
   const port = Number(new URL(t.baseUrl).port);
   const socket = net.connect(port, '127.0.0.1');
@@ -121,12 +157,15 @@ function statusOf(socket: net.Socket): Promise<number> {
       const match = /^HTTP\/1\.1 (\d{3})/.exec(text);
       if (match) resolve(Number(match[1]));
     });
-    socket.on('close', () => reject(new Error(`connection closed without a status line: ${JSON.stringify(text.slice(0, 200))}`)));
+    socket.on('close', () =>
+      reject(new Error(`connection closed without a status line: ${JSON.stringify(text.slice(0, 200))}`)),
+    );
   });
 }
 
 /** A valid package with a payload big enough that half of it is mid-file. */
-const packageWithPayload = (notes: string, bytes = 256 * 1024) => packageArchive({ notes }, [{ path: './payload.bin', body: randomBytes(bytes) }]);
+const packageWithPayload = (notes: string, bytes = 256 * 1024) =>
+  packageArchive({ notes }, [{ path: './payload.bin', body: randomBytes(bytes) }]);
 
 describeEachDatabase('upload hardening', (kind) => {
   let t: TestApp;
@@ -137,7 +176,8 @@ describeEachDatabase('upload hardening', (kind) => {
   });
   afterAll(() => t.close());
 
-  const listed = async (clusterId: string) => (await t.as(operator).get(`/api/v1/clusters/${clusterId}/packages`).expect(200)).body.total as number;
+  const listed = async (clusterId: string) =>
+    (await t.as(operator).get(`/api/v1/clusters/${clusterId}/packages`).expect(200)).body.total as number;
 
   /** The upload is refused with `status` and `code`, the server answered /health/ready within a second meanwhile, and nothing is left. */
   async function expectRefused(archive: Buffer, status: number, code: string): Promise<Answer> {
@@ -170,11 +210,32 @@ describeEachDatabase('upload hardening', (kind) => {
   });
 
   it('refuses a symbolic link chain and a hard link through it, and an entry hidden right after the end marker', async () => {
-    await expectRefused(packageArchive({}, [{ path: './a', type: 'SymbolicLink', linkpath: '.' }, { path: './a/b', type: 'SymbolicLink', linkpath: '..' }, { path: './a/b/pwned.txt', body: 'x' }]), 400, 'UNSAFE_ENTRY');
-    const answer = await expectRefused(packageArchive({}, [{ path: './self', type: 'SymbolicLink', linkpath: '.' }, { path: './h', type: 'Link', linkpath: 'self/../etc/passwd' }]), 400, 'UNSAFE_ENTRY');
-    expect(answer.body.details).toEqual([{ entry: './h', problem: 'link resolving out of the package through its symbolic links' }]);
+    await expectRefused(
+      packageArchive({}, [
+        { path: './a', type: 'SymbolicLink', linkpath: '.' },
+        { path: './a/b', type: 'SymbolicLink', linkpath: '..' },
+        { path: './a/b/pwned.txt', body: 'x' },
+      ]),
+      400,
+      'UNSAFE_ENTRY',
+    );
+    const answer = await expectRefused(
+      packageArchive({}, [
+        { path: './self', type: 'SymbolicLink', linkpath: '.' },
+        { path: './h', type: 'Link', linkpath: 'self/../etc/passwd' },
+      ]),
+      400,
+      'UNSAFE_ENTRY',
+    );
+    expect(answer.body.details).toEqual([
+      { entry: './h', problem: 'link resolving out of the package through its symbolic links' },
+    ]);
     // In the same gzip stream, so in the same chunk as the marker: it was never looked at.
-    await expectRefused(packageWithTail(tar([{ path: '../../hidden-evil.sh', body: '#!/bin/sh\n' }])), 400, 'DATA_AFTER_END');
+    await expectRefused(
+      packageWithTail(tar([{ path: '../../hidden-evil.sh', body: '#!/bin/sh\n' }])),
+      400,
+      'DATA_AFTER_END',
+    );
   });
 
   it('accepts ordinary relative links inside the package', async () => {
@@ -192,7 +253,9 @@ describeEachDatabase('upload hardening', (kind) => {
   it(`closes the file and removes it when ${ABORTS} clients go away mid-upload`, async () => {
     const c = await givenCluster(t);
     // The database pool opens connections as requests come at once: open them before counting.
-    await Promise.all(Array.from({ length: 20 }, () => t.as(operator).get(`/api/v1/clusters/${c.id}/packages`).expect(200)));
+    await Promise.all(
+      Array.from({ length: 20 }, () => t.as(operator).get(`/api/v1/clusters/${c.id}/packages`).expect(200)),
+    );
     const baseline = openDescriptors();
     const archive = packageWithPayload('aborted');
     const sockets = Array.from({ length: ABORTS }, () => partialUpload(t, operator, c.id, archive).socket);
@@ -202,7 +265,11 @@ describeEachDatabase('upload hardening', (kind) => {
     await eventually(() => tempFiles(t.dataDir).length === 0, 'no temporary file left', 5000);
     if (baseline !== null) {
       // Slack: the sockets the test's own clients keep alive may not be closed yet, not 1 per upload.
-      await eventually(() => openDescriptors()! <= baseline + 4, `descriptors back to ${baseline} (now ${openDescriptors()})`, 5000);
+      await eventually(
+        () => openDescriptors()! <= baseline + 4,
+        `descriptors back to ${baseline} (now ${openDescriptors()})`,
+        5000,
+      );
     }
     expect(await listed(c.id)).toBe(0);
     expect(fs.readdirSync(path.join(t.dataDir, 'packages', 'tmp'))).toEqual([]);
@@ -223,7 +290,14 @@ describeEachDatabase('upload hardening', (kind) => {
     const { socket, rest } = partialUpload(t, operator, c.id, packageWithPayload('in flight'));
     const answer = statusOf(socket);
     answer.catch(() => undefined); // awaited below; a failure before that must not go unhandled
-    await eventually(() => tempFiles(t.dataDir).some((f) => f.endsWith('.part') && !f.includes('dead-replica') && !f.includes('live-older')), 'the upload in flight', 5000);
+    await eventually(
+      () =>
+        tempFiles(t.dataDir).some(
+          (f) => f.endsWith('.part') && !f.includes('dead-replica') && !f.includes('live-older'),
+        ),
+      'the upload in flight',
+      5000,
+    );
     const inFlight = tempFiles(t.dataDir).filter((f) => !f.includes('live-older') && !f.includes('dead-replica'));
     expect(inFlight).toHaveLength(1);
 
@@ -251,38 +325,167 @@ describeEachDatabase('upload hardening', (kind) => {
   };
   it.each<[string, () => Buffer, number, string]>([
     ['an absolute path', () => packageArchive({}, [{ path: '/etc/cron.d/evil', body: 'x' }]), 400, 'UNSAFE_ENTRY'],
-    ['an entry that climbs out with ..', () => packageArchive({}, [{ path: './bin/../../evil', body: 'x' }]), 400, 'UNSAFE_ENTRY'],
-    ['a character device', () => packageArchive({}, [{ path: './dev-null', type: 'CharacterDevice' }]), 400, 'UNSAFE_ENTRY'],
+    [
+      'an entry that climbs out with ..',
+      () => packageArchive({}, [{ path: './bin/../../evil', body: 'x' }]),
+      400,
+      'UNSAFE_ENTRY',
+    ],
+    [
+      'a character device',
+      () => packageArchive({}, [{ path: './dev-null', type: 'CharacterDevice' }]),
+      400,
+      'UNSAFE_ENTRY',
+    ],
     ['a block device', () => packageArchive({}, [{ path: './sda', type: 'BlockDevice' }]), 400, 'UNSAFE_ENTRY'],
     ['a FIFO', () => packageArchive({}, [{ path: './pipe', type: 'FIFO' }]), 400, 'UNSAFE_ENTRY'],
     ['a symbolic link out', () => packageArchive({}, [link('./bin/evil', '../../etc/shadow')]), 400, 'UNSAFE_ENTRY'],
-    ['a symbolic link to an absolute path', () => packageArchive({}, [link('./evil', '/etc/shadow')]), 400, 'UNSAFE_ENTRY'],
-    ['a symbolic link chain (a -> ., a/b -> .., a/b/pwned.txt)', () => packageArchive({}, [link('./a', '.'), link('./a/b', '..'), { path: './a/b/pwned.txt', body: 'x' }]), 400, 'UNSAFE_ENTRY'],
-    ['a link out through another link (sub -> ., up -> sub/..)', () => packageArchive({}, [link('./sub', '.'), link('./up', 'sub/..')]), 400, 'UNSAFE_ENTRY'],
-    ['a hard link through a symbolic link', () => packageArchive({}, [link('./self', '.'), { path: './h', type: 'Link', linkpath: 'self/../etc/passwd' }]), 400, 'UNSAFE_ENTRY'],
-    ['a hard link out', () => packageArchive({}, [{ path: './h', type: 'Link', linkpath: '../outside' }]), 400, 'UNSAFE_ENTRY'],
+    [
+      'a symbolic link to an absolute path',
+      () => packageArchive({}, [link('./evil', '/etc/shadow')]),
+      400,
+      'UNSAFE_ENTRY',
+    ],
+    [
+      'a symbolic link chain (a -> ., a/b -> .., a/b/pwned.txt)',
+      () => packageArchive({}, [link('./a', '.'), link('./a/b', '..'), { path: './a/b/pwned.txt', body: 'x' }]),
+      400,
+      'UNSAFE_ENTRY',
+    ],
+    [
+      'a link out through another link (sub -> ., up -> sub/..)',
+      () => packageArchive({}, [link('./sub', '.'), link('./up', 'sub/..')]),
+      400,
+      'UNSAFE_ENTRY',
+    ],
+    [
+      'a hard link through a symbolic link',
+      () => packageArchive({}, [link('./self', '.'), { path: './h', type: 'Link', linkpath: 'self/../etc/passwd' }]),
+      400,
+      'UNSAFE_ENTRY',
+    ],
+    [
+      'a hard link out',
+      () => packageArchive({}, [{ path: './h', type: 'Link', linkpath: '../outside' }]),
+      400,
+      'UNSAFE_ENTRY',
+    ],
     ['symbolic links that loop', () => packageArchive({}, [link('./x', 'y'), link('./y', 'x')]), 400, 'UNSAFE_ENTRY'],
-    ['a folder over a symbolic link of the same name', () => packageArchive({}, [link('./lib', '.'), { path: './lib/', type: 'Directory' }]), 400, 'UNSAFE_ENTRY'],
-    ['data after the end marker (an entry hidden behind it)', () => packageWithTail(tar([{ path: '../../hidden-evil.sh', body: 'x' }])), 400, 'DATA_AFTER_END'],
-    ['data after an end marker that has a checksum field', () => gzipSync(Buffer.concat([tarEntries(packageEntries()), checksumOnlyBlock(), checksumOnlyBlock(), tar([{ path: 'x', body: 'hidden' }])])), 400, 'DATA_AFTER_END'],
-    ['zeros after the end marker (4 MB upload, 4 GiB unpacked)', () => zerosAfterEnd(4 * 1000 * 1000), 400, 'PADDING_TOO_LONG'],
-    ['zeros after the end marker, uncompressed-sized (1 MiB)', () => packageWithTail(Buffer.alloc(MiB)), 400, 'PADDING_TOO_LONG'],
+    [
+      'a folder over a symbolic link of the same name',
+      () => packageArchive({}, [link('./lib', '.'), { path: './lib/', type: 'Directory' }]),
+      400,
+      'UNSAFE_ENTRY',
+    ],
+    [
+      'data after the end marker (an entry hidden behind it)',
+      () => packageWithTail(tar([{ path: '../../hidden-evil.sh', body: 'x' }])),
+      400,
+      'DATA_AFTER_END',
+    ],
+    [
+      'data after an end marker that has a checksum field',
+      () =>
+        gzipSync(
+          Buffer.concat([
+            tarEntries(packageEntries()),
+            checksumOnlyBlock(),
+            checksumOnlyBlock(),
+            tar([{ path: 'x', body: 'hidden' }]),
+          ]),
+        ),
+      400,
+      'DATA_AFTER_END',
+    ],
+    [
+      'zeros after the end marker (4 MB upload, 4 GiB unpacked)',
+      () => zerosAfterEnd(4 * 1000 * 1000),
+      400,
+      'PADDING_TOO_LONG',
+    ],
+    [
+      'zeros after the end marker, uncompressed-sized (1 MiB)',
+      () => packageWithTail(Buffer.alloc(MiB)),
+      400,
+      'PADDING_TOO_LONG',
+    ],
     ['a truncated gzip stream (head -c 117)', () => packageArchive().subarray(0, 117), 400, 'ARCHIVE_TRUNCATED'],
-    ['damaged gzip (a wrong checksum)', () => Buffer.concat([packageArchive().subarray(0, -8), Buffer.alloc(8, 0x55)]), 400, 'BAD_GZIP'],
-    ['other bytes after the gzip stream', () => Buffer.concat([packageArchive(), Buffer.from('#!/bin/sh\n')]), 400, 'BAD_GZIP'],
-    ['a gzip member hidden behind a zero byte after the gzip stream', () => Buffer.concat([packageArchive(), Buffer.from([0]), gzipSync(tar([{ path: '../../evil.sh', body: 'x' }]))]), 400, 'DATA_AFTER_END'],
-    ['4 MiB of zeros after the gzip stream', () => Buffer.concat([packageArchive(), Buffer.alloc(4 * MiB)]), 400, 'DATA_AFTER_END'],
+    [
+      'damaged gzip (a wrong checksum)',
+      () => Buffer.concat([packageArchive().subarray(0, -8), Buffer.alloc(8, 0x55)]),
+      400,
+      'BAD_GZIP',
+    ],
+    [
+      'other bytes after the gzip stream',
+      () => Buffer.concat([packageArchive(), Buffer.from('#!/bin/sh\n')]),
+      400,
+      'BAD_GZIP',
+    ],
+    [
+      'a gzip member hidden behind a zero byte after the gzip stream',
+      () => Buffer.concat([packageArchive(), Buffer.from([0]), gzipSync(tar([{ path: '../../evil.sh', body: 'x' }]))]),
+      400,
+      'DATA_AFTER_END',
+    ],
+    [
+      '4 MiB of zeros after the gzip stream',
+      () => Buffer.concat([packageArchive(), Buffer.alloc(4 * MiB)]),
+      400,
+      'DATA_AFTER_END',
+    ],
     ['not gzip', () => Buffer.from('just some text, not an archive'), 400, 'NOT_GZIP'],
     ['an empty file', () => Buffer.alloc(0), 400, 'NOT_GZIP'],
     ['gzip but not tar', () => gzipSync(Buffer.from('x'.repeat(2000))), 400, 'NOT_TAR'],
     ['gzip inside gzip', () => gzipSync(packageArchive()), 400, 'NOT_TAR'],
     ['only the end marker', () => gzipSync(END_OF_ARCHIVE), 400, 'NOT_TAR'],
-    ['a gzip bomb (a file claiming 1 GiB, 1 MB upload)', () => gzipBomb(1024 * MiB, 1000 * 1000), 400, 'ARCHIVE_TOO_LARGE'],
-    ['a gzip bomb of tar metadata (pax records)', () => tarGz([...Array.from({ length: 12 }, () => ({ path: 'pax', type: 'ExtendedHeader' as const, body: Buffer.alloc(512 * 1024) })), ...packageEntries()]), 400, 'ARCHIVE_TOO_LARGE'],
-    ['too many entries', () => packageArchive({}, Array.from({ length: 60 }, (_, i) => ({ path: `./f${i}`, body: 'x' }))), 400, 'ARCHIVE_TOO_LARGE'],
-    ['a huge manifest', () => tarGz([{ path: './manifest.json', body: manifest({ notes: 'x'.repeat(100 * 1024) }) }]), 400, 'MANIFEST_INVALID'],
+    [
+      'a gzip bomb (a file claiming 1 GiB, 1 MB upload)',
+      () => gzipBomb(1024 * MiB, 1000 * 1000),
+      400,
+      'ARCHIVE_TOO_LARGE',
+    ],
+    [
+      'a gzip bomb of tar metadata (pax records)',
+      () =>
+        tarGz([
+          ...Array.from({ length: 12 }, () => ({
+            path: 'pax',
+            type: 'ExtendedHeader' as const,
+            body: Buffer.alloc(512 * 1024),
+          })),
+          ...packageEntries(),
+        ]),
+      400,
+      'ARCHIVE_TOO_LARGE',
+    ],
+    [
+      'too many entries',
+      () =>
+        packageArchive(
+          {},
+          Array.from({ length: 60 }, (_, i) => ({ path: `./f${i}`, body: 'x' })),
+        ),
+      400,
+      'ARCHIVE_TOO_LARGE',
+    ],
+    [
+      'a huge manifest',
+      () => tarGz([{ path: './manifest.json', body: manifest({ notes: 'x'.repeat(100 * 1024) }) }]),
+      400,
+      'MANIFEST_INVALID',
+    ],
     ['no manifest', () => tarGz([{ path: './bin/app.js', body: 'x' }]), 400, 'NO_MANIFEST'],
-    ['more than MAX_PACKAGE_BYTES', () => tarGz([{ path: './manifest.json', body: manifest() }, { path: './noise.bin', body: randomBytes(9 * MiB) }]), 413, 'PACKAGE_TOO_LARGE'],
+    [
+      'more than MAX_PACKAGE_BYTES',
+      () =>
+        tarGz([
+          { path: './manifest.json', body: manifest() },
+          { path: './noise.bin', body: randomBytes(9 * MiB) },
+        ]),
+      413,
+      'PACKAGE_TOO_LARGE',
+    ],
   ])('corpus: refuses %s', async (_case, archive, status, code) => {
     await expectRefused(archive(), status, code);
   });
@@ -292,7 +495,8 @@ describeEachDatabase('upload hardening', (kind) => {
 const mountProbe = (() => {
   const probe = mountSmallDisk(8, 'lockstep-upload-disk-');
   if ('dir' in probe) unmountSmallDisk(probe.dir);
-  else console.log(`upload-hardening: skipping the full-disk upload test: cannot mount an 8 MiB tmpfs (${probe.reason})`);
+  else
+    console.log(`upload-hardening: skipping the full-disk upload test: cannot mount an 8 MiB tmpfs (${probe.reason})`);
   return probe;
 })();
 const itWithSmallDisk = 'dir' in mountProbe ? it : it.skip;
@@ -307,7 +511,10 @@ describeEachDatabase('upload to a full disk', (kind) => {
       console.log(`upload-hardening: skipping the full-disk upload test: cannot mount an 8 MiB tmpfs (${disk.reason})`);
       return;
     }
-    t = await TestApp.start(kind, { tmpRoot: disk.dir, env: { ...LIMITS, MAX_PACKAGE_BYTES: String(32 * MiB), PACKAGE_MAX_UNPACKED_BYTES: String(32 * MiB) } });
+    t = await TestApp.start(kind, {
+      tmpRoot: disk.dir,
+      env: { ...LIMITS, MAX_PACKAGE_BYTES: String(32 * MiB), PACKAGE_MAX_UNPACKED_BYTES: String(32 * MiB) },
+    });
     t.stopTimers();
     operator = await t.tokenFor('operator');
   });
@@ -316,18 +523,21 @@ describeEachDatabase('upload to a full disk', (kind) => {
     if ('dir' in disk) unmountSmallDisk(disk.dir);
   });
 
-  itWithSmallDisk('answers 503 DISK_FULL with Retry-After when the disk fills during an upload, keeps nothing, and stores once there is room', async () => {
-    if (!t) throw new Error(`the 8 MiB tmpfs could not be mounted: ${'reason' in disk ? disk.reason : 'unknown'}`);
-    const c = await givenCluster(t);
-    const big = packageWithPayload('too big for the disk', 12 * MiB);
-    const answer = await post(t, operator, c.id, big);
-    expect({ status: answer.status, code: answer.body.code }).toEqual({ status: 503, code: 'DISK_FULL' });
-    expect(answer.body.message).toMatch(/disk is full.*once space is freed/);
-    expect(Number(answer.headers['retry-after'])).toBeGreaterThan(0);
-    expect(tempFiles(t.dataDir)).toEqual([]);
-    expect(storedFiles(t.dataDir)).toEqual([]);
-    expect((await t.as(operator).get(`/api/v1/clusters/${c.id}/packages`).expect(200)).body.total).toBe(0);
-    // The refused upload's space is free again: a package that fits is stored.
-    expect((await post(t, operator, c.id, packageWithPayload('fits', 256 * 1024))).status).toBe(201);
-  });
+  itWithSmallDisk(
+    'answers 503 DISK_FULL with Retry-After when the disk fills during an upload, keeps nothing, and stores once there is room',
+    async () => {
+      if (!t) throw new Error(`the 8 MiB tmpfs could not be mounted: ${'reason' in disk ? disk.reason : 'unknown'}`);
+      const c = await givenCluster(t);
+      const big = packageWithPayload('too big for the disk', 12 * MiB);
+      const answer = await post(t, operator, c.id, big);
+      expect({ status: answer.status, code: answer.body.code }).toEqual({ status: 503, code: 'DISK_FULL' });
+      expect(answer.body.message).toMatch(/disk is full.*once space is freed/);
+      expect(Number(answer.headers['retry-after'])).toBeGreaterThan(0);
+      expect(tempFiles(t.dataDir)).toEqual([]);
+      expect(storedFiles(t.dataDir)).toEqual([]);
+      expect((await t.as(operator).get(`/api/v1/clusters/${c.id}/packages`).expect(200)).body.total).toBe(0);
+      // The refused upload's space is free again: a package that fits is stored.
+      expect((await post(t, operator, c.id, packageWithPayload('fits', 256 * 1024))).status).toBe(201);
+    },
+  );
 });

@@ -26,7 +26,8 @@ class VersionFleet extends Fleet {
   override async answer(member: Member, command: Command, outcome: Exclude<Outcome, 'later'>): Promise<void> {
     const phase = command.type === 'upgrade' ? 'install' : 'switchover';
     const progress = await member.agent.progress(command.id, phase, 50, `${phase} halfway`);
-    if (progress.status !== 200) throw new Error(`progress of ${member.name}: ${progress.status} ${JSON.stringify(progress.body)}`);
+    if (progress.status !== 200)
+      throw new Error(`progress of ${member.name}: ${progress.status} ${JSON.stringify(progress.body)}`);
     const done = await member.agent.complete(command.id, outcome.status, outcome.version, outcome.error);
     if (done.status !== 200) throw new Error(`complete of ${member.name}: ${done.status} ${JSON.stringify(done.body)}`);
     if (command.type !== 'upgrade' || outcome.status !== 'succeeded' || !outcome.version) return;
@@ -54,23 +55,39 @@ describeEachDatabase('version model (issue 14)', (kind) => {
   afterAll(() => t.close());
 
   const asOperator = () => t.as(operator);
-  const createUpgrade = (clusterId: string, body: Record<string, unknown>) => asOperator().post(`/api/v1/clusters/${clusterId}/upgrades`).send(body);
-  const preview = (clusterId: string, body: Record<string, unknown>) => asOperator().post(`/api/v1/clusters/${clusterId}/upgrades/preview`).send(body);
+  const createUpgrade = (clusterId: string, body: Record<string, unknown>) =>
+    asOperator().post(`/api/v1/clusters/${clusterId}/upgrades`).send(body);
+  const preview = (clusterId: string, body: Record<string, unknown>) =>
+    asOperator().post(`/api/v1/clusters/${clusterId}/upgrades/preview`).send(body);
   const agentOf = async (id: string) => (await t.admin.get(`/api/v1/agents/${id}`).expect(200)).body;
   const clusterOf = async (id: string) => (await t.admin.get(`/api/v1/clusters/${id}`).expect(200)).body;
   const upgradeOf = async (id: string) => (await t.admin.get(`/api/v1/upgrades/${id}`).expect(200)).body;
-  const upgradeCount = async (clusterId: string): Promise<number> => (await t.admin.get(`/api/v1/clusters/${clusterId}/upgrades`).expect(200)).body.total;
-  const newestUpgrade = async (clusterId: string) => (await t.admin.get(`/api/v1/clusters/${clusterId}/upgrades`).query({ limit: 1 }).expect(200)).body.items[0];
-  const history = async (upgradeId: string): Promise<any[]> => (await t.admin.get(`/api/v1/upgrades/${upgradeId}/history`).query({ limit: 1000 }).expect(200)).body.items;
-  const stepOf = (upgrade: any, agentId: string, kind = 'upgrade') => upgrade.steps.find((s: any) => s.agentId === agentId && s.kind === kind);
+  const upgradeCount = async (clusterId: string): Promise<number> =>
+    (await t.admin.get(`/api/v1/clusters/${clusterId}/upgrades`).expect(200)).body.total;
+  const newestUpgrade = async (clusterId: string) =>
+    (await t.admin.get(`/api/v1/clusters/${clusterId}/upgrades`).query({ limit: 1 }).expect(200)).body.items[0];
+  const history = async (upgradeId: string): Promise<any[]> =>
+    (await t.admin.get(`/api/v1/upgrades/${upgradeId}/history`).query({ limit: 1000 }).expect(200)).body.items;
+  const stepOf = (upgrade: any, agentId: string, kind = 'upgrade') =>
+    upgrade.steps.find((s: any) => s.agentId === agentId && s.kind === kind);
   const payload = (e: ReceivedEvent) => e.data.data as Record<string, any>;
 
-  const uploadPackage = (clusterId: string, fields: Record<string, unknown> = {}) => givenPackage(t, clusterId, fields, operator);
+  const uploadPackage = (clusterId: string, fields: Record<string, unknown> = {}) =>
+    givenPackage(t, clusterId, fields, operator);
 
   /** A cluster with the named agents ("g1-main" is the main of pair g1), on 1.0.0 unless `state` says otherwise. */
-  async function setUp(names: string[], state: Record<string, Record<string, unknown>> = {}, behaviour: Behaviour = obedient) {
+  async function setUp(
+    names: string[],
+    state: Record<string, Record<string, unknown>> = {},
+    behaviour: Behaviour = obedient,
+  ) {
     const cluster = await givenCluster(t);
-    const { members, ids } = await givenNamedAgents(t, cluster.id, names, state as Record<string, Partial<HeartbeatBody>>);
+    const { members, ids } = await givenNamedAgents(
+      t,
+      cluster.id,
+      names,
+      state as Record<string, Partial<HeartbeatBody>>,
+    );
     return { cluster, members, ids, fleet: new VersionFleet(t, members, behaviour) };
   }
 
@@ -97,9 +114,18 @@ describeEachDatabase('version model (issue 14)', (kind) => {
   it('1. a webapps package on all agents sets the web-apps target, not the core one; agents are latest and auto-upgrade creates nothing', async () => {
     const { cluster, ids, fleet, webapps } = await webappsOnAll();
     expect(fleet.log).toEqual(['a upgrade', 'b upgrade']);
-    expect(await clusterOf(cluster.id)).toMatchObject({ targetVersion: null, webappsTargetVersion: '1.0.5', webappsTargetPackageId: webapps });
+    expect(await clusterOf(cluster.id)).toMatchObject({
+      targetVersion: null,
+      webappsTargetVersion: '1.0.5',
+      webappsTargetPackageId: webapps,
+    });
     for (const name of ['a', 'b']) {
-      expect(await agentOf(ids[name])).toMatchObject({ version: '1.0.0', webappsVersion: '1.0.5', versionStatus: 'latest', upgradeId: null });
+      expect(await agentOf(ids[name])).toMatchObject({
+        version: '1.0.0',
+        webappsVersion: '1.0.5',
+        versionStatus: 'latest',
+        upgradeId: null,
+      });
     }
 
     expect(await upgradeCount(cluster.id)).toBe(1);
@@ -116,9 +142,19 @@ describeEachDatabase('version model (issue 14)', (kind) => {
     await fleet.until(created.body.id, ['succeeded']);
     await fleet.round(); // heartbeats on the new core version, with no web-apps version in them
     for (const name of ['a', 'b']) {
-      expect(await agentOf(ids[name])).toMatchObject({ version: '1.1.0', webappsVersion: null, versionStatus: 'latest' });
+      expect(await agentOf(ids[name])).toMatchObject({
+        version: '1.1.0',
+        webappsVersion: null,
+        versionStatus: 'latest',
+      });
     }
-    expect(await clusterOf(cluster.id)).toMatchObject({ targetVersion: '1.1.0', targetPackageId: full, webappsTargetVersion: null, webappsTargetPackageId: null, consistent: true });
+    expect(await clusterOf(cluster.id)).toMatchObject({
+      targetVersion: '1.1.0',
+      targetPackageId: full,
+      webappsTargetVersion: null,
+      webappsTargetPackageId: null,
+      consistent: true,
+    });
   });
 
   it('3. an agent offline past offlineTimeoutS misses its turn (not failed): the upgrade succeeds and auto-upgrade brings it up once back', async () => {
@@ -133,7 +169,11 @@ describeEachDatabase('version model (issue 14)', (kind) => {
     expect(await agentOf(ids.a)).toMatchObject({ state: 'idle' });
 
     const onlyA = new VersionFleet(t, [a]);
-    const created = await createUpgrade(cluster.id, { packageId, target: { all: true }, options: { offlineTimeoutS: 5 } }).expect(201);
+    const created = await createUpgrade(cluster.id, {
+      packageId,
+      target: { all: true },
+      options: { offlineTimeoutS: 5 },
+    }).expect(201);
     await onlyA.round();
     expect(stepOf(await upgradeOf(created.body.id), ids.b)).toMatchObject({ status: 'waiting', waitingFor: 'online' });
     clock.advance(6_000);
@@ -169,19 +209,31 @@ describeEachDatabase('version model (issue 14)', (kind) => {
     const [{ command }] = fleet.commands;
     await a.agent.progress(command.id, 'download', 50, 'downloaded 50%').expect(200);
 
-    expect((await upgradeOf(upgradeId)).steps[0]).toMatchObject({ status: 'running', phase: 'download', percent: 50, message: 'downloaded 50%' });
-    const downloading = (await history(upgradeId)).filter((e) => e.type === 'task.progress' && e.data.phase === 'download');
+    expect((await upgradeOf(upgradeId)).steps[0]).toMatchObject({
+      status: 'running',
+      phase: 'download',
+      percent: 50,
+      message: 'downloaded 50%',
+    });
+    const downloading = (await history(upgradeId)).filter(
+      (e) => e.type === 'task.progress' && e.data.phase === 'download',
+    );
     expect(downloading.map((e) => e.data.message)).toEqual(['downloaded 50%']);
 
     await a.agent.complete(command.id, 'succeeded', '1.1.0').expect(200);
     await fleet.until(upgradeId, ['succeeded']);
     expect((await upgradeOf(upgradeId)).steps[0]).toMatchObject({ status: 'succeeded', message: 'downloaded 50%' });
     const ends = (await history(upgradeId)).filter((e) => e.type === 'command.status');
-    expect(ends.map((e) => e.data)).toEqual([expect.objectContaining({ commandId: command.id, type: 'upgrade', status: 'succeeded', version: '1.1.0' })]);
+    expect(ends.map((e) => e.data)).toEqual([
+      expect.objectContaining({ commandId: command.id, type: 'upgrade', status: 'succeeded', version: '1.1.0' }),
+    ]);
 
     // A migration run by hand: listed with its end, and a command.status event on the cluster's stream.
     clock.advance(1000); // newest first needs it created after the upgrade's command
-    const stream = new StreamClient(`${t.baseUrl}/api/v1/clusters/${cluster.id}/events`, { token: operator, lastEventId: 0 });
+    const stream = new StreamClient(`${t.baseUrl}/api/v1/clusters/${cluster.id}/events`, {
+      token: operator,
+      lastEventId: 0,
+    });
     try {
       await stream.opened;
       const migration = await asOperator().post(`/api/v1/agents/${ids.a}/migrate`).expect(202);
@@ -194,14 +246,35 @@ describeEachDatabase('version model (issue 14)', (kind) => {
       const listed = await t.admin.get(`/api/v1/agents/${ids.a}/commands`);
       expect(listed.status).toBe(200);
       expect(listed.body.total).toBe(2);
-      expect(listed.body.items[0]).toMatchObject({ id: commandId, type: 'migrate', status: 'failed', error: 'table 3: constraint violated', message: 'migrating table 2 of 5', upgradeId: null });
+      expect(listed.body.items[0]).toMatchObject({
+        id: commandId,
+        type: 'migrate',
+        status: 'failed',
+        error: 'table 3: constraint violated',
+        message: 'migrating table 2 of 5',
+        upgradeId: null,
+      });
       expect(listed.body.items[0].endedAt).not.toBeNull();
-      expect(listed.body.items[1]).toMatchObject({ id: command.id, type: 'upgrade', status: 'succeeded', resultVersion: '1.1.0', upgradeId });
+      expect(listed.body.items[1]).toMatchObject({
+        id: command.id,
+        type: 'upgrade',
+        status: 'succeeded',
+        resultVersion: '1.1.0',
+        upgradeId,
+      });
 
-      const events = await stream.waitFor((all) => all.some((e) => e.type === 'command.status' && payload(e).commandId === commandId), 3000);
+      const events = await stream.waitFor(
+        (all) => all.some((e) => e.type === 'command.status' && payload(e).commandId === commandId),
+        3000,
+      );
       const ended = events.find((e) => e.type === 'command.status' && payload(e).commandId === commandId)!;
       expect(ended.data).toMatchObject({ agentId: ids.a, clusterId: cluster.id });
-      expect(payload(ended)).toMatchObject({ type: 'migrate', status: 'failed', error: 'table 3: constraint violated', upgradeId: null });
+      expect(payload(ended)).toMatchObject({
+        type: 'migrate',
+        status: 'failed',
+        error: 'table 3: constraint violated',
+        upgradeId: null,
+      });
     } finally {
       stream.close();
     }
@@ -218,7 +291,10 @@ describeEachDatabase('version model (issue 14)', (kind) => {
     await a.agent.complete(commandOf('a').id, 'succeeded').expect(200); // no version at all
     await b.agent.complete(commandOf('b').id, 'succeeded', '1.0.9').expect(200); // not what it was told to install
     const done = await fleet.until(full.body.id, ['succeeded', 'completed-with-errors', 'failed']);
-    expect(stepOf(done, ids.a)).toMatchObject({ status: 'failed', error: expect.stringMatching(/without the version[^]*1\.1\.0/) });
+    expect(stepOf(done, ids.a)).toMatchObject({
+      status: 'failed',
+      error: expect.stringMatching(/without the version[^]*1\.1\.0/),
+    });
     expect(stepOf(done, ids.b)).toMatchObject({ status: 'failed', error: expect.stringMatching(/1\.0\.9[^]*1\.1\.0/) });
     expect(done.status).toBe('failed');
     for (const name of ['a', 'b']) {
@@ -234,23 +310,36 @@ describeEachDatabase('version model (issue 14)', (kind) => {
     expect(commandOf('c')).toMatchObject({ kind: 'webapps', toVersion: '1.0.5' });
     await c.agent.complete(commandOf('c').id, 'succeeded', '1.0.4').expect(200);
     const appsDone = await fleet.until(apps.body.id, ['succeeded', 'completed-with-errors', 'failed']);
-    expect(stepOf(appsDone, ids.c)).toMatchObject({ status: 'failed', error: expect.stringMatching(/web-apps version is 1\.0\.4, not 1\.0\.5/) });
+    expect(stepOf(appsDone, ids.c)).toMatchObject({
+      status: 'failed',
+      error: expect.stringMatching(/web-apps version is 1\.0\.4, not 1\.0\.5/),
+    });
     const agentC = await agentOf(ids.c);
     expect(agentC.webappsVersion).not.toBe('1.0.5');
     expect(agentC).toMatchObject({ version: '1.0.0', versionStatus: 'failed' });
   });
 
   it('6. legacy agent: upgrade-now answers 422 with manual instructions, its auto-upgrade switch is refused, operators download the package', async () => {
-    const { cluster, ids, fleet } = await setUp(['a', 'legacy'], { legacy: { capabilities: { remoteUpgrade: false } } });
+    const { cluster, ids, fleet } = await setUp(['a', 'legacy'], {
+      legacy: { capabilities: { remoteUpgrade: false } },
+    });
     const archive = packageArchive({ notes: 'to install by hand' });
-    const uploaded = await asOperator().post(`/api/v1/clusters/${cluster.id}/packages`).field('mode', 'upload-only').attach('file', archive, 'p.tar.gz').expect(201);
+    const uploaded = await asOperator()
+      .post(`/api/v1/clusters/${cluster.id}/packages`)
+      .field('mode', 'upload-only')
+      .attach('file', archive, 'p.tar.gz')
+      .expect(201);
     const packageId = uploaded.body.id;
     const created = await createUpgrade(cluster.id, { packageId, target: { all: true } }).expect(201);
     expect(stepOf(created.body, ids.legacy, 'manual')).toMatchObject({ status: 'manual' });
     await fleet.until(created.body.id, ['succeeded']);
     expect(fleet.log).toEqual(['a upgrade']);
     expect(await clusterOf(cluster.id)).toMatchObject({ targetVersion: '1.1.0' });
-    expect(await agentOf(ids.legacy)).toMatchObject({ remoteUpgrade: false, version: '1.0.0', versionStatus: 'outdated' });
+    expect(await agentOf(ids.legacy)).toMatchObject({
+      remoteUpgrade: false,
+      version: '1.0.0',
+      versionStatus: 'outdated',
+    });
 
     const now = await asOperator().post(`/api/v1/agents/${ids.legacy}/upgrade-now`);
     expect({ status: now.status, code: now.body.code }).toEqual({ status: 422, code: 'LEGACY_AGENT' });
@@ -274,7 +363,9 @@ describeEachDatabase('version model (issue 14)', (kind) => {
         });
     const got = await download(operator);
     expect(got.status).toBe(200);
-    const sha256 = createHash('sha256').update(got.body as Buffer).digest('hex');
+    const sha256 = createHash('sha256')
+      .update(got.body as Buffer)
+      .digest('hex');
     expect(sha256).toBe((await t.admin.get(`/api/v1/packages/${packageId}`).expect(200)).body.sha256);
     expect(sha256).toBe(createHash('sha256').update(archive).digest('hex'));
     const viewer = await t.tokenFor('viewer', 'legacy-viewer');
@@ -288,13 +379,17 @@ describeEachDatabase('version model (issue 14)', (kind) => {
     const packageId = await uploadPackage(cluster.id);
     const created = await createUpgrade(cluster.id, { packageId, target: { all: true } }).expect(201);
     const upgradeId = created.body.id;
-    const stream = new StreamClient(`${t.baseUrl}/api/v1/upgrades/${upgradeId}/events`, { token: operator, lastEventId: 0 });
+    const stream = new StreamClient(`${t.baseUrl}/api/v1/upgrades/${upgradeId}/events`, {
+      token: operator,
+      lastEventId: 0,
+    });
     try {
       await stream.opened;
       await fleet.round(); // both fetched their commands
       const commandA = fleet.commands.find((x) => x.name === 'a')!.command;
       await members[0].agent.progress(commandA.id, 'install', 60).expect(200);
-      const isInstall = (e: ReceivedEvent) => e.type === 'task.progress' && payload(e).agentId === ids.a && payload(e).phase === 'install';
+      const isInstall = (e: ReceivedEvent) =>
+        e.type === 'task.progress' && payload(e).agentId === ids.a && payload(e).phase === 'install';
       const events = await stream.waitFor((all) => all.some(isInstall));
       const installing = payload(events.find(isInstall)!);
       const now = await upgradeOf(upgradeId);
@@ -304,9 +399,12 @@ describeEachDatabase('version model (issue 14)', (kind) => {
       expect(now.percent).toBe(30); // a at 60 %, b at 0 %
 
       // The ends, reported straight away (no second progress report that would go back to 50 %).
-      for (const { member, command } of fleet.later.splice(0)) await member.agent.complete(command.id, 'succeeded', '1.1.0').expect(200);
+      for (const { member, command } of fleet.later.splice(0))
+        await member.agent.complete(command.id, 'succeeded', '1.1.0').expect(200);
       await fleet.until(upgradeId, ['succeeded']);
-      const all = await stream.waitFor((list) => list.some((e) => e.type === 'upgrade.status' && payload(e).status === 'succeeded'));
+      const all = await stream.waitFor((list) =>
+        list.some((e) => e.type === 'upgrade.status' && payload(e).status === 'succeeded'),
+      );
       const percents = all.filter((e) => e.type === 'task.progress').map((e) => payload(e).upgradePercent as number);
       expect(percents).toEqual([...percents].sort((x, y) => x - y));
       expect(percents.at(-1)).toBe(100);
@@ -318,11 +416,16 @@ describeEachDatabase('version model (issue 14)', (kind) => {
   it('8. retry after a main failed and took back over: its backup takes over again before the main is upgraded', async () => {
     let retried = false;
     const { cluster, ids, fleet } = await setUp(['g1-main', 'g1-backup'], {}, (name, command) => {
-      if (name === 'g1-main' && command.type === 'upgrade') return retried ? 'later' : { status: 'rolled-back', error: 'migration failed' };
+      if (name === 'g1-main' && command.type === 'upgrade')
+        return retried ? 'later' : { status: 'rolled-back', error: 'migration failed' };
       return obedient(name, command);
     });
     const packageId = await uploadPackage(cluster.id);
-    const created = await createUpgrade(cluster.id, { packageId, target: { all: true }, policy: 'backup-first' }).expect(201);
+    const created = await createUpgrade(cluster.id, {
+      packageId,
+      target: { all: true },
+      policy: 'backup-first',
+    }).expect(201);
     await fleet.until(created.body.id, ['completed-with-errors']);
     await fleet.round(); // the backup is told it is standby again
     expect(fleet.log).toContain('g1-main takes over');
@@ -348,16 +451,27 @@ describeEachDatabase('version model (issue 14)', (kind) => {
   });
 
   it('9. an agent left behind by the failure threshold is not taken by auto-upgrade until someone acts', async () => {
-    const { cluster, ids, fleet } = await setUp(['a', 'b', 'c'], {}, (name, command) => (name === 'b' ? { status: 'failed', error: 'disk full' } : obedient(name, command)));
+    const { cluster, ids, fleet } = await setUp(['a', 'b', 'c'], {}, (name, command) =>
+      name === 'b' ? { status: 'failed', error: 'disk full' } : obedient(name, command),
+    );
     const packageId = await uploadPackage(cluster.id);
-    const created = await createUpgrade(cluster.id, { packageId, target: { all: true }, options: { failureThreshold: 1, maxParallel: 1 } }).expect(201);
+    const created = await createUpgrade(cluster.id, {
+      packageId,
+      target: { all: true },
+      options: { failureThreshold: 1, maxParallel: 1 },
+    }).expect(201);
     const done = await fleet.until(created.body.id, ['failed', 'completed-with-errors']);
     expect(fleet.log).toEqual(['a upgrade', 'b upgrade']);
     expect([ids.a, ids.b, ids.c].map((id) => stepOf(done, id).status)).toEqual(['succeeded', 'failed', 'cancelled']);
     expect(stepOf(done, ids.c).error).toMatch(/failure threshold/);
     // The target moved (a was upgraded), so c is behind it, online, idle and opted in.
     expect(await clusterOf(cluster.id)).toMatchObject({ targetVersion: '1.1.0' });
-    expect(await agentOf(ids.c)).toMatchObject({ state: 'idle', versionStatus: 'outdated', autoUpgrade: true, upgradeId: null });
+    expect(await agentOf(ids.c)).toMatchObject({
+      state: 'idle',
+      versionStatus: 'outdated',
+      autoUpgrade: true,
+      upgradeId: null,
+    });
 
     await sweepsWhileOnline(fleet, 3);
     expect(await upgradeCount(cluster.id)).toBe(1);
@@ -380,7 +494,8 @@ describeEachDatabase('version model (issue 14)', (kind) => {
 
     clock.advance(1000);
     const next = await uploadPackage(cluster.id, { version: '1.2.0', prerequisites: {} });
-    fleet.behaviour = (name, command) => (name === 'a' ? { status: 'failed', error: 'disk full' } : obedient(name, command));
+    fleet.behaviour = (name, command) =>
+      name === 'a' ? { status: 'failed', error: 'disk full' } : obedient(name, command);
     const chosen = await createUpgrade(cluster.id, { packageId: next, target: { agentIds: [ids.a] } }).expect(201);
     await fleet.until(chosen.body.id, ['failed']);
     expect(await agentOf(ids.a)).toMatchObject({ version: '1.1.0', versionStatus: 'failed' });
@@ -412,14 +527,25 @@ describeEachDatabase('version model (issue 14)', (kind) => {
     await asOperator().post(`/api/v1/upgrades/${allowed.body.id}/cancel`).expect(200);
 
     // A pair on 2.x going back to 1.x under backup-first crosses a major version: refused without allowLegacyPolicyOnMajor.
-    const pair = await setUp(['g1-main', 'g1-backup'], { 'g1-main': { version: '2.1.0' }, 'g1-backup': { version: '2.1.0' } });
+    const pair = await setUp(['g1-main', 'g1-backup'], {
+      'g1-main': { version: '2.1.0' },
+      'g1-backup': { version: '2.1.0' },
+    });
     const back = await uploadPackage(pair.cluster.id, { version: '1.0.0', prerequisites: {} });
-    const across = { packageId: back, target: { all: true }, policy: 'backup-first', options: { allowDowngrade: true } };
+    const across = {
+      packageId: back,
+      target: { all: true },
+      policy: 'backup-first',
+      options: { allowDowngrade: true },
+    };
     const previewedPair = await preview(pair.cluster.id, across);
     expect(previewedPair.status).toBe(200);
     expect(previewedPair.body.refusals.map((r: any) => r.code)).toEqual(['LEGACY_POLICY_ON_MAJOR']);
     const refusedPair = await createUpgrade(pair.cluster.id, across);
-    expect({ status: refusedPair.status, code: refusedPair.body.code }).toEqual({ status: 422, code: 'UPGRADE_REFUSED' });
+    expect({ status: refusedPair.status, code: refusedPair.body.code }).toEqual({
+      status: 422,
+      code: 'UPGRADE_REFUSED',
+    });
     expect(refusedPair.body.details.refusals.map((r: any) => r.code)).toEqual(['LEGACY_POLICY_ON_MAJOR']);
     expect(await upgradeCount(pair.cluster.id)).toBe(0);
   });
@@ -429,7 +555,11 @@ describeEachDatabase('version model (issue 14)', (kind) => {
     const [a, s] = members;
     const onlyA = new VersionFleet(t, [a], () => 'later'); // s went silent (not yet marked offline)
     const packageId = await uploadPackage(cluster.id);
-    const created = await createUpgrade(cluster.id, { packageId, target: { all: true }, options: { offlineTimeoutS: 5 } }).expect(201);
+    const created = await createUpgrade(cluster.id, {
+      packageId,
+      target: { all: true },
+      options: { offlineTimeoutS: 5 },
+    }).expect(201);
     const upgradeId = created.body.id;
 
     await onlyA.pass(); // both steps start: their commands are queued
@@ -455,15 +585,27 @@ describeEachDatabase('version model (issue 14)', (kind) => {
 
   it("13. auto-upgrade leaves a serving main alone while its pair's backup failed", async () => {
     const { cluster, ids, fleet } = await setUp(['g1-main', 'g1-backup', 'solo'], {}, (name, command) =>
-      name === 'g1-backup' && command.type === 'upgrade' ? { status: 'rolled-back', error: 'migration failed' } : obedient(name, command),
+      name === 'g1-backup' && command.type === 'upgrade'
+        ? { status: 'rolled-back', error: 'migration failed' }
+        : obedient(name, command),
     );
     const packageId = await uploadPackage(cluster.id);
-    const created = await createUpgrade(cluster.id, { packageId, target: { all: true }, policy: 'backup-first' }).expect(201);
+    const created = await createUpgrade(cluster.id, {
+      packageId,
+      target: { all: true },
+      policy: 'backup-first',
+    }).expect(201);
     await fleet.until(created.body.id, ['failed', 'completed-with-errors']);
     expect([...fleet.log].sort()).toEqual(['g1-backup upgrade', 'solo upgrade']);
     // The target moved (solo was upgraded); the main serves, behind it, online, idle and opted in.
     expect(await clusterOf(cluster.id)).toMatchObject({ targetVersion: '1.1.0' });
-    expect(await agentOf(ids['g1-main'])).toMatchObject({ active: true, version: '1.0.0', state: 'idle', versionStatus: 'outdated', autoUpgrade: true });
+    expect(await agentOf(ids['g1-main'])).toMatchObject({
+      active: true,
+      version: '1.0.0',
+      state: 'idle',
+      versionStatus: 'outdated',
+      autoUpgrade: true,
+    });
     expect(await agentOf(ids['g1-backup'])).toMatchObject({ active: false, versionStatus: 'failed' });
 
     await sweepsWhileOnline(fleet, 3);
@@ -510,18 +652,32 @@ describeEachDatabase('version model (issue 14)', (kind) => {
       const created = await createUpgrade(cluster.id, { packageId, target: { all: true }, scheduledAt }).expect(201);
       await asOperator().post(`/api/v1/upgrades/${created.body.id}/cancel`).expect(200);
       const refused = await asOperator().post(`/api/v1/upgrades/${created.body.id}/retry`).expect(409);
-      expect(refused.body).toMatchObject({ code: 'UPGRADE_NEVER_STARTED', message: expect.stringMatching(/create a new upgrade with package/) });
+      expect(refused.body).toMatchObject({
+        code: 'UPGRADE_NEVER_STARTED',
+        message: expect.stringMatching(/create a new upgrade with package/),
+      });
       expect((await t.admin.get(`/api/v1/packages/${packageId}`).expect(200)).body.status).toBe('available');
     });
 
     it('auto-upgrade backs off when the pair cannot hand over: one attempt, none within the back-off, one more after it', async () => {
       // The backup upgrades but refuses every takeover: the main serves on, behind the target.
-      const refuses: Behaviour = (name, command) => (name === 'g1-backup' && command.type === 'switchover' && command.activate ? { status: 'failed', error: 'cannot take over' } : obedient(name, command));
+      const refuses: Behaviour = (name, command) =>
+        name === 'g1-backup' && command.type === 'switchover' && command.activate
+          ? { status: 'failed', error: 'cannot take over' }
+          : obedient(name, command);
       const { cluster, ids, fleet } = await setUp(['g1-main', 'g1-backup', 'solo'], {}, refuses);
       const packageId = await uploadPackage(cluster.id);
-      const created = await createUpgrade(cluster.id, { packageId, target: { all: true }, policy: 'backup-first' }).expect(201);
+      const created = await createUpgrade(cluster.id, {
+        packageId,
+        target: { all: true },
+        policy: 'backup-first',
+      }).expect(201);
       await fleet.until(created.body.id, ['failed', 'completed-with-errors']);
-      expect(await agentOf(ids['g1-main'])).toMatchObject({ active: true, version: '1.0.0', versionStatus: 'outdated' });
+      expect(await agentOf(ids['g1-main'])).toMatchObject({
+        active: true,
+        version: '1.0.0',
+        versionStatus: 'outdated',
+      });
 
       // Other tests' clusters share the app: count this cluster's upgrades, not what a sweep started.
       const sweep = async () => {
@@ -535,7 +691,11 @@ describeEachDatabase('version model (issue 14)', (kind) => {
       const attempt = await newestUpgrade(cluster.id);
       await fleet.until(attempt.id, ['failed', 'completed-with-errors']); // ...which the backup refuses
       const held = await agentOf(ids['g1-main']);
-      expect(held).toMatchObject({ active: true, version: '1.0.0', autoUpgradeBlocked: expect.stringMatching(/switchover step .* ended failed/) });
+      expect(held).toMatchObject({
+        active: true,
+        version: '1.0.0',
+        autoUpgradeBlocked: expect.stringMatching(/switchover step .* ended failed/),
+      });
       expect(held.autoUpgradeRetryAt).toBe(new Date(clock.now().getTime() + 60_000).toISOString());
 
       for (let i = 0; i < 5; i++) {
@@ -549,7 +709,9 @@ describeEachDatabase('version model (issue 14)', (kind) => {
       expect(await sweep()).toBe(1);
       const again = await newestUpgrade(cluster.id);
       await fleet.until(again.id, ['failed', 'completed-with-errors']);
-      expect((await agentOf(ids['g1-main'])).autoUpgradeRetryAt).toBe(new Date(clock.now().getTime() + 2 * 60_000).toISOString()); // doubled
+      expect((await agentOf(ids['g1-main'])).autoUpgradeRetryAt).toBe(
+        new Date(clock.now().getTime() + 2 * 60_000).toISOString(),
+      ); // doubled
     });
 
     it('a serving member whose peer failed after both steps started is not handed its command: it is withdrawn and the step waits for its peer', async () => {
@@ -557,7 +719,11 @@ describeEachDatabase('version model (issue 14)', (kind) => {
       const [main, backup] = members;
       const backupFails = new VersionFleet(t, [backup], () => ({ status: 'rolled-back', error: 'migration failed' }));
       const packageId = await uploadPackage(cluster.id);
-      const created = await createUpgrade(cluster.id, { packageId, target: { all: true }, policy: 'simultaneous' }).expect(201);
+      const created = await createUpgrade(cluster.id, {
+        packageId,
+        target: { all: true },
+        policy: 'simultaneous',
+      }).expect(201);
       await backupFails.pass();
       let now = await upgradeOf(created.body.id);
       expect(stepOf(now, ids['g1-main'])).toMatchObject({ status: 'waiting', waitingFor: 'pickup' });
@@ -569,7 +735,12 @@ describeEachDatabase('version model (issue 14)', (kind) => {
       now = await upgradeOf(created.body.id);
       expect(stepOf(now, ids['g1-main'])).toMatchObject({ status: 'waiting', waitingFor: 'peer', attempts: 0 });
       const commands = (await t.admin.get(`/api/v1/agents/${ids['g1-main']}/commands`).expect(200)).body.items;
-      expect(commands[0]).toMatchObject({ type: 'upgrade', status: 'cancelled', fetchedAt: null, error: expect.stringMatching(/g1-backup failed its last upgrade, so stopping it would leave no member serving/) });
+      expect(commands[0]).toMatchObject({
+        type: 'upgrade',
+        status: 'cancelled',
+        fetchedAt: null,
+        error: expect.stringMatching(/g1-backup failed its last upgrade, so stopping it would leave no member serving/),
+      });
       expect(await agentOf(ids['g1-main'])).toMatchObject({ active: true, version: '1.0.0', state: 'idle' });
     });
   });

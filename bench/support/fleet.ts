@@ -17,7 +17,12 @@ export interface BenchAgent {
  * and heartbeating through the services the HTTP controllers call, and a 1.1.0 package uploaded
  * over HTTP (`baseUrl`, as `adminToken`).
  */
-export async function setUpFleet(app: INestApplication, baseUrl: string, adminToken: string, count: number): Promise<{ clusterId: string; packageId: string; agents: BenchAgent[] }> {
+export async function setUpFleet(
+  app: INestApplication,
+  baseUrl: string,
+  adminToken: string,
+  count: number,
+): Promise<{ clusterId: string; packageId: string; agents: BenchAgent[] }> {
   const protocol = app.get(AgentProtocolService);
   const cluster = await app.get(ClustersService).create({ name: `bench-${Date.now()}`, product: 'acme-agent' });
   const agents: BenchAgent[] = [];
@@ -29,14 +34,22 @@ export async function setUpFleet(app: INestApplication, baseUrl: string, adminTo
       role: inPair ? (i % 2 === 0 ? 'main' : 'backup') : 'standalone',
       ...(inPair ? { failoverGroup: `pair-${Math.floor(i / 2)}` } : {}),
     });
-    const paired = await protocol.pair({ pairingKey: registered.pairingKey, version: '1.0.0', facts: { os: 'linux', freeDiskMb: 5000 } });
+    const paired = await protocol.pair({
+      pairingKey: registered.pairingKey,
+      version: '1.0.0',
+      facts: { os: 'linux', freeDiskMb: 5000 },
+    });
     agents.push({ id: paired.agentId, version: '1.0.0' });
     await protocol.heartbeat(paired.agentId, { version: '1.0.0', busy: false });
   }
   const form = new FormData();
   form.set('mode', 'upload-only');
   form.set('file', new Blob([packageArchive()]), 'package.tar.gz');
-  const uploaded = await fetch(`${baseUrl}/api/v1/clusters/${cluster.id}/packages`, { method: 'POST', headers: { Authorization: `Bearer ${adminToken}` }, body: form });
+  const uploaded = await fetch(`${baseUrl}/api/v1/clusters/${cluster.id}/packages`, {
+    method: 'POST',
+    headers: { Authorization: `Bearer ${adminToken}` },
+    body: form,
+  });
   if (!uploaded.ok) throw new Error(`upload: ${uploaded.status} ${await uploaded.text()}`);
   const pkg = (await uploaded.json()) as { id: string };
   return { clusterId: cluster.id, packageId: pkg.id, agents };
@@ -46,7 +59,12 @@ export async function setUpFleet(app: INestApplication, baseUrl: string, adminTo
  * Plays every agent until the upgrade ends: each polls, and answers each new command at once with
  * a progress report per phase in `phases`, then success. Returns how many heartbeats it sent.
  */
-export async function driveUpgrade(app: INestApplication, upgradeId: string, agents: BenchAgent[], phases: Array<[string, number]>): Promise<number> {
+export async function driveUpgrade(
+  app: INestApplication,
+  upgradeId: string,
+  agents: BenchAgent[],
+  phases: Array<[string, number]>,
+): Promise<number> {
   const protocol = app.get(AgentProtocolService);
   const commands = app.get(AgentCommandsService);
   const db = app.get(Database);
@@ -62,8 +80,12 @@ export async function driveUpgrade(app: INestApplication, upgradeId: string, age
         for (const command of answer.commands) {
           if (seen.has(command.id)) continue;
           seen.add(command.id);
-          for (const [phase, percent] of phases) await commands.reportProgress(agent.id, command.id, { phase, percent });
-          await commands.reportComplete(agent.id, command.id, { status: 'succeeded', version: command.toVersion as string });
+          for (const [phase, percent] of phases)
+            await commands.reportProgress(agent.id, command.id, { phase, percent });
+          await commands.reportComplete(agent.id, command.id, {
+            status: 'succeeded',
+            version: command.toVersion as string,
+          });
           agent.version = command.toVersion as string;
         }
       }),

@@ -14,12 +14,13 @@ export interface Running {
   stop(): Promise<void>;
 }
 
-
 async function waitUntilReady(url: string, child: ChildProcess, timeoutMs = 60_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
     if (child.exitCode !== null) throw new Error(`process exited with ${child.exitCode} before it was ready`);
-    const ok = await fetch(url).then((r) => r.ok).catch(() => false);
+    const ok = await fetch(url)
+      .then((r) => r.ok)
+      .catch(() => false);
     if (ok) return;
     await new Promise((r) => setTimeout(r, 200));
   }
@@ -43,7 +44,10 @@ let built = false;
 /** Compiles src/ to dist/ once per bench run, so the bench measures what `npm start` runs. */
 export function buildOnce(): void {
   if (built) return;
-  execFileSync(process.execPath, [require.resolve('typescript/bin/tsc'), '-p', 'tsconfig.build.json'], { cwd: ROOT, stdio: 'inherit' });
+  execFileSync(process.execPath, [require.resolve('typescript/bin/tsc'), '-p', 'tsconfig.build.json'], {
+    cwd: ROOT,
+    stdio: 'inherit',
+  });
   built = true;
 }
 
@@ -52,19 +56,36 @@ export function buildOnce(): void {
  * loads node:domain and slows every event emitter), on a throwaway SQLite folder unless env says
  * otherwise. `nodeArgs` go to node itself, e.g. ['--cpu-prof'] to profile a run.
  */
-export async function startLockstep(env: Record<string, string> = {}, nodeArgs: string[] = []): Promise<Running & { dataDir: string }> {
+export async function startLockstep(
+  env: Record<string, string> = {},
+  nodeArgs: string[] = [],
+): Promise<Running & { dataDir: string }> {
   const port = await freePort();
   const dataDir = env.DATA_DIR ?? fs.mkdtempSync(path.join(os.tmpdir(), 'lockstep-bench-'));
   buildOnce();
   const child = spawn(process.execPath, [...nodeArgs, 'dist/main.js'], {
     cwd: ROOT,
     // The whole simulated fleet calls from 127.0.0.1: per-address rate limits would count it as one client.
-    env: { PATH: process.env.PATH, LOG_LEVEL: 'warn', HOST: '127.0.0.1', PORT: String(port), DATA_DIR: dataDir, PAIRING_RATE_LIMIT: '1000000', AUTH_FAILURE_LIMIT: '1000000', ...env },
+    env: {
+      PATH: process.env.PATH,
+      LOG_LEVEL: 'warn',
+      HOST: '127.0.0.1',
+      PORT: String(port),
+      DATA_DIR: dataDir,
+      PAIRING_RATE_LIMIT: '1000000',
+      AUTH_FAILURE_LIMIT: '1000000',
+      ...env,
+    },
     stdio: ['ignore', 'ignore', 'inherit'],
   });
   const url = `http://127.0.0.1:${port}`;
   await waitUntilReady(`${url}/health/ready`, child);
-  return { url, pid: child.pid!, dataDir, stop: stopper(child, () => (env.DATA_DIR ? undefined : fs.rmSync(dataDir, { recursive: true, force: true }))) };
+  return {
+    url,
+    pid: child.pid!,
+    dataDir,
+    stop: stopper(child, () => (env.DATA_DIR ? undefined : fs.rmSync(dataDir, { recursive: true, force: true }))),
+  };
 }
 
 /**
@@ -89,7 +110,10 @@ http.createServer((req, res) => {
 /** A plain node:http server in its own process; `script` is the body of a module that listens on PORT. */
 export async function startBareServer(script: string): Promise<Running> {
   const port = await freePort();
-  const child = spawn(process.execPath, ['-e', script], { env: { PATH: process.env.PATH, PORT: String(port) }, stdio: ['ignore', 'ignore', 'inherit'] });
+  const child = spawn(process.execPath, ['-e', script], {
+    env: { PATH: process.env.PATH, PORT: String(port) },
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
   const url = `http://127.0.0.1:${port}`;
   await waitUntilReady(`${url}/ready`, child);
   return { url, pid: child.pid!, stop: stopper(child) };

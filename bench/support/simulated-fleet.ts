@@ -22,7 +22,16 @@ export interface Target {
 export function target(url: string, connections: number): Target {
   const u = new URL(url);
   // A few more sockets than heartbeat slots, so command reports are never stuck behind heartbeats.
-  return { host: u.hostname, port: Number(u.port), agent: new http.Agent({ keepAlive: true, maxSockets: connections + 16, maxFreeSockets: connections + 16, scheduling: 'fifo' }) };
+  return {
+    host: u.hostname,
+    port: Number(u.port),
+    agent: new http.Agent({
+      keepAlive: true,
+      maxSockets: connections + 16,
+      maxFreeSockets: connections + 16,
+      scheduling: 'fifo',
+    }),
+  };
 }
 
 interface Answer {
@@ -43,7 +52,9 @@ export function call(t: Target, method: string, path: string, token: string, bod
         path,
         headers: {
           ...(token ? { authorization: `Bearer ${token}` } : {}),
-          ...(payload === undefined ? {} : { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) }),
+          ...(payload === undefined
+            ? {}
+            : { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) }),
         },
       },
       (res) => {
@@ -99,7 +110,16 @@ export interface WindowStats {
   onWire: Samples;
 }
 
-const newStats = (): WindowStats => ({ heartbeats: 0, urgent: 0, errors: 0, non2xx: 0, commandsTaken: 0, reportsFailed: 0, fromDue: new Samples(), onWire: new Samples() });
+const newStats = (): WindowStats => ({
+  heartbeats: 0,
+  urgent: 0,
+  errors: 0,
+  non2xx: 0,
+  commandsTaken: 0,
+  reportsFailed: 0,
+  fromDue: new Samples(),
+  onWire: new Samples(),
+});
 
 interface Command {
   id: string;
@@ -214,7 +234,8 @@ export class SimulatedFleet {
       const limit = (this.wheelCursor + 1) * SLOT_MS;
       for (const i of bucket) {
         if (this.flags[i]) continue;
-        if (this.due[i] >= limit) later.push(i); // due in a later round of the wheel
+        if (this.due[i] >= limit)
+          later.push(i); // due in a later round of the wheel
         else this.enqueue(i);
       }
       this.wheel[this.wheelCursor % SLOTS] = later;
@@ -248,7 +269,10 @@ export class SimulatedFleet {
     const sent = performance.now();
     let next = 1000; // after an error: try again in a second
     try {
-      const answer = await call(t, 'POST', '/api/v1/agent/heartbeat', this.tokens[i], { version: this.versions[i], busy: false });
+      const answer = await call(t, 'POST', '/api/v1/agent/heartbeat', this.tokens[i], {
+        version: this.versions[i],
+        busy: false,
+      });
       const now = performance.now();
       if (answer.status === 200) {
         this.stats.heartbeats++;
@@ -280,7 +304,10 @@ export class SimulatedFleet {
       const report = async (path: string, body: unknown) => {
         for (let attempt = 0; attempt < 5; attempt++) {
           if (this.flags[i] & 1) return false;
-          const answer = await call(t, 'POST', path, this.tokens[i], body).catch(() => ({ status: 0, body: undefined }));
+          const answer = await call(t, 'POST', path, this.tokens[i], body).catch(() => ({
+            status: 0,
+            body: undefined,
+          }));
           if (answer.status === 200) return true;
           if (answer.status !== 0 && answer.status < 500) break;
           await sleep();
@@ -294,7 +321,8 @@ export class SimulatedFleet {
         if (!(await report(`/api/v1/agent/commands/${command.id}/progress`, { phase, percent }))) return;
       }
       await sleep();
-      if (await report(`/api/v1/agent/commands/${command.id}/complete`, { status: 'succeeded', version: installed })) this.versions[i] = installed;
+      if (await report(`/api/v1/agent/commands/${command.id}/complete`, { status: 'succeeded', version: installed }))
+        this.versions[i] = installed;
     })();
     this.reportsInFlight.add(run);
     void run.finally(() => this.reportsInFlight.delete(run));

@@ -3,9 +3,18 @@ import { runAdmin } from './main';
 
 describe('the command line of npm run admin', () => {
   it.each([
-    [['reset-token'], { kind: 'run', values: { command: 'reset-token', name: 'recovered admin', revokeOthers: false } }],
-    [['reset-token', '--name', '  ops on call ', '--revoke-others'], { kind: 'run', values: { command: 'reset-token', name: 'ops on call', revokeOthers: true } }],
-    [['--revoke-others', 'reset-token'], { kind: 'run', values: { command: 'reset-token', name: 'recovered admin', revokeOthers: true } }],
+    [
+      ['reset-token'],
+      { kind: 'run', values: { command: 'reset-token', name: 'recovered admin', revokeOthers: false } },
+    ],
+    [
+      ['reset-token', '--name', '  ops on call ', '--revoke-others'],
+      { kind: 'run', values: { command: 'reset-token', name: 'ops on call', revokeOthers: true } },
+    ],
+    [
+      ['--revoke-others', 'reset-token'],
+      { kind: 'run', values: { command: 'reset-token', name: 'recovered admin', revokeOthers: true } },
+    ],
     [['-h'], { kind: 'help' }],
     [['reset-token', '--help'], { kind: 'help' }],
     [['--version'], { kind: 'version' }],
@@ -15,7 +24,10 @@ describe('the command line of npm run admin', () => {
     [['reset-token', '--bogus'], { kind: 'error', message: "Unknown option '--bogus'" }],
     [['reset-token', '--name'], { kind: 'error', message: "Option '--name <value>' argument missing" }],
     [['reset-token', '--name', ''], { kind: 'error', message: '--name must be longer than or equal to 1 characters' }],
-    [['reset-token', '--name', 'a\nb'], { kind: 'error', message: '--name must be one line of printable text (no control characters)' }],
+    [
+      ['reset-token', '--name', 'a\nb'],
+      { kind: 'error', message: '--name must be one line of printable text (no control characters)' },
+    ],
   ])('%j -> %j', (argv, expected) => {
     expect(parseAdminArgs(argv)).toEqual(expected);
   });

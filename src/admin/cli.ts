@@ -24,7 +24,8 @@ export interface ResetTokenArgs {
   revokeOthers: boolean;
 }
 
-export type AdminCommandLine = { kind: 'run'; values: ResetTokenArgs } | { kind: 'help' } | { kind: 'version' } | { kind: 'error'; message: string };
+export type AdminCommandLine =
+  { kind: 'run'; values: ResetTokenArgs } | { kind: 'help' } | { kind: 'version' } | { kind: 'error'; message: string };
 
 /**
  * Reads the admin command line without side effects: strict flags, one command word. Never
@@ -36,7 +37,12 @@ export function parseAdminArgs(argv: string[]): AdminCommandLine {
   try {
     ({ values, positionals } = parseArgs({
       args: argv,
-      options: { name: { type: 'string' }, 'revoke-others': { type: 'boolean' }, help: { type: 'boolean', short: 'h' }, version: { type: 'boolean' } },
+      options: {
+        name: { type: 'string' },
+        'revoke-others': { type: 'boolean' },
+        help: { type: 'boolean', short: 'h' },
+        version: { type: 'boolean' },
+      },
       strict: true,
       allowPositionals: true,
     }));
@@ -48,7 +54,8 @@ export function parseAdminArgs(argv: string[]): AdminCommandLine {
   if (values.version) return { kind: 'version' };
   const [command, ...extra] = positionals;
   if (command === undefined) return { kind: 'error', message: 'missing the command: reset-token' };
-  if (command !== 'reset-token') return { kind: 'error', message: `unknown command "${command}" (the command is reset-token)` };
+  if (command !== 'reset-token')
+    return { kind: 'error', message: `unknown command "${command}" (the command is reset-token)` };
   if (extra.length > 0) return { kind: 'error', message: `Unexpected argument '${extra[0]}'` };
   // The same rules as a name given to POST /api/v1/tokens.
   const dto = plainToInstance(CreateTokenDto, { name: values.name ?? DEFAULT_TOKEN_NAME, role: 'admin' });

@@ -10,7 +10,8 @@ const PROGRAM = 'lockstep admin';
 
 /** package.json two levels up, from src/admin (ts-node) and from dist/admin (a build) alike. */
 function packageVersion(): string {
-  return (JSON.parse(fs.readFileSync(path.join(__dirname, '..', '..', 'package.json'), 'utf8')) as { version: string }).version;
+  return (JSON.parse(fs.readFileSync(path.join(__dirname, '..', '..', 'package.json'), 'utf8')) as { version: string })
+    .version;
 }
 
 /** Runs the command line; resolves with the exit code: 0 done, 1 refused or failed, 2 a usage or configuration error. */
@@ -38,7 +39,11 @@ export async function runAdmin(argv: string[], env: NodeJS.ProcessEnv): Promise<
   }
   const dataSource = await openExistingDatabase(config.database);
   try {
-    const { token, secret, revoked } = await resetAdminToken(dataSource, { name: line.values.name, revokeOthers: line.values.revokeOthers, now: new Date() });
+    const { token, secret, revoked } = await resetAdminToken(dataSource, {
+      name: line.values.name,
+      revokeOthers: line.values.revokeOthers,
+      now: new Date(),
+    });
     process.stdout.write(
       secretBanner(
         `New admin token "${token.name}" (id ${token.id}). It is shown only this once:`,
@@ -47,7 +52,9 @@ export async function runAdmin(argv: string[], env: NodeJS.ProcessEnv): Promise<
       ),
     );
     if (line.values.revokeOthers) {
-      process.stdout.write(`Revoked ${revoked} other admin token(s); running servers stop accepting them within 5 s.\n`);
+      process.stdout.write(
+        `Revoked ${revoked} other admin token(s); running servers stop accepting them within 5 s.\n`,
+      );
     }
     return 0;
   } finally {

@@ -19,14 +19,21 @@ export async function openExistingDatabase(database: AppConfig['database']): Pro
     );
   }
   // fileMustExist: better-sqlite3 would otherwise create an empty file (if it vanished meanwhile).
-  const options = { ...dataSourceOptions(database), ...(database.type === 'sqlite' ? { fileMustExist: true } : {}) } as DataSourceOptions;
+  const options = {
+    ...dataSourceOptions(database),
+    ...(database.type === 'sqlite' ? { fileMustExist: true } : {}),
+  } as DataSourceOptions;
   const where = database.type === 'sqlite' ? database.file : 'the PostgreSQL database in DATABASE_URL';
   const dataSource = new DataSource(options);
   try {
     await dataSource.initialize();
   } catch (error) {
     const missing = (error as { code?: string }).code === '3D000';
-    throw new AdminRefusal(missing ? `${where} does not exist; check that DATABASE_URL names the database the server uses.` : `could not open ${where}: ${(error as Error).message}`);
+    throw new AdminRefusal(
+      missing
+        ? `${where} does not exist; check that DATABASE_URL names the database the server uses.`
+        : `could not open ${where}: ${(error as Error).message}`,
+    );
   }
   try {
     await checkMigrations(dataSource, options.migrationsTableName ?? 'migrations', where);
@@ -41,9 +48,13 @@ async function checkMigrations(dataSource: DataSource, table: string, where: str
   const runner = dataSource.createQueryRunner();
   try {
     if (!(await runner.hasTable(table))) {
-      throw new AdminRefusal(`${where} holds no Lockstep schema (no ${table} table); start Lockstep once against it first.`);
+      throw new AdminRefusal(
+        `${where} holds no Lockstep schema (no ${table} table); start Lockstep once against it first.`,
+      );
     }
-    const applied = new Set<string>((await runner.query(`SELECT "name" FROM "${table}"`)).map((row: { name: string }) => row.name));
+    const applied = new Set<string>(
+      (await runner.query(`SELECT "name" FROM "${table}"`)).map((row: { name: string }) => row.name),
+    );
     const known = dataSource.migrations.map((m) => m.name ?? m.constructor.name);
     const pending = known.filter((name) => !applied.has(name));
     if (pending.length > 0) {
@@ -53,7 +64,9 @@ async function checkMigrations(dataSource: DataSource, table: string, where: str
     }
     const unknown = [...applied].filter((name) => !known.includes(name));
     if (unknown.length > 0) {
-      throw new AdminRefusal(`${where} was migrated by a newer Lockstep (${unknown.join(', ')} unknown here); use that version's npm run admin.`);
+      throw new AdminRefusal(
+        `${where} was migrated by a newer Lockstep (${unknown.join(', ')} unknown here); use that version's npm run admin.`,
+      );
     }
   } finally {
     await runner.release();
@@ -69,7 +82,10 @@ export async function resetAdminToken(
   args: { name: string; revokeOthers: boolean; now: Date },
 ): Promise<{ token: AccessToken; secret: string; revoked: number }> {
   const secret = generateSecret(USER_TOKEN_PREFIX);
-  const token = newAccessToken({ name: args.name, role: 'admin', secret, createdByTokenId: null, agentId: null }, args.now);
+  const token = newAccessToken(
+    { name: args.name, role: 'admin', secret, createdByTokenId: null, agentId: null },
+    args.now,
+  );
   return dataSource.transaction(async (em) => {
     let revoked = 0;
     if (args.revokeOthers) {

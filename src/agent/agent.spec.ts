@@ -57,7 +57,12 @@ class FakeServer {
   serve(id: string, file: string) {
     const bytes = fs.readFileSync(file);
     this.files.set(id, bytes);
-    return { packageId: id, sha256: createHash('sha256').update(bytes).digest('hex'), size: bytes.length, downloadPath: `/api/v1/agent/packages/${id}/content` };
+    return {
+      packageId: id,
+      sha256: createHash('sha256').update(bytes).digest('hex'),
+      size: bytes.length,
+      downloadPath: `/api/v1/agent/packages/${id}/content`,
+    };
   }
 
   reports(commandId: string): Call[] {
@@ -65,11 +70,14 @@ class FakeServer {
   }
 
   messages(commandId: string): string[] {
-    return this.calls.filter((c) => c.route === `progress ${commandId}` && c.body.message).map((c) => c.body.message as string);
+    return this.calls
+      .filter((c) => c.route === `progress ${commandId}` && c.body.message)
+      .map((c) => c.body.message as string);
   }
 
   private answer(req: http.IncomingMessage, res: http.ServerResponse, body: Record<string, any>): void {
-    const json = (status: number, value: unknown) => res.writeHead(status, { 'Content-Type': 'application/json' }).end(JSON.stringify(value));
+    const json = (status: number, value: unknown) =>
+      res.writeHead(status, { 'Content-Type': 'application/json' }).end(JSON.stringify(value));
     const url = req.url ?? '';
     const content = /^\/api\/v1\/agent\/packages\/([^/]+)\/content$/.exec(url);
     if (content && req.method === 'GET') {
@@ -77,7 +85,8 @@ class FakeServer {
       if (!bytes) return void json(404, {});
       return void res.writeHead(200, { 'Content-Length': bytes.length }).end(bytes);
     }
-    if (url === '/api/v1/agent/pair') return void json(201, { agentId: 'a1', clusterId: 'c1', token: 'lsa_test', pollAfterMs: 50 });
+    if (url === '/api/v1/agent/pair')
+      return void json(201, { agentId: 'a1', clusterId: 'c1', token: 'lsa_test', pollAfterMs: 50 });
     if (url === '/api/v1/agent/heartbeat') {
       this.calls.push({ route: 'heartbeat', body, at: Date.now() });
       return void json(200, { commands: this.commands, hold: false, pollAfterMs: this.pollAfterMs });
@@ -88,7 +97,8 @@ class FakeServer {
     this.calls.push(call);
     if (command[2] === 'progress') return void json(200, {});
     this.onComplete(call);
-    if (this.refuseNotes && body.notes) return void json(400, { message: 'Invalid request: notes is not a known field; remove it.' });
+    if (this.refuseNotes && body.notes)
+      return void json(400, { message: 'Invalid request: notes is not a known field; remove it.' });
     const status = this.completeAnswers.shift() ?? 200;
     if (status === 200) this.commands = this.commands.filter((c) => c.id !== command[1]);
     json(status, status === 200 ? {} : { message: 'try again' });
@@ -115,8 +125,20 @@ describe('ReferenceAgent', () => {
 
   beforeAll(async () => {
     work = fs.mkdtempSync(path.join(os.tmpdir(), 'lockstep-agent-'));
-    seed = await buildPackage({ dir: SAMPLE, product: 'acme-agent', version: '1.0.0', migration: 'migrate.js', out: path.join(work, 'seed.tar.gz') });
-    next = await buildPackage({ dir: SAMPLE, product: 'acme-agent', version: '1.1.0', migration: 'migrate.js', out: path.join(work, 'next.tar.gz') });
+    seed = await buildPackage({
+      dir: SAMPLE,
+      product: 'acme-agent',
+      version: '1.0.0',
+      migration: 'migrate.js',
+      out: path.join(work, 'seed.tar.gz'),
+    });
+    next = await buildPackage({
+      dir: SAMPLE,
+      product: 'acme-agent',
+      version: '1.1.0',
+      migration: 'migrate.js',
+      out: path.join(work, 'next.tar.gz'),
+    });
     // `reboot FILE`: appends a line to FILE, so a test sees whether, and how often, it ran.
     rebootScript = path.join(work, 'reboot');
     fs.writeFileSync(rebootScript, '#!/bin/sh\necho rebooted >> "$1"\n', { mode: 0o755 });
@@ -136,14 +158,33 @@ describe('ReferenceAgent', () => {
   });
 
   function startAgent(home: string, options: { rebootCommand?: string; serviceCommand?: string } = {}): ReferenceAgent {
-    const agent = new ReferenceAgent({ server: server.url, pairingKey: 'lsp_test_key', home, seedPackage: seed, log: () => undefined, ...options });
+    const agent = new ReferenceAgent({
+      server: server.url,
+      pairingKey: 'lsp_test_key',
+      home,
+      seedPackage: seed,
+      log: () => undefined,
+      ...options,
+    });
     running.push(agent);
     void agent.start();
     return agent;
   }
 
   function upgrade(id: string, options: Record<string, unknown>) {
-    return { id, type: 'upgrade', upgradeId: 'u1', stepId: 's1', ...server.serve('p110', next), fromVersion: '1.0.0', toVersion: '1.1.0', kind: 'full', migration: 'migrate.js', phases: ['precheck', 'backup', 'install', 'stop', 'migrate', 'start', 'verify'], options };
+    return {
+      id,
+      type: 'upgrade',
+      upgradeId: 'u1',
+      stepId: 's1',
+      ...server.serve('p110', next),
+      fromVersion: '1.0.0',
+      toVersion: '1.1.0',
+      kind: 'full',
+      migration: 'migrate.js',
+      phases: ['precheck', 'backup', 'install', 'stop', 'migrate', 'start', 'verify'],
+      options,
+    };
   }
 
   const lines = (file: string) => (fs.existsSync(file) ? fs.readFileSync(file, 'utf8').trim().split('\n') : []);
@@ -161,9 +202,19 @@ describe('ReferenceAgent', () => {
     const reports = server.reports('c1');
     expect(reports.length).toBeGreaterThanOrEqual(3);
     expect(rebootsSeenAtReport.slice(0, 3)).toEqual([0, 0, 0]); // not before the third report was answered 200
-    expect(reports[0].body).toEqual({ status: 'succeeded', version: '1.1.0', notes: [`rebootAfter: the host is rebooted with "${rebootScript} ${marker}" once the server has acknowledged this report`] });
+    expect(reports[0].body).toEqual({
+      status: 'succeeded',
+      version: '1.1.0',
+      notes: [
+        `rebootAfter: the host is rebooted with "${rebootScript} ${marker}" once the server has acknowledged this report`,
+      ],
+    });
     expect(reports.every((r) => JSON.stringify(r.body) === JSON.stringify(reports[0].body))).toBe(true);
-    expect(readJson<AgentState>(path.join(home, 'agent.json'))).toMatchObject({ rebootAfterAck: null, unacknowledged: [], done: { c1: reports[0].body } });
+    expect(readJson<AgentState>(path.join(home, 'agent.json'))).toMatchObject({
+      rebootAfterAck: null,
+      unacknowledged: [],
+      done: { c1: reports[0].body },
+    });
 
     // The same command again (a lost answer), to a restarted agent: the same report, no second reboot.
     await agent.stop();
@@ -202,7 +253,10 @@ describe('ReferenceAgent', () => {
     const during = server.calls.slice(startAt, reportAt).filter((c) => c.route === 'heartbeat');
     expect(during.length).toBeGreaterThan(3);
     expect(during.every((c) => c.body.version === '1.0.0')).toBe(true);
-    await eventually(() => server.calls.slice(reportAt).some((c) => c.route === 'heartbeat' && c.body.version === '1.1.0'), 'a heartbeat with 1.1.0 after the report');
+    await eventually(
+      () => server.calls.slice(reportAt).some((c) => c.route === 'heartbeat' && c.body.version === '1.1.0'),
+      'a heartbeat with 1.1.0 after the report',
+    );
   });
 
   it('a server from before notes gets the report without them (they went out as progress messages); agent.json keeps them', async () => {
@@ -214,7 +268,11 @@ describe('ReferenceAgent', () => {
     await eventually(() => server.commands.length === 0, 'the report to be taken');
     // The report and the command seen again with a heartbeat may both go out before the refusal is back: at most two refused.
     const reports = server.reports('c2').map((r) => r.body);
-    expect(reports[0]).toEqual({ status: 'succeeded', version: '1.1.0', notes: ['agentOptions not understood and not applied: stopSnmp'] });
+    expect(reports[0]).toEqual({
+      status: 'succeeded',
+      version: '1.1.0',
+      notes: ['agentOptions not understood and not applied: stopSnmp'],
+    });
     expect(reports.filter((r) => r.notes).length).toBeLessThanOrEqual(2);
     expect(reports.at(-1)).toEqual({ status: 'succeeded', version: '1.1.0' });
     expect(server.messages('c2')).toContain('agentOptions not understood and not applied: stopSnmp');
@@ -228,9 +286,21 @@ describe('ReferenceAgent', () => {
     await unpackSafely(seed, home.versionDir('1.0.0'));
     await unpackSafely(next, home.versionDir('1.1.0'));
     home.switchCurrent('1.1.0'); // the dead agent had switched over and removed the web apps record
-    const journal: UpgradeJournal = { commandId: 'c3', kind: 'full', oldVersion: '1.0.0', oldWebapps: '1.0.5', backup: null, phase: 'start', stoppedServices: ['snmpd'] };
+    const journal: UpgradeJournal = {
+      commandId: 'c3',
+      kind: 'full',
+      oldVersion: '1.0.0',
+      oldWebapps: '1.0.5',
+      backup: null,
+      phase: 'start',
+      stoppedServices: ['snmpd'],
+    };
     writeJsonAtomic(home.journalFile, journal);
-    writeJsonAtomic(home.stateFile, { server: server.url, agentId: 'a1', token: 'lsa_test', done: {}, running: 'c3' } satisfies AgentState, 0o600);
+    writeJsonAtomic(
+      home.stateFile,
+      { server: server.url, agentId: 'a1', token: 'lsa_test', done: {}, running: 'c3' } satisfies AgentState,
+      0o600,
+    );
     const serviceLog = path.join(work, 'crashed-services.log');
     startAgent(dir, { serviceCommand: `${serviceScript} ${serviceLog}` });
 
@@ -244,7 +314,13 @@ describe('ReferenceAgent', () => {
     expect(lines(serviceLog)).toEqual(['start snmpd']);
     expect(home.currentVersion()).toBe('1.0.0');
     expect(home.webappsVersion()).toBe('1.0.5');
-    await eventually(() => server.calls.some((c) => c.route === 'heartbeat' && c.body.webappsVersion === '1.0.5' && c.body.version === '1.0.0'), 'a heartbeat with the restored versions');
+    await eventually(
+      () =>
+        server.calls.some(
+          (c) => c.route === 'heartbeat' && c.body.webappsVersion === '1.0.5' && c.body.version === '1.0.0',
+        ),
+      'a heartbeat with the restored versions',
+    );
   });
 
   it('after a full upgrade the heartbeats report no web apps; a migrate command reports the core version', async () => {
@@ -256,15 +332,28 @@ describe('ReferenceAgent', () => {
     startAgent(dir);
 
     await eventually(() => server.reports('c4').length > 0, 'the upgrade report');
-    expect(server.reports('c4')[0].body).toEqual({ status: 'succeeded', version: '1.1.0', notes: ['web apps 1.0.5 replaced: a full package replaces any earlier web-apps upgrade'] });
+    expect(server.reports('c4')[0].body).toEqual({
+      status: 'succeeded',
+      version: '1.1.0',
+      notes: ['web apps 1.0.5 replaced: a full package replaces any earlier web-apps upgrade'],
+    });
     const beatsAfter = server.calls.length;
-    await eventually(() => server.calls.slice(beatsAfter).some((c) => c.route === 'heartbeat'), 'a heartbeat after the upgrade');
-    expect(server.calls.slice(beatsAfter).find((c) => c.route === 'heartbeat')!.body).toMatchObject({ version: '1.1.0', webappsVersion: null });
+    await eventually(
+      () => server.calls.slice(beatsAfter).some((c) => c.route === 'heartbeat'),
+      'a heartbeat after the upgrade',
+    );
+    expect(server.calls.slice(beatsAfter).find((c) => c.route === 'heartbeat')!.body).toMatchObject({
+      version: '1.1.0',
+      webappsVersion: null,
+    });
 
     server.commands = [{ id: 'c5', type: 'migrate' }];
     await eventually(() => server.reports('c5').length > 0, 'the migration report');
     expect(server.reports('c5')[0].body).toEqual({ status: 'succeeded', version: '1.1.0' });
     expect(server.messages('c5')).toEqual(['migrating data of 1.1.0']);
-    expect(JSON.parse(fs.readFileSync(path.join(dir, 'data', 'records.json'), 'utf8'))).toMatchObject({ schema: '1.1.0', records: [{ id: 1, migratedTo: '1.1.0' }] });
+    expect(JSON.parse(fs.readFileSync(path.join(dir, 'data', 'records.json'), 'utf8'))).toMatchObject({
+      schema: '1.1.0',
+      records: [{ id: 1, migratedTo: '1.1.0' }],
+    });
   });
 });

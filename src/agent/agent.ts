@@ -89,7 +89,9 @@ export class ReferenceAgent {
         failures = 0;
       } catch (error) {
         if (error instanceof HttpError && error.status === 401 && this.state) {
-          this.log(`the server no longer knows this agent's token (${error.body.slice(0, 200)}); pair again with a new pairing key`);
+          this.log(
+            `the server no longer knows this agent's token (${error.body.slice(0, 200)}); pair again with a new pairing key`,
+          );
         } else {
           this.log(`server unreachable or refused: ${(error as Error).message}`);
         }
@@ -150,7 +152,10 @@ export class ReferenceAgent {
       for (const note of notes) this.log(note);
       // The version of what the command upgraded, as it is again: the core, or the web apps (none: no version).
       const before = journal.kind === 'webapps' ? journal.oldWebapps : journal.oldVersion;
-      const restored = journal.kind === 'webapps' ? `the web apps ${journal.oldWebapps ?? '(none)'}` : (journal.oldVersion ?? 'the old version');
+      const restored =
+        journal.kind === 'webapps'
+          ? `the web apps ${journal.oldWebapps ?? '(none)'}`
+          : (journal.oldVersion ?? 'the old version');
       this.finish(
         journal.commandId,
         withNotes(
@@ -164,7 +169,10 @@ export class ReferenceAgent {
       );
     } else if (this.state?.running) {
       // Cut off before the product was stopped: nothing on the host changed.
-      this.finish(this.state.running, { status: 'failed', error: 'the agent stopped while carrying out this command, before it changed anything; run it again' });
+      this.finish(this.state.running, {
+        status: 'failed',
+        error: 'the agent stopped while carrying out this command, before it changed anything; run it again',
+      });
     }
   }
 
@@ -189,8 +197,12 @@ export class ReferenceAgent {
   }
 
   private async pair(): Promise<AgentState> {
-    if (!this.options.pairingKey) throw new Error(`not paired yet and no --pairing-key given (${this.home.stateFile} is missing)`);
-    const answer = await this.call<PairAnswerDto>('POST', '/api/v1/agent/pair', { pairingKey: this.options.pairingKey, ...this.report() });
+    if (!this.options.pairingKey)
+      throw new Error(`not paired yet and no --pairing-key given (${this.home.stateFile} is missing)`);
+    const answer = await this.call<PairAnswerDto>('POST', '/api/v1/agent/pair', {
+      pairingKey: this.options.pairingKey,
+      ...this.report(),
+    });
     const state: AgentState = { server: this.options.server, agentId: answer.agentId, token: answer.token, done: {} };
     writeJsonAtomic(this.home.stateFile, state, 0o600);
     fs.chmodSync(this.home.stateFile, 0o600);
@@ -200,9 +212,13 @@ export class ReferenceAgent {
 
   private async beat(): Promise<number> {
     this.reportRetryAt = null; // sent again now; a failure schedules the next try
-    for (const id of this.state!.unacknowledged ?? []) if (this.state!.done[id]) await this.send(id, this.state!.done[id]);
+    for (const id of this.state!.unacknowledged ?? [])
+      if (this.state!.done[id]) await this.send(id, this.state!.done[id]);
     this.work.tick(this.hold);
-    const request = this.call<HeartbeatAnswerDto>('POST', '/api/v1/agent/heartbeat', { ...this.report(), busy: this.work.busy });
+    const request = this.call<HeartbeatAnswerDto>('POST', '/api/v1/agent/heartbeat', {
+      ...this.report(),
+      busy: this.work.busy,
+    });
     const inFlight = request.then(
       () => undefined,
       () => undefined,
@@ -227,7 +243,12 @@ export class ReferenceAgent {
   private report() {
     return {
       ...(this.versionsBefore ?? { version: this.home.currentVersion(), webappsVersion: this.home.webappsVersion() }),
-      facts: { os: os.platform(), arch: os.arch(), freeDiskMb: freeDiskMb(this.home.dir), memoryMb: Math.floor(os.totalmem() / 1048576) },
+      facts: {
+        os: os.platform(),
+        arch: os.arch(),
+        freeDiskMb: freeDiskMb(this.home.dir),
+        memoryMb: Math.floor(os.totalmem() / 1048576),
+      },
       capabilities: { remoteUpgrade: true },
     };
   }
@@ -248,7 +269,11 @@ export class ReferenceAgent {
   private async execute(command: AgentCommandMessage): Promise<void> {
     this.log(`command ${command.id}: ${command.type}`);
     const progress = async (phase: string, percent: number, message?: string) => {
-      await this.call('POST', `/api/v1/agent/commands/${command.id}/progress`, { phase, percent, ...(message ? { message: message.slice(0, 500) } : {}) }).catch((e: Error) => this.log(`progress not sent: ${e.message}`));
+      await this.call('POST', `/api/v1/agent/commands/${command.id}/progress`, {
+        phase,
+        percent,
+        ...(message ? { message: message.slice(0, 500) } : {}),
+      }).catch((e: Error) => this.log(`progress not sent: ${e.message}`));
     };
     this.state!.running = command.id;
     writeJsonAtomic(this.home.stateFile, this.state, 0o600);
@@ -271,7 +296,10 @@ export class ReferenceAgent {
   }
 
   /** The command's outcome, and whether the host is to be rebooted once the server acknowledged it. */
-  private async perform(command: AgentCommandMessage, progress: (phase: string, percent: number, message?: string) => Promise<void>): Promise<[Outcome, boolean]> {
+  private async perform(
+    command: AgentCommandMessage,
+    progress: (phase: string, percent: number, message?: string) => Promise<void>,
+  ): Promise<[Outcome, boolean]> {
     switch (command.type) {
       case 'upgrade': {
         const runner = new UpgradeRunner(this.home, this.product, this.state!.server, this.state!.token, this.host);
@@ -288,12 +316,19 @@ export class ReferenceAgent {
         const version = this.home.currentVersion();
         const manifest = readJson<{ migration?: string }>(path.join(this.home.currentLink, 'manifest.json'));
         await progress('migrate', 10, `migrating data of ${version}`);
-        if (manifest?.migration) await runMigration(path.join(this.home.currentLink, manifest.migration), this.home.dataDir);
+        if (manifest?.migration)
+          await runMigration(path.join(this.home.currentLink, manifest.migration), this.home.dataDir);
         return [{ status: 'succeeded', ...(version ? { version } : {}) }, false];
       }
       default:
         // A newer server's command this agent does not know: said so, not ignored.
-        return [{ status: 'failed', error: `command type ${String((command as { type: unknown }).type)} is not known to this agent` }, false];
+        return [
+          {
+            status: 'failed',
+            error: `command type ${String((command as { type: unknown }).type)} is not known to this agent`,
+          },
+          false,
+        ];
     }
   }
 
@@ -324,7 +359,9 @@ export class ReferenceAgent {
       this.reportRetryAt = null;
     }
     if (reboot && recorded && !this.host.rebootCommand) {
-      this.log(`command ${commandId} asked for a reboot, but this agent runs without --reboot-command now: not rebooted`);
+      this.log(
+        `command ${commandId} asked for a reboot, but this agent runs without --reboot-command now: not rebooted`,
+      );
     } else if (reboot && recorded) {
       this.log(`command ${commandId} acknowledged: rebooting with ${this.host.rebootCommand}`);
       this.host.reboot(this.log);
@@ -349,7 +386,9 @@ export class ReferenceAgent {
     } catch (error) {
       if (!(error instanceof HttpError && error.status === 400 && /\bnotes\b/.test(error.body))) throw error;
       this.serverTakesNotes = false;
-      this.log(`the server does not take notes in reports (${error.body.slice(0, 200)}); report on ${commandId} sent without them`);
+      this.log(
+        `the server does not take notes in reports (${error.body.slice(0, 200)}); report on ${commandId} sent without them`,
+      );
       await this.call('POST', route, bare);
     }
   }
@@ -357,7 +396,12 @@ export class ReferenceAgent {
   private async call<T>(method: string, route: string, body: unknown): Promise<T> {
     const headers: Record<string, string> = { 'Content-Type': 'application/json' };
     if (this.state) headers.Authorization = `Bearer ${this.state.token}`;
-    const res = await fetch(`${this.options.server}${route}`, { method, headers, body: JSON.stringify(body), signal: AbortSignal.timeout(15_000) });
+    const res = await fetch(`${this.options.server}${route}`, {
+      method,
+      headers,
+      body: JSON.stringify(body),
+      signal: AbortSignal.timeout(15_000),
+    });
     const text = await res.text();
     if (!res.ok) throw new HttpError(res.status, text);
     return (text ? JSON.parse(text) : {}) as T;

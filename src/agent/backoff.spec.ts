@@ -4,10 +4,14 @@ import { BACKOFF_MAX_MS, backoffMs } from './backoff';
 describe('the reference agent back-off', () => {
   it('never waits longer than the documented 30 s, whatever the failure count and the jitter draw', () => {
     fc.assert(
-      fc.property(fc.integer({ min: 0, max: 1_000_000 }), fc.double({ min: 0, max: 1, maxExcluded: true, noNaN: true }), (failures, draw) => {
-        const wait = backoffMs(failures, () => draw);
-        return Number.isInteger(wait) && wait >= 500 && wait <= BACKOFF_MAX_MS;
-      }),
+      fc.property(
+        fc.integer({ min: 0, max: 1_000_000 }),
+        fc.double({ min: 0, max: 1, maxExcluded: true, noNaN: true }),
+        (failures, draw) => {
+          const wait = backoffMs(failures, () => draw);
+          return Number.isInteger(wait) && wait >= 500 && wait <= BACKOFF_MAX_MS;
+        },
+      ),
       { numRuns: 5000 },
     );
     expect(BACKOFF_MAX_MS).toBe(30_000);
@@ -15,11 +19,15 @@ describe('the reference agent back-off', () => {
 
   it('grows with each failure: each wait is drawn from the upper half of a ceiling that doubles to 30 s', () => {
     fc.assert(
-      fc.property(fc.integer({ min: 1, max: 40 }), fc.double({ min: 0, max: 1, maxExcluded: true, noNaN: true }), (failures, draw) => {
-        const ceiling = Math.min(BACKOFF_MAX_MS, 500 * 2 ** failures);
-        const wait = backoffMs(failures, () => draw);
-        return wait >= ceiling / 2 && wait <= ceiling;
-      }),
+      fc.property(
+        fc.integer({ min: 1, max: 40 }),
+        fc.double({ min: 0, max: 1, maxExcluded: true, noNaN: true }),
+        (failures, draw) => {
+          const ceiling = Math.min(BACKOFF_MAX_MS, 500 * 2 ** failures);
+          const wait = backoffMs(failures, () => draw);
+          return wait >= ceiling / 2 && wait <= ceiling;
+        },
+      ),
     );
   });
 

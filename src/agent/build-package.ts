@@ -27,8 +27,10 @@ export interface PackageSpec {
  * .tar.gz. A manifest already in the folder is replaced by the one described here.
  */
 export async function buildPackage(spec: PackageSpec): Promise<string> {
-  if (!fs.statSync(spec.dir, { throwIfNoEntry: false })?.isDirectory()) throw new Error(`--dir ${spec.dir} is not a folder`);
-  if (spec.migration && !fs.existsSync(path.join(spec.dir, spec.migration))) throw new Error(`--migration ${spec.migration} is not in ${spec.dir}`);
+  if (!fs.statSync(spec.dir, { throwIfNoEntry: false })?.isDirectory())
+    throw new Error(`--dir ${spec.dir} is not a folder`);
+  if (spec.migration && !fs.existsSync(path.join(spec.dir, spec.migration)))
+    throw new Error(`--migration ${spec.migration} is not in ${spec.dir}`);
   const staging = fs.mkdtempSync(path.join(os.tmpdir(), 'lockstep-package-'));
   try {
     fs.cpSync(spec.dir, staging, { recursive: true });
@@ -37,7 +39,14 @@ export async function buildPackage(spec: PackageSpec): Promise<string> {
       ...(spec.minFreeDiskMb !== undefined ? { minFreeDiskMb: spec.minFreeDiskMb } : {}),
       ...(spec.os ? { os: spec.os } : {}),
     };
-    const manifest = { product: spec.product, version: spec.version, kind: spec.kind ?? 'full', prerequisites, ...(spec.migration ? { migration: spec.migration } : {}), ...(spec.notes ? { notes: spec.notes } : {}) };
+    const manifest = {
+      product: spec.product,
+      version: spec.version,
+      kind: spec.kind ?? 'full',
+      prerequisites,
+      ...(spec.migration ? { migration: spec.migration } : {}),
+      ...(spec.notes ? { notes: spec.notes } : {}),
+    };
     fs.writeFileSync(path.join(staging, 'manifest.json'), JSON.stringify(manifest, null, 2));
     fs.mkdirSync(path.dirname(path.resolve(spec.out)), { recursive: true });
     await tar.c({ gzip: true, file: spec.out, cwd: staging, portable: true }, fs.readdirSync(staging));
@@ -54,7 +63,9 @@ export async function buildPackage(spec: PackageSpec): Promise<string> {
 export function referenceAgentNotes(spec: PackageSpec): string[] {
   if ((spec.kind ?? 'full') !== 'full' || !fs.statSync(spec.dir, { throwIfNoEntry: false })?.isDirectory()) return [];
   if (fs.existsSync(path.join(spec.dir, REFERENCE_AGENT_ENTRY))) return [];
-  return [`${spec.dir} has no ${REFERENCE_AGENT_ENTRY}, the program the reference agent starts: its upgrade to this package would roll back (fine for an agent of your own; see docs/packages.md)`];
+  return [
+    `${spec.dir} has no ${REFERENCE_AGENT_ENTRY}, the program the reference agent starts: its upgrade to this package would roll back (fine for an agent of your own; see docs/packages.md)`,
+  ];
 }
 
 export const PACKAGE_USAGE = `usage: npm run package -- (--dir FOLDER | --sample) --product NAME --version V --out FILE.tar.gz [options]
@@ -81,7 +92,10 @@ Relative paths are read from the folder npm run was typed in.
  * The package builder's command line, read without side effects (see cli.ts). Relative --dir and
  * --out are resolved against `cwd`: where the user typed npm run (INIT_CWD), not the clone's root.
  */
-export function parsePackageArgs(argv: string[], cwd: string = process.env.INIT_CWD || process.cwd()): CommandLine<PackageSpec> {
+export function parsePackageArgs(
+  argv: string[],
+  cwd: string = process.env.INIT_CWD || process.cwd(),
+): CommandLine<PackageSpec> {
   return parseCommandLine(
     argv,
     {
@@ -99,13 +113,16 @@ export function parsePackageArgs(argv: string[], cwd: string = process.env.INIT_
     },
     (values) => {
       const text = (flag: string) => values[flag] as string | undefined;
-      if (values.sample && text('dir') !== undefined) return '--dir and --sample are exclusive: --sample builds the sample product';
+      if (values.sample && text('dir') !== undefined)
+        return '--dir and --sample are exclusive: --sample builds the sample product';
       if (!values.sample && !text('dir')?.trim()) return 'missing --dir FOLDER (or --sample for the sample product)';
       for (const flag of ['product', 'version', 'out']) if (!text(flag)?.trim()) return `missing --${flag}`;
       const kind = text('kind');
-      if (kind !== undefined && kind !== 'full' && kind !== 'webapps') return `--kind must be full or webapps (got "${kind}")`;
+      if (kind !== undefined && kind !== 'full' && kind !== 'webapps')
+        return `--kind must be full or webapps (got "${kind}")`;
       const disk = text('min-free-disk-mb');
-      if (disk !== undefined && !/^\d+$/.test(disk)) return `--min-free-disk-mb must be a whole number of MiB (got "${disk}")`;
+      if (disk !== undefined && !/^\d+$/.test(disk))
+        return `--min-free-disk-mb must be a whole number of MiB (got "${disk}")`;
       return {
         dir: values.sample ? SAMPLE_PRODUCT : fromInvocationDir(text('dir')!, cwd),
         product: text('product')!,

@@ -14,7 +14,11 @@ function npmRun(script: string, args: string[]): Promise<{ code: number | null; 
   return run('npm', ['run', '-s', script, '--', ...args], ROOT);
 }
 
-function run(command: string, args: string[], cwd: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
+function run(
+  command: string,
+  args: string[],
+  cwd: string,
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
     const child = spawn(command, args, { cwd, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
@@ -27,9 +31,25 @@ function run(command: string, args: string[], cwd: string): Promise<{ code: numb
 
 describe('the command lines of npm run agent and npm run package', () => {
   it('reads a full agent command line', () => {
-    expect(parseAgentArgs(['--server', 'http://lockstep:8080/', '--home', '/var/lib/acme', '--pairing-key', 'lsp_x', '--service-command', 'sudo systemctl'])).toEqual({
+    expect(
+      parseAgentArgs([
+        '--server',
+        'http://lockstep:8080/',
+        '--home',
+        '/var/lib/acme',
+        '--pairing-key',
+        'lsp_x',
+        '--service-command',
+        'sudo systemctl',
+      ]),
+    ).toEqual({
       kind: 'run',
-      values: { server: 'http://lockstep:8080', home: '/var/lib/acme', pairingKey: 'lsp_x', serviceCommand: 'sudo systemctl' },
+      values: {
+        server: 'http://lockstep:8080',
+        home: '/var/lib/acme',
+        pairingKey: 'lsp_x',
+        serviceCommand: 'sudo systemctl',
+      },
     });
   });
 
@@ -41,9 +61,15 @@ describe('the command lines of npm run agent and npm run package', () => {
     [['--server', 'http://x', '--home', 'h', '-h'], { kind: 'help' }],
     [['--home', 'h'], { kind: 'error', message: 'missing --server URL' }],
     [['--server', 'http://x'], { kind: 'error', message: 'missing --home DIR' }],
-    [['--server', 'lockstep:8080', '--home', 'h'], { kind: 'error', message: '--server must be an http:// or https:// address (got "lockstep:8080")' }],
+    [
+      ['--server', 'lockstep:8080', '--home', 'h'],
+      { kind: 'error', message: '--server must be an http:// or https:// address (got "lockstep:8080")' },
+    ],
     [['--server', 'http://x', '--home', 'h', 'extra'], { kind: 'error', message: "Unexpected argument 'extra'" }],
-    [['--server', 'http://x', '--home', 'h', '--service-command', ' '], { kind: 'error', message: '--service-command must not be empty' }],
+    [
+      ['--server', 'http://x', '--home', 'h', '--service-command', ' '],
+      { kind: 'error', message: '--service-command must not be empty' },
+    ],
     [['--server'], { kind: 'error', message: "Option '--server <value>' argument missing" }],
   ])('agent %j -> %j', (argv, expected) => {
     expect(parseAgentArgs(argv)).toEqual(expected);
@@ -52,42 +78,114 @@ describe('the command lines of npm run agent and npm run package', () => {
   it.each([
     [['-h'], { kind: 'help' }],
     [['--version'], { kind: 'version' }],
-    [['--dir', 'd', '--product', 'p', '--version'], { kind: 'error', message: "Option '--version <value>' argument missing" }],
-    [['--product', 'p', '--version', '1.0.0', '--out', 'o'], { kind: 'error', message: 'missing --dir FOLDER (or --sample for the sample product)' }],
-    [['--sample', '--dir', 'd', '--product', 'p', '--version', '1.0.0', '--out', 'o'], { kind: 'error', message: '--dir and --sample are exclusive: --sample builds the sample product' }],
+    [
+      ['--dir', 'd', '--product', 'p', '--version'],
+      { kind: 'error', message: "Option '--version <value>' argument missing" },
+    ],
+    [
+      ['--product', 'p', '--version', '1.0.0', '--out', 'o'],
+      { kind: 'error', message: 'missing --dir FOLDER (or --sample for the sample product)' },
+    ],
+    [
+      ['--sample', '--dir', 'd', '--product', 'p', '--version', '1.0.0', '--out', 'o'],
+      { kind: 'error', message: '--dir and --sample are exclusive: --sample builds the sample product' },
+    ],
     [['--dir', 'd', '--product', 'p', '--version', '1.0.0'], { kind: 'error', message: 'missing --out' }],
-    [['--dir', 'd', '--product', 'p', '--version', '1.0.0', '--out', 'o', '--kind', 'patch'], { kind: 'error', message: '--kind must be full or webapps (got "patch")' }],
-    [['--dir', 'd', '--product', 'p', '--version', '1.0.0', '--out', 'o', '--min-free-disk-mb', 'lots'], { kind: 'error', message: '--min-free-disk-mb must be a whole number of MiB (got "lots")' }],
+    [
+      ['--dir', 'd', '--product', 'p', '--version', '1.0.0', '--out', 'o', '--kind', 'patch'],
+      { kind: 'error', message: '--kind must be full or webapps (got "patch")' },
+    ],
+    [
+      ['--dir', 'd', '--product', 'p', '--version', '1.0.0', '--out', 'o', '--min-free-disk-mb', 'lots'],
+      { kind: 'error', message: '--min-free-disk-mb must be a whole number of MiB (got "lots")' },
+    ],
   ])('package %j -> %j', (argv, expected) => {
     expect(parsePackageArgs(argv)).toEqual(expected);
   });
 
   it('reads a full package command line', () => {
-    const line = parsePackageArgs(['--dir', 'd', '--product', 'p', '--version', '1.1.0', '--out', 'o.tar.gz', '--from', '>=1.0.0', '--kind', 'webapps', '--min-free-disk-mb', '512', '--os', 'linux,darwin']);
-    expect(line).toEqual({ kind: 'run', values: expect.objectContaining({ kind: 'webapps', minFreeDiskMb: 512, os: ['linux', 'darwin'], from: '>=1.0.0' }) });
+    const line = parsePackageArgs([
+      '--dir',
+      'd',
+      '--product',
+      'p',
+      '--version',
+      '1.1.0',
+      '--out',
+      'o.tar.gz',
+      '--from',
+      '>=1.0.0',
+      '--kind',
+      'webapps',
+      '--min-free-disk-mb',
+      '512',
+      '--os',
+      'linux,darwin',
+    ]);
+    expect(line).toEqual({
+      kind: 'run',
+      values: expect.objectContaining({
+        kind: 'webapps',
+        minFreeDiskMb: 512,
+        os: ['linux', 'darwin'],
+        from: '>=1.0.0',
+      }),
+    });
   });
 
   // npm runs scripts in the clone's root; INIT_CWD is where the user typed the command.
   it("reads the agent's relative --home, --seed and --busy-file from the folder npm run was typed in", () => {
-    const line = parseAgentArgs(['--server', 'http://x', '--home', 'agent-home', '--seed', '../seed.tar.gz', '--busy-file', '/run/busy'], '/home/u/acme');
-    expect(line).toEqual({ kind: 'run', values: expect.objectContaining({ home: '/home/u/acme/agent-home', seedPackage: '/home/u/seed.tar.gz', busyFile: '/run/busy' }) });
+    const line = parseAgentArgs(
+      ['--server', 'http://x', '--home', 'agent-home', '--seed', '../seed.tar.gz', '--busy-file', '/run/busy'],
+      '/home/u/acme',
+    );
+    expect(line).toEqual({
+      kind: 'run',
+      values: expect.objectContaining({
+        home: '/home/u/acme/agent-home',
+        seedPackage: '/home/u/seed.tar.gz',
+        busyFile: '/run/busy',
+      }),
+    });
   });
 
   it('reads relative --dir and --out from the folder npm run was typed in', () => {
-    const line = parsePackageArgs(['--dir', 'build/', '--product', 'p', '--version', '1.1.0', '--out', 'p.tar.gz'], '/home/u/acme');
-    expect(line).toEqual({ kind: 'run', values: expect.objectContaining({ dir: '/home/u/acme/build', out: '/home/u/acme/p.tar.gz' }) });
-    const absolute = parsePackageArgs(['--dir', '/srv/build', '--product', 'p', '--version', '1.1.0', '--out', '/tmp/p.tar.gz'], '/home/u/acme');
-    expect(absolute).toEqual({ kind: 'run', values: expect.objectContaining({ dir: '/srv/build', out: '/tmp/p.tar.gz' }) });
+    const line = parsePackageArgs(
+      ['--dir', 'build/', '--product', 'p', '--version', '1.1.0', '--out', 'p.tar.gz'],
+      '/home/u/acme',
+    );
+    expect(line).toEqual({
+      kind: 'run',
+      values: expect.objectContaining({ dir: '/home/u/acme/build', out: '/home/u/acme/p.tar.gz' }),
+    });
+    const absolute = parsePackageArgs(
+      ['--dir', '/srv/build', '--product', 'p', '--version', '1.1.0', '--out', '/tmp/p.tar.gz'],
+      '/home/u/acme',
+    );
+    expect(absolute).toEqual({
+      kind: 'run',
+      values: expect.objectContaining({ dir: '/srv/build', out: '/tmp/p.tar.gz' }),
+    });
   });
 
   it('--sample builds the sample product with its migration, which has what the reference agent runs', () => {
-    const line = parsePackageArgs(['--sample', '--product', 'acme-agent', '--version', '1.0.0', '--out', 'a.tar.gz'], '/w');
-    expect(line).toEqual({ kind: 'run', values: expect.objectContaining({ dir: SAMPLE_PRODUCT, migration: 'migrate.js', out: '/w/a.tar.gz' }) });
+    const line = parsePackageArgs(
+      ['--sample', '--product', 'acme-agent', '--version', '1.0.0', '--out', 'a.tar.gz'],
+      '/w',
+    );
+    expect(line).toEqual({
+      kind: 'run',
+      values: expect.objectContaining({ dir: SAMPLE_PRODUCT, migration: 'migrate.js', out: '/w/a.tar.gz' }),
+    });
     expect(fs.existsSync(path.join(SAMPLE_PRODUCT, 'bin', 'product.js'))).toBe(true);
     expect(referenceAgentNotes({ dir: SAMPLE_PRODUCT, product: 'p', version: '1.0.0', out: 'x' })).toEqual([]);
     // A full package without bin/product.js is built, with a note; web apps need none.
-    expect(referenceAgentNotes({ dir: __dirname, product: 'p', version: '1.0.0', out: 'x' })).toEqual([expect.stringContaining('has no bin/product.js')]);
-    expect(referenceAgentNotes({ dir: __dirname, product: 'p', version: '1.0.0', kind: 'webapps', out: 'x' })).toEqual([]);
+    expect(referenceAgentNotes({ dir: __dirname, product: 'p', version: '1.0.0', out: 'x' })).toEqual([
+      expect.stringContaining('has no bin/product.js'),
+    ]);
+    expect(referenceAgentNotes({ dir: __dirname, product: 'p', version: '1.0.0', kind: 'webapps', out: 'x' })).toEqual(
+      [],
+    );
   });
 
   /**
@@ -103,8 +201,16 @@ describe('the command lines of npm run agent and npm run package', () => {
     try {
       fs.cpSync(SAMPLE_PRODUCT, path.join(work, 'build'), { recursive: true });
       // --prefix points npm at the clone, as running it from a sub-folder of the clone would.
-      const result = await run('sh', ['-c', example!.replace(/^npm run/, `npm --prefix ${JSON.stringify(ROOT)} run -s`)], work);
-      expect(result).toEqual({ code: 0, stdout: `${path.join(fs.realpathSync(work), 'acme-agent-1.1.0.tar.gz')}\n`, stderr: '' });
+      const result = await run(
+        'sh',
+        ['-c', example!.replace(/^npm run/, `npm --prefix ${JSON.stringify(ROOT)} run -s`)],
+        work,
+      );
+      expect(result).toEqual({
+        code: 0,
+        stdout: `${path.join(fs.realpathSync(work), 'acme-agent-1.1.0.tar.gz')}\n`,
+        stderr: '',
+      });
       const entries: string[] = [];
       await tar.t({ file: path.join(work, 'acme-agent-1.1.0.tar.gz'), onReadEntry: (e) => entries.push(e.path) });
       expect(entries).toEqual(expect.arrayContaining(['manifest.json', 'bin/product.js', 'migrate.js']));
@@ -121,13 +227,32 @@ describe('the command lines of npm run agent and npm run package', () => {
       npmRun('agent', ['--version']),
       npmRun('package', ['--version']),
       npmRun('agent', ['--server', 'http://127.0.0.1:1', '--home', '/nonexistent', '--bogus']),
-      npmRun('package', ['--dir', '.', '--product', 'p', '--version', '1.0.0', '--out', '/nonexistent/x.tar.gz', '--kind', 'patch']),
+      npmRun('package', [
+        '--dir',
+        '.',
+        '--product',
+        'p',
+        '--version',
+        '1.0.0',
+        '--out',
+        '/nonexistent/x.tar.gz',
+        '--kind',
+        'patch',
+      ]),
     ]);
     expect(agentHelp).toEqual({ code: 0, stdout: `${AGENT_USAGE}\n`, stderr: '' });
     expect(packageHelp).toEqual({ code: 0, stdout: `${PACKAGE_USAGE}\n`, stderr: '' });
     expect(agentVersion).toEqual({ code: 0, stdout: `${VERSION}\n`, stderr: '' });
     expect(packageVersion).toEqual({ code: 0, stdout: `${VERSION}\n`, stderr: '' });
-    expect(agentBad).toEqual({ code: 2, stdout: '', stderr: `lockstep agent: Unknown option '--bogus'\n${AGENT_USAGE}\n` });
-    expect(packageBad).toEqual({ code: 2, stdout: '', stderr: `lockstep package: --kind must be full or webapps (got "patch")\n${PACKAGE_USAGE}\n` });
+    expect(agentBad).toEqual({
+      code: 2,
+      stdout: '',
+      stderr: `lockstep agent: Unknown option '--bogus'\n${AGENT_USAGE}\n`,
+    });
+    expect(packageBad).toEqual({
+      code: 2,
+      stdout: '',
+      stderr: `lockstep package: --kind must be full or webapps (got "patch")\n${PACKAGE_USAGE}\n`,
+    });
   }, 30_000);
 });

@@ -5,7 +5,8 @@ import { parseArgs, type ParseArgsConfig } from 'node:util';
 type Options = NonNullable<ParseArgsConfig['options']>;
 type Values = Record<string, string | boolean | undefined>;
 
-export type CommandLine<V> = { kind: 'run'; values: V } | { kind: 'help' } | { kind: 'version' } | { kind: 'error'; message: string };
+export type CommandLine<V> =
+  { kind: 'run'; values: V } | { kind: 'help' } | { kind: 'version' } | { kind: 'error'; message: string };
 
 /**
  * Reads a command line with node's parseArgs (strict: unknown flags, missing values and stray
@@ -14,13 +15,25 @@ export type CommandLine<V> = { kind: 'run'; values: V } | { kind: 'help' } | { k
  * A program whose own --version takes a value (the package builder's) shows Lockstep's version
  * only for a lone --version.
  */
-export function parseCommandLine<V>(argv: string[], options: Options, check: (values: Values) => V | string): CommandLine<V> {
+export function parseCommandLine<V>(
+  argv: string[],
+  options: Options,
+  check: (values: Values) => V | string,
+): CommandLine<V> {
   const ownVersion = 'version' in options;
   if (ownVersion && argv.length === 1 && argv[0] === '--version') return { kind: 'version' };
   let values: Values;
   try {
-    const builtIn: Options = { help: { type: 'boolean', short: 'h' }, ...(ownVersion ? {} : { version: { type: 'boolean' } }) };
-    ({ values } = parseArgs({ args: argv, options: { ...options, ...builtIn }, strict: true, allowPositionals: false }) as { values: Values });
+    const builtIn: Options = {
+      help: { type: 'boolean', short: 'h' },
+      ...(ownVersion ? {} : { version: { type: 'boolean' } }),
+    };
+    ({ values } = parseArgs({
+      args: argv,
+      options: { ...options, ...builtIn },
+      strict: true,
+      allowPositionals: false,
+    }) as { values: Values });
   } catch (error) {
     // parseArgs says what is wrong in its first sentence; the rest is advice about positionals.
     return { kind: 'error', message: (error as Error).message.split('. ')[0].replace(/\.$/, '') };
@@ -33,7 +46,8 @@ export function parseCommandLine<V>(argv: string[], options: Options, check: (va
 
 /** Lockstep's version: package.json two levels up, from src/agent (ts-node) and dist/agent (a build) alike. */
 export function lockstepVersion(): string {
-  return (JSON.parse(fs.readFileSync(path.join(__dirname, '..', '..', 'package.json'), 'utf8')) as { version: string }).version;
+  return (JSON.parse(fs.readFileSync(path.join(__dirname, '..', '..', 'package.json'), 'utf8')) as { version: string })
+    .version;
 }
 
 /**

@@ -54,7 +54,16 @@ export class Home {
   }
 
   prepare(): void {
-    for (const dir of [this.dir, this.versionsDir, this.dataDir, this.backupsDir, this.downloadsDir, path.dirname(this.healthFile), this.workDir]) fs.mkdirSync(dir, { recursive: true });
+    for (const dir of [
+      this.dir,
+      this.versionsDir,
+      this.dataDir,
+      this.backupsDir,
+      this.downloadsDir,
+      path.dirname(this.healthFile),
+      this.workDir,
+    ])
+      fs.mkdirSync(dir, { recursive: true });
   }
 
   /** The installed version: the folder `current` points at, or null before the first install. */

@@ -37,7 +37,9 @@ export class HostCommands {
       await run(program, [...args, action, name], { timeout: this.timeoutMs, windowsHide: true });
     } catch (error) {
       const e = error as Error & { stderr?: string; code?: number | string; killed?: boolean };
-      const why = e.killed ? `no answer within ${Math.round(this.timeoutMs / 1000)} s` : (e.stderr?.trim() || e.message).slice(0, 300);
+      const why = e.killed
+        ? `no answer within ${Math.round(this.timeoutMs / 1000)} s`
+        : (e.stderr?.trim() || e.message).slice(0, 300);
       throw new Error(`${this.serviceCommand} ${action} ${name} failed: ${why}`);
     }
   }
@@ -50,7 +52,9 @@ export class HostCommands {
     if (!this.rebootCommand) return;
     const [program, ...args] = splitCommand(this.rebootCommand);
     const child = spawn(program, args, { detached: true, stdio: 'ignore' });
-    child.on('error', (error) => log(`the reboot command ${this.rebootCommand} could not be started: ${error.message}`));
+    child.on('error', (error) =>
+      log(`the reboot command ${this.rebootCommand} could not be started: ${error.message}`),
+    );
     child.unref();
   }
 }

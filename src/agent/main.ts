@@ -20,7 +20,10 @@ Both commands are split on spaces and run without a shell. SIGINT or SIGTERM sto
 its product cleanly.`;
 
 /** The agent's command line, read without side effects (see cli.ts); relative paths from `cwd`. */
-export function parseAgentArgs(argv: string[], cwd: string = process.env.INIT_CWD || process.cwd()): CommandLine<Omit<AgentOptions, 'log'>> {
+export function parseAgentArgs(
+  argv: string[],
+  cwd: string = process.env.INIT_CWD || process.cwd(),
+): CommandLine<Omit<AgentOptions, 'log'>> {
   return parseCommandLine(
     argv,
     {
@@ -44,7 +47,8 @@ export function parseAgentArgs(argv: string[], cwd: string = process.env.INIT_CW
       } catch {
         // refused below
       }
-      if (!url || !['http:', 'https:'].includes(url.protocol)) return `--server must be an http:// or https:// address (got "${server}")`;
+      if (!url || !['http:', 'https:'].includes(url.protocol))
+        return `--server must be an http:// or https:// address (got "${server}")`;
       for (const flag of ['service-command', 'reboot-command', 'pairing-key', 'busy-file', 'seed']) {
         if (text(flag) !== undefined && !text(flag)!.trim()) return `--${flag} must not be empty`;
       }
@@ -64,7 +68,9 @@ export function parseAgentArgs(argv: string[], cwd: string = process.env.INIT_CW
 
 if (require.main === module) {
   // Plain Node: no Nest.
-  const agent = new ReferenceAgent(commandLineOrExit('lockstep agent', AGENT_USAGE, parseAgentArgs(process.argv.slice(2))));
+  const agent = new ReferenceAgent(
+    commandLineOrExit('lockstep agent', AGENT_USAGE, parseAgentArgs(process.argv.slice(2))),
+  );
   for (const signal of ['SIGINT', 'SIGTERM'] as const) {
     process.once(signal, () => void agent.stop().then(() => process.exit(0)));
   }

@@ -40,7 +40,12 @@ export class Product {
     fs.rmSync(this.home.healthFile, { force: true });
     const child = spawn(process.execPath, [entry], {
       cwd: fs.realpathSync(this.home.currentLink),
-      env: { ...process.env, LOCKSTEP_PRODUCT_VERSION: version, LOCKSTEP_PRODUCT_HEALTH: this.home.healthFile, LOCKSTEP_PRODUCT_DATA: this.home.dataDir },
+      env: {
+        ...process.env,
+        LOCKSTEP_PRODUCT_VERSION: version,
+        LOCKSTEP_PRODUCT_HEALTH: this.home.healthFile,
+        LOCKSTEP_PRODUCT_DATA: this.home.dataDir,
+      },
       stdio: 'ignore',
     });
     this.child = child;

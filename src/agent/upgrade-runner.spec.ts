@@ -44,9 +44,33 @@ describe('UpgradeRunner', () => {
     fs.mkdirSync(webappsDir);
     fs.writeFileSync(path.join(webappsDir, 'index.html'), '<h1>acme</h1>');
     const out = (name: string) => path.join(work, `${name}.tar.gz`);
-    await buildPackage({ dir: SAMPLE, product: 'acme-agent', version: '1.0.0', migration: 'migrate.js', out: out('seed') });
-    await serve('full-1.1.0', await buildPackage({ dir: SAMPLE, product: 'acme-agent', version: '1.1.0', migration: 'migrate.js', out: out('full-1.1.0') }));
-    await serve('webapps-1.0.6', await buildPackage({ dir: webappsDir, product: 'acme-agent', version: '1.0.6', kind: 'webapps', out: out('webapps-1.0.6') }));
+    await buildPackage({
+      dir: SAMPLE,
+      product: 'acme-agent',
+      version: '1.0.0',
+      migration: 'migrate.js',
+      out: out('seed'),
+    });
+    await serve(
+      'full-1.1.0',
+      await buildPackage({
+        dir: SAMPLE,
+        product: 'acme-agent',
+        version: '1.1.0',
+        migration: 'migrate.js',
+        out: out('full-1.1.0'),
+      }),
+    );
+    await serve(
+      'webapps-1.0.6',
+      await buildPackage({
+        dir: webappsDir,
+        product: 'acme-agent',
+        version: '1.0.6',
+        kind: 'webapps',
+        out: out('webapps-1.0.6'),
+      }),
+    );
 
     server = http.createServer((req, res) => {
       const body = files.get(path.basename(req.url ?? ''));
@@ -89,10 +113,15 @@ describe('UpgradeRunner', () => {
   });
 
   /** A home with 1.0.0 installed and running (and web apps, when given), and a runner on it. */
-  async function given(opts: { webapps?: string; failMigration?: boolean; serviceCommand?: string; rebootCommand?: string } = {}) {
+  async function given(
+    opts: { webapps?: string; failMigration?: boolean; serviceCommand?: string; rebootCommand?: string } = {},
+  ) {
     const home = new Home(fs.mkdtempSync(path.join(work, 'home-')));
     home.prepare();
-    fs.writeFileSync(path.join(home.dataDir, 'records.json'), JSON.stringify({ schema: '1.0.0', records: [{ id: 1 }] }));
+    fs.writeFileSync(
+      path.join(home.dataDir, 'records.json'),
+      JSON.stringify({ schema: '1.0.0', records: [{ id: 1 }] }),
+    );
     if (opts.failMigration) fs.writeFileSync(path.join(home.dataDir, 'FAIL_MIGRATION'), 'yes');
     await unpackSafely(path.join(work, 'seed.tar.gz'), home.versionDir('1.0.0'));
     home.switchCurrent('1.0.0');
@@ -101,7 +130,16 @@ describe('UpgradeRunner', () => {
     products.push(product);
     product.start();
     await product.verify('1.0.0');
-    const runner = new UpgradeRunner(home, product, baseUrl, 'lsa_test', new HostCommands(opts.serviceCommand ? `${opts.serviceCommand} ${home.healthFile}` : null, opts.rebootCommand ?? null));
+    const runner = new UpgradeRunner(
+      home,
+      product,
+      baseUrl,
+      'lsa_test',
+      new HostCommands(
+        opts.serviceCommand ? `${opts.serviceCommand} ${home.healthFile}` : null,
+        opts.rebootCommand ?? null,
+      ),
+    );
     const messages: Array<[string, string]> = [];
     const report = async (phase: string, _percent: number, message?: string) => {
       if (message && !message.startsWith('downloaded')) messages.push([phase, message]);
@@ -125,7 +163,15 @@ describe('UpgradeRunner', () => {
       kind,
       migration: kind === 'full' ? 'migrate.js' : null,
       phases: ['precheck', 'backup', 'install', 'stop', 'migrate', 'start', 'verify'],
-      options: { rebootAfter: false, waitForIdle: true, phaseTimeoutS: 1800, delayedStartS: 0, stopServices: [], ignoreVersionCheck: false, agentOptions: {} },
+      options: {
+        rebootAfter: false,
+        waitForIdle: true,
+        phaseTimeoutS: 1800,
+        delayedStartS: 0,
+        stopServices: [],
+        ignoreVersionCheck: false,
+        agentOptions: {},
+      },
       ...overrides,
     };
   }
@@ -136,16 +182,26 @@ describe('UpgradeRunner', () => {
   describe('stopServices', () => {
     it('stops each service before the product and starts them again (last stopped first) once the product runs the new version', async () => {
       const { home, runner, messages, report } = await given({ serviceCommand: serviceScript });
-      const outcome = await runner.run(command('full-1.1.0', { options: { stopServices: ['snmpd', 'cron.service'] } }), report);
+      const outcome = await runner.run(
+        command('full-1.1.0', { options: { stopServices: ['snmpd', 'cron.service'] } }),
+        report,
+      );
 
       expect(outcome).toEqual({
         status: 'succeeded',
         version: '1.1.0',
-        notes: ['services stopped before the product: snmpd, cron.service', 'services started again: cron.service, snmpd'],
+        notes: [
+          'services stopped before the product: snmpd, cron.service',
+          'services started again: cron.service, snmpd',
+        ],
       });
       // Stopped while the product still ran; started once it had been switched over.
       expect(serviceCalls().slice(0, 2)).toEqual(['stop snmpd product-up', 'stop cron.service product-up']);
-      expect(serviceCalls().slice(2).map((l) => l.split(' ').slice(0, 2).join(' '))).toEqual(['start cron.service', 'start snmpd']);
+      expect(
+        serviceCalls()
+          .slice(2)
+          .map((l) => l.split(' ').slice(0, 2).join(' ')),
+      ).toEqual(['start cron.service', 'start snmpd']);
       expect(fs.readlinkSync(home.currentLink)).toBe(path.join('versions', '1.1.0'));
       expect(health(home)).toBe('1.1.0');
       expect(fs.existsSync(home.journalFile)).toBe(false);
@@ -156,7 +212,10 @@ describe('UpgradeRunner', () => {
     it('a service that does not stop fails the upgrade before the product is stopped, and the ones already stopped start again', async () => {
       const { home, product, runner, report } = await given({ serviceCommand: serviceScript });
       fs.writeFileSync(path.join(work, 'fail-stop'), 'cron\n');
-      const outcome = await runner.run(command('full-1.1.0', { options: { stopServices: ['snmpd', 'cron', 'ntpd'] } }), report);
+      const outcome = await runner.run(
+        command('full-1.1.0', { options: { stopServices: ['snmpd', 'cron', 'ntpd'] } }),
+        report,
+      );
 
       expect(outcome).toMatchObject({ status: 'failed', version: '1.0.0', notes: ['services started again: snmpd'] });
       expect(outcome.error).toMatch(/^stop: .*\/svc \S+ stop cron failed: cron: no such unit$/);
@@ -173,7 +232,12 @@ describe('UpgradeRunner', () => {
       const outcome = await runner.run(command('full-1.1.0', { options: { stopServices: ['snmpd'] } }), report);
 
       expect(outcome.status).toBe('succeeded');
-      expect(outcome.notes).toEqual(['services stopped before the product: snmpd', expect.stringMatching(/^service snmpd did not start again: .*\/svc \S+ start snmpd failed: snmpd: no such unit$/)]);
+      expect(outcome.notes).toEqual([
+        'services stopped before the product: snmpd',
+        expect.stringMatching(
+          /^service snmpd did not start again: .*\/svc \S+ start snmpd failed: snmpd: no such unit$/,
+        ),
+      ]);
       expect(health(home)).toBe('1.1.0');
     });
 
@@ -181,7 +245,11 @@ describe('UpgradeRunner', () => {
       const { home, runner, report } = await given({ serviceCommand: serviceScript, failMigration: true });
       const outcome = await runner.run(command('full-1.1.0', { options: { stopServices: ['snmpd'] } }), report);
 
-      expect(outcome).toMatchObject({ status: 'rolled-back', version: '1.0.0', notes: ['services stopped before the product: snmpd', 'services started again: snmpd'] });
+      expect(outcome).toMatchObject({
+        status: 'rolled-back',
+        version: '1.0.0',
+        notes: ['services stopped before the product: snmpd', 'services started again: snmpd'],
+      });
       expect(outcome.error).toMatch(/^migrate: migration failed/);
       expect(serviceCalls().map((l) => l.split(' ').slice(0, 2).join(' '))).toEqual(['stop snmpd', 'start snmpd']);
       expect(fs.readlinkSync(home.currentLink)).toBe(path.join('versions', '1.0.0'));
@@ -192,8 +260,15 @@ describe('UpgradeRunner', () => {
       const { home, runner, messages, report } = await given();
       const outcome = await runner.run(command('full-1.1.0', { options: { stopServices: ['snmp', 'cron'] } }), report);
 
-      expect(outcome).toEqual({ status: 'succeeded', version: '1.1.0', notes: ['stopServices snmp, cron not applied: this agent has no --service-command'] });
-      expect(messages).toContainEqual(['precheck', 'stopServices snmp, cron not applied: this agent has no --service-command']);
+      expect(outcome).toEqual({
+        status: 'succeeded',
+        version: '1.1.0',
+        notes: ['stopServices snmp, cron not applied: this agent has no --service-command'],
+      });
+      expect(messages).toContainEqual([
+        'precheck',
+        'stopServices snmp, cron not applied: this agent has no --service-command',
+      ]);
       expect(serviceCalls()).toEqual([]);
       expect(health(home)).toBe('1.1.0');
     });
@@ -222,8 +297,15 @@ describe('UpgradeRunner', () => {
 
     it('a failed webapps upgrade reports the web-apps version still installed, or none when there was none', async () => {
       const withWebapps = await given({ webapps: '1.0.5' });
-      const refused = await withWebapps.runner.run(command('webapps-1.0.6', { fromVersion: '1.0.4' }), withWebapps.report);
-      expect(refused).toEqual({ status: 'failed', version: '1.0.5', error: 'precheck: runs 1.0.5, but the command upgrades from 1.0.4' });
+      const refused = await withWebapps.runner.run(
+        command('webapps-1.0.6', { fromVersion: '1.0.4' }),
+        withWebapps.report,
+      );
+      expect(refused).toEqual({
+        status: 'failed',
+        version: '1.0.5',
+        error: 'precheck: runs 1.0.5, but the command upgrades from 1.0.4',
+      });
 
       const bare = await given();
       const rolledBack = await bare.runner.run(command('webapps-1.0.6', { migration: 'missing.js' }), bare.report);
@@ -237,7 +319,11 @@ describe('UpgradeRunner', () => {
       const { home, runner, report } = await given({ webapps: '1.0.5' });
       const outcome = await runner.run(command('full-1.1.0'), report);
 
-      expect(outcome).toEqual({ status: 'succeeded', version: '1.1.0', notes: ['web apps 1.0.5 replaced: a full package replaces any earlier web-apps upgrade'] });
+      expect(outcome).toEqual({
+        status: 'succeeded',
+        version: '1.1.0',
+        notes: ['web apps 1.0.5 replaced: a full package replaces any earlier web-apps upgrade'],
+      });
       expect(fs.existsSync(home.webappsFile)).toBe(false);
       expect(home.webappsVersion()).toBeNull();
     });
@@ -258,7 +344,15 @@ describe('UpgradeRunner', () => {
       await unpackSafely(path.join(work, 'full-1.1.0.tar.gz'), home.versionDir('1.1.0'));
       home.switchCurrent('1.1.0');
       home.setWebappsVersion(null);
-      const journal: UpgradeJournal = { commandId: 'c1', kind: 'full', oldVersion: '1.0.0', oldWebapps: '1.0.5', backup: null, phase: 'start', stoppedServices: ['snmpd'] };
+      const journal: UpgradeJournal = {
+        commandId: 'c1',
+        kind: 'full',
+        oldVersion: '1.0.0',
+        oldWebapps: '1.0.5',
+        backup: null,
+        phase: 'start',
+        stoppedServices: ['snmpd'],
+      };
       writeJsonAtomic(home.journalFile, journal);
 
       const notes = await rollBack(home, product, journal, new HostCommands(`${serviceScript} ${home.healthFile}`));
@@ -277,11 +371,22 @@ describe('UpgradeRunner', () => {
     it('refuses a version other than fromVersion unless asked to ignore it, and then says it did', async () => {
       const { home, runner, messages, report } = await given();
       const refused = await runner.run(command('full-1.1.0', { fromVersion: '0.9.0' }), report);
-      expect(refused).toEqual({ status: 'failed', version: '1.0.0', error: 'precheck: runs 1.0.0, but the command upgrades from 0.9.0' });
+      expect(refused).toEqual({
+        status: 'failed',
+        version: '1.0.0',
+        error: 'precheck: runs 1.0.0, but the command upgrades from 0.9.0',
+      });
       expect(home.currentVersion()).toBe('1.0.0');
 
-      const forced = await runner.run(command('full-1.1.0', { fromVersion: '0.9.0', options: { ignoreVersionCheck: true } }), report);
-      expect(forced).toEqual({ status: 'succeeded', version: '1.1.0', notes: ['version check skipped (ignoreVersionCheck): runs 1.0.0, but the command upgrades from 0.9.0'] });
+      const forced = await runner.run(
+        command('full-1.1.0', { fromVersion: '0.9.0', options: { ignoreVersionCheck: true } }),
+        report,
+      );
+      expect(forced).toEqual({
+        status: 'succeeded',
+        version: '1.1.0',
+        notes: ['version check skipped (ignoreVersionCheck): runs 1.0.0, but the command upgrades from 0.9.0'],
+      });
       expect(messages).toContainEqual(['precheck', forced.notes![0]]);
       expect(home.currentVersion()).toBe('1.1.0');
     });
@@ -309,17 +414,32 @@ describe('UpgradeRunner', () => {
       expect(delayedStart({})).toEqual({ seconds: 0, notes: [] });
       expect(delayedStart({ delayedStartS: 0, agentOptions: { delayedStartS: 3 } })).toEqual({ seconds: 3, notes: [] });
       expect(delayedStart({ agentOptions: { delayedStartS: '2' } })).toEqual({ seconds: 2, notes: [] });
-      expect(delayedStart({ delayedStartS: 5, agentOptions: { delayedStartS: 3 } })).toEqual({ seconds: 5, notes: ['agentOptions.delayedStartS 3 not applied: the option delayedStartS 5 takes its place'] });
+      expect(delayedStart({ delayedStartS: 5, agentOptions: { delayedStartS: 3 } })).toEqual({
+        seconds: 5,
+        notes: ['agentOptions.delayedStartS 3 not applied: the option delayedStartS 5 takes its place'],
+      });
       expect(delayedStart({ delayedStartS: 5, agentOptions: { delayedStartS: 5 } })).toEqual({ seconds: 5, notes: [] });
-      expect(delayedStart({ agentOptions: { delayedStartS: 'soon' } })).toEqual({ seconds: 0, notes: ['agentOptions.delayedStartS "soon" not applied: not a number of seconds from 0 to 86400'] });
+      expect(delayedStart({ agentOptions: { delayedStartS: 'soon' } })).toEqual({
+        seconds: 0,
+        notes: ['agentOptions.delayedStartS "soon" not applied: not a number of seconds from 0 to 86400'],
+      });
       expect(delayedStart({ agentOptions: { delayedStartS: true } }).seconds).toBe(0);
-      expect(delayedStart({ delayedStartS: -1 }).notes).toEqual(['delayedStartS -1 not applied: not a number of seconds from 0 to 86400']);
+      expect(delayedStart({ delayedStartS: -1 }).notes).toEqual([
+        'delayedStartS -1 not applied: not a number of seconds from 0 to 86400',
+      ]);
     });
 
     it('is reported as not applied when the upgrade does not start the product', async () => {
       const { home, product, runner, report } = await given();
-      const outcome = await runner.run(command('full-1.1.0', { phases: ['precheck', 'stop', 'install'], options: { delayedStartS: 30 } }), report);
-      expect(outcome).toEqual({ status: 'succeeded', version: '1.1.0', notes: ['delayedStartS 30 not applied: this upgrade does not start the product'] });
+      const outcome = await runner.run(
+        command('full-1.1.0', { phases: ['precheck', 'stop', 'install'], options: { delayedStartS: 30 } }),
+        report,
+      );
+      expect(outcome).toEqual({
+        status: 'succeeded',
+        version: '1.1.0',
+        notes: ['delayedStartS 30 not applied: this upgrade does not start the product'],
+      });
       expect(product.running).toBe(false);
       expect(home.currentVersion()).toBe('1.1.0');
     });
@@ -328,8 +448,16 @@ describe('UpgradeRunner', () => {
   describe('notes', () => {
     it('names agentOptions not understood, and a reboot it cannot do', async () => {
       const { runner, messages, report } = await given();
-      const outcome = await runner.run(command('full-1.1.0', { options: { rebootAfter: true, agentOptions: { stopSnmp: true, mode: 'fast', delayedStartS: 0 } } }), report);
-      expect(outcome.notes).toEqual(['agentOptions not understood and not applied: stopSnmp, mode', 'rebootAfter not applied: this agent has no --reboot-command; the host is not rebooted']);
+      const outcome = await runner.run(
+        command('full-1.1.0', {
+          options: { rebootAfter: true, agentOptions: { stopSnmp: true, mode: 'fast', delayedStartS: 0 } },
+        }),
+        report,
+      );
+      expect(outcome.notes).toEqual([
+        'agentOptions not understood and not applied: stopSnmp, mode',
+        'rebootAfter not applied: this agent has no --reboot-command; the host is not rebooted',
+      ]);
       expect(messages.map(([, m]) => m)).toEqual(expect.arrayContaining(outcome.notes!));
       expect(runner.rebootRequested).toBe(false);
     });
@@ -337,18 +465,25 @@ describe('UpgradeRunner', () => {
     it('asks for the reboot only when the upgrade succeeded and a --reboot-command is set', async () => {
       const ok = await given({ rebootCommand: '/sbin/reboot now' });
       const succeeded = await ok.runner.run(command('full-1.1.0', { options: { rebootAfter: true } }), ok.report);
-      expect(succeeded.notes).toEqual(['rebootAfter: the host is rebooted with "/sbin/reboot now" once the server has acknowledged this report']);
+      expect(succeeded.notes).toEqual([
+        'rebootAfter: the host is rebooted with "/sbin/reboot now" once the server has acknowledged this report',
+      ]);
       expect(ok.runner.rebootRequested).toBe(true);
 
       const bad = await given({ rebootCommand: '/sbin/reboot now', failMigration: true });
       const rolledBack = await bad.runner.run(command('full-1.1.0', { options: { rebootAfter: true } }), bad.report);
-      expect(rolledBack.notes).toEqual(['rebootAfter not applied: the upgrade did not succeed; the host is not rebooted']);
+      expect(rolledBack.notes).toEqual([
+        'rebootAfter not applied: the upgrade did not succeed; the host is not rebooted',
+      ]);
       expect(bad.runner.rebootRequested).toBe(false);
     });
 
     it('an older server that sends fewer options is taken as asking for none of them', async () => {
       const { runner, report } = await given();
-      expect(await runner.run(command('full-1.1.0', { options: undefined }), report)).toEqual({ status: 'succeeded', version: '1.1.0' });
+      expect(await runner.run(command('full-1.1.0', { options: undefined }), report)).toEqual({
+        status: 'succeeded',
+        version: '1.1.0',
+      });
     });
 
     it('are bounded as the server takes them: 20 at most, 500 characters each', () => {

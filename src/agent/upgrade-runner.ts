@@ -72,11 +72,14 @@ export class UpgradeRunner {
       await report('precheck', step('precheck'));
       const unknown = Object.keys(options.agentOptions ?? {}).filter((k) => !KNOWN_AGENT_OPTIONS.includes(k));
       if (unknown.length) await note('precheck', `agentOptions not understood and not applied: ${unknown.join(', ')}`);
-      if (services.length && !this.host.serviceCommand) await note('precheck', `stopServices ${services.join(', ')} not applied: this agent has no --service-command`);
-      if (options.rebootAfter && !this.host.rebootCommand) await note('precheck', 'rebootAfter not applied: this agent has no --reboot-command; the host is not rebooted');
+      if (services.length && !this.host.serviceCommand)
+        await note('precheck', `stopServices ${services.join(', ')} not applied: this agent has no --service-command`);
+      if (options.rebootAfter && !this.host.rebootCommand)
+        await note('precheck', 'rebootAfter not applied: this agent has no --reboot-command; the host is not rebooted');
       const delay = delayedStart(options);
       for (const text of delay.notes) await note('precheck', text);
-      if (delay.seconds > 0 && !phases.includes('start')) await note('precheck', `delayedStartS ${delay.seconds} not applied: this upgrade does not start the product`);
+      if (delay.seconds > 0 && !phases.includes('start'))
+        await note('precheck', `delayedStartS ${delay.seconds} not applied: this upgrade does not start the product`);
       for (const text of this.precheck(command, this.host.serviceCommand ? services : [])) await note('precheck', text);
 
       if (phases.includes('backup')) {
@@ -97,13 +100,24 @@ export class UpgradeRunner {
         onProgress: (p) => void report('install', step('install'), `downloaded ${p}%`).catch(() => undefined),
       });
       // Unpacked beside the running version before anything is stopped.
-      const target = command.kind === 'webapps' ? path.join(this.home.dir, 'webapps', command.toVersion) : this.home.versionDir(command.toVersion);
+      const target =
+        command.kind === 'webapps'
+          ? path.join(this.home.dir, 'webapps', command.toVersion)
+          : this.home.versionDir(command.toVersion);
       await unpackSafely(file, target);
 
       current = 'stop';
       await report('stop', step('stop'));
       // From here a crash must be undone on restart: the journal says how (see recoverInterrupted).
-      const written: UpgradeJournal = { commandId: command.id, kind: command.kind, oldVersion, oldWebapps, backup, phase: 'stop', stoppedServices: [] };
+      const written: UpgradeJournal = {
+        commandId: command.id,
+        kind: command.kind,
+        oldVersion,
+        oldWebapps,
+        backup,
+        phase: 'stop',
+        stoppedServices: [],
+      };
       journal = written;
       const saveJournal = () => writeJsonAtomic(this.home.journalFile, written);
       saveJournal();
@@ -130,7 +144,9 @@ export class UpgradeRunner {
       if (phases.includes('migrate') && command.migration) {
         current = 'migrate';
         await report('migrate', step('migrate'));
-        await runMigration(path.join(target, command.migration), this.home.dataDir, (pid) => writeJsonAtomic(this.home.journalFile, { ...written, phase: 'migrate', migrationPid: pid }));
+        await runMigration(path.join(target, command.migration), this.home.dataDir, (pid) =>
+          writeJsonAtomic(this.home.journalFile, { ...written, phase: 'migrate', migrationPid: pid }),
+        );
       }
 
       if (command.kind === 'webapps') {
@@ -139,7 +155,8 @@ export class UpgradeRunner {
         this.home.switchCurrent(command.toVersion);
         // A full package replaces any earlier web-apps upgrade; the journal keeps the old record for a rollback.
         this.home.setWebappsVersion(null);
-        if (oldWebapps) await note(current, `web apps ${oldWebapps} replaced: a full package replaces any earlier web-apps upgrade`);
+        if (oldWebapps)
+          await note(current, `web apps ${oldWebapps} replaced: a full package replaces any earlier web-apps upgrade`);
       }
       if (phases.includes('start')) {
         current = 'start';
@@ -179,7 +196,9 @@ export class UpgradeRunner {
     if (options.rebootAfter && this.host.rebootCommand) {
       if (outcome.status === 'succeeded') {
         this.rebootRequested = true;
-        notes.push(`rebootAfter: the host is rebooted with "${this.host.rebootCommand}" once the server has acknowledged this report`);
+        notes.push(
+          `rebootAfter: the host is rebooted with "${this.host.rebootCommand}" once the server has acknowledged this report`,
+        );
       } else {
         notes.push('rebootAfter not applied: the upgrade did not succeed; the host is not rebooted');
       }
@@ -192,16 +211,27 @@ export class UpgradeRunner {
     const notes: string[] = [];
     const installed = command.kind === 'webapps' ? this.home.webappsVersion() : this.home.currentVersion();
     if (command.fromVersion && installed && installed !== command.fromVersion) {
-      if (!command.options?.ignoreVersionCheck) throw new Error(`runs ${installed}, but the command upgrades from ${command.fromVersion}`);
-      notes.push(`version check skipped (ignoreVersionCheck): runs ${installed}, but the command upgrades from ${command.fromVersion}`);
+      if (!command.options?.ignoreVersionCheck)
+        throw new Error(`runs ${installed}, but the command upgrades from ${command.fromVersion}`);
+      notes.push(
+        `version check skipped (ignoreVersionCheck): runs ${installed}, but the command upgrades from ${command.fromVersion}`,
+      );
     } else if (command.options?.ignoreVersionCheck) {
-      notes.push(`version check skipped (ignoreVersionCheck); the installed ${command.kind === 'webapps' ? 'web apps' : 'version'} ${installed ?? '(none)'} matches anyway`);
+      notes.push(
+        `version check skipped (ignoreVersionCheck); the installed ${command.kind === 'webapps' ? 'web apps' : 'version'} ${installed ?? '(none)'} matches anyway`,
+      );
     }
     const bad = services.filter((name) => !SERVICE_NAME.test(name));
-    if (bad.length) throw new Error(`stopServices: ${bad.map((n) => JSON.stringify(n.slice(0, 80))).join(', ')} is not a service name this agent runs a command for`);
+    if (bad.length)
+      throw new Error(
+        `stopServices: ${bad.map((n) => JSON.stringify(n.slice(0, 80))).join(', ')} is not a service name this agent runs a command for`,
+      );
     const stats = fs.statfsSync(this.home.dir);
     const freeBytes = stats.bavail * stats.bsize;
-    if (freeBytes < command.size * 3) throw new Error(`${Math.floor(freeBytes / 1048576)} MB free, the package needs about ${Math.ceil((command.size * 3) / 1048576)} MB`);
+    if (freeBytes < command.size * 3)
+      throw new Error(
+        `${Math.floor(freeBytes / 1048576)} MB free, the package needs about ${Math.ceil((command.size * 3) / 1048576)} MB`,
+      );
     return notes;
   }
 }
@@ -212,17 +242,27 @@ export class UpgradeRunner {
  */
 export function delayedStart(options: UpgradeCommandOptions): { seconds: number; notes: string[] } {
   const notes: string[] = [];
-  const valid = (n: unknown): n is number => typeof n === 'number' && Number.isFinite(n) && n >= 0 && n <= MAX_DELAYED_START_S;
+  const valid = (n: unknown): n is number =>
+    typeof n === 'number' && Number.isFinite(n) && n >= 0 && n <= MAX_DELAYED_START_S;
   let seconds = 0;
   if (options.delayedStartS !== undefined && options.delayedStartS !== null) {
     if (valid(options.delayedStartS)) seconds = options.delayedStartS;
-    else notes.push(`delayedStartS ${JSON.stringify(options.delayedStartS)} not applied: not a number of seconds from 0 to ${MAX_DELAYED_START_S}`);
+    else
+      notes.push(
+        `delayedStartS ${JSON.stringify(options.delayedStartS)} not applied: not a number of seconds from 0 to ${MAX_DELAYED_START_S}`,
+      );
   }
   const legacy = options.agentOptions?.delayedStartS;
   if (legacy !== undefined) {
     const asNumber = typeof legacy === 'string' && legacy.trim() !== '' ? Number(legacy) : legacy;
-    if (!valid(asNumber)) notes.push(`agentOptions.delayedStartS ${JSON.stringify(legacy)} not applied: not a number of seconds from 0 to ${MAX_DELAYED_START_S}`);
-    else if (seconds > 0 && asNumber !== seconds) notes.push(`agentOptions.delayedStartS ${asNumber} not applied: the option delayedStartS ${seconds} takes its place`);
+    if (!valid(asNumber))
+      notes.push(
+        `agentOptions.delayedStartS ${JSON.stringify(legacy)} not applied: not a number of seconds from 0 to ${MAX_DELAYED_START_S}`,
+      );
+    else if (seconds > 0 && asNumber !== seconds)
+      notes.push(
+        `agentOptions.delayedStartS ${asNumber} not applied: the option delayedStartS ${seconds} takes its place`,
+      );
     else if (seconds === 0) seconds = asNumber;
   }
   return { seconds, notes };
@@ -247,7 +287,13 @@ export async function startServices(host: HostCommands, names: string[]): Promis
 export function withNotes(outcome: Outcome, notes: string[]): Outcome {
   if (!notes.length) return outcome;
   const bounded = notes.map((n) => (n.length > MAX_NOTE_LENGTH ? `${n.slice(0, MAX_NOTE_LENGTH - 1)}…` : n));
-  const kept = bounded.length > MAX_NOTES ? [...bounded.slice(0, MAX_NOTES - 1), `${bounded.length - MAX_NOTES + 1} more notes left out (see the agent's log)`] : bounded;
+  const kept =
+    bounded.length > MAX_NOTES
+      ? [
+          ...bounded.slice(0, MAX_NOTES - 1),
+          `${bounded.length - MAX_NOTES + 1} more notes left out (see the agent's log)`,
+        ]
+      : bounded;
   return { ...outcome, notes: kept };
 }
 
@@ -256,7 +302,12 @@ export function withNotes(outcome: Outcome, notes: string[]): Outcome {
  * record as it was, services stopped for the upgrade started again, the journal gone. Used when a
  * phase after `stop` fails, and on restart after the agent died in one. Returns notes for the report.
  */
-export async function rollBack(home: Home, product: Product, journal: UpgradeJournal, host: HostCommands = new HostCommands()): Promise<string[]> {
+export async function rollBack(
+  home: Home,
+  product: Product,
+  journal: UpgradeJournal,
+  host: HostCommands = new HostCommands(),
+): Promise<string[]> {
   await product.stop();
   if (journal.backup) {
     fs.rmSync(home.dataDir, { recursive: true, force: true });
@@ -272,7 +323,11 @@ export async function rollBack(home: Home, product: Product, journal: UpgradeJou
 }
 
 /** Runs a version's migration script against the data folder; a non-zero exit is a failure with its output. */
-export async function runMigration(script: string, dataDir: string, onStart: (pid: number) => void = () => undefined): Promise<void> {
+export async function runMigration(
+  script: string,
+  dataDir: string,
+  onStart: (pid: number) => void = () => undefined,
+): Promise<void> {
   try {
     const running = run(process.execPath, [script, dataDir], { cwd: path.dirname(script), timeout: 10 * 60_000 });
     if (running.child.pid) onStart(running.child.pid);
@@ -294,7 +349,8 @@ export async function unpackSafely(file: string, target: string): Promise<void> 
     onReadEntry: (entry) => {
       const name = entry.path.replace(/^\.\//, '');
       const resolved = path.resolve(target, name);
-      if (path.isAbsolute(entry.path) || !(resolved === target || resolved.startsWith(target + path.sep))) problems.push(`${entry.path} lands outside the version folder`);
+      if (path.isAbsolute(entry.path) || !(resolved === target || resolved.startsWith(target + path.sep)))
+        problems.push(`${entry.path} lands outside the version folder`);
       if (entry.type !== 'File' && entry.type !== 'Directory') problems.push(`${entry.path} is a ${entry.type}`);
     },
   });

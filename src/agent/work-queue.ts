@@ -28,7 +28,10 @@ export class WorkQueue {
       this.current = null;
     }
     if (this.current || hold) return;
-    const next = fs.readdirSync(this.home.workDir).filter((f) => f.endsWith('.json')).sort()[0];
+    const next = fs
+      .readdirSync(this.home.workDir)
+      .filter((f) => f.endsWith('.json'))
+      .sort()[0];
     if (!next) return;
     const job = readJson<{ durationMs?: number }>(path.join(this.home.workDir, next));
     this.current = { name: next, until: Date.now() + (job?.durationMs ?? 1000) };

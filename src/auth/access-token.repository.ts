@@ -51,7 +51,10 @@ export class AccessTokenRepository {
 
   /** Revokes every live token of one agent; returns the hashes revoked, for cache eviction. */
   async revokeAgentTokens(em: EntityManager, agentId: string, at: Date): Promise<string[]> {
-    const live = await em.find(AccessToken, { where: { agentId, revokedAt: IsNull() }, select: { id: true, secretHash: true } });
+    const live = await em.find(AccessToken, {
+      where: { agentId, revokedAt: IsNull() },
+      select: { id: true, secretHash: true },
+    });
     if (live.length === 0) return [];
     await em
       .createQueryBuilder()

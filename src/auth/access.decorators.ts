@@ -1,5 +1,11 @@
 import { applyDecorators, createParamDecorator, ExecutionContext, SetMetadata } from '@nestjs/common';
-import { ApiBearerAuth, ApiExtension, ApiForbiddenResponse, ApiTooManyRequestsResponse, ApiUnauthorizedResponse } from '@nestjs/swagger';
+import {
+  ApiBearerAuth,
+  ApiExtension,
+  ApiForbiddenResponse,
+  ApiTooManyRequestsResponse,
+  ApiUnauthorizedResponse,
+} from '@nestjs/swagger';
 import { UserRole } from './access-token.entity';
 import { ErrorBodyDto } from '../common/openapi';
 import { Principal } from './principal';
@@ -13,7 +19,11 @@ export type AccessRule =
 
 export const ACCESS_RULE = 'lockstep:access-rule';
 
-const TOO_MANY_FAILURES = { type: ErrorBodyDto, description: 'Too many failed token checks from this address (AUTH_FAILURE_LIMIT); Retry-After says when to try again.' };
+const TOO_MANY_FAILURES = {
+  type: ErrorBodyDto,
+  description:
+    'Too many failed token checks from this address (AUTH_FAILURE_LIMIT); Retry-After says when to try again.',
+};
 
 /**
  * Sets a route's rule for the access guard, and publishes it in the OpenAPI document as
@@ -21,7 +31,12 @@ const TOO_MANY_FAILURES = { type: ErrorBodyDto, description: 'Too many failed to
  */
 const accessRule = (rule: AccessRule) => {
   const { kind } = rule;
-  const published = rule.kind === 'role' ? { kind, role: rule.role } : rule.kind === 'stream' ? { kind, scope: rule.scope, param: rule.param } : { kind };
+  const published =
+    rule.kind === 'role'
+      ? { kind, role: rule.role }
+      : rule.kind === 'stream'
+        ? { kind, scope: rule.scope, param: rule.param }
+        : { kind };
   return applyDecorators(SetMetadata(ACCESS_RULE, rule), ApiExtension('x-access', published));
 };
 
@@ -36,9 +51,15 @@ export const RequireRole = (role: UserRole, refusal?: string) =>
   applyDecorators(
     accessRule({ kind: 'role', role, refusal }),
     ApiBearerAuth(),
-    ApiUnauthorizedResponse({ type: ErrorBodyDto, description: 'No token, or the token is unknown, revoked or expired.' }),
+    ApiUnauthorizedResponse({
+      type: ErrorBodyDto,
+      description: 'No token, or the token is unknown, revoked or expired.',
+    }),
     ApiTooManyRequestsResponse(TOO_MANY_FAILURES),
-    ApiForbiddenResponse({ type: ErrorBodyDto, description: `The token's role is below ${role}, or it is an agent token.` }),
+    ApiForbiddenResponse({
+      type: ErrorBodyDto,
+      description: `The token's role is below ${role}, or it is an agent token.`,
+    }),
   );
 
 /** Only for agents, with the token they received when pairing; they reach nothing else. */
@@ -59,7 +80,10 @@ export const StreamRoute = (scope: string, param: string) =>
   applyDecorators(
     accessRule({ kind: 'stream', scope, param }),
     ApiBearerAuth(),
-    ApiUnauthorizedResponse({ type: ErrorBodyDto, description: 'No token and no ticket, or the token or ticket is not valid for this stream.' }),
+    ApiUnauthorizedResponse({
+      type: ErrorBodyDto,
+      description: 'No token and no ticket, or the token or ticket is not valid for this stream.',
+    }),
     ApiTooManyRequestsResponse(TOO_MANY_FAILURES),
     ApiForbiddenResponse({ type: ErrorBodyDto, description: 'An agent token.' }),
   );

@@ -19,9 +19,15 @@ export class AccessGuard implements CanActivate {
   ) {}
 
   async canActivate(context: ExecutionContext): Promise<boolean> {
-    const rule = this.reflector.getAllAndOverride<AccessRule | undefined>(ACCESS_RULE, [context.getHandler(), context.getClass()]);
+    const rule = this.reflector.getAllAndOverride<AccessRule | undefined>(ACCESS_RULE, [
+      context.getHandler(),
+      context.getClass(),
+    ]);
     if (!rule) {
-      throw new ForbiddenError('This route declares no access rule, so it is denied by default. This is a bug in Lockstep; please report it.', 'NO_ACCESS_RULE');
+      throw new ForbiddenError(
+        'This route declares no access rule, so it is denied by default. This is a bug in Lockstep; please report it.',
+        'NO_ACCESS_RULE',
+      );
     }
     if (rule.kind === 'public') return true;
 
@@ -29,26 +35,41 @@ export class AccessGuard implements CanActivate {
     const query = request.query as Record<string, unknown>;
     const ticket = typeof query.ticket === 'string' ? query.ticket : undefined;
     if (rule.kind === 'stream' && ticket && !request.headers.authorization) {
-      request.principal = await this.failedAttempts.check(request.ip, () => this.tickets.redeem(ticket, rule.scope, String((request.params as Record<string, unknown>)[rule.param])));
+      request.principal = await this.failedAttempts.check(request.ip, () =>
+        this.tickets.redeem(ticket, rule.scope, String((request.params as Record<string, unknown>)[rule.param])),
+      );
       return true;
     }
     if (rule.kind === 'stream' && !request.headers.authorization) {
-      throw new UnauthenticatedError('No token: send "Authorization: Bearer <token>", or pass ?ticket= from POST /api/v1/stream-tickets (for EventSource).', 'TOKEN_MISSING');
+      throw new UnauthenticatedError(
+        'No token: send "Authorization: Bearer <token>", or pass ?ticket= from POST /api/v1/stream-tickets (for EventSource).',
+        'TOKEN_MISSING',
+      );
     }
     const header = request.headers.authorization;
     const principal = await this.failedAttempts.check(request.ip, () => this.auth.principalFromHeader(header));
     if (rule.kind === 'agent') {
       if (principal.kind !== 'agent') {
-        throw new ForbiddenError('This route is for agents only; an agent calls it with the token it received when it paired.', 'AGENT_ONLY');
+        throw new ForbiddenError(
+          'This route is for agents only; an agent calls it with the token it received when it paired.',
+          'AGENT_ONLY',
+        );
       }
     } else {
       const needed = rule.kind === 'stream' ? 'viewer' : rule.role;
       if (principal.kind === 'agent') {
-        throw new ForbiddenError('Agent tokens reach only /api/v1/agent/*; use an API token for this route.', 'AGENT_TOKEN_NOT_ALLOWED');
+        throw new ForbiddenError(
+          'Agent tokens reach only /api/v1/agent/*; use an API token for this route.',
+          'AGENT_TOKEN_NOT_ALLOWED',
+        );
       }
       if (!roleAllows(principal.role, needed)) {
         const refusal = rule.kind === 'role' ? rule.refusal : undefined;
-        throw new ForbiddenError(refusal ?? `This needs the ${needed} role or higher; your token has the ${principal.role} role. Ask an admin for a token with that role.`, 'ROLE_TOO_LOW');
+        throw new ForbiddenError(
+          refusal ??
+            `This needs the ${needed} role or higher; your token has the ${principal.role} role. Ask an admin for a token with that role.`,
+          'ROLE_TOO_LOW',
+        );
       }
     }
     request.principal = principal;

@@ -7,7 +7,14 @@ import { AccessToken, isActiveToken, UserRole } from './access-token.entity';
 import { AccessTokenRepository } from './access-token.repository';
 import { Principal } from './principal';
 import { TokenCache } from './token-cache';
-import { AGENT_TOKEN_PREFIX, generateSecret, hashSecret, newAccessToken, secretBanner, USER_TOKEN_PREFIX } from './token-secret';
+import {
+  AGENT_TOKEN_PREFIX,
+  generateSecret,
+  hashSecret,
+  newAccessToken,
+  secretBanner,
+  USER_TOKEN_PREFIX,
+} from './token-secret';
 
 export type AuthenticationResult =
   | { ok: true; principal: Principal }
@@ -26,7 +33,9 @@ const BEARER = /^Bearer\s+(\S+)\s*$/i;
 export class AuthService implements OnApplicationBootstrap {
   private readonly logger = new Logger(AuthService.name);
   // Token expiry is read on the injected clock, like every other expiry (tests move it).
-  private readonly cache = new TokenCache(TOKEN_CACHE_TTL_MS, TOKEN_CACHE_MAX_ENTRIES, undefined, () => this.clock.now().getTime());
+  private readonly cache = new TokenCache(TOKEN_CACHE_TTL_MS, TOKEN_CACHE_MAX_ENTRIES, undefined, () =>
+    this.clock.now().getTime(),
+  );
 
   constructor(
     private readonly db: Database,
@@ -46,7 +55,10 @@ export class AuthService implements OnApplicationBootstrap {
    */
   async principalFromHeader(header: string | undefined): Promise<Principal> {
     if (!header) {
-      throw new UnauthenticatedError('No token: send "Authorization: Bearer <token>". An admin issues tokens with POST /api/v1/tokens.', 'TOKEN_MISSING');
+      throw new UnauthenticatedError(
+        'No token: send "Authorization: Bearer <token>". An admin issues tokens with POST /api/v1/tokens.',
+        'TOKEN_MISSING',
+      );
     }
     const match = BEARER.exec(header);
     if (!match) {
@@ -55,11 +67,17 @@ export class AuthService implements OnApplicationBootstrap {
     const result = await this.authenticate(match[1]);
     if (!result.ok) {
       if (result.reason === 'expired') {
-        throw new UnauthenticatedError(`This token expired at ${result.expiredAt.toISOString()}; ask an admin for a new one.`, 'TOKEN_EXPIRED');
+        throw new UnauthenticatedError(
+          `This token expired at ${result.expiredAt.toISOString()}; ask an admin for a new one.`,
+          'TOKEN_EXPIRED',
+        );
       }
       throw result.reason === 'revoked'
         ? new UnauthenticatedError('This token has been revoked; ask an admin for a new one.', 'TOKEN_REVOKED')
-        : new UnauthenticatedError('This token is not known to Lockstep; check it, or ask an admin for a new one.', 'TOKEN_UNKNOWN');
+        : new UnauthenticatedError(
+            'This token is not known to Lockstep; check it, or ask an admin for a new one.',
+            'TOKEN_UNKNOWN',
+          );
     }
     return result.principal;
   }
@@ -71,7 +89,8 @@ export class AuthService implements OnApplicationBootstrap {
     const token = await this.tokens.findBySecretHash(secretHash);
     if (!token) return { ok: false, reason: 'unknown' };
     if (token.revokedAt) return { ok: false, reason: 'revoked' };
-    if (token.expiresAt && token.expiresAt.getTime() <= this.clock.now().getTime()) return { ok: false, reason: 'expired', expiredAt: token.expiresAt };
+    if (token.expiresAt && token.expiresAt.getTime() <= this.clock.now().getTime())
+      return { ok: false, reason: 'expired', expiredAt: token.expiresAt };
     const principal: Principal =
       token.role === 'agent'
         ? { kind: 'agent', tokenId: token.id, agentId: token.agentId! }
@@ -81,13 +100,20 @@ export class AuthService implements OnApplicationBootstrap {
   }
 
   /** Issues an API token, valid until `expiresAt` (null: no end); the secret is returned here and never again. */
-  async issueToken(name: string, role: UserRole, createdByTokenId: string | null, expiresAt: Date | null = null): Promise<{ token: AccessToken; secret: string }> {
+  async issueToken(
+    name: string,
+    role: UserRole,
+    createdByTokenId: string | null,
+    expiresAt: Date | null = null,
+  ): Promise<{ token: AccessToken; secret: string }> {
     const now = this.clock.now();
     if (expiresAt) checkTokenExpiry(expiresAt, now);
     const secret = generateSecret(USER_TOKEN_PREFIX);
     const token = newAccessToken({ name, role, secret, createdByTokenId, agentId: null, expiresAt }, now);
     await this.db.transaction((tx) => this.tokens.insert(tx.em, token));
-    this.logger.log(`issued ${role} token ${token.id} (${name})${expiresAt ? `, expires ${expiresAt.toISOString()}` : ''}`);
+    this.logger.log(
+      `issued ${role} token ${token.id} (${name})${expiresAt ? `, expires ${expiresAt.toISOString()}` : ''}`,
+    );
     return { token, secret };
   }
 
@@ -111,7 +137,11 @@ export class AuthService implements OnApplicationBootstrap {
       const found = await this.tokens.findUserToken(id, tx.em);
       if (!found) throw new NotFoundError('Token', id);
       if (found.revokedAt) return found;
-      if (found.role === 'admin' && isActiveToken(found, now) && (await this.tokens.countActive(tx.em, 'admin', now)) <= 1) {
+      if (
+        found.role === 'admin' &&
+        isActiveToken(found, now) &&
+        (await this.tokens.countActive(tx.em, 'admin', now)) <= 1
+      ) {
         throw new ConflictError(
           'LAST_ADMIN_TOKEN',
           'This is the last active admin token (expired ones do not count); revoking it would lock every admin out. Issue another admin token first.',
@@ -129,7 +159,13 @@ export class AuthService implements OnApplicationBootstrap {
   /** Issues the token an agent speaks with, inside the caller's transaction (pairing). */
   async issueAgentToken(tx: Tx, agentId: string, agentName: string): Promise<string> {
     const secret = generateSecret(AGENT_TOKEN_PREFIX);
-    await this.tokens.insert(tx.em, newAccessToken({ name: agentName.slice(0, 100), role: 'agent', secret, createdByTokenId: null, agentId }, this.clock.now()));
+    await this.tokens.insert(
+      tx.em,
+      newAccessToken(
+        { name: agentName.slice(0, 100), role: 'agent', secret, createdByTokenId: null, agentId },
+        this.clock.now(),
+      ),
+    );
     return secret;
   }
 
@@ -152,14 +188,20 @@ export class AuthService implements OnApplicationBootstrap {
       if ((await this.tokens.countActive(tx.em, 'admin', now)) > 0) return undefined;
       // A LOCKSTEP_ADMIN_TOKEN already stored is no longer active (it was revoked): it is not
       // brought back (its hash is unique anyway); a new token is generated instead.
-      const spent = configured !== undefined && (await tx.em.existsBy(AccessToken, { secretHash: hashSecret(configured) }));
+      const spent =
+        configured !== undefined && (await tx.em.existsBy(AccessToken, { secretHash: hashSecret(configured) }));
       const secret = configured && !spent ? configured : generateSecret(USER_TOKEN_PREFIX);
-      await this.tokens.insert(tx.em, newAccessToken({ name: 'bootstrap admin', role: 'admin', secret, createdByTokenId: null, agentId: null }, now));
+      await this.tokens.insert(
+        tx.em,
+        newAccessToken({ name: 'bootstrap admin', role: 'admin', secret, createdByTokenId: null, agentId: null }, now),
+      );
       return { secret, generated: secret !== configured, spent };
     });
     if (!created) {
       if (configured && !(await this.tokens.findBySecretHash(hashSecret(configured)))) {
-        this.logger.warn('LOCKSTEP_ADMIN_TOKEN is set but admin tokens already exist; it was not added. Issue tokens with POST /api/v1/tokens.');
+        this.logger.warn(
+          'LOCKSTEP_ADMIN_TOKEN is set but admin tokens already exist; it was not added. Issue tokens with POST /api/v1/tokens.',
+        );
       }
       return;
     }
@@ -168,7 +210,9 @@ export class AuthService implements OnApplicationBootstrap {
       return;
     }
     if (created.spent) {
-      this.logger.warn('LOCKSTEP_ADMIN_TOKEN was revoked, so it was not installed again; a new admin token was generated instead.');
+      this.logger.warn(
+        'LOCKSTEP_ADMIN_TOKEN was revoked, so it was not installed again; a new admin token was generated instead.',
+      );
     }
     // Printed once, outside the structured log, because this is the only time anyone can see it.
     process.stdout.write(

@@ -2,8 +2,7 @@ import { UserRole } from './access-token.entity';
 
 /** Who is calling, as established by the access guard from the bearer token. */
 export type Principal =
-  | { kind: 'user'; tokenId: string; name: string; role: UserRole }
-  | { kind: 'agent'; tokenId: string; agentId: string };
+  { kind: 'user'; tokenId: string; name: string; role: UserRole } | { kind: 'agent'; tokenId: string; agentId: string };
 
 const RANK: Record<UserRole, number> = { viewer: 1, operator: 2, admin: 3 };
 

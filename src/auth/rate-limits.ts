@@ -1,6 +1,12 @@
 import { ExecutionContext, Global, HttpStatus, Injectable, Module } from '@nestjs/common';
 import { ConfigService } from '@nestjs/config';
-import { InjectThrottlerStorage, ThrottlerGuard, ThrottlerLimitDetail, ThrottlerModule, ThrottlerStorageService } from '@nestjs/throttler';
+import {
+  InjectThrottlerStorage,
+  ThrottlerGuard,
+  ThrottlerLimitDetail,
+  ThrottlerModule,
+  ThrottlerStorageService,
+} from '@nestjs/throttler';
 import { DomainError, TooManyRequestsError } from '../common/errors';
 import { APP_CONFIG, type AppConfig, InjectAppConfig } from '../config/app-config';
 
@@ -35,7 +41,13 @@ export class FailedAttempts {
       return await attempt();
     } catch (error) {
       if (error instanceof DomainError && error.status === HttpStatus.UNAUTHORIZED) {
-        const counted = await this.storage.increment(key, RATE_WINDOW_MS, this.config.authFailureLimit, RATE_WINDOW_MS, FAILED_ATTEMPTS);
+        const counted = await this.storage.increment(
+          key,
+          RATE_WINDOW_MS,
+          this.config.authFailureLimit,
+          RATE_WINDOW_MS,
+          FAILED_ATTEMPTS,
+        );
         if (counted.isBlocked) throw tooMany(counted.timeToBlockExpire);
       }
       throw error;
@@ -52,7 +64,10 @@ const tooMany = (retryAfterS: number) =>
 /** ThrottlerGuard answering in the API's error shape, with a standard Retry-After. */
 @Injectable()
 export class PairingRateGuard extends ThrottlerGuard {
-  protected override async throwThrottlingException(_context: ExecutionContext, detail: ThrottlerLimitDetail): Promise<void> {
+  protected override async throwThrottlingException(
+    _context: ExecutionContext,
+    detail: ThrottlerLimitDetail,
+  ): Promise<void> {
     throw new TooManyRequestsError(
       `Too many pairing calls from your address (PAIRING_RATE_LIMIT allows ${detail.limit} a minute); try again in ${detail.timeToBlockExpire} s.`,
       detail.timeToBlockExpire,
@@ -69,7 +84,14 @@ export class PairingRateGuard extends ThrottlerGuard {
       useFactory: (configs: ConfigService) => {
         const config = configs.getOrThrow<AppConfig>(APP_CONFIG);
         return {
-          throttlers: [{ name: PAIRING_THROTTLER, ttl: RATE_WINDOW_MS, limit: config.pairingRateLimit, blockDuration: RATE_WINDOW_MS }],
+          throttlers: [
+            {
+              name: PAIRING_THROTTLER,
+              ttl: RATE_WINDOW_MS,
+              limit: config.pairingRateLimit,
+              blockDuration: RATE_WINDOW_MS,
+            },
+          ],
           // Retry-After is sent by the refusal itself; the library's names carry a suffix per limit.
           setHeaders: false,
         };

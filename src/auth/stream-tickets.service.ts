@@ -29,7 +29,16 @@ export class StreamTicketsService {
     const ticket = generateSecret(STREAM_TICKET_PREFIX);
     const expiresAt = new Date(now.getTime() + this.config.streamTicketTtlS * 1000);
     await this.db.transaction((tx) =>
-      tx.em.insert(StreamTicket, { id: randomUUID(), secretHash: hashSecret(ticket), scope, scopeId, issuedByTokenId: issuer.tokenId, expiresAt, usedAt: null, createdAt: now }),
+      tx.em.insert(StreamTicket, {
+        id: randomUUID(),
+        secretHash: hashSecret(ticket),
+        scope,
+        scopeId,
+        issuedByTokenId: issuer.tokenId,
+        expiresAt,
+        usedAt: null,
+        createdAt: now,
+      }),
     );
     return { ticket, expiresAt };
   }
@@ -42,16 +51,37 @@ export class StreamTicketsService {
     const now = this.clock.now();
     return this.db.transaction(async (tx) => {
       const found = await tx.em.findOne(StreamTicket, { where: { secretHash: hashSecret(ticket) }, lock: tx.rowLock });
-      if (!found) throw new UnauthenticatedError('This stream ticket is not known; ask for a new one with POST /api/v1/stream-tickets.', 'TICKET_UNKNOWN');
+      if (!found)
+        throw new UnauthenticatedError(
+          'This stream ticket is not known; ask for a new one with POST /api/v1/stream-tickets.',
+          'TICKET_UNKNOWN',
+        );
       if (found.scope !== scope || found.scopeId !== scopeId) {
-        throw new UnauthenticatedError(`This ticket opens the ${found.scope} stream ${found.scopeId}, not this one; ask for a ticket for this stream.`, 'TICKET_WRONG_STREAM');
+        throw new UnauthenticatedError(
+          `This ticket opens the ${found.scope} stream ${found.scopeId}, not this one; ask for a ticket for this stream.`,
+          'TICKET_WRONG_STREAM',
+        );
       }
-      if (found.usedAt) throw new UnauthenticatedError('This stream ticket was already used; a ticket opens one stream once. Ask for a new one.', 'TICKET_USED');
-      if (found.expiresAt <= now) throw new UnauthenticatedError(`This stream ticket expired at ${found.expiresAt.toISOString()}; ask for a new one.`, 'TICKET_EXPIRED');
+      if (found.usedAt)
+        throw new UnauthenticatedError(
+          'This stream ticket was already used; a ticket opens one stream once. Ask for a new one.',
+          'TICKET_USED',
+        );
+      if (found.expiresAt <= now)
+        throw new UnauthenticatedError(
+          `This stream ticket expired at ${found.expiresAt.toISOString()}; ask for a new one.`,
+          'TICKET_EXPIRED',
+        );
       // A ticket carries its issuer's access: revoking the token voids the tickets it issued.
-      const issuer = await tx.em.findOne(AccessToken, { where: { id: found.issuedByTokenId }, select: { id: true, revokedAt: true, expiresAt: true } });
+      const issuer = await tx.em.findOne(AccessToken, {
+        where: { id: found.issuedByTokenId },
+        select: { id: true, revokedAt: true, expiresAt: true },
+      });
       if (!issuer || issuer.revokedAt) {
-        throw new UnauthenticatedError('The token that issued this stream ticket has been revoked, so the ticket no longer opens anything; sign in with a valid token.', 'TICKET_ISSUER_REVOKED');
+        throw new UnauthenticatedError(
+          'The token that issued this stream ticket has been revoked, so the ticket no longer opens anything; sign in with a valid token.',
+          'TICKET_ISSUER_REVOKED',
+        );
       }
       if (!isActiveToken(issuer, now)) {
         throw new UnauthenticatedError(

@@ -34,10 +34,15 @@ describe('TokenCache', () => {
 });
 
 describe('TokenCache and expiring tokens', () => {
-  it('never keeps an entry past its token\'s expiry, even within the time to live', () => {
+  it("never keeps an entry past its token's expiry, even within the time to live", () => {
     let now = 0;
     let wall = Date.parse('2026-01-01T00:00:00Z');
-    const cache = new TokenCache(5000, 10, () => now, () => wall);
+    const cache = new TokenCache(
+      5000,
+      10,
+      () => now,
+      () => wall,
+    );
     cache.set('h1', viewer, new Date('2026-01-01T00:00:02Z'));
     now = 1000;
     wall += 1000;
@@ -49,7 +54,12 @@ describe('TokenCache and expiring tokens', () => {
 
   it('keeps a token without expiry for the time to live, whatever the wall clock says', () => {
     let wall = 0;
-    const cache = new TokenCache(5000, 10, () => 0, () => wall);
+    const cache = new TokenCache(
+      5000,
+      10,
+      () => 0,
+      () => wall,
+    );
     cache.set('h1', viewer, null);
     wall = 10 * 365 * 86_400_000;
     expect(cache.get('h1')).toEqual(viewer);

@@ -34,7 +34,11 @@ export class TokenCache {
       const oldest = this.entries.keys().next().value;
       if (oldest !== undefined) this.entries.delete(oldest);
     }
-    this.entries.set(secretHash, { principal, expiresAt: this.now() + this.ttlMs, notAfter: tokenExpiresAt?.getTime() ?? null });
+    this.entries.set(secretHash, {
+      principal,
+      expiresAt: this.now() + this.ttlMs,
+      notAfter: tokenExpiresAt?.getTime() ?? null,
+    });
   }
 
   evict(secretHash: string): void {

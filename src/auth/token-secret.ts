@@ -20,7 +20,14 @@ export function secretPrefix(secret: string): string {
 
 /** A new token row for `secret`, of which only the hash and the first characters are kept. */
 export function newAccessToken(
-  args: { name: string; role: TokenRole; secret: string; createdByTokenId: string | null; agentId: string | null; expiresAt?: Date | null },
+  args: {
+    name: string;
+    role: TokenRole;
+    secret: string;
+    createdByTokenId: string | null;
+    agentId: string | null;
+    expiresAt?: Date | null;
+  },
   now: Date,
 ): AccessToken {
   const token = new AccessToken();

@@ -9,7 +9,6 @@ export const COMMAND_STATUSES = ['pending', 'running', 'succeeded', 'failed', 'r
 export type CommandStatus = (typeof COMMAND_STATUSES)[number];
 export const ENDED_COMMAND_STATUSES: readonly CommandStatus[] = ['succeeded', 'failed', 'rolled-back', 'cancelled'];
 
-
 /**
  * One command in an agent's queue. Pending commands ride on every heartbeat answer until the agent
  * reports on them; reports move it to running and then to an end.

@@ -8,11 +8,25 @@ import { AgentCommandRepository } from './agent-command.repository';
 import { AgentRepository } from './agent.repository';
 import { AgentUpdater } from './agent-updater';
 import { EventLog } from '../progress/event-log.service';
-import { AgentCommandDto, AgentCommandPageDto, CommandDto, CommandStateDto, CompleteReportDto, ProgressReportDto } from './dto/agent-protocol.dto';
-import type { MigrateCommandPayload, SwitchoverCommandPayload, UpgradeCommandPayload } from '../protocol/agent-protocol';
+import {
+  AgentCommandDto,
+  AgentCommandPageDto,
+  CommandDto,
+  CommandStateDto,
+  CompleteReportDto,
+  ProgressReportDto,
+} from './dto/agent-protocol.dto';
+import type {
+  MigrateCommandPayload,
+  SwitchoverCommandPayload,
+  UpgradeCommandPayload,
+} from '../protocol/agent-protocol';
 
 /** What an agent did with a command: fetched it (with a heartbeat answer), reported progress, or its end. */
-export type CommandReport = { kind: 'fetched' } | { kind: 'progress'; report: ProgressReportDto } | { kind: 'complete'; report: CompleteReportDto };
+export type CommandReport =
+  | { kind: 'fetched' }
+  | { kind: 'progress'; report: ProgressReportDto }
+  | { kind: 'complete'; report: CompleteReportDto };
 
 /**
  * Runs inside the transaction that records an agent's report, so whoever issued the command (the
@@ -34,7 +48,11 @@ export type NewCommand = {
   clusterId: string;
   /** Who asked, e.g. `step:<id>`, so the handler finds its way back. */
   reference?: string;
-} & ({ type: 'upgrade'; payload: UpgradeCommandPayload } | { type: 'switchover'; payload: SwitchoverCommandPayload } | { type: 'migrate'; payload: MigrateCommandPayload });
+} & (
+  | { type: 'upgrade'; payload: UpgradeCommandPayload }
+  | { type: 'switchover'; payload: SwitchoverCommandPayload }
+  | { type: 'migrate'; payload: MigrateCommandPayload }
+);
 
 /** The per-agent command queue: other modules enqueue; agents take and report; handlers learn. */
 @Injectable()
@@ -118,7 +136,12 @@ export class AgentCommandsService {
   async pendingFor(agentId: string): Promise<CommandDto[]> {
     const pending = await this.commands.findPendingFor(agentId);
     const fresh = pending.filter((c) => !c.fetched);
-    const withdrawn = fresh.length ? await this.markFetched(agentId, fresh.map((c) => c.id)) : new Set<string>();
+    const withdrawn = fresh.length
+      ? await this.markFetched(
+          agentId,
+          fresh.map((c) => c.id),
+        )
+      : new Set<string>();
     return pending.filter((c) => !withdrawn.has(c.id)).map((c) => ({ ...c.payload, id: c.id, type: c.type }));
   }
 
@@ -163,9 +186,19 @@ export class AgentCommandsService {
     return this.db.transaction(async (tx) => {
       const command = await this.lockForReport(tx, agentId, commandId);
       this.refuseIfEnded(command);
-      const same = command.status === 'running' && command.phase === report.phase && command.percent === report.percent && command.message === (report.message ?? null);
+      const same =
+        command.status === 'running' &&
+        command.phase === report.phase &&
+        command.percent === report.percent &&
+        command.message === (report.message ?? null);
       if (same) return toState(command); // the same report twice changes nothing
-      Object.assign(command, { status: 'running', phase: report.phase, percent: report.percent, message: report.message ?? null, updatedAt: this.clock.now() });
+      Object.assign(command, {
+        status: 'running',
+        phase: report.phase,
+        percent: report.percent,
+        message: report.message ?? null,
+        updatedAt: this.clock.now(),
+      });
       await this.commands.save(tx.em, command);
       for (const handler of this.handlers) await handler(tx, command, { kind: 'progress', report });
       return toState(command);
@@ -176,12 +209,14 @@ export class AgentCommandsService {
     const state = await this.db.transaction(async (tx) => {
       const command = await this.lockForReport(tx, agentId, commandId);
       if (ENDED_COMMAND_STATUSES.includes(command.status)) {
-        if (command.status === report.status && command.resultVersion === (report.version ?? null)) return toState(command); // a repeat
+        if (command.status === report.status && command.resultVersion === (report.version ?? null))
+          return toState(command); // a repeat
         this.refuseIfEnded(command);
       }
       await this.end(tx, command, report.status, { version: report.version, error: report.error, notes: report.notes });
       let versionRecorded = false;
-      for (const handler of this.handlers) versionRecorded = (await handler(tx, command, { kind: 'complete', report })) === true || versionRecorded;
+      for (const handler of this.handlers)
+        versionRecorded = (await handler(tx, command, { kind: 'complete', report })) === true || versionRecorded;
       if (report.version && !versionRecorded) {
         const agent = await this.agents.findForUpdate(tx, agentId);
         if (agent && agent.version !== report.version) await this.updater.apply(tx, agent, { version: report.version });
@@ -193,11 +228,24 @@ export class AgentCommandsService {
   }
 
   /** Ends a command and publishes `command.status`, so every end is seen (a manual migration's too). */
-  private async end(tx: Tx, command: AgentCommand, status: AgentCommand['status'], result: { version?: string; error?: string; notes?: string[] }): Promise<void> {
+  private async end(
+    tx: Tx,
+    command: AgentCommand,
+    status: AgentCommand['status'],
+    result: { version?: string; error?: string; notes?: string[] },
+  ): Promise<void> {
     const now = this.clock.now();
     // A success is the whole of the work, whatever the agent last reported on the way (85% verifying).
     const percent = status === 'succeeded' ? 100 : command.percent;
-    Object.assign(command, { status, percent, resultVersion: result.version ?? null, error: result.error ?? null, notes: result.notes?.length ? result.notes : null, endedAt: now, updatedAt: now });
+    Object.assign(command, {
+      status,
+      percent,
+      resultVersion: result.version ?? null,
+      error: result.error ?? null,
+      notes: result.notes?.length ? result.notes : null,
+      endedAt: now,
+      updatedAt: now,
+    });
     await this.commands.save(tx.em, command);
     const ended = this.endedIn.get(tx);
     if (ended) ended.add(command.id);
@@ -209,7 +257,18 @@ export class AgentCommandsService {
         clusterId: command.clusterId,
         agentId: command.agentId,
         ...(upgradeId ? { upgradeId } : {}),
-        data: { commandId: command.id, agentId: command.agentId, type: command.type, status, version: command.resultVersion, error: command.error, notes: command.notes ?? [], message: command.message, upgradeId, stepId },
+        data: {
+          commandId: command.id,
+          agentId: command.agentId,
+          type: command.type,
+          status,
+          version: command.resultVersion,
+          error: command.error,
+          notes: command.notes ?? [],
+          message: command.message,
+          upgradeId,
+          stepId,
+        },
       },
     ]);
   }
@@ -218,7 +277,11 @@ export class AgentCommandsService {
   private async lockForReport(tx: Tx, agentId: string, commandId: string): Promise<AgentCommand> {
     const unlocked = await this.commands.findById(commandId, tx.em);
     if (!unlocked) throw new NotFoundError('Command', commandId);
-    if (unlocked.agentId !== agentId) throw new ForbiddenError(`Command ${commandId} belongs to another agent; an agent reports only on its own commands.`, 'NOT_YOUR_COMMAND');
+    if (unlocked.agentId !== agentId)
+      throw new ForbiddenError(
+        `Command ${commandId} belongs to another agent; an agent reports only on its own commands.`,
+        'NOT_YOUR_COMMAND',
+      );
     for (const hook of this.lockHooks) await hook(tx, unlocked);
     // Without row locks (SQLite) this transaction is the only writer: the row read above is current.
     return tx.rowLock ? (await this.commands.findForUpdate(tx, commandId))! : unlocked;
@@ -226,7 +289,11 @@ export class AgentCommandsService {
 
   private refuseIfEnded(command: AgentCommand): void {
     if (ENDED_COMMAND_STATUSES.includes(command.status)) {
-      throw new ConflictError('COMMAND_ENDED', `Command ${command.id} already ended (${command.status}); reports after its end are refused.`, { status: command.status });
+      throw new ConflictError(
+        'COMMAND_ENDED',
+        `Command ${command.id} already ended (${command.status}); reports after its end are refused.`,
+        { status: command.status },
+      );
     }
   }
 }

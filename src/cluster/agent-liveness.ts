@@ -79,7 +79,10 @@ export class AgentLiveness implements BeforeApplicationShutdown {
         }
         return count;
       });
-      if (marked) this.logger.log(`marked ${marked} agent(s) offline after ${this.config.heartbeatTimeoutS}s without a heartbeat`);
+      if (marked)
+        this.logger.log(
+          `marked ${marked} agent(s) offline after ${this.config.heartbeatTimeoutS}s without a heartbeat`,
+        );
       return marked;
     } catch (error) {
       this.logger.error(`offline sweep failed: ${(error as Error).message}`, (error as Error).stack);
@@ -97,7 +100,10 @@ export class AgentLiveness implements BeforeApplicationShutdown {
     this.pending = new Map();
     try {
       await this.db.transaction((tx) =>
-        this.agents.recordLiveness(tx.em, [...batch].map(([agentId, entry]) => ({ agentId, ...entry }))),
+        this.agents.recordLiveness(
+          tx.em,
+          [...batch].map(([agentId, entry]) => ({ agentId, ...entry })),
+        ),
       );
     } catch (error) {
       // Keep what was not written, unless a newer heartbeat replaced it meanwhile.

@@ -24,7 +24,11 @@ export class AgentProtocolController {
   @Public() // authenticated by the one-time pairing key in the body
   @UseGuards(PairingRateGuard)
   @ApiOperation({ summary: 'Trade a one-time pairing key for the agent token' })
-  @ApiTooManyRequestsResponse({ type: ErrorBodyDto, description: 'Too many pairing calls, or failed pairing-key and token checks, from this address (PAIRING_RATE_LIMIT, AUTH_FAILURE_LIMIT); Retry-After says when to try again.' })
+  @ApiTooManyRequestsResponse({
+    type: ErrorBodyDto,
+    description:
+      'Too many pairing calls, or failed pairing-key and token checks, from this address (PAIRING_RATE_LIMIT, AUTH_FAILURE_LIMIT); Retry-After says when to try again.',
+  })
   @ApiCreatedResponse({ type: PairAnswerDto })
   pair(@Req() req: FastifyRequest, @Body() body: PairDto): Promise<PairAnswerDto> {
     return this.failedAttempts.check(req.ip, () => this.protocol.pair(body));

@@ -27,33 +27,87 @@ const schemaAccepts = (schema: object, body: unknown) => ajv.validate(schema, bo
 
 /** Values that sit on both sides of every rule the fields have (types, lengths, text, versions). */
 const anyText = fc.oneof(
-  fc.constantFrom('', 'linux', 'x', 'install', 'rollback', 'pre-check', 'INSTALL', '9phase', 'a'.repeat(32), 'a'.repeat(33), 'line\nbreak', 'tab\there', 'nul\u0000', 'bidi\u202e', 'lone\ud800', 'emoji 🚀', '🚀'.repeat(110)),
-  fc.constantFrom('10.2.0', '1.0.0-rc.1+build.5', ' 1.0.0', '1.0.0\n', 'v1.0.0', '1.0', '01.0.0', `1.0.${'9'.repeat(70)}`),
+  fc.constantFrom(
+    '',
+    'linux',
+    'x',
+    'install',
+    'rollback',
+    'pre-check',
+    'INSTALL',
+    '9phase',
+    'a'.repeat(32),
+    'a'.repeat(33),
+    'line\nbreak',
+    'tab\there',
+    'nul\u0000',
+    'bidi\u202e',
+    'lone\ud800',
+    'emoji 🚀',
+    '🚀'.repeat(110),
+  ),
+  fc.constantFrom(
+    '10.2.0',
+    '1.0.0-rc.1+build.5',
+    ' 1.0.0',
+    '1.0.0\n',
+    'v1.0.0',
+    '1.0',
+    '01.0.0',
+    `1.0.${'9'.repeat(70)}`,
+  ),
   fc.constantFrom('succeeded', 'failed', 'rolled-back', 'cancelled', 'running'),
   fc.string({ maxLength: 40 }),
   fc.string({ minLength: 195, maxLength: 205 }),
   fc.string({ minLength: 495, maxLength: 505 }),
   fc.string({ minLength: 1995, maxLength: 2005 }),
 );
-const scalar = fc.oneof(anyText, fc.constant(null), fc.boolean(), fc.integer({ min: -5, max: 105 }), fc.constantFrom(0, 2 ** 40, 2 ** 40 + 1, 1.5, -1));
-const flatMap = fc.dictionary(fc.oneof(fc.constantFrom('db', 'x.y', 'bad key', '', 'constructor', '__proto__', 'prototype', 'k'.repeat(65)), fc.string({ maxLength: 8 })), scalar, { maxKeys: 52 });
-const value = fc.oneof({ weight: 6, arbitrary: scalar }, { weight: 1, arbitrary: flatMap }, { weight: 1, arbitrary: fc.array(scalar, { maxLength: 22 }) });
+const scalar = fc.oneof(
+  anyText,
+  fc.constant(null),
+  fc.boolean(),
+  fc.integer({ min: -5, max: 105 }),
+  fc.constantFrom(0, 2 ** 40, 2 ** 40 + 1, 1.5, -1),
+);
+const flatMap = fc.dictionary(
+  fc.oneof(
+    fc.constantFrom('db', 'x.y', 'bad key', '', 'constructor', '__proto__', 'prototype', 'k'.repeat(65)),
+    fc.string({ maxLength: 8 }),
+  ),
+  scalar,
+  { maxKeys: 52 },
+);
+const value = fc.oneof(
+  { weight: 6, arbitrary: scalar },
+  { weight: 1, arbitrary: flatMap },
+  { weight: 1, arbitrary: fc.array(scalar, { maxLength: 22 }) },
+);
 
 /** A body of the given fields: each present or not, with a value from the pool, plus now and then a field no DTO has. */
 function bodies(fields: Record<string, fc.Arbitrary<unknown>>): fc.Arbitrary<Record<string, unknown>> {
-  const entries = Object.entries(fields).map(([name, arbitrary]) => fc.option(arbitrary.map((v) => [name, v] as const), { nil: undefined, freq: 8 }));
-  const stray = fc.oneof({ weight: 9, arbitrary: fc.constant(undefined) }, { weight: 1, arbitrary: fc.tuple(fc.constantFrom('extra', 'constructor', '__proto__'), scalar) });
+  const entries = Object.entries(fields).map(([name, arbitrary]) =>
+    fc.option(
+      arbitrary.map((v) => [name, v] as const),
+      { nil: undefined, freq: 8 },
+    ),
+  );
+  const stray = fc.oneof(
+    { weight: 9, arbitrary: fc.constant(undefined) },
+    { weight: 1, arbitrary: fc.tuple(fc.constantFrom('extra', 'constructor', '__proto__'), scalar) },
+  );
   return fc.tuple(fc.tuple(...entries), stray).map(([present, extra]) => {
     const body: Record<string, unknown> = {};
     for (const entry of present) if (entry) body[entry[0]] = entry[1];
     // defineProperty: as JSON.parse makes "__proto__" an own key, not the prototype.
-    if (extra) Object.defineProperty(body, extra[0], { value: extra[1], enumerable: true, configurable: true, writable: true });
+    if (extra)
+      Object.defineProperty(body, extra[0], { value: extra[1], enumerable: true, configurable: true, writable: true });
     return body;
   });
 }
 
 /** A field's own good values most of the time, anything from the pool otherwise. */
-const field = (good: fc.Arbitrary<unknown>) => fc.oneof({ weight: 5, arbitrary: good }, { weight: 1, arbitrary: value });
+const field = (good: fc.Arbitrary<unknown>) =>
+  fc.oneof({ weight: 5, arbitrary: good }, { weight: 1, arbitrary: value });
 const version = fc.constantFrom('10.2.0', '1.0.0-rc.1', null);
 const shortText = fc.string({ maxLength: 40 });
 
@@ -62,20 +116,39 @@ const facts = bodies({
   arch: field(fc.constantFrom('x64', 'arm64')),
   freeDiskMb: field(fc.constantFrom(0, 40000, 2 ** 40, 2 ** 40 + 1, -1)),
   memoryMb: field(fc.nat()),
-  components: field(fc.dictionary(fc.constantFrom('db', 'web', 'x.y-z', 'k'.repeat(64), 'k'.repeat(65)), fc.constantFrom('1.2', '', 'v'.repeat(200), 'v'.repeat(201), '🚀'.repeat(100), '🚀'.repeat(101)), { maxKeys: 3 })),
+  components: field(
+    fc.dictionary(
+      fc.constantFrom('db', 'web', 'x.y-z', 'k'.repeat(64), 'k'.repeat(65)),
+      fc.constantFrom('1.2', '', 'v'.repeat(200), 'v'.repeat(201), '🚀'.repeat(100), '🚀'.repeat(101)),
+      { maxKeys: 3 },
+    ),
+  ),
 });
 const capabilities = bodies({ remoteUpgrade: field(fc.boolean()) });
-const heartbeat = bodies({ version: field(version), webappsVersion: field(version), busy: field(fc.boolean()), facts: field(facts), capabilities: field(capabilities) });
+const heartbeat = bodies({
+  version: field(version),
+  webappsVersion: field(version),
+  busy: field(fc.boolean()),
+  facts: field(facts),
+  capabilities: field(capabilities),
+});
 const progress = bodies({
   phase: field(fc.constantFrom('install', 'pre-check', 'verify', 'a'.repeat(32), 'a'.repeat(33))),
   percent: field(fc.integer({ min: -1, max: 101 })),
-  message: field(fc.oneof(shortText, fc.constantFrom('m'.repeat(500), 'm'.repeat(501), '🚀'.repeat(250), '🚀'.repeat(251)))),
+  message: field(
+    fc.oneof(shortText, fc.constantFrom('m'.repeat(500), 'm'.repeat(501), '🚀'.repeat(250), '🚀'.repeat(251))),
+  ),
 });
 const complete = bodies({
   status: field(fc.constantFrom('succeeded', 'failed', 'rolled-back')),
   version: field(fc.constantFrom('10.3.0', '2.0.0-beta.1')),
   error: field(fc.oneof(shortText, fc.constantFrom('e'.repeat(2000), 'e'.repeat(2001)))),
-  notes: field(fc.array(fc.oneof(fc.string({ minLength: 1, maxLength: 20 }), fc.constantFrom('', 'n'.repeat(500), 'n'.repeat(501))), { maxLength: 21 })),
+  notes: field(
+    fc.array(
+      fc.oneof(fc.string({ minLength: 1, maxLength: 20 }), fc.constantFrom('', 'n'.repeat(500), 'n'.repeat(501))),
+      { maxLength: 21 },
+    ),
+  ),
 });
 
 describe('agent route schemas agree with the DTOs', () => {
@@ -100,10 +173,30 @@ describe('agent route schemas agree with the DTOs', () => {
   });
 
   it.each([
-    ['heartbeat', AGENT_BODY_SCHEMAS.heartbeat, HeartbeatDto, { version: '10.2.0', busy: false, facts: { os: 'linux', freeDiskMb: 40000, components: { db: '1.2' } }, capabilities: { remoteUpgrade: true } }],
+    [
+      'heartbeat',
+      AGENT_BODY_SCHEMAS.heartbeat,
+      HeartbeatDto,
+      {
+        version: '10.2.0',
+        busy: false,
+        facts: { os: 'linux', freeDiskMb: 40000, components: { db: '1.2' } },
+        capabilities: { remoteUpgrade: true },
+      },
+    ],
     ['heartbeat, version unknown', AGENT_BODY_SCHEMAS.heartbeat, HeartbeatDto, { version: null, busy: true }],
-    ['progress', AGENT_BODY_SCHEMAS.progress, ProgressReportDto, { phase: 'install', percent: 42, message: 'downloaded 50%' }],
-    ['complete', AGENT_BODY_SCHEMAS.complete, CompleteReportDto, { status: 'succeeded', version: '10.3.0', notes: ['rebooted'] }],
+    [
+      'progress',
+      AGENT_BODY_SCHEMAS.progress,
+      ProgressReportDto,
+      { phase: 'install', percent: 42, message: 'downloaded 50%' },
+    ],
+    [
+      'complete',
+      AGENT_BODY_SCHEMAS.complete,
+      CompleteReportDto,
+      { status: 'succeeded', version: '10.3.0', notes: ['rebooted'] },
+    ],
   ])('accepts what an agent sends: %s', async (_name, schema, dto, body) => {
     expect(schemaAccepts(schema, body)).toBe(true);
     expect(await dtoAccepts(dto as Type<unknown>, body)).toBe(true);
@@ -114,7 +207,10 @@ describe('agent route schemas agree with the DTOs', () => {
     ['busy as text', { version: '1.0.0', busy: 'false' }],
     ['an unknown field', { version: '1.0.0', busy: false, extra: 1 }],
     ['an unknown fact', { version: '1.0.0', busy: false, facts: { kernel: '6.1' } }],
-    ['a reserved component key', JSON.parse('{"version":"1.0.0","busy":false,"facts":{"components":{"__proto__":"1"}}}')],
+    [
+      'a reserved component key',
+      JSON.parse('{"version":"1.0.0","busy":false,"facts":{"components":{"__proto__":"1"}}}'),
+    ],
   ])('refuses %s, as the DTO does', async (_name, body) => {
     expect(schemaAccepts(AGENT_BODY_SCHEMAS.heartbeat, body)).toBe(false);
     expect(await dtoAccepts(HeartbeatDto, body)).toBe(false);

@@ -10,7 +10,13 @@ import { createValidationPipe, RESERVED_KEYS } from '../common/validation';
 import { isPrintableText, isSemverVersion, isSingleLineText } from '../common/validators';
 import { AgentCommandsService } from './agent-commands.service';
 import { AgentProtocolService } from './agent-protocol.service';
-import { CommandStateDto, CompleteReportDto, HeartbeatAnswerDto, HeartbeatDto, ProgressReportDto } from './dto/agent-protocol.dto';
+import {
+  CommandStateDto,
+  CompleteReportDto,
+  HeartbeatAnswerDto,
+  HeartbeatDto,
+  ProgressReportDto,
+} from './dto/agent-protocol.dto';
 import { REPORTED_ENDS } from './agent-command.entity';
 
 /**
@@ -71,7 +77,11 @@ export const AGENT_BODY_SCHEMAS = {
       webappsVersion: { anyOf: [{ type: 'null' }, text('semver')] },
       busy: { type: 'boolean' },
       facts: optional(FACTS),
-      capabilities: optional({ type: 'object', additionalProperties: false, properties: { remoteUpgrade: optional({ type: 'boolean' }) } }),
+      capabilities: optional({
+        type: 'object',
+        additionalProperties: false,
+        properties: { remoteUpgrade: optional({ type: 'boolean' }) },
+      }),
     },
   },
   /** ProgressReportDto */
@@ -99,14 +109,24 @@ export const AGENT_BODY_SCHEMAS = {
   },
 } as const;
 
-const COMMAND_PARAMS = { type: 'object', required: ['commandId'], properties: { commandId: { type: 'string', pattern: UUID } } } as const;
+const COMMAND_PARAMS = {
+  type: 'object',
+  required: ['commandId'],
+  properties: { commandId: { type: 'string', pattern: UUID } },
+} as const;
 
 /**
  * One ajv for these routes: no type coercion, no removal of unknown fields, no defaults (Fastify's
  * own ajv does all three, which would accept "true" for true and drop unknown keys silently).
  */
 export function createAgentAjv(): Ajv {
-  const ajv = new Ajv({ coerceTypes: false, removeAdditional: false, useDefaults: false, allErrors: false, strict: true });
+  const ajv = new Ajv({
+    coerceTypes: false,
+    removeAdditional: false,
+    useDefaults: false,
+    allErrors: false,
+    strict: true,
+  });
   ajv.addKeyword({
     keyword: 'lockstepText',
     type: 'string',
@@ -115,14 +135,25 @@ export function createAgentAjv(): Ajv {
     errors: false,
   });
   // JSON Schema's maxLength counts code points; the DTO's check counts UTF-16 units, as JavaScript does.
-  ajv.addKeyword({ keyword: 'lockstepMaxUtf16', type: 'string', schemaType: 'number', validate: (max: number, value: string) => value.length <= max, errors: false });
+  ajv.addKeyword({
+    keyword: 'lockstepMaxUtf16',
+    type: 'string',
+    schemaType: 'number',
+    validate: (max: number, value: string) => value.length <= max,
+    errors: false,
+  });
   return ajv;
 }
 
 /** Where ajv's first refusal points, as a dotted field (the DTO's words are used whenever they exist). */
 function fieldOf(error: ErrorObject): string {
-  const path = error.instancePath.replace(/^\//, '').replace(/\/(\d+)(?=\/|$)/g, '[$1]').replace(/\//g, '.');
-  const missing = (error.params as { missingProperty?: string; additionalProperty?: string }).missingProperty ?? (error.params as { additionalProperty?: string }).additionalProperty;
+  const path = error.instancePath
+    .replace(/^\//, '')
+    .replace(/\/(\d+)(?=\/|$)/g, '[$1]')
+    .replace(/\//g, '.');
+  const missing =
+    (error.params as { missingProperty?: string; additionalProperty?: string }).missingProperty ??
+    (error.params as { additionalProperty?: string }).additionalProperty;
   return [path, missing].filter(Boolean).join('.') || 'body';
 }
 
@@ -143,8 +174,14 @@ export function registerAgentRoutes(app: INestApplication): void {
 
   /** The calling agent, as the access guard checks an agent route (same refusals, same failed-attempt count). */
   const agentOf = async (request: FastifyRequest): Promise<string> => {
-    const principal = await failedAttempts.check(request.ip, () => auth.principalFromHeader(request.headers.authorization));
-    if (principal.kind !== 'agent') throw new ForbiddenError('This route is for agents only; an agent calls it with the token it received when it paired.', 'AGENT_ONLY');
+    const principal = await failedAttempts.check(request.ip, () =>
+      auth.principalFromHeader(request.headers.authorization),
+    );
+    if (principal.kind !== 'agent')
+      throw new ForbiddenError(
+        'This route is for agents only; an agent calls it with the token it received when it paired.',
+        'AGENT_ONLY',
+      );
     return principal.agentId;
   };
 
@@ -156,33 +193,59 @@ export function registerAgentRoutes(app: INestApplication): void {
     const refusal = request.validationError;
     if (!refusal) return request.body as T;
     if (refusal.validationContext === 'params') {
-      throw new BadInputError('commandId must be a UUID.', [{ field: 'commandId', problems: ['commandId must be a UUID'] }]);
+      throw new BadInputError('commandId must be a UUID.', [
+        { field: 'commandId', problems: ['commandId must be a UUID'] },
+      ]);
     }
     await pipe.transform(request.body, { type: 'body', metatype: dto });
     const first = (refusal as { validation?: ErrorObject[] }).validation?.[0];
     const field = first ? fieldOf(first) : 'body';
-    throw new BadInputError(`Invalid request: ${field} ${first?.message ?? 'is not valid'}.`, [{ field, problems: [`${field} ${first?.message ?? 'is not valid'}`] }]);
+    throw new BadInputError(`Invalid request: ${field} ${first?.message ?? 'is not valid'}.`, [
+      { field, problems: [`${field} ${first?.message ?? 'is not valid'}`] },
+    ]);
   };
   const commandIdOf = (request: FastifyRequest) => (request.params as { commandId: string }).commandId;
 
-  const options = (body: object, params?: object) => ({ schema: { body, ...(params ? { params } : {}) }, attachValidation: true, validatorCompiler });
+  const options = (body: object, params?: object) => ({
+    schema: { body, ...(params ? { params } : {}) },
+    attachValidation: true,
+    validatorCompiler,
+  });
 
-  fastify.post('/api/v1/agent/heartbeat', options(AGENT_BODY_SCHEMAS.heartbeat), async (request): Promise<HeartbeatAnswerDto> => {
-    const agentId = await agentOf(request);
-    return protocol.heartbeat(agentId, await bodyOf(request, HeartbeatDto));
-  });
-  fastify.post('/api/v1/agent/commands/:commandId/progress', options(AGENT_BODY_SCHEMAS.progress, COMMAND_PARAMS), async (request): Promise<CommandStateDto> => {
-    const agentId = await agentOf(request);
-    return commands.reportProgress(agentId, commandIdOf(request), await bodyOf(request, ProgressReportDto));
-  });
-  fastify.post('/api/v1/agent/commands/:commandId/complete', options(AGENT_BODY_SCHEMAS.complete, COMMAND_PARAMS), async (request): Promise<CommandStateDto> => {
-    const agentId = await agentOf(request);
-    return commands.reportComplete(agentId, commandIdOf(request), await bodyOf(request, CompleteReportDto));
-  });
+  fastify.post(
+    '/api/v1/agent/heartbeat',
+    options(AGENT_BODY_SCHEMAS.heartbeat),
+    async (request): Promise<HeartbeatAnswerDto> => {
+      const agentId = await agentOf(request);
+      return protocol.heartbeat(agentId, await bodyOf(request, HeartbeatDto));
+    },
+  );
+  fastify.post(
+    '/api/v1/agent/commands/:commandId/progress',
+    options(AGENT_BODY_SCHEMAS.progress, COMMAND_PARAMS),
+    async (request): Promise<CommandStateDto> => {
+      const agentId = await agentOf(request);
+      return commands.reportProgress(agentId, commandIdOf(request), await bodyOf(request, ProgressReportDto));
+    },
+  );
+  fastify.post(
+    '/api/v1/agent/commands/:commandId/complete',
+    options(AGENT_BODY_SCHEMAS.complete, COMMAND_PARAMS),
+    async (request): Promise<CommandStateDto> => {
+      const agentId = await agentOf(request);
+      return commands.reportComplete(agentId, commandIdOf(request), await bodyOf(request, CompleteReportDto));
+    },
+  );
 }
 
 /** The DTOs the native routes' entries refer to, for SwaggerModule.createDocument's extraModels. */
-export const AGENT_ROUTE_MODELS = [HeartbeatDto, HeartbeatAnswerDto, ProgressReportDto, CompleteReportDto, CommandStateDto];
+export const AGENT_ROUTE_MODELS = [
+  HeartbeatDto,
+  HeartbeatAnswerDto,
+  ProgressReportDto,
+  CompleteReportDto,
+  CommandStateDto,
+];
 
 /** The native routes' entries in the OpenAPI document, as the Nest routes' decorators would have written them. */
 export function documentAgentRoutes(document: OpenAPIObject): void {
@@ -192,7 +255,10 @@ export function documentAgentRoutes(document: OpenAPIObject): void {
     '400': { description: 'The body or a parameter is not valid; details name each field.' },
     '401': { description: 'No agent token, or the token is unknown or revoked.' },
     '403': { description: 'The token is not an agent token.' },
-    '429': { description: 'Too many failed token checks from this address (AUTH_FAILURE_LIMIT); Retry-After says when to try again.' },
+    '429': {
+      description:
+        'Too many failed token checks from this address (AUTH_FAILURE_LIMIT); Retry-After says when to try again.',
+    },
   };
   const operation = (operationId: string, summary: string, body: string, answer: string, withCommand: boolean) => ({
     post: {
@@ -201,12 +267,32 @@ export function documentAgentRoutes(document: OpenAPIObject): void {
       tags: ['agent protocol'],
       security: [{ bearer: [] }],
       'x-access': { kind: 'agent' },
-      parameters: withCommand ? [{ name: 'commandId', in: 'path' as const, required: true, schema: { type: 'string', format: 'uuid' } }] : [],
+      parameters: withCommand
+        ? [{ name: 'commandId', in: 'path' as const, required: true, schema: { type: 'string', format: 'uuid' } }]
+        : [],
       requestBody: { required: true, ...json(body) },
       responses: { '200': { description: '', ...json(answer) }, ...refusals },
     },
   });
-  document.paths['/api/v1/agent/heartbeat'] = operation('AgentProtocol_heartbeat', 'Report version, work and facts; get commands, hold and the next poll time', 'HeartbeatDto', 'HeartbeatAnswerDto', false);
-  document.paths['/api/v1/agent/commands/{commandId}/progress'] = operation('AgentProtocol_progress', 'Report the phase and percent of a command (idempotent)', 'ProgressReportDto', 'CommandStateDto', true);
-  document.paths['/api/v1/agent/commands/{commandId}/complete'] = operation('AgentProtocol_complete', 'Report the end of a command (idempotent)', 'CompleteReportDto', 'CommandStateDto', true);
+  document.paths['/api/v1/agent/heartbeat'] = operation(
+    'AgentProtocol_heartbeat',
+    'Report version, work and facts; get commands, hold and the next poll time',
+    'HeartbeatDto',
+    'HeartbeatAnswerDto',
+    false,
+  );
+  document.paths['/api/v1/agent/commands/{commandId}/progress'] = operation(
+    'AgentProtocol_progress',
+    'Report the phase and percent of a command (idempotent)',
+    'ProgressReportDto',
+    'CommandStateDto',
+    true,
+  );
+  document.paths['/api/v1/agent/commands/{commandId}/complete'] = operation(
+    'AgentProtocol_complete',
+    'Report the end of a command (idempotent)',
+    'CompleteReportDto',
+    'CommandStateDto',
+    true,
+  );
 }

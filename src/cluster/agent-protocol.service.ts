@@ -16,7 +16,8 @@ import { AgentsService } from './agents.service';
 import { FactsDto, HeartbeatAnswerDto, HeartbeatDto, PairAnswerDto, PairDto } from './dto/agent-protocol.dto';
 
 /** Facts as plain data, so they compare and serialise the same whether from JSON or from a DTO. */
-const plainFacts = (facts: FactsDto | undefined): AgentFacts | undefined => (facts ? (JSON.parse(JSON.stringify(facts)) as AgentFacts) : undefined);
+const plainFacts = (facts: FactsDto | undefined): AgentFacts | undefined =>
+  facts ? (JSON.parse(JSON.stringify(facts)) as AgentFacts) : undefined;
 
 /** Hears from an agent still marked failed whose heartbeat changed what it reports, after it is written. */
 export type FailedAgentHeartbeatHandler = (agentId: string) => Promise<void>;
@@ -55,13 +56,22 @@ export class AgentProtocolService {
     const { agent, token } = await this.db.transaction(async (tx) => {
       const found = await this.agents.findByPairingKeyHash(tx, hashSecret(dto.pairingKey));
       if (!found) {
-        throw new UnauthenticatedError('This pairing key is not known; check it, or ask an operator for a new one (POST /api/v1/agents/{id}/pairing-key).', 'PAIRING_KEY_UNKNOWN');
+        throw new UnauthenticatedError(
+          'This pairing key is not known; check it, or ask an operator for a new one (POST /api/v1/agents/{id}/pairing-key).',
+          'PAIRING_KEY_UNKNOWN',
+        );
       }
       if (found.pairingKeyUsedAt) {
-        throw new UnauthenticatedError(`This pairing key was already used at ${found.pairingKeyUsedAt.toISOString()}; a key pairs once. Ask an operator for a new one.`, 'PAIRING_KEY_USED');
+        throw new UnauthenticatedError(
+          `This pairing key was already used at ${found.pairingKeyUsedAt.toISOString()}; a key pairs once. Ask an operator for a new one.`,
+          'PAIRING_KEY_USED',
+        );
       }
       if (!found.pairingKeyExpiresAt || found.pairingKeyExpiresAt <= now) {
-        throw new UnauthenticatedError(`This pairing key expired at ${found.pairingKeyExpiresAt?.toISOString()}; ask an operator for a new one.`, 'PAIRING_KEY_EXPIRED');
+        throw new UnauthenticatedError(
+          `This pairing key expired at ${found.pairingKeyExpiresAt?.toISOString()}; ask an operator for a new one.`,
+          'PAIRING_KEY_EXPIRED',
+        );
       }
       await this.auth.revokeAgentTokens(tx, found.id);
       const secret = await this.auth.issueAgentToken(tx, found.id, found.name);
@@ -110,7 +120,12 @@ export class AgentProtocolService {
           await this.agentsService.removeNow(tx, current);
           return null;
         }
-        return this.updater.apply(tx, current, { ...changes, online: true, lastSeenAt: now, ...(facts && !isDeepStrictEqual(facts, current.facts) ? { facts } : {}) });
+        return this.updater.apply(tx, current, {
+          ...changes,
+          online: true,
+          lastSeenAt: now,
+          ...(facts && !isDeepStrictEqual(facts, current.facts) ? { facts } : {}),
+        });
       });
       this.liveness.forget(agentId);
       if (!outcome) {
@@ -130,7 +145,9 @@ export class AgentProtocolService {
   /** After the heartbeat's own commit, in their own transactions (they lock an upgrade before its agents); a failure is logged, never the agent's problem. */
   private async tellFailedAgentHandlers(agentId: string): Promise<void> {
     for (const handler of this.failedAgentHandlers) {
-      await handler(agentId).catch((error: Error) => this.logger.error(`agent ${agentId}: reconciling its failed upgrade failed: ${error.message}`, error.stack));
+      await handler(agentId).catch((error: Error) =>
+        this.logger.error(`agent ${agentId}: reconciling its failed upgrade failed: ${error.message}`, error.stack),
+      );
     }
   }
 

@@ -59,7 +59,11 @@ export type ComponentKind = 'full' | 'webapps';
  * with no separate web-apps version runs the web apps its core version shipped with, which is
  * behind any web-apps target.
  */
-export function behindOn(agent: Pick<VersionInputs, 'version' | 'webappsVersion'>, target: string | null, webappsTarget: string | null = null): ComponentKind | null {
+export function behindOn(
+  agent: Pick<VersionInputs, 'version' | 'webappsVersion'>,
+  target: string | null,
+  webappsTarget: string | null = null,
+): ComponentKind | null {
   if (!agent.version || !semver.valid(agent.version)) return null;
   if (target && semver.lt(agent.version, target)) return 'full';
   if (target && semver.gt(agent.version, target)) return null;
@@ -69,7 +73,11 @@ export function behindOn(agent: Pick<VersionInputs, 'version' | 'webappsVersion'
 }
 
 /** Against the cluster's targets (see behindOn): `outdated` when either the core or the web apps are behind. */
-export function deriveVersionStatus(agent: VersionInputs, target: string | null, webappsTarget: string | null = null): VersionStatus {
+export function deriveVersionStatus(
+  agent: VersionInputs,
+  target: string | null,
+  webappsTarget: string | null = null,
+): VersionStatus {
   if (agent.upgrading) return 'upgrading';
   if (agent.lastUpgradeFailed) return 'failed';
   if (!agent.version || !semver.valid(agent.version)) return 'unknown';
@@ -78,7 +86,10 @@ export function deriveVersionStatus(agent: VersionInputs, target: string | null,
 }
 
 /** The version the statuses of a cluster are measured against. */
-export function effectiveTarget(targetVersion: string | null, reportedVersions: Iterable<string | null>): string | null {
+export function effectiveTarget(
+  targetVersion: string | null,
+  reportedVersions: Iterable<string | null>,
+): string | null {
   if (targetVersion) return targetVersion;
   let highest: string | null = null;
   for (const v of reportedVersions) {

@@ -8,7 +8,19 @@ import { deriveAgentState, deriveVersionStatus, effectiveTarget } from './agent-
 import { ClusterRepository } from './cluster.repository';
 
 /** What an `agent.status` event carries, and what a change to any of it publishes. */
-const VISIBLE = ['state', 'versionStatus', 'version', 'webappsVersion', 'active', 'busy', 'hold', 'autoUpgrade', 'remoteUpgrade', 'upgradeId', 'autoUpgradeBlocked'] as const;
+const VISIBLE = [
+  'state',
+  'versionStatus',
+  'version',
+  'webappsVersion',
+  'active',
+  'busy',
+  'hold',
+  'autoUpgrade',
+  'remoteUpgrade',
+  'upgradeId',
+  'autoUpgradeBlocked',
+] as const;
 
 export function agentStatusData(agent: Agent): Record<string, unknown> {
   return {
@@ -67,10 +79,16 @@ export class AgentUpdater {
       }
     }
     // Only the columns that moved: one fixed UPDATE whatever the change (see Rows).
-    const moved = Object.fromEntries(Object.keys(agent).filter((k) => k !== 'id' && before[k as keyof Agent] !== agent[k as keyof Agent]).map((k) => [k, agent[k as keyof Agent]]));
+    const moved = Object.fromEntries(
+      Object.keys(agent)
+        .filter((k) => k !== 'id' && before[k as keyof Agent] !== agent[k as keyof Agent])
+        .map((k) => [k, agent[k as keyof Agent]]),
+    );
     await this.agents.update(tx.em, agent.id, moved);
     if (VISIBLE.some((k) => before[k] !== agent[k])) {
-      await this.events.append(tx, [{ type: 'agent.status', clusterId: agent.clusterId, agentId: agent.id, data: agentStatusData(agent) }]);
+      await this.events.append(tx, [
+        { type: 'agent.status', clusterId: agent.clusterId, agentId: agent.id, data: agentStatusData(agent) },
+      ]);
     }
     if (refreshCluster) await this.refreshVersionStatuses(tx, agent.clusterId);
     return agent;
@@ -80,7 +98,10 @@ export class AgentUpdater {
   async refreshVersionStatuses(tx: Tx, clusterId: string): Promise<void> {
     const cluster = await this.clusters.findById(clusterId, tx.em);
     const members = await this.agents.findInCluster(tx.em, clusterId);
-    const target = effectiveTarget(cluster?.targetVersion ?? null, members.map((a) => a.version));
+    const target = effectiveTarget(
+      cluster?.targetVersion ?? null,
+      members.map((a) => a.version),
+    );
     const events: NewEvent[] = [];
     for (const agent of members) {
       const status = deriveVersionStatus(agent, target, cluster?.webappsTargetVersion ?? null);
@@ -95,6 +116,13 @@ export class AgentUpdater {
 
   /** Publishes an agent as it is, plus `extra`: on registration, and with {removed: true} on removal. */
   async publish(tx: Tx, agent: Agent, extra: Record<string, unknown> = {}): Promise<void> {
-    await this.events.append(tx, [{ type: 'agent.status', clusterId: agent.clusterId, agentId: agent.id, data: { ...agentStatusData(agent), ...extra } }]);
+    await this.events.append(tx, [
+      {
+        type: 'agent.status',
+        clusterId: agent.clusterId,
+        agentId: agent.id,
+        data: { ...agentStatusData(agent), ...extra },
+      },
+    ]);
   }
 }

@@ -24,7 +24,8 @@ const LIVENESS_CHUNK = 500;
 const HEARTBEAT_VIEW_SQL =
   'SELECT "id", "version", "webappsVersion", "busy", "remoteUpgrade", "online", "hold", "removalRequestedAt", "facts" FROM "agents" WHERE "id" = $1';
 
-const VERSION_COUNTS_SQL = 'SELECT "version", COUNT(*) AS "n" FROM "agents" WHERE "clusterId" = $1 AND "version" IS NOT NULL GROUP BY "version"';
+const VERSION_COUNTS_SQL =
+  'SELECT "version", COUNT(*) AS "n" FROM "agents" WHERE "clusterId" = $1 AND "version" IS NOT NULL GROUP BY "version"';
 const OWN_VERSION_SQL = 'SELECT "version" FROM "agents" WHERE "id" = $1 AND "clusterId" = $2 AND "version" IS NOT NULL';
 
 export interface AgentFilter {
@@ -80,10 +81,13 @@ export class AgentRepository {
   async findPeersOf(em: EntityManager, agents: Agent[]): Promise<Agent[]> {
     const have = new Set(agents.map((a) => a.id));
     const byCluster = new Map<string, Set<string>>();
-    for (const a of agents) if (a.failoverGroup) byCluster.set(a.clusterId, (byCluster.get(a.clusterId) ?? new Set()).add(a.failoverGroup));
+    for (const a of agents)
+      if (a.failoverGroup) byCluster.set(a.clusterId, (byCluster.get(a.clusterId) ?? new Set()).add(a.failoverGroup));
     const peers: Agent[] = [];
     for (const [clusterId, groups] of byCluster) {
-      const members = await this.db.rows(Agent).find(em, `"clusterId" = $1 AND "failoverGroup" IN (${placeholders(2, groups.size)})`, [clusterId, ...groups]);
+      const members = await this.db
+        .rows(Agent)
+        .find(em, `"clusterId" = $1 AND "failoverGroup" IN (${placeholders(2, groups.size)})`, [clusterId, ...groups]);
       peers.push(...members.filter((m) => !have.has(m.id)));
     }
     return peers;
@@ -126,7 +130,15 @@ export class AgentRepository {
    * target, last upgrade not failed, and not held back (or their back-off is over).
    */
   autoUpgradeCandidates(clusterId: string, now: Date, limit: number): Promise<Agent[]> {
-    const base = { clusterId, autoUpgrade: true, state: 'idle' as const, remoteUpgrade: true, upgradeId: IsNull(), lastUpgradeFailed: false, versionStatus: 'outdated' as const };
+    const base = {
+      clusterId,
+      autoUpgrade: true,
+      state: 'idle' as const,
+      remoteUpgrade: true,
+      upgradeId: IsNull(),
+      lastUpgradeFailed: false,
+      versionStatus: 'outdated' as const,
+    };
     return this.db.reader.find(Agent, {
       where: [
         { ...base, autoUpgradeBlocked: IsNull() },
@@ -146,8 +158,12 @@ export class AgentRepository {
     // Asked whenever an agent's version moves in a cluster with no target (every end of its first
     // upgrade): counted per version on the (clusterId, version) index alone, then the one agent
     // left out by its own row, rather than reading every agent's row to compare ids.
-    const counts: Array<{ version: string; n: string | number }> = await em.query(this.db.sql(VERSION_COUNTS_SQL), [clusterId]);
-    const [own]: Array<{ version: string }> = exceptAgentId ? await em.query(this.db.sql(OWN_VERSION_SQL), [exceptAgentId, clusterId]) : [];
+    const counts: Array<{ version: string; n: string | number }> = await em.query(this.db.sql(VERSION_COUNTS_SQL), [
+      clusterId,
+    ]);
+    const [own]: Array<{ version: string }> = exceptAgentId
+      ? await em.query(this.db.sql(OWN_VERSION_SQL), [exceptAgentId, clusterId])
+      : [];
     return counts.filter((r) => Number(r.n) > (own && r.version === own.version ? 1 : 0)).map((r) => r.version);
   }
 
@@ -157,7 +173,11 @@ export class AgentRepository {
 
   /** Online agents whose last heartbeat is older than `cutoff` (uses the liveness index). */
   findSilentSince(cutoff: Date, limit: number): Promise<Agent[]> {
-    return this.db.reader.find(Agent, { where: { online: true, lastSeenAt: LessThan(cutoff) }, take: limit, select: { id: true } });
+    return this.db.reader.find(Agent, {
+      where: { online: true, lastSeenAt: LessThan(cutoff) },
+      take: limit,
+      select: { id: true },
+    });
   }
 
   async insert(em: EntityManager, agent: Agent): Promise<void> {
@@ -178,13 +198,18 @@ export class AgentRepository {
   }
 
   /** Records heartbeats buffered in memory: the time seen and, where sent, the latest facts (fixed SQL: one row per agent per second). */
-  async recordLiveness(em: EntityManager, entries: Array<{ agentId: string; seenAt: Date; facts?: Agent['facts'] }>): Promise<void> {
+  async recordLiveness(
+    em: EntityManager,
+    entries: Array<{ agentId: string; seenAt: Date; facts?: Agent['facts'] }>,
+  ): Promise<void> {
     const seenOnly = this.db.sql('UPDATE "agents" SET "lastSeenAt" = $1 WHERE "id" = $2');
     const withFacts = this.db.sql('UPDATE "agents" SET "lastSeenAt" = $1, "facts" = $2 WHERE "id" = $3');
     // In id order: replicas flushing overlapping batches then lock rows in the same order and
     // cannot deadlock (an agent's heartbeats may reach several replicas behind a load balancer).
     const ordered = [...entries].sort((a, b) => (a.agentId < b.agentId ? -1 : a.agentId > b.agentId ? 1 : 0));
-    for (const entry of ordered) if (entry.facts) await em.query(withFacts, [entry.seenAt.toISOString(), JSON.stringify(entry.facts), entry.agentId]);
+    for (const entry of ordered)
+      if (entry.facts)
+        await em.query(withFacts, [entry.seenAt.toISOString(), JSON.stringify(entry.facts), entry.agentId]);
     const plain = ordered.filter((entry) => !entry.facts);
     if (this.db.type !== 'sqlite') {
       for (const entry of plain) await em.query(seenOnly, [entry.seenAt.toISOString(), entry.agentId]);
@@ -195,7 +220,10 @@ export class AgentRepository {
     for (let i = 0; i < plain.length; i += LIVENESS_CHUNK) {
       const chunk = plain.slice(i, i + LIVENESS_CHUNK);
       const values = chunk.map(() => '(?, ?)').join(', ');
-      await em.query(`WITH "seen"("id", "at") AS (VALUES ${values}) UPDATE "agents" SET "lastSeenAt" = "seen"."at" FROM "seen" WHERE "agents"."id" = "seen"."id"`, chunk.flatMap((entry) => [entry.agentId, entry.seenAt.toISOString()]));
+      await em.query(
+        `WITH "seen"("id", "at") AS (VALUES ${values}) UPDATE "agents" SET "lastSeenAt" = "seen"."at" FROM "seen" WHERE "agents"."id" = "seen"."id"`,
+        chunk.flatMap((entry) => [entry.agentId, entry.seenAt.toISOString()]),
+      );
     }
   }
 }

@@ -8,7 +8,17 @@ import { PageQuery } from '../common/page-query';
 import { AgentCommandsService } from './agent-commands.service';
 import { AgentsService } from './agents.service';
 import { AgentCommandPageDto } from './dto/agent-protocol.dto';
-import { AgentDto, AgentPageDto, AutoUpgradeDto, ListAgentsQuery, PairingKeyDto, RegisterAgentDto, RegisteredAgentDto, RemovalDto, UpdateAgentDto } from './dto/agent.dto';
+import {
+  AgentDto,
+  AgentPageDto,
+  AutoUpgradeDto,
+  ListAgentsQuery,
+  PairingKeyDto,
+  RegisterAgentDto,
+  RegisteredAgentDto,
+  RemovalDto,
+  UpdateAgentDto,
+} from './dto/agent.dto';
 
 @ApiTags('agents')
 @ApiRefusals()
@@ -53,7 +63,9 @@ export class AgentsController {
 
   @Get('agents/:agentId/commands')
   @RequireRole('viewer')
-  @ApiOperation({ summary: "An agent's commands (upgrades, switchovers, migrations), newest first, with how each ended" })
+  @ApiOperation({
+    summary: "An agent's commands (upgrades, switchovers, migrations), newest first, with how each ended",
+  })
   @ApiOkResponse({ type: AgentCommandPageDto })
   commands(@IdParam('agentId') id: string, @Query() query: PageQuery): Promise<AgentCommandPageDto> {
     return this.agentCommands.list(id, query.limit ?? 50, query.offset ?? 0);
@@ -71,7 +83,10 @@ export class AgentsController {
   @RequireRole('operator')
   @ApiOperation({ summary: 'Remove an agent: at once if idle or offline (200), else it becomes terminating (202)' })
   @ApiOkResponse({ type: RemovalDto, description: 'Removed.' })
-  @ApiAcceptedResponse({ type: RemovalDto, description: 'The agent is busy: it is terminating, and goes when it next reports idle.' })
+  @ApiAcceptedResponse({
+    type: RemovalDto,
+    description: 'The agent is busy: it is terminating, and goes when it next reports idle.',
+  })
   async remove(@IdParam('agentId') id: string, @Res({ passthrough: true }) res: FastifyReply): Promise<RemovalDto> {
     const result = await this.agents.remove(id);
     res.status(result.removed ? 200 : 202);

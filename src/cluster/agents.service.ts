@@ -48,7 +48,13 @@ export class AgentsService {
     const agent = await this.translateUniqueViolation(() =>
       this.db.transaction(async (tx) => {
         await this.clusters.require(clusterId, tx);
-        await this.checkPlacement(tx, clusterId, { id: null, name: dto.name, address: dto.address, role: dto.role, failoverGroup });
+        await this.checkPlacement(tx, clusterId, {
+          id: null,
+          name: dto.name,
+          address: dto.address,
+          role: dto.role,
+          failoverGroup,
+        });
         const created = Object.assign(new Agent(), {
           id: randomUUID(),
           clusterId,
@@ -104,7 +110,9 @@ export class AgentsService {
   }
 
   /** Every agent of a cluster with what prerequisite checks read: version and last facts. */
-  async inventory(clusterId: string): Promise<Array<Pick<Agent, 'id' | 'name' | 'version' | 'webappsVersion' | 'facts' | 'clusterId'>>> {
+  async inventory(
+    clusterId: string,
+  ): Promise<Array<Pick<Agent, 'id' | 'name' | 'version' | 'webappsVersion' | 'facts' | 'clusterId'>>> {
     return this.agents.findInCluster(this.db.reader, clusterId);
   }
 
@@ -114,7 +122,9 @@ export class AgentsService {
 
   /** The members of a failover group (a pair), as they are now. */
   pairOf(agent: Pick<Agent, 'clusterId' | 'failoverGroup'>): Promise<Agent[]> {
-    return agent.failoverGroup ? this.agents.findGroupMembers(this.db.reader, agent.clusterId, agent.failoverGroup) : Promise.resolve([]);
+    return agent.failoverGroup
+      ? this.agents.findGroupMembers(this.db.reader, agent.clusterId, agent.failoverGroup)
+      : Promise.resolve([]);
   }
 
   /**
@@ -128,7 +138,11 @@ export class AgentsService {
       if (!agent || agent.upgradeId) return;
       const due = !agent.autoUpgradeRetryAt || agent.autoUpgradeRetryAt <= this.clock.now();
       if (!attempt && agent.autoUpgradeBlocked === reason && !due) return;
-      await this.updater.apply(tx, agent, { autoUpgradeBlocked: reason, autoUpgradeRetryAt: retryAt, ...(attempt ? { autoUpgradeAttempts: agent.autoUpgradeAttempts + 1 } : {}) });
+      await this.updater.apply(tx, agent, {
+        autoUpgradeBlocked: reason,
+        autoUpgradeRetryAt: retryAt,
+        ...(attempt ? { autoUpgradeAttempts: agent.autoUpgradeAttempts + 1 } : {}),
+      });
     });
   }
 
@@ -159,7 +173,21 @@ export class AgentsService {
   applyUpgradeState(
     tx: Tx,
     agent: Agent,
-    changes: Partial<Pick<Agent, 'upgradeId' | 'hold' | 'upgrading' | 'lastUpgradeFailed' | 'active' | 'version' | 'webappsVersion' | 'autoUpgradeBlocked' | 'autoUpgradeRetryAt' | 'autoUpgradeAttempts'>>,
+    changes: Partial<
+      Pick<
+        Agent,
+        | 'upgradeId'
+        | 'hold'
+        | 'upgrading'
+        | 'lastUpgradeFailed'
+        | 'active'
+        | 'version'
+        | 'webappsVersion'
+        | 'autoUpgradeBlocked'
+        | 'autoUpgradeRetryAt'
+        | 'autoUpgradeAttempts'
+      >
+    >,
   ): Promise<Agent> {
     return this.updater.apply(tx, agent, changes);
   }
@@ -181,9 +209,14 @@ export class AgentsService {
           role: dto.role ?? found.role,
           failoverGroup: dto.failoverGroup === undefined ? found.failoverGroup : dto.failoverGroup,
         };
-        const placementChanged = next.address !== found.address || next.role !== found.role || next.failoverGroup !== found.failoverGroup;
+        const placementChanged =
+          next.address !== found.address || next.role !== found.role || next.failoverGroup !== found.failoverGroup;
         if (placementChanged && found.upgradeId) {
-          throw new ConflictError('AGENT_IN_UPGRADE', `Agent ${found.name} is held by upgrade ${found.upgradeId}; change its address, role or pair after that upgrade ends or is cancelled.`, { upgradeId: found.upgradeId });
+          throw new ConflictError(
+            'AGENT_IN_UPGRADE',
+            `Agent ${found.name} is held by upgrade ${found.upgradeId}; change its address, role or pair after that upgrade ends or is cancelled.`,
+            { upgradeId: found.upgradeId },
+          );
         }
         checkRoleAndGroup(next.role, next.failoverGroup);
         await this.checkPlacement(tx, found.clusterId, { id: found.id, ...next });
@@ -199,7 +232,11 @@ export class AgentsService {
     const agent = await this.db.transaction(async (tx) => {
       const found = await this.require(id, tx);
       if (!found.remoteUpgrade) {
-        throw new ConflictError('LEGACY_AGENT', `${found.name} is a legacy agent that cannot upgrade remotely, so auto-upgrade does not apply to it: reinstall it by hand with the new version and pair it again.`, { remoteUpgrade: false });
+        throw new ConflictError(
+          'LEGACY_AGENT',
+          `${found.name} is a legacy agent that cannot upgrade remotely, so auto-upgrade does not apply to it: reinstall it by hand with the new version and pair it again.`,
+          { remoteUpgrade: false },
+        );
       }
       return this.updater.apply(tx, found, { autoUpgrade: enabled });
     });
@@ -215,7 +252,11 @@ export class AgentsService {
     const result = await this.db.transaction(async (tx) => {
       const agent = await this.require(id, tx);
       if (agent.upgradeId) {
-        throw new ConflictError('AGENT_IN_UPGRADE', `Agent ${agent.name} is part of upgrade ${agent.upgradeId}; cancel that upgrade or wait for it to end, then remove the agent.`, { upgradeId: agent.upgradeId });
+        throw new ConflictError(
+          'AGENT_IN_UPGRADE',
+          `Agent ${agent.name} is part of upgrade ${agent.upgradeId}; cancel that upgrade or wait for it to end, then remove the agent.`,
+          { upgradeId: agent.upgradeId },
+        );
       }
       if (agent.state === 'busy') {
         const terminating = await this.updater.apply(tx, agent, { removalRequestedAt: this.clock.now() });
@@ -265,17 +306,31 @@ export class AgentsService {
   ): Promise<void> {
     const sameAddress = await this.agents.findByAddress(tx.em, clusterId, a.address);
     if (sameAddress && sameAddress.id !== a.id) {
-      throw new ConflictError('ADDRESS_TAKEN', `Address ${a.address} is already agent ${sameAddress.name} (${sameAddress.id}) in this cluster; an address is unique in a cluster.`, { agentId: sameAddress.id });
+      throw new ConflictError(
+        'ADDRESS_TAKEN',
+        `Address ${a.address} is already agent ${sameAddress.name} (${sameAddress.id}) in this cluster; an address is unique in a cluster.`,
+        { agentId: sameAddress.id },
+      );
     }
     const sameName = await this.agents.findByName(tx.em, clusterId, a.name);
     if (sameName && sameName.id !== a.id) {
-      throw new ConflictError('NAME_TAKEN', `Name ${a.name} is already agent ${sameName.id} in this cluster; choose another name.`, { agentId: sameName.id });
+      throw new ConflictError(
+        'NAME_TAKEN',
+        `Name ${a.name} is already agent ${sameName.id} in this cluster; choose another name.`,
+        { agentId: sameName.id },
+      );
     }
     if (a.failoverGroup) {
-      const members = (await this.agents.findGroupMembers(tx.em, clusterId, a.failoverGroup)).filter((m) => m.id !== a.id);
+      const members = (await this.agents.findGroupMembers(tx.em, clusterId, a.failoverGroup)).filter(
+        (m) => m.id !== a.id,
+      );
       const sameRole = members.find((m) => m.role === a.role);
       if (sameRole) {
-        throw new ConflictError('GROUP_ROLE_TAKEN', `Failover group ${a.failoverGroup} already has a ${a.role} (agent ${sameRole.name}); a group holds one main and one backup.`, { agentId: sameRole.id });
+        throw new ConflictError(
+          'GROUP_ROLE_TAKEN',
+          `Failover group ${a.failoverGroup} already has a ${a.role} (agent ${sameRole.name}); a group holds one main and one backup.`,
+          { agentId: sameRole.id },
+        );
       }
     }
   }
@@ -286,7 +341,10 @@ export class AgentsService {
       return await work();
     } catch (error) {
       if (isUniqueViolation(error)) {
-        throw new ConflictError('AGENT_CONFLICT', 'Another agent with the same address, name or pair role was registered at the same moment; list the agents and try again.');
+        throw new ConflictError(
+          'AGENT_CONFLICT',
+          'Another agent with the same address, name or pair role was registered at the same moment; list the agents and try again.',
+        );
       }
       throw error;
     }
@@ -296,9 +354,13 @@ export class AgentsService {
 /** main and backup need a failover group; standalone has none. */
 export function checkRoleAndGroup(role: AgentRole, failoverGroup: string | null): void {
   if (role !== 'standalone' && !failoverGroup) {
-    throw new BadInputError(`A ${role} agent needs a failoverGroup naming its pair.`, [{ field: 'failoverGroup', problems: [`failoverGroup is required for role ${role}`] }]);
+    throw new BadInputError(`A ${role} agent needs a failoverGroup naming its pair.`, [
+      { field: 'failoverGroup', problems: [`failoverGroup is required for role ${role}`] },
+    ]);
   }
   if (role === 'standalone' && failoverGroup) {
-    throw new BadInputError('A standalone agent has no failoverGroup; use role main or backup to put it in a pair.', [{ field: 'failoverGroup', problems: ['failoverGroup must be absent for role standalone'] }]);
+    throw new BadInputError('A standalone agent has no failoverGroup; use role main or backup to put it in a pair.', [
+      { field: 'failoverGroup', problems: ['failoverGroup must be absent for role standalone'] },
+    ]);
   }
 }

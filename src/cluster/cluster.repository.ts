@@ -22,7 +22,10 @@ export class ClusterRepository {
   }
 
   listWithTarget(): Promise<Cluster[]> {
-    return this.db.reader.find(Cluster, { where: [{ targetPackageId: Not(IsNull()) }, { webappsTargetPackageId: Not(IsNull()) }], order: { name: 'ASC' } });
+    return this.db.reader.find(Cluster, {
+      where: [{ targetPackageId: Not(IsNull()) }, { webappsTargetPackageId: Not(IsNull()) }],
+      order: { name: 'ASC' },
+    });
   }
 
   async insert(em: EntityManager, cluster: Cluster): Promise<void> {
@@ -39,7 +42,12 @@ export class ClusterRepository {
 
   /** Counts by version, web-apps version, state and version status, for every cluster asked for, in four grouped queries. */
   async countsFor(clusterIds: string[]): Promise<Map<string, ClusterCounts>> {
-    const result = new Map<string, ClusterCounts>(clusterIds.map((id) => [id, { versions: {}, webappsVersions: {}, states: {}, versionStatuses: {}, agentCount: 0 }]));
+    const result = new Map<string, ClusterCounts>(
+      clusterIds.map((id) => [
+        id,
+        { versions: {}, webappsVersions: {}, states: {}, versionStatuses: {}, agentCount: 0 },
+      ]),
+    );
     if (clusterIds.length === 0) return result;
     const grouped = (column: 'version' | 'webappsVersion' | 'state' | 'versionStatus') =>
       this.db.reader
@@ -51,15 +59,22 @@ export class ClusterRepository {
         .groupBy('a.clusterId')
         .addGroupBy(`a.${column}`)
         .getRawMany<{ clusterId: string; value: string | null; n: string | number }>();
-    const [versions, webapps, states, statuses] = await Promise.all([grouped('version'), grouped('webappsVersion'), grouped('state'), grouped('versionStatus')]);
+    const [versions, webapps, states, statuses] = await Promise.all([
+      grouped('version'),
+      grouped('webappsVersion'),
+      grouped('state'),
+      grouped('versionStatus'),
+    ]);
     for (const row of versions) {
       const counts = result.get(row.clusterId)!;
       counts.agentCount += Number(row.n);
       if (row.value) counts.versions[row.value] = Number(row.n);
     }
     for (const row of webapps) if (row.value) result.get(row.clusterId)!.webappsVersions[row.value] = Number(row.n);
-    for (const row of states) result.get(row.clusterId)!.states[row.value as keyof ClusterCounts['states']] = Number(row.n);
-    for (const row of statuses) result.get(row.clusterId)!.versionStatuses[row.value as keyof ClusterCounts['versionStatuses']] = Number(row.n);
+    for (const row of states)
+      result.get(row.clusterId)!.states[row.value as keyof ClusterCounts['states']] = Number(row.n);
+    for (const row of statuses)
+      result.get(row.clusterId)!.versionStatuses[row.value as keyof ClusterCounts['versionStatuses']] = Number(row.n);
     return result;
   }
 }

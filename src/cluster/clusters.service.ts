@@ -93,7 +93,12 @@ export class ClustersService implements OnModuleInit {
     const cluster = await this.require(clusterId, tx);
     const target =
       kind === 'full'
-        ? { targetVersion: version, targetPackageId: packageId, webappsTargetVersion: null, webappsTargetPackageId: null }
+        ? {
+            targetVersion: version,
+            targetPackageId: packageId,
+            webappsTargetVersion: null,
+            webappsTargetPackageId: null,
+          }
         : { webappsTargetVersion: version, webappsTargetPackageId: packageId };
     Object.assign(cluster, target, { updatedAt: this.clock.now() });
     await this.clusters.save(tx.em, cluster);
@@ -110,7 +115,8 @@ export class ClustersService implements OnModuleInit {
     const cluster = await this.db.transaction(async (tx) => {
       const found = await this.require(id, tx);
       if (dto.defaultPolicy) found.defaultPolicy = dto.defaultPolicy;
-      if (dto.defaultOptions) found.defaultOptions = resolveOptions(found.defaultOptions, dto.defaultOptions as Partial<UpgradeOptions>);
+      if (dto.defaultOptions)
+        found.defaultOptions = resolveOptions(found.defaultOptions, dto.defaultOptions as Partial<UpgradeOptions>);
       found.updatedAt = this.clock.now();
       await this.clusters.save(tx.em, found);
       return found;
@@ -129,7 +135,11 @@ export class ClustersService implements OnModuleInit {
         if (what) left.push(what);
       }
       if (left.length > 0) {
-        throw new ConflictError('CLUSTER_NOT_EMPTY', `Cluster ${cluster.name} still has ${left.join(' and ')}; remove them before deleting the cluster.`, { left });
+        throw new ConflictError(
+          'CLUSTER_NOT_EMPTY',
+          `Cluster ${cluster.name} still has ${left.join(' and ')}; remove them before deleting the cluster.`,
+          { left },
+        );
       }
       await this.clusters.delete(tx.em, id);
     });

@@ -15,11 +15,27 @@ const DECODERS: Record<string, () => zlib.Gunzip | zlib.Inflate | zlib.BrotliDec
  * Inflates a compressed JSON body before it is read, so that the body limit counts what it inflates
  * to (a small gzip bomb is a 413) and a corrupt stream is the client's 400, not a 500.
  */
-function decompress(request: FastifyRequest, _reply: FastifyReply, payload: Readable, done: (error: Error | null, stream?: Readable) => void): void {
+function decompress(
+  request: FastifyRequest,
+  _reply: FastifyReply,
+  payload: Readable,
+  done: (error: Error | null, stream?: Readable) => void,
+): void {
   const encoding = request.headers['content-encoding']?.trim().toLowerCase();
-  if (!encoding || encoding === 'identity' || !(request.headers['content-type'] ?? '').toLowerCase().startsWith('application/json')) return done(null, payload);
+  if (
+    !encoding ||
+    encoding === 'identity' ||
+    !(request.headers['content-type'] ?? '').toLowerCase().startsWith('application/json')
+  )
+    return done(null, payload);
   const decoder = DECODERS[encoding];
-  if (!decoder) return done(Object.assign(new Error(`unsupported content encoding ${encoding}`), { type: 'encoding.unsupported', status: 415 }));
+  if (!decoder)
+    return done(
+      Object.assign(new Error(`unsupported content encoding ${encoding}`), {
+        type: 'encoding.unsupported',
+        status: 415,
+      }),
+    );
   const inflated = Object.assign(decoder(), { receivedEncodedLength: 0 });
   // Registered first, so the error Fastify then reads is already marked as the client's.
   inflated.on('error', (error: Error) => Object.assign(error, { type: 'encoding.corrupt', status: 400, expose: true }));
@@ -45,23 +61,30 @@ const malformed = () => Object.assign(new Error('malformed JSON'), { type: 'enti
 export function registerBodyParsers(fastify: FastifyInstance, maxJsonBodyBytes: number): void {
   fastify.removeAllContentTypeParsers();
   fastify.addHook('preParsing', decompress);
-  fastify.addContentTypeParser('application/json', { parseAs: 'buffer', bodyLimit: maxJsonBodyBytes }, (request: FastifyRequest, body: Buffer, done: (error: Error | null, value?: unknown) => void) => {
-    try {
-      checkJsonBody(request, null, body, charsetOf(request.headers['content-type']));
-      // A byte order mark is no JSON, but some clients (Windows tools) send one: it is dropped.
-      const text = body.toString('utf8').replace(/^\uFEFF/, '');
-      // An empty body is no body (a POST of a verb with nothing to say), as Express's parser had it.
-      if (!text.trim()) return done(null, {});
-      const first = /\S/.exec(text)![0];
-      if (first !== '{' && first !== '[') throw malformed();
+  fastify.addContentTypeParser(
+    'application/json',
+    { parseAs: 'buffer', bodyLimit: maxJsonBodyBytes },
+    (request: FastifyRequest, body: Buffer, done: (error: Error | null, value?: unknown) => void) => {
       try {
-        done(null, JSON.parse(text));
-      } catch {
-        throw malformed();
+        checkJsonBody(request, null, body, charsetOf(request.headers['content-type']));
+        // A byte order mark is no JSON, but some clients (Windows tools) send one: it is dropped.
+        const text = body.toString('utf8').replace(/^\uFEFF/, '');
+        // An empty body is no body (a POST of a verb with nothing to say), as Express's parser had it.
+        if (!text.trim()) return done(null, {});
+        const first = /\S/.exec(text)![0];
+        if (first !== '{' && first !== '[') throw malformed();
+        try {
+          done(null, JSON.parse(text));
+        } catch {
+          throw malformed();
+        }
+      } catch (error) {
+        done(error as Error);
       }
-    } catch (error) {
-      done(error as Error);
-    }
-  });
-  fastify.addContentTypeParser('multipart/form-data', (_request: FastifyRequest, _payload: unknown, done: (error: Error | null, value?: unknown) => void) => done(null));
+    },
+  );
+  fastify.addContentTypeParser(
+    'multipart/form-data',
+    (_request: FastifyRequest, _payload: unknown, done: (error: Error | null, value?: unknown) => void) => done(null),
+  );
 }

@@ -15,16 +15,37 @@ export function isDeadlock(error: unknown): boolean {
 }
 
 /** Codes that mean the database could not be reached or went away, rather than refused a statement. */
-const UNAVAILABLE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'ENOTFOUND', 'EPIPE', '57P01', '57P02', '57P03', '08000', '08001', '08003', '08004', '08006', 'SQLITE_BUSY', 'SQLITE_IOERR', 'SQLITE_FULL']);
+const UNAVAILABLE_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ETIMEDOUT',
+  'ENOTFOUND',
+  'EPIPE',
+  '57P01',
+  '57P02',
+  '57P03',
+  '08000',
+  '08001',
+  '08003',
+  '08004',
+  '08006',
+  'SQLITE_BUSY',
+  'SQLITE_IOERR',
+  'SQLITE_FULL',
+]);
 /** SQLite's extended codes (SQLITE_IOERR_WRITE, SQLITE_BUSY_SNAPSHOT...) mean what their primary code means. */
 const UNAVAILABLE_SQLITE_PREFIXES = /^SQLITE_(BUSY|IOERR)_/;
-const UNAVAILABLE_MESSAGES = /Connection terminated|connection timeout|timeout exceeded when trying to connect|Client has encountered a connection error|database is locked/i;
+const UNAVAILABLE_MESSAGES =
+  /Connection terminated|connection timeout|timeout exceeded when trying to connect|Client has encountered a connection error|database is locked/i;
 
 /** True when the database is unreachable or overloaded: the call may succeed if retried later. */
 export function isDatabaseUnavailable(error: unknown): boolean {
   const e = error as { code?: string; driverError?: { code?: string }; message?: string } | null;
   const code = e?.driverError?.code ?? e?.code;
-  return (code !== undefined && (UNAVAILABLE_CODES.has(code) || UNAVAILABLE_SQLITE_PREFIXES.test(code))) || UNAVAILABLE_MESSAGES.test(e?.message ?? '');
+  return (
+    (code !== undefined && (UNAVAILABLE_CODES.has(code) || UNAVAILABLE_SQLITE_PREFIXES.test(code))) ||
+    UNAVAILABLE_MESSAGES.test(e?.message ?? '')
+  );
 }
 
 /** True when the database refused a write for want of disk space: SQLite's SQLITE_FULL, PostgreSQL's disk_full. */

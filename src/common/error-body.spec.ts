@@ -9,7 +9,12 @@ describe('toErrorResponse', () => {
     const log = logger();
     const { status, body } = toErrorResponse(new Error('column "secret" of relation x violates y'), 'req-1', log);
     expect(status).toBe(500);
-    expect(body).toMatchObject({ statusCode: 500, error: 'Internal Server Error', code: 'INTERNAL', requestId: 'req-1' });
+    expect(body).toMatchObject({
+      statusCode: 500,
+      error: 'Internal Server Error',
+      code: 'INTERNAL',
+      requestId: 'req-1',
+    });
     expect(body.message).toMatch(/request id req-1/);
     expect(JSON.stringify(body)).not.toMatch(/relation|at Object|\.ts:/);
     expect(log.error).toHaveBeenCalledWith(expect.stringContaining('req-1'), expect.stringContaining('Error: column'));
@@ -17,30 +22,58 @@ describe('toErrorResponse', () => {
 
   it('keeps a domain refusal as it is, with its code and details', () => {
     const log = logger();
-    const { status, body } = toErrorResponse(new ConflictError('PACKAGE_USED', 'Package p was used by upgrade u.', { upgradeId: 'u' }), 'r', log);
+    const { status, body } = toErrorResponse(
+      new ConflictError('PACKAGE_USED', 'Package p was used by upgrade u.', { upgradeId: 'u' }),
+      'r',
+      log,
+    );
     expect(status).toBe(HttpStatus.CONFLICT);
-    expect(body).toEqual({ statusCode: 409, error: 'Conflict', code: 'PACKAGE_USED', message: 'Package p was used by upgrade u.', details: { upgradeId: 'u' }, requestId: 'r' });
+    expect(body).toEqual({
+      statusCode: 409,
+      error: 'Conflict',
+      code: 'PACKAGE_USED',
+      message: 'Package p was used by upgrade u.',
+      details: { upgradeId: 'u' },
+      requestId: 'r',
+    });
     expect(log.error).not.toHaveBeenCalled();
   });
 
   it('maps body-parser refusals to 413 and 400', () => {
-    expect(toErrorResponse({ type: 'entity.too.large', status: 413, limit: 100 }, 'r', logger()).body).toMatchObject({ statusCode: 413, code: 'BODY_TOO_LARGE' });
-    expect(toErrorResponse({ type: 'entity.parse.failed', status: 400 }, 'r', logger()).body).toMatchObject({ statusCode: 400, code: 'MALFORMED_JSON' });
+    expect(toErrorResponse({ type: 'entity.too.large', status: 413, limit: 100 }, 'r', logger()).body).toMatchObject({
+      statusCode: 413,
+      code: 'BODY_TOO_LARGE',
+    });
+    expect(toErrorResponse({ type: 'entity.parse.failed', status: 400 }, 'r', logger()).body).toMatchObject({
+      statusCode: 400,
+      code: 'MALFORMED_JSON',
+    });
   });
 
   it.each([
     [Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:5432'), { code: 'ECONNREFUSED' })],
-    [Object.assign(new Error('terminating connection due to administrator command'), { driverError: { code: '57P01' } })],
+    [
+      Object.assign(new Error('terminating connection due to administrator command'), {
+        driverError: { code: '57P01' },
+      }),
+    ],
     [new Error('Connection terminated unexpectedly')],
   ])('answers 503, not 500, when the database is unreachable: %s', (error) => {
     const { status, body } = toErrorResponse(error, 'r', logger());
     expect(status).toBe(503);
-    expect(body).toMatchObject({ code: 'DATABASE_UNAVAILABLE', message: expect.stringMatching(/nothing was changed. Retry/) });
+    expect(body).toMatchObject({
+      code: 'DATABASE_UNAVAILABLE',
+      message: expect.stringMatching(/nothing was changed. Retry/),
+    });
   });
 
   it('points an unknown route at the API description', () => {
     const { body } = toErrorResponse(new NotFoundException('Cannot GET /nope'), 'r', logger());
-    expect(body).toMatchObject({ statusCode: 404, code: 'NO_SUCH_ROUTE', message: 'There is no route GET /nope; the API is described at /api/docs.' });
+    expect(body).toMatchObject({
+      statusCode: 404,
+      code: 'NO_SUCH_ROUTE',
+      message: 'There is no route GET /nope; the API is described at /api/docs.',
+    });
   });
 });
 
@@ -51,7 +84,11 @@ describe('checkJsonBody', () => {
     ['64 levels of arrays', nested(64), false],
     ['65 levels of arrays', nested(65), true],
     ['65 levels of objects', Buffer.from('{"a":'.repeat(65) + '1' + '}'.repeat(65)), true],
-    ['brackets inside strings do not count', Buffer.from(JSON.stringify({ text: '['.repeat(200), quoted: 'a \\" [[[[ "' })), false],
+    [
+      'brackets inside strings do not count',
+      Buffer.from(JSON.stringify({ text: '['.repeat(200), quoted: 'a \\" [[[[ "' })),
+      false,
+    ],
     ['an escaped quote does not end a string', Buffer.from(`{"a":"\\"${'{'.repeat(100)}"}`), false],
   ])('%s', (_name, body, refused) => {
     const check = () => checkJsonBody(null, null, body, 'utf-8');
@@ -66,7 +103,10 @@ describe('checkJsonBody', () => {
     } catch (e) {
       error = e;
     }
-    expect(toErrorResponse(error, 'r', logger())).toMatchObject({ status: 400, body: { code: 'JSON_TOO_DEEP', message: expect.stringMatching(/more than 64 levels/) } });
+    expect(toErrorResponse(error, 'r', logger())).toMatchObject({
+      status: 400,
+      body: { code: 'JSON_TOO_DEEP', message: expect.stringMatching(/more than 64 levels/) },
+    });
   });
 
   it.each([

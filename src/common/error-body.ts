@@ -54,11 +54,13 @@ export function checkJsonBody(_req: unknown, _res: unknown, body: Buffer, encodi
   for (let i = 0; i < body.length; i++) {
     const c = body[i];
     if (inString) {
-      if (c === 0x5c) i++; // backslash: skip the escaped byte
+      if (c === 0x5c)
+        i++; // backslash: skip the escaped byte
       else if (c === 0x22) inString = false;
     } else if (c === 0x22) inString = true;
     else if (c === 0x7b || c === 0x5b) {
-      if (++depth > MAX_JSON_DEPTH) throw Object.assign(new Error('JSON nested too deep'), { type: JSON_TOO_DEEP, status: 400 });
+      if (++depth > MAX_JSON_DEPTH)
+        throw Object.assign(new Error('JSON nested too deep'), { type: JSON_TOO_DEEP, status: 400 });
     } else if (c === 0x7d || c === 0x5d) depth--;
   }
 }
@@ -71,7 +73,10 @@ export interface ErrorResponse {
 }
 
 /** Writes an error answer (status, Retry-After when temporary, the body). */
-export function sendErrorResponse(reply: { status(code: number): { send(body: unknown): unknown }; header(name: string, value: string): unknown }, answer: ErrorResponse): void {
+export function sendErrorResponse(
+  reply: { status(code: number): { send(body: unknown): unknown }; header(name: string, value: string): unknown },
+  answer: ErrorResponse,
+): void {
   if (answer.retryAfterS !== undefined) reply.header('Retry-After', String(answer.retryAfterS));
   reply.status(answer.status).send(answer.body);
 }
@@ -81,50 +86,97 @@ export function sendErrorResponse(reply: { status(code: number): { send(body: un
  * A refusal explains itself; anything unexpected is a 500 that is logged with the request id and
  * tells the caller nothing of the internals.
  */
-export function toErrorResponse(error: unknown, requestId: string | undefined, logger: LoggerService, limits: { maxJsonBodyBytes?: number } = {}): ErrorResponse {
+export function toErrorResponse(
+  error: unknown,
+  requestId: string | undefined,
+  logger: LoggerService,
+  limits: { maxJsonBodyBytes?: number } = {},
+): ErrorResponse {
   const build = (status: number, code: string, message: string, details?: unknown): ErrorResponse => ({
     status,
-    body: { statusCode: status, error: reason(status), code, message, ...(details === undefined ? {} : { details }), requestId },
+    body: {
+      statusCode: status,
+      error: reason(status),
+      code,
+      message,
+      ...(details === undefined ? {} : { details }),
+      requestId,
+    },
   });
 
-  if (error instanceof DomainError) return { ...build(error.status, error.code, error.message, error.details), retryAfterS: error.retryAfterS };
+  if (error instanceof DomainError)
+    return { ...build(error.status, error.code, error.message, error.details), retryAfterS: error.retryAfterS };
 
   if (isBodyParserError(error)) {
     const status = error.status ?? error.statusCode ?? 400;
     switch (error.type) {
       case 'entity.too.large':
-        return build(HttpStatus.PAYLOAD_TOO_LARGE, 'BODY_TOO_LARGE', `The request body is larger than the limit of ${error.limit ?? 'the configured'} bytes; send less.`);
+        return build(
+          HttpStatus.PAYLOAD_TOO_LARGE,
+          'BODY_TOO_LARGE',
+          `The request body is larger than the limit of ${error.limit ?? 'the configured'} bytes; send less.`,
+        );
       case 'entity.parse.failed':
         return build(HttpStatus.BAD_REQUEST, 'MALFORMED_JSON', 'The request body is not valid JSON; check its syntax.');
       case 'encoding.unsupported':
       case 'charset.unsupported':
         return build(HttpStatus.UNSUPPORTED_MEDIA_TYPE, 'UNSUPPORTED_ENCODING', 'The request body must be UTF-8 JSON.');
       case INVALID_UTF8:
-        return build(HttpStatus.BAD_REQUEST, 'INVALID_UTF8', 'The request body is not valid UTF-8; send JSON encoded as UTF-8.');
+        return build(
+          HttpStatus.BAD_REQUEST,
+          'INVALID_UTF8',
+          'The request body is not valid UTF-8; send JSON encoded as UTF-8.',
+        );
       case JSON_TOO_DEEP:
-        return build(HttpStatus.BAD_REQUEST, 'JSON_TOO_DEEP', `The request body nests objects or arrays more than ${MAX_JSON_DEPTH} levels deep; no request needs that many.`);
+        return build(
+          HttpStatus.BAD_REQUEST,
+          'JSON_TOO_DEEP',
+          `The request body nests objects or arrays more than ${MAX_JSON_DEPTH} levels deep; no request needs that many.`,
+        );
       default:
-        if (status < 500) return build(status, 'BAD_BODY', 'The request body could not be read; check Content-Type, Content-Length and, if it is compressed, that Content-Encoding names how.');
+        if (status < 500)
+          return build(
+            status,
+            'BAD_BODY',
+            'The request body could not be read; check Content-Type, Content-Length and, if it is compressed, that Content-Encoding names how.',
+          );
     }
   }
 
   if (error instanceof HttpException) {
     const status = error.getStatus();
     const response = error.getResponse();
-    if (status === HttpStatus.NOT_FOUND && typeof response === 'object' && /^Cannot [A-Z]+ /.test(String((response as { message?: unknown }).message))) {
-      return build(status, 'NO_SUCH_ROUTE', `${String((response as { message: string }).message).replace('Cannot', 'There is no route')}; the API is described at /api/docs.`);
+    if (
+      status === HttpStatus.NOT_FOUND &&
+      typeof response === 'object' &&
+      /^Cannot [A-Z]+ /.test(String((response as { message?: unknown }).message))
+    ) {
+      return build(
+        status,
+        'NO_SUCH_ROUTE',
+        `${String((response as { message: string }).message).replace('Cannot', 'There is no route')}; the API is described at /api/docs.`,
+      );
     }
     // Fastify's own refusals of a body, before any route saw it (Nest hands them on as HttpException).
     if (status === HttpStatus.PAYLOAD_TOO_LARGE) {
-      return build(status, 'BODY_TOO_LARGE', `The request body is larger than the limit of ${limits.maxJsonBodyBytes ?? 'MAX_JSON_BODY_BYTES'} bytes; send less.`);
+      return build(
+        status,
+        'BODY_TOO_LARGE',
+        `The request body is larger than the limit of ${limits.maxJsonBodyBytes ?? 'MAX_JSON_BODY_BYTES'} bytes; send less.`,
+      );
     }
     if (status === HttpStatus.UNSUPPORTED_MEDIA_TYPE) {
-      return build(status, 'UNSUPPORTED_MEDIA_TYPE', 'Send the body as application/json (UTF-8), or a package upload as multipart/form-data.');
+      return build(
+        status,
+        'UNSUPPORTED_MEDIA_TYPE',
+        'Send the body as application/json (UTF-8), or a package upload as multipart/form-data.',
+      );
     }
     if (status === HttpStatus.SERVICE_UNAVAILABLE) {
       return build(status, 'UNAVAILABLE', 'Lockstep is not ready: a dependency is not answering.', response);
     }
-    const message = typeof response === 'string' ? response : String((response as { message?: unknown }).message ?? error.message);
+    const message =
+      typeof response === 'string' ? response : String((response as { message?: unknown }).message ?? error.message);
     if (status >= 500) logger.error(`request ${requestId}: ${error.message}`, error.stack);
     return build(status, HttpStatus[status] ?? 'HTTP_ERROR', message);
   }
@@ -133,7 +185,14 @@ export function toErrorResponse(error: unknown, requestId: string | undefined, l
   if (isDatabaseUnavailable(err)) {
     // Not a bug: the database is down or overloaded. Nothing was half-written (one transaction).
     logger.error(`request ${requestId}: database unavailable: ${err.message}`);
-    return { ...build(HttpStatus.SERVICE_UNAVAILABLE, 'DATABASE_UNAVAILABLE', `The database is not answering; nothing was changed. Retry in a moment (request id ${requestId}).`), retryAfterS: 5 };
+    return {
+      ...build(
+        HttpStatus.SERVICE_UNAVAILABLE,
+        'DATABASE_UNAVAILABLE',
+        `The database is not answering; nothing was changed. Retry in a moment (request id ${requestId}).`,
+      ),
+      retryAfterS: 5,
+    };
   }
   logger.error(`request ${requestId} failed unexpectedly: ${err.message}`, err.stack);
   return build(

@@ -6,6 +6,7 @@ export const IdParam = (name: string) =>
   Param(
     name,
     new ParseUUIDPipe({
-      exceptionFactory: () => new BadInputError(`${name} must be a UUID.`, [{ field: name, problems: [`${name} must be a UUID`] }]),
+      exceptionFactory: () =>
+        new BadInputError(`${name} must be a UUID.`, [{ field: name, problems: [`${name} must be a UUID`] }]),
     }),
   );

@@ -6,7 +6,11 @@ function capture(act: () => void): { out: string[]; err: string[] } {
   const out: string[] = [];
   const err: string[] = [];
   const write = (into: string[]) => (chunk: string | Uint8Array) => {
-    into.push(...String(chunk).split('\n').filter((line) => line !== ''));
+    into.push(
+      ...String(chunk)
+        .split('\n')
+        .filter((line) => line !== ''),
+    );
     return true;
   };
   const stdout = jest.spyOn(process.stdout, 'write').mockImplementation(write(out) as typeof process.stdout.write);
@@ -30,7 +34,13 @@ describe('the logger createLogger builds', () => {
 
     it('gives every line an ISO-8601 timestamp and a string message', () => {
       const [line] = lines(() => logger.log('listening', 'Lockstep'));
-      expect(line).toEqual({ timestamp: expect.stringMatching(ISO), level: 'log', pid: process.pid, context: 'Lockstep', message: 'listening' });
+      expect(line).toEqual({
+        timestamp: expect.stringMatching(ISO),
+        level: 'log',
+        pid: process.pid,
+        context: 'Lockstep',
+        message: 'listening',
+      });
     });
 
     it('puts an object in fields of its own beside a string message (the access log)', () => {
@@ -48,12 +58,22 @@ describe('the logger createLogger builds', () => {
 
     it('keeps an object field named like a line key under fields, and takes a message field as the message', () => {
       const [line] = lines(() => logger.warn({ message: 'slow', level: 3, timestamp: 0 }, 'X'));
-      expect(line).toMatchObject({ message: 'slow', level: 'warn', timestamp: expect.stringMatching(ISO), fields: { level: 3, timestamp: 0 } });
+      expect(line).toMatchObject({
+        message: 'slow',
+        level: 'warn',
+        timestamp: expect.stringMatching(ISO),
+        fields: { level: 3, timestamp: 0 },
+      });
     });
 
     it('writes an error with its stack; an Error as the message gives its name and message', () => {
       const { err } = capture(() => logger.error('pass failed', 'Error: boom\n    at x', 'UpgradeExecutor'));
-      expect(JSON.parse(err[0])).toMatchObject({ level: 'error', message: 'pass failed', stack: 'Error: boom\n    at x', context: 'UpgradeExecutor' });
+      expect(JSON.parse(err[0])).toMatchObject({
+        level: 'error',
+        message: 'pass failed',
+        stack: 'Error: boom\n    at x',
+        context: 'UpgradeExecutor',
+      });
       const [line] = capture(() => logger.warn(new TypeError('bad'), 'X')).out.map((l) => JSON.parse(l));
       expect(line).toMatchObject({ message: 'TypeError: bad', stack: expect.stringContaining('TypeError: bad') });
     });
@@ -71,7 +91,9 @@ describe('the logger createLogger builds', () => {
     it('escapes newlines, carriage returns and ANSI escapes: a token name cannot forge a line', () => {
       const { out } = capture(() => logger.log(`token ${forged} issued`, 'AuthService'));
       expect(out).toHaveLength(1);
-      expect(out[0]).toMatch(/^\[lockstep\] \d+  - \d{4}-\d{2}-\d{2}T[\d:.]+Z {5}LOG \[AuthService\] token alice\\n\[lockstep\] 1 .* issued\\r\\u001b\[2K issued$/);
+      expect(out[0]).toMatch(
+        /^\[lockstep\] \d+  - \d{4}-\d{2}-\d{2}T[\d:.]+Z {5}LOG \[AuthService\] token alice\\n\[lockstep\] 1 .* issued\\r\\u001b\[2K issued$/,
+      );
       expect(out[0]).not.toMatch(/[\u0000-\u001f]/);
     });
 
@@ -82,15 +104,23 @@ describe('the logger createLogger builds', () => {
     });
 
     it('prints a stack with no line that could pass for a log line', () => {
-      const { out, err } = capture(() => logger.error('pass failed', `Error: name ${forged}\n    at f (x.ts:1:1)`, 'X'));
+      const { out, err } = capture(() =>
+        logger.error('pass failed', `Error: name ${forged}\n    at f (x.ts:1:1)`, 'X'),
+      );
       expect(out).toEqual([]);
       expect(err[0]).toMatch(/ERROR \[X\] pass failed$/);
-      expect(err.slice(1)).toEqual([expect.stringMatching(/^ {4}Error: name alice$/), expect.stringMatching(/^ {4}\[lockstep\] 1 .*\\r\\u001b\[2K$/), '    at f (x.ts:1:1)']);
+      expect(err.slice(1)).toEqual([
+        expect.stringMatching(/^ {4}Error: name alice$/),
+        expect.stringMatching(/^ {4}\[lockstep\] 1 .*\\r\\u001b\[2K$/),
+        '    at f (x.ts:1:1)',
+      ]);
     });
   });
 
   it('escapes C0 and C1 controls, DEL and the Unicode line separators, and leaves other text alone', () => {
-    expect(escapeControl('a\nb\rc\td\u0000e\u001bf\u007fg\u0085h\u2028i')).toBe('a\\nb\\rc\\td\\u0000e\\u001bf\\u007fg\\u0085h\\u2028i');
+    expect(escapeControl('a\nb\rc\td\u0000e\u001bf\u007fg\u0085h\u2028i')).toBe(
+      'a\\nb\\rc\\td\\u0000e\\u001bf\\u007fg\\u0085h\\u2028i',
+    );
     expect(escapeControl('plain ünïcode – ok')).toBe('plain ünïcode – ok');
   });
 });

@@ -14,12 +14,17 @@ export function escapeControl(text: string): string {
 const RESERVED = new Set(['timestamp', 'level', 'pid', 'context', 'message', 'stack', 'fields']);
 
 const isPlainObject = (value: unknown): value is Record<string, unknown> =>
-  typeof value === 'object' && value !== null && !Array.isArray(value) && [Object.prototype, null].includes(Object.getPrototypeOf(value));
+  typeof value === 'object' &&
+  value !== null &&
+  !Array.isArray(value) &&
+  [Object.prototype, null].includes(Object.getPrototypeOf(value));
 
 /** What Nest's own formatting does with a function: a class logs its name, any other function is called for the message. */
 function resolve(message: unknown): unknown {
   if (typeof message !== 'function') return message;
-  return Function.prototype.toString.call(message).startsWith('class ') ? (message as { name: string }).name : resolve((message as () => unknown)());
+  return Function.prototype.toString.call(message).startsWith('class ')
+    ? (message as { name: string }).name
+    : resolve((message as () => unknown)());
 }
 
 /** A field's value in key=value text: a plain word as it is, anything else as JSON. */
@@ -39,7 +44,9 @@ export function messageText(message: unknown): string {
   if (value instanceof Error) return `${value.name}: ${value.message}`;
   if (isPlainObject(value)) {
     const { message: text, ...fields } = value;
-    const pairs = Object.entries(typeof text === 'string' ? fields : value).map(([key, field]) => `${key}=${scalar(field)}`);
+    const pairs = Object.entries(typeof text === 'string' ? fields : value).map(
+      ([key, field]) => `${key}=${scalar(field)}`,
+    );
     return [...(typeof text === 'string' ? [text] : []), ...pairs].join(' ');
   }
   return inspect(value, { compact: true, breakLength: Infinity, depth: 5 });
@@ -58,9 +65,16 @@ export class LockstepLogger extends ConsoleLogger {
     return new Date().toISOString();
   }
 
-  protected override printAsJson(message: unknown, options: { context: string; logLevel: LogLevel; writeStreamType?: 'stdout' | 'stderr'; errorStack?: unknown }): void {
+  protected override printAsJson(
+    message: unknown,
+    options: { context: string; logLevel: LogLevel; writeStreamType?: 'stdout' | 'stderr'; errorStack?: unknown },
+  ): void {
     const value = resolve(message);
-    const line: Record<string, unknown> = { timestamp: new Date().toISOString(), level: options.logLevel, pid: process.pid };
+    const line: Record<string, unknown> = {
+      timestamp: new Date().toISOString(),
+      level: options.logLevel,
+      pid: process.pid,
+    };
     if (options.context) line.context = options.context;
     line.message = isPlainObject(value) && typeof value.message === 'string' ? value.message : messageText(value);
     if (isPlainObject(value)) {

@@ -1,5 +1,12 @@
 import { applyDecorators } from '@nestjs/common';
-import { ApiDefaultResponse, ApiExtraModels, ApiOkResponse, ApiProperty, ApiPropertyOptional, ApiResponse } from '@nestjs/swagger';
+import {
+  ApiDefaultResponse,
+  ApiExtraModels,
+  ApiOkResponse,
+  ApiProperty,
+  ApiPropertyOptional,
+  ApiResponse,
+} from '@nestjs/swagger';
 
 /** One refused field of a body, query or path: what is wrong with it, in words that say what to send. */
 export class FieldProblemDto {
@@ -14,10 +21,12 @@ export class FieldProblemDto {
 export class ErrorBodyDto {
   @ApiProperty({ example: 400 }) statusCode: number;
   @ApiProperty({ example: 'Bad Request', description: "The status's reason phrase." }) error: string;
-  @ApiProperty({ example: 'VALIDATION_FAILED', description: 'A stable code to act on; the message may change.' }) code: string;
+  @ApiProperty({ example: 'VALIDATION_FAILED', description: 'A stable code to act on; the message may change.' })
+  code: string;
   @ApiProperty({ description: 'What went wrong and what to do.' }) message: string;
   @ApiPropertyOptional({
-    description: 'For VALIDATION_FAILED and other input refusals: each bad field (FieldProblemDto); for others, the facts the message names (ids, statuses, archive entries).',
+    description:
+      'For VALIDATION_FAILED and other input refusals: each bad field (FieldProblemDto); for others, the facts the message names (ids, statuses, archive entries).',
     anyOf: [
       { type: 'array', items: { $ref: '#/components/schemas/FieldProblemDto' } },
       { type: 'array', items: { type: 'object', additionalProperties: true } },
@@ -30,18 +39,29 @@ export class ErrorBodyDto {
 
 /** On a controller: every operation's other answers are refusals in the one error shape. */
 export const ApiRefusals = () =>
-  applyDecorators(ApiExtraModels(ErrorBodyDto, FieldProblemDto), ApiDefaultResponse({ type: ErrorBodyDto, description: 'A refusal or a failure, in the one error shape.' }));
+  applyDecorators(
+    ApiExtraModels(ErrorBodyDto, FieldProblemDto),
+    ApiDefaultResponse({ type: ErrorBodyDto, description: 'A refusal or a failure, in the one error shape.' }),
+  );
 
 /** An SSE route: `text/event-stream`, each event an `id`, an `event` (its type) and JSON `data` (an EventDto). */
 export const ApiEventStream = () =>
   ApiOkResponse({
-    description: 'Server-Sent Events: `retry`, then per event `id: <id>`, `event: <type>` and `data: <EventDto as JSON>`; `event: reset` when the events after Last-Event-ID are no longer retained; `: keep-alive` comments while idle.',
+    description:
+      'Server-Sent Events: `retry`, then per event `id: <id>`, `event: <type>` and `data: <EventDto as JSON>`; `event: reset` when the events after Last-Event-ID are no longer retained; `: keep-alive` comments while idle.',
     content: { 'text/event-stream': { schema: { type: 'string' } } },
   });
 
 /** A package download: the archive, whole (200) or a byte range of it (206). */
 export const ApiPackageContent = () =>
   applyDecorators(
-    ApiOkResponse({ description: 'The whole package; ETag and X-Content-SHA256 carry its sha256.', content: { 'application/gzip': { schema: { type: 'string', format: 'binary' } } } }),
-    ApiResponse({ status: 206, description: 'The byte range asked for (Range, If-Range against the ETag).', content: { 'application/gzip': { schema: { type: 'string', format: 'binary' } } } }),
+    ApiOkResponse({
+      description: 'The whole package; ETag and X-Content-SHA256 carry its sha256.',
+      content: { 'application/gzip': { schema: { type: 'string', format: 'binary' } } },
+    }),
+    ApiResponse({
+      status: 206,
+      description: 'The byte range asked for (Range, If-Range against the ETag).',
+      content: { 'application/gzip': { schema: { type: 'string', format: 'binary' } } },
+    }),
   );

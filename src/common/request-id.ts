@@ -12,7 +12,8 @@ export function requestIdFor(req: IncomingMessage): string {
 }
 
 /** The id of a request (Fastify's `request.id`, set by requestIdFor). */
-export const requestIdOf = (request: Pick<FastifyRequest, 'id'> | undefined): string | undefined => (request?.id === undefined ? undefined : String(request.id));
+export const requestIdOf = (request: Pick<FastifyRequest, 'id'> | undefined): string | undefined =>
+  request?.id === undefined ? undefined : String(request.id);
 
 /**
  * Returns every request's id in `X-Request-Id`, and logs one line when the response ends. The
@@ -28,7 +29,13 @@ export function addRequestIdAndAccessLog(fastify: FastifyInstance): void {
   });
   fastify.addHook('onResponse', (request: FastifyRequest, reply: FastifyReply, done: () => void) => {
     const status = reply.statusCode;
-    const entry = { requestId: request.id, method: request.method, path: request.url.split('?')[0], status, durationMs: Math.round(reply.elapsedTime * 1000) / 1000 };
+    const entry = {
+      requestId: request.id,
+      method: request.method,
+      path: request.url.split('?')[0],
+      status,
+      durationMs: Math.round(reply.elapsedTime * 1000) / 1000,
+    };
     // Successful calls are routine (agents poll constantly); refusals and failures stand out.
     if (status >= 500) logger.error(entry);
     else if (status >= 400) logger.log(entry);

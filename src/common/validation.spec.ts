@@ -1,13 +1,24 @@
 import { ValidationError } from 'class-validator';
 import { findReservedKey, toFieldProblems } from './validation';
 
-const error = (property: string, constraints?: Record<string, string>, children: ValidationError[] = []): ValidationError =>
-  Object.assign(new ValidationError(), { property, constraints, children });
+const error = (
+  property: string,
+  constraints?: Record<string, string>,
+  children: ValidationError[] = [],
+): ValidationError => Object.assign(new ValidationError(), { property, constraints, children });
 
 describe('toFieldProblems', () => {
   it.each([
-    ['a bad top-level field', [error('role', { isIn: 'role must be one of: admin, operator, viewer' })], [{ field: 'role', problems: ['role must be one of: admin, operator, viewer'] }]],
-    ['an unknown field', [error('colour', { whitelistValidation: 'property colour should not exist' })], [{ field: 'colour', problems: ['colour is not a known field; remove it'] }]],
+    [
+      'a bad top-level field',
+      [error('role', { isIn: 'role must be one of: admin, operator, viewer' })],
+      [{ field: 'role', problems: ['role must be one of: admin, operator, viewer'] }],
+    ],
+    [
+      'an unknown field',
+      [error('colour', { whitelistValidation: 'property colour should not exist' })],
+      [{ field: 'colour', problems: ['colour is not a known field; remove it'] }],
+    ],
     [
       'a nested field, named by its path',
       [error('options', undefined, [error('maxParallel', { min: 'maxParallel must not be less than 0' })])],
@@ -25,7 +36,13 @@ describe('toFieldProblems', () => {
     ],
     [
       'a nested field named inside its message, not inside a longer word',
-      [error('target', undefined, [error('all', { isIn: 'all must be true; allowed: all' }), error('agentIds', { isUuid: 'each of agentIds must be a UUID' }), error('addresses', { max: 'give at most 100 addresses.' })])],
+      [
+        error('target', undefined, [
+          error('all', { isIn: 'all must be true; allowed: all' }),
+          error('agentIds', { isUuid: 'each of agentIds must be a UUID' }),
+          error('addresses', { max: 'give at most 100 addresses.' }),
+        ]),
+      ],
       [
         { field: 'target.all', problems: ['target.all must be true; allowed: all'] },
         { field: 'target.agentIds', problems: ['each of target.agentIds must be a UUID'] },
@@ -38,7 +55,9 @@ describe('toFieldProblems', () => {
 
   it('names a deeper field under a parent path', () => {
     const errors = [error('prerequisites', undefined, [error('os', { isArray: 'os must be a list' })])];
-    expect(toFieldProblems(errors, 'manifest')).toEqual([{ field: 'manifest.prerequisites.os', problems: ['manifest.prerequisites.os must be a list'] }]);
+    expect(toFieldProblems(errors, 'manifest')).toEqual([
+      { field: 'manifest.prerequisites.os', problems: ['manifest.prerequisites.os must be a list'] },
+    ]);
   });
 });
 
@@ -53,6 +72,8 @@ describe('findReservedKey', () => {
   });
 
   it('passes ordinary data, including the words as values', () => {
-    expect(findReservedKey({ name: 'constructor', tags: ['__proto__'], nested: { deep: [1, null, 'prototype'] } })).toBeNull();
+    expect(
+      findReservedKey({ name: 'constructor', tags: ['__proto__'], nested: { deep: [1, null, 'prototype'] } }),
+    ).toBeNull();
   });
 });

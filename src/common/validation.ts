@@ -9,7 +9,8 @@ import { BadInputError, FieldProblem } from './errors';
  */
 function withPath(message: string, property: string, field: string): string {
   if (field === property) return message;
-  const name = (text: string) => new RegExp(`(?<![\\w.\\[\\]])${text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}(?![\\w[]|\\.\\w)`);
+  const name = (text: string) =>
+    new RegExp(`(?<![\\w.\\[\\]])${text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}(?![\\w[]|\\.\\w)`);
   if (name(field).test(message)) return message;
   return message.replace(name(property), () => field);
 }
@@ -17,7 +18,11 @@ function withPath(message: string, property: string, field: string): string {
 /** Flattens class-validator's nested errors into one entry per field, with dotted paths. */
 export function toFieldProblems(errors: ValidationError[], parent = ''): FieldProblem[] {
   return errors.flatMap((error) => {
-    const field = parent ? (/^\d+$/.test(error.property) ? `${parent}[${error.property}]` : `${parent}.${error.property}`) : error.property;
+    const field = parent
+      ? /^\d+$/.test(error.property)
+        ? `${parent}[${error.property}]`
+        : `${parent}.${error.property}`
+      : error.property;
     const own: FieldProblem[] = error.constraints
       ? [
           {
@@ -26,7 +31,9 @@ export function toFieldProblems(errors: ValidationError[], parent = ''): FieldPr
             problems: [
               ...new Set(
                 Object.entries(error.constraints).map(([name, message]) =>
-                  name === 'whitelistValidation' ? `${field} is not a known field; remove it` : withPath(message, error.property, field),
+                  name === 'whitelistValidation'
+                    ? `${field} is not a known field; remove it`
+                    : withPath(message, error.property, field),
                 ),
               ),
             ],
@@ -61,7 +68,10 @@ class LockstepValidationPipe extends ValidationPipe {
   override async transform(value: unknown, metadata: ArgumentMetadata): Promise<unknown> {
     if (metadata.type === 'body' || metadata.type === 'query') {
       const field = findReservedKey(value);
-      if (field) throw new BadInputError(`Invalid request: ${field} is not a known field; remove it.`, [{ field, problems: [`${field} is not a known field; remove it`] }]);
+      if (field)
+        throw new BadInputError(`Invalid request: ${field} is not a known field; remove it.`, [
+          { field, problems: [`${field} is not a known field; remove it`] },
+        ]);
     }
     return super.transform(value, metadata);
   }

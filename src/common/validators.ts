@@ -3,7 +3,9 @@ import * as semver from 'semver';
 
 /** Whether a value is a semantic version such as 10.3.0 and nothing else (IsSemverVersion). */
 export function isSemverVersion(value: unknown): boolean {
-  return typeof value === 'string' && value.length <= 64 && /^\d[0-9A-Za-z.+-]*$/.test(value) && semver.valid(value) !== null;
+  return (
+    typeof value === 'string' && value.length <= 64 && /^\d[0-9A-Za-z.+-]*$/.test(value) && semver.valid(value) !== null
+  );
 }
 
 /**
@@ -41,7 +43,10 @@ export const IsHostOrIp = (options?: ValidationOptions) =>
     {
       name: 'isHostOrIp',
       validator: {
-        validate: (value) => typeof value === 'string' && value.length <= 253 && (isIP(value) || isFQDN(value, { require_tld: false, allow_underscores: true })),
+        validate: (value) =>
+          typeof value === 'string' &&
+          value.length <= 253 &&
+          (isIP(value) || isFQDN(value, { require_tld: false, allow_underscores: true })),
         defaultMessage: (args) => `${args?.property} must be a host name or an IP address`,
       },
     },
@@ -64,7 +69,11 @@ export const IsCountOrPercent = (options?: ValidationOptions) =>
   );
 
 /** A flat object of at most `maxKeys` short keys with short primitive values. */
-export const IsFlatMap = (kinds: Array<'string' | 'number' | 'boolean'>, maxKeys: number, options?: ValidationOptions) =>
+export const IsFlatMap = (
+  kinds: Array<'string' | 'number' | 'boolean'>,
+  maxKeys: number,
+  options?: ValidationOptions,
+) =>
   ValidateBy(
     {
       name: 'isFlatMap',
@@ -74,7 +83,12 @@ export const IsFlatMap = (kinds: Array<'string' | 'number' | 'boolean'>, maxKeys
           const entries = Object.entries(value);
           return (
             entries.length <= maxKeys &&
-            entries.every(([k, v]) => /^[A-Za-z0-9_.-]{1,64}$/.test(k) && kinds.includes(typeof v as 'string') && (typeof v !== 'string' || v.length <= 200))
+            entries.every(
+              ([k, v]) =>
+                /^[A-Za-z0-9_.-]{1,64}$/.test(k) &&
+                kinds.includes(typeof v as 'string') &&
+                (typeof v !== 'string' || v.length <= 200),
+            )
           );
         },
         defaultMessage: (args) =>
@@ -88,7 +102,8 @@ export const IsFlatMap = (kinds: Array<'string' | 'number' | 'boolean'>, maxKeys
  * Optional, but not null: absent means "use the default", while null is no value of the field's
  * type (class-validator's IsOptional lets null through, and it would be stored as it is).
  */
-export const IsOptionalNotNull = (options?: ValidationOptions) => ValidateIf((_object, value) => value !== undefined, options);
+export const IsOptionalNotNull = (options?: ValidationOptions) =>
+  ValidateIf((_object, value) => value !== undefined, options);
 
 /** An ISO-8601 date and time in the extended form every client and JavaScript's Date read alike (2026-12-01T02:00:00Z). */
 export const IsDateTime = (options?: ValidationOptions) =>
@@ -130,7 +145,8 @@ export const IsPrintableText = (options?: ValidationOptions) =>
       name: 'isPrintableText',
       validator: {
         validate: (value) => typeof value !== 'string' || isPrintableText(value),
-        defaultMessage: (args) => `${args?.property} must be printable text (no control characters but line breaks and tabs)`,
+        defaultMessage: (args) =>
+          `${args?.property} must be printable text (no control characters but line breaks and tabs)`,
       },
     },
     options,

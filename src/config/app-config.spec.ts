@@ -18,7 +18,10 @@ describe('loadConfig', () => {
   });
 
   it('switches to PostgreSQL on a postgres:// DATABASE_URL', () => {
-    expect(loadConfig({ DATABASE_URL: 'postgres://u@db:5432/lockstep' }).database).toEqual({ type: 'postgres', url: 'postgres://u@db:5432/lockstep' });
+    expect(loadConfig({ DATABASE_URL: 'postgres://u@db:5432/lockstep' }).database).toEqual({
+      type: 'postgres',
+      url: 'postgres://u@db:5432/lockstep',
+    });
   });
 
   it('treats an empty variable as unset', () => {
@@ -33,7 +36,11 @@ describe('loadConfig', () => {
     ['MAX_PACKAGE_BYTES', '4GB', /^MAX_PACKAGE_BYTES must be a whole number of bytes/],
     ['HEARTBEAT_TIMEOUT_S', '1', /^HEARTBEAT_TIMEOUT_S must be a whole number of seconds from 5/],
     ['AGENT_POLL_S', '0', /^AGENT_POLL_S must be a whole number of seconds from 1 to 3600/],
-    ['AGENT_POLL_S', '30', /^AGENT_POLL_S=30 leaves no room for two missed heartbeats before an agent is offline: HEARTBEAT_TIMEOUT_S \(30, the default\) must be at least 3 x AGENT_POLL_S = 90/],
+    [
+      'AGENT_POLL_S',
+      '30',
+      /^AGENT_POLL_S=30 leaves no room for two missed heartbeats before an agent is offline: HEARTBEAT_TIMEOUT_S \(30, the default\) must be at least 3 x AGENT_POLL_S = 90/,
+    ],
     ['LOG_LEVEL', 'loud', /^LOG_LEVEL must be one of: fatal, error, warn, log, debug, verbose/],
   ])('refuses %s=%s, naming the variable and what it accepts', (name, value, expected) => {
     let caught: unknown;
@@ -49,8 +56,13 @@ describe('loadConfig', () => {
 
   it('takes AGENT_POLL_S when HEARTBEAT_TIMEOUT_S leaves room for two missed heartbeats', () => {
     expect(loadConfig({ AGENT_POLL_S: '10' })).toMatchObject({ agentPollS: 10, heartbeatTimeoutS: 30 });
-    expect(loadConfig({ AGENT_POLL_S: '30', HEARTBEAT_TIMEOUT_S: '90' })).toMatchObject({ agentPollS: 30, heartbeatTimeoutS: 90 });
-    expect(() => loadConfig({ AGENT_POLL_S: '30', HEARTBEAT_TIMEOUT_S: '89' })).toThrow(/HEARTBEAT_TIMEOUT_S \(89\) must be at least 3 x AGENT_POLL_S = 90; raise HEARTBEAT_TIMEOUT_S or lower AGENT_POLL_S/);
+    expect(loadConfig({ AGENT_POLL_S: '30', HEARTBEAT_TIMEOUT_S: '90' })).toMatchObject({
+      agentPollS: 30,
+      heartbeatTimeoutS: 90,
+    });
+    expect(() => loadConfig({ AGENT_POLL_S: '30', HEARTBEAT_TIMEOUT_S: '89' })).toThrow(
+      /HEARTBEAT_TIMEOUT_S \(89\) must be at least 3 x AGENT_POLL_S = 90; raise HEARTBEAT_TIMEOUT_S or lower AGENT_POLL_S/,
+    );
   });
 
   it('reports every bad variable, one problem each', () => {

@@ -106,7 +106,8 @@ export class EnvironmentVariables {
 
   @IsOptional()
   @Matches(/^(\d{1,2}|[\w.:/]+(\s*,\s*[\w.:/]+)*)$/, {
-    message: 'TRUST_PROXY must be how many proxies stand in front of Lockstep (a number), or a comma-separated list of proxy addresses, subnets, or loopback/linklocal/uniquelocal',
+    message:
+      'TRUST_PROXY must be how many proxies stand in front of Lockstep (a number), or a comma-separated list of proxy addresses, subnets, or loopback/linklocal/uniquelocal',
   })
   TRUST_PROXY?: string;
 

@@ -8,4 +8,5 @@ import * as path from 'node:path';
 export const DASHBOARD_DIR = path.resolve(__dirname, '..', '..', 'src', 'dashboard', 'public');
 
 /** The page runs only its own scripts and styles and talks only to this server. */
-export const DASHBOARD_CSP = "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'";
+export const DASHBOARD_CSP =
+  "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'";

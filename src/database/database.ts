@@ -104,7 +104,10 @@ export class Database implements OnApplicationShutdown {
   private readonly dialectCache = new Map<string, string>();
   private readonly rowsCache = new Map<new () => object, Rows<object>>();
   /** hotRead's prepared statements, per connection (a reopened connection prepares its own). */
-  private readonly hotStatements = new WeakMap<SqliteReadHandle, Map<string, { all(...params: unknown[]): unknown[] }>>();
+  private readonly hotStatements = new WeakMap<
+    SqliteReadHandle,
+    Map<string, { all(...params: unknown[]): unknown[] }>
+  >();
   /** Set by a write that failed for want of disk space or an I/O error; cleared by the next commit or probe. */
   private trouble: WriteTrouble | null = null;
   private lastProbeAt = 0;
@@ -127,7 +130,11 @@ export class Database implements OnApplicationShutdown {
       if (config.database.type === 'postgres') {
         return new Database('postgres', writer, writer);
       }
-      const reader = await new DataSource({ ...options, readonly: true, prepareDatabase: undefined } as DataSourceOptions).initialize();
+      const reader = await new DataSource({
+        ...options,
+        readonly: true,
+        prepareDatabase: undefined,
+      } as DataSourceOptions).initialize();
       return new Database('sqlite', writer, reader);
     } catch (error) {
       await writer.destroy().catch(() => undefined);
@@ -186,7 +193,8 @@ export class Database implements OnApplicationShutdown {
    */
   async hotRead<T>(text: string, params: unknown[]): Promise<T[]> {
     if (this.type !== 'sqlite') return this.reader.query(this.sql(text), params);
-    const connection = (this.readerSource.driver as unknown as { databaseConnection: SqliteReadHandle }).databaseConnection;
+    const connection = (this.readerSource.driver as unknown as { databaseConnection: SqliteReadHandle })
+      .databaseConnection;
     let statements = this.hotStatements.get(connection);
     if (!statements) this.hotStatements.set(connection, (statements = new Map()));
     let statement = statements.get(text);
@@ -316,7 +324,11 @@ export class Database implements OnApplicationShutdown {
       if (this.writer.isInitialized) await this.writer.destroy();
       await this.writer.initialize();
     } catch (error) {
-      this.trouble = { code: 'DATABASE_UNAVAILABLE', message: `the writer connection could not be reopened: ${(error as Error).message}`, since: new Date() };
+      this.trouble = {
+        code: 'DATABASE_UNAVAILABLE',
+        message: `the writer connection could not be reopened: ${(error as Error).message}`,
+        since: new Date(),
+      };
       throw new WriterUnusableError(error);
     }
     this.logger.log('reopened the writer connection');
@@ -327,7 +339,11 @@ export class Database implements OnApplicationShutdown {
     if (isDiskFull(error)) {
       this.trouble = { code: 'DISK_FULL', message: `the disk is full: ${(error as Error).message}`, since };
     } else if (isSqliteIoError(error)) {
-      this.trouble = { code: 'DATABASE_IO_ERROR', message: `SQLite could not write its files: ${(error as Error).message}`, since };
+      this.trouble = {
+        code: 'DATABASE_IO_ERROR',
+        message: `SQLite could not write its files: ${(error as Error).message}`,
+        since,
+      };
     } else if (error instanceof WriterUnusableError) {
       this.trouble = { code: 'DATABASE_UNAVAILABLE', message: error.message, since };
     } else {
@@ -391,7 +407,11 @@ export class Database implements OnApplicationShutdown {
  * Writes back a row that was read in the same transaction, with one UPDATE by id. (`save()` reads
  * the row again first to find what changed: a second query on every hot write.)
  */
-export async function updateById<T extends { id: string }>(em: EntityManager, entity: new () => T, row: T): Promise<void> {
+export async function updateById<T extends { id: string }>(
+  em: EntityManager,
+  entity: new () => T,
+  row: T,
+): Promise<void> {
   const { id, ...columns } = row;
   await em.update(entity, { id } as never, columns as never);
 }

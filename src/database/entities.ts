@@ -9,4 +9,15 @@ import { UpgradeStep } from '../upgrades/upgrade-step.entity';
 import { EventSequence, ProgressEvent } from '../progress/progress-event.entity';
 
 /** Every entity of every module: the DataSource and the migration generator read this list. */
-export const ENTITIES = [AccessToken, StreamTicket, Cluster, Agent, AgentCommand, ProgressEvent, EventSequence, Package, Upgrade, UpgradeStep];
+export const ENTITIES = [
+  AccessToken,
+  StreamTicket,
+  Cluster,
+  Agent,
+  AgentCommand,
+  ProgressEvent,
+  EventSequence,
+  Package,
+  Upgrade,
+  UpgradeStep,
+];

@@ -58,7 +58,9 @@ export class Leadership implements OnApplicationBootstrap, OnApplicationShutdown
         await client.connect();
         this.client = client;
       }
-      const rows = await this.client.query<{ locked: boolean }>('SELECT pg_try_advisory_lock($1) AS locked', [LEADER_LOCK_KEY]);
+      const rows = await this.client.query<{ locked: boolean }>('SELECT pg_try_advisory_lock($1) AS locked', [
+        LEADER_LOCK_KEY,
+      ]);
       if (rows.rows[0]?.locked) {
         this.leader = true;
         this.logger.log('this replica now runs the periodic jobs');
@@ -74,7 +76,8 @@ export class Leadership implements OnApplicationBootstrap, OnApplicationShutdown
     client.removeAllListeners();
     client.on('error', () => undefined);
     client.end().catch(() => undefined);
-    if (this.leader) this.logger.warn(`lost the leader connection${error ? `: ${error.message}` : ''}; another replica takes over`);
+    if (this.leader)
+      this.logger.warn(`lost the leader connection${error ? `: ${error.message}` : ''}; another replica takes over`);
     this.leader = false;
   }
 }

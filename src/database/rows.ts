@@ -42,12 +42,21 @@ export class Rows<T extends object> {
     this.table = `"${metadata.tableName}"`;
     this.codecs = metadata.columns.map((c) => {
       const type = typeof c.type === 'string' ? c.type : '';
-      if (!SUPPORTED_TYPES.has(type)) throw new Error(`Rows: column ${metadata.tableName}.${c.propertyName} has type ${String(c.type)}, which fixed SQL does not convert`);
+      if (!SUPPORTED_TYPES.has(type))
+        throw new Error(
+          `Rows: column ${metadata.tableName}.${c.propertyName} has type ${String(c.type)}, which fixed SQL does not convert`,
+        );
       const transformer = Array.isArray(c.transformer) ? undefined : c.transformer;
-      if (Array.isArray(c.transformer)) throw new Error(`Rows: column ${metadata.tableName}.${c.propertyName} has several transformers`);
+      if (Array.isArray(c.transformer))
+        throw new Error(`Rows: column ${metadata.tableName}.${c.propertyName} has several transformers`);
       const parse =
-        type === 'boolean' ? (v: unknown) => (v == null ? v : Boolean(v)) : type === 'simple-json' ? (v: unknown) => (typeof v === 'string' ? (JSON.parse(v) as unknown) : v) : (v: unknown) => v;
-      const stringify = type === 'simple-json' ? (v: unknown) => (v == null ? v : JSON.stringify(v)) : (v: unknown) => v;
+        type === 'boolean'
+          ? (v: unknown) => (v == null ? v : Boolean(v))
+          : type === 'simple-json'
+            ? (v: unknown) => (typeof v === 'string' ? (JSON.parse(v) as unknown) : v)
+            : (v: unknown) => v;
+      const stringify =
+        type === 'simple-json' ? (v: unknown) => (v == null ? v : JSON.stringify(v)) : (v: unknown) => v;
       return {
         property: c.propertyName,
         name: c.databaseName,
@@ -71,10 +80,21 @@ export class Rows<T extends object> {
    * Every column of the rows `where` selects (SQL after WHERE, with $1... placeholders), in
    * `orderBy` order; locked until the transaction ends (FOR UPDATE) when `lock` on PostgreSQL.
    */
-  async find(em: EntityManager, where: string, params: unknown[], options: { orderBy?: string; lock?: boolean } = {}): Promise<T[]> {
-    const build = () => this.dialect(`SELECT ${this.columns} FROM ${this.table} WHERE ${where}${options.orderBy ? ` ORDER BY ${options.orderBy}` : ''}${options.lock && this.dbType === 'postgres' ? ' FOR UPDATE' : ''}`);
+  async find(
+    em: EntityManager,
+    where: string,
+    params: unknown[],
+    options: { orderBy?: string; lock?: boolean } = {},
+  ): Promise<T[]> {
+    const build = () =>
+      this.dialect(
+        `SELECT ${this.columns} FROM ${this.table} WHERE ${where}${options.orderBy ? ` ORDER BY ${options.orderBy}` : ''}${options.lock && this.dbType === 'postgres' ? ' FOR UPDATE' : ''}`,
+      );
     // Texts with a long list of ids are built each time: caching one per length would grow without bound.
-    const sql = params.length <= MAX_CACHED_PARAMS ? this.cached(`S|${where}|${options.orderBy ?? ''}|${options.lock ? 'L' : ''}`, build) : build();
+    const sql =
+      params.length <= MAX_CACHED_PARAMS
+        ? this.cached(`S|${where}|${options.orderBy ?? ''}|${options.lock ? 'L' : ''}`, build)
+        : build();
     const rows: Array<Record<string, unknown>> = await em.query(sql, params);
     return rows.map((r) => this.fromRow(r));
   }
@@ -92,10 +112,16 @@ export class Rows<T extends object> {
 
   /** Writes these properties of one row, by id. */
   async update(em: EntityManager, id: string, changes: Partial<T>): Promise<void> {
-    const properties = Object.keys(changes).filter((p) => p !== 'id' && (changes as Record<string, unknown>)[p] !== undefined);
+    const properties = Object.keys(changes).filter(
+      (p) => p !== 'id' && (changes as Record<string, unknown>)[p] !== undefined,
+    );
     if (properties.length === 0) return;
     const codecs = properties.map((p) => this.codec(p));
-    const sql = this.cached(`U|${properties.join(',')}`, () => this.dialect(`UPDATE ${this.table} SET ${codecs.map((c, i) => `${c.column} = $${i + 1}`).join(', ')} WHERE "id" = $${codecs.length + 1}`));
+    const sql = this.cached(`U|${properties.join(',')}`, () =>
+      this.dialect(
+        `UPDATE ${this.table} SET ${codecs.map((c, i) => `${c.column} = $${i + 1}`).join(', ')} WHERE "id" = $${codecs.length + 1}`,
+      ),
+    );
     await em.query(sql, [...codecs.map((c) => c.toDb((changes as Record<string, unknown>)[c.property])), id]);
   }
 
@@ -104,10 +130,14 @@ export class Rows<T extends object> {
     for (let i = 0; i < entities.length; i += INSERT_CHUNK) {
       const chunk = entities.slice(i, i + INSERT_CHUNK);
       const n = this.codecs.length;
-      const build = () => this.dialect(`INSERT INTO ${this.table} (${this.columns}) VALUES ${chunk.map((_, r) => `(${placeholders(r * n + 1, n)})`).join(', ')}`);
+      const build = () =>
+        this.dialect(
+          `INSERT INTO ${this.table} (${this.columns}) VALUES ${chunk.map((_, r) => `(${placeholders(r * n + 1, n)})`).join(', ')}`,
+        );
       const sql = chunk.length <= 4 ? this.cached(`I|${chunk.length}`, build) : build();
       const params: unknown[] = [];
-      for (const entity of chunk) for (const c of this.codecs) params.push(c.toDb((entity as Record<string, unknown>)[c.property]) ?? null);
+      for (const entity of chunk)
+        for (const c of this.codecs) params.push(c.toDb((entity as Record<string, unknown>)[c.property]) ?? null);
       await em.query(sql, params);
     }
   }

@@ -18,7 +18,9 @@ export class HealthController {
 
   @Get('live')
   @ApiOperation({ summary: 'The process is up' })
-  @ApiOkResponse({ schema: { type: 'object', required: ['status'], properties: { status: { type: 'string', enum: ['ok'] } } } })
+  @ApiOkResponse({
+    schema: { type: 'object', required: ['status'], properties: { status: { type: 'string', enum: ['ok'] } } },
+  })
   live(): { status: 'ok' } {
     return { status: 'ok' };
   }
@@ -28,10 +30,25 @@ export class HealthController {
   @HealthCheck({ swaggerDocumentation: false })
   @ApiOkResponse({
     description: 'Ready.',
-    schema: { type: 'object', required: ['status'], properties: { status: { type: 'string', enum: ['ok'] }, info: { type: 'object' }, error: { type: 'object' }, details: { type: 'object' } } },
+    schema: {
+      type: 'object',
+      required: ['status'],
+      properties: {
+        status: { type: 'string', enum: ['ok'] },
+        info: { type: 'object' },
+        error: { type: 'object' },
+        details: { type: 'object' },
+      },
+    },
   })
-  @ApiServiceUnavailableResponse({ type: ErrorBodyDto, description: 'Not ready: code UNAVAILABLE, and in details what the health check found (which dependency, since when).' })
-  @ApiOperation({ summary: 'Ready to serve: the database answers, and writes commit (after one failed for want of disk space)' })
+  @ApiServiceUnavailableResponse({
+    type: ErrorBodyDto,
+    description:
+      'Not ready: code UNAVAILABLE, and in details what the health check found (which dependency, since when).',
+  })
+  @ApiOperation({
+    summary: 'Ready to serve: the database answers, and writes commit (after one failed for want of disk space)',
+  })
   ready() {
     return this.health.check([
       async () => {

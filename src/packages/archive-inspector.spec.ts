@@ -6,8 +6,23 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { gzipSync } from 'node:zlib';
 import { Parser, ReadEntry } from 'tar';
-import { END_OF_ARCHIVE, packageArchive, packageEntries, packageWithTail, tar, tarEntries, tarGz } from '../../test/support/archives';
-import { findUnsafeEntries, inspectUpload, MAX_TAR_PADDING, resolveThroughLinks, TarFeeder, unsafeEntryReason } from './archive-inspector';
+import {
+  END_OF_ARCHIVE,
+  packageArchive,
+  packageEntries,
+  packageWithTail,
+  tar,
+  tarEntries,
+  tarGz,
+} from '../../test/support/archives';
+import {
+  findUnsafeEntries,
+  inspectUpload,
+  MAX_TAR_PADDING,
+  resolveThroughLinks,
+  TarFeeder,
+  unsafeEntryReason,
+} from './archive-inspector';
 
 describe('unsafeEntryReason', () => {
   it.each([
@@ -76,31 +91,57 @@ describe('findUnsafeEntries', () => {
   });
 
   it('refuses a link whose target leaves the package through other links, though each looks fine alone', () => {
-    expect(findUnsafeEntries([symlink('sub', '.'), symlink('up', 'sub/..')])).toEqual([{ entry: 'up', problem: 'link resolving out of the package through its symbolic links' }]);
-    expect(findUnsafeEntries([symlink('self', '.'), hardlink('h', 'self/../etc/passwd')])).toEqual([{ entry: 'h', problem: 'link resolving out of the package through its symbolic links' }]);
+    expect(findUnsafeEntries([symlink('sub', '.'), symlink('up', 'sub/..')])).toEqual([
+      { entry: 'up', problem: 'link resolving out of the package through its symbolic links' },
+    ]);
+    expect(findUnsafeEntries([symlink('self', '.'), hardlink('h', 'self/../etc/passwd')])).toEqual([
+      { entry: 'h', problem: 'link resolving out of the package through its symbolic links' },
+    ]);
     // A link made before the one it goes through: the file system resolves it when it is used.
-    expect(findUnsafeEntries([symlink('up', 'sub/..'), symlink('sub', '.')])).toEqual([{ entry: 'up', problem: 'link resolving out of the package through its symbolic links' }]);
+    expect(findUnsafeEntries([symlink('up', 'sub/..'), symlink('sub', '.')])).toEqual([
+      { entry: 'up', problem: 'link resolving out of the package through its symbolic links' },
+    ]);
   });
 
   it('refuses links that loop, a link over another entry, an entry over a link, and the root as a link', () => {
-    expect(findUnsafeEntries([symlink('x', 'y'), symlink('y', 'x')]).map((u) => u.problem)).toEqual(['symbolic links that loop', 'symbolic links that loop']);
-    expect(findUnsafeEntries([{ path: 'd/', type: 'Directory' }, symlink('d', 'lib')])).toEqual([{ entry: 'd', problem: 'a symbolic link over another entry of the same name' }]);
-    expect(findUnsafeEntries([symlink('d', 'lib'), { path: 'd/', type: 'Directory' }])).toEqual([{ entry: 'd/', problem: 'replaces a symbolic link of the same name' }]);
+    expect(findUnsafeEntries([symlink('x', 'y'), symlink('y', 'x')]).map((u) => u.problem)).toEqual([
+      'symbolic links that loop',
+      'symbolic links that loop',
+    ]);
+    expect(findUnsafeEntries([{ path: 'd/', type: 'Directory' }, symlink('d', 'lib')])).toEqual([
+      { entry: 'd', problem: 'a symbolic link over another entry of the same name' },
+    ]);
+    expect(findUnsafeEntries([symlink('d', 'lib'), { path: 'd/', type: 'Directory' }])).toEqual([
+      { entry: 'd/', problem: 'replaces a symbolic link of the same name' },
+    ]);
     expect(findUnsafeEntries([symlink('./', 'lib')])).toEqual([{ entry: './', problem: 'the package root as a link' }]);
   });
 });
 
 /** Splits `buffer` into chunks of `size` bytes, as a socket might deliver it. */
-const chunked = (buffer: Buffer, size: number) => Readable.from(Array.from({ length: Math.ceil(buffer.length / size) }, (_, i) => buffer.subarray(i * size, (i + 1) * size)));
+const chunked = (buffer: Buffer, size: number) =>
+  Readable.from(
+    Array.from({ length: Math.ceil(buffer.length / size) }, (_, i) => buffer.subarray(i * size, (i + 1) * size)),
+  );
 
 describe('TarFeeder', () => {
   /** Feeds `tarBytes` through a TarFeeder into a parser whose entries flow, as inspectUpload's do. */
   async function endOf(tarBytes: Buffer, chunkSize: number): Promise<number | null> {
     let current: ReadEntry | undefined;
-    const parser = new Parser({ strict: true, zstd: false, brotli: false, onReadEntry: (entry) => void (current = entry).resume() });
+    const parser = new Parser({
+      strict: true,
+      zstd: false,
+      brotli: false,
+      onReadEntry: (entry) => void (current = entry).resume(),
+    });
     let problem: Error | null = null;
     parser.on('error', (error: Error) => (problem ??= error));
-    const feeder = new TarFeeder(parser, { maxTarBytes: 1 << 30, maxPadding: MAX_TAR_PADDING, currentEntry: () => current, problem: () => problem });
+    const feeder = new TarFeeder(parser, {
+      maxTarBytes: 1 << 30,
+      maxPadding: MAX_TAR_PADDING,
+      currentEntry: () => current,
+      problem: () => problem,
+    });
     await pipeline(chunked(tarBytes, chunkSize), feeder);
     return feeder.endAt;
   }
@@ -119,9 +160,14 @@ describe('TarFeeder', () => {
     { path: './after-pax.bin', body: Buffer.alloc(1024) },
   ]);
 
-  it.each([1, 100, 512, 1000, 16384, 1 << 20])('finds the end-of-archive marker to the byte, in chunks of %i bytes', async (chunkSize) => {
-    expect(await endOf(Buffer.concat([entries, END_OF_ARCHIVE, Buffer.alloc(9 * 1024)]), chunkSize)).toBe(entries.length + 1024);
-  });
+  it.each([1, 100, 512, 1000, 16384, 1 << 20])(
+    'finds the end-of-archive marker to the byte, in chunks of %i bytes',
+    async (chunkSize) => {
+      expect(await endOf(Buffer.concat([entries, END_OF_ARCHIVE, Buffer.alloc(9 * 1024)]), chunkSize)).toBe(
+        entries.length + 1024,
+      );
+    },
+  );
 });
 
 describe('inspectUpload', () => {
@@ -131,13 +177,23 @@ describe('inspectUpload', () => {
 
   const limits = { maxBytes: 64 * 1024 * 1024, maxEntries: 50, maxUnpackedBytes: 4 * 1024 * 1024 };
   let n = 0;
-  const inspect = (archive: Buffer, chunkSize = 16 * 1024) => inspectUpload(chunked(archive, chunkSize), path.join(dir, `${n++}.part`), limits);
-  const refusal = (archive: Buffer, chunkSize?: number) => inspect(archive, chunkSize).then(() => null, (error: { code?: string }) => error.code);
+  const inspect = (archive: Buffer, chunkSize = 16 * 1024) =>
+    inspectUpload(chunked(archive, chunkSize), path.join(dir, `${n++}.part`), limits);
+  const refusal = (archive: Buffer, chunkSize?: number) =>
+    inspect(archive, chunkSize).then(
+      () => null,
+      (error: { code?: string }) => error.code,
+    );
 
   it('accepts a package padded after its end marker as tar tools pad it (to 10 KiB), and one without the marker', async () => {
     const archive = packageWithTail(Buffer.alloc(10 * 1024 - 512));
-    await expect(inspect(archive)).resolves.toMatchObject({ size: archive.length, entries: new Set(['manifest.json', 'migrate.js', 'bin/app.js']) });
-    await expect(inspect(gzipSync(tarEntries(packageEntries())))).resolves.toMatchObject({ manifestText: expect.stringContaining('acme-agent') });
+    await expect(inspect(archive)).resolves.toMatchObject({
+      size: archive.length,
+      entries: new Set(['manifest.json', 'migrate.js', 'bin/app.js']),
+    });
+    await expect(inspect(gzipSync(tarEntries(packageEntries())))).resolves.toMatchObject({
+      manifestText: expect.stringContaining('acme-agent'),
+    });
   });
 
   it('accepts what GNU tar makes of a package with ordinary links', async () => {
@@ -155,7 +211,9 @@ describe('inspectUpload', () => {
       console.log(`inspectUpload: no tar command to make an archive with (${(error as Error).message}); skipped`);
       return;
     }
-    await expect(inspect(fs.readFileSync(out))).resolves.toMatchObject({ entries: new Set(['manifest.json', 'lib/libx.so.1']) });
+    await expect(inspect(fs.readFileSync(out))).resolves.toMatchObject({
+      entries: new Set(['manifest.json', 'lib/libx.so.1']),
+    });
   });
 
   it('refuses zeros after the end marker past the padding tools use, without reading them all', async () => {
@@ -168,8 +226,11 @@ describe('inspectUpload', () => {
 
   it('refuses anything but zeros after the end marker, such as an entry hidden right behind it', async () => {
     const hidden = tar([{ path: '../../hidden-evil.sh', body: 'echo pwned\n' }]);
-    for (const chunkSize of [1, 700, 1 << 20]) expect(await refusal(packageWithTail(hidden), chunkSize)).toBe('DATA_AFTER_END');
-    expect(await refusal(packageWithTail(Buffer.concat([Buffer.alloc(4096), Buffer.from([1])])))).toBe('DATA_AFTER_END');
+    for (const chunkSize of [1, 700, 1 << 20])
+      expect(await refusal(packageWithTail(hidden), chunkSize)).toBe('DATA_AFTER_END');
+    expect(await refusal(packageWithTail(Buffer.concat([Buffer.alloc(4096), Buffer.from([1])])))).toBe(
+      'DATA_AFTER_END',
+    );
   });
 
   it('refuses an archive whose end marker has a checksum field (node-tar still reads it as the end) and something after it', async () => {
@@ -192,7 +253,9 @@ describe('inspectUpload', () => {
 
   it('refuses a gzip bomb of tar metadata by the bytes it unpacks to', async () => {
     const pax = { path: 'pax', type: 'ExtendedHeader' as const, body: Buffer.alloc(512 * 1024) };
-    expect(await refusal(gzipSync(tar([...Array.from({ length: 20 }, () => pax), ...packageEntries()])))).toBe('ARCHIVE_TOO_LARGE');
+    expect(await refusal(gzipSync(tar([...Array.from({ length: 20 }, () => pax), ...packageEntries()])))).toBe(
+      'ARCHIVE_TOO_LARGE',
+    );
   });
 
   it('refuses gzip inside gzip, damaged gzip and an empty file', async () => {

@@ -46,7 +46,11 @@ const ZEROS = Buffer.alloc(64 * 1024);
 
 export class PackageTooLargeError extends DomainError {
   constructor(limit: number) {
-    super(HttpStatus.PAYLOAD_TOO_LARGE, 'PACKAGE_TOO_LARGE', `The package is larger than the limit of ${limit} bytes (MAX_PACKAGE_BYTES); the upload was stopped and nothing was kept.`);
+    super(
+      HttpStatus.PAYLOAD_TOO_LARGE,
+      'PACKAGE_TOO_LARGE',
+      `The package is larger than the limit of ${limit} bytes (MAX_PACKAGE_BYTES); the upload was stopped and nothing was kept.`,
+    );
   }
 }
 
@@ -73,7 +77,10 @@ const parts = (p: string) => p.split('/').filter((part) => part !== '' && part !
  * Resolves a path (from the package root) as an extractor's file system would, through the
  * archive's own symbolic links: `inside` with where it lands, `outside`, or `loop`.
  */
-export function resolveThroughLinks(start: string[], symlinks: ReadonlyMap<string, string>): { inside: string } | 'outside' | 'loop' {
+export function resolveThroughLinks(
+  start: string[],
+  symlinks: ReadonlyMap<string, string>,
+): { inside: string } | 'outside' | 'loop' {
   const todo = [...start].reverse();
   const done: string[] = [];
   let hops = 0;
@@ -139,9 +146,13 @@ export function findUnsafeEntries(records: readonly EntryRecord[]): Array<{ entr
     }
     if (record.type !== 'SymbolicLink' && record.type !== 'Link') return;
     // Symbolic links resolve from the link's folder, hard links from the archive root.
-    const start = record.type === 'SymbolicLink' ? [...names.slice(0, -1), ...parts(record.linkpath ?? '')] : parts(record.linkpath ?? '');
+    const start =
+      record.type === 'SymbolicLink'
+        ? [...names.slice(0, -1), ...parts(record.linkpath ?? '')]
+        : parts(record.linkpath ?? '');
     const resolved = resolveThroughLinks(start, symlinks);
-    if (resolved === 'outside') unsafe.push({ entry: record.path, problem: 'link resolving out of the package through its symbolic links' });
+    if (resolved === 'outside')
+      unsafe.push({ entry: record.path, problem: 'link resolving out of the package through its symbolic links' });
     else if (resolved === 'loop') unsafe.push({ entry: record.path, problem: 'symbolic links that loop' });
   });
   return unsafe;
@@ -157,7 +168,9 @@ function allZero(buf: Buffer): boolean {
 
 /** A block node-tar may read as a null (end-of-archive) header: zero but for, at most, its checksum field. */
 function mayBeNullHeader(buf: Buffer, at: number): boolean {
-  return ZEROS.compare(buf, at, at + 148, 0, 148) === 0 && ZEROS.compare(buf, at + 156, at + BLOCK, 0, BLOCK - 156) === 0;
+  return (
+    ZEROS.compare(buf, at, at + 148, 0, 148) === 0 && ZEROS.compare(buf, at + 156, at + BLOCK, 0, BLOCK - 156) === 0
+  );
 }
 
 export interface TarFeederOptions {
@@ -201,7 +214,13 @@ export class TarFeeder extends Writable {
   override _write(chunk: Buffer, _encoding: BufferEncoding, done: (error?: Error | null) => void): void {
     this.received += chunk.length;
     if (this.received > this.options.maxTarBytes) {
-      return done(new BadInputError(`The archive unpacks to more than ${this.options.maxTarBytes} bytes of tar; it is refused as an archive bomb.`, undefined, 'ARCHIVE_TOO_LARGE'));
+      return done(
+        new BadInputError(
+          `The archive unpacks to more than ${this.options.maxTarBytes} bytes of tar; it is refused as an archive bomb.`,
+          undefined,
+          'ARCHIVE_TOO_LARGE',
+        ),
+      );
     }
     if (this.endAt !== null) return done(this.afterEnd(chunk));
     let data = chunk;
@@ -250,7 +269,8 @@ export class TarFeeder extends Writable {
     while (at < buf.length) {
       let n: number;
       const inBody = this.options.currentEntry()?.blockRemain ?? 0;
-      if (inBody > 0) n = Math.min(inBody, buf.length - at); // an entry's contents: no header is read there
+      if (inBody > 0)
+        n = Math.min(inBody, buf.length - at); // an entry's contents: no header is read there
       else if (mayBeNullHeader(buf, at)) n = BLOCK;
       else for (n = BLOCK; at + n < buf.length && !mayBeNullHeader(buf, at + n); n += BLOCK);
       const error = this.writeToParser(buf.subarray(at, at + n));
@@ -264,7 +284,11 @@ export class TarFeeder extends Writable {
   private writeToParser(piece: Buffer): Error | null {
     // node-tar would gunzip a second time a tar that starts with gzip's magic bytes.
     if (this.written === 0 && piece[0] === 0x1f && piece[1] === 0x8b) {
-      return new BadInputError('The archive is gzip inside gzip; a package is a tar archive compressed once.', undefined, 'NOT_TAR');
+      return new BadInputError(
+        'The archive is gzip inside gzip; a package is a tar archive compressed once.',
+        undefined,
+        'NOT_TAR',
+      );
     }
     this.sawEof = false;
     try {
@@ -289,11 +313,19 @@ export class TarFeeder extends Writable {
   private afterEnd(bytes: Buffer): Error | null {
     if (bytes.length === 0) return null;
     if (!allZero(bytes)) {
-      return new BadInputError('The archive has data after the end of the tar archive (after its end-of-archive marker), which tar tools skip or misread; it is refused. Build the package again with tar.', undefined, 'DATA_AFTER_END');
+      return new BadInputError(
+        'The archive has data after the end of the tar archive (after its end-of-archive marker), which tar tools skip or misread; it is refused. Build the package again with tar.',
+        undefined,
+        'DATA_AFTER_END',
+      );
     }
     this.padding += bytes.length;
     if (this.padding > this.options.maxPadding) {
-      return new BadInputError(`The archive has more than ${this.options.maxPadding} bytes of zeros after the end of the tar archive (tar tools pad to 10 KiB); it is refused.`, undefined, 'PADDING_TOO_LONG');
+      return new BadInputError(
+        `The archive has more than ${this.options.maxPadding} bytes of zeros after the end of the tar archive (tar tools pad to 10 KiB); it is refused.`,
+        undefined,
+        'PADDING_TOO_LONG',
+      );
     }
     return null;
   }
@@ -304,12 +336,25 @@ function tarRefusal(error: unknown, started: boolean): Error {
   if (error instanceof DomainError) return error;
   const e = error as Error & { code?: string };
   if (e.code === 'Z_BUF_ERROR') {
-    return new BadInputError('The archive ends early: its gzip stream is cut short, so the upload is incomplete or the file damaged. Nothing was kept; upload the whole file again.', undefined, 'ARCHIVE_TRUNCATED');
+    return new BadInputError(
+      'The archive ends early: its gzip stream is cut short, so the upload is incomplete or the file damaged. Nothing was kept; upload the whole file again.',
+      undefined,
+      'ARCHIVE_TRUNCATED',
+    );
   }
   if (e.code === 'Z_DATA_ERROR' && !started && /header check|unknown compression method/.test(e.message)) {
-    return new BadInputError(`The file is not gzip-compressed (${e.message}); a package is a .tar.gz archive.`, undefined, 'NOT_GZIP');
+    return new BadInputError(
+      `The file is not gzip-compressed (${e.message}); a package is a .tar.gz archive.`,
+      undefined,
+      'NOT_GZIP',
+    );
   }
-  if (e.code?.startsWith('Z_')) return new BadInputError(`The gzip data is damaged, or followed by something else (${e.message}); nothing was kept.`, undefined, 'BAD_GZIP');
+  if (e.code?.startsWith('Z_'))
+    return new BadInputError(
+      `The gzip data is damaged, or followed by something else (${e.message}); nothing was kept.`,
+      undefined,
+      'BAD_GZIP',
+    );
   return new BadInputError(`The file is not a valid tar archive inside gzip: ${e.message}.`, undefined, 'NOT_TAR');
 }
 
@@ -320,7 +365,11 @@ function tarRefusal(error: unknown, started: boolean): Error {
  * parser back to the socket. Throws a refusal naming the problem once the temporary file is closed;
  * the caller removes `tempPath`.
  */
-export async function inspectUpload(source: Readable, tempPath: string, limits: ArchiveLimits): Promise<InspectedArchive> {
+export async function inspectUpload(
+  source: Readable,
+  tempPath: string,
+  limits: ArchiveLimits,
+): Promise<InspectedArchive> {
   const hash = createHash('sha256');
   const entries = new Set<string>();
   const records: EntryRecord[] = [];
@@ -349,7 +398,13 @@ export async function inspectUpload(source: Readable, tempPath: string, limits: 
       entryCount++;
       unpacked += entry.size ?? 0;
       if (entryCount > limits.maxEntries || unpacked > limits.maxUnpackedBytes) {
-        fail(new BadInputError(`The archive unpacks to more than ${limits.maxEntries} entries or ${limits.maxUnpackedBytes} bytes; it is refused as an archive bomb.`, undefined, 'ARCHIVE_TOO_LARGE'));
+        fail(
+          new BadInputError(
+            `The archive unpacks to more than ${limits.maxEntries} entries or ${limits.maxUnpackedBytes} bytes; it is refused as an archive bomb.`,
+            undefined,
+            'ARCHIVE_TOO_LARGE',
+          ),
+        );
         entry.resume();
         return;
       }
@@ -360,7 +415,14 @@ export async function inspectUpload(source: Readable, tempPath: string, limits: 
         manifest = [];
         entry.on('data', (chunk: Buffer) => {
           manifestBytes += chunk.length;
-          if (manifestBytes > MAX_MANIFEST_BYTES) fail(new BadInputError(`manifest.json is larger than ${MAX_MANIFEST_BYTES} bytes.`, undefined, 'MANIFEST_INVALID'));
+          if (manifestBytes > MAX_MANIFEST_BYTES)
+            fail(
+              new BadInputError(
+                `manifest.json is larger than ${MAX_MANIFEST_BYTES} bytes.`,
+                undefined,
+                'MANIFEST_INVALID',
+              ),
+            );
           else manifest!.push(chunk);
         });
       } else {
@@ -385,7 +447,9 @@ export async function inspectUpload(source: Readable, tempPath: string, limits: 
   const meter: Transform = new Transform({
     transform(chunk: Buffer, _encoding, done) {
       if (size === 0 && !(chunk[0] === 0x1f && (chunk.length < 2 || chunk[1] === 0x8b))) {
-        return done(new BadInputError('The file is not gzip-compressed; a package is a .tar.gz archive.', undefined, 'NOT_GZIP'));
+        return done(
+          new BadInputError('The file is not gzip-compressed; a package is a .tar.gz archive.', undefined, 'NOT_GZIP'),
+        );
       }
       if (head.length < 3) head = Buffer.concat([head, chunk.subarray(0, 3 - head.length)]);
       size += chunk.length;
@@ -395,7 +459,8 @@ export async function inspectUpload(source: Readable, tempPath: string, limits: 
       else gunzip.once('drain', () => done(null, chunk));
     },
     flush(done) {
-      if (size === 0) return done(new BadInputError('The file is empty; a package is a .tar.gz archive.', undefined, 'NOT_GZIP'));
+      if (size === 0)
+        return done(new BadInputError('The file is empty; a package is a .tar.gz archive.', undefined, 'NOT_GZIP'));
       gunzip.end();
       done();
     },
@@ -422,12 +487,25 @@ export async function inspectUpload(source: Readable, tempPath: string, limits: 
   // while other extractors read on into it (gzip -d complains, Python's tarfile lists what is
   // there): nothing may follow the compressed stream, so no byte of a package goes uninspected.
   if (gunzip.bytesWritten < size) {
-    throw new BadInputError(`The file has ${size - gunzip.bytesWritten} bytes after the end of its gzip stream; a package is one .tar.gz with nothing after it.`, undefined, 'DATA_AFTER_END');
+    throw new BadInputError(
+      `The file has ${size - gunzip.bytesWritten} bytes after the end of its gzip stream; a package is one .tar.gz with nothing after it.`,
+      undefined,
+      'DATA_AFTER_END',
+    );
   }
   const unsafe = findUnsafeEntries(records);
   if (unsafe.length > 0) {
-    throw new BadInputError(`The archive has entries that could land outside the install folder: ${unsafe.map((u) => `${u.entry} (${u.problem})`).join(', ')}.`, unsafe, 'UNSAFE_ENTRY');
+    throw new BadInputError(
+      `The archive has entries that could land outside the install folder: ${unsafe.map((u) => `${u.entry} (${u.problem})`).join(', ')}.`,
+      unsafe,
+      'UNSAFE_ENTRY',
+    );
   }
-  if (!manifest) throw new BadInputError('The archive has no manifest.json at its root; add one (see the package format in the README).', undefined, 'NO_MANIFEST');
+  if (!manifest)
+    throw new BadInputError(
+      'The archive has no manifest.json at its root; add one (see the package format in the README).',
+      undefined,
+      'NO_MANIFEST',
+    );
   return { sha256: hash.digest('hex'), size, entries, manifestText: Buffer.concat(manifest).toString('utf8') };
 }

@@ -2,7 +2,14 @@ import { BadInputError } from '../common/errors';
 import { normaliseEntryPath, parseManifest } from './manifest';
 
 const entries = new Set(['manifest.json', 'migrate.js', 'bin/app']);
-const valid = { product: 'acme-agent', version: '10.3.0', kind: 'full', prerequisites: { fromVersion: '>=10.1.0 <10.3.0', minFreeDiskMb: 512, os: ['linux'] }, migration: 'migrate.js', notes: 'x' };
+const valid = {
+  product: 'acme-agent',
+  version: '10.3.0',
+  kind: 'full',
+  prerequisites: { fromVersion: '>=10.1.0 <10.3.0', minFreeDiskMb: 512, os: ['linux'] },
+  migration: 'migrate.js',
+  notes: 'x',
+};
 
 const problemsOf = (manifest: unknown) => {
   try {
@@ -16,15 +23,25 @@ const problemsOf = (manifest: unknown) => {
 
 describe('parseManifest', () => {
   it('accepts the documented manifest, with ./ paths too', () => {
-    expect(parseManifest(JSON.stringify(valid), entries)).toMatchObject({ product: 'acme-agent', version: '10.3.0', kind: 'full' });
-    expect(parseManifest(JSON.stringify({ ...valid, migration: './migrate.js' }), entries).migration).toBe('./migrate.js');
+    expect(parseManifest(JSON.stringify(valid), entries)).toMatchObject({
+      product: 'acme-agent',
+      version: '10.3.0',
+      kind: 'full',
+    });
+    expect(parseManifest(JSON.stringify({ ...valid, migration: './migrate.js' }), entries).migration).toBe(
+      './migrate.js',
+    );
   });
 
   it.each([
     ['not JSON', '{"product": ', ['manifest']],
     ['not an object', '[1]', ['manifest']],
     ['a version that is not semver', { ...valid, version: '10.3' }, ['manifest.version']],
-    ['a fromVersion that is not a range', { ...valid, prerequisites: { fromVersion: 'soon' } }, ['manifest.prerequisites.fromVersion']],
+    [
+      'a fromVersion that is not a range',
+      { ...valid, prerequisites: { fromVersion: 'soon' } },
+      ['manifest.prerequisites.fromVersion'],
+    ],
     ['an unknown kind', { ...valid, kind: 'partial' }, ['manifest.kind']],
     ['a migration that is not in the archive', { ...valid, migration: 'missing.js' }, ['manifest.migration']],
     ['missing fields, each named', {}, ['manifest.kind', 'manifest.product', 'manifest.version']],

@@ -1,5 +1,16 @@
 import { plainToInstance, Type } from 'class-transformer';
-import { IsArray, IsIn, IsInt, IsOptional, IsString, Length, Matches, Min, ValidateNested, validateSync } from 'class-validator';
+import {
+  IsArray,
+  IsIn,
+  IsInt,
+  IsOptional,
+  IsString,
+  Length,
+  Matches,
+  Min,
+  ValidateNested,
+  validateSync,
+} from 'class-validator';
 import { BadInputError } from '../common/errors';
 import { toFieldProblems } from '../common/validation';
 import { IsPrintableText, IsSemverRange, IsSemverVersion, IsSingleLineText } from '../common/validators';
@@ -66,18 +77,37 @@ export function parseManifest(text: string, entries: ReadonlySet<string>): Packa
   try {
     raw = JSON.parse(text);
   } catch {
-    throw new BadInputError('manifest.json is not valid JSON; check its syntax.', [{ field: 'manifest', problems: ['manifest.json is not valid JSON'] }], 'MANIFEST_INVALID');
+    throw new BadInputError(
+      'manifest.json is not valid JSON; check its syntax.',
+      [{ field: 'manifest', problems: ['manifest.json is not valid JSON'] }],
+      'MANIFEST_INVALID',
+    );
   }
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
-    throw new BadInputError('manifest.json must hold a JSON object.', [{ field: 'manifest', problems: ['manifest.json must hold a JSON object'] }], 'MANIFEST_INVALID');
+    throw new BadInputError(
+      'manifest.json must hold a JSON object.',
+      [{ field: 'manifest', problems: ['manifest.json must hold a JSON object'] }],
+      'MANIFEST_INVALID',
+    );
   }
   const manifest = plainToInstance(PackageManifest, raw);
   const problems = toFieldProblems(validateSync(manifest, { whitelist: true, forbidNonWhitelisted: true }), 'manifest');
-  if (manifest.migration && !problems.some((p) => p.field === 'manifest.migration') && !entries.has(normaliseEntryPath(manifest.migration))) {
-    problems.push({ field: 'manifest.migration', problems: [`manifest.migration names ${manifest.migration}, which is not in the archive`] });
+  if (
+    manifest.migration &&
+    !problems.some((p) => p.field === 'manifest.migration') &&
+    !entries.has(normaliseEntryPath(manifest.migration))
+  ) {
+    problems.push({
+      field: 'manifest.migration',
+      problems: [`manifest.migration names ${manifest.migration}, which is not in the archive`],
+    });
   }
   if (problems.length > 0) {
-    throw new BadInputError(`manifest.json is invalid: ${problems.flatMap((p) => p.problems).join('; ')}.`, problems, 'MANIFEST_INVALID');
+    throw new BadInputError(
+      `manifest.json is invalid: ${problems.flatMap((p) => p.problems).join('; ')}.`,
+      problems,
+      'MANIFEST_INVALID',
+    );
   }
   return manifest;
 }

@@ -89,7 +89,12 @@ describe('PackageStore', () => {
       jest.spyOn(fsp, 'rename').mockRejectedValueOnce(Object.assign(new Error(`${code}: no space left`), { code }));
       const refusal = await store.commit(temp, 'a'.repeat(64)).catch((error: unknown) => error);
       expect(refusal).toBeInstanceOf(PackageStoreFullError);
-      expect(refusal).toMatchObject({ status: 503, code: 'DISK_FULL', retryAfterS: expect.any(Number), message: expect.stringMatching(/disk is full/) });
+      expect(refusal).toMatchObject({
+        status: 503,
+        code: 'DISK_FULL',
+        retryAfterS: expect.any(Number),
+        message: expect.stringMatching(/disk is full/),
+      });
     }
     jest.spyOn(fsp, 'rename').mockRejectedValueOnce(Object.assign(new Error('EIO'), { code: 'EIO' }));
     await expect(store.commit(temp, 'a'.repeat(64))).rejects.toMatchObject({ code: 'EIO' });

@@ -15,11 +15,15 @@ export const STALE_TEMP_AFTER_MS = 15 * 60_000;
 /** An upload refused because the disk under DATA_DIR is full (or the quota used up); nothing was kept. */
 export class PackageStoreFullError extends DiskFullError {
   constructor(cause?: unknown) {
-    super(cause, "The server's disk is full: the package could not be written, and nothing was kept. Upload it again once space is freed on the volume that holds DATA_DIR.");
+    super(
+      cause,
+      "The server's disk is full: the package could not be written, and nothing was kept. Upload it again once space is freed on the volume that holds DATA_DIR.",
+    );
   }
 }
 
-export const isOutOfSpace = (error: unknown): boolean => ['ENOSPC', 'EDQUOT'].includes((error as { code?: string } | null)?.code ?? '');
+export const isOutOfSpace = (error: unknown): boolean =>
+  ['ENOSPC', 'EDQUOT'].includes((error as { code?: string } | null)?.code ?? '');
 
 /**
  * Where package files live: uploads stream into a temporary folder of this process,
@@ -61,7 +65,9 @@ export class PackageStore implements OnModuleInit, OnApplicationShutdown {
   /** Also while running: a process that crashed and came back within STALE_TEMP_AFTER_MS left its folder behind. */
   @Interval(STALE_TEMP_AFTER_MS)
   async sweepStaleTemp(): Promise<void> {
-    await this.removeStaleTemp().catch((error: Error) => this.logger.warn(`could not clear stale temporary files: ${error.message}`));
+    await this.removeStaleTemp().catch((error: Error) =>
+      this.logger.warn(`could not clear stale temporary files: ${error.message}`),
+    );
   }
 
   /**
@@ -75,7 +81,9 @@ export class PackageStore implements OnModuleInit, OnApplicationShutdown {
       const changed = await lastChange(entry);
       if (changed === null || now - changed < STALE_TEMP_AFTER_MS) continue;
       await fs.rm(entry, { recursive: true, force: true });
-      this.logger.log(`removed ${entry}, left by a process that is gone (unchanged since ${new Date(changed).toISOString()})`);
+      this.logger.log(
+        `removed ${entry}, left by a process that is gone (unchanged since ${new Date(changed).toISOString()})`,
+      );
     }
   }
 

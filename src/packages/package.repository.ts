@@ -18,12 +18,22 @@ export class PackageRepository {
   }
 
   /** History, newest first. */
-  list(clusterId: string, filter: { status?: PackageStatus; kind?: PackageKind }, limit: number, offset: number): Promise<[Package[], number]> {
+  list(
+    clusterId: string,
+    filter: { status?: PackageStatus; kind?: PackageKind },
+    limit: number,
+    offset: number,
+  ): Promise<[Package[], number]> {
     // TypeORM 1.x refuses undefined in a where condition: add only the filters that were given.
     const where: FindOptionsWhere<Package> = { clusterId };
     if (filter.status) where.status = filter.status;
     if (filter.kind) where.kind = filter.kind;
-    return this.db.reader.findAndCount(Package, { where, order: { uploadedAt: 'DESC', id: 'DESC' }, take: limit, skip: offset });
+    return this.db.reader.findAndCount(Package, {
+      where,
+      order: { uploadedAt: 'DESC', id: 'DESC' },
+      take: limit,
+      skip: offset,
+    });
   }
 
   countInCluster(em: EntityManager, clusterId: string): Promise<number> {

@@ -1,5 +1,16 @@
 import { Controller, Delete, Get, HttpCode, HttpStatus, Post, Query, Req, Res } from '@nestjs/common';
-import { ApiBody, ApiConsumes, ApiCreatedResponse, ApiExtraModels, ApiNoContentResponse, ApiOkResponse, ApiOperation, ApiProduces, ApiTags, getSchemaPath } from '@nestjs/swagger';
+import {
+  ApiBody,
+  ApiConsumes,
+  ApiCreatedResponse,
+  ApiExtraModels,
+  ApiNoContentResponse,
+  ApiOkResponse,
+  ApiOperation,
+  ApiProduces,
+  ApiTags,
+  getSchemaPath,
+} from '@nestjs/swagger';
 import { ApiPackageContent, ApiRefusals } from '../common/openapi';
 import type {} from '@fastify/static'; // reply.sendFile
 import type { FastifyReply, FastifyRequest } from 'fastify';
@@ -9,7 +20,13 @@ import { AgentRoute, CurrentPrincipal, RequireRole } from '../auth/access.decora
 import type { Principal } from '../auth/principal';
 import { DomainError } from '../common/errors';
 import { IdParam } from '../common/id-param';
-import { InstalledPackageDto, ListPackagesQuery, PackageDto, PackagePageDto, UploadPackageForm } from './dto/package.dto';
+import {
+  InstalledPackageDto,
+  ListPackagesQuery,
+  PackageDto,
+  PackagePageDto,
+  UploadPackageForm,
+} from './dto/package.dto';
 import { PackagesService } from './packages.service';
 import { UploadReceiver } from './upload-receiver';
 
@@ -28,12 +45,21 @@ export class PackagesController {
   @ApiBody({ type: UploadPackageForm })
   @ApiOperation({
     summary: 'Upload a package (201), or find the same bytes already uploaded (200)',
-    description: 'mode=upload-only answers the package. mode=install also takes the upgrade fields target, policy, options (JSON text) and scheduledAt, creates the upgrade in the same transaction, and answers 201 {package, upgrade}; target defaults to {"all": true}.',
+    description:
+      'mode=upload-only answers the package. mode=install also takes the upgrade fields target, policy, options (JSON text) and scheduledAt, creates the upgrade in the same transaction, and answers 201 {package, upgrade}; target defaults to {"all": true}.',
   })
-  @ApiCreatedResponse({ description: 'A new package (mode=upload-only), or the package and its upgrade (mode=install).', schema: { oneOf: [{ $ref: getSchemaPath(PackageDto) }, { $ref: getSchemaPath(InstalledPackageDto) }] } })
+  @ApiCreatedResponse({
+    description: 'A new package (mode=upload-only), or the package and its upgrade (mode=install).',
+    schema: { oneOf: [{ $ref: getSchemaPath(PackageDto) }, { $ref: getSchemaPath(InstalledPackageDto) }] },
+  })
   @ApiOkResponse({ type: PackageDto, description: 'The same bytes were uploaded before: that package.' })
   @ApiExtraModels(PackageDto, InstalledPackageDto)
-  async upload(@IdParam('clusterId') clusterId: string, @CurrentPrincipal() uploader: Principal, @Req() req: FastifyRequest, @Res({ passthrough: true }) res: FastifyReply): Promise<PackageDto | InstalledPackageDto> {
+  async upload(
+    @IdParam('clusterId') clusterId: string,
+    @CurrentPrincipal() uploader: Principal,
+    @Req() req: FastifyRequest,
+    @Res({ passthrough: true }) res: FastifyReply,
+  ): Promise<PackageDto | InstalledPackageDto> {
     await this.packages.requireCluster(clusterId);
     const upload = await this.receiver.receive(req.raw, res.raw);
     const { created, pkg, upgrade } = await this.packages.accept(clusterId, upload, uploader);
@@ -75,24 +101,39 @@ export class PackagesController {
   @ApiProduces('application/gzip')
   @ApiOperation({ summary: "Download a package of the agent's cluster; byte ranges resume a broken download" })
   @ApiPackageContent()
-  async download(@CurrentPrincipal() principal: Principal, @IdParam('packageId') id: string, @Res() res: FastifyReply): Promise<void> {
-    await sendPackage(res, await this.packages.downloadFor((principal as Extract<Principal, { kind: 'agent' }>).agentId, id));
+  async download(
+    @CurrentPrincipal() principal: Principal,
+    @IdParam('packageId') id: string,
+    @Res() res: FastifyReply,
+  ): Promise<void> {
+    await sendPackage(
+      res,
+      await this.packages.downloadFor((principal as Extract<Principal, { kind: 'agent' }>).agentId, id),
+    );
   }
 
   @Get('packages/:packageId/content')
   @RequireRole('operator')
   @ApiProduces('application/gzip')
-  @ApiOperation({ summary: 'Download a package, to install it by hand on a legacy agent; byte ranges resume a broken download' })
+  @ApiOperation({
+    summary: 'Download a package, to install it by hand on a legacy agent; byte ranges resume a broken download',
+  })
   @ApiPackageContent()
   async downloadByHand(@IdParam('packageId') id: string, @Res() res: FastifyReply): Promise<void> {
     const stored = await this.packages.download(id);
-    res.header('Content-Disposition', `attachment; filename="${stored.pkg.product.replace(/[^\w.-]/g, '_')}-${stored.pkg.version}.tar.gz"`);
+    res.header(
+      'Content-Disposition',
+      `attachment; filename="${stored.pkg.product.replace(/[^\w.-]/g, '_')}-${stored.pkg.version}.tar.gz"`,
+    );
     await sendPackage(res, stored);
   }
 }
 
 /** Streams a stored package with its hash; ranges answered 206, a range outside it 416. */
-async function sendPackage(reply: FastifyReply, { path, pkg }: { path: string; pkg: { sha256: string; size: number } }): Promise<void> {
+async function sendPackage(
+  reply: FastifyReply,
+  { path, pkg }: { path: string; pkg: { sha256: string; size: number } },
+): Promise<void> {
   const etag = `"${pkg.sha256}"`;
   // If-Range against this ETag (send knows only its own): a match keeps the range, else the whole package.
   const headers = reply.request.raw.headers;
@@ -102,12 +143,22 @@ async function sendPackage(reply: FastifyReply, { path, pkg }: { path: string; p
   }
   // @fastify/send answers an unsatisfiable range with its own error; the API answers it in its shape.
   if (headers.range && parseRange(pkg.size, headers.range) === -1) {
-    throw new DomainError(HttpStatus.REQUESTED_RANGE_NOT_SATISFIABLE, 'RANGE_NOT_SATISFIABLE', `The range asked for is outside the package's ${pkg.size} bytes; ask for a range within bytes 0-${pkg.size - 1}.`, undefined);
+    throw new DomainError(
+      HttpStatus.REQUESTED_RANGE_NOT_SATISFIABLE,
+      'RANGE_NOT_SATISFIABLE',
+      `The range asked for is outside the package's ${pkg.size} bytes; ask for a range within bytes 0-${pkg.size - 1}.`,
+      undefined,
+    );
   }
   reply.header('ETag', etag);
   reply.header('X-Content-SHA256', pkg.sha256);
   reply.header('Digest', `sha-256=${Buffer.from(pkg.sha256, 'hex').toString('base64')}`);
   reply.header('Content-Type', 'application/gzip');
   // @fastify/static answers Range with 206 and Content-Range, and honours If-Range against the ETag above.
-  await reply.sendFile(nodePath.basename(path), nodePath.dirname(path), { acceptRanges: true, etag: false, lastModified: false, cacheControl: false });
+  await reply.sendFile(nodePath.basename(path), nodePath.dirname(path), {
+    acceptRanges: true,
+    etag: false,
+    lastModified: false,
+    cacheControl: false,
+  });
 }

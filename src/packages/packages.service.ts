@@ -5,7 +5,14 @@ import { AgentsService } from '../cluster/agents.service';
 import { ClustersService } from '../cluster/clusters.service';
 import { Clock } from '../common/clock';
 import { isUniqueViolation } from '../common/db-errors';
-import { BadInputError, ConflictError, DomainError, ForbiddenError, NotFoundError, UnprocessableError } from '../common/errors';
+import {
+  BadInputError,
+  ConflictError,
+  DomainError,
+  ForbiddenError,
+  NotFoundError,
+  UnprocessableError,
+} from '../common/errors';
 import { Database, Tx } from '../database/database';
 import { EventLog } from '../progress/event-log.service';
 import { ListPackagesQuery, PackageDto, PackagePageDto, toPackageDto, UPLOAD_MODES } from './dto/package.dto';
@@ -60,38 +67,66 @@ export class PackagesService implements OnModuleInit {
    * then stores it under its hash. The same bytes again answer the existing package (created false).
    * Whatever is refused leaves no row and no file.
    */
-  async accept(clusterId: string, upload: ReceivedUpload, uploader: Principal): Promise<{ created: boolean; pkg: PackageDto; upgrade?: unknown }> {
+  async accept(
+    clusterId: string,
+    upload: ReceivedUpload,
+    uploader: Principal,
+  ): Promise<{ created: boolean; pkg: PackageDto; upgrade?: unknown }> {
     try {
       const mode = upload.fields.mode;
       if (!UPLOAD_MODES.includes(mode as (typeof UPLOAD_MODES)[number])) {
-        throw new BadInputError(`mode must be one of: ${UPLOAD_MODES.join(', ')}.`, [{ field: 'mode', problems: [`mode must be one of: ${UPLOAD_MODES.join(', ')}`] }]);
+        throw new BadInputError(`mode must be one of: ${UPLOAD_MODES.join(', ')}.`, [
+          { field: 'mode', problems: [`mode must be one of: ${UPLOAD_MODES.join(', ')}`] },
+        ]);
       }
       const known = mode === 'install' ? ['mode', ...INSTALL_FIELDS] : ['mode'];
       const unknown = Object.keys(upload.fields).filter((f) => !known.includes(f));
       if (unknown.length > 0) {
         const hint = mode === 'install' ? '' : ` (${INSTALL_FIELDS.join(', ')} go with mode=install)`;
-        throw new BadInputError(`Unknown form fields: ${unknown.join(', ')}; remove them${hint}.`, unknown.map((field) => ({ field, problems: [`${field} is not a known field; remove it`] })));
+        throw new BadInputError(
+          `Unknown form fields: ${unknown.join(', ')}; remove them${hint}.`,
+          unknown.map((field) => ({ field, problems: [`${field} is not a known field; remove it`] })),
+        );
       }
       let installRequest: unknown;
       if (mode === 'install') {
-        if (!this.installer) throw new UnprocessableError('INSTALL_NOT_AVAILABLE', 'mode=install is not available in this process; upload with mode=upload-only.');
+        if (!this.installer)
+          throw new UnprocessableError(
+            'INSTALL_NOT_AVAILABLE',
+            'mode=install is not available in this process; upload with mode=upload-only.',
+          );
         installRequest = await this.installer.parse(upload.fields);
       }
-      const install = installRequest === undefined ? undefined : (tx: Tx, pkg: Package) => this.installer!.install(tx, pkg, installRequest, uploader);
+      const install =
+        installRequest === undefined
+          ? undefined
+          : (tx: Tx, pkg: Package) => this.installer!.install(tx, pkg, installRequest, uploader);
 
       const cluster = await this.clusters.require(clusterId);
       const manifest = parseManifest(upload.archive.manifestText, upload.archive.entries);
       if (manifest.product !== cluster.product) {
-        throw new UnprocessableError('PRODUCT_MISMATCH', `The package is for product ${manifest.product}, but cluster ${cluster.name} runs ${cluster.product}.`, { packageProduct: manifest.product, clusterProduct: cluster.product });
+        throw new UnprocessableError(
+          'PRODUCT_MISMATCH',
+          `The package is for product ${manifest.product}, but cluster ${cluster.name} runs ${cluster.product}.`,
+          { packageProduct: manifest.product, clusterProduct: cluster.product },
+        );
       }
       const existing = await this.packages.findBySha256(clusterId, upload.archive.sha256);
       if (existing) return { created: false, ...(await this.installExisting(existing, install)) };
 
       const prerequisites = manifest.prerequisites ? { ...manifest.prerequisites } : {};
-      const check = await this.checkCluster(clusterId, { kind: manifest.kind, version: manifest.version, prerequisites });
+      const check = await this.checkCluster(clusterId, {
+        kind: manifest.kind,
+        version: manifest.version,
+        prerequisites,
+      });
       if (check.failures.length > 0) {
         const agents = new Set(check.failures.map((f) => f.agentName)).size;
-        throw new UnprocessableError('PREREQUISITES_UNMET', `${agents} agent${agents === 1 ? '' : 's'} of the cluster fail the package's prerequisites; see details for each check.`, check);
+        throw new UnprocessableError(
+          'PREREQUISITES_UNMET',
+          `${agents} agent${agents === 1 ? '' : 's'} of the cluster fail the package's prerequisites; see details for each check.`,
+          check,
+        );
       }
 
       const alreadyStored = await this.store.exists(upload.archive.sha256);
@@ -127,11 +162,18 @@ export class PackagesService implements OnModuleInit {
         // The same bytes uploaded at the same moment: the other upload made the package.
         const raced = isUniqueViolation(error) ? await this.packages.findBySha256(clusterId, pkg.sha256) : null;
         if (raced) return { created: false, ...(await this.installExisting(raced, install)) };
-        if (!alreadyStored && !(await this.packages.sha256InUse(this.db.reader, pkg.sha256))) await this.store.removeStored(pkg.sha256);
+        if (!alreadyStored && !(await this.packages.sha256InUse(this.db.reader, pkg.sha256)))
+          await this.store.removeStored(pkg.sha256);
         throw error;
       }
-      this.logger.log(`stored package ${pkg.id} (${pkg.product} ${pkg.version}, ${pkg.size} bytes) in cluster ${clusterId}${upgrade ? ' and created its upgrade' : ''}`);
-      return { created: true, pkg: toPackageDto(upgrade ? await this.require(pkg.id) : pkg), ...(upgrade ? { upgrade } : {}) };
+      this.logger.log(
+        `stored package ${pkg.id} (${pkg.product} ${pkg.version}, ${pkg.size} bytes) in cluster ${clusterId}${upgrade ? ' and created its upgrade' : ''}`,
+      );
+      return {
+        created: true,
+        pkg: toPackageDto(upgrade ? await this.require(pkg.id) : pkg),
+        ...(upgrade ? { upgrade } : {}),
+      };
     } finally {
       await this.store.removeTemp(upload.tempPath);
     }
@@ -142,24 +184,39 @@ export class PackagesService implements OnModuleInit {
     this.installer = installer;
   }
 
-  private async installExisting(existing: Package, install: ((tx: Tx, pkg: Package) => Promise<unknown>) | undefined): Promise<{ pkg: PackageDto; upgrade?: unknown }> {
+  private async installExisting(
+    existing: Package,
+    install: ((tx: Tx, pkg: Package) => Promise<unknown>) | undefined,
+  ): Promise<{ pkg: PackageDto; upgrade?: unknown }> {
     if (!install) return { pkg: toPackageDto(existing) };
     const upgrade = await this.db.transaction(async (tx) => install(tx, await this.require(existing.id, tx)));
     return { pkg: toPackageDto(await this.require(existing.id)), upgrade };
   }
 
   /** The prerequisite check against a cluster's agents (or some of them): for upload, schedule and start. */
-  async checkCluster(clusterId: string, pkg: { kind: Package['kind']; version: string; prerequisites: Package['prerequisites'] }, agentIds?: string[]): Promise<PrerequisiteResult> {
+  async checkCluster(
+    clusterId: string,
+    pkg: { kind: Package['kind']; version: string; prerequisites: Package['prerequisites'] },
+    agentIds?: string[],
+  ): Promise<PrerequisiteResult> {
     const inventory = await this.agents.inventory(clusterId);
     const chosen = agentIds ? inventory.filter((a) => agentIds.includes(a.id)) : inventory;
-    return checkPrerequisites(pkg, chosen.map((a) => ({ id: a.id, name: a.name, version: a.version, facts: a.facts })));
+    return checkPrerequisites(
+      pkg,
+      chosen.map((a) => ({ id: a.id, name: a.name, version: a.version, facts: a.facts })),
+    );
   }
 
   async list(clusterId: string, query: ListPackagesQuery): Promise<PackagePageDto> {
     await this.clusters.require(clusterId);
     const limit = query.limit ?? 100;
     const offset = query.offset ?? 0;
-    const [items, total] = await this.packages.list(clusterId, { status: query.status, kind: query.kind }, limit, offset);
+    const [items, total] = await this.packages.list(
+      clusterId,
+      { status: query.status, kind: query.kind },
+      limit,
+      offset,
+    );
     return { items: items.map(toPackageDto), total, limit, offset };
   }
 
@@ -178,7 +235,13 @@ export class PackagesService implements OnModuleInit {
    * exactly one wins: available -> reserved (a scheduled upgrade holds it).
    */
   async reserve(tx: Tx, packageId: string, upgradeId: string): Promise<void> {
-    const moved = await this.move(tx, packageId, { status: 'reserved', reservedByUpgradeId: upgradeId }, "status = 'available'", {});
+    const moved = await this.move(
+      tx,
+      packageId,
+      { status: 'reserved', reservedByUpgradeId: upgradeId },
+      "status = 'available'",
+      {},
+    );
     if (!moved) await this.refuseUse(tx, packageId);
   }
 
@@ -196,10 +259,22 @@ export class PackagesService implements OnModuleInit {
 
   /** reserved by this upgrade -> available (a scheduled upgrade was cancelled). */
   async release(tx: Tx, packageId: string, upgradeId: string): Promise<void> {
-    await this.move(tx, packageId, { status: 'available', reservedByUpgradeId: null }, "status = 'reserved' AND reservedByUpgradeId = :upgradeId", { upgradeId });
+    await this.move(
+      tx,
+      packageId,
+      { status: 'available', reservedByUpgradeId: null },
+      "status = 'reserved' AND reservedByUpgradeId = :upgradeId",
+      { upgradeId },
+    );
   }
 
-  private async move(tx: Tx, packageId: string, changes: Partial<Package>, condition: string, params: Record<string, unknown>): Promise<boolean> {
+  private async move(
+    tx: Tx,
+    packageId: string,
+    changes: Partial<Package>,
+    condition: string,
+    params: Record<string, unknown>,
+  ): Promise<boolean> {
     const result = await tx.em
       .createQueryBuilder()
       .update(Package)
@@ -226,7 +301,11 @@ export class PackagesService implements OnModuleInit {
     const sha256 = await this.db.transaction(async (tx) => {
       const pkg = await this.require(id, tx);
       if (pkg.status !== 'available') {
-        throw new ConflictError('PACKAGE_NOT_AVAILABLE', `Package ${id} is ${pkg.status}${pkg.usedByUpgradeId ? ` (used by upgrade ${pkg.usedByUpgradeId})` : ''}; only an available package can be deleted.`, { status: pkg.status });
+        throw new ConflictError(
+          'PACKAGE_NOT_AVAILABLE',
+          `Package ${id} is ${pkg.status}${pkg.usedByUpgradeId ? ` (used by upgrade ${pkg.usedByUpgradeId})` : ''}; only an available package can be deleted.`,
+          { status: pkg.status },
+        );
       }
       await this.packages.delete(tx.em, id);
       await this.publish(tx, pkg, { deleted: true });
@@ -239,7 +318,11 @@ export class PackagesService implements OnModuleInit {
   async downloadFor(agentId: string, packageId: string): Promise<{ path: string; pkg: Package }> {
     const [agent, pkg] = await Promise.all([this.agents.get(agentId), this.packages.findById(packageId)]);
     if (!pkg) throw new NotFoundError('Package', packageId);
-    if (pkg.clusterId !== agent.clusterId) throw new ForbiddenError(`Package ${packageId} belongs to another cluster; an agent downloads only its own cluster's packages.`, 'OTHER_CLUSTER');
+    if (pkg.clusterId !== agent.clusterId)
+      throw new ForbiddenError(
+        `Package ${packageId} belongs to another cluster; an agent downloads only its own cluster's packages.`,
+        'OTHER_CLUSTER',
+      );
     return this.stored(pkg);
   }
 
@@ -251,12 +334,29 @@ export class PackagesService implements OnModuleInit {
   private async stored(pkg: Package): Promise<{ path: string; pkg: Package }> {
     const packageId = pkg.id;
     if (!(await this.store.exists(pkg.sha256))) {
-      throw new DomainError(HttpStatus.GONE, 'PACKAGE_FILE_MISSING', `The file of package ${packageId} is missing from the package store; upload it again.`);
+      throw new DomainError(
+        HttpStatus.GONE,
+        'PACKAGE_FILE_MISSING',
+        `The file of package ${packageId} is missing from the package store; upload it again.`,
+      );
     }
     return { path: this.store.pathOf(pkg.sha256), pkg };
   }
 
   private publish(tx: Tx, pkg: Package, extra: Record<string, unknown> = {}) {
-    return this.events.append(tx, [{ type: 'package.status', clusterId: pkg.clusterId, data: { packageId: pkg.id, version: pkg.version, kind: pkg.kind, status: pkg.status, usedByUpgradeId: pkg.usedByUpgradeId, ...extra } }]);
+    return this.events.append(tx, [
+      {
+        type: 'package.status',
+        clusterId: pkg.clusterId,
+        data: {
+          packageId: pkg.id,
+          version: pkg.version,
+          kind: pkg.kind,
+          status: pkg.status,
+          usedByUpgradeId: pkg.usedByUpgradeId,
+          ...extra,
+        },
+      },
+    ]);
   }
 }

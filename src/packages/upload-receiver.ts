@@ -16,7 +16,12 @@ export interface ReceivedUpload {
 /** Room for the multipart framing and form fields around the file. */
 const MULTIPART_OVERHEAD = 1024 * 1024;
 
-const cutOff = () => new BadInputError('The upload was cut off before its end (the connection closed); nothing was kept. Send it again.', undefined, 'UPLOAD_INCOMPLETE');
+const cutOff = () =>
+  new BadInputError(
+    'The upload was cut off before its end (the connection closed); nothing was kept. Send it again.',
+    undefined,
+    'UPLOAD_INCOMPLETE',
+  );
 
 /**
  * Takes a multipart upload apart with busboy, streaming the `file` part straight through the
@@ -43,7 +48,9 @@ export class UploadReceiver {
     try {
       busboy = Busboy({ headers: req.headers, limits: { files: 1, fields: 30, fieldSize: 64 * 1024, parts: 32 } });
     } catch {
-      throw new BadInputError('Send the package as multipart/form-data with the archive in a field named "file".', [{ field: 'file', problems: ['file is required (multipart/form-data)'] }]);
+      throw new BadInputError('Send the package as multipart/form-data with the archive in a field named "file".', [
+        { field: 'file', problems: ['file is required (multipart/form-data)'] },
+      ]);
     }
     const tempPath = await this.store.newTempPath();
     const fields: Record<string, string> = {};
@@ -82,9 +89,18 @@ export class UploadReceiver {
             reject(error);
           });
         });
-        busboy.on('error', (error: Error) => reject(new BadInputError(`The multipart body could not be read: ${error.message}.`, undefined, 'BAD_MULTIPART')));
+        busboy.on('error', (error: Error) =>
+          reject(
+            new BadInputError(`The multipart body could not be read: ${error.message}.`, undefined, 'BAD_MULTIPART'),
+          ),
+        );
         busboy.on('close', () => {
-          if (!inspection) return reject(new BadInputError('The upload has no file: put the archive in a field named "file".', [{ field: 'file', problems: ['file is required'] }]));
+          if (!inspection)
+            return reject(
+              new BadInputError('The upload has no file: put the archive in a field named "file".', [
+                { field: 'file', problems: ['file is required'] },
+              ]),
+            );
           inspection.then(resolve, reject);
         });
         req.pipe(busboy);

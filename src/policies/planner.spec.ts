@@ -17,10 +17,15 @@ const agent = (name: string, over: Partial<PlanAgent> = {}): PlanAgent => ({
   factsKnown: true,
   ...over,
 });
-const main = (group: string, over: Partial<PlanAgent> = {}) => agent(`${group}-main`, { role: 'main', failoverGroup: group, active: true, ...over });
-const backup = (group: string, over: Partial<PlanAgent> = {}) => agent(`${group}-backup`, { role: 'backup', failoverGroup: group, active: false, ...over });
+const main = (group: string, over: Partial<PlanAgent> = {}) =>
+  agent(`${group}-main`, { role: 'main', failoverGroup: group, active: true, ...over });
+const backup = (group: string, over: Partial<PlanAgent> = {}) =>
+  agent(`${group}-backup`, { role: 'backup', failoverGroup: group, active: false, ...over });
 
-function request(agents: PlanAgent[], over: Partial<Omit<PlanRequest, 'options'>> & { options?: Partial<UpgradeOptions> } = {}): PlanRequest {
+function request(
+  agents: PlanAgent[],
+  over: Partial<Omit<PlanRequest, 'options'>> & { options?: Partial<UpgradeOptions> } = {},
+): PlanRequest {
   return {
     targets: agents,
     cluster: agents,
@@ -34,7 +39,10 @@ function request(agents: PlanAgent[], over: Partial<Omit<PlanRequest, 'options'>
 
 /** A plan as short lines: `kind agent <- deps [runWhen] status`, in plan order. */
 const shape = (p: ReturnType<typeof plan>) =>
-  p.steps.map((s) => `${s.kind} ${s.agentId.replace('id-', '')}${s.dependsOn.length ? ` <- ${s.dependsOn.join(',').replace(/id-/g, '')}` : ''}${s.runWhen !== 'succeeded' ? ` [${s.runWhen}]` : ''} ${s.status}`);
+  p.steps.map(
+    (s) =>
+      `${s.kind} ${s.agentId.replace('id-', '')}${s.dependsOn.length ? ` <- ${s.dependsOn.join(',').replace(/id-/g, '')}` : ''}${s.runWhen !== 'succeeded' ? ` [${s.runWhen}]` : ''} ${s.status}`,
+  );
 const codes = (p: ReturnType<typeof plan>) => p.warnings.map((w) => w.code);
 
 describe('planner: policies and pair situations', () => {
@@ -51,38 +59,68 @@ describe('planner: policies and pair situations', () => {
     [
       'backup-first',
       healthy,
-      ['upgrade g-backup pending', 'switchover g-backup <- upgrade:g-backup pending', 'upgrade g-main <- switchover:g pending', 'switchback g-main <- upgrade:g-main [failed] pending'],
+      [
+        'upgrade g-backup pending',
+        'switchover g-backup <- upgrade:g-backup pending',
+        'upgrade g-main <- switchover:g pending',
+        'switchback g-main <- upgrade:g-main [failed] pending',
+      ],
       [],
     ],
     [
       'backup-first',
       backupOffline,
-      ['upgrade g-backup pending', 'switchover g-backup <- upgrade:g-backup pending', 'upgrade g-main <- switchover:g pending', 'switchback g-main <- upgrade:g-main [failed] pending'],
+      [
+        'upgrade g-backup pending',
+        'switchover g-backup <- upgrade:g-backup pending',
+        'upgrade g-main <- switchover:g pending',
+        'switchback g-main <- upgrade:g-main [failed] pending',
+      ],
       ['PAIR_STANDBY_OFFLINE', 'AGENTS_OFFLINE'],
     ],
     [
       'backup-first',
       mainOffline,
-      ['upgrade g-backup pending', 'switchover g-backup <- upgrade:g-backup pending', 'upgrade g-main <- switchover:g pending', 'switchback g-main <- upgrade:g-main [failed] pending'],
+      [
+        'upgrade g-backup pending',
+        'switchover g-backup <- upgrade:g-backup pending',
+        'upgrade g-main <- switchover:g pending',
+        'switchback g-main <- upgrade:g-main [failed] pending',
+      ],
       ['PAIR_SERVING_OFFLINE', 'AGENTS_OFFLINE'],
     ],
     ['backup-first', backupMissing, ['upgrade g-main pending'], ['PAIR_INCOMPLETE']],
     [
       'backup-first-switchback',
       healthy,
-      ['upgrade g-backup pending', 'switchover g-backup <- upgrade:g-backup pending', 'upgrade g-main <- switchover:g pending', 'switchback g-main <- upgrade:g-main [ended] pending'],
+      [
+        'upgrade g-backup pending',
+        'switchover g-backup <- upgrade:g-backup pending',
+        'upgrade g-main <- switchover:g pending',
+        'switchback g-main <- upgrade:g-main [ended] pending',
+      ],
       [],
     ],
     [
       'backup-first-switchback',
       backupOffline,
-      ['upgrade g-backup pending', 'switchover g-backup <- upgrade:g-backup pending', 'upgrade g-main <- switchover:g pending', 'switchback g-main <- upgrade:g-main [ended] pending'],
+      [
+        'upgrade g-backup pending',
+        'switchover g-backup <- upgrade:g-backup pending',
+        'upgrade g-main <- switchover:g pending',
+        'switchback g-main <- upgrade:g-main [ended] pending',
+      ],
       ['PAIR_STANDBY_OFFLINE', 'AGENTS_OFFLINE'],
     ],
     [
       'backup-first-switchback',
       mainOffline,
-      ['upgrade g-backup pending', 'switchover g-backup <- upgrade:g-backup pending', 'upgrade g-main <- switchover:g pending', 'switchback g-main <- upgrade:g-main [ended] pending'],
+      [
+        'upgrade g-backup pending',
+        'switchover g-backup <- upgrade:g-backup pending',
+        'upgrade g-main <- switchover:g pending',
+        'switchback g-main <- upgrade:g-main [ended] pending',
+      ],
       ['PAIR_SERVING_OFFLINE', 'AGENTS_OFFLINE'],
     ],
     ['backup-first-switchback', [backup('g')], ['upgrade g-backup pending'], ['PAIR_INCOMPLETE']],
@@ -96,14 +134,25 @@ describe('planner: policies and pair situations', () => {
   });
 
   it('without switchBackOnFailure, backup-first has no switchback and switchback runs on success only', () => {
-    expect(shape(plan(request([main('g'), backup('g')], { policy: 'backup-first', options: { switchBackOnFailure: false } })))).toEqual([
+    expect(
+      shape(
+        plan(request([main('g'), backup('g')], { policy: 'backup-first', options: { switchBackOnFailure: false } })),
+      ),
+    ).toEqual([
       'upgrade g-backup pending',
       'switchover g-backup <- upgrade:g-backup pending',
       'upgrade g-main <- switchover:g pending',
     ]);
-    expect(shape(plan(request([main('g'), backup('g')], { policy: 'backup-first-switchback', options: { switchBackOnFailure: false } }))).at(-1)).toBe(
-      'switchback g-main <- upgrade:g-main pending',
-    );
+    expect(
+      shape(
+        plan(
+          request([main('g'), backup('g')], {
+            policy: 'backup-first-switchback',
+            options: { switchBackOnFailure: false },
+          }),
+        ),
+      ).at(-1),
+    ).toBe('switchback g-main <- upgrade:g-main pending');
   });
 
   it('default resolves to the cluster default policy', () => {
@@ -113,8 +162,17 @@ describe('planner: policies and pair situations', () => {
   });
 
   it('upgrades the standby first when the backup serves already', () => {
-    const p = plan(request([main('g', { active: false }), backup('g', { active: true })], { policy: 'backup-first', options: { switchBackOnFailure: false } }));
-    expect(shape(p)).toEqual(['upgrade g-main pending', 'switchover g-main <- upgrade:g-main pending', 'upgrade g-backup <- switchover:g pending']);
+    const p = plan(
+      request([main('g', { active: false }), backup('g', { active: true })], {
+        policy: 'backup-first',
+        options: { switchBackOnFailure: false },
+      }),
+    );
+    expect(shape(p)).toEqual([
+      'upgrade g-main pending',
+      'switchover g-main <- upgrade:g-main pending',
+      'upgrade g-backup <- switchover:g pending',
+    ]);
     expect(codes(p)).toEqual(['PAIR_SWITCHED_OVER']);
   });
 
@@ -124,8 +182,17 @@ describe('planner: policies and pair situations', () => {
   });
 
   it('a switchover follows a standby that is on the version already', () => {
-    const p = plan(request([main('g'), backup('g', { version: '1.1.0' })], { policy: 'backup-first', options: { switchBackOnFailure: false } }));
-    expect(shape(p)).toEqual(['upgrade g-backup skipped', 'switchover g-backup <- upgrade:g-backup pending', 'upgrade g-main <- switchover:g pending']);
+    const p = plan(
+      request([main('g'), backup('g', { version: '1.1.0' })], {
+        policy: 'backup-first',
+        options: { switchBackOnFailure: false },
+      }),
+    );
+    expect(shape(p)).toEqual([
+      'upgrade g-backup skipped',
+      'switchover g-backup <- upgrade:g-backup pending',
+      'upgrade g-main <- switchover:g pending',
+    ]);
   });
 
   it('a pair member catching up with its upgraded peer hands over to it first when it serves', () => {
@@ -139,22 +206,36 @@ describe('planner: policies and pair situations', () => {
     ]);
     expect(codes(serving)).toEqual([]);
     // The peer serves already: this member is upgraded alone, no switchover, no warning.
-    const standby = plan(request([backup('g')], { cluster: [main('g', { version: '1.1.0' }), backup('g')], policy: 'backup-first-switchback' }));
+    const standby = plan(
+      request([backup('g')], {
+        cluster: [main('g', { version: '1.1.0' }), backup('g')],
+        policy: 'backup-first-switchback',
+      }),
+    );
     expect(shape(standby)).toEqual(['upgrade g-backup pending', 'upgrade g-main skipped']);
     expect(codes(standby)).toEqual([]);
     // Under simultaneous too: with its peer done, the serving member would stop alone, so it hands over first.
-    expect(shape(plan(request([main('g')], { cluster: [main('g'), caughtUp], policy: 'simultaneous' })))).toEqual(shape(serving));
+    expect(shape(plan(request([main('g')], { cluster: [main('g'), caughtUp], policy: 'simultaneous' })))).toEqual(
+      shape(serving),
+    );
   });
 
-  it.each(['simultaneous', 'backup-first', 'backup-first-switchback'] as const)('%s: a serving member targeted without its peer hands over to it first, and it is said', (policy) => {
-    const all = [main('g'), backup('g')];
-    const p = plan(request([all[0]], { cluster: all, policy }));
-    expect(shape(p)).toEqual(['switchover g-backup pending', 'upgrade g-main <- switchover:g pending', 'switchback g-main <- upgrade:g-main [failed] pending']);
-    expect(p.steps[0].note).toMatch(/takes over from g-main on the version it runs/);
-    expect(codes(p)).toEqual(['PAIR_PARTIAL', 'MIXED_VERSIONS']);
-    // The standby alone is simply upgraded: its peer serves meanwhile.
-    expect(shape(plan(request([all[1]], { cluster: all, policy })))).toEqual(['upgrade g-backup pending']);
-  });
+  it.each(['simultaneous', 'backup-first', 'backup-first-switchback'] as const)(
+    '%s: a serving member targeted without its peer hands over to it first, and it is said',
+    (policy) => {
+      const all = [main('g'), backup('g')];
+      const p = plan(request([all[0]], { cluster: all, policy }));
+      expect(shape(p)).toEqual([
+        'switchover g-backup pending',
+        'upgrade g-main <- switchover:g pending',
+        'switchback g-main <- upgrade:g-main [failed] pending',
+      ]);
+      expect(p.steps[0].note).toMatch(/takes over from g-main on the version it runs/);
+      expect(codes(p)).toEqual(['PAIR_PARTIAL', 'MIXED_VERSIONS']);
+      // The standby alone is simply upgraded: its peer serves meanwhile.
+      expect(shape(plan(request([all[1]], { cluster: all, policy })))).toEqual(['upgrade g-backup pending']);
+    },
+  );
 
   it('a serving member whose peer is a legacy agent is upgraded by hand (nothing could take over)', () => {
     const all = [main('g'), backup('g', { remoteUpgrade: false })];
@@ -165,10 +246,19 @@ describe('planner: policies and pair situations', () => {
 
   it('a pair with a legacy standby is manual under every policy; a legacy serving member alone under simultaneous', () => {
     const pair = [main('g'), backup('g', { remoteUpgrade: false })];
-    expect(shape(plan(request(pair, { policy: 'backup-first' })))).toEqual(['manual g-backup manual', 'manual g-main manual']);
-    expect(shape(plan(request(pair, { policy: 'simultaneous' })))).toEqual(['manual g-backup manual', 'manual g-main manual']);
+    expect(shape(plan(request(pair, { policy: 'backup-first' })))).toEqual([
+      'manual g-backup manual',
+      'manual g-main manual',
+    ]);
+    expect(shape(plan(request(pair, { policy: 'simultaneous' })))).toEqual([
+      'manual g-backup manual',
+      'manual g-main manual',
+    ]);
     const legacyMain = [main('g', { remoteUpgrade: false }), backup('g')];
-    expect(shape(plan(request(legacyMain, { policy: 'simultaneous' })))).toEqual(['upgrade g-backup pending', 'manual g-main manual']);
+    expect(shape(plan(request(legacyMain, { policy: 'simultaneous' })))).toEqual([
+      'upgrade g-backup pending',
+      'manual g-main manual',
+    ]);
   });
 
   it('a downgrade is refused unless asked for, then warned about, and a major across it bars backup-first', () => {
@@ -176,12 +266,20 @@ describe('planner: policies and pair situations', () => {
     const refused = plan(request(newer, { pkg: { version: '1.0.0', kind: 'full' } }));
     expect(refused.refusals.map((r) => r.code)).toEqual(['DOWNGRADE']);
     expect(refused.refusals[0].message).toMatch(/older than what 1 target\(s\) run \(a 10\.3\.0\).*allowDowngrade/);
-    const allowed = plan(request(newer, { pkg: { version: '1.0.0', kind: 'full' }, options: { allowDowngrade: true } }));
+    const allowed = plan(
+      request(newer, { pkg: { version: '1.0.0', kind: 'full' }, options: { allowDowngrade: true } }),
+    );
     expect(allowed.refusals).toEqual([]);
     expect(codes(allowed)).toContain('DOWNGRADE');
     expect(shape(allowed)).toEqual(['upgrade a pending', 'upgrade b skipped']);
     const pair = [main('g', { version: '2.0.0' }), backup('g', { version: '2.0.0' })];
-    const acrossMajor = plan(request(pair, { pkg: { version: '1.5.0', kind: 'full' }, policy: 'backup-first', options: { allowDowngrade: true } }));
+    const acrossMajor = plan(
+      request(pair, {
+        pkg: { version: '1.5.0', kind: 'full' },
+        policy: 'backup-first',
+        options: { allowDowngrade: true },
+      }),
+    );
     expect(acrossMajor.refusals.map((r) => r.code)).toEqual(['LEGACY_POLICY_ON_MAJOR']);
   });
 });
@@ -196,7 +294,11 @@ describe('planner: skipped, manual, refusals', () => {
   });
 
   it('compares the web-apps version for a webapps package', () => {
-    const p = plan(request([agent('a', { version: '1.1.0', webappsVersion: '1.0.0' }), agent('b', { webappsVersion: '2.0.0' })], { pkg: { version: '2.0.0', kind: 'webapps' } }));
+    const p = plan(
+      request([agent('a', { version: '1.1.0', webappsVersion: '1.0.0' }), agent('b', { webappsVersion: '2.0.0' })], {
+        pkg: { version: '2.0.0', kind: 'webapps' },
+      }),
+    );
     expect(shape(p)).toEqual(['upgrade a pending', 'upgrade b skipped']);
   });
 
@@ -214,12 +316,20 @@ describe('planner: skipped, manual, refusals', () => {
     ['backup-first', true, []],
     ['simultaneous', false, []],
   ] as const)('a major upgrade of a pair under %s (acknowledged: %s) is refused: %j', (policy, allow, refusals) => {
-    const p = plan(request([main('g'), backup('g')], { policy, pkg: { version: '2.0.0', kind: 'full' }, options: { allowLegacyPolicyOnMajor: allow } }));
+    const p = plan(
+      request([main('g'), backup('g')], {
+        policy,
+        pkg: { version: '2.0.0', kind: 'full' },
+        options: { allowLegacyPolicyOnMajor: allow },
+      }),
+    );
     expect(p.refusals.map((r) => r.code)).toEqual(refusals);
   });
 
   it('does not refuse a legacy policy on a major upgrade of standalone agents only', () => {
-    expect(plan(request([agent('a')], { policy: 'backup-first', pkg: { version: '2.0.0', kind: 'full' } })).refusals).toEqual([]);
+    expect(
+      plan(request([agent('a')], { policy: 'backup-first', pkg: { version: '2.0.0', kind: 'full' } })).refusals,
+    ).toEqual([]);
   });
 });
 
@@ -274,8 +384,14 @@ describe('planner: batches', () => {
   });
 
   it('skipped and manual units do not take a place in a batch', () => {
-    const p = plan(request([agent('a', { version: '1.1.0' }), agent('b'), agent('c')], { options: { maxParallel: 1 } }));
-    expect(p.steps.map((s) => [s.status, s.batch])).toEqual([['skipped', 0], ['pending', 0], ['pending', 1]]);
+    const p = plan(
+      request([agent('a', { version: '1.1.0' }), agent('b'), agent('c')], { options: { maxParallel: 1 } }),
+    );
+    expect(p.steps.map((s) => [s.status, s.batch])).toEqual([
+      ['skipped', 0],
+      ['pending', 0],
+      ['pending', 1],
+    ]);
   });
 
   it.each([

@@ -81,8 +81,10 @@ export interface Plan {
 const isBackupFirst = (p: ConcretePolicy) => p === 'backup-first' || p === 'backup-first-switchback';
 
 /** What the package replaces on the agent: its core version, or its web-apps version. */
-export const installedOf = (agent: Pick<PlanAgent, 'version' | 'webappsVersion'>, pkg: PlanRequest['pkg']): string | null =>
-  pkg.kind === 'webapps' ? agent.webappsVersion : agent.version;
+export const installedOf = (
+  agent: Pick<PlanAgent, 'version' | 'webappsVersion'>,
+  pkg: PlanRequest['pkg'],
+): string | null => (pkg.kind === 'webapps' ? agent.webappsVersion : agent.version);
 
 /** Whether the agent already runs what the package installs. */
 export function alreadyOn(agent: Pick<PlanAgent, 'version' | 'webappsVersion'>, pkg: PlanRequest['pkg']): boolean {
@@ -135,10 +137,14 @@ export function plan(request: PlanRequest): Plan {
   const resolvedPolicy: ConcretePolicy = request.policy === 'default' ? request.clusterDefaultPolicy : request.policy;
   const warnings: PlanNotice[] = [];
   const refusals: PlanNotice[] = [];
-  const warn = (code: string, message: string, agents: PlanAgent[] = []) => warnings.push({ code, message, ...(agents.length ? { agentIds: agents.map((a) => a.id) } : {}) });
+  const warn = (code: string, message: string, agents: PlanAgent[] = []) =>
+    warnings.push({ code, message, ...(agents.length ? { agentIds: agents.map((a) => a.id) } : {}) });
 
   if (request.targets.length === 0) {
-    refusals.push({ code: 'NO_AGENTS', message: 'The upgrade targets no agent: register agents in the cluster, or name some in target.' });
+    refusals.push({
+      code: 'NO_AGENTS',
+      message: 'The upgrade targets no agent: register agents in the cluster, or name some in target.',
+    });
   }
 
   const units = buildUnits(request, resolvedPolicy, warn);
@@ -156,7 +162,11 @@ export function plan(request: PlanRequest): Plan {
       agentIds: downgrades.map((a) => a.id),
     });
   } else if (downgrades.length > 0) {
-    warn('DOWNGRADE', `A downgrade: ${downgrades.length} target(s) go back from a newer version to ${pkg.version} (${downgrades.map((a) => a.name).join(', ')}); their data must suit the older version.`, downgrades);
+    warn(
+      'DOWNGRADE',
+      `A downgrade: ${downgrades.length} target(s) go back from a newer version to ${pkg.version} (${downgrades.map((a) => a.name).join(', ')}); their data must suit the older version.`,
+      downgrades,
+    );
   }
 
   // A legacy policy stops one member while the other serves on the old version: across a major
@@ -188,7 +198,8 @@ export function plan(request: PlanRequest): Plan {
   const canary = Math.min(options.canary, working.length);
   const batchOf = new Map<Unit, number>();
   working.forEach((unit, i) => {
-    const batch = canary > 0 ? (i < canary ? 0 : 1 + Math.floor((i - canary) / maxParallel)) : Math.floor(i / maxParallel);
+    const batch =
+      canary > 0 ? (i < canary ? 0 : 1 + Math.floor((i - canary) / maxParallel)) : Math.floor(i / maxParallel);
     batchOf.set(unit, batch);
   });
   const steps: PlannedStep[] = [];
@@ -197,7 +208,10 @@ export function plan(request: PlanRequest): Plan {
   });
   const batches = working.length === 0 ? 0 : batchOf.get(working[working.length - 1])! + 1;
   if (request.targets.length > 0 && working.length === 0) {
-    warn('NOTHING_TO_DO', `No agent needs remote work: every target is on ${pkg.version} already or must be upgraded by hand.`);
+    warn(
+      'NOTHING_TO_DO',
+      `No agent needs remote work: every target is on ${pkg.version} already or must be upgraded by hand.`,
+    );
   }
 
   return {
@@ -213,7 +227,11 @@ export function plan(request: PlanRequest): Plan {
 }
 
 /** Standalone agents and pairs, in a stable order (pairs by group name, then agents by name). */
-function buildUnits(request: PlanRequest, policy: ConcretePolicy, warn: (code: string, message: string, agents?: PlanAgent[]) => void): Unit[] {
+function buildUnits(
+  request: PlanRequest,
+  policy: ConcretePolicy,
+  warn: (code: string, message: string, agents?: PlanAgent[]) => void,
+): Unit[] {
   const targetIds = new Set(request.targets.map((a) => a.id));
   const groups = groupBy(request.targets);
   const clusterGroups = groupBy(request.cluster);
@@ -223,7 +241,11 @@ function buildUnits(request: PlanRequest, policy: ConcretePolicy, warn: (code: s
     const untargeted = members.filter((a) => !targetIds.has(a.id));
     if (members.length < 2) {
       const lone = targeted[0];
-      warn('PAIR_INCOMPLETE', `Failover group ${group} has only its ${lone.role} (${lone.name}): it is upgraded alone and does not serve while it upgrades.`, [lone]);
+      warn(
+        'PAIR_INCOMPLETE',
+        `Failover group ${group} has only its ${lone.role} (${lone.name}): it is upgraded alone and does not serve while it upgrades.`,
+        [lone],
+      );
       units.push({ name: group, steps: [singleStep(lone, request.pkg)] });
     } else if (untargeted.length > 0 && untargeted.every((peer) => alreadyOn(peer, request.pkg))) {
       // The peer is on the version already (upgraded while this member was offline or busy, or an
@@ -233,7 +255,11 @@ function buildUnits(request: PlanRequest, policy: ConcretePolicy, warn: (code: s
     } else if (untargeted.length > 0) {
       const lone = targeted[0];
       const peer = untargeted[0];
-      warn('PAIR_PARTIAL', `Only ${lone.name} of failover group ${group} is targeted, not ${peer.name}: the pair runs mixed versions until ${peer.name} is upgraded too.`, [lone, peer]);
+      warn(
+        'PAIR_PARTIAL',
+        `Only ${lone.name} of failover group ${group} is targeted, not ${peer.name}: the pair runs mixed versions until ${peer.name} is upgraded too.`,
+        [lone, peer],
+      );
       units.push({ name: group, steps: partialPairSteps(group, lone, peer, request, warn) });
     } else {
       units.push({ name: group, steps: pairSteps(group, members, request, policy, warn) });
@@ -258,7 +284,14 @@ function groupBy(agents: PlanAgent[]): Map<string, PlanAgent[]> {
 }
 
 function singleStep(agent: PlanAgent, pkg: PlanRequest['pkg']): Unit['steps'][number] {
-  const base = { key: `upgrade:${agent.id}`, agentId: agent.id, fromAgentId: null, failoverGroup: agent.failoverGroup, dependsOn: [], runWhen: 'succeeded' as const };
+  const base = {
+    key: `upgrade:${agent.id}`,
+    agentId: agent.id,
+    fromAgentId: null,
+    failoverGroup: agent.failoverGroup,
+    dependsOn: [],
+    runWhen: 'succeeded' as const,
+  };
   if (alreadyOn(agent, pkg)) return { ...base, kind: 'upgrade', status: 'skipped', note: `already on ${pkg.version}` };
   if (!agent.remoteUpgrade) return { ...base, kind: 'manual', status: 'manual', note: manualNote(agent, pkg) };
   return { ...base, kind: 'upgrade', status: 'pending', note: null };
@@ -273,25 +306,78 @@ const manualNote = (agent: PlanAgent, pkg: PlanRequest['pkg']) =>
  * upgrade), so the pair keeps a serving member; with `switchBackOnFailure` it takes back over when
  * its upgrade fails.
  */
-function partialPairSteps(group: string, lone: PlanAgent, peer: PlanAgent, request: PlanRequest, warn: (code: string, message: string, agents?: PlanAgent[]) => void): Unit['steps'] {
+function partialPairSteps(
+  group: string,
+  lone: PlanAgent,
+  peer: PlanAgent,
+  request: PlanRequest,
+  warn: (code: string, message: string, agents?: PlanAgent[]) => void,
+): Unit['steps'] {
   const step = singleStep(lone, request.pkg);
   const serving = lone.active || (!peer.active && lone.role === 'main');
   if (!serving || step.status !== 'pending') return [step];
   if (!peer.remoteUpgrade) {
-    warn('PAIR_MANUAL', `${lone.name} serves failover group ${group} and its peer ${peer.name} is a legacy agent that cannot take over remotely: hand over by hand, then upgrade ${lone.name}.`, [lone, peer]);
-    return [{ ...step, kind: 'manual', status: 'manual', note: `${lone.name} serves ${group}: switch over to ${peer.name} by hand, then install ${request.pkg.version} on ${lone.address}.` }];
+    warn(
+      'PAIR_MANUAL',
+      `${lone.name} serves failover group ${group} and its peer ${peer.name} is a legacy agent that cannot take over remotely: hand over by hand, then upgrade ${lone.name}.`,
+      [lone, peer],
+    );
+    return [
+      {
+        ...step,
+        kind: 'manual',
+        status: 'manual',
+        note: `${lone.name} serves ${group}: switch over to ${peer.name} by hand, then install ${request.pkg.version} on ${lone.address}.`,
+      },
+    ];
   }
-  const handover = takeoverStep('switchover', group, peer, lone, [], 'succeeded', `${peer.name} takes over from ${lone.name} on the version it runs, before ${lone.name} stops`);
+  const handover = takeoverStep(
+    'switchover',
+    group,
+    peer,
+    lone,
+    [],
+    'succeeded',
+    `${peer.name} takes over from ${lone.name} on the version it runs, before ${lone.name} stops`,
+  );
   const steps: Unit['steps'] = [handover, { ...step, dependsOn: [handover.key] }];
   if (request.options.switchBackOnFailure) {
-    steps.push(takeoverStep('switchback', group, lone, peer, [step.key], 'failed', `only if the upgrade of ${lone.name} fails: it takes back over on the version it rolled back to`));
+    steps.push(
+      takeoverStep(
+        'switchback',
+        group,
+        lone,
+        peer,
+        [step.key],
+        'failed',
+        `only if the upgrade of ${lone.name} fails: it takes back over on the version it rolled back to`,
+      ),
+    );
   }
   return steps;
 }
 
 /** A switchover or switchback: `to` takes over from `from`. */
-function takeoverStep(kind: 'switchover' | 'switchback', group: string, to: PlanAgent, from: PlanAgent, dependsOn: string[], runWhen: RunWhen, note: string | null): Unit['steps'][number] {
-  return { key: `${kind}:${group}`, kind, agentId: to.id, fromAgentId: from.id, failoverGroup: group, dependsOn, runWhen, status: 'pending', note };
+function takeoverStep(
+  kind: 'switchover' | 'switchback',
+  group: string,
+  to: PlanAgent,
+  from: PlanAgent,
+  dependsOn: string[],
+  runWhen: RunWhen,
+  note: string | null,
+): Unit['steps'][number] {
+  return {
+    key: `${kind}:${group}`,
+    kind,
+    agentId: to.id,
+    fromAgentId: from.id,
+    failoverGroup: group,
+    dependsOn,
+    runWhen,
+    status: 'pending',
+    note,
+  };
 }
 
 /**
@@ -301,7 +387,13 @@ function takeoverStep(kind: 'switchover' | 'switchback', group: string, to: Plan
  * back over once it is upgraded; with `switchBackOnFailure`, it also does when its upgrade failed
  * and it rolled back (it serves again on the version it had, which the standby no longer runs).
  */
-function pairSteps(group: string, members: PlanAgent[], request: PlanRequest, policy: ConcretePolicy, warn: (code: string, message: string, agents?: PlanAgent[]) => void): Unit['steps'] {
+function pairSteps(
+  group: string,
+  members: PlanAgent[],
+  request: PlanRequest,
+  policy: ConcretePolicy,
+  warn: (code: string, message: string, agents?: PlanAgent[]) => void,
+): Unit['steps'] {
   const { pkg, options } = request;
   const serving = members.find((a) => a.active) ?? members.find((a) => a.role === 'main')!;
   const standby = members.find((a) => a !== serving)!;
@@ -312,43 +404,96 @@ function pairSteps(group: string, members: PlanAgent[], request: PlanRequest, po
   // A legacy standby is upgraded by hand and cannot take over remotely: its serving member would
   // stop with nothing to serve, so under any policy the pair is then done by hand.
   const legacyStandby = !standby.remoteUpgrade && !alreadyOn(standby, pkg);
-  if (!isBackupFirst(policy) && !standbyDone && !legacyStandby) return [singleStep(standby, pkg), singleStep(serving, pkg)];
+  if (!isBackupFirst(policy) && !standbyDone && !legacyStandby)
+    return [singleStep(standby, pkg), singleStep(serving, pkg)];
 
   const legacy = members.filter((a) => !a.remoteUpgrade && !alreadyOn(a, pkg));
   if (legacy.length > 0) {
     // A switchover needs both members driven remotely; a pair with a legacy member is done by hand.
-    warn('PAIR_MANUAL', `Failover group ${group} has a legacy member (${legacy.map((a) => a.name).join(', ')}): under ${policy} the whole pair is upgraded by hand.`, members);
+    warn(
+      'PAIR_MANUAL',
+      `Failover group ${group} has a legacy member (${legacy.map((a) => a.name).join(', ')}): under ${policy} the whole pair is upgraded by hand.`,
+      members,
+    );
     return [standby, serving].map((agent) => {
       const step = singleStep(agent, pkg);
-      return step.status === 'skipped' ? step : { ...step, kind: 'manual' as const, status: 'manual' as const, note: manualNote({ ...agent }, pkg) };
+      return step.status === 'skipped'
+        ? step
+        : { ...step, kind: 'manual' as const, status: 'manual' as const, note: manualNote({ ...agent }, pkg) };
     });
   }
   if (standby.role === 'main') {
-    warn('PAIR_SWITCHED_OVER', `In failover group ${group} the backup ${serving.name} serves now: the standby main ${standby.name} is upgraded first.`, [serving, standby]);
+    warn(
+      'PAIR_SWITCHED_OVER',
+      `In failover group ${group} the backup ${serving.name} serves now: the standby main ${standby.name} is upgraded first.`,
+      [serving, standby],
+    );
   }
   if (!standby.online) {
-    warn('PAIR_STANDBY_OFFLINE', `${standby.name}, the standby of ${group}, is offline: its upgrade waits up to ${options.offlineTimeoutS}s for it, and ${serving.name} is not touched unless it is upgraded and took over.`, [standby]);
+    warn(
+      'PAIR_STANDBY_OFFLINE',
+      `${standby.name}, the standby of ${group}, is offline: its upgrade waits up to ${options.offlineTimeoutS}s for it, and ${serving.name} is not touched unless it is upgraded and took over.`,
+      [standby],
+    );
   }
   if (!serving.online) {
-    warn('PAIR_SERVING_OFFLINE', `${serving.name}, the serving member of ${group}, is offline: after ${standby.name} is upgraded and took over, the upgrade of ${serving.name} waits up to ${options.offlineTimeoutS}s for it.`, [serving]);
+    warn(
+      'PAIR_SERVING_OFFLINE',
+      `${serving.name}, the serving member of ${group}, is offline: after ${standby.name} is upgraded and took over, the upgrade of ${serving.name} waits up to ${options.offlineTimeoutS}s for it.`,
+      [serving],
+    );
   }
 
   const first = singleStep(standby, pkg);
   const second = singleStep(serving, pkg);
   if (second.status === 'skipped') return [first, second]; // the serving member is on the version: no switchover needed
-  const takeover = (kind: 'switchover' | 'switchback', to: PlanAgent, from: PlanAgent, dependsOn: string[], runWhen: RunWhen, note: string | null) =>
-    takeoverStep(kind, group, to, from, dependsOn, runWhen, note);
-  const switchover = takeover('switchover', standby, serving, [first.key], 'succeeded', `${standby.name} takes over from ${serving.name}`);
+  const takeover = (
+    kind: 'switchover' | 'switchback',
+    to: PlanAgent,
+    from: PlanAgent,
+    dependsOn: string[],
+    runWhen: RunWhen,
+    note: string | null,
+  ) => takeoverStep(kind, group, to, from, dependsOn, runWhen, note);
+  const switchover = takeover(
+    'switchover',
+    standby,
+    serving,
+    [first.key],
+    'succeeded',
+    `${standby.name} takes over from ${serving.name}`,
+  );
   const steps: Unit['steps'] = [first, switchover, { ...second, dependsOn: [switchover.key] }];
   if (policy === 'backup-first-switchback') {
-    steps.push(takeover('switchback', serving, standby, [second.key], options.switchBackOnFailure ? 'ended' : 'succeeded', `${serving.name} takes back over from ${standby.name}`));
+    steps.push(
+      takeover(
+        'switchback',
+        serving,
+        standby,
+        [second.key],
+        options.switchBackOnFailure ? 'ended' : 'succeeded',
+        `${serving.name} takes back over from ${standby.name}`,
+      ),
+    );
   } else if (options.switchBackOnFailure) {
-    steps.push(takeover('switchback', serving, standby, [second.key], 'failed', `only if the upgrade of ${serving.name} fails: it takes back over on the version it rolled back to`));
+    steps.push(
+      takeover(
+        'switchback',
+        serving,
+        standby,
+        [second.key],
+        'failed',
+        `only if the upgrade of ${serving.name} fails: it takes back over on the version it rolled back to`,
+      ),
+    );
   }
   return steps;
 }
 
-function addAgentWarnings(request: PlanRequest, warn: (code: string, message: string, agents?: PlanAgent[]) => void): void {
+function addAgentWarnings(
+  request: PlanRequest,
+  warn: (code: string, message: string, agents?: PlanAgent[]) => void,
+): void {
   const { pkg, options, targets } = request;
   const toWork = targets.filter((a) => !alreadyOn(a, pkg) && a.remoteUpgrade);
   const unpaired = toWork.filter((a) => !a.paired);
@@ -356,8 +501,18 @@ function addAgentWarnings(request: PlanRequest, warn: (code: string, message: st
   const busy = toWork.filter((a) => a.online && a.busy);
   const unknown = toWork.filter((a) => !a.version || !a.factsKnown);
   const names = (agents: PlanAgent[]) => agents.map((a) => a.name).join(', ');
-  if (unpaired.length) warn('AGENTS_UNPAIRED', `${unpaired.length} target(s) never paired (${names(unpaired)}): each step waits up to ${options.offlineTimeoutS}s for its agent to come online, then misses its turn (auto-upgrade brings it up later).`, unpaired);
-  if (offline.length) warn('AGENTS_OFFLINE', `${offline.length} target(s) offline now (${names(offline)}): each step waits up to ${options.offlineTimeoutS}s for its agent, then misses its turn (auto-upgrade brings it up later).`, offline);
+  if (unpaired.length)
+    warn(
+      'AGENTS_UNPAIRED',
+      `${unpaired.length} target(s) never paired (${names(unpaired)}): each step waits up to ${options.offlineTimeoutS}s for its agent to come online, then misses its turn (auto-upgrade brings it up later).`,
+      unpaired,
+    );
+  if (offline.length)
+    warn(
+      'AGENTS_OFFLINE',
+      `${offline.length} target(s) offline now (${names(offline)}): each step waits up to ${options.offlineTimeoutS}s for its agent, then misses its turn (auto-upgrade brings it up later).`,
+      offline,
+    );
   if (busy.length) {
     warn(
       'AGENTS_BUSY',
@@ -367,13 +522,27 @@ function addAgentWarnings(request: PlanRequest, warn: (code: string, message: st
       busy,
     );
   }
-  if (unknown.length) warn('FACTS_UNKNOWN', `${unknown.length} target(s) have not reported their version or facts (${names(unknown)}): prerequisites are checked again before each starts.`, unknown);
+  if (unknown.length)
+    warn(
+      'FACTS_UNKNOWN',
+      `${unknown.length} target(s) have not reported their version or facts (${names(unknown)}): prerequisites are checked again before each starts.`,
+      unknown,
+    );
   const manual = targets.filter((a) => !a.remoteUpgrade && !alreadyOn(a, pkg));
-  if (manual.length) warn('MANUAL_STEPS', `${manual.length} legacy agent(s) (${names(manual)}) cannot upgrade remotely: reinstall them with ${pkg.version} by hand and pair them again.`, manual);
+  if (manual.length)
+    warn(
+      'MANUAL_STEPS',
+      `${manual.length} legacy agent(s) (${names(manual)}) cannot upgrade remotely: reinstall them with ${pkg.version} by hand and pair them again.`,
+      manual,
+    );
 
   const targetIds = new Set(targets.map((a) => a.id));
   const leftBehind = request.cluster.filter((a) => !targetIds.has(a.id) && !alreadyOn(a, pkg));
   if (leftBehind.length + manual.length > 0 && request.cluster.length > 1) {
-    warn('MIXED_VERSIONS', `Afterwards the cluster runs mixed versions: ${leftBehind.length + manual.length} agent(s) stay off ${pkg.version} (${names([...leftBehind, ...manual])}); all agents of a cluster must run one version.`, [...leftBehind, ...manual]);
+    warn(
+      'MIXED_VERSIONS',
+      `Afterwards the cluster runs mixed versions: ${leftBehind.length + manual.length} agent(s) stay off ${pkg.version} (${names([...leftBehind, ...manual])}); all agents of a cluster must run one version.`,
+      [...leftBehind, ...manual],
+    );
   }
 }

@@ -8,8 +8,15 @@ describe('resolveOptions', () => {
   });
 
   it('treats a null left in saved defaults by an older version as absent, so plans never see it', () => {
-    const saved = { ...DEFAULT_UPGRADE_OPTIONS, maxParallel: null, waitForIdle: null } as unknown as Partial<UpgradeOptions>;
+    const saved = {
+      ...DEFAULT_UPGRADE_OPTIONS,
+      maxParallel: null,
+      waitForIdle: null,
+    } as unknown as Partial<UpgradeOptions>;
     expect(resolveOptions(saved)).toEqual(DEFAULT_UPGRADE_OPTIONS);
-    expect(resolveOptions(DEFAULT_UPGRADE_OPTIONS, { failureThreshold: null } as unknown as Partial<UpgradeOptions>).failureThreshold).toBe(DEFAULT_UPGRADE_OPTIONS.failureThreshold);
+    expect(
+      resolveOptions(DEFAULT_UPGRADE_OPTIONS, { failureThreshold: null } as unknown as Partial<UpgradeOptions>)
+        .failureThreshold,
+    ).toBe(DEFAULT_UPGRADE_OPTIONS.failureThreshold);
   });
 });

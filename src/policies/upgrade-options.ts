@@ -67,7 +67,11 @@ export const DEFAULT_UPGRADE_OPTIONS: UpgradeOptions = {
  * Fills what `partial` leaves out from `defaults`, and what those lack (options added after a
  * cluster's defaults were saved, or a null an older version let in) from DEFAULT_UPGRADE_OPTIONS.
  */
-export function resolveOptions(defaults: Partial<UpgradeOptions>, partial: Partial<UpgradeOptions> = {}): UpgradeOptions {
-  const defined = (o: Partial<UpgradeOptions>) => Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined && v !== null)) as Partial<UpgradeOptions>;
+export function resolveOptions(
+  defaults: Partial<UpgradeOptions>,
+  partial: Partial<UpgradeOptions> = {},
+): UpgradeOptions {
+  const defined = (o: Partial<UpgradeOptions>) =>
+    Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined && v !== null)) as Partial<UpgradeOptions>;
   return { ...DEFAULT_UPGRADE_OPTIONS, ...defined(defaults), ...defined(partial) };
 }

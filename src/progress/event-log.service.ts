@@ -50,7 +50,10 @@ export class EventLog {
   private async write(tx: Tx, events: NewEvent[]): Promise<void> {
     this.pending.delete(tx);
     // The UPDATE takes the counter row's lock (held to commit on PostgreSQL) and returns the new value.
-    const result: unknown[] = await tx.em.query(this.db.sql('UPDATE "event_sequence" SET "lastId" = "lastId" + $1 WHERE "name" = $2 RETURNING "lastId"'), [events.length, 'events']);
+    const result: unknown[] = await tx.em.query(
+      this.db.sql('UPDATE "event_sequence" SET "lastId" = "lastId" + $1 WHERE "name" = $2 RETURNING "lastId"'),
+      [events.length, 'events'],
+    );
     // PostgreSQL answers an UPDATE with [rows, count], SQLite with the rows.
     const rows = (Array.isArray(result[0]) ? result[0] : result) as Array<{ lastId: number | string }>;
     const lastId = Number(rows[0].lastId);

@@ -47,7 +47,11 @@ interface UpgradeState {
   ended: boolean;
   data: Record<string, unknown>;
 }
-const upgradeStateOf = (event: ProgressEvent): UpgradeState => ({ id: event.id, ended: event.data.finishedAt != null, data: event.data });
+const upgradeStateOf = (event: ProgressEvent): UpgradeState => ({
+  id: event.id,
+  ended: event.data.finishedAt != null,
+  data: event.data,
+});
 
 /**
  * Serves Server-Sent Events for one scope. Replay without gap or duplicate: subscribe to the feed
@@ -77,7 +81,13 @@ export class EventStreams implements BeforeApplicationShutdown {
     return this.viewers.size;
   }
 
-  async stream(req: IncomingMessage, res: ServerResponse, scope: EventScope, lastEventId: number | undefined, options: StreamOptions = {}): Promise<void> {
+  async stream(
+    req: IncomingMessage,
+    res: ServerResponse,
+    scope: EventScope,
+    lastEventId: number | undefined,
+    options: StreamOptions = {},
+  ): Promise<void> {
     const endsWithUpgrade = scope.kind === 'upgrade' && options.endWhenUpgradeEnds === true;
     let upgrade: UpgradeState | null = null;
     let closed = false;
@@ -110,7 +120,8 @@ export class EventStreams implements BeforeApplicationShutdown {
     const write = (frame: string): boolean => {
       if (closed) return false;
       const ok = res.write(frame);
-      if (res.writableLength > this.config.sseMaxBufferBytes) viewer.close(`viewer too slow (${res.writableLength} bytes unsent); it will reconnect and replay`);
+      if (res.writableLength > this.config.sseMaxBufferBytes)
+        viewer.close(`viewer too slow (${res.writableLength} bytes unsent); it will reconnect and replay`);
       return ok;
     };
     const send = (event: ProgressEvent): boolean => {
@@ -122,7 +133,8 @@ export class EventStreams implements BeforeApplicationShutdown {
     const sendAfterReplay = (event: ProgressEvent): void => {
       send(event);
       // Only newer than what was read: events the client had already may arrive live after that read.
-      if (endsWithUpgrade && event.type === 'upgrade.status' && (!upgrade || event.id > upgrade.id)) upgrade = upgradeStateOf(event);
+      if (endsWithUpgrade && event.type === 'upgrade.status' && (!upgrade || event.id > upgrade.id))
+        upgrade = upgradeStateOf(event);
     };
     /** The upgrade ended and everything up to the feed's mark was sent: say so, and close. */
     const endIfUpgradeEnded = (): boolean => {
@@ -166,7 +178,9 @@ export class EventStreams implements BeforeApplicationShutdown {
         // 0 asks for everything retained. Otherwise, if events after lastEventId are gone (retention)
         // or the id is from another log, replaying would leave a hole: the client must reload instead.
         if (lastEventId > 0 && ((oldest !== null && lastEventId < oldest - 1) || lastEventId > newest)) {
-          write(`id: ${highWaterMark}\nevent: reset\ndata: ${JSON.stringify({ reason: lastEventId > newest ? 'unknown-event-id' : 'events-expired', lastEventId, oldestRetainedId: oldest })}\n\n`);
+          write(
+            `id: ${highWaterMark}\nevent: reset\ndata: ${JSON.stringify({ reason: lastEventId > newest ? 'unknown-event-id' : 'events-expired', lastEventId, oldestRetainedId: oldest })}\n\n`,
+          );
           lastSent = highWaterMark;
         } else {
           await this.replay(scope, lastEventId, highWaterMark, send, res, () => closed);
@@ -188,14 +202,24 @@ export class EventStreams implements BeforeApplicationShutdown {
       if (!res.headersSent && !closed) {
         // Failed before it opened (the database down...): an answer in the API's shape, not an empty 200.
         const answer = toErrorResponse(error, undefined, this.logger);
-        res.writeHead(answer.status, { 'Content-Type': 'application/json; charset=utf-8', ...(answer.retryAfterS !== undefined ? { 'Retry-After': String(answer.retryAfterS) } : {}) });
+        res.writeHead(answer.status, {
+          'Content-Type': 'application/json; charset=utf-8',
+          ...(answer.retryAfterS !== undefined ? { 'Retry-After': String(answer.retryAfterS) } : {}),
+        });
         res.end(JSON.stringify(answer.body));
       }
       viewer.close();
     }
   }
 
-  private async replay(scope: EventScope, afterId: number, upToId: number, send: (e: ProgressEvent) => boolean, res: ServerResponse, isClosed: () => boolean): Promise<void> {
+  private async replay(
+    scope: EventScope,
+    afterId: number,
+    upToId: number,
+    send: (e: ProgressEvent) => boolean,
+    res: ServerResponse,
+    isClosed: () => boolean,
+  ): Promise<void> {
     let cursor = afterId;
     while (!isClosed()) {
       const page = await this.events.inScope(scope, cursor, upToId, REPLAY_PAGE);

@@ -29,12 +29,16 @@ export function toEventDto(event: ProgressEvent): EventDto {
 }
 
 export class StreamQuery {
-  @ApiPropertyOptional({ description: 'Replay every event after this id, then go live (same as the Last-Event-ID header).' })
+  @ApiPropertyOptional({
+    description: 'Replay every event after this id, then go live (same as the Last-Event-ID header).',
+  })
   @IsOptional()
   @Matches(/^\d{1,15}$/, { message: 'lastEventId must be a whole number, 0 or more' })
   lastEventId?: string;
 
-  @ApiPropertyOptional({ description: 'A stream ticket from POST /api/v1/stream-tickets, for clients that cannot send headers.' })
+  @ApiPropertyOptional({
+    description: 'A stream ticket from POST /api/v1/stream-tickets, for clients that cannot send headers.',
+  })
   @IsOptional()
   @IsString()
   @Length(8, 200)
@@ -45,7 +49,8 @@ export class UpgradeStreamQuery extends StreamQuery {
   @ApiPropertyOptional({
     enum: ['true', 'false'],
     default: 'false',
-    description: "Stay open after the upgrade ended (to watch a later retry of it). Without it the stream sends `event: end` (the upgrade's final status) once the upgrade ended and every event up to then was sent, then closes.",
+    description:
+      "Stay open after the upgrade ended (to watch a later retry of it). Without it the stream sends `event: end` (the upgrade's final status) once the upgrade ended and every event up to then was sent, then closes.",
   })
   @IsOptional()
   @IsIn(['true', 'false'], { message: 'follow must be true or false' })
@@ -71,7 +76,11 @@ export class HistoryQuery {
 
 export class HistoryPageDto {
   @ApiProperty({ type: [EventDto] }) items: EventDto[];
-  @ApiProperty({ type: Number, nullable: true, description: 'Pass as afterId for the next page; null when this page is the last.' })
+  @ApiProperty({
+    type: Number,
+    nullable: true,
+    description: 'Pass as afterId for the next page; null when this page is the last.',
+  })
   nextAfterId: number | null;
 }
 

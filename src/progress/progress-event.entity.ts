@@ -1,7 +1,14 @@
 import { Column, Entity, Index, PrimaryColumn } from 'typeorm';
 import { JsonColumn, TimestampColumn } from '../common/columns';
 
-export const EVENT_TYPES = ['upgrade.status', 'task.progress', 'pair.switchover', 'agent.status', 'package.status', 'command.status'] as const;
+export const EVENT_TYPES = [
+  'upgrade.status',
+  'task.progress',
+  'pair.switchover',
+  'agent.status',
+  'package.status',
+  'command.status',
+] as const;
 export type EventType = (typeof EVENT_TYPES)[number];
 
 /** bigint comes back from PostgreSQL as a string; event ids stay far below 2^53. */

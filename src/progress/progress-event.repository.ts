@@ -13,19 +13,30 @@ export class ProgressEventRepository {
   constructor(private readonly db: Database) {}
 
   async maxId(): Promise<number> {
-    const row = await this.db.reader.createQueryBuilder(ProgressEvent, 'e').select('MAX(e.id)', 'max').getRawOne<{ max: string | number | null }>();
+    const row = await this.db.reader
+      .createQueryBuilder(ProgressEvent, 'e')
+      .select('MAX(e.id)', 'max')
+      .getRawOne<{ max: string | number | null }>();
     return Number(row?.max ?? 0);
   }
 
   /** The oldest id still retained, or null when the log is empty. */
   async minId(): Promise<number | null> {
-    const row = await this.db.reader.createQueryBuilder(ProgressEvent, 'e').select('MIN(e.id)', 'min').getRawOne<{ min: string | number | null }>();
+    const row = await this.db.reader
+      .createQueryBuilder(ProgressEvent, 'e')
+      .select('MIN(e.id)', 'min')
+      .getRawOne<{ min: string | number | null }>();
     return row?.min == null ? null : Number(row.min);
   }
 
   /** Every event after `afterId`, oldest first. */
   after(afterId: number, limit: number): Promise<ProgressEvent[]> {
-    return this.db.reader.createQueryBuilder(ProgressEvent, 'e').where('e.id > :afterId', { afterId }).orderBy('e.id', 'ASC').limit(limit).getMany();
+    return this.db.reader
+      .createQueryBuilder(ProgressEvent, 'e')
+      .where('e.id > :afterId', { afterId })
+      .orderBy('e.id', 'ASC')
+      .limit(limit)
+      .getMany();
   }
 
   /** A stream's events in (afterId, upToId], oldest first; uses the (clusterId, id) and (upgradeId, id) indexes. */

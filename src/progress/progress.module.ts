@@ -13,7 +13,15 @@ import { StreamScopes } from './stream-scopes';
 @Module({
   imports: [AuthModule],
   controllers: [ProgressController],
-  providers: [ProgressEventRepository, EventFeed, EventLog, EventStreams, EventRetention, PgEventListener, StreamScopes],
+  providers: [
+    ProgressEventRepository,
+    EventFeed,
+    EventLog,
+    EventStreams,
+    EventRetention,
+    PgEventListener,
+    StreamScopes,
+  ],
   exports: [EventLog, EventFeed, StreamScopes],
 })
 export class ProgressModule {}

@@ -21,8 +21,16 @@ export const UPGRADE_PHASES = ['precheck', 'backup', 'install', 'stop', 'migrate
 export type UpgradePhase = (typeof UPGRADE_PHASES)[number];
 
 /** The phases an upgrade with these options runs, in order. */
-export function upgradePhases(options: { backup: boolean; migrate: boolean; startAfterUpgrade: boolean }): UpgradePhase[] {
-  const skipped = new Set<UpgradePhase>([...(options.backup ? [] : ['backup' as const]), ...(options.migrate ? [] : ['migrate' as const]), ...(options.startAfterUpgrade ? [] : ['start' as const, 'verify' as const])]);
+export function upgradePhases(options: {
+  backup: boolean;
+  migrate: boolean;
+  startAfterUpgrade: boolean;
+}): UpgradePhase[] {
+  const skipped = new Set<UpgradePhase>([
+    ...(options.backup ? [] : ['backup' as const]),
+    ...(options.migrate ? [] : ['migrate' as const]),
+    ...(options.startAfterUpgrade ? [] : ['start' as const, 'verify' as const]),
+  ]);
   return UPGRADE_PHASES.filter((phase) => !skipped.has(phase));
 }
 

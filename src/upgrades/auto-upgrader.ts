@@ -93,7 +93,9 @@ export class AutoUpgrader {
       if (!(error instanceof DomainError)) throw error;
       const held = setBack(agent, this.clock.now(), `auto-upgrade refused: ${error.message}`.slice(0, 500));
       await this.agents.holdAutoUpgrade(agent.id, held.autoUpgradeBlocked!, held.autoUpgradeRetryAt!, true);
-      this.logger.warn(`auto-upgrade of ${agent.name} in ${cluster.name} refused (tries again at ${held.autoUpgradeRetryAt!.toISOString()}): ${error.message}`);
+      this.logger.warn(
+        `auto-upgrade of ${agent.name} in ${cluster.name} refused (tries again at ${held.autoUpgradeRetryAt!.toISOString()}): ${error.message}`,
+      );
       return false;
     }
   }
@@ -116,7 +118,7 @@ export class AutoUpgrader {
         : peer.upgradeId
           ? `is in upgrade ${peer.upgradeId}`
           : peerBehind
-            ? `is not on the target yet (${!peer.remoteUpgrade ? 'a legacy agent' : !peer.autoUpgrade ? 'auto-upgrade is off for it' : peer.autoUpgradeBlocked ?? `it is ${peer.state}`})`
+            ? `is not on the target yet (${!peer.remoteUpgrade ? 'a legacy agent' : !peer.autoUpgrade ? 'auto-upgrade is off for it' : (peer.autoUpgradeBlocked ?? `it is ${peer.state}`)})`
             : null;
     if (!problem) return null;
     return `serves failover group ${agent.failoverGroup} and its peer ${peer.name} ${problem}: it is upgraded once ${peer.name} runs the target and can take over`;

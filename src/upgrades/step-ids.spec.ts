@@ -10,7 +10,13 @@ describe('stepId', () => {
   });
 
   it('differs with the key, the package and the use', () => {
-    const ids = [stepId(pkg, 0, 'upgrade:a1'), stepId(pkg, 0, 'upgrade:a2'), stepId(pkg, 0, 'switchover:g'), stepId(pkg, 1, 'upgrade:a1'), stepId(pkg.replace('3b', '4b'), 0, 'upgrade:a1')];
+    const ids = [
+      stepId(pkg, 0, 'upgrade:a1'),
+      stepId(pkg, 0, 'upgrade:a2'),
+      stepId(pkg, 0, 'switchover:g'),
+      stepId(pkg, 1, 'upgrade:a1'),
+      stepId(pkg.replace('3b', '4b'), 0, 'upgrade:a1'),
+    ];
     expect(new Set(ids).size).toBe(ids.length);
   });
 

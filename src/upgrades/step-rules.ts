@@ -73,7 +73,13 @@ export type StepAction =
   /** Not needed: a conditional step whose condition did not hold (-> skipped). */
   | { type: 'skip'; stepId: string; reason: string };
 
-export type UpgradeAction = { type: 'pause'; reason: string } | { type: 'finish'; status: Extract<UpgradeStatus, 'succeeded' | 'failed' | 'completed-with-errors' | 'cancelled'>; reason: string | null };
+export type UpgradeAction =
+  | { type: 'pause'; reason: string }
+  | {
+      type: 'finish';
+      status: Extract<UpgradeStatus, 'succeeded' | 'failed' | 'completed-with-errors' | 'cancelled'>;
+      reason: string | null;
+    };
 
 export interface Decision {
   steps: StepAction[];
@@ -83,7 +89,8 @@ export interface Decision {
 const ended = (s: StepStatus) => ENDED_STEP_STATUSES.includes(s);
 
 /** The step's command is out: queued for its agent (not fetched yet) or being carried out. */
-export const commandOut = (status: StepStatus, waitingFor: WaitReason | null): boolean => status === 'running' || (status === 'waiting' && waitingFor === 'pickup');
+export const commandOut = (status: StepStatus, waitingFor: WaitReason | null): boolean =>
+  status === 'running' || (status === 'waiting' && waitingFor === 'pickup');
 const failed = (s: StepStatus) => FAILED_STEP_STATUSES.includes(s);
 const seconds = (from: Date | null, now: Date) => (from ? (now.getTime() - from.getTime()) / 1000 : 0);
 
@@ -104,11 +111,25 @@ export function decide(upgrade: RuleUpgrade, steps: RuleStep[], agents: Map<stri
   const pickupLimit = Math.max(upgrade.options.offlineTimeoutS, upgrade.pickupTimeoutS ?? 0);
   for (const step of steps) {
     if (step.status === 'running' && seconds(step.phaseStartedAt, now) > upgrade.options.phaseTimeoutS) {
-      act({ type: 'fail', stepId: step.id, error: `phase ${step.phase ?? 'start'} ran longer than phaseTimeoutS (${upgrade.options.phaseTimeoutS}s)` }, 'failed');
-    } else if (step.status === 'waiting' && step.waitingFor === 'pickup' && seconds(step.waitingSince, now) > pickupLimit) {
+      act(
+        {
+          type: 'fail',
+          stepId: step.id,
+          error: `phase ${step.phase ?? 'start'} ran longer than phaseTimeoutS (${upgrade.options.phaseTimeoutS}s)`,
+        },
+        'failed',
+      );
+    } else if (
+      step.status === 'waiting' &&
+      step.waitingFor === 'pickup' &&
+      seconds(step.waitingSince, now) > pickupLimit
+    ) {
       // Queued but never fetched: the agent never began, so nothing on its host changed.
       const name = agents.get(step.agentId)?.name ?? step.agentId;
-      act({ type: 'miss', stepId: step.id, reason: `${name} did not fetch its command within ${pickupLimit}s` }, 'missed');
+      act(
+        { type: 'miss', stepId: step.id, reason: `${name} did not fetch its command within ${pickupLimit}s` },
+        'missed',
+      );
     }
   }
 
@@ -119,7 +140,8 @@ export function decide(upgrade: RuleUpgrade, steps: RuleStep[], agents: Map<stri
   }
 
   const units = groupByUnit(steps);
-  const unitStarted = (unit: RuleStep[]) => unit.some((s) => s.attempts > 0 || ['waiting', 'running'].includes(status.get(s.id)!));
+  const unitStarted = (unit: RuleStep[]) =>
+    unit.some((s) => s.attempts > 0 || ['waiting', 'running'].includes(status.get(s.id)!));
   const failedUnits = () => failedUnitSet.size;
   const thresholdReached = () => upgrade.failureLimit !== null && failedUnits() >= upgrade.failureLimit;
 
@@ -127,14 +149,19 @@ export function decide(upgrade: RuleUpgrade, steps: RuleStep[], agents: Map<stri
   let currentBatch = Number.POSITIVE_INFINITY;
   for (const step of steps) if (!ended(status.get(step.id)!) && step.batch < currentBatch) currentBatch = step.batch;
   if (upgrade.status === 'running' && upgrade.canaryPending && currentBatch > 0 && Number.isFinite(currentBatch)) {
-    return { steps: actions, upgrade: { type: 'pause', reason: 'the canary units ended: check them, then resume the upgrade' } };
+    return {
+      steps: actions,
+      upgrade: { type: 'pause', reason: 'the canary units ended: check them, then resume the upgrade' },
+    };
   }
 
   const byId = new Map(steps.map((s) => [s.id, s]));
   // Each agent's upgrade steps in this upgrade, for the pair gate.
   const upgradeStepsOf = new Map<string, RuleStep[]>();
-  for (const s of steps) if (s.kind === 'upgrade') upgradeStepsOf.set(s.agentId, [...(upgradeStepsOf.get(s.agentId) ?? []), s]);
-  const peerUpgrading = (peerId: string) => (upgradeStepsOf.get(peerId) ?? []).some((s) => stopsWithIt(s, status.get(s.id)!));
+  for (const s of steps)
+    if (s.kind === 'upgrade') upgradeStepsOf.set(s.agentId, [...(upgradeStepsOf.get(s.agentId) ?? []), s]);
+  const peerUpgrading = (peerId: string) =>
+    (upgradeStepsOf.get(peerId) ?? []).some((s) => stopsWithIt(s, status.get(s.id)!));
   for (const unit of units.values()) {
     const started = unitStarted(unit);
     for (const step of unit) {
@@ -142,7 +169,15 @@ export function decide(upgrade: RuleUpgrade, steps: RuleStep[], agents: Map<stri
       if (ended(current) || commandOut(current, step.waitingFor)) continue;
       if (!started) {
         if (thresholdReached()) {
-          act({ type: 'block', stepId: step.id, reason: `not started: ${failedUnits()} unit(s) failed, which reached the failure threshold`, cause: 'threshold' }, 'cancelled');
+          act(
+            {
+              type: 'block',
+              stepId: step.id,
+              reason: `not started: ${failedUnits()} unit(s) failed, which reached the failure threshold`,
+              cause: 'threshold',
+            },
+            'cancelled',
+          );
           continue;
         }
         if (step.batch > currentBatch || upgrade.status === 'paused') continue;
@@ -151,12 +186,18 @@ export function decide(upgrade: RuleUpgrade, steps: RuleStep[], agents: Map<stri
 
       const deps = step.dependsOn.map((id) => ({ step: byId.get(id)!, status: status.get(id)! }));
       if (deps.some((d) => !ended(d.status))) {
-        if (current !== 'waiting' || step.waitingFor !== 'dependencies') act({ type: 'wait', stepId: step.id, for: 'dependencies' }, 'waiting');
+        if (current !== 'waiting' || step.waitingFor !== 'dependencies')
+          act({ type: 'wait', stepId: step.id, for: 'dependencies' }, 'waiting');
         continue;
       }
       const verdict = judgeDependencies(step.runWhen, deps);
       if (verdict.run === false) {
-        act(verdict.block ? { type: 'block', stepId: step.id, reason: verdict.reason, cause: 'dependency' } : { type: 'skip', stepId: step.id, reason: verdict.reason }, verdict.block ? 'cancelled' : 'skipped');
+        act(
+          verdict.block
+            ? { type: 'block', stepId: step.id, reason: verdict.reason, cause: 'dependency' }
+            : { type: 'skip', stepId: step.id, reason: verdict.reason },
+          verdict.block ? 'cancelled' : 'skipped',
+        );
         continue;
       }
       const afterFailure = deps.some((d) => failed(d.status));
@@ -171,11 +212,17 @@ export function decide(upgrade: RuleUpgrade, steps: RuleStep[], agents: Map<stri
         continue;
       }
       const sameWait = current === 'waiting' && step.waitingFor === next.waitFor;
-      const limit = next.waitFor === 'idle' ? upgrade.options.idleTimeoutS : next.waitFor === 'gate' ? upgrade.options.phaseTimeoutS : upgrade.options.offlineTimeoutS;
+      const limit =
+        next.waitFor === 'idle'
+          ? upgrade.options.idleTimeoutS
+          : next.waitFor === 'gate'
+            ? upgrade.options.phaseTimeoutS
+            : upgrade.options.offlineTimeoutS;
       if (sameWait && seconds(step.waitingSince, now) > limit) {
         // A switchover's gate that never opened is a failure of the agent taking over; an agent
         // that was away or busy (or a serving member whose peer could not take over) missed its turn.
-        if (next.waitFor === 'gate') act({ type: 'fail', stepId: step.id, error: `${next.why} for longer than ${limit}s` }, 'failed');
+        if (next.waitFor === 'gate')
+          act({ type: 'fail', stepId: step.id, error: `${next.why} for longer than ${limit}s` }, 'failed');
         else act({ type: 'miss', stepId: step.id, reason: `${next.why} for longer than ${limit}s` }, 'missed');
       } else if (!sameWait) {
         act({ type: 'wait', stepId: step.id, for: next.waitFor }, 'waiting');
@@ -183,7 +230,8 @@ export function decide(upgrade: RuleUpgrade, steps: RuleStep[], agents: Map<stri
     }
   }
 
-  if (steps.every((s) => ended(status.get(s.id)!))) return { steps: actions, upgrade: finish(steps, status, thresholdReached()) };
+  if (steps.every((s) => ended(status.get(s.id)!)))
+    return { steps: actions, upgrade: finish(steps, status, thresholdReached()) };
   return { steps: actions, upgrade: null };
 }
 
@@ -200,11 +248,15 @@ function groupByUnit(steps: RuleStep[]): Map<number, RuleStep[]> {
 type Verdict = { run: true } | { run: false; block: boolean; reason: string };
 
 function judgeDependencies(runWhen: RunWhen, deps: Array<{ step: RuleStep; status: StepStatus }>): Verdict {
-  const describe = (d: { step: RuleStep; status: StepStatus }) => `the ${d.step.kind} step of agent ${d.step.agentId} ended ${d.status}`;
+  const describe = (d: { step: RuleStep; status: StepStatus }) =>
+    `the ${d.step.kind} step of agent ${d.step.agentId} ended ${d.status}`;
   const notOk = deps.find((d) => d.status !== 'succeeded' && d.status !== 'skipped');
-  if (runWhen === 'succeeded') return notOk ? { run: false, block: true, reason: `blocked: ${describe(notOk)}` } : { run: true };
+  if (runWhen === 'succeeded')
+    return notOk ? { run: false, block: true, reason: `blocked: ${describe(notOk)}` } : { run: true };
   if (runWhen === 'failed') {
-    return deps.some((d) => failed(d.status)) ? { run: true } : { run: false, block: false, reason: 'not needed: the step it guards did not fail' };
+    return deps.some((d) => failed(d.status))
+      ? { run: true }
+      : { run: false, block: false, reason: 'not needed: the step it guards did not fail' };
   }
   // 'ended': after the step it follows ended, unless that step never ran (then nothing changed hands).
   const neverRan = deps.find((d) => d.status === 'cancelled' || d.status === 'missed');
@@ -217,7 +269,11 @@ function judgeDependencies(runWhen: RunWhen, deps: Array<{ step: RuleStep; statu
  */
 export function stopsWithIt(peerStep: Pick<RuleStep, 'kind' | 'dependsOn'>, status: StepStatus): boolean {
   if (peerStep.kind !== 'upgrade') return false;
-  return status === 'running' || status === 'succeeded' || ((status === 'pending' || status === 'waiting') && peerStep.dependsOn.length === 0);
+  return (
+    status === 'running' ||
+    status === 'succeeded' ||
+    ((status === 'pending' || status === 'waiting') && peerStep.dependsOn.length === 0)
+  );
 }
 
 /**
@@ -226,10 +282,22 @@ export function stopsWithIt(peerStep: Pick<RuleStep, 'kind' | 'dependsOn'>, stat
  * the same upgrade (simultaneous). Checked when its step would start and again when the agent
  * fetches the command, since the peer may fail or go away in between.
  */
-export function pairGate(agent: Pick<RuleAgent, 'name' | 'active'>, peer: Pick<RuleAgent, 'id' | 'name' | 'online' | 'lastUpgradeFailed'> | undefined, peerUpgrading: (agentId: string) => boolean): string | null {
+export function pairGate(
+  agent: Pick<RuleAgent, 'name' | 'active'>,
+  peer: Pick<RuleAgent, 'id' | 'name' | 'online' | 'lastUpgradeFailed'> | undefined,
+  peerUpgrading: (agentId: string) => boolean,
+): string | null {
   if (!agent.active || !peer) return null;
-  const problem = !peer.online ? 'is offline' : peer.lastUpgradeFailed ? 'failed its last upgrade' : !peerUpgrading(peer.id) ? 'has not taken over' : null;
-  return problem ? `${agent.name} serves its pair and ${peer.name} ${problem}, so stopping it would leave no member serving` : null;
+  const problem = !peer.online
+    ? 'is offline'
+    : peer.lastUpgradeFailed
+      ? 'failed its last upgrade'
+      : !peerUpgrading(peer.id)
+        ? 'has not taken over'
+        : null;
+  return problem
+    ? `${agent.name} serves its pair and ${peer.name} ${problem}, so stopping it would leave no member serving`
+    : null;
 }
 
 type Readiness = { ready: true } | { ready: false; error: string } | { ready: false; waitFor: WaitReason; why: string };
@@ -253,20 +321,34 @@ interface ReadinessContext {
  * failed upgrade it takes back over on the version it rolled back to; before an upgrade of its
  * peer it takes over on the version it runs).
  */
-function readiness(upgrade: RuleUpgrade, step: RuleStep, agents: Map<string, RuleAgent>, context: ReadinessContext): Readiness {
+function readiness(
+  upgrade: RuleUpgrade,
+  step: RuleStep,
+  agents: Map<string, RuleAgent>,
+  context: ReadinessContext,
+): Readiness {
   const agent = agents.get(step.agentId);
   if (!agent) return { ready: false, error: `agent ${step.agentId} was removed` };
   if (step.kind === 'manual') return { ready: false, error: 'manual steps are not run by the executor' };
-  if (!agent.paired || !agent.online) return { ready: false, waitFor: 'online', why: `${agent.name} was ${agent.paired ? 'offline' : 'never paired'}` };
+  if (!agent.paired || !agent.online)
+    return { ready: false, waitFor: 'online', why: `${agent.name} was ${agent.paired ? 'offline' : 'never paired'}` };
 
   if (step.kind === 'upgrade') {
-    if (agent.busy && upgrade.options.waitForIdle) return { ready: false, waitFor: 'idle', why: `${agent.name} stayed busy` };
+    if (agent.busy && upgrade.options.waitForIdle)
+      return { ready: false, waitFor: 'idle', why: `${agent.name} stayed busy` };
     const unsafe = pairGate(agent, agent.peerId ? agents.get(agent.peerId) : undefined, context.peerUpgrading);
     if (unsafe) return { ready: false, waitFor: 'peer', why: unsafe };
-    const prerequisites = upgrade.ignoreVersionCheck ? { ...upgrade.pkg.prerequisites, fromVersion: undefined } : upgrade.pkg.prerequisites;
-    const check = checkPrerequisites({ ...upgrade.pkg, prerequisites }, [{ id: agent.id, name: agent.name, version: agent.version, facts: agent.facts }]);
+    const prerequisites = upgrade.ignoreVersionCheck
+      ? { ...upgrade.pkg.prerequisites, fromVersion: undefined }
+      : upgrade.pkg.prerequisites;
+    const check = checkPrerequisites({ ...upgrade.pkg, prerequisites }, [
+      { id: agent.id, name: agent.name, version: agent.version, facts: agent.facts },
+    ]);
     if (check.failures.length > 0) {
-      return { ready: false, error: `prerequisites unmet: ${check.failures.map((f) => `${f.check} requires ${f.required}, agent has ${f.actual}`).join('; ')}` };
+      return {
+        ready: false,
+        error: `prerequisites unmet: ${check.failures.map((f) => `${f.check} requires ${f.required}, agent has ${f.actual}`).join('; ')}`,
+      };
     }
     return { ready: true };
   }
@@ -276,7 +358,8 @@ function readiness(upgrade: RuleUpgrade, step: RuleStep, agents: Map<string, Rul
   const problems: string[] = [];
   if (agent.busy) problems.push('busy');
   if (!context.afterFailure && agent.lastUpgradeFailed) problems.push('its last upgrade failed');
-  if (!context.afterFailure && context.afterUpgrade && !onVersion) problems.push(`runs ${installed ?? 'an unknown version'}, not ${upgrade.pkg.version}`);
+  if (!context.afterFailure && context.afterUpgrade && !onVersion)
+    problems.push(`runs ${installed ?? 'an unknown version'}, not ${upgrade.pkg.version}`);
   if (problems.length === 0) return { ready: true };
   return { ready: false, waitFor: 'gate', why: `${agent.name} could not take over (${problems.join(', ')})` };
 }
@@ -291,13 +374,18 @@ function finish(steps: RuleStep[], status: Map<string, StepStatus>, thresholdRea
     // blocked by a missed step, or by one that succeeded late (see finishedLate), did not run: said too.
     const blocked = steps.filter((s) => finalStatus(s) === 'cancelled').length;
     const notes = [
-      ...(missed ? [`${missed} agent(s) missed their turn (offline, busy or their pair could not hand over); auto-upgrade or a retry brings them up`] : []),
+      ...(missed
+        ? [
+            `${missed} agent(s) missed their turn (offline, busy or their pair could not hand over); auto-upgrade or a retry brings them up`,
+          ]
+        : []),
       ...(blocked ? [`${blocked} step(s) did not run (each step says why); a retry runs them`] : []),
     ];
     return { type: 'finish', status: 'succeeded', reason: notes.length ? notes.join('; ') : null };
   }
   const reason = `${failures.length} step(s) failed${thresholdReached ? ', which reached the failure threshold' : ''}`;
-  if (thresholdReached && steps.some((s) => finalStatus(s) === 'cancelled')) return { type: 'finish', status: 'failed', reason };
+  if (thresholdReached && steps.some((s) => finalStatus(s) === 'cancelled'))
+    return { type: 'finish', status: 'failed', reason };
   return { type: 'finish', status: upgraded.length > 0 ? 'completed-with-errors' : 'failed', reason };
 }
 

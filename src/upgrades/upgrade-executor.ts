@@ -45,8 +45,10 @@ export const toRuleAgent = (a: Agent, peerId: string | null = null): RuleAgent =
 /** The agents of the steps and the other members of their pairs, each with its peer's id. */
 function ruleAgents(agents: Agent[]): Map<string, RuleAgent> {
   const members = new Map<string, Agent[]>();
-  for (const a of agents) if (a.failoverGroup) members.set(a.failoverGroup, [...(members.get(a.failoverGroup) ?? []), a]);
-  const peerOf = (a: Agent) => (a.failoverGroup ? (members.get(a.failoverGroup)?.find((m) => m.id !== a.id)?.id ?? null) : null);
+  for (const a of agents)
+    if (a.failoverGroup) members.set(a.failoverGroup, [...(members.get(a.failoverGroup) ?? []), a]);
+  const peerOf = (a: Agent) =>
+    a.failoverGroup ? (members.get(a.failoverGroup)?.find((m) => m.id !== a.id)?.id ?? null) : null;
   return new Map(agents.map((a) => [a.id, toRuleAgent(a, peerOf(a))]));
 }
 
@@ -87,11 +89,14 @@ export class UpgradeExecutor implements OnModuleInit, OnApplicationBootstrap, Be
   onModuleInit(): void {
     // The cluster module does not export its protocol service (agents' routes); the executor
     // subscribes to it as it does to command reports, so cluster code never calls upgrade code.
-    this.moduleRef.get(AgentProtocolService, { strict: false }).onFailedAgentHeartbeat((agentId) => this.reconcileLateFinish(agentId));
+    this.moduleRef
+      .get(AgentProtocolService, { strict: false })
+      .onFailedAgentHeartbeat((agentId) => this.reconcileLateFinish(agentId));
     this.commands.onReport(
       (tx, command, report) => this.onReport(tx, command, report),
       async (tx, command) => {
-        if (command.reference?.startsWith(STEP_REFERENCE)) await tx.advisoryLock(`upgrade:${command.reference.slice(STEP_REFERENCE.length).split('/')[0]}`);
+        if (command.reference?.startsWith(STEP_REFERENCE))
+          await tx.advisoryLock(`upgrade:${command.reference.slice(STEP_REFERENCE.length).split('/')[0]}`);
       },
     );
   }
@@ -146,7 +151,9 @@ export class UpgradeExecutor implements OnModuleInit, OnApplicationBootstrap, Be
     try {
       for (const id of await this.upgrades.idsToDrive(this.clock.now())) {
         if (this.stopped) return;
-        await this.advance(id).catch((error: Error) => this.logger.error(`upgrade ${id}: pass failed: ${error.message}`, error.stack));
+        await this.advance(id).catch((error: Error) =>
+          this.logger.error(`upgrade ${id}: pass failed: ${error.message}`, error.stack),
+        );
       }
     } catch (error) {
       this.logger.error(`executor pass failed: ${(error as Error).message}`, (error as Error).stack);
@@ -201,9 +208,16 @@ export class UpgradeExecutor implements OnModuleInit, OnApplicationBootstrap, Be
       } else if (decision.upgrade?.type === 'finish') {
         await this.finish(tx, upgrade, steps, decision.upgrade.status, decision.upgrade.reason);
         // (An operator's cancel left its agents behind on purpose already.)
-        if (upgrade.origin === 'auto-upgrade' && upgrade.status !== 'cancelled') this.setBackUnfinished(upgrade, steps, agentsById, agentChanges);
+        if (upgrade.origin === 'auto-upgrade' && upgrade.status !== 'cancelled')
+          this.setBackUnfinished(upgrade, steps, agentsById, agentChanges);
       }
-      await this.writer.syncAgents(tx, upgrade, steps, [...changed].map((s) => s.agentId), agentChanges);
+      await this.writer.syncAgents(
+        tx,
+        upgrade,
+        steps,
+        [...changed].map((s) => s.agentId),
+        agentChanges,
+      );
       if (decision.upgrade?.type === 'finish') await this.writer.syncAgents(tx, upgrade, steps);
     });
   }
@@ -213,7 +227,12 @@ export class UpgradeExecutor implements OnModuleInit, OnApplicationBootstrap, Be
    * switchover it needed did not happen): that agent waits a back-off before the next attempt, so
    * an agent that keeps flapping, or a pair that cannot hand over, is not taken over and over.
    */
-  private setBackUnfinished(upgrade: Upgrade, steps: UpgradeStep[], agents: Map<string, Agent>, agentChanges: Map<string, Partial<Agent>>): void {
+  private setBackUnfinished(
+    upgrade: Upgrade,
+    steps: UpgradeStep[],
+    agents: Map<string, Agent>,
+    agentChanges: Map<string, Partial<Agent>>,
+  ): void {
     const now = this.clock.now();
     for (const step of steps) {
       const agent = agents.get(step.agentId);
@@ -225,26 +244,50 @@ export class UpgradeExecutor implements OnModuleInit, OnApplicationBootstrap, Be
 
   /** A scheduled upgrade whose time came: its package is used from now on. */
   private async start(tx: Tx, upgrade: Upgrade, steps: UpgradeStep[]): Promise<void> {
-    if (upgrade.origin === 'request' || upgrade.origin === 'install') await this.packages.complete(tx, upgrade.packageId, upgrade.id);
+    if (upgrade.origin === 'request' || upgrade.origin === 'install')
+      await this.packages.complete(tx, upgrade.packageId, upgrade.id);
     upgrade.startedAt = this.clock.now();
     await this.writer.saveUpgrade(tx, upgrade, steps, 'running', null);
     this.logger.log(`upgrade ${upgrade.id} started`);
   }
 
-  private async apply(tx: Tx, upgrade: Upgrade, pkg: Package, step: UpgradeStep, action: StepAction, agentChanges: Map<string, Partial<Agent>>, agent: Agent | null): Promise<void> {
+  private async apply(
+    tx: Tx,
+    upgrade: Upgrade,
+    pkg: Package,
+    step: UpgradeStep,
+    action: StepAction,
+    agentChanges: Map<string, Partial<Agent>>,
+    agent: Agent | null,
+  ): Promise<void> {
     const now = this.clock.now();
-    const noteOnAgent = (changes: Partial<Agent>) => agentChanges.set(step.agentId, { ...agentChanges.get(step.agentId), ...changes });
+    const noteOnAgent = (changes: Partial<Agent>) =>
+      agentChanges.set(step.agentId, { ...agentChanges.get(step.agentId), ...changes });
     switch (action.type) {
       case 'wait':
         Object.assign(step, { status: 'waiting', waitingFor: action.for, waitingSince: now });
         return;
       case 'start': {
-        const target = { agentId: step.agentId, clusterId: upgrade.clusterId, reference: `${STEP_REFERENCE}${upgrade.id}/${step.id}` };
+        const target = {
+          agentId: step.agentId,
+          clusterId: upgrade.clusterId,
+          reference: `${STEP_REFERENCE}${upgrade.id}/${step.id}`,
+        };
         const command = await this.commands.enqueue(
           tx,
           step.kind === 'upgrade'
             ? { ...target, type: 'upgrade', payload: this.upgradePayload(upgrade, pkg, step, agent) }
-            : { ...target, type: 'switchover', payload: { activate: true, failoverGroup: step.failoverGroup, peerAgentId: step.fromAgentId, upgradeId: upgrade.id, stepId: step.id } },
+            : {
+                ...target,
+                type: 'switchover',
+                payload: {
+                  activate: true,
+                  failoverGroup: step.failoverGroup,
+                  peerAgentId: step.fromAgentId,
+                  upgradeId: upgrade.id,
+                  stepId: step.id,
+                },
+              },
         );
         // Running only once the agent fetched the command (see onReport): until then it waits for
         // the agent, and an agent that went silent meanwhile misses its turn instead of hanging.
@@ -280,7 +323,8 @@ export class UpgradeExecutor implements OnModuleInit, OnApplicationBootstrap, Be
       case 'block':
         Object.assign(step, { status: 'cancelled', error: action.reason, waitingFor: null, endedAt: now });
         // Left behind on purpose: auto-upgrade must not undo the threshold's stop behind the operator's back.
-        if (action.cause === 'threshold' && step.kind === 'upgrade') noteOnAgent(leftBehind(upgrade, 'the failure threshold was reached'));
+        if (action.cause === 'threshold' && step.kind === 'upgrade')
+          noteOnAgent(leftBehind(upgrade, 'the failure threshold was reached'));
         return;
       case 'skip':
         Object.assign(step, { status: 'skipped', note: action.reason, waitingFor: null, endedAt: now });
@@ -288,7 +332,12 @@ export class UpgradeExecutor implements OnModuleInit, OnApplicationBootstrap, Be
     }
   }
 
-  private upgradePayload(upgrade: Upgrade, pkg: Package, step: UpgradeStep, agent: Agent | null): UpgradeCommandPayload {
+  private upgradePayload(
+    upgrade: Upgrade,
+    pkg: Package,
+    step: UpgradeStep,
+    agent: Agent | null,
+  ): UpgradeCommandPayload {
     const { options } = upgrade;
     return {
       upgradeId: upgrade.id,
@@ -315,14 +364,26 @@ export class UpgradeExecutor implements OnModuleInit, OnApplicationBootstrap, Be
   }
 
   /** The upgrade ended: its agents are free; an upgrade of all agents that upgraded one sets the cluster's target. */
-  private async finish(tx: Tx, upgrade: Upgrade, steps: UpgradeStep[], status: Upgrade['status'], reason: string | null): Promise<void> {
+  private async finish(
+    tx: Tx,
+    upgrade: Upgrade,
+    steps: UpgradeStep[],
+    status: Upgrade['status'],
+    reason: string | null,
+  ): Promise<void> {
     upgrade.finishedAt = this.clock.now();
     await this.writer.saveUpgrade(tx, upgrade, steps, status, reason ?? upgrade.reason);
     // The cluster targets the version once an upgrade of all its agents did its work: some were
     // upgraded, or missed their turn (auto-upgrade brings those up when they are back).
     const tookEffect = steps.some((s) => s.kind === 'upgrade' && (s.status === 'succeeded' || s.status === 'missed'));
     if (upgrade.target.all && tookEffect && status !== 'cancelled') {
-      await this.clusters.setTarget(tx, upgrade.clusterId, upgrade.packageKind, upgrade.packageVersion, upgrade.packageId);
+      await this.clusters.setTarget(
+        tx,
+        upgrade.clusterId,
+        upgrade.packageKind,
+        upgrade.packageVersion,
+        upgrade.packageId,
+      );
     }
     this.logger.log(`upgrade ${upgrade.id} ${status}${reason ? `: ${reason}` : ''}`);
   }
@@ -340,7 +401,10 @@ export class UpgradeExecutor implements OnModuleInit, OnApplicationBootstrap, Be
     // Only the steps of the agents this report touches (an upgrade may have thousands): the
     // command's agent, and the member handing over when it is a switchover.
     const fromAgentId = typeof command.payload.peerAgentId === 'string' ? command.payload.peerAgentId : null;
-    const steps = await this.upgrades.stepsOfAgents(tx.em, upgrade.id, [command.agentId, ...(fromAgentId ? [fromAgentId] : [])]);
+    const steps = await this.upgrades.stepsOfAgents(tx.em, upgrade.id, [
+      command.agentId,
+      ...(fromAgentId ? [fromAgentId] : []),
+    ]);
     const step = steps.find((s) => s.id === stepId);
     if (!step || step.commandId !== command.id || !isOut(step)) return false;
     // A second fetch (the agent's heartbeats reached two replicas at once) changes nothing.
@@ -350,30 +414,51 @@ export class UpgradeExecutor implements OnModuleInit, OnApplicationBootstrap, Be
     // The agent has the command: from now on the step runs (a report without a fetch seen first
     // comes from an agent that had it from an older server).
     const startsNow = step.status === 'waiting';
-    if (startsNow) Object.assign(step, { status: 'running', waitingFor: null, waitingSince: null, phaseStartedAt: now });
+    if (startsNow)
+      Object.assign(step, { status: 'running', waitingFor: null, waitingSince: null, phaseStartedAt: now });
 
     if (report.kind === 'fetched') {
-      const unsafe = step.kind === 'upgrade' && step.failoverGroup ? await this.pairGateAtFetch(tx, upgrade, command.agentId) : null;
+      const unsafe =
+        step.kind === 'upgrade' && step.failoverGroup ? await this.pairGateAtFetch(tx, upgrade, command.agentId) : null;
       if (unsafe) {
         // The peer failed or went away since the step started: the command is withdrawn before the
         // serving member sees it, and the step waits for its peer again.
         await this.commands.cancel(tx, command.id, unsafe);
-        Object.assign(step, { status: 'waiting', waitingFor: 'peer', waitingSince: now, commandId: null, attempts: step.attempts - 1, startedAt: null, phaseStartedAt: null });
+        Object.assign(step, {
+          status: 'waiting',
+          waitingFor: 'peer',
+          waitingSince: now,
+          commandId: null,
+          attempts: step.attempts - 1,
+          startedAt: null,
+          phaseStartedAt: null,
+        });
         this.logger.warn(`upgrade ${upgrade.id}: command ${command.id} withdrawn: ${unsafe}`);
       }
     } else if (report.kind === 'progress') {
       if (report.report.phase !== step.phase) step.phaseStartedAt = now;
-      Object.assign(step, { phase: report.report.phase, percent: report.report.percent, message: report.report.message ?? step.message });
+      Object.assign(step, {
+        phase: report.report.phase,
+        percent: report.report.percent,
+        message: report.report.message ?? step.message,
+      });
     } else {
       const { status, version, error, notes } = report.report;
-      const versionProblem = step.kind === 'upgrade' && status === 'succeeded' ? this.versionProblem(upgrade, version) : null;
+      const versionProblem =
+        step.kind === 'upgrade' && status === 'succeeded' ? this.versionProblem(upgrade, version) : null;
       if (versionProblem) {
         Object.assign(step, { status: 'failed', error: versionProblem });
       } else if (status === 'succeeded') {
         Object.assign(step, { status: 'succeeded', percent: 100, error: null });
       } else {
         // rolled-back: the agent restored its data and old version; a failure with nothing lost.
-        Object.assign(step, { status, error: status === 'rolled-back' ? `rolled back, data intact${error ? `: ${error}` : ''}` : (error ?? 'the agent reported a failure') });
+        Object.assign(step, {
+          status,
+          error:
+            status === 'rolled-back'
+              ? `rolled back, data intact${error ? `: ${error}` : ''}`
+              : (error ?? 'the agent reported a failure'),
+        });
       }
       step.endedAt = now;
       if (notes?.length) step.agentNotes = notes;
@@ -381,7 +466,11 @@ export class UpgradeExecutor implements OnModuleInit, OnApplicationBootstrap, Be
       // The reported version goes in with the other changes: one write of the agent, not two. An
       // upgrade's report names the version of what it upgraded: the core, or the web apps.
       const webapps = step.kind === 'upgrade' && upgrade.packageKind === 'webapps';
-      if (version) agentChanges.set(step.agentId, { ...agentChanges.get(step.agentId), [webapps ? 'webappsVersion' : 'version']: version });
+      if (version)
+        agentChanges.set(step.agentId, {
+          ...agentChanges.get(step.agentId),
+          [webapps ? 'webappsVersion' : 'version']: version,
+        });
       if (step.kind !== 'upgrade' && status === 'succeeded') {
         await this.writer.publishSwitchover(tx, upgrade, step);
         // The member that handed over is told it is standby now (no step waits on this).
@@ -390,7 +479,12 @@ export class UpgradeExecutor implements OnModuleInit, OnApplicationBootstrap, Be
             agentId: step.fromAgentId,
             clusterId: upgrade.clusterId,
             type: 'switchover',
-            payload: { activate: false, failoverGroup: step.failoverGroup, peerAgentId: step.agentId, upgradeId: upgrade.id } satisfies SwitchoverCommandPayload,
+            payload: {
+              activate: false,
+              failoverGroup: step.failoverGroup,
+              peerAgentId: step.agentId,
+              upgradeId: upgrade.id,
+            } satisfies SwitchoverCommandPayload,
             reference: `standby:${step.id}`,
           });
         }
@@ -401,7 +495,8 @@ export class UpgradeExecutor implements OnModuleInit, OnApplicationBootstrap, Be
     // Progress changes nothing the executor decides on, once the step runs. A fetch makes the agent
     // upgrading; an end may let other steps start: a pass follows soon, shortly after, so that the
     // ends of a batch reported together make one pass.
-    if (report.kind !== 'progress' || startsNow) await this.writer.syncAgents(tx, upgrade, steps, [step.agentId], agentChanges);
+    if (report.kind !== 'progress' || startsNow)
+      await this.writer.syncAgents(tx, upgrade, steps, [step.agentId], agentChanges);
     if (report.kind === 'complete') tx.afterCommit(() => this.pokeSoon());
     return true; // the version an end reports is recorded above, on the right component
   }
@@ -436,7 +531,10 @@ export class UpgradeExecutor implements OnModuleInit, OnApplicationBootstrap, Be
         status: 'succeeded',
         percent: 100,
         error: null,
-        note: `finished after the server failed it (${gaveUp}): ${agent.name} reported ${pkg.version} on ${now.toISOString()}`.slice(0, 500),
+        note: `finished after the server failed it (${gaveUp}): ${agent.name} reported ${pkg.version} on ${now.toISOString()}`.slice(
+          0,
+          500,
+        ),
       });
       const agentChanges = new Map<string, Partial<Agent>>();
       this.recordOutcome(upgrade, step, agentChanges);
@@ -445,16 +543,28 @@ export class UpgradeExecutor implements OnModuleInit, OnApplicationBootstrap, Be
         const end = judgeEnd(steps, upgrade.failureLimit);
         if (end.type === 'finish') await this.writer.saveUpgrade(tx, upgrade, steps, end.status, end.reason);
         // The target follows the upgrade that took effect (see finish), unless a later upgrade of all agents decides it.
-        if (upgrade.target.all && !(await this.upgrades.upgradeOfAllSince(tx.em, upgrade.clusterId, upgrade.createdAt))) {
+        if (
+          upgrade.target.all &&
+          !(await this.upgrades.upgradeOfAllSince(tx.em, upgrade.clusterId, upgrade.createdAt))
+        ) {
           const cluster = await this.clusters.require(upgrade.clusterId, tx);
           const current = upgrade.packageKind === 'webapps' ? cluster.webappsTargetPackageId : cluster.targetPackageId;
-          if (current !== upgrade.packageId) await this.clusters.setTarget(tx, upgrade.clusterId, upgrade.packageKind, upgrade.packageVersion, upgrade.packageId);
+          if (current !== upgrade.packageId)
+            await this.clusters.setTarget(
+              tx,
+              upgrade.clusterId,
+              upgrade.packageKind,
+              upgrade.packageVersion,
+              upgrade.packageId,
+            );
         }
       } else if (!upgrade.finishedAt) {
         tx.afterCommit(() => this.pokeSoon());
       }
       await this.writer.syncAgents(tx, upgrade, steps, [agentId], agentChanges);
-      this.logger.warn(`upgrade ${upgrade.id}: agent ${agentId} finished its upgrade to ${pkg.version} after its step was failed (${gaveUp}); recorded as succeeded`);
+      this.logger.warn(
+        `upgrade ${upgrade.id}: agent ${agentId} finished its upgrade to ${pkg.version} after its step was failed (${gaveUp}); recorded as succeeded`,
+      );
     });
   }
 
@@ -471,7 +581,8 @@ export class UpgradeExecutor implements OnModuleInit, OnApplicationBootstrap, Be
   /** Why a successful upgrade report cannot be believed: it must name the version the step installs. */
   private versionProblem(upgrade: Upgrade, version: string | undefined): string | null {
     const what = upgrade.packageKind === 'webapps' ? 'web-apps version' : 'version';
-    if (!version) return `the agent reported success without the ${what} it runs now; it must report ${upgrade.packageVersion}`;
+    if (!version)
+      return `the agent reported success without the ${what} it runs now; it must report ${upgrade.packageVersion}`;
     const same = semver.valid(version) && semver.eq(version, upgrade.packageVersion);
     return same ? null : `the agent reported success but its ${what} is ${version}, not ${upgrade.packageVersion}`;
   }
@@ -481,7 +592,11 @@ export class UpgradeExecutor implements OnModuleInit, OnApplicationBootstrap, Be
     if (step.kind === 'upgrade') {
       const ok = step.status === 'succeeded';
       // A full package replaces any earlier web-apps upgrade: the agent runs the web apps its new version shipped with.
-      const versions = ok ? (upgrade.packageKind === 'webapps' ? { webappsVersion: upgrade.packageVersion } : { version: upgrade.packageVersion, webappsVersion: null }) : {};
+      const versions = ok
+        ? upgrade.packageKind === 'webapps'
+          ? { webappsVersion: upgrade.packageVersion }
+          : { version: upgrade.packageVersion, webappsVersion: null }
+        : {};
       const autoUpgrade = ok ? AUTO_UPGRADE_FREE : {};
       agentChanges.set(step.agentId, { lastUpgradeFailed: !ok, ...versions, ...autoUpgrade });
     } else if (step.status === 'succeeded' && step.fromAgentId) {

@@ -2,9 +2,28 @@ import { Column, Entity, Index, PrimaryColumn } from 'typeorm';
 import { JsonColumn, TimestampColumn } from '../common/columns';
 import type { RunWhen, StepKind } from '../policies/planner';
 
-export const STEP_STATUSES = ['pending', 'waiting', 'running', 'succeeded', 'failed', 'rolled-back', 'skipped', 'manual', 'cancelled', 'missed'] as const;
+export const STEP_STATUSES = [
+  'pending',
+  'waiting',
+  'running',
+  'succeeded',
+  'failed',
+  'rolled-back',
+  'skipped',
+  'manual',
+  'cancelled',
+  'missed',
+] as const;
 export type StepStatus = (typeof STEP_STATUSES)[number];
-export const ENDED_STEP_STATUSES: readonly StepStatus[] = ['succeeded', 'failed', 'rolled-back', 'skipped', 'manual', 'cancelled', 'missed'];
+export const ENDED_STEP_STATUSES: readonly StepStatus[] = [
+  'succeeded',
+  'failed',
+  'rolled-back',
+  'skipped',
+  'manual',
+  'cancelled',
+  'missed',
+];
 /** Real failures: the agent tried and did not make it. `missed` (offline or busy when its turn came) is not one. */
 export const FAILED_STEP_STATUSES: readonly StepStatus[] = ['failed', 'rolled-back'];
 /** Ends that leave the step's work undone: what a retry runs again. */

@@ -37,7 +37,13 @@ export class UpgradeWriter {
   ) {}
 
   /** Moves the upgrade to `status` (or just saves it) and publishes upgrade.status. */
-  async saveUpgrade(tx: Tx, upgrade: Upgrade, steps: UpgradeStep[], status?: UpgradeStatus, reason?: string | null): Promise<void> {
+  async saveUpgrade(
+    tx: Tx,
+    upgrade: Upgrade,
+    steps: UpgradeStep[],
+    status?: UpgradeStatus,
+    reason?: string | null,
+  ): Promise<void> {
     const now = this.clock.now();
     if (status) upgrade.status = status;
     if (reason !== undefined) upgrade.reason = reason;
@@ -52,23 +58,41 @@ export class UpgradeWriter {
    * `steps` when they are all of the upgrade's, else from the database ('partial'), unless the
    * change cannot move it ('same-percent': a step that starts running at 0%).
    */
-  async saveSteps(tx: Tx, upgrade: Upgrade, steps: UpgradeStep[] | 'partial' | 'same-percent', changed: UpgradeStep[]): Promise<void> {
+  async saveSteps(
+    tx: Tx,
+    upgrade: Upgrade,
+    steps: UpgradeStep[] | 'partial' | 'same-percent',
+    changed: UpgradeStep[],
+  ): Promise<void> {
     if (changed.length === 0) return;
     const now = this.clock.now();
     for (const step of changed) step.updatedAt = now;
     await this.upgrades.saveSteps(tx.em, changed);
     const percent =
-      steps === 'same-percent' ? upgrade.percent : steps === 'partial' ? percentFromSummary(await this.upgrades.statusSummary(tx.em, upgrade.id)) : upgradePercent(steps);
+      steps === 'same-percent'
+        ? upgrade.percent
+        : steps === 'partial'
+          ? percentFromSummary(await this.upgrades.statusSummary(tx.em, upgrade.id))
+          : upgradePercent(steps);
     if (percent !== upgrade.percent) {
       upgrade.percent = percent;
       upgrade.updatedAt = now;
       await this.upgrades.savePercent(tx.em, upgrade);
     }
-    await this.events.append(tx, changed.map((step) => this.stepEvent(upgrade, step)));
+    await this.events.append(
+      tx,
+      changed.map((step) => this.stepEvent(upgrade, step)),
+    );
   }
 
   /** Brings the flags of these agents (all of the upgrade's when omitted) in line with the steps. */
-  async syncAgents(tx: Tx, upgrade: Upgrade, steps: UpgradeStep[], agentIds?: Iterable<string>, extra: Map<string, Partial<Agent>> = new Map()): Promise<void> {
+  async syncAgents(
+    tx: Tx,
+    upgrade: Upgrade,
+    steps: UpgradeStep[],
+    agentIds?: Iterable<string>,
+    extra: Map<string, Partial<Agent>> = new Map(),
+  ): Promise<void> {
     const ids = [...new Set(agentIds ?? steps.map((s) => s.agentId)), ...extra.keys()];
     const agents = await this.agents.lockMany(tx, [...new Set(ids)]);
     for (const agent of agents) {
@@ -87,7 +111,14 @@ export class UpgradeWriter {
       clusterId: upgrade.clusterId,
       upgradeId: upgrade.id,
       agentId: step.agentId,
-      data: { upgradeId: upgrade.id, stepId: step.id, kind: step.kind, failoverGroup: step.failoverGroup, activeAgentId: step.agentId, standbyAgentId: step.fromAgentId },
+      data: {
+        upgradeId: upgrade.id,
+        stepId: step.id,
+        kind: step.kind,
+        failoverGroup: step.failoverGroup,
+        activeAgentId: step.agentId,
+        standbyAgentId: step.fromAgentId,
+      },
     };
     return this.events.append(tx, [event]);
   }

@@ -3,7 +3,15 @@ import { JsonColumn, TimestampColumn } from '../common/columns';
 import type { PlanNotice } from '../policies/planner';
 import type { ConcretePolicy, FailoverPolicy, UpgradeOptions } from '../policies/upgrade-options';
 
-export const UPGRADE_STATUSES = ['scheduled', 'running', 'paused', 'succeeded', 'failed', 'completed-with-errors', 'cancelled'] as const;
+export const UPGRADE_STATUSES = [
+  'scheduled',
+  'running',
+  'paused',
+  'succeeded',
+  'failed',
+  'completed-with-errors',
+  'cancelled',
+] as const;
 export type UpgradeStatus = (typeof UPGRADE_STATUSES)[number];
 /** Statuses in which an upgrade holds its agents. */
 export const LIVE_UPGRADE_STATUSES: readonly UpgradeStatus[] = ['scheduled', 'running', 'paused'];

@@ -7,7 +7,8 @@ import { placeholders } from '../database/rows';
 import { Upgrade, UpgradeStatus } from './upgrade.entity';
 import { UpgradeStep } from './upgrade-step.entity';
 
-const STATUS_SUMMARY_SQL = 'SELECT "status", COUNT(*) AS "count", SUM("percent") AS "percent" FROM "upgrade_steps" WHERE "upgradeId" = $1 GROUP BY "status"';
+const STATUS_SUMMARY_SQL =
+  'SELECT "status", COUNT(*) AS "count", SUM("percent") AS "percent" FROM "upgrade_steps" WHERE "upgradeId" = $1 GROUP BY "status"';
 
 @Injectable()
 export class UpgradeRepository {
@@ -21,13 +22,25 @@ export class UpgradeRepository {
     return this.db.rows(Upgrade).findById(tx.em, id, { lock: tx.rowLock !== undefined });
   }
 
-  list(clusterId: string, filter: { status?: UpgradeStatus; agentId?: string }, limit: number, offset: number): Promise<[Upgrade[], number]> {
+  list(
+    clusterId: string,
+    filter: { status?: UpgradeStatus; agentId?: string },
+    limit: number,
+    offset: number,
+  ): Promise<[Upgrade[], number]> {
     const query = this.db.reader.createQueryBuilder(Upgrade, 'u').where('u.clusterId = :clusterId', { clusterId });
     if (filter.status) query.andWhere('u.status = :status', { status: filter.status });
     if (filter.agentId) {
       const agentId = filter.agentId;
       query.andWhere((qb) => {
-        const steps = qb.subQuery().select('1').from(UpgradeStep, 's').where('s.upgradeId = u.id').andWhere(new Brackets((w) => w.where('s.agentId = :agentId', { agentId }).orWhere('s.fromAgentId = :agentId')));
+        const steps = qb
+          .subQuery()
+          .select('1')
+          .from(UpgradeStep, 's')
+          .where('s.upgradeId = u.id')
+          .andWhere(
+            new Brackets((w) => w.where('s.agentId = :agentId', { agentId }).orWhere('s.fromAgentId = :agentId')),
+          );
         return `EXISTS ${steps.getQuery()}`;
       });
     }
@@ -38,7 +51,12 @@ export class UpgradeRepository {
   lastFailedOf(em: EntityManager, agentId: string): Promise<Upgrade | null> {
     return em
       .createQueryBuilder(Upgrade, 'u')
-      .innerJoin(UpgradeStep, 's', "s.upgradeId = u.id AND s.agentId = :agentId AND s.kind = 'upgrade' AND s.status IN ('failed', 'rolled-back')", { agentId })
+      .innerJoin(
+        UpgradeStep,
+        's',
+        "s.upgradeId = u.id AND s.agentId = :agentId AND s.kind = 'upgrade' AND s.status IN ('failed', 'rolled-back')",
+        { agentId },
+      )
       .orderBy('u.createdAt', 'DESC')
       .addOrderBy('u.id', 'DESC')
       .getOne();
@@ -59,7 +77,10 @@ export class UpgradeRepository {
     const later = await em
       .createQueryBuilder(Upgrade, 'u')
       .select(['u.id', 'u.target'])
-      .where('u.clusterId = :clusterId AND u.createdAt > :createdAt', { clusterId, createdAt: toDbTimestamp(createdAt) })
+      .where('u.clusterId = :clusterId AND u.createdAt > :createdAt', {
+        clusterId,
+        createdAt: toDbTimestamp(createdAt),
+      })
       .getMany();
     return later.some((u) => u.target.all === true);
   }
@@ -96,7 +117,11 @@ export class UpgradeRepository {
     // Chunks keep each INSERT under SQLite's limit of bound parameters. Copies, as in replaceSteps:
     // what TypeORM reads back after a multi-row insert it merges into the wrong objects, ids included,
     // and these objects are the steps the caller answers with.
-    for (let i = 0; i < steps.length; i += 200) await em.insert(UpgradeStep, steps.slice(i, i + 200).map((s) => ({ ...s })) as QueryDeepPartialEntity<UpgradeStep>[]);
+    for (let i = 0; i < steps.length; i += 200)
+      await em.insert(
+        UpgradeStep,
+        steps.slice(i, i + 200).map((s) => ({ ...s })) as QueryDeepPartialEntity<UpgradeStep>[],
+      );
   }
 
   async save(em: EntityManager, upgrade: Upgrade): Promise<void> {
@@ -122,23 +147,34 @@ export class UpgradeRepository {
   async stepsOfAgents(em: EntityManager, upgradeId: string, agentIds: string[]): Promise<UpgradeStep[]> {
     if (agentIds.length === 0) return [];
     // Sorted here: an ORDER BY ordinal in SQL makes SQLite walk every step of the upgrade in that order instead of using the (upgradeId, agentId) index.
-    const steps = await this.db.rows(UpgradeStep).find(em, `"upgradeId" = $1 AND "agentId" IN (${placeholders(2, agentIds.length)})`, [upgradeId, ...agentIds]);
+    const steps = await this.db
+      .rows(UpgradeStep)
+      .find(em, `"upgradeId" = $1 AND "agentId" IN (${placeholders(2, agentIds.length)})`, [upgradeId, ...agentIds]);
     return steps.sort((a, b) => a.ordinal - b.ordinal);
   }
 
   /** Per status: how many steps and the sum of their percents, for the upgrade's percent without loading every step. */
-  async statusSummary(em: EntityManager, upgradeId: string): Promise<Array<{ status: UpgradeStep['status']; count: number; percent: number }>> {
+  async statusSummary(
+    em: EntityManager,
+    upgradeId: string,
+  ): Promise<Array<{ status: UpgradeStep['status']; count: number; percent: number }>> {
     // Fixed SQL: asked on every progress report. PostgreSQL answers COUNT and SUM as text.
-    const rows: Array<{ status: UpgradeStep['status']; count: string | number; percent: string | number }> = await em.query(this.db.sql(STATUS_SUMMARY_SQL), [upgradeId]);
+    const rows: Array<{ status: UpgradeStep['status']; count: string | number; percent: string | number }> =
+      await em.query(this.db.sql(STATUS_SUMMARY_SQL), [upgradeId]);
     return rows.map((r) => ({ status: r.status, count: Number(r.count), percent: Number(r.percent) }));
   }
 
   /** A retry's new plan for some units: their old steps out, the new ones in (after the others, in plan order). */
   async replaceSteps(em: EntityManager, removed: UpgradeStep[], added: UpgradeStep[]): Promise<void> {
-    for (let i = 0; i < removed.length; i += 200) await em.delete(UpgradeStep, { id: In(removed.slice(i, i + 200).map((s) => s.id)) });
+    for (let i = 0; i < removed.length; i += 200)
+      await em.delete(UpgradeStep, { id: In(removed.slice(i, i + 200).map((s) => s.id)) });
     // Copies: after a multi-row insert TypeORM reads back columns with defaults (attempts, percent)
     // and merges them into the objects it was given, not always onto the right one.
-    for (let i = 0; i < added.length; i += 200) await em.insert(UpgradeStep, added.slice(i, i + 200).map((s) => ({ ...s })) as QueryDeepPartialEntity<UpgradeStep>[]);
+    for (let i = 0; i < added.length; i += 200)
+      await em.insert(
+        UpgradeStep,
+        added.slice(i, i + 200).map((s) => ({ ...s })) as QueryDeepPartialEntity<UpgradeStep>[],
+      );
   }
 
   /**
@@ -148,8 +184,40 @@ export class UpgradeRepository {
   async saveSteps(em: EntityManager, steps: UpgradeStep[]): Promise<void> {
     const rows = this.db.rows(UpgradeStep);
     for (const s of steps) {
-      const { status, waitingFor, waitingSince, phase, phaseStartedAt, percent, attempts, commandId, note, error, message, agentNotes, startedAt, endedAt, updatedAt } = s;
-      await rows.update(em, s.id, { status, waitingFor, waitingSince, phase, phaseStartedAt, percent, attempts, commandId, note, error, message, agentNotes, startedAt, endedAt, updatedAt });
+      const {
+        status,
+        waitingFor,
+        waitingSince,
+        phase,
+        phaseStartedAt,
+        percent,
+        attempts,
+        commandId,
+        note,
+        error,
+        message,
+        agentNotes,
+        startedAt,
+        endedAt,
+        updatedAt,
+      } = s;
+      await rows.update(em, s.id, {
+        status,
+        waitingFor,
+        waitingSince,
+        phase,
+        phaseStartedAt,
+        percent,
+        attempts,
+        commandId,
+        note,
+        error,
+        message,
+        agentNotes,
+        startedAt,
+        endedAt,
+        updatedAt,
+      });
     }
   }
 }

@@ -4,7 +4,14 @@ import { ApiRefusals } from '../common/openapi';
 import { CurrentPrincipal, RequireRole } from '../auth/access.decorators';
 import type { Principal } from '../auth/principal';
 import { IdParam } from '../common/id-param';
-import { CreateUpgradeDto, ListUpgradesQuery, MigrationDto, PreviewDto, UpgradeDto, UpgradePageDto } from './dto/upgrade.dto';
+import {
+  CreateUpgradeDto,
+  ListUpgradesQuery,
+  MigrationDto,
+  PreviewDto,
+  UpgradeDto,
+  UpgradePageDto,
+} from './dto/upgrade.dto';
 import { UpgradesService } from './upgrades.service';
 
 @ApiTags('upgrades')
@@ -26,7 +33,11 @@ export class UpgradesController {
   @RequireRole('operator')
   @ApiOperation({ summary: 'Create an upgrade: now, or at scheduledAt' })
   @ApiCreatedResponse({ type: UpgradeDto })
-  create(@IdParam('clusterId') clusterId: string, @Body() body: CreateUpgradeDto, @CurrentPrincipal() caller: Principal): Promise<UpgradeDto> {
+  create(
+    @IdParam('clusterId') clusterId: string,
+    @Body() body: CreateUpgradeDto,
+    @CurrentPrincipal() caller: Principal,
+  ): Promise<UpgradeDto> {
     return this.upgrades.create(clusterId, body, caller);
   }
 
@@ -76,7 +87,10 @@ export class UpgradesController {
   @Post('upgrades/:upgradeId/retry')
   @RequireRole('operator')
   @HttpCode(HttpStatus.OK)
-  @ApiOperation({ summary: 'Run the failed, missed or cancelled steps again, same upgrade, same package (409 while steps still run, or when none is left to retry)' })
+  @ApiOperation({
+    summary:
+      'Run the failed, missed or cancelled steps again, same upgrade, same package (409 while steps still run, or when none is left to retry)',
+  })
   @ApiOkResponse({ type: UpgradeDto })
   retry(@IdParam('upgradeId') id: string): Promise<UpgradeDto> {
     return this.upgrades.retry(id);

@@ -19,7 +19,17 @@ import { checkPrerequisites, PrerequisiteResult } from '../packages/prerequisite
 import { Plan, plan, PlanAgent } from '../policies/planner';
 import { resolveOptions, type UpgradeOptions } from '../policies/upgrade-options';
 import { StreamScopes } from '../progress/stream-scopes';
-import { CreateUpgradeDto, InstallFieldsDto, ListUpgradesQuery, MigrationDto, PreviewDto, toStepDto, UpgradeDto, UpgradePageDto, toUpgradeDto } from './dto/upgrade.dto';
+import {
+  CreateUpgradeDto,
+  InstallFieldsDto,
+  ListUpgradesQuery,
+  MigrationDto,
+  PreviewDto,
+  toStepDto,
+  UpgradeDto,
+  UpgradePageDto,
+  toUpgradeDto,
+} from './dto/upgrade.dto';
 import { AUTO_UPGRADE_FREE, leftBehind } from './auto-upgrade-rules';
 import { UpgradeExecutor } from './upgrade-executor';
 import { LIVE_UPGRADE_STATUSES, Upgrade, UpgradeOrigin, UpgradeStatus } from './upgrade.entity';
@@ -79,7 +89,13 @@ export class UpgradesService implements OnModuleInit {
     this.packages.registerInstaller({
       parse: (fields) => parseInstallFields(fields),
       install: async (tx, pkg, request, caller) => {
-        const { upgrade, steps } = await this.createInTx(tx, pkg.clusterId, { ...(request as CreateUpgradeDto), packageId: pkg.id }, 'install', caller);
+        const { upgrade, steps } = await this.createInTx(
+          tx,
+          pkg.clusterId,
+          { ...(request as CreateUpgradeDto), packageId: pkg.id },
+          'install',
+          caller,
+        );
         return toUpgradeDto(upgrade, steps);
       },
     });
@@ -105,7 +121,14 @@ export class UpgradesService implements OnModuleInit {
       warnings: p.warnings,
       refusals: [
         ...p.refusals,
-        ...(compiled.prerequisites.failures.length ? [{ code: 'PREREQUISITES_UNMET', message: 'Agents fail the package prerequisites: see prerequisites.failures.' }] : []),
+        ...(compiled.prerequisites.failures.length
+          ? [
+              {
+                code: 'PREREQUISITES_UNMET',
+                message: 'Agents fail the package prerequisites: see prerequisites.failures.',
+              },
+            ]
+          : []),
         ...this.packageRefusal(compiled.pkg, 'request'),
       ],
       prerequisites: compiled.prerequisites,
@@ -113,7 +136,9 @@ export class UpgradesService implements OnModuleInit {
   }
 
   async create(clusterId: string, dto: CreateUpgradeDto, caller: Principal | null): Promise<UpgradeDto> {
-    const { upgrade, steps } = await this.db.transaction((tx) => this.createInTx(tx, clusterId, dto, 'request', caller));
+    const { upgrade, steps } = await this.db.transaction((tx) =>
+      this.createInTx(tx, clusterId, dto, 'request', caller),
+    );
     return toUpgradeDto(upgrade, steps);
   }
 
@@ -121,19 +146,36 @@ export class UpgradesService implements OnModuleInit {
    * Creates an upgrade in the caller's transaction: the package upload's install mode runs it in the
    * transaction that stores the package, so a refused upgrade leaves no package either.
    */
-  async createInTx(tx: Tx, clusterId: string, dto: CreateUpgradeDto, origin: UpgradeOrigin, caller: Principal | null): Promise<{ upgrade: Upgrade; steps: UpgradeStep[] }> {
+  async createInTx(
+    tx: Tx,
+    clusterId: string,
+    dto: CreateUpgradeDto,
+    origin: UpgradeOrigin,
+    caller: Principal | null,
+  ): Promise<{ upgrade: Upgrade; steps: UpgradeStep[] }> {
     const now = this.clock.now();
     const scheduledAt = this.parseSchedule(dto.scheduledAt, now);
     const compiled = await this.compile(tx, clusterId, dto);
     const { plan: p, pkg } = compiled;
     const [packageRefusal] = this.packageRefusal(pkg, origin);
-    if (packageRefusal) throw new ConflictError(packageRefusal.code, packageRefusal.message, { status: pkg.status, upgradeId: pkg.usedByUpgradeId ?? pkg.reservedByUpgradeId });
+    if (packageRefusal)
+      throw new ConflictError(packageRefusal.code, packageRefusal.message, {
+        status: pkg.status,
+        upgradeId: pkg.usedByUpgradeId ?? pkg.reservedByUpgradeId,
+      });
     if (p.refusals.length) {
-      throw new UnprocessableError('UPGRADE_REFUSED', p.refusals.map((r) => r.message).join(' '), { refusals: p.refusals, warnings: p.warnings });
+      throw new UnprocessableError('UPGRADE_REFUSED', p.refusals.map((r) => r.message).join(' '), {
+        refusals: p.refusals,
+        warnings: p.warnings,
+      });
     }
     if (compiled.prerequisites.failures.length) {
       const n = new Set(compiled.prerequisites.failures.map((f) => f.agentId)).size;
-      throw new UnprocessableError('PREREQUISITES_UNMET', `${n} targeted agent${n === 1 ? '' : 's'} fail the package's prerequisites; see details for each check.`, compiled.prerequisites);
+      throw new UnprocessableError(
+        'PREREQUISITES_UNMET',
+        `${n} targeted agent${n === 1 ? '' : 's'} fail the package's prerequisites; see details for each check.`,
+        compiled.prerequisites,
+      );
     }
 
     // One agent, one live upgrade: the rows are locked, so of two requests for an agent one waits and then sees the other's.
@@ -141,9 +183,14 @@ export class UpgradesService implements OnModuleInit {
     // "Upgrade now" and auto-upgrade always do something, or say why not: no empty upgrade.
     if (working.length === 0 && (origin === 'upgrade-now' || origin === 'auto-upgrade')) {
       const why = p.steps.find((s) => s.status === 'manual')?.note ?? p.warnings.map((w) => w.message).join(' ');
-      throw new UnprocessableError('NOTHING_TO_UPGRADE', `Nothing to upgrade remotely: ${why}`, { warnings: p.warnings });
+      throw new UnprocessableError('NOTHING_TO_UPGRADE', `Nothing to upgrade remotely: ${why}`, {
+        warnings: p.warnings,
+      });
     }
-    refuseHeld((await this.agents.lockMany(tx, working)).filter((a) => a.upgradeId), 'Wait for it to end or cancel it.');
+    refuseHeld(
+      (await this.agents.lockMany(tx, working)).filter((a) => a.upgradeId),
+      'Wait for it to end or cancel it.',
+    );
 
     const startsNow = !scheduledAt || scheduledAt <= now;
     const upgrade = Object.assign(new Upgrade(), {
@@ -154,14 +201,26 @@ export class UpgradesService implements OnModuleInit {
       packageKind: pkg.kind,
       status: startsNow ? 'running' : 'scheduled',
       origin,
-      target: dto.target.all ? { all: true } : { ...(dto.target.agentIds ? { agentIds: dto.target.agentIds } : {}), ...(dto.target.addresses ? { addresses: dto.target.addresses } : {}) },
+      target: dto.target.all
+        ? { all: true }
+        : {
+            ...(dto.target.agentIds ? { agentIds: dto.target.agentIds } : {}),
+            ...(dto.target.addresses ? { addresses: dto.target.addresses } : {}),
+          },
       policy: dto.policy ?? 'default',
       resolvedPolicy: p.resolvedPolicy,
       options: compiled.options,
       units: p.units,
       failureLimit: Number.isFinite(p.failureLimit) ? p.failureLimit : null,
       canaryPending: compiled.options.canary > 0 && p.batches > 1,
-      warnings: [...p.warnings, ...compiled.prerequisites.warnings.map((w) => ({ code: 'PREREQUISITE_UNKNOWN', message: `${w.agentName}: ${w.check} not checked (${w.reason}); checked again before it starts.`, agentIds: [w.agentId] }))],
+      warnings: [
+        ...p.warnings,
+        ...compiled.prerequisites.warnings.map((w) => ({
+          code: 'PREREQUISITE_UNKNOWN',
+          message: `${w.agentName}: ${w.check} not checked (${w.reason}); checked again before it starts.`,
+          agentIds: [w.agentId],
+        })),
+      ],
       percent: 0,
       reason: null,
       createdByTokenId: caller?.tokenId ?? null,
@@ -185,7 +244,9 @@ export class UpgradesService implements OnModuleInit {
     const acted = origin === 'auto-upgrade' ? new Map() : new Map(working.map((id) => [id, AUTO_UPGRADE_FREE]));
     await this.writer.syncAgents(tx, upgrade, steps, working, acted);
     tx.afterCommit(() => this.executor.poke());
-    this.logger.log(`upgrade ${upgrade.id} (${origin}) of ${working.length} agent(s) in cluster ${clusterId} to ${pkg.version}: ${upgrade.status}`);
+    this.logger.log(
+      `upgrade ${upgrade.id} (${origin}) of ${working.length} agent(s) in cluster ${clusterId} to ${pkg.version}: ${upgrade.status}`,
+    );
     return { upgrade, steps };
   }
 
@@ -193,7 +254,12 @@ export class UpgradesService implements OnModuleInit {
     await this.clusters.require(clusterId);
     const limit = query.limit ?? 50;
     const offset = query.offset ?? 0;
-    const [items, total] = await this.upgrades.list(clusterId, { status: query.status, agentId: query.agentId }, limit, offset);
+    const [items, total] = await this.upgrades.list(
+      clusterId,
+      { status: query.status, agentId: query.agentId },
+      limit,
+      offset,
+    );
     return { items: items.map((u) => toUpgradeDto(u)), total, limit, offset };
   }
 
@@ -232,7 +298,8 @@ export class UpgradesService implements OnModuleInit {
       const stopped = steps.filter((s) => !ENDED_STEP_STATUSES.includes(s.status) && s.status !== 'running');
       for (const step of stopped) {
         // A command queued but not fetched yet is withdrawn: the agent never sees it.
-        if (step.commandId && step.waitingFor === 'pickup') await this.commands.cancel(tx, step.commandId, 'the upgrade was cancelled');
+        if (step.commandId && step.waitingFor === 'pickup')
+          await this.commands.cancel(tx, step.commandId, 'the upgrade was cancelled');
         Object.assign(step, { status: 'cancelled', error: 'cancelled by an operator', waitingFor: null, endedAt: now });
       }
       if (upgrade.status === 'scheduled') await this.packages.release(tx, upgrade.packageId, upgrade.id);
@@ -241,7 +308,13 @@ export class UpgradesService implements OnModuleInit {
       await this.writer.saveUpgrade(tx, upgrade, steps, 'cancelled', 'cancelled by an operator');
       // The agents a started upgrade leaves behind stay behind until someone acts: auto-upgrade does
       // not undo a cancel. (One cancelled before it started changed nothing and leaves nothing.)
-      const left = upgrade.startedAt ? new Map(stopped.filter((s) => s.kind === 'upgrade').map((s) => [s.agentId, leftBehind(upgrade, 'it was cancelled')])) : new Map();
+      const left = upgrade.startedAt
+        ? new Map(
+            stopped
+              .filter((s) => s.kind === 'upgrade')
+              .map((s) => [s.agentId, leftBehind(upgrade, 'it was cancelled')]),
+          )
+        : new Map();
       await this.writer.syncAgents(tx, upgrade, steps, undefined, left);
     });
   }
@@ -254,34 +327,62 @@ export class UpgradesService implements OnModuleInit {
    * that did not succeed are replaced by the new plan's.
    */
   retry(id: string): Promise<UpgradeDto> {
-    return this.transition(id, ['failed', 'completed-with-errors', 'succeeded', 'cancelled'], 'retry', async (tx, upgrade, steps) => {
-      if (upgrade.finishedAt === null) {
-        throw new ConflictError('UPGRADE_STATE', `Upgrade ${id} is still finishing its running steps; retry once it ended.`, { status: upgrade.status });
-      }
-      if (upgrade.startedAt === null) {
-        throw new ConflictError('UPGRADE_NEVER_STARTED', `Upgrade ${id} was cancelled before it started and gave its package back: create a new upgrade with package ${upgrade.packageId} instead.`, { status: upgrade.status, packageId: upgrade.packageId });
-      }
-      const units = new Set(steps.filter((s) => RETRYABLE_STEP_STATUSES.includes(s.status)).map((s) => s.unit));
-      if (units.size === 0) {
-        throw new ConflictError('NOTHING_TO_RETRY', `Upgrade ${id} has no step that failed, missed its turn or was cancelled: there is nothing to retry.`, { status: upgrade.status });
-      }
-      // What succeeded, and agents found on the version already, stay as they were.
-      const replaced = steps.filter((s) => units.has(s.unit) && s.status !== 'succeeded' && s.status !== 'skipped');
-      const kept = steps.filter((s) => !replaced.includes(s));
-      const fresh = await this.replan(tx, upgrade, kept, replaced);
-      const all = [...kept, ...fresh];
-      const working = [...new Set(fresh.filter((s) => s.status === 'pending').map((s) => s.agentId))];
-      refuseHeld((await this.agents.lockMany(tx, working)).filter((a) => a.upgradeId && a.upgradeId !== upgrade.id), 'Retry once that upgrade ends.');
-      await this.upgrades.replaceSteps(tx.em, replaced, fresh);
-      Object.assign(upgrade, { finishedAt: null, canaryPending: false });
-      await this.writer.saveSteps(tx, upgrade, all, fresh);
-      await this.writer.saveUpgrade(tx, upgrade, all, 'running', null);
-      const agentIds = new Set([...replaced, ...fresh].flatMap((s) => [s.agentId, ...(s.fromAgentId ? [s.fromAgentId] : [])]));
-      // The failed steps are replaced (their history stays in the upgrade's events): the agents run
-      // again, and are no longer shown failed unless the new attempt fails.
-      await this.writer.syncAgents(tx, upgrade, all, agentIds, new Map(working.map((a) => [a, { ...AUTO_UPGRADE_FREE, lastUpgradeFailed: false }])));
-      steps.splice(0, steps.length, ...all);
-    });
+    return this.transition(
+      id,
+      ['failed', 'completed-with-errors', 'succeeded', 'cancelled'],
+      'retry',
+      async (tx, upgrade, steps) => {
+        if (upgrade.finishedAt === null) {
+          throw new ConflictError(
+            'UPGRADE_STATE',
+            `Upgrade ${id} is still finishing its running steps; retry once it ended.`,
+            { status: upgrade.status },
+          );
+        }
+        if (upgrade.startedAt === null) {
+          throw new ConflictError(
+            'UPGRADE_NEVER_STARTED',
+            `Upgrade ${id} was cancelled before it started and gave its package back: create a new upgrade with package ${upgrade.packageId} instead.`,
+            { status: upgrade.status, packageId: upgrade.packageId },
+          );
+        }
+        const units = new Set(steps.filter((s) => RETRYABLE_STEP_STATUSES.includes(s.status)).map((s) => s.unit));
+        if (units.size === 0) {
+          throw new ConflictError(
+            'NOTHING_TO_RETRY',
+            `Upgrade ${id} has no step that failed, missed its turn or was cancelled: there is nothing to retry.`,
+            { status: upgrade.status },
+          );
+        }
+        // What succeeded, and agents found on the version already, stay as they were.
+        const replaced = steps.filter((s) => units.has(s.unit) && s.status !== 'succeeded' && s.status !== 'skipped');
+        const kept = steps.filter((s) => !replaced.includes(s));
+        const fresh = await this.replan(tx, upgrade, kept, replaced);
+        const all = [...kept, ...fresh];
+        const working = [...new Set(fresh.filter((s) => s.status === 'pending').map((s) => s.agentId))];
+        refuseHeld(
+          (await this.agents.lockMany(tx, working)).filter((a) => a.upgradeId && a.upgradeId !== upgrade.id),
+          'Retry once that upgrade ends.',
+        );
+        await this.upgrades.replaceSteps(tx.em, replaced, fresh);
+        Object.assign(upgrade, { finishedAt: null, canaryPending: false });
+        await this.writer.saveSteps(tx, upgrade, all, fresh);
+        await this.writer.saveUpgrade(tx, upgrade, all, 'running', null);
+        const agentIds = new Set(
+          [...replaced, ...fresh].flatMap((s) => [s.agentId, ...(s.fromAgentId ? [s.fromAgentId] : [])]),
+        );
+        // The failed steps are replaced (their history stays in the upgrade's events): the agents run
+        // again, and are no longer shown failed unless the new attempt fails.
+        await this.writer.syncAgents(
+          tx,
+          upgrade,
+          all,
+          agentIds,
+          new Map(working.map((a) => [a, { ...AUTO_UPGRADE_FREE, lastUpgradeFailed: false }])),
+        );
+        steps.splice(0, steps.length, ...all);
+      },
+    );
   }
 
   /** The retried units planned again: new steps after the kept ones, attempts carried over. */
@@ -298,18 +399,30 @@ export class UpgradesService implements OnModuleInit {
       clusterDefaultPolicy: cluster.defaultPolicy,
       options: upgrade.options,
     });
-    if (p.refusals.length) throw new UnprocessableError('RETRY_REFUSED', p.refusals.map((r) => r.message).join(' '), { refusals: p.refusals });
+    if (p.refusals.length)
+      throw new UnprocessableError('RETRY_REFUSED', p.refusals.map((r) => r.message).join(' '), {
+        refusals: p.refusals,
+      });
     // An agent upgraded by this upgrade already (or found on the version) keeps its step; no second, skipped one.
     const upgraded = new Set(kept.filter((s) => s.kind === 'upgrade').map((s) => s.agentId));
     const dropped = new Set(p.steps.filter((s) => s.status === 'skipped' && upgraded.has(s.agentId)).map((s) => s.key));
-    const planned = { ...p, steps: p.steps.filter((s) => !dropped.has(s.key)).map((s) => ({ ...s, dependsOn: s.dependsOn.filter((d) => !dropped.has(d)) })) };
+    const planned = {
+      ...p,
+      steps: p.steps
+        .filter((s) => !dropped.has(s.key))
+        .map((s) => ({ ...s, dependsOn: s.dependsOn.filter((d) => !dropped.has(d)) })),
+    };
     const ids = new Map(planned.steps.map((s) => [s.key, randomUUID()]));
     const now = this.clock.now();
     const attempts = new Map(replaced.map((s) => [`${s.kind}:${s.agentId}`, s.attempts]));
     const firstOrdinal = Math.max(-1, ...kept.map((s) => s.ordinal), ...replaced.map((s) => s.ordinal)) + 1;
     const firstUnit = Math.max(-1, ...kept.map((s) => s.unit), ...replaced.map((s) => s.unit)) + 1;
     return buildSteps(planned, upgrade.id, (key) => ids.get(key)!, now).map((step, i) =>
-      Object.assign(step, { ordinal: firstOrdinal + i, unit: firstUnit + step.unit, attempts: attempts.get(`${step.kind}:${step.agentId}`) ?? 0 }),
+      Object.assign(step, {
+        ordinal: firstOrdinal + i,
+        unit: firstUnit + step.unit,
+        attempts: attempts.get(`${step.kind}:${step.agentId}`) ?? 0,
+      }),
     );
   }
 
@@ -319,12 +432,20 @@ export class UpgradesService implements OnModuleInit {
    * does something or says why not (422): a legacy agent gets the manual instructions, an agent on
    * the targets is told so, a failed one whose upgrade was not the cluster's is pointed at its retry.
    */
-  async upgradeNow(agentId: string, caller: Principal | null, origin: UpgradeOrigin = 'upgrade-now'): Promise<UpgradeDto> {
+  async upgradeNow(
+    agentId: string,
+    caller: Principal | null,
+    origin: UpgradeOrigin = 'upgrade-now',
+  ): Promise<UpgradeDto> {
     const { upgrade, steps } = await this.db.transaction(async (tx) => {
       const agent = await this.agents.require(agentId, tx);
       const cluster = await this.clusters.require(agent.clusterId, tx);
       if (agent.upgradeId) {
-        throw new ConflictError('AGENT_IN_UPGRADE', `${agent.name} is in upgrade ${agent.upgradeId}: an agent is in one scheduled or running upgrade at a time.`, { upgradeId: agent.upgradeId });
+        throw new ConflictError(
+          'AGENT_IN_UPGRADE',
+          `${agent.name} is in upgrade ${agent.upgradeId}: an agent is in one scheduled or running upgrade at a time.`,
+          { upgradeId: agent.upgradeId },
+        );
       }
       const behind = behindOn(agent, cluster.targetVersion, cluster.webappsTargetVersion);
       const packageId = behind === 'webapps' ? cluster.webappsTargetPackageId : cluster.targetPackageId;
@@ -338,23 +459,45 @@ export class UpgradesService implements OnModuleInit {
         );
       }
       if (!cluster.targetPackageId && !cluster.webappsTargetPackageId) {
-        throw new UnprocessableError('NO_TARGET_VERSION', `Cluster ${cluster.name} has no target version yet: it gets one when an upgrade of all its agents upgrades one. Create an upgrade for this agent instead.`);
+        throw new UnprocessableError(
+          'NO_TARGET_VERSION',
+          `Cluster ${cluster.name} has no target version yet: it gets one when an upgrade of all its agents upgrades one. Create an upgrade for this agent instead.`,
+        );
       }
-      if (!agent.version) throw new UnprocessableError('VERSION_UNKNOWN', `${agent.name} has not reported its version yet: it can be upgraded once it has paired and sent a heartbeat.`);
+      if (!agent.version)
+        throw new UnprocessableError(
+          'VERSION_UNKNOWN',
+          `${agent.name} has not reported its version yet: it can be upgraded once it has paired and sent a heartbeat.`,
+        );
       if (!behind || !packageId) {
         const failedIn = agent.lastUpgradeFailed ? await this.upgrades.lastFailedOf(tx.em, agent.id) : null;
-        const targets = [cluster.targetVersion, cluster.webappsTargetVersion && `web apps ${cluster.webappsTargetVersion}`].filter(Boolean).join(' and ');
+        const targets = [
+          cluster.targetVersion,
+          cluster.webappsTargetVersion && `web apps ${cluster.webappsTargetVersion}`,
+        ]
+          .filter(Boolean)
+          .join(' and ');
         const why = failedIn
           ? `its last upgrade (${failedIn.id}, to ${failedIn.packageVersion}) failed, and that was not the cluster's target: retry it (POST /api/v1/upgrades/${failedIn.id}/retry).`
           : 'there is nothing to bring it up to.';
-        throw new UnprocessableError('NOTHING_TO_UPGRADE', `${agent.name} runs ${agent.version}${agent.webappsVersion ? ` (web apps ${agent.webappsVersion})` : ''} and the cluster targets ${targets}: ${why}`, {
-          version: agent.version,
-          targetVersion: cluster.targetVersion,
-          webappsTargetVersion: cluster.webappsTargetVersion,
-          ...(failedIn ? { upgradeId: failedIn.id } : {}),
-        });
+        throw new UnprocessableError(
+          'NOTHING_TO_UPGRADE',
+          `${agent.name} runs ${agent.version}${agent.webappsVersion ? ` (web apps ${agent.webappsVersion})` : ''} and the cluster targets ${targets}: ${why}`,
+          {
+            version: agent.version,
+            targetVersion: cluster.targetVersion,
+            webappsTargetVersion: cluster.webappsTargetVersion,
+            ...(failedIn ? { upgradeId: failedIn.id } : {}),
+          },
+        );
       }
-      return this.createInTx(tx, cluster.id, { packageId, target: { agentIds: [agent.id] }, policy: 'default' }, origin, caller);
+      return this.createInTx(
+        tx,
+        cluster.id,
+        { packageId, target: { agentIds: [agent.id] }, policy: 'default' },
+        origin,
+        caller,
+      );
     });
     return toUpgradeDto(upgrade, steps);
   }
@@ -364,13 +507,36 @@ export class UpgradesService implements OnModuleInit {
     return this.db.transaction(async (tx) => {
       const agent = await this.agents.require(agentId, tx);
       if (agent.upgradeId) {
-        throw new ConflictError('AGENT_IN_UPGRADE', `${agent.name} is in upgrade ${agent.upgradeId}, which runs the migration itself; run it by hand once the upgrade ended.`, { upgradeId: agent.upgradeId });
+        throw new ConflictError(
+          'AGENT_IN_UPGRADE',
+          `${agent.name} is in upgrade ${agent.upgradeId}, which runs the migration itself; run it by hand once the upgrade ended.`,
+          { upgradeId: agent.upgradeId },
+        );
       }
-      if (!agent.remoteUpgrade) throw new UnprocessableError('LEGACY_AGENT', `${agent.name} cannot run commands remotely (legacy agent): run the migration tool on ${agent.address} by hand.`);
-      if (!agent.version) throw new UnprocessableError('VERSION_UNKNOWN', `${agent.name} has not reported its version: there is no installed version to migrate yet.`);
+      if (!agent.remoteUpgrade)
+        throw new UnprocessableError(
+          'LEGACY_AGENT',
+          `${agent.name} cannot run commands remotely (legacy agent): run the migration tool on ${agent.address} by hand.`,
+        );
+      if (!agent.version)
+        throw new UnprocessableError(
+          'VERSION_UNKNOWN',
+          `${agent.name} has not reported its version: there is no installed version to migrate yet.`,
+        );
       const open = (await this.commands.openFor(tx, agent.id)).find((c) => c.type === 'migrate');
-      if (open) throw new ConflictError('MIGRATION_RUNNING', `A migration of ${agent.name} is already queued or running (command ${open.id}).`, { commandId: open.id });
-      const command = await this.commands.enqueue(tx, { agentId: agent.id, clusterId: agent.clusterId, type: 'migrate', payload: { version: agent.version }, reference: `migrate:${agent.id}` });
+      if (open)
+        throw new ConflictError(
+          'MIGRATION_RUNNING',
+          `A migration of ${agent.name} is already queued or running (command ${open.id}).`,
+          { commandId: open.id },
+        );
+      const command = await this.commands.enqueue(tx, {
+        agentId: agent.id,
+        clusterId: agent.clusterId,
+        type: 'migrate',
+        payload: { version: agent.version },
+        reference: `migrate:${agent.id}`,
+      });
       this.logger.log(`migration of ${agent.version} queued for agent ${agent.id}`);
       return { commandId: command.id, agentId: agent.id, version: agent.version, status: command.status };
     });
@@ -392,7 +558,11 @@ export class UpgradesService implements OnModuleInit {
       await tx.advisoryLock(`upgrade:${id}`);
       const upgrade = await this.require(id, tx);
       if (!allowed.includes(upgrade.status)) {
-        throw new ConflictError('UPGRADE_STATE', `Upgrade ${id} is ${upgrade.status}; ${verb} applies to an upgrade that is ${allowed.join(' or ')}.`, { status: upgrade.status, allowed });
+        throw new ConflictError(
+          'UPGRADE_STATE',
+          `Upgrade ${id} is ${upgrade.status}; ${verb} applies to an upgrade that is ${allowed.join(' or ')}.`,
+          { status: upgrade.status, allowed },
+        );
       }
       const steps = await this.upgrades.stepsOf(tx.em, id);
       await change(tx, upgrade, steps);
@@ -408,7 +578,11 @@ export class UpgradesService implements OnModuleInit {
     const cluster = await this.clusters.require(clusterId, tx);
     const pkg = await this.packages.require(dto.packageId, tx);
     if (pkg.clusterId !== clusterId) {
-      throw new UnprocessableError('PACKAGE_OTHER_CLUSTER', `Package ${pkg.id} was uploaded to another cluster; upload it to cluster ${cluster.name} first.`, { packageClusterId: pkg.clusterId });
+      throw new UnprocessableError(
+        'PACKAGE_OTHER_CLUSTER',
+        `Package ${pkg.id} was uploaded to another cluster; upload it to cluster ${cluster.name} first.`,
+        { packageClusterId: pkg.clusterId },
+      );
     }
     const all = await this.agents.inClusterForPlanning(tx, clusterId);
     const targets = resolveTargets(dto.target, all);
@@ -421,12 +595,20 @@ export class UpgradesService implements OnModuleInit {
       clusterDefaultPolicy: cluster.defaultPolicy,
       options,
     });
-    const working = new Set(compiled.steps.filter((s) => s.status === 'pending' && s.kind === 'upgrade').map((s) => s.agentId));
+    const working = new Set(
+      compiled.steps.filter((s) => s.status === 'pending' && s.kind === 'upgrade').map((s) => s.agentId),
+    );
     // The operator's override of fromVersion: not checked, and said so on the plan (and so in the history).
     const ignoring = options.ignoreVersionCheck && !!pkg.prerequisites.fromVersion;
     const prerequisites = checkPrerequisites(
-      { kind: pkg.kind, version: pkg.version, prerequisites: ignoring ? { ...pkg.prerequisites, fromVersion: undefined } : pkg.prerequisites },
-      targets.filter((a) => working.has(a.id)).map((a) => ({ id: a.id, name: a.name, version: a.version, facts: a.facts })),
+      {
+        kind: pkg.kind,
+        version: pkg.version,
+        prerequisites: ignoring ? { ...pkg.prerequisites, fromVersion: undefined } : pkg.prerequisites,
+      },
+      targets
+        .filter((a) => working.has(a.id))
+        .map((a) => ({ id: a.id, name: a.name, version: a.version, facts: a.facts })),
     );
     if (ignoring) {
       compiled.warnings.push({
@@ -454,7 +636,9 @@ export class UpgradesService implements OnModuleInit {
     if (!value) return null;
     const at = new Date(value);
     if (at.getTime() < now.getTime() - PAST_SCHEDULE_TOLERANCE_MS) {
-      throw new BadInputError(`scheduledAt ${value} is in the past; leave it out to start now.`, [{ field: 'scheduledAt', problems: ['scheduledAt must not be in the past'] }]);
+      throw new BadInputError(`scheduledAt ${value} is in the past; leave it out to start now.`, [
+        { field: 'scheduledAt', problems: ['scheduledAt must not be in the past'] },
+      ]);
     }
     return at;
   }
@@ -465,11 +649,15 @@ export function resolveTargets(target: CreateUpgradeDto['target'], agents: Agent
   const byIds = target.agentIds ?? [];
   const byAddresses = target.addresses ?? [];
   if (target.all && (byIds.length || byAddresses.length)) {
-    throw new BadInputError('target is either {"all": true} or agentIds and/or addresses, not both.', [{ field: 'target', problems: ['give all, or agentIds/addresses, not both'] }]);
+    throw new BadInputError('target is either {"all": true} or agentIds and/or addresses, not both.', [
+      { field: 'target', problems: ['give all, or agentIds/addresses, not both'] },
+    ]);
   }
   if (target.all) return agents;
   if (!byIds.length && !byAddresses.length) {
-    throw new BadInputError('target names no agent: give {"all": true}, or agentIds and/or addresses.', [{ field: 'target', problems: ['target must be {"all": true} or name agentIds or addresses'] }]);
+    throw new BadInputError('target names no agent: give {"all": true}, or agentIds and/or addresses.', [
+      { field: 'target', problems: ['target must be {"all": true} or name agentIds or addresses'] },
+    ]);
   }
   const ids = new Map(agents.map((a) => [a.id, a]));
   const addresses = new Map(agents.map((a) => [a.address.toLowerCase(), a]));
@@ -477,7 +665,11 @@ export function resolveTargets(target: CreateUpgradeDto['target'], agents: Agent
   const unknownAddresses = byAddresses.filter((a) => !addresses.has(a.toLowerCase()));
   if (unknownIds.length || unknownAddresses.length) {
     const named = [...unknownIds.map((id) => `agent id ${id}`), ...unknownAddresses.map((a) => `address ${a}`)];
-    throw new UnprocessableError('UNKNOWN_TARGETS', `Not agents of this cluster: ${named.join(', ')}. List the cluster's agents and target those.`, { agentIds: unknownIds, addresses: unknownAddresses });
+    throw new UnprocessableError(
+      'UNKNOWN_TARGETS',
+      `Not agents of this cluster: ${named.join(', ')}. List the cluster's agents and target those.`,
+      { agentIds: unknownIds, addresses: unknownAddresses },
+    );
   }
   const chosen = new Map<string, Agent>();
   for (const id of byIds) chosen.set(id, ids.get(id)!);
@@ -495,14 +687,26 @@ export async function parseInstallFields(fields: Record<string, string>): Promis
     try {
       return JSON.parse(fields[field]);
     } catch {
-      throw new BadInputError(`${field} must be JSON text, such as ${field === 'target' ? '{"all": true}' : '{"maxParallel": 2}'}.`, [{ field, problems: [`${field} must be JSON`] }]);
+      throw new BadInputError(
+        `${field} must be JSON text, such as ${field === 'target' ? '{"all": true}' : '{"maxParallel": 2}'}.`,
+        [{ field, problems: [`${field} must be JSON`] }],
+      );
     }
   };
   const raw = Object.fromEntries(
-    Object.entries({ target: json('target') ?? { all: true }, policy: fields.policy, options: json('options'), scheduledAt: fields.scheduledAt }).filter(([, v]) => v !== undefined),
+    Object.entries({
+      target: json('target') ?? { all: true },
+      policy: fields.policy,
+      options: json('options'),
+      scheduledAt: fields.scheduledAt,
+    }).filter(([, v]) => v !== undefined),
   );
   const dto = plainToInstance(InstallFieldsDto, raw);
-  const errors = await validate(dto, { whitelist: true, forbidNonWhitelisted: true, validationError: { target: false, value: false } });
+  const errors = await validate(dto, {
+    whitelist: true,
+    forbidNonWhitelisted: true,
+    validationError: { target: false, value: false },
+  });
   if (errors.length) {
     const details = toFieldProblems(errors);
     throw new BadInputError(`Invalid upgrade fields: ${details.flatMap((d) => d.problems).join('; ')}.`, details);

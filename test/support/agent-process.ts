@@ -8,18 +8,31 @@ export class AgentProcess {
   readonly output: string[] = [];
   private readonly child: ChildProcess;
 
-  constructor(args: { server: string; pairingKey: string; home: string; seed?: string; busyFile?: string; serviceCommand?: string; rebootCommand?: string }) {
+  constructor(args: {
+    server: string;
+    pairingKey: string;
+    home: string;
+    seed?: string;
+    busyFile?: string;
+    serviceCommand?: string;
+    rebootCommand?: string;
+  }) {
     const argv = ['--server', args.server, '--pairing-key', args.pairingKey, '--home', args.home];
     if (args.seed) argv.push('--seed', args.seed);
     if (args.busyFile) argv.push('--busy-file', args.busyFile);
     if (args.serviceCommand) argv.push('--service-command', args.serviceCommand);
     if (args.rebootCommand) argv.push('--reboot-command', args.rebootCommand);
-    this.child = spawn(process.execPath, ['-r', 'ts-node/register/transpile-only', path.join(ROOT, 'src', 'agent', 'main.ts'), ...argv], {
-      cwd: ROOT,
-      stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env, TS_NODE_PROJECT: path.join(ROOT, 'tsconfig.json') },
-    });
-    for (const stream of [this.child.stdout!, this.child.stderr!]) stream.on('data', (chunk: Buffer) => this.output.push(...chunk.toString().trimEnd().split('\n')));
+    this.child = spawn(
+      process.execPath,
+      ['-r', 'ts-node/register/transpile-only', path.join(ROOT, 'src', 'agent', 'main.ts'), ...argv],
+      {
+        cwd: ROOT,
+        stdio: ['ignore', 'pipe', 'pipe'],
+        env: { ...process.env, TS_NODE_PROJECT: path.join(ROOT, 'tsconfig.json') },
+      },
+    );
+    for (const stream of [this.child.stdout!, this.child.stderr!])
+      stream.on('data', (chunk: Buffer) => this.output.push(...chunk.toString().trimEnd().split('\n')));
   }
 
   /** Kills the agent at once, as a crash would: its children (product, migration) are left behind. */

@@ -22,7 +22,16 @@ export function tarEntries(entries: ArchiveEntry[]): Buffer {
   for (const entry of entries) {
     const body = entry.body === undefined ? Buffer.alloc(0) : Buffer.from(entry.body);
     const type = entry.type ?? 'File';
-    const header = new Header({ path: entry.path, type, size: entry.size ?? (hasBody(type) ? body.length : 0), linkpath: entry.linkpath, mode: 0o644, mtime: new Date(0), uid: 0, gid: 0 });
+    const header = new Header({
+      path: entry.path,
+      type,
+      size: entry.size ?? (hasBody(type) ? body.length : 0),
+      linkpath: entry.linkpath,
+      mode: 0o644,
+      mtime: new Date(0),
+      uid: 0,
+      gid: 0,
+    });
     const block = Buffer.alloc(BLOCK);
     header.encode(block, 0);
     blocks.push(block);
@@ -43,7 +52,14 @@ export const tar = (entries: ArchiveEntry[]): Buffer => Buffer.concat([tarEntrie
 export const tarGz = (entries: ArchiveEntry[]): Buffer => gzipSync(tar(entries));
 
 export const manifest = (fields: Record<string, unknown> = {}) =>
-  JSON.stringify({ product: 'acme-agent', version: '1.1.0', kind: 'full', prerequisites: { fromVersion: '>=1.0.0 <1.1.0' }, migration: 'migrate.js', ...fields });
+  JSON.stringify({
+    product: 'acme-agent',
+    version: '1.1.0',
+    kind: 'full',
+    prerequisites: { fromVersion: '>=1.0.0 <1.1.0' },
+    migration: 'migrate.js',
+    ...fields,
+  });
 
 /** The entries of a valid package as `tar -czf pkg.tar.gz -C dir .` would make it (entries named ./...). */
 export function packageEntries(fields: Record<string, unknown> = {}, extra: ArchiveEntry[] = []): ArchiveEntry[] {
@@ -58,7 +74,8 @@ export function packageEntries(fields: Record<string, unknown> = {}, extra: Arch
 }
 
 /** A valid package as `tar -czf pkg.tar.gz -C dir .` would make it. */
-export const packageArchive = (fields: Record<string, unknown> = {}, extra: ArchiveEntry[] = []): Buffer => tarGz(packageEntries(fields, extra));
+export const packageArchive = (fields: Record<string, unknown> = {}, extra: ArchiveEntry[] = []): Buffer =>
+  tarGz(packageEntries(fields, extra));
 
 /** A valid package whose tar goes on after its end-of-archive marker with `after` (one gzip stream). */
 export const packageWithTail = (after: Buffer, fields: Record<string, unknown> = {}): Buffer =>
@@ -91,7 +108,15 @@ export function zerosAfterEnd(bytes: number, fields: Record<string, unknown> = {
  * (zeros) as `bytes` of upload hold.
  */
 export function gzipBomb(claimed: number, bytes: number): Buffer {
-  const parts: Buffer[] = [gzipSync(tarEntries([{ path: './manifest.json', body: manifest() }, { path: './payload.bin', size: claimed }]))];
-  for (let length = parts[0].length; length < bytes; length += sixtyFourMiBOfZeros().length) parts.push(sixtyFourMiBOfZeros());
+  const parts: Buffer[] = [
+    gzipSync(
+      tarEntries([
+        { path: './manifest.json', body: manifest() },
+        { path: './payload.bin', size: claimed },
+      ]),
+    ),
+  ];
+  for (let length = parts[0].length; length < bytes; length += sixtyFourMiBOfZeros().length)
+    parts.push(sixtyFourMiBOfZeros());
   return Buffer.concat(parts);
 }

@@ -5,7 +5,10 @@ import type { TestApp } from './test-app';
 let counter = 0;
 const unique = (prefix: string) => `${prefix}-${process.pid}-${++counter}`;
 
-export async function givenCluster(t: TestApp, body: Record<string, unknown> = {}): Promise<{ id: string; name: string; product: string }> {
+export async function givenCluster(
+  t: TestApp,
+  body: Record<string, unknown> = {},
+): Promise<{ id: string; name: string; product: string }> {
   const res = await t.admin.post('/api/v1/clusters').send({ name: unique('cluster'), product: 'acme-agent', ...body });
   if (res.status !== 201) throw new Error(`cluster: ${res.status} ${JSON.stringify(res.body)}`);
   return res.body;
@@ -46,8 +49,16 @@ export async function givenPairedAgent(
 }
 
 /** Uploads a package (mode upload-only) built from manifest `fields` with `token` (the admin's by default); returns its id. */
-export async function givenPackage(t: TestApp, clusterId: string, fields: Record<string, unknown> = {}, token?: string): Promise<string> {
-  const res = await (token ? t.as(token) : t.admin).post(`/api/v1/clusters/${clusterId}/packages`).field('mode', 'upload-only').attach('file', packageArchive(fields), 'p.tar.gz');
+export async function givenPackage(
+  t: TestApp,
+  clusterId: string,
+  fields: Record<string, unknown> = {},
+  token?: string,
+): Promise<string> {
+  const res = await (token ? t.as(token) : t.admin)
+    .post(`/api/v1/clusters/${clusterId}/packages`)
+    .field('mode', 'upload-only')
+    .attach('file', packageArchive(fields), 'p.tar.gz');
   if (res.status !== 201) throw new Error(`upload: ${res.status} ${JSON.stringify(res.body)}`);
   return res.body.id as string;
 }
@@ -67,7 +78,12 @@ export async function givenNamedAgents(
   for (const name of names) {
     const [group, role] = name.split('-');
     const body = role === 'main' || role === 'backup' ? { name, role, failoverGroup: group } : { name };
-    const { registered, agent } = await givenPairedAgent(t, clusterId, body as Parameters<typeof givenAgent>[2], state[name] ?? {});
+    const { registered, agent } = await givenPairedAgent(
+      t,
+      clusterId,
+      body as Parameters<typeof givenAgent>[2],
+      state[name] ?? {},
+    );
     members.push({ name, agent });
     ids[name] = registered.id;
   }

@@ -29,7 +29,6 @@ export function seededRandom(seed: number): () => number {
 
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
-
 /**
  * Builds the server once into a folder of its own under node_modules/.cache (so that a build
  * someone else runs into dist/ meanwhile cannot change the files under a server this test keeps
@@ -45,20 +44,35 @@ export function buildServer(): { main: string; remove: () => void } {
   // What an earlier run left behind when it was killed (its process is gone) goes first.
   for (const name of fs.existsSync(cache) ? fs.readdirSync(cache) : []) {
     const pid = /^lockstep-chaos-(\d+)-/.exec(name)?.[1];
-    if (pid && Number(pid) !== process.pid && !alive(Number(pid))) fs.rmSync(path.join(cache, name), { recursive: true, force: true });
+    if (pid && Number(pid) !== process.pid && !alive(Number(pid)))
+      fs.rmSync(path.join(cache, name), { recursive: true, force: true });
   }
   const outDir = path.join(cache, `lockstep-chaos-${process.pid}-${randomBytes(3).toString('hex')}`);
-  const config = ts.getParsedCommandLineOfConfigFile(path.join(ROOT, 'tsconfig.build.json'), {}, {
-    ...ts.sys,
-    onUnRecoverableConfigFileDiagnostic: (d) => {
-      throw new Error(ts.flattenDiagnosticMessageText(d.messageText, '\n'));
+  const config = ts.getParsedCommandLineOfConfigFile(
+    path.join(ROOT, 'tsconfig.build.json'),
+    {},
+    {
+      ...ts.sys,
+      onUnRecoverableConfigFileDiagnostic: (d) => {
+        throw new Error(ts.flattenDiagnosticMessageText(d.messageText, '\n'));
+      },
     },
-  });
+  );
   if (!config) throw new Error('tsconfig.build.json could not be read');
   // The package is CommonJS (no "type" in package.json): what tsc emits for nodenext here.
-  const options = { ...config.options, module: ts.ModuleKind.CommonJS, moduleResolution: ts.ModuleResolutionKind.Node10, sourceMap: false, declaration: false, noEmit: false };
+  const options = {
+    ...config.options,
+    module: ts.ModuleKind.CommonJS,
+    moduleResolution: ts.ModuleResolutionKind.Node10,
+    sourceMap: false,
+    declaration: false,
+    noEmit: false,
+  };
   for (const file of config.fileNames) {
-    const { outputText } = ts.transpileModule(fs.readFileSync(file, 'utf8'), { compilerOptions: options, fileName: file });
+    const { outputText } = ts.transpileModule(fs.readFileSync(file, 'utf8'), {
+      compilerOptions: options,
+      fileName: file,
+    });
     const target = path.join(outDir, path.relative(path.join(ROOT, 'src'), file)).replace(/\.ts$/, '.js');
     fs.mkdirSync(path.dirname(target), { recursive: true });
     fs.writeFileSync(target, outputText);
@@ -128,7 +142,14 @@ export class ServerProcess {
   private spawnSpare(): NonNullable<ServerProcess['spare']> {
     const child = spawn(process.execPath, [path.join(path.dirname(this.main), 'preload.js'), this.main], {
       cwd: ROOT,
-      env: { PATH: process.env.PATH ?? '', HOST: '127.0.0.1', PORT: String(this.port), LOG_LEVEL: 'warn', LOG_FORMAT: 'text', ...this.env },
+      env: {
+        PATH: process.env.PATH ?? '',
+        HOST: '127.0.0.1',
+        PORT: String(this.port),
+        LOG_LEVEL: 'warn',
+        LOG_FORMAT: 'text',
+        ...this.env,
+      },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let preloadedYet = false;
@@ -162,16 +183,21 @@ export class ServerProcess {
     this.child = child;
     this.exited = spare.exited;
     this.starts++;
-    if (child.exitCode !== null || child.signalCode !== null) throw new Error(`the spare server process died:\n${this.tail.slice(-30).join('\n')}`);
+    if (child.exitCode !== null || child.signalCode !== null)
+      throw new Error(`the spare server process died:\n${this.tail.slice(-30).join('\n')}`);
     child.kill('SIGUSR2');
     for (;;) {
-      if (child.exitCode !== null || child.signalCode !== null) throw new Error(`the server exited while starting (${child.exitCode ?? child.signalCode}):\n${this.tail.slice(-30).join('\n')}`);
+      if (child.exitCode !== null || child.signalCode !== null)
+        throw new Error(
+          `the server exited while starting (${child.exitCode ?? child.signalCode}):\n${this.tail.slice(-30).join('\n')}`,
+        );
       const ok = await fetch(`${this.baseUrl}/health/ready`, { signal: AbortSignal.timeout(2000) }).then(
         (res) => res.status === 200,
         () => false,
       );
       if (ok) break;
-      if (Date.now() - started > timeoutMs) throw new Error(`the server was not ready within ${timeoutMs} ms:\n${this.tail.slice(-30).join('\n')}`);
+      if (Date.now() - started > timeoutMs)
+        throw new Error(`the server was not ready within ${timeoutMs} ms:\n${this.tail.slice(-30).join('\n')}`);
       await sleep(10);
     }
     const took = Date.now() - started;
@@ -375,7 +401,10 @@ export class ResumingStream {
  * need to 0 once it killed enough (a migration ends by `capMs` in any case). So an upgrade lasts as
  * many kills as the test needs, however fast or slow the machine restarts the server.
  */
-export function writeTimelineProduct(dir: string, migration: { minMs: number; killsFile: string; capMs: number }): void {
+export function writeTimelineProduct(
+  dir: string,
+  migration: { minMs: number; killsFile: string; capMs: number },
+): void {
   fs.mkdirSync(path.join(dir, 'bin'), { recursive: true });
   fs.writeFileSync(
     path.join(dir, 'bin', 'product.js'),

@@ -24,7 +24,12 @@ export function recordResponses(fastify: FastifyInstance): void {
   fastify.addHook('onSend', (request, reply, payload, done) => {
     const type = String(reply.getHeader('content-type') ?? '');
     if (typeof payload === 'string' && type.startsWith('application/json')) {
-      const entry: Recorded = { method: request.method, path: request.url.split('?')[0], status: reply.statusCode, body: payload };
+      const entry: Recorded = {
+        method: request.method,
+        path: request.url.split('?')[0],
+        status: reply.statusCode,
+        body: payload,
+      };
       fs.appendFileSync(file, `${JSON.stringify(entry)}\n`);
     }
     done(null, payload);
@@ -57,7 +62,9 @@ export async function checkRecordedResponses(dir: string): Promise<ContractRepor
   // Only here: the suites' workers never load them.
   const { OpenAPIBackend } = await import('openapi-backend');
   // ajv-formats is CommonJS whose module.exports is the plugin itself (with .default beside it).
-  const addFormats = (await import('ajv-formats')).default as unknown as (ajv: import('ajv').default) => import('ajv').default;
+  const addFormats = (await import('ajv-formats')).default as unknown as (
+    ajv: import('ajv').default,
+  ) => import('ajv').default;
   const api = new OpenAPIBackend({
     definition: JSON.parse(fs.readFileSync(documentFile, 'utf8')),
     strict: false,

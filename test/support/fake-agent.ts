@@ -18,11 +18,21 @@ export class FakeAgent {
   ) {}
 
   static async pair(t: TestApp, pairingKey: string, state: Partial<HeartbeatBody> = {}): Promise<FakeAgent> {
-    const initial: HeartbeatBody = { version: '1.0.0', busy: false, facts: { os: 'linux', arch: 'x64', freeDiskMb: 10_000, memoryMb: 4096 }, ...state };
+    const initial: HeartbeatBody = {
+      version: '1.0.0',
+      busy: false,
+      facts: { os: 'linux', arch: 'x64', freeDiskMb: 10_000, memoryMb: 4096 },
+      ...state,
+    };
     const res = await t
       .http()
       .post('/api/v1/agent/pair')
-      .send({ pairingKey, ...(initial.version ? { version: initial.version } : {}), facts: initial.facts, capabilities: initial.capabilities });
+      .send({
+        pairingKey,
+        ...(initial.version ? { version: initial.version } : {}),
+        facts: initial.facts,
+        capabilities: initial.capabilities,
+      });
     if (res.status !== 201) throw new Error(`pairing failed: ${res.status} ${JSON.stringify(res.body)}`);
     return new FakeAgent(t, res.body.agentId, res.body.token, initial);
   }
@@ -39,7 +49,10 @@ export class FakeAgent {
   }
 
   progress(commandId: string, phase: string, percent: number, message?: string) {
-    return this.t.as(this.token).post(`/api/v1/agent/commands/${commandId}/progress`).send({ phase, percent, ...(message ? { message } : {}) });
+    return this.t
+      .as(this.token)
+      .post(`/api/v1/agent/commands/${commandId}/progress`)
+      .send({ phase, percent, ...(message ? { message } : {}) });
   }
 
   complete(commandId: string, status: 'succeeded' | 'failed' | 'rolled-back', version?: string, error?: string) {

@@ -14,7 +14,10 @@ export type Outcome = { status: 'succeeded' | 'failed' | 'rolled-back'; version?
 export type Behaviour = (name: string, command: Command) => Outcome;
 
 /** Upgrades succeed with the version they install; switchovers succeed. */
-export const obedient: Behaviour = (_name, command) => ({ status: 'succeeded', ...(command.type === 'upgrade' ? { version: command.toVersion } : {}) });
+export const obedient: Behaviour = (_name, command) => ({
+  status: 'succeeded',
+  ...(command.type === 'upgrade' ? { version: command.toVersion } : {}),
+});
 
 export interface Member {
   name: string;
@@ -73,7 +76,8 @@ export class Fleet {
   /** Reports on a command: a progress report through the phases, then its end. */
   async answer(member: Member, command: Command, outcome: Exclude<Outcome, 'later'>): Promise<void> {
     const progress = await member.agent.progress(command.id, command.type === 'upgrade' ? 'install' : 'switchover', 50);
-    if (progress.status !== 200) throw new Error(`progress of ${member.name}: ${progress.status} ${JSON.stringify(progress.body)}`);
+    if (progress.status !== 200)
+      throw new Error(`progress of ${member.name}: ${progress.status} ${JSON.stringify(progress.body)}`);
     const done = await member.agent.complete(command.id, outcome.status, outcome.version, outcome.error);
     if (done.status !== 200) throw new Error(`complete of ${member.name}: ${done.status} ${JSON.stringify(done.body)}`);
     // An upgrade's report names the version of what it upgraded: the web apps, or the core (which
@@ -83,8 +87,12 @@ export class Fleet {
   }
 
   /** Answers the commands held back with 'later'. */
-  async answerLater(outcome: (name: string, command: Command) => Exclude<Outcome, 'later'> = (n, c) => obedient(n, c) as Exclude<Outcome, 'later'>): Promise<void> {
-    for (const item of this.later.splice(0)) await this.answer(item.member, item.command, outcome(item.member.name, item.command));
+  async answerLater(
+    outcome: (name: string, command: Command) => Exclude<Outcome, 'later'> = (n, c) =>
+      obedient(n, c) as Exclude<Outcome, 'later'>,
+  ): Promise<void> {
+    for (const item of this.later.splice(0))
+      await this.answer(item.member, item.command, outcome(item.member.name, item.command));
   }
 
   /** Runs rounds until the upgrade reaches one of `statuses`; returns it. */
@@ -96,8 +104,13 @@ export class Fleet {
       if (statuses.includes(res.body.status)) return res.body;
     }
     const res = await this.t.admin.get(`/api/v1/upgrades/${upgradeId}`);
-    throw new Error(`upgrade ${upgradeId} is ${res.body.status} after ${maxRounds} rounds, not ${statuses.join('/')}: ${JSON.stringify(res.body.steps)}`);
+    throw new Error(
+      `upgrade ${upgradeId} is ${res.body.status} after ${maxRounds} rounds, not ${statuses.join('/')}: ${JSON.stringify(res.body.steps)}`,
+    );
   }
 }
 
-const label = (name: string, command: Command) => (command.type === 'switchover' ? `${name} ${command.activate ? 'takes over' : 'hands over'}` : `${name} ${command.type}`);
+const label = (name: string, command: Command) =>
+  command.type === 'switchover'
+    ? `${name} ${command.activate ? 'takes over' : 'hands over'}`
+    : `${name} ${command.type}`;

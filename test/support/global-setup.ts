@@ -25,7 +25,9 @@ export default async function globalSetup(): Promise<void> {
   } else {
     delete process.env[PG_URL_ENV];
     process.env[PG_MISSING_ENV] = `TEST_DATABASE_URL is unset, and testcontainers found no Docker engine (${docker})`;
-    say('e2e suites run on SQLite only: PostgreSQL SKIPPED (no Docker engine for testcontainers, and TEST_DATABASE_URL is unset)');
+    say(
+      'e2e suites run on SQLite only: PostgreSQL SKIPPED (no Docker engine for testcontainers, and TEST_DATABASE_URL is unset)',
+    );
   }
 }
 

@@ -9,9 +9,13 @@ export default async function globalTeardown(): Promise<void> {
   try {
     const report = await checkRecordedResponses(dir);
     if (!report) return;
-    process.stdout.write(`\n[lockstep e2e] contract: ${report.checked} answers of ${report.operations} operations checked against /api/docs-json (${report.unmatched} of undocumented paths), ${report.mismatches.length} mismatches\n`);
+    process.stdout.write(
+      `\n[lockstep e2e] contract: ${report.checked} answers of ${report.operations} operations checked against /api/docs-json (${report.unmatched} of undocumented paths), ${report.mismatches.length} mismatches\n`,
+    );
     if (report.mismatches.length) {
-      throw new Error(`answers that the OpenAPI document does not describe (test/support/contract.ts):\n${report.mismatches.slice(0, 40).join('\n')}`);
+      throw new Error(
+        `answers that the OpenAPI document does not describe (test/support/contract.ts):\n${report.mismatches.slice(0, 40).join('\n')}`,
+      );
     }
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });

@@ -25,11 +25,14 @@ export function unmountSmallDisk(dir: string): void {
 }
 
 /** This process's open file descriptors (the in-process server's included), or null without /proc. */
-export const openDescriptors = (): number | null => (fs.existsSync('/proc/self/fd') ? fs.readdirSync('/proc/self/fd').length : null);
+export const openDescriptors = (): number | null =>
+  fs.existsSync('/proc/self/fd') ? fs.readdirSync('/proc/self/fd').length : null;
 
 /** Every file under DATA_DIR/packages/tmp, whichever process's folder it is in (full paths). */
 export function tempFiles(dataDir: string): string[] {
   const root = path.join(dataDir, 'packages', 'tmp');
   if (!fs.existsSync(root)) return [];
-  return (fs.readdirSync(root, { recursive: true, withFileTypes: true }) as fs.Dirent[]).filter((e) => !e.isDirectory()).map((e) => path.join(e.parentPath ?? e.path, e.name));
+  return (fs.readdirSync(root, { recursive: true, withFileTypes: true }) as fs.Dirent[])
+    .filter((e) => !e.isDirectory())
+    .map((e) => path.join(e.parentPath ?? e.path, e.name));
 }

@@ -57,7 +57,12 @@ export function walkthroughBlocks(markdown: string): ReadmeBlock[] {
       if (line.trim().startsWith(fence.marker) && line.trim().replace(/`|~/g, '') === '') {
         if (inside && /^(sh|bash|shell)$/.test(fence.info)) {
           const source = fence.body.join('\n');
-          blocks.push({ section: headings.join(' / '), line: fence.line, source, commands: splitCommands(fence.body, fence.line + 1) });
+          blocks.push({
+            section: headings.join(' / '),
+            line: fence.line,
+            source,
+            commands: splitCommands(fence.body, fence.line + 1),
+          });
         }
         fence = undefined;
       } else fence.body.push(line);
@@ -96,8 +101,10 @@ function splitCommands(body: string[], firstLine: number): ReadmeCommand[] {
     // A trailing comment on the last line (outside quotes: the README's never hold a " #").
     const trailing = / {2,}# (.*)$/.exec(parts[parts.length - 1]);
     const following: string[] = [];
-    for (let j = i + 1; j < body.length && body[j].trim().startsWith('#'); j++) following.push(body[j].trim().replace(/^# ?/, ''));
-    const expectation = parseExpectation(following.join('\n')) ?? (trailing ? parseExpectation(trailing[1]) : undefined);
+    for (let j = i + 1; j < body.length && body[j].trim().startsWith('#'); j++)
+      following.push(body[j].trim().replace(/^# ?/, ''));
+    const expectation =
+      parseExpectation(following.join('\n')) ?? (trailing ? parseExpectation(trailing[1]) : undefined);
     if (expectation) command.expected = expectation;
     commands.push(command);
   }

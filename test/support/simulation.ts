@@ -39,7 +39,8 @@ export interface SimAgentSpec {
   refusesTakeover: boolean;
 }
 
-export type SimUnit = { kind: 'standalone'; agent: SimAgentSpec } | { kind: 'pair'; main: SimAgentSpec; backup: SimAgentSpec };
+export type SimUnit =
+  { kind: 'standalone'; agent: SimAgentSpec } | { kind: 'pair'; main: SimAgentSpec; backup: SimAgentSpec };
 
 export type SimOp =
   | {
@@ -67,7 +68,9 @@ const agentSpec: fc.Arbitrary<SimAgentSpec> = fc.record({
   autoUpgrade: fc.integer({ min: 0, max: 7 }).map((n) => n !== 0),
   failure: fc.constantFrom('never', 'never', 'never', 'once', 'always'),
   away: fc.option(
-    fc.tuple(fc.integer({ min: 0, max: 5 }), fc.integer({ min: 1, max: 12 })).map(([from, length]) => [from, from + length] as [number, number]),
+    fc
+      .tuple(fc.integer({ min: 0, max: 5 }), fc.integer({ min: 1, max: 12 }))
+      .map(([from, length]) => [from, from + length] as [number, number]),
     { freq: 2 },
   ),
   busyRounds: fc.constantFrom(0, 0, 0, 1, 3, 6),
@@ -80,20 +83,23 @@ const unit: fc.Arbitrary<SimUnit> = fc.oneof(
 );
 
 const upgradeOp: fc.Arbitrary<Extract<SimOp, { type: 'upgrade' }>> = fc.record({
-      type: fc.constant('upgrade' as const),
-      kind: fc.constantFrom('full' as const, 'full' as const, 'webapps' as const),
-      subset: fc.option(fc.integer({ min: 1, max: 255 }), { freq: 2 }),
-      policy: fc.constantFrom<FailoverPolicy>('default', 'simultaneous', 'backup-first', 'backup-first-switchback'),
-      maxParallel: fc.integer({ min: 0, max: 2 }),
-      failureThreshold: fc.integer({ min: 0, max: 2 }),
-      pauseAt: fc.option(fc.integer({ min: 0, max: 4 }), { freq: 4 }),
-      cancelAt: fc.option(fc.integer({ min: 0, max: 4 }), { freq: 5 }),
-    });
+  type: fc.constant('upgrade' as const),
+  kind: fc.constantFrom('full' as const, 'full' as const, 'webapps' as const),
+  subset: fc.option(fc.integer({ min: 1, max: 255 }), { freq: 2 }),
+  policy: fc.constantFrom<FailoverPolicy>('default', 'simultaneous', 'backup-first', 'backup-first-switchback'),
+  maxParallel: fc.integer({ min: 0, max: 2 }),
+  failureThreshold: fc.integer({ min: 0, max: 2 }),
+  pauseAt: fc.option(fc.integer({ min: 0, max: 4 }), { freq: 4 }),
+  cancelAt: fc.option(fc.integer({ min: 0, max: 4 }), { freq: 5 }),
+});
 
 const op: fc.Arbitrary<SimOp> = fc.oneof(
   { weight: 4, arbitrary: upgradeOp },
   { weight: 1, arbitrary: fc.record({ type: fc.constant('retry' as const) }) },
-  { weight: 1, arbitrary: fc.record({ type: fc.constant('upgrade-now' as const), agent: fc.integer({ min: 0, max: 7 }) }) },
+  {
+    weight: 1,
+    arbitrary: fc.record({ type: fc.constant('upgrade-now' as const), agent: fc.integer({ min: 0, max: 7 }) }),
+  },
 );
 
 export const simCase: fc.Arbitrary<SimCase> = fc.record({
@@ -181,8 +187,18 @@ export class Simulation {
     let n = 0;
     const add = async (spec: SimAgentSpec, role: 'standalone' | 'main' | 'backup', group?: string) => {
       const name = `${group ?? 'solo'}-${role}-${n++}`;
-      const registered = await this.agentsService.register(cluster.id, { name, address: `${name}.sim`, role, ...(group ? { failoverGroup: group } : {}) });
-      const paired = await this.protocol.pair({ pairingKey: registered.pairingKey, version: '1.0.0', facts: { os: 'linux', freeDiskMb: 100_000 }, capabilities: { remoteUpgrade: !spec.legacy } });
+      const registered = await this.agentsService.register(cluster.id, {
+        name,
+        address: `${name}.sim`,
+        role,
+        ...(group ? { failoverGroup: group } : {}),
+      });
+      const paired = await this.protocol.pair({
+        pairingKey: registered.pairingKey,
+        version: '1.0.0',
+        facts: { os: 'linux', freeDiskMb: 100_000 },
+        capabilities: { remoteUpgrade: !spec.legacy },
+      });
       if (!spec.autoUpgrade && !spec.legacy) await this.agentsService.setAutoUpgrade(paired.agentId, false);
       this.agents.push({ spec, id: paired.agentId, name, version: '1.0.0', webappsVersion: null, failures: 0 });
     };
@@ -199,7 +215,10 @@ export class Simulation {
     let upgradeId: string | null = null;
     if (operation.type === 'upgrade') {
       const packageId = await this.upload(operation.kind);
-      const chosen = operation.subset === null ? null : this.agents.filter((_, i) => operation.subset! & (1 << i % 8)).map((a) => a.id);
+      const chosen =
+        operation.subset === null
+          ? null
+          : this.agents.filter((_, i) => operation.subset! & (1 << (i % 8))).map((a) => a.id);
       upgradeId = await this.attempt(() =>
         this.upgrades.create(
           this.clusterId,
@@ -207,7 +226,11 @@ export class Simulation {
             packageId,
             target: chosen === null || chosen.length === 0 ? { all: true } : { agentIds: chosen },
             policy: operation.policy,
-            options: { maxParallel: operation.maxParallel, failureThreshold: operation.failureThreshold, allowLegacyPolicyOnMajor: true },
+            options: {
+              maxParallel: operation.maxParallel,
+              failureThreshold: operation.failureThreshold,
+              allowLegacyPolicyOnMajor: true,
+            },
           },
           null,
         ),
@@ -225,10 +248,14 @@ export class Simulation {
       if (operation.type === 'upgrade' && upgradeId) {
         const id = upgradeId;
         if (operation.pauseAt === round) await this.attempt(() => this.upgrades.pause(id));
-        if (operation.pauseAt !== null && operation.pauseAt + 2 === round) await this.attempt(() => this.upgrades.resume(id));
+        if (operation.pauseAt !== null && operation.pauseAt + 2 === round)
+          await this.attempt(() => this.upgrades.resume(id));
         if (operation.cancelAt === round) await this.attempt(() => this.upgrades.cancel(id));
       }
-      await this.round((agent) => !(agent.spec.away && round >= agent.spec.away[0] && round < agent.spec.away[1]), (agent) => round < agent.spec.busyRounds);
+      await this.round(
+        (agent) => !(agent.spec.away && round >= agent.spec.away[0] && round < agent.spec.away[1]),
+        (agent) => round < agent.spec.busyRounds,
+      );
     }
   }
 
@@ -261,32 +288,55 @@ export class Simulation {
     this.clock.advance(ROUND_MS);
     for (const agent of this.agents) {
       if (!up(agent)) continue;
-      const answer = await this.protocol.heartbeat(agent.id, { version: agent.version, webappsVersion: agent.webappsVersion, busy: busy(agent) });
-      for (const command of answer.commands) await this.carryOut(agent, command as Record<string, unknown> & { id: string; type: string });
+      const answer = await this.protocol.heartbeat(agent.id, {
+        version: agent.version,
+        webappsVersion: agent.webappsVersion,
+        busy: busy(agent),
+      });
+      for (const command of answer.commands)
+        await this.carryOut(agent, command as Record<string, unknown> & { id: string; type: string });
     }
     await this.liveness.sweep();
     await this.executor.tick();
     await this.autoUpgrader.sweep();
     await this.executor.tick();
-    const live = await this.t.db.reader.count(Upgrade, { where: [{ clusterId: this.clusterId, status: 'running' }, { clusterId: this.clusterId, status: 'paused' }, { clusterId: this.clusterId, status: 'scheduled' }] });
+    const live = await this.t.db.reader.count(Upgrade, {
+      where: [
+        { clusterId: this.clusterId, status: 'running' },
+        { clusterId: this.clusterId, status: 'paused' },
+        { clusterId: this.clusterId, status: 'scheduled' },
+      ],
+    });
     return live > 0;
   }
 
-  private async carryOut(agent: SimAgent, command: Record<string, unknown> & { id: string; type: string }): Promise<void> {
+  private async carryOut(
+    agent: SimAgent,
+    command: Record<string, unknown> & { id: string; type: string },
+  ): Promise<void> {
     if (this.commandsSeen.has(command.id)) return; // a command comes with every heartbeat until reported on
     this.commandsSeen.add(command.id);
     SimStats.commands++;
     if (command.type === 'upgrade') {
       const stepId = String(command.stepId);
-      if (this.stepsCarriedOut.has(stepId)) this.violations.push(`step ${stepId} reached ${agent.name} twice (command ${command.id})`);
+      if (this.stepsCarriedOut.has(stepId))
+        this.violations.push(`step ${stepId} reached ${agent.name} twice (command ${command.id})`);
       this.stepsCarriedOut.add(stepId);
       await this.checkPairSafety(agent, String(command.upgradeId));
-      await this.commands.reportProgress(agent.id, command.id, { phase: 'install', percent: 50, message: 'installing' });
+      await this.commands.reportProgress(agent.id, command.id, {
+        phase: 'install',
+        percent: 50,
+        message: 'installing',
+      });
       const fails = agent.spec.failure === 'always' || (agent.spec.failure === 'once' && agent.failures === 0);
       const webapps = command.kind === 'webapps';
       if (fails) {
         agent.failures++;
-        await this.commands.reportComplete(agent.id, command.id, { status: 'rolled-back', error: 'simulated failure', ...(webapps ? (agent.webappsVersion ? { version: agent.webappsVersion } : {}) : { version: agent.version }) });
+        await this.commands.reportComplete(agent.id, command.id, {
+          status: 'rolled-back',
+          error: 'simulated failure',
+          ...(webapps ? (agent.webappsVersion ? { version: agent.webappsVersion } : {}) : { version: agent.version }),
+        });
         return;
       }
       if (webapps) agent.webappsVersion = String(command.toVersion);
@@ -294,9 +344,15 @@ export class Simulation {
         agent.version = String(command.toVersion);
         agent.webappsVersion = null; // a full package replaces the web apps
       }
-      await this.commands.reportComplete(agent.id, command.id, { status: 'succeeded', version: String(command.toVersion) });
+      await this.commands.reportComplete(agent.id, command.id, {
+        status: 'succeeded',
+        version: String(command.toVersion),
+      });
     } else if (command.type === 'switchover' && command.activate === true && agent.spec.refusesTakeover) {
-      await this.commands.reportComplete(agent.id, command.id, { status: 'failed', error: 'simulated: cannot take over' });
+      await this.commands.reportComplete(agent.id, command.id, {
+        status: 'failed',
+        error: 'simulated: cannot take over',
+      });
     } else {
       await this.commands.reportComplete(agent.id, command.id, { status: 'succeeded' });
     }
@@ -313,14 +369,20 @@ export class Simulation {
     SimStats.pairMemberUpgrades++;
     if (!me.active) return;
     SimStats.servingMemberUpgrades++;
-    const peer = (await this.t.db.reader.findBy(Agent, { clusterId: me.clusterId, failoverGroup: me.failoverGroup })).find((a) => a.id !== me.id);
+    const peer = (
+      await this.t.db.reader.findBy(Agent, { clusterId: me.clusterId, failoverGroup: me.failoverGroup })
+    ).find((a) => a.id !== me.id);
     if (!peer) return;
     const upgrade = await this.t.db.reader.findOneBy(Upgrade, { id: upgradeId });
     const peerSteps = await this.t.db.reader.findBy(UpgradeStep, { upgradeId, agentId: peer.id, kind: 'upgrade' });
     // Upgraded with it: the peer's step runs, ran, or may start now (nothing planned before it).
     const withIt =
       upgrade?.resolvedPolicy === 'simultaneous' &&
-      peerSteps.some((s) => ['running', 'succeeded'].includes(s.status) || (['pending', 'waiting'].includes(s.status) && s.dependsOn.length === 0));
+      peerSteps.some(
+        (s) =>
+          ['running', 'succeeded'].includes(s.status) ||
+          (['pending', 'waiting'].includes(s.status) && s.dependsOn.length === 0),
+      );
     if (!peer.online || peer.lastUpgradeFailed || !withIt) {
       this.violations.push(
         `serving member ${me.name} stopped for upgrade ${upgradeId} (${upgrade?.resolvedPolicy}, ${upgrade?.origin}) while its peer ${peer.name} was ${peer.online ? 'online' : 'offline'}, ${peer.lastUpgradeFailed ? 'failed' : 'healthy'}, ${withIt ? 'upgrading with it' : 'not upgrading with it'}`,
@@ -335,14 +397,22 @@ export class Simulation {
     const upgrades = await this.t.db.reader.findBy(Upgrade, { clusterId: this.clusterId });
     for (const upgrade of upgrades) {
       if (['running', 'paused', 'scheduled'].includes(upgrade.status)) {
-        const steps = await this.t.db.reader.find(UpgradeStep, { where: { upgradeId: upgrade.id }, order: { ordinal: 'ASC' } });
+        const steps = await this.t.db.reader.find(UpgradeStep, {
+          where: { upgradeId: upgrade.id },
+          order: { ordinal: 'ASC' },
+        });
         const name = (id: string) => this.agents.find((a) => a.id === id)?.name ?? id;
-        const shown = steps.map((s) => `${s.kind} ${name(s.agentId)} ${s.status}${s.waitingFor ? `/${s.waitingFor}` : ''}`).join(', ');
-        this.violations.push(`${upgrade.origin} upgrade ${upgrade.id} (${upgrade.resolvedPolicy}) still ${upgrade.status} after the world settled: ${shown}`);
+        const shown = steps
+          .map((s) => `${s.kind} ${name(s.agentId)} ${s.status}${s.waitingFor ? `/${s.waitingFor}` : ''}`)
+          .join(', ');
+        this.violations.push(
+          `${upgrade.origin} upgrade ${upgrade.id} (${upgrade.resolvedPolicy}) still ${upgrade.status} after the world settled: ${shown}`,
+        );
       }
       if (upgrade.origin === 'request' || upgrade.origin === 'install') continue;
       const steps = await this.t.db.reader.findBy(UpgradeStep, { upgradeId: upgrade.id });
-      if (!steps.some((s) => s.kind === 'upgrade' && s.status !== 'skipped')) this.violations.push(`${upgrade.origin} upgrade ${upgrade.id} had nothing to do`);
+      if (!steps.some((s) => s.kind === 'upgrade' && s.status !== 'skipped'))
+        this.violations.push(`${upgrade.origin} upgrade ${upgrade.id} had nothing to do`);
     }
     const behind = (a: Agent) => behindOn(a, cluster.targetVersion, cluster.webappsTargetVersion) !== null;
     // Held back for a reason only a person can lift (or that lasts): never expected to converge by itself.
@@ -361,10 +431,13 @@ export class Simulation {
     await this.checkAutoUpgradeBackOff(upgrades);
     for (const sim of this.agents) {
       const row = rows.find((a) => a.id === sim.id);
-      if (row?.lastUpgradeFailed && sim.spec.failure === 'never') this.violations.push(`${sim.name} never fails an upgrade, yet ends failed`);
+      if (row?.lastUpgradeFailed && sim.spec.failure === 'never')
+        this.violations.push(`${sim.name} never fails an upgrade, yet ends failed`);
     }
     for (const upgrade of upgrades) SimStats.upgrades[upgrade.origin] = (SimStats.upgrades[upgrade.origin] ?? 0) + 1;
-    SimStats.missedSteps += await this.t.db.reader.count(UpgradeStep, { where: { upgradeId: In(upgrades.map((u) => u.id)), status: 'missed' } });
+    SimStats.missedSteps += await this.t.db.reader.count(UpgradeStep, {
+      where: { upgradeId: In(upgrades.map((u) => u.id)), status: 'missed' },
+    });
     for (const a of rows) {
       SimStats.agents++;
       if (!behind(a)) SimStats.onTargets++;
@@ -372,21 +445,32 @@ export class Simulation {
       const reason = stuck(a) ?? (a.autoUpgradeBlocked ? 'blocked' : null);
       SimStats.heldBack[reason ?? 'none'] = (SimStats.heldBack[reason ?? 'none'] ?? 0) + 1;
       if (!reason) {
-        this.violations.push(`${a.name} is not on the targets (${a.version}/${a.webappsVersion} vs ${cluster.targetVersion}/${cluster.webappsTargetVersion}) and shows no reason (state ${a.state}, ${a.versionStatus})`);
+        this.violations.push(
+          `${a.name} is not on the targets (${a.version}/${a.webappsVersion} vs ${cluster.targetVersion}/${cluster.webappsTargetVersion}) and shows no reason (state ${a.state}, ${a.versionStatus})`,
+        );
         continue;
       }
       if (reason === 'blocked') {
         // Only a serving member waiting for a peer that is itself stuck may stay blocked this long.
         // Only a pair member whose peer is itself stuck, or cannot take over, may stay blocked this long.
-        const peer = a.failoverGroup ? rows.find((m) => m.failoverGroup === a.failoverGroup && m.id !== a.id) : undefined;
+        const peer = a.failoverGroup
+          ? rows.find((m) => m.failoverGroup === a.failoverGroup && m.id !== a.id)
+          : undefined;
         const peerRefuses = !!peer && !!this.agents.find((s) => s.id === peer.id)?.spec.refusesTakeover;
         const peerStuck = !!peer && (stuck(peer) !== null || peer.autoUpgradeBlocked !== null);
         if (!peerRefuses && !(a.autoUpgradeBlocked!.startsWith('serves failover group') && peerStuck)) {
-          this.violations.push(`${a.name} did not converge: still held back after every back-off ran out (${a.autoUpgradeBlocked})`);
+          this.violations.push(
+            `${a.name} did not converge: still held back after every back-off ran out (${a.autoUpgradeBlocked})`,
+          );
         }
       }
-      const failedStep = a.lastUpgradeFailed ? await this.t.db.reader.findOne(UpgradeStep, { where: { agentId: a.id, status: In(['failed', 'rolled-back']) } }) : true;
-      if (!failedStep || (failedStep !== true && !failedStep.error)) this.violations.push(`${a.name} shows failed but no step of it records an error`);
+      const failedStep = a.lastUpgradeFailed
+        ? await this.t.db.reader.findOne(UpgradeStep, {
+            where: { agentId: a.id, status: In(['failed', 'rolled-back']) },
+          })
+        : true;
+      if (!failedStep || (failedStep !== true && !failedStep.error))
+        this.violations.push(`${a.name} shows failed but no step of it records an error`);
     }
   }
 
@@ -397,9 +481,16 @@ export class Simulation {
    */
   private async checkAutoUpgradeBackOff(upgrades: Upgrade[]): Promise<void> {
     // Upgrades as they were created, and retries as they were made: in the order they happened.
-    const happened = [...upgrades.map((u) => ({ at: u.createdAt, upgrade: u, retry: false })), ...this.retries.map((r) => ({ at: r.at, upgrade: upgrades.find((u) => u.id === r.upgradeId)!, retry: true }))];
-    const ordered = happened.sort((a, b) => a.at.getTime() - b.at.getTime() || (a.upgrade.origin === 'auto-upgrade' && !a.retry ? 1 : -1));
-    const steps = upgrades.length ? await this.t.db.reader.findBy(UpgradeStep, { upgradeId: In(upgrades.map((u) => u.id)), kind: 'upgrade' }) : [];
+    const happened = [
+      ...upgrades.map((u) => ({ at: u.createdAt, upgrade: u, retry: false })),
+      ...this.retries.map((r) => ({ at: r.at, upgrade: upgrades.find((u) => u.id === r.upgradeId)!, retry: true })),
+    ];
+    const ordered = happened.sort(
+      (a, b) => a.at.getTime() - b.at.getTime() || (a.upgrade.origin === 'auto-upgrade' && !a.retry ? 1 : -1),
+    );
+    const steps = upgrades.length
+      ? await this.t.db.reader.findBy(UpgradeStep, { upgradeId: In(upgrades.map((u) => u.id)), kind: 'upgrade' })
+      : [];
     const lastFailure = new Map<string, Date>();
     for (const { upgrade, retry } of ordered) {
       const own = steps.filter((s) => s.upgradeId === upgrade.id);
@@ -410,9 +501,12 @@ export class Simulation {
       for (const step of own) {
         const previous = lastFailure.get(step.agentId);
         if (previous && upgrade.createdAt.getTime() - previous.getTime() < 60_000) {
-          this.violations.push(`auto-upgrade took ${step.agentId} again ${(upgrade.createdAt.getTime() - previous.getTime()) / 1000}s after its last attempt did not bring it up (upgrade ${upgrade.id})`);
+          this.violations.push(
+            `auto-upgrade took ${step.agentId} again ${(upgrade.createdAt.getTime() - previous.getTime()) / 1000}s after its last attempt did not bring it up (upgrade ${upgrade.id})`,
+          );
         }
-        if (step.status !== 'succeeded' && step.status !== 'skipped' && upgrade.finishedAt) lastFailure.set(step.agentId, upgrade.finishedAt);
+        if (step.status !== 'succeeded' && step.status !== 'skipped' && upgrade.finishedAt)
+          lastFailure.set(step.agentId, upgrade.finishedAt);
         else lastFailure.delete(step.agentId);
       }
     }
@@ -420,7 +514,9 @@ export class Simulation {
 
   /** Takes the cluster out of auto-upgrade's and the executor's view, so later cases do not pay for it. */
   private async retire(): Promise<void> {
-    await this.t.db.transaction((tx) => tx.em.update(Cluster, { id: this.clusterId }, { targetPackageId: null, webappsTargetPackageId: null }));
+    await this.t.db.transaction((tx) =>
+      tx.em.update(Cluster, { id: this.clusterId }, { targetPackageId: null, webappsTargetPackageId: null }),
+    );
   }
 
   private async upload(kind: 'full' | 'webapps'): Promise<string> {

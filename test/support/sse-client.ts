@@ -30,13 +30,16 @@ export class StreamClient {
         }),
     });
     for (const type of [...EVENT_TYPES, 'reset']) {
-      this.source.addEventListener(type, (e) => this.events.push({ id: Number(e.lastEventId), type, data: JSON.parse(e.data) as Record<string, unknown> }));
+      this.source.addEventListener(type, (e) =>
+        this.events.push({ id: Number(e.lastEventId), type, data: JSON.parse(e.data) as Record<string, unknown> }),
+      );
     }
     this.opened = new Promise((resolve, reject) => {
       this.source.onopen = () => resolve();
       this.source.onerror = (e) => {
         this.errors.push({ code: e.code, message: e.message });
-        if (this.source.readyState === EventSource.CLOSED) reject(new Error(`stream closed: ${e.code ?? ''} ${e.message ?? ''}`));
+        if (this.source.readyState === EventSource.CLOSED)
+          reject(new Error(`stream closed: ${e.code ?? ''} ${e.message ?? ''}`));
       };
     });
   }
@@ -49,7 +52,10 @@ export class StreamClient {
   async waitFor(predicate: (events: ReceivedEvent[]) => boolean, timeoutMs = 10_000): Promise<ReceivedEvent[]> {
     const deadline = Date.now() + timeoutMs;
     while (!predicate(this.events)) {
-      if (Date.now() > deadline) throw new Error(`timed out; received ${this.events.length} events: ${JSON.stringify(this.events.map((e) => [e.id, e.type]))}`);
+      if (Date.now() > deadline)
+        throw new Error(
+          `timed out; received ${this.events.length} events: ${JSON.stringify(this.events.map((e) => [e.id, e.type]))}`,
+        );
       await new Promise((r) => setTimeout(r, 20));
     }
     return this.events;
@@ -61,7 +67,11 @@ export class StreamClient {
 }
 
 /** Polls until `check` holds (for effects that follow a disconnect), or fails after `timeoutMs`. */
-export async function eventually(check: () => boolean | Promise<boolean>, what: string, timeoutMs = 5000): Promise<void> {
+export async function eventually(
+  check: () => boolean | Promise<boolean>,
+  what: string,
+  timeoutMs = 5000,
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!(await check())) {
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);

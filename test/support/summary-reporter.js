@@ -32,7 +32,8 @@ function perDatabaseSuites(file) {
     }
     const names = new Set();
     for (const m of source.matchAll(/describeEachDatabase\(\s*(['"`])((?:(?!\1)[^\\]|\\.)*)\1/g)) names.add(m[2]);
-    for (const m of source.matchAll(/describe\.each\([^)]*\)\(\s*(['"`])((?:(?!\1)[^\\]|\\.)*?)\s*\[%s\]\1/g)) names.add(m[2]);
+    for (const m of source.matchAll(/describe\.each\([^)]*\)\(\s*(['"`])((?:(?!\1)[^\\]|\\.)*?)\s*\[%s\]\1/g))
+      names.add(m[2]);
     declared.set(file, names);
   }
   return declared.get(file);
@@ -110,7 +111,13 @@ function databaseLines(results, rootDir, env = process.env) {
     if (files.length > 0) {
       const suites = files.reduce((n, [, e]) => n + e.suites.size, 0);
       const cases = files.reduce((n, [, e]) => n + e.ran, 0);
-      lines.push(wrap(`  ${pad(LABEL[kind])}${plural(suites, 'suite')}, ${plural(cases, 'case')} run, in ${plural(files.length, 'file')}:`, files.map(([f]) => short(f)).sort(), ' '.repeat(14)));
+      lines.push(
+        wrap(
+          `  ${pad(LABEL[kind])}${plural(suites, 'suite')}, ${plural(cases, 'case')} run, in ${plural(files.length, 'file')}:`,
+          files.map(([f]) => short(f)).sort(),
+          ' '.repeat(14),
+        ),
+      );
     } else if (kind === 'postgres' && !pgThere) {
       lines.push(`  ${pad(LABEL[kind])}not run: ${env[PG_MISSING_ENV] || 'no PostgreSQL server was found'}`);
     } else {
@@ -120,16 +127,36 @@ function databaseLines(results, rootDir, env = process.env) {
   if (!pgThere && (leftOut > 0 || pgOnlySkipped > 0)) {
     const indent = ' '.repeat(14);
     if (leftOut > 0) {
-      lines.push(wrap(`${indent}left out ${plural(leftOut, 'case')}: the PostgreSQL runs of ${plural(leftOutSuites.size, 'suite')} that ran on SQLite only, in:`, [...leftOutFiles].sort(), indent));
+      lines.push(
+        wrap(
+          `${indent}left out ${plural(leftOut, 'case')}: the PostgreSQL runs of ${plural(leftOutSuites.size, 'suite')} that ran on SQLite only, in:`,
+          [...leftOutFiles].sort(),
+          indent,
+        ),
+      );
     }
     if (pgOnlySkipped > 0) {
-      lines.push(wrap(`${indent}${leftOut > 0 ? 'and ' : 'left out '}${plural(pgOnlySkipped, 'PostgreSQL-only case')} (among the skipped above), in:`, [...pgOnlyFiles].sort(), indent));
+      lines.push(
+        wrap(
+          `${indent}${leftOut > 0 ? 'and ' : 'left out '}${plural(pgOnlySkipped, 'PostgreSQL-only case')} (among the skipped above), in:`,
+          [...pgOnlyFiles].sort(),
+          indent,
+        ),
+      );
     }
-    lines.push(`${indent}to run them: TEST_DATABASE_URL=postgres://postgres@127.0.0.1:5432/test npm test (or a Docker engine for testcontainers)`);
+    lines.push(
+      `${indent}to run them: TEST_DATABASE_URL=postgres://postgres@127.0.0.1:5432/test npm test (or a Docker engine for testcontainers)`,
+    );
   }
   if (untagged.size > 0) {
     const cases = [...untagged.values()].reduce((a, b) => a + b, 0);
-    lines.push(wrap(`  ${pad('no database')}${plural(cases, 'case')} run, in ${plural(untagged.size, 'file')}:`, [...untagged.keys()].map(short).sort(), ' '.repeat(14)));
+    lines.push(
+      wrap(
+        `  ${pad('no database')}${plural(cases, 'case')} run, in ${plural(untagged.size, 'file')}:`,
+        [...untagged.keys()].map(short).sort(),
+        ' '.repeat(14),
+      ),
+    );
   }
   return lines;
 }
@@ -141,7 +168,10 @@ class SummaryReporter {
 
   onRunComplete(_contexts, results) {
     const { numPassedTests, numFailedTests, numPendingTests, numTodoTests } = results;
-    const lines = [`jest: ${numPassedTests} passed, ${numFailedTests} failed, ${numPendingTests + numTodoTests} skipped`, ...databaseLines(results, this.rootDir)];
+    const lines = [
+      `jest: ${numPassedTests} passed, ${numFailedTests} failed, ${numPendingTests + numTodoTests} skipped`,
+      ...databaseLines(results, this.rootDir),
+    ];
     process.stdout.write(`\n${lines.join('\n')}\n`);
   }
 }

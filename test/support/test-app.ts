@@ -62,7 +62,11 @@ export class TestApp {
     return TestApp.boot(kind, storage, options);
   }
 
-  private static async boot(kind: DatabaseKind, storage: TestApp['storage'], options: TestAppOptions): Promise<TestApp> {
+  private static async boot(
+    kind: DatabaseKind,
+    storage: TestApp['storage'],
+    options: TestAppOptions,
+  ): Promise<TestApp> {
     const config = loadConfig({
       DATA_DIR: storage.dataDir,
       DATABASE_URL: storage.databaseUrl,

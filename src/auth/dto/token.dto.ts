@@ -22,7 +22,8 @@ export class CreateTokenDto {
     format: 'date-time',
     nullable: true,
     type: String,
-    description: 'When the token stops working (ISO-8601, in the future, at most 10 years ahead); absent or null: never.',
+    description:
+      'When the token stops working (ISO-8601, in the future, at most 10 years ahead); absent or null: never.',
   })
   @IsOptional()
   // The pattern pins the form; IsISO8601 strict refuses dates that do not exist (2027-02-30).
@@ -47,7 +48,13 @@ export class TokenDto {
   @ApiProperty({ format: 'uuid', nullable: true, type: String }) createdByTokenId: string | null;
   @ApiProperty({ format: 'date-time' }) createdAt: string;
   @ApiProperty({ format: 'date-time', nullable: true, type: String }) revokedAt: string | null;
-  @ApiProperty({ format: 'date-time', nullable: true, type: String, description: 'When the token stops working; null: never.' }) expiresAt: string | null;
+  @ApiProperty({
+    format: 'date-time',
+    nullable: true,
+    type: String,
+    description: 'When the token stops working; null: never.',
+  })
+  expiresAt: string | null;
 }
 
 export class IssuedTokenDto extends TokenDto {

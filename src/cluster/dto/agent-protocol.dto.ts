@@ -1,8 +1,30 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
 import { Type } from 'class-transformer';
-import { ArrayMaxSize, IsArray, IsBoolean, IsIn, IsInt, IsObject, IsOptional, IsString, Length, Matches, Max, Min, ValidateIf, ValidateNested } from 'class-validator';
+import {
+  ArrayMaxSize,
+  IsArray,
+  IsBoolean,
+  IsIn,
+  IsInt,
+  IsObject,
+  IsOptional,
+  IsString,
+  Length,
+  Matches,
+  Max,
+  Min,
+  ValidateIf,
+  ValidateNested,
+} from 'class-validator';
 import { IsFlatMap, IsPrintableText, IsSemverVersion, IsSingleLineText } from '../../common/validators';
-import { COMMAND_STATUSES, COMMAND_TYPES, type CommandStatus, type CommandType, REPORTED_ENDS, type ReportedEnd } from '../agent-command.entity';
+import {
+  COMMAND_STATUSES,
+  COMMAND_TYPES,
+  type CommandStatus,
+  type CommandType,
+  REPORTED_ENDS,
+  type ReportedEnd,
+} from '../agent-command.entity';
 
 /** What an agent knows of its host. Bounded in size and shape: unknown keys are refused. */
 export class FactsDto {
@@ -34,7 +56,11 @@ export class FactsDto {
   @Max(2 ** 40)
   memoryMb?: number;
 
-  @ApiPropertyOptional({ type: 'object', additionalProperties: { type: 'string' }, description: 'Named components and their versions (at most 50).' })
+  @ApiPropertyOptional({
+    type: 'object',
+    additionalProperties: { type: 'string' },
+    description: 'Named components and their versions (at most 50).',
+  })
   @IsOptional()
   @IsFlatMap(['string'], 50)
   components?: Record<string, string>;
@@ -82,7 +108,12 @@ export class PairDto extends AgentSelfReportDto {
 }
 
 export class HeartbeatDto extends AgentSelfReportDto {
-  @ApiProperty({ type: String, nullable: true, description: 'The installed version, or null if the agent cannot tell.', example: '10.2.0' })
+  @ApiProperty({
+    type: String,
+    nullable: true,
+    description: 'The installed version, or null if the agent cannot tell.',
+    example: '10.2.0',
+  })
   @ValidateIf((_, v) => v !== null)
   @IsSemverVersion()
   version: string | null;
@@ -98,7 +129,10 @@ export class HeartbeatDto extends AgentSelfReportDto {
 }
 
 export class ProgressReportDto {
-  @ApiProperty({ example: 'install', description: 'The phase running now (precheck, backup, stop, install, migrate, start, verify, rollback, ...).' })
+  @ApiProperty({
+    example: 'install',
+    description: 'The phase running now (precheck, backup, stop, install, migrate, start, verify, rollback, ...).',
+  })
   @Matches(/^[a-z][a-z-]{0,31}$/, { message: 'phase must be 1-32 lower-case letters or "-", such as "install"' })
   phase: string;
 
@@ -133,13 +167,21 @@ export class CompleteReportDto {
   @IsPrintableText()
   error?: string;
 
-  @ApiPropertyOptional({ type: [String], maxItems: 20, description: 'What the operator must know: options not applied and why, a reboot issued, services stopped and started.' })
+  @ApiPropertyOptional({
+    type: [String],
+    maxItems: 20,
+    description:
+      'What the operator must know: options not applied and why, a reboot issued, services stopped and started.',
+  })
   @IsOptional()
   @IsArray({ message: 'notes must be an array of texts' })
   @ArrayMaxSize(20, { message: 'notes takes at most 20 texts' })
   @IsString({ each: true, message: 'each of notes must be a text' })
   @Length(1, 500, { each: true, message: 'each of notes must be 1 to 500 characters' })
-  @IsPrintableText({ each: true, message: 'each of notes must be printable text (no control characters but line breaks and tabs)' })
+  @IsPrintableText({
+    each: true,
+    message: 'each of notes must be printable text (no control characters but line breaks and tabs)',
+  })
   notes?: string[];
 }
 
@@ -180,14 +222,32 @@ export class AgentCommandDto {
   @ApiProperty({ enum: COMMAND_STATUSES, enumName: 'CommandStatus' }) status: CommandStatus;
   @ApiProperty({ type: String, nullable: true }) phase: string | null;
   @ApiProperty() percent: number;
-  @ApiProperty({ type: String, nullable: true, description: "The agent's last progress message." }) message: string | null;
-  @ApiProperty({ type: String, nullable: true, description: 'The version the agent reported with its end.' }) resultVersion: string | null;
+  @ApiProperty({ type: String, nullable: true, description: "The agent's last progress message." }) message:
+    string | null;
+  @ApiProperty({ type: String, nullable: true, description: 'The version the agent reported with its end.' })
+  resultVersion: string | null;
   @ApiProperty({ type: String, nullable: true }) error: string | null;
-  @ApiProperty({ type: [String], description: 'What the agent reported it did not apply, or wants the operator to know.' }) notes: string[];
-  @ApiProperty({ type: String, nullable: true, format: 'uuid', description: 'The upgrade it belongs to (null for a migration run by hand).' }) upgradeId: string | null;
+  @ApiProperty({
+    type: [String],
+    description: 'What the agent reported it did not apply, or wants the operator to know.',
+  })
+  notes: string[];
+  @ApiProperty({
+    type: String,
+    nullable: true,
+    format: 'uuid',
+    description: 'The upgrade it belongs to (null for a migration run by hand).',
+  })
+  upgradeId: string | null;
   @ApiProperty({ type: String, nullable: true, format: 'uuid' }) stepId: string | null;
   @ApiProperty({ format: 'date-time' }) createdAt: string;
-  @ApiProperty({ type: String, nullable: true, format: 'date-time', description: 'When the agent received it; null = not yet.' }) fetchedAt: string | null;
+  @ApiProperty({
+    type: String,
+    nullable: true,
+    format: 'date-time',
+    description: 'When the agent received it; null = not yet.',
+  })
+  fetchedAt: string | null;
   @ApiProperty({ type: String, nullable: true, format: 'date-time' }) endedAt: string | null;
 }
 

@@ -3,7 +3,15 @@ import { Transform } from 'class-transformer';
 import { IsBoolean, IsIn, IsInt, IsOptional, IsString, Length, Matches, Max, Min, ValidateIf } from 'class-validator';
 import { IsHostOrIp, IsSingleLineText } from '../../common/validators';
 import { Agent } from '../agent.entity';
-import { AGENT_ROLES, AGENT_STATES, type AgentFacts, type AgentRole, type AgentState, VERSION_STATUSES, type VersionStatus } from '../agent-state';
+import {
+  AGENT_ROLES,
+  AGENT_STATES,
+  type AgentFacts,
+  type AgentRole,
+  type AgentState,
+  VERSION_STATUSES,
+  type VersionStatus,
+} from '../agent-state';
 
 const trim = () => Transform(({ value }) => (typeof value === 'string' ? value.trim() : value));
 const GROUP = /^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/;
@@ -26,7 +34,10 @@ export class RegisterAgentDto {
   @IsIn(AGENT_ROLES, { message: `role must be one of: ${AGENT_ROLES.join(', ')}` })
   role: AgentRole;
 
-  @ApiPropertyOptional({ description: 'Required for main and backup (they share it); absent for standalone.', example: 'pair-a' })
+  @ApiPropertyOptional({
+    description: 'Required for main and backup (they share it); absent for standalone.',
+    example: 'pair-a',
+  })
   @IsOptional()
   @Matches(GROUP, { message: groupMessage })
   failoverGroup?: string;
@@ -115,7 +126,10 @@ export class AgentFactsDto {
   @ApiPropertyOptional({ example: 'x64' }) arch?: string;
   @ApiPropertyOptional() freeDiskMb?: number;
   @ApiPropertyOptional() memoryMb?: number;
-  @ApiPropertyOptional({ type: 'object', additionalProperties: { type: 'string' } }) components?: Record<string, string>;
+  @ApiPropertyOptional({ type: 'object', additionalProperties: { type: 'string' } }) components?: Record<
+    string,
+    string
+  >;
 }
 
 export class AgentDto {
@@ -134,10 +148,27 @@ export class AgentDto {
   @ApiProperty({ description: 'False for legacy agents, which need a manual reinstall.' }) remoteUpgrade: boolean;
   @ApiProperty() busy: boolean;
   @ApiProperty({ description: 'Told to start no work of its own while an upgrade of it is under way.' }) hold: boolean;
-  @ApiProperty({ type: String, nullable: true, format: 'uuid', description: 'The scheduled or running upgrade that holds it.' }) upgradeId: string | null;
-  @ApiProperty({ type: String, nullable: true, description: 'Why auto-upgrade leaves it alone for now (left behind by a cancel or the failure threshold, a missed or refused attempt, a pair that cannot hand over); null = nothing holds it back.' })
+  @ApiProperty({
+    type: String,
+    nullable: true,
+    format: 'uuid',
+    description: 'The scheduled or running upgrade that holds it.',
+  })
+  upgradeId: string | null;
+  @ApiProperty({
+    type: String,
+    nullable: true,
+    description:
+      'Why auto-upgrade leaves it alone for now (left behind by a cancel or the failure threshold, a missed or refused attempt, a pair that cannot hand over); null = nothing holds it back.',
+  })
   autoUpgradeBlocked: string | null;
-  @ApiProperty({ type: String, nullable: true, format: 'date-time', description: 'When auto-upgrade tries again; null with a reason = not until someone acts (retry, upgrade now, a new upgrade).' })
+  @ApiProperty({
+    type: String,
+    nullable: true,
+    format: 'date-time',
+    description:
+      'When auto-upgrade tries again; null with a reason = not until someone acts (retry, upgrade now, a new upgrade).',
+  })
   autoUpgradeRetryAt: string | null;
   @ApiProperty({ type: String, nullable: true, format: 'date-time' }) lastSeenAt: string | null;
   @ApiProperty({ type: String, nullable: true, format: 'date-time' }) pairedAt: string | null;

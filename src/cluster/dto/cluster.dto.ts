@@ -17,10 +17,15 @@ export class CreateClusterDto {
   @IsSingleLineText()
   name: string;
 
-  @ApiProperty({ description: 'The product its agents run; packages for another product are refused.', example: 'acme-agent' })
+  @ApiProperty({
+    description: 'The product its agents run; packages for another product are refused.',
+    example: 'acme-agent',
+  })
   @trim()
   @IsString()
-  @Matches(/^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/, { message: 'product must be 1-100 letters, digits, ".", "_" or "-", starting with a letter or digit' })
+  @Matches(/^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/, {
+    message: 'product must be 1-100 letters, digits, ".", "_" or "-", starting with a letter or digit',
+  })
   product: string;
 
   @ApiPropertyOptional({ enum: CONCRETE_POLICIES, enumName: 'ClusterPolicy', default: 'simultaneous' })
@@ -41,7 +46,10 @@ export class UpdateClusterDto {
   @IsIn(CONCRETE_POLICIES, { message: `defaultPolicy must be one of: ${CONCRETE_POLICIES.join(', ')}` })
   defaultPolicy?: ConcretePolicy;
 
-  @ApiPropertyOptional({ type: UpgradeOptionsDto, description: 'Merged into the current defaults: fields left out keep their value.' })
+  @ApiPropertyOptional({
+    type: UpgradeOptionsDto,
+    description: 'Merged into the current defaults: fields left out keep their value.',
+  })
   @IsOptional()
   @ValidateNested()
   @Type(() => UpgradeOptionsDto)
@@ -61,22 +69,60 @@ export class ClusterDto {
   @ApiProperty({ format: 'uuid' }) id: string;
   @ApiProperty() name: string;
   @ApiProperty() product: string;
-  @ApiProperty({ type: String, nullable: true, description: 'The core version every agent should run (set by an upgrade of all agents with a full package).' }) targetVersion: string | null;
-  @ApiProperty({ type: String, nullable: true, format: 'uuid', description: 'The package that set targetVersion; auto-upgrade uses it.' }) targetPackageId: string | null;
-  @ApiProperty({ type: String, nullable: true, description: 'The web-apps version every agent should run (set by an upgrade of all agents with a webapps package; a new core target clears it).' })
+  @ApiProperty({
+    type: String,
+    nullable: true,
+    description: 'The core version every agent should run (set by an upgrade of all agents with a full package).',
+  })
+  targetVersion: string | null;
+  @ApiProperty({
+    type: String,
+    nullable: true,
+    format: 'uuid',
+    description: 'The package that set targetVersion; auto-upgrade uses it.',
+  })
+  targetPackageId: string | null;
+  @ApiProperty({
+    type: String,
+    nullable: true,
+    description:
+      'The web-apps version every agent should run (set by an upgrade of all agents with a webapps package; a new core target clears it).',
+  })
   webappsTargetVersion: string | null;
   @ApiProperty({ type: String, nullable: true, format: 'uuid' }) webappsTargetPackageId: string | null;
   @ApiProperty({ enum: CONCRETE_POLICIES, enumName: 'ClusterPolicy' }) defaultPolicy: ConcretePolicy;
   @ApiProperty({ type: UpgradeOptionsDto }) defaultOptions: UpgradeOptions;
-  @ApiProperty({ type: 'object', additionalProperties: { type: 'integer' }, description: 'Agents per reported version.', example: { '10.2.0': 3 } })
+  @ApiProperty({
+    type: 'object',
+    additionalProperties: { type: 'integer' },
+    description: 'Agents per reported version.',
+    example: { '10.2.0': 3 },
+  })
   versions: Record<string, number>;
-  @ApiProperty({ type: 'object', additionalProperties: { type: 'integer' }, description: 'Agents per separately installed web-apps version.', example: { '10.2.1': 3 } })
+  @ApiProperty({
+    type: 'object',
+    additionalProperties: { type: 'integer' },
+    description: 'Agents per separately installed web-apps version.',
+    example: { '10.2.1': 3 },
+  })
   webappsVersions: Record<string, number>;
-  @ApiProperty({ description: 'All agents that reported a version report the same one, none is unknown, and all run the same web apps.' }) consistent: boolean;
+  @ApiProperty({
+    description:
+      'All agents that reported a version report the same one, none is unknown, and all run the same web apps.',
+  })
+  consistent: boolean;
   @ApiProperty() agentCount: number;
-  @ApiProperty({ type: 'object', additionalProperties: { type: 'integer' }, description: `Agents per state (${AGENT_STATES.join(', ')}).` })
+  @ApiProperty({
+    type: 'object',
+    additionalProperties: { type: 'integer' },
+    description: `Agents per state (${AGENT_STATES.join(', ')}).`,
+  })
   states: Partial<Record<AgentState, number>>;
-  @ApiProperty({ type: 'object', additionalProperties: { type: 'integer' }, description: `Agents per version status (${VERSION_STATUSES.join(', ')}).` })
+  @ApiProperty({
+    type: 'object',
+    additionalProperties: { type: 'integer' },
+    description: `Agents per version status (${VERSION_STATUSES.join(', ')}).`,
+  })
   versionStatuses: Partial<Record<VersionStatus, number>>;
   @ApiProperty({ format: 'date-time' }) createdAt: string;
   @ApiProperty({ format: 'date-time' }) updatedAt: string;

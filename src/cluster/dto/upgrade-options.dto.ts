@@ -3,16 +3,27 @@ import { ArrayMaxSize, IsArray, IsBoolean, IsInt, Matches, Max, Min } from 'clas
 import { IsCountOrPercent, IsFlatMap, IsOptionalNotNull } from '../../common/validators';
 import type { AgentOptionValue, CountOrPercent } from '../../policies/upgrade-options';
 
-const countOrPercent = { oneOf: [{ type: 'integer', minimum: 0 }, { type: 'string', pattern: '^\\d{1,3}%$' }] };
+const countOrPercent = {
+  oneOf: [
+    { type: 'integer', minimum: 0 },
+    { type: 'string', pattern: '^\\d{1,3}%$' },
+  ],
+};
 
 /** Upgrade options; every field optional (absent, not null), what is absent comes from the cluster's defaults. */
 export class UpgradeOptionsDto {
-  @ApiPropertyOptional({ ...countOrPercent, description: 'Units at once: a count or "25%"; 0 = all. A failover pair is one unit.' })
+  @ApiPropertyOptional({
+    ...countOrPercent,
+    description: 'Units at once: a count or "25%"; 0 = all. A failover pair is one unit.',
+  })
   @IsOptionalNotNull()
   @IsCountOrPercent()
   maxParallel?: CountOrPercent;
 
-  @ApiPropertyOptional({ ...countOrPercent, description: 'Failed units (count or percent) after which no new unit starts; running ones finish.' })
+  @ApiPropertyOptional({
+    ...countOrPercent,
+    description: 'Failed units (count or percent) after which no new unit starts; running ones finish.',
+  })
   @IsOptionalNotNull()
   @IsCountOrPercent()
   failureThreshold?: CountOrPercent;
@@ -60,21 +71,35 @@ export class UpgradeOptionsDto {
   @IsBoolean()
   allowLegacyPolicyOnMajor?: boolean;
 
-  @ApiPropertyOptional({ description: 'Seconds the agent waits before it starts the product again.', minimum: 0, maximum: 3600 })
+  @ApiPropertyOptional({
+    description: 'Seconds the agent waits before it starts the product again.',
+    minimum: 0,
+    maximum: 3600,
+  })
   @IsOptionalNotNull()
   @IsInt({ message: 'delayedStartS must be a whole number of seconds from 0 to 3600' })
   @Min(0, { message: 'delayedStartS must be a whole number of seconds from 0 to 3600' })
   @Max(3600, { message: 'delayedStartS must be a whole number of seconds from 0 to 3600' })
   delayedStartS?: number;
 
-  @ApiPropertyOptional({ type: [String], example: ['snmpd'], description: 'Services the agent stops before the upgrade and starts after it (at most 20 names).' })
+  @ApiPropertyOptional({
+    type: [String],
+    example: ['snmpd'],
+    description: 'Services the agent stops before the upgrade and starts after it (at most 20 names).',
+  })
   @IsOptionalNotNull()
   @IsArray({ message: 'stopServices must be an array of service names' })
   @ArrayMaxSize(20, { message: 'stopServices takes at most 20 service names' })
-  @Matches(/^[A-Za-z0-9_.@-]{1,64}$/, { each: true, message: 'each of stopServices must be a service name of 1-64 letters, digits, "_", ".", "@" or "-"' })
+  @Matches(/^[A-Za-z0-9_.@-]{1,64}$/, {
+    each: true,
+    message: 'each of stopServices must be a service name of 1-64 letters, digits, "_", ".", "@" or "-"',
+  })
   stopServices?: string[];
 
-  @ApiPropertyOptional({ description: "Install even where the package's fromVersion prerequisite does not hold; the plan and the history say so." })
+  @ApiPropertyOptional({
+    description:
+      "Install even where the package's fromVersion prerequisite does not hold; the plan and the history say so.",
+  })
   @IsOptionalNotNull()
   @IsBoolean()
   ignoreVersionCheck?: boolean;
@@ -84,7 +109,11 @@ export class UpgradeOptionsDto {
   @IsBoolean()
   allowDowngrade?: boolean;
 
-  @ApiPropertyOptional({ type: 'object', additionalProperties: { oneOf: [{ type: 'string' }, { type: 'number' }, { type: 'boolean' }] }, description: 'Passed to the agent untouched.' })
+  @ApiPropertyOptional({
+    type: 'object',
+    additionalProperties: { oneOf: [{ type: 'string' }, { type: 'number' }, { type: 'boolean' }] },
+    description: 'Passed to the agent untouched.',
+  })
   @IsOptionalNotNull()
   @IsFlatMap(['string', 'number', 'boolean'], 50)
   agentOptions?: Record<string, AgentOptionValue>;

@@ -55,7 +55,10 @@ async function render() {
       state.me = await api('GET', '/api/v1/session');
     } catch (error) {
       // A refused token has signed out already; anything else (the server down) is said here.
-      if (state.token && seq === state.seq) $('view').replaceChildren(h('p', { class: 'error', role: 'alert' }, `Lockstep did not answer who you are: ${describeError(error)}`));
+      if (state.token && seq === state.seq)
+        $('view').replaceChildren(
+          h('p', { class: 'error', role: 'alert' }, `Lockstep did not answer who you are: ${describeError(error)}`),
+        );
       return;
     }
   }

@@ -1,6 +1,25 @@
 // One cluster: its agents (live), packages and upgrades, upload, and the forms that act on it.
 import { commandHistories } from './commands.js';
-import { act, api, ApiError, apiForm, badge, can, describeError, download, field, h, localDateTime, POLICIES, redraw, secretPanel, showSecret, state, toast, VERSION_LABEL } from './lib.js';
+import {
+  act,
+  api,
+  ApiError,
+  apiForm,
+  badge,
+  can,
+  describeError,
+  download,
+  field,
+  h,
+  localDateTime,
+  POLICIES,
+  redraw,
+  secretPanel,
+  showSecret,
+  state,
+  toast,
+  VERSION_LABEL,
+} from './lib.js';
 import { follow } from './stream.js';
 import { newUpgradeForm, optionFields } from './upgrade-form.js';
 
@@ -14,8 +33,18 @@ export async function clusterView(view, clusterId, isCurrent) {
   // What the agent rows read besides the agent: the cluster's targets as last read, and what is open
   // in them (command histories, reasons, Manage), kept when a row is drawn again.
   const rowContext = { cluster, histories: commandHistories(isCurrent, COLUMNS), opened: new Set() };
-  const heading = (c) => h('h1', {}, `${c.name} `, h('span', { class: 'muted' }, `${c.product}, target ${c.targetVersion || 'none yet'}`,
-    c.webappsTargetVersion ? `, web apps target ${c.webappsTargetVersion}` : ''));
+  const heading = (c) =>
+    h(
+      'h1',
+      {},
+      `${c.name} `,
+      h(
+        'span',
+        { class: 'muted' },
+        `${c.product}, target ${c.targetVersion || 'none yet'}`,
+        c.webappsTargetVersion ? `, web apps target ${c.webappsTargetVersion}` : '',
+      ),
+    );
   const parts = {
     heading: heading(cluster),
     agents: agentsTable(agents.items, agents.total, rowContext),
@@ -24,7 +53,10 @@ export async function clusterView(view, clusterId, isCurrent) {
   };
   view.append(
     h('p', {}, h('a', { href: '#/' }, '← Clusters')),
-    parts.heading, parts.agents.section, parts.packages, parts.upgrades,
+    parts.heading,
+    parts.agents.section,
+    parts.packages,
+    parts.upgrades,
     can('operator') ? uploadForm(clusterId) : null,
     can('operator') ? newUpgradeForm(clusterId, agents.items, packages.items, cluster) : null,
     can('operator') ? registerAgentForm(clusterId) : null,
@@ -32,7 +64,10 @@ export async function clusterView(view, clusterId, isCurrent) {
   );
   if (!isCurrent()) return;
 
-  const replace = (key, next) => { parts[key].replaceWith(next); parts[key] = next; };
+  const replace = (key, next) => {
+    parts[key].replaceWith(next);
+    parts[key] = next;
+  };
   async function refreshAgents() {
     const listed = await api('GET', `/api/v1/clusters/${clusterId}/agents?limit=5000`);
     const fresh = agentsTable(listed.items, listed.total, rowContext);
@@ -40,9 +75,15 @@ export async function clusterView(view, clusterId, isCurrent) {
     parts.agents = fresh;
   }
   async function refreshLists() {
-    const [c, p, u] = await Promise.all([api('GET', `/api/v1/clusters/${clusterId}`), api('GET', `/api/v1/clusters/${clusterId}/packages`), api('GET', `/api/v1/clusters/${clusterId}/upgrades`)]);
+    const [c, p, u] = await Promise.all([
+      api('GET', `/api/v1/clusters/${clusterId}`),
+      api('GET', `/api/v1/clusters/${clusterId}/packages`),
+      api('GET', `/api/v1/clusters/${clusterId}/upgrades`),
+    ]);
     // New targets change what a legacy agent's row offers to download.
-    const targetsMoved = c.targetPackageId !== rowContext.cluster.targetPackageId || c.webappsTargetPackageId !== rowContext.cluster.webappsTargetPackageId;
+    const targetsMoved =
+      c.targetPackageId !== rowContext.cluster.targetPackageId ||
+      c.webappsTargetPackageId !== rowContext.cluster.webappsTargetPackageId;
     rowContext.cluster = c;
     if (targetsMoved) refreshAgentsSoon();
     replace('heading', heading(c));
@@ -54,13 +95,22 @@ export async function clusterView(view, clusterId, isCurrent) {
   // or reconnection.
   const soon = (read) => {
     let timer = null;
-    return () => (timer ??= setTimeout(() => { timer = null; if (isCurrent()) read().catch(() => {}); }, 500));
+    return () =>
+      (timer ??= setTimeout(() => {
+        timer = null;
+        if (isCurrent()) read().catch(() => {});
+      }, 500));
   };
   const refreshAgentsSoon = soon(refreshAgents);
   const refreshListsSoon = soon(refreshLists);
   follow('cluster', clusterId, {
     // Opened live (not resuming): catch up with whatever changed between the first read and now.
-    onOpen(resumed) { if (!resumed) { refreshAgentsSoon(); refreshListsSoon(); } },
+    onOpen(resumed) {
+      if (!resumed) {
+        refreshAgentsSoon();
+        refreshListsSoon();
+      }
+    },
     onEvent(e) {
       if (e.type === 'agent.status' && !parts.agents.update(e.data)) refreshAgentsSoon();
       if (e.type === 'upgrade.status' || e.type === 'package.status') refreshListsSoon();
@@ -94,12 +144,36 @@ function agentsTable(agents, total, ctx) {
     }
   }
   ctx.histories.keepOnly(new Set(byId.keys()));
-  const section = h('section', { class: 'card', 'aria-labelledby': 'agents-title' },
+  const section = h(
+    'section',
+    { class: 'card', 'aria-labelledby': 'agents-title' },
     h('h2', { id: 'agents-title' }, `Agents (${total})`),
-    total > agents.length ? h('p', { class: 'notice' }, `Showing the first ${agents.length} agents (by pair, role and name); the API lists them all (GET /api/v1/clusters/…/agents with offset).`) : null,
-    agents.length === 0 ? h('p', { class: 'muted' }, 'No agent registered.') : h('table', {},
-      h('thead', {}, h('tr', {}, ['Agent', 'Address', 'Role', 'State', 'Version', 'Auto-upgrade', ''].map((t, i) => h('th', { scope: 'col', class: i === 1 || i === 5 ? 'opt' : '' }, t)))),
-      h('tbody', {}, rows)));
+    total > agents.length
+      ? h(
+          'p',
+          { class: 'notice' },
+          `Showing the first ${agents.length} agents (by pair, role and name); the API lists them all (GET /api/v1/clusters/…/agents with offset).`,
+        )
+      : null,
+    agents.length === 0
+      ? h('p', { class: 'muted' }, 'No agent registered.')
+      : h(
+          'table',
+          {},
+          h(
+            'thead',
+            {},
+            h(
+              'tr',
+              {},
+              ['Agent', 'Address', 'Role', 'State', 'Version', 'Auto-upgrade', ''].map((t, i) =>
+                h('th', { scope: 'col', class: i === 1 || i === 5 ? 'opt' : '' }, t),
+              ),
+            ),
+          ),
+          h('tbody', {}, rows),
+        ),
+  );
   function update(data) {
     const known = byId.get(data.agentId);
     // A new agent, a removed one or a new grouping: redraw the table.
@@ -130,27 +204,78 @@ function agentRow(a, ctx) {
   if (legacy) {
     actions.push(downloads.map((p) => downloadButton(a, p, whyId)));
   } else if (a.versionStatus === 'failed' && can('operator')) {
-    actions.push(h('button', { type: 'button', class: 'secondary', 'aria-label': `Retry ${a.name}`, onclick: () => retryFailed(a) }, 'Retry'));
+    actions.push(
+      h(
+        'button',
+        { type: 'button', class: 'secondary', 'aria-label': `Retry ${a.name}`, onclick: () => retryFailed(a) },
+        'Retry',
+      ),
+    );
     actions.push(upgradeNowButton(a));
   } else if (a.versionStatus === 'outdated' && can('operator') && (!a.autoUpgrade || a.autoUpgradeBlocked)) {
     // Auto-upgrade is off, or holds this agent until someone acts: the operator can.
     actions.push(upgradeNowButton(a));
   }
   const auto = can('admin')
-    ? h('label', { class: 'switch' }, h('input', { type: 'checkbox', checked: a.autoUpgrade, disabled: legacy, 'aria-label': `Auto-upgrade for ${a.name}`, 'aria-describedby': legacy ? whyId : null, onchange: async (e) => {
-        try { await api('PUT', `/api/v1/agents/${a.id}/auto-upgrade`, { enabled: e.target.checked }); toast(`Auto-upgrade ${e.target.checked ? 'on' : 'off'} for ${a.name}`); }
-        catch (error) { e.target.checked = !e.target.checked; toast(describeError(error)); }
-      } }), ' auto')
-    : (a.autoUpgrade ? 'on' : 'off');
-  return h('tr', { class: a.state === 'terminating' ? 'terminating' : '', 'data-agent': a.name },
-    h('th', { scope: 'row' }, a.name, a.failoverGroup && a.active ? h('span', { class: 'active-mark', title: 'active member' }, ' ● active') : null),
+    ? h(
+        'label',
+        { class: 'switch' },
+        h('input', {
+          type: 'checkbox',
+          checked: a.autoUpgrade,
+          disabled: legacy,
+          'aria-label': `Auto-upgrade for ${a.name}`,
+          'aria-describedby': legacy ? whyId : null,
+          onchange: async (e) => {
+            try {
+              await api('PUT', `/api/v1/agents/${a.id}/auto-upgrade`, { enabled: e.target.checked });
+              toast(`Auto-upgrade ${e.target.checked ? 'on' : 'off'} for ${a.name}`);
+            } catch (error) {
+              e.target.checked = !e.target.checked;
+              toast(describeError(error));
+            }
+          },
+        }),
+        ' auto',
+      )
+    : a.autoUpgrade
+      ? 'on'
+      : 'off';
+  return h(
+    'tr',
+    { class: a.state === 'terminating' ? 'terminating' : '', 'data-agent': a.name },
+    h(
+      'th',
+      { scope: 'row' },
+      a.name,
+      a.failoverGroup && a.active ? h('span', { class: 'active-mark', title: 'active member' }, ' ● active') : null,
+    ),
     h('td', { class: 'opt' }, a.address),
     h('td', {}, a.role),
     h('td', {}, badge(a.state)),
-    h('td', {}, a.version || '—', ' ', badge(a.versionStatus, VERSION_LABEL[a.versionStatus]),
+    h(
+      'td',
+      {},
+      a.version || '—',
+      ' ',
+      badge(a.versionStatus, VERSION_LABEL[a.versionStatus]),
       a.webappsVersion ? h('span', { class: 'muted' }, ` web apps ${a.webappsVersion}`) : null,
-      legacy ? h('div', { class: 'why', id: whyId }, LEGACY, downloads.length ? h('span', { class: 'muted' }, ` (install ${downloads.map((p) => p.version).join(' and ')} on ${a.address}, then pair it again with a new pairing key)`) : null) : null,
-      a.autoUpgradeBlocked ? heldReason(a, ctx.opened) : null),
+      legacy
+        ? h(
+            'div',
+            { class: 'why', id: whyId },
+            LEGACY,
+            downloads.length
+              ? h(
+                  'span',
+                  { class: 'muted' },
+                  ` (install ${downloads.map((p) => p.version).join(' and ')} on ${a.address}, then pair it again with a new pairing key)`,
+                )
+              : null,
+          )
+        : null,
+      a.autoUpgradeBlocked ? heldReason(a, ctx.opened) : null,
+    ),
     h('td', { class: 'opt' }, auto),
     h('td', {}, actions, ctx.histories.toggle(a), can('operator') ? manageAgent(a, ctx.opened) : null),
   );
@@ -163,111 +288,234 @@ function remembered(opened, key) {
 
 /** Why auto-upgrade leaves the agent alone for now: short in the row, the whole reason when opened. */
 function heldReason(a, opened) {
-  const short = a.autoUpgradeRetryAt ? `auto-upgrade held until ${localDateTime(a.autoUpgradeRetryAt)}` : 'auto-upgrade held';
-  return h('details', { class: 'why held', ...remembered(opened, `held:${a.id}`) },
+  const short = a.autoUpgradeRetryAt
+    ? `auto-upgrade held until ${localDateTime(a.autoUpgradeRetryAt)}`
+    : 'auto-upgrade held';
+  return h(
+    'details',
+    { class: 'why held', ...remembered(opened, `held:${a.id}`) },
     h('summary', { title: a.autoUpgradeBlocked }, short),
-    h('p', {}, a.autoUpgradeBlocked));
+    h('p', {}, a.autoUpgradeBlocked),
+  );
 }
 
 /** The cluster's target packages a legacy agent is not on yet: it is installed by hand. */
 function packagesToInstall(a, cluster) {
   const wanted = [];
-  if (cluster.targetPackageId && cluster.targetVersion && a.version !== cluster.targetVersion && a.versionStatus !== 'ahead') {
-    wanted.push({ id: cluster.targetPackageId, version: cluster.targetVersion, label: 'Download package', file: `${cluster.product}-${cluster.targetVersion}.tar.gz` });
+  if (
+    cluster.targetPackageId &&
+    cluster.targetVersion &&
+    a.version !== cluster.targetVersion &&
+    a.versionStatus !== 'ahead'
+  ) {
+    wanted.push({
+      id: cluster.targetPackageId,
+      version: cluster.targetVersion,
+      label: 'Download package',
+      file: `${cluster.product}-${cluster.targetVersion}.tar.gz`,
+    });
   }
-  if (cluster.webappsTargetPackageId && cluster.webappsTargetVersion && a.webappsVersion !== cluster.webappsTargetVersion) {
-    wanted.push({ id: cluster.webappsTargetPackageId, version: cluster.webappsTargetVersion, label: 'Download web-apps package', file: `${cluster.product}-webapps-${cluster.webappsTargetVersion}.tar.gz` });
+  if (
+    cluster.webappsTargetPackageId &&
+    cluster.webappsTargetVersion &&
+    a.webappsVersion !== cluster.webappsTargetVersion
+  ) {
+    wanted.push({
+      id: cluster.webappsTargetPackageId,
+      version: cluster.webappsTargetVersion,
+      label: 'Download web-apps package',
+      file: `${cluster.product}-webapps-${cluster.webappsTargetVersion}.tar.gz`,
+    });
   }
   return wanted;
 }
 
 function downloadButton(agent, pkg, whyId) {
   let busy = false;
-  return h('button', { type: 'button', class: 'secondary', 'aria-label': `${pkg.label} ${pkg.version} for ${agent.name}`, 'aria-describedby': whyId, onclick: async () => {
-    if (busy) return;
-    busy = true;
-    toast(`Downloading package ${pkg.version}…`);
-    try {
-      await download(`/api/v1/packages/${pkg.id}/content`, pkg.file);
-      toast(`Package ${pkg.version} saved: install it on ${agent.address} by hand, then pair ${agent.name} again with a new pairing key (under Manage).`);
-    } catch (error) {
-      toast(describeError(error));
-    } finally {
-      busy = false;
-    }
-  } }, pkg.label);
+  return h(
+    'button',
+    {
+      type: 'button',
+      class: 'secondary',
+      'aria-label': `${pkg.label} ${pkg.version} for ${agent.name}`,
+      'aria-describedby': whyId,
+      onclick: async () => {
+        if (busy) return;
+        busy = true;
+        toast(`Downloading package ${pkg.version}…`);
+        try {
+          await download(`/api/v1/packages/${pkg.id}/content`, pkg.file);
+          toast(
+            `Package ${pkg.version} saved: install it on ${agent.address} by hand, then pair ${agent.name} again with a new pairing key (under Manage).`,
+          );
+        } catch (error) {
+          toast(describeError(error));
+        } finally {
+          busy = false;
+        }
+      },
+    },
+    pkg.label,
+  );
 }
 
 /** Less frequent actions on an agent, folded away: a new pairing key, removal. */
 function manageAgent(agent, opened) {
-  return h('details', { class: 'manage', ...remembered(opened, `manage:${agent.id}`) }, h('summary', { 'aria-label': `Manage ${agent.name}` }, 'Manage'),
-    h('button', { type: 'button', class: 'secondary', onclick: async () => {
-      if (!confirm(`Issue a new pairing key for ${agent.name}? Its current token stops working at once.`)) return;
-      try {
-        const pairing = await api('POST', `/api/v1/agents/${agent.id}/pairing-key`);
-        showSecret(pairingPanel(agent.name, pairing));
-      } catch (error) {
-        toast(describeError(error));
-      }
-    } }, 'New pairing key'),
-    h('button', { type: 'button', class: 'secondary danger', onclick: async () => {
-      if (!confirm(`Remove ${agent.name}? It is removed at once if idle or offline, else when its work ends.`)) return;
-      try {
-        const result = await api('DELETE', `/api/v1/agents/${agent.id}`);
-        toast(result.removed ? `${agent.name} removed` : `${agent.name} is terminating: it goes once idle`);
-      } catch (error) {
-        toast(describeError(error));
-      }
-    } }, 'Remove'));
+  return h(
+    'details',
+    { class: 'manage', ...remembered(opened, `manage:${agent.id}`) },
+    h('summary', { 'aria-label': `Manage ${agent.name}` }, 'Manage'),
+    h(
+      'button',
+      {
+        type: 'button',
+        class: 'secondary',
+        onclick: async () => {
+          if (!confirm(`Issue a new pairing key for ${agent.name}? Its current token stops working at once.`)) return;
+          try {
+            const pairing = await api('POST', `/api/v1/agents/${agent.id}/pairing-key`);
+            showSecret(pairingPanel(agent.name, pairing));
+          } catch (error) {
+            toast(describeError(error));
+          }
+        },
+      },
+      'New pairing key',
+    ),
+    h(
+      'button',
+      {
+        type: 'button',
+        class: 'secondary danger',
+        onclick: async () => {
+          if (!confirm(`Remove ${agent.name}? It is removed at once if idle or offline, else when its work ends.`))
+            return;
+          try {
+            const result = await api('DELETE', `/api/v1/agents/${agent.id}`);
+            toast(result.removed ? `${agent.name} removed` : `${agent.name} is terminating: it goes once idle`);
+          } catch (error) {
+            toast(describeError(error));
+          }
+        },
+      },
+      'Remove',
+    ),
+  );
 }
 
 function pairingPanel(name, pairing) {
   const server = location.origin;
   return secretPanel(`Pairing key for ${name}`, pairing.pairingKey, [
     `It pairs once, until ${localDateTime(pairing.pairingKeyExpiresAt)}. Start the agent with it, for example the reference agent:`,
-    h('pre', {}, h('code', {}, `npm run agent -- --server ${server} --pairing-key ${pairing.pairingKey} --home /var/lib/${name}`)),
+    h(
+      'pre',
+      {},
+      h('code', {}, `npm run agent -- --server ${server} --pairing-key ${pairing.pairingKey} --home /var/lib/${name}`),
+    ),
   ]);
 }
 
 /** Admins: the defaults new upgrades start from, and deleting an empty cluster. */
 function clusterSettings(cluster) {
-  const policy = h('select', { id: 'settings-policy' }, POLICIES.map((p) => h('option', { value: p, selected: p === cluster.defaultPolicy }, p)));
+  const policy = h(
+    'select',
+    { id: 'settings-policy' },
+    POLICIES.map((p) => h('option', { value: p, selected: p === cluster.defaultPolicy }, p)),
+  );
   const options = optionFields('settings', cluster.defaultOptions);
-  const remove = h('button', { type: 'button', class: 'secondary danger', onclick: async () => {
-    if (!confirm(`Delete cluster ${cluster.name}? Only an empty cluster can be deleted.`)) return;
-    try {
-      await api('DELETE', `/api/v1/clusters/${cluster.id}`);
-      toast(`Cluster ${cluster.name} deleted`);
-      location.hash = '#/';
-    } catch (error) {
-      toast(describeError(error));
-    }
-  } }, 'Delete cluster');
-  return h('details', { class: 'card settings' }, h('summary', {}, 'Cluster settings'),
-    apiForm({
-      id: 'cluster-settings', title: 'Defaults for new upgrades', method: 'PATCH', submit: 'Save defaults',
-      path: () => `/api/v1/clusters/${cluster.id}`,
-      body: () => ({ defaultPolicy: policy.value, defaultOptions: options.read() }),
-      done: () => { toast('Defaults saved'); redraw(); },
-    }, field('Default failover policy', policy), h('fieldset', {}, h('legend', {}, 'Default options'), options.nodes)),
-    h('div', { class: 'actions' }, remove));
+  const remove = h(
+    'button',
+    {
+      type: 'button',
+      class: 'secondary danger',
+      onclick: async () => {
+        if (!confirm(`Delete cluster ${cluster.name}? Only an empty cluster can be deleted.`)) return;
+        try {
+          await api('DELETE', `/api/v1/clusters/${cluster.id}`);
+          toast(`Cluster ${cluster.name} deleted`);
+          location.hash = '#/';
+        } catch (error) {
+          toast(describeError(error));
+        }
+      },
+    },
+    'Delete cluster',
+  );
+  return h(
+    'details',
+    { class: 'card settings' },
+    h('summary', {}, 'Cluster settings'),
+    apiForm(
+      {
+        id: 'cluster-settings',
+        title: 'Defaults for new upgrades',
+        method: 'PATCH',
+        submit: 'Save defaults',
+        path: () => `/api/v1/clusters/${cluster.id}`,
+        body: () => ({ defaultPolicy: policy.value, defaultOptions: options.read() }),
+        done: () => {
+          toast('Defaults saved');
+          redraw();
+        },
+      },
+      field('Default failover policy', policy),
+      h('fieldset', {}, h('legend', {}, 'Default options'), options.nodes),
+    ),
+    h('div', { class: 'actions' }, remove),
+  );
 }
 
 function registerAgentForm(clusterId) {
   const name = h('input', { id: 'agent-name', type: 'text', required: true, placeholder: 'db-a1' });
-  const address = h('input', { id: 'agent-address', type: 'text', required: true, placeholder: '10.0.4.17 or db-a1.lan' });
-  const role = h('select', { id: 'agent-role' }, ['standalone', 'main', 'backup'].map((r) => h('option', { value: r }, r)));
+  const address = h('input', {
+    id: 'agent-address',
+    type: 'text',
+    required: true,
+    placeholder: '10.0.4.17 or db-a1.lan',
+  });
+  const role = h(
+    'select',
+    { id: 'agent-role' },
+    ['standalone', 'main', 'backup'].map((r) => h('option', { value: r }, r)),
+  );
   const group = h('input', { id: 'agent-group', type: 'text', placeholder: 'pair-a (for main and backup)' });
-  return apiForm({
-    id: 'register-agent', title: 'Register an agent', submit: 'Register',
-    path: () => `/api/v1/clusters/${clusterId}/agents`,
-    body: () => ({ name: name.value.trim(), address: address.value.trim(), role: role.value, ...(group.value.trim() ? { failoverGroup: group.value.trim() } : {}) }),
-    done: (agent) => { showSecret(pairingPanel(agent.name, agent)); name.value = ''; address.value = ''; group.value = ''; },
-  }, field('Agent name', name), field('Address', address), field('Role', role), field('Failover pair (main and backup share one)', group));
+  return apiForm(
+    {
+      id: 'register-agent',
+      title: 'Register an agent',
+      submit: 'Register',
+      path: () => `/api/v1/clusters/${clusterId}/agents`,
+      body: () => ({
+        name: name.value.trim(),
+        address: address.value.trim(),
+        role: role.value,
+        ...(group.value.trim() ? { failoverGroup: group.value.trim() } : {}),
+      }),
+      done: (agent) => {
+        showSecret(pairingPanel(agent.name, agent));
+        name.value = '';
+        address.value = '';
+        group.value = '';
+      },
+    },
+    field('Agent name', name),
+    field('Address', address),
+    field('Role', role),
+    field('Failover pair (main and backup share one)', group),
+  );
 }
 
 function upgradeNowButton(agent) {
-  return h('button', { type: 'button', class: 'secondary', 'aria-label': `Upgrade ${agent.name} now`, onclick: () => act(`/api/v1/agents/${agent.id}/upgrade-now`, 'Upgrade started', (u) => `#/upgrades/${u.id}`) }, 'Upgrade now');
+  return h(
+    'button',
+    {
+      type: 'button',
+      class: 'secondary',
+      'aria-label': `Upgrade ${agent.name} now`,
+      onclick: () => act(`/api/v1/agents/${agent.id}/upgrade-now`, 'Upgrade started', (u) => `#/upgrades/${u.id}`),
+    },
+    'Upgrade now',
+  );
 }
 
 /** Retries the upgrade in which this agent failed: the newest one with a step for it. */
@@ -275,70 +523,170 @@ async function retryFailed(agent) {
   try {
     const { items } = await api('GET', `/api/v1/clusters/${agent.clusterId}/upgrades?agentId=${agent.id}&limit=1`);
     if (items.length === 0) return toast(`No upgrade of ${agent.name} is on record; use "Upgrade now".`);
-    await act(`/api/v1/upgrades/${items[0].id}/retry`, `Retry of ${agent.name}'s upgrade started`, `#/upgrades/${items[0].id}`);
+    await act(
+      `/api/v1/upgrades/${items[0].id}/retry`,
+      `Retry of ${agent.name}'s upgrade started`,
+      `#/upgrades/${items[0].id}`,
+    );
   } catch (error) {
     toast(describeError(error));
   }
 }
 
 function packagesSection(clusterId, packages) {
-  return h('section', { class: 'card', 'aria-labelledby': 'packages-title' },
+  return h(
+    'section',
+    { class: 'card', 'aria-labelledby': 'packages-title' },
     h('h2', { id: 'packages-title' }, 'Packages'),
-    packages.length === 0 ? h('p', { class: 'muted' }, 'No package uploaded.') : h('table', {},
-      h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, 'Version'), h('th', { scope: 'col' }, 'Kind'), h('th', { scope: 'col' }, 'Status'), h('th', { scope: 'col', class: 'opt' }, 'Uploaded'), h('th', { scope: 'col' }, 'Used by'))),
-      h('tbody', {}, packages.map((p) => h('tr', { 'data-package': p.version },
-        h('td', {}, p.version), h('td', {}, p.kind), h('td', {}, badge(p.status)),
-        h('td', { class: 'opt' }, localDateTime(p.uploadedAt)),
-        h('td', {}, p.usedByUpgradeId ? h('a', { href: `#/upgrades/${p.usedByUpgradeId}` }, 'upgrade') : '—'))))));
+    packages.length === 0
+      ? h('p', { class: 'muted' }, 'No package uploaded.')
+      : h(
+          'table',
+          {},
+          h(
+            'thead',
+            {},
+            h(
+              'tr',
+              {},
+              h('th', { scope: 'col' }, 'Version'),
+              h('th', { scope: 'col' }, 'Kind'),
+              h('th', { scope: 'col' }, 'Status'),
+              h('th', { scope: 'col', class: 'opt' }, 'Uploaded'),
+              h('th', { scope: 'col' }, 'Used by'),
+            ),
+          ),
+          h(
+            'tbody',
+            {},
+            packages.map((p) =>
+              h(
+                'tr',
+                { 'data-package': p.version },
+                h('td', {}, p.version),
+                h('td', {}, p.kind),
+                h('td', {}, badge(p.status)),
+                h('td', { class: 'opt' }, localDateTime(p.uploadedAt)),
+                h('td', {}, p.usedByUpgradeId ? h('a', { href: `#/upgrades/${p.usedByUpgradeId}` }, 'upgrade') : '—'),
+              ),
+            ),
+          ),
+        ),
+  );
 }
 
 function upgradesSection(upgrades) {
-  return h('section', { class: 'card', 'aria-labelledby': 'upgrades-title' },
+  return h(
+    'section',
+    { class: 'card', 'aria-labelledby': 'upgrades-title' },
     h('h2', { id: 'upgrades-title' }, 'Upgrades'),
-    upgrades.length === 0 ? h('p', { class: 'muted' }, 'No upgrade yet.') : h('table', {},
-      h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, 'Upgrade'), h('th', { scope: 'col' }, 'Status'), h('th', { scope: 'col' }, 'Progress'), h('th', { scope: 'col', class: 'opt' }, 'Policy'))),
-      h('tbody', {}, upgrades.map((u) => h('tr', {},
-        h('td', {}, h('a', { href: `#/upgrades/${u.id}` }, `to ${u.packageVersion}`), ' ', h('span', { class: 'muted' }, localDateTime(u.createdAt))),
-        h('td', {}, badge(u.status)), h('td', {}, `${u.percent}%`), h('td', { class: 'opt' }, u.resolvedPolicy))))));
+    upgrades.length === 0
+      ? h('p', { class: 'muted' }, 'No upgrade yet.')
+      : h(
+          'table',
+          {},
+          h(
+            'thead',
+            {},
+            h(
+              'tr',
+              {},
+              h('th', { scope: 'col' }, 'Upgrade'),
+              h('th', { scope: 'col' }, 'Status'),
+              h('th', { scope: 'col' }, 'Progress'),
+              h('th', { scope: 'col', class: 'opt' }, 'Policy'),
+            ),
+          ),
+          h(
+            'tbody',
+            {},
+            upgrades.map((u) =>
+              h(
+                'tr',
+                {},
+                h(
+                  'td',
+                  {},
+                  h('a', { href: `#/upgrades/${u.id}` }, `to ${u.packageVersion}`),
+                  ' ',
+                  h('span', { class: 'muted' }, localDateTime(u.createdAt)),
+                ),
+                h('td', {}, badge(u.status)),
+                h('td', {}, `${u.percent}%`),
+                h('td', { class: 'opt' }, u.resolvedPolicy),
+              ),
+            ),
+          ),
+        ),
+  );
 }
 
 function uploadForm(clusterId) {
   const file = h('input', { id: 'upload-file', type: 'file', accept: '.tar.gz,.tgz,application/gzip', required: true });
-  const mode = h('select', { id: 'upload-mode' }, h('option', { value: 'upload-only' }, 'Upload only'), h('option', { value: 'install' }, 'Upload and upgrade every agent now'));
-  const bar = h('progress', { id: 'upload-progress', max: 100, value: 0, hidden: true, 'aria-label': 'Upload progress' });
+  const mode = h(
+    'select',
+    { id: 'upload-mode' },
+    h('option', { value: 'upload-only' }, 'Upload only'),
+    h('option', { value: 'install' }, 'Upload and upgrade every agent now'),
+  );
+  const bar = h('progress', {
+    id: 'upload-progress',
+    max: 100,
+    value: 0,
+    hidden: true,
+    'aria-label': 'Upload progress',
+  });
   const result = h('p', { id: 'upload-result', role: 'alert', class: 'error' });
-  const form = h('form', { class: 'card', 'aria-labelledby': 'upload-title', onsubmit: (e) => {
-    e.preventDefault();
-    if (!file.files[0]) return;
-    const body = new FormData();
-    body.set('mode', mode.value);
-    body.set('file', file.files[0]);
-    // XMLHttpRequest, not fetch: it reports upload progress for large packages.
-    const xhr = new XMLHttpRequest();
-    xhr.open('POST', `/api/v1/clusters/${clusterId}/packages`);
-    xhr.setRequestHeader('Authorization', `Bearer ${state.token}`);
-    bar.hidden = false;
-    bar.value = 0;
-    result.textContent = '';
-    xhr.upload.onprogress = (p) => p.lengthComputable && (bar.value = Math.floor((p.loaded / p.total) * 100));
-    xhr.onerror = () => (result.textContent = 'The upload was cut off; try again.');
-    xhr.onload = () => {
-      let json = {};
-      try { json = JSON.parse(xhr.responseText); } catch { /* not JSON */ }
-      if (xhr.status >= 400) {
-        result.textContent = describeError(new ApiError(xhr.status, json));
-        return;
-      }
-      toast(json.upgrade ? `Package ${json.package.version} uploaded; its upgrade started` : `Package ${json.version} ${xhr.status === 200 ? 'was already uploaded' : 'uploaded'}`);
-      if (json.upgrade) location.hash = `#/upgrades/${json.upgrade.id}`;
-      else redraw();
-    };
-    xhr.send(body);
-  } },
+  const form = h(
+    'form',
+    {
+      class: 'card',
+      'aria-labelledby': 'upload-title',
+      onsubmit: (e) => {
+        e.preventDefault();
+        if (!file.files[0]) return;
+        const body = new FormData();
+        body.set('mode', mode.value);
+        body.set('file', file.files[0]);
+        // XMLHttpRequest, not fetch: it reports upload progress for large packages.
+        const xhr = new XMLHttpRequest();
+        xhr.open('POST', `/api/v1/clusters/${clusterId}/packages`);
+        xhr.setRequestHeader('Authorization', `Bearer ${state.token}`);
+        bar.hidden = false;
+        bar.value = 0;
+        result.textContent = '';
+        xhr.upload.onprogress = (p) => p.lengthComputable && (bar.value = Math.floor((p.loaded / p.total) * 100));
+        xhr.onerror = () => (result.textContent = 'The upload was cut off; try again.');
+        xhr.onload = () => {
+          let json = {};
+          try {
+            json = JSON.parse(xhr.responseText);
+          } catch {
+            /* not JSON */
+          }
+          if (xhr.status >= 400) {
+            result.textContent = describeError(new ApiError(xhr.status, json));
+            return;
+          }
+          toast(
+            json.upgrade
+              ? `Package ${json.package.version} uploaded; its upgrade started`
+              : `Package ${json.version} ${xhr.status === 200 ? 'was already uploaded' : 'uploaded'}`,
+          );
+          if (json.upgrade) location.hash = `#/upgrades/${json.upgrade.id}`;
+          else redraw();
+        };
+        xhr.send(body);
+      },
+    },
     h('h2', { id: 'upload-title' }, 'Upload a package'),
-    h('label', { for: 'upload-file' }, 'Package (.tar.gz)'), file,
-    h('label', { for: 'upload-mode' }, 'Mode'), mode,
+    h('label', { for: 'upload-file' }, 'Package (.tar.gz)'),
+    file,
+    h('label', { for: 'upload-mode' }, 'Mode'),
+    mode,
     h('div', { class: 'actions' }, h('button', { type: 'submit' }, 'Upload')),
-    bar, result);
+    bar,
+    result,
+  );
   return form;
 }

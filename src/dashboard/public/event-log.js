@@ -18,7 +18,11 @@ export function eventLog({ id, label, format, summary }) {
   const lines = h('div', { class: 'log-lines' });
   const range = h('div', { class: 'log-range' }, lines);
   const caption = h('p', { class: 'muted', id: `${id}-summary` });
-  const element = h('div', { class: 'events', id, tabindex: 0, 'aria-label': label, 'aria-describedby': caption.id }, range);
+  const element = h(
+    'div',
+    { class: 'events', id, tabindex: 0, 'aria-label': label, 'aria-describedby': caption.id },
+    range,
+  );
   let lineHeight = 0;
   let following = true;
   let scheduled = false;
@@ -46,7 +50,10 @@ export function eventLog({ id, label, format, summary }) {
     const kept = new Map();
     for (const node of lines.children) kept.set(Number(node.dataset.index), node);
     const nodes = [];
-    for (let i = first; i < last; i++) nodes.push(kept.get(i) ?? h('div', { class: 'line', 'data-index': i, 'data-id': events[i].id }, format(events[i])));
+    for (let i = first; i < last; i++)
+      nodes.push(
+        kept.get(i) ?? h('div', { class: 'line', 'data-index': i, 'data-id': events[i].id }, format(events[i])),
+      );
     lines.style.transform = `translateY(${first * lineHeight}px)`;
     lines.replaceChildren(...nodes);
     drawn = { first, last, count: events.length };
@@ -61,10 +68,14 @@ export function eventLog({ id, label, format, summary }) {
     return height || 16;
   }
 
-  element.addEventListener('scroll', () => {
-    following = element.scrollTop + element.clientHeight >= element.scrollHeight - Math.max(2, lineHeight / 2);
-    schedule();
-  }, { passive: true });
+  element.addEventListener(
+    'scroll',
+    () => {
+      following = element.scrollTop + element.clientHeight >= element.scrollHeight - Math.max(2, lineHeight / 2);
+      schedule();
+    },
+    { passive: true },
+  );
   // Attached, resized (a phone turned, the window narrowed): the lines in sight change.
   new ResizeObserver(schedule).observe(element);
 

@@ -24,7 +24,9 @@ export function h(tag, attrs = {}, ...children) {
     else if (v === true) el.setAttribute(k, '');
     else el.setAttribute(k, String(v));
   }
-  for (const child of children.flat(Infinity)) if (child !== null && child !== undefined && child !== false) el.append(child instanceof Node ? child : String(child));
+  for (const child of children.flat(Infinity))
+    if (child !== null && child !== undefined && child !== false)
+      el.append(child instanceof Node ? child : String(child));
   return el;
 }
 
@@ -39,7 +41,10 @@ export class ApiError extends Error {
 export async function api(method, path, body) {
   const res = await fetch(path, {
     method,
-    headers: { Authorization: `Bearer ${state.token}`, ...(body !== undefined ? { 'Content-Type': 'application/json' } : {}) },
+    headers: {
+      Authorization: `Bearer ${state.token}`,
+      ...(body !== undefined ? { 'Content-Type': 'application/json' } : {}),
+    },
     body: body !== undefined ? JSON.stringify(body) : undefined,
   });
   const json = await res.json().catch(() => ({}));
@@ -62,7 +67,11 @@ export async function download(path, fallbackName) {
   const res = await fetch(path, { headers: { Authorization: `Bearer ${state.token}` } });
   if (!res.ok) refused(res, await res.json().catch(() => ({})));
   const url = URL.createObjectURL(await res.blob());
-  const link = h('a', { href: url, download: fileName(res.headers.get('Content-Disposition')) || fallbackName, hidden: true });
+  const link = h('a', {
+    href: url,
+    download: fileName(res.headers.get('Content-Disposition')) || fallbackName,
+    hidden: true,
+  });
   document.body.append(link);
   link.click();
   link.remove();
@@ -85,7 +94,8 @@ function fileName(disposition) {
 export function describeError(error) {
   const lines = [error.message];
   const d = error.body && error.body.details;
-  if (d && Array.isArray(d.failures)) for (const f of d.failures) lines.push(`• ${f.agentName}: ${f.check} requires ${f.required}, it has ${f.actual}`);
+  if (d && Array.isArray(d.failures))
+    for (const f of d.failures) lines.push(`• ${f.agentName}: ${f.check} requires ${f.required}, it has ${f.actual}`);
   if (d && Array.isArray(d.refusals)) for (const r of d.refusals) lines.push(`• ${r.message}`);
   if (Array.isArray(d)) for (const p of d) if (p.field) lines.push(`• ${p.field}: ${(p.problems || []).join('; ')}`);
   return lines.join('\n');
@@ -98,7 +108,12 @@ export function toast(text) {
 }
 
 export function badge(status, label) {
-  return h('span', { class: `badge ${status}` }, status === 'upgrading' || status === 'running' ? h('span', { class: 'spinner', 'aria-hidden': 'true' }) : null, label || status);
+  return h(
+    'span',
+    { class: `badge ${status}` },
+    status === 'upgrading' || status === 'running' ? h('span', { class: 'spinner', 'aria-hidden': 'true' }) : null,
+    label || status,
+  );
 }
 
 /** A labelled control: [label, control], the label tied to the control's id. */
@@ -112,25 +127,44 @@ export function field(text, control) {
  */
 export function apiForm({ id, title, method = 'POST', path, body, submit, done }, ...fields) {
   const result = h('p', { class: 'error', role: 'alert', id: `${id}-result` });
-  return h('form', { class: 'card', id, 'aria-labelledby': `${id}-title`, onsubmit: async (e) => {
-    e.preventDefault();
-    result.textContent = '';
-    try {
-      done(await api(method, path(), body()));
-    } catch (error) {
-      result.textContent = describeError(error);
-    }
-  } }, h('h2', { id: `${id}-title` }, title), fields, h('div', { class: 'actions' }, h('button', { type: 'submit' }, submit)), result);
+  return h(
+    'form',
+    {
+      class: 'card',
+      id,
+      'aria-labelledby': `${id}-title`,
+      onsubmit: async (e) => {
+        e.preventDefault();
+        result.textContent = '';
+        try {
+          done(await api(method, path(), body()));
+        } catch (error) {
+          result.textContent = describeError(error);
+        }
+      },
+    },
+    h('h2', { id: `${id}-title` }, title),
+    fields,
+    h('div', { class: 'actions' }, h('button', { type: 'submit' }, submit)),
+    result,
+  );
 }
 
 /** A secret shown once (a pairing key, a token), with what to do with it; it stays until dismissed. */
 export function secretPanel(title, secret, lines) {
-  const panel = h('section', { class: 'card secret', role: 'alert', tabindex: -1, 'aria-labelledby': 'secret-title' },
+  const panel = h(
+    'section',
+    { class: 'card secret', role: 'alert', tabindex: -1, 'aria-labelledby': 'secret-title' },
     h('h2', { id: 'secret-title' }, title),
     h('p', {}, 'Shown only now: Lockstep keeps only its hash. Copy it before you close this panel.'),
     h('pre', {}, h('code', { id: 'secret-value' }, secret)),
     lines.map((line) => (line instanceof Node ? line : h('p', {}, line))),
-    h('div', { class: 'actions' }, h('button', { type: 'button', class: 'secondary', onclick: () => panel.remove() }, 'I have copied it')));
+    h(
+      'div',
+      { class: 'actions' },
+      h('button', { type: 'button', class: 'secondary', onclick: () => panel.remove() }, 'I have copied it'),
+    ),
+  );
   return panel;
 }
 
@@ -153,7 +187,14 @@ export const localTime = (iso) => TIME.format(new Date(iso));
 /** The failover policies a cluster can default to (an upgrade may also say 'default'). */
 export const POLICIES = ['simultaneous', 'backup-first', 'backup-first-switchback'];
 
-export const VERSION_LABEL = { latest: 'latest', outdated: 'out of date', unknown: 'unknown', upgrading: 'upgrading', failed: 'failed', ahead: 'ahead' };
+export const VERSION_LABEL = {
+  latest: 'latest',
+  outdated: 'out of date',
+  unknown: 'unknown',
+  upgrading: 'upgrading',
+  failed: 'failed',
+  ahead: 'ahead',
+};
 
 export async function act(path, done, next) {
   try {

@@ -18,7 +18,12 @@ export function follow(kind, id, handlers, options = {}) {
   let closed = false;
   let source = null;
   let retryMs = 500;
-  const stream = { close: () => { closed = true; if (source) source.close(); } };
+  const stream = {
+    close: () => {
+      closed = true;
+      if (source) source.close();
+    },
+  };
   state.stream = stream;
   async function open() {
     if (closed || state.stream !== stream) return;
@@ -26,9 +31,18 @@ export function follow(kind, id, handlers, options = {}) {
       const ticket = await api('POST', '/api/v1/stream-tickets', { stream: kind, id });
       if (closed) return;
       const resumed = lastId > 0 || kind === 'upgrade';
-      source = new EventSource(`${ticket.url}${resumed ? `&lastEventId=${lastId}` : ''}${options.follow ? '&follow=true' : ''}`);
+      source = new EventSource(
+        `${ticket.url}${resumed ? `&lastEventId=${lastId}` : ''}${options.follow ? '&follow=true' : ''}`,
+      );
       source.onopen = () => handlers.onOpen && handlers.onOpen(resumed);
-      for (const type of ['upgrade.status', 'task.progress', 'pair.switchover', 'agent.status', 'package.status', 'command.status']) {
+      for (const type of [
+        'upgrade.status',
+        'task.progress',
+        'pair.switchover',
+        'agent.status',
+        'package.status',
+        'command.status',
+      ]) {
         source.addEventListener(type, (m) => {
           const eventId = Number(m.lastEventId);
           if (eventId <= lastId) return;
@@ -38,7 +52,10 @@ export function follow(kind, id, handlers, options = {}) {
           handlers.onEvent({ id: eventId, type, createdAt: event.createdAt, data: event.data });
         });
       }
-      source.addEventListener('reset', () => { stream.close(); redraw(); });
+      source.addEventListener('reset', () => {
+        stream.close();
+        redraw();
+      });
       source.addEventListener('end', (m) => {
         stream.close();
         if (handlers.onEnd) handlers.onEnd(JSON.parse(m.data));

@@ -22,8 +22,8 @@ export function optionFields(prefix, defaults) {
   ];
   const flags = [
     ['waitForIdle', 'Wait for busy agents to be idle'],
-    ['backup', 'Back up the agent\'s data before stopping it'],
-    ['migrate', 'Run the package\'s data migration'],
+    ['backup', "Back up the agent's data before stopping it"],
+    ['migrate', "Run the package's data migration"],
     ['startAfterUpgrade', 'Start the product after the upgrade'],
     ['rebootAfter', 'Reboot the host afterwards'],
     ['switchBackOnFailure', 'A serving member whose upgrade failed takes back over'],
@@ -31,35 +31,69 @@ export function optionFields(prefix, defaults) {
   ].map(([key, label]) => [key, label, flag(key)]);
   // The operator's overrides, each with what it means.
   const overrides = [
-    ['ignoreVersionCheck', 'Ignore the package\'s fromVersion prerequisite', 'Agents on a version the package does not start from are upgraded anyway; the plan and the upgrade carry a warning.'],
-    ['allowDowngrade', 'Allow a downgrade (a package older than what an agent runs)', 'Without it such a plan is refused; with it, planned with a warning. The agents\' data must suit the older version.'],
+    [
+      'ignoreVersionCheck',
+      "Ignore the package's fromVersion prerequisite",
+      'Agents on a version the package does not start from are upgraded anyway; the plan and the upgrade carry a warning.',
+    ],
+    [
+      'allowDowngrade',
+      'Allow a downgrade (a package older than what an agent runs)',
+      "Without it such a plan is refused; with it, planned with a warning. The agents' data must suit the older version.",
+    ],
   ].map(([key, label, words]) => [key, label, described(flag(key), key), hint(key, words)]);
   const timeouts = [
     ['idleTimeoutS', 'Wait for a busy agent (seconds)'],
     ['offlineTimeoutS', 'Wait for an offline agent (seconds)'],
     ['phaseTimeoutS', 'Longest phase or switchover wait (seconds)'],
   ].map(([key, label]) => [key, label, text(key, 'number')]);
-  const delayedStart = described(h('input', { id: `${prefix}-delayedStartS`, type: 'number', value: String(defaults.delayedStartS ?? 0) }), 'delayedStartS');
-  const stopServices = described(h('input', { id: `${prefix}-stopServices`, type: 'text', placeholder: 'snmpd, cron', value: (defaults.stopServices || []).join(', ') }), 'stopServices');
-  const agentOptions = h('textarea', { id: `${prefix}-agentOptions`, rows: 2, placeholder: '{"stopSnmp": true}' }, Object.keys(defaults.agentOptions || {}).length ? JSON.stringify(defaults.agentOptions) : '');
+  const delayedStart = described(
+    h('input', { id: `${prefix}-delayedStartS`, type: 'number', value: String(defaults.delayedStartS ?? 0) }),
+    'delayedStartS',
+  );
+  const stopServices = described(
+    h('input', {
+      id: `${prefix}-stopServices`,
+      type: 'text',
+      placeholder: 'snmpd, cron',
+      value: (defaults.stopServices || []).join(', '),
+    }),
+    'stopServices',
+  );
+  const agentOptions = h(
+    'textarea',
+    { id: `${prefix}-agentOptions`, rows: 2, placeholder: '{"stopSnmp": true}' },
+    Object.keys(defaults.agentOptions || {}).length ? JSON.stringify(defaults.agentOptions) : '',
+  );
   const checkbox = ([, label, input]) => h('label', { for: input.id }, input, ` ${label}`);
   const countOrPercent = (v) => (/^\d+%$/.test(v.trim()) ? v.trim() : Number(v));
   // Sent only when set, or when clearing what the defaults set: what the controls show is what is sent.
   const isSet = (v) => (Array.isArray(v) ? v.length > 0 : Boolean(v));
-  const whenSet = (entries) => Object.fromEntries(entries.filter(([key, value]) => isSet(value) || isSet(defaults[key])));
+  const whenSet = (entries) =>
+    Object.fromEntries(entries.filter(([key, value]) => isSet(value) || isSet(defaults[key])));
   return {
     nodes: [
       common.map(([, label, input]) => field(label, input)),
       checkbox(flags[0]),
-      h('details', {}, h('summary', {}, 'More options'),
+      h(
+        'details',
+        {},
+        h('summary', {}, 'More options'),
         flags.slice(1).map(checkbox),
         overrides.map((o) => [checkbox(o), o[3]]),
         timeouts.map(([, label, input]) => field(label, input)),
         field(DELAYED_START, delayedStart),
-        hint('delayedStartS', 'Seconds the agent waits, once the upgrade is installed, before it starts the product again: 0 to 3600.'),
+        hint(
+          'delayedStartS',
+          'Seconds the agent waits, once the upgrade is installed, before it starts the product again: 0 to 3600.',
+        ),
         field(STOP_SERVICES, stopServices),
-        hint('stopServices', 'The agent stops them before the upgrade and starts them after it, also after a rollback. At most 20 names of letters, digits, "_", ".", "@" or "-", such as snmpd.'),
-        field('Options passed to the agent (JSON object)', agentOptions)),
+        hint(
+          'stopServices',
+          'The agent stops them before the upgrade and starts them after it, also after a rollback. At most 20 names of letters, digits, "_", ".", "@" or "-", such as snmpd.',
+        ),
+        field('Options passed to the agent (JSON object)', agentOptions),
+      ),
     ],
     read: () => ({
       maxParallel: countOrPercent(common[0][2].value),
@@ -84,7 +118,8 @@ const STOP_SERVICES = 'Services to stop during the upgrade (separated by commas 
 /** The delayed start box: whole seconds from 0 to 3600 (empty = 0), refused in words otherwise. */
 function parseDelayedStart(text) {
   const value = text.trim() === '' ? 0 : Number(text);
-  if (!Number.isInteger(value) || value < 0 || value > 3600) throw new Error(`${DELAYED_START}: write a whole number of seconds from 0 to 3600.`);
+  if (!Number.isInteger(value) || value < 0 || value > 3600)
+    throw new Error(`${DELAYED_START}: write a whole number of seconds from 0 to 3600.`);
   return value;
 }
 
@@ -92,7 +127,10 @@ function parseDelayedStart(text) {
 function parseServices(text) {
   const names = [...new Set(text.split(/[\s,]+/).filter(Boolean))];
   const bad = names.filter((n) => !/^[A-Za-z0-9_.@-]{1,64}$/.test(n));
-  if (bad.length) throw new Error(`${STOP_SERVICES}: ${bad.map((n) => JSON.stringify(n)).join(', ')} ${bad.length === 1 ? 'is not a service name' : 'are not service names'}. A name is 1 to 64 letters, digits, "_", ".", "@" or "-", such as snmpd.`);
+  if (bad.length)
+    throw new Error(
+      `${STOP_SERVICES}: ${bad.map((n) => JSON.stringify(n)).join(', ')} ${bad.length === 1 ? 'is not a service name' : 'are not service names'}. A name is 1 to 64 letters, digits, "_", ".", "@" or "-", such as snmpd.`,
+    );
   if (names.length > 20) throw new Error(`${STOP_SERVICES}: at most 20 services, this lists ${names.length}.`);
   return names;
 }
@@ -103,39 +141,68 @@ function parseAgentOptions(text) {
   try {
     value = JSON.parse(text);
   } catch (error) {
-    throw new Error(`Options passed to the agent: not JSON (${error.message}). Write an object such as {"stopSnmp": true}.`);
+    throw new Error(
+      `Options passed to the agent: not JSON (${error.message}). Write an object such as {"stopSnmp": true}.`,
+    );
   }
-  if (value === null || typeof value !== 'object' || Array.isArray(value)) throw new Error('Options passed to the agent: write a JSON object such as {"stopSnmp": true}.');
+  if (value === null || typeof value !== 'object' || Array.isArray(value))
+    throw new Error('Options passed to the agent: write a JSON object such as {"stopSnmp": true}.');
   return value;
 }
 
 export function newUpgradeForm(clusterId, agents, packages, cluster) {
   const usable = packages.filter((p) => p.status === 'available');
-  const pkg = h('select', { id: 'upgrade-package', required: true }, usable.map((p) => h('option', { value: p.id }, `${p.version} (${p.kind})`)));
+  const pkg = h(
+    'select',
+    { id: 'upgrade-package', required: true },
+    usable.map((p) => h('option', { value: p.id }, `${p.version} (${p.kind})`)),
+  );
   const targetAll = h('input', { type: 'radio', name: 'target', id: 'target-all', value: 'all', checked: true });
   const targetSome = h('input', { type: 'radio', name: 'target', id: 'target-some', value: 'some' });
-  const picks = agents.map((a) => h('label', {}, h('input', { type: 'checkbox', value: a.id, 'data-pick': '' }), ` ${a.name} (${a.address})`));
+  const picks = agents.map((a) =>
+    h('label', {}, h('input', { type: 'checkbox', value: a.id, 'data-pick': '' }), ` ${a.name} (${a.address})`),
+  );
   const addresses = h('input', { id: 'target-addresses', type: 'text', placeholder: '10.0.4.17, db-a2.lan' });
-  const policy = h('select', { id: 'upgrade-policy' }, ['default', ...POLICIES].map((p) => h('option', { value: p }, p === 'default' ? `default (${cluster.defaultPolicy})` : p)));
+  const policy = h(
+    'select',
+    { id: 'upgrade-policy' },
+    ['default', ...POLICIES].map((p) =>
+      h('option', { value: p }, p === 'default' ? `default (${cluster.defaultPolicy})` : p),
+    ),
+  );
   const options = optionFields('opt', cluster.defaultOptions);
   const startAt = h('input', { id: 'upgrade-start-at', type: 'datetime-local' });
   const plan = h('div', { id: 'plan', 'aria-live': 'polite' });
-  const start = h('button', { type: 'button', id: 'start-upgrade', disabled: true, onclick: async () => {
-    try {
-      const u = await api('POST', `/api/v1/clusters/${clusterId}/upgrades`, request());
-      location.hash = `#/upgrades/${u.id}`;
-    } catch (error) {
-      plan.append(h('p', { class: 'error', role: 'alert' }, describeError(error)));
-    }
-  } }, 'Start upgrade');
+  const start = h(
+    'button',
+    {
+      type: 'button',
+      id: 'start-upgrade',
+      disabled: true,
+      onclick: async () => {
+        try {
+          const u = await api('POST', `/api/v1/clusters/${clusterId}/upgrades`, request());
+          location.hash = `#/upgrades/${u.id}`;
+        } catch (error) {
+          plan.append(h('p', { class: 'error', role: 'alert' }, describeError(error)));
+        }
+      },
+    },
+    'Start upgrade',
+  );
 
   function request() {
     const some = targetSome.checked;
-    const agentIds = picks.map((l) => l.querySelector('input')).filter((i) => i.checked).map((i) => i.value);
+    const agentIds = picks
+      .map((l) => l.querySelector('input'))
+      .filter((i) => i.checked)
+      .map((i) => i.value);
     const addr = addresses.value.split(/[\s,]+/).filter(Boolean);
     return {
       packageId: pkg.value,
-      target: some ? { ...(agentIds.length ? { agentIds } : {}), ...(addr.length ? { addresses: addr } : {}) } : { all: true },
+      target: some
+        ? { ...(agentIds.length ? { agentIds } : {}), ...(addr.length ? { addresses: addr } : {}) }
+        : { all: true },
       policy: policy.value,
       options: options.read(),
       // datetime-local is the viewer's local time; the API wants an instant.
@@ -162,12 +229,37 @@ export function newUpgradeForm(clusterId, agents, packages, cluster) {
       }
       plan.append(h('h3', {}, `Plan: ${p.resolvedPolicy}, ${p.units} unit(s) in ${p.batches} batch(es)`));
       for (const [batch, steps] of [...batches].sort((a, b) => a[0] - b[0])) {
-        plan.append(h('div', { class: 'batch' }, h('h3', {}, `Batch ${batch + 1}`), h('ol', {}, steps.map((s) =>
-          h('li', {}, `${s.kind} ${name.get(s.agentId) || s.agentId}`, s.dependsOn.length ? h('span', { class: 'muted' }, ` after ${s.dependsOn.map(title).join(', ')}`) : null, s.status !== 'pending' ? ` — ${s.status}` : '', s.note ? h('span', { class: 'muted' }, ` (${s.note})`) : null)))));
+        plan.append(
+          h(
+            'div',
+            { class: 'batch' },
+            h('h3', {}, `Batch ${batch + 1}`),
+            h(
+              'ol',
+              {},
+              steps.map((s) =>
+                h(
+                  'li',
+                  {},
+                  `${s.kind} ${name.get(s.agentId) || s.agentId}`,
+                  s.dependsOn.length
+                    ? h('span', { class: 'muted' }, ` after ${s.dependsOn.map(title).join(', ')}`)
+                    : null,
+                  s.status !== 'pending' ? ` — ${s.status}` : '',
+                  s.note ? h('span', { class: 'muted' }, ` (${s.note})`) : null,
+                ),
+              ),
+            ),
+          ),
+        );
       }
       for (const w of p.warnings) plan.append(h('p', { class: 'notice' }, `Warning: ${w.message}`));
-      for (const r of p.refusals) plan.append(h('p', { class: 'notice refusal', role: 'alert' }, `Refused: ${r.message}`));
-      for (const f of p.prerequisites.failures) plan.append(h('p', { class: 'notice refusal' }, `${f.agentName}: ${f.check} requires ${f.required}, it has ${f.actual}`));
+      for (const r of p.refusals)
+        plan.append(h('p', { class: 'notice refusal', role: 'alert' }, `Refused: ${r.message}`));
+      for (const f of p.prerequisites.failures)
+        plan.append(
+          h('p', { class: 'notice refusal' }, `${f.agentName}: ${f.check} requires ${f.required}, it has ${f.actual}`),
+        );
       start.disabled = p.refusals.length > 0;
     } catch (error) {
       plan.append(h('p', { class: 'error', role: 'alert' }, describeError(error)));
@@ -178,21 +270,55 @@ export function newUpgradeForm(clusterId, agents, packages, cluster) {
   const stale = () => {
     if (start.disabled) return;
     start.disabled = true;
-    plan.prepend(h('p', { class: 'notice', role: 'status' }, 'The form changed since this preview: preview the plan again before starting it.'));
+    plan.prepend(
+      h(
+        'p',
+        { class: 'notice', role: 'status' },
+        'The form changed since this preview: preview the plan again before starting it.',
+      ),
+    );
   };
-  return h('form', { class: 'card', id: 'new-upgrade', 'aria-labelledby': 'new-upgrade-title', oninput: stale, onchange: stale, onsubmit: (e) => { e.preventDefault(); preview(); } },
+  return h(
+    'form',
+    {
+      class: 'card',
+      id: 'new-upgrade',
+      'aria-labelledby': 'new-upgrade-title',
+      oninput: stale,
+      onchange: stale,
+      onsubmit: (e) => {
+        e.preventDefault();
+        preview();
+      },
+    },
     h('h2', { id: 'new-upgrade-title' }, 'New upgrade'),
-    usable.length === 0 ? h('p', { class: 'muted' }, 'Upload a package first: only an available package can start an upgrade.') : [
-      h('label', { for: 'upgrade-package' }, 'Package'), pkg,
-      h('fieldset', {}, h('legend', {}, 'Target'),
-        h('label', { for: 'target-all' }, targetAll, ' Every agent of the cluster'),
-        h('label', { for: 'target-some' }, targetSome, ' Chosen agents'),
-        h('div', { role: 'group', 'aria-label': 'Agents to upgrade' }, picks),
-        h('label', { for: 'target-addresses' }, 'Add agents by address'), addresses),
-      h('label', { for: 'upgrade-policy' }, 'Failover policy'), policy,
-      h('fieldset', {}, h('legend', {}, 'Options'), options.nodes),
-      h('label', { for: 'upgrade-start-at' }, 'Start at (your local time; empty = now)'), startAt,
-      h('div', { class: 'actions' }, h('button', { type: 'submit', id: 'preview-upgrade', class: 'secondary' }, 'Preview plan'), start),
-      plan,
-    ]);
+    usable.length === 0
+      ? h('p', { class: 'muted' }, 'Upload a package first: only an available package can start an upgrade.')
+      : [
+          h('label', { for: 'upgrade-package' }, 'Package'),
+          pkg,
+          h(
+            'fieldset',
+            {},
+            h('legend', {}, 'Target'),
+            h('label', { for: 'target-all' }, targetAll, ' Every agent of the cluster'),
+            h('label', { for: 'target-some' }, targetSome, ' Chosen agents'),
+            h('div', { role: 'group', 'aria-label': 'Agents to upgrade' }, picks),
+            h('label', { for: 'target-addresses' }, 'Add agents by address'),
+            addresses,
+          ),
+          h('label', { for: 'upgrade-policy' }, 'Failover policy'),
+          policy,
+          h('fieldset', {}, h('legend', {}, 'Options'), options.nodes),
+          h('label', { for: 'upgrade-start-at' }, 'Start at (your local time; empty = now)'),
+          startAt,
+          h(
+            'div',
+            { class: 'actions' },
+            h('button', { type: 'submit', id: 'preview-upgrade', class: 'secondary' }, 'Preview plan'),
+            start,
+          ),
+          plan,
+        ],
+  );
 }

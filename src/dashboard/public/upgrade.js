@@ -32,7 +32,8 @@ export async function upgradeView(view, upgradeId, isCurrent) {
     id: 'events',
     label: 'Event history',
     format: (e) => `#${e.id} ${localTime(e.createdAt)} ${describeEvent(e, who)}`,
-    summary: (count) => `${count.toLocaleString()} event(s), oldest first${historyRead ? '' : '; reading the history…'}`,
+    summary: (count) =>
+      `${count.toLocaleString()} event(s), oldest first${historyRead ? '' : '; reading the history…'}`,
   });
   // The history's pages are read while the upgrade is fetched and drawn: they wait for nothing else.
   const fold = historyFold();
@@ -50,7 +51,12 @@ export async function upgradeView(view, upgradeId, isCurrent) {
   const statusWord = h('span', { 'aria-live': 'polite' });
   const percentText = h('span', {});
   const status = h('span', { id: 'upgrade-status' }, statusWord, percentText);
-  const overall = h('progress', { id: 'upgrade-progress', max: 100, value: upgrade.percent, 'aria-label': 'Upgrade progress' });
+  const overall = h('progress', {
+    id: 'upgrade-progress',
+    max: 100,
+    value: upgrade.percent,
+    'aria-label': 'Upgrade progress',
+  });
   const reason = h('p', { class: 'muted', id: 'upgrade-reason' });
   const buttons = h('div', { class: 'actions' });
   // The plan's summary and warnings above the buttons, its steps below: both redrawn after a retry.
@@ -66,9 +72,25 @@ export async function upgradeView(view, upgradeId, isCurrent) {
     statusWord.replaceChildren(badge(u.status));
     buttons.replaceChildren();
     if (!can('operator')) return;
-    const verbs = { pause: ['running'], resume: ['paused'], cancel: ['scheduled', 'running', 'paused'], retry: ['failed', 'completed-with-errors'] };
+    const verbs = {
+      pause: ['running'],
+      resume: ['paused'],
+      cancel: ['scheduled', 'running', 'paused'],
+      retry: ['failed', 'completed-with-errors'],
+    };
     for (const [verb, allowed] of Object.entries(verbs)) {
-      if (allowed.includes(u.status)) buttons.append(h('button', { type: 'button', class: verb === 'cancel' ? 'secondary' : '', onclick: () => act(`/api/v1/upgrades/${upgradeId}/${verb}`, `${verb} done`, null) }, verb[0].toUpperCase() + verb.slice(1)));
+      if (allowed.includes(u.status))
+        buttons.append(
+          h(
+            'button',
+            {
+              type: 'button',
+              class: verb === 'cancel' ? 'secondary' : '',
+              onclick: () => act(`/api/v1/upgrades/${upgradeId}/${verb}`, `${verb} done`, null),
+            },
+            verb[0].toUpperCase() + verb.slice(1),
+          ),
+        );
     }
   }
 
@@ -79,10 +101,21 @@ export async function upgradeView(view, upgradeId, isCurrent) {
   }
 
   function stepRow(s) {
-    const bar = h('progress', { max: 100, value: s.status === 'succeeded' ? 100 : s.percent, 'aria-label': `${s.kind} ${name.get(s.agentId) || ''}` });
+    const bar = h('progress', {
+      max: 100,
+      value: s.status === 'succeeded' ? 100 : s.percent,
+      'aria-label': `${s.kind} ${name.get(s.agentId) || ''}`,
+    });
     const st = h('span', {});
     const detail = h('div', { class: 'detail' });
-    const row = h('div', { class: 'step', 'data-step': s.id, 'data-agent': name.get(s.agentId) || s.agentId }, h('div', { class: 'what' }, h('strong', {}, name.get(s.agentId) || s.agentId), ` ${s.kind}`), bar, st, detail);
+    const row = h(
+      'div',
+      { class: 'step', 'data-step': s.id, 'data-agent': name.get(s.agentId) || s.agentId },
+      h('div', { class: 'what' }, h('strong', {}, name.get(s.agentId) || s.agentId), ` ${s.kind}`),
+      bar,
+      st,
+      detail,
+    );
     // The note comes with the plan (GET), not with task.progress events: it is kept from the first draw.
     let known = s;
     let shown = null;
@@ -91,7 +124,16 @@ export async function upgradeView(view, upgradeId, isCurrent) {
       const notes = Array.isArray(known.agentNotes) ? known.agentNotes : [];
       // What the row shows, as one key: an event that changes none of it (the history's newest
       // state of a step the plan already had) costs no DOM work.
-      const key = JSON.stringify([known.status, known.percent, known.phase, known.waitingFor, known.message, known.error, known.note, notes]);
+      const key = JSON.stringify([
+        known.status,
+        known.percent,
+        known.phase,
+        known.waitingFor,
+        known.message,
+        known.error,
+        known.note,
+        notes,
+      ]);
       if (key === shown) return;
       shown = key;
       bar.value = known.status === 'succeeded' ? 100 : known.percent;
@@ -103,7 +145,14 @@ export async function upgradeView(view, upgradeId, isCurrent) {
         known.note && NOTED.includes(known.status) ? known.note : '',
       ];
       detail.replaceChildren(said.filter(Boolean).join(' · '));
-      if (notes.length) detail.append(h('ul', { class: 'agent-notes', 'aria-label': 'What the agent reported' }, notes.map((n) => h('li', {}, n))));
+      if (notes.length)
+        detail.append(
+          h(
+            'ul',
+            { class: 'agent-notes', 'aria-label': 'What the agent reported' },
+            notes.map((n) => h('li', {}, n)),
+          ),
+        );
       row.dataset.status = known.status;
       row.dataset.percent = String(bar.value);
     };
@@ -121,12 +170,23 @@ export async function upgradeView(view, upgradeId, isCurrent) {
       batches.get(s.batch).push(s);
     }
     planHead.replaceChildren(
-      h('p', { class: 'muted' }, `${u.resolvedPolicy}, ${u.units} unit(s)`, u.scheduledAt ? `, scheduled for ${localDateTime(u.scheduledAt)}` : ''),
+      h(
+        'p',
+        { class: 'muted' },
+        `${u.resolvedPolicy}, ${u.units} unit(s)`,
+        u.scheduledAt ? `, scheduled for ${localDateTime(u.scheduledAt)}` : '',
+      ),
       ...u.warnings.map((w) => h('p', { class: 'notice' }, w.message)),
     );
     planSteps.replaceChildren(
-      h('section', { 'aria-labelledby': 'steps-title' }, h('h2', { id: 'steps-title' }, 'Plan and progress'),
-        [...batches].sort((a, b) => a[0] - b[0]).map(([b, steps]) => h('div', { class: 'batch' }, h('h3', {}, `Batch ${b + 1}`), steps.map(stepRow)))),
+      h(
+        'section',
+        { 'aria-labelledby': 'steps-title' },
+        h('h2', { id: 'steps-title' }, 'Plan and progress'),
+        [...batches]
+          .sort((a, b) => a[0] - b[0])
+          .map(([b, steps]) => h('div', { class: 'batch' }, h('h3', {}, `Batch ${b + 1}`), steps.map(stepRow))),
+      ),
     );
   }
 
@@ -153,8 +213,14 @@ export async function upgradeView(view, upgradeId, isCurrent) {
   view.append(
     h('p', {}, h('a', { href: `#/clusters/${upgrade.clusterId}` }, '← Cluster')),
     h('h1', {}, `Upgrade to ${upgrade.packageVersion} `, status),
-    overall, reason, planHead, buttons, planSteps,
-    h('h2', {}, 'Events'), log.element, log.caption,
+    overall,
+    reason,
+    planHead,
+    buttons,
+    planSteps,
+    h('h2', {}, 'Events'),
+    log.element,
+    log.caption,
   );
   drawPlan(upgrade);
   setStatus(upgrade);
@@ -163,7 +229,8 @@ export async function upgradeView(view, upgradeId, isCurrent) {
     // A history that could not be read to its end is not lost: the stream replays what follows the
     // last event read (everything, if none was).
     const lastId = await history.catch((error) => {
-      if (isCurrent()) toast(`The upgrade's history could not be read (${describeError(error)}): it comes over the stream instead.`);
+      if (isCurrent())
+        toast(`The upgrade's history could not be read (${describeError(error)}): it comes over the stream instead.`);
       return fold.lastId;
     });
     if (!isCurrent()) return; // a later render took over: do not open a stream for this one
@@ -175,25 +242,34 @@ export async function upgradeView(view, upgradeId, isCurrent) {
     setPercent(fold.percent);
     let streamStatus = fold.status?.data.status ?? upgrade.status;
     // A retry read in the history after the plan was: its new steps are not drawn yet.
-    if (fold.retriedAfter !== null && [...fold.steps].some(([stepId, e]) => e.id > fold.retriedAfter && !rows.has(stepId))) reloadPlan();
+    if (
+      fold.retriedAfter !== null &&
+      [...fold.steps].some(([stepId, e]) => e.id > fold.retriedAfter && !rows.has(stepId))
+    )
+      reloadPlan();
     // follow: the stream stays open after the upgrade ended, so a retry started elsewhere shows here.
-    follow('upgrade', upgradeId, {
-      onEvent(e) {
-        const d = e.data;
-        if (e.type === 'task.progress') {
-          rows.get(d.stepId)?.(d);
-          reading?.events.push(d);
-          setPercent(d.upgradePercent);
-        }
-        if (e.type === 'upgrade.status') {
-          setStatus(d);
-          // A retry: its steps are new ones (a switchover may come first), so the plan is read again.
-          if (ENDED.includes(streamStatus) && d.status === 'running') reloadPlan();
-          streamStatus = d.status;
-        }
-        log.add([e]);
+    follow(
+      'upgrade',
+      upgradeId,
+      {
+        onEvent(e) {
+          const d = e.data;
+          if (e.type === 'task.progress') {
+            rows.get(d.stepId)?.(d);
+            reading?.events.push(d);
+            setPercent(d.upgradePercent);
+          }
+          if (e.type === 'upgrade.status') {
+            setStatus(d);
+            // A retry: its steps are new ones (a switchover may come first), so the plan is read again.
+            if (ENDED.includes(streamStatus) && d.status === 'running') reloadPlan();
+            streamStatus = d.status;
+          }
+          log.add([e]);
+        },
       },
-    }, { follow: true, afterId: lastId });
+      { follow: true, afterId: lastId },
+    );
   })();
 }
 
@@ -228,7 +304,8 @@ function historyFold() {
         fold.steps.set(e.data.stepId, e);
         if (typeof e.data.upgradePercent === 'number') fold.percent = e.data.upgradePercent;
       } else if (e.type === 'upgrade.status') {
-        if (fold.status && ENDED.includes(fold.status.data.status) && e.data.status === 'running') fold.retriedAfter = fold.status.id;
+        if (fold.status && ENDED.includes(fold.status.data.status) && e.data.status === 'running')
+          fold.retriedAfter = fold.status.id;
         fold.status = e;
         if (typeof e.data.percent === 'number') fold.percent = e.data.percent;
       }
@@ -240,9 +317,13 @@ function historyFold() {
 /** An event as a line of the log (without its id and time). */
 function describeEvent(e, who) {
   const d = e.data;
-  return e.type === 'task.progress' ? `${who(d.agentId)} ${d.kind} ${d.status}${d.phase ? ' ' + d.phase : ''} ${d.percent}%${d.message ? ` (${d.message})` : ''}`
-    : e.type === 'upgrade.status' ? `upgrade ${d.status} ${d.percent}%`
-    : e.type === 'pair.switchover' ? `${who(d.activeAgentId)} took over from ${who(d.standbyAgentId)} (${d.failoverGroup})`
-    : e.type === 'command.status' ? `${who(d.agentId)} ${d.type} command ${d.status}${d.version ? ' ' + d.version : ''}${d.error ? `: ${d.error}` : ''}`
-    : `${e.type} ${JSON.stringify(d)}`;
+  return e.type === 'task.progress'
+    ? `${who(d.agentId)} ${d.kind} ${d.status}${d.phase ? ' ' + d.phase : ''} ${d.percent}%${d.message ? ` (${d.message})` : ''}`
+    : e.type === 'upgrade.status'
+      ? `upgrade ${d.status} ${d.percent}%`
+      : e.type === 'pair.switchover'
+        ? `${who(d.activeAgentId)} took over from ${who(d.standbyAgentId)} (${d.failoverGroup})`
+        : e.type === 'command.status'
+          ? `${who(d.agentId)} ${d.type} command ${d.status}${d.version ? ' ' + d.version : ''}${d.error ? `: ${d.error}` : ''}`
+          : `${e.type} ${JSON.stringify(d)}`;
 }

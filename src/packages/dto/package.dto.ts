@@ -37,13 +37,23 @@ export class PackageDto {
   @ApiProperty({ enum: PACKAGE_STATUSES, enumName: 'PackageStatus' }) status: PackageStatus;
   @ApiProperty() sha256: string;
   @ApiProperty() size: number;
-  @ApiProperty({ type: 'object', additionalProperties: true, example: { fromVersion: '>=10.1.0 <10.3.0', minFreeDiskMb: 512, os: ['linux'] } }) prerequisites: Prerequisites;
+  @ApiProperty({
+    type: 'object',
+    additionalProperties: true,
+    example: { fromVersion: '>=10.1.0 <10.3.0', minFreeDiskMb: 512, os: ['linux'] },
+  })
+  prerequisites: Prerequisites;
   @ApiProperty({ type: String, nullable: true }) migration: string | null;
   @ApiProperty({ type: String, nullable: true }) notes: string | null;
   @ApiProperty({ format: 'date-time' }) uploadedAt: string;
   @ApiProperty({ type: String, nullable: true, format: 'date-time' }) completedAt: string | null;
   @ApiProperty({ type: String, nullable: true, format: 'uuid' }) usedByUpgradeId: string | null;
-  @ApiProperty({ type: 'array', items: { type: 'object' }, description: 'Agents that could not be checked (unknown version or facts).' }) warnings: PrerequisiteWarning[];
+  @ApiProperty({
+    type: 'array',
+    items: { type: 'object' },
+    description: 'Agents that could not be checked (unknown version or facts).',
+  })
+  warnings: PrerequisiteWarning[];
 }
 
 export class PackagePageDto {
@@ -76,5 +86,6 @@ export function toPackageDto(pkg: Package): PackageDto {
 /** mode=install's answer: the package, and the upgrade created with it in the same transaction. */
 export class InstalledPackageDto {
   @ApiProperty({ type: () => PackageDto }) package: PackageDto;
-  @ApiProperty({ allOf: [{ $ref: '#/components/schemas/UpgradeDto' }], description: 'The upgrade created with it.' }) upgrade: unknown;
+  @ApiProperty({ allOf: [{ $ref: '#/components/schemas/UpgradeDto' }], description: 'The upgrade created with it.' })
+  upgrade: unknown;
 }

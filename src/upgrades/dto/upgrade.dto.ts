@@ -5,13 +5,29 @@ import { UpgradeOptionsDto } from '../../cluster/dto/upgrade-options.dto';
 import { PageQuery } from '../../common/page-query';
 import { IsDateTime, IsHostOrIp } from '../../common/validators';
 import type { PlanNotice, RunWhen, StepKind } from '../../policies/planner';
-import { CONCRETE_POLICIES, FAILOVER_POLICIES, type ConcretePolicy, type FailoverPolicy, type UpgradeOptions } from '../../policies/upgrade-options';
+import {
+  CONCRETE_POLICIES,
+  FAILOVER_POLICIES,
+  type ConcretePolicy,
+  type FailoverPolicy,
+  type UpgradeOptions,
+} from '../../policies/upgrade-options';
 import type { PrerequisiteResult } from '../../packages/prerequisites';
-import { Upgrade, UPGRADE_ORIGINS, UPGRADE_STATUSES, type UpgradeOrigin, type UpgradeStatus, type UpgradeTarget } from '../upgrade.entity';
+import {
+  Upgrade,
+  UPGRADE_ORIGINS,
+  UPGRADE_STATUSES,
+  type UpgradeOrigin,
+  type UpgradeStatus,
+  type UpgradeTarget,
+} from '../upgrade.entity';
 import { STEP_STATUSES, UpgradeStep, WAIT_REASONS, type StepStatus, type WaitReason } from '../upgrade-step.entity';
 
 export class UpgradeTargetDto {
-  @ApiPropertyOptional({ enum: [true], description: 'Every agent of the cluster; the cluster then targets the package version.' })
+  @ApiPropertyOptional({
+    enum: [true],
+    description: 'Every agent of the cluster; the cluster then targets the package version.',
+  })
   @IsOptional()
   @IsIn([true], { message: 'target.all must be true when given; name agents with agentIds or addresses instead' })
   all?: boolean;
@@ -23,7 +39,10 @@ export class UpgradeTargetDto {
   @IsUUID('all', { each: true, message: 'each of agentIds must be an agent id (a UUID)' })
   agentIds?: string[];
 
-  @ApiPropertyOptional({ type: [String], description: "Agents by address (host name or IP), as reference 001's external IP." })
+  @ApiPropertyOptional({
+    type: [String],
+    description: "Agents by address (host name or IP), as reference 001's external IP.",
+  })
   @IsOptional()
   @IsArray({ message: 'addresses must be an array of host names or IP addresses' })
   @ArrayMaxSize(100_000)
@@ -47,7 +66,10 @@ export class CreateUpgradeDto {
   @IsIn(FAILOVER_POLICIES, { message: `policy must be one of: ${FAILOVER_POLICIES.join(', ')}` })
   policy?: FailoverPolicy;
 
-  @ApiPropertyOptional({ type: UpgradeOptionsDto, description: "Absent fields come from the cluster's default options." })
+  @ApiPropertyOptional({
+    type: UpgradeOptionsDto,
+    description: "Absent fields come from the cluster's default options.",
+  })
   @IsOptional()
   @ValidateNested()
   @Type(() => UpgradeOptionsDto)
@@ -56,7 +78,10 @@ export class CreateUpgradeDto {
   @ApiPropertyOptional({ format: 'date-time', description: 'Start later (ISO-8601); absent = now.' })
   @IsOptional()
   @IsDateTime({ message: 'scheduledAt must be an ISO-8601 date and time such as 2026-12-01T02:00:00Z' })
-  @IsISO8601({ strict: true }, { message: 'scheduledAt must be an ISO-8601 date and time such as 2026-12-01T02:00:00Z' })
+  @IsISO8601(
+    { strict: true },
+    { message: 'scheduledAt must be an ISO-8601 date and time such as 2026-12-01T02:00:00Z' },
+  )
   scheduledAt?: string;
 }
 
@@ -69,7 +94,10 @@ export class ListUpgradesQuery extends PageQuery {
   @IsIn(UPGRADE_STATUSES, { message: `status must be one of: ${UPGRADE_STATUSES.join(', ')}` })
   status?: UpgradeStatus;
 
-  @ApiPropertyOptional({ format: 'uuid', description: 'Only upgrades with a step for this agent (upgrading it, or taking over from it).' })
+  @ApiPropertyOptional({
+    format: 'uuid',
+    description: 'Only upgrades with a step for this agent (upgrading it, or taking over from it).',
+  })
   @IsOptional()
   @IsUUID('all', { message: 'agentId must be the UUID of an agent' })
   agentId?: string;
@@ -78,20 +106,32 @@ export class ListUpgradesQuery extends PageQuery {
 export class StepDto {
   @ApiProperty({ description: 'A UUID; in a preview, a key naming the step.' }) id: string;
   @ApiProperty({ enum: ['upgrade', 'switchover', 'switchback', 'manual'] }) kind: StepKind;
-  @ApiProperty({ type: String, nullable: true, format: 'uuid', description: 'The agent upgraded, or taking over.' }) agentId: string | null;
-  @ApiProperty({ type: String, nullable: true, format: 'uuid', description: 'In a switchover or switchback, the agent handing over.' }) fromAgentId: string | null;
+  @ApiProperty({ type: String, nullable: true, format: 'uuid', description: 'The agent upgraded, or taking over.' })
+  agentId: string | null;
+  @ApiProperty({
+    type: String,
+    nullable: true,
+    format: 'uuid',
+    description: 'In a switchover or switchback, the agent handing over.',
+  })
+  fromAgentId: string | null;
   @ApiProperty({ type: String, nullable: true }) failoverGroup: string | null;
   @ApiProperty() unit: number;
   @ApiProperty() batch: number;
   @ApiProperty({ type: [String] }) dependsOn: string[];
-  @ApiProperty({ enum: ['succeeded', 'failed', 'ended'], description: 'Runs when its dependencies succeeded, failed, or ended either way.' }) runWhen: RunWhen;
+  @ApiProperty({
+    enum: ['succeeded', 'failed', 'ended'],
+    description: 'Runs when its dependencies succeeded, failed, or ended either way.',
+  })
+  runWhen: RunWhen;
   @ApiProperty({ enum: STEP_STATUSES, enumName: 'StepStatus' }) status: StepStatus;
   @ApiProperty({
     type: String,
     nullable: true,
     // OpenAPI 3.0: a nullable enum lists null among its values, or null fails it.
     enum: [...WAIT_REASONS, null],
-    description: 'online, idle: its agent; pickup: the agent has not fetched its command yet; gate: a switchover check; peer: a serving pair member waits until its peer can take over; dependencies: earlier steps.',
+    description:
+      'online, idle: its agent; pickup: the agent has not fetched its command yet; gate: a switchover check; peer: a serving pair member waits until its peer can take over; dependencies: earlier steps.',
   })
   waitingFor: WaitReason | null;
   @ApiProperty({ type: String, nullable: true }) phase: string | null;
@@ -99,8 +139,17 @@ export class StepDto {
   @ApiProperty() attempts: number;
   @ApiProperty({ type: String, nullable: true }) note: string | null;
   @ApiProperty({ type: String, nullable: true }) error: string | null;
-  @ApiProperty({ type: String, nullable: true, description: "The agent's last progress message, e.g. \"downloaded 50%\"." }) message: string | null;
-  @ApiProperty({ type: [String], description: 'What the agent reported with its end: options not applied and why, a reboot, services.' }) agentNotes: string[];
+  @ApiProperty({
+    type: String,
+    nullable: true,
+    description: 'The agent\'s last progress message, e.g. "downloaded 50%".',
+  })
+  message: string | null;
+  @ApiProperty({
+    type: [String],
+    description: 'What the agent reported with its end: options not applied and why, a reboot, services.',
+  })
+  agentNotes: string[];
   @ApiProperty({ type: String, nullable: true, format: 'date-time' }) startedAt: string | null;
   @ApiProperty({ type: String, nullable: true, format: 'date-time' }) endedAt: string | null;
 }
@@ -123,13 +172,19 @@ export class UpgradeDto {
   @ApiProperty({ enum: CONCRETE_POLICIES, description: 'The policy it resolved to.' }) resolvedPolicy: ConcretePolicy;
   @ApiProperty({ type: UpgradeOptionsDto }) options: UpgradeOptions;
   @ApiProperty() units: number;
-  @ApiProperty({ type: Number, nullable: true, description: 'Failed units after which no new unit starts; null = no limit.' }) failureLimit: number | null;
+  @ApiProperty({
+    type: Number,
+    nullable: true,
+    description: 'Failed units after which no new unit starts; null = no limit.',
+  })
+  failureLimit: number | null;
   @ApiProperty({ type: String, nullable: true, format: 'date-time' }) scheduledAt: string | null;
   @ApiProperty({ type: String, nullable: true, format: 'date-time' }) startedAt: string | null;
   @ApiProperty({ type: String, nullable: true, format: 'date-time' }) finishedAt: string | null;
   @ApiProperty({ format: 'date-time' }) createdAt: string;
   @ApiProperty() percent: number;
-  @ApiProperty({ type: String, nullable: true, description: 'Why it paused, failed or was cancelled.' }) reason: string | null;
+  @ApiProperty({ type: String, nullable: true, description: 'Why it paused, failed or was cancelled.' }) reason:
+    string | null;
   @ApiProperty({ type: [NoticeDto] }) warnings: PlanNotice[];
   @ApiPropertyOptional({ type: [StepDto], description: 'In plan order; absent in lists.' }) steps?: StepDto[];
 }
@@ -149,14 +204,24 @@ export class PreviewDto {
   @ApiProperty() maxParallel: number;
   @ApiProperty({ type: Number, nullable: true }) failureLimit: number | null;
   @ApiProperty({ type: [NoticeDto] }) warnings: PlanNotice[];
-  @ApiProperty({ type: [NoticeDto], description: 'Why creating this upgrade would be refused; empty when it would be accepted.' }) refusals: PlanNotice[];
-  @ApiProperty({ type: 'object', additionalProperties: true, description: 'Prerequisite failures (refusals) and unknowns (warnings) per agent.' }) prerequisites: PrerequisiteResult;
+  @ApiProperty({
+    type: [NoticeDto],
+    description: 'Why creating this upgrade would be refused; empty when it would be accepted.',
+  })
+  refusals: PlanNotice[];
+  @ApiProperty({
+    type: 'object',
+    additionalProperties: true,
+    description: 'Prerequisite failures (refusals) and unknowns (warnings) per agent.',
+  })
+  prerequisites: PrerequisiteResult;
 }
 
 export class MigrationDto {
   @ApiProperty({ format: 'uuid' }) commandId: string;
   @ApiProperty({ format: 'uuid' }) agentId: string;
-  @ApiProperty({ type: String, nullable: true, description: 'The installed version whose migration runs again.' }) version: string | null;
+  @ApiProperty({ type: String, nullable: true, description: 'The installed version whose migration runs again.' })
+  version: string | null;
   @ApiProperty() status: string;
 }
 

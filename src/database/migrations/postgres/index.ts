@@ -7,4 +7,12 @@ import { TokenExpiry1796174168207 } from './1796174168207-TokenExpiry';
 import { ReportIndexes1796190000000 } from './1796190000000-ReportIndexes';
 
 /** Applied in this order; add each generated migration here. */
-export const POSTGRES_MIGRATIONS = [Initial1795346133215, StreamTickets1795347938161, Packages1795349815524, Upgrades1795357903849, VersionModel1796164199781, TokenExpiry1796174168207, ReportIndexes1796190000000];
+export const POSTGRES_MIGRATIONS = [
+  Initial1795346133215,
+  StreamTickets1795347938161,
+  Packages1795349815524,
+  Upgrades1795357903849,
+  VersionModel1796164199781,
+  TokenExpiry1796174168207,
+  ReportIndexes1796190000000,
+];

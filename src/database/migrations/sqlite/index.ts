@@ -7,4 +7,12 @@ import { TokenExpiry1796174159207 } from './1796174159207-TokenExpiry';
 import { ReportIndexes1796190000000 } from './1796190000000-ReportIndexes';
 
 /** Applied in this order; add each generated migration here. */
-export const SQLITE_MIGRATIONS = [Initial1795346128061, StreamTickets1795347929513, Packages1795349806014, Upgrades1795357897136, VersionModel1796164184487, TokenExpiry1796174159207, ReportIndexes1796190000000];
+export const SQLITE_MIGRATIONS = [
+  Initial1795346128061,
+  StreamTickets1795347929513,
+  Packages1795349806014,
+  Upgrades1795357897136,
+  VersionModel1796164184487,
+  TokenExpiry1796174159207,
+  ReportIndexes1796190000000,
+];
