@@ -1,5 +1,5 @@
 import { plan, PlanAgent, PlanRequest, resolveFailureLimit, resolveParallel } from './planner';
-import { DEFAULT_UPGRADE_OPTIONS, type UpgradeOptions } from './upgrade-options';
+import { CONCRETE_POLICIES, DEFAULT_UPGRADE_OPTIONS, type UpgradeOptions } from './upgrade-options';
 
 const agent = (name: string, over: Partial<PlanAgent> = {}): PlanAgent => ({
   id: `id-${name}`,
@@ -51,7 +51,9 @@ describe('planner: policies and pair situations', () => {
   const mainOffline = [main('g', { online: false }), backup('g')];
   const backupMissing = [main('g')];
 
-  it.each([
+  // Each policy with a healthy pair, with either member offline and with a member missing: a new
+  // policy adds its rows here (the case after the table checks that every policy has some).
+  const cases = [
     ['simultaneous', healthy, ['upgrade g-backup pending', 'upgrade g-main pending'], []],
     ['simultaneous', backupOffline, ['upgrade g-backup pending', 'upgrade g-main pending'], ['AGENTS_OFFLINE']],
     ['simultaneous', mainOffline, ['upgrade g-backup pending', 'upgrade g-main pending'], ['AGENTS_OFFLINE']],
@@ -124,13 +126,18 @@ describe('planner: policies and pair situations', () => {
       ['PAIR_SERVING_OFFLINE', 'AGENTS_OFFLINE'],
     ],
     ['backup-first-switchback', [backup('g')], ['upgrade g-backup pending'], ['PAIR_INCOMPLETE']],
-  ] as const)('%s with %j', (policy, agents, steps, warnings) => {
+  ] as const;
+  it.each(cases)('%s with %j', (policy, agents, steps, warnings) => {
     const p = plan(request([...agents], { policy }));
     expect(p.resolvedPolicy).toBe(policy);
     expect(shape(p)).toEqual(steps);
     expect(codes(p)).toEqual(warnings);
     expect(p.refusals).toEqual([]);
     expect(p.units).toBe(1);
+  });
+
+  it('every policy has cases in the table above', () => {
+    expect(new Set(cases.map(([policy]) => policy))).toEqual(new Set(CONCRETE_POLICIES));
   });
 
   it('without switchBackOnFailure, backup-first has no switchback and switchback runs on success only', () => {
@@ -220,7 +227,7 @@ describe('planner: policies and pair situations', () => {
     );
   });
 
-  it.each(['simultaneous', 'backup-first', 'backup-first-switchback'] as const)(
+  it.each(CONCRETE_POLICIES)(
     '%s: a serving member targeted without its peer hands over to it first, and it is said',
     (policy) => {
       const all = [main('g'), backup('g')];

@@ -78,7 +78,39 @@ export interface Plan {
   refusals: PlanNotice[];
 }
 
-const isBackupFirst = (p: ConcretePolicy) => p === 'backup-first' || p === 'backup-first-switchback';
+/**
+ * What a failover policy does with a failover pair: every per-policy choice of the planner, one
+ * entry per policy. Standalone agents, and a pair member targeted without its peer, ignore the
+ * policy. To add a policy: its name in FAILOVER_POLICIES (upgrade-options.ts), which makes this
+ * table fail to compile until it has an entry, then its cases in planner.spec.ts
+ * (docs/ARCHITECTURE.md, "A failover policy").
+ */
+export interface PolicyRule {
+  /**
+   * `together`: both members upgrade at once (the pair does not serve meanwhile), unless the
+   * standby is on the version already or is a legacy agent (see pairSteps). `standby-first`: the
+   * standby upgrades, takes over (a switchover), and only then is the serving member upgraded.
+   */
+  order: 'together' | 'standby-first';
+  /**
+   * After a switchover, whether the serving member takes back over once it is upgraded: `always`
+   * (after its upgrade succeeded, and also after it failed with options.switchBackOnFailure), or
+   * `on-failure` (only after its upgrade failed, with options.switchBackOnFailure).
+   */
+  switchback: 'always' | 'on-failure';
+  /**
+   * A legacy policy keeps one member serving on the old version while the other runs the new one:
+   * across a major version the two may not talk to each other, so such a plan is refused
+   * (LEGACY_POLICY_ON_MAJOR) unless options.allowLegacyPolicyOnMajor.
+   */
+  legacy: boolean;
+}
+
+export const POLICY_RULES: Readonly<Record<ConcretePolicy, PolicyRule>> = {
+  simultaneous: { order: 'together', switchback: 'on-failure', legacy: false },
+  'backup-first': { order: 'standby-first', switchback: 'on-failure', legacy: true },
+  'backup-first-switchback': { order: 'standby-first', switchback: 'always', legacy: true },
+};
 
 /** What the package replaces on the agent: its core version, or its web-apps version. */
 export const installedOf = (
@@ -182,7 +214,7 @@ export function plan(request: PlanRequest): Plan {
     const installed = installedOf(a, pkg);
     return installed !== null && (majorOf(installed) ?? major) !== major;
   });
-  if (isBackupFirst(resolvedPolicy) && crossesMajor.length > 0 && !options.allowLegacyPolicyOnMajor) {
+  if (POLICY_RULES[resolvedPolicy].legacy && crossesMajor.length > 0 && !options.allowLegacyPolicyOnMajor) {
     refusals.push({
       code: 'LEGACY_POLICY_ON_MAJOR',
       message: `Policy ${resolvedPolicy} on a major-version upgrade to ${pkg.version}: use simultaneous, or set options.allowLegacyPolicyOnMajor to acknowledge the risk.`,
@@ -381,11 +413,10 @@ function takeoverStep(
 }
 
 /**
- * A pair. Under `simultaneous` both members upgrade at once. Under the backup-first policies the
- * standby member (the backup, unless the pair has switched over already) upgrades first, takes
- * over, and only then is the serving member touched; with switchback, the serving member takes
- * back over once it is upgraded; with `switchBackOnFailure`, it also does when its upgrade failed
- * and it rolled back (it serves again on the version it had, which the standby no longer runs).
+ * A pair, as its policy's rule says (POLICY_RULES). `together`: both members upgrade at once.
+ * `standby-first`: the standby member (the backup, unless the pair has switched over already)
+ * upgrades first, takes over, and only then is the serving member touched; then the switchback
+ * (switchbackStep).
  */
 function pairSteps(
   group: string,
@@ -395,6 +426,7 @@ function pairSteps(
   warn: (code: string, message: string, agents?: PlanAgent[]) => void,
 ): Unit['steps'] {
   const { pkg, options } = request;
+  const rule = POLICY_RULES[policy];
   const serving = members.find((a) => a.active) ?? members.find((a) => a.role === 'main')!;
   const standby = members.find((a) => a !== serving)!;
 
@@ -404,7 +436,7 @@ function pairSteps(
   // A legacy standby is upgraded by hand and cannot take over remotely: its serving member would
   // stop with nothing to serve, so under any policy the pair is then done by hand.
   const legacyStandby = !standby.remoteUpgrade && !alreadyOn(standby, pkg);
-  if (!isBackupFirst(policy) && !standbyDone && !legacyStandby)
+  if (rule.order === 'together' && !standbyDone && !legacyStandby)
     return [singleStep(standby, pkg), singleStep(serving, pkg)];
 
   const legacy = members.filter((a) => !a.remoteUpgrade && !alreadyOn(a, pkg));
@@ -447,16 +479,9 @@ function pairSteps(
   const first = singleStep(standby, pkg);
   const second = singleStep(serving, pkg);
   if (second.status === 'skipped') return [first, second]; // the serving member is on the version: no switchover needed
-  const takeover = (
-    kind: 'switchover' | 'switchback',
-    to: PlanAgent,
-    from: PlanAgent,
-    dependsOn: string[],
-    runWhen: RunWhen,
-    note: string | null,
-  ) => takeoverStep(kind, group, to, from, dependsOn, runWhen, note);
-  const switchover = takeover(
+  const switchover = takeoverStep(
     'switchover',
+    group,
     standby,
     serving,
     [first.key],
@@ -464,30 +489,32 @@ function pairSteps(
     `${standby.name} takes over from ${serving.name}`,
   );
   const steps: Unit['steps'] = [first, switchover, { ...second, dependsOn: [switchover.key] }];
-  if (policy === 'backup-first-switchback') {
-    steps.push(
-      takeover(
-        'switchback',
-        serving,
-        standby,
-        [second.key],
-        options.switchBackOnFailure ? 'ended' : 'succeeded',
-        `${serving.name} takes back over from ${standby.name}`,
-      ),
-    );
-  } else if (options.switchBackOnFailure) {
-    steps.push(
-      takeover(
-        'switchback',
-        serving,
-        standby,
-        [second.key],
-        'failed',
-        `only if the upgrade of ${serving.name} fails: it takes back over on the version it rolled back to`,
-      ),
-    );
-  }
+  const switchback = switchbackStep(rule, group, serving, standby, second.key, options);
+  if (switchback) steps.push(switchback);
   return steps;
+}
+
+/**
+ * The serving member taking back over from the standby once its own upgrade (`upgradeKey`) ended,
+ * or null. With `switchBackOnFailure` it also does when its upgrade failed and it rolled back: it
+ * serves again on the version it had, which the standby no longer runs.
+ */
+function switchbackStep(
+  rule: PolicyRule,
+  group: string,
+  serving: PlanAgent,
+  standby: PlanAgent,
+  upgradeKey: string,
+  options: UpgradeOptions,
+): Unit['steps'][number] | null {
+  if (rule.switchback === 'always') {
+    const runWhen = options.switchBackOnFailure ? 'ended' : 'succeeded';
+    const note = `${serving.name} takes back over from ${standby.name}`;
+    return takeoverStep('switchback', group, serving, standby, [upgradeKey], runWhen, note);
+  }
+  if (!options.switchBackOnFailure) return null;
+  const note = `only if the upgrade of ${serving.name} fails: it takes back over on the version it rolled back to`;
+  return takeoverStep('switchback', group, serving, standby, [upgradeKey], 'failed', note);
 }
 
 function addAgentWarnings(

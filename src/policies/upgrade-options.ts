@@ -2,6 +2,10 @@
  * Failover policies and upgrade options: plain types and defaults, shared by the cluster (its
  * defaults), the planner and the upgrades module. No Nest, no I/O.
  */
+/**
+ * The policies a request may name. What each does with a pair is its entry in POLICY_RULES
+ * (planner.ts); the DTOs' enums follow this list (docs/ARCHITECTURE.md, "A failover policy").
+ */
 export const FAILOVER_POLICIES = ['default', 'simultaneous', 'backup-first', 'backup-first-switchback'] as const;
 export type FailoverPolicy = (typeof FAILOVER_POLICIES)[number];
 /** A policy a cluster can hold as its default: every policy but `default` itself. */

@@ -9,7 +9,13 @@ import { AgentsService } from '../../src/cluster/agents.service';
 import { Cluster } from '../../src/cluster/cluster.entity';
 import { ManualClock } from '../../src/common/clock';
 import { DomainError } from '../../src/common/errors';
-import type { ConcretePolicy, FailoverPolicy } from '../../src/policies/upgrade-options';
+import { POLICY_RULES } from '../../src/policies/planner';
+import {
+  CONCRETE_POLICIES,
+  FAILOVER_POLICIES,
+  type ConcretePolicy,
+  type FailoverPolicy,
+} from '../../src/policies/upgrade-options';
 import { AutoUpgrader } from '../../src/upgrades/auto-upgrader';
 import { UpgradeExecutor } from '../../src/upgrades/upgrade-executor';
 import { Upgrade } from '../../src/upgrades/upgrade.entity';
@@ -86,7 +92,7 @@ const upgradeOp: fc.Arbitrary<Extract<SimOp, { type: 'upgrade' }>> = fc.record({
   type: fc.constant('upgrade' as const),
   kind: fc.constantFrom('full' as const, 'full' as const, 'webapps' as const),
   subset: fc.option(fc.integer({ min: 1, max: 255 }), { freq: 2 }),
-  policy: fc.constantFrom<FailoverPolicy>('default', 'simultaneous', 'backup-first', 'backup-first-switchback'),
+  policy: fc.constantFrom(...FAILOVER_POLICIES),
   maxParallel: fc.integer({ min: 0, max: 2 }),
   failureThreshold: fc.integer({ min: 0, max: 2 }),
   pauseAt: fc.option(fc.integer({ min: 0, max: 4 }), { freq: 4 }),
@@ -103,7 +109,7 @@ const op: fc.Arbitrary<SimOp> = fc.oneof(
 );
 
 export const simCase: fc.Arbitrary<SimCase> = fc.record({
-  defaultPolicy: fc.constantFrom<ConcretePolicy>('simultaneous', 'backup-first', 'backup-first-switchback'),
+  defaultPolicy: fc.constantFrom(...CONCRETE_POLICIES),
   units: fc.array(unit, { minLength: 1, maxLength: 4 }),
   // An upgrade first, so that retries and "upgrade now" that follow have something to act on.
   ops: fc.tuple(upgradeOp, fc.array(op, { maxLength: 3 })).map(([first, rest]) => [first, ...rest]),
@@ -375,9 +381,11 @@ export class Simulation {
     if (!peer) return;
     const upgrade = await this.t.db.reader.findOneBy(Upgrade, { id: upgradeId });
     const peerSteps = await this.t.db.reader.findBy(UpgradeStep, { upgradeId, agentId: peer.id, kind: 'upgrade' });
-    // Upgraded with it: the peer's step runs, ran, or may start now (nothing planned before it).
+    // Upgraded with it: under a policy that upgrades both members together, the peer's step runs,
+    // ran, or may start now (nothing planned before it).
     const withIt =
-      upgrade?.resolvedPolicy === 'simultaneous' &&
+      !!upgrade &&
+      POLICY_RULES[upgrade.resolvedPolicy].order === 'together' &&
       peerSteps.some(
         (s) =>
           ['running', 'succeeded'].includes(s.status) ||
@@ -395,39 +403,7 @@ export class Simulation {
     const cluster = (await this.t.db.reader.findOneBy(Cluster, { id: this.clusterId }))!;
     const rows = await this.t.db.reader.findBy(Agent, { clusterId: this.clusterId });
     const upgrades = await this.t.db.reader.findBy(Upgrade, { clusterId: this.clusterId });
-    for (const upgrade of upgrades) {
-      if (['running', 'paused', 'scheduled'].includes(upgrade.status)) {
-        const steps = await this.t.db.reader.find(UpgradeStep, {
-          where: { upgradeId: upgrade.id },
-          order: { ordinal: 'ASC' },
-        });
-        const name = (id: string) => this.agents.find((a) => a.id === id)?.name ?? id;
-        const shown = steps
-          .map((s) => `${s.kind} ${name(s.agentId)} ${s.status}${s.waitingFor ? `/${s.waitingFor}` : ''}`)
-          .join(', ');
-        this.violations.push(
-          `${upgrade.origin} upgrade ${upgrade.id} (${upgrade.resolvedPolicy}) still ${upgrade.status} after the world settled: ${shown}`,
-        );
-      }
-      if (upgrade.origin === 'request' || upgrade.origin === 'install') continue;
-      const steps = await this.t.db.reader.findBy(UpgradeStep, { upgradeId: upgrade.id });
-      if (!steps.some((s) => s.kind === 'upgrade' && s.status !== 'skipped'))
-        this.violations.push(`${upgrade.origin} upgrade ${upgrade.id} had nothing to do`);
-    }
-    const behind = (a: Agent) => behindOn(a, cluster.targetVersion, cluster.webappsTargetVersion) !== null;
-    // Held back for a reason only a person can lift (or that lasts): never expected to converge by itself.
-    const stuck = (a: Agent): string | null =>
-      !a.remoteUpgrade
-        ? 'legacy'
-        : !a.autoUpgrade
-          ? 'auto-upgrade off'
-          : a.lastUpgradeFailed
-            ? 'failed'
-            : a.autoUpgradeBlocked && a.autoUpgradeRetryAt === null
-              ? 'left behind'
-              : !a.online
-                ? 'offline'
-                : null;
+    for (const upgrade of upgrades) await this.checkUpgradeEnded(upgrade);
     await this.checkAutoUpgradeBackOff(upgrades);
     for (const sim of this.agents) {
       const row = rows.find((a) => a.id === sim.id);
@@ -438,40 +414,69 @@ export class Simulation {
     SimStats.missedSteps += await this.t.db.reader.count(UpgradeStep, {
       where: { upgradeId: In(upgrades.map((u) => u.id)), status: 'missed' },
     });
-    for (const a of rows) {
-      SimStats.agents++;
-      if (!behind(a)) SimStats.onTargets++;
-      if (!behind(a)) continue;
-      const reason = stuck(a) ?? (a.autoUpgradeBlocked ? 'blocked' : null);
-      SimStats.heldBack[reason ?? 'none'] = (SimStats.heldBack[reason ?? 'none'] ?? 0) + 1;
-      if (!reason) {
-        this.violations.push(
-          `${a.name} is not on the targets (${a.version}/${a.webappsVersion} vs ${cluster.targetVersion}/${cluster.webappsTargetVersion}) and shows no reason (state ${a.state}, ${a.versionStatus})`,
-        );
-        continue;
-      }
-      if (reason === 'blocked') {
-        // Only a serving member waiting for a peer that is itself stuck may stay blocked this long.
-        // Only a pair member whose peer is itself stuck, or cannot take over, may stay blocked this long.
-        const peer = a.failoverGroup
-          ? rows.find((m) => m.failoverGroup === a.failoverGroup && m.id !== a.id)
-          : undefined;
-        const peerRefuses = !!peer && !!this.agents.find((s) => s.id === peer.id)?.spec.refusesTakeover;
-        const peerStuck = !!peer && (stuck(peer) !== null || peer.autoUpgradeBlocked !== null);
-        if (!peerRefuses && !(a.autoUpgradeBlocked!.startsWith('serves failover group') && peerStuck)) {
-          this.violations.push(
-            `${a.name} did not converge: still held back after every back-off ran out (${a.autoUpgradeBlocked})`,
-          );
-        }
-      }
-      const failedStep = a.lastUpgradeFailed
-        ? await this.t.db.reader.findOne(UpgradeStep, {
-            where: { agentId: a.id, status: In(['failed', 'rolled-back']) },
-          })
-        : true;
-      if (!failedStep || (failedStep !== true && !failedStep.error))
-        this.violations.push(`${a.name} shows failed but no step of it records an error`);
+    for (const a of rows) await this.checkConverged(a, rows, cluster);
+  }
+
+  /** No upgrade is left running once the world settled, and an automatic one had something to do. */
+  private async checkUpgradeEnded(upgrade: Upgrade): Promise<void> {
+    if (['running', 'paused', 'scheduled'].includes(upgrade.status)) {
+      const steps = await this.t.db.reader.find(UpgradeStep, {
+        where: { upgradeId: upgrade.id },
+        order: { ordinal: 'ASC' },
+      });
+      const name = (id: string) => this.agents.find((a) => a.id === id)?.name ?? id;
+      const shown = steps
+        .map((s) => `${s.kind} ${name(s.agentId)} ${s.status}${s.waitingFor ? `/${s.waitingFor}` : ''}`)
+        .join(', ');
+      this.violations.push(
+        `${upgrade.origin} upgrade ${upgrade.id} (${upgrade.resolvedPolicy}) still ${upgrade.status} after the world settled: ${shown}`,
+      );
     }
+    if (upgrade.origin === 'request' || upgrade.origin === 'install') return;
+    const steps = await this.t.db.reader.findBy(UpgradeStep, { upgradeId: upgrade.id });
+    if (!steps.some((s) => s.kind === 'upgrade' && s.status !== 'skipped'))
+      this.violations.push(`${upgrade.origin} upgrade ${upgrade.id} had nothing to do`);
+  }
+
+  /** An agent off the cluster's targets says why, and one shown failed has a step that records the error. */
+  private async checkConverged(a: Agent, rows: Agent[], cluster: Cluster): Promise<void> {
+    SimStats.agents++;
+    if (behindOn(a, cluster.targetVersion, cluster.webappsTargetVersion) === null) {
+      SimStats.onTargets++;
+      return;
+    }
+    const reason = heldBackBy(a) ?? (a.autoUpgradeBlocked ? 'blocked' : null);
+    SimStats.heldBack[reason ?? 'none'] = (SimStats.heldBack[reason ?? 'none'] ?? 0) + 1;
+    if (!reason) {
+      this.violations.push(
+        `${a.name} is not on the targets (${a.version}/${a.webappsVersion} vs ${cluster.targetVersion}/${cluster.webappsTargetVersion}) and shows no reason (state ${a.state}, ${a.versionStatus})`,
+      );
+      return;
+    }
+    if (reason === 'blocked' && !this.mayStayBlocked(a, rows)) {
+      this.violations.push(
+        `${a.name} did not converge: still held back after every back-off ran out (${a.autoUpgradeBlocked})`,
+      );
+    }
+    const failedStep = a.lastUpgradeFailed
+      ? await this.t.db.reader.findOne(UpgradeStep, {
+          where: { agentId: a.id, status: In(['failed', 'rolled-back']) },
+        })
+      : true;
+    if (!failedStep || (failedStep !== true && !failedStep.error))
+      this.violations.push(`${a.name} shows failed but no step of it records an error`);
+  }
+
+  /**
+   * Only a pair member whose peer cannot take over, or a serving member waiting for a peer that is
+   * itself stuck, may stay blocked after every back-off ran out.
+   */
+  private mayStayBlocked(a: Agent, rows: Agent[]): boolean {
+    const peer = a.failoverGroup ? rows.find((m) => m.failoverGroup === a.failoverGroup && m.id !== a.id) : undefined;
+    if (!peer) return false;
+    if (this.agents.find((s) => s.id === peer.id)?.spec.refusesTakeover) return true;
+    const peerStuck = heldBackBy(peer) !== null || peer.autoUpgradeBlocked !== null;
+    return a.autoUpgradeBlocked!.startsWith('serves failover group') && peerStuck;
   }
 
   /**
@@ -533,4 +538,14 @@ export class Simulation {
       throw error;
     }
   }
+}
+
+/** Held back for a reason only a person can lift (or that lasts): never expected to converge by itself. */
+function heldBackBy(a: Agent): string | null {
+  if (!a.remoteUpgrade) return 'legacy';
+  if (!a.autoUpgrade) return 'auto-upgrade off';
+  if (a.lastUpgradeFailed) return 'failed';
+  if (a.autoUpgradeBlocked && a.autoUpgradeRetryAt === null) return 'left behind';
+  if (!a.online) return 'offline';
+  return null;
 }
