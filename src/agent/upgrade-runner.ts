@@ -47,163 +47,202 @@ export class UpgradeRunner {
   ) {}
 
   async run(command: UpgradeCommand, report: Report): Promise<Outcome> {
-    const phases = command.phases;
-    const options = command.options ?? {};
-    // The package is downloaded and unpacked before the product is stopped, to keep the downtime short.
-    const order = UPGRADE_PHASES.filter((p) => phases.includes(p)) as string[];
-    const step = (phase: string) => Math.floor((Math.max(0, order.indexOf(phase)) / order.length) * 100);
-    const oldVersion = this.home.currentVersion();
-    const oldWebapps = this.home.webappsVersion();
-    // What the command changes, as it was: reported after a failure (the web apps may have had none).
-    const installedBefore = command.kind === 'webapps' ? oldWebapps : oldVersion;
-    const services = Array.isArray(options.stopServices) ? options.stopServices.map(String) : [];
-    let stopped = false;
-    let backup: string | null = null;
-    let journal: UpgradeJournal | null = null;
-    let current = 'precheck';
+    const attempt = new Attempt(command, report, this.home);
     let outcome: Outcome;
-    const notes: string[] = [];
-    const note = async (phase: string, text: string) => {
-      notes.push(text);
-      await report(phase, step(order.includes(phase) ? phase : current), text.slice(0, MAX_NOTE_LENGTH));
-    };
     try {
-      current = 'precheck';
-      await report('precheck', step('precheck'));
-      const unknown = Object.keys(options.agentOptions ?? {}).filter((k) => !KNOWN_AGENT_OPTIONS.includes(k));
-      if (unknown.length) await note('precheck', `agentOptions not understood and not applied: ${unknown.join(', ')}`);
-      if (services.length && !this.host.serviceCommand)
-        await note('precheck', `stopServices ${services.join(', ')} not applied: this agent has no --service-command`);
-      if (options.rebootAfter && !this.host.rebootCommand)
-        await note('precheck', 'rebootAfter not applied: this agent has no --reboot-command; the host is not rebooted');
-      const delay = delayedStart(options);
-      for (const text of delay.notes) await note('precheck', text);
-      if (delay.seconds > 0 && !phases.includes('start'))
-        await note('precheck', `delayedStartS ${delay.seconds} not applied: this upgrade does not start the product`);
-      for (const text of this.precheck(command, this.host.serviceCommand ? services : [])) await note('precheck', text);
-
-      if (phases.includes('backup')) {
-        current = 'backup';
-        await report('backup', step('backup'));
-        backup = path.join(this.home.backupsDir, new Date().toISOString().replace(/[:.]/g, '-'));
-        fs.cpSync(this.home.dataDir, backup, { recursive: true, preserveTimestamps: true });
-      }
-
-      current = 'install';
-      await report('install', step('install'), 'downloading');
-      const file = await downloadPackage({
-        url: `${this.server}${command.downloadPath}`,
-        token: this.token,
-        sha256: command.sha256,
-        size: command.size,
-        dir: this.home.downloadsDir,
-        onProgress: (p) => void report('install', step('install'), `downloaded ${p}%`).catch(() => undefined),
-      });
-      // Unpacked beside the running version before anything is stopped.
-      const target =
-        command.kind === 'webapps'
-          ? path.join(this.home.dir, 'webapps', command.toVersion)
-          : this.home.versionDir(command.toVersion);
-      await unpackSafely(file, target);
-
-      current = 'stop';
-      await report('stop', step('stop'));
-      // From here a crash must be undone on restart: the journal says how (see recoverInterrupted).
-      const written: UpgradeJournal = {
-        commandId: command.id,
-        kind: command.kind,
-        oldVersion,
-        oldWebapps,
-        backup,
-        phase: 'stop',
-        stoppedServices: [],
-      };
-      journal = written;
-      const saveJournal = () => writeJsonAtomic(this.home.journalFile, written);
-      saveJournal();
-      if (this.host.serviceCommand && services.length) {
-        const done: string[] = [];
-        for (const name of services) {
-          // Recorded before it is stopped: a crash in the middle still starts it again on restart.
-          written.stoppedServices = [...done, name];
-          saveJournal();
-          await report('stop', step('stop'), `stopping service ${name}`);
-          try {
-            await this.host.service('stop', name);
-          } catch (error) {
-            written.stoppedServices = done;
-            throw error;
-          }
-          done.push(name);
-        }
-        await note('stop', `services stopped before the product: ${done.join(', ')}`);
-      }
-      await this.product.stop();
-      stopped = true;
-
-      if (phases.includes('migrate') && command.migration) {
-        current = 'migrate';
-        await report('migrate', step('migrate'));
-        await runMigration(path.join(target, command.migration), this.home.dataDir, (pid) =>
-          writeJsonAtomic(this.home.journalFile, { ...written, phase: 'migrate', migrationPid: pid }),
-        );
-      }
-
-      if (command.kind === 'webapps') {
-        this.home.setWebappsVersion(command.toVersion);
-      } else {
-        this.home.switchCurrent(command.toVersion);
-        // A full package replaces any earlier web-apps upgrade; the journal keeps the old record for a rollback.
-        this.home.setWebappsVersion(null);
-        if (oldWebapps)
-          await note(current, `web apps ${oldWebapps} replaced: a full package replaces any earlier web-apps upgrade`);
-      }
-      if (phases.includes('start')) {
-        current = 'start';
-        await report('start', step('start'));
-        if (delay.seconds > 0) {
-          await report('start', step('start'), `delayed start: waiting ${delay.seconds} s`);
-          await new Promise((r) => setTimeout(r, delay.seconds * 1000));
-        }
-        this.product.start();
-      }
-      if (written.stoppedServices?.length) {
-        for (const text of await startServices(this.host, written.stoppedServices)) await note(current, text);
-        written.stoppedServices = [];
-        saveJournal();
-      }
-      if (phases.includes('verify')) {
-        current = 'verify';
-        await report('verify', step('verify'));
-        if (command.kind === 'full') await this.product.verify(command.toVersion);
-      }
+      const delay = await this.precheckPhase(attempt);
+      await this.backupPhase(attempt);
+      const target = await this.installPhase(attempt);
+      await this.stopPhase(attempt);
+      await this.migratePhase(attempt, target);
+      await this.switchVersion(attempt);
+      await this.startPhase(attempt, delay.seconds);
+      await this.verifyPhase(attempt);
       fs.rmSync(this.home.journalFile, { force: true });
       outcome = { status: 'succeeded', version: command.toVersion };
     } catch (error) {
-      const reason = `${current}: ${(error as Error).message}`;
-      const before = installedBefore ? { version: installedBefore } : {};
-      if (!stopped) {
-        // Services stopped before the failure are started again: nothing is left stopped.
-        for (const text of await startServices(this.host, journal?.stoppedServices ?? [])) await note(current, text);
-        if (journal) fs.rmSync(this.home.journalFile, { force: true });
-        outcome = { status: 'failed', error: reason, ...before };
-      } else {
-        const rolledBack = await rollBack(this.home, this.product, { ...journal!, phase: current }, this.host);
-        for (const text of rolledBack) await note('rollback', text);
-        outcome = { status: 'rolled-back', error: reason, ...before };
-      }
+      outcome = await this.undo(attempt, error as Error);
     }
-    if (options.rebootAfter && this.host.rebootCommand) {
-      if (outcome.status === 'succeeded') {
-        this.rebootRequested = true;
-        notes.push(
-          `rebootAfter: the host is rebooted with "${this.host.rebootCommand}" once the server has acknowledged this report`,
-        );
-      } else {
-        notes.push('rebootAfter not applied: the upgrade did not succeed; the host is not rebooted');
+    this.noteReboot(attempt, outcome);
+    return withNotes(outcome, attempt.notes);
+  }
+
+  /** What will not be applied is said now; what stops the upgrade throws before anything changed. */
+  private async precheckPhase(attempt: Attempt): Promise<{ seconds: number }> {
+    const { command, options, services } = attempt;
+    await attempt.enter('precheck');
+    const unknown = Object.keys(options.agentOptions ?? {}).filter((k) => !KNOWN_AGENT_OPTIONS.includes(k));
+    if (unknown.length)
+      await attempt.note('precheck', `agentOptions not understood and not applied: ${unknown.join(', ')}`);
+    if (services.length && !this.host.serviceCommand)
+      await attempt.note(
+        'precheck',
+        `stopServices ${services.join(', ')} not applied: this agent has no --service-command`,
+      );
+    if (options.rebootAfter && !this.host.rebootCommand)
+      await attempt.note(
+        'precheck',
+        'rebootAfter not applied: this agent has no --reboot-command; the host is not rebooted',
+      );
+    const delay = delayedStart(options);
+    for (const text of delay.notes) await attempt.note('precheck', text);
+    if (delay.seconds > 0 && !attempt.phases.includes('start'))
+      await attempt.note(
+        'precheck',
+        `delayedStartS ${delay.seconds} not applied: this upgrade does not start the product`,
+      );
+    for (const text of this.precheck(command, this.host.serviceCommand ? services : []))
+      await attempt.note('precheck', text);
+    return delay;
+  }
+
+  private async backupPhase(attempt: Attempt): Promise<void> {
+    if (!attempt.phases.includes('backup')) return;
+    await attempt.enter('backup');
+    attempt.backup = path.join(this.home.backupsDir, new Date().toISOString().replace(/[:.]/g, '-'));
+    fs.cpSync(this.home.dataDir, attempt.backup, { recursive: true, preserveTimestamps: true });
+  }
+
+  /** Downloads the package and unpacks it beside the running version, before anything is stopped; returns the folder. */
+  private async installPhase(attempt: Attempt): Promise<string> {
+    const { command } = attempt;
+    await attempt.enter('install', 'downloading');
+    const file = await downloadPackage({
+      url: `${this.server}${command.downloadPath}`,
+      token: this.token,
+      sha256: command.sha256,
+      size: command.size,
+      dir: this.home.downloadsDir,
+      onProgress: (p) => void attempt.report('install', `downloaded ${p}%`).catch(() => undefined),
+    });
+    const target =
+      command.kind === 'webapps'
+        ? path.join(this.home.dir, 'webapps', command.toVersion)
+        : this.home.versionDir(command.toVersion);
+    await unpackSafely(file, target);
+    return target;
+  }
+
+  /** From here a crash must be undone on restart: the journal says how (see recoverInterrupted). */
+  private async stopPhase(attempt: Attempt): Promise<void> {
+    await attempt.enter('stop');
+    const journal: UpgradeJournal = {
+      commandId: attempt.command.id,
+      kind: attempt.command.kind,
+      oldVersion: attempt.oldVersion,
+      oldWebapps: attempt.oldWebapps,
+      backup: attempt.backup,
+      phase: 'stop',
+      stoppedServices: [],
+    };
+    attempt.journal = journal;
+    this.saveJournal(journal);
+    if (this.host.serviceCommand && attempt.services.length) await this.stopServices(attempt, journal);
+    await this.product.stop();
+    attempt.stopped = true;
+  }
+
+  private async stopServices(attempt: Attempt, journal: UpgradeJournal): Promise<void> {
+    const done: string[] = [];
+    for (const name of attempt.services) {
+      // Recorded before it is stopped: a crash in the middle still starts it again on restart.
+      journal.stoppedServices = [...done, name];
+      this.saveJournal(journal);
+      await attempt.report('stop', `stopping service ${name}`);
+      try {
+        await this.host.service('stop', name);
+      } catch (error) {
+        journal.stoppedServices = done;
+        throw error;
       }
+      done.push(name);
     }
-    return withNotes(outcome, notes);
+    await attempt.note('stop', `services stopped before the product: ${done.join(', ')}`);
+  }
+
+  private async migratePhase(attempt: Attempt, target: string): Promise<void> {
+    const { command } = attempt;
+    if (!attempt.phases.includes('migrate') || !command.migration) return;
+    await attempt.enter('migrate');
+    const journal = attempt.journal!;
+    await runMigration(path.join(target, command.migration), this.home.dataDir, (pid) =>
+      writeJsonAtomic(this.home.journalFile, { ...journal, phase: 'migrate', migrationPid: pid }),
+    );
+  }
+
+  /** The new version becomes current (or the web-apps record names it). */
+  private async switchVersion(attempt: Attempt): Promise<void> {
+    const { command } = attempt;
+    if (command.kind === 'webapps') {
+      this.home.setWebappsVersion(command.toVersion);
+      return;
+    }
+    this.home.switchCurrent(command.toVersion);
+    // A full package replaces any earlier web-apps upgrade; the journal keeps the old record for a rollback.
+    this.home.setWebappsVersion(null);
+    if (attempt.oldWebapps)
+      await attempt.note(
+        attempt.current,
+        `web apps ${attempt.oldWebapps} replaced: a full package replaces any earlier web-apps upgrade`,
+      );
+  }
+
+  /** The product starts (after the delay), then the services stopped for the upgrade. */
+  private async startPhase(attempt: Attempt, delaySeconds: number): Promise<void> {
+    if (attempt.phases.includes('start')) {
+      await attempt.enter('start');
+      if (delaySeconds > 0) {
+        await attempt.report('start', `delayed start: waiting ${delaySeconds} s`);
+        await new Promise((r) => setTimeout(r, delaySeconds * 1000));
+      }
+      this.product.start();
+    }
+    const journal = attempt.journal!;
+    if (journal.stoppedServices?.length) {
+      for (const text of await startServices(this.host, journal.stoppedServices))
+        await attempt.note(attempt.current, text);
+      journal.stoppedServices = [];
+      this.saveJournal(journal);
+    }
+  }
+
+  private async verifyPhase(attempt: Attempt): Promise<void> {
+    if (!attempt.phases.includes('verify')) return;
+    await attempt.enter('verify');
+    if (attempt.command.kind === 'full') await this.product.verify(attempt.command.toVersion);
+  }
+
+  /** Before `stop` a failure is just a failure; after it, the upgrade is rolled back. */
+  private async undo(attempt: Attempt, error: Error): Promise<Outcome> {
+    const reason = `${attempt.current}: ${error.message}`;
+    const before = attempt.installedBefore ? { version: attempt.installedBefore } : {};
+    if (!attempt.stopped) {
+      // Services stopped before the failure are started again: nothing is left stopped.
+      for (const text of await startServices(this.host, attempt.journal?.stoppedServices ?? []))
+        await attempt.note(attempt.current, text);
+      if (attempt.journal) fs.rmSync(this.home.journalFile, { force: true });
+      return { status: 'failed', error: reason, ...before };
+    }
+    const journal = { ...attempt.journal!, phase: attempt.current };
+    for (const text of await rollBack(this.home, this.product, journal, this.host))
+      await attempt.note('rollback', text);
+    return { status: 'rolled-back', error: reason, ...before };
+  }
+
+  private noteReboot(attempt: Attempt, outcome: Outcome): void {
+    if (!attempt.options.rebootAfter || !this.host.rebootCommand) return;
+    if (outcome.status === 'succeeded') {
+      this.rebootRequested = true;
+      attempt.notes.push(
+        `rebootAfter: the host is rebooted with "${this.host.rebootCommand}" once the server has acknowledged this report`,
+      );
+    } else {
+      attempt.notes.push('rebootAfter not applied: the upgrade did not succeed; the host is not rebooted');
+    }
+  }
+
+  private saveJournal(journal: UpgradeJournal): void {
+    writeJsonAtomic(this.home.journalFile, journal);
   }
 
   /** Throws what stops the upgrade before anything changed; returns what the operator should know. */
@@ -233,6 +272,66 @@ export class UpgradeRunner {
         `${Math.floor(freeBytes / 1048576)} MB free, the package needs about ${Math.ceil((command.size * 3) / 1048576)} MB`,
       );
     return notes;
+  }
+}
+
+/** One run of an upgrade command: how far it got, what it must undo, and what it noted. */
+class Attempt {
+  readonly options: UpgradeCommandOptions;
+  readonly phases: readonly string[];
+  /** The phases this command runs, in the order the agent runs them: the percent of each. */
+  private readonly order: string[];
+  readonly services: string[];
+  readonly oldVersion: string | null;
+  readonly oldWebapps: string | null;
+  /** What the command changes, as it was: reported after a failure (the web apps may have had none). */
+  readonly installedBefore: string | null;
+  current = 'precheck';
+  /** The product was stopped: a failure from here on rolls back. */
+  stopped = false;
+  backup: string | null = null;
+  journal: UpgradeJournal | null = null;
+  readonly notes: string[] = [];
+
+  constructor(
+    readonly command: UpgradeCommand,
+    private readonly send: Report,
+    home: Home,
+  ) {
+    this.phases = command.phases;
+    this.options = command.options ?? {};
+    // The package is downloaded and unpacked before the product is stopped, to keep the downtime short.
+    this.order = UPGRADE_PHASES.filter((p) => this.phases.includes(p)) as string[];
+    this.oldVersion = home.currentVersion();
+    this.oldWebapps = home.webappsVersion();
+    this.installedBefore = command.kind === 'webapps' ? this.oldWebapps : this.oldVersion;
+    this.services = Array.isArray(this.options.stopServices) ? this.options.stopServices.map(String) : [];
+  }
+
+  private percent(phase: string): number {
+    return Math.floor((Math.max(0, this.order.indexOf(phase)) / this.order.length) * 100);
+  }
+
+  /** Enters a phase and reports it. */
+  async enter(phase: string, message?: string): Promise<void> {
+    this.current = phase;
+    await this.report(phase, message);
+  }
+
+  report(phase: string, message?: string): Promise<void> {
+    return message === undefined
+      ? this.send(phase, this.percent(phase))
+      : this.send(phase, this.percent(phase), message);
+  }
+
+  /** A note for the outcome, sent as a progress message now. */
+  async note(phase: string, text: string): Promise<void> {
+    this.notes.push(text);
+    await this.send(
+      phase,
+      this.percent(this.order.includes(phase) ? phase : this.current),
+      text.slice(0, MAX_NOTE_LENGTH),
+    );
   }
 }
 

@@ -94,145 +94,209 @@ export const commandOut = (status: StepStatus, waitingFor: WaitReason | null): b
 const failed = (s: StepStatus) => FAILED_STEP_STATUSES.includes(s);
 const seconds = (from: Date | null, now: Date) => (from ? (now.getTime() - from.getTime()) / 1000 : 0);
 
-export function decide(upgrade: RuleUpgrade, steps: RuleStep[], agents: Map<string, RuleAgent>, now: Date): Decision {
-  const actions: StepAction[] = [];
-  if (!['running', 'paused', 'cancelled'].includes(upgrade.status)) return { steps: actions, upgrade: null };
-  // Statuses as the actions so far leave them: a block cascades to later steps in the same pass.
-  const status = new Map(steps.map((s) => [s.id, s.status]));
-  const unitOf = new Map(steps.map((s) => [s.id, s.unit]));
-  // Units with a failed step, kept as actions fail steps: the threshold check stays O(1) per step.
-  const failedUnitSet = new Set(steps.filter((s) => failed(s.status)).map((s) => s.unit));
-  const act = (action: StepAction, next?: StepStatus) => {
-    actions.push(action);
-    if (next) status.set(action.stepId, next);
-    if (next && failed(next)) failedUnitSet.add(unitOf.get(action.stepId)!);
-  };
+/**
+ * One call of decide: the actions so far, and the statuses they leave, so a block cascades to later
+ * steps in the same pass.
+ */
+class Pass {
+  readonly actions: StepAction[] = [];
+  private readonly status: Map<string, StepStatus>;
+  private readonly unitOf: Map<string, number>;
+  /** Units with a failed step, kept as actions fail steps: the threshold check stays O(1) per step. */
+  private readonly failedUnitSet: Set<number>;
 
+  constructor(steps: RuleStep[]) {
+    this.status = new Map(steps.map((s) => [s.id, s.status]));
+    this.unitOf = new Map(steps.map((s) => [s.id, s.unit]));
+    this.failedUnitSet = new Set(steps.filter((s) => failed(s.status)).map((s) => s.unit));
+  }
+
+  statusOf(stepId: string): StepStatus {
+    return this.status.get(stepId)!;
+  }
+
+  get failedUnits(): number {
+    return this.failedUnitSet.size;
+  }
+
+  act(action: StepAction, next?: StepStatus): void {
+    this.actions.push(action);
+    if (next) this.status.set(action.stepId, next);
+    if (next && failed(next)) this.failedUnitSet.add(this.unitOf.get(action.stepId)!);
+  }
+}
+
+/** What every step of one pass is judged against. */
+interface PassContext {
+  upgrade: RuleUpgrade;
+  agents: Map<string, RuleAgent>;
+  now: Date;
+  pass: Pass;
+  byId: Map<string, RuleStep>;
+  /** The lowest batch with a step not ended: batches run one after the other. */
+  currentBatch: number;
+  thresholdReached: () => boolean;
+  peerUpgrading: (agentId: string) => boolean;
+}
+
+export function decide(upgrade: RuleUpgrade, steps: RuleStep[], agents: Map<string, RuleAgent>, now: Date): Decision {
+  if (!['running', 'paused', 'cancelled'].includes(upgrade.status)) return { steps: [], upgrade: null };
+  const pass = new Pass(steps);
+  timeOutCommands(upgrade, steps, agents, now, pass);
+
+  if (upgrade.status === 'cancelled') {
+    // A step whose command is out (running, or queued for the agent) ends with the agent's report.
+    const running = steps.some((s) => commandOut(pass.statusOf(s.id), s.waitingFor));
+    return { steps: pass.actions, upgrade: running ? null : { type: 'finish', status: 'cancelled', reason: null } };
+  }
+
+  const currentBatch = lowestOpenBatch(steps, pass);
+  if (upgrade.status === 'running' && upgrade.canaryPending && currentBatch > 0 && Number.isFinite(currentBatch)) {
+    return {
+      steps: pass.actions,
+      upgrade: { type: 'pause', reason: 'the canary units ended: check them, then resume the upgrade' },
+    };
+  }
+
+  const upgradeStepsOf = upgradeStepsByAgent(steps);
+  const context: PassContext = {
+    upgrade,
+    agents,
+    now,
+    pass,
+    byId: new Map(steps.map((s) => [s.id, s])),
+    currentBatch,
+    thresholdReached: () => upgrade.failureLimit !== null && pass.failedUnits >= upgrade.failureLimit,
+    peerUpgrading: (peerId) => (upgradeStepsOf.get(peerId) ?? []).some((s) => stopsWithIt(s, pass.statusOf(s.id))),
+  };
+  for (const unit of groupByUnit(steps).values()) {
+    const started = unit.some((s) => s.attempts > 0 || ['waiting', 'running'].includes(pass.statusOf(s.id)));
+    for (const step of unit) driveStep(context, step, started);
+  }
+
+  if (steps.every((s) => ended(pass.statusOf(s.id))))
+    return { steps: pass.actions, upgrade: finish(steps, (id) => pass.statusOf(id), context.thresholdReached()) };
+  return { steps: pass.actions, upgrade: null };
+}
+
+/** Batches run one after the other: the current one is the lowest with a step not ended (none: Infinity). */
+function lowestOpenBatch(steps: RuleStep[], pass: Pass): number {
+  let currentBatch = Number.POSITIVE_INFINITY;
+  for (const step of steps) if (!ended(pass.statusOf(step.id)) && step.batch < currentBatch) currentBatch = step.batch;
+  return currentBatch;
+}
+
+/** Each agent's upgrade steps in this upgrade, for the pair gate. */
+function upgradeStepsByAgent(steps: RuleStep[]): Map<string, RuleStep[]> {
+  const upgradeStepsOf = new Map<string, RuleStep[]>();
+  for (const s of steps)
+    if (s.kind === 'upgrade') upgradeStepsOf.set(s.agentId, [...(upgradeStepsOf.get(s.agentId) ?? []), s]);
+  return upgradeStepsOf;
+}
+
+/**
+ * A running step whose phase outlasts phaseTimeoutS fails; a command queued but not fetched within
+ * the pickup limit is missed (the agent never began, so nothing on its host changed).
+ */
+function timeOutCommands(
+  upgrade: RuleUpgrade,
+  steps: RuleStep[],
+  agents: Map<string, RuleAgent>,
+  now: Date,
+  pass: Pass,
+): void {
   const pickupLimit = Math.max(upgrade.options.offlineTimeoutS, upgrade.pickupTimeoutS ?? 0);
   for (const step of steps) {
     if (step.status === 'running' && seconds(step.phaseStartedAt, now) > upgrade.options.phaseTimeoutS) {
-      act(
-        {
-          type: 'fail',
-          stepId: step.id,
-          error: `phase ${step.phase ?? 'start'} ran longer than phaseTimeoutS (${upgrade.options.phaseTimeoutS}s)`,
-        },
-        'failed',
-      );
+      const error = `phase ${step.phase ?? 'start'} ran longer than phaseTimeoutS (${upgrade.options.phaseTimeoutS}s)`;
+      pass.act({ type: 'fail', stepId: step.id, error }, 'failed');
     } else if (
       step.status === 'waiting' &&
       step.waitingFor === 'pickup' &&
       seconds(step.waitingSince, now) > pickupLimit
     ) {
-      // Queued but never fetched: the agent never began, so nothing on its host changed.
       const name = agents.get(step.agentId)?.name ?? step.agentId;
-      act(
-        { type: 'miss', stepId: step.id, reason: `${name} did not fetch its command within ${pickupLimit}s` },
-        'missed',
-      );
+      const reason = `${name} did not fetch its command within ${pickupLimit}s`;
+      pass.act({ type: 'miss', stepId: step.id, reason }, 'missed');
     }
   }
+}
 
-  if (upgrade.status === 'cancelled') {
-    // A step whose command is out (running, or queued for the agent) ends with the agent's report.
-    const running = steps.some((s) => commandOut(status.get(s.id)!, s.waitingFor));
-    return { steps: actions, upgrade: running ? null : { type: 'finish', status: 'cancelled', reason: null } };
+/** The next action of one step that has not ended and has no command out, if any. */
+function driveStep(context: PassContext, step: RuleStep, unitStarted: boolean): void {
+  const { upgrade, pass } = context;
+  const current = pass.statusOf(step.id);
+  if (ended(current) || commandOut(current, step.waitingFor)) return;
+  if (!unitStarted && !mayStartUnit(context, step)) return;
+  if (upgrade.status === 'paused') return; // no new step starts; running ones finish
+
+  const deps = step.dependsOn.map((id) => ({ step: context.byId.get(id)!, status: pass.statusOf(id) }));
+  if (deps.some((d) => !ended(d.status))) {
+    if (current !== 'waiting' || step.waitingFor !== 'dependencies')
+      pass.act({ type: 'wait', stepId: step.id, for: 'dependencies' }, 'waiting');
+    return;
   }
-
-  const units = groupByUnit(steps);
-  const unitStarted = (unit: RuleStep[]) =>
-    unit.some((s) => s.attempts > 0 || ['waiting', 'running'].includes(status.get(s.id)!));
-  const failedUnits = () => failedUnitSet.size;
-  const thresholdReached = () => upgrade.failureLimit !== null && failedUnits() >= upgrade.failureLimit;
-
-  // Batches run one after the other: the current one is the lowest with a step not ended.
-  let currentBatch = Number.POSITIVE_INFINITY;
-  for (const step of steps) if (!ended(status.get(step.id)!) && step.batch < currentBatch) currentBatch = step.batch;
-  if (upgrade.status === 'running' && upgrade.canaryPending && currentBatch > 0 && Number.isFinite(currentBatch)) {
-    return {
-      steps: actions,
-      upgrade: { type: 'pause', reason: 'the canary units ended: check them, then resume the upgrade' },
-    };
+  const verdict = judgeDependencies(step.runWhen, deps);
+  if (verdict.run === false) {
+    pass.act(
+      verdict.block
+        ? { type: 'block', stepId: step.id, reason: verdict.reason, cause: 'dependency' }
+        : { type: 'skip', stepId: step.id, reason: verdict.reason },
+      verdict.block ? 'cancelled' : 'skipped',
+    );
+    return;
   }
+  const afterFailure = deps.some((d) => failed(d.status));
+  const afterUpgrade = deps.some((d) => d.step.kind === 'upgrade' && d.step.agentId === step.agentId);
+  const next = readiness(upgrade, step, context.agents, {
+    afterFailure,
+    afterUpgrade,
+    peerUpgrading: context.peerUpgrading,
+  });
+  actOnReadiness(context, step, next);
+}
 
-  const byId = new Map(steps.map((s) => [s.id, s]));
-  // Each agent's upgrade steps in this upgrade, for the pair gate.
-  const upgradeStepsOf = new Map<string, RuleStep[]>();
-  for (const s of steps)
-    if (s.kind === 'upgrade') upgradeStepsOf.set(s.agentId, [...(upgradeStepsOf.get(s.agentId) ?? []), s]);
-  const peerUpgrading = (peerId: string) =>
-    (upgradeStepsOf.get(peerId) ?? []).some((s) => stopsWithIt(s, status.get(s.id)!));
-  for (const unit of units.values()) {
-    const started = unitStarted(unit);
-    for (const step of unit) {
-      const current = status.get(step.id)!;
-      if (ended(current) || commandOut(current, step.waitingFor)) continue;
-      if (!started) {
-        if (thresholdReached()) {
-          act(
-            {
-              type: 'block',
-              stepId: step.id,
-              reason: `not started: ${failedUnits()} unit(s) failed, which reached the failure threshold`,
-              cause: 'threshold',
-            },
-            'cancelled',
-          );
-          continue;
-        }
-        if (step.batch > currentBatch || upgrade.status === 'paused') continue;
-      }
-      if (upgrade.status === 'paused') continue; // no new step starts; running ones finish
-
-      const deps = step.dependsOn.map((id) => ({ step: byId.get(id)!, status: status.get(id)! }));
-      if (deps.some((d) => !ended(d.status))) {
-        if (current !== 'waiting' || step.waitingFor !== 'dependencies')
-          act({ type: 'wait', stepId: step.id, for: 'dependencies' }, 'waiting');
-        continue;
-      }
-      const verdict = judgeDependencies(step.runWhen, deps);
-      if (verdict.run === false) {
-        act(
-          verdict.block
-            ? { type: 'block', stepId: step.id, reason: verdict.reason, cause: 'dependency' }
-            : { type: 'skip', stepId: step.id, reason: verdict.reason },
-          verdict.block ? 'cancelled' : 'skipped',
-        );
-        continue;
-      }
-      const afterFailure = deps.some((d) => failed(d.status));
-      const afterUpgrade = deps.some((d) => d.step.kind === 'upgrade' && d.step.agentId === step.agentId);
-      const next = readiness(upgrade, step, agents, { afterFailure, afterUpgrade, peerUpgrading });
-      if (next.ready) {
-        act({ type: 'start', stepId: step.id }, 'waiting');
-        continue;
-      }
-      if ('error' in next) {
-        act({ type: 'fail', stepId: step.id, error: next.error }, 'failed');
-        continue;
-      }
-      const sameWait = current === 'waiting' && step.waitingFor === next.waitFor;
-      const limit =
-        next.waitFor === 'idle'
-          ? upgrade.options.idleTimeoutS
-          : next.waitFor === 'gate'
-            ? upgrade.options.phaseTimeoutS
-            : upgrade.options.offlineTimeoutS;
-      if (sameWait && seconds(step.waitingSince, now) > limit) {
-        // A switchover's gate that never opened is a failure of the agent taking over; an agent
-        // that was away or busy (or a serving member whose peer could not take over) missed its turn.
-        if (next.waitFor === 'gate')
-          act({ type: 'fail', stepId: step.id, error: `${next.why} for longer than ${limit}s` }, 'failed');
-        else act({ type: 'miss', stepId: step.id, reason: `${next.why} for longer than ${limit}s` }, 'missed');
-      } else if (!sameWait) {
-        act({ type: 'wait', stepId: step.id, for: next.waitFor }, 'waiting');
-      }
-    }
+/**
+ * Whether a step of a unit not started yet may go on: not once the failure threshold is reached
+ * (it is blocked), nor in a later batch, nor while the upgrade is paused.
+ */
+function mayStartUnit(context: PassContext, step: RuleStep): boolean {
+  const { upgrade, pass } = context;
+  if (context.thresholdReached()) {
+    const reason = `not started: ${pass.failedUnits} unit(s) failed, which reached the failure threshold`;
+    pass.act({ type: 'block', stepId: step.id, reason, cause: 'threshold' }, 'cancelled');
+    return false;
   }
+  return step.batch <= context.currentBatch && upgrade.status !== 'paused';
+}
 
-  if (steps.every((s) => ended(status.get(s.id)!)))
-    return { steps: actions, upgrade: finish(steps, status, thresholdReached()) };
-  return { steps: actions, upgrade: null };
+/** Starts, fails, or waits for what is missing: missed (or, for a shut gate, failed) past its limit. */
+function actOnReadiness(context: PassContext, step: RuleStep, next: Readiness): void {
+  const { upgrade, pass } = context;
+  if (next.ready) {
+    pass.act({ type: 'start', stepId: step.id }, 'waiting');
+    return;
+  }
+  if ('error' in next) {
+    pass.act({ type: 'fail', stepId: step.id, error: next.error }, 'failed');
+    return;
+  }
+  const sameWait = pass.statusOf(step.id) === 'waiting' && step.waitingFor === next.waitFor;
+  const limit =
+    next.waitFor === 'idle'
+      ? upgrade.options.idleTimeoutS
+      : next.waitFor === 'gate'
+        ? upgrade.options.phaseTimeoutS
+        : upgrade.options.offlineTimeoutS;
+  if (sameWait && seconds(step.waitingSince, context.now) > limit) {
+    // A switchover's gate that never opened is a failure of the agent taking over; an agent
+    // that was away or busy (or a serving member whose peer could not take over) missed its turn.
+    if (next.waitFor === 'gate')
+      pass.act({ type: 'fail', stepId: step.id, error: `${next.why} for longer than ${limit}s` }, 'failed');
+    else pass.act({ type: 'miss', stepId: step.id, reason: `${next.why} for longer than ${limit}s` }, 'missed');
+  } else if (!sameWait) {
+    pass.act({ type: 'wait', stepId: step.id, for: next.waitFor }, 'waiting');
+  }
 }
 
 function groupByUnit(steps: RuleStep[]): Map<number, RuleStep[]> {
@@ -332,27 +396,39 @@ function readiness(
   if (step.kind === 'manual') return { ready: false, error: 'manual steps are not run by the executor' };
   if (!agent.paired || !agent.online)
     return { ready: false, waitFor: 'online', why: `${agent.name} was ${agent.paired ? 'offline' : 'never paired'}` };
+  return step.kind === 'upgrade'
+    ? upgradeReadiness(upgrade, agent, agents, context)
+    : takeoverReadiness(upgrade, agent, context);
+}
 
-  if (step.kind === 'upgrade') {
-    if (agent.busy && upgrade.options.waitForIdle)
-      return { ready: false, waitFor: 'idle', why: `${agent.name} stayed busy` };
-    const unsafe = pairGate(agent, agent.peerId ? agents.get(agent.peerId) : undefined, context.peerUpgrading);
-    if (unsafe) return { ready: false, waitFor: 'peer', why: unsafe };
-    const prerequisites = upgrade.ignoreVersionCheck
-      ? { ...upgrade.pkg.prerequisites, fromVersion: undefined }
-      : upgrade.pkg.prerequisites;
-    const check = checkPrerequisites({ ...upgrade.pkg, prerequisites }, [
-      { id: agent.id, name: agent.name, version: agent.version, facts: agent.facts },
-    ]);
-    if (check.failures.length > 0) {
-      return {
-        ready: false,
-        error: `prerequisites unmet: ${check.failures.map((f) => `${f.check} requires ${f.required}, agent has ${f.actual}`).join('; ')}`,
-      };
-    }
-    return { ready: true };
+/** An upgrade: its agent idle (with waitForIdle), the pair gate open, the prerequisites met on fresh facts. */
+function upgradeReadiness(
+  upgrade: RuleUpgrade,
+  agent: RuleAgent,
+  agents: Map<string, RuleAgent>,
+  context: ReadinessContext,
+): Readiness {
+  if (agent.busy && upgrade.options.waitForIdle)
+    return { ready: false, waitFor: 'idle', why: `${agent.name} stayed busy` };
+  const unsafe = pairGate(agent, agent.peerId ? agents.get(agent.peerId) : undefined, context.peerUpgrading);
+  if (unsafe) return { ready: false, waitFor: 'peer', why: unsafe };
+  const prerequisites = upgrade.ignoreVersionCheck
+    ? { ...upgrade.pkg.prerequisites, fromVersion: undefined }
+    : upgrade.pkg.prerequisites;
+  const check = checkPrerequisites({ ...upgrade.pkg, prerequisites }, [
+    { id: agent.id, name: agent.name, version: agent.version, facts: agent.facts },
+  ]);
+  if (check.failures.length > 0) {
+    return {
+      ready: false,
+      error: `prerequisites unmet: ${check.failures.map((f) => `${f.check} requires ${f.required}, agent has ${f.actual}`).join('; ')}`,
+    };
   }
+  return { ready: true };
+}
 
+/** A switchover or switchback: the agent taking over is idle and healthy, on the version when just upgraded for it. */
+function takeoverReadiness(upgrade: RuleUpgrade, agent: RuleAgent, context: ReadinessContext): Readiness {
   const installed = upgrade.pkg.kind === 'webapps' ? agent.webappsVersion : agent.version;
   const onVersion = !!installed && semver.valid(installed) !== null && semver.eq(installed, upgrade.pkg.version);
   const problems: string[] = [];
@@ -364,8 +440,8 @@ function readiness(
   return { ready: false, waitFor: 'gate', why: `${agent.name} could not take over (${problems.join(', ')})` };
 }
 
-function finish(steps: RuleStep[], status: Map<string, StepStatus>, thresholdReached: boolean): UpgradeAction {
-  const finalStatus = (s: RuleStep) => status.get(s.id)!;
+function finish(steps: RuleStep[], statusOf: (stepId: string) => StepStatus, thresholdReached: boolean): UpgradeAction {
+  const finalStatus = (s: RuleStep) => statusOf(s.id);
   const failures = steps.filter((s) => failed(finalStatus(s)));
   const upgraded = steps.filter((s) => s.kind === 'upgrade' && finalStatus(s) === 'succeeded');
   const missed = new Set(steps.filter((s) => finalStatus(s) === 'missed').map((s) => s.agentId)).size;
@@ -396,7 +472,7 @@ function finish(steps: RuleStep[], status: Map<string, StepStatus>, thresholdRea
 export function judgeEnd(steps: RuleStep[], failureLimit: number | null): UpgradeAction {
   const status = new Map(steps.map((s) => [s.id, s.status]));
   const failedUnits = new Set(steps.filter((s) => failed(s.status)).map((s) => s.unit)).size;
-  return finish(steps, status, failureLimit !== null && failedUnits >= failureLimit);
+  return finish(steps, (id) => status.get(id)!, failureLimit !== null && failedUnits >= failureLimit);
 }
 
 /**
