@@ -346,11 +346,20 @@ export class ReferenceAgent {
       }
       recorded = error.status === 409;
     }
+    const reboot = this.acknowledged(commandId);
+    if (reboot) this.rebootIfRecorded(commandId, recorded);
+  }
+
+  /**
+   * The report on a command reached the server: it leaves the unacknowledged list (and the
+   * reboot it asked for is cleared, before it runs: a reboot is issued once, never again on the
+   * next start). Returns whether the command asked for a reboot.
+   */
+  private acknowledged(commandId: string): boolean {
     const pending = this.state!.unacknowledged ?? [];
     const reboot = this.state!.rebootAfterAck === commandId;
     if (pending.includes(commandId) || reboot) {
       this.state!.unacknowledged = pending.filter((id) => id !== commandId);
-      // Cleared before the command runs: a reboot is issued once, never again on the next start.
       if (reboot) this.state!.rebootAfterAck = null;
       writeJsonAtomic(this.home.stateFile, this.state, 0o600);
     }
@@ -358,15 +367,20 @@ export class ReferenceAgent {
       this.reportFailures = 0;
       this.reportRetryAt = null;
     }
-    if (reboot && recorded && !this.host.rebootCommand) {
+    return reboot;
+  }
+
+  /** Reboots for a command that asked for it, once the server recorded its report. */
+  private rebootIfRecorded(commandId: string, recorded: boolean): void {
+    if (!recorded) {
+      this.log(`command ${commandId} is no longer this agent's: no reboot`);
+    } else if (!this.host.rebootCommand) {
       this.log(
         `command ${commandId} asked for a reboot, but this agent runs without --reboot-command now: not rebooted`,
       );
-    } else if (reboot && recorded) {
+    } else {
       this.log(`command ${commandId} acknowledged: rebooting with ${this.host.rebootCommand}`);
       this.host.reboot(this.log);
-    } else if (reboot) {
-      this.log(`command ${commandId} is no longer this agent's: no reboot`);
     }
   }
 

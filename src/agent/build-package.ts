@@ -113,22 +113,16 @@ export function parsePackageArgs(
     },
     (values) => {
       const text = (flag: string) => values[flag] as string | undefined;
-      if (values.sample && text('dir') !== undefined)
-        return '--dir and --sample are exclusive: --sample builds the sample product';
-      if (!values.sample && !text('dir')?.trim()) return 'missing --dir FOLDER (or --sample for the sample product)';
-      for (const flag of ['product', 'version', 'out']) if (!text(flag)?.trim()) return `missing --${flag}`;
+      const problem = packageArgsProblem(!!values.sample, text);
+      if (problem) return problem;
       const kind = text('kind');
-      if (kind !== undefined && kind !== 'full' && kind !== 'webapps')
-        return `--kind must be full or webapps (got "${kind}")`;
       const disk = text('min-free-disk-mb');
-      if (disk !== undefined && !/^\d+$/.test(disk))
-        return `--min-free-disk-mb must be a whole number of MiB (got "${disk}")`;
       return {
         dir: values.sample ? SAMPLE_PRODUCT : fromInvocationDir(text('dir')!, cwd),
         product: text('product')!,
         version: text('version')!,
         from: text('from'),
-        kind,
+        kind: kind as PackageSpec['kind'], // checked by packageArgsProblem
         migration: text('migration') ?? (values.sample ? 'migrate.js' : undefined),
         minFreeDiskMb: disk !== undefined ? Number(disk) : undefined,
         os: text('os')?.split(','),
@@ -137,6 +131,21 @@ export function parsePackageArgs(
       };
     },
   );
+}
+
+/** Why the flags do not describe a package, or null. */
+function packageArgsProblem(sample: boolean, text: (flag: string) => string | undefined): string | null {
+  if (sample && text('dir') !== undefined)
+    return '--dir and --sample are exclusive: --sample builds the sample product';
+  if (!sample && !text('dir')?.trim()) return 'missing --dir FOLDER (or --sample for the sample product)';
+  for (const flag of ['product', 'version', 'out']) if (!text(flag)?.trim()) return `missing --${flag}`;
+  const kind = text('kind');
+  if (kind !== undefined && kind !== 'full' && kind !== 'webapps')
+    return `--kind must be full or webapps (got "${kind}")`;
+  const disk = text('min-free-disk-mb');
+  if (disk !== undefined && !/^\d+$/.test(disk))
+    return `--min-free-disk-mb must be a whole number of MiB (got "${disk}")`;
+  return null;
 }
 
 if (require.main === module) {

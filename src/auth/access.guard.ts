@@ -48,31 +48,36 @@ export class AccessGuard implements CanActivate {
     }
     const header = request.headers.authorization;
     const principal = await this.failedAttempts.check(request.ip, () => this.auth.principalFromHeader(header));
-    if (rule.kind === 'agent') {
-      if (principal.kind !== 'agent') {
-        throw new ForbiddenError(
-          'This route is for agents only; an agent calls it with the token it received when it paired.',
-          'AGENT_ONLY',
-        );
-      }
-    } else {
-      const needed = rule.kind === 'stream' ? 'viewer' : rule.role;
-      if (principal.kind === 'agent') {
-        throw new ForbiddenError(
-          'Agent tokens reach only /api/v1/agent/*; use an API token for this route.',
-          'AGENT_TOKEN_NOT_ALLOWED',
-        );
-      }
-      if (!roleAllows(principal.role, needed)) {
-        const refusal = rule.kind === 'role' ? rule.refusal : undefined;
-        throw new ForbiddenError(
-          refusal ??
-            `This needs the ${needed} role or higher; your token has the ${principal.role} role. Ask an admin for a token with that role.`,
-          'ROLE_TOO_LOW',
-        );
-      }
-    }
+    allow(rule, principal);
     request.principal = principal;
     return true;
+  }
+}
+
+/** Throws unless the token's principal may take the route: agents only agent routes, API tokens the role the rule needs. */
+function allow(rule: Exclude<AccessRule, { kind: 'public' }>, principal: Principal): void {
+  if (rule.kind === 'agent') {
+    if (principal.kind !== 'agent') {
+      throw new ForbiddenError(
+        'This route is for agents only; an agent calls it with the token it received when it paired.',
+        'AGENT_ONLY',
+      );
+    }
+    return;
+  }
+  const needed = rule.kind === 'stream' ? 'viewer' : rule.role;
+  if (principal.kind === 'agent') {
+    throw new ForbiddenError(
+      'Agent tokens reach only /api/v1/agent/*; use an API token for this route.',
+      'AGENT_TOKEN_NOT_ALLOWED',
+    );
+  }
+  if (!roleAllows(principal.role, needed)) {
+    const refusal = rule.kind === 'role' ? rule.refusal : undefined;
+    throw new ForbiddenError(
+      refusal ??
+        `This needs the ${needed} role or higher; your token has the ${principal.role} role. Ask an admin for a token with that role.`,
+      'ROLE_TOO_LOW',
+    );
   }
 }

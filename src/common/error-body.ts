@@ -92,7 +92,7 @@ export function toErrorResponse(
   logger: LoggerService,
   limits: { maxJsonBodyBytes?: number } = {},
 ): ErrorResponse {
-  const build = (status: number, code: string, message: string, details?: unknown): ErrorResponse => ({
+  const build: Build = (status, code, message, details) => ({
     status,
     body: {
       statusCode: status,
@@ -106,81 +106,104 @@ export function toErrorResponse(
 
   if (error instanceof DomainError)
     return { ...build(error.status, error.code, error.message, error.details), retryAfterS: error.retryAfterS };
+  const bodyRefusal = isBodyParserError(error) ? bodyParserResponse(error, build) : null;
+  if (bodyRefusal) return bodyRefusal;
+  if (error instanceof HttpException) return httpExceptionResponse(error, build, requestId, logger, limits);
+  return unexpectedResponse(error, build, requestId, logger);
+}
 
-  if (isBodyParserError(error)) {
-    const status = error.status ?? error.statusCode ?? 400;
-    switch (error.type) {
-      case 'entity.too.large':
-        return build(
-          HttpStatus.PAYLOAD_TOO_LARGE,
-          'BODY_TOO_LARGE',
-          `The request body is larger than the limit of ${error.limit ?? 'the configured'} bytes; send less.`,
-        );
-      case 'entity.parse.failed':
-        return build(HttpStatus.BAD_REQUEST, 'MALFORMED_JSON', 'The request body is not valid JSON; check its syntax.');
-      case 'encoding.unsupported':
-      case 'charset.unsupported':
-        return build(HttpStatus.UNSUPPORTED_MEDIA_TYPE, 'UNSUPPORTED_ENCODING', 'The request body must be UTF-8 JSON.');
-      case INVALID_UTF8:
-        return build(
-          HttpStatus.BAD_REQUEST,
-          'INVALID_UTF8',
-          'The request body is not valid UTF-8; send JSON encoded as UTF-8.',
-        );
-      case JSON_TOO_DEEP:
-        return build(
-          HttpStatus.BAD_REQUEST,
-          'JSON_TOO_DEEP',
-          `The request body nests objects or arrays more than ${MAX_JSON_DEPTH} levels deep; no request needs that many.`,
-        );
-      default:
-        if (status < 500)
-          return build(
-            status,
-            'BAD_BODY',
-            'The request body could not be read; check Content-Type, Content-Length and, if it is compressed, that Content-Encoding names how.',
-          );
-    }
-  }
+type Build = (status: number, code: string, message: string, details?: unknown) => ErrorResponse;
 
-  if (error instanceof HttpException) {
-    const status = error.getStatus();
-    const response = error.getResponse();
-    if (
-      status === HttpStatus.NOT_FOUND &&
-      typeof response === 'object' &&
-      /^Cannot [A-Z]+ /.test(String((response as { message?: unknown }).message))
-    ) {
+/** A body the parser refused: a 4xx that says what to fix, or null for its own 5xx (then unexpected). */
+function bodyParserResponse(error: BodyParserError, build: Build): ErrorResponse | null {
+  const status = error.status ?? error.statusCode ?? 400;
+  switch (error.type) {
+    case 'entity.too.large':
       return build(
-        status,
-        'NO_SUCH_ROUTE',
-        `${String((response as { message: string }).message).replace('Cannot', 'There is no route')}; the API is described at /api/docs.`,
-      );
-    }
-    // Fastify's own refusals of a body, before any route saw it (Nest hands them on as HttpException).
-    if (status === HttpStatus.PAYLOAD_TOO_LARGE) {
-      return build(
-        status,
+        HttpStatus.PAYLOAD_TOO_LARGE,
         'BODY_TOO_LARGE',
-        `The request body is larger than the limit of ${limits.maxJsonBodyBytes ?? 'MAX_JSON_BODY_BYTES'} bytes; send less.`,
+        `The request body is larger than the limit of ${error.limit ?? 'the configured'} bytes; send less.`,
       );
-    }
-    if (status === HttpStatus.UNSUPPORTED_MEDIA_TYPE) {
+    case 'entity.parse.failed':
+      return build(HttpStatus.BAD_REQUEST, 'MALFORMED_JSON', 'The request body is not valid JSON; check its syntax.');
+    case 'encoding.unsupported':
+    case 'charset.unsupported':
+      return build(HttpStatus.UNSUPPORTED_MEDIA_TYPE, 'UNSUPPORTED_ENCODING', 'The request body must be UTF-8 JSON.');
+    case INVALID_UTF8:
       return build(
-        status,
-        'UNSUPPORTED_MEDIA_TYPE',
-        'Send the body as application/json (UTF-8), or a package upload as multipart/form-data.',
+        HttpStatus.BAD_REQUEST,
+        'INVALID_UTF8',
+        'The request body is not valid UTF-8; send JSON encoded as UTF-8.',
       );
-    }
-    if (status === HttpStatus.SERVICE_UNAVAILABLE) {
-      return build(status, 'UNAVAILABLE', 'Lockstep is not ready: a dependency is not answering.', response);
-    }
-    const message =
-      typeof response === 'string' ? response : String((response as { message?: unknown }).message ?? error.message);
-    if (status >= 500) logger.error(`request ${requestId}: ${error.message}`, error.stack);
-    return build(status, HttpStatus[status] ?? 'HTTP_ERROR', message);
+    case JSON_TOO_DEEP:
+      return build(
+        HttpStatus.BAD_REQUEST,
+        'JSON_TOO_DEEP',
+        `The request body nests objects or arrays more than ${MAX_JSON_DEPTH} levels deep; no request needs that many.`,
+      );
+    default:
+      if (status < 500)
+        return build(
+          status,
+          'BAD_BODY',
+          'The request body could not be read; check Content-Type, Content-Length and, if it is compressed, that Content-Encoding names how.',
+        );
+      return null;
   }
+}
 
+/** Nest's HttpExceptions: an unknown route, Fastify's refusals of a body, a health check down, the rest as they are. */
+function httpExceptionResponse(
+  error: HttpException,
+  build: Build,
+  requestId: string | undefined,
+  logger: LoggerService,
+  limits: { maxJsonBodyBytes?: number },
+): ErrorResponse {
+  const status = error.getStatus();
+  const response = error.getResponse();
+  if (
+    status === HttpStatus.NOT_FOUND &&
+    typeof response === 'object' &&
+    /^Cannot [A-Z]+ /.test(String((response as { message?: unknown }).message))
+  ) {
+    return build(
+      status,
+      'NO_SUCH_ROUTE',
+      `${String((response as { message: string }).message).replace('Cannot', 'There is no route')}; the API is described at /api/docs.`,
+    );
+  }
+  // Fastify's own refusals of a body, before any route saw it (Nest hands them on as HttpException).
+  if (status === HttpStatus.PAYLOAD_TOO_LARGE) {
+    return build(
+      status,
+      'BODY_TOO_LARGE',
+      `The request body is larger than the limit of ${limits.maxJsonBodyBytes ?? 'MAX_JSON_BODY_BYTES'} bytes; send less.`,
+    );
+  }
+  if (status === HttpStatus.UNSUPPORTED_MEDIA_TYPE) {
+    return build(
+      status,
+      'UNSUPPORTED_MEDIA_TYPE',
+      'Send the body as application/json (UTF-8), or a package upload as multipart/form-data.',
+    );
+  }
+  if (status === HttpStatus.SERVICE_UNAVAILABLE) {
+    return build(status, 'UNAVAILABLE', 'Lockstep is not ready: a dependency is not answering.', response);
+  }
+  const message =
+    typeof response === 'string' ? response : String((response as { message?: unknown }).message ?? error.message);
+  if (status >= 500) logger.error(`request ${requestId}: ${error.message}`, error.stack);
+  return build(status, HttpStatus[status] ?? 'HTTP_ERROR', message);
+}
+
+/** Anything else: an unreachable database is a 503 to retry; the rest a 500, logged, that tells nothing of the internals. */
+function unexpectedResponse(
+  error: unknown,
+  build: Build,
+  requestId: string | undefined,
+  logger: LoggerService,
+): ErrorResponse {
   const err = error instanceof Error ? error : new Error(String(error));
   if (isDatabaseUnavailable(err)) {
     // Not a bug: the database is down or overloaded. Nothing was half-written (one transaction).

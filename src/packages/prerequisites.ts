@@ -44,37 +44,47 @@ export function checkPrerequisites(
 ): PrerequisiteResult {
   const failures: PrerequisiteFailure[] = [];
   const warnings: PrerequisiteWarning[] = [];
-  const { fromVersion, minFreeDiskMb, os } = pkg.prerequisites;
   for (const agent of agents) {
     const who = { agentId: agent.id, agentName: agent.name };
     // An agent already on the package version has nothing to upgrade from: the plan skips it.
     if (agent.version && pkg.kind === 'full' && semver.valid(agent.version) && semver.eq(agent.version, pkg.version))
       continue;
-
-    if (fromVersion) {
-      if (!agent.version || !semver.valid(agent.version))
-        warnings.push({ ...who, check: 'fromVersion', reason: 'version unknown' });
-      else if (!semver.satisfies(agent.version, fromVersion, { includePrerelease: true })) {
-        failures.push({ ...who, check: 'fromVersion', required: fromVersion, actual: agent.version });
-      }
-    }
-    if (minFreeDiskMb !== undefined) {
-      const free = agent.facts?.freeDiskMb;
-      if (free === undefined) warnings.push({ ...who, check: 'minFreeDiskMb', reason: 'free disk space unknown' });
-      else if (free < minFreeDiskMb)
-        failures.push({
-          ...who,
-          check: 'minFreeDiskMb',
-          required: `${minFreeDiskMb} MB free`,
-          actual: `${free} MB free`,
-        });
-    }
-    if (os && os.length > 0) {
-      const agentOs = agent.facts?.os;
-      if (!agentOs) warnings.push({ ...who, check: 'os', reason: 'operating system unknown' });
-      else if (!os.map((o) => o.toLowerCase()).includes(agentOs.toLowerCase()))
-        failures.push({ ...who, check: 'os', required: os.join(' or '), actual: agentOs });
+    for (const check of CHECKS) {
+      const verdict = check(pkg.prerequisites, agent);
+      if (verdict && 'failure' in verdict) failures.push({ ...who, ...verdict.failure });
+      else if (verdict) warnings.push({ ...who, ...verdict.warning });
     }
   }
   return { failures, warnings };
 }
+
+type Who = 'agentId' | 'agentName';
+/** One prerequisite against one agent: unmet, not checkable (unknown), or null (met, or not asked for). */
+type Verdict = { failure: Omit<PrerequisiteFailure, Who> } | { warning: Omit<PrerequisiteWarning, Who> } | null;
+
+function fromVersionCheck({ fromVersion }: Prerequisites, agent: AgentForCheck): Verdict {
+  if (!fromVersion) return null;
+  if (!agent.version || !semver.valid(agent.version))
+    return { warning: { check: 'fromVersion', reason: 'version unknown' } };
+  if (semver.satisfies(agent.version, fromVersion, { includePrerelease: true })) return null;
+  return { failure: { check: 'fromVersion', required: fromVersion, actual: agent.version } };
+}
+
+function freeDiskCheck({ minFreeDiskMb }: Prerequisites, agent: AgentForCheck): Verdict {
+  if (minFreeDiskMb === undefined) return null;
+  const free = agent.facts?.freeDiskMb;
+  if (free === undefined) return { warning: { check: 'minFreeDiskMb', reason: 'free disk space unknown' } };
+  if (free >= minFreeDiskMb) return null;
+  return { failure: { check: 'minFreeDiskMb', required: `${minFreeDiskMb} MB free`, actual: `${free} MB free` } };
+}
+
+function osCheck({ os }: Prerequisites, agent: AgentForCheck): Verdict {
+  if (!os || os.length === 0) return null;
+  const agentOs = agent.facts?.os;
+  if (!agentOs) return { warning: { check: 'os', reason: 'operating system unknown' } };
+  if (os.map((o) => o.toLowerCase()).includes(agentOs.toLowerCase())) return null;
+  return { failure: { check: 'os', required: os.join(' or '), actual: agentOs } };
+}
+
+/** The checks, in the order their failures and warnings are listed for each agent. */
+const CHECKS = [fromVersionCheck, freeDiskCheck, osCheck];
