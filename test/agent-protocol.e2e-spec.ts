@@ -1,4 +1,4 @@
-import { AgentCommandsService, CommandReport } from '../src/cluster/agent-commands.service';
+import { AgentCommandsService, CommandIssuer, CommandReport } from '../src/cluster/agent-commands.service';
 import { AgentLiveness } from '../src/cluster/agent-liveness';
 import { Agent } from '../src/cluster/agent.entity';
 import { ManualClock } from '../src/common/clock';
@@ -205,7 +205,13 @@ describeEachDatabase('the command channel', (kind) => {
     t = await TestApp.start(kind);
     clusterId = (await givenCluster(t)).id;
     commands = t.app.get(AgentCommandsService);
-    commands.onReport(async (_tx, command, report) => void reports.push({ commandId: command.id, report }));
+    // What the issuer (the upgrade executor, bound by UpgradesModule) hears, in the report's transaction.
+    const issuer = t.app.get(CommandIssuer);
+    const onReport = issuer.onReport.bind(issuer);
+    jest.spyOn(issuer, 'onReport').mockImplementation(async (tx, command, report) => {
+      reports.push({ commandId: command.id, report });
+      return onReport(tx, command, report);
+    });
   });
   afterAll(() => t.close());
 

@@ -4,6 +4,7 @@ import { Browser, chromium, Page } from 'playwright-core';
 import { packageArchive } from './support/archives';
 import { givenCluster, givenPairedAgent } from './support/builders';
 import { EventStreams } from '../src/progress/event-streams';
+import { EVENT_TYPES } from '../src/progress/progress-event.entity';
 import { FakeAgent } from './support/fake-agent';
 import { Command, Fleet, Member, obedient } from './support/fleet';
 import { TEST_ADMIN_TOKEN, TestApp } from './support/test-app';
@@ -571,6 +572,13 @@ function focusedOutline(page: Page): Promise<{ id: string; outline: string }> {
       page.off('request', count);
     }
   }, 60_000);
+
+  it('listens for every event type the server writes (lib.js EVENT_TYPES, read by stream.js)', async () => {
+    await signIn(TEST_ADMIN_TOKEN, '#/tokens');
+    await page.locator('#view h1').waitFor();
+    const types = await page.evaluate(`import('/lib.js').then((lib) => lib.EVENT_TYPES)`);
+    expect(types).toEqual([...EVENT_TYPES]);
+  });
 
   it('draws the new plan when a retry started elsewhere replaces the steps it runs again', async () => {
     const cluster = await givenCluster(t, { name: 'replan-demo' });

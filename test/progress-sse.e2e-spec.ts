@@ -5,11 +5,41 @@ import { EventFeed } from '../src/progress/event-feed';
 import { EventLog, NewEvent } from '../src/progress/event-log.service';
 import { EventRetention } from '../src/progress/event-retention';
 import { EventStreams } from '../src/progress/event-streams';
-import { ProgressEvent } from '../src/progress/progress-event.entity';
-import { StreamScopes } from '../src/progress/stream-scopes';
+import { EVENT_DATA_SCHEMAS } from '../src/progress/event-map';
+import { EVENT_TYPES, ProgressEvent } from '../src/progress/progress-event.entity';
+import { StreamScopeDirectory } from '../src/progress/stream-scopes';
+import type { AgentStatusEventData } from '../src/cluster/dto/agent.dto';
+import type { UpgradeStatus } from '../src/upgrades/upgrade.entity';
 import { givenCluster, givenPairedAgent } from './support/builders';
 import { eventually, StreamClient } from './support/sse-client';
 import { DATABASES, describeEachDatabase, TestApp } from './support/test-app';
+
+/** An agent.status event's data for a made-up agent: the agent as the API shows it (AgentDto). */
+const agentData = (clusterId: string, fields: Partial<AgentStatusEventData> = {}): AgentStatusEventData => ({
+  id: randomUUID(),
+  clusterId,
+  name: 'made-up',
+  address: '10.0.0.1',
+  role: 'standalone',
+  failoverGroup: null,
+  active: true,
+  state: 'idle',
+  version: '1.0.0',
+  webappsVersion: null,
+  versionStatus: 'latest',
+  autoUpgrade: true,
+  remoteUpgrade: true,
+  busy: false,
+  hold: false,
+  upgradeId: null,
+  autoUpgradeBlocked: null,
+  autoUpgradeRetryAt: null,
+  lastSeenAt: null,
+  pairedAt: null,
+  facts: {},
+  createdAt: '2026-05-01T10:00:00.000Z',
+  ...fields,
+});
 
 describeEachDatabase('progress streams', (kind) => {
   const clock = new ManualClock(new Date('2026-05-01T10:00:00.000Z'));
@@ -21,9 +51,36 @@ describeEachDatabase('progress streams', (kind) => {
     t = await TestApp.start(kind, { clock, env: { SSE_KEEPALIVE_MS: '200', STREAM_TICKET_TTL_S: '60' } });
     viewer = await t.tokenFor('viewer');
     // These tests publish events for made-up upgrades: the set says which of those exist.
-    t.app.get(StreamScopes).register('upgrade', async (id) => upgrades.has(id));
+    const directory = t.app.get(StreamScopeDirectory);
+    const exists = directory.exists.bind(directory);
+    jest
+      .spyOn(directory, 'exists')
+      .mockImplementation(async (scope) => (scope.kind === 'upgrade' && upgrades.has(scope.id)) || exists(scope));
   });
   afterAll(() => t.close());
+
+  /** A task.progress event of a made-up step. */
+  const progress = (clusterId: string, upgradeId: string, percent: number): NewEvent => ({
+    type: 'task.progress',
+    clusterId,
+    upgradeId,
+    data: {
+      upgradeId,
+      stepId: randomUUID(),
+      kind: 'upgrade',
+      agentId: randomUUID(),
+      failoverGroup: null,
+      status: 'running',
+      waitingFor: null,
+      phase: 'install',
+      percent,
+      attempts: 1,
+      error: null,
+      message: null,
+      agentNotes: [],
+      upgradePercent: percent,
+    },
+  });
 
   /** Appends events through the event log, one transaction each, as the domain does. */
   const publish = async (events: NewEvent[]) => {
@@ -70,6 +127,26 @@ describeEachDatabase('progress streams', (kind) => {
     expect(ids).toEqual([...ids].sort((a, b) => a - b));
     expect(new Set(ids).size).toBe(ids.length);
     expect(events[0].data).toMatchObject({ id: ids[0], type: 'agent.status', clusterId: c.id, agentId: agent.agentId });
+    // The data is the agent exactly as the API shows it: the dashboard redraws its row from it.
+    const shown = await t.as(viewer).get(`/api/v1/agents/${agent.agentId}`).expect(200);
+    expect(events.at(-1)!.data.data).toEqual(shown.body);
+  });
+
+  it('documents each event type’s data on the streams and the history (EventDataMap)', async () => {
+    const document = (await t.as(viewer).get('/api/docs-json').expect(200)).body;
+    const schemas = document.components.schemas as Record<string, unknown>;
+    for (const name of Object.values(EVENT_DATA_SCHEMAS)) expect(Object.keys(schemas)).toContain(name);
+    for (const route of ['/api/v1/clusters/{clusterId}/events', '/api/v1/upgrades/{upgradeId}/events']) {
+      const media = document.paths[route].get.responses['200'].content['text/event-stream'];
+      expect(Object.keys(media['x-sse-events'])).toEqual([...EVENT_TYPES, 'end', 'reset']);
+      const dataRefs = (media.schema.oneOf as Array<{ allOf?: Array<{ properties?: { data?: { $ref: string } } }> }>)
+        .map((variant) => variant.allOf?.[1].properties?.data?.$ref)
+        .filter(Boolean);
+      expect(dataRefs).toEqual(EVENT_TYPES.map((type) => `#/components/schemas/${EVENT_DATA_SCHEMAS[type]}`));
+    }
+    const history = document.paths['/api/v1/upgrades/{upgradeId}/history'].get.responses['200'];
+    expect(JSON.stringify(history)).toContain('HistoryPageDto');
+    expect(schemas.HistoryPageDto).toMatchObject({ properties: { items: { items: { oneOf: expect.any(Array) } } } });
   });
 
   it('replays every later event exactly once after a reconnect in the middle of a burst of writes', async () => {
@@ -79,7 +156,8 @@ describeEachDatabase('progress streams', (kind) => {
     await first.opened;
     const burst = (async () => {
       for (let i = 0; i < 120; i++) {
-        await publish([{ type: 'agent.status', clusterId: i % 3 === 0 ? other.id : c.id, data: { n: i } }]);
+        const clusterId = i % 3 === 0 ? other.id : c.id;
+        await publish([{ type: 'agent.status', clusterId, data: agentData(clusterId, { name: `agent-${i}` }) }]);
         if (i % 10 === 0) await new Promise((r) => setTimeout(r, 5));
       }
     })();
@@ -101,42 +179,35 @@ describeEachDatabase('progress streams', (kind) => {
 
   it('sends reset when the events after Last-Event-ID are no longer retained', async () => {
     const c = await givenCluster(t);
-    await publish([{ type: 'agent.status', clusterId: c.id, data: { old: true } }]);
+    await publish([{ type: 'agent.status', clusterId: c.id, data: agentData(c.id, { name: 'old' }) }]);
     const oldId = (
       await t.db.reader.findOneOrFail(ProgressEvent, { where: { clusterId: c.id }, order: { id: 'DESC' } })
     ).id;
     clock.advance(31 * 86400_000);
-    await publish([{ type: 'agent.status', clusterId: c.id, data: { old: false } }]);
+    await publish([{ type: 'agent.status', clusterId: c.id, data: agentData(c.id, { name: 'not-old' }) }]);
     expect(await t.app.get(EventRetention).clean()).toBeGreaterThan(0);
     const stream = clusterStream(c.id, { lastEventId: oldId - 1 });
     const [reset] = await stream.waitFor((e) => e.length >= 1);
     expect(reset).toMatchObject({ type: 'reset', data: { reason: 'events-expired', lastEventId: oldId - 1 } });
-    await publish([{ type: 'agent.status', clusterId: c.id, data: { after: 'reset' } }]);
+    await publish([{ type: 'agent.status', clusterId: c.id, data: agentData(c.id, { name: 'after-reset' }) }]);
     const events = await stream.waitFor((e) => e.length >= 2);
     stream.close();
-    expect(events[1]).toMatchObject({ type: 'agent.status', data: { data: { after: 'reset' } } });
+    expect(events[1]).toMatchObject({ type: 'agent.status', data: { data: { name: 'after-reset' } } });
   });
 
   it('streams and pages one upgrade’s events', async () => {
     const c = await givenCluster(t);
     const upgradeId = randomUUID();
     upgrades.add(upgradeId);
-    await publish(
-      Array.from({ length: 5 }, (_, i) => ({
-        type: 'task.progress' as const,
-        clusterId: c.id,
-        upgradeId,
-        data: { percent: i * 25 },
-      })),
-    );
-    await publish([{ type: 'task.progress', clusterId: c.id, upgradeId: randomUUID(), data: { other: true } }]);
+    await publish(Array.from({ length: 5 }, (_, i) => progress(c.id, upgradeId, i * 25)));
+    await publish([progress(c.id, randomUUID(), 7)]);
     const stream = new StreamClient(`${t.baseUrl}/api/v1/upgrades/${upgradeId}/events`, {
       token: viewer,
       lastEventId: 0,
     });
     const events = await stream.waitFor((e) => e.length >= 5);
     stream.close();
-    expect(events.map((e) => e.data.data)).toEqual([0, 25, 50, 75, 100].map((percent) => ({ percent })));
+    expect(events.map((e) => (e.data.data as { percent: number }).percent)).toEqual([0, 25, 50, 75, 100]);
 
     const page1 = await t.as(viewer).get(`/api/v1/upgrades/${upgradeId}/history?limit=3`).expect(200);
     expect(page1.body.items.map((e: { data: { percent: number } }) => e.data.percent)).toEqual([0, 25, 50]);
@@ -209,7 +280,7 @@ describeEachDatabase('progress streams', (kind) => {
       upgrades.add(id);
       return id;
     };
-    const status = (clusterId: string, upgradeId: string, value: string, finished: boolean): NewEvent => ({
+    const status = (clusterId: string, upgradeId: string, value: UpgradeStatus, finished: boolean): NewEvent => ({
       type: 'upgrade.status',
       clusterId,
       upgradeId,
@@ -218,14 +289,11 @@ describeEachDatabase('progress streams', (kind) => {
         status: value,
         percent: finished ? 100 : 0,
         reason: null,
+        packageVersion: '1.1.0',
+        scheduledAt: null,
+        startedAt: clock.now().toISOString(),
         finishedAt: finished ? clock.now().toISOString() : null,
       },
-    });
-    const progress = (clusterId: string, upgradeId: string, percent: number): NewEvent => ({
-      type: 'task.progress',
-      clusterId,
-      upgradeId,
-      data: { percent },
     });
     const idsOf = async (upgradeId: string) =>
       (await t.db.reader.find(ProgressEvent, { where: { upgradeId }, order: { id: 'ASC' } })).map((e) => e.id);
@@ -275,7 +343,25 @@ describeEachDatabase('progress streams', (kind) => {
       expect((await read(url)).frames.map((f) => f.event)).toEqual(['end']);
 
       // An event of the upgrade written after its end (an agent's last report) comes before the end on a reconnect.
-      await publish([{ type: 'command.status', clusterId: c.id, upgradeId, data: { status: 'succeeded' } }]);
+      await publish([
+        {
+          type: 'command.status',
+          clusterId: c.id,
+          upgradeId,
+          data: {
+            commandId: randomUUID(),
+            agentId: randomUUID(),
+            type: 'upgrade',
+            status: 'succeeded',
+            version: '1.1.0',
+            error: null,
+            notes: [],
+            message: null,
+            upgradeId,
+            stepId: randomUUID(),
+          },
+        },
+      ]);
       const late = await read(url, { lastEventId: end.id });
       expect(late.frames.map((f) => f.event)).toEqual(['command.status', 'end']);
       expect(late.frames[1].id).toBeGreaterThanOrEqual(late.frames[0].id!);
@@ -471,7 +557,7 @@ describeEachDatabase('a slow viewer', (kind) => {
             Array.from({ length: 250 }, (_, i) => ({
               type: 'agent.status' as const,
               clusterId: c.id,
-              data: { i, padding },
+              data: agentData(c.id, { name: `agent-${i}`, address: padding }),
             })),
           ),
         );

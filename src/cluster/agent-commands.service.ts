@@ -1,4 +1,5 @@
-import { Injectable, Logger } from '@nestjs/common';
+import { Injectable, Logger, OnModuleInit } from '@nestjs/common';
+import { ModuleRef } from '@nestjs/core';
 import { randomUUID } from 'node:crypto';
 import { Clock } from '../common/clock';
 import { ConflictError, ForbiddenError, NotFoundError } from '../common/errors';
@@ -13,6 +14,7 @@ import {
   AgentCommandPageDto,
   CommandDto,
   CommandStateDto,
+  CommandStatusEventData,
   CompleteReportDto,
   ProgressReportDto,
 } from './dto/agent-protocol.dto';
@@ -29,24 +31,35 @@ export type CommandReport =
   | { kind: 'complete'; report: CompleteReportDto };
 
 /**
- * Runs inside the transaction that records an agent's report, so whoever issued the command (the
- * upgrade executor) moves its own state in the same commit. Returns true when it recorded the
- * version an ending report carries on the agent itself (then it is not written twice).
+ * What the issuer made of a report (CommandIssuer.onReport). `recorded`: the report was on its
+ * current command and moved its own state, with any version an end reports written on the right
+ * component of the agent (core or web apps). `ignored`: not its command (a migration), an earlier
+ * attempt's, or a repeat that changes nothing; the queue records a reported version itself.
  */
-export type CommandReportHandler = (tx: Tx, command: AgentCommand, report: CommandReport) => Promise<boolean | void>;
+export type ReportOutcome = 'recorded' | 'ignored';
 
 /**
- * Takes, before a report locks its command, the locks of whoever issued it (the upgrade executor
- * takes the upgrade's), so reports and the issuer's own passes lock in one order: issuer, then
- * command.
+ * Port: whoever issues commands through this queue and moves its own state with the reports on them
+ * (the upgrade executor). Declared here, bound by the module above (UpgradesModule:
+ * `{ provide: CommandIssuer, useExisting: UpgradeExecutor }`), so cluster code never imports
+ * upgrade code; see docs/ARCHITECTURE.md, "Ports".
  */
-export type CommandLockHook = (tx: Tx, command: AgentCommand) => Promise<void>;
+export abstract class CommandIssuer {
+  /**
+   * Takes, before a report locks its command, the issuer's own locks (the executor takes the
+   * upgrade's), so reports and the issuer's passes lock in one order: issuer, then command.
+   */
+  abstract lockForReport(tx: Tx, command: AgentCommand): Promise<void>;
+
+  /** Runs inside the transaction that records the report, so the issuer's state moves in the same commit. */
+  abstract onReport(tx: Tx, command: AgentCommand, report: CommandReport): Promise<ReportOutcome>;
+}
 
 /** A command to queue: its type and that type's payload (src/protocol/agent-protocol.ts). */
 export type NewCommand = {
   agentId: string;
   clusterId: string;
-  /** Who asked, e.g. `step:<id>`, so the handler finds its way back. */
+  /** Who asked, e.g. `step:<id>`, so the issuer finds its way back. */
   reference?: string;
 } & (
   | { type: 'upgrade'; payload: UpgradeCommandPayload }
@@ -54,12 +67,11 @@ export type NewCommand = {
   | { type: 'migrate'; payload: MigrateCommandPayload }
 );
 
-/** The per-agent command queue: other modules enqueue; agents take and report; handlers learn. */
+/** The per-agent command queue: other modules enqueue; agents take and report; the issuer (CommandIssuer) learns. */
 @Injectable()
-export class AgentCommandsService {
+export class AgentCommandsService implements OnModuleInit {
   private readonly logger = new Logger(AgentCommandsService.name);
-  private readonly handlers: CommandReportHandler[] = [];
-  private readonly lockHooks: CommandLockHook[] = [];
+  private issuer: CommandIssuer;
   /** The commands each open transaction ended (see markFetched): known without reading them again. */
   private readonly endedIn = new WeakMap<Tx, Set<string>>();
 
@@ -70,11 +82,15 @@ export class AgentCommandsService {
     private readonly updater: AgentUpdater,
     private readonly events: EventLog,
     private readonly clock: Clock,
+    private readonly moduleRef: ModuleRef,
   ) {}
 
-  onReport(handler: CommandReportHandler, lock?: CommandLockHook): void {
-    this.handlers.push(handler);
-    if (lock) this.lockHooks.push(lock);
+  /**
+   * Resolved once every provider exists, not injected: the executor that binds it enqueues through
+   * this service (docs/ARCHITECTURE.md, "Ports").
+   */
+  onModuleInit(): void {
+    this.issuer = this.moduleRef.get(CommandIssuer, { strict: false });
   }
 
   /** Queues a command in the caller's transaction; the agent gets it with its next heartbeat. */
@@ -161,14 +177,14 @@ export class AgentCommandsService {
         }
         if (command.fetchedAt) continue; // fetched meanwhile through another replica
         Object.assign(command, { fetchedAt: this.clock.now(), updatedAt: this.clock.now() });
-        for (const handler of this.handlers) await handler(tx, command, { kind: 'fetched' });
+        await this.issuer.onReport(tx, command, { kind: 'fetched' });
         if (this.endedIn.get(tx)?.has(id)) {
-          // Withdrawn before it went out (cancelled by a handler, which wrote its end): the agent
+          // Withdrawn before it went out (cancelled by the issuer, which wrote its end): the agent
           // never had it, so it is not recorded as fetched.
           withdrawn.add(id);
           continue;
         }
-        // Written after the handlers, in the same transaction: a withdrawn command is written once, by its end.
+        // Written after the issuer heard of it, in the same transaction: a withdrawn command is written once, by its end.
         await this.commands.save(tx.em, command);
       }
       return withdrawn;
@@ -200,7 +216,7 @@ export class AgentCommandsService {
         updatedAt: this.clock.now(),
       });
       await this.commands.save(tx.em, command);
-      for (const handler of this.handlers) await handler(tx, command, { kind: 'progress', report });
+      await this.issuer.onReport(tx, command, { kind: 'progress', report });
       return toState(command);
     });
   }
@@ -214,10 +230,8 @@ export class AgentCommandsService {
         this.refuseIfEnded(command);
       }
       await this.end(tx, command, report.status, { version: report.version, error: report.error, notes: report.notes });
-      let versionRecorded = false;
-      for (const handler of this.handlers)
-        versionRecorded = (await handler(tx, command, { kind: 'complete', report })) === true || versionRecorded;
-      if (report.version && !versionRecorded) {
+      const outcome = await this.issuer.onReport(tx, command, { kind: 'complete', report });
+      if (report.version && outcome === 'ignored') {
         const agent = await this.agents.findForUpdate(tx, agentId);
         if (agent && agent.version !== report.version) await this.updater.apply(tx, agent, { version: report.version });
       }
@@ -250,30 +264,19 @@ export class AgentCommandsService {
     const ended = this.endedIn.get(tx);
     if (ended) ended.add(command.id);
     else this.endedIn.set(tx, new Set([command.id]));
-    const { upgradeId, stepId } = commandOrigin(command);
+    const data = commandStatusData(command);
     await this.events.append(tx, [
       {
         type: 'command.status',
         clusterId: command.clusterId,
         agentId: command.agentId,
-        ...(upgradeId ? { upgradeId } : {}),
-        data: {
-          commandId: command.id,
-          agentId: command.agentId,
-          type: command.type,
-          status,
-          version: command.resultVersion,
-          error: command.error,
-          notes: command.notes ?? [],
-          message: command.message,
-          upgradeId,
-          stepId,
-        },
+        ...(data.upgradeId ? { upgradeId: data.upgradeId } : {}),
+        data,
       },
     ]);
   }
 
-  /** The agent's own command, locked after whatever its issuer locks (see CommandLockHook). */
+  /** The agent's own command, locked after whatever its issuer locks (CommandIssuer.lockForReport). */
   private async lockForReport(tx: Tx, agentId: string, commandId: string): Promise<AgentCommand> {
     const unlocked = await this.commands.findById(commandId, tx.em);
     if (!unlocked) throw new NotFoundError('Command', commandId);
@@ -282,7 +285,7 @@ export class AgentCommandsService {
         `Command ${commandId} belongs to another agent; an agent reports only on its own commands.`,
         'NOT_YOUR_COMMAND',
       );
-    for (const hook of this.lockHooks) await hook(tx, unlocked);
+    await this.issuer.lockForReport(tx, unlocked);
     // Without row locks (SQLite) this transaction is the only writer: the row read above is current.
     return tx.rowLock ? (await this.commands.findForUpdate(tx, commandId))! : unlocked;
   }
@@ -302,6 +305,21 @@ export class AgentCommandsService {
 function commandOrigin(command: AgentCommand): { upgradeId: string | null; stepId: string | null } {
   const text = (v: unknown) => (typeof v === 'string' ? v : null);
   return { upgradeId: text(command.payload.upgradeId), stepId: text(command.payload.stepId) };
+}
+
+/** A `command.status` event's data: the command as it ended. */
+function commandStatusData(command: AgentCommand): CommandStatusEventData {
+  return {
+    commandId: command.id,
+    agentId: command.agentId,
+    type: command.type,
+    status: command.status,
+    version: command.resultVersion,
+    error: command.error,
+    notes: command.notes ?? [],
+    message: command.message,
+    ...commandOrigin(command),
+  };
 }
 
 export function toAgentCommandDto(command: AgentCommand): AgentCommandDto {

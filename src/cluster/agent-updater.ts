@@ -6,8 +6,12 @@ import { Agent } from './agent.entity';
 import { AgentRepository } from './agent.repository';
 import { deriveAgentState, deriveVersionStatus, effectiveTarget } from './agent-state';
 import { ClusterRepository } from './cluster.repository';
+import { type AgentStatusEventData, toAgentDto } from './dto/agent.dto';
 
-/** What an `agent.status` event carries, and what a change to any of it publishes. */
+/**
+ * The fields whose change publishes an `agent.status` event (which carries the whole agent as the
+ * API shows it). Not `lastSeenAt` nor facts alone: heartbeats move those all the time (AgentLiveness).
+ */
 const VISIBLE = [
   'state',
   'versionStatus',
@@ -22,15 +26,13 @@ const VISIBLE = [
   'autoUpgradeBlocked',
 ] as const;
 
-export function agentStatusData(agent: Agent): Record<string, unknown> {
+/** An agent's `agent.status` event, from the row in hand: no read of its own (this runs on liveness sweeps of many agents). */
+function statusEvent(agent: Agent, extra: Pick<AgentStatusEventData, 'removed'> = {}): NewEvent<'agent.status'> {
   return {
+    type: 'agent.status',
+    clusterId: agent.clusterId,
     agentId: agent.id,
-    name: agent.name,
-    address: agent.address,
-    role: agent.role,
-    failoverGroup: agent.failoverGroup,
-    ...Object.fromEntries(VISIBLE.map((k) => [k, agent[k]])),
-    autoUpgradeRetryAt: agent.autoUpgradeRetryAt?.toISOString() ?? null,
+    data: { ...toAgentDto(agent), ...extra },
   };
 }
 
@@ -86,9 +88,7 @@ export class AgentUpdater {
     );
     await this.agents.update(tx.em, agent.id, moved);
     if (VISIBLE.some((k) => before[k] !== agent[k])) {
-      await this.events.append(tx, [
-        { type: 'agent.status', clusterId: agent.clusterId, agentId: agent.id, data: agentStatusData(agent) },
-      ]);
+      await this.events.append(tx, [statusEvent(agent)]);
     }
     if (refreshCluster) await this.refreshVersionStatuses(tx, agent.clusterId);
     return agent;
@@ -102,27 +102,20 @@ export class AgentUpdater {
       cluster?.targetVersion ?? null,
       members.map((a) => a.version),
     );
-    const events: NewEvent[] = [];
+    const events: NewEvent<'agent.status'>[] = [];
     for (const agent of members) {
       const status = deriveVersionStatus(agent, target, cluster?.webappsTargetVersion ?? null);
       if (status === agent.versionStatus) continue;
       agent.versionStatus = status;
       agent.updatedAt = this.clock.now();
       await this.agents.update(tx.em, agent.id, { versionStatus: status, updatedAt: agent.updatedAt });
-      events.push({ type: 'agent.status', clusterId, agentId: agent.id, data: agentStatusData(agent) });
+      events.push(statusEvent(agent));
     }
     await this.events.append(tx, events);
   }
 
-  /** Publishes an agent as it is, plus `extra`: on registration, and with {removed: true} on removal. */
-  async publish(tx: Tx, agent: Agent, extra: Record<string, unknown> = {}): Promise<void> {
-    await this.events.append(tx, [
-      {
-        type: 'agent.status',
-        clusterId: agent.clusterId,
-        agentId: agent.id,
-        data: { ...agentStatusData(agent), ...extra },
-      },
-    ]);
+  /** Publishes an agent as it is: on registration, and with {removed: true} on removal. */
+  async publish(tx: Tx, agent: Agent, extra: Pick<AgentStatusEventData, 'removed'> = {}): Promise<void> {
+    await this.events.append(tx, [statusEvent(agent, extra)]);
   }
 }

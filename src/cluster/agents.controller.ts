@@ -1,5 +1,12 @@
 import { Body, Controller, Delete, Get, HttpCode, Patch, Post, Put, Query, Res } from '@nestjs/common';
-import { ApiAcceptedResponse, ApiCreatedResponse, ApiOkResponse, ApiOperation, ApiTags } from '@nestjs/swagger';
+import {
+  ApiAcceptedResponse,
+  ApiCreatedResponse,
+  ApiExtraModels,
+  ApiOkResponse,
+  ApiOperation,
+  ApiTags,
+} from '@nestjs/swagger';
 import { ApiRefusals } from '../common/openapi';
 import type { FastifyReply } from 'fastify';
 import { RequireRole } from '../auth/access.decorators';
@@ -7,10 +14,11 @@ import { IdParam } from '../common/id-param';
 import { PageQuery } from '../common/page-query';
 import { AgentCommandsService } from './agent-commands.service';
 import { AgentsService } from './agents.service';
-import { AgentCommandPageDto } from './dto/agent-protocol.dto';
+import { AgentCommandPageDto, CommandStatusEventData } from './dto/agent-protocol.dto';
 import {
   AgentDto,
   AgentPageDto,
+  AgentStatusEventData,
   AutoUpgradeDto,
   ListAgentsQuery,
   PairingKeyDto,
@@ -22,6 +30,8 @@ import {
 
 @ApiTags('agents')
 @ApiRefusals()
+// The data of the agents' events (EventDataMap), which the event streams' schemas name.
+@ApiExtraModels(AgentStatusEventData, CommandStatusEventData)
 @Controller('api/v1')
 export class AgentsController {
   constructor(

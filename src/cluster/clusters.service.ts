@@ -1,10 +1,10 @@
 import { Injectable, Logger, OnModuleInit } from '@nestjs/common';
+import { ModuleRef } from '@nestjs/core';
 import { randomUUID } from 'node:crypto';
 import { Clock } from '../common/clock';
 import { isUniqueViolation } from '../common/db-errors';
 import { ConflictError, NotFoundError } from '../common/errors';
 import { Database, Tx } from '../database/database';
-import { StreamScopes } from '../progress/stream-scopes';
 import { DEFAULT_UPGRADE_OPTIONS, resolveOptions, type UpgradeOptions } from '../policies/upgrade-options';
 import { AgentRepository } from './agent.repository';
 import type { ComponentKind } from './agent-state';
@@ -13,30 +13,33 @@ import { Cluster } from './cluster.entity';
 import { ClusterRepository } from './cluster.repository';
 import { ClusterDto, CreateClusterDto, toClusterDto, UpdateClusterDto } from './dto/cluster.dto';
 
-/** Says what, if anything, of another module still belongs to a cluster (e.g. "2 upgrades"). */
-export type ClusterDeletionGuard = (tx: Tx, clusterId: string) => Promise<string | null>;
+/**
+ * Port: what other modules still keep in a cluster (its packages, its upgrades), asked in the
+ * transaction that would delete it. Declared here, bound by the module above that knows them
+ * (UpgradesModule's providers), so cluster code never imports theirs; see docs/ARCHITECTURE.md, "Ports".
+ */
+export abstract class ClusterContents {
+  /** Each kind of thing left in the cluster, counted in words ("2 packages"); empty when none. */
+  abstract leftIn(tx: Tx, clusterId: string): Promise<string[]>;
+}
 
 @Injectable()
 export class ClustersService implements OnModuleInit {
   private readonly logger = new Logger(ClustersService.name);
-  private readonly deletionGuards: ClusterDeletionGuard[] = [];
+  private contents: ClusterContents;
 
   constructor(
     private readonly db: Database,
     private readonly clusters: ClusterRepository,
     private readonly agents: AgentRepository,
     private readonly clock: Clock,
-    private readonly scopes: StreamScopes,
     private readonly updater: AgentUpdater,
+    private readonly moduleRef: ModuleRef,
   ) {}
 
+  /** Resolved once every provider exists, not injected: its binder depends on this service (docs/ARCHITECTURE.md, "Ports"). */
   onModuleInit(): void {
-    this.scopes.register('cluster', async (id) => (await this.clusters.findById(id)) !== null);
-  }
-
-  /** Modules that keep data per cluster (packages, upgrades) register what blocks a deletion. */
-  registerDeletionGuard(guard: ClusterDeletionGuard): void {
-    this.deletionGuards.push(guard);
+    this.contents = this.moduleRef.get(ClusterContents, { strict: false });
   }
 
   async create(dto: CreateClusterDto): Promise<ClusterDto> {
@@ -74,6 +77,11 @@ export class ClustersService implements OnModuleInit {
 
   async get(id: string): Promise<ClusterDto> {
     return this.toDto(await this.require(id));
+  }
+
+  /** Whether the cluster exists (an event stream's scope). */
+  async exists(id: string): Promise<boolean> {
+    return (await this.clusters.findById(id)) !== null;
   }
 
   /** The cluster, or a 404 naming it. Other modules use this to resolve a cluster id. */
@@ -130,10 +138,7 @@ export class ClustersService implements OnModuleInit {
       const left: string[] = [];
       const agentCount = await this.agents.countInCluster(tx.em, id);
       if (agentCount > 0) left.push(`${agentCount} agent${agentCount === 1 ? '' : 's'}`);
-      for (const guard of this.deletionGuards) {
-        const what = await guard(tx, id);
-        if (what) left.push(what);
-      }
+      left.push(...(await this.contents.leftIn(tx, id)));
       if (left.length > 0) {
         throw new ConflictError(
           'CLUSTER_NOT_EMPTY',

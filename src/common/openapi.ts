@@ -44,14 +44,6 @@ export const ApiRefusals = () =>
     ApiDefaultResponse({ type: ErrorBodyDto, description: 'A refusal or a failure, in the one error shape.' }),
   );
 
-/** An SSE route: `text/event-stream`, each event an `id`, an `event` (its type) and JSON `data` (an EventDto). */
-export const ApiEventStream = () =>
-  ApiOkResponse({
-    description:
-      'Server-Sent Events: `retry`, then per event `id: <id>`, `event: <type>` and `data: <EventDto as JSON>`; `event: reset` when the events after Last-Event-ID are no longer retained; `: keep-alive` comments while idle.',
-    content: { 'text/event-stream': { schema: { type: 'string' } } },
-  });
-
 /** A package download: the archive, whole (200) or a byte range of it (206). */
 export const ApiPackageContent = () =>
   applyDecorators(

@@ -1,75 +1,35 @@
-import { Controller, Delete, Get, HttpCode, HttpStatus, Post, Query, Req, Res } from '@nestjs/common';
+import { Controller, Delete, Get, HttpCode, HttpStatus, Query, Res } from '@nestjs/common';
 import {
-  ApiBody,
-  ApiConsumes,
-  ApiCreatedResponse,
   ApiExtraModels,
   ApiNoContentResponse,
   ApiOkResponse,
   ApiOperation,
   ApiProduces,
   ApiTags,
-  getSchemaPath,
 } from '@nestjs/swagger';
 import { ApiPackageContent, ApiRefusals } from '../common/openapi';
 import type {} from '@fastify/static'; // reply.sendFile
-import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyReply } from 'fastify';
 import * as nodePath from 'node:path';
 import parseRange from 'range-parser';
 import { AgentRoute, CurrentPrincipal, RequireRole } from '../auth/access.decorators';
 import type { Principal } from '../auth/principal';
 import { DomainError } from '../common/errors';
 import { IdParam } from '../common/id-param';
-import {
-  InstalledPackageDto,
-  ListPackagesQuery,
-  PackageDto,
-  PackagePageDto,
-  UploadPackageForm,
-} from './dto/package.dto';
+import { ListPackagesQuery, PackageDto, PackagePageDto, PackageStatusEventData } from './dto/package.dto';
 import { PackagesService } from './packages.service';
-import { UploadReceiver } from './upload-receiver';
 
+/**
+ * Packages: history, downloads, deletion. The upload (POST /api/v1/clusters/{id}/packages) is
+ * PackageUploadController's, in the upgrades module: with mode=install it creates an upgrade.
+ */
 @ApiTags('packages')
 @ApiRefusals()
+// The data of package.status events (EventDataMap), which the event streams' schemas name.
+@ApiExtraModels(PackageStatusEventData)
 @Controller('api/v1')
 export class PackagesController {
-  constructor(
-    private readonly packages: PackagesService,
-    private readonly receiver: UploadReceiver,
-  ) {}
-
-  @Post('clusters/:clusterId/packages')
-  @RequireRole('operator')
-  @ApiConsumes('multipart/form-data')
-  @ApiBody({ type: UploadPackageForm })
-  @ApiOperation({
-    summary: 'Upload a package (201), or find the same bytes already uploaded (200)',
-    description:
-      'mode=upload-only answers the package. mode=install also takes the upgrade fields target, policy, options (JSON text) and scheduledAt, creates the upgrade in the same transaction, and answers 201 {package, upgrade}; target defaults to {"all": true}.',
-  })
-  @ApiCreatedResponse({
-    description: 'A new package (mode=upload-only), or the package and its upgrade (mode=install).',
-    schema: { oneOf: [{ $ref: getSchemaPath(PackageDto) }, { $ref: getSchemaPath(InstalledPackageDto) }] },
-  })
-  @ApiOkResponse({ type: PackageDto, description: 'The same bytes were uploaded before: that package.' })
-  @ApiExtraModels(PackageDto, InstalledPackageDto)
-  async upload(
-    @IdParam('clusterId') clusterId: string,
-    @CurrentPrincipal() uploader: Principal,
-    @Req() req: FastifyRequest,
-    @Res({ passthrough: true }) res: FastifyReply,
-  ): Promise<PackageDto | InstalledPackageDto> {
-    await this.packages.requireCluster(clusterId);
-    const upload = await this.receiver.receive(req.raw, res.raw);
-    const { created, pkg, upgrade } = await this.packages.accept(clusterId, upload, uploader);
-    if (upgrade !== undefined) {
-      res.status(201);
-      return { package: pkg, upgrade };
-    }
-    res.status(created ? 201 : 200);
-    return pkg;
-  }
+  constructor(private readonly packages: PackagesService) {}
 
   @Get('clusters/:clusterId/packages')
   @RequireRole('viewer')

@@ -1,4 +1,4 @@
-import { HttpStatus, Injectable, Logger, OnModuleInit } from '@nestjs/common';
+import { HttpStatus, Injectable, Logger } from '@nestjs/common';
 import { randomUUID } from 'node:crypto';
 import type { Principal } from '../auth/principal';
 import { AgentsService } from '../cluster/agents.service';
@@ -15,8 +15,15 @@ import {
 } from '../common/errors';
 import { Database, Tx } from '../database/database';
 import { EventLog } from '../progress/event-log.service';
-import { ListPackagesQuery, PackageDto, PackagePageDto, toPackageDto, UPLOAD_MODES } from './dto/package.dto';
-import { parseManifest } from './manifest';
+import {
+  ListPackagesQuery,
+  PackageDto,
+  PackagePageDto,
+  type PackageStatusEventData,
+  toPackageDto,
+  UPLOAD_MODES,
+} from './dto/package.dto';
+import { type PackageManifest, parseManifest } from './manifest';
 import { Package } from './package.entity';
 import { PackageRepository } from './package.repository';
 import { PackageStore } from './package-store';
@@ -27,18 +34,29 @@ import type { ReceivedUpload } from './upload-receiver';
 export const INSTALL_FIELDS = ['target', 'policy', 'options', 'scheduledAt'];
 
 /**
- * Turns an upload with mode=install into an upgrade: `parse` checks the form fields before the
- * archive is stored; `install` creates the upgrade in the transaction that stores the package.
+ * What an upload with mode=install installs, given by the caller of `accept` (the upgrades module,
+ * which this module does not know): `parse` checks the form's install fields before the archive
+ * is stored; `install` creates what it installs (an upgrade, T) in the transaction that stores
+ * the package, so a refusal leaves no package either.
  */
-export interface PackageInstaller {
-  parse(fields: Record<string, string>): Promise<unknown>;
-  install(tx: Tx, pkg: Package, request: unknown, caller: Principal): Promise<unknown>;
+export interface UploadInstaller<R, T> {
+  parse(fields: Record<string, string>): Promise<R>;
+  install(tx: Tx, pkg: Package, request: R): Promise<T>;
 }
 
+/** An accepted upload: the package, whether it is new, and with mode=install what was installed with it. */
+export interface AcceptedUpload<T> {
+  created: boolean;
+  pkg: PackageDto;
+  installed?: T;
+}
+
+/** mode=install, ready to run in the transaction that has the package. */
+type Install<T> = (tx: Tx, pkg: Package) => Promise<T>;
+
 @Injectable()
-export class PackagesService implements OnModuleInit {
+export class PackagesService {
   private readonly logger = new Logger(PackagesService.name);
-  private installer: PackageInstaller | null = null;
 
   constructor(
     private readonly db: Database,
@@ -50,11 +68,10 @@ export class PackagesService implements OnModuleInit {
     private readonly clock: Clock,
   ) {}
 
-  onModuleInit(): void {
-    this.clusters.registerDeletionGuard(async (tx, clusterId) => {
-      const n = await this.packages.countInCluster(tx.em, clusterId);
-      return n > 0 ? `${n} package${n === 1 ? '' : 's'}` : null;
-    });
+  /** What of this module a cluster still holds ("2 packages"), for ClusterContents; null when none. */
+  async leftIn(tx: Tx, clusterId: string): Promise<string | null> {
+    const n = await this.packages.countInCluster(tx.em, clusterId);
+    return n > 0 ? `${n} package${n === 1 ? '' : 's'}` : null;
   }
 
   /** The cluster must exist before a byte of the upload is read. */
@@ -67,130 +84,158 @@ export class PackagesService implements OnModuleInit {
    * then stores it under its hash. The same bytes again answer the existing package (created false).
    * Whatever is refused leaves no row and no file.
    */
-  async accept(
+  async accept<R, T>(
     clusterId: string,
     upload: ReceivedUpload,
     uploader: Principal,
-  ): Promise<{ created: boolean; pkg: PackageDto; upgrade?: unknown }> {
+    installer: UploadInstaller<R, T>,
+  ): Promise<AcceptedUpload<T>> {
     try {
-      const mode = upload.fields.mode;
-      if (!UPLOAD_MODES.includes(mode as (typeof UPLOAD_MODES)[number])) {
-        throw new BadInputError(`mode must be one of: ${UPLOAD_MODES.join(', ')}.`, [
-          { field: 'mode', problems: [`mode must be one of: ${UPLOAD_MODES.join(', ')}`] },
-        ]);
-      }
-      const known = mode === 'install' ? ['mode', ...INSTALL_FIELDS] : ['mode'];
-      const unknown = Object.keys(upload.fields).filter((f) => !known.includes(f));
-      if (unknown.length > 0) {
-        const hint = mode === 'install' ? '' : ` (${INSTALL_FIELDS.join(', ')} go with mode=install)`;
-        throw new BadInputError(
-          `Unknown form fields: ${unknown.join(', ')}; remove them${hint}.`,
-          unknown.map((field) => ({ field, problems: [`${field} is not a known field; remove it`] })),
-        );
-      }
-      let installRequest: unknown;
-      if (mode === 'install') {
-        if (!this.installer)
-          throw new UnprocessableError(
-            'INSTALL_NOT_AVAILABLE',
-            'mode=install is not available in this process; upload with mode=upload-only.',
-          );
-        installRequest = await this.installer.parse(upload.fields);
-      }
-      const install =
-        installRequest === undefined
-          ? undefined
-          : (tx: Tx, pkg: Package) => this.installer!.install(tx, pkg, installRequest, uploader);
-
-      const cluster = await this.clusters.require(clusterId);
-      const manifest = parseManifest(upload.archive.manifestText, upload.archive.entries);
-      if (manifest.product !== cluster.product) {
-        throw new UnprocessableError(
-          'PRODUCT_MISMATCH',
-          `The package is for product ${manifest.product}, but cluster ${cluster.name} runs ${cluster.product}.`,
-          { packageProduct: manifest.product, clusterProduct: cluster.product },
-        );
-      }
+      const install = await this.installFor(upload.fields, installer);
+      const manifest = await this.checkManifest(clusterId, upload);
       const existing = await this.packages.findBySha256(clusterId, upload.archive.sha256);
       if (existing) return { created: false, ...(await this.installExisting(existing, install)) };
-
-      const prerequisites = manifest.prerequisites ? { ...manifest.prerequisites } : {};
-      const check = await this.checkCluster(clusterId, {
-        kind: manifest.kind,
-        version: manifest.version,
-        prerequisites,
-      });
-      if (check.failures.length > 0) {
-        const agents = new Set(check.failures.map((f) => f.agentName)).size;
-        throw new UnprocessableError(
-          'PREREQUISITES_UNMET',
-          `${agents} agent${agents === 1 ? '' : 's'} of the cluster fail the package's prerequisites; see details for each check.`,
-          check,
-        );
-      }
-
-      const alreadyStored = await this.store.exists(upload.archive.sha256);
-      await this.store.commit(upload.tempPath, upload.archive.sha256);
-      const pkg = Object.assign(new Package(), {
-        id: randomUUID(),
-        clusterId,
-        product: manifest.product,
-        version: manifest.version,
-        kind: manifest.kind,
-        status: 'available',
-        sha256: upload.archive.sha256,
-        size: upload.archive.size,
-        prerequisites,
-        migration: manifest.migration ?? null,
-        notes: manifest.notes ?? null,
-        warnings: check.warnings,
-        uploadedByTokenId: uploader.tokenId,
-        uploadedAt: this.clock.now(),
-        reservedByUpgradeId: null,
-        completedAt: null,
-        usedByUpgradeId: null,
-      } satisfies Package);
-      let upgrade: unknown;
-      try {
-        // With mode=install the upgrade is made in the same transaction: refused, it leaves no package.
-        upgrade = await this.db.transaction(async (tx) => {
-          await this.packages.insert(tx.em, pkg);
-          await this.publish(tx, pkg);
-          return install?.(tx, pkg);
-        });
-      } catch (error) {
-        // The same bytes uploaded at the same moment: the other upload made the package.
-        const raced = isUniqueViolation(error) ? await this.packages.findBySha256(clusterId, pkg.sha256) : null;
-        if (raced) return { created: false, ...(await this.installExisting(raced, install)) };
-        if (!alreadyStored && !(await this.packages.sha256InUse(this.db.reader, pkg.sha256)))
-          await this.store.removeStored(pkg.sha256);
-        throw error;
-      }
-      this.logger.log(
-        `stored package ${pkg.id} (${pkg.product} ${pkg.version}, ${pkg.size} bytes) in cluster ${clusterId}${upgrade ? ' and created its upgrade' : ''}`,
-      );
-      return {
-        created: true,
-        pkg: toPackageDto(upgrade ? await this.require(pkg.id) : pkg),
-        ...(upgrade ? { upgrade } : {}),
-      };
+      const check = await this.checkUploadPrerequisites(clusterId, manifest);
+      return await this.storeNew(this.newPackage(clusterId, upload, uploader, manifest, check), upload, install);
     } finally {
       await this.store.removeTemp(upload.tempPath);
     }
   }
 
-  /** The upgrades module makes mode=install work (it depends on this module, not the other way). */
-  registerInstaller(installer: PackageInstaller): void {
-    this.installer = installer;
+  /** The form's mode and fields: refused unless known; with mode=install, the install to run. */
+  private async installFor<R, T>(
+    fields: Record<string, string>,
+    installer: UploadInstaller<R, T>,
+  ): Promise<Install<T> | undefined> {
+    const mode = fields.mode;
+    if (!UPLOAD_MODES.includes(mode as (typeof UPLOAD_MODES)[number])) {
+      throw new BadInputError(`mode must be one of: ${UPLOAD_MODES.join(', ')}.`, [
+        { field: 'mode', problems: [`mode must be one of: ${UPLOAD_MODES.join(', ')}`] },
+      ]);
+    }
+    const known = mode === 'install' ? ['mode', ...INSTALL_FIELDS] : ['mode'];
+    const unknown = Object.keys(fields).filter((f) => !known.includes(f));
+    if (unknown.length > 0) {
+      const hint = mode === 'install' ? '' : ` (${INSTALL_FIELDS.join(', ')} go with mode=install)`;
+      throw new BadInputError(
+        `Unknown form fields: ${unknown.join(', ')}; remove them${hint}.`,
+        unknown.map((field) => ({ field, problems: [`${field} is not a known field; remove it`] })),
+      );
+    }
+    if (mode !== 'install') return undefined;
+    const request = await installer.parse(fields);
+    return (tx, pkg) => installer.install(tx, pkg, request);
   }
 
-  private async installExisting(
+  /** The archive's manifest, which must be for the cluster's product. */
+  private async checkManifest(clusterId: string, upload: ReceivedUpload): Promise<PackageManifest> {
+    const cluster = await this.clusters.require(clusterId);
+    const manifest = parseManifest(upload.archive.manifestText, upload.archive.entries);
+    if (manifest.product !== cluster.product) {
+      throw new UnprocessableError(
+        'PRODUCT_MISMATCH',
+        `The package is for product ${manifest.product}, but cluster ${cluster.name} runs ${cluster.product}.`,
+        { packageProduct: manifest.product, clusterProduct: cluster.product },
+      );
+    }
+    return manifest;
+  }
+
+  /** The package's prerequisites against every agent of the cluster: a failure refuses the upload, unknowns are warnings. */
+  private async checkUploadPrerequisites(clusterId: string, manifest: PackageManifest): Promise<PrerequisiteResult> {
+    const check = await this.checkCluster(clusterId, {
+      kind: manifest.kind,
+      version: manifest.version,
+      prerequisites: this.prerequisitesOf(manifest),
+    });
+    if (check.failures.length > 0) {
+      const agents = new Set(check.failures.map((f) => f.agentName)).size;
+      throw new UnprocessableError(
+        'PREREQUISITES_UNMET',
+        `${agents} agent${agents === 1 ? '' : 's'} of the cluster fail the package's prerequisites; see details for each check.`,
+        check,
+      );
+    }
+    return check;
+  }
+
+  private prerequisitesOf(manifest: PackageManifest): Package['prerequisites'] {
+    return manifest.prerequisites ? { ...manifest.prerequisites } : {};
+  }
+
+  private newPackage(
+    clusterId: string,
+    upload: ReceivedUpload,
+    uploader: Principal,
+    manifest: PackageManifest,
+    check: PrerequisiteResult,
+  ): Package {
+    return Object.assign(new Package(), {
+      id: randomUUID(),
+      clusterId,
+      product: manifest.product,
+      version: manifest.version,
+      kind: manifest.kind,
+      status: 'available',
+      sha256: upload.archive.sha256,
+      size: upload.archive.size,
+      prerequisites: this.prerequisitesOf(manifest),
+      migration: manifest.migration ?? null,
+      notes: manifest.notes ?? null,
+      warnings: check.warnings,
+      uploadedByTokenId: uploader.tokenId,
+      uploadedAt: this.clock.now(),
+      reservedByUpgradeId: null,
+      completedAt: null,
+      usedByUpgradeId: null,
+    } satisfies Package);
+  }
+
+  /**
+   * Stores the file, then the row (and with mode=install what it installs) in one transaction. The
+   * same bytes uploaded at the same moment answer the package the other upload made; a refusal
+   * removes the file unless another package has the same bytes.
+   */
+  private async storeNew<T>(
+    pkg: Package,
+    upload: ReceivedUpload,
+    install: Install<T> | undefined,
+  ): Promise<AcceptedUpload<T>> {
+    const alreadyStored = await this.store.exists(pkg.sha256);
+    await this.store.commit(upload.tempPath, pkg.sha256);
+    let installed: T | undefined;
+    try {
+      // With mode=install the upgrade is made in the same transaction: refused, it leaves no package.
+      installed = await this.db.transaction(async (tx) => {
+        await this.packages.insert(tx.em, pkg);
+        await this.publish(tx, pkg);
+        return install?.(tx, pkg);
+      });
+    } catch (error) {
+      // The same bytes uploaded at the same moment: the other upload made the package.
+      const raced = isUniqueViolation(error) ? await this.packages.findBySha256(pkg.clusterId, pkg.sha256) : null;
+      if (raced) return { created: false, ...(await this.installExisting(raced, install)) };
+      if (!alreadyStored && !(await this.packages.sha256InUse(this.db.reader, pkg.sha256)))
+        await this.store.removeStored(pkg.sha256);
+      throw error;
+    }
+    this.logger.log(
+      `stored package ${pkg.id} (${pkg.product} ${pkg.version}, ${pkg.size} bytes) in cluster ${pkg.clusterId}${installed ? ' and created its upgrade' : ''}`,
+    );
+    return {
+      created: true,
+      pkg: toPackageDto(installed ? await this.require(pkg.id) : pkg),
+      ...(installed ? { installed } : {}),
+    };
+  }
+
+  private async installExisting<T>(
     existing: Package,
-    install: ((tx: Tx, pkg: Package) => Promise<unknown>) | undefined,
-  ): Promise<{ pkg: PackageDto; upgrade?: unknown }> {
+    install: Install<T> | undefined,
+  ): Promise<{ pkg: PackageDto; installed?: T }> {
     if (!install) return { pkg: toPackageDto(existing) };
-    const upgrade = await this.db.transaction(async (tx) => install(tx, await this.require(existing.id, tx)));
-    return { pkg: toPackageDto(await this.require(existing.id)), upgrade };
+    const installed = await this.db.transaction(async (tx) => install(tx, await this.require(existing.id, tx)));
+    return { pkg: toPackageDto(await this.require(existing.id)), installed };
   }
 
   /** The prerequisite check against a cluster's agents (or some of them): for upload, schedule and start. */
@@ -343,20 +388,16 @@ export class PackagesService implements OnModuleInit {
     return { path: this.store.pathOf(pkg.sha256), pkg };
   }
 
-  private publish(tx: Tx, pkg: Package, extra: Record<string, unknown> = {}) {
-    return this.events.append(tx, [
-      {
-        type: 'package.status',
-        clusterId: pkg.clusterId,
-        data: {
-          packageId: pkg.id,
-          version: pkg.version,
-          kind: pkg.kind,
-          status: pkg.status,
-          usedByUpgradeId: pkg.usedByUpgradeId,
-          ...extra,
-        },
-      },
-    ]);
+  /** `package.status`: a package arrived, moved in its life cycle, or (`deleted: true`) went. */
+  private publish(tx: Tx, pkg: Package, extra: Pick<PackageStatusEventData, 'deleted'> = {}): Promise<void> {
+    const data: PackageStatusEventData = {
+      packageId: pkg.id,
+      version: pkg.version,
+      kind: pkg.kind,
+      status: pkg.status,
+      usedByUpgradeId: pkg.usedByUpgradeId,
+      ...extra,
+    };
+    return this.events.append(tx, [{ type: 'package.status', clusterId: pkg.clusterId, data }]);
   }
 }

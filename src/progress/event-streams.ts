@@ -3,7 +3,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Subscription } from 'rxjs';
 import { toErrorResponse } from '../common/error-body';
 import { type AppConfig, InjectAppConfig } from '../config/app-config';
-import { toEventDto } from './event.dto';
+import { type StreamResetDto, toEventDto } from './event.dto';
 import { EventFeed } from './event-feed';
 import { ProgressEvent } from './progress-event.entity';
 import { EventScope, matchesScope, ProgressEventRepository } from './progress-event.repository';
@@ -24,10 +24,6 @@ function frameOf(event: ProgressEvent): string {
     frames.set(event, frame);
   }
   return frame;
-}
-
-interface Viewer {
-  close(reason?: string): void;
 }
 
 export interface StreamOptions {
@@ -52,6 +48,99 @@ const upgradeStateOf = (event: ProgressEvent): UpgradeState => ({
   ended: event.data.finishedAt != null,
   data: event.data,
 });
+
+/**
+ * One viewer's stream, its state in one place: whether it is closed, whether the replay still runs
+ * (live events are held meanwhile), the last id sent, and the upgrade's state for a stream that ends
+ * with its upgrade. Every frame goes through `write`, which cuts a viewer that falls too far behind.
+ */
+class Viewer {
+  closed = false;
+  replaying = true;
+  lastSent: number;
+  /** Live events that arrived during the replay, sent once it is done. */
+  readonly held: ProgressEvent[] = [];
+  /** The upgrade's newest upgrade.status, when the stream ends with its upgrade. */
+  upgrade: UpgradeState | null = null;
+  subscription: Subscription | undefined;
+  keepAlive: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly res: ServerResponse,
+    private readonly scope: EventScope,
+    readonly endsWithUpgrade: boolean,
+    lastEventId: number | undefined,
+    private readonly maxBufferBytes: number,
+    private readonly onClose: (viewer: Viewer, reason?: string) => void,
+  ) {
+    this.lastSent = lastEventId ?? 0;
+  }
+
+  close(reason?: string): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.subscription?.unsubscribe();
+    if (this.keepAlive) clearInterval(this.keepAlive);
+    this.onClose(this, reason);
+    if (reason) {
+      // end() would queue behind the unsent data a stalled client never reads; cut it off instead.
+      this.res.destroy();
+    } else if (!this.res.writableEnded) {
+      this.res.end();
+    }
+  }
+
+  write(frame: string): boolean {
+    if (this.closed) return false;
+    const ok = this.res.write(frame);
+    if (this.res.writableLength > this.maxBufferBytes)
+      this.close(`viewer too slow (${this.res.writableLength} bytes unsent); it will reconnect and replay`);
+    return ok;
+  }
+
+  /** Sends an event unless an event with its id or a later one was sent already. */
+  send(event: ProgressEvent): boolean {
+    if (event.id <= this.lastSent) return true;
+    this.lastSent = event.id;
+    return this.write(frameOf(event));
+  }
+
+  /** A live event of the scope: held during the replay, else sent. */
+  receive(event: ProgressEvent, highWaterMark: () => number): void {
+    if (!this.replaying) {
+      this.sendAfterReplay(event);
+      this.endIfUpgradeEnded(highWaterMark());
+      return;
+    }
+    this.held.push(event);
+    if (this.held.length * 256 > this.maxBufferBytes) this.close('too many events arrived during replay');
+  }
+
+  /** Sends an event after the replay (held or live), and follows the upgrade's state: also from events the client had already. */
+  sendAfterReplay(event: ProgressEvent): void {
+    this.send(event);
+    // Only newer than what was read: events the client had already may arrive live after that read.
+    if (this.endsWithUpgrade && event.type === 'upgrade.status' && (!this.upgrade || event.id > this.upgrade.id))
+      this.upgrade = upgradeStateOf(event);
+  }
+
+  /** The replay is done: what was held goes out, in order. */
+  releaseHeld(): void {
+    this.replaying = false;
+    for (const event of this.held.splice(0)) this.sendAfterReplay(event);
+  }
+
+  /** The upgrade ended and everything up to the feed's mark was sent: say so, and close. */
+  endIfUpgradeEnded(highWaterMark: number): boolean {
+    if (!this.upgrade?.ended || this.closed) return false;
+    const id = Math.max(this.lastSent, highWaterMark);
+    this.write(
+      `id: ${id}\nevent: end\ndata: ${JSON.stringify({ ...this.upgrade.data, upgradeId: this.scope.id })}\n\n`,
+    );
+    this.close();
+    return true;
+  }
+}
 
 /**
  * Serves Server-Sent Events for one scope. Replay without gap or duplicate: subscribe to the feed
@@ -88,118 +177,25 @@ export class EventStreams implements BeforeApplicationShutdown {
     lastEventId: number | undefined,
     options: StreamOptions = {},
   ): Promise<void> {
-    const endsWithUpgrade = scope.kind === 'upgrade' && options.endWhenUpgradeEnds === true;
-    let upgrade: UpgradeState | null = null;
-    let closed = false;
-    let replaying = true;
-    let lastSent = lastEventId ?? 0;
-    const held: ProgressEvent[] = [];
-    let subscription: Subscription | undefined;
-    let keepAlive: NodeJS.Timeout | undefined;
-
-    const viewer: Viewer = {
-      close: (reason) => {
-        if (closed) return;
-        closed = true;
-        subscription?.unsubscribe();
-        if (keepAlive) clearInterval(keepAlive);
-        this.viewers.delete(viewer);
-        if (reason) {
-          // end() would queue behind the unsent data a stalled client never reads; cut it off instead.
-          this.logger.warn(`dropping an event stream: ${reason}`);
-          res.destroy();
-        } else if (!res.writableEnded) {
-          res.end();
-        }
+    const viewer = new Viewer(
+      res,
+      scope,
+      scope.kind === 'upgrade' && options.endWhenUpgradeEnds === true,
+      lastEventId,
+      this.config.sseMaxBufferBytes,
+      (closed, reason) => {
+        this.viewers.delete(closed);
+        if (reason) this.logger.warn(`dropping an event stream: ${reason}`);
       },
-    };
+    );
     this.viewers.add(viewer);
     req.on('close', () => viewer.close());
     res.on('error', () => viewer.close());
-
-    const write = (frame: string): boolean => {
-      if (closed) return false;
-      const ok = res.write(frame);
-      if (res.writableLength > this.config.sseMaxBufferBytes)
-        viewer.close(`viewer too slow (${res.writableLength} bytes unsent); it will reconnect and replay`);
-      return ok;
-    };
-    const send = (event: ProgressEvent): boolean => {
-      if (event.id <= lastSent) return true;
-      lastSent = event.id;
-      return write(frameOf(event));
-    };
-    /** Sends an event after the replay (held or live), and follows the upgrade's state: also from events the client had already. */
-    const sendAfterReplay = (event: ProgressEvent): void => {
-      send(event);
-      // Only newer than what was read: events the client had already may arrive live after that read.
-      if (endsWithUpgrade && event.type === 'upgrade.status' && (!upgrade || event.id > upgrade.id))
-        upgrade = upgradeStateOf(event);
-    };
-    /** The upgrade ended and everything up to the feed's mark was sent: say so, and close. */
-    const endIfUpgradeEnded = (): boolean => {
-      if (!upgrade?.ended || closed) return false;
-      const id = Math.max(lastSent, this.feed.highWaterMark);
-      write(`id: ${id}\nevent: end\ndata: ${JSON.stringify({ ...upgrade.data, upgradeId: scope.id })}\n\n`);
-      viewer.close();
-      return true;
-    };
-
     try {
-      // Before the headers, so that a client that sees the stream open is already subscribed;
-      // nothing awaits between this and the subscription below.
-      await this.feed.prepareForSubscriber();
-      if (closed) return; // the viewer left meanwhile: subscribe to nothing
-      res.writeHead(200, {
-        'Content-Type': 'text/event-stream; charset=utf-8',
-        'Cache-Control': 'no-cache, no-transform',
-        'X-Accel-Buffering': 'no',
-        Connection: 'keep-alive',
-      });
-      write(`retry: ${RETRY_MS}\n\n`);
-
-      subscription = this.feed.events$.subscribe((event) => {
-        if (!matchesScope(event, scope)) return;
-        if (!replaying) {
-          sendAfterReplay(event);
-          endIfUpgradeEnded();
-          return;
-        }
-        held.push(event);
-        if (held.length * 256 > this.config.sseMaxBufferBytes) viewer.close('too many events arrived during replay');
-      });
-      const highWaterMark = this.feed.highWaterMark;
-      // Events committed while the feed had no listener and after its mark was moved: read them now.
-      void this.feed.poke();
-
-      if (lastEventId !== undefined) {
-        const oldest = await this.events.minId();
-        const newest = await this.events.maxId();
-        // 0 asks for everything retained. Otherwise, if events after lastEventId are gone (retention)
-        // or the id is from another log, replaying would leave a hole: the client must reload instead.
-        if (lastEventId > 0 && ((oldest !== null && lastEventId < oldest - 1) || lastEventId > newest)) {
-          write(
-            `id: ${highWaterMark}\nevent: reset\ndata: ${JSON.stringify({ reason: lastEventId > newest ? 'unknown-event-id' : 'events-expired', lastEventId, oldestRetainedId: oldest })}\n\n`,
-          );
-          lastSent = highWaterMark;
-        } else {
-          await this.replay(scope, lastEventId, highWaterMark, send, res, () => closed);
-        }
-      }
-      if (endsWithUpgrade) {
-        // Up to what the client has now (the mark, or its own Last-Event-ID when that is later):
-        // later events come through the feed, in order.
-        const newest = await this.events.newestOfType(scope, 'upgrade.status', Math.max(highWaterMark, lastSent));
-        upgrade = newest ? upgradeStateOf(newest) : null;
-      }
-      if (closed) return;
-      replaying = false;
-      for (const event of held.splice(0)) sendAfterReplay(event);
-      if (endIfUpgradeEnded()) return;
-      keepAlive = setInterval(() => write(': keep-alive\n\n'), this.config.sseKeepAliveMs);
+      await this.open(viewer, res, scope, lastEventId);
     } catch (error) {
       this.logger.error(`event stream failed: ${(error as Error).message}`);
-      if (!res.headersSent && !closed) {
+      if (!res.headersSent && !viewer.closed) {
         // Failed before it opened (the database down...): an answer in the API's shape, not an empty 200.
         const answer = toErrorResponse(error, undefined, this.logger);
         res.writeHead(answer.status, {
@@ -209,6 +205,78 @@ export class EventStreams implements BeforeApplicationShutdown {
         res.end(JSON.stringify(answer.body));
       }
       viewer.close();
+    }
+  }
+
+  /** Opens the stream: subscribe and hold, replay up to the feed's mark, release what was held, go live. */
+  private async open(
+    viewer: Viewer,
+    res: ServerResponse,
+    scope: EventScope,
+    lastEventId: number | undefined,
+  ): Promise<void> {
+    // Before the headers, so that a client that sees the stream open is already subscribed;
+    // nothing awaits between this and the subscription below.
+    await this.feed.prepareForSubscriber();
+    if (viewer.closed) return; // the viewer left meanwhile: subscribe to nothing
+    res.writeHead(200, {
+      'Content-Type': 'text/event-stream; charset=utf-8',
+      'Cache-Control': 'no-cache, no-transform',
+      'X-Accel-Buffering': 'no',
+      Connection: 'keep-alive',
+    });
+    viewer.write(`retry: ${RETRY_MS}\n\n`);
+    viewer.subscription = this.feed.events$.subscribe((event) => {
+      if (matchesScope(event, scope)) viewer.receive(event, () => this.feed.highWaterMark);
+    });
+    const highWaterMark = this.feed.highWaterMark;
+    // Events committed while the feed had no listener and after its mark was moved: read them now.
+    void this.feed.poke();
+
+    if (lastEventId !== undefined) await this.replayOrReset(viewer, res, scope, lastEventId, highWaterMark);
+    if (viewer.endsWithUpgrade) {
+      // Up to what the client has now (the mark, or its own Last-Event-ID when that is later):
+      // later events come through the feed, in order.
+      const newest = await this.events.newestOfType(scope, 'upgrade.status', Math.max(highWaterMark, viewer.lastSent));
+      viewer.upgrade = newest ? upgradeStateOf(newest) : null;
+    }
+    if (viewer.closed) return;
+    viewer.releaseHeld();
+    if (viewer.endIfUpgradeEnded(this.feed.highWaterMark)) return;
+    viewer.keepAlive = setInterval(() => viewer.write(': keep-alive\n\n'), this.config.sseKeepAliveMs);
+  }
+
+  /**
+   * Replays the events after Last-Event-ID up to the mark. 0 asks for everything retained. If events
+   * after it are gone (retention) or the id is from another log, replaying would leave a hole: the
+   * client gets `reset` and must reload instead.
+   */
+  private async replayOrReset(
+    viewer: Viewer,
+    res: ServerResponse,
+    scope: EventScope,
+    lastEventId: number,
+    highWaterMark: number,
+  ): Promise<void> {
+    const oldest = await this.events.minId();
+    const newest = await this.events.maxId();
+    if (lastEventId > 0 && ((oldest !== null && lastEventId < oldest - 1) || lastEventId > newest)) {
+      const reset: StreamResetDto = {
+        reason: lastEventId > newest ? 'unknown-event-id' : 'events-expired',
+        lastEventId,
+        oldestRetainedId: oldest,
+      };
+      viewer.write(`id: ${highWaterMark}\nevent: reset\ndata: ${JSON.stringify(reset)}\n\n`);
+      viewer.lastSent = highWaterMark;
+    } else {
+      await this.replay(
+        scope,
+        lastEventId,
+        highWaterMark,
+        (e) => viewer.send(e),
+        res,
+        () => viewer.closed,
+      );
     }
   }
 

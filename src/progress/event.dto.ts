@@ -1,6 +1,15 @@
-import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
+import { applyDecorators } from '@nestjs/common';
+import {
+  ApiExtraModels,
+  ApiOkResponse,
+  ApiProperty,
+  ApiPropertyOptional,
+  getSchemaPath,
+  type SchemaObject,
+} from '@nestjs/swagger';
 import { Transform } from 'class-transformer';
 import { IsIn, IsInt, IsOptional, IsString, IsUUID, Length, Matches, Max, Min } from 'class-validator';
+import { EVENT_DATA_SCHEMAS, type EventData } from './event-map';
 import { EVENT_TYPES, type EventType, ProgressEvent } from './progress-event.entity';
 
 const toInt = () => Transform(({ value }) => (/^\d+$/.test(String(value)) ? Number(value) : value));
@@ -13,8 +22,76 @@ export class EventDto {
   @ApiProperty({ format: 'uuid' }) clusterId: string;
   @ApiProperty({ type: String, format: 'uuid', nullable: true }) upgradeId: string | null;
   @ApiProperty({ type: String, format: 'uuid', nullable: true }) agentId: string | null;
-  @ApiProperty({ type: 'object', additionalProperties: true }) data: Record<string, unknown>;
+  @ApiProperty({
+    type: 'object',
+    additionalProperties: true,
+    description: "The event's type decides its shape: EventDataMap (src/progress/event-map.ts), one schema per type.",
+  })
+  data: Record<string, unknown>;
 }
+
+/** An event whose data is known by its type (EventDataMap). */
+export type TypedEventDto<T extends EventType = EventType> = {
+  [K in T]: Omit<EventDto, 'type' | 'data'> & { type: K; data: EventData<K> };
+}[T];
+
+const dataSchemaOf = (type: EventType) => `#/components/schemas/${EVENT_DATA_SCHEMAS[type]}`;
+
+/** One type's event: an EventDto whose type is that one and whose data is that type's DTO. */
+const typedEventSchema = (type: EventType): SchemaObject => ({
+  allOf: [
+    { $ref: getSchemaPath(EventDto) },
+    {
+      type: 'object',
+      required: ['type', 'data'],
+      properties: { type: { type: 'string', enum: [type] }, data: { $ref: dataSchemaOf(type) } },
+    },
+  ],
+});
+
+/** Any event, told apart by its type: what history items and each SSE frame's data are. */
+export const TYPED_EVENT_SCHEMA: SchemaObject = { oneOf: EVENT_TYPES.map(typedEventSchema) };
+
+/** `event: reset`: the events after Last-Event-ID are gone (retention) or were never this log's. */
+export class StreamResetDto {
+  @ApiProperty({ enum: ['events-expired', 'unknown-event-id'] }) reason: 'events-expired' | 'unknown-event-id';
+  @ApiProperty() lastEventId: number;
+  @ApiProperty({ type: Number, nullable: true }) oldestRetainedId: number | null;
+}
+
+/**
+ * An SSE route: `text/event-stream`; each frame's `data:` is JSON: an event (one schema per type),
+ * the final upgrade.status data (`event: end`, an upgrade's stream) or a StreamResetDto (`event:
+ * reset`). `x-sse-events` names the schema of each `event:` a frame may carry.
+ */
+export const ApiEventStream = () =>
+  applyDecorators(
+    ApiExtraModels(EventDto, StreamResetDto),
+    ApiOkResponse({
+      description:
+        "Server-Sent Events: `retry`, then per event `id: <id>`, `event: <type>` and `data: <the event as JSON>` (schema: one per type, told apart by `type`); `event: end` (an upgrade's stream) carries UpgradeStatusEventData, `event: reset` StreamResetDto (the events after Last-Event-ID are no longer retained); `: keep-alive` comments while idle. `x-sse-events` lists the data schema of every `event:` name.",
+      content: {
+        'text/event-stream': {
+          // One frame's data: an event (by its type), an `end` or a `reset`.
+          schema: {
+            oneOf: [
+              ...EVENT_TYPES.map(typedEventSchema),
+              { $ref: dataSchemaOf('upgrade.status') },
+              { $ref: getSchemaPath(StreamResetDto) },
+            ],
+          },
+          // A vendor extension of the media type (OpenAPI 3.0 has no word for SSE frames).
+          ...({
+            'x-sse-events': {
+              ...Object.fromEntries(EVENT_TYPES.map((type) => [type, typedEventSchema(type)])),
+              end: { $ref: dataSchemaOf('upgrade.status') },
+              reset: { $ref: getSchemaPath(StreamResetDto) },
+            },
+          } as object),
+        },
+      },
+    }),
+  );
 
 export function toEventDto(event: ProgressEvent): EventDto {
   return {
@@ -75,7 +152,7 @@ export class HistoryQuery {
 }
 
 export class HistoryPageDto {
-  @ApiProperty({ type: [EventDto] }) items: EventDto[];
+  @ApiProperty({ type: 'array', items: TYPED_EVENT_SCHEMA }) items: EventDto[];
   @ApiProperty({
     type: Number,
     nullable: true,

@@ -1,6 +1,6 @@
 import { Body, Controller, Get, Headers, Post, Query, Req, Res } from '@nestjs/common';
 import { ApiCreatedResponse, ApiHeader, ApiOkResponse, ApiOperation, ApiProduces, ApiTags } from '@nestjs/swagger';
-import { ApiEventStream, ApiRefusals } from '../common/openapi';
+import { ApiRefusals } from '../common/openapi';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { CurrentPrincipal, RequireRole, StreamRoute } from '../auth/access.decorators';
 import type { Principal } from '../auth/principal';
@@ -8,6 +8,7 @@ import { StreamTicketsService } from '../auth/stream-tickets.service';
 import { BadInputError } from '../common/errors';
 import { IdParam } from '../common/id-param';
 import {
+  ApiEventStream,
   HistoryPageDto,
   HistoryQuery,
   StreamQuery,

@@ -1,24 +1,33 @@
-import { Injectable } from '@nestjs/common';
+import { Injectable, OnModuleInit } from '@nestjs/common';
+import { ModuleRef } from '@nestjs/core';
 import { NotFoundError } from '../common/errors';
 import type { EventScope } from './progress-event.repository';
 
 export type ScopeKind = EventScope['kind'];
 
 /**
- * Progress knows no domain: the modules that own clusters and upgrades tell it which ones exist,
- * so a stream for an unknown one is a 404 before anything is streamed.
+ * Port: which clusters and upgrades exist. Progress knows no domain; the module above that knows
+ * both binds this (UpgradesModule's providers). See docs/ARCHITECTURE.md, "Ports".
  */
-@Injectable()
-export class StreamScopes {
-  private readonly resolvers = new Map<ScopeKind, (id: string) => Promise<boolean>>();
+export abstract class StreamScopeDirectory {
+  abstract exists(scope: EventScope): Promise<boolean>;
+}
 
-  register(kind: ScopeKind, exists: (id: string) => Promise<boolean>): void {
-    this.resolvers.set(kind, exists);
+/** A stream, ticket or history for an unknown cluster or upgrade is a 404 before anything is streamed. */
+@Injectable()
+export class StreamScopes implements OnModuleInit {
+  private directory: StreamScopeDirectory;
+
+  constructor(private readonly moduleRef: ModuleRef) {}
+
+  /** Resolved once all providers exist, not injected: its binder depends on this module (docs/ARCHITECTURE.md, "Ports"). */
+  onModuleInit(): void {
+    this.directory = this.moduleRef.get(StreamScopeDirectory, { strict: false });
   }
 
   async require(kind: ScopeKind, id: string): Promise<EventScope> {
-    const exists = this.resolvers.get(kind);
-    if (!exists || !(await exists(id))) throw new NotFoundError(kind === 'cluster' ? 'Cluster' : 'Upgrade', id);
-    return { kind, id };
+    const scope: EventScope = { kind, id };
+    if (!(await this.directory.exists(scope))) throw new NotFoundError(kind === 'cluster' ? 'Cluster' : 'Upgrade', id);
+    return scope;
   }
 }

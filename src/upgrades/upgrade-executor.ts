@@ -4,10 +4,11 @@ import { Interval } from '@nestjs/schedule';
 import * as semver from 'semver';
 import { AgentCommand } from '../cluster/agent-command.entity';
 import { Agent } from '../cluster/agent.entity';
-import { AgentCommandsService, CommandReport } from '../cluster/agent-commands.service';
+import { AgentCommandsService, CommandIssuer, CommandReport, ReportOutcome } from '../cluster/agent-commands.service';
 import { AgentProtocolService } from '../cluster/agent-protocol.service';
 import { AgentsService } from '../cluster/agents.service';
 import { ClustersService } from '../cluster/clusters.service';
+import type { CompleteReportDto, ProgressReportDto } from '../cluster/dto/agent-protocol.dto';
 import { Clock } from '../common/clock';
 import { type AppConfig, InjectAppConfig } from '../config/app-config';
 import { Database, Tx } from '../database/database';
@@ -15,7 +16,18 @@ import { Leadership } from '../database/leadership';
 import { Package } from '../packages/package.entity';
 import { PackagesService } from '../packages/packages.service';
 import { AUTO_UPGRADE_FREE, leftBehind, setBack } from './auto-upgrade-rules';
-import { commandOut, decide, finishedLate, judgeEnd, pairGate, RuleAgent, StepAction, stopsWithIt } from './step-rules';
+import {
+  commandOut,
+  decide,
+  finishedLate,
+  judgeEnd,
+  pairGate,
+  RuleAgent,
+  RuleUpgrade,
+  StepAction,
+  stopsWithIt,
+  UpgradeAction,
+} from './step-rules';
 import { Upgrade } from './upgrade.entity';
 import { UpgradeRepository } from './upgrade.repository';
 import { UpgradeStep } from './upgrade-step.entity';
@@ -27,6 +39,19 @@ const REPORT_COALESCE_MS = 50;
 const STEP_REFERENCE = 'step:';
 
 const isOut = (step: UpgradeStep) => commandOut(step.status, step.waitingFor);
+
+/** The upgrade and step a command was queued for (`step:<upgradeId>/<stepId>`), or null for another issuer's. */
+function stepOrigin(command: AgentCommand): { upgradeId: string; stepId: string } | null {
+  if (!command.reference?.startsWith(STEP_REFERENCE)) return null;
+  const [upgradeId, stepId] = command.reference.slice(STEP_REFERENCE.length).split('/');
+  return { upgradeId, stepId };
+}
+
+/** A progress report: phase, percent and message; a new phase restarts the phase's clock (phaseTimeoutS). */
+function recordProgress(step: UpgradeStep, report: ProgressReportDto, now: Date): void {
+  if (report.phase !== step.phase) step.phaseStartedAt = now;
+  Object.assign(step, { phase: report.phase, percent: report.percent, message: report.message ?? step.message });
+}
 
 export const toRuleAgent = (a: Agent, peerId: string | null = null): RuleAgent => ({
   id: a.id,
@@ -65,7 +90,7 @@ function ruleAgents(agents: Agent[]): Map<string, RuleAgent> {
  * resume...); all state is in the database, so a restarted process simply carries on.
  */
 @Injectable()
-export class UpgradeExecutor implements OnModuleInit, OnApplicationBootstrap, BeforeApplicationShutdown {
+export class UpgradeExecutor implements CommandIssuer, OnModuleInit, OnApplicationBootstrap, BeforeApplicationShutdown {
   private readonly logger = new Logger(UpgradeExecutor.name);
   private driving: Promise<void> = Promise.resolve();
   private queued = false;
@@ -88,17 +113,17 @@ export class UpgradeExecutor implements OnModuleInit, OnApplicationBootstrap, Be
 
   onModuleInit(): void {
     // The cluster module does not export its protocol service (agents' routes); the executor
-    // subscribes to it as it does to command reports, so cluster code never calls upgrade code.
+    // subscribes to it, so cluster code never calls upgrade code. (Command reports reach the
+    // executor as the CommandIssuer UpgradesModule binds: docs/ARCHITECTURE.md, "Ports".)
     this.moduleRef
       .get(AgentProtocolService, { strict: false })
       .onFailedAgentHeartbeat((agentId) => this.reconcileLateFinish(agentId));
-    this.commands.onReport(
-      (tx, command, report) => this.onReport(tx, command, report),
-      async (tx, command) => {
-        if (command.reference?.startsWith(STEP_REFERENCE))
-          await tx.advisoryLock(`upgrade:${command.reference.slice(STEP_REFERENCE.length).split('/')[0]}`);
-      },
-    );
+  }
+
+  /** CommandIssuer: a report on a step's command takes the upgrade's lock before the command row, as a pass does. */
+  async lockForReport(tx: Tx, command: AgentCommand): Promise<void> {
+    const origin = stepOrigin(command);
+    if (origin) await tx.advisoryLock(`upgrade:${origin.upgradeId}`);
   }
 
   /**
@@ -162,64 +187,77 @@ export class UpgradeExecutor implements OnModuleInit, OnApplicationBootstrap, Be
 
   /** One pass over one upgrade. */
   async advance(upgradeId: string): Promise<void> {
-    await this.db.transaction(async (tx) => {
-      await tx.advisoryLock(`upgrade:${upgradeId}`);
-      const upgrade = await this.upgrades.findForUpdate(tx, upgradeId);
-      if (!upgrade) return;
-      const now = this.clock.now();
-      const steps = await this.upgrades.stepsOf(tx.em, upgradeId);
-      if (upgrade.status === 'scheduled') {
-        if (!upgrade.scheduledAt || upgrade.scheduledAt > now) return;
-        await this.start(tx, upgrade, steps);
-      }
-      const agents = await this.agents.lockWithPeers(tx, [...new Set(steps.map((s) => s.agentId))]);
-      const pkg = await this.packages.require(upgrade.packageId, tx);
-      const decision = decide(
-        {
-          status: upgrade.status,
-          options: upgrade.options,
-          canaryPending: upgrade.canaryPending,
-          failureLimit: upgrade.failureLimit,
-          pkg: { version: pkg.version, kind: pkg.kind, prerequisites: pkg.prerequisites },
-          ignoreVersionCheck: upgrade.options.ignoreVersionCheck === true,
-          pickupTimeoutS: this.config.heartbeatTimeoutS,
-        },
-        steps,
-        ruleAgents(agents),
-        now,
-      );
-      if (decision.steps.length === 0 && !decision.upgrade) return;
+    await this.db.transaction((tx) => this.advanceInTx(tx, upgradeId));
+  }
 
-      const byId = new Map(steps.map((s) => [s.id, s]));
-      const agentsById = new Map(agents.map((a) => [a.id, a]));
-      const changed = new Set<UpgradeStep>();
-      const agentChanges = new Map<string, Partial<Agent>>();
-      for (const action of decision.steps) {
-        const step = byId.get(action.stepId)!;
-        await this.apply(tx, upgrade, pkg, step, action, agentChanges, agentsById.get(step.agentId) ?? null);
-        changed.add(step);
-      }
-      await this.writer.saveSteps(tx, upgrade, steps, [...changed]);
+  private async advanceInTx(tx: Tx, upgradeId: string): Promise<void> {
+    await tx.advisoryLock(`upgrade:${upgradeId}`);
+    const upgrade = await this.upgrades.findForUpdate(tx, upgradeId);
+    if (!upgrade) return;
+    const now = this.clock.now();
+    const steps = await this.upgrades.stepsOf(tx.em, upgradeId);
+    if (upgrade.status === 'scheduled') {
+      if (!upgrade.scheduledAt || upgrade.scheduledAt > now) return;
+      await this.start(tx, upgrade, steps);
+    }
+    const agents = await this.agents.lockWithPeers(tx, [...new Set(steps.map((s) => s.agentId))]);
+    const pkg = await this.packages.require(upgrade.packageId, tx);
+    const decision = decide(this.ruleUpgrade(upgrade, pkg), steps, ruleAgents(agents), now);
+    if (decision.steps.length === 0 && !decision.upgrade) return;
 
-      if (decision.upgrade?.type === 'pause') {
-        upgrade.canaryPending = false;
-        await this.writer.saveUpgrade(tx, upgrade, steps, 'paused', decision.upgrade.reason);
-        this.logger.log(`upgrade ${upgradeId} paused: ${decision.upgrade.reason}`);
-      } else if (decision.upgrade?.type === 'finish') {
-        await this.finish(tx, upgrade, steps, decision.upgrade.status, decision.upgrade.reason);
-        // (An operator's cancel left its agents behind on purpose already.)
-        if (upgrade.origin === 'auto-upgrade' && upgrade.status !== 'cancelled')
-          this.setBackUnfinished(upgrade, steps, agentsById, agentChanges);
-      }
-      await this.writer.syncAgents(
-        tx,
-        upgrade,
-        steps,
-        [...changed].map((s) => s.agentId),
-        agentChanges,
-      );
-      if (decision.upgrade?.type === 'finish') await this.writer.syncAgents(tx, upgrade, steps);
-    });
+    const byId = new Map(steps.map((s) => [s.id, s]));
+    const agentsById = new Map(agents.map((a) => [a.id, a]));
+    const changed = new Set<UpgradeStep>();
+    const agentChanges = new Map<string, Partial<Agent>>();
+    for (const action of decision.steps) {
+      const step = byId.get(action.stepId)!;
+      await this.apply(tx, upgrade, pkg, step, action, agentChanges, agentsById.get(step.agentId) ?? null);
+      changed.add(step);
+    }
+    await this.writer.saveSteps(tx, upgrade, steps, [...changed]);
+    await this.applyToUpgrade(tx, upgrade, steps, decision.upgrade, agentsById, agentChanges);
+    await this.writer.syncAgents(
+      tx,
+      upgrade,
+      steps,
+      [...changed].map((s) => s.agentId),
+      agentChanges,
+    );
+    if (decision.upgrade?.type === 'finish') await this.writer.syncAgents(tx, upgrade, steps);
+  }
+
+  /** What `decide` needs to know of the upgrade and its package. */
+  private ruleUpgrade(upgrade: Upgrade, pkg: Package): RuleUpgrade {
+    return {
+      status: upgrade.status,
+      options: upgrade.options,
+      canaryPending: upgrade.canaryPending,
+      failureLimit: upgrade.failureLimit,
+      pkg: { version: pkg.version, kind: pkg.kind, prerequisites: pkg.prerequisites },
+      ignoreVersionCheck: upgrade.options.ignoreVersionCheck === true,
+      pickupTimeoutS: this.config.heartbeatTimeoutS,
+    };
+  }
+
+  /** The pass's decision for the upgrade itself: pause after the canary units, or finish. */
+  private async applyToUpgrade(
+    tx: Tx,
+    upgrade: Upgrade,
+    steps: UpgradeStep[],
+    action: UpgradeAction | null,
+    agentsById: Map<string, Agent>,
+    agentChanges: Map<string, Partial<Agent>>,
+  ): Promise<void> {
+    if (action?.type === 'pause') {
+      upgrade.canaryPending = false;
+      await this.writer.saveUpgrade(tx, upgrade, steps, 'paused', action.reason);
+      this.logger.log(`upgrade ${upgrade.id} paused: ${action.reason}`);
+    } else if (action?.type === 'finish') {
+      await this.finish(tx, upgrade, steps, action.status, action.reason);
+      // (An operator's cancel left its agents behind on purpose already.)
+      if (upgrade.origin === 'auto-upgrade' && upgrade.status !== 'cancelled')
+        this.setBackUnfinished(upgrade, steps, agentsById, agentChanges);
+    }
   }
 
   /**
@@ -389,26 +427,13 @@ export class UpgradeExecutor implements OnModuleInit, OnApplicationBootstrap, Be
   }
 
   /**
-   * An agent reported on a command of ours, in the transaction that records the report: the step
-   * moves with it. A report on an earlier attempt's command changes nothing.
+   * CommandIssuer: an agent reported on a command of ours, in the transaction that records the
+   * report: the step moves with it. A report on an earlier attempt's command changes nothing.
    */
-  private async onReport(tx: Tx, command: AgentCommand, report: CommandReport): Promise<boolean> {
-    if (!command.reference?.startsWith(STEP_REFERENCE)) return false;
-    const [upgradeId, stepId] = command.reference.slice(STEP_REFERENCE.length).split('/');
-    await tx.advisoryLock(`upgrade:${upgradeId}`);
-    const upgrade = await this.upgrades.findForUpdate(tx, upgradeId);
-    if (!upgrade) return false;
-    // Only the steps of the agents this report touches (an upgrade may have thousands): the
-    // command's agent, and the member handing over when it is a switchover.
-    const fromAgentId = typeof command.payload.peerAgentId === 'string' ? command.payload.peerAgentId : null;
-    const steps = await this.upgrades.stepsOfAgents(tx.em, upgrade.id, [
-      command.agentId,
-      ...(fromAgentId ? [fromAgentId] : []),
-    ]);
-    const step = steps.find((s) => s.id === stepId);
-    if (!step || step.commandId !== command.id || !isOut(step)) return false;
-    // A second fetch (the agent's heartbeats reached two replicas at once) changes nothing.
-    if (report.kind === 'fetched' && step.status === 'running') return false;
+  async onReport(tx: Tx, command: AgentCommand, report: CommandReport): Promise<ReportOutcome> {
+    const found = await this.stepOfReport(tx, command, report);
+    if (!found) return 'ignored';
+    const { upgrade, steps, step } = found;
     const now = this.clock.now();
     const agentChanges = new Map<string, Partial<Agent>>();
     // The agent has the command: from now on the step runs (a report without a fetch seen first
@@ -416,79 +441,16 @@ export class UpgradeExecutor implements OnModuleInit, OnApplicationBootstrap, Be
     const startsNow = step.status === 'waiting';
     if (startsNow)
       Object.assign(step, { status: 'running', waitingFor: null, waitingSince: null, phaseStartedAt: now });
-
-    if (report.kind === 'fetched') {
-      const unsafe =
-        step.kind === 'upgrade' && step.failoverGroup ? await this.pairGateAtFetch(tx, upgrade, command.agentId) : null;
-      if (unsafe) {
-        // The peer failed or went away since the step started: the command is withdrawn before the
-        // serving member sees it, and the step waits for its peer again.
-        await this.commands.cancel(tx, command.id, unsafe);
-        Object.assign(step, {
-          status: 'waiting',
-          waitingFor: 'peer',
-          waitingSince: now,
-          commandId: null,
-          attempts: step.attempts - 1,
-          startedAt: null,
-          phaseStartedAt: null,
-        });
-        this.logger.warn(`upgrade ${upgrade.id}: command ${command.id} withdrawn: ${unsafe}`);
-      }
-    } else if (report.kind === 'progress') {
-      if (report.report.phase !== step.phase) step.phaseStartedAt = now;
-      Object.assign(step, {
-        phase: report.report.phase,
-        percent: report.report.percent,
-        message: report.report.message ?? step.message,
-      });
-    } else {
-      const { status, version, error, notes } = report.report;
-      const versionProblem =
-        step.kind === 'upgrade' && status === 'succeeded' ? this.versionProblem(upgrade, version) : null;
-      if (versionProblem) {
-        Object.assign(step, { status: 'failed', error: versionProblem });
-      } else if (status === 'succeeded') {
-        Object.assign(step, { status: 'succeeded', percent: 100, error: null });
-      } else {
-        // rolled-back: the agent restored its data and old version; a failure with nothing lost.
-        Object.assign(step, {
-          status,
-          error:
-            status === 'rolled-back'
-              ? `rolled back, data intact${error ? `: ${error}` : ''}`
-              : (error ?? 'the agent reported a failure'),
-        });
-      }
-      step.endedAt = now;
-      if (notes?.length) step.agentNotes = notes;
-      this.recordOutcome(upgrade, step, agentChanges);
-      // The reported version goes in with the other changes: one write of the agent, not two. An
-      // upgrade's report names the version of what it upgraded: the core, or the web apps.
-      const webapps = step.kind === 'upgrade' && upgrade.packageKind === 'webapps';
-      if (version)
-        agentChanges.set(step.agentId, {
-          ...agentChanges.get(step.agentId),
-          [webapps ? 'webappsVersion' : 'version']: version,
-        });
-      if (step.kind !== 'upgrade' && status === 'succeeded') {
-        await this.writer.publishSwitchover(tx, upgrade, step);
-        // The member that handed over is told it is standby now (no step waits on this).
-        if (step.fromAgentId) {
-          await this.commands.enqueue(tx, {
-            agentId: step.fromAgentId,
-            clusterId: upgrade.clusterId,
-            type: 'switchover',
-            payload: {
-              activate: false,
-              failoverGroup: step.failoverGroup,
-              peerAgentId: step.agentId,
-              upgradeId: upgrade.id,
-            } satisfies SwitchoverCommandPayload,
-            reference: `standby:${step.id}`,
-          });
-        }
-      }
+    switch (report.kind) {
+      case 'fetched':
+        await this.checkPairAtFetch(tx, upgrade, step, command, now);
+        break;
+      case 'progress':
+        recordProgress(step, report.report, now);
+        break;
+      case 'complete':
+        await this.recordEnd(tx, upgrade, step, report.report, agentChanges, now);
+        break;
     }
     // A fetch moves a step from waiting to running at 0%, or back to waiting: the percent stays.
     await this.writer.saveSteps(tx, upgrade, report.kind === 'fetched' ? 'same-percent' : 'partial', [step]);
@@ -498,7 +460,129 @@ export class UpgradeExecutor implements OnModuleInit, OnApplicationBootstrap, Be
     if (report.kind !== 'progress' || startsNow)
       await this.writer.syncAgents(tx, upgrade, steps, [step.agentId], agentChanges);
     if (report.kind === 'complete') tx.afterCommit(() => this.pokeSoon());
-    return true; // the version an end reports is recorded above, on the right component
+    return 'recorded'; // the version an end reports is recorded in recordEnd, on the right component
+  }
+
+  /**
+   * The upgrade (locked) and the step a report moves, with the steps of the agents it touches;
+   * null when it moves none: not a step's command, an earlier attempt's, or a second fetch (the
+   * agent's heartbeats reached two replicas at once).
+   */
+  private async stepOfReport(
+    tx: Tx,
+    command: AgentCommand,
+    report: CommandReport,
+  ): Promise<{ upgrade: Upgrade; steps: UpgradeStep[]; step: UpgradeStep } | null> {
+    const origin = stepOrigin(command);
+    if (!origin) return null;
+    await tx.advisoryLock(`upgrade:${origin.upgradeId}`);
+    const upgrade = await this.upgrades.findForUpdate(tx, origin.upgradeId);
+    if (!upgrade) return null;
+    // Only the steps of the agents this report touches (an upgrade may have thousands): the
+    // command's agent, and the member handing over when it is a switchover.
+    const fromAgentId = typeof command.payload.peerAgentId === 'string' ? command.payload.peerAgentId : null;
+    const steps = await this.upgrades.stepsOfAgents(tx.em, upgrade.id, [
+      command.agentId,
+      ...(fromAgentId ? [fromAgentId] : []),
+    ]);
+    const step = steps.find((s) => s.id === origin.stepId);
+    if (!step || step.commandId !== command.id || !isOut(step)) return null;
+    if (report.kind === 'fetched' && step.status === 'running') return null;
+    return { upgrade, steps, step };
+  }
+
+  /**
+   * The agent fetched its command: a serving pair member's peer may have failed or gone away since
+   * the step started. Then the command is withdrawn before the member sees it, and the step waits
+   * for its peer again.
+   */
+  private async checkPairAtFetch(
+    tx: Tx,
+    upgrade: Upgrade,
+    step: UpgradeStep,
+    command: AgentCommand,
+    now: Date,
+  ): Promise<void> {
+    const unsafe =
+      step.kind === 'upgrade' && step.failoverGroup ? await this.pairGateAtFetch(tx, upgrade, command.agentId) : null;
+    if (!unsafe) return;
+    await this.commands.cancel(tx, command.id, unsafe);
+    Object.assign(step, {
+      status: 'waiting',
+      waitingFor: 'peer',
+      waitingSince: now,
+      commandId: null,
+      attempts: step.attempts - 1,
+      startedAt: null,
+      phaseStartedAt: null,
+    });
+    this.logger.warn(`upgrade ${upgrade.id}: command ${command.id} withdrawn: ${unsafe}`);
+  }
+
+  /**
+   * The command ended: the step ends with it, its outcome and the version reported go on the
+   * agents (one write of each agent, with the other changes), and a switchover that succeeded is
+   * announced.
+   */
+  private async recordEnd(
+    tx: Tx,
+    upgrade: Upgrade,
+    step: UpgradeStep,
+    report: CompleteReportDto,
+    agentChanges: Map<string, Partial<Agent>>,
+    now: Date,
+  ): Promise<void> {
+    this.endStep(upgrade, step, report, now);
+    this.recordOutcome(upgrade, step, agentChanges);
+    // An upgrade's report names the version of what it upgraded: the core, or the web apps.
+    const webapps = step.kind === 'upgrade' && upgrade.packageKind === 'webapps';
+    if (report.version)
+      agentChanges.set(step.agentId, {
+        ...agentChanges.get(step.agentId),
+        [webapps ? 'webappsVersion' : 'version']: report.version,
+      });
+    if (step.kind !== 'upgrade' && report.status === 'succeeded') await this.announceSwitchover(tx, upgrade, step);
+  }
+
+  /** The step's end as the agent reported it; a success must name the version the step installs. */
+  private endStep(upgrade: Upgrade, step: UpgradeStep, report: CompleteReportDto, now: Date): void {
+    const { status, version, error, notes } = report;
+    const versionProblem =
+      step.kind === 'upgrade' && status === 'succeeded' ? this.versionProblem(upgrade, version) : null;
+    if (versionProblem) {
+      Object.assign(step, { status: 'failed', error: versionProblem });
+    } else if (status === 'succeeded') {
+      Object.assign(step, { status: 'succeeded', percent: 100, error: null });
+    } else {
+      // rolled-back: the agent restored its data and old version; a failure with nothing lost.
+      Object.assign(step, {
+        status,
+        error:
+          status === 'rolled-back'
+            ? `rolled back, data intact${error ? `: ${error}` : ''}`
+            : (error ?? 'the agent reported a failure'),
+      });
+    }
+    step.endedAt = now;
+    if (notes?.length) step.agentNotes = notes;
+  }
+
+  /** A switchover succeeded: `pair.switchover`, and the member that handed over is told it is standby now (no step waits on this). */
+  private async announceSwitchover(tx: Tx, upgrade: Upgrade, step: UpgradeStep): Promise<void> {
+    await this.writer.publishSwitchover(tx, upgrade, step);
+    if (!step.fromAgentId) return;
+    await this.commands.enqueue(tx, {
+      agentId: step.fromAgentId,
+      clusterId: upgrade.clusterId,
+      type: 'switchover',
+      payload: {
+        activate: false,
+        failoverGroup: step.failoverGroup,
+        peerAgentId: step.agentId,
+        upgradeId: upgrade.id,
+      } satisfies SwitchoverCommandPayload,
+      reference: `standby:${step.id}`,
+    });
   }
 
   /**
@@ -540,24 +624,7 @@ export class UpgradeExecutor implements OnModuleInit, OnApplicationBootstrap, Be
       this.recordOutcome(upgrade, step, agentChanges);
       await this.writer.saveSteps(tx, upgrade, steps, [step]);
       if (upgrade.finishedAt && upgrade.status !== 'cancelled') {
-        const end = judgeEnd(steps, upgrade.failureLimit);
-        if (end.type === 'finish') await this.writer.saveUpgrade(tx, upgrade, steps, end.status, end.reason);
-        // The target follows the upgrade that took effect (see finish), unless a later upgrade of all agents decides it.
-        if (
-          upgrade.target.all &&
-          !(await this.upgrades.upgradeOfAllSince(tx.em, upgrade.clusterId, upgrade.createdAt))
-        ) {
-          const cluster = await this.clusters.require(upgrade.clusterId, tx);
-          const current = upgrade.packageKind === 'webapps' ? cluster.webappsTargetPackageId : cluster.targetPackageId;
-          if (current !== upgrade.packageId)
-            await this.clusters.setTarget(
-              tx,
-              upgrade.clusterId,
-              upgrade.packageKind,
-              upgrade.packageVersion,
-              upgrade.packageId,
-            );
-        }
+        await this.judgeAgain(tx, upgrade, steps);
       } else if (!upgrade.finishedAt) {
         tx.afterCommit(() => this.pokeSoon());
       }
@@ -566,6 +633,28 @@ export class UpgradeExecutor implements OnModuleInit, OnApplicationBootstrap, Be
         `upgrade ${upgrade.id}: agent ${agentId} finished its upgrade to ${pkg.version} after its step was failed (${gaveUp}); recorded as succeeded`,
       );
     });
+  }
+
+  /**
+   * A finished upgrade one of whose steps turned out to have succeeded: its status is judged again
+   * from its steps, and the cluster's target follows it as at its end (see finish), unless a later
+   * upgrade of all agents decides the target.
+   */
+  private async judgeAgain(tx: Tx, upgrade: Upgrade, steps: UpgradeStep[]): Promise<void> {
+    const end = judgeEnd(steps, upgrade.failureLimit);
+    if (end.type === 'finish') await this.writer.saveUpgrade(tx, upgrade, steps, end.status, end.reason);
+    if (!upgrade.target.all || (await this.upgrades.upgradeOfAllSince(tx.em, upgrade.clusterId, upgrade.createdAt)))
+      return;
+    const cluster = await this.clusters.require(upgrade.clusterId, tx);
+    const current = upgrade.packageKind === 'webapps' ? cluster.webappsTargetPackageId : cluster.targetPackageId;
+    if (current !== upgrade.packageId)
+      await this.clusters.setTarget(
+        tx,
+        upgrade.clusterId,
+        upgrade.packageKind,
+        upgrade.packageVersion,
+        upgrade.packageId,
+      );
   }
 
   /** The pair gate again, as the agent fetches its command (see pairGate). */

@@ -5,6 +5,7 @@ import { Clock } from '../common/clock';
 import { Tx } from '../database/database';
 import { EventLog, NewEvent } from '../progress/event-log.service';
 import { percentFromSummary, upgradePercent } from './step-rules';
+import type { PairSwitchoverEventData } from './dto/upgrade-events.dto';
 import { Upgrade, UpgradeStatus } from './upgrade.entity';
 import { UpgradeRepository } from './upgrade.repository';
 import { ENDED_STEP_STATUSES, UpgradeStep } from './upgrade-step.entity';
@@ -105,25 +106,21 @@ export class UpgradeWriter {
     }
   }
 
-  publishSwitchover(tx: Tx, upgrade: Upgrade, step: UpgradeStep): Promise<unknown> {
-    const event: NewEvent = {
-      type: 'pair.switchover',
-      clusterId: upgrade.clusterId,
+  publishSwitchover(tx: Tx, upgrade: Upgrade, step: UpgradeStep): Promise<void> {
+    const data: PairSwitchoverEventData = {
       upgradeId: upgrade.id,
-      agentId: step.agentId,
-      data: {
-        upgradeId: upgrade.id,
-        stepId: step.id,
-        kind: step.kind,
-        failoverGroup: step.failoverGroup,
-        activeAgentId: step.agentId,
-        standbyAgentId: step.fromAgentId,
-      },
+      stepId: step.id,
+      kind: step.kind,
+      failoverGroup: step.failoverGroup,
+      activeAgentId: step.agentId,
+      standbyAgentId: step.fromAgentId,
     };
-    return this.events.append(tx, [event]);
+    return this.events.append(tx, [
+      { type: 'pair.switchover', clusterId: upgrade.clusterId, upgradeId: upgrade.id, agentId: step.agentId, data },
+    ]);
   }
 
-  private upgradeEvent(upgrade: Upgrade): NewEvent {
+  private upgradeEvent(upgrade: Upgrade): NewEvent<'upgrade.status'> {
     return {
       type: 'upgrade.status',
       clusterId: upgrade.clusterId,
@@ -141,7 +138,7 @@ export class UpgradeWriter {
     };
   }
 
-  private stepEvent(upgrade: Upgrade, step: UpgradeStep): NewEvent {
+  private stepEvent(upgrade: Upgrade, step: UpgradeStep): NewEvent<'task.progress'> {
     return {
       type: 'task.progress',
       clusterId: upgrade.clusterId,

@@ -1,5 +1,12 @@
 import { Body, Controller, Get, HttpCode, HttpStatus, Post, Query } from '@nestjs/common';
-import { ApiAcceptedResponse, ApiCreatedResponse, ApiOkResponse, ApiOperation, ApiTags } from '@nestjs/swagger';
+import {
+  ApiAcceptedResponse,
+  ApiCreatedResponse,
+  ApiExtraModels,
+  ApiOkResponse,
+  ApiOperation,
+  ApiTags,
+} from '@nestjs/swagger';
 import { ApiRefusals } from '../common/openapi';
 import { CurrentPrincipal, RequireRole } from '../auth/access.decorators';
 import type { Principal } from '../auth/principal';
@@ -12,10 +19,13 @@ import {
   UpgradeDto,
   UpgradePageDto,
 } from './dto/upgrade.dto';
+import { PairSwitchoverEventData, TaskProgressEventData, UpgradeStatusEventData } from './dto/upgrade-events.dto';
 import { UpgradesService } from './upgrades.service';
 
 @ApiTags('upgrades')
 @ApiRefusals()
+// The data of the upgrades' events (EventDataMap), which the event streams' schemas name.
+@ApiExtraModels(UpgradeStatusEventData, TaskProgressEventData, PairSwitchoverEventData)
 @Controller('api/v1')
 export class UpgradesController {
   constructor(private readonly upgrades: UpgradesService) {}

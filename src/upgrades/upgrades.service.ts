@@ -1,4 +1,4 @@
-import { Injectable, Logger, OnModuleInit } from '@nestjs/common';
+import { Injectable, Logger } from '@nestjs/common';
 import { plainToInstance } from 'class-transformer';
 import { validate } from 'class-validator';
 import { randomUUID } from 'node:crypto';
@@ -14,11 +14,11 @@ import { BadInputError, ConflictError, NotFoundError, UnprocessableError } from 
 import { toFieldProblems } from '../common/validation';
 import { Database, Tx } from '../database/database';
 import { Package } from '../packages/package.entity';
-import { PackagesService } from '../packages/packages.service';
+import type { ReceivedUpload } from '../packages/upload-receiver';
+import { type AcceptedUpload, PackagesService } from '../packages/packages.service';
 import { checkPrerequisites, PrerequisiteResult } from '../packages/prerequisites';
 import { Plan, plan, PlanAgent } from '../policies/planner';
 import { resolveOptions, type UpgradeOptions } from '../policies/upgrade-options';
-import { StreamScopes } from '../progress/stream-scopes';
 import {
   CreateUpgradeDto,
   InstallFieldsDto,
@@ -69,7 +69,7 @@ interface Compiled {
 
 /** The upgrade life cycle: preview, create, pause, resume, cancel, retry; and the per-agent "upgrade now" and "migrate". */
 @Injectable()
-export class UpgradesService implements OnModuleInit {
+export class UpgradesService {
   private readonly logger = new Logger(UpgradesService.name);
 
   constructor(
@@ -81,29 +81,38 @@ export class UpgradesService implements OnModuleInit {
     private readonly agents: AgentsService,
     private readonly packages: PackagesService,
     private readonly commands: AgentCommandsService,
-    private readonly scopes: StreamScopes,
     private readonly clock: Clock,
   ) {}
 
-  onModuleInit(): void {
-    this.packages.registerInstaller({
+  /**
+   * A package upload (PackageUploadController): the packages module stores it; with mode=install it
+   * calls back into the upgrade's creation, in the transaction that stores the package.
+   */
+  acceptUpload(clusterId: string, upload: ReceivedUpload, caller: Principal): Promise<AcceptedUpload<UpgradeDto>> {
+    return this.packages.accept(clusterId, upload, caller, {
       parse: (fields) => parseInstallFields(fields),
-      install: async (tx, pkg, request, caller) => {
+      install: async (tx, pkg, request) => {
         const { upgrade, steps } = await this.createInTx(
           tx,
           pkg.clusterId,
-          { ...(request as CreateUpgradeDto), packageId: pkg.id },
+          { ...request, packageId: pkg.id },
           'install',
           caller,
         );
         return toUpgradeDto(upgrade, steps);
       },
     });
-    this.scopes.register('upgrade', async (id) => (await this.upgrades.findById(id)) !== null);
-    this.clusters.registerDeletionGuard(async (tx, clusterId) => {
-      const n = await this.upgrades.countInCluster(tx.em, clusterId);
-      return n > 0 ? `${n} upgrade${n === 1 ? '' : 's'}` : null;
-    });
+  }
+
+  /** What of this module a cluster still holds ("2 upgrades"), for ClusterContents; null when none. */
+  async leftIn(tx: Tx, clusterId: string): Promise<string | null> {
+    const n = await this.upgrades.countInCluster(tx.em, clusterId);
+    return n > 0 ? `${n} upgrade${n === 1 ? '' : 's'}` : null;
+  }
+
+  /** Whether the upgrade exists (an event stream's scope). */
+  async exists(id: string): Promise<boolean> {
+    return (await this.upgrades.findById(id)) !== null;
   }
 
   /** The plan, its warnings and refusals, and the prerequisite check, without creating anything. */
@@ -156,31 +165,36 @@ export class UpgradesService implements OnModuleInit {
     const now = this.clock.now();
     const scheduledAt = this.parseSchedule(dto.scheduledAt, now);
     const compiled = await this.compile(tx, clusterId, dto);
-    const { plan: p, pkg } = compiled;
-    const [packageRefusal] = this.packageRefusal(pkg, origin);
-    if (packageRefusal)
-      throw new ConflictError(packageRefusal.code, packageRefusal.message, {
-        status: pkg.status,
-        upgradeId: pkg.usedByUpgradeId ?? pkg.reservedByUpgradeId,
-      });
-    if (p.refusals.length) {
-      throw new UnprocessableError('UPGRADE_REFUSED', p.refusals.map((r) => r.message).join(' '), {
-        refusals: p.refusals,
-        warnings: p.warnings,
-      });
-    }
-    if (compiled.prerequisites.failures.length) {
-      const n = new Set(compiled.prerequisites.failures.map((f) => f.agentId)).size;
-      throw new UnprocessableError(
-        'PREREQUISITES_UNMET',
-        `${n} targeted agent${n === 1 ? '' : 's'} fail the package's prerequisites; see details for each check.`,
-        compiled.prerequisites,
-      );
-    }
+    refuseUnplannable(compiled, this.packageRefusal(compiled.pkg, origin));
+    const working = await this.lockWorking(tx, compiled.plan, origin);
+    const upgrade = newUpgrade(clusterId, dto, origin, caller, compiled, scheduledAt, now);
+    const steps = buildSteps(compiled.plan, upgrade.id, compiled.idOf, now);
 
-    // One agent, one live upgrade: the rows are locked, so of two requests for an agent one waits and then sees the other's.
+    // The package first: of two requests racing for it, the second waits on its row and is refused
+    // (409) before it could insert steps with the same ids.
+    if (origin === 'request' || origin === 'install') {
+      if (upgrade.status === 'running') await this.packages.complete(tx, compiled.pkg.id, upgrade.id);
+      else await this.packages.reserve(tx, compiled.pkg.id, upgrade.id);
+    }
+    await this.upgrades.insert(tx.em, upgrade, steps);
+    await this.writer.saveUpgrade(tx, upgrade, steps);
+    // Someone acted on these agents: whatever held auto-upgrade back from them is lifted.
+    const acted = origin === 'auto-upgrade' ? new Map() : new Map(working.map((id) => [id, AUTO_UPGRADE_FREE]));
+    await this.writer.syncAgents(tx, upgrade, steps, working, acted);
+    tx.afterCommit(() => this.executor.poke());
+    this.logger.log(
+      `upgrade ${upgrade.id} (${origin}) of ${working.length} agent(s) in cluster ${clusterId} to ${compiled.pkg.version}: ${upgrade.status}`,
+    );
+    return { upgrade, steps };
+  }
+
+  /**
+   * The agents the plan gives work, locked: one agent, one live upgrade, so of two requests for an
+   * agent one waits and then sees the other's (409). "Upgrade now" and auto-upgrade always do
+   * something, or say why not: no empty upgrade.
+   */
+  private async lockWorking(tx: Tx, p: Plan, origin: UpgradeOrigin): Promise<string[]> {
     const working = [...new Set(p.steps.filter((s) => s.status === 'pending').map((s) => s.agentId))];
-    // "Upgrade now" and auto-upgrade always do something, or say why not: no empty upgrade.
     if (working.length === 0 && (origin === 'upgrade-now' || origin === 'auto-upgrade')) {
       const why = p.steps.find((s) => s.status === 'manual')?.note ?? p.warnings.map((w) => w.message).join(' ');
       throw new UnprocessableError('NOTHING_TO_UPGRADE', `Nothing to upgrade remotely: ${why}`, {
@@ -191,63 +205,7 @@ export class UpgradesService implements OnModuleInit {
       (await this.agents.lockMany(tx, working)).filter((a) => a.upgradeId),
       'Wait for it to end or cancel it.',
     );
-
-    const startsNow = !scheduledAt || scheduledAt <= now;
-    const upgrade = Object.assign(new Upgrade(), {
-      id: randomUUID(),
-      clusterId,
-      packageId: pkg.id,
-      packageVersion: pkg.version,
-      packageKind: pkg.kind,
-      status: startsNow ? 'running' : 'scheduled',
-      origin,
-      target: dto.target.all
-        ? { all: true }
-        : {
-            ...(dto.target.agentIds ? { agentIds: dto.target.agentIds } : {}),
-            ...(dto.target.addresses ? { addresses: dto.target.addresses } : {}),
-          },
-      policy: dto.policy ?? 'default',
-      resolvedPolicy: p.resolvedPolicy,
-      options: compiled.options,
-      units: p.units,
-      failureLimit: Number.isFinite(p.failureLimit) ? p.failureLimit : null,
-      canaryPending: compiled.options.canary > 0 && p.batches > 1,
-      warnings: [
-        ...p.warnings,
-        ...compiled.prerequisites.warnings.map((w) => ({
-          code: 'PREREQUISITE_UNKNOWN',
-          message: `${w.agentName}: ${w.check} not checked (${w.reason}); checked again before it starts.`,
-          agentIds: [w.agentId],
-        })),
-      ],
-      percent: 0,
-      reason: null,
-      createdByTokenId: caller?.tokenId ?? null,
-      scheduledAt,
-      startedAt: startsNow ? now : null,
-      finishedAt: null,
-      createdAt: now,
-      updatedAt: now,
-    } satisfies Upgrade);
-    const steps = buildSteps(p, upgrade.id, compiled.idOf, now);
-
-    // The package first: of two requests racing for it, the second waits on its row and is refused
-    // (409) before it could insert steps with the same ids.
-    if (origin === 'request' || origin === 'install') {
-      if (startsNow) await this.packages.complete(tx, pkg.id, upgrade.id);
-      else await this.packages.reserve(tx, pkg.id, upgrade.id);
-    }
-    await this.upgrades.insert(tx.em, upgrade, steps);
-    await this.writer.saveUpgrade(tx, upgrade, steps);
-    // Someone acted on these agents: whatever held auto-upgrade back from them is lifted.
-    const acted = origin === 'auto-upgrade' ? new Map() : new Map(working.map((id) => [id, AUTO_UPGRADE_FREE]));
-    await this.writer.syncAgents(tx, upgrade, steps, working, acted);
-    tx.afterCommit(() => this.executor.poke());
-    this.logger.log(
-      `upgrade ${upgrade.id} (${origin}) of ${working.length} agent(s) in cluster ${clusterId} to ${pkg.version}: ${upgrade.status}`,
-    );
-    return { upgrade, steps };
+    return working;
   }
 
   async list(clusterId: string, query: ListUpgradesQuery): Promise<UpgradePageDto> {
@@ -440,57 +398,7 @@ export class UpgradesService implements OnModuleInit {
     const { upgrade, steps } = await this.db.transaction(async (tx) => {
       const agent = await this.agents.require(agentId, tx);
       const cluster = await this.clusters.require(agent.clusterId, tx);
-      if (agent.upgradeId) {
-        throw new ConflictError(
-          'AGENT_IN_UPGRADE',
-          `${agent.name} is in upgrade ${agent.upgradeId}: an agent is in one scheduled or running upgrade at a time.`,
-          { upgradeId: agent.upgradeId },
-        );
-      }
-      const behind = behindOn(agent, cluster.targetVersion, cluster.webappsTargetVersion);
-      const packageId = behind === 'webapps' ? cluster.webappsTargetPackageId : cluster.targetPackageId;
-      const version = behind === 'webapps' ? cluster.webappsTargetVersion : cluster.targetVersion;
-      if (!agent.remoteUpgrade) {
-        const download = packageId ? `download package ${packageId} (GET /api/v1/packages/${packageId}/content), ` : '';
-        throw new UnprocessableError(
-          'LEGACY_AGENT',
-          `${agent.name} is a legacy agent and cannot upgrade remotely: ${download}install ${version ?? 'the target version'} on ${agent.address} by hand, then pair it again with a new pairing key (POST /api/v1/agents/${agent.id}/pairing-key).`,
-          { packageId, version, downloadPath: packageId ? `/api/v1/packages/${packageId}/content` : null },
-        );
-      }
-      if (!cluster.targetPackageId && !cluster.webappsTargetPackageId) {
-        throw new UnprocessableError(
-          'NO_TARGET_VERSION',
-          `Cluster ${cluster.name} has no target version yet: it gets one when an upgrade of all its agents upgrades one. Create an upgrade for this agent instead.`,
-        );
-      }
-      if (!agent.version)
-        throw new UnprocessableError(
-          'VERSION_UNKNOWN',
-          `${agent.name} has not reported its version yet: it can be upgraded once it has paired and sent a heartbeat.`,
-        );
-      if (!behind || !packageId) {
-        const failedIn = agent.lastUpgradeFailed ? await this.upgrades.lastFailedOf(tx.em, agent.id) : null;
-        const targets = [
-          cluster.targetVersion,
-          cluster.webappsTargetVersion && `web apps ${cluster.webappsTargetVersion}`,
-        ]
-          .filter(Boolean)
-          .join(' and ');
-        const why = failedIn
-          ? `its last upgrade (${failedIn.id}, to ${failedIn.packageVersion}) failed, and that was not the cluster's target: retry it (POST /api/v1/upgrades/${failedIn.id}/retry).`
-          : 'there is nothing to bring it up to.';
-        throw new UnprocessableError(
-          'NOTHING_TO_UPGRADE',
-          `${agent.name} runs ${agent.version}${agent.webappsVersion ? ` (web apps ${agent.webappsVersion})` : ''} and the cluster targets ${targets}: ${why}`,
-          {
-            version: agent.version,
-            targetVersion: cluster.targetVersion,
-            webappsTargetVersion: cluster.webappsTargetVersion,
-            ...(failedIn ? { upgradeId: failedIn.id } : {}),
-          },
-        );
-      }
+      const packageId = await this.upgradeNowPackage(tx, agent, cluster);
       return this.createInTx(
         tx,
         cluster.id,
@@ -500,6 +408,55 @@ export class UpgradesService implements OnModuleInit {
       );
     });
     return toUpgradeDto(upgrade, steps);
+  }
+
+  /** The target package "upgrade now" brings the agent to, or the refusal that says why there is none. */
+  private async upgradeNowPackage(tx: Tx, agent: Agent, cluster: Cluster): Promise<string> {
+    if (agent.upgradeId) {
+      throw new ConflictError(
+        'AGENT_IN_UPGRADE',
+        `${agent.name} is in upgrade ${agent.upgradeId}: an agent is in one scheduled or running upgrade at a time.`,
+        { upgradeId: agent.upgradeId },
+      );
+    }
+    const behind = behindOn(agent, cluster.targetVersion, cluster.webappsTargetVersion);
+    const packageId = behind === 'webapps' ? cluster.webappsTargetPackageId : cluster.targetPackageId;
+    const version = behind === 'webapps' ? cluster.webappsTargetVersion : cluster.targetVersion;
+    if (!agent.remoteUpgrade) throw legacyAgent(agent, packageId, version);
+    if (!cluster.targetPackageId && !cluster.webappsTargetPackageId) {
+      throw new UnprocessableError(
+        'NO_TARGET_VERSION',
+        `Cluster ${cluster.name} has no target version yet: it gets one when an upgrade of all its agents upgrades one. Create an upgrade for this agent instead.`,
+      );
+    }
+    if (!agent.version)
+      throw new UnprocessableError(
+        'VERSION_UNKNOWN',
+        `${agent.name} has not reported its version yet: it can be upgraded once it has paired and sent a heartbeat.`,
+      );
+    if (!behind || !packageId) throw await this.nothingToUpgrade(tx, agent, cluster);
+    return packageId;
+  }
+
+  /** The agent is on the cluster's targets: said so, and pointed at the retry of its own failed upgrade if it has one. */
+  private async nothingToUpgrade(tx: Tx, agent: Agent, cluster: Cluster): Promise<UnprocessableError> {
+    const failedIn = agent.lastUpgradeFailed ? await this.upgrades.lastFailedOf(tx.em, agent.id) : null;
+    const targets = [cluster.targetVersion, cluster.webappsTargetVersion && `web apps ${cluster.webappsTargetVersion}`]
+      .filter(Boolean)
+      .join(' and ');
+    const why = failedIn
+      ? `its last upgrade (${failedIn.id}, to ${failedIn.packageVersion}) failed, and that was not the cluster's target: retry it (POST /api/v1/upgrades/${failedIn.id}/retry).`
+      : 'there is nothing to bring it up to.';
+    return new UnprocessableError(
+      'NOTHING_TO_UPGRADE',
+      `${agent.name} runs ${agent.version}${agent.webappsVersion ? ` (web apps ${agent.webappsVersion})` : ''} and the cluster targets ${targets}: ${why}`,
+      {
+        version: agent.version,
+        targetVersion: cluster.targetVersion,
+        webappsTargetVersion: cluster.webappsTargetVersion,
+        ...(failedIn ? { upgradeId: failedIn.id } : {}),
+      },
+    );
   }
 
   /** Re-runs the data migration of the agent's installed version (reference 000's manual migration tool). */
@@ -722,6 +679,94 @@ function refuseHeld(held: Agent[], what: string): void {
     `${held.map((a) => `${a.name} is in upgrade ${a.upgradeId}`).join('; ')}: an agent is in one scheduled or running upgrade at a time. ${what}`,
     { agents: held.map((a) => ({ agentId: a.id, name: a.name, upgradeId: a.upgradeId })) },
   );
+}
+
+/** A legacy agent cannot upgrade remotely: what to download and install by hand instead. */
+function legacyAgent(agent: Agent, packageId: string | null, version: string | null): UnprocessableError {
+  const download = packageId ? `download package ${packageId} (GET /api/v1/packages/${packageId}/content), ` : '';
+  return new UnprocessableError(
+    'LEGACY_AGENT',
+    `${agent.name} is a legacy agent and cannot upgrade remotely: ${download}install ${version ?? 'the target version'} on ${agent.address} by hand, then pair it again with a new pairing key (POST /api/v1/agents/${agent.id}/pairing-key).`,
+    { packageId, version, downloadPath: packageId ? `/api/v1/packages/${packageId}/content` : null },
+  );
+}
+
+/** What refuses an upgrade before anything is locked: its package is used (409), the plan refuses, or prerequisites fail (422). */
+function refuseUnplannable(compiled: Compiled, [packageRefusal]: Array<{ code: string; message: string }>): void {
+  const { plan: p, pkg, prerequisites } = compiled;
+  if (packageRefusal)
+    throw new ConflictError(packageRefusal.code, packageRefusal.message, {
+      status: pkg.status,
+      upgradeId: pkg.usedByUpgradeId ?? pkg.reservedByUpgradeId,
+    });
+  if (p.refusals.length) {
+    throw new UnprocessableError('UPGRADE_REFUSED', p.refusals.map((r) => r.message).join(' '), {
+      refusals: p.refusals,
+      warnings: p.warnings,
+    });
+  }
+  if (prerequisites.failures.length) {
+    const n = new Set(prerequisites.failures.map((f) => f.agentId)).size;
+    throw new UnprocessableError(
+      'PREREQUISITES_UNMET',
+      `${n} targeted agent${n === 1 ? '' : 's'} fail the package's prerequisites; see details for each check.`,
+      prerequisites,
+    );
+  }
+}
+
+/** The upgrade row: running now, or scheduled for later. */
+function newUpgrade(
+  clusterId: string,
+  dto: CreateUpgradeDto,
+  origin: UpgradeOrigin,
+  caller: Principal | null,
+  { plan: p, pkg, options, prerequisites }: Compiled,
+  scheduledAt: Date | null,
+  now: Date,
+): Upgrade {
+  const startsNow = !scheduledAt || scheduledAt <= now;
+  return Object.assign(new Upgrade(), {
+    id: randomUUID(),
+    clusterId,
+    packageId: pkg.id,
+    packageVersion: pkg.version,
+    packageKind: pkg.kind,
+    status: startsNow ? 'running' : 'scheduled',
+    origin,
+    target: upgradeTarget(dto.target),
+    policy: dto.policy ?? 'default',
+    resolvedPolicy: p.resolvedPolicy,
+    options,
+    units: p.units,
+    failureLimit: Number.isFinite(p.failureLimit) ? p.failureLimit : null,
+    canaryPending: options.canary > 0 && p.batches > 1,
+    warnings: [
+      ...p.warnings,
+      ...prerequisites.warnings.map((w) => ({
+        code: 'PREREQUISITE_UNKNOWN',
+        message: `${w.agentName}: ${w.check} not checked (${w.reason}); checked again before it starts.`,
+        agentIds: [w.agentId],
+      })),
+    ],
+    percent: 0,
+    reason: null,
+    createdByTokenId: caller?.tokenId ?? null,
+    scheduledAt,
+    startedAt: startsNow ? now : null,
+    finishedAt: null,
+    createdAt: now,
+    updatedAt: now,
+  } satisfies Upgrade);
+}
+
+/** The target as stored: `{all: true}`, or the ids and addresses asked for. */
+function upgradeTarget(target: CreateUpgradeDto['target']): Upgrade['target'] {
+  if (target.all) return { all: true };
+  return {
+    ...(target.agentIds ? { agentIds: target.agentIds } : {}),
+    ...(target.addresses ? { addresses: target.addresses } : {}),
+  };
 }
 
 /** The plan's steps as rows; `idOf` turns the plan's step keys into ids. */

@@ -257,3 +257,31 @@ export class AgentCommandPageDto {
   @ApiProperty() limit: number;
   @ApiProperty() offset: number;
 }
+
+/** A `command.status` event's data: a command ended (AgentCommandsService.end), however it ended. */
+export class CommandStatusEventData {
+  @ApiProperty({ format: 'uuid' }) commandId: string;
+  @ApiProperty({ format: 'uuid' }) agentId: string;
+  @ApiProperty({ enum: COMMAND_TYPES, enumName: 'CommandType' }) type: CommandType;
+  @ApiProperty({ enum: COMMAND_STATUSES, enumName: 'CommandStatus' }) status: CommandStatus;
+  @ApiProperty({ type: String, nullable: true, description: 'The version the agent reported with its end.' })
+  version: string | null;
+  @ApiProperty({ type: String, nullable: true }) error: string | null;
+  @ApiProperty({ type: [String] }) notes: string[];
+  @ApiProperty({ type: String, nullable: true, description: 'Its last progress message.' }) message: string | null;
+  @ApiProperty({ type: String, nullable: true, format: 'uuid', description: 'The upgrade it was for, if any.' })
+  upgradeId: string | null;
+  @ApiProperty({
+    type: String,
+    nullable: true,
+    format: 'uuid',
+    description: 'The upgrade step it carried out, if any.',
+  })
+  stepId: string | null;
+}
+
+declare module '../../progress/event-map' {
+  interface EventDataMap {
+    'command.status': CommandStatusEventData;
+  }
+}

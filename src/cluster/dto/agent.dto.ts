@@ -176,6 +176,22 @@ export class AgentDto {
   @ApiProperty({ format: 'date-time' }) createdAt: string;
 }
 
+/**
+ * An `agent.status` event's data: the agent exactly as GET /api/v1/clusters/{id}/agents/{agentId}
+ * shows it, built from the row in hand (no read of its own); `removed: true` on the last event of
+ * an agent that was removed.
+ */
+export class AgentStatusEventData extends AgentDto {
+  @ApiPropertyOptional({ enum: [true], description: 'Present, true, on the event of its removal: it is gone.' })
+  removed?: true;
+}
+
+declare module '../../progress/event-map' {
+  interface EventDataMap {
+    'agent.status': AgentStatusEventData;
+  }
+}
+
 export class RegisteredAgentDto extends AgentDto {
   @ApiProperty({ description: 'One-time key the agent pairs with. Shown only in this response.' })
   pairingKey: string;

@@ -103,6 +103,14 @@ export async function clusterView(view, clusterId, isCurrent) {
   };
   const refreshAgentsSoon = soon(refreshAgents);
   const refreshListsSoon = soon(refreshLists);
+  // What each event type (lib.js EVENT_TYPES) changes on this page; pair.switchover comes with agent.status events.
+  const onEventOfType = {
+    'agent.status': (agent) => parts.agents.update(agent) || refreshAgentsSoon(),
+    'upgrade.status': refreshListsSoon,
+    'package.status': refreshListsSoon,
+    'command.status': (command) => rowContext.histories.ended(command),
+    'task.progress': (step) => rowContext.histories.touched(step.agentId),
+  };
   follow('cluster', clusterId, {
     // Opened live (not resuming): catch up with whatever changed between the first read and now.
     onOpen(resumed) {
@@ -112,10 +120,7 @@ export async function clusterView(view, clusterId, isCurrent) {
       }
     },
     onEvent(e) {
-      if (e.type === 'agent.status' && !parts.agents.update(e.data)) refreshAgentsSoon();
-      if (e.type === 'upgrade.status' || e.type === 'package.status') refreshListsSoon();
-      if (e.type === 'command.status') rowContext.histories.ended(e.data);
-      if (e.type === 'task.progress') rowContext.histories.touched(e.data.agentId);
+      onEventOfType[e.type]?.(e.data);
     },
   });
 }
@@ -123,7 +128,7 @@ export async function clusterView(view, clusterId, isCurrent) {
 /** The agents table's columns: Agent, Address, Role, State, Version, Auto-upgrade, actions. */
 const COLUMNS = 7;
 
-/** The agents grouped by failover pair; update(data) redraws one agent's row from an agent.status event. */
+/** The agents grouped by failover pair; update(agent) redraws one agent's row from an agent.status event. */
 function agentsTable(agents, total, ctx) {
   const groups = new Map();
   for (const a of agents) {
@@ -174,19 +179,18 @@ function agentsTable(agents, total, ctx) {
           h('tbody', {}, rows),
         ),
   );
-  function update(data) {
-    const known = byId.get(data.agentId);
+  /** `agent` is an agent.status event's data: the agent as the API lists it (AgentDto). */
+  function update(agent) {
+    const known = byId.get(agent.id);
     // A new agent, a removed one or a new grouping: redraw the table.
-    if (!known || data.removed || (data.failoverGroup ?? null) !== (known.agent.failoverGroup ?? null)) return false;
-    const { agentId, ...fields } = data;
-    const agent = { ...known.agent, ...fields };
+    if (!known || agent.removed || (agent.failoverGroup ?? null) !== (known.agent.failoverGroup ?? null)) return false;
     const row = agentRow(agent, ctx);
     // A keyboard user whose focus is in the row keeps it on the same control of the new row.
     const controls = (r) => [...r.querySelectorAll('button, input, a, summary')];
     const focused = controls(known.row).indexOf(document.activeElement);
     known.row.replaceWith(row);
     if (focused >= 0) controls(row)[Math.min(focused, controls(row).length - 1)]?.focus();
-    byId.set(agentId, { agent, row });
+    byId.set(agent.id, { agent, row });
     return true;
   }
   return { section, update };

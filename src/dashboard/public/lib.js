@@ -8,6 +8,24 @@ const RANK = { viewer: 1, operator: 2, admin: 3 };
 export const can = (role) => state.me && RANK[state.me.role] >= RANK[role];
 export const $ = (id) => document.getElementById(id);
 
+/**
+ * The event types the streams carry, as the server lists them (EVENT_TYPES in
+ * src/progress/progress-event.entity.ts; test/dashboard.e2e-spec.ts checks they agree). Each
+ * event's data is its type's DTO (EventDataMap in src/progress/event-map.ts; the OpenAPI document
+ * names their schemas): `agent.status` carries the agent as GET .../agents/{id} shows it (AgentDto,
+ * with `removed: true` when it is gone), `upgrade.status` UpgradeStatusEventData, `task.progress`
+ * TaskProgressEventData, `pair.switchover` PairSwitchoverEventData, `package.status`
+ * PackageStatusEventData, `command.status` CommandStatusEventData.
+ */
+export const EVENT_TYPES = [
+  'upgrade.status',
+  'task.progress',
+  'pair.switchover',
+  'agent.status',
+  'package.status',
+  'command.status',
+];
+
 /** What app.js provides to the views without their importing it (it imports them). */
 export const page = { render: async () => {}, signOut: (_message) => {} };
 

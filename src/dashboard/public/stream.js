@@ -1,5 +1,5 @@
 // Following an event stream with single-use stream tickets, resuming after drops.
-import { api, redraw, state } from './lib.js';
+import { api, EVENT_TYPES, redraw, state } from './lib.js';
 
 /**
  * Follows a stream ('upgrade' or 'cluster'). EventSource cannot send a token, so each connection
@@ -35,14 +35,8 @@ export function follow(kind, id, handlers, options = {}) {
         `${ticket.url}${resumed ? `&lastEventId=${lastId}` : ''}${options.follow ? '&follow=true' : ''}`,
       );
       source.onopen = () => handlers.onOpen && handlers.onOpen(resumed);
-      for (const type of [
-        'upgrade.status',
-        'task.progress',
-        'pair.switchover',
-        'agent.status',
-        'package.status',
-        'command.status',
-      ]) {
+      // Browsers only hear the named events they listen for: every type the server writes.
+      for (const type of EVENT_TYPES) {
         source.addEventListener(type, (m) => {
           const eventId = Number(m.lastEventId);
           if (eventId <= lastId) return;

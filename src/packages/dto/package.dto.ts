@@ -83,9 +83,19 @@ export function toPackageDto(pkg: Package): PackageDto {
   };
 }
 
-/** mode=install's answer: the package, and the upgrade created with it in the same transaction. */
-export class InstalledPackageDto {
-  @ApiProperty({ type: () => PackageDto }) package: PackageDto;
-  @ApiProperty({ allOf: [{ $ref: '#/components/schemas/UpgradeDto' }], description: 'The upgrade created with it.' })
-  upgrade: unknown;
+/** A `package.status` event's data: a package arrived, moved in its life cycle, or was deleted. */
+export class PackageStatusEventData {
+  @ApiProperty({ format: 'uuid' }) packageId: string;
+  @ApiProperty() version: string;
+  @ApiProperty({ enum: PACKAGE_KINDS, enumName: 'PackageKind' }) kind: PackageKind;
+  @ApiProperty({ enum: PACKAGE_STATUSES, enumName: 'PackageStatus' }) status: PackageStatus;
+  @ApiProperty({ type: String, nullable: true, format: 'uuid' }) usedByUpgradeId: string | null;
+  @ApiPropertyOptional({ enum: [true], description: 'Present, true, on the event of its deletion: it is gone.' })
+  deleted?: true;
+}
+
+declare module '../../progress/event-map' {
+  interface EventDataMap {
+    'package.status': PackageStatusEventData;
+  }
 }

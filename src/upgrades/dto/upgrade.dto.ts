@@ -12,6 +12,7 @@ import {
   type FailoverPolicy,
   type UpgradeOptions,
 } from '../../policies/upgrade-options';
+import { PackageDto } from '../../packages/dto/package.dto';
 import type { PrerequisiteResult } from '../../packages/prerequisites';
 import {
   Upgrade,
@@ -215,6 +216,12 @@ export class PreviewDto {
     description: 'Prerequisite failures (refusals) and unknowns (warnings) per agent.',
   })
   prerequisites: PrerequisiteResult;
+}
+
+/** An upload with mode=install: the package, and the upgrade created with it in the same transaction. */
+export class InstalledPackageDto {
+  @ApiProperty({ type: () => PackageDto }) package: PackageDto;
+  @ApiProperty({ type: () => UpgradeDto, description: 'The upgrade created with it.' }) upgrade: UpgradeDto;
 }
 
 export class MigrationDto {
