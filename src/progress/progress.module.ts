@@ -22,6 +22,6 @@ import { StreamScopes } from './stream-scopes';
     PgEventListener,
     StreamScopes,
   ],
-  exports: [EventLog, EventFeed, EventStreams, StreamScopes],
+  exports: [EventLog, EventFeed, StreamScopes],
 })
 export class ProgressModule {}
