@@ -148,6 +148,10 @@ describe.each(kinds)('chaos: the server SIGKILLed through an upgrade [%s]', (kin
   }, 400_000);
 });
 
+type Api = <T = Record<string, any>>(method: string, route: string, body?: unknown) => Promise<T>;
+type Agents = Map<string, { id: string; home: string; process: AgentProcess }>;
+type Host = ReturnType<typeof readHost>;
+
 async function chaosRun(kind: Kind, random: () => number): Promise<void> {
   const began = Date.now();
   say(
@@ -163,69 +167,20 @@ async function chaosRun(kind: Kind, random: () => number): Promise<void> {
     // and one silent for 5 s is offline (its steps then wait for it).
     HEARTBEAT_TIMEOUT_S: '5',
   });
-  const agents = new Map<string, { id: string; home: string; process: AgentProcess }>();
+  const agents: Agents = new Map();
   let stream: ResumingStream | null = null;
   const relay = new HoldingRelay(server.port);
   try {
     await server.start();
     const agentServer = await relay.listen();
-    const api = async <T = Record<string, any>>(method: string, route: string, body?: unknown): Promise<T> => {
-      const res = await fetch(`${server.baseUrl}${route}`, {
-        method,
-        headers: { Authorization: `Bearer ${ADMIN}`, ...(body ? { 'Content-Type': 'application/json' } : {}) },
-        body: body ? JSON.stringify(body) : undefined,
-        signal: AbortSignal.timeout(10_000),
-      });
-      const json = (await res.json().catch(() => ({}))) as T;
-      if (!res.ok) throw new Error(`${method} ${route}: ${res.status} ${JSON.stringify(json)}`);
-      return json;
-    };
+    const api = adminApi(server.baseUrl);
 
     // The product (with its own timeline, and a migration that takes a while) as 1.0.0 and 1.1.0.
-    const productDir = path.join(work, 'product');
     const killsFile = path.join(work, 'kills');
     const setKills = (kills: number) =>
       fs.writeFileSync(killsFile, `${kills} ${kills < MIN_KILLS[kind] ? KILLS_PER_MIGRATION[kind] : 0}`);
     setKills(0);
-    writeTimelineProduct(productDir, { minMs: MIGRATION_MS, killsFile, capMs: 120_000 });
-    const seed = await buildPackage({
-      dir: productDir,
-      product: 'acme-agent',
-      version: '1.0.0',
-      migration: 'migrate.js',
-      out: path.join(work, 'acme-1.0.0.tar.gz'),
-    });
-    const next = await buildPackage({
-      dir: productDir,
-      product: 'acme-agent',
-      version: '1.1.0',
-      from: '>=1.0.0 <1.1.0',
-      migration: 'migrate.js',
-      out: path.join(work, 'acme-1.1.0.tar.gz'),
-    });
-
-    const cluster = await api('POST', '/api/v1/clusters', { name: `chaos-${kind}`, product: 'acme-agent' });
-    for (const spec of AGENTS) {
-      const registered = await api('POST', `/api/v1/clusters/${cluster.id}/agents`, {
-        name: spec.name,
-        address: `${spec.name}.chaos.lan`,
-        role: spec.role,
-        ...('group' in spec ? { failoverGroup: spec.group } : {}),
-      });
-      const home = path.join(work, 'agents', spec.name);
-      fs.mkdirSync(path.join(home, 'data'), { recursive: true });
-      const records = Array.from({ length: RECORDS }, (_, i) => ({
-        id: i + 1,
-        host: spec.name,
-        value: `record ${i + 1}`,
-      }));
-      fs.writeFileSync(path.join(home, 'data', 'records.json'), JSON.stringify({ schema: '1.0.0', records }));
-      agents.set(spec.name, {
-        id: registered.id,
-        home,
-        process: new AgentProcess({ server: agentServer, pairingKey: registered.pairingKey, home, seed }),
-      });
-    }
+    const { cluster, next } = await setUpFleet(kind, work, killsFile, api, agentServer, agents);
     const nameOf = new Map([...agents].map(([name, a]) => [a.id, name]));
     const listAgents = async () =>
       (await api<{ items: Array<Record<string, any>> }>('GET', `/api/v1/clusters/${cluster.id}/agents`)).items;
@@ -242,17 +197,7 @@ async function chaosRun(kind: Kind, random: () => number): Promise<void> {
       10_000,
       'every product running',
     );
-
-    const form = new FormData();
-    form.set('mode', 'upload-only');
-    form.set('file', new Blob([fs.readFileSync(next)]), path.basename(next));
-    const uploaded = await fetch(`${server.baseUrl}/api/v1/clusters/${cluster.id}/packages`, {
-      method: 'POST',
-      headers: { Authorization: `Bearer ${ADMIN}` },
-      body: form,
-    });
-    const pkg = (await uploaded.json()) as Record<string, any>;
-    expect(uploaded.status).toBe(201);
+    const pkg = await upload(server.baseUrl, cluster.id, next);
 
     const from = Date.now();
     // Two units at a time (a pair is one unit).
@@ -263,127 +208,36 @@ async function chaosRun(kind: Kind, random: () => number): Promise<void> {
       policy: 'backup-first',
       options,
     });
-    stream = new ResumingStream(`${server.baseUrl}/api/v1/upgrades/${upgrade.id}/events`, ADMIN);
+    const viewer = new ResumingStream(`${server.baseUrl}/api/v1/upgrades/${upgrade.id}/events`, ADMIN);
+    stream = viewer;
     const plan = (upgrade.steps as Array<Record<string, any>>)
       .map((s) => `${s.kind} ${nameOf.get(s.agentId)}${s.runWhen === 'succeeded' ? '' : ` (if ${s.runWhen})`}`)
       .join(', ');
     say(`[${kind}] upgrade ${upgrade.id}: backup-first, two units at a time: ${plan}`);
 
     // The chaos.
-    const killLog: string[] = [];
-    const killedAt: number[] = [];
-    const stalls: number[] = [];
-    const ended = () =>
-      stream!.events.some(
-        (e) =>
-          e.type === 'upgrade.status' &&
-          TERMINAL.includes(String((e.data.data as Record<string, unknown> | undefined)?.status)),
-      );
-    const lastProgress = () => {
-      const d = stream!.events.filter((e) => e.type === 'task.progress').at(-1)?.data.data as
-        Record<string, any> | undefined;
-      return d
-        ? `${d.kind} ${nameOf.get(d.agentId)} ${d.status}${d.phase ? `/${d.phase}` : ''}${d.waitingFor ? `/${d.waitingFor}` : ''}`
-        : '-';
-    };
-    try {
-      const movedAt: number[] = []; // the viewer's last event id at each kill
-      for (let i = 1; i <= MAX_KILLS[kind] && !ended(); i++) {
-        // Kills that keep finding the upgrade where it was would pile up in one place: after
-        // STALL_KILLS kills without a new event, and no agent in the middle of its upgrade (whose
-        // migration waits for kills), wait (at most STALL_WAIT_MS) for it to move first.
-        let waited = '';
-        const midUpgrade = [...agents.values()].some((a) => fs.existsSync(path.join(a.home, 'upgrade-journal.json')));
-        if (
-          !midUpgrade &&
-          movedAt.length >= STALL_KILLS &&
-          movedAt.slice(-STALL_KILLS).every((id) => id === stream!.lastId)
-        ) {
-          const from = Date.now();
-          const at = stream.lastId;
-          await until(() => stream!.lastId > at, STALL_WAIT_MS, 'the upgrade to move').catch(() => undefined);
-          waited = ` (no new event over ${STALL_KILLS} kills: waited ${Date.now() - from}ms for one)`;
-          stalls.push(Date.now() - from);
-        }
-        const delay = DELAY_MS.min + Math.floor(random() * (DELAY_MS.max - DELAY_MS.min + 1));
-        await sleep(delay);
-        movedAt.push(stream.lastId);
-        const seen = `${lastProgress()} (event ${stream.lastId})`;
-        await server.kill();
-        killedAt.push(Date.now());
-        setKills(killedAt.length);
-        const startMs = await server.start();
-        killLog.push(`#${i}${waited} +${delay}ms, last seen ${seen}, up in ${startMs}ms`);
-      }
-    } finally {
-      fs.writeFileSync(killsFile, `${killedAt.length} 0`); // no migration waits for kills any more
-    }
-    say(
-      `[${kind}] kills (the delay after the start, the last event the viewer had, the restart):\n  ${killLog.join('\n  ')}`,
+    const { killedAt, stalls } = await killUntilEnded(
+      kind,
+      random,
+      server,
+      viewer,
+      agents,
+      nameOf,
+      setKills,
+      killsFile,
     );
 
     // Left alone now: the upgrade must end.
-    let last: Record<string, any> = {};
-    await until(
-      async () => {
-        last = await api('GET', `/api/v1/upgrades/${upgrade.id}`);
-        return TERMINAL.includes(last.status);
-      },
-      120_000,
-      'the upgrade to end',
-    ).catch((error: Error) => {
-      throw new Error(
-        `${error.message}; it is ${last.status}: ${JSON.stringify(last.steps?.map((s: Record<string, unknown>) => [s.kind, nameOf.get(s.agentId as string), s.status, s.waitingFor, s.phase, s.error]))}`,
-      );
-    });
+    const last = await waitForEnd(api, upgrade.id, nameOf);
     const endedAt = Date.now();
     // Kills while it ran: before the end it recorded (ISO-8601 from the server's clock, this machine's).
     const killed = killedAt.filter((t) => t < Date.parse(last.finishedAt)).length;
-    // The event log of the upgrade, read back over the API; the viewer must have all of it.
-    const history = async () => {
-      const items: Array<{ id: number; type: string }> = [];
-      for (let afterId = 0; ;) {
-        const page = await api<{ items: Array<{ id: number; type: string }>; nextAfterId: number | null }>(
-          'GET',
-          `/api/v1/upgrades/${upgrade.id}/history?afterId=${afterId}&limit=500`,
-        );
-        items.push(...page.items);
-        if (page.nextAfterId === null) return items;
-        afterId = page.nextAfterId;
-      }
-    };
-    await sleep(1500); // what follows the end (the agents' last reports) lands in the log too
-    let logged = await history();
-    await until(
-      () => stream!.lastId >= (logged.at(-1)?.id ?? 0),
-      15_000,
-      'the viewer to catch up with the event log',
-    ).catch(() => undefined);
-    await sleep(300);
-    logged = await history();
-    stream.close();
+    const logged = await readLogOnceCaughtUp(api, upgrade.id, viewer);
+    viewer.close();
     const to = Date.now();
 
     // What the hosts say.
-    const hosts = [...agents].map(([name, a]) => {
-      const state = JSON.parse(fs.readFileSync(path.join(a.home, 'agent.json'), 'utf8')) as {
-        done: Record<string, { status: string; version?: string; error?: string }>;
-      };
-      return {
-        name,
-        id: a.id,
-        executed: commandsExecuted(a.process.output),
-        done: state.done,
-        current: fs.readlinkSync(path.join(a.home, 'current')),
-        health: JSON.parse(fs.readFileSync(path.join(a.home, 'run', 'health.json'), 'utf8')) as { version: string },
-        records: JSON.parse(fs.readFileSync(path.join(a.home, 'data', 'records.json'), 'utf8')) as {
-          schema: string;
-          records: Array<Record<string, unknown>>;
-        },
-        timeline: readTimeline(a.home),
-        unexpectedExits: a.process.output.filter((l) => / product \S+ exited /.test(l)),
-      };
-    });
+    const hosts = [...agents].map(([name, a]) => readHost(name, a));
     const host = new Map(hosts.map((h) => [h.name, h]));
     const serverCommands = new Map<string, Array<Record<string, any>>>();
     for (const h of hosts)
@@ -394,100 +248,18 @@ async function chaosRun(kind: Kind, random: () => number): Promise<void> {
     const serverAgents = await listAgents();
     const steps = last.steps as Array<Record<string, any>>;
 
-    // (1) Each command carried out once, and only those the steps that ran call for: per agent, one
-    // upgrade per upgrade step, one switchover per takeover it is in (taking over, or told it is
-    // standby once its peer took over).
-    const ran = (s: Record<string, any>) =>
-      !['pending', 'waiting', 'skipped', 'cancelled', 'missed', 'manual'].includes(s.status);
-    const expected = (id: string) => ({
-      upgrade: steps.filter((s) => ran(s) && s.kind === 'upgrade' && s.agentId === id).length,
-      switchover: steps.filter((s) => ran(s) && s.kind !== 'upgrade' && (s.agentId === id || s.fromAgentId === id))
-        .length,
-    });
-    const twice: string[] = [];
-    for (const h of hosts) {
-      const times = new Map<string, number>();
-      for (const e of h.executed) times.set(e.id, (times.get(e.id) ?? 0) + 1);
-      for (const [id, n] of times) if (n > 1) twice.push(`${h.name} carried out command ${id} ${n} times`);
-      const want = expected(h.id);
-      const issued = serverCommands.get(h.name)!;
-      for (const type of ['upgrade', 'switchover'] as const) {
-        const got = h.executed.filter((e) => e.type === type);
-        if (got.length !== want[type])
-          twice.push(
-            `${h.name} carried out ${got.length} ${type} commands, its steps call for ${want[type]}: ${JSON.stringify(got)}`,
-          );
-        const listed = issued.filter((c) => c.type === type);
-        if (listed.length !== want[type])
-          twice.push(
-            `the server's command table holds ${listed.length} ${type} commands of ${h.name}, its steps call for ${want[type]}: ${JSON.stringify(listed.map((c) => [c.id, c.status, c.fetchedAt, c.error]))}`,
-          );
-      }
-      const outputIds = [...times.keys()].sort();
-      const doneIds = Object.keys(h.done).sort();
-      if (JSON.stringify(outputIds) !== JSON.stringify(doneIds))
-        twice.push(
-          `${h.name}'s output names commands ${outputIds.join(', ')} but its agent.json records ${doneIds.join(', ')}`,
-        );
-      const notOk = Object.entries(h.done).filter(([, o]) => o.status !== 'succeeded');
-      if (notOk.length) twice.push(`${h.name} ended commands otherwise than succeeded: ${JSON.stringify(notOk)}`);
-    }
-
-    // (2) No pair down, from the products' own records of when they ran.
-    const pairDown: string[] = [];
-    for (const [main, backup] of PAIRS) {
-      for (const [s, e] of overlaps(
-        downSpans(host.get(main)!.timeline, from, to),
-        downSpans(host.get(backup)!.timeline, from, to),
-      )) {
-        pairDown.push(`${main} and ${backup} were both stopped for ${e - s} ms from ${new Date(s).toISOString()}`);
-      }
-    }
+    const twice = commandProblems(hosts, steps, serverCommands);
+    const pairDown = pairsDown(host, from, to);
     const unexpectedExits = hosts.flatMap((h) => h.unexpectedExits.map((l) => `${h.name}: ${l}`));
-
-    // (3) Ended, every agent on 1.1.0 with its data migrated.
-    const offTarget: string[] = [];
-    for (const h of hosts) {
-      const seen = serverAgents.find((a) => a.id === h.id)!;
-      if (h.current !== path.join('versions', '1.1.0') || h.health.version !== '1.1.0')
-        offTarget.push(`${h.name} runs ${h.health.version} (current -> ${h.current})`);
-      if (
-        h.records.schema !== '1.1.0' ||
-        h.records.records.length !== RECORDS ||
-        !h.records.records.every((r) => r.migratedTo === '1.1.0')
-      )
-        offTarget.push(
-          `${h.name}'s data is not migrated: schema ${h.records.schema}, ${h.records.records.length} records`,
-        );
-      if (seen.version !== '1.1.0' || seen.versionStatus !== 'latest')
-        offTarget.push(`the server sees ${h.name} on ${seen.version} (${seen.versionStatus})`);
-    }
+    const offTarget = offTargets(hosts, serverAgents);
     const stepLine = (s: Record<string, any>, status: string) => `${s.kind} ${nameOf.get(s.agentId)} ${status}`;
-
-    // (4) The viewer's events against the log.
-    const received = stream.events.map((e) => e.id);
-    const logIds = logged.map((e) => e.id);
-    const counted = new Set<number>();
-    const duplicated = received.filter((id) => (counted.has(id) ? true : (counted.add(id), false)));
-    const missing = logIds.filter((id) => !counted.has(id));
-    const logSet = new Set(logIds);
-    const unknown = received.filter((id) => !logSet.has(id));
-    const resets = stream.events.filter((e) => e.type === 'reset').length;
+    const { received, logIds, missing, duplicated, unknown, resets } = viewerAgainstLog(viewer, logged);
 
     say(
       `[${kind}] ${killed} kills while the upgrade ran (${killedAt.length} in all), ${server.starts} starts, ${stalls.length} waits for the upgrade to move (${stalls.join(', ') || '-'} ms); agents' connections held ${relay.held} times (longest ${relay.longestHoldMs} ms), ${relay.closedByServer} closed by the server's side; upgrade ${last.status} ${Math.round((endedAt - from) / 1000)} s after it was created; ` +
-        `viewer: ${received.length} events over ${stream.opened} connections (${stream.attempts} attempts), log: ${logIds.length} events; ` +
+        `viewer: ${received.length} events over ${viewer.opened} connections (${viewer.attempts} attempts), log: ${logIds.length} events; ` +
         `commands carried out: ${hosts.map((h) => `${h.name} ${h.executed.map((e) => e.type).join('+')}`).join(', ')}; ` +
-        `products down (ms): ${hosts
-          .map(
-            (h) =>
-              `${h.name} ${
-                downSpans(h.timeline, from, to)
-                  .map(([s, e]) => e - s)
-                  .join('+') || 0
-              }`,
-          )
-          .join(', ')}; ` +
+        `products down (ms): ${downTimes(hosts, from, to)}; ` +
         `${Math.round((Date.now() - began) / 1000)} s in all`,
     );
 
@@ -521,6 +293,341 @@ async function chaosRun(kind: Kind, random: () => number): Promise<void> {
     await database?.drop().catch(() => undefined);
     fs.rmSync(work, { recursive: true, force: true });
   }
+}
+
+/** The admin's calls, straight to the server: a refusal throws with its body. */
+function adminApi(baseUrl: string): Api {
+  return async <T = Record<string, any>>(method: string, route: string, body?: unknown): Promise<T> => {
+    const res = await fetch(`${baseUrl}${route}`, {
+      method,
+      headers: { Authorization: `Bearer ${ADMIN}`, ...(body ? { 'Content-Type': 'application/json' } : {}) },
+      body: body ? JSON.stringify(body) : undefined,
+      signal: AbortSignal.timeout(10_000),
+    });
+    const json = (await res.json().catch(() => ({}))) as T;
+    if (!res.ok) throw new Error(`${method} ${route}: ${res.status} ${JSON.stringify(json)}`);
+    return json;
+  };
+}
+
+/**
+ * The product's packages (1.0.0 to seed the agents, 1.1.0 to upgrade to), the cluster, and its
+ * agents registered, each with a home holding RECORDS records, started on the seed (into `agents`).
+ */
+async function setUpFleet(
+  kind: Kind,
+  work: string,
+  killsFile: string,
+  api: Api,
+  agentServer: string,
+  agents: Agents,
+): Promise<{ cluster: Record<string, any>; next: string }> {
+  const productDir = path.join(work, 'product');
+  writeTimelineProduct(productDir, { minMs: MIGRATION_MS, killsFile, capMs: 120_000 });
+  const seed = await buildPackage({
+    dir: productDir,
+    product: 'acme-agent',
+    version: '1.0.0',
+    migration: 'migrate.js',
+    out: path.join(work, 'acme-1.0.0.tar.gz'),
+  });
+  const next = await buildPackage({
+    dir: productDir,
+    product: 'acme-agent',
+    version: '1.1.0',
+    from: '>=1.0.0 <1.1.0',
+    migration: 'migrate.js',
+    out: path.join(work, 'acme-1.1.0.tar.gz'),
+  });
+
+  const cluster = await api('POST', '/api/v1/clusters', { name: `chaos-${kind}`, product: 'acme-agent' });
+  for (const spec of AGENTS) {
+    const registered = await api('POST', `/api/v1/clusters/${cluster.id}/agents`, {
+      name: spec.name,
+      address: `${spec.name}.chaos.lan`,
+      role: spec.role,
+      ...('group' in spec ? { failoverGroup: spec.group } : {}),
+    });
+    const home = path.join(work, 'agents', spec.name);
+    fs.mkdirSync(path.join(home, 'data'), { recursive: true });
+    const records = Array.from({ length: RECORDS }, (_, i) => ({
+      id: i + 1,
+      host: spec.name,
+      value: `record ${i + 1}`,
+    }));
+    fs.writeFileSync(path.join(home, 'data', 'records.json'), JSON.stringify({ schema: '1.0.0', records }));
+    agents.set(spec.name, {
+      id: registered.id,
+      home,
+      process: new AgentProcess({ server: agentServer, pairingKey: registered.pairingKey, home, seed }),
+    });
+  }
+  return { cluster, next };
+}
+
+async function upload(baseUrl: string, clusterId: string, file: string): Promise<Record<string, any>> {
+  const form = new FormData();
+  form.set('mode', 'upload-only');
+  form.set('file', new Blob([fs.readFileSync(file)]), path.basename(file));
+  const uploaded = await fetch(`${baseUrl}/api/v1/clusters/${clusterId}/packages`, {
+    method: 'POST',
+    headers: { Authorization: `Bearer ${ADMIN}` },
+    body: form,
+  });
+  const pkg = (await uploaded.json()) as Record<string, any>;
+  expect(uploaded.status).toBe(201);
+  return pkg;
+}
+
+/** SIGKILLs and restarts the server, a random delay after each start, until the viewer saw the upgrade end. */
+async function killUntilEnded(
+  kind: Kind,
+  random: () => number,
+  server: ServerProcess,
+  stream: ResumingStream,
+  agents: Agents,
+  nameOf: Map<string, string>,
+  setKills: (kills: number) => void,
+  killsFile: string,
+): Promise<{ killedAt: number[]; stalls: number[] }> {
+  const killLog: string[] = [];
+  const killedAt: number[] = [];
+  const stalls: number[] = [];
+  const ended = () =>
+    stream.events.some(
+      (e) =>
+        e.type === 'upgrade.status' &&
+        TERMINAL.includes(String((e.data.data as Record<string, unknown> | undefined)?.status)),
+    );
+  try {
+    const movedAt: number[] = []; // the viewer's last event id at each kill
+    for (let i = 1; i <= MAX_KILLS[kind] && !ended(); i++) {
+      const waited = await waitIfStalled(stream, agents, movedAt, stalls);
+      const delay = DELAY_MS.min + Math.floor(random() * (DELAY_MS.max - DELAY_MS.min + 1));
+      await sleep(delay);
+      movedAt.push(stream.lastId);
+      const seen = `${lastProgress(stream, nameOf)} (event ${stream.lastId})`;
+      await server.kill();
+      killedAt.push(Date.now());
+      setKills(killedAt.length);
+      const startMs = await server.start();
+      killLog.push(`#${i}${waited} +${delay}ms, last seen ${seen}, up in ${startMs}ms`);
+    }
+  } finally {
+    fs.writeFileSync(killsFile, `${killedAt.length} 0`); // no migration waits for kills any more
+  }
+  say(
+    `[${kind}] kills (the delay after the start, the last event the viewer had, the restart):\n  ${killLog.join('\n  ')}`,
+  );
+  return { killedAt, stalls };
+}
+
+/**
+ * Kills that keep finding the upgrade where it was would pile up in one place: after STALL_KILLS
+ * kills without a new event, and no agent in the middle of its upgrade (whose migration waits for
+ * kills), wait (at most STALL_WAIT_MS) for it to move first. Returns what the kill log says of it.
+ */
+async function waitIfStalled(
+  stream: ResumingStream,
+  agents: Agents,
+  movedAt: number[],
+  stalls: number[],
+): Promise<string> {
+  const midUpgrade = [...agents.values()].some((a) => fs.existsSync(path.join(a.home, 'upgrade-journal.json')));
+  if (midUpgrade || movedAt.length < STALL_KILLS || !movedAt.slice(-STALL_KILLS).every((id) => id === stream.lastId))
+    return '';
+  const from = Date.now();
+  const at = stream.lastId;
+  await until(() => stream.lastId > at, STALL_WAIT_MS, 'the upgrade to move').catch(() => undefined);
+  const waited = ` (no new event over ${STALL_KILLS} kills: waited ${Date.now() - from}ms for one)`;
+  stalls.push(Date.now() - from);
+  return waited;
+}
+
+/** The viewer's last task.progress, in a few words. */
+function lastProgress(stream: ResumingStream, nameOf: Map<string, string>): string {
+  const d = stream.events.filter((e) => e.type === 'task.progress').at(-1)?.data.data as
+    Record<string, any> | undefined;
+  return d
+    ? `${d.kind} ${nameOf.get(d.agentId)} ${d.status}${d.phase ? `/${d.phase}` : ''}${d.waitingFor ? `/${d.waitingFor}` : ''}`
+    : '-';
+}
+
+async function waitForEnd(api: Api, upgradeId: string, nameOf: Map<string, string>): Promise<Record<string, any>> {
+  let last: Record<string, any> = {};
+  await until(
+    async () => {
+      last = await api('GET', `/api/v1/upgrades/${upgradeId}`);
+      return TERMINAL.includes(last.status);
+    },
+    120_000,
+    'the upgrade to end',
+  ).catch((error: Error) => {
+    throw new Error(
+      `${error.message}; it is ${last.status}: ${JSON.stringify(last.steps?.map((s: Record<string, unknown>) => [s.kind, nameOf.get(s.agentId as string), s.status, s.waitingFor, s.phase, s.error]))}`,
+    );
+  });
+  return last;
+}
+
+/** The event log of the upgrade, read back over the API once the viewer caught up: it must have all of it. */
+async function readLogOnceCaughtUp(
+  api: Api,
+  upgradeId: string,
+  stream: ResumingStream,
+): Promise<Array<{ id: number; type: string }>> {
+  const history = async () => {
+    const items: Array<{ id: number; type: string }> = [];
+    for (let afterId = 0; ;) {
+      const page = await api<{ items: Array<{ id: number; type: string }>; nextAfterId: number | null }>(
+        'GET',
+        `/api/v1/upgrades/${upgradeId}/history?afterId=${afterId}&limit=500`,
+      );
+      items.push(...page.items);
+      if (page.nextAfterId === null) return items;
+      afterId = page.nextAfterId;
+    }
+  };
+  await sleep(1500); // what follows the end (the agents' last reports) lands in the log too
+  const logged = await history();
+  await until(
+    () => stream.lastId >= (logged.at(-1)?.id ?? 0),
+    15_000,
+    'the viewer to catch up with the event log',
+  ).catch(() => undefined);
+  await sleep(300);
+  return history();
+}
+
+/** What an agent's home says: the commands it carried out and recorded, its version, data and product timeline. */
+function readHost(name: string, a: { id: string; home: string; process: AgentProcess }) {
+  const state = JSON.parse(fs.readFileSync(path.join(a.home, 'agent.json'), 'utf8')) as {
+    done: Record<string, { status: string; version?: string; error?: string }>;
+  };
+  return {
+    name,
+    id: a.id,
+    executed: commandsExecuted(a.process.output),
+    done: state.done,
+    current: fs.readlinkSync(path.join(a.home, 'current')),
+    health: JSON.parse(fs.readFileSync(path.join(a.home, 'run', 'health.json'), 'utf8')) as { version: string },
+    records: JSON.parse(fs.readFileSync(path.join(a.home, 'data', 'records.json'), 'utf8')) as {
+      schema: string;
+      records: Array<Record<string, unknown>>;
+    },
+    timeline: readTimeline(a.home),
+    unexpectedExits: a.process.output.filter((l) => / product \S+ exited /.test(l)),
+  };
+}
+
+/**
+ * (1) Each command carried out once, and only those the steps that ran call for: per agent, one
+ * upgrade per upgrade step, one switchover per takeover it is in (taking over, or told it is
+ * standby once its peer took over).
+ */
+function commandProblems(
+  hosts: Host[],
+  steps: Array<Record<string, any>>,
+  serverCommands: Map<string, Array<Record<string, any>>>,
+): string[] {
+  const ran = (s: Record<string, any>) =>
+    !['pending', 'waiting', 'skipped', 'cancelled', 'missed', 'manual'].includes(s.status);
+  const expected = (id: string) => ({
+    upgrade: steps.filter((s) => ran(s) && s.kind === 'upgrade' && s.agentId === id).length,
+    switchover: steps.filter((s) => ran(s) && s.kind !== 'upgrade' && (s.agentId === id || s.fromAgentId === id))
+      .length,
+  });
+  const twice: string[] = [];
+  for (const h of hosts) {
+    const times = new Map<string, number>();
+    for (const e of h.executed) times.set(e.id, (times.get(e.id) ?? 0) + 1);
+    for (const [id, n] of times) if (n > 1) twice.push(`${h.name} carried out command ${id} ${n} times`);
+    const want = expected(h.id);
+    const issued = serverCommands.get(h.name)!;
+    for (const type of ['upgrade', 'switchover'] as const) {
+      const got = h.executed.filter((e) => e.type === type);
+      if (got.length !== want[type])
+        twice.push(
+          `${h.name} carried out ${got.length} ${type} commands, its steps call for ${want[type]}: ${JSON.stringify(got)}`,
+        );
+      const listed = issued.filter((c) => c.type === type);
+      if (listed.length !== want[type])
+        twice.push(
+          `the server's command table holds ${listed.length} ${type} commands of ${h.name}, its steps call for ${want[type]}: ${JSON.stringify(listed.map((c) => [c.id, c.status, c.fetchedAt, c.error]))}`,
+        );
+    }
+    const outputIds = [...times.keys()].sort();
+    const doneIds = Object.keys(h.done).sort();
+    if (JSON.stringify(outputIds) !== JSON.stringify(doneIds))
+      twice.push(
+        `${h.name}'s output names commands ${outputIds.join(', ')} but its agent.json records ${doneIds.join(', ')}`,
+      );
+    const notOk = Object.entries(h.done).filter(([, o]) => o.status !== 'succeeded');
+    if (notOk.length) twice.push(`${h.name} ended commands otherwise than succeeded: ${JSON.stringify(notOk)}`);
+  }
+  return twice;
+}
+
+/** (2) No pair down, from the products' own records of when they ran. */
+function pairsDown(host: Map<string, Host>, from: number, to: number): string[] {
+  const pairDown: string[] = [];
+  for (const [main, backup] of PAIRS) {
+    for (const [s, e] of overlaps(
+      downSpans(host.get(main)!.timeline, from, to),
+      downSpans(host.get(backup)!.timeline, from, to),
+    )) {
+      pairDown.push(`${main} and ${backup} were both stopped for ${e - s} ms from ${new Date(s).toISOString()}`);
+    }
+  }
+  return pairDown;
+}
+
+/** (3) Ended, every agent on 1.1.0 with its data migrated. */
+function offTargets(hosts: Host[], serverAgents: Array<Record<string, any>>): string[] {
+  const offTarget: string[] = [];
+  for (const h of hosts) {
+    const seen = serverAgents.find((a) => a.id === h.id)!;
+    if (h.current !== path.join('versions', '1.1.0') || h.health.version !== '1.1.0')
+      offTarget.push(`${h.name} runs ${h.health.version} (current -> ${h.current})`);
+    if (
+      h.records.schema !== '1.1.0' ||
+      h.records.records.length !== RECORDS ||
+      !h.records.records.every((r) => r.migratedTo === '1.1.0')
+    )
+      offTarget.push(
+        `${h.name}'s data is not migrated: schema ${h.records.schema}, ${h.records.records.length} records`,
+      );
+    if (seen.version !== '1.1.0' || seen.versionStatus !== 'latest')
+      offTarget.push(`the server sees ${h.name} on ${seen.version} (${seen.versionStatus})`);
+  }
+  return offTarget;
+}
+
+/** (4) The viewer's events against the log. */
+function viewerAgainstLog(stream: ResumingStream, logged: Array<{ id: number }>) {
+  const received = stream.events.map((e) => e.id);
+  const logIds = logged.map((e) => e.id);
+  const counted = new Set<number>();
+  const duplicated = received.filter((id) => (counted.has(id) ? true : (counted.add(id), false)));
+  const missing = logIds.filter((id) => !counted.has(id));
+  const logSet = new Set(logIds);
+  const unknown = received.filter((id) => !logSet.has(id));
+  const resets = stream.events.filter((e) => e.type === 'reset').length;
+  return { received, logIds, missing, duplicated, unknown, resets };
+}
+
+/** How long each product was down, per host: `name ms+ms`. */
+function downTimes(hosts: Host[], from: number, to: number): string {
+  return hosts
+    .map(
+      (h) =>
+        `${h.name} ${
+          downSpans(h.timeline, from, to)
+            .map(([s, e]) => e - s)
+            .join('+') || 0
+        }`,
+    )
+    .join(', ');
 }
 
 async function until(check: () => boolean | Promise<boolean>, timeoutMs: number, what: string): Promise<void> {

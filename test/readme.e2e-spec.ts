@@ -3,6 +3,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import {
+  Expectation,
   holdsField,
   ReadmeBlock,
   ReadmeCommand,
@@ -196,69 +197,85 @@ describe(`README.md: ${WALKTHROUGH_HEADING} [sqlite]`, () => {
         throw new Error(
           `${where}\ndid not complete (exit ${exit.code}):\n${exit.stderr.slice(-1500)}\noutput: ${runs.get('rest')!.output.slice(-1500)}`,
         );
-      for (const name of command.assigns)
-        expect({ where, name, value: run.vars[name] }).toEqual({
-          where,
-          name,
-          value: expect.not.stringMatching(/^(null)?$/),
-        });
-      const json = parseJson(run.output.trim());
-      const refusal =
-        json &&
-        typeof json === 'object' &&
-        !Array.isArray(json) &&
-        typeof (json as { statusCode?: unknown }).statusCode === 'number'
-          ? (json as { statusCode: number }).statusCode
-          : undefined;
-      const expected = command.expected;
-      if (!expected) {
-        // No answer shown: at least no refusal the reader is not told about.
-        expect({ where, refusal, output: refusal ? run.output : '' }).toEqual({
-          where,
-          refusal: undefined,
-          output: '',
-        });
-        return;
-      }
-      if (expected.sseEvent) {
-        const last = lastSseEvent(run.output);
-        expect({ where, event: last.event, output: run.output.slice(-1500) }).toEqual({
-          where,
-          event: expected.sseEvent,
-          output: expect.any(String),
-        });
-        for (const field of expected.fields)
-          expect({ where, field, found: holdsField(last.data, field.key, field.value), data: last.data }).toEqual({
-            where,
-            field,
-            found: true,
-            data: last.data,
-          });
-        return;
-      }
-      if (expected.sseRetry)
-        expect({ where, output: run.output.split('\n') }).toEqual({
-          where,
-          output: expect.arrayContaining([expected.sseRetry]),
-        });
-      if (expected.status !== undefined && command.assigns.length === 0) {
-        const status = refusal ?? (json !== undefined ? 200 : undefined);
-        if (expected.status >= 400)
-          expect({ where, status: refusal, output: run.output }).toEqual({
-            where,
-            status: expected.status,
-            output: expect.any(String),
-          });
-        else expect({ where, status, output: run.output }).toEqual({ where, status: 200, output: expect.any(String) });
-      }
-      for (const field of expected.fields) {
-        expect({
-          where,
-          field,
-          found: holdsField(json, field.key, field.value),
-          output: run.output.slice(0, 1500),
-        }).toEqual({ where, field, found: true, output: expect.any(String) });
-      }
+      checkCommand(where, command, run);
     });
   });
 });
+
+/** A command's run against what the README shows: its variables set, its answer as the comment after it says. */
+function checkCommand(where: string, command: ReadmeCommand, run: CommandRun): void {
+  for (const name of command.assigns)
+    expect({ where, name, value: run.vars[name] }).toEqual({
+      where,
+      name,
+      value: expect.not.stringMatching(/^(null)?$/),
+    });
+  const json = parseJson(run.output.trim());
+  const refusal = refusalStatus(json);
+  const expected = command.expected;
+  if (!expected) {
+    // No answer shown: at least no refusal the reader is not told about.
+    expect({ where, refusal, output: refusal ? run.output : '' }).toEqual({
+      where,
+      refusal: undefined,
+      output: '',
+    });
+    return;
+  }
+  if (expected.sseEvent) {
+    checkSseEvent(where, expected, run.output);
+    return;
+  }
+  if (expected.sseRetry)
+    expect({ where, output: run.output.split('\n') }).toEqual({
+      where,
+      output: expect.arrayContaining([expected.sseRetry]),
+    });
+  if (expected.status !== undefined && command.assigns.length === 0)
+    checkStatus(where, expected.status, refusal, json, run.output);
+  for (const field of expected.fields) {
+    expect({
+      where,
+      field,
+      found: holdsField(json, field.key, field.value),
+      output: run.output.slice(0, 1500),
+    }).toEqual({ where, field, found: true, output: expect.any(String) });
+  }
+}
+
+/** The status of a refusal body (`statusCode`), or undefined for any other answer. */
+function refusalStatus(json: unknown): number | undefined {
+  return json &&
+    typeof json === 'object' &&
+    !Array.isArray(json) &&
+    typeof (json as { statusCode?: unknown }).statusCode === 'number'
+    ? (json as { statusCode: number }).statusCode
+    : undefined;
+}
+
+/** A stream's last event is the one shown, with the fields shown. */
+function checkSseEvent(where: string, expected: Expectation, output: string): void {
+  const last = lastSseEvent(output);
+  expect({ where, event: last.event, output: output.slice(-1500) }).toEqual({
+    where,
+    event: expected.sseEvent,
+    output: expect.any(String),
+  });
+  for (const field of expected.fields)
+    expect({ where, field, found: holdsField(last.data, field.key, field.value), data: last.data }).toEqual({
+      where,
+      field,
+      found: true,
+      data: last.data,
+    });
+}
+
+/** `curl -s` prints no status: a refusal shows it in its body, and a 2xx is a body without one. */
+function checkStatus(where: string, status: number, refusal: number | undefined, json: unknown, output: string): void {
+  if (status >= 400) {
+    expect({ where, status: refusal, output }).toEqual({ where, status, output: expect.any(String) });
+    return;
+  }
+  const seen = refusal ?? (json !== undefined ? 200 : undefined);
+  expect({ where, status: seen, output }).toEqual({ where, status: 200, output: expect.any(String) });
+}
