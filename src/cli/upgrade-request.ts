@@ -1,0 +1,43 @@
+import { Option, type Command } from 'commander';
+import type { LockstepClient, Schemas } from './api';
+import { agentIdsFor, allAgents } from './resolve';
+import { collectList, collectOption } from './session';
+
+export interface UpgradeFlags {
+  agents?: string[];
+  policy?: Schemas['FailoverPolicy'];
+  option?: Record<string, unknown>;
+  at?: string;
+}
+
+const POLICIES: Schemas['FailoverPolicy'][] = ['default', 'simultaneous', 'backup-first', 'backup-first-switchback'];
+
+/** The flags that shape an upgrade, shared by `upgrades preview|start` and `packages upload --mode install`. */
+export function withUpgradeFlags(command: Command): Command {
+  return command
+    .option(
+      '--agents <agents>',
+      'only these agents, by name, id or address (comma-separated, repeatable); default all',
+      collectList,
+    )
+    .addOption(new Option('--policy <policy>', "failover policy; default: the cluster's").choices(POLICIES))
+    .option('--option <key=value>', 'an upgrade option (repeatable), e.g. maxParallel=25% canary=1', collectOption)
+    .option('--at <time>', 'start later, at this ISO-8601 time');
+}
+
+/** What the API's target, policy and options are for these flags (agents named as the operator named them). */
+export async function upgradeFields(
+  client: LockstepClient,
+  clusterId: string,
+  flags: UpgradeFlags,
+): Promise<Pick<Schemas['CreateUpgradeDto'], 'target' | 'policy' | 'options' | 'scheduledAt'>> {
+  const target: Schemas['UpgradeTargetDto'] = flags.agents?.length
+    ? { agentIds: agentIdsFor(await allAgents(client, clusterId), flags.agents) }
+    : { all: true };
+  return {
+    target,
+    ...(flags.policy ? { policy: flags.policy } : {}),
+    ...(flags.option ? { options: flags.option as Schemas['UpgradeOptionsDto'] } : {}),
+    ...(flags.at ? { scheduledAt: flags.at } : {}),
+  };
+}

@@ -1,0 +1,227 @@
+import { spawn } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { packageArchive } from './support/archives';
+import { givenCluster, givenNamedAgents } from './support/builders';
+import { Fleet, obedient } from './support/fleet';
+import { TestApp } from './support/test-app';
+
+/**
+ * The `lockstep` command line (src/cli) as a real child process against a real server, as a build
+ * pipeline runs it: output is not a terminal, so the byte bar and the agents' bars become lines.
+ * Fake agents answer commands over the real protocol (test/support/fleet.ts) while `watch` follows.
+ */
+const ROOT = path.resolve(__dirname, '..');
+
+interface Run {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+describe('the lockstep command line [sqlite]', () => {
+  let t: TestApp;
+  let work: string;
+  let operator: string;
+  let cluster: { id: string; name: string };
+  let fleet: Fleet;
+
+  /** Starts `lockstep ...args`; the token comes from the environment, as the docs show. */
+  const launch = (args: string[], env: Record<string, string | undefined> = {}) => {
+    const child = spawn(
+      process.execPath,
+      ['-r', require.resolve('ts-node/register/transpile-only'), path.join(ROOT, 'src', 'cli', 'main.ts'), ...args],
+      {
+        cwd: work,
+        env: {
+          PATH: process.env.PATH,
+          TS_NODE_PROJECT: path.join(ROOT, 'tsconfig.json'),
+          LOCKSTEP_URL: t.baseUrl,
+          LOCKSTEP_TOKEN: operator,
+          ...env,
+        },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
+    const run: Run = { code: null, stdout: '', stderr: '' };
+    child.stdout.on('data', (chunk: Buffer) => (run.stdout += chunk.toString()));
+    child.stderr.on('data', (chunk: Buffer) => (run.stderr += chunk.toString()));
+    const done = new Promise<Run>((resolve, reject) => {
+      child.on('error', reject);
+      child.on('close', (code) => resolve({ ...run, code }));
+    });
+    /** Resolves once stderr shows `text` (or the command ended). */
+    const printed = (text: string) =>
+      new Promise<void>((resolve) => {
+        const check = () => (run.stderr.includes(text) ? resolve() : undefined);
+        child.stderr.on('data', check);
+        void done.then(() => resolve());
+        check();
+      });
+    return { done, printed };
+  };
+
+  /** Runs `lockstep ...args` to its exit. */
+  const lockstep = (args: string[], env: Record<string, string | undefined> = {}): Promise<Run> =>
+    launch(args, env).done;
+
+  /** The exit code, with what the command printed when it is not the one expected. */
+  const exitsWith = (run: Run, code: number) =>
+    expect(`exit ${run.code}\n${run.stderr}`).toMatch(new RegExp(`^exit ${code}\n`));
+
+  /** Writes a package for acme-agent `version` to the work folder; returns its file name. */
+  const packageFile = (version: string, fields: Record<string, unknown> = {}) => {
+    const file = `acme-agent-${version}.tar.gz`;
+    fs.writeFileSync(path.join(work, file), packageArchive({ version, ...fields }));
+    return file;
+  };
+
+  /** Starts an upgrade through the CLI (--json), returns its id. */
+  const start = async (args: string[]): Promise<string> => {
+    const run = await lockstep(['upgrades', 'start', '--cluster', cluster.name, '--json', ...args]);
+    exitsWith(run, 0);
+    return (JSON.parse(run.stdout) as { id: string }).id;
+  };
+
+  /** `watch` in the background while the fleet answers commands until the upgrade stops. */
+  const watchWhileFleetRuns = async (id: string, until: string[], extra: string[] = []): Promise<Run> => {
+    const watching = launch(['upgrades', 'watch', id, ...extra]);
+    // The agents move once the watcher follows, so that it sees every step, not just the end.
+    await watching.printed(`watching upgrade ${id}`);
+    await fleet.until(id, until);
+    return watching.done;
+  };
+
+  beforeAll(async () => {
+    t = await TestApp.start('sqlite');
+    work = fs.mkdtempSync(path.join(os.tmpdir(), 'lockstep-cli-'));
+    operator = await t.tokenFor('operator', 'cli');
+    cluster = await givenCluster(t);
+    const { members } = await givenNamedAgents(t, cluster.id, ['app-1', 'app-2', 'g1-main', 'g1-backup']);
+    fleet = new Fleet(t, members);
+  }, 60_000);
+
+  afterAll(async () => {
+    await t?.close();
+    if (work) fs.rmSync(work, { recursive: true, force: true });
+  });
+
+  it('uploads with progress lines (not a terminal), then says the same bytes are already there', async () => {
+    const file = packageFile('1.1.0', { prerequisites: { fromVersion: '>=1.0.0 <1.1.0' } });
+    const first = await lockstep(['packages', 'upload', file, '--cluster', cluster.name]);
+    exitsWith(first, 0);
+    expect(first.stdout).toMatch(/^uploaded: acme-agent 1\.1\.0 \(full\), available, id [0-9a-f-]{36}$/m);
+    expect(first.stderr).toMatch(/^upload 100% \(\d+ of \d+ bytes\)$/m);
+    expect(first.stderr).not.toMatch(/\x1b\[/); // no terminal control codes in a log
+
+    const again = await lockstep(['packages', 'upload', file, '--cluster', cluster.id, '--json']);
+    exitsWith(again, 0);
+    expect(JSON.parse(again.stdout)).toMatchObject({ version: '1.1.0', status: 'available' });
+  }, 60_000);
+
+  it('prints a prerequisite refusal as the server words it, with a row per agent, and exits 1', async () => {
+    const file = packageFile('3.0.0', { prerequisites: { fromVersion: '>=2.0.0' } });
+    const run = await lockstep(['packages', 'upload', file, '--cluster', cluster.name]);
+    exitsWith(run, 1);
+    expect(run.stderr).toContain("PREREQUISITES_UNMET: 4 agents of the cluster fail the package's prerequisites");
+    for (const name of ['app-1', 'app-2', 'g1-main', 'g1-backup'])
+      expect(run.stderr).toMatch(new RegExp(`^${name}\\s+fromVersion\\s+>=2\\.0\\.0\\s+1\\.0\\.0\\s+fails$`, 'm'));
+    const list = await lockstep(['packages', 'list', '--cluster', cluster.name, '--json']);
+    expect((JSON.parse(list.stdout) as Array<{ version: string }>).map((p) => p.version)).toEqual(['1.1.0']);
+  }, 60_000);
+
+  it('previews the plan by batch, with the switchover, and creates nothing', async () => {
+    const run = await lockstep([
+      'upgrades',
+      'preview',
+      '--cluster',
+      cluster.name,
+      '--package',
+      '1.1.0',
+      '--policy',
+      'backup-first',
+    ]);
+    exitsWith(run, 0);
+    expect(run.stdout).toMatch(/^policy backup-first: 3 unit\(s\) in \d+ batch\(es\)$/m);
+    expect(run.stdout).toMatch(/^batch 1$/m);
+    expect(run.stdout).toMatch(/^ {2}switchover {2}g1-backup takes over from g1-main$/m);
+    const list = await lockstep(['upgrades', 'list', '--cluster', cluster.name, '--json']);
+    expect(JSON.parse(list.stdout)).toEqual([]);
+  }, 60_000);
+
+  it('starts an upgrade and watches it to success: exit 0, a line per agent as it moves', async () => {
+    const id = await start(['--package', '1.1.0', '--policy', 'backup-first']);
+    const run = await watchWhileFleetRuns(id, ['succeeded']);
+    exitsWith(run, 0);
+    expect(run.stderr).toMatch(new RegExp(`^upgrade ${id} succeeded at 100%$`, 'm'));
+    for (const name of ['app-1', 'app-2', 'g1-main', 'g1-backup'])
+      expect(run.stderr).toMatch(new RegExp(`^${name}: succeeded`, 'm'));
+    const clusterNow = await lockstep(['clusters', 'show', cluster.name, '--json']);
+    expect(JSON.parse(clusterNow.stdout)).toMatchObject({ consistent: true, versions: { '1.1.0': 4 } });
+  }, 120_000);
+
+  it('watches a failing upgrade to a non-zero exit, each event a JSON line with --json', async () => {
+    const file = packageFile('1.2.0', { prerequisites: { fromVersion: '>=1.1.0 <1.2.0' } });
+    exitsWith(await lockstep(['packages', 'upload', file, '--cluster', cluster.name]), 0);
+    const id = await start(['--package', '1.2.0', '--agents', 'app-1']);
+    fleet.behaviour = (name, command) =>
+      command.type === 'upgrade'
+        ? { status: 'rolled-back', error: 'verify failed: port 8080 closed' }
+        : obedient(name, command);
+    try {
+      const run = await watchWhileFleetRuns(id, ['failed'], ['--json']);
+      exitsWith(run, 3);
+      const events = run.stdout
+        .trim()
+        .split('\n')
+        .map(
+          (line) => JSON.parse(line) as { id: number; type: string; upgradeId?: string; data: Record<string, unknown> },
+        );
+      expect(events.at(-1)).toMatchObject({ type: 'end', data: { status: 'failed', upgradeId: id } });
+      // Every line but the end is an event as the API shows it (EventDto), the step's error in it.
+      const failedStep = events.find((e) => e.type === 'task.progress' && e.data.error !== null);
+      expect(failedStep).toMatchObject({
+        upgradeId: id,
+        data: { error: expect.stringContaining('verify failed: port 8080 closed') },
+      });
+    } finally {
+      fleet.behaviour = obedient;
+    }
+  }, 120_000);
+
+  it('stops watching at a canary pause with its own exit code, so a pipeline can gate on it', async () => {
+    const file = packageFile('1.2.1', { prerequisites: { fromVersion: '>=1.1.0 <1.2.1' } });
+    exitsWith(await lockstep(['packages', 'upload', file, '--cluster', cluster.name]), 0);
+    const id = await start(['--package', '1.2.1', '--agents', 'app-2,g1-main,g1-backup', '--option', 'canary=1']);
+    const run = await watchWhileFleetRuns(id, ['paused']);
+    exitsWith(run, 6);
+    expect(run.stderr).toMatch(new RegExp(`^upgrade ${id} paused at \\d+%: .*canary`, 'mi'));
+    const resumed = await lockstep(['upgrades', 'resume', id]);
+    exitsWith(resumed, 0);
+    expect(resumed.stdout).toMatch(new RegExp(`^upgrade ${id} (running|scheduled)`, 'm'));
+    await fleet.until(id, ['succeeded']);
+  }, 120_000);
+
+  it('explains what is missing: no token (1), an unknown cluster (1), a wrong command line (2)', async () => {
+    const noToken = await lockstep(['clusters', 'list'], { LOCKSTEP_TOKEN: undefined });
+    exitsWith(noToken, 1);
+    expect(noToken.stderr).toContain('set LOCKSTEP_TOKEN');
+
+    const unknown = await lockstep(['agents', 'list', '--cluster', 'no-such-cluster']);
+    exitsWith(unknown, 1);
+    expect(unknown.stderr).toContain('no cluster named "no-such-cluster"');
+
+    const wrong = await lockstep(['upgrades', 'start', '--cluster', cluster.name]);
+    exitsWith(wrong, 2);
+    expect(wrong.stderr).toContain("required option '--package <package>' not specified");
+  }, 60_000);
+
+  it('lists agents for scripts with --json, filtered by state', async () => {
+    const run = await lockstep(['agents', 'list', '--cluster', cluster.name, '--state', 'idle', '--json']);
+    exitsWith(run, 0);
+    const agents = JSON.parse(run.stdout) as Array<{ name: string; state: string }>;
+    expect(agents.map((a) => a.name).sort()).toEqual(['app-1', 'app-2', 'g1-backup', 'g1-main']);
+    expect(new Set(agents.map((a) => a.state))).toEqual(new Set(['idle']));
+  }, 60_000);
+});
