@@ -143,6 +143,7 @@ function parseAgentOptions(text) {
   } catch (error) {
     throw new Error(
       `Options passed to the agent: not JSON (${error.message}). Write an object such as {"stopSnmp": true}.`,
+      { cause: error },
     );
   }
   if (value === null || typeof value !== 'object' || Array.isArray(value))

@@ -24,45 +24,81 @@ const WAITING = {
 /** Step statuses whose note says why (already on the version, what to do by hand, why it was missed). */
 const NOTED = ['skipped', 'manual', 'missed'];
 
+/**
+ * The view: the history starts being read at once; then the upgrade and its agents' names are read,
+ * the header (status, percent, controls) and the plan are drawn, and the live part (followLive)
+ * carries on behind them.
+ */
 export async function upgradeView(view, upgradeId, isCurrent) {
   const name = new Map();
-  const who = (id) => name.get(id) || id;
-  let historyRead = false;
+  const history = startHistory(upgradeId, isCurrent, (id) => name.get(id) || id);
+  const upgrade = await api('GET', `/api/v1/upgrades/${upgradeId}`);
+  const agents = await api('GET', `/api/v1/clusters/${upgrade.clusterId}/agents?limit=5000`);
+  for (const a of agents.items) name.set(a.id, a.name);
+  const header = upgradeHeader(upgradeId, upgrade.percent);
+  const plan = planView(name);
+  const reloader = planReloader(upgradeId, isCurrent, plan);
+  view.append(
+    h('p', {}, h('a', { href: `#/clusters/${upgrade.clusterId}` }, '← Cluster')),
+    h('h1', {}, `Upgrade to ${upgrade.packageVersion} `, header.status),
+    header.overall,
+    header.reason,
+    plan.head,
+    header.buttons,
+    plan.steps,
+    h('h2', {}, 'Events'),
+    history.log.element,
+    history.log.caption,
+  );
+  plan.draw(upgrade);
+  header.setStatus(upgrade);
+  // The view is shown now; the history's last pages and the stream carry on behind it.
+  void followLive({ upgradeId, isCurrent, upgrade, history, header, plan, reloader });
+}
+
+/**
+ * The event log, and the history's pages read into it (and folded) while the upgrade is fetched
+ * and drawn: they wait for nothing else. `done` resolves as readHistory does; `markRead` is for
+ * once it did (the caption then stops saying it is reading).
+ */
+function startHistory(upgradeId, isCurrent, who) {
+  let read = false;
   const log = eventLog({
     id: 'events',
     label: 'Event history',
     format: (e) => `#${e.id} ${localTime(e.createdAt)} ${describeEvent(e, who)}`,
-    summary: (count) =>
-      `${count.toLocaleString()} event(s), oldest first${historyRead ? '' : '; reading the history…'}`,
+    summary: (count) => `${count.toLocaleString()} event(s), oldest first${read ? '' : '; reading the history…'}`,
   });
-  // The history's pages are read while the upgrade is fetched and drawn: they wait for nothing else.
   const fold = historyFold();
-  const history = readHistory(upgradeId, isCurrent, (items) => {
+  const done = readHistory(upgradeId, isCurrent, (items) => {
     fold.take(items);
     log.add(items);
   });
-  history.catch(() => {}); // awaited below; a failure there falls back on the stream
-  const upgrade = await api('GET', `/api/v1/upgrades/${upgradeId}`);
-  const agents = await api('GET', `/api/v1/clusters/${upgrade.clusterId}/agents?limit=5000`);
-  for (const a of agents.items) name.set(a.id, a.name);
-  const rows = new Map();
+  done.catch(() => {}); // awaited in followLive; a failure there falls back on the stream
+  const markRead = () => {
+    read = true;
+    log.add([]); // the caption says the history is read
+  };
+  return { log, fold, done, markRead };
+}
+
+/** The status, the percent, the reason and the controls the status allows. */
+function upgradeHeader(upgradeId, percent) {
   // Screen readers hear the upgrade's status as it changes, not every step of a thousand-agent plan
   // nor every percent: only the status word is a live region.
   const statusWord = h('span', { 'aria-live': 'polite' });
   const percentText = h('span', {});
   const status = h('span', { id: 'upgrade-status' }, statusWord, percentText);
-  const overall = h('progress', {
-    id: 'upgrade-progress',
-    max: 100,
-    value: upgrade.percent,
-    'aria-label': 'Upgrade progress',
-  });
+  const overall = h('progress', { id: 'upgrade-progress', max: 100, value: percent, 'aria-label': 'Upgrade progress' });
   const reason = h('p', { class: 'muted', id: 'upgrade-reason' });
   const buttons = h('div', { class: 'actions' });
-  // The plan's summary and warnings above the buttons, its steps below: both redrawn after a retry.
-  const planHead = h('div', {});
-  const planSteps = h('div', {});
   let shownStatus = null;
+
+  function setPercent(value) {
+    if (typeof value !== 'number') return;
+    percentText.textContent = ` ${value}%`;
+    overall.value = value;
+  }
 
   function setStatus(u) {
     reason.textContent = u.reason || '';
@@ -71,105 +107,54 @@ export async function upgradeView(view, upgradeId, isCurrent) {
     shownStatus = u.status;
     statusWord.replaceChildren(badge(u.status));
     buttons.replaceChildren();
-    if (!can('operator')) return;
-    const verbs = {
-      pause: ['running'],
-      resume: ['paused'],
-      cancel: ['scheduled', 'running', 'paused'],
-      retry: ['failed', 'completed-with-errors'],
-    };
-    for (const [verb, allowed] of Object.entries(verbs)) {
-      if (allowed.includes(u.status))
-        buttons.append(
-          h(
-            'button',
-            {
-              type: 'button',
-              class: verb === 'cancel' ? 'secondary' : '',
-              onclick: () => act(`/api/v1/upgrades/${upgradeId}/${verb}`, `${verb} done`, null),
-            },
-            verb[0].toUpperCase() + verb.slice(1),
-          ),
-        );
-    }
+    if (can('operator')) buttons.append(...controls(upgradeId, u.status));
   }
 
-  function setPercent(percent) {
-    if (typeof percent !== 'number') return;
-    percentText.textContent = ` ${percent}%`;
-    overall.value = percent;
-  }
+  return { status, overall, reason, buttons, setStatus, setPercent };
+}
 
-  function stepRow(s) {
-    const bar = h('progress', {
-      max: 100,
-      value: s.status === 'succeeded' ? 100 : s.percent,
-      'aria-label': `${s.kind} ${name.get(s.agentId) || ''}`,
-    });
-    const st = h('span', {});
-    const detail = h('div', { class: 'detail' });
-    const row = h(
-      'div',
-      { class: 'step', 'data-step': s.id, 'data-agent': name.get(s.agentId) || s.agentId },
-      h('div', { class: 'what' }, h('strong', {}, name.get(s.agentId) || s.agentId), ` ${s.kind}`),
-      bar,
-      st,
-      detail,
+/** What an operator may do to an upgrade in each status. */
+const VERBS = {
+  pause: ['running'],
+  resume: ['paused'],
+  cancel: ['scheduled', 'running', 'paused'],
+  retry: ['failed', 'completed-with-errors'],
+};
+
+function controls(upgradeId, status) {
+  return Object.entries(VERBS)
+    .filter(([, allowed]) => allowed.includes(status))
+    .map(([verb]) =>
+      h(
+        'button',
+        {
+          type: 'button',
+          class: verb === 'cancel' ? 'secondary' : '',
+          onclick: () => act(`/api/v1/upgrades/${upgradeId}/${verb}`, `${verb} done`, null),
+        },
+        verb[0].toUpperCase() + verb.slice(1),
+      ),
     );
-    // The note comes with the plan (GET), not with task.progress events: it is kept from the first draw.
-    let known = s;
-    let shown = null;
-    const update = (x) => {
-      known = { ...known, ...x };
-      const notes = Array.isArray(known.agentNotes) ? known.agentNotes : [];
-      // What the row shows, as one key: an event that changes none of it (the history's newest
-      // state of a step the plan already had) costs no DOM work.
-      const key = JSON.stringify([
-        known.status,
-        known.percent,
-        known.phase,
-        known.waitingFor,
-        known.message,
-        known.error,
-        known.note,
-        notes,
-      ]);
-      if (key === shown) return;
-      shown = key;
-      bar.value = known.status === 'succeeded' ? 100 : known.percent;
-      st.replaceChildren(badge(known.status), known.status === 'running' && known.phase ? ` ${known.phase}` : '');
-      const said = [
-        known.waitingFor ? WAITING[known.waitingFor] || `waiting for ${known.waitingFor}` : '',
-        known.message || '',
-        known.error || '',
-        known.note && NOTED.includes(known.status) ? known.note : '',
-      ];
-      detail.replaceChildren(said.filter(Boolean).join(' · '));
-      if (notes.length)
-        detail.append(
-          h(
-            'ul',
-            { class: 'agent-notes', 'aria-label': 'What the agent reported' },
-            notes.map((n) => h('li', {}, n)),
-          ),
-        );
-      row.dataset.status = known.status;
-      row.dataset.percent = String(bar.value);
-    };
-    update(s);
-    rows.set(s.id, update);
-    return row;
-  }
+}
+
+/**
+ * The plan by batch: its summary and warnings (`head`, above the buttons), its steps (`steps`,
+ * below them), both redrawn after a retry. `rows` updates a drawn step from an event's data.
+ */
+function planView(name) {
+  const head = h('div', {});
+  const steps = h('div', {});
+  const rows = new Map();
 
   /** The plan as the server has it now: a retry replaces the steps it runs again, so all are redrawn. */
-  function drawPlan(u) {
+  function draw(u) {
     rows.clear();
     const batches = new Map();
     for (const s of u.steps) {
       if (!batches.has(s.batch)) batches.set(s.batch, []);
       batches.get(s.batch).push(s);
     }
-    planHead.replaceChildren(
+    head.replaceChildren(
       h(
         'p',
         { class: 'muted' },
@@ -178,99 +163,161 @@ export async function upgradeView(view, upgradeId, isCurrent) {
       ),
       ...u.warnings.map((w) => h('p', { class: 'notice' }, w.message)),
     );
-    planSteps.replaceChildren(
+    const row = (s) => {
+      const drawn = stepRow(s, name.get(s.agentId));
+      rows.set(s.id, drawn.update);
+      return drawn.row;
+    };
+    steps.replaceChildren(
       h(
         'section',
         { 'aria-labelledby': 'steps-title' },
         h('h2', { id: 'steps-title' }, 'Plan and progress'),
         [...batches]
           .sort((a, b) => a[0] - b[0])
-          .map(([b, steps]) => h('div', { class: 'batch' }, h('h3', {}, `Batch ${b + 1}`), steps.map(stepRow))),
+          .map(([b, batch]) => h('div', { class: 'batch' }, h('h3', {}, `Batch ${b + 1}`), batch.map(row))),
       ),
     );
   }
 
-  // While the plan is read again, step events are kept too: once it is drawn they are applied in
-  // order, so each step ends at its newest state whether that came with the read or after it.
+  return { head, steps, rows, draw };
+}
+
+/** A step's row, and `update`, which applies a task.progress event's data (or the plan's step) to it. */
+function stepRow(s, agentName) {
+  const bar = h('progress', {
+    max: 100,
+    value: s.status === 'succeeded' ? 100 : s.percent,
+    'aria-label': `${s.kind} ${agentName || ''}`,
+  });
+  const st = h('span', {});
+  const detail = h('div', { class: 'detail' });
+  const row = h(
+    'div',
+    { class: 'step', 'data-step': s.id, 'data-agent': agentName || s.agentId },
+    h('div', { class: 'what' }, h('strong', {}, agentName || s.agentId), ` ${s.kind}`),
+    bar,
+    st,
+    detail,
+  );
+  // The note comes with the plan (GET), not with task.progress events: it is kept from the first draw.
+  let known = s;
+  let shown = null;
+  const update = (x) => {
+    known = { ...known, ...x };
+    const notes = Array.isArray(known.agentNotes) ? known.agentNotes : [];
+    // What the row shows, as one key: an event that changes none of it (the history's newest
+    // state of a step the plan already had) costs no DOM work.
+    const key = JSON.stringify([
+      known.status,
+      known.percent,
+      known.phase,
+      known.waitingFor,
+      known.message,
+      known.error,
+      known.note,
+      notes,
+    ]);
+    if (key === shown) return;
+    shown = key;
+    bar.value = known.status === 'succeeded' ? 100 : known.percent;
+    st.replaceChildren(badge(known.status), known.status === 'running' && known.phase ? ` ${known.phase}` : '');
+    detail.replaceChildren(stepDetail(known));
+    if (notes.length)
+      detail.append(
+        h(
+          'ul',
+          { class: 'agent-notes', 'aria-label': 'What the agent reported' },
+          notes.map((n) => h('li', {}, n)),
+        ),
+      );
+    row.dataset.status = known.status;
+    row.dataset.percent = String(bar.value);
+  };
+  update(s);
+  return { row, update };
+}
+
+/** What a step waits for, its last message, its error and its note where its status has one, in a line. */
+function stepDetail(step) {
+  const said = [
+    step.waitingFor ? WAITING[step.waitingFor] || `waiting for ${step.waitingFor}` : '',
+    step.message || '',
+    step.error || '',
+    step.note && NOTED.includes(step.status) ? step.note : '',
+  ];
+  return said.filter(Boolean).join(' · ');
+}
+
+/**
+ * Reads the plan again (after a retry). While it is read, step events are kept too: once it is
+ * drawn they are applied in order, so each step ends at its newest state whether that came with
+ * the read or after it. `keep` takes such an event; a reload asked for during one runs after it.
+ */
+function planReloader(upgradeId, isCurrent, plan) {
   let reading = null;
-  async function reloadPlan() {
+  async function reload() {
     if (reading) return void (reading.again = true);
     reading = { events: [], again: false };
     try {
       const fresh = await api('GET', `/api/v1/upgrades/${upgradeId}`);
       if (!isCurrent()) return;
-      drawPlan(fresh);
-      for (const d of reading.events) rows.get(d.stepId)?.(d);
+      plan.draw(fresh);
+      for (const d of reading.events) plan.rows.get(d.stepId)?.(d);
     } catch (error) {
       toast(`The upgrade's new plan could not be read: ${describeError(error)}`);
     } finally {
       const again = reading.again;
       reading = null;
-      if (again && isCurrent()) reloadPlan();
+      if (again && isCurrent()) reload();
     }
   }
+  const keep = (d) => reading?.events.push(d);
+  return { reload, keep };
+}
 
-  view.append(
-    h('p', {}, h('a', { href: `#/clusters/${upgrade.clusterId}` }, '← Cluster')),
-    h('h1', {}, `Upgrade to ${upgrade.packageVersion} `, status),
-    overall,
-    reason,
-    planHead,
-    buttons,
-    planSteps,
-    h('h2', {}, 'Events'),
-    log.element,
-    log.caption,
-  );
-  drawPlan(upgrade);
-  setStatus(upgrade);
-  // The view is shown now; the history's last pages and the stream carry on behind it.
-  void (async () => {
-    // A history that could not be read to its end is not lost: the stream replays what follows the
-    // last event read (everything, if none was).
-    const lastId = await history.catch((error) => {
-      if (isCurrent())
-        toast(`The upgrade's history could not be read (${describeError(error)}): it comes over the stream instead.`);
-      return fold.lastId;
-    });
-    if (!isCurrent()) return; // a later render took over: do not open a stream for this one
-    historyRead = true;
-    log.add([]); // the caption says the history is read
-    // Each step at its newest state in the history, the header at the newest status and percent.
-    for (const [stepId, e] of fold.steps) rows.get(stepId)?.(e.data);
-    if (fold.status) setStatus(fold.status.data);
-    setPercent(fold.percent);
-    let streamStatus = fold.status?.data.status ?? upgrade.status;
-    // A retry read in the history after the plan was: its new steps are not drawn yet.
-    if (
-      fold.retriedAfter !== null &&
-      [...fold.steps].some(([stepId, e]) => e.id > fold.retriedAfter && !rows.has(stepId))
-    )
-      reloadPlan();
-    // follow: the stream stays open after the upgrade ended, so a retry started elsewhere shows here.
-    follow(
-      'upgrade',
-      upgradeId,
-      {
-        onEvent(e) {
-          const d = e.data;
-          if (e.type === 'task.progress') {
-            rows.get(d.stepId)?.(d);
-            reading?.events.push(d);
-            setPercent(d.upgradePercent);
-          }
-          if (e.type === 'upgrade.status') {
-            setStatus(d);
-            // A retry: its steps are new ones (a switchover may come first), so the plan is read again.
-            if (ENDED.includes(streamStatus) && d.status === 'running') reloadPlan();
-            streamStatus = d.status;
-          }
-          log.add([e]);
-        },
-      },
-      { follow: true, afterId: lastId },
-    );
-  })();
+/**
+ * Once the history is read: each step at its newest state in it, the header at the newest status
+ * and percent, then the stream from the last event read.
+ */
+async function followLive({ upgradeId, isCurrent, upgrade, history, header, plan, reloader }) {
+  const { fold, log } = history;
+  // A history that could not be read to its end is not lost: the stream replays what follows the
+  // last event read (everything, if none was).
+  const lastId = await history.done.catch((error) => {
+    if (isCurrent())
+      toast(`The upgrade's history could not be read (${describeError(error)}): it comes over the stream instead.`);
+    return fold.lastId;
+  });
+  if (!isCurrent()) return; // a later render took over: do not open a stream for this one
+  history.markRead();
+  for (const [stepId, e] of fold.steps) plan.rows.get(stepId)?.(e.data);
+  if (fold.status) header.setStatus(fold.status.data);
+  header.setPercent(fold.percent);
+  let streamStatus = fold.status?.data.status ?? upgrade.status;
+  // A retry read in the history after the plan was: its new steps are not drawn yet.
+  if (
+    fold.retriedAfter !== null &&
+    [...fold.steps].some(([stepId, e]) => e.id > fold.retriedAfter && !plan.rows.has(stepId))
+  )
+    reloader.reload();
+  const onEvent = (e) => {
+    const d = e.data;
+    if (e.type === 'task.progress') {
+      plan.rows.get(d.stepId)?.(d);
+      reloader.keep(d);
+      header.setPercent(d.upgradePercent);
+    }
+    if (e.type === 'upgrade.status') {
+      header.setStatus(d);
+      // A retry: its steps are new ones (a switchover may come first), so the plan is read again.
+      if (ENDED.includes(streamStatus) && d.status === 'running') reloader.reload();
+      streamStatus = d.status;
+    }
+    log.add([e]);
+  };
+  // follow: the stream stays open after the upgrade ended, so a retry started elsewhere shows here.
+  follow('upgrade', upgradeId, { onEvent }, { follow: true, afterId: lastId });
 }
 
 /**
