@@ -6,12 +6,21 @@ import { AccessToken, USER_ROLES, UserRole } from './access-token.entity';
 
 @Injectable()
 export class AccessTokenRepository {
+  private bySecretHashSql: string | undefined;
+
   constructor(private readonly db: Database) {}
 
-  /** Every cache miss of a token check, agents' heartbeats included: fixed SQL (see Rows), not the query builder. */
+  /**
+   * Every cache miss of a token check, agents' heartbeats included. An agent polling slower than the
+   * token cache keeps an entry (docs/security.md, "Token checks") misses on nearly every heartbeat,
+   * so the read is Database.hotRead's: on SQLite the read-only connection's own prepared statement,
+   * microseconds, without TypeORM's query runner around it.
+   */
   async findBySecretHash(secretHash: string): Promise<AccessToken | null> {
-    const [token] = await this.db.rows(AccessToken).find(this.db.reader, '"secretHash" = $1', [secretHash]);
-    return token ?? null;
+    const rows = this.db.rows(AccessToken);
+    this.bySecretHashSql ??= `SELECT ${rows.columns} FROM ${rows.table} WHERE "secretHash" = $1`;
+    const [row] = await this.db.hotRead<Record<string, unknown>>(this.bySecretHashSql, [secretHash]);
+    return row ? rows.fromRow(row) : null;
   }
 
   findUserToken(id: string, em: EntityManager = this.db.reader): Promise<AccessToken | null> {
