@@ -15,7 +15,8 @@ const SWEEP_BATCH = 1000;
 /**
  * Liveness without a disk write per heartbeat. A heartbeat that changes nothing but "still here"
  * (and the latest facts) is buffered here and written once a second for all agents in one
- * transaction: with synchronous=FULL each commit is an fsync, and heartbeats are the hottest path.
+ * transaction: each commit waits for a sync of the WAL (docs/durability.md, "Group commit") and
+ * costs a few statements of its own, and heartbeats are the hottest path.
  * A crash loses at most a second of `lastSeenAt`, which the agent's next heartbeat restores.
  * Every change of state or version is not buffered: the heartbeat writes it at once.
  */
