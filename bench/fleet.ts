@@ -328,10 +328,233 @@ async function setUp(
   return { registerS, pairS };
 }
 
-async function main(): Promise<void> {
-  const where = values.db === 'sqlite' ? 'SQLite' : `PostgreSQL, ${REPLICAS} replica(s)`;
+const WHERE = values.db === 'sqlite' ? 'SQLite' : `PostgreSQL, ${REPLICAS} replica(s)`;
+
+/**
+ * Watches for agents that go offline without being made to: the clusters' state counts every 10 s
+ * (the offline list of a cluster whose count is above the agents stopped in it), and every
+ * cluster's offline list at the end.
+ */
+class OfflineMonitor {
+  readonly stopped = new Set<string>();
+  private readonly stoppedPerCluster: number[];
+  private readonly seenOffline = new Set<string>();
+  calls = 0;
+  private busy = false;
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly t: Target,
+    private readonly clusterIds: string[],
+  ) {
+    this.stoppedPerCluster = new Array<number>(clusterIds.length).fill(0);
+    this.timer = setInterval(() => void this.check(), 10_000);
+  }
+
+  madeToStop(agentId: string, cluster: number): void {
+    this.stopped.add(agentId);
+    this.stoppedPerCluster[cluster]++;
+  }
+
+  private async check(): Promise<void> {
+    if (this.busy) return;
+    this.busy = true;
+    try {
+      const clusters: Array<{ id: string; states: Record<string, number> }> = await admin(
+        this.t,
+        'GET',
+        '/api/v1/clusters',
+      );
+      this.calls++;
+      for (const cluster of clusters) {
+        const c = this.clusterIds.indexOf(cluster.id);
+        if ((cluster.states.offline ?? 0) > this.stoppedPerCluster[c])
+          for (const id of await offlineIn(this.t, cluster.id)) if (!this.stopped.has(id)) this.seenOffline.add(id);
+      }
+    } catch (error) {
+      console.error(`monitor: ${(error as Error).message}`);
+    } finally {
+      this.busy = false;
+    }
+  }
+
+  /** Stops watching; returns the agents offline now, and those that went offline without being made to. */
+  async finish(): Promise<{ offlineNow: Set<string>; unexpected: Set<string> }> {
+    this.stop();
+    const offlineNow = new Set<string>();
+    for (const id of this.clusterIds) for (const agentId of await offlineIn(this.t, id)) offlineNow.add(agentId);
+    const unexpected = new Set([...this.seenOffline, ...[...offlineNow].filter((id) => !this.stopped.has(id))]);
+    return { offlineNow, unexpected };
+  }
+
+  stop(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = undefined;
+  }
+}
+
+interface Run {
+  servers: Servers;
+  targets: Target[];
+  fleet: SimulatedFleet;
+  clusterOf: Uint16Array;
+  clusterIds: string[];
+  packageId: string;
+  monitor: OfflineMonitor;
+}
+
+interface Window {
+  seconds: number;
+  stats: WindowStats;
+  serverFigures: ReturnType<ProcessMeter['stop']>;
+  clientCpuS: number;
+  loadAtStart: number;
+  loadAtEnd: number;
+  victims: number[];
+  stoppedAt: number;
+  upgradeId: string;
+  upgradeCluster: number;
+}
+
+/** The measured window: a handful of agents stop, the upgrade starts, the rest poll on. */
+async function measureWindow(run: Run): Promise<Window> {
+  const { fleet, clusterOf, targets, clusterIds } = run;
+  const victims: number[] = [];
+  for (let i = fleet.size - 1; i >= 0 && victims.length < STOP; i--) if (clusterOf[i] !== 0) victims.push(i);
+  for (const i of victims) {
+    fleet.stopAgent(i);
+    run.monitor.madeToStop(fleet.ids[i], clusterOf[i]);
+  }
+  const stoppedAt = performance.now();
+  const meter = new ProcessMeter(run.servers.replicas.map((r) => r.pid));
+  const clientCpu = process.cpuUsage();
+  fleet.resetStats();
+  const loadAtStart = loadavg()[0];
+  const windowStart = performance.now();
+  const upgrade = await admin(targets[0], 'POST', `/api/v1/clusters/${clusterIds[0]}/upgrades`, {
+    packageId: run.packageId,
+    target: { all: true },
+    options: { maxParallel: values['max-parallel'] },
+  });
+  const upgradeCluster = fleet.ids.filter((_, i) => clusterOf[i] === 0).length;
   console.log(
-    `bench/fleet: ${AGENTS} agents in ${CLUSTERS} clusters polling every ${POLL_S} s (AGENT_POLL_S=${POLL_S}, HEARTBEAT_TIMEOUT_S=${TIMEOUT_S}) against Lockstep on ${where}, ` +
+    `window: ${DURATION_S} s from now; ${victims.length} agents stopped; upgrade ${upgrade.id} of cluster fleet-0 (${upgradeCluster} agents, maxParallel ${values['max-parallel']}) started`,
+  );
+  let lastProgress = performance.now();
+  while (performance.now() - windowStart < DURATION_S * 1000) {
+    await sleep(Math.min(1000, DURATION_S * 1000 - (performance.now() - windowStart)));
+    if (performance.now() - lastProgress >= 30_000) {
+      lastProgress = performance.now();
+      const s = fleet.stats;
+      const seconds = (performance.now() - windowStart) / 1000;
+      console.log(
+        `  ${seconds.toFixed(0)} s: ${(s.heartbeats / seconds).toFixed(0)} heartbeats/s, ${s.commandsTaken} commands taken, latency from due p99 so far ${ms(s.fromDue.percentile(99))} ms`,
+      );
+    }
+  }
+  const seconds = (performance.now() - windowStart) / 1000;
+  const loadAtEnd = loadavg()[0];
+  const stats = fleet.resetStats();
+  const serverFigures = meter.stop();
+  const clientUse = process.cpuUsage(clientCpu);
+  return {
+    seconds,
+    stats,
+    serverFigures,
+    clientCpuS: (clientUse.user + clientUse.system) / 1e6,
+    loadAtStart,
+    loadAtEnd,
+    victims,
+    stoppedAt,
+    upgradeId: upgrade.id,
+    upgradeCluster,
+  };
+}
+
+/** Prints the window's figures beside the baselines. */
+function printFigures(
+  run: Run,
+  w: Window,
+  bare: Measured & { serverCpu: number },
+  ceiling: Measured,
+  setupLine: string,
+) {
+  const live = AGENTS - w.victims.length;
+  const lockstep: Measured = {
+    seconds: w.seconds,
+    served: w.stats.heartbeats / w.seconds,
+    asked: live / POLL_S,
+    stats: w.stats,
+  };
+  const clientMem = process.memoryUsage();
+  const replicas = run.servers.replicas;
+  console.log('');
+  console.log(
+    `bare node:http, same fleet and pace (baseline, ${bare.seconds.toFixed(0)} s): ${describe(bare)}   server CPU ${bare.serverCpu.toFixed(0)}% of one core`,
+  );
+  console.log(
+    `bare node:http, pollAfterMs 0 (the client's ceiling, ${ceiling.seconds.toFixed(0)} s): ${ceiling.served.toFixed(0)} heartbeats/s, on the wire p50 ${ms(ceiling.stats.onWire.percentile(50))} ms p99 ${ms(ceiling.stats.onWire.percentile(99))} ms`,
+  );
+  console.log(`lockstep (${WHERE}, ${w.seconds.toFixed(0)} s): ${describe(lockstep)}`);
+  w.serverFigures.forEach((f, k) =>
+    console.log(
+      `  server${replicas.length > 1 ? ` replica ${k + 1}` : ''} (pid ${replicas[k].pid}): CPU ${f.cpuPercent.toFixed(0)}% of one core (${((f.cpuPercent * 10) / (w.stats.heartbeats / w.seconds / replicas.length)).toFixed(2)} ms a heartbeat, all its work counted), RSS ${MB(f.lastRss)} at the end (peak ${MB(f.peakRss)})`,
+    ),
+  );
+  console.log(
+    `  client: CPU ${((w.clientCpuS / w.seconds) * 100).toFixed(0)}% of one core, RSS ${MB(clientMem.rss)} (heap ${MB(clientMem.heapUsed)}) for ${AGENTS} agents`,
+  );
+  console.log(
+    `  machine: load average ${w.loadAtStart.toFixed(1)} at the window's start, ${w.loadAtEnd.toFixed(1)} at its end, on ${cpus().length} cores (other processes included)`,
+  );
+  console.log(`  ${setupLine}`);
+}
+
+/** Checks while the fleet still polls: the upgrade's progress, and which agents are offline. */
+async function printChecks(run: Run, w: Window): Promise<void> {
+  const { targets, fleet, clusterOf, clusterIds } = run;
+  const { offlineNow, unexpected } = await run.monitor.finish();
+  const stoppedOffline = [...run.monitor.stopped].filter((id) => offlineNow.has(id)).length;
+  const dueOfflineS = TIMEOUT_S + SWEEP_S + 2;
+  const stoppedForS = (performance.now() - w.stoppedAt) / 1000;
+  const finalUpgrade = await admin(targets[0], 'GET', `/api/v1/upgrades/${w.upgradeId}`);
+  const byStatus: Record<string, number> = {};
+  for (const step of (finalUpgrade.steps ?? []) as Array<{ status: string }>)
+    byStatus[step.status] = (byStatus[step.status] ?? 0) + 1;
+  const upgradedClient = fleet.versions.filter((v, i) => clusterOf[i] === 0 && v === '1.1.0').length;
+  const clusterView: Array<{ id: string; versions: Record<string, number> }> = await admin(
+    targets[0],
+    'GET',
+    '/api/v1/clusters',
+  );
+  const serverVersions = clusterView.find((c) => c.id === clusterIds[0])?.versions ?? {};
+  console.log(
+    `upgrade of fleet-0 (${w.upgradeCluster} agents): ${finalUpgrade.status}, ${finalUpgrade.percent}% after ${w.seconds.toFixed(0)} s; steps ${JSON.stringify(byStatus)}; ` +
+      `${w.stats.commandsTaken} commands taken, ${w.stats.reportsFailed} reports failed; ${upgradedClient} agents report 1.1.0 (server: ${JSON.stringify(serverVersions)})`,
+  );
+  console.log(
+    `offline not made to: ${unexpected.size}${unexpected.size ? ` (${[...unexpected].slice(0, 5).join(', ')}${unexpected.size > 5 ? ', ...' : ''})` : ''}   (cluster state counts checked ${run.monitor.calls} times, every 10 s, and ?state=offline in every cluster at the end)`,
+  );
+  const victims = w.victims.length;
+  console.log(
+    stoppedForS >= dueOfflineS
+      ? `made to stop: ${victims}, offline ${stoppedOffline} of them after ${stoppedForS.toFixed(0)} s (due after HEARTBEAT_TIMEOUT_S ${TIMEOUT_S} s + sweep): ${stoppedOffline === victims ? 'all' : 'NOT all'}`
+      : `made to stop: ${victims}, offline ${stoppedOffline} of them after ${stoppedForS.toFixed(0)} s: not checkable, the window is shorter than HEARTBEAT_TIMEOUT_S ${TIMEOUT_S} s + sweep (pass --poll ${Math.max(1, Math.floor((stoppedForS - SWEEP_S - 2) / 3))} or a longer --duration)`,
+  );
+}
+
+async function createClusters(targets: Target[], url: string): Promise<{ clusterIds: string[]; packageId: string }> {
+  const clusterIds: string[] = [];
+  for (let c = 0; c < CLUSTERS; c++)
+    clusterIds.push(
+      (await admin(targets[0], 'POST', '/api/v1/clusters', { name: `fleet-${c}`, product: 'acme-agent' })).id,
+    );
+  return { clusterIds, packageId: await uploadPackage(url, clusterIds[0]) };
+}
+
+async function main(): Promise<void> {
+  console.log(
+    `bench/fleet: ${AGENTS} agents in ${CLUSTERS} clusters polling every ${POLL_S} s (AGENT_POLL_S=${POLL_S}, HEARTBEAT_TIMEOUT_S=${TIMEOUT_S}) against Lockstep on ${WHERE}, ` +
       `${DURATION_S} s measured; ${CONNECTIONS} keep-alive connections per server; ${cpus().length} cores`,
   );
 
@@ -340,164 +563,29 @@ async function main(): Promise<void> {
   const ceiling = await baseline(0, 5);
 
   const servers = await startServers();
-  const urls = servers.replicas.map((r) => r.url);
-  const targets = urls.map((u) => target(u, CONNECTIONS));
+  const targets = servers.replicas.map((r) => target(r.url, CONNECTIONS));
   const fleet = new SimulatedFleet(AGENTS, {
     targets,
     connections: CONNECTIONS,
     phaseDelayMs: Number(values['phase-delay-ms']),
     phases: PHASES,
   });
-  const clusterOf = new Uint16Array(AGENTS);
-  let monitor: NodeJS.Timeout | undefined;
+  let monitor: OfflineMonitor | undefined;
   try {
-    const clusterIds: string[] = [];
-    for (let c = 0; c < CLUSTERS; c++)
-      clusterIds.push(
-        (await admin(targets[0], 'POST', '/api/v1/clusters', { name: `fleet-${c}`, product: 'acme-agent' })).id,
-      );
-    const packageId = await uploadPackage(urls[0], clusterIds[0]);
+    const { clusterIds, packageId } = await createClusters(targets, servers.replicas[0].url);
+    const clusterOf = new Uint16Array(AGENTS);
     fleet.start();
     const { registerS, pairS } = await setUp(targets, clusterIds, fleet, clusterOf);
-    const setupS = registerS + pairS;
-    const setupHeartbeats = fleet.totalHeartbeats;
-    const setupLine = `set-up ${setupS.toFixed(1)} s for ${AGENTS} agents through the API, ${SETUP_CONCURRENCY} calls at a time per server: registered in ${registerS.toFixed(1)} s (${(AGENTS / registerS).toFixed(0)}/s), paired in ${pairS.toFixed(1)} s (${(AGENTS / pairS).toFixed(0)}/s, the paired ones polling meanwhile: ${setupHeartbeats} heartbeats); ${setupRetries} calls tried again`;
+    const setupLine = `set-up ${(registerS + pairS).toFixed(1)} s for ${AGENTS} agents through the API, ${SETUP_CONCURRENCY} calls at a time per server: registered in ${registerS.toFixed(1)} s (${(AGENTS / registerS).toFixed(0)}/s), paired in ${pairS.toFixed(1)} s (${(AGENTS / pairS).toFixed(0)}/s, the paired ones polling meanwhile: ${fleet.totalHeartbeats} heartbeats); ${setupRetries} calls tried again`;
     console.log(setupLine);
-
-    // Unexpected offline agents: the clusters' state counts every 10 s, and the offline list at the end.
-    const stopped = new Set<string>();
-    const stoppedPerCluster = new Array<number>(CLUSTERS).fill(0);
-    const seenOffline = new Set<string>();
-    let monitorCalls = 0;
-    let monitorBusy = false;
-    monitor = setInterval(async () => {
-      if (monitorBusy) return;
-      monitorBusy = true;
-      try {
-        const clusters: Array<{ id: string; states: Record<string, number> }> = await admin(
-          targets[0],
-          'GET',
-          '/api/v1/clusters',
-        );
-        monitorCalls++;
-        for (const cluster of clusters) {
-          const c = clusterIds.indexOf(cluster.id);
-          if ((cluster.states.offline ?? 0) > stoppedPerCluster[c])
-            for (const id of await offlineIn(targets[0], cluster.id)) if (!stopped.has(id)) seenOffline.add(id);
-        }
-      } catch (error) {
-        console.error(`monitor: ${(error as Error).message}`);
-      } finally {
-        monitorBusy = false;
-      }
-    }, 10_000);
-
+    monitor = new OfflineMonitor(targets[0], clusterIds);
+    const run: Run = { servers, targets, fleet, clusterOf, clusterIds, packageId, monitor };
     await sleep(WARMUP_S * 1000);
-
-    // The window: a handful of agents stop, the upgrade starts, the rest poll on.
-    const victims: number[] = [];
-    for (let i = fleet.size - 1; i >= 0 && victims.length < STOP; i--) if (clusterOf[i] !== 0) victims.push(i);
-    for (const i of victims) {
-      fleet.stopAgent(i);
-      stopped.add(fleet.ids[i]);
-      stoppedPerCluster[clusterOf[i]]++;
-    }
-    const stoppedAt = performance.now();
-    const meter = new ProcessMeter(servers.replicas.map((r) => r.pid));
-    const clientCpu = process.cpuUsage();
-    fleet.resetStats();
-    const loadAtStart = loadavg()[0];
-    const windowStart = performance.now();
-    const upgrade = await admin(targets[0], 'POST', `/api/v1/clusters/${clusterIds[0]}/upgrades`, {
-      packageId,
-      target: { all: true },
-      options: { maxParallel: values['max-parallel'] },
-    });
-    const upgradeCluster = fleet.ids.filter((_, i) => clusterOf[i] === 0).length;
-    console.log(
-      `window: ${DURATION_S} s from now; ${victims.length} agents stopped; upgrade ${upgrade.id} of cluster fleet-0 (${upgradeCluster} agents, maxParallel ${values['max-parallel']}) started`,
-    );
-
-    let lastProgress = performance.now();
-    while (performance.now() - windowStart < DURATION_S * 1000) {
-      await sleep(Math.min(1000, DURATION_S * 1000 - (performance.now() - windowStart)));
-      if (performance.now() - lastProgress >= 30_000) {
-        lastProgress = performance.now();
-        const s = fleet.stats;
-        const seconds = (performance.now() - windowStart) / 1000;
-        console.log(
-          `  ${seconds.toFixed(0)} s: ${(s.heartbeats / seconds).toFixed(0)} heartbeats/s, ${s.commandsTaken} commands taken, latency from due p99 so far ${ms(s.fromDue.percentile(99))} ms`,
-        );
-      }
-    }
-    const windowS = (performance.now() - windowStart) / 1000;
-    const loadAtEnd = loadavg()[0];
-    const stats = fleet.resetStats();
-    const serverFigures = meter.stop();
-    const clientUse = process.cpuUsage(clientCpu);
-
-    // Checks while the fleet still polls.
-    const offlineNow = new Set<string>();
-    for (const id of clusterIds) for (const agentId of await offlineIn(targets[0], id)) offlineNow.add(agentId);
-    const unexpected = new Set([...seenOffline, ...[...offlineNow].filter((id) => !stopped.has(id))]);
-    const stoppedOffline = [...stopped].filter((id) => offlineNow.has(id)).length;
-    const dueOfflineS = TIMEOUT_S + SWEEP_S + 2;
-    const stoppedForS = (performance.now() - stoppedAt) / 1000;
-    const finalUpgrade = await admin(targets[0], 'GET', `/api/v1/upgrades/${upgrade.id}`);
-    const steps: Array<{ status: string }> = finalUpgrade.steps ?? [];
-    const byStatus: Record<string, number> = {};
-    for (const step of steps) byStatus[step.status] = (byStatus[step.status] ?? 0) + 1;
-    const upgradedClient = fleet.versions.filter((v, i) => clusterOf[i] === 0 && v === '1.1.0').length;
-    const clusterView: Array<{ id: string; versions: Record<string, number> }> = await admin(
-      targets[0],
-      'GET',
-      '/api/v1/clusters',
-    );
-    const serverVersions = clusterView.find((c) => c.id === clusterIds[0])?.versions ?? {};
-    clearInterval(monitor);
-    monitor = undefined;
-
-    const live = AGENTS - victims.length;
-    const lockstep: Measured = { seconds: windowS, served: stats.heartbeats / windowS, asked: live / POLL_S, stats };
-    const clientMem = process.memoryUsage();
-    console.log('');
-    console.log(
-      `bare node:http, same fleet and pace (baseline, ${bare.seconds.toFixed(0)} s): ${describe(bare)}   server CPU ${bare.serverCpu.toFixed(0)}% of one core`,
-    );
-    console.log(
-      `bare node:http, pollAfterMs 0 (the client's ceiling, ${ceiling.seconds.toFixed(0)} s): ${ceiling.served.toFixed(0)} heartbeats/s, on the wire p50 ${ms(ceiling.stats.onWire.percentile(50))} ms p99 ${ms(ceiling.stats.onWire.percentile(99))} ms`,
-    );
-    console.log(`lockstep (${where}, ${windowS.toFixed(0)} s): ${describe(lockstep)}`);
-    serverFigures.forEach((f, k) =>
-      console.log(
-        `  server${servers.replicas.length > 1 ? ` replica ${k + 1}` : ''} (pid ${servers.replicas[k].pid}): CPU ${f.cpuPercent.toFixed(0)}% of one core, RSS ${MB(f.lastRss)} at the end (peak ${MB(f.peakRss)})`,
-      ),
-    );
-    console.log(
-      `  client: CPU ${(((clientUse.user + clientUse.system) / 1e6 / windowS) * 100).toFixed(0)}% of one core, RSS ${MB(clientMem.rss)} (heap ${MB(clientMem.heapUsed)}) for ${AGENTS} agents`,
-    );
-    console.log(
-      `  machine: load average ${loadAtStart.toFixed(1)} at the window's start, ${loadAtEnd.toFixed(1)} at its end, on ${cpus().length} cores (other processes included)`,
-    );
-    console.log(`  ${setupLine}`);
-    console.log(
-      `upgrade of fleet-0 (${upgradeCluster} agents): ${finalUpgrade.status}, ${finalUpgrade.percent}% after ${windowS.toFixed(0)} s; steps ${JSON.stringify(byStatus)}; ` +
-        `${stats.commandsTaken} commands taken, ${stats.reportsFailed} reports failed; ${upgradedClient} agents report 1.1.0 (server: ${JSON.stringify(serverVersions)})`,
-    );
-    console.log(
-      `offline not made to: ${unexpected.size}${unexpected.size ? ` (${[...unexpected].slice(0, 5).join(', ')}${unexpected.size > 5 ? ', ...' : ''})` : ''}   (cluster state counts checked ${monitorCalls} times, every 10 s, and ?state=offline in every cluster at the end)`,
-    );
-    if (stoppedForS >= dueOfflineS) {
-      console.log(
-        `made to stop: ${victims.length}, offline ${stoppedOffline} of them after ${stoppedForS.toFixed(0)} s (due after HEARTBEAT_TIMEOUT_S ${TIMEOUT_S} s + sweep): ${stoppedOffline === victims.length ? 'all' : 'NOT all'}`,
-      );
-    } else {
-      console.log(
-        `made to stop: ${victims.length}, offline ${stoppedOffline} of them after ${stoppedForS.toFixed(0)} s: not checkable, the window is shorter than HEARTBEAT_TIMEOUT_S ${TIMEOUT_S} s + sweep (pass --poll ${Math.max(1, Math.floor((stoppedForS - SWEEP_S - 2) / 3))} or a longer --duration)`,
-      );
-    }
+    const window = await measureWindow(run);
+    printFigures(run, window, bare, ceiling, setupLine);
+    await printChecks(run, window);
   } finally {
-    if (monitor) clearInterval(monitor);
+    monitor?.stop();
     await fleet.close();
     await servers.cleanup();
   }

@@ -63,7 +63,9 @@ export async function startLockstep(
   const port = await freePort();
   const dataDir = env.DATA_DIR ?? fs.mkdtempSync(path.join(os.tmpdir(), 'lockstep-bench-'));
   buildOnce();
-  const child = spawn(process.execPath, [...nodeArgs, 'dist/main.js'], {
+  // BENCH_SERVER_NODE_ARGS: more arguments for node, e.g. "--require /tmp/diagnostic.js" to look inside a run.
+  const extra = process.env.BENCH_SERVER_NODE_ARGS?.split(' ').filter(Boolean) ?? [];
+  const child = spawn(process.execPath, [...nodeArgs, ...extra, 'dist/main.js'], {
     cwd: ROOT,
     // The whole simulated fleet calls from 127.0.0.1: per-address rate limits would count it as one client.
     env: {
