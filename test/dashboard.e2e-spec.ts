@@ -240,6 +240,11 @@ function focusedOutline(page: Page): Promise<{ id: string; outline: string }> {
     await signIn(await t.tokenFor('operator', 'retry-operator'), `#/clusters/${cluster.id}`);
     await page.locator('tr[data-agent="lonely"]').waitFor();
     expect(await page.locator('tr[data-agent="lonely"] .badge').allTextContents()).toEqual(['idle', 'latest']);
+    // (The read the stream's opening asks for, within half a second, is done before counting.)
+    await new Promise((r) => setTimeout(r, 800));
+    const agentReads: string[] = [];
+    const countAgentReads = (r: { url(): string }) => void (/\/agents\?/.test(r.url()) && agentReads.push(r.url()));
+    page.on('request', countAgentReads);
 
     // Started elsewhere (by automation, say): the open page learns of it from the cluster's stream.
     const upgrade = await t.admin
@@ -248,6 +253,9 @@ function focusedOutline(page: Page): Promise<{ id: string; outline: string }> {
       .expect(201);
     await fleet.until(upgrade.body.id, ['failed']);
     await expectText(page, 'tr[data-agent="lonely"]', /failed/);
+    page.off('request', countAgentReads);
+    // The row was redrawn from the agent.status events' data alone (the agent as the API shows it).
+    expect(agentReads).toEqual([]);
     await expectText(page, '#upgrades-title + table', /failed/);
     expect(await page.locator('tr[data-agent="lonely"] button:visible').allTextContents()).toEqual([
       'Retry',

@@ -12,6 +12,9 @@ import type { components, paths } from './lockstep-api';
 
 type ErrorBody = components['schemas']['ErrorBodyDto'];
 type Upgrade = components['schemas']['UpgradeDto'];
+/** An upload with mode=install answers the upgrade it created: typed as one (it was `unknown`). */
+type InstalledUpgrade = components['schemas']['InstalledPackageDto']['upgrade'];
+export const installedIsAnUpgrade = (installed: InstalledUpgrade): Upgrade['status'] => installed.status;
 
 function expectData<T>(answer: { data?: T; error?: ErrorBody }, what: string): T {
   if (answer.data === undefined) throw new Error(`${what}: ${answer.error?.code}: ${answer.error?.message}`);
