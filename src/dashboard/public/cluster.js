@@ -199,52 +199,11 @@ function agentsTable(agents, total, ctx) {
 /** Why a legacy agent has no auto-upgrade nor "Upgrade now". */
 const LEGACY = 'legacy agent: cannot upgrade remotely; reinstall it by hand';
 
+/** One agent's row: name, address, role, state, version, auto-upgrade, and what can be done with it. */
 function agentRow(a, ctx) {
-  const cluster = ctx.cluster;
   const legacy = a.remoteUpgrade === false;
   const whyId = `why-${a.id}`;
-  const downloads = legacy && can('operator') ? packagesToInstall(a, cluster) : [];
-  const actions = [];
-  if (legacy) {
-    actions.push(downloads.map((p) => downloadButton(a, p, whyId)));
-  } else if (a.versionStatus === 'failed' && can('operator')) {
-    actions.push(
-      h(
-        'button',
-        { type: 'button', class: 'secondary', 'aria-label': `Retry ${a.name}`, onclick: () => retryFailed(a) },
-        'Retry',
-      ),
-    );
-    actions.push(upgradeNowButton(a));
-  } else if (a.versionStatus === 'outdated' && can('operator') && (!a.autoUpgrade || a.autoUpgradeBlocked)) {
-    // Auto-upgrade is off, or holds this agent until someone acts: the operator can.
-    actions.push(upgradeNowButton(a));
-  }
-  const auto = can('admin')
-    ? h(
-        'label',
-        { class: 'switch' },
-        h('input', {
-          type: 'checkbox',
-          checked: a.autoUpgrade,
-          disabled: legacy,
-          'aria-label': `Auto-upgrade for ${a.name}`,
-          'aria-describedby': legacy ? whyId : null,
-          onchange: async (e) => {
-            try {
-              await api('PUT', `/api/v1/agents/${a.id}/auto-upgrade`, { enabled: e.target.checked });
-              toast(`Auto-upgrade ${e.target.checked ? 'on' : 'off'} for ${a.name}`);
-            } catch (error) {
-              e.target.checked = !e.target.checked;
-              toast(describeError(error));
-            }
-          },
-        }),
-        ' auto',
-      )
-    : a.autoUpgrade
-      ? 'on'
-      : 'off';
+  const downloads = legacy && can('operator') ? packagesToInstall(a, ctx.cluster) : [];
   return h(
     'tr',
     { class: a.state === 'terminating' ? 'terminating' : '', 'data-agent': a.name },
@@ -257,31 +216,90 @@ function agentRow(a, ctx) {
     h('td', { class: 'opt' }, a.address),
     h('td', {}, a.role),
     h('td', {}, badge(a.state)),
+    versionCell(a, ctx, legacy ? { whyId, downloads } : null),
+    h('td', { class: 'opt' }, autoUpgradeCell(a, legacy, whyId)),
     h(
       'td',
       {},
-      a.version || '—',
-      ' ',
-      badge(a.versionStatus, VERSION_LABEL[a.versionStatus]),
-      a.webappsVersion ? h('span', { class: 'muted' }, ` web apps ${a.webappsVersion}`) : null,
-      legacy
-        ? h(
-            'div',
-            { class: 'why', id: whyId },
-            LEGACY,
-            downloads.length
-              ? h(
-                  'span',
-                  { class: 'muted' },
-                  ` (install ${downloads.map((p) => p.version).join(' and ')} on ${a.address}, then pair it again with a new pairing key)`,
-                )
-              : null,
-          )
-        : null,
-      a.autoUpgradeBlocked ? heldReason(a, ctx.opened) : null,
+      agentActions(a, legacy, downloads, whyId),
+      ctx.histories.toggle(a),
+      can('operator') ? manageAgent(a, ctx.opened) : null,
     ),
-    h('td', { class: 'opt' }, auto),
-    h('td', {}, actions, ctx.histories.toggle(a), can('operator') ? manageAgent(a, ctx.opened) : null),
+  );
+}
+
+/** Version, its status, the web apps; for a legacy agent why it has no remote upgrade (`legacy`: its id and packages). */
+function versionCell(a, ctx, legacy) {
+  return h(
+    'td',
+    {},
+    a.version || '—',
+    ' ',
+    badge(a.versionStatus, VERSION_LABEL[a.versionStatus]),
+    a.webappsVersion ? h('span', { class: 'muted' }, ` web apps ${a.webappsVersion}`) : null,
+    legacy ? legacyWhy(a, legacy.whyId, legacy.downloads) : null,
+    a.autoUpgradeBlocked ? heldReason(a, ctx.opened) : null,
+  );
+}
+
+/** Why a legacy agent is not upgraded remotely, and what to install on it by hand. */
+function legacyWhy(a, whyId, downloads) {
+  return h(
+    'div',
+    { class: 'why', id: whyId },
+    LEGACY,
+    downloads.length
+      ? h(
+          'span',
+          { class: 'muted' },
+          ` (install ${downloads.map((p) => p.version).join(' and ')} on ${a.address}, then pair it again with a new pairing key)`,
+        )
+      : null,
+  );
+}
+
+/** What an operator can do about the agent's version: download for a legacy agent, retry a failed one, upgrade one left behind. */
+function agentActions(a, legacy, downloads, whyId) {
+  if (legacy) return downloads.map((p) => downloadButton(a, p, whyId));
+  if (!can('operator')) return [];
+  if (a.versionStatus === 'failed') {
+    return [
+      h(
+        'button',
+        { type: 'button', class: 'secondary', 'aria-label': `Retry ${a.name}`, onclick: () => retryFailed(a) },
+        'Retry',
+      ),
+      upgradeNowButton(a),
+    ];
+  }
+  // Auto-upgrade is off, or holds this agent until someone acts: the operator can.
+  if (a.versionStatus === 'outdated' && (!a.autoUpgrade || a.autoUpgradeBlocked)) return [upgradeNowButton(a)];
+  return [];
+}
+
+/** The auto-upgrade switch for an admin (off and explained for a legacy agent); on or off in words for others. */
+function autoUpgradeCell(a, legacy, whyId) {
+  if (!can('admin')) return a.autoUpgrade ? 'on' : 'off';
+  return h(
+    'label',
+    { class: 'switch' },
+    h('input', {
+      type: 'checkbox',
+      checked: a.autoUpgrade,
+      disabled: legacy,
+      'aria-label': `Auto-upgrade for ${a.name}`,
+      'aria-describedby': legacy ? whyId : null,
+      onchange: async (e) => {
+        try {
+          await api('PUT', `/api/v1/agents/${a.id}/auto-upgrade`, { enabled: e.target.checked });
+          toast(`Auto-upgrade ${e.target.checked ? 'on' : 'off'} for ${a.name}`);
+        } catch (error) {
+          e.target.checked = !e.target.checked;
+          toast(describeError(error));
+        }
+      },
+    }),
+    ' auto',
   );
 }
 
