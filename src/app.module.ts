@@ -9,6 +9,7 @@ import { CommonModule } from './common/common.module';
 import { AppConfig, appConfigNamespace } from './config/app-config';
 import { DatabaseModule } from './database/database.module';
 import { HealthModule } from './health/health.module';
+import { MetricsModule } from './metrics/metrics.module';
 import { PackagesModule } from './packages/packages.module';
 import { ProgressModule } from './progress/progress.module';
 import { UpgradesModule } from './upgrades/upgrades.module';
@@ -35,6 +36,7 @@ export class AppModule {
         PackagesModule,
         UpgradesModule,
         HealthModule,
+        MetricsModule,
       ],
     };
   }

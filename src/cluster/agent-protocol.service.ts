@@ -92,12 +92,20 @@ export class AgentProtocolService {
     return { agentId: agent.id, clusterId: agent.clusterId, token, pollAfterMs: pollAfterMs(this.config, false) };
   }
 
+  private served = 0;
+
+  /** Heartbeats this process has answered since it started (the metrics module reads it). */
+  get heartbeatsServed(): number {
+    return this.served;
+  }
+
   /**
    * Records a heartbeat and answers with the agent's pending commands, whether to hold its own work,
    * and when to call again. Only a change of state or version is written at once; "still here" and
    * fresh facts go through the liveness buffer (see AgentLiveness).
    */
   async heartbeat(agentId: string, dto: HeartbeatDto): Promise<HeartbeatAnswerDto> {
+    this.served++;
     const now = this.clock.now();
     const agent = await this.agents.findHeartbeatView(agentId);
     if (!agent) return this.removedAnswer();

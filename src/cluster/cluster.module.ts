@@ -29,6 +29,6 @@ import { ClustersService } from './clusters.service';
     AgentProtocolService,
     AgentLiveness,
   ],
-  exports: [ClustersService, AgentsService, AgentCommandsService, AgentLiveness],
+  exports: [ClustersService, AgentsService, AgentCommandsService, AgentLiveness, AgentProtocolService],
 })
 export class ClusterModule {}

@@ -3,6 +3,7 @@ import { Agent } from '../cluster/agent.entity';
 import { AgentsService } from '../cluster/agents.service';
 import { Clock } from '../common/clock';
 import { Tx } from '../database/database';
+import { Metrics } from '../metrics/metrics.service';
 import { EventLog, NewEvent } from '../progress/event-log.service';
 import { percentFromSummary, upgradePercent } from './step-rules';
 import type { PairSwitchoverEventData } from './dto/upgrade-events.dto';
@@ -35,6 +36,7 @@ export class UpgradeWriter {
     private readonly agents: AgentsService,
     private readonly events: EventLog,
     private readonly clock: Clock,
+    private readonly metrics: Metrics,
   ) {}
 
   /** Moves the upgrade to `status` (or just saves it) and publishes upgrade.status. */
@@ -84,6 +86,9 @@ export class UpgradeWriter {
       tx,
       changed.map((step) => this.stepEvent(upgrade, step)),
     );
+    // Durations are observed once the end is committed: a transaction run again counts once.
+    const ended = changed.filter((step) => ENDED_STEP_STATUSES.includes(step.status));
+    if (ended.length) tx.afterCommit(() => this.metrics.stepsEnded(ended));
   }
 
   /** Brings the flags of these agents (all of the upgrade's when omitted) in line with the steps. */

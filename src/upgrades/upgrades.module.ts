@@ -1,5 +1,6 @@
 import { Module } from '@nestjs/common';
 import { CommandIssuer } from '../cluster/agent-commands.service';
+import { MetricsModule } from '../metrics/metrics.module';
 import { ClusterModule } from '../cluster/cluster.module';
 import { ClusterContents, ClustersService } from '../cluster/clusters.service';
 import { PackagesModule } from '../packages/packages.module';
@@ -20,7 +21,7 @@ import { UpgradesService } from './upgrades.service';
  * the ports those modules declare for what only this one knows (docs/ARCHITECTURE.md, "Ports").
  */
 @Module({
-  imports: [ClusterModule, PackagesModule, ProgressModule],
+  imports: [ClusterModule, PackagesModule, ProgressModule, MetricsModule],
   controllers: [UpgradesController, PackageUploadController],
   providers: [
     UpgradeRepository,
