@@ -4,9 +4,11 @@ import { AgentsService } from '../cluster/agents.service';
 import { ClustersService } from '../cluster/clusters.service';
 import { ManualClock } from '../common/clock';
 import { ConflictError } from '../common/errors';
-import { PackagesService } from '../packages/packages.service';
-import { calledMethods, FakeDatabase, mockOf, refusalOf } from '../testing/fakes';
-import { aCluster, anAgent, anUpgrade, aStep, T0 } from '../testing/fixtures';
+import { PackagesService, UploadInstaller } from '../packages/packages.service';
+import type { ReceivedUpload } from '../packages/upload-receiver';
+import { calledMethods, FakeDatabase, FakeTx, mockOf, refusalOf } from '../testing/fakes';
+import { aCluster, anAgent, aPackage, anUpgrade, aStep, T0 } from '../testing/fixtures';
+import { CreateUpgradeDto, UpgradeDto } from './dto/upgrade.dto';
 import { UpgradeExecutor } from './upgrade-executor';
 import { UPGRADE_STATUSES, Upgrade, UpgradeStatus } from './upgrade.entity';
 import { UpgradeRepository } from './upgrade.repository';
@@ -328,5 +330,65 @@ describe('UpgradesService: pause, resume, cancel, retry', () => {
 
     await expect(r.service.pause('nope')).rejects.toMatchObject({ status: 404, code: 'NOT_FOUND' });
     expectNothingWritten(r);
+  });
+});
+
+describe('UpgradesService.acceptUpload: the upgrade of an upload with mode=install', () => {
+  // docs/ARCHITECTURE.md, "Ports" (1): the packages module stores the upload and calls back the
+  // installer given here in the transaction that inserts the package (packages.service.spec.ts).
+  const upload: ReceivedUpload = {
+    fields: { mode: 'install' },
+    archive: { sha256: 'a'.repeat(64), size: 1024, entries: new Set(['manifest.json']), manifestText: '{}' },
+    tempPath: '/data/tmp/upload-1',
+  };
+  const caller = { kind: 'user', tokenId: 'token-1', name: 'ops', role: 'operator' } as const;
+
+  /** The installer UpgradesService hands PackagesService.accept. */
+  async function installerOf(r: Rig): Promise<UploadInstaller<Omit<CreateUpgradeDto, 'packageId'>, UpgradeDto>> {
+    await r.service.acceptUpload('cluster-1', upload, caller);
+    expect(r.packages.accept).toHaveBeenCalledWith('cluster-1', upload, caller, expect.anything());
+    return r.packages.accept.mock.calls[0][3] as UploadInstaller<Omit<CreateUpgradeDto, 'packageId'>, UpgradeDto>;
+  }
+
+  it('creates the upgrade (origin install) in the transaction it is given, the package moved first', async () => {
+    const r = rig(anUpgrade(), []);
+    const installer = await installerOf(r);
+    const pkg = aPackage();
+    r.clusters.require.mockResolvedValue(aCluster());
+    r.packages.require.mockResolvedValue(pkg);
+    r.agents.inClusterForPlanning.mockResolvedValue([anAgent()]);
+    r.upgrades.usesOfPackage.mockResolvedValue(0);
+    const tx = new FakeTx(7);
+
+    const request = await installer.parse({ mode: 'install', target: '{"all": true}' });
+    const created = await installer.install(tx, pkg, request);
+
+    expect(r.db.transactions).toEqual([]);
+    const [em, upgrade, steps] = r.upgrades.insert.mock.calls[0];
+    expect(em).toBe(tx.em);
+    expect(upgrade).toMatchObject({ id: created.id, origin: 'install', packageId: 'package-1', status: 'running' });
+    expect(steps).toEqual([expect.objectContaining({ agentId: 'agent-a', kind: 'upgrade', status: 'pending' })]);
+    // Of two requests racing for the package, the second is refused before it inserts anything.
+    expect(r.packages.complete).toHaveBeenCalledWith(tx, 'package-1', created.id);
+    expect(r.packages.complete.mock.invocationCallOrder[0]).toBeLessThan(r.upgrades.insert.mock.invocationCallOrder[0]);
+    expect(r.writer.saveUpgrade).toHaveBeenCalledWith(tx, upgrade, steps);
+    expect(r.agents.lockMany).toHaveBeenCalledWith(tx, ['agent-a']);
+    // The executor hears of it only once the package's transaction committed.
+    expect(r.executor.poke).not.toHaveBeenCalled();
+    await tx.commit();
+    expect(r.executor.poke).toHaveBeenCalledTimes(1);
+  });
+
+  it('parse refuses upgrade fields that are not JSON with a 400 naming the field', async () => {
+    const r = rig(anUpgrade(), []);
+    const installer = await installerOf(r);
+
+    const error = await refusalOf(installer.parse({ mode: 'install', target: 'all' }));
+
+    expect(error).toMatchObject({
+      status: 400,
+      message: 'target must be JSON text, such as {"all": true}.',
+      details: [{ field: 'target', problems: ['target must be JSON'] }],
+    });
   });
 });
