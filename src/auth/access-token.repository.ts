@@ -2,25 +2,41 @@ import { Injectable } from '@nestjs/common';
 import { EntityManager, In, IsNull } from 'typeorm';
 import { toDbTimestamp } from '../common/columns';
 import { Database } from '../database/database';
-import { AccessToken, USER_ROLES, UserRole } from './access-token.entity';
+import { AccessToken, TokenRole, USER_ROLES, UserRole } from './access-token.entity';
+
+/** The columns of a token that a token check reads. */
+export type TokenCheck = Pick<AccessToken, 'id' | 'name' | 'role' | 'agentId' | 'revokedAt' | 'expiresAt'>;
+
+// Timestamps are ISO text on both databases (TimestampColumn), read here without the entity's transformer.
+const TOKEN_CHECK_SQL =
+  'SELECT "id", "name", "role", "agentId", "revokedAt", "expiresAt" FROM "access_tokens" WHERE "secretHash" = $1';
 
 @Injectable()
 export class AccessTokenRepository {
-  private bySecretHashSql: string | undefined;
-
   constructor(private readonly db: Database) {}
 
   /**
-   * Every cache miss of a token check, agents' heartbeats included. An agent polling slower than the
-   * token cache keeps an entry (docs/security.md, "Token checks") misses on nearly every heartbeat,
-   * so the read is Database.hotRead's: on SQLite the read-only connection's own prepared statement,
-   * microseconds, without TypeORM's query runner around it.
+   * What a token check needs of a token, for every cache miss, agents' heartbeats included. An agent
+   * polling slower than the token cache keeps an entry (docs/security.md, "Token checks") misses on
+   * nearly every heartbeat, so this is Database.hotRead's fixed SQL (on SQLite the read-only
+   * connection's own prepared statement, without TypeORM's query runner around it), naming only the
+   * columns a check reads and converting only them.
    */
-  async findBySecretHash(secretHash: string): Promise<AccessToken | null> {
-    const rows = this.db.rows(AccessToken);
-    this.bySecretHashSql ??= `SELECT ${rows.columns} FROM ${rows.table} WHERE "secretHash" = $1`;
-    const [row] = await this.db.hotRead<Record<string, unknown>>(this.bySecretHashSql, [secretHash]);
-    return row ? rows.fromRow(row) : null;
+  async findForCheck(secretHash: string): Promise<TokenCheck | null> {
+    const [row] = await this.db.hotRead<Record<string, string | null>>(TOKEN_CHECK_SQL, [secretHash]);
+    if (!row) return null;
+    return {
+      id: row.id!,
+      name: row.name!,
+      role: row.role as TokenRole,
+      agentId: row.agentId,
+      revokedAt: row.revokedAt === null ? null : new Date(row.revokedAt),
+      expiresAt: row.expiresAt === null ? null : new Date(row.expiresAt),
+    };
+  }
+
+  findBySecretHash(secretHash: string): Promise<AccessToken | null> {
+    return this.db.reader.findOneBy(AccessToken, { secretHash });
   }
 
   findUserToken(id: string, em: EntityManager = this.db.reader): Promise<AccessToken | null> {

@@ -86,7 +86,7 @@ export class AuthService implements OnApplicationBootstrap {
     const secretHash = hashSecret(secret);
     const cached = this.cache.get(secretHash);
     if (cached) return { ok: true, principal: cached };
-    const token = await this.tokens.findBySecretHash(secretHash);
+    const token = await this.tokens.findForCheck(secretHash);
     if (!token) return { ok: false, reason: 'unknown' };
     if (token.revokedAt) return { ok: false, reason: 'revoked' };
     if (token.expiresAt && token.expiresAt.getTime() <= this.clock.now().getTime())
