@@ -122,6 +122,66 @@ describe('AgentCommandsService: reports', () => {
     });
   });
 
+  describe('pendingFor: the fetch, reported with a heartbeat answer', () => {
+    // docs/ARCHITECTURE.md, "The heartbeat" (3): the first time a command goes out it is recorded as
+    // fetched and its issuer told, which may still withdraw it (a serving member's peer went away).
+    const pending = (fetched: boolean) => [
+      { id: 'command-1', type: 'upgrade' as const, payload: { toVersion: '10.3.0' }, fetched },
+    ];
+
+    it('records a command’s first fetch and tells the issuer in one transaction, then hands it out', async () => {
+      const command = aCommand();
+      const r = rig(command);
+      r.commands.findPendingFor.mockResolvedValue(pending(false));
+
+      const handed = await r.service.pendingFor('agent-a');
+
+      const tx = r.db.only();
+      expect(tx.state).toBe('committed');
+      expect(r.issuer.onReport).toHaveBeenCalledWith(tx, command, { kind: 'fetched' });
+      expect(r.commands.save).toHaveBeenCalledWith(tx.em, expect.objectContaining({ id: 'command-1', fetchedAt: NOW }));
+      expect(handed).toEqual([{ toVersion: '10.3.0', id: 'command-1', type: 'upgrade' }]);
+    });
+
+    it('does not hand out a command its issuer withdrew at the fetch, nor record it fetched', async () => {
+      const command = aCommand();
+      const r = rig(command);
+      r.commands.findPendingFor.mockResolvedValue(pending(false));
+      // The row read again by cancel is a new object, as a database answers it.
+      r.commands.findForUpdate.mockImplementation(() => Promise.resolve(aCommand()));
+      // What the executor does when the pair gate fails at the fetch (UpgradeExecutor.checkPairAtFetch).
+      r.issuer.onReport.mockImplementation(async (tx, withdrawn) => {
+        await r.service.cancel(tx, withdrawn.id, 'its peer cannot take over');
+        return 'recorded';
+      });
+
+      const handed = await r.service.pendingFor('agent-a');
+
+      expect(handed).toEqual([]);
+      // Written once, by its end: cancelled, never fetched.
+      expect(r.commands.save).toHaveBeenCalledTimes(1);
+      expect(r.commands.save.mock.calls[0][1]).toMatchObject({
+        status: 'cancelled',
+        fetchedAt: null,
+        error: 'cancelled: its peer cannot take over',
+      });
+      expect(r.events.append).toHaveBeenCalledWith(r.db.only(), [
+        expect.objectContaining({ type: 'command.status', data: expect.objectContaining({ status: 'cancelled' }) }),
+      ]);
+    });
+
+    it('hands a command fetched before out again, with no transaction, until the agent reports on it', async () => {
+      const r = rig(aCommand({ fetchedAt: T0 }));
+      r.commands.findPendingFor.mockResolvedValue(pending(true));
+
+      const handed = await r.service.pendingFor('agent-a');
+
+      expect(handed).toEqual([{ toVersion: '10.3.0', id: 'command-1', type: 'upgrade' }]);
+      expect(r.db.transactions).toEqual([]);
+      expect(r.issuer.onReport).not.toHaveBeenCalled();
+    });
+  });
+
   describe('reportProgress', () => {
     it('moves the command to running and tells the issuer, in the one transaction that saves it', async () => {
       const command = aCommand({ fetchedAt: T0 });
