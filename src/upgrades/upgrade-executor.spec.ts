@@ -269,6 +269,73 @@ describe('UpgradeExecutor.onReport: a command’s end is its step’s end', () =
   });
 });
 
+describe('UpgradeExecutor.onReport: the fetch of a serving pair member’s command', () => {
+  // docs/ARCHITECTURE.md, "The heartbeat" (3), and README's pair safety: the pair gate is checked
+  // again when the agent fetches its command, since its peer may have gone away since the step started.
+  function fetchOfServingMember(peerOnline: boolean) {
+    const step = aStep({
+      failoverGroup: 'pair-1',
+      status: 'waiting',
+      waitingFor: 'pickup',
+      waitingSince: T0,
+      commandId: 'command-1',
+      attempts: 1,
+      startedAt: T0,
+    });
+    const r = rig(anUpgrade(), [step]);
+    r.agents.lockWithPeers.mockResolvedValue([
+      anAgent({ role: 'main', failoverGroup: 'pair-1', active: true }),
+      anAgent({
+        id: 'agent-b',
+        name: 'bravo',
+        role: 'backup',
+        failoverGroup: 'pair-1',
+        active: false,
+        online: peerOnline,
+      }),
+    ]);
+    return { r, step };
+  }
+
+  it('withdraws the command when the peer went offline, and the step waits for its peer again', async () => {
+    const { r, step } = fetchOfServingMember(false);
+    const tx = new FakeTx(1);
+
+    await r.executor.onReport(tx, aCommand(), { kind: 'fetched' });
+
+    expect(r.commands.cancel).toHaveBeenCalledWith(
+      tx,
+      'command-1',
+      'alpha serves its pair and bravo is offline, so stopping it would leave no member serving',
+    );
+    // Not an attempt: the agent never saw the command.
+    expect(step).toMatchObject({
+      status: 'waiting',
+      waitingFor: 'peer',
+      commandId: null,
+      attempts: 0,
+      startedAt: null,
+    });
+    expect(r.writer.saveSteps).toHaveBeenCalledWith(tx, expect.anything(), 'same-percent', [step]);
+  });
+
+  it('hands the command over when the peer is online and upgrades with it (simultaneous policy)', async () => {
+    const { r, step } = fetchOfServingMember(true);
+    r.upgrades.stepsOfAgents.mockImplementation((_em, _id, agentIds) =>
+      Promise.resolve(
+        agentIds.includes('agent-b')
+          ? [aStep({ id: 'step-b', agentId: 'agent-b', status: 'running', commandId: 'command-b' })]
+          : [step],
+      ),
+    );
+
+    await r.executor.onReport(new FakeTx(1), aCommand(), { kind: 'fetched' });
+
+    expect(r.commands.cancel).not.toHaveBeenCalled();
+    expect(step).toMatchObject({ status: 'running', commandId: 'command-1', attempts: 1 });
+  });
+});
+
 describe('a complete report through AgentCommandsService, with the executor bound as its CommandIssuer', () => {
   /** Both services on one fake database, wired as UpgradesModule binds the port (useExisting). */
   function wired(command: AgentCommand, steps: UpgradeStep[]) {
