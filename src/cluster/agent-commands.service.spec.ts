@@ -123,8 +123,9 @@ describe('AgentCommandsService: reports', () => {
   });
 
   describe('pendingFor: the fetch, reported with a heartbeat answer', () => {
-    // docs/ARCHITECTURE.md, "The heartbeat" (3): the first time a command goes out it is recorded as
-    // fetched and its issuer told, which may still withdraw it (a serving member's peer went away).
+    // docs/ARCHITECTURE.md, "The heartbeat that hands out a command" (3): the first time a command
+    // goes out it is recorded as fetched and its issuer told, which may still withdraw it (a
+    // serving member's peer went away).
     const pending = (fetched: boolean) => [
       { id: 'command-1', type: 'upgrade' as const, payload: { toVersion: '10.3.0' }, fetched },
     ];

@@ -270,8 +270,9 @@ describe('UpgradeExecutor.onReport: a command’s end is its step’s end', () =
 });
 
 describe('UpgradeExecutor.onReport: the fetch of a serving pair member’s command', () => {
-  // docs/ARCHITECTURE.md, "The heartbeat" (3), and README's pair safety: the pair gate is checked
-  // again when the agent fetches its command, since its peer may have gone away since the step started.
+  // docs/ARCHITECTURE.md, "The heartbeat that hands out a command" (3), and docs/version-model.md,
+  // "Pair safety": the pair gate is checked again when the agent fetches its command, since its
+  // peer may have gone away since the step started.
   function fetchOfServingMember(peerOnline: boolean) {
     const step = aStep({
       failoverGroup: 'pair-1',
