@@ -97,6 +97,14 @@ function givenAgentsForRetry(r: Rig): void {
   r.agents.inClusterForPlanning.mockResolvedValue([anAgent({ lastUpgradeFailed: true })]);
 }
 
+/** What creating an upgrade reads: the cluster, the package, agent-a (10.2.0) and the package's earlier uses. */
+function givenPlanning(r: Rig, pkg = aPackage(), agents = [anAgent()]): void {
+  r.clusters.require.mockResolvedValue(aCluster());
+  r.packages.require.mockResolvedValue(pkg);
+  r.agents.inClusterForPlanning.mockResolvedValue(agents);
+  r.upgrades.usesOfPackage.mockResolvedValue(0);
+}
+
 /** A refused verb: the transaction rolled back with no write of any kind, and no pass asked for. */
 function expectNothingWritten(r: Rig): void {
   expect(r.db.only().state).toBe('rolled-back');
@@ -354,10 +362,7 @@ describe('UpgradesService.acceptUpload: the upgrade of an upload with mode=insta
     const r = rig(anUpgrade(), []);
     const installer = await installerOf(r);
     const pkg = aPackage();
-    r.clusters.require.mockResolvedValue(aCluster());
-    r.packages.require.mockResolvedValue(pkg);
-    r.agents.inClusterForPlanning.mockResolvedValue([anAgent()]);
-    r.upgrades.usesOfPackage.mockResolvedValue(0);
+    givenPlanning(r, pkg);
     const tx = new FakeTx(7);
 
     const request = await installer.parse({ mode: 'install', target: '{"all": true}' });
@@ -390,5 +395,67 @@ describe('UpgradesService.acceptUpload: the upgrade of an upload with mode=insta
       message: 'target must be JSON text, such as {"all": true}.',
       details: [{ field: 'target', problems: ['target must be JSON'] }],
     });
+  });
+});
+
+describe('UpgradesService.create: the status an upgrade starts in', () => {
+  // README, "Upgrades": scheduledAt starts it later, and until then the package is reserved; a
+  // package starts one upgrade; prerequisites are checked against the targeted agents.
+  const request: CreateUpgradeDto = { packageId: 'package-1', target: { all: true } };
+  const insertsNothing = (r: Rig) => {
+    expect(r.db.only().state).toBe('rolled-back');
+    expect(r.upgrades.insert).not.toHaveBeenCalled();
+    expect(calledMethods(r.writer)).toEqual([]);
+    expect(r.executor.poke).not.toHaveBeenCalled();
+  };
+
+  it('a scheduledAt later makes it scheduled, with its package reserved rather than used', async () => {
+    const r = rig(anUpgrade(), []);
+    givenPlanning(r);
+    const later = new Date(NOW.getTime() + 86_400_000);
+
+    const created = await r.service.create('cluster-1', { ...request, scheduledAt: later.toISOString() }, null);
+
+    expect(created).toMatchObject({ status: 'scheduled', startedAt: null });
+    expect(r.packages.reserve).toHaveBeenCalledWith(r.db.only(), 'package-1', created.id);
+    expect(r.packages.complete).not.toHaveBeenCalled();
+  });
+
+  it('a package that started an upgrade already is a 409 PACKAGE_USED naming it, and nothing is inserted', async () => {
+    const r = rig(anUpgrade(), []);
+    givenPlanning(r, aPackage({ status: 'completed', usedByUpgradeId: 'upgrade-0' }));
+
+    const error = await refusalOf(r.service.create('cluster-1', request, null));
+
+    expect(error).toMatchObject({
+      status: 409,
+      code: 'PACKAGE_USED',
+      message: expect.stringContaining('Package package-1 is completed by upgrade upgrade-0'),
+      details: { status: 'completed', upgradeId: 'upgrade-0' },
+    });
+    insertsNothing(r);
+  });
+
+  it('targeted agents failing the prerequisites are a 422 PREREQUISITES_UNMET with each check, and nothing is inserted', async () => {
+    const r = rig(anUpgrade(), []);
+    givenPlanning(r, aPackage({ prerequisites: { minFreeDiskMb: 50_000 } }), [
+      anAgent(),
+      anAgent({ id: 'agent-b', name: 'bravo', address: 'bravo.example', facts: { freeDiskMb: 100 } }),
+    ]);
+
+    const error = await refusalOf(r.service.create('cluster-1', request, null));
+
+    expect(error).toMatchObject({
+      status: 422,
+      code: 'PREREQUISITES_UNMET',
+      message: "2 targeted agents fail the package's prerequisites; see details for each check.",
+      details: {
+        failures: [
+          { agentId: 'agent-a', check: 'minFreeDiskMb', required: '50000 MB free', actual: '10000 MB free' },
+          { agentId: 'agent-b', check: 'minFreeDiskMb', required: '50000 MB free', actual: '100 MB free' },
+        ],
+      },
+    });
+    insertsNothing(r);
   });
 });
