@@ -9,6 +9,7 @@ import { AGENT_ROUTE_MODELS, documentAgentRoutes, registerAgentRoutes } from './
 import { AllExceptionsFilter } from './common/all-exceptions.filter';
 import { registerBodyParsers } from './common/body-parsers';
 import { LockstepLogger } from './common/logger';
+import { refuseNewRequestsWhileStopping, ShutdownState } from './common/graceful-stop';
 import { addRequestIdAndAccessLog, requestIdFor } from './common/request-id';
 import { createValidationPipe } from './common/validation';
 import { AppConfig, LOG_LEVELS, LogLevelName } from './config/app-config';
@@ -68,8 +69,9 @@ function applyConnectionTimeouts(server: import('node:http').Server, config: App
 export async function createApp(config: AppConfig, overrides: AppOverrides = {}): Promise<NestFastifyApplication> {
   const logger = createLogger(config);
   const adapter = new FastifyAdapter({
-    // Open keep-alive and streaming connections must not hold a shutdown hostage.
-    forceCloseConnections: true,
+    // On close, idle keep-alive connections are closed and requests in flight finish; stopGracefully
+    // bounds how long they may take, and event streams end before (EventStreams).
+    forceCloseConnections: 'idle',
     genReqId: requestIdFor,
     // The client address the rate limits count by (docs/security.md): a proxy's X-Forwarded-For is
     // believed only for the proxies TRUST_PROXY names.
@@ -87,6 +89,7 @@ export async function createApp(config: AppConfig, overrides: AppOverrides = {})
   });
   const fastify = app.getHttpAdapter().getInstance();
   addRequestIdAndAccessLog(fastify);
+  refuseNewRequestsWhileStopping(fastify, app.get(ShutdownState));
   addSecurityHeaders(fastify);
   registerBodyParsers(fastify, config.maxJsonBodyBytes);
   // The dashboard's files, at `/`; public like /health: the page itself asks for a token.
@@ -101,7 +104,6 @@ export async function createApp(config: AppConfig, overrides: AppOverrides = {})
   app.useGlobalPipes(createValidationPipe());
   app.useGlobalFilters(new AllExceptionsFilter({ maxJsonBodyBytes: config.maxJsonBodyBytes }));
   registerAgentRoutes(app);
-  app.enableShutdownHooks(['SIGTERM', 'SIGINT']);
   applyConnectionTimeouts(app.getHttpServer(), config);
 
   const document = SwaggerModule.createDocument(

@@ -53,6 +53,7 @@ async function main(): Promise<void> {
   require('reflect-metadata');
   const { Logger } = require('@nestjs/common') as typeof import('@nestjs/common');
   const { createApp } = require('./app.factory') as typeof import('./app.factory');
+  const { stopGracefully } = require('./common/graceful-stop') as typeof import('./common/graceful-stop');
   const { ConfigError, loadConfig } = require('./config/app-config') as typeof import('./config/app-config');
   /* eslint-enable @typescript-eslint/no-require-imports */
   let config;
@@ -69,13 +70,27 @@ async function main(): Promise<void> {
   const app = await createApp(config);
   await app.listen(config.port, config.host);
   const logger = new Logger('Lockstep');
-  // Nest's shutdown hooks (createApp) do the stopping; this says that it began (docs/operations.md).
+  // The stop (docs/operations.md, "Stopping"): a second signal during it is ignored; exit 0 once
+  // everything is closed, 1 if closing failed.
+  let stopping = false;
   for (const signal of ['SIGTERM', 'SIGINT'] as const) {
-    process.once(signal, () =>
+    process.on(signal, () => {
+      if (stopping) return;
+      stopping = true;
       logger.log(
-        `${signal} received: stopping (executor pass, buffered heartbeats, event streams, HTTP, then the database)`,
-      ),
-    );
+        `${signal} received: stopping (new requests refused; executor pass, buffered heartbeats, event streams, requests in flight for up to ${config.shutdownGraceS} s, the leader lock, then the database)`,
+      );
+      stopGracefully(app, config.shutdownGraceS * 1000).then(
+        () => {
+          logger.log('stopped');
+          process.exit(0);
+        },
+        (error: unknown) => {
+          logger.error(`the stop failed: ${(error as Error).message}`);
+          process.exit(1);
+        },
+      );
+    });
   }
   logger.log(
     `listening on http://${config.host}:${config.port} (database: ${config.database.type === 'sqlite' ? config.database.file : 'postgres'})`,

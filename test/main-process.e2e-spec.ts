@@ -2,6 +2,8 @@ import { ChildProcess, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import * as http from 'node:http';
+import { packageArchive } from './support/archives';
 import { freePort } from './support/free-port';
 
 const ROOT = path.resolve(__dirname, '..');
@@ -29,6 +31,44 @@ function startMain(
     child.on('exit', (code, signal) => resolve(code ?? signal ?? -1)),
   );
   return { child, stdout: () => out, stderr: () => err, exited };
+}
+
+/**
+ * A multipart upload sent in two halves: the first at once, the rest when the test says, so the
+ * request is in flight across whatever the test does between.
+ */
+function slowUpload(port: number, urlPath: string, token: string, archive: Buffer) {
+  const boundary = 'lockstep-slow-upload';
+  const body = Buffer.concat([
+    Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="mode"\r\n\r\nupload-only\r\n`),
+    Buffer.from(
+      `--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="p.tar.gz"\r\nContent-Type: application/gzip\r\n\r\n`,
+    ),
+    archive,
+    Buffer.from(`\r\n--${boundary}--\r\n`),
+  ]);
+  const half = Math.floor(body.length / 2);
+  const request = http.request({
+    port,
+    host: '127.0.0.1',
+    method: 'POST',
+    path: urlPath,
+    headers: {
+      Authorization: `Bearer ${token}`,
+      'Content-Type': `multipart/form-data; boundary=${boundary}`,
+      'Content-Length': body.length,
+    },
+  });
+  const answer = new Promise<{ status: number; body: Record<string, unknown> }>((resolve, reject) => {
+    request.on('response', (res) => {
+      let text = '';
+      res.on('data', (c: Buffer) => (text += c.toString()));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: JSON.parse(text) as Record<string, unknown> }));
+    });
+    request.on('error', reject);
+  });
+  const halfSent = new Promise<void>((resolve) => request.write(body.subarray(0, half), () => resolve()));
+  return { answer, halfSent, sendRest: () => request.end(body.subarray(half)) };
 }
 
 /** Whether a process of this id still runs (signal 0 only checks). */
@@ -151,12 +191,13 @@ describe('the lockstep process', () => {
       );
       run.child.kill('SIGTERM');
       // Nest's shutdown hooks ran (executor stopped, buffered heartbeats written, streams ended,
-      // HTTP then the database closed) and the signal was raised again: killed by SIGTERM, promptly.
+      // HTTP then the database closed), promptly with nothing in flight, and it exited 0.
       const stopping = Date.now();
-      expect(await run.exited).toBe('SIGTERM');
+      expect(await run.exited).toBe(0);
       expect(Date.now() - stopping).toBeLessThan(5000);
       await expect(fetch(`${base}/health/live`)).rejects.toThrow();
       expect(run.stdout()).toMatch(/"context":"Lockstep","message":"SIGTERM received: stopping/);
+      expect(run.stdout()).toMatch(/"context":"Lockstep","message":"stopped"/);
       expect(run.stderr()).toBe('');
     } finally {
       run.child.kill('SIGKILL');
@@ -170,6 +211,58 @@ describe('the lockstep process', () => {
    * src/main.ts (compiling the real dist takes 20 s). With "npm run build && node dist/main.js" the
    * shell took the signal and died, and node went on serving, orphaned.
    */
+  it('on SIGTERM refuses new requests, ends event streams with a retry hint, and answers the request in flight', async () => {
+    const port = await freePort();
+    const admin = 'lsk_graceful-stop-test-0000000000000000';
+    const run = startMain({
+      DATA_DIR: dataDir,
+      PORT: String(port),
+      HOST: '127.0.0.1',
+      LOCKSTEP_ADMIN_TOKEN: admin,
+      LOG_FORMAT: 'json',
+      LOG_LEVEL: 'log',
+    });
+    try {
+      const base = `http://127.0.0.1:${port}`;
+      const auth = { Authorization: `Bearer ${admin}` };
+      await waitFor('readiness', async () =>
+        (await fetch(`${base}/health/ready`).catch(() => undefined))?.status === 200 ? true : undefined,
+      );
+      const cluster = (await (
+        await fetch(`${base}/api/v1/clusters`, {
+          method: 'POST',
+          headers: { ...auth, 'Content-Type': 'application/json' },
+          body: JSON.stringify({ name: 'stop', product: 'acme-agent' }),
+        })
+      ).json()) as { id: string };
+
+      // A viewer of the cluster's events, and an upload whose body is half sent when the signal comes.
+      const stream = await fetch(`${base}/api/v1/clusters/${cluster.id}/events`, { headers: auth });
+      expect(stream.status).toBe(200);
+      const streamed = stream.text();
+      const upload = slowUpload(port, `/api/v1/clusters/${cluster.id}/packages`, admin, packageArchive());
+      await upload.halfSent;
+
+      run.child.kill('SIGTERM');
+      await waitFor('the stop to begin', () => (run.stdout().includes('SIGTERM received') ? true : undefined));
+      // A new request is not taken: the port is closed, or (on a connection already open) 503
+      // SHUTTING_DOWN, which test/graceful-stop.e2e-spec.ts checks in detail.
+      const late = await fetch(`${base}/api/v1/clusters`, { headers: auth }).then(
+        (res) => res.status,
+        () => 'connection refused',
+      );
+      expect([503, 'connection refused']).toContain(late);
+      expect(await streamed).toMatch(/\nretry: 500\n\n$/);
+
+      upload.sendRest();
+      expect(await upload.answer).toMatchObject({ status: 201, body: { version: '1.1.0', status: 'available' } });
+      expect(await run.exited).toBe(0);
+      expect(run.stdout()).toMatch(/"message":"stopped"/);
+    } finally {
+      run.child.kill('SIGKILL');
+    }
+  }, 60000);
+
   it('npm start hands SIGTERM on to the server: the port closes and the node process is gone', async () => {
     const app = fs.mkdtempSync(path.join(os.tmpdir(), 'lockstep-npm-start-'));
     const pidFile = path.join(app, 'server.pid');

@@ -68,3 +68,15 @@ export class TooManyRequestsError extends DomainError {
     this.retryAfterS = Math.max(1, Math.ceil(retryAfterS));
   }
 }
+
+/** The process is stopping (SIGTERM): a request that arrives then is not run at all. */
+export class ShuttingDownError extends DomainError {
+  constructor() {
+    super(
+      HttpStatus.SERVICE_UNAVAILABLE,
+      'SHUTTING_DOWN',
+      'This Lockstep process is stopping and takes no new requests; nothing was changed. Send the request again: another replica answers it, or this one once it is back.',
+    );
+    this.retryAfterS = 1;
+  }
+}

@@ -98,6 +98,9 @@ export class EnvironmentVariables {
   @WholeNumber('STREAM_TICKET_TTL_S', 5, 3600, 'seconds')
   STREAM_TICKET_TTL_S?: number;
 
+  @WholeNumber('SHUTDOWN_GRACE_S', 0, 3600, 'seconds')
+  SHUTDOWN_GRACE_S?: number;
+
   @WholeNumber('PAIRING_RATE_LIMIT', 1, 1_000_000, 'pairing calls per minute per client address')
   PAIRING_RATE_LIMIT?: number;
 
@@ -146,6 +149,8 @@ export interface AppConfig {
   /** Unsent bytes a viewer may have queued before it is disconnected (it reconnects and replays). */
   sseMaxBufferBytes: number;
   streamTicketTtlS: number;
+  /** How long a stop waits for the requests in flight before it cuts them (docs/operations.md). */
+  shutdownGraceS: number;
   /** Rate limits per client address (see docs/security.md). */
   pairingRateLimit: number;
   authFailureLimit: number;
@@ -188,6 +193,7 @@ export function loadConfig(env: NodeJS.ProcessEnv | Record<string, string | unde
     sseKeepAliveMs: vars.SSE_KEEPALIVE_MS ?? 15_000,
     sseMaxBufferBytes: vars.SSE_MAX_BUFFER_BYTES ?? 1024 * 1024,
     streamTicketTtlS: vars.STREAM_TICKET_TTL_S ?? 60,
+    shutdownGraceS: vars.SHUTDOWN_GRACE_S ?? 10,
     pairingRateLimit: vars.PAIRING_RATE_LIMIT ?? 600,
     authFailureLimit: vars.AUTH_FAILURE_LIMIT ?? 100,
     trustProxy: trustProxyFrom(vars.TRUST_PROXY),

@@ -11,6 +11,8 @@ import { EventScope, matchesScope, ProgressEventRepository } from './progress-ev
 const REPLAY_PAGE = 500;
 /** Tell browsers how long to wait before reconnecting after a drop. */
 const RETRY_MS = 3000;
+/** The reconnect delay a stopping process asks for: soon, to another replica. */
+const SHUTDOWN_RETRY_MS = 500;
 
 /**
  * The SSE frame of an event, built once however many viewers it goes to: every viewer receives the
@@ -299,9 +301,15 @@ export class EventStreams implements BeforeApplicationShutdown {
     }
   }
 
-  /** Ends every open stream, so shutdown does not wait on viewers. */
+  /**
+   * Ends every open stream, so shutdown does not wait on viewers; each is told to reconnect soon
+   * (another replica answers, and Last-Event-ID resumes where it stopped).
+   */
   beforeApplicationShutdown(): void {
-    for (const viewer of [...this.viewers]) viewer.close();
+    for (const viewer of [...this.viewers]) {
+      viewer.write(`: this Lockstep process is stopping; reconnect\nretry: ${SHUTDOWN_RETRY_MS}\n\n`);
+      viewer.close();
+    }
   }
 }
 

@@ -1,0 +1,49 @@
+import { Injectable, Logger } from '@nestjs/common';
+import type { NestFastifyApplication } from '@nestjs/platform-fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { sendErrorResponse, toErrorResponse } from './error-body';
+import { ShuttingDownError } from './errors';
+
+/** Whether this process is stopping; set once, by stopGracefully. */
+@Injectable()
+export class ShutdownState {
+  stopping = false;
+}
+
+/**
+ * Once the process is stopping, a new request is answered 503 SHUTTING_DOWN with `Connection:
+ * close` before anything runs (a load balancer, or the client's retry, takes it elsewhere); the
+ * requests already running finish. Readiness (/health/ready) answers the same, so balancers stop
+ * sending here.
+ */
+export function refuseNewRequestsWhileStopping(fastify: FastifyInstance, state: ShutdownState): void {
+  const logger = new Logger('HTTP');
+  fastify.addHook('onRequest', (request: FastifyRequest, reply: FastifyReply, done: () => void) => {
+    if (!state.stopping) return done();
+    void reply.header('Connection', 'close');
+    sendErrorResponse(reply, toErrorResponse(new ShuttingDownError(), String(request.id), logger));
+  });
+}
+
+/**
+ * The stop on SIGTERM (docs/operations.md, "Stopping"): new requests are refused and idle
+ * keep-alive connections closed at once; then Nest's shutdown hooks run (the executor's pass
+ * ends, buffered heartbeats are written, event streams end with a short retry hint, the leader
+ * lock is released) and the HTTP server closes once the requests in flight are answered, or after
+ * `graceMs`, when those still running are cut (their clients retry); last the database closes.
+ */
+export async function stopGracefully(app: NestFastifyApplication, graceMs: number): Promise<void> {
+  const logger = new Logger('Lockstep');
+  app.get(ShutdownState).stopping = true;
+  const server = app.getHttpServer();
+  server.closeIdleConnections();
+  const cut = setTimeout(() => {
+    logger.warn(`still answering requests ${graceMs} ms into the stop: cutting them (their clients retry)`);
+    server.closeAllConnections();
+  }, graceMs);
+  try {
+    await app.close();
+  } finally {
+    clearTimeout(cut);
+  }
+}
