@@ -152,7 +152,7 @@ export class PackagesService {
       const agents = new Set(check.failures.map((f) => f.agentName)).size;
       throw new UnprocessableError(
         'PREREQUISITES_UNMET',
-        `${agents} agent${agents === 1 ? '' : 's'} of the cluster fail the package's prerequisites; see details for each check.`,
+        `${agents === 1 ? '1 agent of the cluster fails' : `${agents} agents of the cluster fail`} the package's prerequisites; see details for each check.`,
         check,
       );
     }

@@ -1,7 +1,4 @@
-// The production build (tsconfig.build.json: all of src/ but *.spec.ts, types ["node"]) compiles
-// this file too: it needs Jest's types named here. It is imported by specs only; nothing the app
-// loads reaches it, and `jest` is used only inside functions, so loading it outside Jest is harmless.
-/// <reference types="jest" />
+// Fakes for the unit specs only: the production build leaves src/testing/ out (tsconfig.build.json).
 import type { EntityManager } from 'typeorm';
 import type { Database, Tx } from '../database/database';
 

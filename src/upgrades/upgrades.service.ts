@@ -709,7 +709,7 @@ function refuseUnplannable(compiled: Compiled, [packageRefusal]: Array<{ code: s
     const n = new Set(prerequisites.failures.map((f) => f.agentId)).size;
     throw new UnprocessableError(
       'PREREQUISITES_UNMET',
-      `${n} targeted agent${n === 1 ? '' : 's'} fail the package's prerequisites; see details for each check.`,
+      `${n === 1 ? '1 targeted agent fails' : `${n} targeted agents fail`} the package's prerequisites; see details for each check.`,
       prerequisites,
     );
   }
