@@ -285,7 +285,7 @@ export interface paths {
      * Upload a package (201), or find the same bytes already uploaded (200)
      * @description mode=upload-only answers the package. mode=install also takes the upgrade fields target, policy, options (JSON text) and scheduledAt, creates the upgrade in the same transaction, and answers 201 {package, upgrade}; target defaults to {"all": true}.
      */
-    post: operations['PackagesController_upload'];
+    post: operations['PackageUploadController_upload'];
     delete?: never;
     options?: never;
     head?: never;
@@ -701,12 +701,50 @@ export interface components {
       upgradeId: string | null;
       /** Format: uuid */
       agentId: string | null;
+      /** @description The event's type decides its shape: EventDataMap (src/progress/event-map.ts), one schema per type. */
       data: {
         [key: string]: unknown;
       };
     };
+    StreamResetDto: {
+      /** @enum {string} */
+      reason: 'events-expired' | 'unknown-event-id';
+      lastEventId: number;
+      oldestRetainedId: number | null;
+    };
     HistoryPageDto: {
-      items: components['schemas']['EventDto'][];
+      items: (
+        | (components['schemas']['EventDto'] & {
+            /** @enum {string} */
+            type: 'upgrade.status';
+            data: components['schemas']['UpgradeStatusEventData'];
+          })
+        | (components['schemas']['EventDto'] & {
+            /** @enum {string} */
+            type: 'task.progress';
+            data: components['schemas']['TaskProgressEventData'];
+          })
+        | (components['schemas']['EventDto'] & {
+            /** @enum {string} */
+            type: 'pair.switchover';
+            data: components['schemas']['PairSwitchoverEventData'];
+          })
+        | (components['schemas']['EventDto'] & {
+            /** @enum {string} */
+            type: 'agent.status';
+            data: components['schemas']['AgentStatusEventData'];
+          })
+        | (components['schemas']['EventDto'] & {
+            /** @enum {string} */
+            type: 'package.status';
+            data: components['schemas']['PackageStatusEventData'];
+          })
+        | (components['schemas']['EventDto'] & {
+            /** @enum {string} */
+            type: 'command.status';
+            data: components['schemas']['CommandStatusEventData'];
+          })
+      )[];
       /** @description Pass as afterId for the next page; null when this page is the last. */
       nextAfterId: number | null;
     };
@@ -838,20 +876,6 @@ export interface components {
     };
     /** @enum {string} */
     AgentRole: 'standalone' | 'main' | 'backup';
-    RegisterAgentDto: {
-      name: string;
-      /**
-       * @description Host name or IP address, unique in the cluster.
-       * @example 10.0.4.17
-       */
-      address: string;
-      role: components['schemas']['AgentRole'];
-      /**
-       * @description Required for main and backup (they share it); absent for standalone.
-       * @example pair-a
-       */
-      failoverGroup?: string;
-    };
     /** @enum {string} */
     AgentState: 'unknown' | 'offline' | 'idle' | 'busy' | 'upgrading' | 'terminating';
     /** @enum {string} */
@@ -866,6 +890,94 @@ export interface components {
       components?: {
         [key: string]: string;
       };
+    };
+    AgentStatusEventData: {
+      /** Format: uuid */
+      id: string;
+      /** Format: uuid */
+      clusterId: string;
+      name: string;
+      address: string;
+      role: components['schemas']['AgentRole'];
+      failoverGroup: string | null;
+      /** @description The member of its pair serving now (always true for standalone). */
+      active: boolean;
+      state: components['schemas']['AgentState'];
+      version: string | null;
+      webappsVersion: string | null;
+      versionStatus: components['schemas']['VersionStatus'];
+      autoUpgrade: boolean;
+      /** @description False for legacy agents, which need a manual reinstall. */
+      remoteUpgrade: boolean;
+      busy: boolean;
+      /** @description Told to start no work of its own while an upgrade of it is under way. */
+      hold: boolean;
+      /**
+       * Format: uuid
+       * @description The scheduled or running upgrade that holds it.
+       */
+      upgradeId: string | null;
+      /** @description Why auto-upgrade leaves it alone for now (left behind by a cancel or the failure threshold, a missed or refused attempt, a pair that cannot hand over); null = nothing holds it back. */
+      autoUpgradeBlocked: string | null;
+      /**
+       * Format: date-time
+       * @description When auto-upgrade tries again; null with a reason = not until someone acts (retry, upgrade now, a new upgrade).
+       */
+      autoUpgradeRetryAt: string | null;
+      /** Format: date-time */
+      lastSeenAt: string | null;
+      /** Format: date-time */
+      pairedAt: string | null;
+      facts: components['schemas']['AgentFactsDto'];
+      /** Format: date-time */
+      createdAt: string;
+      /**
+       * @description Present, true, on the event of its removal: it is gone.
+       * @enum {boolean}
+       */
+      removed?: true;
+    };
+    /** @enum {string} */
+    CommandType: 'upgrade' | 'switchover' | 'migrate';
+    /** @enum {string} */
+    CommandStatus: 'pending' | 'running' | 'succeeded' | 'failed' | 'rolled-back' | 'cancelled';
+    CommandStatusEventData: {
+      /** Format: uuid */
+      commandId: string;
+      /** Format: uuid */
+      agentId: string;
+      type: components['schemas']['CommandType'];
+      status: components['schemas']['CommandStatus'];
+      /** @description The version the agent reported with its end. */
+      version: string | null;
+      error: string | null;
+      notes: string[];
+      /** @description Its last progress message. */
+      message: string | null;
+      /**
+       * Format: uuid
+       * @description The upgrade it was for, if any.
+       */
+      upgradeId: string | null;
+      /**
+       * Format: uuid
+       * @description The upgrade step it carried out, if any.
+       */
+      stepId: string | null;
+    };
+    RegisterAgentDto: {
+      name: string;
+      /**
+       * @description Host name or IP address, unique in the cluster.
+       * @example 10.0.4.17
+       */
+      address: string;
+      role: components['schemas']['AgentRole'];
+      /**
+       * @description Required for main and backup (they share it); absent for standalone.
+       * @example pair-a
+       */
+      failoverGroup?: string;
     };
     RegisteredAgentDto: {
       /** Format: uuid */
@@ -966,10 +1078,6 @@ export interface components {
       /** @description null to leave a pair (with role standalone). */
       failoverGroup?: string | null;
     };
-    /** @enum {string} */
-    CommandType: 'upgrade' | 'switchover' | 'migrate';
-    /** @enum {string} */
-    CommandStatus: 'pending' | 'running' | 'succeeded' | 'failed' | 'rolled-back' | 'cancelled';
     AgentCommandDto: {
       /** Format: uuid */
       id: string;
@@ -1066,6 +1174,20 @@ export interface components {
     PackageKind: 'full' | 'webapps';
     /** @enum {string} */
     PackageStatus: 'available' | 'reserved' | 'completed';
+    PackageStatusEventData: {
+      /** Format: uuid */
+      packageId: string;
+      version: string;
+      kind: components['schemas']['PackageKind'];
+      status: components['schemas']['PackageStatus'];
+      /** Format: uuid */
+      usedByUpgradeId: string | null;
+      /**
+       * @description Present, true, on the event of its deletion: it is gone.
+       * @enum {boolean}
+       */
+      deleted?: true;
+    };
     PackageDto: {
       /** Format: uuid */
       id: string;
@@ -1100,34 +1222,78 @@ export interface components {
       /** @description Agents that could not be checked (unknown version or facts). */
       warnings: Record<string, never>[];
     };
-    InstalledPackageDto: {
-      package: components['schemas']['PackageDto'];
-      /** @description The upgrade created with it. */
-      upgrade: components['schemas']['UpgradeDto'];
-    };
-    /** @enum {string} */
-    UploadMode: 'upload-only' | 'install';
-    UploadPackageForm: {
-      /**
-       * Format: binary
-       * @description The .tar.gz package.
-       */
-      file: string;
-      mode: components['schemas']['UploadMode'];
-      /** @description mode=install: JSON target, default {"all": true} */
-      target?: string;
-      /** @description mode=install: failover policy */
-      policy?: string;
-      /** @description mode=install: JSON upgrade options */
-      options?: string;
-      /** @description mode=install: ISO-8601 start time */
-      scheduledAt?: string;
-    };
     PackagePageDto: {
       items: components['schemas']['PackageDto'][];
       total: number;
       limit: number;
       offset: number;
+    };
+    /** @enum {string} */
+    UpgradeStatus: 'scheduled' | 'running' | 'paused' | 'succeeded' | 'failed' | 'completed-with-errors' | 'cancelled';
+    UpgradeStatusEventData: {
+      /** Format: uuid */
+      upgradeId: string;
+      status: components['schemas']['UpgradeStatus'];
+      percent: number;
+      /** @description Why it paused, failed or was cancelled. */
+      reason: string | null;
+      packageVersion: string;
+      /** Format: date-time */
+      scheduledAt: string | null;
+      /** Format: date-time */
+      startedAt: string | null;
+      /**
+       * Format: date-time
+       * @description Set once its status is final and no step runs; a retry clears it.
+       */
+      finishedAt: string | null;
+    };
+    /** @enum {string} */
+    StepStatus:
+      | 'pending'
+      | 'waiting'
+      | 'running'
+      | 'succeeded'
+      | 'failed'
+      | 'rolled-back'
+      | 'skipped'
+      | 'manual'
+      | 'cancelled'
+      | 'missed';
+    TaskProgressEventData: {
+      /** Format: uuid */
+      upgradeId: string;
+      /** Format: uuid */
+      stepId: string;
+      /** @enum {string} */
+      kind: 'upgrade' | 'switchover' | 'switchback' | 'manual';
+      /** Format: uuid */
+      agentId: string;
+      failoverGroup: string | null;
+      status: components['schemas']['StepStatus'];
+      /** @enum {string|null} */
+      waitingFor: 'online' | 'idle' | 'pickup' | 'gate' | 'peer' | 'dependencies' | null;
+      phase: string | null;
+      percent: number;
+      attempts: number;
+      error: string | null;
+      message: string | null;
+      agentNotes: string[];
+      /** @description The upgrade's percent after this step's change. */
+      upgradePercent: number;
+    };
+    PairSwitchoverEventData: {
+      /** Format: uuid */
+      upgradeId: string;
+      /** Format: uuid */
+      stepId: string;
+      /** @enum {string} */
+      kind: 'upgrade' | 'switchover' | 'switchback' | 'manual';
+      failoverGroup: string | null;
+      /** Format: uuid */
+      activeAgentId: string;
+      /** Format: uuid */
+      standbyAgentId: string | null;
     };
     UpgradeTargetDto: {
       /**
@@ -1160,18 +1326,6 @@ export interface components {
        */
       scheduledAt?: string;
     };
-    /** @enum {string} */
-    StepStatus:
-      | 'pending'
-      | 'waiting'
-      | 'running'
-      | 'succeeded'
-      | 'failed'
-      | 'rolled-back'
-      | 'skipped'
-      | 'manual'
-      | 'cancelled'
-      | 'missed';
     StepDto: {
       /** @description A UUID; in a preview, a key naming the step. */
       id: string;
@@ -1237,8 +1391,6 @@ export interface components {
         [key: string]: unknown;
       };
     };
-    /** @enum {string} */
-    UpgradeStatus: 'scheduled' | 'running' | 'paused' | 'succeeded' | 'failed' | 'completed-with-errors' | 'cancelled';
     UpgradeDto: {
       /** Format: uuid */
       id: string;
@@ -1294,6 +1446,29 @@ export interface components {
       /** @description The installed version whose migration runs again. */
       version: string | null;
       status: string;
+    };
+    InstalledPackageDto: {
+      package: components['schemas']['PackageDto'];
+      /** @description The upgrade created with it. */
+      upgrade: components['schemas']['UpgradeDto'];
+    };
+    /** @enum {string} */
+    UploadMode: 'upload-only' | 'install';
+    UploadPackageForm: {
+      /**
+       * Format: binary
+       * @description The .tar.gz package.
+       */
+      file: string;
+      mode: components['schemas']['UploadMode'];
+      /** @description mode=install: JSON target, default {"all": true} */
+      target?: string;
+      /** @description mode=install: failover policy */
+      policy?: string;
+      /** @description mode=install: JSON upgrade options */
+      options?: string;
+      /** @description mode=install: ISO-8601 start time */
+      scheduledAt?: string;
     };
     HeartbeatDto: {
       /** @description Absent: the last facts stay. */
@@ -1668,13 +1843,45 @@ export interface operations {
     };
     requestBody?: never;
     responses: {
-      /** @description Server-Sent Events: `retry`, then per event `id: <id>`, `event: <type>` and `data: <EventDto as JSON>`; `event: reset` when the events after Last-Event-ID are no longer retained; `: keep-alive` comments while idle. */
+      /** @description Server-Sent Events: `retry`, then per event `id: <id>`, `event: <type>` and `data: <the event as JSON>` (schema: one per type, told apart by `type`); `event: end` (an upgrade's stream) carries UpgradeStatusEventData, `event: reset` StreamResetDto (the events after Last-Event-ID are no longer retained); `: keep-alive` comments while idle. `x-sse-events` lists the data schema of every `event:` name. */
       200: {
         headers: {
           [name: string]: unknown;
         };
         content: {
-          'text/event-stream': string;
+          'text/event-stream':
+            | (components['schemas']['EventDto'] & {
+                /** @enum {string} */
+                type: 'upgrade.status';
+                data: components['schemas']['UpgradeStatusEventData'];
+              })
+            | (components['schemas']['EventDto'] & {
+                /** @enum {string} */
+                type: 'task.progress';
+                data: components['schemas']['TaskProgressEventData'];
+              })
+            | (components['schemas']['EventDto'] & {
+                /** @enum {string} */
+                type: 'pair.switchover';
+                data: components['schemas']['PairSwitchoverEventData'];
+              })
+            | (components['schemas']['EventDto'] & {
+                /** @enum {string} */
+                type: 'agent.status';
+                data: components['schemas']['AgentStatusEventData'];
+              })
+            | (components['schemas']['EventDto'] & {
+                /** @enum {string} */
+                type: 'package.status';
+                data: components['schemas']['PackageStatusEventData'];
+              })
+            | (components['schemas']['EventDto'] & {
+                /** @enum {string} */
+                type: 'command.status';
+                data: components['schemas']['CommandStatusEventData'];
+              })
+            | components['schemas']['UpgradeStatusEventData']
+            | components['schemas']['StreamResetDto'];
         };
       };
       /** @description No token and no ticket, or the token or ticket is not valid for this stream. */
@@ -1736,13 +1943,45 @@ export interface operations {
     };
     requestBody?: never;
     responses: {
-      /** @description Server-Sent Events: `retry`, then per event `id: <id>`, `event: <type>` and `data: <EventDto as JSON>`; `event: reset` when the events after Last-Event-ID are no longer retained; `: keep-alive` comments while idle. */
+      /** @description Server-Sent Events: `retry`, then per event `id: <id>`, `event: <type>` and `data: <the event as JSON>` (schema: one per type, told apart by `type`); `event: end` (an upgrade's stream) carries UpgradeStatusEventData, `event: reset` StreamResetDto (the events after Last-Event-ID are no longer retained); `: keep-alive` comments while idle. `x-sse-events` lists the data schema of every `event:` name. */
       200: {
         headers: {
           [name: string]: unknown;
         };
         content: {
-          'text/event-stream': string;
+          'text/event-stream':
+            | (components['schemas']['EventDto'] & {
+                /** @enum {string} */
+                type: 'upgrade.status';
+                data: components['schemas']['UpgradeStatusEventData'];
+              })
+            | (components['schemas']['EventDto'] & {
+                /** @enum {string} */
+                type: 'task.progress';
+                data: components['schemas']['TaskProgressEventData'];
+              })
+            | (components['schemas']['EventDto'] & {
+                /** @enum {string} */
+                type: 'pair.switchover';
+                data: components['schemas']['PairSwitchoverEventData'];
+              })
+            | (components['schemas']['EventDto'] & {
+                /** @enum {string} */
+                type: 'agent.status';
+                data: components['schemas']['AgentStatusEventData'];
+              })
+            | (components['schemas']['EventDto'] & {
+                /** @enum {string} */
+                type: 'package.status';
+                data: components['schemas']['PackageStatusEventData'];
+              })
+            | (components['schemas']['EventDto'] & {
+                /** @enum {string} */
+                type: 'command.status';
+                data: components['schemas']['CommandStatusEventData'];
+              })
+            | components['schemas']['UpgradeStatusEventData']
+            | components['schemas']['StreamResetDto'];
         };
       };
       /** @description No token and no ticket, or the token or ticket is not valid for this stream. */
@@ -2786,7 +3025,7 @@ export interface operations {
       };
     };
   };
-  PackagesController_upload: {
+  PackageUploadController_upload: {
     parameters: {
       query?: never;
       header?: never;

@@ -8,20 +8,12 @@ import { allAgents } from './resolve';
 type Upgrade = Schemas['UpgradeDto'];
 type Step = Schemas['StepDto'];
 
-/** What an upgrade's events say (src/upgrades/upgrade-writer.ts writes them). */
-interface StepEvent {
-  stepId: string;
-  status: Step['status'];
-  phase: string | null;
-  percent: number;
-  message: string | null;
-  error: string | null;
-}
-interface UpgradeEvent {
-  status: Upgrade['status'];
-  percent: number;
-  reason: string | null;
-}
+/** What an upgrade's events carry, as the OpenAPI document describes them. */
+type StepEvent = Pick<
+  Schemas['TaskProgressEventData'],
+  'stepId' | 'status' | 'phase' | 'percent' | 'message' | 'error'
+>;
+type UpgradeEvent = Pick<Schemas['UpgradeStatusEventData'], 'status' | 'percent' | 'reason'>;
 
 const FINAL: Upgrade['status'][] = ['succeeded', 'failed', 'completed-with-errors', 'cancelled'];
 
