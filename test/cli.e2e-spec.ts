@@ -2,7 +2,10 @@ import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { ShutdownState } from '../src/common/graceful-stop';
+import { EventStreams } from '../src/progress/event-streams';
 import { packageArchive } from './support/archives';
+import { freePort } from './support/free-port';
 import { givenCluster, givenNamedAgents } from './support/builders';
 import { Fleet, obedient } from './support/fleet';
 import { TestApp } from './support/test-app';
@@ -203,14 +206,42 @@ describe('the lockstep command line [sqlite]', () => {
     await fleet.until(id, ['succeeded']);
   }, 120_000);
 
-  it('explains what is missing: no token (1), an unknown cluster (1), a wrong command line (2)', async () => {
+  it('keeps watching across a replica that stops: a 503 SHUTTING_DOWN is retried, resuming with Last-Event-ID', async () => {
+    const file = packageFile('1.3.0', { prerequisites: { fromVersion: '>=1.1.0 <1.3.0' } });
+    exitsWith(await lockstep(['packages', 'upload', file, '--cluster', cluster.name]), 0);
+    const id = await start(['--package', '1.3.0', '--agents', 'app-1']);
+    const watching = launch(['upgrades', 'watch', id, '--timeout', '60']);
+    await watching.printed(`watching upgrade ${id}`);
+    // What a stopping process does to its viewers and to the reconnects that follow.
+    const shutdown = t.app.get(ShutdownState);
+    shutdown.stopping = true;
+    t.app.get(EventStreams, { strict: false }).beforeApplicationShutdown();
+    await watching.printed('the server answered 503');
+    shutdown.stopping = false;
+    await watching.printed('reconnected; resuming after event');
+    await fleet.until(id, ['succeeded']);
+    const run = await watching.done;
+    exitsWith(run, 0);
+    expect(run.stderr).toMatch(new RegExp(`^upgrade ${id} succeeded at 100%$`, 'm'));
+  }, 120_000);
+
+  it('explains what is missing: no token (8), an unknown cluster (1), a wrong command line (2), no server (7)', async () => {
     const noToken = await lockstep(['clusters', 'list'], { LOCKSTEP_TOKEN: undefined });
-    exitsWith(noToken, 1);
+    exitsWith(noToken, 8);
     expect(noToken.stderr).toContain('set LOCKSTEP_TOKEN');
 
     const unknown = await lockstep(['agents', 'list', '--cluster', 'no-such-cluster']);
     exitsWith(unknown, 1);
     expect(unknown.stderr).toContain('no cluster named "no-such-cluster"');
+
+    const revoked = await lockstep(['clusters', 'list'], { LOCKSTEP_TOKEN: 'lsk_not-a-token-00000000000000000000' });
+    exitsWith(revoked, 8);
+    expect(revoked.stderr).toContain('TOKEN_UNKNOWN: This token is not known to Lockstep');
+
+    const closedPort = await freePort(); // nothing listens there
+    const down = await lockstep(['clusters', 'list'], { LOCKSTEP_URL: `http://127.0.0.1:${closedPort}` });
+    exitsWith(down, 7);
+    expect(down.stderr).toContain(`cannot reach Lockstep at http://127.0.0.1:${closedPort}: ECONNREFUSED`);
 
     const wrong = await lockstep(['upgrades', 'start', '--cluster', cluster.name]);
     exitsWith(wrong, 2);

@@ -1,4 +1,5 @@
 import createClient, { type Client } from 'openapi-fetch';
+import { EXIT, exitCodeForStatus } from './exit-codes';
 import type { components, paths } from './lockstep-api';
 
 /** The API's schemas, as generated from its OpenAPI document (src/cli/lockstep-api.ts). */
@@ -6,17 +7,25 @@ export type Schemas = components['schemas'];
 export type ErrorBody = Schemas['ErrorBodyDto'];
 export type LockstepClient = Client<paths>;
 
+/** Where Lockstep listens by default (PORT 8080). */
+export const DEFAULT_URL = 'http://localhost:8080';
+
 export interface Connection {
-  /** Lockstep's base URL, e.g. http://localhost:3000. */
+  /** Lockstep's base URL, e.g. http://localhost:8080. */
   url: string;
   token: string;
 }
 
 /** Where the command line and the environment say Lockstep is; the token never has a default. */
 export function connectionFrom(flags: { url?: string; token?: string }, env: NodeJS.ProcessEnv): Connection {
-  const url = flags.url ?? env.LOCKSTEP_URL ?? 'http://localhost:3000';
+  const url = flags.url ?? env.LOCKSTEP_URL ?? DEFAULT_URL;
   const token = flags.token ?? env.LOCKSTEP_TOKEN;
-  if (!token) throw new CliError('no token: set LOCKSTEP_TOKEN (an operator token; an admin token for clusters)');
+  if (!token)
+    throw new CliError(
+      'no token: set LOCKSTEP_TOKEN (an operator token; an admin token for clusters)',
+      undefined,
+      EXIT.unauthorized,
+    );
   if (!/^https?:\/\//.test(url)) throw new CliError(`LOCKSTEP_URL must start with http:// or https:// (got "${url}")`);
   return { url: url.replace(/\/+$/, ''), token };
 }
@@ -33,7 +42,7 @@ export class CliError extends Error {
   constructor(
     message: string,
     readonly body?: ErrorBody,
-    readonly exitCode = 1,
+    readonly exitCode: number = EXIT.error,
   ) {
     super(message);
   }
@@ -44,7 +53,7 @@ export function expectData<T>(answer: { data?: T; error?: unknown; response: Res
   if (answer.data !== undefined) return answer.data;
   const body = isErrorBody(answer.error) ? answer.error : undefined;
   const reason = body ? `${body.code}: ${body.message}` : `HTTP ${answer.response.status}`;
-  throw new CliError(`${what}: ${reason}`, body);
+  throw new CliError(`${what}: ${reason}`, body, exitCodeForStatus(answer.response.status));
 }
 
 function isErrorBody(value: unknown): value is ErrorBody {
@@ -60,6 +69,8 @@ export async function reach<T>(connection: Connection, call: () => Promise<T>): 
     const cause = (error as { cause?: { code?: string; message?: string } }).cause;
     throw new CliError(
       `cannot reach Lockstep at ${connection.url}: ${cause?.code ?? cause?.message ?? (error as Error).message}`,
+      undefined,
+      EXIT.unavailable,
     );
   }
 }

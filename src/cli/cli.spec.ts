@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import type { Schemas } from './api';
 import { connectionFrom } from './api';
-import { EXIT, exitCodeForUpgrade } from './exit-codes';
+import { EXIT, exitCodeForStatus, exitCodeForUpgrade } from './exit-codes';
 import { lockstepProgram } from './main';
 import { planText, prerequisitesTable } from './plan-text';
 import { collectList, collectOption } from './session';
@@ -36,7 +36,15 @@ describe('the lockstep command line', () => {
     const codes = ends.map(exitCodeForUpgrade);
     expect(exitCodeForUpgrade('succeeded')).toBe(EXIT.ok);
     expect(new Set(codes).size).toBe(ends.length);
-    for (const code of codes) expect([EXIT.ok, EXIT.error, EXIT.usage]).not.toContain(code);
+    for (const code of codes)
+      expect([EXIT.ok, EXIT.error, EXIT.usage, EXIT.unavailable, EXIT.unauthorized]).not.toContain(code);
+  });
+
+  it('tells a refusal from bad credentials from a server worth retrying', () => {
+    expect([400, 404, 409, 422].map(exitCodeForStatus)).toEqual([1, 1, 1, 1]);
+    expect([401, 403].map(exitCodeForStatus)).toEqual([EXIT.unauthorized, EXIT.unauthorized]);
+    expect([429, 500, 503].map(exitCodeForStatus)).toEqual([EXIT.unavailable, EXIT.unavailable, EXIT.unavailable]);
+    expect(new Set(Object.values(EXIT)).size).toBe(Object.keys(EXIT).length);
   });
 
   it('reads --option key=value as numbers, booleans or text, and lists as one list', () => {
@@ -55,6 +63,7 @@ describe('the lockstep command line', () => {
     });
     expect(connectionFrom({ token: 'f' }, { LOCKSTEP_TOKEN: 't' }).token).toBe('f');
     expect(() => connectionFrom({}, {})).toThrow('set LOCKSTEP_TOKEN');
+    expect(connectionFrom({}, { LOCKSTEP_TOKEN: 't' }).url).toBe('http://localhost:8080'); // the server's PORT default
     expect(() => connectionFrom({ url: 'x:1' }, { LOCKSTEP_TOKEN: 't' })).toThrow('must start with http');
   });
 

@@ -6,7 +6,7 @@ import type { Schemas } from './api';
  */
 export const EXIT = {
   ok: 0,
-  /** A refusal, a server or connection problem: the message says which. */
+  /** Refused by the server (a 4xx other than the token's): the message says why. */
   error: 1,
   /** The command line itself is wrong. */
   usage: 2,
@@ -15,7 +15,18 @@ export const EXIT = {
   cancelled: 5,
   /** Paused (a canary waiting for a look, or an operator): nothing goes on until someone resumes it. */
   paused: 6,
+  /** The server could not be reached or failed (5xx): worth trying again later. */
+  unavailable: 7,
+  /** The token is missing, unknown, expired, revoked, or its role is too low (401/403). */
+  unauthorized: 8,
 } as const;
+
+/** The exit code for a refusal with this HTTP status. */
+export function exitCodeForStatus(status: number): number {
+  if (status === 401 || status === 403) return EXIT.unauthorized;
+  if (status >= 500 || status === 429) return EXIT.unavailable;
+  return EXIT.error;
+}
 
 /** The exit code for an upgrade that ended, or paused, with this status. */
 export function exitCodeForUpgrade(status: Schemas['UpgradeStatus']): number {

@@ -12,7 +12,7 @@ export function lockstepProgram(version: string): Command {
   const program = new Command('lockstep')
     .description('Lockstep from the command line: clusters, agents, packages, upgrades')
     .version(version, '--version')
-    .option('--url <url>', "Lockstep's base URL (default: $LOCKSTEP_URL, else http://localhost:3000)")
+    .option('--url <url>', "Lockstep's base URL (default: $LOCKSTEP_URL, else http://localhost:8080)")
     .option(
       '--token <token>',
       'an API token (default: $LOCKSTEP_TOKEN; prefer the variable: a flag shows in ps and shell history)',
@@ -21,7 +21,7 @@ export function lockstepProgram(version: string): Command {
     .showHelpAfterError('(add --help for usage and examples)')
     .addHelpText(
       'after',
-      '\nEnvironment: LOCKSTEP_URL, LOCKSTEP_TOKEN.\n\nExamples:\n  export LOCKSTEP_URL=http://localhost:3000 LOCKSTEP_TOKEN=...\n  lockstep clusters list\n  lockstep packages upload acme-agent-10.3.0.tar.gz --cluster production\n  lockstep upgrades start --cluster production --package 10.3.0 --policy backup-first\n  lockstep upgrades watch <id>',
+      '\nEnvironment: LOCKSTEP_URL, LOCKSTEP_TOKEN.\n\nExamples:\n  export LOCKSTEP_URL=http://localhost:8080 LOCKSTEP_TOKEN=...\n  lockstep clusters list\n  lockstep packages upload acme-agent-10.3.0.tar.gz --cluster production\n  lockstep upgrades start --cluster production --package 10.3.0 --policy backup-first\n  lockstep upgrades watch <id>',
     );
   clusterCommands(program);
   agentCommands(program);

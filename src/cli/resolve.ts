@@ -40,6 +40,8 @@ export function agentIdsFor(agents: Schemas['AgentDto'][], refs: string[]): stri
   });
 }
 
+const PACKAGE_PAGE = 100;
+
 /** A package by its id, or by its version in the cluster (the newest upload of it). */
 export async function resolvePackage(
   client: LockstepClient,
@@ -52,13 +54,17 @@ export async function resolvePackage(
       `package ${ref}`,
     );
   }
-  const page = expectData(
-    await client.GET('/api/v1/clusters/{clusterId}/packages', {
-      params: { path: { clusterId }, query: { limit: 100 } },
-    }),
-    'list packages',
-  );
-  const found = page.items.find((p) => p.version === ref);
-  if (!found) throw new CliError(`no package ${ref} in this cluster (lockstep packages list shows them)`);
-  return found;
+  // Newest first, page by page: the newest upload of that version is the first met.
+  for (let offset = 0; ; offset += PACKAGE_PAGE) {
+    const page = expectData(
+      await client.GET('/api/v1/clusters/{clusterId}/packages', {
+        params: { path: { clusterId }, query: { limit: PACKAGE_PAGE, offset } },
+      }),
+      'list packages',
+    );
+    const found = page.items.find((p) => p.version === ref);
+    if (found) return found;
+    if (page.items.length < PACKAGE_PAGE || offset + PACKAGE_PAGE >= page.total)
+      throw new CliError(`no package ${ref} in this cluster (lockstep packages list shows them)`);
+  }
 }

@@ -43,7 +43,9 @@ export function action<A extends unknown[]>(
 
 function report(error: unknown, out: Output): number {
   if (!(error instanceof CliError)) {
-    out.note(`lockstep: ${(error as Error).stack ?? String(error)}`);
+    // A bug of the CLI's own: the message, and the stack with LOCKSTEP_DEBUG=1.
+    const detail = process.env.LOCKSTEP_DEBUG ? (error as Error).stack : (error as Error).message;
+    out.note(`lockstep: unexpected error: ${detail ?? String(error)}`);
     return EXIT.error;
   }
   if (out.json && error.body) out.result(JSON.stringify(error.body));

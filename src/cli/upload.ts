@@ -4,6 +4,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { PassThrough, Readable, Transform } from 'node:stream';
 import { CliError, reach, type Connection, type ErrorBody, type Schemas } from './api';
+import { exitCodeForStatus } from './exit-codes';
 
 export type UploadAnswer = Schemas['PackageDto'] | Schemas['InstalledPackageDto'];
 
@@ -51,6 +52,7 @@ export async function uploadPackage(
     throw new CliError(
       `upload refused: ${error?.code ?? `HTTP ${response.status}`}: ${error?.message ?? text.slice(0, 200)}`,
       error,
+      exitCodeForStatus(response.status),
     );
   }
   return { status: response.status, answer: parsed as UploadAnswer };

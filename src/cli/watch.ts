@@ -1,7 +1,7 @@
 import { MultiBar, Presets, type SingleBar } from 'cli-progress';
 import { EventSource } from 'eventsource';
 import { clientFor, CliError, expectData, type Connection, type Schemas } from './api';
-import { EXIT, exitCodeForUpgrade } from './exit-codes';
+import { EXIT, exitCodeForStatus, exitCodeForUpgrade } from './exit-codes';
 import type { Output } from './output';
 import { allAgents } from './resolve';
 
@@ -66,13 +66,29 @@ const labels = (step: Pick<StepEvent, 'status' | 'phase' | 'message' | 'error'>)
   message: step.error ?? step.message ?? '',
 });
 
+/** Statuses after which a stream is worth opening again: the server is busy, stopping or restarting. */
+const RETRYABLE = new Set([429, 502, 503, 504]);
+const RECONNECT_MAX_MS = 15_000;
+
+export interface WatchOptions {
+  /** Give up (exit 7) when the upgrade has not ended, or the server not come back, by then. */
+  timeoutS?: number;
+}
+
 /**
  * Follows an upgrade until it ends (or pauses) and returns the exit code for how it ended. The
  * stream opens first and the upgrade is read once it is open (the server subscribes before it
- * answers, so nothing falls between the two); a dropped stream reconnects with Last-Event-ID and
- * carries on where it stopped (the eventsource library sends it; docs/cli.md).
+ * answers, so nothing falls between the two). A dropped stream resumes after the last event seen
+ * (Last-Event-ID): the eventsource library does that when the connection breaks, and this class
+ * when the server answered a retryable status (a replica stopping answers 503 SHUTTING_DOWN, and
+ * the library gives up on any status but 200), with a growing wait (docs/cli.md).
  */
-export async function watchUpgrade(connection: Connection, upgradeId: string, out: Output): Promise<number> {
+export async function watchUpgrade(
+  connection: Connection,
+  upgradeId: string,
+  out: Output,
+  options: WatchOptions = {},
+): Promise<number> {
   const client = clientFor(connection);
   const read = async () =>
     expectData(
@@ -82,86 +98,155 @@ export async function watchUpgrade(connection: Connection, upgradeId: string, ou
   const first = await read();
   const names = new Map((await allAgents(client, first.clusterId)).map((a) => [a.id, a.name]));
   const tracked = (first.steps ?? []).filter((s) => s.kind === 'upgrade' || s.kind === 'manual');
+  const display = out.json
+    ? undefined
+    : process.stderr.isTTY
+      ? terminalDisplay(tracked, names)
+      : logDisplay(tracked, names, out);
+  return new UpgradeWatch(connection, upgradeId, out, display, read).run(options.timeoutS);
+}
 
-  return new Promise<number>((resolve, reject) => {
-    const display = out.json
-      ? undefined
-      : process.stderr.isTTY
-        ? terminalDisplay(tracked, names)
-        : logDisplay(tracked, names, out);
-    let snapshotTaken = false;
-    let lastId = 0;
+class UpgradeWatch {
+  private source?: EventSource;
+  private lastId = 0;
+  private opened = false;
+  private retries = 0;
+  private done = false;
+  private resolve!: (code: number) => void;
+  private reject!: (error: unknown) => void;
+  private timers: NodeJS.Timeout[] = [];
+
+  constructor(
+    private readonly connection: Connection,
+    private readonly upgradeId: string,
+    private readonly out: Output,
+    private readonly display: StepDisplay | undefined,
+    private readonly read: () => Promise<Upgrade>,
+  ) {}
+
+  run(timeoutS?: number): Promise<number> {
+    return new Promise<number>((resolve, reject) => {
+      this.resolve = resolve;
+      this.reject = reject;
+      if (timeoutS !== undefined) {
+        this.later(timeoutS * 1000, () =>
+          this.finish(EXIT.unavailable, `gave up after ${timeoutS} s: upgrade ${this.upgradeId} has not ended`),
+        );
+      }
+      this.connect();
+    });
+  }
+
+  private connect(): void {
+    const { connection, upgradeId } = this;
+    const resumeFrom = this.lastId;
     const source = new EventSource(`${connection.url}/api/v1/upgrades/${encodeURIComponent(upgradeId)}/events`, {
       fetch: (input, init) =>
-        fetch(input, { ...init, headers: { ...init?.headers, Authorization: `Bearer ${connection.token}` } }),
+        fetch(input, {
+          ...init,
+          headers: {
+            ...init?.headers,
+            Authorization: `Bearer ${connection.token}`,
+            // The library sends it on its own reconnects; this is for a stream opened anew.
+            ...(resumeFrom > 0 ? { 'Last-Event-ID': String(resumeFrom) } : {}),
+          },
+        }),
     });
-    const finish = (code: number, line?: string) => {
-      source.close();
-      display?.stop();
-      if (line) out.note(line);
-      resolve(code);
-    };
-    const judge = (upgrade: UpgradeEvent): boolean => {
-      if (upgrade.status === 'paused') {
-        finish(
-          EXIT.paused,
-          `upgrade ${upgradeId} paused at ${upgrade.percent}%: ${upgrade.reason ?? 'by an operator'}`,
-        );
-        return true;
-      }
-      return false;
-    };
-    const ended = (upgrade: UpgradeEvent) =>
-      finish(
-        exitCodeForUpgrade(upgrade.status),
-        `upgrade ${upgradeId} ${upgrade.status} at ${upgrade.percent}%${upgrade.reason ? `: ${upgrade.reason}` : ''}`,
-      );
-    const takeSnapshot = async () => {
-      const now = await read();
-      out.note(`watching upgrade ${upgradeId} to ${now.packageVersion}: ${now.status}, ${now.percent}%`);
-      for (const step of now.steps ?? []) display?.show({ ...step, stepId: step.id });
-      if (judge(now)) return;
-      if (FINAL.includes(now.status) && !(now.steps ?? []).some((s) => s.status === 'running')) ended(now);
-    };
-
-    source.addEventListener('open', () => {
-      if (snapshotTaken) return out.json ? undefined : out.note(`reconnected; resuming after event ${lastId}`);
-      snapshotTaken = true;
-      takeSnapshot().catch((error: unknown) => {
-        source.close();
-        display?.stop();
-        reject(error);
-      });
-    });
-    /** A progress event: its data is an EventDto, whose own `data` is what the handler reads. */
-    const onEvent = (type: Schemas['EventType'], handle: (data: never) => void) =>
-      source.addEventListener(type, (message: MessageEvent) => {
-        const event = JSON.parse(String(message.data)) as Schemas['EventDto'];
-        lastId = event.id;
-        if (out.json) out.result(JSON.stringify(event));
-        handle(event.data as never);
-      });
-    onEvent('task.progress', (step: StepEvent) => display?.show(step));
-    onEvent('upgrade.status', (upgrade: UpgradeEvent) => judge(upgrade));
+    this.source = source;
+    source.addEventListener('open', () => this.onOpen());
+    this.onEvent(source, 'task.progress', (step: StepEvent) => this.display?.show(step));
+    this.onEvent(source, 'upgrade.status', (upgrade: UpgradeEvent) => this.judge(upgrade));
     // The end's data is the final upgrade.status data itself (docs/cli.md).
     source.addEventListener('end', (message: MessageEvent) => {
       const upgrade = JSON.parse(String(message.data)) as UpgradeEvent;
-      if (out.json) out.result(JSON.stringify({ id: Number(message.lastEventId), type: 'end', data: upgrade }));
-      ended(upgrade);
+      if (this.out.json)
+        this.out.result(JSON.stringify({ id: Number(message.lastEventId), type: 'end', data: upgrade }));
+      this.ended(upgrade);
     });
     // Events after the last one seen are no longer retained: read the upgrade again instead.
-    source.addEventListener('reset', () => void takeSnapshot().catch(reject));
-    source.addEventListener('error', (error) => {
-      if (source.readyState === source.CLOSED) {
-        display?.stop();
-        reject(
-          new CliError(
-            `the event stream was refused: ${error.code ? `HTTP ${error.code}` : ''} ${error.message ?? ''}`.trim(),
-          ),
-        );
-      } else if (!out.json) {
-        out.note('the event stream dropped; reconnecting');
-      }
+    source.addEventListener('reset', () => void this.snapshot().catch((error: unknown) => this.fail(error)));
+    source.addEventListener('error', (error) => this.onError(source, error.code));
+  }
+
+  private onOpen(): void {
+    this.retries = 0;
+    if (this.opened) {
+      if (!this.out.json) this.out.note(`reconnected; resuming after event ${this.lastId}`);
+      return;
+    }
+    this.opened = true;
+    this.snapshot().catch((error: unknown) => this.fail(error));
+  }
+
+  /** A progress event: its data is an EventDto, whose own `data` is what the handler reads. */
+  private onEvent(source: EventSource, type: Schemas['EventType'], handle: (data: never) => void): void {
+    source.addEventListener(type, (message: MessageEvent) => {
+      const event = JSON.parse(String(message.data)) as Schemas['EventDto'];
+      this.lastId = event.id;
+      if (this.out.json) this.out.result(JSON.stringify(event));
+      handle(event.data as never);
     });
-  });
+  }
+
+  private onError(source: EventSource, status: number | undefined): void {
+    if (this.done) return;
+    if (source.readyState !== source.CLOSED) {
+      if (!this.out.json) this.out.note('the event stream dropped; reconnecting');
+      return;
+    }
+    if (status !== undefined && !RETRYABLE.has(status)) {
+      this.fail(new CliError(`the event stream was refused: HTTP ${status}`, undefined, exitCodeForStatus(status)));
+      return;
+    }
+    const waitMs = Math.min(RECONNECT_MAX_MS, 500 * 2 ** this.retries++);
+    if (!this.out.json) this.out.note(`the server answered ${status ?? 'nothing'}; trying again in ${waitMs} ms`);
+    this.later(waitMs, () => this.connect());
+  }
+
+  private async snapshot(): Promise<void> {
+    const now = await this.read();
+    this.out.note(`watching upgrade ${this.upgradeId} to ${now.packageVersion}: ${now.status}, ${now.percent}%`);
+    for (const step of now.steps ?? []) this.display?.show({ ...step, stepId: step.id });
+    if (this.judge(now)) return;
+    if (FINAL.includes(now.status) && !(now.steps ?? []).some((s) => s.status === 'running')) this.ended(now);
+  }
+
+  private judge(upgrade: UpgradeEvent): boolean {
+    if (upgrade.status !== 'paused') return false;
+    this.finish(
+      EXIT.paused,
+      `upgrade ${this.upgradeId} paused at ${upgrade.percent}%: ${upgrade.reason ?? 'by an operator'}`,
+    );
+    return true;
+  }
+
+  private ended(upgrade: UpgradeEvent): void {
+    this.finish(
+      exitCodeForUpgrade(upgrade.status),
+      `upgrade ${this.upgradeId} ${upgrade.status} at ${upgrade.percent}%${upgrade.reason ? `: ${upgrade.reason}` : ''}`,
+    );
+  }
+
+  private later(ms: number, run: () => void): void {
+    this.timers.push(setTimeout(run, ms));
+  }
+
+  private stop(): boolean {
+    if (this.done) return false;
+    this.done = true;
+    this.source?.close();
+    for (const timer of this.timers) clearTimeout(timer);
+    this.display?.stop();
+    return true;
+  }
+
+  private finish(code: number, line: string): void {
+    if (!this.stop()) return;
+    this.out.note(line);
+    this.resolve(code);
+  }
+
+  private fail(error: unknown): void {
+    if (this.stop()) this.reject(error);
+  }
 }

@@ -1,4 +1,4 @@
-import { Option, type Command } from 'commander';
+import { InvalidArgumentError, Option, type Command } from 'commander';
 import { expectData, type Schemas } from '../api';
 
 import { asJson, table } from '../output';
@@ -10,15 +10,23 @@ import { watchUpgrade } from '../watch';
 
 type PlanFlags = UpgradeFlags & { cluster: string; package: string };
 
-const STATUSES: Schemas['UpgradeStatus'][] = [
-  'scheduled',
-  'running',
-  'paused',
-  'succeeded',
-  'failed',
-  'completed-with-errors',
-  'cancelled',
-];
+/** A whole number of seconds, at least 1. */
+function seconds(value: string): number {
+  if (!/^\d+$/.test(value) || Number(value) < 1) throw new InvalidArgumentError('want a whole number of seconds');
+  return Number(value);
+}
+
+/** Every upgrade status; the compiler checks the list against the generated type both ways. */
+const STATUS_SET: Record<Schemas['UpgradeStatus'], true> = {
+  scheduled: true,
+  running: true,
+  paused: true,
+  succeeded: true,
+  failed: true,
+  'completed-with-errors': true,
+  cancelled: true,
+};
+const STATUSES = Object.keys(STATUS_SET) as Schemas['UpgradeStatus'][];
 
 /** The request body of a preview or a start, from the flags; and the agents' names to print the plan with. */
 async function planRequest({ client }: Session, flags: PlanFlags) {
@@ -166,11 +174,16 @@ export function upgradeCommands(program: Command): void {
     .command('watch')
     .argument('<id>', 'the upgrade id')
     .description('follow an upgrade live, one bar per agent, until it ends; the exit code says how it ended')
+    .option('--timeout <seconds>', 'give up (exit 7) if it has not ended by then', seconds)
     .addHelpText(
       'after',
-      '\nExit codes: 0 succeeded, 3 failed, 4 completed with errors, 5 cancelled, 6 paused (a canary, or an operator),\n1 refused or unreachable, 2 a wrong command line. With --json, each event as a JSON line.\n\nExample:\n  lockstep upgrades watch 6f1c... || echo "the upgrade did not succeed"',
+      '\nExit codes: 0 succeeded, 3 failed, 4 completed with errors, 5 cancelled, 6 paused (a canary, or an operator),\n1 refused, 2 a wrong command line, 7 the server unreachable or failing (or --timeout passed), 8 the token refused.\nA stream cut by a restart is opened again and resumes where it stopped. With --json, each event as a JSON line.\n\nExample:\n  lockstep upgrades watch 6f1c... --timeout 3600 || echo "the upgrade did not succeed"',
     )
-    .action(action(async ({ connection, out }, id: string) => watchUpgrade(connection, id, out)));
+    .action(
+      action(async ({ connection, out }, id: string, flags: { timeout?: number }) =>
+        watchUpgrade(connection, id, out, { timeoutS: flags.timeout }),
+      ),
+    );
 
   for (const verb of ['pause', 'resume', 'cancel', 'retry'] as const) {
     upgrades
