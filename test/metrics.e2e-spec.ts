@@ -40,7 +40,8 @@ describeEachDatabase('GET /metrics', (kind) => {
   let t: TestApp;
 
   beforeAll(async () => {
-    t = await TestApp.start(kind);
+    // Every scrape reads the fleet afresh, so a change shows in the next one.
+    t = await TestApp.start(kind, { env: { METRICS_CACHE_S: '0' } });
   }, 60_000);
   afterAll(() => t?.close());
 
@@ -60,6 +61,9 @@ describeEachDatabase('GET /metrics', (kind) => {
     const heartbeatsBefore = before.value('lockstep_heartbeats_total')!;
     const bytesBefore = before.value('lockstep_package_bytes')!;
     expect(before.value('lockstep_leader')).toBe(1);
+    // Every upgrade status has its series from the start, so an alert on a change sees the first.
+    expect(before.value('lockstep_upgrades', { status: 'failed' })).toBe(0);
+    expect(before.value('lockstep_event_log_lag')).toBe(0); // nobody watches
     expect(before.value('lockstep_cluster_consistent', { cluster: cluster.name })).toBe(1); // no agent disagrees
 
     // a-3 runs 1.0.1: the cluster is mixed until the upgrade brings all three to 1.1.0.

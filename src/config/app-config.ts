@@ -101,6 +101,9 @@ export class EnvironmentVariables {
   @WholeNumber('SHUTDOWN_GRACE_S', 0, 3600, 'seconds')
   SHUTDOWN_GRACE_S?: number;
 
+  @WholeNumber('METRICS_CACHE_S', 0, 300, 'seconds')
+  METRICS_CACHE_S?: number;
+
   @WholeNumber('PAIRING_RATE_LIMIT', 1, 1_000_000, 'pairing calls per minute per client address')
   PAIRING_RATE_LIMIT?: number;
 
@@ -151,6 +154,8 @@ export interface AppConfig {
   streamTicketTtlS: number;
   /** How long a stop waits for the requests in flight before it cuts them (docs/operations.md). */
   shutdownGraceS: number;
+  /** How long one reading of the fleet's counts serves /metrics scrapes (docs/metrics.md). */
+  metricsCacheS: number;
   /** Rate limits per client address (see docs/security.md). */
   pairingRateLimit: number;
   authFailureLimit: number;
@@ -194,6 +199,7 @@ export function loadConfig(env: NodeJS.ProcessEnv | Record<string, string | unde
     sseMaxBufferBytes: vars.SSE_MAX_BUFFER_BYTES ?? 1024 * 1024,
     streamTicketTtlS: vars.STREAM_TICKET_TTL_S ?? 60,
     shutdownGraceS: vars.SHUTDOWN_GRACE_S ?? 10,
+    metricsCacheS: vars.METRICS_CACHE_S ?? 10,
     pairingRateLimit: vars.PAIRING_RATE_LIMIT ?? 600,
     authFailureLimit: vars.AUTH_FAILURE_LIMIT ?? 100,
     trustProxy: trustProxyFrom(vars.TRUST_PROXY),

@@ -6,7 +6,7 @@ import { Metrics } from './metrics.service';
 
 /**
  * GET /metrics in Prometheus' text format, for an admin token (a scrape reads the whole fleet).
- * Left out of the OpenAPI document: it is for Prometheus, not for API clients (docs/operations.md).
+ * Left out of the OpenAPI document: it is for Prometheus, not for API clients (docs/metrics.md).
  */
 @ApiExcludeController()
 @Controller('metrics')

@@ -2,6 +2,7 @@ import { Module } from '@nestjs/common';
 import { ClusterModule } from '../cluster/cluster.module';
 import { ProgressModule } from '../progress/progress.module';
 import { MetricsController } from './metrics.controller';
+import { FleetFactsReader } from './fleet-facts';
 import { Metrics } from './metrics.service';
 
 /**
@@ -11,7 +12,7 @@ import { Metrics } from './metrics.service';
 @Module({
   imports: [ClusterModule, ProgressModule],
   controllers: [MetricsController],
-  providers: [Metrics],
+  providers: [Metrics, FleetFactsReader],
   exports: [Metrics],
 })
 export class MetricsModule {}

@@ -1,13 +1,11 @@
 import { Injectable } from '@nestjs/common';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { AgentProtocolService } from '../cluster/agent-protocol.service';
-import { ClustersService } from '../cluster/clusters.service';
-import { Database } from '../database/database';
 import { Leadership } from '../database/leadership';
 import { EventFeed } from '../progress/event-feed';
-
-/** A grouped count as both databases answer it (PostgreSQL's COUNT is a string). */
-type Row = Record<string, string | number | null>;
+// The one list metrics takes from above (docs/ARCHITECTURE.md, "Who imports whom"): a constant.
+import { UPGRADE_STATUSES } from '../upgrades/upgrade.entity';
+import { FleetFactsReader } from './fleet-facts';
 
 /** What a step duration needs of an upgrade step. */
 export interface EndedStep {
@@ -22,7 +20,7 @@ export interface EndedStep {
 const OBSERVED_STEPS_KEPT = 100_000;
 
 /**
- * Lockstep's Prometheus metrics (docs/operations.md, "Metrics"). Counts that are facts of the
+ * Lockstep's Prometheus metrics (docs/metrics.md). Counts that are facts of the
  * fleet (agents, upgrades, commands, stored bytes) are read from the database at scrape time, so
  * every replica reports the same and a restart loses nothing; what belongs to this process
  * (heartbeats it served, step durations it saw end, SSE viewers, whether it leads) is its own.
@@ -42,10 +40,9 @@ export class Metrics {
   });
 
   constructor(
-    private readonly db: Database,
     private readonly leadership: Leadership,
     private readonly feed: EventFeed,
-    private readonly clusters: ClustersService,
+    private readonly fleet: FleetFactsReader,
     private readonly protocol: AgentProtocolService,
   ) {
     collectDefaultMetrics({ register: this.registry, prefix: 'lockstep_process_' });
@@ -82,19 +79,14 @@ export class Metrics {
   }
 
   private fleetGauges(): void {
-    const query = (sql: string) => this.db.reader.query<Row[]>(sql);
+    const facts = () => this.fleet.read();
     this.gauge(
       'lockstep_agents',
       'Agents by cluster, state and version status.',
       ['cluster', 'state', 'version_status'],
       async (set) => {
-        const rows = await query(
-          `SELECT c."name" AS cluster, a."state" AS state, a."versionStatus" AS status, COUNT(*) AS n
-             FROM agents a JOIN clusters c ON c."id" = a."clusterId"
-            GROUP BY c."name", a."state", a."versionStatus"`,
-        );
-        for (const r of rows)
-          set({ cluster: text(r.cluster), state: text(r.state), version_status: text(r.status) }, r.n);
+        for (const a of (await facts()).agents)
+          set({ cluster: a.cluster, state: a.state, version_status: a.versionStatus }, a.count);
       },
     );
     this.gauge(
@@ -102,36 +94,38 @@ export class Metrics {
       '1 when every agent of the cluster reports the same version and web apps (as GET /api/v1/clusters/{id} says), else 0.',
       ['cluster'],
       async (set) => {
-        for (const c of await this.clusters.list()) set({ cluster: c.name }, c.consistent ? 1 : 0);
+        for (const c of (await facts()).consistent) set({ cluster: c.cluster }, c.consistent ? 1 : 0);
       },
     );
+    // Every status has a series from the start, at 0: an alert on a change sees the first one.
     this.gauge('lockstep_upgrades', 'Upgrades by status.', ['status'], async (set) => {
-      for (const r of await query(`SELECT "status" AS status, COUNT(*) AS n FROM upgrades GROUP BY "status"`))
-        set({ status: text(r.status) }, r.n);
+      const counts = (await facts()).upgrades;
+      for (const status of UPGRADE_STATUSES) set({ status }, counts.get(status) ?? 0);
     });
     this.gauge(
       'lockstep_commands',
       'Commands not ended yet: pending (not fetched) and running.',
       ['status'],
       async (set) => {
-        set({ status: 'pending' }, 0);
-        set({ status: 'running' }, 0);
-        const rows = await query(
-          `SELECT "status" AS status, COUNT(*) AS n FROM agent_commands WHERE "status" IN ('pending', 'running') GROUP BY "status"`,
-        );
-        for (const r of rows) set({ status: text(r.status) }, r.n);
+        const counts = (await facts()).commands;
+        for (const status of ['pending', 'running']) set({ status }, counts.get(status) ?? 0);
       },
     );
-    this.gauge('lockstep_package_bytes', 'Bytes of package archives stored (each archive once).', [], async (set) => {
-      const [r] = await query(
-        `SELECT COALESCE(SUM(size), 0) AS n FROM (SELECT DISTINCT "sha256", "size" FROM packages) s`,
-      );
-      set({}, r?.n ?? 0);
-    });
-    this.gauge('lockstep_event_log_newest_id', 'The newest event id written to the log.', [], async (set) => {
-      const [r] = await query(`SELECT COALESCE(MAX("id"), 0) AS n FROM events`);
-      set({}, r?.n ?? 0);
-    });
+    this.gauge('lockstep_package_bytes', 'Bytes of package archives stored (each archive once).', [], async (set) =>
+      set({}, (await facts()).packageBytes),
+    );
+    this.gauge('lockstep_event_log_newest_id', 'The newest event id written to the log.', [], async (set) =>
+      set({}, (await facts()).newestEventId),
+    );
+    this.gauge(
+      'lockstep_event_log_lag',
+      'Events written that this replica has not yet streamed to its viewers; 0 when none watches.',
+      [],
+      async (set) => {
+        const newest = (await facts()).newestEventId;
+        set({}, this.feed.subscriberCount > 0 ? Math.max(0, newest - this.feed.highWaterMark) : 0);
+      },
+    );
   }
 
   private processGauges(): void {
@@ -179,5 +173,3 @@ export class Metrics {
     });
   }
 }
-
-const text = (value: string | number | null) => (value === null ? 'none' : String(value));

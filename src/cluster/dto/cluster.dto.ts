@@ -128,12 +128,32 @@ export class ClusterDto {
   @ApiProperty({ format: 'date-time' }) updatedAt: string;
 }
 
+/** What a cluster's consistency is judged from; the metrics read the same facts with one query. */
+export interface ConsistencyFacts {
+  /** Distinct versions reported (an agent that reported none is not counted). */
+  versions: number;
+  /** Agents whose version status is unknown. */
+  unknown: number;
+  /** Distinct separately installed web-apps versions. */
+  webappsVersions: number;
+  /** Agents with no separate web-apps version. */
+  withoutWebapps: number;
+}
+
+/** One version everywhere, none unknown, and one web-apps version: all on the same one, or none on any. */
+export function isConsistent(facts: ConsistencyFacts): boolean {
+  const webappsUniform = facts.webappsVersions === 0 || (facts.webappsVersions === 1 && facts.withoutWebapps === 0);
+  return facts.versions <= 1 && facts.unknown === 0 && webappsUniform;
+}
+
 export function toClusterDto(cluster: Cluster, counts: ClusterCounts): ClusterDto {
-  const reported = Object.keys(counts.versions);
-  const unknown = counts.versionStatuses.unknown ?? 0;
-  // One web-apps version too: all agents on the same separate one, or none on any.
   const webapps = Object.values(counts.webappsVersions);
-  const webappsUniform = webapps.length === 0 || (webapps.length === 1 && webapps[0] === counts.agentCount);
+  const consistent = isConsistent({
+    versions: Object.keys(counts.versions).length,
+    unknown: counts.versionStatuses.unknown ?? 0,
+    webappsVersions: webapps.length,
+    withoutWebapps: counts.agentCount - webapps.reduce((sum, n) => sum + n, 0),
+  });
   return {
     id: cluster.id,
     name: cluster.name,
@@ -146,7 +166,7 @@ export function toClusterDto(cluster: Cluster, counts: ClusterCounts): ClusterDt
     defaultOptions: cluster.defaultOptions,
     versions: counts.versions,
     webappsVersions: counts.webappsVersions,
-    consistent: reported.length <= 1 && unknown === 0 && webappsUniform,
+    consistent,
     agentCount: counts.agentCount,
     states: counts.states,
     versionStatuses: counts.versionStatuses,
