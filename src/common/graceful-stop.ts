@@ -4,6 +4,9 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { sendErrorResponse, toErrorResponse } from './error-body';
 import { ShuttingDownError } from './errors';
 
+/** How long the shutdown hooks may take besides the requests' grace, before the stop gives up. */
+const HOOKS_MS = 20_000;
+
 /** Whether this process is stopping; set once, by stopGracefully. */
 @Injectable()
 export class ShutdownState {
@@ -30,7 +33,8 @@ export function refuseNewRequestsWhileStopping(fastify: FastifyInstance, state: 
  * keep-alive connections closed at once; then Nest's shutdown hooks run (the executor's pass
  * ends, buffered heartbeats are written, event streams end with a short retry hint, the leader
  * lock is released) and the HTTP server closes once the requests in flight are answered, or after
- * `graceMs`, when those still running are cut (their clients retry); last the database closes.
+ * `graceMs`, when those still running are cut (their clients retry); last the database closes. A
+ * stop that has not ended 20 s after that rejects (main.ts exits 1).
  */
 export async function stopGracefully(app: NestFastifyApplication, graceMs: number): Promise<void> {
   const logger = new Logger('Lockstep');
@@ -41,9 +45,19 @@ export async function stopGracefully(app: NestFastifyApplication, graceMs: numbe
     logger.warn(`still answering requests ${graceMs} ms into the stop: cutting them (their clients retry)`);
     server.closeAllConnections();
   }, graceMs);
+  // A hook that never returns (a database that stopped answering) must not keep the process: the
+  // stop fails, and what was committed is safe anyway.
+  let giveUp: NodeJS.Timeout | undefined;
+  const hung = new Promise<never>((_, reject) => {
+    giveUp = setTimeout(
+      () => reject(new Error(`the stop did not end within ${graceMs + HOOKS_MS} ms`)),
+      graceMs + HOOKS_MS,
+    );
+  });
   try {
-    await app.close();
+    await Promise.race([app.close(), hung]);
   } finally {
     clearTimeout(cut);
+    clearTimeout(giveUp);
   }
 }
