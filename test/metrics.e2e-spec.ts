@@ -1,4 +1,5 @@
 import { givenCluster, givenNamedAgents, givenPackage } from './support/builders';
+import { freePort } from './support/free-port';
 import { Fleet } from './support/fleet';
 import { describeEachDatabase, TestApp } from './support/test-app';
 // The parser Prometheus' own JavaScript tools use for the text format (no types published).
@@ -99,4 +100,27 @@ describeEachDatabase('GET /metrics', (kind) => {
     expect(after.family('lockstep_step_duration_seconds')?.metrics[0].buckets?.['+Inf']).toBe('3');
     expect(after.text).toMatch(/^lockstep_step_duration_seconds_count\{kind="upgrade",outcome="succeeded"\} 3$/m);
   }, 120_000);
+});
+
+describe('METRICS_PORT [sqlite]', () => {
+  let t: TestApp;
+  let port: number;
+
+  beforeAll(async () => {
+    port = await freePort();
+    t = await TestApp.start('sqlite', { env: { METRICS_PORT: String(port), METRICS_CACHE_S: '0' } });
+  }, 60_000);
+  afterAll(() => t?.close());
+
+  it('serves /metrics without a token on its own port (127.0.0.1 by default), and nothing else there', async () => {
+    const scrape = await fetch(`http://127.0.0.1:${port}/metrics`);
+    expect(scrape.status).toBe(200);
+    expect(scrape.headers.get('content-type')).toMatch(/^text\/plain; version=0\.0\.4/);
+    const families = parsePrometheusTextFormat(await scrape.text());
+    expect(families.find((f) => f.name === 'lockstep_leader')?.metrics[0].value).toBe('1');
+    const other = await fetch(`http://127.0.0.1:${port}/api/v1/clusters`);
+    expect(other.status).toBe(404);
+    // The API's port still wants its admin token.
+    expect((await t.http().get('/metrics')).status).toBe(401);
+  });
 });

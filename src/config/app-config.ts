@@ -48,6 +48,13 @@ export class EnvironmentVariables {
   @IsString()
   HOST?: string;
 
+  @WholeNumber('METRICS_PORT', 1, 65535)
+  METRICS_PORT?: number;
+
+  @IsOptional()
+  @IsString()
+  METRICS_HOST?: string;
+
   @IsOptional()
   @Matches(/^postgres(ql)?:\/\/.+/, {
     message: 'DATABASE_URL must be a postgres://user@host:port/database URL, or unset for the embedded SQLite file',
@@ -156,6 +163,8 @@ export interface AppConfig {
   shutdownGraceS: number;
   /** How long one reading of the fleet's counts serves /metrics scrapes (docs/metrics.md). */
   metricsCacheS: number;
+  /** A second listener that serves only /metrics, without a token (docs/metrics.md); none when unset. */
+  metricsListener?: { port: number; host: string };
   /** Rate limits per client address (see docs/security.md). */
   pairingRateLimit: number;
   authFailureLimit: number;
@@ -200,6 +209,9 @@ export function loadConfig(env: NodeJS.ProcessEnv | Record<string, string | unde
     streamTicketTtlS: vars.STREAM_TICKET_TTL_S ?? 60,
     shutdownGraceS: vars.SHUTDOWN_GRACE_S ?? 10,
     metricsCacheS: vars.METRICS_CACHE_S ?? 10,
+    metricsListener: vars.METRICS_PORT
+      ? { port: vars.METRICS_PORT, host: vars.METRICS_HOST || '127.0.0.1' }
+      : undefined,
     pairingRateLimit: vars.PAIRING_RATE_LIMIT ?? 600,
     authFailureLimit: vars.AUTH_FAILURE_LIMIT ?? 100,
     trustProxy: trustProxyFrom(vars.TRUST_PROXY),

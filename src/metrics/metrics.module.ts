@@ -3,6 +3,7 @@ import { ClusterModule } from '../cluster/cluster.module';
 import { ProgressModule } from '../progress/progress.module';
 import { MetricsController } from './metrics.controller';
 import { FleetFactsReader } from './fleet-facts';
+import { MetricsListener } from './metrics-listener';
 import { Metrics } from './metrics.service';
 
 /**
@@ -12,7 +13,7 @@ import { Metrics } from './metrics.service';
 @Module({
   imports: [ClusterModule, ProgressModule],
   controllers: [MetricsController],
-  providers: [Metrics, FleetFactsReader],
+  providers: [Metrics, FleetFactsReader, MetricsListener],
   exports: [Metrics],
 })
 export class MetricsModule {}
