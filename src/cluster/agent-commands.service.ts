@@ -23,6 +23,7 @@ import type {
   SwitchoverCommandPayload,
   UpgradeCommandPayload,
 } from '../protocol/agent-protocol';
+import { resolvePort } from '../common/ports';
 
 /** What an agent did with a command: fetched it (with a heartbeat answer), reported progress, or its end. */
 export type CommandReport =
@@ -90,7 +91,7 @@ export class AgentCommandsService implements OnModuleInit {
    * this service (docs/ARCHITECTURE.md, "Ports").
    */
   onModuleInit(): void {
-    this.issuer = this.moduleRef.get(CommandIssuer, { strict: false });
+    this.issuer = resolvePort(this.moduleRef, CommandIssuer, 'UpgradesModule');
   }
 
   /** Queues a command in the caller's transaction; the agent gets it with its next heartbeat. */

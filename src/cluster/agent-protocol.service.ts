@@ -1,9 +1,11 @@
-import { Injectable, Logger } from '@nestjs/common';
+import { Injectable, Logger, OnModuleInit } from '@nestjs/common';
+import { ModuleRef } from '@nestjs/core';
 import { isDeepStrictEqual } from 'node:util';
 import { AuthService } from '../auth/auth.service';
 import { hashSecret } from '../auth/token-secret';
 import { Clock } from '../common/clock';
 import { UnauthenticatedError } from '../common/errors';
+import { resolvePort } from '../common/ports';
 import { type AppConfig, InjectAppConfig } from '../config/app-config';
 import { Database } from '../database/database';
 import { Agent } from './agent.entity';
@@ -19,14 +21,22 @@ import { FactsDto, HeartbeatAnswerDto, HeartbeatDto, PairAnswerDto, PairDto } fr
 const plainFacts = (facts: FactsDto | undefined): AgentFacts | undefined =>
   facts ? (JSON.parse(JSON.stringify(facts)) as AgentFacts) : undefined;
 
-/** Hears from an agent still marked failed whose heartbeat changed what it reports, after it is written. */
-export type FailedAgentHeartbeatHandler = (agentId: string) => Promise<void>;
+/**
+ * A port (docs/ARCHITECTURE.md, "Ports"), bound by UpgradesModule to the executor: told when an
+ * agent whose last upgrade failed reports something new (its version, most likely) or comes back,
+ * after that heartbeat's commit, in its own transaction: the agent may have finished after the
+ * server gave up on it (docs/version-model.md). Only heartbeats written at once get here, never
+ * the "still here" ones of the hot path.
+ */
+export abstract class FailedAgentReconciler {
+  abstract reconcile(agentId: string): Promise<void>;
+}
 
 /** Pairing and heartbeats: what agents call. */
 @Injectable()
-export class AgentProtocolService {
+export class AgentProtocolService implements OnModuleInit {
   private readonly logger = new Logger(AgentProtocolService.name);
-  private readonly failedAgentHandlers: FailedAgentHeartbeatHandler[] = [];
+  private reconciler: FailedAgentReconciler;
 
   constructor(
     private readonly db: Database,
@@ -38,16 +48,12 @@ export class AgentProtocolService {
     private readonly auth: AuthService,
     private readonly clock: Clock,
     @InjectAppConfig() private readonly config: AppConfig,
+    private readonly moduleRef: ModuleRef,
   ) {}
 
-  /**
-   * Whoever fails agents' upgrades (the executor) registers here to hear when an agent whose last
-   * upgrade failed reports something new (its version, most likely) or comes back: it may have
-   * finished after the server gave up on it (docs/operations.md). Only heartbeats that are written
-   * at once get here, never the "still here" ones of the hot path.
-   */
-  onFailedAgentHeartbeat(handler: FailedAgentHeartbeatHandler): void {
-    this.failedAgentHandlers.push(handler);
+  /** Resolved once every provider exists, not injected: the executor that binds it depends on this module. */
+  onModuleInit(): void {
+    this.reconciler = resolvePort(this.moduleRef, FailedAgentReconciler, 'UpgradesModule');
   }
 
   /** Trades a one-time pairing key for the agent's token. Two agents racing with one key: one wins. */
@@ -141,7 +147,7 @@ export class AgentProtocolService {
         return this.removedAnswer();
       }
       hold = outcome.hold;
-      if (outcome.lastUpgradeFailed) await this.tellFailedAgentHandlers(agentId);
+      if (outcome.lastUpgradeFailed) await this.reconcileFailedAgent(agentId);
     } else {
       this.liveness.seen(agentId, now, facts && !isDeepStrictEqual(facts, agent.facts) ? facts : undefined);
     }
@@ -150,13 +156,13 @@ export class AgentProtocolService {
     return { commands, hold, pollAfterMs: pollAfterMs(this.config, hold || commands.length > 0) };
   }
 
-  /** After the heartbeat's own commit, in their own transactions (they lock an upgrade before its agents); a failure is logged, never the agent's problem. */
-  private async tellFailedAgentHandlers(agentId: string): Promise<void> {
-    for (const handler of this.failedAgentHandlers) {
-      await handler(agentId).catch((error: Error) =>
+  /** After the heartbeat's own commit, in its own transaction; a failure is logged, never the agent's problem. */
+  private async reconcileFailedAgent(agentId: string): Promise<void> {
+    await this.reconciler
+      .reconcile(agentId)
+      .catch((error: Error) =>
         this.logger.error(`agent ${agentId}: reconciling its failed upgrade failed: ${error.message}`, error.stack),
       );
-    }
   }
 
   private removedAnswer(): HeartbeatAnswerDto {

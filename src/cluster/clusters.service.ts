@@ -12,6 +12,7 @@ import { AgentUpdater } from './agent-updater';
 import { Cluster } from './cluster.entity';
 import { ClusterRepository } from './cluster.repository';
 import { ClusterDto, CreateClusterDto, toClusterDto, UpdateClusterDto } from './dto/cluster.dto';
+import { resolvePort } from '../common/ports';
 
 /**
  * Port: what other modules still keep in a cluster (its packages, its upgrades), asked in the
@@ -39,7 +40,7 @@ export class ClustersService implements OnModuleInit {
 
   /** Resolved once every provider exists, not injected: its binder depends on this service (docs/ARCHITECTURE.md, "Ports"). */
   onModuleInit(): void {
-    this.contents = this.moduleRef.get(ClusterContents, { strict: false });
+    this.contents = resolvePort(this.moduleRef, ClusterContents, 'UpgradesModule');
   }
 
   async create(dto: CreateClusterDto): Promise<ClusterDto> {

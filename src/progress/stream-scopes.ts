@@ -2,6 +2,7 @@ import { Injectable, OnModuleInit } from '@nestjs/common';
 import { ModuleRef } from '@nestjs/core';
 import { NotFoundError } from '../common/errors';
 import type { EventScope } from './progress-event.repository';
+import { resolvePort } from '../common/ports';
 
 export type ScopeKind = EventScope['kind'];
 
@@ -22,7 +23,7 @@ export class StreamScopes implements OnModuleInit {
 
   /** Resolved once all providers exist, not injected: its binder depends on this module (docs/ARCHITECTURE.md, "Ports"). */
   onModuleInit(): void {
-    this.directory = this.moduleRef.get(StreamScopeDirectory, { strict: false });
+    this.directory = resolvePort(this.moduleRef, StreamScopeDirectory, 'UpgradesModule');
   }
 
   async require(kind: ScopeKind, id: string): Promise<EventScope> {

@@ -58,7 +58,6 @@ function rig(upgrade: Upgrade | null, steps: UpgradeStep[]) {
     new ManualClock(NOW),
     mockOf<Leadership>(),
     config,
-    mockOf<ModuleRef>(),
   );
   // A pass is the executor's own business (tested e2e); here only whether and when one is asked.
   const pokeSoon = jest.spyOn(executor, 'pokeSoon').mockImplementation(() => undefined);

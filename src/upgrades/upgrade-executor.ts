@@ -1,11 +1,10 @@
-import { BeforeApplicationShutdown, Injectable, Logger, OnApplicationBootstrap, OnModuleInit } from '@nestjs/common';
-import { ModuleRef } from '@nestjs/core';
+import { BeforeApplicationShutdown, Injectable, Logger, OnApplicationBootstrap } from '@nestjs/common';
 import { Interval } from '@nestjs/schedule';
 import * as semver from 'semver';
 import { AgentCommand } from '../cluster/agent-command.entity';
 import { Agent } from '../cluster/agent.entity';
 import { AgentCommandsService, CommandIssuer, CommandReport, ReportOutcome } from '../cluster/agent-commands.service';
-import { AgentProtocolService } from '../cluster/agent-protocol.service';
+import { FailedAgentReconciler } from '../cluster/agent-protocol.service';
 import { AgentsService } from '../cluster/agents.service';
 import { ClustersService } from '../cluster/clusters.service';
 import type { CompleteReportDto, ProgressReportDto } from '../cluster/dto/agent-protocol.dto';
@@ -90,7 +89,9 @@ function ruleAgents(agents: Agent[]): Map<string, RuleAgent> {
  * resume...); all state is in the database, so a restarted process simply carries on.
  */
 @Injectable()
-export class UpgradeExecutor implements CommandIssuer, OnModuleInit, OnApplicationBootstrap, BeforeApplicationShutdown {
+export class UpgradeExecutor
+  implements CommandIssuer, FailedAgentReconciler, OnApplicationBootstrap, BeforeApplicationShutdown
+{
   private readonly logger = new Logger(UpgradeExecutor.name);
   private driving: Promise<void> = Promise.resolve();
   private queued = false;
@@ -108,16 +109,11 @@ export class UpgradeExecutor implements CommandIssuer, OnModuleInit, OnApplicati
     private readonly clock: Clock,
     private readonly leadership: Leadership,
     @InjectAppConfig() private readonly config: AppConfig,
-    private readonly moduleRef: ModuleRef,
   ) {}
 
-  onModuleInit(): void {
-    // The cluster module does not export its protocol service (agents' routes); the executor
-    // subscribes to it, so cluster code never calls upgrade code. (Command reports reach the
-    // executor as the CommandIssuer UpgradesModule binds: docs/ARCHITECTURE.md, "Ports".)
-    this.moduleRef
-      .get(AgentProtocolService, { strict: false })
-      .onFailedAgentHeartbeat((agentId) => this.reconcileLateFinish(agentId));
+  /** FailedAgentReconciler: an agent whose upgrade failed reports again (docs/ARCHITECTURE.md, "Ports"). */
+  reconcile(agentId: string): Promise<void> {
+    return this.reconcileLateFinish(agentId);
   }
 
   /** CommandIssuer: a report on a step's command takes the upgrade's lock before the command row, as a pass does. */

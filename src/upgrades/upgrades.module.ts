@@ -1,5 +1,6 @@
 import { Module } from '@nestjs/common';
 import { CommandIssuer } from '../cluster/agent-commands.service';
+import { FailedAgentReconciler } from '../cluster/agent-protocol.service';
 import { MetricsModule } from '../metrics/metrics.module';
 import { ClusterModule } from '../cluster/cluster.module';
 import { ClusterContents, ClustersService } from '../cluster/clusters.service';
@@ -31,6 +32,7 @@ import { UpgradesService } from './upgrades.service';
     AutoUpgrader,
     // Reports on the commands the executor issues move its steps, in the report's transaction.
     { provide: CommandIssuer, useExisting: UpgradeExecutor },
+    { provide: FailedAgentReconciler, useExisting: UpgradeExecutor },
     // A cluster with packages or upgrades is not deleted (409 CLUSTER_NOT_EMPTY); packages first.
     {
       provide: ClusterContents,
