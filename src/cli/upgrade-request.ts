@@ -5,6 +5,7 @@ import { collectList, collectOption } from './session';
 
 export interface UpgradeFlags {
   agents?: string[];
+  target?: string[];
   policy?: Schemas['FailoverPolicy'];
   option?: Record<string, unknown>;
   at?: string;
@@ -15,6 +16,7 @@ const POLICIES: Schemas['FailoverPolicy'][] = ['default', 'simultaneous', 'backu
 /** The flags that shape an upgrade, shared by `upgrades preview|start` and `packages upload --mode install`. */
 export function withUpgradeFlags(command: Command): Command {
   return command
+    .option('--target <agents>', 'the same as --agents; "all" (the default) for every agent', collectList)
     .option(
       '--agents <agents>',
       'only these agents, by name, id or address (comma-separated, repeatable); default all',
@@ -31,8 +33,9 @@ export async function upgradeFields(
   clusterId: string,
   flags: UpgradeFlags,
 ): Promise<Pick<Schemas['CreateUpgradeDto'], 'target' | 'policy' | 'options' | 'scheduledAt'>> {
-  const target: Schemas['UpgradeTargetDto'] = flags.agents?.length
-    ? { agentIds: agentIdsFor(await allAgents(client, clusterId), flags.agents) }
+  const named = [...(flags.agents ?? []), ...(flags.target ?? [])].filter((ref) => ref !== 'all');
+  const target: Schemas['UpgradeTargetDto'] = named.length
+    ? { agentIds: agentIdsFor(await allAgents(client, clusterId), named) }
     : { all: true };
   return {
     target,
