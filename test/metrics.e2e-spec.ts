@@ -65,6 +65,11 @@ describeEachDatabase('GET /metrics', (kind) => {
     // Every upgrade status has its series from the start, so an alert on a change sees the first.
     expect(before.value('lockstep_upgrades', { status: 'failed' })).toBe(0);
     expect(before.value('lockstep_event_log_lag')).toBe(0); // nobody watches
+    // The database's connections, busy or idle (PostgreSQL's pool; SQLite's one writer), and waiters.
+    expect(before.value('lockstep_db_waiting')).toBeGreaterThanOrEqual(0);
+    expect(before.value('lockstep_db_connections', { state: 'busy' })).toBeGreaterThanOrEqual(0);
+    expect(before.sum('lockstep_db_connections', {})).toBeGreaterThanOrEqual(1);
+    if (kind === 'sqlite') expect(before.sum('lockstep_db_connections', {})).toBe(1);
     expect(before.value('lockstep_cluster_consistent', { cluster: cluster.name })).toBe(1); // no agent disagrees
 
     // a-3 runs 1.0.1: the cluster is mixed until the upgrade brings all three to 1.1.0.

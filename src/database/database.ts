@@ -105,6 +105,13 @@ interface SqliteReadHandle {
  * and reads (`reader`) use a second, read-only connection that only ever sees committed data.
  * On PostgreSQL both are the same pooled DataSource and transactions run concurrently.
  */
+/** What pg's Pool counts (the driver's `master`). */
+interface PgPoolCounts {
+  totalCount: number;
+  idleCount: number;
+  waitingCount: number;
+}
+
 export class Database implements OnApplicationShutdown {
   private readonly logger = new Logger(Database.name);
   private readonly writeLock = new Mutex();
@@ -123,6 +130,8 @@ export class Database implements OnApplicationShutdown {
   /** Set by a write that failed for want of disk space or an I/O error; cleared by the next commit or probe. */
   private trouble: WriteTrouble | null = null;
   private lastProbeAt = 0;
+  /** Transactions waiting for the SQLite writer (what a pool's waiting count is on PostgreSQL). */
+  private waitingForWriter = 0;
 
   private constructor(
     readonly type: DatabaseType,
@@ -132,6 +141,21 @@ export class Database implements OnApplicationShutdown {
     private readonly sqliteFile?: string,
     private readonly checkpointer?: Checkpointer,
   ) {}
+
+  /**
+   * How the connections are used now, for the metrics: on PostgreSQL the pool's connections (busy,
+   * idle) and the queries waiting for one; on SQLite the one writer (busy or idle) and the
+   * transactions waiting for it.
+   */
+  connectionUse(): { busy: number; idle: number; waiting: number } {
+    if (this.type === 'sqlite') {
+      const busy = this.writeLock.isLocked() ? 1 : 0;
+      return { busy, idle: 1 - busy, waiting: this.waitingForWriter };
+    }
+    const pool = (this.writer.driver as unknown as { master?: PgPoolCounts }).master;
+    if (!pool) return { busy: 0, idle: 0, waiting: 0 };
+    return { busy: pool.totalCount - pool.idleCount, idle: pool.idleCount, waiting: pool.waitingCount };
+  }
 
   /** Opens the database, creating the SQLite file on first start, and applies pending migrations. */
   static async open(config: Pick<AppConfig, 'database' | 'dataDir'>): Promise<Database> {
@@ -258,7 +282,7 @@ export class Database implements OnApplicationShutdown {
     };
     let result: T;
     try {
-      result = this.type === 'sqlite' ? await this.writeLock.runExclusive(() => this.onSqliteWriter(run)) : await run();
+      result = this.type === 'sqlite' ? await this.onSqliteWriterInTurn(run) : await run();
       // Outside the write lock: the next transaction runs while this one's sync is under way.
       if (this.type === 'sqlite') await this.durable(this.commits).catch((error: unknown) => this.unconfirmed(error));
     } catch (error) {
@@ -477,6 +501,21 @@ export class Database implements OnApplicationShutdown {
     await this.checkpointer?.close();
     if (this.readerSource !== this.writer && this.readerSource.isInitialized) await this.readerSource.destroy();
     if (this.writer.isInitialized) await this.writer.destroy();
+  }
+
+  /** Runs `run` on the SQLite writer once it is this transaction's turn, counting the wait. */
+  private async onSqliteWriterInTurn<T>(run: () => Promise<T>): Promise<T> {
+    this.waitingForWriter++;
+    let counted = true;
+    try {
+      return await this.writeLock.runExclusive(() => {
+        this.waitingForWriter--;
+        counted = false;
+        return this.onSqliteWriter(run);
+      });
+    } finally {
+      if (counted) this.waitingForWriter--;
+    }
   }
 
   async onApplicationShutdown(): Promise<void> {

@@ -23,48 +23,55 @@ export interface FleetFacts {
  */
 @Injectable()
 export class FleetFactsReader {
-  private cached?: { at: number; facts: Promise<FleetFacts> };
+  private cached?: { at: number; facts: Promise<FleetFacts>; settled: boolean };
 
   constructor(
     private readonly db: Database,
     @InjectAppConfig() private readonly config: AppConfig,
   ) {}
 
+  /** The facts of a read in flight, or of one younger than METRICS_CACHE_S, else a new read. */
   read(): Promise<FleetFacts> {
     const now = Date.now();
-    if (!this.cached || now - this.cached.at >= this.config.metricsCacheS * 1000) {
-      const facts = this.readNow();
-      this.cached = { at: now, facts };
+    const cached = this.cached;
+    if (cached && (!cached.settled || now - cached.at < this.config.metricsCacheS * 1000)) return cached.facts;
+    const entry = { at: now, facts: this.readNow(), settled: false };
+    this.cached = entry;
+    entry.facts.then(
+      () => (entry.settled = true),
       // A failed read is not kept: the next scrape tries again.
-      facts.catch(() => (this.cached = undefined));
-    }
-    return this.cached.facts;
+      () => {
+        if (this.cached === entry) this.cached = undefined;
+      },
+    );
+    return entry.facts;
   }
 
   private async readNow(): Promise<FleetFacts> {
     const query = (sql: string) => this.db.reader.query<Row[]>(sql);
-    const [agents, clusters, upgrades, commands, [bytes], [newest]] = await Promise.all([
-      query(
-        `SELECT c."name" AS cluster, a."state" AS state, a."versionStatus" AS status, COUNT(*) AS n
+    // One after another: a scrape holds at most one pooled connection.
+    const agents = await query(
+      `SELECT c."name" AS cluster, a."state" AS state, a."versionStatus" AS status, COUNT(*) AS n
            FROM agents a JOIN clusters c ON c."id" = a."clusterId"
           GROUP BY c."name", a."state", a."versionStatus"`,
-      ),
-      query(
-        `SELECT c."name" AS cluster,
+    );
+    const clusters = await query(
+      `SELECT c."name" AS cluster,
                 COUNT(DISTINCT a."version") AS versions,
                 COALESCE(SUM(CASE WHEN a."versionStatus" = 'unknown' THEN 1 ELSE 0 END), 0) AS unknown,
                 COUNT(DISTINCT a."webappsVersion") AS webapps,
                 COALESCE(SUM(CASE WHEN a."id" IS NOT NULL AND a."webappsVersion" IS NULL THEN 1 ELSE 0 END), 0) AS without
            FROM clusters c LEFT JOIN agents a ON a."clusterId" = c."id"
           GROUP BY c."id", c."name"`,
-      ),
-      query(`SELECT "status" AS status, COUNT(*) AS n FROM upgrades GROUP BY "status"`),
-      query(
-        `SELECT "status" AS status, COUNT(*) AS n FROM agent_commands WHERE "status" IN ('pending', 'running') GROUP BY "status"`,
-      ),
-      query(`SELECT COALESCE(SUM("size"), 0) AS n FROM (SELECT DISTINCT "sha256", "size" FROM packages) s`),
-      query(`SELECT COALESCE(MAX("id"), 0) AS n FROM events`),
-    ]);
+    );
+    const upgrades = await query(`SELECT "status" AS status, COUNT(*) AS n FROM upgrades GROUP BY "status"`);
+    const commands = await query(
+      `SELECT "status" AS status, COUNT(*) AS n FROM agent_commands WHERE "status" IN ('pending', 'running') GROUP BY "status"`,
+    );
+    const [bytes] = await query(
+      `SELECT COALESCE(SUM("size"), 0) AS n FROM (SELECT DISTINCT "sha256", "size" FROM packages) s`,
+    );
+    const [newest] = await query(`SELECT COALESCE(MAX("id"), 0) AS n FROM events`);
     return {
       agents: agents.map((r) => ({
         cluster: String(r.cluster),

@@ -1,6 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { AgentProtocolService } from '../cluster/agent-protocol.service';
+import { Database } from '../database/database';
 import { Leadership } from '../database/leadership';
 import { EventFeed } from '../progress/event-feed';
 // The one list metrics takes from above (docs/ARCHITECTURE.md, "Who imports whom"): a constant.
@@ -43,6 +44,7 @@ export class Metrics {
     private readonly leadership: Leadership,
     private readonly feed: EventFeed,
     private readonly fleet: FleetFactsReader,
+    private readonly db: Database,
     private readonly protocol: AgentProtocolService,
   ) {
     collectDefaultMetrics({ register: this.registry, prefix: 'lockstep_process_' });
@@ -148,6 +150,22 @@ export class Metrics {
     );
     this.gauge('lockstep_sse_viewers', 'Event streams open on this replica.', [], (set) =>
       set({}, this.feed.subscriberCount),
+    );
+    this.gauge(
+      'lockstep_db_connections',
+      "This replica's database connections by use: PostgreSQL's pool, or SQLite's one writer.",
+      ['state'],
+      (set) => {
+        const use = this.db.connectionUse();
+        set({ state: 'busy' }, use.busy);
+        set({ state: 'idle' }, use.idle);
+      },
+    );
+    this.gauge(
+      'lockstep_db_waiting',
+      "Queries waiting for a pooled connection (PostgreSQL), or transactions waiting for SQLite's writer.",
+      [],
+      (set) => set({}, this.db.connectionUse().waiting),
     );
     this.gauge('lockstep_leader', '1 on the replica that runs the executor and the schedules, else 0.', [], (set) =>
       set({}, this.leadership.isLeader ? 1 : 0),
