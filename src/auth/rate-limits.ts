@@ -64,13 +64,12 @@ const tooMany = (retryAfterS: number) =>
 /** ThrottlerGuard answering in the API's error shape, with a standard Retry-After. */
 @Injectable()
 export class PairingRateGuard extends ThrottlerGuard {
-  protected override async throwThrottlingException(
-    _context: ExecutionContext,
-    detail: ThrottlerLimitDetail,
-  ): Promise<void> {
-    throw new TooManyRequestsError(
-      `Too many pairing calls from your address (PAIRING_RATE_LIMIT allows ${detail.limit} a minute); try again in ${detail.timeToBlockExpire} s.`,
-      detail.timeToBlockExpire,
+  protected override throwThrottlingException(_context: ExecutionContext, detail: ThrottlerLimitDetail): Promise<void> {
+    return Promise.reject(
+      new TooManyRequestsError(
+        `Too many pairing calls from your address (PAIRING_RATE_LIMIT allows ${detail.limit} a minute); try again in ${detail.timeToBlockExpire} s.`,
+        detail.timeToBlockExpire,
+      ),
     );
   }
 }

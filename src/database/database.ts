@@ -218,7 +218,7 @@ export class Database implements OnApplicationShutdown {
   rows<T extends object>(entity: new () => T): Rows<T> {
     let rows = this.rowsCache.get(entity);
     if (!rows) {
-      rows = new Rows(this.type, entity, this.writer.getMetadata(entity)) as Rows<object>;
+      rows = new Rows(this.type, entity, this.writer.getMetadata(entity));
       this.rowsCache.set(entity, rows);
     }
     return rows as Rows<T>;
@@ -235,7 +235,8 @@ export class Database implements OnApplicationShutdown {
     const connection = (this.readerSource.driver as unknown as { databaseConnection: SqliteReadHandle })
       .databaseConnection;
     let statements = this.hotStatements.get(connection);
-    if (!statements) this.hotStatements.set(connection, (statements = new Map()));
+    if (!statements)
+      this.hotStatements.set(connection, (statements = new Map<string, { all(...params: unknown[]): unknown[] }>()));
     let statement = statements.get(text);
     if (!statement) statements.set(text, (statement = connection.prepare(this.sql(text))));
     return statement.all(...params) as T[];
@@ -533,5 +534,5 @@ export async function updateById<T extends { id: string }>(
   row: T,
 ): Promise<void> {
   const { id, ...columns } = row;
-  await em.update(entity, { id } as never, columns as never);
+  await em.update(entity, { id }, columns as never);
 }

@@ -61,7 +61,7 @@ export class Rows<T extends object> {
         property: c.propertyName,
         name: c.databaseName,
         column: `"${c.databaseName}"`,
-        fromDb: transformer ? (v: unknown) => transformer.from(parse(v)) : parse,
+        fromDb: transformer ? (v: unknown): unknown => transformer.from(parse(v)) as unknown : parse,
         toDb: transformer ? (v: unknown) => stringify(transformer.to(v)) : stringify,
       };
     });

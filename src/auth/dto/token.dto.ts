@@ -8,7 +8,7 @@ const EXPIRES_AT_FORM = 'expiresAt must be an ISO-8601 date and time such as 202
 
 export class CreateTokenDto {
   @ApiProperty({ description: 'What the token is for, e.g. "ci-uploader".', minLength: 1, maxLength: 100 })
-  @Transform(({ value }) => (typeof value === 'string' ? value.trim() : value))
+  @Transform(({ value }: { value: unknown }) => (typeof value === 'string' ? value.trim() : value))
   @IsString()
   @Length(1, 100)
   @IsSingleLineText()
@@ -35,7 +35,7 @@ export class CreateTokenDto {
 export class ListTokensQuery {
   @ApiPropertyOptional({ description: 'Include revoked tokens.', default: false })
   @IsOptional()
-  @Transform(({ value }) => (value === 'true' ? true : value === 'false' ? false : value))
+  @Transform(({ value }: { value: unknown }) => (value === 'true' ? true : value === 'false' ? false : value))
   @IsBoolean({ message: 'includeRevoked must be true or false' })
   includeRevoked?: boolean;
 }
