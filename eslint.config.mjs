@@ -1,19 +1,16 @@
-// ESLint for the TypeScript sources: typescript-eslint's recommended rules plus the type-aware ones
-// that catch what the compiler does not (a promise nobody awaits, a switch that misses a case).
+// ESLint for the TypeScript sources: the server's own code (src, without its specs and
+// src/testing) gets typescript-eslint's recommendedTypeChecked rules, which also keep `any` from
+// flowing out of JSON.parse, query rows and the like; tests, benches and scripts get the
+// recommended ones. All of it gets the type-aware rules that catch what the compiler does not (a
+// promise nobody awaits, a switch that misses a case).
 // The dashboard's browser modules (plain JavaScript, served as they are) get ESLint's own
-// recommended rules with the browser's globals.
+// recommended rules (@eslint/js) with the browser's globals.
 // Layout is Prettier's (.prettierrc.json): eslint-config-prettier turns off the rules it owns.
 // `npm run lint`, which CI runs before the tests.
-import { builtinRules } from 'eslint/use-at-your-own-risk';
+import js from '@eslint/js';
 import globals from 'globals';
 import tseslint from 'typescript-eslint';
 import prettier from 'eslint-config-prettier';
-
-// ESLint's recommended rules (what @eslint/js's `recommended` lists), read from the rules' own
-// metadata rather than from one more package.
-const jsRecommended = Object.fromEntries(
-  [...builtinRules].filter(([, rule]) => rule.meta?.docs?.recommended).map(([name]) => [name, 'error']),
-);
 
 export default tseslint.config(
   {
@@ -28,6 +25,11 @@ export default tseslint.config(
     ],
   },
   ...tseslint.configs.recommended.map((config) => ({ ...config, files: ['**/*.ts'] })),
+  ...tseslint.configs.recommendedTypeChecked.map((config) => ({
+    ...config,
+    files: ['src/**/*.ts'],
+    ignores: ['src/**/*.spec.ts', 'src/testing/**'],
+  })),
   {
     files: ['**/*.ts'],
     languageOptions: { parserOptions: { projectService: true, tsconfigRootDir: import.meta.dirname } },
@@ -53,9 +55,10 @@ export default tseslint.config(
   },
   {
     files: ['src/dashboard/public/**/*.js'],
+    ...js.configs.recommended,
     languageOptions: { ecmaVersion: 'latest', sourceType: 'module', globals: globals.browser },
     rules: {
-      ...jsRecommended,
+      ...js.configs.recommended.rules,
       // As for the TypeScript: a leading underscore marks what is unused on purpose.
       'no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_', caughtErrors: 'none' }],
     },

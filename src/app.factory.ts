@@ -17,7 +17,7 @@ import { DASHBOARD_CSP, DASHBOARD_DIR } from './dashboard/dashboard';
 
 /** LOG_LEVEL names the least severe level shown; everything more severe is shown too. */
 export function logLevelsFrom(level: LogLevelName): LogLevel[] {
-  return LOG_LEVELS.slice(0, LOG_LEVELS.indexOf(level) + 1) as LogLevel[];
+  return LOG_LEVELS.slice(0, LOG_LEVELS.indexOf(level) + 1);
 }
 
 /** Nest's ConsoleLogger with ISO times, string messages in JSON and escaped control characters in text (src/common/logger.ts). */

@@ -53,7 +53,7 @@ async function checkMigrations(dataSource: DataSource, table: string, where: str
       );
     }
     const applied = new Set<string>(
-      (await runner.query(`SELECT "name" FROM "${table}"`)).map((row: { name: string }) => row.name),
+      ((await runner.query(`SELECT "name" FROM "${table}"`)) as { name: string }[]).map((row) => row.name),
     );
     const known = dataSource.migrations.map((m) => m.name ?? m.constructor.name);
     const pending = known.filter((name) => !applied.has(name));

@@ -301,7 +301,7 @@ class Attempt {
     this.phases = command.phases;
     this.options = command.options ?? {};
     // The package is downloaded and unpacked before the product is stopped, to keep the downtime short.
-    this.order = UPGRADE_PHASES.filter((p) => this.phases.includes(p)) as string[];
+    this.order = UPGRADE_PHASES.filter((p) => this.phases.includes(p));
     this.oldVersion = home.currentVersion();
     this.oldWebapps = home.webappsVersion();
     this.installedBefore = command.kind === 'webapps' ? this.oldWebapps : this.oldVersion;

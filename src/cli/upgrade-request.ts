@@ -40,7 +40,7 @@ export async function upgradeFields(
   return {
     target,
     ...(flags.policy ? { policy: flags.policy } : {}),
-    ...(flags.option ? { options: flags.option as Schemas['UpgradeOptionsDto'] } : {}),
+    ...(flags.option ? { options: flags.option } : {}),
     ...(flags.at ? { scheduledAt: flags.at } : {}),
   };
 }

@@ -43,7 +43,7 @@ export async function uploadPackage(
       headers: { ...form.getHeaders(), Authorization: `Bearer ${connection.token}`, 'User-Agent': 'lockstep-cli' },
       body,
       duplex: 'half',
-    } as RequestInit),
+    }),
   ).finally(() => meter.stop());
   const text = await response.text();
   const parsed = parseJson(text);

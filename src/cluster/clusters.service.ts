@@ -124,8 +124,7 @@ export class ClustersService implements OnModuleInit {
     const cluster = await this.db.transaction(async (tx) => {
       const found = await this.require(id, tx);
       if (dto.defaultPolicy) found.defaultPolicy = dto.defaultPolicy;
-      if (dto.defaultOptions)
-        found.defaultOptions = resolveOptions(found.defaultOptions, dto.defaultOptions as Partial<UpgradeOptions>);
+      if (dto.defaultOptions) found.defaultOptions = resolveOptions(found.defaultOptions, dto.defaultOptions);
       found.updatedAt = this.clock.now();
       await this.clusters.save(tx.em, found);
       return found;

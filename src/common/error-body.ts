@@ -160,7 +160,7 @@ function httpExceptionResponse(
   logger: LoggerService,
   limits: { maxJsonBodyBytes?: number },
 ): ErrorResponse {
-  const status = error.getStatus();
+  const status: HttpStatus = error.getStatus();
   const response = error.getResponse();
   if (
     status === HttpStatus.NOT_FOUND &&
@@ -191,9 +191,11 @@ function httpExceptionResponse(
   if (status === HttpStatus.SERVICE_UNAVAILABLE) {
     return build(status, 'UNAVAILABLE', 'Lockstep is not ready: a dependency is not answering.', response);
   }
-  const message =
-    typeof response === 'string' ? response : String((response as { message?: unknown }).message ?? error.message);
-  if (status >= 500) logger.error(`request ${requestId}: ${error.message}`, error.stack);
+  const given =
+    typeof response === 'string' ? response : ((response as { message?: unknown }).message ?? error.message);
+  // eslint-disable-next-line @typescript-eslint/no-base-to-string -- a thrower's message may be anything (ValidationPipe's is a string[]); String() is how the API has always rendered it
+  const message = String(given);
+  if (status >= HttpStatus.INTERNAL_SERVER_ERROR) logger.error(`request ${requestId}: ${error.message}`, error.stack);
   return build(status, HttpStatus[status] ?? 'HTTP_ERROR', message);
 }
 

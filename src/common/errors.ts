@@ -44,7 +44,8 @@ export class UnprocessableError extends DomainError {
 }
 
 export class BadInputError extends DomainError {
-  constructor(message: string, details?: FieldProblem[] | unknown, code = 'VALIDATION_FAILED') {
+  /** `details` is most often the FieldProblem[] of a refused body, but may be anything that says more. */
+  constructor(message: string, details?: unknown, code = 'VALIDATION_FAILED') {
     super(HttpStatus.BAD_REQUEST, code, message, details);
   }
 }

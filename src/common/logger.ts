@@ -17,7 +17,7 @@ const isPlainObject = (value: unknown): value is Record<string, unknown> =>
   typeof value === 'object' &&
   value !== null &&
   !Array.isArray(value) &&
-  [Object.prototype, null].includes(Object.getPrototypeOf(value));
+  [Object.prototype, null].includes(Object.getPrototypeOf(value) as object | null);
 
 /** What Nest's own formatting does with a function: a class logs its name, any other function is called for the message. */
 function resolve(message: unknown): unknown {

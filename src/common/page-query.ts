@@ -3,7 +3,8 @@ import { Transform } from 'class-transformer';
 import { IsInt, IsOptional, Max, Min } from 'class-validator';
 
 /** Query text "25" as the number 25, so the checks below see a number; anything else is left for them to refuse. */
-export const QueryInt = () => Transform(({ value }) => (/^\d+$/.test(String(value)) ? Number(value) : value));
+export const QueryInt = () =>
+  Transform(({ value }: { value: unknown }) => (/^\d+$/.test(String(value)) ? Number(value) : value));
 
 /** `limit` and `offset` of a paged list; lists extend it with their filters. */
 export class PageQuery {

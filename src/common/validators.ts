@@ -78,7 +78,7 @@ export const IsFlatMap = (
     {
       name: 'isFlatMap',
       validator: {
-        validate: (value) => {
+        validate: (value: unknown) => {
           if (typeof value !== 'object' || value === null || Array.isArray(value)) return false;
           const entries = Object.entries(value);
           return (

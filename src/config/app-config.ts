@@ -21,7 +21,8 @@ export type LogLevelName = (typeof LOG_LEVELS)[number];
 const GiB = 1024 ** 3;
 
 /** Numbers come from the environment as strings; anything but digits stays a string and fails IsInt. */
-const toInt = () => Transform(({ value }) => (/^-?\d+$/.test(String(value)) ? Number(value) : value));
+const toInt = () =>
+  Transform(({ value }: { value: unknown }) => (/^-?\d+$/.test(String(value)) ? Number(value) : value));
 
 /** An optional whole number in [min, max]; every failure says the same thing, naming the variable. */
 const WholeNumber = (name: string, min: number, max: number | undefined, unit?: string) => {

@@ -378,7 +378,9 @@ export async function inspectUpload(
   let unpacked = 0;
   let manifest: Buffer[] | null = null;
   let manifestBytes = 0;
-  let problem: Error | null = null;
+  // Set by the streams' callbacks, which TypeScript's narrowing does not follow: typed by the
+  // assertion, not narrowed to the initial null.
+  let problem = null as Error | null;
   let current: ReadEntry | undefined;
 
   const gunzip = createGunzip();

@@ -1,6 +1,5 @@
 import { Injectable } from '@nestjs/common';
 import { EntityManager, FindOptionsWhere } from 'typeorm';
-import type { QueryDeepPartialEntity } from 'typeorm';
 import { Database } from '../database/database';
 import type { PackageKind } from './manifest';
 import { Package, PackageStatus } from './package.entity';
@@ -46,7 +45,7 @@ export class PackageRepository {
   }
 
   async insert(em: EntityManager, pkg: Package): Promise<void> {
-    await em.insert(Package, pkg as QueryDeepPartialEntity<Package>);
+    await em.insert(Package, pkg);
   }
 
   async delete(em: EntityManager, id: string): Promise<void> {

@@ -84,7 +84,7 @@ export class UploadReceiver {
             maxEntries: this.config.packageMaxEntries,
             maxUnpackedBytes: this.config.packageMaxUnpackedBytes,
           });
-          inspection.catch((error: unknown) => {
+          inspection.catch((error: Error) => {
             req.unpipe(busboy);
             reject(error);
           });

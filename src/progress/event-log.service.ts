@@ -34,15 +34,17 @@ export class EventLog {
    * Queues events in the transaction; they are written with its other events before it commits.
    * Each event's data is its type's (EventDataMap in event-map.ts): nothing else compiles.
    */
-  async append(tx: Tx, events: NewEvent[]): Promise<void> {
-    if (events.length === 0) return;
+  append(tx: Tx, events: NewEvent[]): Promise<void> {
+    if (events.length === 0) return Promise.resolve();
     const queued = this.pending.get(tx);
-    if (queued) {
-      queued.push(...events);
-      return;
+    if (queued) queued.push(...events);
+    else {
+      this.pending.set(tx, [...events]);
+      tx.beforeCommit(() => this.write(tx, this.pending.get(tx)!));
     }
-    this.pending.set(tx, [...events]);
-    tx.beforeCommit(() => this.write(tx, this.pending.get(tx)!));
+    // Nothing is written yet (the transaction's beforeCommit does), but callers await it as they
+    // await every other write in the transaction.
+    return Promise.resolve();
   }
 
   private async write(tx: Tx, events: NewEvent[]): Promise<void> {

@@ -12,7 +12,7 @@ import { IsIn, IsInt, IsOptional, IsString, IsUUID, Length, Matches, Max, Min } 
 import { EVENT_DATA_SCHEMAS, type EventData } from './event-map';
 import { EVENT_TYPES, type EventType, ProgressEvent } from './progress-event.entity';
 
-const toInt = () => Transform(({ value }) => (/^\d+$/.test(String(value)) ? Number(value) : value));
+const toInt = () => Transform(({ value }: { value: unknown }) => (/^\d+$/.test(String(value)) ? Number(value) : value));
 
 /** One event as streams and history carry it. */
 export class EventDto {

@@ -76,7 +76,11 @@ export class AutoUpgrader {
       const wait = await this.pairWait(cluster, agent, candidateIds);
       if (wait === 'later') continue;
       if (wait) {
-        await this.agents.holdAutoUpgrade(agent.id, wait, new Date(this.clock.now().getTime() + PAIR_RECHECK_MS));
+        await this.agents.holdAutoUpgrade(
+          agent.id,
+          wait.reason,
+          new Date(this.clock.now().getTime() + PAIR_RECHECK_MS),
+        );
         continue;
       }
       if (await this.start(cluster, agent)) started++;
@@ -102,9 +106,13 @@ export class AutoUpgrader {
 
   /**
    * Null when the agent may go now; 'later' when its pair's standby goes first in this sweep; else
-   * why it waits. Only a serving member waits: a standby upgrades while its peer serves.
+   * the reason it waits. Only a serving member waits: a standby upgrades while its peer serves.
    */
-  private async pairWait(cluster: Cluster, agent: Agent, candidates: Set<string>): Promise<string | null | 'later'> {
+  private async pairWait(
+    cluster: Cluster,
+    agent: Agent,
+    candidates: Set<string>,
+  ): Promise<null | 'later' | { reason: string }> {
     if (!agent.failoverGroup || !agent.active) return null;
     const peer = (await this.agents.pairOf(agent)).find((m) => m.id !== agent.id);
     if (!peer) return null;
@@ -121,6 +129,8 @@ export class AutoUpgrader {
             ? `is not on the target yet (${!peer.remoteUpgrade ? 'a legacy agent' : !peer.autoUpgrade ? 'auto-upgrade is off for it' : (peer.autoUpgradeBlocked ?? `it is ${peer.state}`)})`
             : null;
     if (!problem) return null;
-    return `serves failover group ${agent.failoverGroup} and its peer ${peer.name} ${problem}: it is upgraded once ${peer.name} runs the target and can take over`;
+    return {
+      reason: `serves failover group ${agent.failoverGroup} and its peer ${peer.name} ${problem}: it is upgraded once ${peer.name} runs the target and can take over`,
+    };
   }
 }

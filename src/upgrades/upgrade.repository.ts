@@ -1,6 +1,5 @@
 import { Injectable } from '@nestjs/common';
 import { Brackets, EntityManager, In } from 'typeorm';
-import type { QueryDeepPartialEntity } from 'typeorm';
 import { toDbTimestamp } from '../common/columns';
 import { Database, Tx } from '../database/database';
 import { placeholders } from '../database/rows';
@@ -113,14 +112,14 @@ export class UpgradeRepository {
   }
 
   async insert(em: EntityManager, upgrade: Upgrade, steps: UpgradeStep[]): Promise<void> {
-    await em.insert(Upgrade, upgrade as QueryDeepPartialEntity<Upgrade>);
+    await em.insert(Upgrade, upgrade);
     // Chunks keep each INSERT under SQLite's limit of bound parameters. Copies, as in replaceSteps:
     // what TypeORM reads back after a multi-row insert it merges into the wrong objects, ids included,
     // and these objects are the steps the caller answers with.
     for (let i = 0; i < steps.length; i += 200)
       await em.insert(
         UpgradeStep,
-        steps.slice(i, i + 200).map((s) => ({ ...s })) as QueryDeepPartialEntity<UpgradeStep>[],
+        steps.slice(i, i + 200).map((s) => ({ ...s })),
       );
   }
 
@@ -173,7 +172,7 @@ export class UpgradeRepository {
     for (let i = 0; i < added.length; i += 200)
       await em.insert(
         UpgradeStep,
-        added.slice(i, i + 200).map((s) => ({ ...s })) as QueryDeepPartialEntity<UpgradeStep>[],
+        added.slice(i, i + 200).map((s) => ({ ...s })),
       );
   }
 

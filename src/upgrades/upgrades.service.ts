@@ -179,7 +179,10 @@ export class UpgradesService {
     await this.upgrades.insert(tx.em, upgrade, steps);
     await this.writer.saveUpgrade(tx, upgrade, steps);
     // Someone acted on these agents: whatever held auto-upgrade back from them is lifted.
-    const acted = origin === 'auto-upgrade' ? new Map() : new Map(working.map((id) => [id, AUTO_UPGRADE_FREE]));
+    const acted =
+      origin === 'auto-upgrade'
+        ? new Map<string, Partial<Agent>>()
+        : new Map(working.map((id) => [id, AUTO_UPGRADE_FREE]));
     await this.writer.syncAgents(tx, upgrade, steps, working, acted);
     tx.afterCommit(() => this.executor.poke());
     this.logger.log(
@@ -272,7 +275,7 @@ export class UpgradesService {
               .filter((s) => s.kind === 'upgrade')
               .map((s) => [s.agentId, leftBehind(upgrade, 'it was cancelled')]),
           )
-        : new Map();
+        : new Map<string, Partial<Agent>>();
       await this.writer.syncAgents(tx, upgrade, steps, undefined, left);
     });
   }
@@ -543,7 +546,7 @@ export class UpgradesService {
     }
     const all = await this.agents.inClusterForPlanning(tx, clusterId);
     const targets = resolveTargets(dto.target, all);
-    const options = resolveOptions(cluster.defaultOptions, (dto.options ?? {}) as Partial<UpgradeOptions>);
+    const options = resolveOptions(cluster.defaultOptions, dto.options ?? {});
     const compiled = plan({
       targets: targets.map(toPlanAgent),
       cluster: all.map(toPlanAgent),

@@ -13,7 +13,7 @@ import {
   type VersionStatus,
 } from '../agent-state';
 
-const trim = () => Transform(({ value }) => (typeof value === 'string' ? value.trim() : value));
+const trim = () => Transform(({ value }: { value: unknown }) => (typeof value === 'string' ? value.trim() : value));
 const GROUP = /^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/;
 const groupMessage = 'failoverGroup must be 1-100 letters, digits, ".", "_" or "-"';
 
@@ -75,8 +75,9 @@ export class AutoUpgradeDto {
   enabled: boolean;
 }
 
-const toBool = () => Transform(({ value }) => (value === 'true' ? true : value === 'false' ? false : value));
-const toInt = () => Transform(({ value }) => (/^\d+$/.test(String(value)) ? Number(value) : value));
+const toBool = () =>
+  Transform(({ value }: { value: unknown }) => (value === 'true' ? true : value === 'false' ? false : value));
+const toInt = () => Transform(({ value }: { value: unknown }) => (/^\d+$/.test(String(value)) ? Number(value) : value));
 
 export class ListAgentsQuery {
   @ApiPropertyOptional({ enum: AGENT_STATES, enumName: 'AgentState' })

@@ -7,7 +7,7 @@ import { AGENT_STATES, AgentState, VERSION_STATUSES, VersionStatus } from '../ag
 import { Cluster } from '../cluster.entity';
 import { UpgradeOptionsDto } from './upgrade-options.dto';
 
-const trim = () => Transform(({ value }) => (typeof value === 'string' ? value.trim() : value));
+const trim = () => Transform(({ value }: { value: unknown }) => (typeof value === 'string' ? value.trim() : value));
 
 export class CreateClusterDto {
   @ApiProperty({ description: 'Unique name of the cluster.', maxLength: 100 })
