@@ -66,7 +66,14 @@ async function main(): Promise<void> {
   }
 }
 
-main().catch((error: Error) => {
-  process.stderr.write(`api-types: ${error.message}\n`);
-  process.exit(1);
-});
+// Failed unless main gets to the end: a process that drains before the check must not pass.
+process.exitCode = 1;
+main().then(
+  () => {
+    if (process.exitCode === 1) process.exitCode = 0;
+  },
+  (error: Error) => {
+    process.stderr.write(`api-types: ${error.message}\n`);
+    process.exit(1);
+  },
+);

@@ -31,12 +31,15 @@ export async function openApiDocument(): Promise<string> {
 }
 
 if (require.main === module) {
+  // Failed unless it gets to the end: a process that drains before the document is written must not pass.
+  process.exitCode = 1;
   const { values } = parseArgs({ options: { out: { type: 'string', default: 'openapi.json' } } });
   openApiDocument().then(
     (document) => {
       fs.mkdirSync(path.dirname(path.resolve(values.out!)), { recursive: true });
       fs.writeFileSync(values.out!, `${document}\n`);
       process.stdout.write(`wrote ${values.out}\n`);
+      process.exitCode = 0;
     },
     (error: Error) => {
       process.stderr.write(`openapi: ${error.message}\n`);

@@ -87,9 +87,15 @@ export class Checkpointer {
     const worker = this.worker;
     this.worker = undefined;
     if (!worker) return;
+    // Held while it stops: unreferenced, the thread and the timer would let the process end in the
+    // middle of this await, before whatever called close() carried on (a stop never logged, the
+    // OpenAPI script never written).
+    worker.ref();
     const exited = new Promise<void>((resolve) => worker.once('exit', () => resolve()));
     worker.postMessage('stop');
-    await Promise.race([exited, new Promise<void>((resolve) => setTimeout(resolve, 2000).unref())]);
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([exited, new Promise<void>((resolve) => (timer = setTimeout(resolve, 2000)))]);
+    clearTimeout(timer);
     await worker.terminate();
   }
 }
