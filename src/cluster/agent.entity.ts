@@ -15,6 +15,10 @@ import type { AgentFacts, AgentRole, AgentState, VersionStatus } from './agent-s
 @Index('idx_agents_liveness', ['online', 'lastSeenAt'])
 // The versions a cluster's agents run, without reading their rows (AgentRepository.distinctVersions).
 @Index('idx_agents_cluster_version', ['clusterId', 'version'])
+// A cluster's counts by version status and by web-apps version (GET /clusters, the metrics) read
+// the index instead of every agent row (bench/cluster-counts).
+@Index('idx_agents_cluster_version_status', ['clusterId', 'versionStatus'])
+@Index('idx_agents_cluster_webapps', ['clusterId', 'webappsVersion'])
 export class Agent {
   @PrimaryColumn({ type: 'varchar', length: 36 })
   id: string;

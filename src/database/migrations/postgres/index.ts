@@ -5,6 +5,7 @@ import { Upgrades1795357903849 } from './1795357903849-Upgrades';
 import { VersionModel1796164199781 } from './1796164199781-VersionModel';
 import { TokenExpiry1796174168207 } from './1796174168207-TokenExpiry';
 import { ReportIndexes1796190000000 } from './1796190000000-ReportIndexes';
+import { ClusterCountIndexes1796200000000 } from './1796200000000-ClusterCountIndexes';
 
 /** Applied in this order; add each generated migration here. */
 export const POSTGRES_MIGRATIONS = [
@@ -15,4 +16,5 @@ export const POSTGRES_MIGRATIONS = [
   VersionModel1796164199781,
   TokenExpiry1796174168207,
   ReportIndexes1796190000000,
+  ClusterCountIndexes1796200000000,
 ];

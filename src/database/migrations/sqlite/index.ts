@@ -5,6 +5,7 @@ import { Upgrades1795357897136 } from './1795357897136-Upgrades';
 import { VersionModel1796164184487 } from './1796164184487-VersionModel';
 import { TokenExpiry1796174159207 } from './1796174159207-TokenExpiry';
 import { ReportIndexes1796190000000 } from './1796190000000-ReportIndexes';
+import { ClusterCountIndexes1796200000000 } from './1796200000000-ClusterCountIndexes';
 
 /** Applied in this order; add each generated migration here. */
 export const SQLITE_MIGRATIONS = [
@@ -15,4 +16,5 @@ export const SQLITE_MIGRATIONS = [
   VersionModel1796164184487,
   TokenExpiry1796174159207,
   ReportIndexes1796190000000,
+  ClusterCountIndexes1796200000000,
 ];
