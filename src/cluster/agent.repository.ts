@@ -167,8 +167,12 @@ export class AgentRepository {
     return counts.filter((r) => Number(r.n) > (own && r.version === own.version ? 1 : 0)).map((r) => r.version);
   }
 
+  /**
+   * A cluster's agents in the order they were registered: what callers show (a refusal's list of
+   * agents failing a prerequisite) must not depend on the query plan, which an index can change.
+   */
   findInCluster(em: EntityManager, clusterId: string): Promise<Agent[]> {
-    return em.findBy(Agent, { clusterId });
+    return em.find(Agent, { where: { clusterId }, order: { createdAt: 'ASC', name: 'ASC' } });
   }
 
   /** Online agents whose last heartbeat is older than `cutoff` (uses the liveness index). */
