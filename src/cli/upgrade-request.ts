@@ -1,6 +1,6 @@
 import { Option, type Command } from 'commander';
-import type { LockstepClient, Schemas } from './api';
-import { agentIdsFor, allAgents } from './resolve';
+import type { Schemas } from './api';
+import { agentIdsFor } from './resolve';
 import { collectList, collectOption } from './session';
 
 export interface UpgradeFlags {
@@ -27,15 +27,18 @@ export function withUpgradeFlags(command: Command): Command {
     .option('--at <time>', 'start later, at this ISO-8601 time');
 }
 
-/** What the API's target, policy and options are for these flags (agents named as the operator named them). */
+/**
+ * What the API's target, policy and options are for these flags (agents named as the operator
+ * named them). `clusterAgents` is read only when agents are named; a caller that has the list
+ * already passes it, so a large cluster is not paged through twice.
+ */
 export async function upgradeFields(
-  client: LockstepClient,
-  clusterId: string,
+  clusterAgents: () => Promise<Schemas['AgentDto'][]>,
   flags: UpgradeFlags,
 ): Promise<Pick<Schemas['CreateUpgradeDto'], 'target' | 'policy' | 'options' | 'scheduledAt'>> {
   const named = [...(flags.agents ?? []), ...(flags.target ?? [])].filter((ref) => ref !== 'all');
   const target: Schemas['UpgradeTargetDto'] = named.length
-    ? { agentIds: agentIdsFor(await allAgents(client, clusterId), named) }
+    ? { agentIds: agentIdsFor(await clusterAgents(), named) }
     : { all: true };
   return {
     target,

@@ -9,6 +9,25 @@ import { UpgradeStep } from './upgrade-step.entity';
 const STATUS_SUMMARY_SQL =
   'SELECT "status", COUNT(*) AS "count", SUM("percent") AS "percent" FROM "upgrade_steps" WHERE "upgradeId" = $1 GROUP BY "status"';
 
+/** What running a step changes (saveSteps); the plan's columns are written once, at insert. */
+const RUN_COLUMNS = [
+  'status',
+  'waitingFor',
+  'waitingSince',
+  'phase',
+  'phaseStartedAt',
+  'percent',
+  'attempts',
+  'commandId',
+  'note',
+  'error',
+  'message',
+  'agentNotes',
+  'startedAt',
+  'endedAt',
+  'updatedAt',
+] as const satisfies readonly (keyof UpgradeStep)[];
+
 @Injectable()
 export class UpgradeRepository {
   constructor(private readonly db: Database) {}
@@ -182,41 +201,8 @@ export class UpgradeRepository {
    */
   async saveSteps(em: EntityManager, steps: UpgradeStep[]): Promise<void> {
     const rows = this.db.rows(UpgradeStep);
-    for (const s of steps) {
-      const {
-        status,
-        waitingFor,
-        waitingSince,
-        phase,
-        phaseStartedAt,
-        percent,
-        attempts,
-        commandId,
-        note,
-        error,
-        message,
-        agentNotes,
-        startedAt,
-        endedAt,
-        updatedAt,
-      } = s;
-      await rows.update(em, s.id, {
-        status,
-        waitingFor,
-        waitingSince,
-        phase,
-        phaseStartedAt,
-        percent,
-        attempts,
-        commandId,
-        note,
-        error,
-        message,
-        agentNotes,
-        startedAt,
-        endedAt,
-        updatedAt,
-      });
+    for (const step of steps) {
+      await rows.update(em, step.id, Object.fromEntries(RUN_COLUMNS.map((c) => [c, step[c]])));
     }
   }
 }

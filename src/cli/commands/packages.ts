@@ -3,7 +3,7 @@ import { buildPackage, PACKAGE_USAGE, parsePackageArgs, referenceAgentNotes } fr
 import { CliError, expectData } from '../api';
 import { EXIT } from '../exit-codes';
 import { asJson, table } from '../output';
-import { resolveCluster } from '../resolve';
+import { allAgents, resolveCluster } from '../resolve';
 import { action } from '../session';
 import { upgradeFields, withUpgradeFlags, type UpgradeFlags } from '../upgrade-request';
 import { uploadPackage } from '../upload';
@@ -35,7 +35,7 @@ export function packageCommands(program: Command): void {
           const cluster = await resolveCluster(client, flags.cluster);
           const fields: Record<string, string> = { mode: flags.mode };
           if (flags.mode === 'install') {
-            const upgrade = await upgradeFields(client, cluster.id, flags);
+            const upgrade = await upgradeFields(() => allAgents(client, cluster.id), flags);
             fields.target = JSON.stringify(upgrade.target);
             if (upgrade.policy) fields.policy = upgrade.policy;
             if (upgrade.options) fields.options = JSON.stringify(upgrade.options);

@@ -32,8 +32,12 @@ const STATUSES = Object.keys(STATUS_SET) as Schemas['UpgradeStatus'][];
 async function planRequest({ client }: Session, flags: PlanFlags) {
   const cluster = await resolveCluster(client, flags.cluster);
   const pkg = await resolvePackage(client, cluster.id, flags.package);
-  const names = new Map((await allAgents(client, cluster.id)).map((a) => [a.id, a.name]));
-  const body: Schemas['CreateUpgradeDto'] = { packageId: pkg.id, ...(await upgradeFields(client, cluster.id, flags)) };
+  const agents = await allAgents(client, cluster.id);
+  const names = new Map(agents.map((a) => [a.id, a.name]));
+  const body: Schemas['CreateUpgradeDto'] = {
+    packageId: pkg.id,
+    ...(await upgradeFields(() => Promise.resolve(agents), flags)),
+  };
   return { cluster, body, names };
 }
 
