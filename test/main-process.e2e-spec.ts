@@ -57,6 +57,10 @@ function slowUpload(port: number, urlPath: string, token: string, archive: Buffe
       Authorization: `Bearer ${token}`,
       'Content-Type': `multipart/form-data; boundary=${boundary}`,
       'Content-Length': body.length,
+      // The server answers "100 Continue" as it takes the request in (Node writes it, then runs the
+      // request's hooks in the same turn), so the signal sent after it meets a request in flight.
+      // Without it the test raced the signal against the server reading the headers (CI lost once).
+      Expect: '100-continue',
     },
   });
   const answer = new Promise<{ status: number; body: Record<string, unknown> }>((resolve, reject) => {
@@ -67,7 +71,10 @@ function slowUpload(port: number, urlPath: string, token: string, archive: Buffe
     });
     request.on('error', reject);
   });
-  const halfSent = new Promise<void>((resolve) => request.write(body.subarray(0, half), () => resolve()));
+  const halfSent = new Promise<void>((resolve) =>
+    request.once('continue', () => request.write(body.subarray(0, half), () => resolve())),
+  );
+  request.flushHeaders();
   return { answer, halfSent, sendRest: () => request.end(body.subarray(half)) };
 }
 
