@@ -37,6 +37,7 @@ const agentData = (clusterId: string, fields: Partial<AgentStatusEventData> = {}
   lastSeenAt: null,
   pairedAt: null,
   facts: {},
+  labels: {},
   createdAt: '2026-05-01T10:00:00.000Z',
   ...fields,
 });

@@ -1,6 +1,7 @@
 import { Column, Entity, Index, PrimaryColumn } from 'typeorm';
 import { JsonColumn, TimestampColumn } from '../common/columns';
 import type { AgentFacts, AgentRole, AgentState, VersionStatus } from './agent-state';
+import type { AgentLabels } from './labels';
 
 /**
  * One installed instance of the product on a host. `state` and `versionStatus` are derived from the
@@ -54,6 +55,13 @@ export class Agent {
 
   @JsonColumn({ nullable: true })
   facts: AgentFacts | null;
+
+  /**
+   * What the operator says about the agent ({"site": "eu-1", "tier": "db"}), set at registration or
+   * by PATCH; lists filter on it and upgrades target by it (labels.ts has the rules).
+   */
+  @JsonColumn({ default: '{}' })
+  labels: AgentLabels;
 
   /** False for legacy agents that cannot upgrade remotely: plans list them as manual steps. */
   @Column({ type: 'boolean', default: true })

@@ -1,9 +1,10 @@
 import { Injectable } from '@nestjs/common';
-import { EntityManager, FindOptionsWhere, IsNull, LessThan, LessThanOrEqual } from 'typeorm';
+import { EntityManager, FindOptionsWhere, IsNull, LessThan, LessThanOrEqual, Raw } from 'typeorm';
 import { Database, Tx, updateById } from '../database/database';
 import { placeholders } from '../database/rows';
 import { Agent } from './agent.entity';
 import type { AgentRole, AgentState, VersionStatus } from './agent-state';
+import type { AgentLabels } from './labels';
 
 /** The columns a heartbeat compares against what the agent reports. */
 export interface HeartbeatView {
@@ -35,6 +36,8 @@ export interface AgentFilter {
   role?: AgentRole;
   failoverGroup?: string;
   active?: boolean;
+  /** Agents whose labels include every one of these pairs. */
+  labels?: AgentLabels;
 }
 
 @Injectable()
@@ -116,6 +119,7 @@ export class AgentRepository {
     if (filter.role) where.role = filter.role;
     if (filter.failoverGroup) where.failoverGroup = filter.failoverGroup;
     if (filter.active !== undefined) where.active = filter.active;
+    if (filter.labels && Object.keys(filter.labels).length) where.labels = this.hasLabels(filter.labels);
     const [items, total] = await this.db.reader.findAndCount(Agent, {
       where,
       order: { failoverGroup: 'ASC', role: 'ASC', name: 'ASC', id: 'ASC' },
@@ -123,6 +127,34 @@ export class AgentRepository {
       skip: offset,
     });
     return { items, total };
+  }
+
+  /**
+   * The agents whose labels (JSON text) include every pair, in SQL so the page and its total are
+   * counted by the database: PostgreSQL reads the text as jsonb and asks for containment; SQLite
+   * looks for each pair among json_each's rows.
+   */
+  private hasLabels(labels: AgentLabels): ReturnType<typeof Raw> {
+    if (this.db.type === 'postgres') {
+      return Raw((column) => `CAST(${column} AS jsonb) @> CAST(:labels AS jsonb)`, { labels: JSON.stringify(labels) });
+    }
+    const pairs = Object.entries(labels);
+    const params = Object.fromEntries(
+      pairs.flatMap(([key, value], i) => [
+        [`labelKey${i}`, key],
+        [`labelValue${i}`, value],
+      ]),
+    );
+    return Raw(
+      (column) =>
+        pairs
+          .map(
+            (_, i) =>
+              `EXISTS (SELECT 1 FROM json_each(${column}) AS "l" WHERE "l"."key" = :labelKey${i} AND "l"."value" = :labelValue${i} AND "l"."type" = 'text')`,
+          )
+          .join(' AND '),
+      params,
+    );
   }
 
   /**
@@ -185,7 +217,9 @@ export class AgentRepository {
   }
 
   async insert(em: EntityManager, agent: Agent): Promise<void> {
-    await em.insert(Agent, agent);
+    // A copy: on PostgreSQL TypeORM merges the columns with a database default back from RETURNING
+    // as raw text, which would leave `labels` a JSON string on the agent in hand.
+    await em.insert(Agent, Object.assign(new Agent(), agent));
   }
 
   async save(em: EntityManager, agent: Agent): Promise<void> {

@@ -10,6 +10,7 @@ import { Agent } from './agent.entity';
 import { AgentRepository } from './agent.repository';
 import { AgentRole, deriveAgentState, deriveVersionStatus } from './agent-state';
 import { AgentUpdater } from './agent-updater';
+import { parseLabelSelectors, sameLabels } from './labels';
 import { AgentCommandsService } from './agent-commands.service';
 import { ClustersService } from './clusters.service';
 import {
@@ -67,6 +68,7 @@ export class AgentsService {
           webappsVersion: null,
           busy: false,
           facts: null,
+          labels: dto.labels ?? {},
           remoteUpgrade: true,
           autoUpgrade: true,
           pairingKeyHash: pairing.hash,
@@ -101,7 +103,10 @@ export class AgentsService {
     await this.clusters.require(clusterId);
     const limit = query.limit ?? 500;
     const offset = query.offset ?? 0;
-    const { items, total } = await this.agents.list({ clusterId, ...query }, limit, offset);
+    const { label, ...filter } = query;
+    // The DTO checked the selectors; parsing them again cannot fail.
+    const labels = label ? parseLabelSelectors('label', label).labels : undefined;
+    const { items, total } = await this.agents.list({ clusterId, ...filter, labels }, limit, offset);
     return { items: items.map(toAgentDto), total, limit, offset };
   }
 
@@ -221,7 +226,13 @@ export class AgentsService {
         checkRoleAndGroup(next.role, next.failoverGroup);
         await this.checkPlacement(tx, found.clusterId, { id: found.id, ...next });
         const roleChanged = next.role !== found.role || next.failoverGroup !== found.failoverGroup;
-        return this.updater.apply(tx, found, { ...next, ...(roleChanged ? { active: next.role !== 'backup' } : {}) });
+        // Labels given replace the agent's whole map; passed on only when they differ (agent.status then).
+        const labelsChanged = dto.labels !== undefined && !sameLabels(dto.labels, found.labels);
+        return this.updater.apply(tx, found, {
+          ...next,
+          ...(roleChanged ? { active: next.role !== 'backup' } : {}),
+          ...(labelsChanged ? { labels: { ...dto.labels } } : {}),
+        });
       }),
     );
     return toAgentDto(agent);

@@ -17,7 +17,7 @@ export function TimestampColumn(options: Pick<ColumnOptions, 'nullable' | 'name'
 /** The ISO text a TimestampColumn holds, for use as a query parameter. */
 export const toDbTimestamp = (date: Date): string => date.toISOString();
 
-/** A JSON document stored as text, readable on both databases. */
-export function JsonColumn(options: Pick<ColumnOptions, 'nullable' | 'name'> = {}): PropertyDecorator {
+/** A JSON document stored as text, readable on both databases; `default` is the JSON text new rows get. */
+export function JsonColumn(options: Pick<ColumnOptions, 'nullable' | 'name' | 'default'> = {}): PropertyDecorator {
   return Column({ type: 'simple-json', ...options });
 }

@@ -49,6 +49,20 @@ describe('toFieldProblems', () => {
         { field: 'target.addresses', problems: ['give at most 100 target.addresses.'] },
       ],
     ],
+    [
+      'something inside a nested field, named under the field by its message (labels.site)',
+      [
+        error('target', undefined, [
+          error('labels', { isLabels: 'labels.site must be a string; labels.tier must be short; labels is long' }),
+        ]),
+      ],
+      [
+        {
+          field: 'target.labels',
+          problems: ['target.labels.site must be a string; target.labels.tier must be short; target.labels is long'],
+        },
+      ],
+    ],
   ])('names %s', (_case, errors, expected) => {
     expect(toFieldProblems(errors)).toEqual(expected);
   });

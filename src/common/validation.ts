@@ -5,14 +5,18 @@ import { BadInputError, FieldProblem } from './errors';
 /**
  * A message names its field by property ("all must be true"), or by its whole path already
  * ("target.all must be true"): the property becomes the path only where it stands as a name of
- * its own, not as part of a dotted path or a longer word, and not when the path is there already.
+ * its own, not inside a longer word or a dotted path, and not when the path is there already.
+ * Names of what is inside the field keep their tail, every one of them ("labels.site must be" under
+ * target is "target.labels.site must be").
  */
 function withPath(message: string, property: string, field: string): string {
   if (field === property) return message;
+  const escaped = property.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
   const name = (text: string) =>
     new RegExp(`(?<![\\w.\\[\\]])${text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}(?![\\w[]|\\.\\w)`);
+  const inside = new RegExp(`(?<![\\w.\\[\\]])${escaped}(?=\\.\\w)`, 'g');
   if (name(field).test(message)) return message;
-  return message.replace(name(property), () => field);
+  return message.replace(inside, () => field).replace(name(property), () => field);
 }
 
 /** Flattens class-validator's nested errors into one entry per field, with dotted paths. */

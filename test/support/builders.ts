@@ -24,7 +24,13 @@ export interface RegisteredAgent {
 export async function givenAgent(
   t: TestApp,
   clusterId: string,
-  body: { role?: 'standalone' | 'main' | 'backup'; failoverGroup?: string; name?: string; address?: string } = {},
+  body: {
+    role?: 'standalone' | 'main' | 'backup';
+    failoverGroup?: string;
+    name?: string;
+    address?: string;
+    labels?: Record<string, string>;
+  } = {},
 ): Promise<RegisteredAgent> {
   const name = body.name ?? unique('agent');
   const res = await t.admin

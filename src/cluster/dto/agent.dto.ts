@@ -1,8 +1,29 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
 import { Transform } from 'class-transformer';
-import { IsBoolean, IsIn, IsInt, IsOptional, IsString, Length, Matches, Max, Min, ValidateIf } from 'class-validator';
-import { IsHostOrIp, IsSingleLineText } from '../../common/validators';
+import {
+  IsBoolean,
+  IsIn,
+  IsInt,
+  IsOptional,
+  IsString,
+  Length,
+  Matches,
+  Max,
+  Min,
+  ValidateBy,
+  ValidateIf,
+} from 'class-validator';
+import { IsHostOrIp, IsOptionalNotNull, IsSingleLineText } from '../../common/validators';
 import { Agent } from '../agent.entity';
+import {
+  type AgentLabels,
+  IsLabels,
+  LABEL_KEY_RULE,
+  LABEL_VALUE,
+  LABEL_VALUE_RULE,
+  MAX_LABELS,
+  parseLabelSelectors,
+} from '../labels';
 import {
   AGENT_ROLES,
   AGENT_STATES,
@@ -16,6 +37,15 @@ import {
 const trim = () => Transform(({ value }: { value: unknown }) => (typeof value === 'string' ? value.trim() : value));
 const GROUP = /^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/;
 const groupMessage = 'failoverGroup must be 1-100 letters, digits, ".", "_" or "-"';
+
+/** The OpenAPI schema of a label map (labels.ts has the rules). */
+export const LABELS_SCHEMA = {
+  type: 'object',
+  maxProperties: MAX_LABELS,
+  additionalProperties: { type: 'string', pattern: LABEL_VALUE.source, minLength: 1, maxLength: 63 },
+  example: { site: 'eu-1', tier: 'db' },
+} as const;
+const LABELS_RULES = `At most ${MAX_LABELS}; ${LABEL_KEY_RULE}; ${LABEL_VALUE_RULE}.`;
 
 export class RegisterAgentDto {
   @ApiProperty({ maxLength: 100 })
@@ -41,6 +71,14 @@ export class RegisterAgentDto {
   @IsOptional()
   @Matches(GROUP, { message: groupMessage })
   failoverGroup?: string;
+
+  @ApiPropertyOptional({
+    ...LABELS_SCHEMA,
+    description: `What you say about the agent, to filter lists and target upgrades by. ${LABELS_RULES} Absent = none.`,
+  })
+  @IsOptionalNotNull()
+  @IsLabels()
+  labels?: AgentLabels;
 }
 
 export class UpdateAgentDto {
@@ -67,6 +105,14 @@ export class UpdateAgentDto {
   @ValidateIf((_, v) => v !== undefined && v !== null)
   @Matches(GROUP, { message: groupMessage })
   failoverGroup?: string | null;
+
+  @ApiPropertyOptional({
+    ...LABELS_SCHEMA,
+    description: `The agent's labels, all of them: the map given replaces the one it had ({} removes every label; absent leaves them as they are). ${LABELS_RULES}`,
+  })
+  @IsOptionalNotNull()
+  @IsLabels()
+  labels?: AgentLabels;
 }
 
 export class AutoUpgradeDto {
@@ -120,6 +166,31 @@ export class ListAgentsQuery {
   @toBool()
   @IsBoolean({ message: 'active must be true or false' })
   active?: boolean;
+
+  @ApiPropertyOptional({
+    type: [String],
+    example: ['site=eu-1'],
+    description: `Only agents with this label, as key=value; repeat it (label=site=eu-1&label=tier=db) for agents with all of them. At most ${MAX_LABELS}.`,
+  })
+  @IsOptional()
+  @Transform(({ value }: { value: unknown }) => (typeof value === 'string' ? [value] : value))
+  @IsLabelSelectors()
+  label?: string[];
+}
+
+/** `?label=key=value`, once or repeated: each well formed, at most MAX_LABELS, one value per key. */
+function IsLabelSelectors(): PropertyDecorator {
+  const problem = (value: unknown): string | undefined =>
+    Array.isArray(value) && value.every((v) => typeof v === 'string')
+      ? parseLabelSelectors('label', value).problem
+      : 'label must be key=value, such as site=eu-1';
+  return ValidateBy({
+    name: 'isLabelSelectors',
+    validator: {
+      validate: (value) => problem(value) === undefined,
+      defaultMessage: (args) => problem(args?.value) ?? '',
+    },
+  });
 }
 
 export class AgentFactsDto {
@@ -174,6 +245,8 @@ export class AgentDto {
   @ApiProperty({ type: String, nullable: true, format: 'date-time' }) lastSeenAt: string | null;
   @ApiProperty({ type: String, nullable: true, format: 'date-time' }) pairedAt: string | null;
   @ApiProperty({ type: AgentFactsDto }) facts: AgentFacts;
+  @ApiProperty({ ...LABELS_SCHEMA, description: 'What you say about the agent ({} for none).' })
+  labels: AgentLabels;
   @ApiProperty({ format: 'date-time' }) createdAt: string;
 }
 
@@ -241,6 +314,7 @@ export function toAgentDto(agent: Agent): AgentDto {
     lastSeenAt: agent.lastSeenAt?.toISOString() ?? null,
     pairedAt: agent.pairedAt?.toISOString() ?? null,
     facts: agent.facts ?? {},
+    labels: agent.labels ?? {},
     createdAt: agent.createdAt.toISOString(),
   };
 }
