@@ -389,7 +389,7 @@ describeEachDatabase('upgrades', (kind) => {
       ]);
       const empty = await createUpgrade(cluster.id, { packageId, target: {} }).expect(400);
       expect(empty.body.details).toEqual([
-        { field: 'target', problems: [expect.stringMatching(/all.*agentIds or addresses/)] },
+        { field: 'target', problems: [expect.stringMatching(/all.*agentIds, addresses or labels/)] },
       ]);
       const unknown = await createUpgrade(cluster.id, {
         packageId,
@@ -432,7 +432,7 @@ describeEachDatabase('upgrades', (kind) => {
 
     it('names a nested field once in a refusal: target.all, not target.target.all', async () => {
       const { cluster, packageId } = await setUp(['a']);
-      const wanted = 'target.all must be true when given; name agents with agentIds or addresses instead';
+      const wanted = 'target.all must be true when given; name agents with agentIds, addresses or labels instead';
       for (const res of [
         await createUpgrade(cluster.id, { packageId, target: { all: false } }).expect(400),
         await asOperator()

@@ -1,9 +1,11 @@
 import { ApiProperty, ApiPropertyOptional, OmitType } from '@nestjs/swagger';
 import { Type } from 'class-transformer';
 import { ArrayMaxSize, IsArray, IsDefined, IsIn, IsISO8601, IsOptional, IsUUID, ValidateNested } from 'class-validator';
+import { LABELS_SCHEMA } from '../../cluster/dto/agent.dto';
 import { UpgradeOptionsDto } from '../../cluster/dto/upgrade-options.dto';
+import { type AgentLabels, IsLabels } from '../../cluster/labels';
 import { PageQuery } from '../../common/page-query';
-import { IsDateTime, IsHostOrIp } from '../../common/validators';
+import { IsDateTime, IsHostOrIp, IsOptionalNotNull } from '../../common/validators';
 import type { PlanNotice, RunWhen, StepKind } from '../../policies/planner';
 import {
   CONCRETE_POLICIES,
@@ -30,7 +32,9 @@ export class UpgradeTargetDto {
     description: 'Every agent of the cluster; the cluster then targets the package version.',
   })
   @IsOptional()
-  @IsIn([true], { message: 'target.all must be true when given; name agents with agentIds or addresses instead' })
+  @IsIn([true], {
+    message: 'target.all must be true when given; name agents with agentIds, addresses or labels instead',
+  })
   all?: boolean;
 
   @ApiPropertyOptional({ type: [String], format: 'uuid' })
@@ -49,6 +53,16 @@ export class UpgradeTargetDto {
   @ArrayMaxSize(100_000)
   @IsHostOrIp({ each: true, message: 'each of addresses must be a host name or an IP address' })
   addresses?: string[];
+
+  @ApiPropertyOptional({
+    ...LABELS_SCHEMA,
+    minProperties: 1,
+    description:
+      'The agents whose labels include every one of these pairs. With agentIds or addresses, the agents named any way (a union). No agent matching is a 422 NO_AGENT_MATCHES_LABELS.',
+  })
+  @IsOptionalNotNull()
+  @IsLabels()
+  labels?: AgentLabels;
 }
 
 export class CreateUpgradeDto {
@@ -57,7 +71,7 @@ export class CreateUpgradeDto {
   packageId: string;
 
   @ApiProperty({ type: UpgradeTargetDto, example: { all: true } })
-  @IsDefined({ message: 'target is required: {"all": true}, or agentIds and/or addresses' })
+  @IsDefined({ message: 'target is required: {"all": true}, or agentIds, addresses and/or labels' })
   @ValidateNested()
   @Type(() => UpgradeTargetDto)
   target: UpgradeTargetDto;
