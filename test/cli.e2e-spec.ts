@@ -153,6 +153,83 @@ describe('the lockstep command line [sqlite]', () => {
     expect(JSON.parse(list.stdout)).toEqual([]);
   }, 60_000);
 
+  it('lists and previews agents by label (--label, repeatable), and says when no agent carries it', async () => {
+    const ids = Object.fromEntries(
+      (await t.admin.get(`/api/v1/clusters/${cluster.id}/agents`).expect(200)).body.items.map(
+        (a: { name: string; id: string }) => [a.name, a.id],
+      ),
+    );
+    await t.admin
+      .patch(`/api/v1/agents/${ids['app-1']}`)
+      .send({ labels: { site: 'eu-1', tier: 'web' } })
+      .expect(200);
+    await t.admin
+      .patch(`/api/v1/agents/${ids['app-2']}`)
+      .send({ labels: { site: 'eu-1', tier: 'db' } })
+      .expect(200);
+    try {
+      const listed = await lockstep(['agents', 'list', '--cluster', cluster.name, '--label', 'site=eu-1', '--json']);
+      exitsWith(listed, 0);
+      expect((JSON.parse(listed.stdout) as Array<{ name: string }>).map((a) => a.name).sort()).toEqual([
+        'app-1',
+        'app-2',
+      ]);
+      const both = await lockstep([
+        'agents',
+        'list',
+        '--cluster',
+        cluster.name,
+        '--label',
+        'site=eu-1',
+        '--label',
+        'tier=db',
+      ]);
+      exitsWith(both, 0);
+      expect(both.stdout).toMatch(/^app-2 .* site=eu-1,tier=db /m);
+      expect(both.stdout).not.toMatch(/^app-1 /m);
+
+      const preview = await lockstep([
+        'upgrades',
+        'preview',
+        '--cluster',
+        cluster.name,
+        '--package',
+        '1.1.0',
+        '--label',
+        'tier=web',
+      ]);
+      exitsWith(preview, 0);
+      expect(preview.stdout.match(/^ {2}upgrade {5}\S+$/gm)).toEqual(['  upgrade     app-1']);
+
+      const none = await lockstep([
+        'upgrades',
+        'preview',
+        '--cluster',
+        cluster.name,
+        '--package',
+        '1.1.0',
+        '--label',
+        'site=eu-9',
+      ]);
+      exitsWith(none, 1);
+      expect(none.stderr).toContain('No agent of this cluster has labels site=eu-9');
+      const twice = await lockstep([
+        'agents',
+        'list',
+        '--cluster',
+        cluster.name,
+        '--label',
+        'site=a',
+        '--label',
+        'site=b',
+      ]);
+      exitsWith(twice, 2);
+      expect(twice.stderr).toContain('site given twice (a and b)');
+    } finally {
+      for (const id of [ids['app-1'], ids['app-2']]) await t.admin.patch(`/api/v1/agents/${id}`).send({ labels: {} });
+    }
+  }, 60_000);
+
   it('starts an upgrade and watches it to success: exit 0, a line per agent as it moves', async () => {
     const id = await start(['--package', '1.1.0', '--policy', 'backup-first']);
     const run = await watchWhileFleetRuns(id, ['succeeded']);

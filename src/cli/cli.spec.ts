@@ -4,7 +4,8 @@ import { connectionFrom } from './api';
 import { EXIT, exitCodeForStatus, exitCodeForUpgrade } from './exit-codes';
 import { lockstepProgram } from './main';
 import { planText, prerequisitesTable } from './plan-text';
-import { collectList, collectOption } from './session';
+import { collectLabel, collectList, collectOption } from './session';
+import { upgradeFields } from './upgrade-request';
 
 const leaves = (command: Command): Command[] =>
   command.commands.length ? command.commands.flatMap(leaves) : [command];
@@ -54,6 +55,33 @@ describe('the lockstep command line', () => {
     expect(options).toEqual({ maxParallel: '25%', canary: 1, switchback: false });
     expect(() => collectOption('canary')).toThrow('want key=value (got "canary")');
     expect(collectList('c', collectList('a, b'))).toEqual(['a', 'b', 'c']);
+  });
+
+  it('reads --label key=value, repeated, as one label map', () => {
+    expect(collectLabel('tier=db', collectLabel('site=eu-1'))).toEqual({ site: 'eu-1', tier: 'db' });
+    expect(collectLabel('url=a=b')).toEqual({ url: 'a=b' }); // the key ends at the first "="
+    expect(collectLabel('site=eu-1', { site: 'eu-1' })).toEqual({ site: 'eu-1' });
+    expect(() => collectLabel('site')).toThrow('want key=value, such as site=eu-1 (got "site")');
+    expect(() => collectLabel('site=')).toThrow('want key=value');
+    expect(() => collectLabel('=eu-1')).toThrow('want key=value');
+    expect(() => collectLabel('site=us-2', { site: 'eu-1' })).toThrow('site given twice (eu-1 and us-2)');
+  });
+
+  it('targets labels, agents named, both (the server takes either), or all', async () => {
+    const agents = [{ id: 'id-1', name: 'app-1', address: 'app-1.lan' }] as Schemas['AgentDto'][];
+    let reads = 0;
+    const read = () => {
+      reads += 1;
+      return Promise.resolve(agents);
+    };
+    expect((await upgradeFields(read, { label: { site: 'eu-1' } })).target).toEqual({ labels: { site: 'eu-1' } });
+    expect(reads).toBe(0); // labels alone need no list of the agents
+    expect((await upgradeFields(read, { label: { site: 'eu-1' }, agents: ['app-1'] })).target).toEqual({
+      agentIds: ['id-1'],
+      labels: { site: 'eu-1' },
+    });
+    expect((await upgradeFields(read, { target: ['all'] })).target).toEqual({ all: true });
+    expect((await upgradeFields(read, { label: {} })).target).toEqual({ all: true });
   });
 
   it('takes the token from the environment only when no flag gives one, and never defaults it', () => {

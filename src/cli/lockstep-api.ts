@@ -929,6 +929,16 @@ export interface components {
       /** Format: date-time */
       pairedAt: string | null;
       facts: components['schemas']['AgentFactsDto'];
+      /**
+       * @description What you say about the agent ({} for none).
+       * @example {
+       *       "site": "eu-1",
+       *       "tier": "db"
+       *     }
+       */
+      labels: {
+        [key: string]: string;
+      };
       /** Format: date-time */
       createdAt: string;
       /**
@@ -978,6 +988,16 @@ export interface components {
        * @example pair-a
        */
       failoverGroup?: string;
+      /**
+       * @description What you say about the agent, to filter lists and target upgrades by. At most 32; a label key must be 1-63 lower-case letters, digits, ".", "_", "/" or "-", beginning and ending with a letter or digit; a label value must be 1-63 letters, digits, ".", "_" or "-". Absent = none.
+       * @example {
+       *       "site": "eu-1",
+       *       "tier": "db"
+       *     }
+       */
+      labels?: {
+        [key: string]: string;
+      };
     };
     RegisteredAgentDto: {
       /** Format: uuid */
@@ -1017,6 +1037,16 @@ export interface components {
       /** Format: date-time */
       pairedAt: string | null;
       facts: components['schemas']['AgentFactsDto'];
+      /**
+       * @description What you say about the agent ({} for none).
+       * @example {
+       *       "site": "eu-1",
+       *       "tier": "db"
+       *     }
+       */
+      labels: {
+        [key: string]: string;
+      };
       /** Format: date-time */
       createdAt: string;
       /** @description One-time key the agent pairs with. Shown only in this response. */
@@ -1062,6 +1092,16 @@ export interface components {
       /** Format: date-time */
       pairedAt: string | null;
       facts: components['schemas']['AgentFactsDto'];
+      /**
+       * @description What you say about the agent ({} for none).
+       * @example {
+       *       "site": "eu-1",
+       *       "tier": "db"
+       *     }
+       */
+      labels: {
+        [key: string]: string;
+      };
       /** Format: date-time */
       createdAt: string;
     };
@@ -1077,6 +1117,16 @@ export interface components {
       role?: components['schemas']['AgentRole'];
       /** @description null to leave a pair (with role standalone). */
       failoverGroup?: string | null;
+      /**
+       * @description The agent's labels, all of them: the map given replaces the one it had ({} removes every label; absent leaves them as they are). At most 32; a label key must be 1-63 lower-case letters, digits, ".", "_", "/" or "-", beginning and ending with a letter or digit; a label value must be 1-63 letters, digits, ".", "_" or "-".
+       * @example {
+       *       "site": "eu-1",
+       *       "tier": "db"
+       *     }
+       */
+      labels?: {
+        [key: string]: string;
+      };
     };
     AgentCommandDto: {
       /** Format: uuid */
@@ -1304,6 +1354,16 @@ export interface components {
       agentIds?: string[];
       /** @description Agents by address (host name or IP), as reference 001's external IP. */
       addresses?: string[];
+      /**
+       * @description The agents whose labels include every one of these pairs. With agentIds or addresses, the agents named any way (a union). No agent matching is a 422 NO_AGENT_MATCHES_LABELS.
+       * @example {
+       *       "site": "eu-1",
+       *       "tier": "db"
+       *     }
+       */
+      labels?: {
+        [key: string]: string;
+      };
     };
     /** @enum {string} */
     FailoverPolicy: 'default' | 'simultaneous' | 'backup-first' | 'backup-first-switchback';
@@ -2441,6 +2501,8 @@ export interface operations {
         offset?: number;
         /** @description Only agents that are (true) or are not (false) the active member. */
         active?: boolean;
+        /** @description Only agents with this label, as key=value; repeat it (label=site=eu-1&label=tier=db) for agents with all of them. At most 32. */
+        label?: string[];
       };
       header?: never;
       path: {

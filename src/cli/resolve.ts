@@ -16,7 +16,7 @@ export async function resolveCluster(client: LockstepClient, ref: string): Promi
 export async function allAgents(
   client: LockstepClient,
   clusterId: string,
-  query: { state?: Schemas['AgentState'] } = {},
+  query: { state?: Schemas['AgentState']; label?: string[] } = {},
 ): Promise<Schemas['AgentDto'][]> {
   const agents: Schemas['AgentDto'][] = [];
   for (;;) {

@@ -68,6 +68,23 @@ export function collectOption(pair: string, options: Record<string, unknown> = {
   return { ...options, [key]: value };
 }
 
+/**
+ * `--label site=eu-1 --label tier=db` as one label map: the key up to the first "=". The server
+ * checks the keys and values (and names a bad one); one key with two values is refused here, as
+ * no agent has both.
+ */
+export function collectLabel(pair: string, labels: Record<string, string> = {}): Record<string, string> {
+  const at = pair.indexOf('=');
+  if (at <= 0 || at === pair.length - 1)
+    throw new InvalidArgumentError(`want key=value, such as site=eu-1 (got "${pair}")`);
+  const key = pair.slice(0, at);
+  const value = pair.slice(at + 1);
+  if (Object.hasOwn(labels, key) && labels[key] !== value) {
+    throw new InvalidArgumentError(`${key} given twice (${labels[key]} and ${value}); an agent has one value per key`);
+  }
+  return { ...labels, [key]: value };
+}
+
 /** `--agents a,b --agents c` as one list. */
 export const collectList = (value: string, previous: string[] = []) => [
   ...previous,

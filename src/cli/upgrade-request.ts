@@ -1,11 +1,12 @@
 import { Option, type Command } from 'commander';
 import type { Schemas } from './api';
 import { agentIdsFor } from './resolve';
-import { collectList, collectOption } from './session';
+import { collectLabel, collectList, collectOption } from './session';
 
 export interface UpgradeFlags {
   agents?: string[];
   target?: string[];
+  label?: Record<string, string>;
   policy?: Schemas['FailoverPolicy'];
   option?: Record<string, unknown>;
   at?: string;
@@ -22,6 +23,11 @@ export function withUpgradeFlags(command: Command): Command {
       'only these agents, by name, id or address (comma-separated, repeatable); default all',
       collectList,
     )
+    .option(
+      '--label <key=value>',
+      'the agents carrying this label (repeatable: every one); with --agents, those as well',
+      collectLabel,
+    )
     .addOption(new Option('--policy <policy>', "failover policy; default: the cluster's").choices(POLICIES))
     .option('--option <key=value>', 'an upgrade option (repeatable), e.g. maxParallel=25% canary=1', collectOption)
     .option('--at <time>', 'start later, at this ISO-8601 time');
@@ -29,7 +35,7 @@ export function withUpgradeFlags(command: Command): Command {
 
 /**
  * What the API's target, policy and options are for these flags (agents named as the operator
- * named them). `clusterAgents` is read only when agents are named; a caller that has the list
+ * named them, and the labels asked for: the server takes the agents named either way). `clusterAgents` is read only when agents are named; a caller that has the list
  * already passes it, so a large cluster is not paged through twice.
  */
 export async function upgradeFields(
@@ -37,9 +43,14 @@ export async function upgradeFields(
   flags: UpgradeFlags,
 ): Promise<Pick<Schemas['CreateUpgradeDto'], 'target' | 'policy' | 'options' | 'scheduledAt'>> {
   const named = [...(flags.agents ?? []), ...(flags.target ?? [])].filter((ref) => ref !== 'all');
-  const target: Schemas['UpgradeTargetDto'] = named.length
-    ? { agentIds: agentIdsFor(await clusterAgents(), named) }
-    : { all: true };
+  const labels = flags.label && Object.keys(flags.label).length ? flags.label : undefined;
+  const target: Schemas['UpgradeTargetDto'] =
+    named.length || labels
+      ? {
+          ...(named.length ? { agentIds: agentIdsFor(await clusterAgents(), named) } : {}),
+          ...(labels ? { labels } : {}),
+        }
+      : { all: true };
   return {
     target,
     ...(flags.policy ? { policy: flags.policy } : {}),
