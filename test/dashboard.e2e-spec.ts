@@ -875,6 +875,66 @@ function focusedOutline(page: Page): Promise<{ id: string; outline: string }> {
     expect(await row.locator('details.held p').isVisible()).toBe(true);
   }, 60_000);
 
+  it("shows agents' labels, edits them under Manage, registers with labels, and previews an upgrade of the agents with a label", async () => {
+    const cluster = await givenCluster(t, { name: 'labels-demo' });
+    const { registered } = await givenPairedAgent(t, cluster.id, {
+      name: 'eu-db',
+      labels: { site: 'eu-1', tier: 'db' },
+    });
+    await givenPairedAgent(t, cluster.id, { name: 'us-db', labels: { site: 'us-2', tier: 'db' } });
+    await t.admin
+      .post(`/api/v1/clusters/${cluster.id}/packages`)
+      .field('mode', 'upload-only')
+      .attach('file', packageArchive(), 'p.tar.gz')
+      .expect(201);
+    await signIn(await t.tokenFor('operator', 'labels-operator'), `#/clusters/${cluster.id}`);
+    const row = page.locator('tr[data-agent="eu-db"]');
+    await row.waitFor();
+    expect(await row.locator('.label-chip').allTextContents()).toEqual(['site=eu-1', 'tier=db']);
+
+    // Under Manage: what the box holds replaces every label; the row follows the agent.status event.
+    await page.getByLabel('Manage eu-db').click();
+    await page.getByLabel('Labels of eu-db').fill('site=eu-2, rack=7');
+    await row.getByRole('button', { name: 'Save labels' }).click();
+    await expectText(page, '#toast', /Labels of eu-db saved/);
+    await expectText(page, 'tr[data-agent="eu-db"] .labels', /site=eu-2/);
+    expect(await row.locator('.label-chip').allTextContents()).toEqual(['site=eu-2', 'rack=7']);
+    expect((await t.admin.get(`/api/v1/agents/${registered.id}`).expect(200)).body.labels).toEqual({
+      site: 'eu-2',
+      rack: '7',
+    });
+    // A refusal in words, nothing changed.
+    await page.getByLabel('Labels of eu-db').fill('Site=x');
+    await row.getByRole('button', { name: 'Save labels' }).click();
+    await expectText(page, '#toast', /labels has keys that are not label keys: "Site"/);
+    expect((await t.admin.get(`/api/v1/agents/${registered.id}`).expect(200)).body.labels).toEqual({
+      site: 'eu-2',
+      rack: '7',
+    });
+    expect(await accessibilityProblems(page)).toEqual([]);
+
+    // Registered with labels.
+    await page.getByLabel('Agent name').fill('web-1');
+    await page.getByLabel('Address', { exact: true }).fill('10.0.9.1');
+    await page.getByLabel('Labels (key=value').fill('site=eu-2 tier=web');
+    await page.getByRole('button', { name: 'Register' }).click();
+    await page.locator('#secret-value').waitFor();
+    await page.getByRole('button', { name: 'I have copied it' }).click();
+    await expectText(page, 'tr[data-agent="web-1"] .labels', /tier=web/);
+
+    // The new-upgrade form targets the agents carrying every label given.
+    const form = page.locator('#new-upgrade');
+    await form.getByLabel('Labels the agents carry').fill('tier=db');
+    expect(await form.getByLabel('Agents with labels').isChecked()).toBe(true);
+    await page.getByRole('button', { name: 'Preview plan' }).click();
+    await expectText(page, '#plan', /Plan: /);
+    expect(await page.locator('#plan li').allTextContents()).toEqual(['upgrade us-db']);
+    await form.getByLabel('Labels the agents carry').fill('site=eu-9');
+    await page.getByRole('button', { name: 'Preview plan' }).click();
+    await expectText(page, '#plan', /No agent of this cluster has labels site=eu-9/);
+    expect(await page.getByRole('button', { name: 'Start upgrade' }).isDisabled()).toBe(true);
+  }, 60_000);
+
   it("lists an agent's commands when asked, and a manual migration's outcome as it ends", async () => {
     const cluster = await givenCluster(t, { name: 'migrate-demo' });
     const { registered, agent } = await givenPairedAgent(t, cluster.id, { name: 'migrator' });

@@ -11,7 +11,9 @@ import {
   download,
   field,
   h,
+  labelsText,
   localDateTime,
+  parseLabels,
   POLICIES,
   redraw,
   secretPanel,
@@ -212,6 +214,7 @@ function agentRow(a, ctx) {
       { scope: 'row' },
       a.name,
       a.failoverGroup && a.active ? h('span', { class: 'active-mark', title: 'active member' }, ' ● active') : null,
+      labelChips(a.labels),
     ),
     h('td', { class: 'opt' }, a.address),
     h('td', {}, a.role),
@@ -381,12 +384,58 @@ function downloadButton(agent, pkg, whyId) {
   );
 }
 
-/** Less frequent actions on an agent, folded away: a new pairing key, removal. */
+/** An agent's labels under its name, one chip each ("site=eu-1"); nothing when it has none. */
+function labelChips(labels) {
+  const entries = Object.entries(labels || {});
+  if (entries.length === 0) return null;
+  return h(
+    'span',
+    { class: 'labels', title: `Labels: ${labelsText(labels)}` },
+    entries.map(([key, value]) => h('span', { class: 'label-chip' }, `${key}=${value}`)),
+  );
+}
+
+/** The agent's labels in a box, saved with PATCH: what the box holds replaces all of them (empty removes them). */
+function labelsEditor(agent) {
+  const input = h('input', {
+    id: `labels-${agent.id}`,
+    type: 'text',
+    value: labelsText(agent.labels),
+    placeholder: 'site=eu-1, tier=db',
+    'aria-label': `Labels of ${agent.name}`,
+  });
+  const save = async () => {
+    try {
+      const labels = parseLabels(`Labels of ${agent.name}`, input.value);
+      await api('PATCH', `/api/v1/agents/${agent.id}`, { labels });
+      toast(`Labels of ${agent.name} saved`);
+    } catch (error) {
+      toast(describeError(error));
+    }
+  };
+  return h(
+    'div',
+    { class: 'labels-editor' },
+    input,
+    h(
+      'button',
+      {
+        type: 'button',
+        class: 'secondary',
+        onclick: save,
+      },
+      'Save labels',
+    ),
+  );
+}
+
+/** Less frequent actions on an agent, folded away: its labels, a new pairing key, removal. */
 function manageAgent(agent, opened) {
   return h(
     'details',
     { class: 'manage', ...remembered(opened, `manage:${agent.id}`) },
     h('summary', { 'aria-label': `Manage ${agent.name}` }, 'Manage'),
+    labelsEditor(agent),
     h(
       'button',
       {
@@ -487,6 +536,8 @@ function clusterSettings(cluster) {
   );
 }
 
+const AGENT_LABELS = 'Labels (key=value, separated by commas or spaces)';
+
 function registerAgentForm(clusterId) {
   const name = h('input', { id: 'agent-name', type: 'text', required: true, placeholder: 'db-a1' });
   const address = h('input', {
@@ -501,6 +552,7 @@ function registerAgentForm(clusterId) {
     ['standalone', 'main', 'backup'].map((r) => h('option', { value: r }, r)),
   );
   const group = h('input', { id: 'agent-group', type: 'text', placeholder: 'pair-a (for main and backup)' });
+  const labels = h('input', { id: 'agent-labels', type: 'text', placeholder: 'site=eu-1, tier=db' });
   return apiForm(
     {
       id: 'register-agent',
@@ -512,18 +564,21 @@ function registerAgentForm(clusterId) {
         address: address.value.trim(),
         role: role.value,
         ...(group.value.trim() ? { failoverGroup: group.value.trim() } : {}),
+        ...(labels.value.trim() ? { labels: parseLabels(AGENT_LABELS, labels.value) } : {}),
       }),
       done: (agent) => {
         showSecret(pairingPanel(agent.name, agent));
         name.value = '';
         address.value = '';
         group.value = '';
+        labels.value = '';
       },
     },
     field('Agent name', name),
     field('Address', address),
     field('Role', role),
     field('Failover pair (main and backup share one)', group),
+    field(AGENT_LABELS, labels),
   );
 }
 

@@ -202,6 +202,32 @@ export const localDateTime = (iso) => DATE_TIME.format(new Date(iso));
 /** An instant (ISO text) as the viewer's local time of day. */
 export const localTime = (iso) => TIME.format(new Date(iso));
 
+/** Labels as the label boxes show them: "site=eu-1, tier=db". */
+export const labelsText = (labels) =>
+  Object.entries(labels || {})
+    .map(([key, value]) => `${key}=${value}`)
+    .join(', ');
+
+/**
+ * A label box (`what` names it in a refusal): key=value pairs separated by commas or spaces, as the
+ * API's label map; empty is {}. A pair without "=", or one key with two values, is refused here in
+ * words; the API checks keys and values (at most 32; lower-case keys) and names a bad one.
+ */
+export function parseLabels(what, text) {
+  const labels = {};
+  for (const pair of text.split(/[\s,]+/).filter(Boolean)) {
+    const at = pair.indexOf('=');
+    if (at <= 0 || at === pair.length - 1)
+      throw new Error(`${what}: write key=value pairs such as site=eu-1, tier=db ("${pair}" is not one).`);
+    const key = pair.slice(0, at);
+    const value = pair.slice(at + 1);
+    if (Object.hasOwn(labels, key) && labels[key] !== value)
+      throw new Error(`${what}: ${key} is given twice (${labels[key]} and ${value}); an agent has one value per key.`);
+    labels[key] = value;
+  }
+  return labels;
+}
+
 /** The failover policies a cluster can default to (an upgrade may also say 'default'). */
 export const POLICIES = ['simultaneous', 'backup-first', 'backup-first-switchback'];
 

@@ -1,5 +1,5 @@
 // The new-upgrade form and the option controls it shares with the cluster settings.
-import { api, describeError, field, h, POLICIES } from './lib.js';
+import { api, describeError, field, h, parseLabels, POLICIES } from './lib.js';
 
 /**
  * The upgrade options as form controls, starting at `defaults` (the cluster's): the common ones in
@@ -151,6 +151,8 @@ function parseAgentOptions(text) {
   return value;
 }
 
+const TARGET_LABELS = 'Labels the agents carry (key=value, separated by commas or spaces)';
+
 export function newUpgradeForm(clusterId, agents, packages, cluster) {
   const usable = packages.filter((p) => p.status === 'available');
   const pkg = h(
@@ -164,6 +166,15 @@ export function newUpgradeForm(clusterId, agents, packages, cluster) {
     h('label', {}, h('input', { type: 'checkbox', value: a.id, 'data-pick': '' }), ` ${a.name} (${a.address})`),
   );
   const addresses = h('input', { id: 'target-addresses', type: 'text', placeholder: '10.0.4.17, db-a2.lan' });
+  const targetLabels = h('input', { type: 'radio', name: 'target', id: 'target-labels', value: 'labels' });
+  const labels = h('input', {
+    id: 'target-labels-text',
+    type: 'text',
+    placeholder: 'site=eu-1, tier=db',
+    'aria-describedby': 'target-labels-hint',
+  });
+  // Typing labels chooses that target.
+  labels.addEventListener('input', () => (targetLabels.checked = true));
   const policy = h(
     'select',
     { id: 'upgrade-policy' },
@@ -201,9 +212,11 @@ export function newUpgradeForm(clusterId, agents, packages, cluster) {
     const addr = addresses.value.split(/[\s,]+/).filter(Boolean);
     return {
       packageId: pkg.value,
-      target: some
-        ? { ...(agentIds.length ? { agentIds } : {}), ...(addr.length ? { addresses: addr } : {}) }
-        : { all: true },
+      target: targetLabels.checked
+        ? { labels: parseLabels(TARGET_LABELS, labels.value) }
+        : some
+          ? { ...(agentIds.length ? { agentIds } : {}), ...(addr.length ? { addresses: addr } : {}) }
+          : { all: true },
       policy: policy.value,
       options: options.read(),
       // datetime-local is the viewer's local time; the API wants an instant.
@@ -307,6 +320,14 @@ export function newUpgradeForm(clusterId, agents, packages, cluster) {
             h('div', { role: 'group', 'aria-label': 'Agents to upgrade' }, picks),
             h('label', { for: 'target-addresses' }, 'Add agents by address'),
             addresses,
+            h('label', { for: 'target-labels' }, targetLabels, ' Agents with labels'),
+            h('label', { for: 'target-labels-text' }, TARGET_LABELS),
+            labels,
+            h(
+              'p',
+              { class: 'hint', id: 'target-labels-hint' },
+              'The agents carrying every one of these labels, such as site=eu-1, tier=db; none carrying them all is refused.',
+            ),
           ),
           h('label', { for: 'upgrade-policy' }, 'Failover policy'),
           policy,
