@@ -38,6 +38,7 @@ const agentData = (clusterId: string, fields: Partial<AgentStatusEventData> = {}
   pairedAt: null,
   facts: {},
   labels: {},
+  windows: null,
   createdAt: '2026-05-01T10:00:00.000Z',
   ...fields,
 });

@@ -24,8 +24,9 @@ const VISIBLE = [
   'remoteUpgrade',
   'upgradeId',
   'autoUpgradeBlocked',
-  // Compared by identity: AgentsService.update passes labels only when they differ.
+  // Compared by identity: AgentsService.update passes labels and windows only when they differ.
   'labels',
+  'windows',
 ] as const;
 
 /** An agent's `agent.status` event, from the row in hand: no read of its own (this runs on liveness sweeps of many agents). */

@@ -2,6 +2,7 @@ import { Column, Entity, Index, PrimaryColumn } from 'typeorm';
 import { JsonColumn, TimestampColumn } from '../common/columns';
 import type { AgentFacts, AgentRole, AgentState, VersionStatus } from './agent-state';
 import type { AgentLabels } from './labels';
+import type { MaintenanceWindow } from '../policies/maintenance-windows';
 
 /**
  * One installed instance of the product on a host. `state` and `versionStatus` are derived from the
@@ -62,6 +63,13 @@ export class Agent {
    */
   @JsonColumn({ default: '{}' })
   labels: AgentLabels;
+
+  /**
+   * Its own maintenance windows, which replace its cluster's (an empty list: none, any time); null:
+   * its cluster's (maintenance-windows.ts).
+   */
+  @JsonColumn({ nullable: true })
+  windows: MaintenanceWindow[] | null;
 
   /** False for legacy agents that cannot upgrade remotely: plans list them as manual steps. */
   @Column({ type: 'boolean', default: true })

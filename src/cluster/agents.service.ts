@@ -25,6 +25,17 @@ import {
   UpdateAgentDto,
 } from './dto/agent.dto';
 import { newPairingKey } from './pairing-key';
+import { type MaintenanceWindow, normalizeWindows } from '../policies/maintenance-windows';
+
+/** Windows given replace the agent's own (null: its cluster's again); passed on only when they differ (agent.status then). */
+function windowsChange(
+  given: MaintenanceWindow[] | null | undefined,
+  own: MaintenanceWindow[] | null,
+): Pick<Agent, 'windows'> | Record<string, never> {
+  if (given === undefined) return {};
+  const windows = given === null ? null : normalizeWindows(given);
+  return JSON.stringify(windows) === JSON.stringify(own) ? {} : { windows };
+}
 
 @Injectable()
 export class AgentsService {
@@ -69,6 +80,7 @@ export class AgentsService {
           busy: false,
           facts: null,
           labels: dto.labels ?? {},
+          windows: null,
           remoteUpgrade: true,
           autoUpgrade: true,
           pairingKeyHash: pairing.hash,
@@ -156,6 +168,11 @@ export class AgentsService {
     return this.agents.findInCluster(tx.em, clusterId);
   }
 
+  /** Whether the cluster's agents run more than one version of what a package of this kind installs. */
+  async isMixed(tx: Tx, clusterId: string, kind: 'full' | 'webapps'): Promise<boolean> {
+    return (await this.agents.versionCount(tx.em, clusterId, kind)) > 1;
+  }
+
   /** The agents with these ids, locked until the transaction ends (the executor's view of them). */
   lockMany(tx: Tx, ids: string[]): Promise<Agent[]> {
     return this.agents.findManyForUpdate(tx, ids);
@@ -232,6 +249,7 @@ export class AgentsService {
           ...next,
           ...(roleChanged ? { active: next.role !== 'backup' } : {}),
           ...(labelsChanged ? { labels: { ...dto.labels } } : {}),
+          ...windowsChange(dto.windows, found.windows),
         });
       }),
     );

@@ -1,5 +1,6 @@
 import { Column, Entity, Index, PrimaryColumn } from 'typeorm';
 import { JsonColumn, TimestampColumn } from '../common/columns';
+import type { MaintenanceWindow } from '../policies/maintenance-windows';
 import type { ConcretePolicy, UpgradeOptions } from '../policies/upgrade-options';
 
 /** A named set of agents that must run one version. */
@@ -39,6 +40,13 @@ export class Cluster {
   /** Complete options (every field present); what an upgrade's own options are filled from. */
   @JsonColumn()
   defaultOptions: UpgradeOptions;
+
+  /**
+   * When its agents may be upgraded (with options.respectWindows): recurring windows, each agent's
+   * own list replacing it (maintenance-windows.ts). Null or empty: none, any time.
+   */
+  @JsonColumn({ nullable: true })
+  windows: MaintenanceWindow[] | null;
 
   @TimestampColumn()
   createdAt: Date;

@@ -14,6 +14,7 @@ import {
   ValidateIf,
 } from 'class-validator';
 import { IsHostOrIp, IsOptionalNotNull, IsSingleLineText } from '../../common/validators';
+import type { MaintenanceWindow } from '../../policies/maintenance-windows';
 import { Agent } from '../agent.entity';
 import {
   type AgentLabels,
@@ -24,6 +25,7 @@ import {
   MAX_LABELS,
   parseLabelSelectors,
 } from '../labels';
+import { IsMaintenanceWindows, MaintenanceWindowDto, WINDOWS_DESCRIPTION } from './maintenance-window.dto';
 import {
   AGENT_ROLES,
   AGENT_STATES,
@@ -113,6 +115,15 @@ export class UpdateAgentDto {
   @IsOptionalNotNull()
   @IsLabels()
   labels?: AgentLabels;
+
+  @ApiPropertyOptional({
+    type: [MaintenanceWindowDto],
+    nullable: true,
+    description: `Its own maintenance windows, which replace its cluster's: [] for none (any time), null to take its cluster's again; absent leaves them as they are. ${WINDOWS_DESCRIPTION}`,
+  })
+  @ValidateIf((_, v) => v !== undefined && v !== null)
+  @IsMaintenanceWindows()
+  windows?: MaintenanceWindow[] | null;
 }
 
 export class AutoUpgradeDto {
@@ -247,6 +258,12 @@ export class AgentDto {
   @ApiProperty({ type: AgentFactsDto }) facts: AgentFacts;
   @ApiProperty({ ...LABELS_SCHEMA, description: 'What you say about the agent ({} for none).' })
   labels: AgentLabels;
+  @ApiProperty({
+    type: [MaintenanceWindowDto],
+    nullable: true,
+    description: "Its own maintenance windows, which replace its cluster's ([]: none, any time); null: its cluster's.",
+  })
+  windows: MaintenanceWindow[] | null;
   @ApiProperty({ format: 'date-time' }) createdAt: string;
 }
 
@@ -315,6 +332,7 @@ export function toAgentDto(agent: Agent): AgentDto {
     pairedAt: agent.pairedAt?.toISOString() ?? null,
     facts: agent.facts ?? {},
     labels: agent.labels ?? {},
+    windows: agent.windows ?? null,
     createdAt: agent.createdAt.toISOString(),
   };
 }

@@ -1,10 +1,12 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
 import { IsSingleLineText } from '../../common/validators';
 import { Transform, Type } from 'class-transformer';
-import { IsIn, IsOptional, IsString, Length, Matches, ValidateNested } from 'class-validator';
+import { IsIn, IsOptional, IsString, Length, Matches, ValidateIf, ValidateNested } from 'class-validator';
+import type { MaintenanceWindow } from '../../policies/maintenance-windows';
 import { CONCRETE_POLICIES, type ConcretePolicy, type UpgradeOptions } from '../../policies/upgrade-options';
 import { AGENT_STATES, AgentState, VERSION_STATUSES, VersionStatus } from '../agent-state';
 import { Cluster } from '../cluster.entity';
+import { IsMaintenanceWindows, MaintenanceWindowDto, WINDOWS_DESCRIPTION } from './maintenance-window.dto';
 import { UpgradeOptionsDto } from './upgrade-options.dto';
 
 const trim = () => Transform(({ value }: { value: unknown }) => (typeof value === 'string' ? value.trim() : value));
@@ -38,6 +40,14 @@ export class CreateClusterDto {
   @ValidateNested()
   @Type(() => UpgradeOptionsDto)
   defaultOptions?: UpgradeOptionsDto;
+
+  @ApiPropertyOptional({
+    type: [MaintenanceWindowDto],
+    description: `When its agents may be upgraded; absent or empty: any time. ${WINDOWS_DESCRIPTION}`,
+  })
+  @IsOptional()
+  @IsMaintenanceWindows()
+  windows?: MaintenanceWindow[];
 }
 
 export class UpdateClusterDto {
@@ -54,6 +64,15 @@ export class UpdateClusterDto {
   @ValidateNested()
   @Type(() => UpgradeOptionsDto)
   defaultOptions?: UpgradeOptionsDto;
+
+  @ApiPropertyOptional({
+    type: [MaintenanceWindowDto],
+    nullable: true,
+    description: `Replaces its windows (absent: kept; [] or null: none, any time). ${WINDOWS_DESCRIPTION}`,
+  })
+  @ValidateIf((_, v) => v !== undefined && v !== null)
+  @IsMaintenanceWindows()
+  windows?: MaintenanceWindow[] | null;
 }
 
 export interface ClusterCounts {
@@ -92,6 +111,12 @@ export class ClusterDto {
   @ApiProperty({ type: String, nullable: true, format: 'uuid' }) webappsTargetPackageId: string | null;
   @ApiProperty({ enum: CONCRETE_POLICIES, enumName: 'ClusterPolicy' }) defaultPolicy: ConcretePolicy;
   @ApiProperty({ type: UpgradeOptionsDto }) defaultOptions: UpgradeOptions;
+  @ApiProperty({
+    type: [MaintenanceWindowDto],
+    description:
+      "When its agents may be upgraded with options.respectWindows (an agent's own windows replace these); empty: any time.",
+  })
+  windows: MaintenanceWindow[];
   @ApiProperty({
     type: 'object',
     additionalProperties: { type: 'integer' },
@@ -164,6 +189,7 @@ export function toClusterDto(cluster: Cluster, counts: ClusterCounts): ClusterDt
     webappsTargetPackageId: cluster.webappsTargetPackageId,
     defaultPolicy: cluster.defaultPolicy,
     defaultOptions: cluster.defaultOptions,
+    windows: cluster.windows ?? [],
     versions: counts.versions,
     webappsVersions: counts.webappsVersions,
     consistent,

@@ -1,0 +1,19 @@
+import { MigrationInterface, QueryRunner } from 'typeorm';
+
+export class MaintenanceWindows1796400000000 implements MigrationInterface {
+  name = 'MaintenanceWindows1796400000000';
+
+  public async up(queryRunner: QueryRunner): Promise<void> {
+    // Nullable columns: SQLite adds them in place (the generator would copy each table). Existing
+    // clusters have no windows, existing agents take their cluster's, and no step waits for one.
+    await queryRunner.query(`ALTER TABLE "clusters" ADD COLUMN "windows" text`);
+    await queryRunner.query(`ALTER TABLE "agents" ADD COLUMN "windows" text`);
+    await queryRunner.query(`ALTER TABLE "upgrade_steps" ADD COLUMN "windowOpensAt" varchar(24)`);
+  }
+
+  public async down(queryRunner: QueryRunner): Promise<void> {
+    await queryRunner.query(`ALTER TABLE "upgrade_steps" DROP COLUMN "windowOpensAt"`);
+    await queryRunner.query(`ALTER TABLE "agents" DROP COLUMN "windows"`);
+    await queryRunner.query(`ALTER TABLE "clusters" DROP COLUMN "windows"`);
+  }
+}
