@@ -65,7 +65,7 @@ export class AgentsController {
 
   @Patch('agents/:agentId')
   @RequireRole('operator')
-  @ApiOperation({ summary: 'Change name, address, role or pair' })
+  @ApiOperation({ summary: 'Change name, address, role, pair, labels or maintenance windows' })
   @ApiOkResponse({ type: AgentDto })
   update(@IdParam('agentId') id: string, @Body() body: UpdateAgentDto): Promise<AgentDto> {
     return this.agents.update(id, body);

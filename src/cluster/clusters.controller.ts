@@ -38,7 +38,7 @@ export class ClustersController {
 
   @Patch(':clusterId')
   @RequireRole('admin')
-  @ApiOperation({ summary: 'Change the default policy and default upgrade options' })
+  @ApiOperation({ summary: 'Change the default policy, the default upgrade options or the maintenance windows' })
   @ApiOkResponse({ type: ClusterDto })
   update(@IdParam('clusterId') id: string, @Body() body: UpdateClusterDto): Promise<ClusterDto> {
     return this.clusters.update(id, body);
