@@ -74,6 +74,7 @@ describeEachDatabase('progress streams', (kind) => {
       failoverGroup: null,
       status: 'running',
       waitingFor: null,
+      windowOpensAt: null,
       phase: 'install',
       percent,
       attempts: 1,

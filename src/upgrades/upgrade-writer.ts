@@ -157,6 +157,7 @@ export class UpgradeWriter {
         failoverGroup: step.failoverGroup,
         status: step.status,
         waitingFor: step.waitingFor,
+        windowOpensAt: step.waitingFor === 'window' ? (step.windowOpensAt?.toISOString() ?? null) : null,
         phase: step.phase,
         percent: step.percent,
         attempts: step.attempts,

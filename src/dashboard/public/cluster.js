@@ -13,6 +13,7 @@ import {
   h,
   labelsText,
   localDateTime,
+  windowsText,
   parseLabels,
   POLICIES,
   redraw,
@@ -45,6 +46,7 @@ export async function clusterView(view, clusterId, isCurrent) {
         { class: 'muted' },
         `${c.product}, target ${c.targetVersion || 'none yet'}`,
         c.webappsTargetVersion ? `, web apps target ${c.webappsTargetVersion}` : '',
+        c.windows?.length ? `, maintenance windows ${windowsText(c.windows)}` : '',
       ),
     );
   const parts = {

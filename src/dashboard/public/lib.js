@@ -208,6 +208,17 @@ export const labelsText = (labels) =>
     .map(([key, value]) => `${key}=${value}`)
     .join(', ');
 
+/** Maintenance windows as a line: "sat, sun 22:00 for 4 h (Europe/Berlin)"; none: "any time". */
+export const windowsText = (windows) =>
+  windows && windows.length
+    ? windows
+        .map((w) => {
+          const hours = w.durationMinutes % 60 === 0 ? `${w.durationMinutes / 60} h` : `${w.durationMinutes} min`;
+          return `${w.days.join(', ')} ${w.start} for ${hours} (${w.timeZone})`;
+        })
+        .join('; ')
+    : 'any time';
+
 /**
  * A label box (`what` names it in a refusal): key=value pairs separated by commas or spaces, as the
  * API's label map; empty is {}. A pair without "=", or one key with two values, is refused here in

@@ -1,5 +1,5 @@
 // The new-upgrade form and the option controls it shares with the cluster settings.
-import { api, describeError, field, h, parseLabels, POLICIES } from './lib.js';
+import { api, describeError, field, h, localDateTime, parseLabels, POLICIES } from './lib.js';
 
 /**
  * The upgrade options as form controls, starting at `defaults` (the cluster's): the common ones in
@@ -28,6 +28,7 @@ export function optionFields(prefix, defaults) {
     ['rebootAfter', 'Reboot the host afterwards'],
     ['switchBackOnFailure', 'A serving member whose upgrade failed takes back over'],
     ['allowLegacyPolicyOnMajor', 'Allow a backup-first policy on a major upgrade'],
+    ['respectWindows', "Start units only inside their agents' maintenance windows"],
   ].map(([key, label]) => [key, label, flag(key)]);
   // The operator's overrides, each with what it means.
   const overrides = [
@@ -110,6 +111,15 @@ export function optionFields(prefix, defaults) {
       agentOptions: agentOptions.value.trim() ? parseAgentOptions(agentOptions.value) : {},
     }),
   };
+}
+
+/** Where a batch is expected to run with respectWindows (the preview's batchWindows). */
+function batchWindowText(w) {
+  if (!w.expectedStartAt) return `No maintenance window is long enough for its ${w.predictedMinutes} min.`;
+  const when = `Expected ${localDateTime(w.expectedStartAt)} to ${localDateTime(w.expectedEndAt)} (${w.predictedMinutes} min)`;
+  return w.window
+    ? `${when}, in the window until ${localDateTime(w.window.closesAt)}.`
+    : `${when}; no window limits it.`;
 }
 
 const DELAYED_START = 'Wait before starting the product again (seconds)';
@@ -242,12 +252,14 @@ export function newUpgradeForm(clusterId, agents, packages, cluster) {
         batches.get(s.batch).push(s);
       }
       plan.append(h('h3', {}, `Plan: ${p.resolvedPolicy}, ${p.units} unit(s) in ${p.batches} batch(es)`));
+      const expected = new Map((p.batchWindows || []).map((w) => [w.batch, w]));
       for (const [batch, steps] of [...batches].sort((a, b) => a[0] - b[0])) {
         plan.append(
           h(
             'div',
             { class: 'batch' },
             h('h3', {}, `Batch ${batch + 1}`),
+            expected.has(batch) ? h('p', { class: 'muted' }, batchWindowText(expected.get(batch))) : null,
             h(
               'ol',
               {},

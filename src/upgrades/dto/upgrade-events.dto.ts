@@ -36,6 +36,13 @@ export class TaskProgressEventData {
   @ApiProperty({ enum: STEP_STATUSES, enumName: 'StepStatus' }) status: StepStatus;
   // OpenAPI 3.0: a nullable enum lists null among its values, or null fails it.
   @ApiProperty({ type: String, nullable: true, enum: [...WAIT_REASONS, null] }) waitingFor: WaitReason | null;
+  @ApiProperty({
+    type: String,
+    nullable: true,
+    format: 'date-time',
+    description: 'Waiting for window: when the maintenance window it waits for opens.',
+  })
+  windowOpensAt: string | null;
   @ApiProperty({ type: String, nullable: true }) phase: string | null;
   @ApiProperty() percent: number;
   @ApiProperty() attempts: number;
