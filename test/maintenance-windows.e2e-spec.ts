@@ -48,7 +48,7 @@ describeEachDatabase('maintenance windows', (kind) => {
   }
 
   it('nothing starts outside the window; every unit starts once the clock is in it', async () => {
-    const { fleet, start } = await setUp(MONDAY_AFTERNOON, ['a', 'b'], '2026-06-01T12:00:00.000Z');
+    const { ids, fleet, start } = await setUp(MONDAY_AFTERNOON, ['a', 'b'], '2026-06-01T12:00:00.000Z');
     const id = await start();
     await fleet.round();
     await fleet.round();
@@ -59,6 +59,11 @@ describeEachDatabase('maintenance windows', (kind) => {
       ['window', '2026-06-01T13:00:00.000Z'],
       ['window', '2026-06-01T13:00:00.000Z'],
     ]);
+    // Waiting for a window (maybe days) is not a reason to stop taking work: the agent is not held.
+    expect((await t.admin.get(`/api/v1/agents/${ids.a}`).expect(200)).body).toMatchObject({
+      upgradeId: id,
+      hold: false,
+    });
 
     clock.set('2026-06-01T12:59:59.000Z');
     await fleet.round();

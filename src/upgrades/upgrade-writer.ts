@@ -16,8 +16,13 @@ function flagsFor(agentId: string, steps: UpgradeStep[], upgrade: Upgrade) {
   const mine = steps.filter((s) => s.agentId === agentId);
   const live = upgrade.finishedAt === null && mine.some((s) => !ENDED_STEP_STATUSES.includes(s.status));
   return {
-    // Held while a step of it is about to run or running: it starts no work of its own.
-    hold: mine.some((s) => s.status === 'running' || (s.status === 'waiting' && s.waitingFor !== 'dependencies')),
+    // Held while a step of it is about to run or running: it starts no work of its own. Not while it
+    // waits for steps before it, nor for a maintenance window (which may be days away).
+    hold: mine.some(
+      (s) =>
+        s.status === 'running' ||
+        (s.status === 'waiting' && s.waitingFor !== 'dependencies' && s.waitingFor !== 'window'),
+    ),
     upgrading: mine.some((s) => s.kind === 'upgrade' && s.status === 'running'),
     // An agent belongs to the upgrade while any of its steps may still run.
     upgradeId: live ? upgrade.id : null,
