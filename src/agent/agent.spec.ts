@@ -1,3 +1,4 @@
+import { BACKUP_NAME } from '../protocol/agent-protocol';
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as http from 'node:http';
@@ -205,6 +206,7 @@ describe('ReferenceAgent', () => {
     expect(reports[0].body).toEqual({
       status: 'succeeded',
       version: '1.1.0',
+      backup: expect.stringMatching(BACKUP_NAME),
       notes: [
         `rebootAfter: the host is rebooted with "${rebootScript} ${marker}" once the server has acknowledged this report`,
       ],
@@ -271,6 +273,7 @@ describe('ReferenceAgent', () => {
     expect(reports[0]).toEqual({
       status: 'succeeded',
       version: '1.1.0',
+      backup: expect.stringMatching(BACKUP_NAME),
       notes: ['agentOptions not understood and not applied: stopSnmp'],
     });
     expect(reports.filter((r) => r.notes).length).toBeLessThanOrEqual(2);
@@ -335,6 +338,7 @@ describe('ReferenceAgent', () => {
     expect(server.reports('c4')[0].body).toEqual({
       status: 'succeeded',
       version: '1.1.0',
+      backup: expect.stringMatching(BACKUP_NAME),
       notes: ['web apps 1.0.5 replaced: a full package replaces any earlier web-apps upgrade'],
     });
     const beatsAfter = server.calls.length;

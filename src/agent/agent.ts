@@ -7,6 +7,7 @@ import { backoffMs } from './backoff';
 import { AgentState, Home, Outcome, readJson, UpgradeJournal, writeJsonAtomic } from './home';
 import { HostCommands } from './host-commands';
 import { Product, stopProcess } from './product';
+import { RollbackRunner } from './rollback-runner';
 import { rollBack, runMigration, unpackSafely, UpgradeRunner, withNotes } from './upgrade-runner';
 import { WorkQueue } from './work-queue';
 
@@ -145,7 +146,13 @@ export class ReferenceAgent {
    */
   private async recoverInterrupted(): Promise<void> {
     const journal = readJson<UpgradeJournal>(this.home.journalFile);
-    if (journal) {
+    const rollback = new RollbackRunner(this.home, this.product);
+    const cutRollback = rollback.interrupted();
+    if (cutRollback) {
+      // A rollback is done again from the start: restoring the backup twice gives the same data.
+      this.log(`the agent stopped during rollback command ${cutRollback.id}: finishing it`);
+      this.finish(cutRollback.id, await rollback.run(cutRollback, () => Promise.resolve()));
+    } else if (journal) {
       if (journal.migrationPid) await stopProcess(journal.migrationPid, 'node');
       this.log(`the agent stopped during the ${journal.phase} phase of command ${journal.commandId}: rolling back`);
       const notes = await rollBack(this.home, this.product, journal, this.host);
@@ -312,6 +319,8 @@ export class ReferenceAgent {
         writeJsonAtomic(this.home.roleFile, { active: activate, since: new Date().toISOString() });
         return [{ status: 'succeeded' }, false];
       }
+      case 'rollback':
+        return [await new RollbackRunner(this.home, this.product).run(command, progress), false];
       case 'migrate': {
         const version = this.home.currentVersion();
         const manifest = readJson<{ migration?: string }>(path.join(this.home.currentLink, 'manifest.json'));
@@ -385,23 +394,24 @@ export class ReferenceAgent {
   }
 
   /**
-   * The final report. A server from before notes refuses the field (400 naming it): the report is
-   * sent again without them (they already went out as progress messages), and so are later ones.
+   * The final report. A server from before notes (or before backups in reports) refuses the field
+   * (400 naming it): the report is sent again without both (the notes already went out as progress
+   * messages; such a server cannot roll back anyway), and so are later ones.
    */
   private async complete(commandId: string, outcome: Outcome): Promise<void> {
     const route = `/api/v1/agent/commands/${commandId}/complete`;
-    const { notes, ...bare } = outcome;
-    if (!notes || !this.serverTakesNotes) {
+    const { notes, backup, ...bare } = outcome;
+    if ((!notes && !backup) || !this.serverTakesNotes) {
       await this.call('POST', route, bare);
       return;
     }
     try {
       await this.call('POST', route, outcome);
     } catch (error) {
-      if (!(error instanceof HttpError && error.status === 400 && /\bnotes\b/.test(error.body))) throw error;
+      if (!(error instanceof HttpError && error.status === 400 && /\b(notes|backup)\b/.test(error.body))) throw error;
       this.serverTakesNotes = false;
       this.log(
-        `the server does not take notes in reports (${error.body.slice(0, 200)}); report on ${commandId} sent without them`,
+        `the server does not take notes or backups in reports (${error.body.slice(0, 200)}); report on ${commandId} sent without them`,
       );
       await this.call('POST', route, bare);
     }

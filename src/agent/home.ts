@@ -131,6 +131,8 @@ export interface Outcome {
   error?: string;
   /** Options not applied and why, and what else the operator must know (at most 20, 500 characters each). */
   notes?: string[];
+  /** An upgrade's: the backup it took (a folder name in backups/), which a rollback restores. */
+  backup?: string;
 }
 
 export interface AgentState {

@@ -1,3 +1,4 @@
+import { BACKUP_NAME } from '../protocol/agent-protocol';
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as http from 'node:http';
@@ -190,6 +191,7 @@ describe('UpgradeRunner', () => {
       expect(outcome).toEqual({
         status: 'succeeded',
         version: '1.1.0',
+        backup: expect.stringMatching(BACKUP_NAME),
         notes: [
           'services stopped before the product: snmpd, cron.service',
           'services started again: cron.service, snmpd',
@@ -263,6 +265,7 @@ describe('UpgradeRunner', () => {
       expect(outcome).toEqual({
         status: 'succeeded',
         version: '1.1.0',
+        backup: expect.stringMatching(BACKUP_NAME),
         notes: ['stopServices snmp, cron not applied: this agent has no --service-command'],
       });
       expect(messages).toContainEqual([
@@ -289,7 +292,7 @@ describe('UpgradeRunner', () => {
       const { home, runner, report } = await given({ webapps: '1.0.5' });
       const outcome = await runner.run(command('webapps-1.0.6', { fromVersion: '1.0.5' }), report);
 
-      expect(outcome).toEqual({ status: 'succeeded', version: '1.0.6' });
+      expect(outcome).toEqual({ status: 'succeeded', version: '1.0.6', backup: expect.stringMatching(BACKUP_NAME) });
       expect(home.webappsVersion()).toBe('1.0.6');
       expect(home.currentVersion()).toBe('1.0.0');
       expect(fs.existsSync(path.join(home.dir, 'webapps', '1.0.6', 'index.html'))).toBe(true);
@@ -322,6 +325,7 @@ describe('UpgradeRunner', () => {
       expect(outcome).toEqual({
         status: 'succeeded',
         version: '1.1.0',
+        backup: expect.stringMatching(BACKUP_NAME),
         notes: ['web apps 1.0.5 replaced: a full package replaces any earlier web-apps upgrade'],
       });
       expect(fs.existsSync(home.webappsFile)).toBe(false);
@@ -385,6 +389,7 @@ describe('UpgradeRunner', () => {
       expect(forced).toEqual({
         status: 'succeeded',
         version: '1.1.0',
+        backup: expect.stringMatching(BACKUP_NAME),
         notes: ['version check skipped (ignoreVersionCheck): runs 1.0.0, but the command upgrades from 0.9.0'],
       });
       expect(messages).toContainEqual(['precheck', forced.notes![0]]);
@@ -402,7 +407,7 @@ describe('UpgradeRunner', () => {
       };
       const outcome = await runner.run(command('full-1.1.0', { options: { delayedStartS: 1 } }), timed);
 
-      expect(outcome).toEqual({ status: 'succeeded', version: '1.1.0' });
+      expect(outcome).toEqual({ status: 'succeeded', version: '1.1.0', backup: expect.stringMatching(BACKUP_NAME) });
       const waiting = seen.find(([, , m]) => m === 'delayed start: waiting 1 s')!;
       const verify = seen.find(([, p]) => p === 'verify')!;
       expect(waiting[1]).toBe('start');
@@ -483,6 +488,7 @@ describe('UpgradeRunner', () => {
       expect(await runner.run(command('full-1.1.0', { options: undefined }), report)).toEqual({
         status: 'succeeded',
         version: '1.1.0',
+        backup: expect.stringMatching(BACKUP_NAME),
       });
     });
 

@@ -59,7 +59,11 @@ export class UpgradeRunner {
       await this.startPhase(attempt, delay.seconds);
       await this.verifyPhase(attempt);
       fs.rmSync(this.home.journalFile, { force: true });
-      outcome = { status: 'succeeded', version: command.toVersion };
+      outcome = {
+        status: 'succeeded',
+        version: command.toVersion,
+        ...(attempt.backup ? { backup: path.basename(attempt.backup) } : {}),
+      };
     } catch (error) {
       outcome = await this.undo(attempt, error as Error);
     }

@@ -20,6 +20,7 @@ import {
 } from './dto/agent-protocol.dto';
 import type {
   MigrateCommandPayload,
+  RollbackCommandPayload,
   SwitchoverCommandPayload,
   UpgradeCommandPayload,
 } from '../protocol/agent-protocol';
@@ -66,6 +67,7 @@ export type NewCommand = {
   | { type: 'upgrade'; payload: UpgradeCommandPayload }
   | { type: 'switchover'; payload: SwitchoverCommandPayload }
   | { type: 'migrate'; payload: MigrateCommandPayload }
+  | { type: 'rollback'; payload: RollbackCommandPayload }
 );
 
 /** The per-agent command queue: other modules enqueue; agents take and report; the issuer (CommandIssuer) learns. */

@@ -18,6 +18,7 @@ import {
   ProgressReportDto,
 } from './dto/agent-protocol.dto';
 import { REPORTED_ENDS } from './agent-command.entity';
+import { BACKUP_NAME } from '../protocol/agent-protocol';
 
 /**
  * The agent protocol's hot routes (heartbeat, progress, complete) as native Fastify routes: every
@@ -105,6 +106,7 @@ export const AGENT_BODY_SCHEMAS = {
       version: optional(text('semver')),
       error: optional(text('complete-error')),
       notes: optional({ type: 'array', maxItems: 20, items: text('note') }),
+      backup: optional({ type: 'string', pattern: BACKUP_NAME.source }),
     },
   },
 } as const;

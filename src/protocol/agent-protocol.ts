@@ -5,7 +5,7 @@
  */
 
 /** What an agent can be told to do. */
-export const COMMAND_TYPES = ['upgrade', 'switchover', 'migrate'] as const;
+export const COMMAND_TYPES = ['upgrade', 'switchover', 'migrate', 'rollback'] as const;
 export type CommandType = (typeof COMMAND_TYPES)[number];
 
 /** How an agent may end a command (complete report). */
@@ -65,6 +65,35 @@ export interface UpgradeCommandPayload {
   options?: UpgradeCommandOptions;
 }
 
+/** A backup's name as an agent reports it (an upgrade's complete report): a plain name, never a path. */
+export const BACKUP_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/;
+
+/**
+ * The phases of a rollback (docs/rollback.md), in order: the product stops, its data comes back
+ * from the backup the upgrade took, `current` points at the old version again, the product starts
+ * and is verified. A failure before `stop` (the backup or the old version is gone) changes nothing.
+ */
+export const ROLLBACK_PHASES = ['precheck', 'stop', 'restore', 'switch', 'start', 'verify'] as const;
+export type RollbackPhase = (typeof ROLLBACK_PHASES)[number];
+
+/**
+ * Undo an upgrade on this agent: back to `toVersion` (for `kind` webapps, the web-apps version;
+ * null: none) with the data of `backup`, the backup the upgrade's command reported taking.
+ */
+export interface RollbackCommandPayload {
+  upgradeId: string;
+  stepId: string;
+  kind: 'full' | 'webapps';
+  /** What the upgrade installed, which the agent runs now. */
+  fromVersion: string | null;
+  toVersion: string | null;
+  /** For a full rollback: the web-apps version the agent had before the upgrade (null: none). */
+  webappsVersion: string | null;
+  /** The backup's name, as the upgrade's complete report gave it. */
+  backup: string;
+  phases: string[];
+}
+
 /** Become the pair's active member (`activate`), or its standby. */
 export interface SwitchoverCommandPayload {
   activate: boolean;
@@ -83,4 +112,5 @@ export interface MigrateCommandPayload {
 export type AgentCommandMessage =
   | ({ id: string; type: 'upgrade' } & UpgradeCommandPayload)
   | ({ id: string; type: 'switchover' } & SwitchoverCommandPayload)
-  | ({ id: string; type: 'migrate' } & MigrateCommandPayload);
+  | ({ id: string; type: 'migrate' } & MigrateCommandPayload)
+  | ({ id: string; type: 'rollback' } & RollbackCommandPayload);

@@ -17,6 +17,7 @@ import {
   ValidateNested,
 } from 'class-validator';
 import { IsFlatMap, IsPrintableText, IsSemverVersion, IsSingleLineText } from '../../common/validators';
+import { BACKUP_NAME } from '../../protocol/agent-protocol';
 import {
   COMMAND_STATUSES,
   COMMAND_TYPES,
@@ -183,6 +184,20 @@ export class CompleteReportDto {
     message: 'each of notes must be printable text (no control characters but line breaks and tabs)',
   })
   notes?: string[];
+
+  @ApiPropertyOptional({
+    maxLength: 100,
+    pattern: BACKUP_NAME.source,
+    description:
+      "An upgrade's report: the backup of the data it took (the agent's own name for it), which a rollback of that upgrade restores.",
+    example: '2026-12-01T02-00-00-000Z',
+  })
+  @IsOptional()
+  @IsString({ message: 'backup must be the name of a backup' })
+  @Matches(BACKUP_NAME, {
+    message: 'backup must be 1 to 100 letters, digits, dots, dashes or underscores, starting with a letter or digit',
+  })
+  backup?: string;
 }
 
 export class CommandDto {
