@@ -185,6 +185,49 @@ describe('reference agent [sqlite]', () => {
     });
   });
 
+  it('rolls back a finished upgrade of a pair and a standalone agent: data byte for byte as before, current on the old version, the main serving', async () => {
+    const c = await givenCluster(t);
+    const a = await startAgents(c.id, [
+      { name: 'r-main', role: 'main', group: 'r' },
+      { name: 'r-backup', role: 'backup', group: 'r' },
+      { name: 'r-solo' },
+    ]);
+    const before = Object.fromEntries(
+      Object.entries(a).map(([name, agent]) => [name, folderChecksum(path.join(agent.home, 'data'))]),
+    );
+    const packageId = await upload(c.id, next);
+    const created = await t.admin
+      .post(`/api/v1/clusters/${c.id}/upgrades`)
+      .send({ packageId, target: { all: true }, policy: 'backup-first-switchback' })
+      .expect(201);
+    expect((await until(created.body.id, ['succeeded', 'failed', 'completed-with-errors'])).status).toBe('succeeded');
+    for (const agent of Object.values(a)) expect(records(agent.home).schema).toBe('1.1.0');
+
+    await t.admin.post(`/api/v1/upgrades/${created.body.id}/rollback`).expect(200);
+    const done = await until(created.body.id, ['rolled-back', 'rollback-failed']);
+    expect(done.status).toBe('rolled-back');
+    for (const [name, agent] of Object.entries(a)) {
+      expect({ name, data: folderChecksum(path.join(agent.home, 'data')) }).toEqual({ name, data: before[name] });
+      expect(fs.readlinkSync(path.join(agent.home, 'current'))).toBe(path.join('versions', '1.0.0'));
+      expect(fs.existsSync(path.join(agent.home, 'rollback-journal.json'))).toBe(false);
+    }
+    await eventually(
+      () => Object.values(a).every((agent) => health(agent.home).version === '1.0.0'),
+      'the old product running again on every agent',
+    );
+    // The backup took over while its main went back, then handed back: the main serves, as before.
+    const role = (name: string) => JSON.parse(fs.readFileSync(path.join(a[name].home, 'role.json'), 'utf8')).active;
+    await eventually(() => role('r-main') === true && role('r-backup') === false, 'the main serving again');
+    expect((await t.admin.get(`/api/v1/agents/${a['r-main'].id}`)).body).toMatchObject({
+      active: true,
+      version: '1.0.0',
+    });
+    expect((await t.admin.get(`/api/v1/agents/${a['r-backup'].id}`)).body).toMatchObject({
+      active: false,
+      version: '1.0.0',
+    });
+  });
+
   it('a failing migration rolls back: the data byte for byte as before, the old version running', async () => {
     const c = await givenCluster(t);
     const a = await startAgents(c.id, [{ name: 'fragile', failMigration: true }]);

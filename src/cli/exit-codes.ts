@@ -19,6 +19,8 @@ export const EXIT = {
   unavailable: 7,
   /** The token is missing, unknown, expired, revoked, or its role is too low (401/403). */
   unauthorized: 8,
+  /** Rolled back: every agent it changed is back on its old version (docs/rollback.md). */
+  rolledBack: 9,
 } as const;
 
 /** The exit code for a refusal with this HTTP status. */
@@ -34,7 +36,10 @@ export function exitCodeForUpgrade(status: Schemas['UpgradeStatus']): number {
     case 'succeeded':
       return EXIT.ok;
     case 'failed':
+    case 'rollback-failed':
       return EXIT.failed;
+    case 'rolled-back':
+      return EXIT.rolledBack;
     case 'completed-with-errors':
       return EXIT.completedWithErrors;
     case 'cancelled':
@@ -43,6 +48,7 @@ export function exitCodeForUpgrade(status: Schemas['UpgradeStatus']): number {
       return EXIT.paused;
     case 'scheduled':
     case 'running':
+    case 'rolling-back':
       return EXIT.error;
   }
 }

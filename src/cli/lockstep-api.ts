@@ -162,7 +162,7 @@ export interface paths {
     delete: operations['ClustersController_delete'];
     options?: never;
     head?: never;
-    /** Change the default policy and default upgrade options */
+    /** Change the default policy, the default upgrade options or the maintenance windows */
     patch: operations['ClustersController_update'];
     trace?: never;
   };
@@ -199,7 +199,7 @@ export interface paths {
     delete: operations['AgentsController_remove'];
     options?: never;
     head?: never;
-    /** Change name, address, role or pair */
+    /** Change name, address, role, pair, labels or maintenance windows */
     patch: operations['AgentsController_update'];
     trace?: never;
   };
@@ -498,6 +498,40 @@ export interface paths {
     patch?: never;
     trace?: never;
   };
+  '/api/v1/upgrades/{upgradeId}/rollback/preview': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    get?: never;
+    put?: never;
+    /** What rolling the upgrade back would do now: its steps, the agents left as they are, and refusals */
+    post: operations['RollbacksController_preview'];
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  '/api/v1/upgrades/{upgradeId}/rollback': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    get?: never;
+    put?: never;
+    /** Bring every agent the upgrade changed back to its old version with the data of its backup, and each pair its roles, never stopping a serving member (422 when an agent cannot be brought back; 409 when there is nothing to roll back) */
+    post: operations['RollbacksController_rollBack'];
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
   '/health/live': {
     parameters: {
       query?: never;
@@ -785,6 +819,22 @@ export interface components {
       startAfterUpgrade?: boolean;
       rebootAfter?: boolean;
       switchBackOnFailure?: boolean;
+      /**
+       * @description After a failed step: stop (no new unit past failureThreshold), or rollback (no new unit after the first failure, then the whole upgrade is rolled back; needs backup).
+       * @default stop
+       * @enum {string}
+       */
+      onFailure?: 'stop' | 'rollback';
+      /** @description Mixed-version budget: the most minutes the cluster may run more than one version during the upgrade (counted from when it first did, or from the last resume); absent: no limit. */
+      maxMixedMinutes?: number;
+      /** @description Mixed-version budget: the most agents of the upgrade that may be left behind on another version (their step failed, was missed or did not run) while others run the package's; absent: no limit. */
+      maxMixedAgents?: number;
+      /**
+       * @description When a mixed-version budget runs out: pause the upgrade, or roll it back (docs/rollback.md).
+       * @default pause
+       * @enum {string}
+       */
+      onBudget?: 'pause' | 'rollback';
       /** @description Acknowledge a backup-first policy on a major-version upgrade. */
       allowLegacyPolicyOnMajor?: boolean;
       /** @description Seconds the agent waits before it starts the product again. */
@@ -800,10 +850,40 @@ export interface components {
       ignoreVersionCheck?: boolean;
       /** @description Allow a package older than an agent (a downgrade); refused otherwise. */
       allowDowngrade?: boolean;
+      /**
+       * @description Start a unit only inside its agents' maintenance windows (an agent's own, else its cluster's), and only when its predicted duration fits before the window closes; until then its steps wait for `window`. Running units are never cut.
+       * @default false
+       */
+      respectWindows?: boolean;
       /** @description Passed to the agent untouched. */
       agentOptions?: {
         [key: string]: string | number | boolean;
       };
+    };
+    MaintenanceWindowDto: {
+      /**
+       * @description The days it opens on; a window that runs past midnight belongs to the day it opens on.
+       * @example [
+       *       "sat",
+       *       "sun"
+       *     ]
+       */
+      days: ('mon' | 'tue' | 'wed' | 'thu' | 'fri' | 'sat' | 'sun')[];
+      /**
+       * @description When it opens, "HH:mm" (24-hour), wall-clock time in timeZone. A time the clocks skip (a spring change) opens as much later as they jumped; a time that happens twice (an autumn change), at the first.
+       * @example 22:00
+       */
+      start: string;
+      /**
+       * @description How long it stays open, in real elapsed minutes (at most a week).
+       * @example 240
+       */
+      durationMinutes: number;
+      /**
+       * @description An IANA time zone.
+       * @example Europe/Berlin
+       */
+      timeZone: string;
     };
     CreateClusterDto: {
       /** @description Unique name of the cluster. */
@@ -816,6 +896,8 @@ export interface components {
       /** @default simultaneous */
       defaultPolicy?: components['schemas']['ClusterPolicy'];
       defaultOptions?: components['schemas']['UpgradeOptionsDto'];
+      /** @description When its agents may be upgraded; absent or empty: any time. At most 20 recurring windows; windows that overlap or touch are one. With options.respectWindows, a unit starts only inside its agents' windows, when its predicted duration fits before the window closes (docs/maintenance-windows.md). */
+      windows?: components['schemas']['MaintenanceWindowDto'][];
     };
     ClusterDto: {
       /** Format: uuid */
@@ -835,6 +917,8 @@ export interface components {
       webappsTargetPackageId: string | null;
       defaultPolicy: components['schemas']['ClusterPolicy'];
       defaultOptions: components['schemas']['UpgradeOptionsDto'];
+      /** @description When its agents may be upgraded with options.respectWindows (an agent's own windows replace these); empty: any time. */
+      windows: components['schemas']['MaintenanceWindowDto'][];
       /**
        * @description Agents per reported version.
        * @example {
@@ -873,6 +957,8 @@ export interface components {
       defaultPolicy?: components['schemas']['ClusterPolicy'];
       /** @description Merged into the current defaults: fields left out keep their value. */
       defaultOptions?: components['schemas']['UpgradeOptionsDto'];
+      /** @description Replaces its windows (absent: kept; [] or null: none, any time). At most 20 recurring windows; windows that overlap or touch are one. With options.respectWindows, a unit starts only inside its agents' windows, when its predicted duration fits before the window closes (docs/maintenance-windows.md). */
+      windows?: components['schemas']['MaintenanceWindowDto'][] | null;
     };
     /** @enum {string} */
     AgentRole: 'standalone' | 'main' | 'backup';
@@ -939,6 +1025,8 @@ export interface components {
       labels: {
         [key: string]: string;
       };
+      /** @description Its own maintenance windows, which replace its cluster's ([]: none, any time); null: its cluster's. */
+      windows: components['schemas']['MaintenanceWindowDto'][] | null;
       /** Format: date-time */
       createdAt: string;
       /**
@@ -948,7 +1036,7 @@ export interface components {
       removed?: true;
     };
     /** @enum {string} */
-    CommandType: 'upgrade' | 'switchover' | 'migrate';
+    CommandType: 'upgrade' | 'switchover' | 'migrate' | 'rollback';
     /** @enum {string} */
     CommandStatus: 'pending' | 'running' | 'succeeded' | 'failed' | 'rolled-back' | 'cancelled';
     CommandStatusEventData: {
@@ -1047,6 +1135,8 @@ export interface components {
       labels: {
         [key: string]: string;
       };
+      /** @description Its own maintenance windows, which replace its cluster's ([]: none, any time); null: its cluster's. */
+      windows: components['schemas']['MaintenanceWindowDto'][] | null;
       /** Format: date-time */
       createdAt: string;
       /** @description One-time key the agent pairs with. Shown only in this response. */
@@ -1102,6 +1192,8 @@ export interface components {
       labels: {
         [key: string]: string;
       };
+      /** @description Its own maintenance windows, which replace its cluster's ([]: none, any time); null: its cluster's. */
+      windows: components['schemas']['MaintenanceWindowDto'][] | null;
       /** Format: date-time */
       createdAt: string;
     };
@@ -1127,6 +1219,8 @@ export interface components {
       labels?: {
         [key: string]: string;
       };
+      /** @description Its own maintenance windows, which replace its cluster's: [] for none (any time), null to take its cluster's again; absent leaves them as they are. At most 20 recurring windows; windows that overlap or touch are one. With options.respectWindows, a unit starts only inside its agents' windows, when its predicted duration fits before the window closes (docs/maintenance-windows.md). */
+      windows?: components['schemas']['MaintenanceWindowDto'][] | null;
     };
     AgentCommandDto: {
       /** Format: uuid */
@@ -1279,7 +1373,17 @@ export interface components {
       offset: number;
     };
     /** @enum {string} */
-    UpgradeStatus: 'scheduled' | 'running' | 'paused' | 'succeeded' | 'failed' | 'completed-with-errors' | 'cancelled';
+    UpgradeStatus:
+      | 'scheduled'
+      | 'running'
+      | 'paused'
+      | 'succeeded'
+      | 'failed'
+      | 'completed-with-errors'
+      | 'cancelled'
+      | 'rolling-back'
+      | 'rolled-back'
+      | 'rollback-failed';
     UpgradeStatusEventData: {
       /** Format: uuid */
       upgradeId: string;
@@ -1322,7 +1426,12 @@ export interface components {
       failoverGroup: string | null;
       status: components['schemas']['StepStatus'];
       /** @enum {string|null} */
-      waitingFor: 'online' | 'idle' | 'pickup' | 'gate' | 'peer' | 'dependencies' | null;
+      waitingFor: 'online' | 'idle' | 'pickup' | 'gate' | 'peer' | 'dependencies' | 'window' | null;
+      /**
+       * Format: date-time
+       * @description Waiting for window: when the maintenance window it waits for opens.
+       */
+      windowOpensAt: string | null;
       phase: string | null;
       percent: number;
       attempts: number;
@@ -1389,8 +1498,11 @@ export interface components {
     StepDto: {
       /** @description A UUID; in a preview, a key naming the step. */
       id: string;
-      /** @enum {string} */
-      kind: 'upgrade' | 'switchover' | 'switchback' | 'manual';
+      /**
+       * @description rollback: a rollback round brings the agent back to toVersion with the backup of its upgrade.
+       * @enum {string}
+       */
+      kind: 'upgrade' | 'switchover' | 'switchback' | 'manual' | 'rollback';
       /**
        * Format: uuid
        * @description The agent upgraded, or taking over.
@@ -1403,6 +1515,8 @@ export interface components {
       fromAgentId: string | null;
       failoverGroup: string | null;
       unit: number;
+      /** @description 0: the upgrade's own steps; n: its n-th rollback's (docs/rollback.md). */
+      round: number;
       batch: number;
       dependsOn: string[];
       /**
@@ -1412,10 +1526,15 @@ export interface components {
       runWhen: 'succeeded' | 'failed' | 'ended';
       status: components['schemas']['StepStatus'];
       /**
-       * @description online, idle: its agent; pickup: the agent has not fetched its command yet; gate: a switchover check; peer: a serving pair member waits until its peer can take over; dependencies: earlier steps.
+       * @description online, idle: its agent; pickup: the agent has not fetched its command yet; gate: a switchover check; peer: a serving pair member waits until its peer can take over; dependencies: earlier steps; window: a maintenance window long enough for its unit (options.respectWindows), opening at windowOpensAt.
        * @enum {string|null}
        */
-      waitingFor: 'online' | 'idle' | 'pickup' | 'gate' | 'peer' | 'dependencies' | null;
+      waitingFor: 'online' | 'idle' | 'pickup' | 'gate' | 'peer' | 'dependencies' | 'window' | null;
+      /**
+       * Format: date-time
+       * @description Waiting for window: when the maintenance window it waits for opens (the first one long enough for its unit). Null otherwise.
+       */
+      windowOpensAt: string | null;
       phase: string | null;
       percent: number;
       attempts: number;
@@ -1425,6 +1544,10 @@ export interface components {
       message: string | null;
       /** @description What the agent reported with its end: options not applied and why, a reboot, services. */
       agentNotes: string[];
+      /** @description An upgrade step's: the backup its agent reported taking, which a rollback restores. */
+      backup: string | null;
+      /** @description A rollback round's step: the version its agent goes back to (of what the package installs), or runs when it takes over. */
+      toVersion: string | null;
       /** Format: date-time */
       startedAt: string | null;
       /** Format: date-time */
@@ -1434,6 +1557,28 @@ export interface components {
       code: string;
       message: string;
       agentIds?: string[];
+    };
+    BatchWindowDto: {
+      batch: number;
+      /** @description Its longest unit's predicted duration, from past upgrades (else phaseTimeoutS). */
+      predictedMinutes: number;
+      /**
+       * Format: date-time
+       * @description When its first unit is expected to start; null when a unit of it (or of a batch before it) fits no window.
+       */
+      expectedStartAt: string | null;
+      /**
+       * Format: date-time
+       * @description When its last unit is expected to end.
+       */
+      expectedEndAt: string | null;
+      /** @description The window it runs in (from the first opening to the last closing of its units' windows); null when none limits its agents, or none fits. */
+      window?: {
+        /** Format: date-time */
+        opensAt: string;
+        /** Format: date-time */
+        closesAt: string;
+      } | null;
     };
     PreviewDto: {
       /** @enum {string} */
@@ -1450,6 +1595,8 @@ export interface components {
       prerequisites: {
         [key: string]: unknown;
       };
+      /** @description With options.respectWindows, per batch the maintenance window it is expected to run in (each batch once the one before it ended); empty otherwise. */
+      batchWindows: components['schemas']['BatchWindowDto'][];
     };
     UpgradeDto: {
       /** Format: uuid */
@@ -1506,6 +1653,19 @@ export interface components {
       /** @description The installed version whose migration runs again. */
       version: string | null;
       status: string;
+    };
+    RollbackPreviewDto: {
+      /** Format: uuid */
+      upgradeId: string;
+      status: components['schemas']['UpgradeStatus'];
+      /** @description The steps of the rollback, in order; ids are keys naming the steps (the rollback gets UUIDs). */
+      steps: components['schemas']['StepDto'][];
+      units: number;
+      batches: number;
+      /** @description Agents left as they are, and why. */
+      notes: components['schemas']['NoticeDto'][];
+      /** @description Why the rollback would be refused (no backup, changed since, in another upgrade); empty when it would run. */
+      refusals: components['schemas']['NoticeDto'][];
     };
     InstalledPackageDto: {
       package: components['schemas']['PackageDto'];
@@ -1580,6 +1740,11 @@ export interface components {
       error?: string;
       /** @description What the operator must know: options not applied and why, a reboot issued, services stopped and started. */
       notes?: string[];
+      /**
+       * @description An upgrade's report: the backup of the data it took (the agent's own name for it), which a rollback of that upgrade restores.
+       * @example 2026-12-01T02-00-00-000Z
+       */
+      backup?: string;
     };
     CommandStateDto: {
       /** Format: uuid */
@@ -3950,6 +4115,120 @@ export interface operations {
         };
         content: {
           'application/json': components['schemas']['MigrationDto'];
+        };
+      };
+      /** @description No token, or the token is unknown, revoked or expired. */
+      401: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBodyDto'];
+        };
+      };
+      /** @description The token's role is below operator, or it is an agent token. */
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBodyDto'];
+        };
+      };
+      /** @description Too many failed token checks from this address (AUTH_FAILURE_LIMIT); Retry-After says when to try again. */
+      429: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBodyDto'];
+        };
+      };
+      /** @description A refusal or a failure, in the one error shape. */
+      default: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBodyDto'];
+        };
+      };
+    };
+  };
+  RollbacksController_preview: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        upgradeId: string;
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['RollbackPreviewDto'];
+        };
+      };
+      /** @description No token, or the token is unknown, revoked or expired. */
+      401: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBodyDto'];
+        };
+      };
+      /** @description The token's role is below viewer, or it is an agent token. */
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBodyDto'];
+        };
+      };
+      /** @description Too many failed token checks from this address (AUTH_FAILURE_LIMIT); Retry-After says when to try again. */
+      429: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBodyDto'];
+        };
+      };
+      /** @description A refusal or a failure, in the one error shape. */
+      default: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBodyDto'];
+        };
+      };
+    };
+  };
+  RollbacksController_rollBack: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        upgradeId: string;
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['UpgradeDto'];
         };
       };
       /** @description No token, or the token is unknown, revoked or expired. */

@@ -16,6 +16,8 @@ export function stepLine(step: Step, names: Map<string, string>): string {
       return `switchback  ${name(step.agentId)} takes over again from ${name(step.fromAgentId)}`;
     case 'manual':
       return `manual      ${name(step.agentId)} (reinstall by hand: no remote upgrade)`;
+    case 'rollback':
+      return `rollback    ${name(step.agentId)} back to ${step.toVersion ?? 'no web apps'}`;
   }
 }
 

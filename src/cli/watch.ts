@@ -15,7 +15,14 @@ type StepEvent = Pick<
 >;
 type UpgradeEvent = Pick<Schemas['UpgradeStatusEventData'], 'status' | 'percent' | 'reason'>;
 
-const FINAL: Upgrade['status'][] = ['succeeded', 'failed', 'completed-with-errors', 'cancelled'];
+const FINAL: Upgrade['status'][] = [
+  'succeeded',
+  'failed',
+  'completed-with-errors',
+  'cancelled',
+  'rolled-back',
+  'rollback-failed',
+];
 
 /** One line per step: a bar on a terminal; in a log, a line whenever its status or phase changes. */
 interface StepDisplay {

@@ -27,6 +27,13 @@ const HEARTBEAT_VIEW_SQL =
 
 const VERSION_COUNTS_SQL =
   'SELECT "version", COUNT(*) AS "n" FROM "agents" WHERE "clusterId" = $1 AND "version" IS NOT NULL GROUP BY "version"';
+// How many versions of what a package installs a cluster's agents run (those that reported one):
+// more than one is a mixed cluster. Web apps: agents with none count as one more version.
+const MIXED_VERSION_SQL = {
+  full: 'SELECT COUNT(DISTINCT "version") AS "n" FROM "agents" WHERE "clusterId" = $1 AND "version" IS NOT NULL',
+  webapps:
+    'SELECT COUNT(DISTINCT COALESCE("webappsVersion", \'\')) AS "n" FROM "agents" WHERE "clusterId" = $1 AND "version" IS NOT NULL',
+};
 const OWN_VERSION_SQL = 'SELECT "version" FROM "agents" WHERE "id" = $1 AND "clusterId" = $2 AND "version" IS NOT NULL';
 
 export interface AgentFilter {
@@ -197,6 +204,12 @@ export class AgentRepository {
       ? await em.query(this.db.sql(OWN_VERSION_SQL), [exceptAgentId, clusterId])
       : [];
     return counts.filter((r) => Number(r.n) > (own && r.version === own.version ? 1 : 0)).map((r) => r.version);
+  }
+
+  /** How many versions (of the core, or of the web apps) a cluster's agents run now. */
+  async versionCount(em: EntityManager, clusterId: string, kind: 'full' | 'webapps'): Promise<number> {
+    const [row]: Array<{ n: string | number }> = await em.query(this.db.sql(MIXED_VERSION_SQL[kind]), [clusterId]);
+    return Number(row?.n ?? 0);
   }
 
   /**

@@ -5,6 +5,7 @@ import { Clock } from '../common/clock';
 import { isUniqueViolation } from '../common/db-errors';
 import { ConflictError, NotFoundError } from '../common/errors';
 import { Database, Tx } from '../database/database';
+import { normalizeWindows } from '../policies/maintenance-windows';
 import { DEFAULT_UPGRADE_OPTIONS, resolveOptions, type UpgradeOptions } from '../policies/upgrade-options';
 import { AgentRepository } from './agent.repository';
 import type { ComponentKind } from './agent-state';
@@ -13,6 +14,12 @@ import { Cluster } from './cluster.entity';
 import { ClusterRepository } from './cluster.repository';
 import { ClusterDto, CreateClusterDto, toClusterDto, UpdateClusterDto } from './dto/cluster.dto';
 import { resolvePort } from '../common/ports';
+
+/** A cluster's targets: the versions it aims for and the packages that set them. */
+export type ClusterTargets = Pick<
+  Cluster,
+  'targetVersion' | 'targetPackageId' | 'webappsTargetVersion' | 'webappsTargetPackageId'
+>;
 
 /**
  * Port: what other modules still keep in a cluster (its packages, its upgrades), asked in the
@@ -55,6 +62,7 @@ export class ClustersService implements OnModuleInit {
       webappsTargetPackageId: null,
       defaultPolicy: dto.defaultPolicy ?? 'simultaneous',
       defaultOptions: resolveOptions(DEFAULT_UPGRADE_OPTIONS, dto.defaultOptions as Partial<UpgradeOptions>),
+      windows: normalizeWindows(dto.windows ?? []),
       createdAt: now,
       updatedAt: now,
     });
@@ -115,6 +123,19 @@ export class ClustersService implements OnModuleInit {
     this.logger.log(`cluster ${clusterId} now targets ${kind === 'full' ? '' : 'web apps '}${version}`);
   }
 
+  /**
+   * Sets the cluster's targets back to what they were (a rollback undoing the upgrade that set
+   * them), unless another package of that kind has set them since.
+   */
+  async restoreTargets(tx: Tx, clusterId: string, setBy: string, targets: ClusterTargets): Promise<void> {
+    const cluster = await this.require(clusterId, tx);
+    if (cluster.targetPackageId !== setBy && cluster.webappsTargetPackageId !== setBy) return;
+    Object.assign(cluster, targets, { updatedAt: this.clock.now() });
+    await this.clusters.save(tx.em, cluster);
+    await this.updater.refreshVersionStatuses(tx, clusterId);
+    this.logger.log(`cluster ${clusterId} targets ${targets.targetVersion ?? 'no version'} again (a rollback)`);
+  }
+
   /** Clusters with a target version set by a package: where auto-upgrade looks. */
   withTarget(): Promise<Cluster[]> {
     return this.clusters.listWithTarget();
@@ -125,6 +146,7 @@ export class ClustersService implements OnModuleInit {
       const found = await this.require(id, tx);
       if (dto.defaultPolicy) found.defaultPolicy = dto.defaultPolicy;
       if (dto.defaultOptions) found.defaultOptions = resolveOptions(found.defaultOptions, dto.defaultOptions);
+      if (dto.windows !== undefined) found.windows = normalizeWindows(dto.windows ?? []);
       found.updatedAt = this.clock.now();
       await this.clusters.save(tx.em, found);
       return found;

@@ -38,7 +38,7 @@ export interface PlanRequest {
   options: UpgradeOptions;
 }
 
-export type StepKind = 'upgrade' | 'switchover' | 'switchback' | 'manual';
+export type StepKind = 'upgrade' | 'switchover' | 'switchback' | 'manual' | 'rollback';
 /** When a step may run, judged on its dependencies once they ended. */
 export type RunWhen = 'succeeded' | 'failed' | 'ended';
 

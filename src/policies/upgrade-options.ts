@@ -40,7 +40,32 @@ export interface UpgradeOptions {
   /** Plan a package older than an agent's version: going back is done only when asked for. */
   allowDowngrade: boolean;
   agentOptions: Record<string, AgentOptionValue>;
+  /**
+   * Start a unit only inside its agents' maintenance windows, and only when its predicted duration
+   * fits before the window closes (docs/maintenance-windows.md). Running units are never cut.
+   */
+  respectWindows: boolean;
+  /**
+   * What a failed step leads to: `stop` (no new unit after the failure threshold; the rest is left
+   * as it is), or `rollback` (no new unit after the first failure; once the running ones ended, the
+   * whole upgrade is rolled back: docs/rollback.md).
+   */
+  onFailure: OnFailure;
+  /**
+   * The mixed-version budget (docs/rollback.md, "A mixed-version budget"): how long the cluster may
+   * run more than one version during the upgrade, in minutes, and how many of its agents may be
+   * left behind on another version meanwhile; absent: no limit. When one runs out, `onBudget`.
+   */
+  maxMixedMinutes?: number;
+  maxMixedAgents?: number;
+  /** What a budget that ran out does: pause the upgrade, or roll it back. */
+  onBudget: OnBudget;
 }
+
+export const ON_FAILURE = ['stop', 'rollback'] as const;
+export type OnFailure = (typeof ON_FAILURE)[number];
+export const ON_BUDGET = ['pause', 'rollback'] as const;
+export type OnBudget = (typeof ON_BUDGET)[number];
 
 /**
  * What a new cluster starts with. All units at once (as the vendors' tools do), but no new unit
@@ -65,6 +90,9 @@ export const DEFAULT_UPGRADE_OPTIONS: UpgradeOptions = {
   ignoreVersionCheck: false,
   allowDowngrade: false,
   agentOptions: {},
+  respectWindows: false,
+  onFailure: 'stop',
+  onBudget: 'pause',
 };
 
 /**

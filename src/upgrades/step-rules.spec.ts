@@ -534,3 +534,114 @@ describe('step rules: an upgrade that finished after the server failed its step'
     ).toMatchObject({ status: 'failed', reason: '1 step(s) failed, which reached the failure threshold' });
   });
 });
+
+describe('step rules: onFailure rollback', () => {
+  const two = [step('a', { status: 'failed' }), step('b', { unit: 1 })];
+
+  it('starts no new unit after the first failure, whatever the failure threshold', () => {
+    const d = decide(upgrade({ onFailure: 'rollback', failureLimit: null }), two, agents(agent('a'), agent('b')), NOW);
+    expect(short(d)).toEqual(['block b']);
+    // Every step ended, one failed: the upgrade rolls back instead of finishing.
+    expect(d.upgrade).toEqual({
+      type: 'rollback',
+      reason: expect.stringMatching(/^options.onFailure is rollback: 1 step\(s\) failed/),
+    });
+  });
+
+  it('with onFailure stop, the same upgrade finishes as before', () => {
+    const d = decide(upgrade({ onFailure: 'stop', failureLimit: null }), two, agents(agent('a'), agent('b')), NOW);
+    expect(short(d)).toEqual(['start b']);
+    expect(d.upgrade).toBeNull();
+  });
+
+  it('a running upgrade with no failure finishes as usual', () => {
+    const d = decide(upgrade({ onFailure: 'rollback' }), [step('a', { status: 'succeeded' })], agents(agent('a')), NOW);
+    expect(d.upgrade).toMatchObject({ type: 'finish', status: 'succeeded' });
+  });
+});
+
+describe('step rules: a rollback round', () => {
+  const rolling = upgrade({ status: 'rolling-back', stage: 'rollback', failureLimit: 1 });
+  const pair = (mainActive: boolean) =>
+    agents(
+      agent('main', { active: mainActive, version: '1.1.0', peerId: 'backup' }),
+      agent('backup', { active: !mainActive, version: '1.0.0', peerId: 'main' }),
+    );
+
+  it('never stops the serving member: its rollback waits for its peer, even if the plan put it first', () => {
+    const d = decide(rolling, [step('main', { kind: 'rollback', toVersion: '1.0.0' })], pair(true), NOW);
+    expect(short(d)).toEqual(['wait main peer']);
+  });
+
+  it('rolls back the standby; needs no prerequisites (it goes to a version it ran)', () => {
+    const d = decide(rolling, [step('main', { kind: 'rollback', toVersion: '1.0.0' })], pair(false), NOW);
+    expect(short(d)).toEqual(['start main']);
+  });
+
+  it('a switchover takes over only on the version the agent ran before, whatever its last upgrade', () => {
+    const over = step('backup', { kind: 'switchover', toVersion: '1.0.0' });
+    const failedBackup = agents(agent('backup', { lastUpgradeFailed: true, active: false }));
+    expect(short(decide(rolling, [over], failedBackup, NOW))).toEqual(['start backup']);
+    const stillNew = agents(agent('backup', { version: '1.1.0', active: false }));
+    expect(short(decide(rolling, [over], stillNew, NOW))).toEqual(['wait backup gate']);
+  });
+
+  it.each([
+    [['succeeded', 'skipped'], 'rolled-back'],
+    [['succeeded', 'failed'], 'rollback-failed'],
+    [['succeeded', 'missed'], 'rollback-failed'],
+  ] as Array<[StepStatus[], string]>)('ends %j as %s, with no failure threshold to reach', (statuses, status) => {
+    const steps = statuses.map((s, i) => step(`s${i}`, { kind: 'rollback', status: s, unit: i }));
+    const d = decide(rolling, steps, agents(agent('s0'), agent('s1')), NOW);
+    expect(d.upgrade).toMatchObject({ type: 'finish', status });
+    if (status === 'rollback-failed')
+      expect(d.upgrade).toMatchObject({ reason: expect.stringContaining('the rollback of s1 ended') });
+  });
+});
+
+describe('step rules: the mixed-version budget', () => {
+  const budgeted = (options: Partial<RuleUpgrade['options']>, budget: RuleUpgrade['budget']) =>
+    upgrade({ options: { ...upgrade().options, ...options }, budget });
+
+  it.each([
+    [
+      'mixed for exactly maxMixedMinutes: still within',
+      { maxMixedMinutes: 10 },
+      { mixedForS: 600, leftBehind: 0 },
+      null,
+    ],
+    ['one second past it: paused', { maxMixedMinutes: 10 }, { mixedForS: 601, leftBehind: 0 }, 'pause'],
+    ['not mixed now: nothing counts', { maxMixedMinutes: 10 }, { mixedForS: null, leftBehind: 0 }, null],
+    ['as many left behind as allowed: within', { maxMixedAgents: 2 }, { mixedForS: 5, leftBehind: 2 }, null],
+    ['one more: rolled back', { maxMixedAgents: 2, onBudget: 'rollback' }, { mixedForS: 5, leftBehind: 3 }, 'rollback'],
+    ['no budget: nothing', {}, { mixedForS: 1e9, leftBehind: 1e6 }, null],
+  ] as const)('%s', (_why, options, budget, expected) => {
+    const d = decide(budgeted(options, budget), [step('a')], agents(agent('a')), NOW);
+    if (expected === null) {
+      expect(d.upgrade).toBeNull();
+      expect(short(d)).toEqual(['start a']);
+    } else {
+      // Nothing new starts: the upgrade pauses or rolls back, naming the budget.
+      expect(short(d)).toEqual([]);
+      expect(d.upgrade).toEqual({
+        type: expected,
+        reason: expect.stringMatching(/mixed-version budget ran out \(max/),
+      });
+    }
+  });
+
+  it('a paused upgrade or a rollback round is not judged again', () => {
+    const over = { mixedForS: 1e6, leftBehind: 0 };
+    expect(decide(budgeted({ maxMixedMinutes: 1 }, over), [step('a')], agents(agent('a')), NOW).upgrade).toEqual(
+      expect.objectContaining({ type: 'pause' }),
+    );
+    const paused = { ...budgeted({ maxMixedMinutes: 1 }, over), status: 'paused' as const };
+    expect(decide(paused, [step('a')], agents(agent('a')), NOW).upgrade).toBeNull();
+    const rolling = {
+      ...budgeted({ maxMixedMinutes: 1 }, over),
+      status: 'rolling-back' as const,
+      stage: 'rollback' as const,
+    };
+    expect(decide(rolling, [step('a', { kind: 'rollback' })], agents(agent('a')), NOW).upgrade).toBeNull();
+  });
+});

@@ -4,6 +4,7 @@ import type { RunWhen, StepKind } from '../policies/planner';
 import type { UpgradeOptions } from '../policies/upgrade-options';
 import type { UpgradeStatus } from './upgrade.entity';
 import { ENDED_STEP_STATUSES, FAILED_STEP_STATUSES, type StepStatus, type WaitReason } from './upgrade-step.entity';
+import { type RuleWindows, type WindowGate, windowGates } from './window-rules';
 
 /**
  * The executor's rules, pure: an upgrade, its steps and its agents as they are now in; what must
@@ -43,11 +44,22 @@ export interface RuleStep {
   attempts: number;
   /** The command of the current attempt, queued once the step started. */
   commandId: string | null;
+  /** Waiting for `window`: when the window it waits for opens. */
+  windowOpensAt?: Date | null;
+  /** A rollback round's step: the version its agent goes back to, or runs when it takes over. */
+  toVersion?: string | null;
 }
 
 export interface RuleUpgrade {
   status: UpgradeStatus;
-  options: Pick<UpgradeOptions, 'waitForIdle' | 'idleTimeoutS' | 'offlineTimeoutS' | 'phaseTimeoutS'>;
+  options: Pick<UpgradeOptions, 'waitForIdle' | 'idleTimeoutS' | 'offlineTimeoutS' | 'phaseTimeoutS'> &
+    Partial<Pick<UpgradeOptions, 'maxMixedMinutes' | 'maxMixedAgents' | 'onBudget'>>;
+  /**
+   * The mixed-version budget's measures, when the upgrade has a budget: for how many seconds the
+   * cluster has run more than one version (counted from the budget's start; null: it does not now),
+   * and how many of the upgrade's agents it left behind on another version meanwhile.
+   */
+  budget?: { mixedForS: number | null; leftBehind: number };
   canaryPending: boolean;
   /** Failed units after which no new unit starts; null = no limit. */
   failureLimit: number | null;
@@ -59,10 +71,20 @@ export interface RuleUpgrade {
    * than the server's heartbeat timeout (an online agent may be a whole poll interval away).
    */
   pickupTimeoutS?: number;
+  /** options.respectWindows: the agents' maintenance windows and predicted step durations (window-rules.ts). */
+  windows?: RuleWindows;
+  /**
+   * Which steps these are: the upgrade's own, or a rollback round's (docs/rollback.md), which ends
+   * `rolled-back` or `rollback-failed` and knows no failure threshold or canary.
+   */
+  stage?: 'upgrade' | 'rollback';
+  /** options.onFailure: `rollback` starts no new unit after a failure, and rolls back once the rest ended. */
+  onFailure?: 'stop' | 'rollback';
 }
 
 export type StepAction =
-  | { type: 'wait'; stepId: string; for: WaitReason }
+  /** `until`: for a `window` wait, when the window it waits for opens. */
+  | { type: 'wait'; stepId: string; for: WaitReason; until?: Date }
   /** Queue the step's command (-> waiting for the agent to fetch it; running once it did). */
   | { type: 'start'; stepId: string }
   | { type: 'fail'; stepId: string; error: string }
@@ -75,9 +97,14 @@ export type StepAction =
 
 export type UpgradeAction =
   | { type: 'pause'; reason: string }
+  /** A failure under onFailure: rollback, once every step ended: the upgrade rolls back. */
+  | { type: 'rollback'; reason: string }
   | {
       type: 'finish';
-      status: Extract<UpgradeStatus, 'succeeded' | 'failed' | 'completed-with-errors' | 'cancelled'>;
+      status: Extract<
+        UpgradeStatus,
+        'succeeded' | 'failed' | 'completed-with-errors' | 'cancelled' | 'rolled-back' | 'rollback-failed'
+      >;
       reason: string | null;
     };
 
@@ -137,26 +164,18 @@ interface PassContext {
   currentBatch: number;
   thresholdReached: () => boolean;
   peerUpgrading: (agentId: string) => boolean;
+  /** With options.respectWindows, a unit's window gate; null where windows do not apply. */
+  windowGate: (unit: number) => WindowGate | null;
 }
 
-export function decide(upgrade: RuleUpgrade, steps: RuleStep[], agents: Map<string, RuleAgent>, now: Date): Decision {
+export function decide(given: RuleUpgrade, steps: RuleStep[], agents: Map<string, RuleAgent>, now: Date): Decision {
+  const upgrade = asRunning(given);
   if (!['running', 'paused', 'cancelled'].includes(upgrade.status)) return { steps: [], upgrade: null };
   const pass = new Pass(steps);
   timeOutCommands(upgrade, steps, agents, now, pass);
-
-  if (upgrade.status === 'cancelled') {
-    // A step whose command is out (running, or queued for the agent) ends with the agent's report.
-    const running = steps.some((s) => commandOut(pass.statusOf(s.id), s.waitingFor));
-    return { steps: pass.actions, upgrade: running ? null : { type: 'finish', status: 'cancelled', reason: null } };
-  }
-
   const currentBatch = lowestOpenBatch(steps, pass);
-  if (upgrade.status === 'running' && upgrade.canaryPending && currentBatch > 0 && Number.isFinite(currentBatch)) {
-    return {
-      steps: pass.actions,
-      upgrade: { type: 'pause', reason: 'the canary units ended: check them, then resume the upgrade' },
-    };
-  }
+  const halted = haltBeforeSteps(upgrade, steps, pass, currentBatch);
+  if (halted !== undefined) return { steps: pass.actions, upgrade: halted };
 
   const upgradeStepsOf = upgradeStepsByAgent(steps);
   const context: PassContext = {
@@ -166,17 +185,95 @@ export function decide(upgrade: RuleUpgrade, steps: RuleStep[], agents: Map<stri
     pass,
     byId: new Map(steps.map((s) => [s.id, s])),
     currentBatch,
-    thresholdReached: () => upgrade.failureLimit !== null && pass.failedUnits >= upgrade.failureLimit,
+    thresholdReached: () => thresholdReached(upgrade, pass.failedUnits),
     peerUpgrading: (peerId) => (upgradeStepsOf.get(peerId) ?? []).some((s) => stopsWithIt(s, pass.statusOf(s.id))),
+    windowGate: windowGates(upgrade, steps, agents, now),
   };
   for (const unit of groupByUnit(steps).values()) {
     const started = unit.some((s) => s.attempts > 0 || ['waiting', 'running'].includes(pass.statusOf(s.id)));
     for (const step of unit) driveStep(context, step, started);
   }
+  if (!steps.every((s) => ended(pass.statusOf(s.id)))) return { steps: pass.actions, upgrade: null };
+  return { steps: pass.actions, upgrade: ending(upgrade, steps, pass, agents) };
+}
 
-  if (steps.every((s) => ended(pass.statusOf(s.id))))
-    return { steps: pass.actions, upgrade: finish(steps, (id) => pass.statusOf(id), context.thresholdReached()) };
-  return { steps: pass.actions, upgrade: null };
+/** A rollback round runs as an upgrade does; no canary, no threshold (its failures are reported). */
+function asRunning(given: RuleUpgrade): RuleUpgrade {
+  if (given.stage !== 'rollback') return given;
+  return { ...given, status: given.status === 'rolling-back' ? 'running' : given.status, canaryPending: false };
+}
+
+/**
+ * What stops the pass before any step is driven: a cancelled upgrade (it finishes once no command
+ * is out), a mixed-version budget that ran out, canary units that ended. undefined: go on.
+ */
+function haltBeforeSteps(
+  upgrade: RuleUpgrade,
+  steps: RuleStep[],
+  pass: Pass,
+  currentBatch: number,
+): UpgradeAction | null | undefined {
+  if (upgrade.status === 'cancelled') {
+    // A step whose command is out (running, or queued for the agent) ends with the agent's report.
+    const running = steps.some((s) => commandOut(pass.statusOf(s.id), s.waitingFor));
+    return running ? null : { type: 'finish', status: 'cancelled', reason: null };
+  }
+  const spent = upgrade.status === 'running' && upgrade.stage !== 'rollback' ? budgetSpent(upgrade) : null;
+  if (spent) return { type: upgrade.options.onBudget === 'rollback' ? 'rollback' : 'pause', reason: spent };
+  if (upgrade.status === 'running' && upgrade.canaryPending && currentBatch > 0 && Number.isFinite(currentBatch))
+    return { type: 'pause', reason: 'the canary units ended: check them, then resume the upgrade' };
+  return undefined;
+}
+
+/** Every step ended: how the upgrade (or its rollback round) ends, or that it rolls back (onFailure). */
+function ending(upgrade: RuleUpgrade, steps: RuleStep[], pass: Pass, agents: Map<string, RuleAgent>): UpgradeAction {
+  const statusOf = (id: string) => pass.statusOf(id);
+  if (upgrade.stage === 'rollback') return finishRollback(steps, statusOf, agents);
+  const end = finish(steps, statusOf, thresholdReached(upgrade, pass.failedUnits));
+  if (upgrade.onFailure === 'rollback' && pass.failedUnits > 0)
+    return { type: 'rollback', reason: `options.onFailure is rollback: ${end.reason}` };
+  return end;
+}
+
+/** Whether no new unit may start: the failure threshold, or any failure under onFailure: rollback. */
+function thresholdReached(upgrade: RuleUpgrade, failedUnits: number): boolean {
+  if (upgrade.stage === 'rollback') return false;
+  if (upgrade.onFailure === 'rollback') return failedUnits > 0;
+  return upgrade.failureLimit !== null && failedUnits >= upgrade.failureLimit;
+}
+
+/** A rollback round whose steps all ended: rolled back when each did its part, else why not. */
+function finishRollback(
+  steps: RuleStep[],
+  statusOf: (stepId: string) => StepStatus,
+  agents: Map<string, RuleAgent>,
+): UpgradeAction {
+  const notDone = steps.filter((s) => !['succeeded', 'skipped'].includes(statusOf(s.id)));
+  if (notDone.length === 0) return { type: 'finish', status: 'rolled-back', reason: null };
+  const named = notDone
+    .slice(0, 5)
+    .map((s) => `the ${s.kind} of ${agents.get(s.agentId)?.name ?? s.agentId} ended ${statusOf(s.id)}`);
+  return {
+    type: 'finish',
+    status: 'rollback-failed',
+    reason: `${notDone.length} rollback step(s) did not succeed (${named.join('; ')}${notDone.length > 5 ? '; ...' : ''}); each step says why, and a new rollback picks up from there`,
+  };
+}
+
+/**
+ * Which mixed-version budget ran out, in words (the reason of the pause or rollback), or null:
+ * the cluster ran more than one version for longer than maxMixedMinutes, or more of the upgrade's
+ * agents than maxMixedAgents were left behind on another version while others run the new one.
+ */
+export function budgetSpent(upgrade: Pick<RuleUpgrade, 'options' | 'budget'>): string | null {
+  const { maxMixedMinutes, maxMixedAgents, onBudget } = upgrade.options;
+  const { mixedForS, leftBehind } = upgrade.budget ?? { mixedForS: null, leftBehind: 0 };
+  const then = onBudget === 'rollback' ? 'rolled back' : 'paused';
+  if (maxMixedMinutes !== undefined && mixedForS !== null && mixedForS > maxMixedMinutes * 60)
+    return `the mixed-version budget ran out (maxMixedMinutes ${maxMixedMinutes}): the cluster has run more than one version for ${Math.floor(mixedForS / 60)} min; ${then}`;
+  if (maxMixedAgents !== undefined && leftBehind > maxMixedAgents)
+    return `the mixed-version budget ran out (maxMixedAgents ${maxMixedAgents}): ${leftBehind} agent(s) were left behind on another version; ${then}`;
+  return null;
 }
 
 /** Batches run one after the other: the current one is the lowest with a step not ended (none: Infinity). */
@@ -246,6 +343,7 @@ function driveStep(context: PassContext, step: RuleStep, unitStarted: boolean): 
     );
     return;
   }
+  if (heldByWindow(context, step)) return;
   const afterFailure = deps.some((d) => failed(d.status));
   const afterUpgrade = deps.some((d) => d.step.kind === 'upgrade' && d.step.agentId === step.agentId);
   const next = readiness(upgrade, step, context.agents, {
@@ -254,6 +352,28 @@ function driveStep(context: PassContext, step: RuleStep, unitStarted: boolean): 
     peerUpgrading: context.peerUpgrading,
   });
   actOnReadiness(context, step, next);
+}
+
+/**
+ * With options.respectWindows, a unit nothing of which has run yet starts only inside its agents'
+ * maintenance windows, with time enough left for its predicted duration (window-rules.ts): a step
+ * that would start waits for `window` instead, until the opening it fits in, with no time limit;
+ * with no window long enough in sight it misses its turn. A unit under way is never held.
+ */
+function heldByWindow(context: PassContext, step: RuleStep): boolean {
+  const gate = context.windowGate(step.unit);
+  if (!gate || gate.open) return false;
+  const { pass } = context;
+  if (gate.opensAt === null) {
+    pass.act({ type: 'miss', stepId: step.id, reason: gate.why }, 'missed');
+    return true;
+  }
+  const same =
+    pass.statusOf(step.id) === 'waiting' &&
+    step.waitingFor === 'window' &&
+    step.windowOpensAt?.getTime() === gate.opensAt.getTime();
+  if (!same) pass.act({ type: 'wait', stepId: step.id, for: 'window', until: gate.opensAt }, 'waiting');
+  return true;
 }
 
 /**
@@ -396,9 +516,34 @@ function readiness(
   if (step.kind === 'manual') return { ready: false, error: 'manual steps are not run by the executor' };
   if (!agent.paired || !agent.online)
     return { ready: false, waitFor: 'online', why: `${agent.name} was ${agent.paired ? 'offline' : 'never paired'}` };
-  return step.kind === 'upgrade'
-    ? upgradeReadiness(upgrade, agent, agents, context)
+  if (step.kind === 'upgrade') return upgradeReadiness(upgrade, agent, agents, context);
+  if (step.kind === 'rollback') return rollbackReadiness(upgrade, agent, agents);
+  return upgrade.stage === 'rollback'
+    ? takeoverAfterRollback(upgrade, agent, step)
     : takeoverReadiness(upgrade, agent, context);
+}
+
+/**
+ * A rollback stops its agent: idle with waitForIdle, and never the pair's serving member (no
+ * rollback runs together with its peer's: the plan hands over first, and this gate holds whatever
+ * the plan says).
+ */
+function rollbackReadiness(upgrade: RuleUpgrade, agent: RuleAgent, agents: Map<string, RuleAgent>): Readiness {
+  if (agent.busy && upgrade.options.waitForIdle)
+    return { ready: false, waitFor: 'idle', why: `${agent.name} stayed busy` };
+  const unsafe = pairGate(agent, agent.peerId ? agents.get(agent.peerId) : undefined, () => false);
+  return unsafe ? { ready: false, waitFor: 'peer', why: unsafe } : { ready: true };
+}
+
+/** A switchover of a rollback: the agent taking over is idle and runs what it ran before the upgrade. */
+function takeoverAfterRollback(upgrade: RuleUpgrade, agent: RuleAgent, step: RuleStep): Readiness {
+  const installed = upgrade.pkg.kind === 'webapps' ? agent.webappsVersion : agent.version;
+  const wanted = step.toVersion ?? null;
+  const problems: string[] = [];
+  if (agent.busy) problems.push('busy');
+  if (installed !== wanted) problems.push(`runs ${installed ?? 'no version'}, not ${wanted ?? 'none'}`);
+  if (problems.length === 0) return { ready: true };
+  return { ready: false, waitFor: 'gate', why: `${agent.name} could not take over (${problems.join(', ')})` };
 }
 
 /** An upgrade: its agent idle (with waitForIdle), the pair gate open, the prerequisites met on fresh facts. */

@@ -1,3 +1,4 @@
+import { RollbackPlanning } from './rollback-planning';
 import { Logger } from '@nestjs/common';
 import { ModuleRef } from '@nestjs/core';
 import { AgentCommand } from '../cluster/agent-command.entity';
@@ -55,6 +56,7 @@ function rig(upgrade: Upgrade | null, steps: UpgradeStep[]) {
     agents,
     packages,
     clusters,
+    mockOf<RollbackPlanning>(),
     new ManualClock(NOW),
     mockOf<Leadership>(),
     config,

@@ -3,7 +3,13 @@ import { Interval } from '@nestjs/schedule';
 import * as semver from 'semver';
 import { AgentCommand } from '../cluster/agent-command.entity';
 import { Agent } from '../cluster/agent.entity';
-import { AgentCommandsService, CommandIssuer, CommandReport, ReportOutcome } from '../cluster/agent-commands.service';
+import {
+  AgentCommandsService,
+  CommandIssuer,
+  CommandReport,
+  type NewCommand,
+  ReportOutcome,
+} from '../cluster/agent-commands.service';
 import { FailedAgentReconciler } from '../cluster/agent-protocol.service';
 import { AgentsService } from '../cluster/agents.service';
 import { ClustersService } from '../cluster/clusters.service';
@@ -31,13 +37,23 @@ import { Upgrade } from './upgrade.entity';
 import { UpgradeRepository } from './upgrade.repository';
 import { UpgradeStep } from './upgrade-step.entity';
 import { UpgradeWriter } from './upgrade-writer';
-import { type SwitchoverCommandPayload, type UpgradeCommandPayload, upgradePhases } from '../protocol/agent-protocol';
+import { windowsForPass } from './upgrade-windows';
+import {
+  ROLLBACK_PHASES,
+  type RollbackCommandPayload,
+  type SwitchoverCommandPayload,
+  type UpgradeCommandPayload,
+  upgradePhases,
+} from '../protocol/agent-protocol';
+import { RollbackPlanning } from './rollback-planning';
 
 const TICK_MS = 1000;
 const REPORT_COALESCE_MS = 50;
 const STEP_REFERENCE = 'step:';
 
 const isOut = (step: UpgradeStep) => commandOut(step.status, step.waitingFor);
+/** An upgrade step that ended without bringing its agent to the package's version: what the mixed-version budget counts. */
+const LEFT_BEHIND: readonly UpgradeStep['status'][] = ['failed', 'rolled-back', 'missed', 'cancelled'];
 
 /** The upgrade and step a command was queued for (`step:<upgradeId>/<stepId>`), or null for another issuer's. */
 function stepOrigin(command: AgentCommand): { upgradeId: string; stepId: string } | null {
@@ -65,6 +81,14 @@ export const toRuleAgent = (a: Agent, peerId: string | null = null): RuleAgent =
   active: a.active,
   peerId,
 });
+
+/** What a rollback step that succeeded records on its agent: the versions it had before the upgrade. */
+function rolledBackVersions(upgrade: Upgrade, step: UpgradeStep): Partial<Agent> {
+  if (step.status !== 'succeeded') return {};
+  if (upgrade.packageKind === 'webapps') return { webappsVersion: step.toVersion };
+  const before = upgrade.priorState?.agents[step.agentId];
+  return { version: step.toVersion, webappsVersion: before?.webappsVersion ?? null };
+}
 
 /** The agents of the steps and the other members of their pairs, each with its peer's id. */
 function ruleAgents(agents: Agent[]): Map<string, RuleAgent> {
@@ -106,6 +130,7 @@ export class UpgradeExecutor
     private readonly agents: AgentsService,
     private readonly packages: PackagesService,
     private readonly clusters: ClustersService,
+    private readonly rollbacks: RollbackPlanning,
     private readonly clock: Clock,
     private readonly leadership: Leadership,
     @InjectAppConfig() private readonly config: AppConfig,
@@ -191,14 +216,19 @@ export class UpgradeExecutor
     const upgrade = await this.upgrades.findForUpdate(tx, upgradeId);
     if (!upgrade) return;
     const now = this.clock.now();
-    const steps = await this.upgrades.stepsOf(tx.em, upgradeId);
+    const all = await this.upgrades.stepsOf(tx.em, upgradeId);
     if (upgrade.status === 'scheduled') {
       if (!upgrade.scheduledAt || upgrade.scheduledAt > now) return;
-      await this.start(tx, upgrade, steps);
+      await this.start(tx, upgrade, all);
     }
+    // The current round's steps: the upgrade's own, or its latest rollback's (docs/rollback.md).
+    const steps = all.filter((s) => s.round === upgrade.rollbackRound);
+    if (upgrade.status === 'rolling-back' && steps.length === 0) return this.prepareRollback(tx, upgrade, all, now);
     const agents = await this.agents.lockWithPeers(tx, [...new Set(steps.map((s) => s.agentId))]);
     const pkg = await this.packages.require(upgrade.packageId, tx);
-    const decision = decide(this.ruleUpgrade(upgrade, pkg), steps, ruleAgents(agents), now);
+    const windows = await windowsForPass(tx, this.upgrades, this.clusters, upgrade, steps, agents);
+    const budget = await this.budgetMeasures(tx, upgrade, steps, now);
+    const decision = decide({ ...this.ruleUpgrade(upgrade, pkg), windows, budget }, steps, ruleAgents(agents), now);
     if (decision.steps.length === 0 && !decision.upgrade) return;
 
     const byId = new Map(steps.map((s) => [s.id, s]));
@@ -210,16 +240,77 @@ export class UpgradeExecutor
       await this.apply(tx, upgrade, pkg, step, action, agentChanges, agentsById.get(step.agentId) ?? null);
       changed.add(step);
     }
-    await this.writer.saveSteps(tx, upgrade, steps, [...changed]);
-    await this.applyToUpgrade(tx, upgrade, steps, decision.upgrade, agentsById, agentChanges);
+    await this.writer.saveSteps(tx, upgrade, all, [...changed]);
+    await this.applyToUpgrade(tx, upgrade, all, decision.upgrade, agentsById, agentChanges);
     await this.writer.syncAgents(
       tx,
       upgrade,
-      steps,
+      all,
       [...changed].map((s) => s.agentId),
       agentChanges,
     );
-    if (decision.upgrade?.type === 'finish') await this.writer.syncAgents(tx, upgrade, steps);
+    if (decision.upgrade?.type === 'finish') await this.writer.syncAgents(tx, upgrade, all);
+  }
+
+  /**
+   * A rollback asked for while commands of the upgrade were still out: they finish first (an agent
+   * is never interrupted; a silent one times out as in a cancel), then the round starts.
+   */
+  private async prepareRollback(tx: Tx, upgrade: Upgrade, all: UpgradeStep[], now: Date): Promise<void> {
+    const out = all.filter(isOut);
+    if (out.length) {
+      const agents = await this.agents.lockWithPeers(tx, [...new Set(out.map((s) => s.agentId))]);
+      const pkg = await this.packages.require(upgrade.packageId, tx);
+      const rule = { ...this.ruleUpgrade(upgrade, pkg), status: 'cancelled' as const, stage: 'upgrade' as const };
+      const decision = decide(rule, out, ruleAgents(agents), now);
+      const agentsById = new Map(agents.map((a) => [a.id, a]));
+      const agentChanges = new Map<string, Partial<Agent>>();
+      for (const action of decision.steps) {
+        const step = all.find((s) => s.id === action.stepId)!;
+        await this.apply(tx, upgrade, pkg, step, action, agentChanges, agentsById.get(step.agentId) ?? null);
+      }
+      const changed = all.filter((s) => decision.steps.some((a) => a.stepId === s.id));
+      await this.writer.saveSteps(tx, upgrade, all, changed);
+      await this.writer.syncAgents(
+        tx,
+        upgrade,
+        all,
+        changed.map((s) => s.agentId),
+        agentChanges,
+      );
+      if (all.some(isOut)) return;
+    }
+    await this.rollbacks.startRound(tx, upgrade, all);
+  }
+
+  /**
+   * The mixed-version budget's measures for decide (budgetSpent), when the running upgrade has a
+   * budget. Records on the upgrade when the cluster became mixed (saved at once: the clock must
+   * survive a restart) and forgets it once the cluster runs one version again.
+   */
+  private async budgetMeasures(
+    tx: Tx,
+    upgrade: Upgrade,
+    steps: UpgradeStep[],
+    now: Date,
+  ): Promise<RuleUpgrade['budget']> {
+    const { maxMixedMinutes, maxMixedAgents } = upgrade.options;
+    const budgeted = maxMixedMinutes !== undefined || maxMixedAgents !== undefined;
+    if (!budgeted || upgrade.status !== 'running' || upgrade.rollbackRound > 0) return undefined;
+    const mixed = await this.agents.isMixed(tx, upgrade.clusterId, upgrade.packageKind);
+    if (mixed !== (upgrade.mixedSince !== null)) {
+      upgrade.mixedSince = mixed ? now : null;
+      await this.upgrades.save(tx.em, upgrade);
+    }
+    const from = Math.max(upgrade.mixedSince?.getTime() ?? 0, upgrade.budgetFrom?.getTime() ?? 0);
+    const since = upgrade.budgetFrom ?? new Date(0);
+    const behind = steps.filter(
+      (s) => s.kind === 'upgrade' && LEFT_BEHIND.includes(s.status) && s.endedAt !== null && s.endedAt >= since,
+    );
+    return {
+      mixedForS: mixed ? (now.getTime() - from) / 1000 : null,
+      leftBehind: mixed ? new Set(behind.map((s) => s.agentId)).size : 0,
+    };
   }
 
   /** What `decide` needs to know of the upgrade and its package. */
@@ -232,6 +323,8 @@ export class UpgradeExecutor
       pkg: { version: pkg.version, kind: pkg.kind, prerequisites: pkg.prerequisites },
       ignoreVersionCheck: upgrade.options.ignoreVersionCheck === true,
       pickupTimeoutS: this.config.heartbeatTimeoutS,
+      stage: upgrade.rollbackRound > 0 ? 'rollback' : 'upgrade',
+      onFailure: upgrade.options.onFailure ?? 'stop',
     };
   }
 
@@ -248,6 +341,8 @@ export class UpgradeExecutor
       upgrade.canaryPending = false;
       await this.writer.saveUpgrade(tx, upgrade, steps, 'paused', action.reason);
       this.logger.log(`upgrade ${upgrade.id} paused: ${action.reason}`);
+    } else if (action?.type === 'rollback') {
+      await this.rollbacks.begin(tx, upgrade, steps, action.reason);
     } else if (action?.type === 'finish') {
       await this.finish(tx, upgrade, steps, action.status, action.reason);
       // (An operator's cancel left its agents behind on purpose already.)
@@ -280,7 +375,10 @@ export class UpgradeExecutor
   private async start(tx: Tx, upgrade: Upgrade, steps: UpgradeStep[]): Promise<void> {
     if (upgrade.origin === 'request' || upgrade.origin === 'install')
       await this.packages.complete(tx, upgrade.packageId, upgrade.id);
+    // What a rollback would bring back is how things are now, not when it was scheduled.
+    await this.rollbacks.recordPriorState(tx, upgrade, steps);
     upgrade.startedAt = this.clock.now();
+    upgrade.budgetFrom = upgrade.startedAt;
     await this.writer.saveUpgrade(tx, upgrade, steps, 'running', null);
     this.logger.log(`upgrade ${upgrade.id} started`);
   }
@@ -299,30 +397,16 @@ export class UpgradeExecutor
       agentChanges.set(step.agentId, { ...agentChanges.get(step.agentId), ...changes });
     switch (action.type) {
       case 'wait':
-        Object.assign(step, { status: 'waiting', waitingFor: action.for, waitingSince: now });
+        // windowOpensAt: set by a window wait, left as it was (and not shown) by any other.
+        Object.assign(step, {
+          status: 'waiting',
+          waitingFor: action.for,
+          waitingSince: now,
+          windowOpensAt: action.until,
+        });
         return;
       case 'start': {
-        const target = {
-          agentId: step.agentId,
-          clusterId: upgrade.clusterId,
-          reference: `${STEP_REFERENCE}${upgrade.id}/${step.id}`,
-        };
-        const command = await this.commands.enqueue(
-          tx,
-          step.kind === 'upgrade'
-            ? { ...target, type: 'upgrade', payload: this.upgradePayload(upgrade, pkg, step, agent) }
-            : {
-                ...target,
-                type: 'switchover',
-                payload: {
-                  activate: true,
-                  failoverGroup: step.failoverGroup,
-                  peerAgentId: step.fromAgentId,
-                  upgradeId: upgrade.id,
-                  stepId: step.id,
-                },
-              },
-        );
+        const command = await this.commands.enqueue(tx, this.commandFor(upgrade, pkg, step, agent));
         // Running only once the agent fetched the command (see onReport): until then it waits for
         // the agent, and an agent that went silent meanwhile misses its turn instead of hanging.
         Object.assign(step, {
@@ -345,7 +429,7 @@ export class UpgradeExecutor
       case 'fail':
         if (step.commandId && isOut(step)) await this.commands.cancel(tx, step.commandId, action.error);
         Object.assign(step, { status: 'failed', error: action.error, waitingFor: null, endedAt: now });
-        if (step.kind === 'upgrade') noteOnAgent({ lastUpgradeFailed: true });
+        if (step.kind === 'upgrade' || step.kind === 'rollback') noteOnAgent({ lastUpgradeFailed: true });
         this.logger.warn(`upgrade ${upgrade.id}: step ${step.kind} of agent ${step.agentId} failed: ${action.error}`);
         return;
       case 'miss':
@@ -397,6 +481,45 @@ export class UpgradeExecutor
     };
   }
 
+  /** The command a step starts, referring back to it (`step:<upgradeId>/<stepId>`). */
+  private commandFor(upgrade: Upgrade, pkg: Package, step: UpgradeStep, agent: Agent | null): NewCommand {
+    const target = {
+      agentId: step.agentId,
+      clusterId: upgrade.clusterId,
+      reference: `${STEP_REFERENCE}${upgrade.id}/${step.id}`,
+    };
+    if (step.kind === 'upgrade')
+      return { ...target, type: 'upgrade', payload: this.upgradePayload(upgrade, pkg, step, agent) };
+    if (step.kind === 'rollback')
+      return { ...target, type: 'rollback', payload: this.rollbackPayload(upgrade, step, agent) };
+    return {
+      ...target,
+      type: 'switchover',
+      payload: {
+        activate: true,
+        failoverGroup: step.failoverGroup,
+        peerAgentId: step.fromAgentId,
+        upgradeId: upgrade.id,
+        stepId: step.id,
+      },
+    };
+  }
+
+  /** A rollback step's command: back to the version the upgrade replaced, with the data of the backup it took. */
+  private rollbackPayload(upgrade: Upgrade, step: UpgradeStep, agent: Agent | null): RollbackCommandPayload {
+    const before = upgrade.priorState?.agents[step.agentId];
+    return {
+      upgradeId: upgrade.id,
+      stepId: step.id,
+      kind: upgrade.packageKind,
+      fromVersion: (upgrade.packageKind === 'webapps' ? agent?.webappsVersion : agent?.version) ?? null,
+      toVersion: step.toVersion,
+      webappsVersion: before?.webappsVersion ?? null,
+      backup: step.backup ?? '',
+      phases: [...ROLLBACK_PHASES],
+    };
+  }
+
   /** The upgrade ended: its agents are free; an upgrade of all agents that upgraded one sets the cluster's target. */
   private async finish(
     tx: Tx,
@@ -410,7 +533,7 @@ export class UpgradeExecutor
     // The cluster targets the version once an upgrade of all its agents did its work: some were
     // upgraded, or missed their turn (auto-upgrade brings those up when they are back).
     const tookEffect = steps.some((s) => s.kind === 'upgrade' && (s.status === 'succeeded' || s.status === 'missed'));
-    if (upgrade.target.all && tookEffect && status !== 'cancelled') {
+    if (upgrade.target.all && tookEffect && upgrade.rollbackRound === 0 && status !== 'cancelled') {
       await this.clusters.setTarget(
         tx,
         upgrade.clusterId,
@@ -530,21 +653,29 @@ export class UpgradeExecutor
   ): Promise<void> {
     this.endStep(upgrade, step, report, now);
     this.recordOutcome(upgrade, step, agentChanges);
-    // An upgrade's report names the version of what it upgraded: the core, or the web apps.
-    const webapps = step.kind === 'upgrade' && upgrade.packageKind === 'webapps';
+    // An upgrade's (or its rollback's) report names the version of what it changed: the core, or the web apps.
+    const webapps = (step.kind === 'upgrade' || step.kind === 'rollback') && upgrade.packageKind === 'webapps';
+    if (step.kind === 'upgrade' && report.backup) step.backup = report.backup;
     if (report.version)
       agentChanges.set(step.agentId, {
         ...agentChanges.get(step.agentId),
         [webapps ? 'webappsVersion' : 'version']: report.version,
       });
-    if (step.kind !== 'upgrade' && report.status === 'succeeded') await this.announceSwitchover(tx, upgrade, step);
+    if ((step.kind === 'switchover' || step.kind === 'switchback') && report.status === 'succeeded')
+      await this.announceSwitchover(tx, upgrade, step);
   }
 
   /** The step's end as the agent reported it; a success must name the version the step installs. */
   private endStep(upgrade: Upgrade, step: UpgradeStep, report: CompleteReportDto, now: Date): void {
     const { status, version, error, notes } = report;
     const versionProblem =
-      step.kind === 'upgrade' && status === 'succeeded' ? this.versionProblem(upgrade, version) : null;
+      status !== 'succeeded'
+        ? null
+        : step.kind === 'upgrade'
+          ? this.versionProblem(upgrade, upgrade.packageVersion, version)
+          : step.kind === 'rollback' && step.toVersion
+            ? this.versionProblem(upgrade, step.toVersion, version)
+            : null;
     if (versionProblem) {
       Object.assign(step, { status: 'failed', error: versionProblem });
     } else if (status === 'succeeded') {
@@ -664,12 +795,11 @@ export class UpgradeExecutor
   }
 
   /** Why a successful upgrade report cannot be believed: it must name the version the step installs. */
-  private versionProblem(upgrade: Upgrade, version: string | undefined): string | null {
+  private versionProblem(upgrade: Upgrade, wanted: string, version: string | undefined): string | null {
     const what = upgrade.packageKind === 'webapps' ? 'web-apps version' : 'version';
-    if (!version)
-      return `the agent reported success without the ${what} it runs now; it must report ${upgrade.packageVersion}`;
-    const same = semver.valid(version) && semver.eq(version, upgrade.packageVersion);
-    return same ? null : `the agent reported success but its ${what} is ${version}, not ${upgrade.packageVersion}`;
+    if (!version) return `the agent reported success without the ${what} it runs now; it must report ${wanted}`;
+    const same = version === wanted || (semver.valid(version) && semver.valid(wanted) && semver.eq(version, wanted));
+    return same ? null : `the agent reported success but its ${what} is ${version}, not ${wanted}`;
   }
 
   /** What a step's end records on its agents: upgrade outcome, or which pair member is active. */
@@ -684,6 +814,11 @@ export class UpgradeExecutor
         : {};
       const autoUpgrade = ok ? AUTO_UPGRADE_FREE : {};
       agentChanges.set(step.agentId, { lastUpgradeFailed: !ok, ...versions, ...autoUpgrade });
+    } else if (step.kind === 'rollback') {
+      agentChanges.set(step.agentId, {
+        lastUpgradeFailed: step.status !== 'succeeded',
+        ...rolledBackVersions(upgrade, step),
+      });
     } else if (step.status === 'succeeded' && step.fromAgentId) {
       agentChanges.set(step.agentId, { active: true });
       agentChanges.set(step.fromAgentId, { active: false });

@@ -32,9 +32,10 @@ export const RETRYABLE_STEP_STATUSES: readonly StepStatus[] = ['failed', 'rolled
 /**
  * What a waiting step waits for: its agent to come online, to be idle, to fetch the command queued
  * for it (`pickup`), a switchover's gate, a serving pair member's peer to be able to take over
- * (`peer`), or the steps it depends on.
+ * (`peer`), the steps it depends on, or a maintenance window long enough for its unit (`window`,
+ * with options.respectWindows; windowOpensAt says when).
  */
-export const WAIT_REASONS = ['online', 'idle', 'pickup', 'gate', 'peer', 'dependencies'] as const;
+export const WAIT_REASONS = ['online', 'idle', 'pickup', 'gate', 'peer', 'dependencies', 'window'] as const;
 export type WaitReason = (typeof WAIT_REASONS)[number];
 
 /** One plan step and its execution record (a "task": what runs on one agent, or one switchover). */
@@ -71,6 +72,10 @@ export class UpgradeStep {
   @Column({ type: 'integer' })
   unit: number;
 
+  /** 0: the upgrade's own steps; n: the steps of its n-th rollback (docs/rollback.md). */
+  @Column({ type: 'integer', default: 0 })
+  round: number;
+
   @Column({ type: 'integer' })
   batch: number;
 
@@ -89,6 +94,10 @@ export class UpgradeStep {
   /** When the current wait began: the idle, offline and gate timeouts count from here. */
   @TimestampColumn({ nullable: true })
   waitingSince: Date | null;
+
+  /** Waiting for `window`: when the maintenance window it waits for opens (stale otherwise). */
+  @TimestampColumn({ nullable: true })
+  windowOpensAt: Date | null;
 
   @Column({ type: 'varchar', length: 32, nullable: true })
   phase: string | null;
@@ -120,6 +129,17 @@ export class UpgradeStep {
   /** What the agent reported with its end: options it did not apply, reboots, services. */
   @JsonColumn({ nullable: true })
   agentNotes: string[] | null;
+
+  /** An upgrade step's: the backup its agent reported taking, which a rollback restores. */
+  @Column({ type: 'varchar', length: 100, nullable: true })
+  backup: string | null;
+
+  /**
+   * A rollback round's step: the version (of what the package installs) its agent goes back to, or,
+   * for a switchover, runs when it takes over. Null elsewhere, and for web apps the agent had none of.
+   */
+  @Column({ type: 'varchar', length: 64, nullable: true })
+  toVersion: string | null;
 
   @TimestampColumn({ nullable: true })
   startedAt: Date | null;

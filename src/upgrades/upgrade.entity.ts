@@ -1,3 +1,4 @@
+import type { ClusterTargets } from '../cluster/clusters.service';
 import { Column, Entity, Index, PrimaryColumn } from 'typeorm';
 import { JsonColumn, TimestampColumn } from '../common/columns';
 import type { PlanNotice } from '../policies/planner';
@@ -11,10 +12,31 @@ export const UPGRADE_STATUSES = [
   'failed',
   'completed-with-errors',
   'cancelled',
+  'rolling-back',
+  'rolled-back',
+  'rollback-failed',
 ] as const;
 export type UpgradeStatus = (typeof UPGRADE_STATUSES)[number];
 /** Statuses in which an upgrade holds its agents. */
-export const LIVE_UPGRADE_STATUSES: readonly UpgradeStatus[] = ['scheduled', 'running', 'paused'];
+export const LIVE_UPGRADE_STATUSES: readonly UpgradeStatus[] = ['scheduled', 'running', 'paused', 'rolling-back'];
+
+/**
+ * An agent of the upgrade as it was before the upgrade changed anything: what a rollback brings it
+ * back to (docs/rollback.md).
+ */
+export interface PriorAgentState {
+  version: string | null;
+  webappsVersion: string | null;
+  active: boolean;
+  failoverGroup: string | null;
+}
+
+/** What a rollback brings back: the agents and the cluster's targets as they were before the upgrade. */
+export interface UpgradePriorState {
+  agents: Record<string, PriorAgentState>;
+  /** The cluster's targets before the upgrade: a rollback sets them back. */
+  targets: ClusterTargets;
+}
 
 /** How the upgrade came to be: an operator's request, an upload with mode=install, auto-upgrade, or "upgrade now". */
 export const UPGRADE_ORIGINS = ['request', 'install', 'auto-upgrade', 'upgrade-now'] as const;
@@ -24,6 +46,8 @@ export interface UpgradeTarget {
   all?: boolean;
   agentIds?: string[];
   addresses?: string[];
+  /** The agents whose labels included all of these when it was planned. */
+  labels?: Record<string, string>;
 }
 
 /** One use of one package on a set of agents of one cluster, under one policy and one set of options. */
@@ -81,6 +105,25 @@ export class Upgrade {
 
   @JsonColumn()
   warnings: PlanNotice[];
+
+  /**
+   * The agents it works on and their pair peers, by id, as they were when it started (versions,
+   * which member served), and the cluster's targets. Null for upgrades from before rollbacks, which cannot be rolled back.
+   */
+  @JsonColumn({ nullable: true })
+  priorState: UpgradePriorState | null;
+
+  /** 0 until it is rolled back; then which rollback (its steps carry the same `round`). */
+  @Column({ type: 'integer', default: 0 })
+  rollbackRound: number;
+
+  /** Since when, during this upgrade, the cluster has run more than one version (the mixed-version budget). */
+  @TimestampColumn({ nullable: true })
+  mixedSince: Date | null;
+
+  /** Where the mixed-version budget counts from: the start, or the last resume (which gives it anew). */
+  @TimestampColumn({ nullable: true })
+  budgetFrom: Date | null;
 
   @Column({ type: 'integer', default: 0 })
   percent: number;

@@ -14,6 +14,7 @@ const RUN_COLUMNS = [
   'status',
   'waitingFor',
   'waitingSince',
+  'windowOpensAt',
   'phase',
   'phaseStartedAt',
   'percent',
@@ -23,6 +24,7 @@ const RUN_COLUMNS = [
   'error',
   'message',
   'agentNotes',
+  'backup',
   'startedAt',
   'endedAt',
   'updatedAt',
@@ -90,6 +92,34 @@ export class UpgradeRepository {
       .getOne();
   }
 
+  /**
+   * Of these agents, those a later upgrade of the cluster (created after `createdAt`) changed: an
+   * upgrade or rollback step of it that succeeded. By agent id, the id of that upgrade.
+   */
+  async changedSince(
+    em: EntityManager,
+    clusterId: string,
+    createdAt: Date,
+    agentIds: string[],
+  ): Promise<Map<string, string>> {
+    const changed = new Map<string, string>();
+    for (let i = 0; i < agentIds.length; i += 500) {
+      const rows = await em
+        .createQueryBuilder(UpgradeStep, 's')
+        .innerJoin(Upgrade, 'u', 'u.id = s.upgradeId')
+        .select(['s.agentId AS "agentId"', 's.upgradeId AS "upgradeId"'])
+        .where('u.clusterId = :clusterId AND u.createdAt > :createdAt', {
+          clusterId,
+          createdAt: toDbTimestamp(createdAt),
+        })
+        .andWhere("s.kind IN ('upgrade', 'rollback') AND s.status = 'succeeded'")
+        .andWhere('s.agentId IN (:...ids)', { ids: agentIds.slice(i, i + 500) })
+        .getRawMany<{ agentId: string; upgradeId: string }>();
+      for (const row of rows) changed.set(row.agentId, row.upgradeId);
+    }
+    return changed;
+  }
+
   /** Whether an upgrade of all the cluster's agents was created after `createdAt` (it decides the cluster's targets, not an earlier one). */
   async upgradeOfAllSince(em: EntityManager, clusterId: string, createdAt: Date): Promise<boolean> {
     const later = await em
@@ -111,7 +141,7 @@ export class UpgradeRepository {
       .where(
         new Brackets((w) =>
           w
-            .where("u.status IN ('running', 'paused')")
+            .where("u.status IN ('running', 'paused', 'rolling-back')")
             .orWhere("u.status = 'cancelled' AND u.finishedAt IS NULL")
             .orWhere("u.status = 'scheduled' AND u.scheduledAt <= :now", { now: toDbTimestamp(now) }),
         ),
@@ -204,5 +234,35 @@ export class UpgradeRepository {
     for (const step of steps) {
       await rows.update(em, step.id, Object.fromEntries(RUN_COLUMNS.map((c) => [c, step[c]])));
     }
+  }
+
+  /**
+   * How long the cluster's latest steps that succeeded took (start to end), newest first, at most
+   * `limit`: upgrades with packages of `packageKind`, and takeovers. What maintenance windows predict
+   * a unit's duration from (window-rules.ts).
+   */
+  async recentStepDurations(
+    em: EntityManager,
+    clusterId: string,
+    packageKind: Upgrade['packageKind'],
+    limit = 2000,
+  ): Promise<Array<{ agentId: string; kind: UpgradeStep['kind']; ms: number }>> {
+    const rows = await em
+      .createQueryBuilder(UpgradeStep, 's')
+      .innerJoin(Upgrade, 'u', 'u.id = s.upgradeId')
+      .select(['s.agentId AS "agentId"', 's.kind AS "kind"', 's.startedAt AS "startedAt"', 's.endedAt AS "endedAt"'])
+      .where("u.clusterId = :clusterId AND s.status = 'succeeded'", { clusterId })
+      .andWhere('s.startedAt IS NOT NULL AND s.endedAt IS NOT NULL')
+      .andWhere(
+        new Brackets((w) =>
+          w
+            .where("s.kind = 'upgrade' AND u.packageKind = :packageKind", { packageKind })
+            .orWhere("s.kind IN ('switchover', 'switchback')"),
+        ),
+      )
+      .orderBy('s.endedAt', 'DESC')
+      .limit(limit)
+      .getRawMany<{ agentId: string; kind: UpgradeStep['kind']; startedAt: string; endedAt: string }>();
+    return rows.map((r) => ({ agentId: r.agentId, kind: r.kind, ms: Date.parse(r.endedAt) - Date.parse(r.startedAt) }));
   }
 }

@@ -10,6 +10,9 @@ import { ProgressModule } from '../progress/progress.module';
 import { StreamScopeDirectory } from '../progress/stream-scopes';
 import { AutoUpgrader } from './auto-upgrader';
 import { PackageUploadController } from './package-upload.controller';
+import { RollbackPlanning } from './rollback-planning';
+import { RollbacksController } from './rollbacks.controller';
+import { RollbacksService } from './rollbacks.service';
 import { UpgradeExecutor } from './upgrade-executor';
 import { UpgradeRepository } from './upgrade.repository';
 import { UpgradeWriter } from './upgrade-writer';
@@ -23,12 +26,14 @@ import { UpgradesService } from './upgrades.service';
  */
 @Module({
   imports: [ClusterModule, PackagesModule, ProgressModule, MetricsModule],
-  controllers: [UpgradesController, PackageUploadController],
+  controllers: [UpgradesController, RollbacksController, PackageUploadController],
   providers: [
     UpgradeRepository,
     UpgradeWriter,
+    RollbackPlanning,
     UpgradeExecutor,
     UpgradesService,
+    RollbacksService,
     AutoUpgrader,
     // Reports on the commands the executor issues move its steps, in the report's transaction.
     { provide: CommandIssuer, useExisting: UpgradeExecutor },

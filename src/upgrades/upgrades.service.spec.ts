@@ -1,3 +1,4 @@
+import { RollbackPlanning } from './rollback-planning';
 import { Logger } from '@nestjs/common';
 import { AgentCommandsService } from '../cluster/agent-commands.service';
 import { AgentsService } from '../cluster/agents.service';
@@ -29,7 +30,7 @@ type Verb = 'pause' | 'resume' | 'cancel' | 'retry';
 const VERBS: Record<Verb, { from: UpgradeStatus[]; to: UpgradeStatus }> = {
   pause: { from: ['running'], to: 'paused' },
   resume: { from: ['paused'], to: 'running' },
-  cancel: { from: ['scheduled', 'running', 'paused'], to: 'cancelled' },
+  cancel: { from: ['scheduled', 'running', 'paused', 'rolling-back'], to: 'cancelled' },
   retry: { from: ['failed', 'completed-with-errors', 'succeeded', 'cancelled'], to: 'running' },
 };
 
@@ -65,6 +66,7 @@ function rig(upgrade: Upgrade, steps: UpgradeStep[]) {
     upgrades,
     writer,
     executor,
+    mockOf<RollbackPlanning>(),
     clusters,
     agents,
     packages,

@@ -8,6 +8,7 @@ import { AgentCommandsService } from '../cluster/agent-commands.service';
 import { AgentsService } from '../cluster/agents.service';
 import { Cluster } from '../cluster/cluster.entity';
 import { behindOn } from '../cluster/agent-state';
+import { describeLabels, matchesLabels } from '../cluster/labels';
 import { ClustersService } from '../cluster/clusters.service';
 import { Clock } from '../common/clock';
 import { BadInputError, ConflictError, NotFoundError, UnprocessableError } from '../common/errors';
@@ -25,18 +26,22 @@ import {
   ListUpgradesQuery,
   MigrationDto,
   PreviewDto,
+  toBatchWindowDto,
   toStepDto,
   UpgradeDto,
   UpgradePageDto,
   toUpgradeDto,
 } from './dto/upgrade.dto';
 import { AUTO_UPGRADE_FREE, leftBehind } from './auto-upgrade-rules';
+import { RollbackPlanning } from './rollback-planning';
 import { UpgradeExecutor } from './upgrade-executor';
 import { LIVE_UPGRADE_STATUSES, Upgrade, UpgradeOrigin, UpgradeStatus } from './upgrade.entity';
 import { UpgradeRepository } from './upgrade.repository';
 import { ENDED_STEP_STATUSES, RETRYABLE_STEP_STATUSES, UpgradeStep } from './upgrade-step.entity';
 import { UpgradeWriter } from './upgrade-writer';
 import { stepId } from './step-ids';
+import { windowsForPlan } from './upgrade-windows';
+import type { BatchWindow } from './window-rules';
 
 /** A scheduledAt this far in the past is refused as a mistake rather than started at once. */
 const PAST_SCHEDULE_TOLERANCE_MS = 5 * 60_000;
@@ -65,6 +70,8 @@ interface Compiled {
   prerequisites: PrerequisiteResult;
   /** The plan's step keys as step ids: the same in a preview and in the upgrade it creates (step-ids.ts). */
   idOf: (key: string) => string;
+  /** With options.respectWindows, the window each batch is expected to run in (upgrade-windows.ts). */
+  batchWindows: BatchWindow[];
 }
 
 /** The upgrade life cycle: preview, create, pause, resume, cancel, retry; and the per-agent "upgrade now" and "migrate". */
@@ -77,6 +84,7 @@ export class UpgradesService {
     private readonly upgrades: UpgradeRepository,
     private readonly writer: UpgradeWriter,
     private readonly executor: UpgradeExecutor,
+    private readonly rollbacks: RollbackPlanning,
     private readonly clusters: ClustersService,
     private readonly agents: AgentsService,
     private readonly packages: PackagesService,
@@ -141,6 +149,7 @@ export class UpgradesService {
         ...this.packageRefusal(compiled.pkg, 'request'),
       ],
       prerequisites: compiled.prerequisites,
+      batchWindows: compiled.batchWindows.map(toBatchWindowDto),
     };
   }
 
@@ -176,6 +185,7 @@ export class UpgradesService {
       if (upgrade.status === 'running') await this.packages.complete(tx, compiled.pkg.id, upgrade.id);
       else await this.packages.reserve(tx, compiled.pkg.id, upgrade.id);
     }
+    if (upgrade.status === 'running') await this.rollbacks.recordPriorState(tx, upgrade, steps);
     await this.upgrades.insert(tx.em, upgrade, steps);
     await this.writer.saveUpgrade(tx, upgrade, steps);
     // Someone acted on these agents: whatever held auto-upgrade back from them is lifted.
@@ -244,6 +254,8 @@ export class UpgradesService {
       for (const step of waiting) step.waitingSince = now;
       await this.upgrades.saveSteps(tx.em, waiting);
       upgrade.canaryPending = false;
+      // A resume gives the mixed-version budget anew: the operator looked and goes on.
+      upgrade.budgetFrom = now;
       await this.writer.saveUpgrade(tx, upgrade, steps, 'running', null);
     });
   }
@@ -300,6 +312,13 @@ export class UpgradesService {
             { status: upgrade.status },
           );
         }
+        if (upgrade.rollbackRound > 0) {
+          throw new ConflictError(
+            'UPGRADE_ROLLED_BACK',
+            `Upgrade ${id} was rolled back (or was rolling back when it was cancelled): create a new upgrade instead, or roll it back again.`,
+            { status: upgrade.status },
+          );
+        }
         if (upgrade.startedAt === null) {
           throw new ConflictError(
             'UPGRADE_NEVER_STARTED',
@@ -326,7 +345,7 @@ export class UpgradesService {
           'Retry once that upgrade ends.',
         );
         await this.upgrades.replaceSteps(tx.em, replaced, fresh);
-        Object.assign(upgrade, { finishedAt: null, canaryPending: false });
+        Object.assign(upgrade, { finishedAt: null, canaryPending: false, budgetFrom: this.clock.now() });
         await this.writer.saveSteps(tx, upgrade, all, fresh);
         await this.writer.saveUpgrade(tx, upgrade, all, 'running', null);
         const agentIds = new Set(
@@ -547,6 +566,7 @@ export class UpgradesService {
     const all = await this.agents.inClusterForPlanning(tx, clusterId);
     const targets = resolveTargets(dto.target, all);
     const options = resolveOptions(cluster.defaultOptions, dto.options ?? {});
+    refuseRollbackWithoutBackup(options);
     const compiled = plan({
       targets: targets.map(toPlanAgent),
       cluster: all.map(toPlanAgent),
@@ -576,8 +596,22 @@ export class UpgradesService {
         message: `options.ignoreVersionCheck: the package's fromVersion (${pkg.prerequisites.fromVersion}) is not enforced; agents on other versions are upgraded anyway.`,
       });
     }
+    const windows = await windowsForPlan(tx, this.upgrades, cluster, pkg.kind, options, all, compiled, {
+      now: this.clock.now(),
+      scheduledAt: dto.scheduledAt,
+    });
+    compiled.warnings.push(...windows.warnings);
+    compiled.refusals.push(...windows.refusals);
     const use = await this.upgrades.usesOfPackage(tx.em, clusterId, pkg.id);
-    return { cluster, pkg, options, plan: compiled, prerequisites, idOf: (key) => stepId(pkg.id, use, key) };
+    return {
+      cluster,
+      pkg,
+      options,
+      plan: compiled,
+      prerequisites,
+      idOf: (key) => stepId(pkg.id, use, key),
+      batchWindows: windows.batches,
+    };
   }
 
   /** A package starts one upgrade: auto-upgrade and "upgrade now" reuse the cluster's target package on purpose. */
@@ -604,21 +638,16 @@ export class UpgradesService {
   }
 }
 
-/** `{all: true}`, or agents by id and by address; anything named that is not in the cluster is a 422. */
+/**
+ * `{all: true}`, or agents by id, by address and by labels, together (a union: an agent named any
+ * way is targeted once). Anything named that is not in the cluster is a 422, and so is a label
+ * selector no agent matches; `all` with any of them, or an empty selector, is a 400.
+ */
 export function resolveTargets(target: CreateUpgradeDto['target'], agents: Agent[]): Agent[] {
   const byIds = target.agentIds ?? [];
   const byAddresses = target.addresses ?? [];
-  if (target.all && (byIds.length || byAddresses.length)) {
-    throw new BadInputError('target is either {"all": true} or agentIds and/or addresses, not both.', [
-      { field: 'target', problems: ['give all, or agentIds/addresses, not both'] },
-    ]);
-  }
+  checkTargetShape(target);
   if (target.all) return agents;
-  if (!byIds.length && !byAddresses.length) {
-    throw new BadInputError('target names no agent: give {"all": true}, or agentIds and/or addresses.', [
-      { field: 'target', problems: ['target must be {"all": true} or name agentIds or addresses'] },
-    ]);
-  }
   const ids = new Map(agents.map((a) => [a.id, a]));
   const addresses = new Map(agents.map((a) => [a.address.toLowerCase(), a]));
   const unknownIds = byIds.filter((id) => !ids.has(id));
@@ -637,7 +666,42 @@ export function resolveTargets(target: CreateUpgradeDto['target'], agents: Agent
     const agent = addresses.get(address.toLowerCase())!;
     chosen.set(agent.id, agent);
   }
+  for (const agent of withLabels(target.labels, agents)) chosen.set(agent.id, agent);
   return [...chosen.values()];
+}
+
+/** A target is `{all: true}` or names agents (by ids, addresses, labels), not both and not nothing; labels name one at least. */
+function checkTargetShape(target: CreateUpgradeDto['target']): void {
+  const names = Boolean(target.agentIds?.length || target.addresses?.length || target.labels);
+  if (target.labels && !Object.keys(target.labels).length) {
+    throw new BadInputError('target.labels names no label; give at least one, such as {"site": "eu-1"}.', [
+      { field: 'target.labels', problems: ['target.labels must hold at least one label'] },
+    ]);
+  }
+  if (target.all && names) {
+    throw new BadInputError('target is either {"all": true} or agentIds, addresses and/or labels, not both.', [
+      { field: 'target', problems: ['give all, or agentIds/addresses/labels, not both'] },
+    ]);
+  }
+  if (!target.all && !names) {
+    throw new BadInputError('target names no agent: give {"all": true}, or agentIds, addresses and/or labels.', [
+      { field: 'target', problems: ['target must be {"all": true} or name agentIds, addresses or labels'] },
+    ]);
+  }
+}
+
+/** The agents carrying every one of `labels` (none without labels); a selector no agent matches is a 422 naming it. */
+function withLabels(labels: Record<string, string> | undefined, agents: Agent[]): Agent[] {
+  if (!labels) return [];
+  const matching = agents.filter((a) => matchesLabels(a.labels, labels));
+  if (!matching.length) {
+    throw new UnprocessableError(
+      'NO_AGENT_MATCHES_LABELS',
+      `No agent of this cluster has labels ${describeLabels(labels)} (a target by labels takes the agents carrying every one of them); list the cluster's agents to see their labels.`,
+      { labels },
+    );
+  }
+  return matching;
 }
 
 /** The upgrade fields of an upload with mode=install (form text; target and options as JSON), checked like a request body. */
@@ -681,6 +745,22 @@ function refuseHeld(held: Agent[], what: string): void {
     'AGENT_IN_UPGRADE',
     `${held.map((a) => `${a.name} is in upgrade ${a.upgradeId}`).join('; ')}: an agent is in one scheduled or running upgrade at a time. ${what}`,
     { agents: held.map((a) => ({ agentId: a.id, name: a.name, upgradeId: a.upgradeId })) },
+  );
+}
+
+/** An upgrade that may roll back by itself needs the backups a rollback restores (docs/rollback.md). */
+function refuseRollbackWithoutBackup(options: UpgradeOptions): void {
+  const rollsBack = [
+    ...(options.onFailure === 'rollback' ? ['options.onFailure'] : []),
+    ...(options.onBudget === 'rollback' &&
+    (options.maxMixedMinutes !== undefined || options.maxMixedAgents !== undefined)
+      ? ['options.onBudget']
+      : []),
+  ];
+  if (options.backup || rollsBack.length === 0) return;
+  throw new BadInputError(
+    `${rollsBack.join(' and ')} rollback needs the backups a rollback restores, but options.backup is false: turn backup on, or choose stop/pause.`,
+    rollsBack.map((field) => ({ field, problems: ['rollback needs options.backup: true'] })),
   );
 }
 
@@ -752,6 +832,10 @@ function newUpgrade(
         agentIds: [w.agentId],
       })),
     ],
+    priorState: null,
+    rollbackRound: 0,
+    mixedSince: null,
+    budgetFrom: startsNow ? now : null,
     percent: 0,
     reason: null,
     createdByTokenId: caller?.tokenId ?? null,
@@ -763,12 +847,13 @@ function newUpgrade(
   } satisfies Upgrade);
 }
 
-/** The target as stored: `{all: true}`, or the ids and addresses asked for. */
+/** The target as stored: `{all: true}`, or the ids, addresses and labels asked for. */
 function upgradeTarget(target: CreateUpgradeDto['target']): Upgrade['target'] {
   if (target.all) return { all: true };
   return {
     ...(target.agentIds ? { agentIds: target.agentIds } : {}),
     ...(target.addresses ? { addresses: target.addresses } : {}),
+    ...(target.labels ? { labels: { ...target.labels } } : {}),
   };
 }
 
@@ -784,12 +869,14 @@ function buildSteps(p: Plan, upgradeId: string | null, idOf: (key: string) => st
       fromAgentId: s.fromAgentId,
       failoverGroup: s.failoverGroup,
       unit: s.unit,
+      round: 0,
       batch: s.batch,
       dependsOn: s.dependsOn.map(idOf),
       runWhen: s.runWhen,
       status: s.status,
       waitingFor: null,
       waitingSince: null,
+      windowOpensAt: null,
       phase: null,
       phaseStartedAt: null,
       percent: 0,
@@ -799,6 +886,8 @@ function buildSteps(p: Plan, upgradeId: string | null, idOf: (key: string) => st
       error: null,
       message: null,
       agentNotes: null,
+      backup: null,
+      toVersion: null,
       startedAt: null,
       endedAt: s.status === 'pending' || upgradeId === null ? null : now,
       updatedAt: now,

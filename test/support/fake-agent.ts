@@ -17,6 +17,11 @@ export class FakeAgent {
     public state: HeartbeatBody,
   ) {}
 
+  /** Talks to this app from now on (the same database, after a restart). */
+  useApp(t: TestApp): void {
+    this.t = t;
+  }
+
   static async pair(t: TestApp, pairingKey: string, state: Partial<HeartbeatBody> = {}): Promise<FakeAgent> {
     const initial: HeartbeatBody = {
       version: '1.0.0',
@@ -55,10 +60,16 @@ export class FakeAgent {
       .send({ phase, percent, ...(message ? { message } : {}) });
   }
 
-  complete(commandId: string, status: 'succeeded' | 'failed' | 'rolled-back', version?: string, error?: string) {
+  complete(
+    commandId: string,
+    status: 'succeeded' | 'failed' | 'rolled-back',
+    version?: string,
+    error?: string,
+    backup?: string,
+  ) {
     return this.t
       .as(this.token)
       .post(`/api/v1/agent/commands/${commandId}/complete`)
-      .send({ status, ...(version ? { version } : {}), ...(error ? { error } : {}) });
+      .send({ status, ...(version ? { version } : {}), ...(error ? { error } : {}), ...(backup ? { backup } : {}) });
   }
 }

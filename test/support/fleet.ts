@@ -4,19 +4,25 @@ import type { TestApp } from './test-app';
 
 export interface Command {
   id: string;
-  type: 'upgrade' | 'switchover' | 'migrate';
+  type: 'upgrade' | 'switchover' | 'migrate' | 'rollback';
   toVersion?: string;
   activate?: boolean;
   [field: string]: unknown;
 }
 
-export type Outcome = { status: 'succeeded' | 'failed' | 'rolled-back'; version?: string; error?: string } | 'later';
+export type Outcome =
+  | { status: 'succeeded' | 'failed' | 'rolled-back'; version?: string; error?: string; backup?: string }
+  | 'later';
 export type Behaviour = (name: string, command: Command) => Outcome;
 
-/** Upgrades succeed with the version they install; switchovers succeed. */
+/**
+ * Upgrades succeed with the version they install, naming the backup they took; rollbacks succeed
+ * with the version they go back to; switchovers succeed.
+ */
 export const obedient: Behaviour = (_name, command) => ({
   status: 'succeeded',
-  ...(command.type === 'upgrade' ? { version: command.toVersion } : {}),
+  ...(command.type === 'upgrade' ? { version: command.toVersion, backup: `backup-${command.id.slice(0, 8)}` } : {}),
+  ...(command.type === 'rollback' && command.toVersion ? { version: command.toVersion } : {}),
 });
 
 export interface Member {
@@ -75,10 +81,17 @@ export class Fleet {
 
   /** Reports on a command: a progress report through the phases, then its end. */
   async answer(member: Member, command: Command, outcome: Exclude<Outcome, 'later'>): Promise<void> {
-    const progress = await member.agent.progress(command.id, command.type === 'upgrade' ? 'install' : 'switchover', 50);
+    const phase = command.type === 'upgrade' ? 'install' : command.type === 'rollback' ? 'restore' : 'switchover';
+    const progress = await member.agent.progress(command.id, phase, 50);
     if (progress.status !== 200)
       throw new Error(`progress of ${member.name}: ${progress.status} ${JSON.stringify(progress.body)}`);
-    const done = await member.agent.complete(command.id, outcome.status, outcome.version, outcome.error);
+    const done = await member.agent.complete(
+      command.id,
+      outcome.status,
+      outcome.version,
+      outcome.error,
+      outcome.backup,
+    );
     if (done.status !== 200) throw new Error(`complete of ${member.name}: ${done.status} ${JSON.stringify(done.body)}`);
     // An upgrade's report names the version of what it upgraded: the web apps, or the core (which
     // brings the web apps it shipped with).

@@ -25,6 +25,9 @@ const STATUS_SET: Record<Schemas['UpgradeStatus'], true> = {
   failed: true,
   'completed-with-errors': true,
   cancelled: true,
+  'rolling-back': true,
+  'rolled-back': true,
+  'rollback-failed': true,
 };
 const STATUSES = Object.keys(STATUS_SET) as Schemas['UpgradeStatus'][];
 
@@ -166,7 +169,7 @@ export function upgradeCommands(program: Command): void {
               s.status,
               s.phase,
               s.percent,
-              s.waitingFor,
+              s.waitingFor === 'window' && s.windowOpensAt ? `window, opens ${s.windowOpensAt}` : s.waitingFor,
               s.error,
             ]),
           ),
@@ -181,7 +184,7 @@ export function upgradeCommands(program: Command): void {
     .option('--timeout <seconds>', 'give up (exit 7) if it has not ended by then', seconds)
     .addHelpText(
       'after',
-      '\nExit codes: 0 succeeded, 3 failed, 4 completed with errors, 5 cancelled, 6 paused (a canary, or an operator),\n1 refused, 2 a wrong command line, 7 the server unreachable or failing (or --timeout passed), 8 the token refused.\nA stream cut by a restart is opened again and resumes where it stopped. With --json, each event as a JSON line.\n\nExample:\n  lockstep upgrades watch 6f1c... --timeout 3600 || echo "the upgrade did not succeed"',
+      '\nExit codes: 0 succeeded, 3 failed (or its rollback failed), 4 completed with errors, 5 cancelled, 6 paused (a canary, or an operator),\n9 rolled back, 1 refused, 2 a wrong command line, 7 the server unreachable or failing (or --timeout passed), 8 the token refused.\nA stream cut by a restart is opened again and resumes where it stopped. With --json, each event as a JSON line.\n\nExample:\n  lockstep upgrades watch 6f1c... --timeout 3600 || echo "the upgrade did not succeed"',
     )
     .action(
       action(async ({ connection, out }, id: string, flags: { timeout?: number }) =>
@@ -208,4 +211,48 @@ export function upgradeCommands(program: Command): void {
         }),
       );
   }
+
+  upgrades
+    .command('rollback')
+    .argument('<id>', 'the upgrade id')
+    .description(
+      'bring every agent the upgrade changed back to its old version with its backup, and each pair its roles (docs/rollback.md)',
+    )
+    .option('--preview', 'show what the rollback would do, and what refuses it; nothing changes')
+    .addHelpText(
+      'after',
+      '\nThe rollback is pair-aware: a serving member is never stopped before its peer is back and has taken over.\nFollow it with lockstep upgrades watch <id> (exit code 9 once rolled back).\n\nExample:\n  lockstep upgrades rollback 6f1c... --preview\n  lockstep upgrades rollback 6f1c... && lockstep upgrades watch 6f1c...',
+    )
+    .action(
+      action(async ({ client, out }, id: string, flags: { preview?: boolean }) => {
+        const params = { params: { path: { upgradeId: id } } };
+        if (!flags.preview) {
+          const upgrade = expectData(await client.POST('/api/v1/upgrades/{upgradeId}/rollback', params), 'rollback');
+          if (out.json) return out.result(asJson(upgrade));
+          const steps = (upgrade.steps ?? []).filter((s) => s.round === upgrade.steps!.at(-1)!.round && s.round > 0);
+          return out.result(`upgrade ${upgrade.id} ${upgrade.status}: ${steps.length} rollback step(s) planned`);
+        }
+        const preview = expectData(
+          await client.POST('/api/v1/upgrades/{upgradeId}/rollback/preview', params),
+          'rollback preview',
+        );
+        if (out.json) return out.result(asJson(preview));
+        const upgrade = expectData(await client.GET('/api/v1/upgrades/{upgradeId}', params), `upgrade ${id}`);
+        const names = new Map((await allAgents(client, upgrade.clusterId)).map((a) => [a.id, a.name]));
+        out.result(
+          table(
+            ['BATCH', 'KIND', 'AGENT', 'TO VERSION', 'BACKUP'],
+            preview.steps.map((s) => [
+              s.batch + 1,
+              s.kind,
+              names.get(s.agentId ?? '') ?? s.agentId,
+              s.toVersion,
+              s.backup,
+            ]),
+          ),
+        );
+        for (const n of preview.notes) out.result(`note: ${n.message}`);
+        for (const r of preview.refusals) out.result(`refused: ${r.message}`);
+      }),
+    );
 }

@@ -1,7 +1,14 @@
 import { ApiPropertyOptional } from '@nestjs/swagger';
-import { ArrayMaxSize, IsArray, IsBoolean, IsInt, Matches, Max, Min } from 'class-validator';
+import { ArrayMaxSize, IsArray, IsBoolean, IsIn, IsInt, Matches, Max, Min } from 'class-validator';
 import { IsCountOrPercent, IsFlatMap, IsOptionalNotNull } from '../../common/validators';
-import type { AgentOptionValue, CountOrPercent } from '../../policies/upgrade-options';
+import {
+  ON_BUDGET,
+  ON_FAILURE,
+  type AgentOptionValue,
+  type CountOrPercent,
+  type OnBudget,
+  type OnFailure,
+} from '../../policies/upgrade-options';
 
 const countOrPercent = {
   oneOf: [
@@ -66,6 +73,49 @@ export class UpgradeOptionsDto {
   @ApiPropertyOptional() @IsOptionalNotNull() @IsBoolean() rebootAfter?: boolean;
   @ApiPropertyOptional() @IsOptionalNotNull() @IsBoolean() switchBackOnFailure?: boolean;
 
+  @ApiPropertyOptional({
+    enum: ON_FAILURE,
+    default: 'stop',
+    description:
+      'After a failed step: stop (no new unit past failureThreshold), or rollback (no new unit after the first failure, then the whole upgrade is rolled back; needs backup).',
+  })
+  @IsOptionalNotNull()
+  @IsIn(ON_FAILURE, { message: `onFailure must be one of: ${ON_FAILURE.join(', ')}` })
+  onFailure?: OnFailure;
+
+  @ApiPropertyOptional({
+    minimum: 1,
+    maximum: 10080,
+    description:
+      'Mixed-version budget: the most minutes the cluster may run more than one version during the upgrade (counted from when it first did, or from the last resume); absent: no limit.',
+  })
+  @IsOptionalNotNull()
+  @IsInt({ message: 'maxMixedMinutes must be a whole number of minutes from 1 to 10080' })
+  @Min(1, { message: 'maxMixedMinutes must be a whole number of minutes from 1 to 10080' })
+  @Max(10080, { message: 'maxMixedMinutes must be a whole number of minutes from 1 to 10080' })
+  maxMixedMinutes?: number;
+
+  @ApiPropertyOptional({
+    minimum: 0,
+    maximum: 100000,
+    description:
+      "Mixed-version budget: the most agents of the upgrade that may be left behind on another version (their step failed, was missed or did not run) while others run the package's; absent: no limit.",
+  })
+  @IsOptionalNotNull()
+  @IsInt({ message: 'maxMixedAgents must be a whole number of agents from 0 to 100000' })
+  @Min(0, { message: 'maxMixedAgents must be a whole number of agents from 0 to 100000' })
+  @Max(100000, { message: 'maxMixedAgents must be a whole number of agents from 0 to 100000' })
+  maxMixedAgents?: number;
+
+  @ApiPropertyOptional({
+    enum: ON_BUDGET,
+    default: 'pause',
+    description: 'When a mixed-version budget runs out: pause the upgrade, or roll it back (docs/rollback.md).',
+  })
+  @IsOptionalNotNull()
+  @IsIn(ON_BUDGET, { message: `onBudget must be one of: ${ON_BUDGET.join(', ')}` })
+  onBudget?: OnBudget;
+
   @ApiPropertyOptional({ description: 'Acknowledge a backup-first policy on a major-version upgrade.' })
   @IsOptionalNotNull()
   @IsBoolean()
@@ -108,6 +158,15 @@ export class UpgradeOptionsDto {
   @IsOptionalNotNull()
   @IsBoolean()
   allowDowngrade?: boolean;
+
+  @ApiPropertyOptional({
+    default: false,
+    description:
+      "Start a unit only inside its agents' maintenance windows (an agent's own, else its cluster's), and only when its predicted duration fits before the window closes; until then its steps wait for `window`. Running units are never cut.",
+  })
+  @IsOptionalNotNull()
+  @IsBoolean()
+  respectWindows?: boolean;
 
   @ApiPropertyOptional({
     type: 'object',

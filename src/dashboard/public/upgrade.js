@@ -19,6 +19,7 @@ const WAITING = {
   gate: 'waiting for the agent taking over to be ready',
   peer: 'waiting until its peer can take over',
   dependencies: 'waiting for the steps before it',
+  window: 'waiting for a maintenance window long enough for its unit',
 };
 
 /** Step statuses whose note says why (already on the version, what to do by hand, why it was missed). */
@@ -117,9 +118,12 @@ function upgradeHeader(upgradeId, percent) {
 const VERBS = {
   pause: ['running'],
   resume: ['paused'],
-  cancel: ['scheduled', 'running', 'paused'],
+  cancel: ['scheduled', 'running', 'paused', 'rolling-back'],
   retry: ['failed', 'completed-with-errors'],
+  rollback: ['running', 'paused', 'succeeded', 'failed', 'completed-with-errors', 'cancelled', 'rollback-failed'],
 };
+
+const LABELS = { rollback: 'Roll back' };
 
 function controls(upgradeId, status) {
   return Object.entries(VERBS)
@@ -129,12 +133,38 @@ function controls(upgradeId, status) {
         'button',
         {
           type: 'button',
-          class: verb === 'cancel' ? 'secondary' : '',
-          onclick: () => act(`/api/v1/upgrades/${upgradeId}/${verb}`, `${verb} done`, null),
+          class: verb === 'cancel' || verb === 'rollback' ? 'secondary' : '',
+          onclick: () =>
+            verb === 'rollback'
+              ? rollBack(upgradeId)
+              : act(`/api/v1/upgrades/${upgradeId}/${verb}`, `${verb} done`, null),
         },
-        verb[0].toUpperCase() + verb.slice(1),
+        LABELS[verb] || verb[0].toUpperCase() + verb.slice(1),
       ),
     );
+}
+
+/**
+ * A rollback is previewed first: refused (no backup, changed since...) it says why and does
+ * nothing; else the operator confirms what it will do (docs/rollback.md).
+ */
+async function rollBack(upgradeId) {
+  let preview;
+  try {
+    preview = await api('POST', `/api/v1/upgrades/${upgradeId}/rollback/preview`);
+  } catch (error) {
+    toast(describeError(error));
+    return;
+  }
+  if (preview.refusals.length) {
+    toast(`It cannot be rolled back: ${preview.refusals.map((r) => r.message).join('; ')}`);
+    return;
+  }
+  const agents = preview.steps.filter((s) => s.kind === 'rollback').length;
+  const switches = preview.steps.filter((s) => s.kind === 'switchover').length;
+  const what = `${agents} agent(s) go back to their old version with the data of their backup${switches ? `, with ${switches} switchover(s) so that no serving member stops` : ''}`;
+  if (!confirm(`Roll back this upgrade? ${what}.`)) return;
+  await act(`/api/v1/upgrades/${upgradeId}/rollback`, 'rollback started', null);
 }
 
 /**
@@ -149,10 +179,12 @@ function planView(name) {
   /** The plan as the server has it now: a retry replaces the steps it runs again, so all are redrawn. */
   function draw(u) {
     rows.clear();
+    // Batches of the upgrade, then those of each rollback round (docs/rollback.md), in that order.
     const batches = new Map();
     for (const s of u.steps) {
-      if (!batches.has(s.batch)) batches.set(s.batch, []);
-      batches.get(s.batch).push(s);
+      const key = (s.round || 0) * 1e6 + s.batch;
+      if (!batches.has(key)) batches.set(key, []);
+      batches.get(key).push(s);
     }
     head.replaceChildren(
       h(
@@ -175,12 +207,18 @@ function planView(name) {
         h('h2', { id: 'steps-title' }, 'Plan and progress'),
         [...batches]
           .sort((a, b) => a[0] - b[0])
-          .map(([b, batch]) => h('div', { class: 'batch' }, h('h3', {}, `Batch ${b + 1}`), batch.map(row))),
+          .map(([key, batch]) => h('div', { class: 'batch' }, h('h3', {}, batchTitle(key)), batch.map(row))),
       ),
     );
   }
 
   return { head, steps, rows, draw };
+}
+
+function batchTitle(key) {
+  const round = Math.floor(key / 1e6);
+  const batch = (key % 1e6) + 1;
+  return round === 0 ? `Batch ${batch}` : `Rollback${round > 1 ? ` ${round}` : ''}, batch ${batch}`;
 }
 
 /** A step's row, and `update`, which applies a task.progress event's data (or the plan's step) to it. */
@@ -213,6 +251,7 @@ function stepRow(s, agentName) {
       known.percent,
       known.phase,
       known.waitingFor,
+      known.windowOpensAt,
       known.message,
       known.error,
       known.note,
@@ -242,6 +281,7 @@ function stepRow(s, agentName) {
 function stepDetail(step) {
   const said = [
     step.waitingFor ? WAITING[step.waitingFor] || `waiting for ${step.waitingFor}` : '',
+    step.waitingFor === 'window' && step.windowOpensAt ? `opens ${localDateTime(step.windowOpensAt)}` : '',
     step.message || '',
     step.error || '',
     step.note && NOTED.includes(step.status) ? step.note : '',
@@ -304,7 +344,9 @@ async function followLive({ upgradeId, isCurrent, upgrade, history, header, plan
   const onEvent = (e) => {
     const d = e.data;
     if (e.type === 'task.progress') {
-      plan.rows.get(d.stepId)?.(d);
+      // A step not drawn is a new one (a retry's, or a rollback's): the plan is read again.
+      if (plan.rows.has(d.stepId)) plan.rows.get(d.stepId)(d);
+      else reloader.reload();
       reloader.keep(d);
       header.setPercent(d.upgradePercent);
     }

@@ -25,6 +25,7 @@ import {
   type UpgradeTarget,
 } from '../upgrade.entity';
 import { STEP_STATUSES, UpgradeStep, WAIT_REASONS, type StepStatus, type WaitReason } from '../upgrade-step.entity';
+import type { BatchWindow } from '../window-rules';
 
 export class UpgradeTargetDto {
   @ApiPropertyOptional({
@@ -120,7 +121,11 @@ export class ListUpgradesQuery extends PageQuery {
 
 export class StepDto {
   @ApiProperty({ description: 'A UUID; in a preview, a key naming the step.' }) id: string;
-  @ApiProperty({ enum: ['upgrade', 'switchover', 'switchback', 'manual'] }) kind: StepKind;
+  @ApiProperty({
+    enum: ['upgrade', 'switchover', 'switchback', 'manual', 'rollback'],
+    description: 'rollback: a rollback round brings the agent back to toVersion with the backup of its upgrade.',
+  })
+  kind: StepKind;
   @ApiProperty({ type: String, nullable: true, format: 'uuid', description: 'The agent upgraded, or taking over.' })
   agentId: string | null;
   @ApiProperty({
@@ -132,6 +137,8 @@ export class StepDto {
   fromAgentId: string | null;
   @ApiProperty({ type: String, nullable: true }) failoverGroup: string | null;
   @ApiProperty() unit: number;
+  @ApiProperty({ description: "0: the upgrade's own steps; n: its n-th rollback's (docs/rollback.md)." })
+  round: number;
   @ApiProperty() batch: number;
   @ApiProperty({ type: [String] }) dependsOn: string[];
   @ApiProperty({
@@ -146,9 +153,17 @@ export class StepDto {
     // OpenAPI 3.0: a nullable enum lists null among its values, or null fails it.
     enum: [...WAIT_REASONS, null],
     description:
-      'online, idle: its agent; pickup: the agent has not fetched its command yet; gate: a switchover check; peer: a serving pair member waits until its peer can take over; dependencies: earlier steps.',
+      'online, idle: its agent; pickup: the agent has not fetched its command yet; gate: a switchover check; peer: a serving pair member waits until its peer can take over; dependencies: earlier steps; window: a maintenance window long enough for its unit (options.respectWindows), opening at windowOpensAt.',
   })
   waitingFor: WaitReason | null;
+  @ApiProperty({
+    type: String,
+    nullable: true,
+    format: 'date-time',
+    description:
+      'Waiting for window: when the maintenance window it waits for opens (the first one long enough for its unit). Null otherwise.',
+  })
+  windowOpensAt: string | null;
   @ApiProperty({ type: String, nullable: true }) phase: string | null;
   @ApiProperty() percent: number;
   @ApiProperty() attempts: number;
@@ -165,6 +180,19 @@ export class StepDto {
     description: 'What the agent reported with its end: options not applied and why, a reboot, services.',
   })
   agentNotes: string[];
+  @ApiProperty({
+    type: String,
+    nullable: true,
+    description: "An upgrade step's: the backup its agent reported taking, which a rollback restores.",
+  })
+  backup: string | null;
+  @ApiProperty({
+    type: String,
+    nullable: true,
+    description:
+      "A rollback round's step: the version its agent goes back to (of what the package installs), or runs when it takes over.",
+  })
+  toVersion: string | null;
   @ApiProperty({ type: String, nullable: true, format: 'date-time' }) startedAt: string | null;
   @ApiProperty({ type: String, nullable: true, format: 'date-time' }) endedAt: string | null;
 }
@@ -211,6 +239,49 @@ export class UpgradePageDto {
   @ApiProperty() offset: number;
 }
 
+/** The maintenance window a batch of a preview is expected to run in. */
+export class BatchWindowDto {
+  @ApiProperty() batch: number;
+  @ApiProperty({ description: "Its longest unit's predicted duration, from past upgrades (else phaseTimeoutS)." })
+  predictedMinutes: number;
+  @ApiProperty({
+    type: String,
+    nullable: true,
+    format: 'date-time',
+    description:
+      'When its first unit is expected to start; null when a unit of it (or of a batch before it) fits no window.',
+  })
+  expectedStartAt: string | null;
+  @ApiProperty({
+    type: String,
+    nullable: true,
+    format: 'date-time',
+    description: 'When its last unit is expected to end.',
+  })
+  expectedEndAt: string | null;
+  @ApiProperty({
+    // Inline, not a $ref: OpenAPI 3.0 ignores nullable beside a $ref.
+    type: 'object',
+    nullable: true,
+    properties: { opensAt: { type: 'string', format: 'date-time' }, closesAt: { type: 'string', format: 'date-time' } },
+    required: ['opensAt', 'closesAt'],
+    description:
+      "The window it runs in (from the first opening to the last closing of its units' windows); null when none limits its agents, or none fits.",
+  })
+  window: { opensAt: string; closesAt: string } | null;
+}
+
+export function toBatchWindowDto(b: BatchWindow): BatchWindowDto {
+  const iso = (d: Date | null) => d?.toISOString() ?? null;
+  return {
+    batch: b.batch,
+    predictedMinutes: b.predictedMinutes,
+    expectedStartAt: iso(b.expectedStartAt),
+    expectedEndAt: iso(b.expectedEndAt),
+    window: b.window && { opensAt: b.window.opensAt.toISOString(), closesAt: b.window.closesAt.toISOString() },
+  };
+}
+
 export class PreviewDto {
   @ApiProperty({ enum: CONCRETE_POLICIES }) resolvedPolicy: ConcretePolicy;
   @ApiProperty({ type: [StepDto] }) steps: StepDto[];
@@ -230,6 +301,32 @@ export class PreviewDto {
     description: 'Prerequisite failures (refusals) and unknowns (warnings) per agent.',
   })
   prerequisites: PrerequisiteResult;
+  @ApiProperty({
+    type: [BatchWindowDto],
+    description:
+      'With options.respectWindows, per batch the maintenance window it is expected to run in (each batch once the one before it ended); empty otherwise.',
+  })
+  batchWindows: BatchWindowDto[];
+}
+
+/** What rolling an upgrade back would do now (POST /api/v1/upgrades/{id}/rollback/preview). */
+export class RollbackPreviewDto {
+  @ApiProperty({ format: 'uuid' }) upgradeId: string;
+  @ApiProperty({ enum: UPGRADE_STATUSES, enumName: 'UpgradeStatus' }) status: UpgradeStatus;
+  @ApiProperty({
+    type: [StepDto],
+    description: 'The steps of the rollback, in order; ids are keys naming the steps (the rollback gets UUIDs).',
+  })
+  steps: StepDto[];
+  @ApiProperty() units: number;
+  @ApiProperty() batches: number;
+  @ApiProperty({ type: [NoticeDto], description: 'Agents left as they are, and why.' }) notes: PlanNotice[];
+  @ApiProperty({
+    type: [NoticeDto],
+    description:
+      'Why the rollback would be refused (no backup, changed since, in another upgrade); empty when it would run.',
+  })
+  refusals: PlanNotice[];
 }
 
 /** An upload with mode=install: the package, and the upgrade created with it in the same transaction. */
@@ -254,11 +351,13 @@ export function toStepDto(step: UpgradeStep): StepDto {
     fromAgentId: step.fromAgentId,
     failoverGroup: step.failoverGroup,
     unit: step.unit,
+    round: step.round,
     batch: step.batch,
     dependsOn: step.dependsOn,
     runWhen: step.runWhen,
     status: step.status,
     waitingFor: step.waitingFor,
+    windowOpensAt: step.waitingFor === 'window' ? (step.windowOpensAt?.toISOString() ?? null) : null,
     phase: step.phase,
     percent: step.percent,
     attempts: step.attempts,
@@ -266,6 +365,8 @@ export function toStepDto(step: UpgradeStep): StepDto {
     error: step.error,
     message: step.message,
     agentNotes: step.agentNotes ?? [],
+    backup: step.backup,
+    toVersion: step.toVersion,
     startedAt: step.startedAt?.toISOString() ?? null,
     endedAt: step.endedAt?.toISOString() ?? null,
   };

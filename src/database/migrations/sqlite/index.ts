@@ -6,6 +6,9 @@ import { VersionModel1796164184487 } from './1796164184487-VersionModel';
 import { TokenExpiry1796174159207 } from './1796174159207-TokenExpiry';
 import { ReportIndexes1796190000000 } from './1796190000000-ReportIndexes';
 import { ClusterCountIndexes1796200000000 } from './1796200000000-ClusterCountIndexes';
+import { Rollbacks1796250000000 } from './1796250000000-Rollbacks';
+import { AgentLabels1796300000000 } from './1796300000000-AgentLabels';
+import { MaintenanceWindows1796400000000 } from './1796400000000-MaintenanceWindows';
 
 /** Applied in this order; add each generated migration here. */
 export const SQLITE_MIGRATIONS = [
@@ -17,4 +20,7 @@ export const SQLITE_MIGRATIONS = [
   TokenExpiry1796174159207,
   ReportIndexes1796190000000,
   ClusterCountIndexes1796200000000,
+  Rollbacks1796250000000,
+  AgentLabels1796300000000,
+  MaintenanceWindows1796400000000,
 ];

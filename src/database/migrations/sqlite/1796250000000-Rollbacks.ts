@@ -1,0 +1,26 @@
+import { MigrationInterface, QueryRunner } from 'typeorm';
+
+/** What a rollback needs (docs/rollback.md): the agents as they were, the rollback rounds' steps, and the mixed-version budget's clock. */
+export class Rollbacks1796250000000 implements MigrationInterface {
+  name = 'Rollbacks1796250000000';
+
+  public async up(queryRunner: QueryRunner): Promise<void> {
+    await queryRunner.query(`ALTER TABLE "upgrades" ADD COLUMN "priorState" text`);
+    await queryRunner.query(`ALTER TABLE "upgrades" ADD COLUMN "rollbackRound" integer NOT NULL DEFAULT (0)`);
+    await queryRunner.query(`ALTER TABLE "upgrades" ADD COLUMN "mixedSince" varchar(24)`);
+    await queryRunner.query(`ALTER TABLE "upgrades" ADD COLUMN "budgetFrom" varchar(24)`);
+    await queryRunner.query(`ALTER TABLE "upgrade_steps" ADD COLUMN "round" integer NOT NULL DEFAULT (0)`);
+    await queryRunner.query(`ALTER TABLE "upgrade_steps" ADD COLUMN "backup" varchar(100)`);
+    await queryRunner.query(`ALTER TABLE "upgrade_steps" ADD COLUMN "toVersion" varchar(64)`);
+  }
+
+  public async down(queryRunner: QueryRunner): Promise<void> {
+    await queryRunner.query(`ALTER TABLE "upgrades" DROP COLUMN "budgetFrom"`);
+    await queryRunner.query(`ALTER TABLE "upgrades" DROP COLUMN "mixedSince"`);
+    await queryRunner.query(`ALTER TABLE "upgrade_steps" DROP COLUMN "toVersion"`);
+    await queryRunner.query(`ALTER TABLE "upgrade_steps" DROP COLUMN "backup"`);
+    await queryRunner.query(`ALTER TABLE "upgrade_steps" DROP COLUMN "round"`);
+    await queryRunner.query(`ALTER TABLE "upgrades" DROP COLUMN "rollbackRound"`);
+    await queryRunner.query(`ALTER TABLE "upgrades" DROP COLUMN "priorState"`);
+  }
+}
