@@ -1,6 +1,7 @@
 import * as fc from 'fast-check';
 import {
   commonOpenings,
+  fitAmong,
   HORIZON_DAYS,
   type MaintenanceWindow,
   nextFit,
@@ -401,6 +402,14 @@ describe('maintenance windows: properties', () => {
         }
         const first = fits[0];
         expect(found.startsAt.getTime()).toBe(Math.max(now.getTime(), first.opensAt.getTime()));
+        // The same from openings computed once over a longer range (as the executor keeps them).
+        const longer = commonOpenings(
+          lists,
+          new Date(now.getTime() - DAY),
+          new Date(now.getTime() + 2 * HORIZON_DAYS * DAY),
+        );
+        const among = fitAmong(longer, now, predicted, new Date(now.getTime() + HORIZON_DAYS * DAY));
+        expect(among?.startsAt).toEqual(found.startsAt);
       }),
       { numRuns: 200 },
     );

@@ -193,6 +193,22 @@ export function openWindowAt(windows: readonly MaintenanceWindow[], now: Date): 
 }
 
 /**
+ * nextFit among openings already computed (commonOpenings' answer over a range that covers
+ * [now, until)): for many runs against the same windows, each a scan instead of luxon's work again.
+ * Openings from `until` on are not looked at.
+ */
+export function fitAmong(spans: Span[] | null, now: Date, predictedMs: number, until: Date): Fit | null {
+  if (spans === null) return { startsAt: now, window: null };
+  for (const span of spans) {
+    if (span.closesAt <= now) continue;
+    if (span.opensAt >= until) return null;
+    const startsAt = span.opensAt > now ? span.opensAt : now;
+    if (startsAt.getTime() + predictedMs <= span.closesAt.getTime()) return { startsAt, window: span };
+  }
+  return null;
+}
+
+/**
  * The first time from `now` on when every list is open and stays open `predictedMs` more: now, if
  * the current window has that long left, else the opening of the first window long enough (within
  * HORIZON_DAYS). Null when no window within the horizon is that long.

@@ -1,4 +1,11 @@
-import { type Fit, HORIZON_DAYS, type MaintenanceWindow, nextFit, type Span } from '../policies/maintenance-windows';
+import {
+  commonOpenings,
+  type Fit,
+  fitAmong,
+  HORIZON_DAYS,
+  type MaintenanceWindow,
+  type Span,
+} from '../policies/maintenance-windows';
 import type { Plan, PlanNotice, RunWhen, StepKind } from '../policies/planner';
 import type { RuleAgent, RuleStep } from './step-rules';
 import { ENDED_STEP_STATUSES } from './upgrade-step.entity';
@@ -22,7 +29,7 @@ export interface RuleWindows {
   of(agentId: string): readonly MaintenanceWindow[];
   /** How long a step of this kind on this agent is predicted to take, in ms. */
   predictMs(agentId: string, kind: StepKind): number;
-  /** nextFit, remembered for this pass: a cluster's units mostly share windows and predictions. */
+  /** nextFit (maintenance-windows.ts), the openings of each set of lists computed once for many calls. */
   fit(lists: ReadonlyArray<readonly MaintenanceWindow[]>, now: Date, predictedMs: number): Fit | null;
 }
 
@@ -66,20 +73,43 @@ export function predictor(history: StepDuration[], phaseTimeoutS: number): (agen
   };
 }
 
-/** RuleWindows from each agent's own windows (null: its cluster's) and a predictor; nextFit remembered per arguments. */
+const HORIZON_MS = HORIZON_DAYS * 24 * 3600_000;
+
+/**
+ * RuleWindows from each agent's own windows (null: its cluster's) and a predictor. The openings of
+ * each set of lists are computed once, two horizons ahead, and scanned for each unit: a pass over
+ * thousands of units with their own predictions, or a preview of thousands of batches one after
+ * the other, does luxon's work once per set of windows, not once per unit.
+ */
 export function ruleWindows(
   clusterWindows: readonly MaintenanceWindow[] | null,
   agentWindows: Map<string, readonly MaintenanceWindow[] | null>,
   predictMs: (agentId: string, kind: StepKind) => number,
 ): RuleWindows {
-  const fits = new Map<string, Fit | null>();
+  const known = new Map<string, { from: number; to: number; spans: Span[] | null }>();
+  // Lists by identity (of() hands out the same list for every agent that takes its cluster's).
+  const listIds = new Map<readonly MaintenanceWindow[], number>();
+  const idOf = (list: readonly MaintenanceWindow[]) => {
+    if (!listIds.has(list)) listIds.set(list, listIds.size);
+    return listIds.get(list)!;
+  };
+  const none: readonly MaintenanceWindow[] = [];
   return {
-    of: (agentId) => agentWindows.get(agentId) ?? clusterWindows ?? [],
+    of: (agentId) => agentWindows.get(agentId) ?? clusterWindows ?? none,
     predictMs,
     fit: (lists, now, predictedMs) => {
-      const key = `${now.getTime()}|${predictedMs}|${JSON.stringify(lists)}`;
-      if (!fits.has(key)) fits.set(key, nextFit(lists, now, predictedMs));
-      return fits.get(key)!;
+      const key = lists.map(idOf).join(',');
+      let openings = known.get(key);
+      const at = now.getTime();
+      if (!openings || at < openings.from || at + HORIZON_MS > openings.to) {
+        openings = {
+          from: at,
+          to: at + 2 * HORIZON_MS,
+          spans: commonOpenings(lists, now, new Date(at + 2 * HORIZON_MS)),
+        };
+        known.set(key, openings);
+      }
+      return fitAmong(openings.spans, now, predictedMs, new Date(at + HORIZON_MS));
     },
   };
 }
