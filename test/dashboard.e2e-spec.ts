@@ -275,7 +275,7 @@ function focusedOutline(page: Page): Promise<{ id: string; outline: string }> {
     // Pause and resume from the page; only the verbs the status allows are offered.
     await page.getByRole('button', { name: 'Pause' }).click();
     await expectText(page, '#upgrade-status', /paused/);
-    expect(await page.locator('#view .actions button').allTextContents()).toEqual(['Resume', 'Cancel']);
+    expect(await page.locator('#view .actions button').allTextContents()).toEqual(['Resume', 'Cancel', 'Roll back']);
     await page.getByRole('button', { name: 'Resume' }).click();
     await expectText(page, '#upgrade-status', /running/);
 
@@ -587,6 +587,41 @@ function focusedOutline(page: Page): Promise<{ id: string; outline: string }> {
     const types = await page.evaluate(`import('/lib.js').then((lib) => lib.EVENT_TYPES)`);
     expect(types).toEqual([...EVENT_TYPES]);
   });
+
+  it('rolls an upgrade back from its page: previewed, confirmed, the rollback drawn as its own batches until rolled back', async () => {
+    const cluster = await givenCluster(t, { name: 'rollback-demo' });
+    const { agent } = await givenPairedAgent(t, cluster.id, { name: 'steady' });
+    const fleet = new Fleet(t, [{ name: 'steady', agent }]);
+    const upload = await t.admin
+      .post(`/api/v1/clusters/${cluster.id}/packages`)
+      .field('mode', 'upload-only')
+      .attach('file', packageArchive(), 'p.tar.gz')
+      .expect(201);
+    const upgrade = await t.admin
+      .post(`/api/v1/clusters/${cluster.id}/upgrades`)
+      .send({ packageId: upload.body.id, target: { all: true } })
+      .expect(201);
+    await fleet.until(upgrade.body.id, ['succeeded']);
+
+    await signIn(await t.tokenFor('operator', 'rollback-operator'), `#/upgrades/${upgrade.body.id}`);
+    await expectText(page, '#upgrade-status', /succeeded/);
+    const asked: string[] = [];
+    page.once('dialog', (dialog) => {
+      asked.push(dialog.message());
+      void dialog.accept();
+    });
+    await page.getByRole('button', { name: 'Roll back' }).click();
+    await expectText(page, '#upgrade-status', /rolling-back/);
+    expect(asked).toEqual([
+      expect.stringMatching(/^Roll back this upgrade\? 1 agent\(s\) go back to their old version/),
+    ]);
+    // The rollback's step appears under its own heading as the page learns of it.
+    await expectText(page, '#view', /Rollback, batch 1/);
+    await fleet.until(upgrade.body.id, ['rolled-back']);
+    await expectText(page, '#upgrade-status', /rolled-back/);
+    await page.waitForFunction(() => document.querySelectorAll('.step').length === 2);
+    expect(await page.locator('#view .actions button').allTextContents()).toEqual([]);
+  }, 60_000);
 
   it('draws the new plan when a retry started elsewhere replaces the steps it runs again', async () => {
     const cluster = await givenCluster(t, { name: 'replan-demo' });

@@ -1,6 +1,7 @@
 import { ManualClock } from '../src/common/clock';
 import { givenCluster, givenNamedAgents, givenPackage } from './support/builders';
 import { Fleet, obedient, type Behaviour, type Member } from './support/fleet';
+import { StreamClient } from './support/sse-client';
 import { describeEachDatabase, TestApp } from './support/test-app';
 
 /**
@@ -149,6 +150,7 @@ describeEachDatabase('rollback', (kind) => {
     await fleet.until(id, ['succeeded']);
     expect((await t.admin.get(`/api/v1/clusters/${cluster.id}`)).body.targetVersion).toBe('1.1.0');
 
+    const viewer = await t.tokenFor('viewer');
     const preview = await t.as(operator).post(`/api/v1/upgrades/${id}/rollback/preview`).expect(200);
     expect(preview.body).toMatchObject({ upgradeId: id, status: 'succeeded', refusals: [], units: 4 });
     // Simultaneous upgraded both members at once; the rollback never does: standby first.
@@ -156,11 +158,17 @@ describeEachDatabase('rollback', (kind) => {
     expect(kinds.filter((k: string) => k === 'rollback')).toHaveLength(6);
     expect(kinds.filter((k: string) => k === 'switchover')).toHaveLength(4);
     // A viewer may preview, not roll back.
-    const viewer = await t.tokenFor('viewer');
     await t.as(viewer).post(`/api/v1/upgrades/${id}/rollback/preview`).expect(200);
     await t.as(viewer).post(`/api/v1/upgrades/${id}/rollback`).expect(403);
 
     const upgradeRounds = fleet.rounds.length;
+    // A viewer follows the rollback live, from now on.
+    const lastId = (await t.admin.get(`/api/v1/upgrades/${id}/history`)).body.items.at(-1).id as number;
+    const stream = new StreamClient(`${t.baseUrl}/api/v1/upgrades/${id}/events`, {
+      token: viewer,
+      lastEventId: lastId,
+    });
+    await stream.opened;
     const started = await t.as(operator).post(`/api/v1/upgrades/${id}/rollback`).expect(200);
     expect(started.body.status).toBe('rolling-back');
     expect(
@@ -173,6 +181,22 @@ describeEachDatabase('rollback', (kind) => {
 
     const done = await fleet.until(id, ['rolled-back', 'rollback-failed']);
     expect(done.status).toBe('rolled-back');
+    try {
+      const data = (e: { data: Record<string, unknown> }) => e.data.data as Record<string, unknown>;
+      const events = await stream.waitFor((all) =>
+        all.some((e) => e.type === 'upgrade.status' && data(e).status === 'rolled-back'),
+      );
+      const statuses = events.filter((e) => e.type === 'upgrade.status').map((e) => data(e).status);
+      expect(statuses[0]).toBe('rolling-back');
+      expect(statuses.at(-1)).toBe('rolled-back');
+      const rolledBack = events.filter(
+        (e) => e.type === 'task.progress' && data(e).kind === 'rollback' && data(e).status === 'succeeded',
+      );
+      expect(new Set(rolledBack.map((e) => data(e).agentId))).toEqual(new Set(Object.values(ids)));
+      expect(events.filter((e) => e.type === 'pair.switchover')).toHaveLength(4);
+    } finally {
+      stream.close();
+    }
     const agents = await agentsOf(ids);
     for (const name of NAMES) expect(agents[name].version).toBe('1.0.0');
     expect(agents['g1-main'].active && agents['g2-main'].active).toBe(true);

@@ -38,7 +38,9 @@ export interface PlanRequest {
   options: UpgradeOptions;
 }
 
-export type StepKind = 'upgrade' | 'switchover' | 'switchback' | 'manual' | 'rollback';
+/** What a step does; `rollback` steps come only in a rollback round (docs/rollback.md). */
+export const STEP_KINDS = ['upgrade', 'switchover', 'switchback', 'manual', 'rollback'] as const;
+export type StepKind = (typeof STEP_KINDS)[number];
 /** When a step may run, judged on its dependencies once they ended. */
 export type RunWhen = 'succeeded' | 'failed' | 'ended';
 

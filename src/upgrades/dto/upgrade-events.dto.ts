@@ -1,11 +1,10 @@
 import { ApiProperty } from '@nestjs/swagger';
-import type { StepKind } from '../../policies/planner';
+import { STEP_KINDS, type StepKind } from '../../policies/planner';
 import { UPGRADE_STATUSES, type UpgradeStatus } from '../upgrade.entity';
 import { STEP_STATUSES, WAIT_REASONS, type StepStatus, type WaitReason } from '../upgrade-step.entity';
 
 /** The data of the events UpgradeWriter appends (EventDataMap in src/progress/event-map.ts). */
 
-const STEP_KINDS = ['upgrade', 'switchover', 'switchback', 'manual'] as const satisfies readonly StepKind[];
 
 /** An `upgrade.status` event's data (and an upgrade stream's `event: end`): the upgrade moved. */
 export class UpgradeStatusEventData {

@@ -6,7 +6,7 @@ import { UpgradeOptionsDto } from '../../cluster/dto/upgrade-options.dto';
 import { type AgentLabels, IsLabels } from '../../cluster/labels';
 import { PageQuery } from '../../common/page-query';
 import { IsDateTime, IsHostOrIp, IsOptionalNotNull } from '../../common/validators';
-import type { PlanNotice, RunWhen, StepKind } from '../../policies/planner';
+import { STEP_KINDS, type PlanNotice, type RunWhen, type StepKind } from '../../policies/planner';
 import {
   CONCRETE_POLICIES,
   FAILOVER_POLICIES,
@@ -122,7 +122,7 @@ export class ListUpgradesQuery extends PageQuery {
 export class StepDto {
   @ApiProperty({ description: 'A UUID; in a preview, a key naming the step.' }) id: string;
   @ApiProperty({
-    enum: ['upgrade', 'switchover', 'switchback', 'manual', 'rollback'],
+    enum: STEP_KINDS,
     description: 'rollback: a rollback round brings the agent back to toVersion with the backup of its upgrade.',
   })
   kind: StepKind;
