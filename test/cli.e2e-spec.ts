@@ -283,6 +283,40 @@ describe('the lockstep command line [sqlite]', () => {
     await fleet.until(id, ['succeeded']);
   }, 120_000);
 
+  it('rolls an upgrade back: --preview prints the steps and changes nothing; watch exits 9 once rolled back', async () => {
+    const other = await givenCluster(t);
+    const { members } = await givenNamedAgents(t, other.id, ['r-main', 'r-backup']);
+    const own = new Fleet(t, members);
+    exitsWith(await lockstep(['packages', 'upload', packageFile('1.1.0'), '--cluster', other.name]), 0);
+    const started = await lockstep(['upgrades', 'start', '--cluster', other.name, '--package', '1.1.0', '--json']);
+    exitsWith(started, 0);
+    const id = (JSON.parse(started.stdout) as { id: string }).id;
+    await own.until(id, ['succeeded']);
+
+    const preview = await lockstep(['upgrades', 'rollback', id, '--preview']);
+    exitsWith(preview, 0);
+    // The standby first, a switchover to it, then the member that served, which takes back over.
+    const rows = preview.stdout.split('\n').filter((l) => /^\s*1\s/.test(l));
+    expect(rows.map((l) => l.trim().split(/\s+/).slice(1, 3).join(' '))).toEqual([
+      'rollback r-backup',
+      'switchover r-backup',
+      'rollback r-main',
+      'switchover r-main',
+    ]);
+    expect((await t.admin.get(`/api/v1/upgrades/${id}`)).body.status).toBe('succeeded');
+
+    const rolled = await lockstep(['upgrades', 'rollback', id]);
+    exitsWith(rolled, 0);
+    expect(rolled.stdout).toMatch(new RegExp(`^upgrade ${id} rolling-back: 4 rollback step\\(s\\) planned`, 'm'));
+    const watching = launch(['upgrades', 'watch', id]);
+    await watching.printed(`watching upgrade ${id}`);
+    await own.until(id, ['rolled-back']);
+    const watched = await watching.done;
+    exitsWith(watched, 9);
+    expect(watched.stderr).toMatch(new RegExp(`^upgrade ${id} rolled-back`, 'm'));
+    exitsWith(await lockstep(['upgrades', 'rollback', id]), 1);
+  }, 120_000);
+
   it('keeps watching across a replica that stops: a 503 SHUTTING_DOWN is retried, resuming with Last-Event-ID', async () => {
     const file = packageFile('1.3.0', { prerequisites: { fromVersion: '>=1.1.0 <1.3.0' } });
     exitsWith(await lockstep(['packages', 'upload', file, '--cluster', cluster.name]), 0);
