@@ -1420,7 +1420,7 @@ export interface components {
       /** Format: uuid */
       stepId: string;
       /** @enum {string} */
-      kind: 'upgrade' | 'switchover' | 'switchback' | 'manual';
+      kind: 'upgrade' | 'switchover' | 'switchback' | 'manual' | 'rollback';
       /** Format: uuid */
       agentId: string;
       failoverGroup: string | null;
@@ -1447,7 +1447,7 @@ export interface components {
       /** Format: uuid */
       stepId: string;
       /** @enum {string} */
-      kind: 'upgrade' | 'switchover' | 'switchback' | 'manual';
+      kind: 'upgrade' | 'switchover' | 'switchback' | 'manual' | 'rollback';
       failoverGroup: string | null;
       /** Format: uuid */
       activeAgentId: string;

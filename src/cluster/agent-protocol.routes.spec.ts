@@ -149,7 +149,9 @@ const complete = bodies({
       { maxLength: 21 },
     ),
   ),
-  backup: field(fc.constantFrom('2026-12-01T02-00-00-000Z', 'b_1.x', '-x', '../data', 'b'.repeat(100), 'b'.repeat(101))),
+  backup: field(
+    fc.constantFrom('2026-12-01T02-00-00-000Z', 'b_1.x', '-x', '../data', 'b'.repeat(100), 'b'.repeat(101)),
+  ),
 });
 
 describe('agent route schemas agree with the DTOs', () => {

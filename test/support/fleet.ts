@@ -11,8 +11,7 @@ export interface Command {
 }
 
 export type Outcome =
-  | { status: 'succeeded' | 'failed' | 'rolled-back'; version?: string; error?: string; backup?: string }
-  | 'later';
+  { status: 'succeeded' | 'failed' | 'rolled-back'; version?: string; error?: string; backup?: string } | 'later';
 export type Behaviour = (name: string, command: Command) => Outcome;
 
 /**

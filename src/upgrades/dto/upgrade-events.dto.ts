@@ -5,7 +5,6 @@ import { STEP_STATUSES, WAIT_REASONS, type StepStatus, type WaitReason } from '.
 
 /** The data of the events UpgradeWriter appends (EventDataMap in src/progress/event-map.ts). */
 
-
 /** An `upgrade.status` event's data (and an upgrade stream's `event: end`): the upgrade moved. */
 export class UpgradeStatusEventData {
   @ApiProperty({ format: 'uuid' }) upgradeId: string;
