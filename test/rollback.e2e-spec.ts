@@ -231,6 +231,98 @@ describeEachDatabase('rollback', (kind) => {
     expect((await agentsOf({ 'solo-2': ids['solo-2'] }))['solo-2'].version).toBe('1.1.0');
   }, 60_000);
 
+  /** Three standalone agents, one at a time: solo-1 done, solo-2 holding its upgrade (the command out), solo-3 not started. */
+  async function midway() {
+    const holds: Behaviour = (name, command) =>
+      name === 'solo-2' && command.type === 'upgrade' ? 'later' : obedient(name, command);
+    const cluster = await givenCluster(t);
+    const { members, ids } = await givenNamedAgents(t, cluster.id, ['solo-1', 'solo-2', 'solo-3']);
+    const packageId = await givenPackage(t, cluster.id, {}, operator);
+    const fleet = new Fleet(t, members, holds);
+    const created = await t
+      .as(operator)
+      .post(`/api/v1/clusters/${cluster.id}/upgrades`)
+      .send({ packageId, target: { all: true }, options: { maxParallel: 1 } })
+      .expect(201);
+    const id = created.body.id as string;
+    await fleet.round();
+    await fleet.round();
+    expect(fleet.log).toEqual(['solo-1 upgrade', 'solo-2 upgrade']);
+    return { id, ids, fleet };
+  }
+
+  it('a running upgrade rolls back once its running step ended: what had not started is cancelled, nothing interrupted', async () => {
+    const { id, ids, fleet } = await midway();
+    const asked = await t.as(operator).post(`/api/v1/upgrades/${id}/rollback`).expect(200);
+    expect(asked.body.status).toBe('rolling-back');
+    const byAgent = (steps: Array<{ agentId: string; status: string; round: number }>, name: string) =>
+      steps.filter((s) => s.agentId === ids[name]).map((s) => `${s.round}:${s.status}`);
+    expect(byAgent(asked.body.steps, 'solo-3')).toEqual(['0:cancelled']);
+    expect(byAgent(asked.body.steps, 'solo-2')).toEqual(['0:running']);
+    // No rollback step while solo-2 is at its upgrade, however many passes.
+    await fleet.round();
+    await fleet.round();
+    expect((await t.admin.get(`/api/v1/upgrades/${id}`)).body.steps.some((s: { round: number }) => s.round === 1)).toBe(
+      false,
+    );
+    expect((await agentsOf({ 'solo-2': ids['solo-2'] }))['solo-2'].upgradeId).toBe(id);
+
+    await fleet.answerLater();
+    const done = await fleet.until(id, ['rolled-back', 'rollback-failed']);
+    expect(done.status).toBe('rolled-back');
+    expect(fleet.log.filter((l) => l.endsWith(' rollback')).sort()).toEqual(['solo-1 rollback', 'solo-2 rollback']);
+    const agents = await agentsOf(ids);
+    for (const name of ['solo-1', 'solo-2', 'solo-3']) {
+      expect(agents[name].version).toBe('1.0.0');
+      expect(agents[name].upgradeId).toBeNull();
+    }
+    // Rolled back on purpose: auto-upgrade leaves them until someone acts.
+    const solo1 = (await t.admin.get(`/api/v1/agents/${ids['solo-1']}`)).body;
+    expect(solo1.autoUpgradeBlocked).toMatch(/it was rolled back/);
+  });
+
+  it('a rollback cancelled before its round started still waits for the step that runs, and holds its agent until then', async () => {
+    const { id, ids, fleet } = await midway();
+    await t.as(operator).post(`/api/v1/upgrades/${id}/rollback`).expect(200);
+    const cancelled = await t.as(operator).post(`/api/v1/upgrades/${id}/cancel`).expect(200);
+    expect(cancelled.body.status).toBe('cancelled');
+    await fleet.round();
+    await fleet.pass();
+    const meanwhile = (await t.admin.get(`/api/v1/upgrades/${id}`)).body;
+    expect(meanwhile.finishedAt).toBeNull();
+    expect((await agentsOf({ 'solo-2': ids['solo-2'] }))['solo-2'].upgradeId).toBe(id);
+
+    await fleet.answerLater();
+    await fleet.pass();
+    const ended = (await t.admin.get(`/api/v1/upgrades/${id}`)).body;
+    expect(ended).toMatchObject({ status: 'cancelled', finishedAt: expect.any(String) });
+    expect((await agentsOf({ 'solo-2': ids['solo-2'] }))['solo-2'].upgradeId).toBeNull();
+  });
+
+  it('refuses (422, nothing changed) while an agent it would roll back is in another upgrade', async () => {
+    const { ids, packageId, cluster, fleet } = await setUp();
+    const first = await t
+      .as(operator)
+      .post(`/api/v1/clusters/${cluster.id}/upgrades`)
+      .send({ packageId, target: { agentIds: [ids['solo-1']] } })
+      .expect(201);
+    await fleet.until(first.body.id, ['succeeded']);
+    const newer = await givenPackage(t, cluster.id, { version: '1.2.0', prerequisites: {} }, operator);
+    await t
+      .as(operator)
+      .post(`/api/v1/clusters/${cluster.id}/upgrades`)
+      .send({ packageId: newer, target: { agentIds: [ids['solo-1']] }, scheduledAt: '2027-01-01T00:00:00Z' })
+      .expect(201);
+
+    const preview = await t.as(operator).post(`/api/v1/upgrades/${first.body.id}/rollback/preview`).expect(200);
+    expect(preview.body.refusals).toEqual([
+      expect.objectContaining({ code: 'AGENT_IN_UPGRADE', agentIds: [ids['solo-1']] }),
+    ]);
+    const refused = await t.as(operator).post(`/api/v1/upgrades/${first.body.id}/rollback`).expect(422);
+    expect(refused.body).toMatchObject({ code: 'ROLLBACK_REFUSED' });
+    expect((await t.admin.get(`/api/v1/upgrades/${first.body.id}`)).body.status).toBe('succeeded');
+  });
+
   it('a scheduled upgrade is cancelled, not rolled back; an unknown upgrade is a 404', async () => {
     const { ids, packageId, cluster } = await setUp();
     const created = await t

@@ -152,6 +152,7 @@ export class ReferenceAgent {
       // A rollback is done again from the start: restoring the backup twice gives the same data.
       this.log(`the agent stopped during rollback command ${cutRollback.id}: finishing it`);
       this.finish(cutRollback.id, await rollback.run(cutRollback, () => Promise.resolve()));
+      rollback.settled();
     } else if (journal) {
       if (journal.migrationPid) await stopProcess(journal.migrationPid, 'node');
       this.log(`the agent stopped during the ${journal.phase} phase of command ${journal.commandId}: rolling back`);
@@ -296,6 +297,7 @@ export class ReferenceAgent {
     // before the report does, or the server would take the old version back after the report.
     for (let pending = this.heartbeatInFlight; pending; pending = this.heartbeatInFlight) await pending;
     this.finish(command.id, outcome, reboot);
+    if (command.type === 'rollback') new RollbackRunner(this.home, this.product).settled();
     this.versionsBefore = null;
     this.log(`command ${command.id} ${outcome.status}${outcome.error ? `: ${outcome.error}` : ''}`);
     for (const note of outcome.notes ?? []) this.log(`command ${command.id}: ${note}`);

@@ -8,6 +8,9 @@ import type { Report } from './upgrade-runner';
 /** A rollback command as the agent receives it: its id beside the payload (src/protocol/agent-protocol.ts). */
 export type RollbackCommand = { id: string } & RollbackCommandPayload;
 
+/** A version as a folder name: never a path. */
+const VERSION_NAME = /^[A-Za-z0-9][A-Za-z0-9._+-]{0,63}$/;
+
 const percentOf = (phase: (typeof ROLLBACK_PHASES)[number]) =>
   Math.floor((ROLLBACK_PHASES.indexOf(phase) / ROLLBACK_PHASES.length) * 100);
 
@@ -33,17 +36,29 @@ export class RollbackRunner {
     await report('precheck', percentOf('precheck'));
     const problem = this.precheck(command);
     if (problem) return { status: 'failed', error: `precheck: ${problem}; nothing was changed` };
+    // Journalled until the outcome is recorded (settled): a restart from here finishes the rollback.
     writeJsonAtomic(this.journalFile, command);
+    const progress = { swapped: false };
     try {
-      await this.restore(command, report);
+      await this.restore(command, report, progress);
     } catch (error) {
-      // The product is started on whatever is current, so the host is not left without it.
-      if (this.home.currentVersion() && !this.product.running) this.product.start();
-      fs.rmSync(this.journalFile, { force: true });
-      return { status: 'failed', error: `rollback: ${(error as Error).message}` };
+      const message = (error as Error).message;
+      if (!progress.swapped) {
+        // The data and `current` are as they were: the product runs again as before the command.
+        if (this.home.currentVersion() && !this.product.running) this.product.start();
+        return { status: 'failed', error: `rollback: ${message}; nothing was changed, the product runs as before` };
+      }
+      return {
+        status: 'failed',
+        error: `rollback: ${message}; the data is the backup's and the product is stopped: roll back again, or put it right by hand`,
+      };
     }
-    fs.rmSync(this.journalFile, { force: true });
     return { status: 'succeeded', ...(command.toVersion ? { version: command.toVersion } : {}) };
+  }
+
+  /** The outcome is recorded: a restart no longer finishes this rollback. */
+  settled(): void {
+    fs.rmSync(this.journalFile, { force: true });
   }
 
   /** A rollback cut off by the agent's death, to be finished on restart: its command, or null. */
@@ -53,6 +68,8 @@ export class RollbackRunner {
 
   private precheck(command: RollbackCommand): string | null {
     if (!BACKUP_NAME.test(command.backup)) return `backup ${JSON.stringify(command.backup)} is not a backup's name`;
+    for (const version of [command.toVersion, command.webappsVersion])
+      if (version !== null && !VERSION_NAME.test(version)) return `${JSON.stringify(version)} is not a version's name`;
     if (!fs.existsSync(path.join(this.home.backupsDir, command.backup)))
       return `backup ${command.backup} is missing from ${this.home.backupsDir}`;
     const folder =
@@ -64,15 +81,23 @@ export class RollbackRunner {
     return null;
   }
 
-  private async restore(command: RollbackCommand, report: Report): Promise<void> {
+  /**
+   * The data comes back through a copy beside it, swapped in by two renames: a copy cut short
+   * (a full disk) leaves the data as it was. `progress.swapped` says whether the swap was made.
+   */
+  private async restore(command: RollbackCommand, report: Report, progress: { swapped: boolean }): Promise<void> {
     await report('stop', percentOf('stop'));
     await this.product.stop();
     await report('restore', percentOf('restore'), `data from backup ${command.backup}`);
-    fs.rmSync(this.home.dataDir, { recursive: true, force: true });
-    fs.cpSync(path.join(this.home.backupsDir, command.backup), this.home.dataDir, {
-      recursive: true,
-      preserveTimestamps: true,
-    });
+    const staged = `${this.home.dataDir}.restoring`;
+    const replaced = `${this.home.dataDir}.replaced`;
+    fs.rmSync(staged, { recursive: true, force: true });
+    fs.cpSync(path.join(this.home.backupsDir, command.backup), staged, { recursive: true, preserveTimestamps: true });
+    fs.rmSync(replaced, { recursive: true, force: true });
+    if (fs.existsSync(this.home.dataDir)) fs.renameSync(this.home.dataDir, replaced);
+    fs.renameSync(staged, this.home.dataDir);
+    progress.swapped = true;
+    fs.rmSync(replaced, { recursive: true, force: true });
     await report('switch', percentOf('switch'));
     if (command.kind === 'webapps') {
       this.home.setWebappsVersion(command.toVersion);

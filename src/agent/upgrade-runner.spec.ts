@@ -1,4 +1,5 @@
-import { BACKUP_NAME } from '../protocol/agent-protocol';
+import { BACKUP_NAME, ROLLBACK_PHASES } from '../protocol/agent-protocol';
+import { RollbackCommand, RollbackRunner } from './rollback-runner';
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as http from 'node:http';
@@ -447,6 +448,90 @@ describe('UpgradeRunner', () => {
       });
       expect(product.running).toBe(false);
       expect(home.currentVersion()).toBe('1.1.0');
+    });
+  });
+
+  describe('rollback of an upgrade (RollbackRunner)', () => {
+    /** sha256 over a folder's file names and bytes. */
+    const checksum = (dir: string): string => {
+      const hash = createHash('sha256');
+      const walk = (d: string) => {
+        for (const name of fs.readdirSync(d).sort()) {
+          const full = path.join(d, name);
+          if (fs.statSync(full).isDirectory()) walk(full);
+          else hash.update(path.relative(dir, full)).update(fs.readFileSync(full));
+        }
+      };
+      walk(dir);
+      return hash.digest('hex');
+    };
+
+    /** A home upgraded to 1.1.0 by the runner, the data as it was before, and the rollback command for it. */
+    async function upgraded() {
+      const rig = await given({ webapps: '1.0.5' });
+      const before = checksum(rig.home.dataDir);
+      const outcome = await rig.runner.run(command('full-1.1.0'), rig.report);
+      expect(outcome).toMatchObject({ status: 'succeeded', backup: expect.stringMatching(BACKUP_NAME) });
+      expect(checksum(rig.home.dataDir)).not.toBe(before); // the migration changed it
+      const rollback: RollbackCommand = {
+        id: `rb-${Math.random().toString(16).slice(2)}`,
+        upgradeId: 'u1',
+        stepId: 's2',
+        kind: 'full',
+        fromVersion: '1.1.0',
+        toVersion: '1.0.0',
+        webappsVersion: '1.0.5',
+        backup: outcome.backup!,
+        phases: [...ROLLBACK_PHASES],
+      };
+      return { ...rig, before, rollback, rollbacks: new RollbackRunner(rig.home, rig.product) };
+    }
+
+    it('brings the data back byte for byte, current and the web apps as before, the old version running; journalled until settled', async () => {
+      const { home, before, rollback, rollbacks } = await upgraded();
+      const phases: string[] = [];
+      const outcome = await rollbacks.run(rollback, async (phase) => void phases.push(phase));
+
+      expect(outcome).toEqual({ status: 'succeeded', version: '1.0.0' });
+      expect(phases).toEqual([...ROLLBACK_PHASES]);
+      expect(checksum(home.dataDir)).toBe(before);
+      expect(home.currentVersion()).toBe('1.0.0');
+      expect(home.webappsVersion()).toBe('1.0.5');
+      expect(readJson<{ version: string }>(home.healthFile)?.version).toBe('1.0.0');
+      expect(fs.existsSync(home.versionDir('1.1.0'))).toBe(true); // versions stay side by side
+      expect(rollbacks.interrupted()?.id).toBe(rollback.id);
+      rollbacks.settled();
+      expect(rollbacks.interrupted()).toBeNull();
+    });
+
+    it.each([
+      ['a missing backup', { backup: 'gone' }, /backup gone is missing/],
+      ['a backup named like a path', { backup: '../data' }, /is not a backup's name/],
+      ['a version named like a path', { toVersion: '../../etc' }, /is not a version's name/],
+      ['a version no longer installed', { toVersion: '0.9.0' }, /version 0.9.0 is no longer installed/],
+    ])('refuses %s before anything stops', async (_why, change, error) => {
+      const { home, product, rollback, rollbacks } = await upgraded();
+      const outcome = await rollbacks.run({ ...rollback, ...change }, async () => undefined);
+      expect(outcome).toMatchObject({ status: 'failed', error: expect.stringMatching(error) });
+      expect(outcome.error).toMatch(/nothing was changed$/);
+      expect(product.running).toBe(true);
+      expect(home.currentVersion()).toBe('1.1.0');
+      expect(rollbacks.interrupted()).toBeNull();
+    });
+
+    it('an agent that died in the middle finishes the rollback from its journal: the same result', async () => {
+      const { home, product, before, rollback, rollbacks } = await upgraded();
+      // Died after the data was swapped, before current moved: what the journal and a half-done restore leave.
+      writeJsonAtomic(rollbacks.journalFile, rollback);
+      await product.stop();
+      fs.renameSync(home.dataDir, `${home.dataDir}.replaced`);
+      const again = new RollbackRunner(home, product);
+      const cut = again.interrupted();
+      expect(cut?.id).toBe(rollback.id);
+      expect(await again.run(cut!, async () => undefined)).toEqual({ status: 'succeeded', version: '1.0.0' });
+      expect(checksum(home.dataDir)).toBe(before);
+      expect(home.currentVersion()).toBe('1.0.0');
+      expect(fs.existsSync(`${home.dataDir}.replaced`)).toBe(false);
     });
   });
 

@@ -54,3 +54,9 @@ export class Cluster {
   @TimestampColumn()
   updatedAt: Date;
 }
+
+/** A cluster's targets: the versions it aims for and the packages that set them. */
+export type ClusterTargets = Pick<
+  Cluster,
+  'targetVersion' | 'targetPackageId' | 'webappsTargetVersion' | 'webappsTargetPackageId'
+>;

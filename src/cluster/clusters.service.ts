@@ -3,23 +3,39 @@ import { ModuleRef } from '@nestjs/core';
 import { randomUUID } from 'node:crypto';
 import { Clock } from '../common/clock';
 import { isUniqueViolation } from '../common/db-errors';
-import { ConflictError, NotFoundError } from '../common/errors';
+import { BadInputError, ConflictError, NotFoundError } from '../common/errors';
 import { Database, Tx } from '../database/database';
 import { normalizeWindows } from '../policies/maintenance-windows';
-import { DEFAULT_UPGRADE_OPTIONS, resolveOptions, type UpgradeOptions } from '../policies/upgrade-options';
+import {
+  DEFAULT_UPGRADE_OPTIONS,
+  resolveOptions,
+  rollbackWithoutBackup,
+  rollbackWithoutBackupProblem,
+  type UpgradeOptions,
+} from '../policies/upgrade-options';
 import { AgentRepository } from './agent.repository';
 import type { ComponentKind } from './agent-state';
 import { AgentUpdater } from './agent-updater';
-import { Cluster } from './cluster.entity';
+import { Cluster, type ClusterTargets } from './cluster.entity';
 import { ClusterRepository } from './cluster.repository';
 import { ClusterDto, CreateClusterDto, toClusterDto, UpdateClusterDto } from './dto/cluster.dto';
 import { resolvePort } from '../common/ports';
 
-/** A cluster's targets: the versions it aims for and the packages that set them. */
-export type ClusterTargets = Pick<
-  Cluster,
-  'targetVersion' | 'targetPackageId' | 'webappsTargetVersion' | 'webappsTargetPackageId'
->;
+/** 400 when these options would roll an upgrade back by itself with backups off (rollbackWithoutBackup). */
+export function refuseRollbackWithoutBackup(options: UpgradeOptions, at: 'options' | 'defaultOptions'): void {
+  const fields = rollbackWithoutBackup(options);
+  if (fields.length === 0) return;
+  const problem = rollbackWithoutBackupProblem(fields, at);
+  throw new BadInputError(
+    problem.message,
+    problem.fields.map((field) => ({ field, problems: ['rollback needs backup: true'] })),
+  );
+}
+
+const withRollbackChecked = (options: UpgradeOptions): UpgradeOptions => {
+  refuseRollbackWithoutBackup(options, 'defaultOptions');
+  return options;
+};
 
 /**
  * Port: what other modules still keep in a cluster (its packages, its upgrades), asked in the
@@ -61,7 +77,9 @@ export class ClustersService implements OnModuleInit {
       webappsTargetVersion: null,
       webappsTargetPackageId: null,
       defaultPolicy: dto.defaultPolicy ?? 'simultaneous',
-      defaultOptions: resolveOptions(DEFAULT_UPGRADE_OPTIONS, dto.defaultOptions as Partial<UpgradeOptions>),
+      defaultOptions: withRollbackChecked(
+        resolveOptions(DEFAULT_UPGRADE_OPTIONS, dto.defaultOptions as Partial<UpgradeOptions>),
+      ),
       windows: normalizeWindows(dto.windows ?? []),
       createdAt: now,
       updatedAt: now,
@@ -145,7 +163,8 @@ export class ClustersService implements OnModuleInit {
     const cluster = await this.db.transaction(async (tx) => {
       const found = await this.require(id, tx);
       if (dto.defaultPolicy) found.defaultPolicy = dto.defaultPolicy;
-      if (dto.defaultOptions) found.defaultOptions = resolveOptions(found.defaultOptions, dto.defaultOptions);
+      if (dto.defaultOptions)
+        found.defaultOptions = withRollbackChecked(resolveOptions(found.defaultOptions, dto.defaultOptions));
       if (dto.windows !== undefined) found.windows = normalizeWindows(dto.windows ?? []);
       found.updatedAt = this.clock.now();
       await this.clusters.save(tx.em, found);

@@ -155,13 +155,18 @@ describe('planRollback', () => {
         r.prior['p-main'].active = m.activeBefore;
         r.prior['p-backup'].active = b.activeBefore;
         const plan = planRollback(r);
+        if (m.activeNow && b.activeNow) {
+          // Both serve: which one may stop is unknown, so nothing is planned and the refusal says why.
+          expect(plan.steps).toEqual([]);
+          expect(plan.refusals.map((x) => x.code)).toEqual(['PAIR_ROLES_UNCLEAR']);
+          return;
+        }
         const active = new Map(agents.map((a) => [a.id, a.active]));
         const rolledBack: string[] = [];
-        const oneServes = m.activeNow !== b.activeNow;
         for (const step of plan.steps) {
           if (step.kind === 'rollback') {
-            // With one member serving, it is never the one stopped.
-            if (oneServes) expect(active.get(step.agentId)).toBe(false);
+            // A member that serves is never the one stopped.
+            expect(active.get(step.agentId)).toBe(false);
             rolledBack.push(step.agentId);
           } else {
             active.set(step.agentId, true);
@@ -174,11 +179,20 @@ describe('planRollback', () => {
             .map((a) => a.id)
             .sort(),
         );
-        if (oneServes && m.activeBefore !== b.activeBefore) {
+        // The member that served before serves again (when exactly one did).
+        if (m.activeBefore !== b.activeBefore) {
           expect(active.get('p-main')).toBe(m.activeBefore);
           expect(active.get('p-backup')).toBe(b.activeBefore);
         }
       }),
     );
+  });
+
+  it('refuses while an agent the server gave up on has not reported what it runs', () => {
+    const plan = planRollback(
+      request([agent('solo', { version: '1.0.0' }), agent('other')], { outcomeUnknown: ['solo'] }),
+    );
+    expect(plan.steps).toEqual([]);
+    expect(plan.refusals).toEqual([expect.objectContaining({ code: 'OUTCOME_UNKNOWN', agentIds: ['solo'] })]);
   });
 });

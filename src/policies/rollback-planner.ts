@@ -43,6 +43,8 @@ export interface RollbackRequest {
   batchOf: Record<string, number | undefined>;
   /** Agents a later upgrade changed since, with that upgrade's id. */
   changedLater: Record<string, string | undefined>;
+  /** Agents whose upgrade step the server gave up on while they were at it: what they run is unknown. */
+  outcomeUnknown?: string[];
 }
 
 /** A rollback's step: a planned step with the version it brings its agent back to (see UpgradeStep.toVersion). */
@@ -91,6 +93,14 @@ export function planRollback(request: RollbackRequest): RollbackPlan {
   const now = new Map(request.agents.map((a) => [a.id, a]));
   const changed = new Set<string>();
 
+  for (const id of request.outcomeUnknown ?? []) {
+    const name = now.get(id)?.name ?? id;
+    refusals.push({
+      code: 'OUTCOME_UNKNOWN',
+      message: `${name}'s upgrade step was failed by the server while the agent was at it: what it runs is unknown until it reports again (a late finish is recorded then); roll back after that`,
+      agentIds: [id],
+    });
+  }
   for (const [id, before] of Object.entries(prior)) {
     const agent = now.get(id);
     if (!agent) {
@@ -101,15 +111,17 @@ export function planRollback(request: RollbackRequest): RollbackPlan {
     if (installed(agent, pkg.kind) === was) continue;
     const refusal = refusalOf(request, agent, was);
     if (refusal) refusals.push(refusal);
-    else changed.add(id);
+    else if (!request.outcomeUnknown?.includes(id)) changed.add(id);
   }
-  const back = Object.keys(prior).filter((id) => now.has(id) && !changed.has(id));
+  const unknown = new Set(request.outcomeUnknown ?? []);
+  const back = Object.keys(prior).filter((id) => now.has(id) && !changed.has(id) && !unknown.has(id));
   if (back.length)
     notes.push({
       code: 'ALREADY_BACK',
       message: `${back.length} agent(s) run what they ran before the upgrade: nothing to roll back there`,
       agentIds: back,
     });
+  refusals.push(...unclearPairs(request, now));
   if (refusals.length) return { steps: [], units: 0, batches: 0, notes, refusals };
 
   const units = [
@@ -154,6 +166,17 @@ function pairsOf(request: RollbackRequest, now: Map<string, RollbackAgent>): Rol
   return [...groups.values()].filter((members) => members.length === 2);
 }
 
+/** Pairs whose two members both serve now: stopping either would leave one serving, not knowing which; fix the roles first. */
+function unclearPairs(request: RollbackRequest, now: Map<string, RollbackAgent>): PlanNotice[] {
+  return pairsOf(request, now)
+    .filter((members) => members.every((m) => m.active))
+    .map((members) => ({
+      code: 'PAIR_ROLES_UNCLEAR',
+      message: `both ${members[0].name} and ${members[1].name} serve pair ${members[0].failoverGroup}: make one the standby first`,
+      agentIds: members.map((m) => m.id),
+    }));
+}
+
 function pairOf(request: RollbackRequest, now: Map<string, RollbackAgent>, id: string): boolean {
   const group = now.get(id)?.failoverGroup;
   return !!group && pairsOf(request, now).some((members) => members[0].failoverGroup === group);
@@ -195,8 +218,16 @@ function pairUnit(request: RollbackRequest, members: RollbackAgent[], changed: S
       backup: null,
       note: null,
     });
-  if (serving.length !== 1) {
+  const servedBefore = members.filter((m) => request.prior[m.id]?.active);
+  if (serving.length === 0) {
+    // No member serves (both stopped, or never set): nothing to protect; the one that served before takes over.
     for (const m of members) if (changed.has(m.id)) unit.add(rollbackStep(request, m));
+    if (servedBefore.length === 1)
+      takeOver(
+        servedBefore[0],
+        members.find((m) => m !== servedBefore[0])!,
+        2,
+      );
     return unit;
   }
   const [active] = serving;
@@ -208,9 +239,7 @@ function pairUnit(request: RollbackRequest, members: RollbackAgent[], changed: S
     unit.add(rollbackStep(request, active));
     servingAfter = standby;
   }
-  const servedBefore = members.find((m) => request.prior[m.id]?.active);
-  if (servedBefore && servedBefore !== servingAfter && members.filter((m) => request.prior[m.id]?.active).length === 1)
-    takeOver(servedBefore, servingAfter, 2);
+  if (servedBefore.length === 1 && servedBefore[0] !== servingAfter) takeOver(servedBefore[0], servingAfter, 2);
   return unit;
 }
 

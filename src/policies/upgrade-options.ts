@@ -96,6 +96,28 @@ export const DEFAULT_UPGRADE_OPTIONS: UpgradeOptions = {
 };
 
 /**
+ * The options that would roll an upgrade back by itself while `backup` is off (a rollback restores
+ * the backups the upgrade takes: docs/rollback.md): refused wherever options are set.
+ */
+export function rollbackWithoutBackup(options: UpgradeOptions): Array<'onFailure' | 'onBudget'> {
+  if (options.backup) return [];
+  const budgeted = options.maxMixedMinutes !== undefined || options.maxMixedAgents !== undefined;
+  return [
+    ...(options.onFailure === 'rollback' ? (['onFailure'] as const) : []),
+    ...(options.onBudget === 'rollback' && budgeted ? (['onBudget'] as const) : []),
+  ];
+}
+
+/** The 400's words for rollbackWithoutBackup's answer, the fields under `at` (options, defaultOptions). */
+export function rollbackWithoutBackupProblem(fields: string[], at: string): { message: string; fields: string[] } {
+  const named = fields.map((f) => `${at}.${f}`);
+  return {
+    message: `${named.join(' and ')} rollback needs the backups a rollback restores, but ${at}.backup is false: turn backup on, or choose stop/pause.`,
+    fields: named,
+  };
+}
+
+/**
  * Fills what `partial` leaves out from `defaults`, and what those lack (options added after a
  * cluster's defaults were saved, or a null an older version let in) from DEFAULT_UPGRADE_OPTIONS.
  */

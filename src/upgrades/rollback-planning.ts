@@ -57,13 +57,8 @@ export class RollbackPlanning {
     };
   }
 
-  /** The rollback of an upgrade as things are now, and its agents (locked). */
-  async plan(
-    tx: Tx,
-    upgrade: Upgrade,
-    prior: UpgradePriorState,
-    steps: UpgradeStep[],
-  ): Promise<{ plan: RollbackPlan; agents: Agent[] }> {
+  /** The rollback of an upgrade as things are now (its agents locked), refusals included. */
+  async plan(tx: Tx, upgrade: Upgrade, prior: UpgradePriorState, steps: UpgradeStep[]): Promise<RollbackPlan> {
     const ids = Object.keys(prior.agents);
     const agents = await this.agents.lockMany(tx, ids);
     const own = steps.filter((s) => s.round === 0 && s.kind === 'upgrade');
@@ -75,8 +70,24 @@ export class RollbackPlanning {
       backups: Object.fromEntries(own.filter((s) => s.backup).map((s) => [s.agentId, s.backup])),
       batchOf: Object.fromEntries(own.map((s) => [s.agentId, s.batch])),
       changedLater: Object.fromEntries(later),
+      outcomeUnknown: await this.outcomeUnknown(tx, own),
     });
-    return { plan, agents };
+    plan.refusals.push(...heldElsewhere(upgrade, plan, agents));
+    return plan;
+  }
+
+  /**
+   * Agents whose upgrade step the server failed while they were at it (a phase past
+   * phaseTimeoutS: the command was withdrawn after they fetched it): what they run is unknown until
+   * they report, so they can neither be rolled back nor take over (docs/rollback.md).
+   */
+  private async outcomeUnknown(tx: Tx, own: UpgradeStep[]): Promise<string[]> {
+    const unknown: string[] = [];
+    for (const step of own.filter((s) => s.status === 'failed' && s.commandId)) {
+      const command = await this.commands.findById(step.commandId!, tx);
+      if (command?.status === 'cancelled' && command.fetchedAt !== null) unknown.push(step.agentId);
+    }
+    return unknown;
   }
 
   /**
@@ -93,6 +104,12 @@ export class RollbackPlanning {
       Object.assign(step, { status: 'cancelled', error: 'the upgrade is rolled back', waitingFor: null, endedAt: now });
     }
     await this.writer.saveSteps(tx, upgrade, steps, stopped);
+    await this.writer.syncAgents(
+      tx,
+      upgrade,
+      steps,
+      stopped.map((s) => s.agentId),
+    );
     upgrade.rollbackRound += 1;
     upgrade.finishedAt = null;
     await this.writer.saveUpgrade(tx, upgrade, steps, 'rolling-back', reason.slice(0, 500));
@@ -108,10 +125,9 @@ export class RollbackPlanning {
   async startRound(tx: Tx, upgrade: Upgrade, steps: UpgradeStep[]): Promise<void> {
     const now = this.clock.now();
     if (!upgrade.priorState) return this.end(tx, upgrade, steps, 'rollback-failed', NO_RECORD);
-    const { plan, agents } = await this.plan(tx, upgrade, upgrade.priorState, steps);
-    const refusals = [...plan.refusals, ...heldElsewhere(upgrade, plan, agents)];
-    if (refusals.length)
-      return this.end(tx, upgrade, steps, 'rollback-failed', refusals.map((r) => r.message).join('; '));
+    const plan = await this.plan(tx, upgrade, upgrade.priorState, steps);
+    if (plan.refusals.length)
+      return this.end(tx, upgrade, steps, 'rollback-failed', plan.refusals.map((r) => r.message).join('; '));
     const firstOrdinal = steps.reduce((max, s) => Math.max(max, s.ordinal), -1) + 1;
     const fresh = rollbackRows(plan.steps, upgrade, firstOrdinal, now);
     await this.upgrades.replaceSteps(tx.em, [], fresh);

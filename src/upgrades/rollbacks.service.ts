@@ -30,7 +30,7 @@ export class RollbacksService {
   preview(id: string): Promise<RollbackPreviewDto> {
     return this.db.transaction(async (tx) => {
       const { upgrade, prior } = await this.rollbackable(tx, id);
-      const { plan } = await this.planning.plan(tx, upgrade, prior, await this.upgrades.stepsOf(tx.em, id));
+      const plan = await this.planning.plan(tx, upgrade, prior, await this.upgrades.stepsOf(tx.em, id));
       const rows = rollbackRows(plan.steps, upgrade, 0, this.clock.now(), (key) => key);
       return {
         upgradeId: upgrade.id,
@@ -54,7 +54,7 @@ export class RollbacksService {
       await tx.advisoryLock(`upgrade:${id}`);
       const { upgrade, prior } = await this.rollbackable(tx, id);
       const steps = await this.upgrades.stepsOf(tx.em, id);
-      const { plan } = await this.planning.plan(tx, upgrade, prior, steps);
+      const plan = await this.planning.plan(tx, upgrade, prior, steps);
       refuseUnplannable(upgrade, plan, steps);
       await this.planning.begin(tx, upgrade, steps, 'rolled back by an operator');
       tx.afterCommit(() => this.executor.poke());

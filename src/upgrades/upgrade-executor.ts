@@ -222,8 +222,10 @@ export class UpgradeExecutor
       await this.start(tx, upgrade, all);
     }
     // The current round's steps: the upgrade's own, or its latest rollback's (docs/rollback.md).
-    const steps = all.filter((s) => s.round === upgrade.rollbackRound);
-    if (upgrade.status === 'rolling-back' && steps.length === 0) return this.prepareRollback(tx, upgrade, all, now);
+    const round = all.filter((s) => s.round === upgrade.rollbackRound);
+    if (upgrade.status === 'rolling-back' && round.length === 0) return this.prepareRollback(tx, upgrade, all, now);
+    // A rollback cancelled before its round started still waits for the commands out before it.
+    const steps = round.length === 0 && upgrade.rollbackRound > 0 ? all.filter(isOut) : round;
     const agents = await this.agents.lockWithPeers(tx, [...new Set(steps.map((s) => s.agentId))]);
     const pkg = await this.packages.require(upgrade.packageId, tx);
     const windows = await windowsForPass(tx, this.upgrades, this.clusters, upgrade, steps, agents);
@@ -750,7 +752,12 @@ export class UpgradeExecutor
       const agentChanges = new Map<string, Partial<Agent>>();
       this.recordOutcome(upgrade, step, agentChanges);
       await this.writer.saveSteps(tx, upgrade, steps, [step]);
-      if (upgrade.finishedAt && upgrade.status !== 'cancelled') {
+      if (upgrade.rollbackRound > 0) {
+        // Rolled back meanwhile: the upgrade is not judged again, nor the cluster's target moved;
+        // the agent now runs the new version, which a rollback brings back (docs/rollback.md).
+        const reason = `${agent.name} finished its upgrade to ${pkg.version} after the rollback began: it is not rolled back; roll the upgrade back again`;
+        if (upgrade.finishedAt) await this.writer.saveUpgrade(tx, upgrade, steps, 'rollback-failed', reason);
+      } else if (upgrade.finishedAt && upgrade.status !== 'cancelled') {
         await this.judgeAgain(tx, upgrade, steps);
       } else if (!upgrade.finishedAt) {
         tx.afterCommit(() => this.pokeSoon());
@@ -815,9 +822,11 @@ export class UpgradeExecutor
       const autoUpgrade = ok ? AUTO_UPGRADE_FREE : {};
       agentChanges.set(step.agentId, { lastUpgradeFailed: !ok, ...versions, ...autoUpgrade });
     } else if (step.kind === 'rollback') {
+      // Back where it was on purpose: auto-upgrade leaves it until someone acts (docs/rollback.md).
       agentChanges.set(step.agentId, {
         lastUpgradeFailed: step.status !== 'succeeded',
         ...rolledBackVersions(upgrade, step),
+        ...(step.status === 'succeeded' ? leftBehind(upgrade, 'it was rolled back') : {}),
       });
     } else if (step.status === 'succeeded' && step.fromAgentId) {
       agentChanges.set(step.agentId, { active: true });

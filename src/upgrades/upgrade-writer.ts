@@ -11,6 +11,13 @@ import { Upgrade, UpgradeStatus } from './upgrade.entity';
 import { UpgradeRepository } from './upgrade.repository';
 import { ENDED_STEP_STATUSES, UpgradeStep } from './upgrade-step.entity';
 
+/** The percent is the current round's: the upgrade's steps, or its latest rollback's once that started. */
+function currentRound(upgrade: Upgrade, steps: UpgradeStep[]): UpgradeStep[] {
+  if (upgrade.rollbackRound === 0) return steps;
+  const round = steps.filter((s) => s.round === upgrade.rollbackRound);
+  return round.length ? round : steps.filter((s) => s.round === upgrade.rollbackRound - 1);
+}
+
 /** What an agent's flags must be, given the steps of the upgrade that holds it. */
 function flagsFor(agentId: string, steps: UpgradeStep[], upgrade: Upgrade) {
   const mine = steps.filter((s) => s.agentId === agentId);
@@ -23,7 +30,7 @@ function flagsFor(agentId: string, steps: UpgradeStep[], upgrade: Upgrade) {
         s.status === 'running' ||
         (s.status === 'waiting' && s.waitingFor !== 'dependencies' && s.waitingFor !== 'window'),
     ),
-    upgrading: mine.some((s) => s.kind === 'upgrade' && s.status === 'running'),
+    upgrading: mine.some((s) => (s.kind === 'upgrade' || s.kind === 'rollback') && s.status === 'running'),
     // An agent belongs to the upgrade while any of its steps may still run.
     upgradeId: live ? upgrade.id : null,
   };
@@ -55,7 +62,7 @@ export class UpgradeWriter {
     const now = this.clock.now();
     if (status) upgrade.status = status;
     if (reason !== undefined) upgrade.reason = reason;
-    upgrade.percent = upgradePercent(steps);
+    upgrade.percent = upgradePercent(currentRound(upgrade, steps));
     upgrade.updatedAt = now;
     await this.upgrades.save(tx.em, upgrade);
     await this.events.append(tx, [this.upgradeEvent(upgrade)]);
@@ -80,8 +87,8 @@ export class UpgradeWriter {
       steps === 'same-percent'
         ? upgrade.percent
         : steps === 'partial'
-          ? percentFromSummary(await this.upgrades.statusSummary(tx.em, upgrade.id))
-          : upgradePercent(steps);
+          ? percentFromSummary(await this.roundSummary(tx, upgrade))
+          : upgradePercent(currentRound(upgrade, steps));
     if (percent !== upgrade.percent) {
       upgrade.percent = percent;
       upgrade.updatedAt = now;
@@ -94,6 +101,13 @@ export class UpgradeWriter {
     // Durations are observed once the end is committed: a transaction run again counts once.
     const ended = changed.filter((step) => ENDED_STEP_STATUSES.includes(step.status));
     if (ended.length) tx.afterCommit(() => this.metrics.stepsEnded(ended));
+  }
+
+  /** The current round's steps by status (see currentRound): one GROUP BY, asked on every report. */
+  private async roundSummary(tx: Tx, upgrade: Upgrade) {
+    const summary = await this.upgrades.statusSummary(tx.em, upgrade.id, upgrade.rollbackRound);
+    if (summary.length || upgrade.rollbackRound === 0) return summary;
+    return this.upgrades.statusSummary(tx.em, upgrade.id, upgrade.rollbackRound - 1);
   }
 
   /** Brings the flags of these agents (all of the upgrade's when omitted) in line with the steps. */

@@ -1,4 +1,4 @@
-import type { ClusterTargets } from '../cluster/clusters.service';
+import type { ClusterTargets } from '../cluster/cluster.entity';
 import { Column, Entity, Index, PrimaryColumn } from 'typeorm';
 import { JsonColumn, TimestampColumn } from '../common/columns';
 import type { PlanNotice } from '../policies/planner';

@@ -7,7 +7,7 @@ import { Upgrade, UpgradeStatus } from './upgrade.entity';
 import { UpgradeStep } from './upgrade-step.entity';
 
 const STATUS_SUMMARY_SQL =
-  'SELECT "status", COUNT(*) AS "count", SUM("percent") AS "percent" FROM "upgrade_steps" WHERE "upgradeId" = $1 GROUP BY "status"';
+  'SELECT "status", COUNT(*) AS "count", SUM("percent") AS "percent" FROM "upgrade_steps" WHERE "upgradeId" = $1 AND "round" = $2 GROUP BY "status"';
 
 /** What running a step changes (saveSteps); the plan's columns are written once, at insert. */
 const RUN_COLUMNS = [
@@ -93,8 +93,8 @@ export class UpgradeRepository {
   }
 
   /**
-   * Of these agents, those a later upgrade of the cluster (created after `createdAt`) changed: an
-   * upgrade or rollback step of it that succeeded. By agent id, the id of that upgrade.
+   * Of these agents, those a later upgrade of the cluster (created after `createdAt`, and not rolled
+   * back since) changed: an upgrade step of it that succeeded. By agent id, the id of that upgrade.
    */
   async changedSince(
     em: EntityManager,
@@ -112,7 +112,8 @@ export class UpgradeRepository {
           clusterId,
           createdAt: toDbTimestamp(createdAt),
         })
-        .andWhere("s.kind IN ('upgrade', 'rollback') AND s.status = 'succeeded'")
+        // A later upgrade that was rolled back left its agents as they were before it.
+        .andWhere("s.kind = 'upgrade' AND s.status = 'succeeded' AND s.round = 0 AND u.status <> 'rolled-back'")
         .andWhere('s.agentId IN (:...ids)', { ids: agentIds.slice(i, i + 500) })
         .getRawMany<{ agentId: string; upgradeId: string }>();
       for (const row of rows) changed.set(row.agentId, row.upgradeId);
@@ -205,10 +206,11 @@ export class UpgradeRepository {
   async statusSummary(
     em: EntityManager,
     upgradeId: string,
+    round = 0,
   ): Promise<Array<{ status: UpgradeStep['status']; count: number; percent: number }>> {
     // Fixed SQL: asked on every progress report. PostgreSQL answers COUNT and SUM as text.
     const rows: Array<{ status: UpgradeStep['status']; count: string | number; percent: string | number }> =
-      await em.query(this.db.sql(STATUS_SUMMARY_SQL), [upgradeId]);
+      await em.query(this.db.sql(STATUS_SUMMARY_SQL), [upgradeId, round]);
     return rows.map((r) => ({ status: r.status, count: Number(r.count), percent: Number(r.percent) }));
   }
 

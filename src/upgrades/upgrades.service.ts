@@ -20,6 +20,7 @@ import { type AcceptedUpload, PackagesService } from '../packages/packages.servi
 import { checkPrerequisites, PrerequisiteResult } from '../packages/prerequisites';
 import { Plan, plan, PlanAgent } from '../policies/planner';
 import { resolveOptions, type UpgradeOptions } from '../policies/upgrade-options';
+import { refuseRollbackWithoutBackup } from '../cluster/clusters.service';
 import {
   CreateUpgradeDto,
   InstallFieldsDto,
@@ -566,7 +567,7 @@ export class UpgradesService {
     const all = await this.agents.inClusterForPlanning(tx, clusterId);
     const targets = resolveTargets(dto.target, all);
     const options = resolveOptions(cluster.defaultOptions, dto.options ?? {});
-    refuseRollbackWithoutBackup(options);
+    refuseRollbackWithoutBackup(options, 'options');
     const compiled = plan({
       targets: targets.map(toPlanAgent),
       cluster: all.map(toPlanAgent),
@@ -745,22 +746,6 @@ function refuseHeld(held: Agent[], what: string): void {
     'AGENT_IN_UPGRADE',
     `${held.map((a) => `${a.name} is in upgrade ${a.upgradeId}`).join('; ')}: an agent is in one scheduled or running upgrade at a time. ${what}`,
     { agents: held.map((a) => ({ agentId: a.id, name: a.name, upgradeId: a.upgradeId })) },
-  );
-}
-
-/** An upgrade that may roll back by itself needs the backups a rollback restores (docs/rollback.md). */
-function refuseRollbackWithoutBackup(options: UpgradeOptions): void {
-  const rollsBack = [
-    ...(options.onFailure === 'rollback' ? ['options.onFailure'] : []),
-    ...(options.onBudget === 'rollback' &&
-    (options.maxMixedMinutes !== undefined || options.maxMixedAgents !== undefined)
-      ? ['options.onBudget']
-      : []),
-  ];
-  if (options.backup || rollsBack.length === 0) return;
-  throw new BadInputError(
-    `${rollsBack.join(' and ')} rollback needs the backups a rollback restores, but options.backup is false: turn backup on, or choose stop/pause.`,
-    rollsBack.map((field) => ({ field, problems: ['rollback needs options.backup: true'] })),
   );
 }
 

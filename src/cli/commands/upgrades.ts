@@ -229,8 +229,15 @@ export function upgradeCommands(program: Command): void {
         if (!flags.preview) {
           const upgrade = expectData(await client.POST('/api/v1/upgrades/{upgradeId}/rollback', params), 'rollback');
           if (out.json) return out.result(asJson(upgrade));
-          const steps = (upgrade.steps ?? []).filter((s) => s.round === upgrade.steps!.at(-1)!.round && s.round > 0);
-          return out.result(`upgrade ${upgrade.id} ${upgrade.status}: ${steps.length} rollback step(s) planned`);
+          const all = upgrade.steps ?? [];
+          const round = Math.max(0, ...all.map((s) => s.round));
+          const planned = round > 0 ? all.filter((s) => s.round === round).length : 0;
+          const running = all.filter((s) => s.status === 'running').length;
+          return out.result(
+            planned > 0
+              ? `upgrade ${upgrade.id} ${upgrade.status}: ${planned} rollback step(s) planned`
+              : `upgrade ${upgrade.id} ${upgrade.status}: the rollback is planned once ${running} running step(s) ended`,
+          );
         }
         const preview = expectData(
           await client.POST('/api/v1/upgrades/{upgradeId}/rollback/preview', params),
