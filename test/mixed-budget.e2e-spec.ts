@@ -83,6 +83,45 @@ describeEachDatabase('mixed-version budget', (kind) => {
     expect((await t.admin.get(`/api/v1/agents/${ids.a}`)).body.version).toBe('1.0.0');
   });
 
+  it('maxMixedMinutes with onBudget rollback: one second past the budget, what runs finishes and every agent goes back', async () => {
+    const { id, fleet, ids } = await start(['a', 'b', 'c'], bHolds, { maxMixedMinutes: 5, onBudget: 'rollback' });
+    await fleet.round();
+    await fleet.round();
+    clock.advance(5 * 60_000);
+    await fleet.pass();
+    expect((await upgradeOf(id)).status).toBe('running');
+    clock.advance(1000);
+    await fleet.pass();
+    const rolling = await upgradeOf(id);
+    expect(rolling.status).toBe('rolling-back');
+    expect(rolling.reason).toMatch(
+      /maxMixedMinutes 5\): the cluster has run more than one version for 5 min; rolled back/,
+    );
+    // c never starts; b's upgrade, under way, ends first; then a and b go back.
+    await fleet.answerLater();
+    const done = await fleet.until(id, ['rolled-back', 'rollback-failed']);
+    expect(done.status).toBe('rolled-back');
+    expect(fleet.log.filter((l) => l.startsWith('c '))).toEqual([]);
+    for (const name of ['a', 'b', 'c'])
+      expect((await t.admin.get(`/api/v1/agents/${ids[name]}`)).body.version).toBe('1.0.0');
+  });
+
+  it('maxMixedAgents with onBudget pause: pauses as the second agent is left behind, and a resume gives the budget anew', async () => {
+    const failing: Behaviour = (name, command) =>
+      (name === 'b' || name === 'c') && command.type === 'upgrade'
+        ? { status: 'failed', error: 'disk full' }
+        : obedient(name, command);
+    const { id, fleet } = await start(['a', 'b', 'c', 'd'], failing, { maxMixedAgents: 1, failureThreshold: '100%' });
+    const paused = await fleet.until(id, ['paused', 'succeeded', 'completed-with-errors']);
+    expect(paused.status).toBe('paused');
+    expect(paused.reason).toMatch(/maxMixedAgents 1\): 2 agent\(s\) were left behind on another version; paused/);
+    expect(fleet.log.filter((l) => l.startsWith('d '))).toEqual([]);
+    await t.as(operator).post(`/api/v1/upgrades/${id}/resume`).expect(200);
+    const done = await fleet.until(id, ['completed-with-errors', 'paused']);
+    expect(done.status).toBe('completed-with-errors');
+    expect(fleet.log).toContain('d upgrade');
+  });
+
   it('one agent left behind within maxMixedAgents goes on; budgets out of range are a 400 naming the option', async () => {
     const failing: Behaviour = (name, command) =>
       name === 'b' && command.type === 'upgrade' ? { status: 'failed', error: 'disk' } : obedient(name, command);

@@ -305,9 +305,11 @@ export class UpgradeExecutor
       await this.upgrades.save(tx.em, upgrade);
     }
     const from = Math.max(upgrade.mixedSince?.getTime() ?? 0, upgrade.budgetFrom?.getTime() ?? 0);
-    const since = upgrade.budgetFrom ?? new Date(0);
+    // Left behind since the last resume or retry (before one: since the start).
+    const since = upgrade.budgetFrom;
     const behind = steps.filter(
-      (s) => s.kind === 'upgrade' && LEFT_BEHIND.includes(s.status) && s.endedAt !== null && s.endedAt >= since,
+      (s) =>
+        s.kind === 'upgrade' && LEFT_BEHIND.includes(s.status) && s.endedAt !== null && (!since || s.endedAt > since),
     );
     return {
       mixedForS: mixed ? (now.getTime() - from) / 1000 : null,
@@ -380,7 +382,6 @@ export class UpgradeExecutor
     // What a rollback would bring back is how things are now, not when it was scheduled.
     await this.rollbacks.recordPriorState(tx, upgrade, steps);
     upgrade.startedAt = this.clock.now();
-    upgrade.budgetFrom = upgrade.startedAt;
     await this.writer.saveUpgrade(tx, upgrade, steps, 'running', null);
     this.logger.log(`upgrade ${upgrade.id} started`);
   }

@@ -121,7 +121,7 @@ export class Upgrade {
   @TimestampColumn({ nullable: true })
   mixedSince: Date | null;
 
-  /** Where the mixed-version budget counts from: the start, or the last resume (which gives it anew). */
+  /** Where the mixed-version budget counts from: the last resume or retry, which gives it anew (null: the start). */
   @TimestampColumn({ nullable: true })
   budgetFrom: Date | null;
 

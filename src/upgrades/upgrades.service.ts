@@ -820,7 +820,7 @@ function newUpgrade(
     priorState: null,
     rollbackRound: 0,
     mixedSince: null,
-    budgetFrom: startsNow ? now : null,
+    budgetFrom: null,
     percent: 0,
     reason: null,
     createdByTokenId: caller?.tokenId ?? null,
