@@ -5,26 +5,13 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { buildPackage } from '../src/agent/build-package';
 import { downloadPackage } from '../src/agent/download';
+import { folderChecksum } from '../src/testing/folder-checksum';
 import { AgentProcess } from './support/agent-process';
 import { givenAgent, givenCluster } from './support/builders';
 import { eventually } from './support/sse-client';
 import { TestApp } from './support/test-app';
 
 const SAMPLE = path.resolve(__dirname, '..', 'src', 'agent', 'sample-product');
-
-/** sha256 over every file of a folder (names and bytes), to compare a folder before and after. */
-function folderChecksum(dir: string): string {
-  const hash = createHash('sha256');
-  const walk = (d: string) => {
-    for (const name of fs.readdirSync(d).sort()) {
-      const full = path.join(d, name);
-      if (fs.statSync(full).isDirectory()) walk(full);
-      else hash.update(path.relative(dir, full)).update(fs.readFileSync(full));
-    }
-  };
-  walk(dir);
-  return hash.digest('hex');
-}
 
 /** The real reference agent as child processes against a real server on SQLite. */
 describe('reference agent [sqlite]', () => {

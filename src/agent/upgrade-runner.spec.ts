@@ -1,5 +1,6 @@
 import { BACKUP_NAME, ROLLBACK_PHASES } from '../protocol/agent-protocol';
 import { RollbackCommand, RollbackRunner } from './rollback-runner';
+import { folderChecksum } from '../testing/folder-checksum';
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as http from 'node:http';
@@ -452,19 +453,7 @@ describe('UpgradeRunner', () => {
   });
 
   describe('rollback of an upgrade (RollbackRunner)', () => {
-    /** sha256 over a folder's file names and bytes. */
-    const checksum = (dir: string): string => {
-      const hash = createHash('sha256');
-      const walk = (d: string) => {
-        for (const name of fs.readdirSync(d).sort()) {
-          const full = path.join(d, name);
-          if (fs.statSync(full).isDirectory()) walk(full);
-          else hash.update(path.relative(dir, full)).update(fs.readFileSync(full));
-        }
-      };
-      walk(dir);
-      return hash.digest('hex');
-    };
+    const checksum = folderChecksum;
 
     /** A home upgraded to 1.1.0 by the runner, the data as it was before, and the rollback command for it. */
     async function upgraded() {

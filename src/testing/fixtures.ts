@@ -4,7 +4,7 @@ import { Cluster } from '../cluster/cluster.entity';
 import { Package } from '../packages/package.entity';
 import { DEFAULT_UPGRADE_OPTIONS } from '../policies/upgrade-options';
 import { Upgrade } from '../upgrades/upgrade.entity';
-import { UpgradeStep } from '../upgrades/upgrade-step.entity';
+import { plannedStep, UpgradeStep } from '../upgrades/upgrade-step.entity';
 
 /**
  * Whole rows for the unit specs (issue 17), as the repositories would answer them: every column
@@ -132,7 +132,7 @@ export function anUpgrade(overrides: Partial<Upgrade> = {}): Upgrade {
 
 /** A pending upgrade step of agent-a in upgrade-1. */
 export function aStep(overrides: Partial<UpgradeStep> = {}): UpgradeStep {
-  return Object.assign(new UpgradeStep(), {
+  const planned = plannedStep({
     id: 'step-a',
     upgradeId: 'upgrade-1',
     ordinal: 0,
@@ -146,25 +146,11 @@ export function aStep(overrides: Partial<UpgradeStep> = {}): UpgradeStep {
     dependsOn: [],
     runWhen: 'succeeded',
     status: 'pending',
-    waitingFor: null,
-    waitingSince: null,
-    windowOpensAt: null,
-    phase: null,
-    phaseStartedAt: null,
-    percent: 0,
-    attempts: 0,
-    commandId: null,
     note: null,
-    error: null,
-    message: null,
-    agentNotes: null,
-    backup: null,
-    toVersion: null,
-    startedAt: null,
     endedAt: null,
     updatedAt: T0,
-    ...overrides,
-  } satisfies UpgradeStep);
+  });
+  return Object.assign(planned, overrides);
 }
 
 /** A pending upgrade command of agent-a, queued for step-a of upgrade-1 (`step:<upgradeId>/<stepId>`). */

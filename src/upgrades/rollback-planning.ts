@@ -11,7 +11,7 @@ import { planRollback, type RollbackPlan, type RollbackStep } from '../policies/
 import { commandOut } from './step-rules';
 import { Upgrade, type UpgradePriorState } from './upgrade.entity';
 import { UpgradeRepository } from './upgrade.repository';
-import { ENDED_STEP_STATUSES, UpgradeStep } from './upgrade-step.entity';
+import { ENDED_STEP_STATUSES, plannedStep, UpgradeStep } from './upgrade-step.entity';
 import { UpgradeWriter } from './upgrade-writer';
 
 /**
@@ -179,7 +179,7 @@ export function rollbackRows(
 ): UpgradeStep[] {
   const ids = new Map(planned.map((s) => [s.key, idOf(s.key)]));
   return planned.map((s, i) =>
-    Object.assign(new UpgradeStep(), {
+    plannedStep({
       id: ids.get(s.key)!,
       upgradeId: upgrade.id,
       ordinal: firstOrdinal + i,
@@ -193,23 +193,11 @@ export function rollbackRows(
       dependsOn: s.dependsOn.map((key) => ids.get(key)!),
       runWhen: s.runWhen,
       status: s.status,
-      waitingFor: null,
-      waitingSince: null,
-      windowOpensAt: null,
-      phase: null,
-      phaseStartedAt: null,
-      percent: 0,
-      attempts: 0,
-      commandId: null,
       note: s.note,
-      error: null,
-      message: null,
-      agentNotes: null,
       backup: s.backup,
       toVersion: s.toVersion,
-      startedAt: null,
       endedAt: null,
       updatedAt: now,
-    } satisfies UpgradeStep),
+    }),
   );
 }

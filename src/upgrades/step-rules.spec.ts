@@ -1,3 +1,4 @@
+import { ruleAgent, ruleAgents, ruleStep } from '../testing/rule-fixtures';
 import * as fc from 'fast-check';
 import { decide, finishedLate, judgeEnd, RuleAgent, RuleStep, RuleUpgrade, upgradePercent } from './step-rules';
 import type { StepStatus } from './upgrade-step.entity';
@@ -14,40 +15,11 @@ const upgrade = (over: Partial<RuleUpgrade> = {}): RuleUpgrade => ({
   ...over,
 });
 
-const agent = (id: string, over: Partial<RuleAgent> = {}): RuleAgent => ({
-  id,
-  name: id,
-  paired: true,
-  online: true,
-  busy: false,
-  version: '1.0.0',
-  webappsVersion: null,
-  lastUpgradeFailed: false,
-  facts: { os: 'linux', freeDiskMb: 1000 },
-  active: true,
-  peerId: null,
-  ...over,
-});
+const agent = ruleAgent;
 
-const step = (id: string, over: Partial<RuleStep> = {}): RuleStep => ({
-  id,
-  kind: 'upgrade',
-  agentId: id,
-  unit: 0,
-  batch: 0,
-  dependsOn: [],
-  runWhen: 'succeeded',
-  status: 'pending',
-  waitingFor: null,
-  waitingSince: null,
-  phase: null,
-  phaseStartedAt: null,
-  attempts: 0,
-  commandId: null,
-  ...over,
-});
+const step = ruleStep;
 
-const agents = (...list: RuleAgent[]) => new Map(list.map((a) => [a.id, a]));
+const agents = ruleAgents;
 const short = (d: ReturnType<typeof decide>) =>
   d.steps.map((a) => `${a.type} ${a.stepId}${a.type === 'wait' ? ` ${a.for}` : ''}`);
 

@@ -1,3 +1,4 @@
+import { ruleAgent, ruleAgents, ruleStep } from '../testing/rule-fixtures';
 import type { MaintenanceWindow } from '../policies/maintenance-windows';
 import { decide, type RuleAgent, type RuleStep, type RuleUpgrade } from './step-rules';
 import { type RuleWindows, ruleWindows } from './window-rules';
@@ -25,40 +26,11 @@ const upgrade = (windows?: RuleWindows, over: Partial<RuleUpgrade> = {}): RuleUp
   ...over,
 });
 
-const agent = (id: string, over: Partial<RuleAgent> = {}): RuleAgent => ({
-  id,
-  name: id,
-  paired: true,
-  online: true,
-  busy: false,
-  version: '1.0.0',
-  webappsVersion: null,
-  lastUpgradeFailed: false,
-  facts: { os: 'linux', freeDiskMb: 1000 },
-  active: true,
-  peerId: null,
-  ...over,
-});
+const agent = ruleAgent;
 
-const step = (id: string, over: Partial<RuleStep> = {}): RuleStep => ({
-  id,
-  kind: 'upgrade',
-  agentId: id,
-  unit: 0,
-  batch: 0,
-  dependsOn: [],
-  runWhen: 'succeeded',
-  status: 'pending',
-  waitingFor: null,
-  waitingSince: null,
-  phase: null,
-  phaseStartedAt: null,
-  attempts: 0,
-  commandId: null,
-  ...over,
-});
+const step = ruleStep;
 
-const agents = (...list: RuleAgent[]) => new Map(list.map((a) => [a.id, a]));
+const agents = ruleAgents;
 /** The cluster's windows, agents' own (by id; absent: the cluster's), every step predicted `minutes`. */
 const windows = (
   cluster: MaintenanceWindow[] | null,

@@ -150,3 +150,46 @@ export class UpgradeStep {
   @TimestampColumn()
   updatedAt: Date;
 }
+
+/** A step's columns that a plan sets; the others (how it runs) start empty (plannedStep). */
+export type PlannedStepColumns = Pick<
+  UpgradeStep,
+  | 'id'
+  | 'upgradeId'
+  | 'ordinal'
+  | 'kind'
+  | 'agentId'
+  | 'fromAgentId'
+  | 'failoverGroup'
+  | 'unit'
+  | 'round'
+  | 'batch'
+  | 'dependsOn'
+  | 'runWhen'
+  | 'status'
+  | 'note'
+  | 'endedAt'
+  | 'updatedAt'
+> &
+  Partial<Pick<UpgradeStep, 'backup' | 'toVersion'>>;
+
+/** A step row as planned, not run yet: an upgrade's plan (buildSteps) or a rollback round's (rollbackRows). */
+export function plannedStep(columns: PlannedStepColumns): UpgradeStep {
+  return Object.assign(new UpgradeStep(), {
+    waitingFor: null,
+    waitingSince: null,
+    windowOpensAt: null,
+    phase: null,
+    phaseStartedAt: null,
+    percent: 0,
+    attempts: 0,
+    commandId: null,
+    error: null,
+    message: null,
+    agentNotes: null,
+    backup: null,
+    toVersion: null,
+    startedAt: null,
+    ...columns,
+  } satisfies UpgradeStep);
+}

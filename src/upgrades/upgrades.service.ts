@@ -38,7 +38,7 @@ import { RollbackPlanning } from './rollback-planning';
 import { UpgradeExecutor } from './upgrade-executor';
 import { LIVE_UPGRADE_STATUSES, Upgrade, UpgradeOrigin, UpgradeStatus } from './upgrade.entity';
 import { UpgradeRepository } from './upgrade.repository';
-import { ENDED_STEP_STATUSES, RETRYABLE_STEP_STATUSES, UpgradeStep } from './upgrade-step.entity';
+import { ENDED_STEP_STATUSES, plannedStep, RETRYABLE_STEP_STATUSES, UpgradeStep } from './upgrade-step.entity';
 import { UpgradeWriter } from './upgrade-writer';
 import { stepId } from './step-ids';
 import { windowsForPlan } from './upgrade-windows';
@@ -845,7 +845,7 @@ function upgradeTarget(target: CreateUpgradeDto['target']): Upgrade['target'] {
 /** The plan's steps as rows; `idOf` turns the plan's step keys into ids. */
 function buildSteps(p: Plan, upgradeId: string | null, idOf: (key: string) => string, now: Date): UpgradeStep[] {
   return p.steps.map((s, ordinal) =>
-    Object.assign(new UpgradeStep(), {
+    plannedStep({
       id: idOf(s.key),
       upgradeId: upgradeId ?? '',
       ordinal,
@@ -859,23 +859,9 @@ function buildSteps(p: Plan, upgradeId: string | null, idOf: (key: string) => st
       dependsOn: s.dependsOn.map(idOf),
       runWhen: s.runWhen,
       status: s.status,
-      waitingFor: null,
-      waitingSince: null,
-      windowOpensAt: null,
-      phase: null,
-      phaseStartedAt: null,
-      percent: 0,
-      attempts: 0,
-      commandId: null,
       note: s.note,
-      error: null,
-      message: null,
-      agentNotes: null,
-      backup: null,
-      toVersion: null,
-      startedAt: null,
       endedAt: s.status === 'pending' || upgradeId === null ? null : now,
       updatedAt: now,
-    } satisfies UpgradeStep),
+    }),
   );
 }
