@@ -122,6 +122,37 @@ describeEachDatabase('mixed-version budget', (kind) => {
     expect(fleet.log).toContain('d upgrade');
   });
 
+  it('warns at plan time when the batches expected in windows outlast maxMixedMinutes', async () => {
+    const cluster = await givenCluster(t, {
+      windows: [
+        {
+          days: ['mon', 'tue', 'wed', 'thu', 'fri', 'sat', 'sun'],
+          start: '13:00',
+          durationMinutes: 180,
+          timeZone: 'UTC',
+        },
+      ],
+    });
+    await givenNamedAgents(t, cluster.id, ['w1', 'w2']);
+    const packageId = await givenPackage(t, cluster.id, {}, operator);
+    const preview = (options: Record<string, unknown>) =>
+      t
+        .as(operator)
+        .post(`/api/v1/clusters/${cluster.id}/upgrades/preview`)
+        .send({ packageId, target: { all: true }, options: { maxParallel: 1, respectWindows: true, ...options } })
+        .expect(200);
+    // Two batches of one unit, 30 min each (phaseTimeoutS, no history yet), one after the other.
+    const short = await preview({ maxMixedMinutes: 10, onBudget: 'rollback' });
+    expect(short.body.warnings).toContainEqual(
+      expect.objectContaining({
+        code: 'BUDGET_SHORTER_THAN_WINDOWS',
+        message: expect.stringMatching(/over 60 min, longer than maxMixedMinutes \(10\).*rolls back/),
+      }),
+    );
+    const enough = await preview({ maxMixedMinutes: 120 });
+    expect(enough.body.warnings.map((w: { code: string }) => w.code)).not.toContain('BUDGET_SHORTER_THAN_WINDOWS');
+  });
+
   it('one agent left behind within maxMixedAgents goes on; budgets out of range are a 400 naming the option', async () => {
     const failing: Behaviour = (name, command) =>
       name === 'b' && command.type === 'upgrade' ? { status: 'failed', error: 'disk' } : obedient(name, command);

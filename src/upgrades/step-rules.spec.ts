@@ -520,6 +520,18 @@ describe('step rules: onFailure rollback', () => {
     });
   });
 
+  it.each([
+    ['its agent to come online', { waitingFor: 'online' as const }],
+    ['its window', { waitingFor: 'window' as const, windowOpensAt: NOW }],
+    ['its peer', { waitingFor: 'peer' as const }],
+  ])('stops a unit that waits for %s: it has not started, whatever it waits for', (_why, wait) => {
+    const waiting = [two[0], step('b', { unit: 1, status: 'waiting', waitingSince: ago(5), ...wait })];
+    for (const over of [{ onFailure: 'rollback' as const, failureLimit: null }, { failureLimit: 1 }]) {
+      const d = decide(upgrade(over), waiting, agents(agent('a'), agent('b')), NOW);
+      expect(short(d)).toEqual(['block b']);
+    }
+  });
+
   it('with onFailure stop, the same upgrade finishes as before', () => {
     const d = decide(upgrade({ onFailure: 'stop', failureLimit: null }), two, agents(agent('a'), agent('b')), NOW);
     expect(short(d)).toEqual(['start b']);

@@ -190,7 +190,9 @@ export function decide(given: RuleUpgrade, steps: RuleStep[], agents: Map<string
     windowGate: windowGates(upgrade, steps, agents, now),
   };
   for (const unit of groupByUnit(steps).values()) {
-    const started = unit.some((s) => s.attempts > 0 || ['waiting', 'running'].includes(pass.statusOf(s.id)));
+    // Under way once a command of it was queued: a unit still waiting for its agents, its peer or
+    // its window has not started, and the failure threshold (or onFailure) still stops it.
+    const started = unit.some((s) => s.attempts > 0 || pass.statusOf(s.id) === 'running');
     for (const step of unit) driveStep(context, step, started);
   }
   if (!steps.every((s) => ended(pass.statusOf(s.id)))) return { steps: pass.actions, upgrade: null };

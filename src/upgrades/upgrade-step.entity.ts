@@ -45,6 +45,8 @@ export type WaitReason = (typeof WAIT_REASONS)[number];
 // What every agent's report reads: its steps in the upgrade, and the upgrade's percent (covering).
 @Index('idx_upgrade_steps_upgrade_agent', ['upgradeId', 'agentId'])
 @Index('idx_upgrade_steps_upgrade_status', ['upgradeId', 'status', 'percent'])
+// The windows' predictions read a cluster's latest steps that succeeded (recentStepDurations).
+@Index('idx_upgrade_steps_status_ended', ['status', 'endedAt'])
 export class UpgradeStep {
   @PrimaryColumn({ type: 'varchar', length: 36 })
   id: string;

@@ -24,7 +24,12 @@ async function readWindows(
   options: Pick<UpgradeOptions, 'phaseTimeoutS'>,
   agents: Array<Pick<Agent, 'id' | 'windows'>>,
 ): Promise<RuleWindows> {
-  const history = await upgrades.recentStepDurations(tx.em, cluster.id, packageKind);
+  const history = await upgrades.recentStepDurations(
+    tx.em,
+    cluster.id,
+    packageKind,
+    agents.map((a) => a.id),
+  );
   return ruleWindows(
     cluster.windows,
     new Map(agents.map((a) => [a.id, a.windows])),
@@ -44,7 +49,8 @@ export async function windowsForPass(
   steps: UpgradeStep[],
   agents: Agent[],
 ): Promise<RuleWindows | undefined> {
-  if (!upgrade.options.respectWindows) return undefined;
+  // A rollback round ignores windows, and a paused upgrade starts nothing: no history to read.
+  if (!upgrade.options.respectWindows || upgrade.rollbackRound > 0 || upgrade.status !== 'running') return undefined;
   const underWay = new Set(steps.filter((s) => s.commandId !== null).map((s) => s.unit));
   if (!steps.some((s) => !underWay.has(s.unit) && !ENDED_STEP_STATUSES.includes(s.status))) return undefined;
   const cluster = await clusters.require(upgrade.clusterId, tx);

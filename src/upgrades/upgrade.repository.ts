@@ -3,8 +3,34 @@ import { Brackets, EntityManager, In } from 'typeorm';
 import { toDbTimestamp } from '../common/columns';
 import { Database, Tx } from '../database/database';
 import { placeholders } from '../database/rows';
+import { AGENT_SAMPLES } from './window-rules';
 import { Upgrade, UpgradeStatus } from './upgrade.entity';
 import { UpgradeStep } from './upgrade-step.entity';
+
+interface DurationRow {
+  id: string;
+  agentId: string;
+  kind: UpgradeStep['kind'];
+  startedAt: string;
+  endedAt: string;
+}
+
+/**
+ * The latest AGENT_SAMPLES steps that succeeded of each of these agents, per kind group (upgrades with
+ * packages of $1's kind; takeovers): on the (agentId, status) index, whatever the cluster's size.
+ */
+const AGENT_DURATIONS_SQL = (agents: number) =>
+  `SELECT "id", "agentId", "kind", "startedAt", "endedAt" FROM (
+    SELECT s."id", s."agentId", s."kind", s."startedAt", s."endedAt",
+      ROW_NUMBER() OVER (
+        PARTITION BY s."agentId", CASE WHEN s."kind" = 'upgrade' THEN 'upgrade' ELSE 'takeover' END
+        ORDER BY s."endedAt" DESC
+      ) AS "n"
+    FROM "upgrade_steps" s INNER JOIN "upgrades" u ON u."id" = s."upgradeId"
+    WHERE s."agentId" IN (${placeholders(2, agents)}) AND s."status" = 'succeeded'
+      AND s."startedAt" IS NOT NULL AND s."endedAt" IS NOT NULL
+      AND ((s."kind" = 'upgrade' AND u."packageKind" = $1) OR s."kind" IN ('switchover', 'switchback'))
+  ) "latest" WHERE "n" <= ${AGENT_SAMPLES}`;
 
 const STATUS_SUMMARY_SQL =
   'SELECT "status", COUNT(*) AS "count", SUM("percent") AS "percent" FROM "upgrade_steps" WHERE "upgradeId" = $1 AND "round" = $2 GROUP BY "status"';
@@ -247,12 +273,19 @@ export class UpgradeRepository {
     em: EntityManager,
     clusterId: string,
     packageKind: Upgrade['packageKind'],
+    agentIds: string[] = [],
     limit = 2000,
   ): Promise<Array<{ agentId: string; kind: UpgradeStep['kind']; ms: number }>> {
     const rows = await em
       .createQueryBuilder(UpgradeStep, 's')
       .innerJoin(Upgrade, 'u', 'u.id = s.upgradeId')
-      .select(['s.agentId AS "agentId"', 's.kind AS "kind"', 's.startedAt AS "startedAt"', 's.endedAt AS "endedAt"'])
+      .select([
+        's.id AS "id"',
+        's.agentId AS "agentId"',
+        's.kind AS "kind"',
+        's.startedAt AS "startedAt"',
+        's.endedAt AS "endedAt"',
+      ])
       .where("u.clusterId = :clusterId AND s.status = 'succeeded'", { clusterId })
       .andWhere('s.startedAt IS NOT NULL AND s.endedAt IS NOT NULL')
       .andWhere(
@@ -264,7 +297,18 @@ export class UpgradeRepository {
       )
       .orderBy('s.endedAt', 'DESC')
       .limit(limit)
-      .getRawMany<{ agentId: string; kind: UpgradeStep['kind']; startedAt: string; endedAt: string }>();
+      .getRawMany<DurationRow>();
+    // Each agent's own latest ones too, however far back in the cluster's history they are.
+    const seen = new Set(rows.map((r) => r.id));
+    for (let i = 0; i < agentIds.length; i += 500) {
+      const chunk = agentIds.slice(i, i + 500);
+      const own: DurationRow[] = await em.query(this.db.sql(AGENT_DURATIONS_SQL(chunk.length)), [
+        packageKind,
+        ...chunk,
+      ]);
+      for (const row of own) if (!seen.has(row.id)) rows.push(row);
+    }
+    rows.sort((a, b) => (a.endedAt < b.endedAt ? 1 : a.endedAt > b.endedAt ? -1 : 0));
     return rows.map((r) => ({ agentId: r.agentId, kind: r.kind, ms: Date.parse(r.endedAt) - Date.parse(r.startedAt) }));
   }
 }

@@ -18,7 +18,7 @@ import { Package } from '../packages/package.entity';
 import type { ReceivedUpload } from '../packages/upload-receiver';
 import { type AcceptedUpload, PackagesService } from '../packages/packages.service';
 import { checkPrerequisites, PrerequisiteResult } from '../packages/prerequisites';
-import { Plan, plan, PlanAgent } from '../policies/planner';
+import { Plan, plan, PlanAgent, type PlanNotice } from '../policies/planner';
 import { resolveOptions, type UpgradeOptions } from '../policies/upgrade-options';
 import { refuseRollbackWithoutBackup } from '../cluster/clusters.service';
 import {
@@ -601,7 +601,7 @@ export class UpgradesService {
       now: this.clock.now(),
       scheduledAt: dto.scheduledAt,
     });
-    compiled.warnings.push(...windows.warnings);
+    compiled.warnings.push(...windows.warnings, ...budgetAgainstWindows(options, windows.batches));
     compiled.refusals.push(...windows.refusals);
     const use = await this.upgrades.usesOfPackage(tx.em, clusterId, pkg.id);
     return {
@@ -747,6 +747,24 @@ function refuseHeld(held: Agent[], what: string): void {
     `${held.map((a) => `${a.name} is in upgrade ${a.upgradeId}`).join('; ')}: an agent is in one scheduled or running upgrade at a time. ${what}`,
     { agents: held.map((a) => ({ agentId: a.id, name: a.name, upgradeId: a.upgradeId })) },
   );
+}
+
+/**
+ * Batches that wait for later windows keep the cluster mixed meanwhile: a mixed-version budget
+ * shorter than the expected span runs out on the way (docs/rollback.md). Said at plan time.
+ */
+function budgetAgainstWindows(options: UpgradeOptions, batches: BatchWindow[]): PlanNotice[] {
+  const first = batches[0]?.expectedStartAt;
+  const last = batches.at(-1)?.expectedEndAt;
+  if (options.maxMixedMinutes === undefined || batches.length < 2 || !first || !last) return [];
+  const minutes = Math.ceil((last.getTime() - first.getTime()) / 60_000);
+  if (minutes <= options.maxMixedMinutes) return [];
+  return [
+    {
+      code: 'BUDGET_SHORTER_THAN_WINDOWS',
+      message: `Its batches are expected to run in windows over ${minutes} min, longer than maxMixedMinutes (${options.maxMixedMinutes}): the budget runs out on the way and the upgrade ${options.onBudget === 'rollback' ? 'rolls back (outside any window: rollbacks ignore windows)' : 'pauses'}. Give it a longer budget, or fewer batches.`,
+    },
+  ];
 }
 
 /** A legacy agent cannot upgrade remotely: what to download and install by hand instead. */

@@ -87,11 +87,19 @@ export function ruleWindows(
   predictMs: (agentId: string, kind: StepKind) => number,
 ): RuleWindows {
   const known = new Map<string, { from: number; to: number; spans: Span[] | null }>();
-  // Lists by identity (of() hands out the same list for every agent that takes its cluster's).
-  const listIds = new Map<readonly MaintenanceWindow[], number>();
+  // Lists by content (stored in normal form, so equal lists read the same): thousands of agents
+  // with their own copy of the same windows share one computation. Each object is read once.
+  const idsByContent = new Map<string, number>();
+  const idsByList = new Map<readonly MaintenanceWindow[], number>();
   const idOf = (list: readonly MaintenanceWindow[]) => {
-    if (!listIds.has(list)) listIds.set(list, listIds.size);
-    return listIds.get(list)!;
+    let id = idsByList.get(list);
+    if (id === undefined) {
+      const content = JSON.stringify(list);
+      id = idsByContent.get(content) ?? idsByContent.size;
+      idsByContent.set(content, id);
+      idsByList.set(list, id);
+    }
+    return id;
   };
   const none: readonly MaintenanceWindow[] = [];
   return {
