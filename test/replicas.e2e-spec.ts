@@ -1,5 +1,6 @@
 import { ChildProcess, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
+import * as http from 'node:http';
 import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -14,10 +15,18 @@ const pg = postgresServerUrl();
 /** A Lockstep process, as a replica runs (ts-node here, so the test needs no build). */
 class Replica {
   readonly output: string[] = [];
+  /** The process's exit: its code, or the signal that ended it. */
+  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
   private constructor(
     readonly url: string,
     private readonly child: ChildProcess,
-  ) {}
+  ) {
+    this.exited = new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
+  }
+
+  get port(): number {
+    return Number(new URL(this.url).port);
+  }
 
   static async start(env: Record<string, string>): Promise<Replica> {
     const port = await new Promise<number>((resolve) => {
@@ -56,10 +65,8 @@ class Replica {
 
   kill(signal: NodeJS.Signals): Promise<void> {
     if (this.child.exitCode !== null || this.child.signalCode) return Promise.resolve();
-    return new Promise((resolve) => {
-      this.child.once('exit', () => resolve());
-      this.child.kill(signal);
-    });
+    this.child.kill(signal);
+    return this.exited.then(() => undefined);
   }
 }
 
@@ -113,19 +120,79 @@ class HttpAgent {
   }
 }
 
+/** An operator's call to one replica; anything but 2xx throws. */
+async function admin(base: string, method: string, route: string, body?: unknown): Promise<any> {
+  const res = await fetch(`${base}${route}`, {
+    method,
+    headers: { Authorization: `Bearer ${ADMIN}`, 'Content-Type': 'application/json' },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const json = await res.json().catch(() => ({}));
+  if (!res.ok) throw new Error(`${method} ${route}: ${res.status} ${JSON.stringify(json)}`);
+  return json;
+}
+
+/**
+ * A multipart upload sent in two halves (as in test/main-process.e2e-spec.ts): the first once the
+ * server answered "100 Continue", so it has taken the request in; the rest when the test says.
+ */
+function slowUpload(port: number, urlPath: string, archive: Buffer) {
+  const boundary = 'lockstep-slow-upload';
+  const body = Buffer.concat([
+    Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="mode"\r\n\r\nupload-only\r\n`),
+    Buffer.from(
+      `--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="p.tar.gz"\r\nContent-Type: application/gzip\r\n\r\n`,
+    ),
+    archive,
+    Buffer.from(`\r\n--${boundary}--\r\n`),
+  ]);
+  const half = Math.floor(body.length / 2);
+  const request = http.request({
+    port,
+    host: '127.0.0.1',
+    method: 'POST',
+    path: urlPath,
+    headers: {
+      Authorization: `Bearer ${ADMIN}`,
+      'Content-Type': `multipart/form-data; boundary=${boundary}`,
+      'Content-Length': body.length,
+      Expect: '100-continue',
+    },
+  });
+  const answer = new Promise<{ status: number; body: Record<string, unknown> }>((resolve, reject) => {
+    request.on('response', (res) => {
+      let text = '';
+      res.on('data', (c: Buffer) => (text += c.toString()));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: JSON.parse(text) as Record<string, unknown> }));
+    });
+    request.on('error', reject);
+  });
+  const halfSent = new Promise<void>((resolve) =>
+    request.once('continue', () => request.write(body.subarray(0, half), () => resolve())),
+  );
+  request.flushHeaders();
+  return { answer, halfSent, sendRest: () => request.end(body.subarray(half)) };
+}
+
 const describeWithPostgres = pg ? describe : describe.skip;
 
 describeWithPostgres('two replicas on one PostgreSQL [postgres]', () => {
   let db: { url: string; drop: () => Promise<void> };
   let dataDir: string;
   const replicas: Replica[] = [];
+  /** Streams a case opened, closed after it even when it fails (an EventSource reconnects forever). */
+  const streams: StreamClient[] = [];
 
   beforeAll(async () => {
     db = await createTestDatabase(pg!);
     dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'lockstep-replicas-'));
   });
+  afterEach(async () => {
+    for (const stream of streams.splice(0)) stream.close();
+    // Each case starts its own two: one left running would lead (run the executor) in the next.
+    await Promise.all(replicas.splice(0).map((r) => r.kill('SIGTERM')));
+  });
   afterAll(async () => {
-    await Promise.all(replicas.map((r) => r.kill('SIGTERM')));
     await db.drop();
     fs.rmSync(dataDir, { recursive: true, force: true });
   });
@@ -137,16 +204,6 @@ describeWithPostgres('two replicas on one PostgreSQL [postgres]', () => {
     replicas.push(first);
     const second = await Replica.start(env);
     replicas.push(second);
-    const admin = async (base: string, method: string, route: string, body?: unknown): Promise<any> => {
-      const res = await fetch(`${base}${route}`, {
-        method,
-        headers: { Authorization: `Bearer ${ADMIN}`, 'Content-Type': 'application/json' },
-        body: body === undefined ? undefined : JSON.stringify(body),
-      });
-      const json = await res.json().catch(() => ({}));
-      if (!res.ok) throw new Error(`${method} ${route}: ${res.status} ${JSON.stringify(json)}`);
-      return json;
-    };
 
     let target = first.url;
     const cluster = await admin(target, 'POST', '/api/v1/clusters', { name: 'replicated', product: 'acme-agent' });
@@ -227,4 +284,163 @@ describeWithPostgres('two replicas on one PostgreSQL [postgres]', () => {
     viewer.close();
     expect(viewer.events.map((e) => e.id)).toEqual(stored);
   }, 180_000);
+
+  it('a replica stopped by SIGTERM mid-upgrade: its request in flight is answered, it exits 0 in time, its viewer resumes on the other and misses nothing', async () => {
+    const GRACE_S = 5;
+    const env = { DATABASE_URL: db.url, DATA_DIR: dataDir };
+    // LOG_LEVEL log: the stop's and the leadership's lines are what the test reads.
+    const first = await Replica.start({ ...env, LOG_LEVEL: 'log', SHUTDOWN_GRACE_S: String(GRACE_S) });
+    replicas.push(first);
+    const second = await Replica.start({ ...env, LOG_LEVEL: 'log' });
+    replicas.push(second);
+    // The first started alone, so it leads: the stop hands the executor over too.
+    expect(first.output.join('')).toContain('this replica now runs the periodic jobs');
+    expect(second.output.join('')).not.toContain('this replica now runs the periodic jobs');
+
+    let target = first.url;
+    const cluster = await admin(target, 'POST', '/api/v1/clusters', {
+      name: 'stopped-gracefully',
+      product: 'acme-agent',
+    });
+    const agents: HttpAgent[] = [];
+    for (let i = 0; i < 4; i++) {
+      const registered = await admin(target, 'POST', `/api/v1/clusters/${cluster.id}/agents`, {
+        name: `agent-${i}`,
+        address: `agent-${i}.lan`,
+        role: 'standalone',
+      });
+      const agent = new HttpAgent(`agent-${i}`, () => target);
+      await agent.pair(registered.pairingKey);
+      await agent.beat();
+      agents.push(agent);
+    }
+    // A viewer of the cluster on the first replica (the one to stop), from its first event; and the
+    // same stream read raw, for the bytes it ends with.
+    const streamPath = `/api/v1/clusters/${cluster.id}/events`;
+    const viewer = new StreamClient(`${first.url}${streamPath}`, { token: ADMIN, lastEventId: 0 });
+    streams.push(viewer);
+    await viewer.opened;
+    const raw = await fetch(`${first.url}${streamPath}`, { headers: { Authorization: `Bearer ${ADMIN}` } });
+    expect(raw.status).toBe(200);
+    const rawText = raw.text();
+
+    const form = new FormData();
+    form.set('mode', 'upload-only');
+    form.set('file', new Blob([packageArchive()]), 'p.tar.gz');
+    const pkg: any = await (
+      await fetch(`${target}/api/v1/clusters/${cluster.id}/packages`, {
+        method: 'POST',
+        headers: { Authorization: `Bearer ${ADMIN}` },
+        body: form,
+      })
+    ).json();
+    const upgrade = await admin(target, 'POST', `/api/v1/clusters/${cluster.id}/upgrades`, {
+      packageId: pkg.id,
+      target: { all: true },
+      options: { maxParallel: 1, failureThreshold: 0 },
+    });
+    const steps = async () =>
+      (await admin(second.url, 'GET', `/api/v1/upgrades/${upgrade.id}`)).steps as Array<{
+        status: string;
+        attempts: number;
+      }>;
+    await eventually(
+      async () => {
+        for (const agent of agents) await agent.beat();
+        return (await steps()).filter((s) => s.status === 'succeeded').length >= 2;
+      },
+      'two steps done through the first replica',
+      30_000,
+    );
+
+    // An upload to the first replica, half sent: in flight when the signal comes.
+    const upload = slowUpload(
+      first.port,
+      `/api/v1/clusters/${cluster.id}/packages`,
+      packageArchive({ version: '1.2.0', prerequisites: { fromVersion: '>=1.0.0 <1.2.0' } }),
+    );
+    await upload.halfSent;
+
+    expect(viewer.errors).toEqual([]); // the stream has not dropped before
+    const signalledAt = Date.now();
+    const stopped = first.kill('SIGTERM');
+    target = second.url; // the load balancer sends the agents to the other replica from now on
+
+    // The stop ends the viewer's stream at once, with a retry hint of half a second...
+    await eventually(() => viewer.errors.length >= 1, "the viewer's stream to end", 5000);
+    const endedAt = Date.now();
+    expect(await rawText).toMatch(/\nretry: 500\n\n$/);
+    // ...which the real client obeys: it tries the first replica again about 500 ms later (not the
+    // 3 s the stream opened with), and is refused there (503 SHUTTING_DOWN, or the port is closed).
+    await eventually(() => viewer.errors.length >= 2, 'the viewer to try the stopping replica again', 2500);
+    expect(Date.now() - endedAt).toBeLessThan(2500);
+    // Readiness says the same to a load balancer.
+    const ready = await fetch(`${first.url}/health/ready`).then(
+      (r) => String(r.status),
+      () => 'connection refused',
+    );
+    expect(['503', 'connection refused']).toContain(ready);
+    // The load balancer takes the viewer to the second replica: a new stream there, resuming after
+    // the last event it received, as a browser's EventSource does with Last-Event-ID.
+    viewer.close();
+    const resumedAfter = viewer.lastId!;
+    expect(resumedAfter).toBeGreaterThan(0);
+    const resumed = new StreamClient(`${second.url}${streamPath}`, { token: ADMIN, lastEventId: resumedAfter });
+    streams.push(resumed);
+    await resumed.opened;
+
+    // The upload in flight is answered (stored: 201), then the first replica exits 0 within its bound.
+    upload.sendRest();
+    expect(await upload.answer).toMatchObject({ status: 201, body: { version: '1.2.0', status: 'available' } });
+    await stopped;
+    expect(await first.exited).toEqual({ code: 0, signal: null });
+    const stopMs = Date.now() - signalledAt;
+    // Not sooner than the grace, today: the upload's answer says `Connection: keep-alive`, and the
+    // stop waits on that idle connection until the grace cuts it ("cutting them" in the log). Once an
+    // answer given during the stop says `Connection: close`, this can be `< GRACE_S * 1000`.
+    expect(stopMs).toBeLessThan((GRACE_S + 2) * 1000);
+    const firstLog = first.output.join('');
+    expect(firstLog).toContain('SIGTERM received: stopping');
+    expect(firstLog).toMatch(/\[Lockstep\] stopped/);
+
+    // The second replica takes the lead and, with the agents now talking to it, finishes the upgrade.
+    await eventually(
+      async () => {
+        for (const agent of agents) await agent.beat();
+        return (await admin(second.url, 'GET', `/api/v1/upgrades/${upgrade.id}`)).status === 'succeeded';
+      },
+      'the second replica to finish the upgrade',
+      30_000,
+    );
+    // The lock the first let go of is taken within the second's next try (every 2 s).
+    await eventually(
+      () => second.output.join('').includes('this replica now runs the periodic jobs'),
+      'the second replica to take the lead',
+      5000,
+    );
+    expect((await steps()).map((s) => s.attempts)).toEqual([1, 1, 1, 1]);
+    for (const agent of agents) {
+      expect([...agent.commands.values()].filter((c) => c.type === 'upgrade')).toHaveLength(1);
+      expect(agent.version).toBe('1.1.0');
+    }
+
+    // Across both streams the viewer got every event of the cluster, in order, none missing, none
+    // twice: among them the upload's, committed by the first replica after its streams had ended.
+    const stored = await withClient(db.url, async (c) =>
+      (
+        await c.query<{ id: string; type: string }>('SELECT id, type FROM events WHERE "clusterId" = $1 ORDER BY id', [
+          cluster.id,
+        ])
+      ).rows.map((r) => ({ id: Number(r.id), type: r.type })),
+    );
+    await resumed.waitFor((events) => viewer.events.length + events.length >= stored.length);
+    resumed.close();
+    const received = [...viewer.events, ...resumed.events].map((e) => ({ id: e.id, type: e.type }));
+    expect(received).toEqual(stored);
+    expect(viewer.events.length).toBeGreaterThan(0);
+    // (What the stream carries is the event as the API shows it; its own fields are under `data`.)
+    const uploaded = resumed.events.filter((e) => e.type === 'package.status').map((e) => e.data.data);
+    expect(uploaded).toContainEqual(expect.objectContaining({ version: '1.2.0', status: 'available' }));
+    expect(resumed.events[0].id).toBeGreaterThan(resumedAfter);
+  }, 60_000);
 });
