@@ -15,7 +15,7 @@ export class ShutdownState {
 
 /**
  * Once the process is stopping, a new request is answered 503 SHUTTING_DOWN with `Connection:
- * close` before anything runs (a load balancer, or the client's retry, takes it elsewhere); the
+ * close` before anything runs (and any answer sent from then on closes its connection) (a load balancer, or the client's retry, takes it elsewhere); the
  * requests already running finish. Readiness (/health/ready) answers the same, so balancers stop
  * sending here.
  */
@@ -25,6 +25,12 @@ export function refuseNewRequestsWhileStopping(fastify: FastifyInstance, state: 
     if (!state.stopping) return done();
     void reply.header('Connection', 'close');
     sendErrorResponse(reply, toErrorResponse(new ShuttingDownError(), String(request.id), logger));
+  });
+  // A request in flight when the stop began is answered with `Connection: close` too: a kept-alive
+  // connection would hold the stop until the grace ran out, and then be cut.
+  fastify.addHook('onSend', (_request: FastifyRequest, reply: FastifyReply, payload: unknown, done) => {
+    if (state.stopping) void reply.header('Connection', 'close');
+    done(null, payload);
   });
 }
 
