@@ -22,10 +22,12 @@ export class StreamClient {
       fetch: (input, init) =>
         fetch(input, {
           ...init,
+          // The first connection resumes after options.lastEventId; a reconnection after the last
+          // event received, which the library puts in init.headers itself.
           headers: {
+            ...(options.lastEventId !== undefined ? { 'Last-Event-ID': String(options.lastEventId) } : {}),
             ...(init?.headers as Record<string, string>),
             ...(options.token ? { Authorization: `Bearer ${options.token}` } : {}),
-            ...(options.lastEventId !== undefined ? { 'Last-Event-ID': String(options.lastEventId) } : {}),
           },
         }),
     });
