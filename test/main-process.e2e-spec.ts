@@ -1,8 +1,8 @@
+import { slowUpload } from './support/slow-upload';
 import { ChildProcess, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import * as http from 'node:http';
 import { packageArchive } from './support/archives';
 import { freePort } from './support/free-port';
 
@@ -31,51 +31,6 @@ function startMain(
     child.on('exit', (code, signal) => resolve(code ?? signal ?? -1)),
   );
   return { child, stdout: () => out, stderr: () => err, exited };
-}
-
-/**
- * A multipart upload sent in two halves: the first at once, the rest when the test says, so the
- * request is in flight across whatever the test does between.
- */
-function slowUpload(port: number, urlPath: string, token: string, archive: Buffer) {
-  const boundary = 'lockstep-slow-upload';
-  const body = Buffer.concat([
-    Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="mode"\r\n\r\nupload-only\r\n`),
-    Buffer.from(
-      `--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="p.tar.gz"\r\nContent-Type: application/gzip\r\n\r\n`,
-    ),
-    archive,
-    Buffer.from(`\r\n--${boundary}--\r\n`),
-  ]);
-  const half = Math.floor(body.length / 2);
-  const request = http.request({
-    port,
-    host: '127.0.0.1',
-    method: 'POST',
-    path: urlPath,
-    headers: {
-      Authorization: `Bearer ${token}`,
-      'Content-Type': `multipart/form-data; boundary=${boundary}`,
-      'Content-Length': body.length,
-      // The server answers "100 Continue" as it takes the request in (Node writes it, then runs the
-      // request's hooks in the same turn), so the signal sent after it meets a request in flight.
-      // Without it the test raced the signal against the server reading the headers (CI lost once).
-      Expect: '100-continue',
-    },
-  });
-  const answer = new Promise<{ status: number; body: Record<string, unknown> }>((resolve, reject) => {
-    request.on('response', (res) => {
-      let text = '';
-      res.on('data', (c: Buffer) => (text += c.toString()));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: JSON.parse(text) as Record<string, unknown> }));
-    });
-    request.on('error', reject);
-  });
-  const halfSent = new Promise<void>((resolve) =>
-    request.once('continue', () => request.write(body.subarray(0, half), () => resolve())),
-  );
-  request.flushHeaders();
-  return { answer, halfSent, sendRest: () => request.end(body.subarray(half)) };
 }
 
 /** Whether a process of this id still runs (signal 0 only checks). */

@@ -1,6 +1,6 @@
+import { slowUpload } from './support/slow-upload';
 import { ChildProcess, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
-import * as http from 'node:http';
 import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -132,46 +132,44 @@ async function admin(base: string, method: string, route: string, body?: unknown
   return json;
 }
 
+/** An upgrade's steps, as a replica answers them. */
+const stepsOf = async (base: string, upgradeId: string) =>
+  (await admin(base, 'GET', `/api/v1/upgrades/${upgradeId}`)).steps as Array<{ status: string; attempts: number }>;
+
 /**
- * A multipart upload sent in two halves (as in test/main-process.e2e-spec.ts): the first once the
- * server answered "100 Continue", so it has taken the request in; the rest when the test says.
+ * A package uploaded and an upgrade of every agent started, one unit at a time, through `target`;
+ * the agents beat until two of its steps are done (as `watch` reads them from `reader`).
  */
-function slowUpload(port: number, urlPath: string, archive: Buffer) {
-  const boundary = 'lockstep-slow-upload';
-  const body = Buffer.concat([
-    Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="mode"\r\n\r\nupload-only\r\n`),
-    Buffer.from(
-      `--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="p.tar.gz"\r\nContent-Type: application/gzip\r\n\r\n`,
-    ),
-    archive,
-    Buffer.from(`\r\n--${boundary}--\r\n`),
-  ]);
-  const half = Math.floor(body.length / 2);
-  const request = http.request({
-    port,
-    host: '127.0.0.1',
-    method: 'POST',
-    path: urlPath,
-    headers: {
-      Authorization: `Bearer ${ADMIN}`,
-      'Content-Type': `multipart/form-data; boundary=${boundary}`,
-      'Content-Length': body.length,
-      Expect: '100-continue',
+async function halfwayUpgrade(
+  target: string,
+  reader: string,
+  clusterId: string,
+  agents: HttpAgent[],
+): Promise<{ id: string }> {
+  const form = new FormData();
+  form.set('mode', 'upload-only');
+  form.set('file', new Blob([packageArchive()]), 'p.tar.gz');
+  const pkg = (await (
+    await fetch(`${target}/api/v1/clusters/${clusterId}/packages`, {
+      method: 'POST',
+      headers: { Authorization: `Bearer ${ADMIN}` },
+      body: form,
+    })
+  ).json()) as { id: string };
+  const upgrade = (await admin(target, 'POST', `/api/v1/clusters/${clusterId}/upgrades`, {
+    packageId: pkg.id,
+    target: { all: true },
+    options: { maxParallel: 1, failureThreshold: 0 },
+  })) as { id: string };
+  await eventually(
+    async () => {
+      for (const agent of agents) await agent.beat();
+      return (await stepsOf(reader, upgrade.id)).filter((s) => s.status === 'succeeded').length >= 2;
     },
-  });
-  const answer = new Promise<{ status: number; body: Record<string, unknown> }>((resolve, reject) => {
-    request.on('response', (res) => {
-      let text = '';
-      res.on('data', (c: Buffer) => (text += c.toString()));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: JSON.parse(text) as Record<string, unknown> }));
-    });
-    request.on('error', reject);
-  });
-  const halfSent = new Promise<void>((resolve) =>
-    request.once('continue', () => request.write(body.subarray(0, half), () => resolve())),
+    'two steps done through the first replica',
+    30_000,
   );
-  request.flushHeaders();
-  return { answer, halfSent, sendRest: () => request.end(body.subarray(half)) };
+  return upgrade;
 }
 
 const describeWithPostgres = pg ? describe : describe.skip;
@@ -226,35 +224,8 @@ describeWithPostgres('two replicas on one PostgreSQL [postgres]', () => {
     });
     await viewer.opened;
 
-    const form = new FormData();
-    form.set('mode', 'upload-only');
-    form.set('file', new Blob([packageArchive()]), 'p.tar.gz');
-    const pkg: any = await (
-      await fetch(`${target}/api/v1/clusters/${cluster.id}/packages`, {
-        method: 'POST',
-        headers: { Authorization: `Bearer ${ADMIN}` },
-        body: form,
-      })
-    ).json();
-    const upgrade = await admin(target, 'POST', `/api/v1/clusters/${cluster.id}/upgrades`, {
-      packageId: pkg.id,
-      target: { all: true },
-      options: { maxParallel: 1, failureThreshold: 0 },
-    });
-
-    const steps = async () =>
-      (await admin(second.url, 'GET', `/api/v1/upgrades/${upgrade.id}`)).steps as Array<{
-        status: string;
-        attempts: number;
-      }>;
-    await eventually(
-      async () => {
-        for (const agent of agents) await agent.beat();
-        return (await steps()).filter((s) => s.status === 'succeeded').length >= 2;
-      },
-      'two steps done through the first replica',
-      30_000,
-    );
+    const upgrade = await halfwayUpgrade(target, second.url, cluster.id, agents);
+    const steps = () => stepsOf(second.url, upgrade.id);
 
     await first.kill('SIGKILL');
     target = second.url; // the load balancer sends everything to the survivor
@@ -324,39 +295,14 @@ describeWithPostgres('two replicas on one PostgreSQL [postgres]', () => {
     expect(raw.status).toBe(200);
     const rawText = raw.text();
 
-    const form = new FormData();
-    form.set('mode', 'upload-only');
-    form.set('file', new Blob([packageArchive()]), 'p.tar.gz');
-    const pkg: any = await (
-      await fetch(`${target}/api/v1/clusters/${cluster.id}/packages`, {
-        method: 'POST',
-        headers: { Authorization: `Bearer ${ADMIN}` },
-        body: form,
-      })
-    ).json();
-    const upgrade = await admin(target, 'POST', `/api/v1/clusters/${cluster.id}/upgrades`, {
-      packageId: pkg.id,
-      target: { all: true },
-      options: { maxParallel: 1, failureThreshold: 0 },
-    });
-    const steps = async () =>
-      (await admin(second.url, 'GET', `/api/v1/upgrades/${upgrade.id}`)).steps as Array<{
-        status: string;
-        attempts: number;
-      }>;
-    await eventually(
-      async () => {
-        for (const agent of agents) await agent.beat();
-        return (await steps()).filter((s) => s.status === 'succeeded').length >= 2;
-      },
-      'two steps done through the first replica',
-      30_000,
-    );
+    const upgrade = await halfwayUpgrade(target, second.url, cluster.id, agents);
+    const steps = () => stepsOf(second.url, upgrade.id);
 
     // An upload to the first replica, half sent: in flight when the signal comes.
     const upload = slowUpload(
       first.port,
       `/api/v1/clusters/${cluster.id}/packages`,
+      ADMIN,
       packageArchive({ version: '1.2.0', prerequisites: { fromVersion: '>=1.0.0 <1.2.0' } }),
     );
     await upload.halfSent;
