@@ -257,7 +257,9 @@ describeWithPostgres('two replicas on one PostgreSQL [postgres]', () => {
   }, 180_000);
 
   it('a replica stopped by SIGTERM mid-upgrade: its request in flight is answered, it exits 0 in time, its viewer resumes on the other and misses nothing', async () => {
-    const GRACE_S = 5;
+    // The default grace: what the test does during the stop (the viewer moving, the rest of the
+    // upload) must fit in it on a slow machine. The stop ends as soon as the upload is answered.
+    const GRACE_S = 10;
     const env = { DATABASE_URL: db.url, DATA_DIR: dataDir };
     // LOG_LEVEL log: the stop's and the leadership's lines are what the test reads.
     const first = await Replica.start({ ...env, LOG_LEVEL: 'log', SHUTDOWN_GRACE_S: String(GRACE_S) });
