@@ -11,7 +11,8 @@ import { planRollback, type RollbackPlan, type RollbackStep } from '../policies/
 import { commandOut } from './step-rules';
 import { Upgrade, type UpgradePriorState } from './upgrade.entity';
 import { UpgradeRepository } from './upgrade.repository';
-import { ENDED_STEP_STATUSES, plannedStep, UpgradeStep } from './upgrade-step.entity';
+import { stopUnstarted } from './stop-unstarted';
+import { plannedStep, UpgradeStep } from './upgrade-step.entity';
 import { UpgradeWriter } from './upgrade-writer';
 
 /**
@@ -97,12 +98,8 @@ export class RollbackPlanning {
    */
   async begin(tx: Tx, upgrade: Upgrade, steps: UpgradeStep[], reason: string): Promise<void> {
     const now = this.clock.now();
-    const stopped = steps.filter((s) => !ENDED_STEP_STATUSES.includes(s.status) && s.status !== 'running');
-    for (const step of stopped) {
-      if (step.commandId && step.waitingFor === 'pickup')
-        await this.commands.cancel(tx, step.commandId, 'the upgrade is rolled back');
-      Object.assign(step, { status: 'cancelled', error: 'the upgrade is rolled back', waitingFor: null, endedAt: now });
-    }
+    const why = 'the upgrade is rolled back';
+    const stopped = await stopUnstarted(tx, this.commands, steps, now, { command: why, step: why });
     await this.writer.saveSteps(tx, upgrade, steps, stopped);
     await this.writer.syncAgents(
       tx,

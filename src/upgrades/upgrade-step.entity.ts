@@ -44,7 +44,7 @@ export type WaitReason = (typeof WAIT_REASONS)[number];
 @Index('idx_upgrade_steps_agent_status', ['agentId', 'status'])
 // What every agent's report reads: its steps in the upgrade, and the upgrade's percent (covering).
 @Index('idx_upgrade_steps_upgrade_agent', ['upgradeId', 'agentId'])
-@Index('idx_upgrade_steps_upgrade_status', ['upgradeId', 'status', 'percent'])
+@Index('idx_upgrade_steps_upgrade_status', ['upgradeId', 'round', 'status', 'percent'])
 // The windows' predictions read a cluster's latest steps that succeeded (recentStepDurations).
 @Index('idx_upgrade_steps_status_ended', ['status', 'endedAt'])
 export class UpgradeStep {

@@ -35,10 +35,11 @@ import {
 } from './dto/upgrade.dto';
 import { AUTO_UPGRADE_FREE, leftBehind } from './auto-upgrade-rules';
 import { RollbackPlanning } from './rollback-planning';
+import { stopUnstarted } from './stop-unstarted';
 import { UpgradeExecutor } from './upgrade-executor';
 import { LIVE_UPGRADE_STATUSES, Upgrade, UpgradeOrigin, UpgradeStatus } from './upgrade.entity';
 import { UpgradeRepository } from './upgrade.repository';
-import { ENDED_STEP_STATUSES, plannedStep, RETRYABLE_STEP_STATUSES, UpgradeStep } from './upgrade-step.entity';
+import { plannedStep, RETRYABLE_STEP_STATUSES, UpgradeStep } from './upgrade-step.entity';
 import { UpgradeWriter } from './upgrade-writer';
 import { stepId } from './step-ids';
 import { windowsForPlan } from './upgrade-windows';
@@ -269,13 +270,10 @@ export class UpgradesService {
   cancel(id: string): Promise<UpgradeDto> {
     return this.transition(id, LIVE_UPGRADE_STATUSES, 'cancel', async (tx, upgrade, steps) => {
       const now = this.clock.now();
-      const stopped = steps.filter((s) => !ENDED_STEP_STATUSES.includes(s.status) && s.status !== 'running');
-      for (const step of stopped) {
-        // A command queued but not fetched yet is withdrawn: the agent never sees it.
-        if (step.commandId && step.waitingFor === 'pickup')
-          await this.commands.cancel(tx, step.commandId, 'the upgrade was cancelled');
-        Object.assign(step, { status: 'cancelled', error: 'cancelled by an operator', waitingFor: null, endedAt: now });
-      }
+      const stopped = await stopUnstarted(tx, this.commands, steps, now, {
+        command: 'the upgrade was cancelled',
+        step: 'cancelled by an operator',
+      });
       if (upgrade.status === 'scheduled') await this.packages.release(tx, upgrade.packageId, upgrade.id);
       if (!steps.some((s) => s.status === 'running')) upgrade.finishedAt = now;
       await this.writer.saveSteps(tx, upgrade, steps, stopped);

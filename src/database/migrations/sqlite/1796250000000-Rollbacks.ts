@@ -12,9 +12,18 @@ export class Rollbacks1796250000000 implements MigrationInterface {
     await queryRunner.query(`ALTER TABLE "upgrade_steps" ADD COLUMN "round" integer NOT NULL DEFAULT (0)`);
     await queryRunner.query(`ALTER TABLE "upgrade_steps" ADD COLUMN "backup" varchar(100)`);
     await queryRunner.query(`ALTER TABLE "upgrade_steps" ADD COLUMN "toVersion" varchar(64)`);
+    // What every report reads (the upgrade's percent) is the current round's: the covering index takes the round.
+    await queryRunner.query(`DROP INDEX "idx_upgrade_steps_upgrade_status"`);
+    await queryRunner.query(
+      `CREATE INDEX "idx_upgrade_steps_upgrade_status" ON "upgrade_steps" ("upgradeId", "round", "status", "percent") `,
+    );
   }
 
   public async down(queryRunner: QueryRunner): Promise<void> {
+    await queryRunner.query(`DROP INDEX "idx_upgrade_steps_upgrade_status"`);
+    await queryRunner.query(
+      `CREATE INDEX "idx_upgrade_steps_upgrade_status" ON "upgrade_steps" ("upgradeId", "status", "percent") `,
+    );
     await queryRunner.query(`ALTER TABLE "upgrades" DROP COLUMN "budgetFrom"`);
     await queryRunner.query(`ALTER TABLE "upgrades" DROP COLUMN "mixedSince"`);
     await queryRunner.query(`ALTER TABLE "upgrade_steps" DROP COLUMN "toVersion"`);
