@@ -166,6 +166,47 @@ export interface paths {
     patch: operations['ClustersController_update'];
     trace?: never;
   };
+  '/api/v1/clusters/{clusterId}/signing-keys': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /** List the cluster's signing keys, oldest first */
+    get: operations['SigningKeysController_list'];
+    put?: never;
+    /**
+     * Register a public key trusted to sign the cluster's packages (Ed25519, PEM)
+     * @description Uploads signed by this key are accepted, and the cluster's agents are sent the key on their next heartbeat. 400 for a key that is not an Ed25519 public key in PEM; 409 SIGNING_KEY_NAME_TAKEN or SIGNING_KEY_EXISTS (the same key under another name).
+     */
+    post: operations['SigningKeysController_create'];
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  '/api/v1/clusters/{clusterId}/signing-keys/{keyId}': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    get?: never;
+    put?: never;
+    post?: never;
+    /**
+     * Delete a signing key
+     * @description Packages it signed stay signed (their signingKey keeps its name), but agents no longer trust it: they refuse to install a package signed only by it. 409 LAST_SIGNING_KEY while the cluster requires signed packages and this is its last key.
+     */
+    delete: operations['SigningKeysController_delete'];
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
   '/api/v1/clusters/{clusterId}/agents': {
     parameters: {
       query?: never;
@@ -898,6 +939,11 @@ export interface components {
       defaultOptions?: components['schemas']['UpgradeOptionsDto'];
       /** @description When its agents may be upgraded; absent or empty: any time. At most 20 recurring windows; windows that overlap or touch are one. With options.respectWindows, a unit starts only inside its agents' windows, when its predicted duration fits before the window closes (docs/maintenance-windows.md). */
       windows?: components['schemas']['MaintenanceWindowDto'][];
+      /**
+       * @description Uploads must carry a signature by one of the cluster's signing keys, and its agents refuse to install a package without one (docs/packages.md, "Signing"). Turning it on needs a registered signing key.
+       * @default false
+       */
+      requireSignedPackages?: boolean;
     };
     ClusterDto: {
       /** Format: uuid */
@@ -919,6 +965,8 @@ export interface components {
       defaultOptions: components['schemas']['UpgradeOptionsDto'];
       /** @description When its agents may be upgraded with options.respectWindows (an agent's own windows replace these); empty: any time. */
       windows: components['schemas']['MaintenanceWindowDto'][];
+      /** @description Uploads must be signed by one of the cluster's signing keys, and agents refuse unsigned packages (GET .../signing-keys lists the keys). */
+      requireSignedPackages: boolean;
       /**
        * @description Agents per reported version.
        * @example {
@@ -959,6 +1007,35 @@ export interface components {
       defaultOptions?: components['schemas']['UpgradeOptionsDto'];
       /** @description Replaces its windows (absent: kept; [] or null: none, any time). At most 20 recurring windows; windows that overlap or touch are one. With options.respectWindows, a unit starts only inside its agents' windows, when its predicted duration fits before the window closes (docs/maintenance-windows.md). */
       windows?: components['schemas']['MaintenanceWindowDto'][] | null;
+      /**
+       * @description Uploads must carry a signature by one of the cluster's signing keys, and its agents refuse to install a package without one (docs/packages.md, "Signing"). Turning it on needs a registered signing key.
+       * @default false
+       */
+      requireSignedPackages?: boolean;
+    };
+    CreateSigningKeyDto: {
+      /** @description A name for the key, unique in the cluster (who or what signs with it). */
+      name: string;
+      /**
+       * @description The Ed25519 public key, PEM (SPKI), as `openssl pkey -in key.pem -pubout` or `npm run package -- --keygen` writes it. Other key types are refused.
+       * @example -----BEGIN PUBLIC KEY-----
+       *     MCowBQYDK2VwAyEA...
+       *     -----END PUBLIC KEY-----
+       */
+      publicKey: string;
+    };
+    SigningKeyDto: {
+      /** Format: uuid */
+      id: string;
+      /** Format: uuid */
+      clusterId: string;
+      name: string;
+      /** @description The Ed25519 public key, PEM (SPKI). */
+      publicKey: string;
+      /** @description sha256 of the raw 32-byte public key, hex. */
+      fingerprint: string;
+      /** Format: date-time */
+      createdAt: string;
     };
     /** @enum {string} */
     AgentRole: 'standalone' | 'main' | 'backup';
@@ -1305,6 +1382,20 @@ export interface components {
       /** @example 10.2.0 */
       webappsVersion?: string;
     };
+    AgentSigningKeyDto: {
+      /** Format: uuid */
+      id: string;
+      name: string;
+      /** @description The Ed25519 public key, PEM (SPKI). */
+      publicKey: string;
+    };
+    SigningPolicyDto: {
+      /** @description Bumped on every change of the keys or of requireSignedPackages; send it back as signingRevision on heartbeats. */
+      revision: number;
+      /** @description Refuse to install a package that carries no signature by one of these keys. */
+      requireSignedPackages: boolean;
+      keys: components['schemas']['AgentSigningKeyDto'][];
+    };
     PairAnswerDto: {
       /** Format: uuid */
       agentId: string;
@@ -1313,6 +1404,8 @@ export interface components {
       /** @description The agent token (lsa_...): keep it secret; it is shown only here. */
       token: string;
       pollAfterMs: number;
+      /** @description The cluster's signing policy: whether packages must be signed, and the keys to check them with. Send signing.revision back on heartbeats. */
+      signing: components['schemas']['SigningPolicyDto'];
     };
     /** @enum {string} */
     PackageKind: 'full' | 'webapps';
@@ -1365,6 +1458,15 @@ export interface components {
       usedByUpgradeId: string | null;
       /** @description Agents that could not be checked (unknown version or facts). */
       warnings: Record<string, never>[];
+      /** @description Uploaded with a signature that one of the cluster's signing keys verified. */
+      signed: boolean;
+      /** @description The key that verified its signature (null: unsigned). */
+      signingKey?: {
+        /** Format: uuid */
+        id: string;
+        /** @description Its name when the package was uploaded. */
+        name: string;
+      } | null;
     };
     PackagePageDto: {
       items: components['schemas']['PackageDto'][];
@@ -1689,6 +1791,8 @@ export interface components {
       options?: string;
       /** @description mode=install: ISO-8601 start time */
       scheduledAt?: string;
+      /** @description The Ed25519 signature of the package (base64 of 64 bytes) over the text "lockstep-package-v1 sha256:<the archive's sha256, lower-case hex>" by one of the cluster's signing keys (docs/packages.md, "Signing"). Required where the cluster has requireSignedPackages; checked whenever given. */
+      signature?: string;
     };
     HeartbeatDto: {
       /** @description Absent: the last facts stay. */
@@ -1703,6 +1807,8 @@ export interface components {
       webappsVersion?: string | null;
       /** @description Running work of its own (a scan, a job). */
       busy: boolean;
+      /** @description The revision of the cluster's signing policy the agent holds (signing.revision of an earlier answer; 0 for none): the answer carries the policy when the cluster's is another. Absent: the agent does not check signatures and is never sent the policy. */
+      signingRevision?: number;
     };
     CommandDto: {
       /** Format: uuid */
@@ -1718,6 +1824,8 @@ export interface components {
       pollAfterMs: number;
       /** @description True once the agent has been removed: stop polling. */
       removed?: boolean;
+      /** @description The cluster's signing policy, when it differs from the signingRevision the heartbeat sent: keep it, replacing the one held. */
+      signing?: components['schemas']['SigningPolicyDto'];
     };
     ProgressReportDto: {
       /**
@@ -2616,6 +2724,181 @@ export interface operations {
         content: {
           'application/json': components['schemas']['ClusterDto'];
         };
+      };
+      /** @description No token, or the token is unknown, revoked or expired. */
+      401: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBodyDto'];
+        };
+      };
+      /** @description The token's role is below admin, or it is an agent token. */
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBodyDto'];
+        };
+      };
+      /** @description Too many failed token checks from this address (AUTH_FAILURE_LIMIT); Retry-After says when to try again. */
+      429: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBodyDto'];
+        };
+      };
+      /** @description A refusal or a failure, in the one error shape. */
+      default: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBodyDto'];
+        };
+      };
+    };
+  };
+  SigningKeysController_list: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        clusterId: string;
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['SigningKeyDto'][];
+        };
+      };
+      /** @description No token, or the token is unknown, revoked or expired. */
+      401: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBodyDto'];
+        };
+      };
+      /** @description The token's role is below viewer, or it is an agent token. */
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBodyDto'];
+        };
+      };
+      /** @description Too many failed token checks from this address (AUTH_FAILURE_LIMIT); Retry-After says when to try again. */
+      429: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBodyDto'];
+        };
+      };
+      /** @description A refusal or a failure, in the one error shape. */
+      default: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBodyDto'];
+        };
+      };
+    };
+  };
+  SigningKeysController_create: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        clusterId: string;
+      };
+      cookie?: never;
+    };
+    requestBody: {
+      content: {
+        'application/json': components['schemas']['CreateSigningKeyDto'];
+      };
+    };
+    responses: {
+      201: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['SigningKeyDto'];
+        };
+      };
+      /** @description No token, or the token is unknown, revoked or expired. */
+      401: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBodyDto'];
+        };
+      };
+      /** @description The token's role is below admin, or it is an agent token. */
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBodyDto'];
+        };
+      };
+      /** @description Too many failed token checks from this address (AUTH_FAILURE_LIMIT); Retry-After says when to try again. */
+      429: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBodyDto'];
+        };
+      };
+      /** @description A refusal or a failure, in the one error shape. */
+      default: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBodyDto'];
+        };
+      };
+    };
+  };
+  SigningKeysController_delete: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        clusterId: string;
+        keyId: string;
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description Deleted. */
+      204: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content?: never;
       };
       /** @description No token, or the token is unknown, revoked or expired. */
       401: {

@@ -129,6 +129,7 @@ const heartbeat = bodies({
   version: field(version),
   webappsVersion: field(version),
   busy: field(fc.boolean()),
+  signingRevision: field(fc.constantFrom(0, 1, 7, -1, 1.5, 2 ** 31 - 1, 2 ** 31)),
   facts: field(facts),
   capabilities: field(capabilities),
 });

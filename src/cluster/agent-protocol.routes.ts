@@ -77,6 +77,7 @@ export const AGENT_BODY_SCHEMAS = {
       version: { anyOf: [{ type: 'null' }, text('semver')] },
       webappsVersion: { anyOf: [{ type: 'null' }, text('semver')] },
       busy: { type: 'boolean' },
+      signingRevision: optional({ type: 'integer', minimum: 0, maximum: 2 ** 31 - 1 }),
       facts: optional(FACTS),
       capabilities: optional({
         type: 'object',

@@ -16,6 +16,7 @@ import { AgentLiveness } from './agent-liveness';
 import { AgentUpdater } from './agent-updater';
 import { AgentsService } from './agents.service';
 import { FactsDto, HeartbeatAnswerDto, HeartbeatDto, PairAnswerDto, PairDto } from './dto/agent-protocol.dto';
+import { SigningKeysService } from './signing-keys.service';
 
 /** Facts as plain data, so they compare and serialise the same whether from JSON or from a DTO. */
 const plainFacts = (facts: FactsDto | undefined): AgentFacts | undefined =>
@@ -49,6 +50,7 @@ export class AgentProtocolService implements OnModuleInit {
     private readonly clock: Clock,
     @InjectAppConfig() private readonly config: AppConfig,
     private readonly moduleRef: ModuleRef,
+    private readonly signingKeys: SigningKeysService,
   ) {}
 
   /** Resolved once every provider exists, not injected: the executor that binds it depends on this module. */
@@ -95,7 +97,13 @@ export class AgentProtocolService implements OnModuleInit {
     });
     this.liveness.forget(agent.id);
     this.logger.log(`agent ${agent.id} (${agent.name}) paired`);
-    return { agentId: agent.id, clusterId: agent.clusterId, token, pollAfterMs: pollAfterMs(this.config, false) };
+    return {
+      agentId: agent.id,
+      clusterId: agent.clusterId,
+      token,
+      pollAfterMs: pollAfterMs(this.config, false),
+      signing: await this.signingKeys.policyOf(agent.clusterId),
+    };
   }
 
   private served = 0;
@@ -153,7 +161,22 @@ export class AgentProtocolService implements OnModuleInit {
     }
 
     const commands = await this.commands.pendingFor(agentId);
-    return { commands, hold, pollAfterMs: pollAfterMs(this.config, hold || commands.length > 0) };
+    return {
+      commands,
+      hold,
+      pollAfterMs: pollAfterMs(this.config, hold || commands.length > 0),
+      ...(await this.signingFor(dto, agent)),
+    };
+  }
+
+  /**
+   * The cluster's signing policy, only for an agent that asks for it (signingRevision) and holds
+   * another revision than the cluster's, read with the agent's row: rare, so the keys are read only then.
+   */
+  private async signingFor(dto: HeartbeatDto, agent: HeartbeatView): Promise<Pick<HeartbeatAnswerDto, 'signing'>> {
+    const held = dto.signingRevision;
+    if (held === undefined || held === null || held === agent.signingRevision) return {};
+    return { signing: await this.signingKeys.policyOf(agent.clusterId) };
   }
 
   /** After the heartbeat's own commit, in its own transaction; a failure is logged, never the agent's problem. */

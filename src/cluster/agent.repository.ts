@@ -17,13 +17,17 @@ export interface HeartbeatView {
   hold: boolean;
   removalRequestedAt: string | null;
   facts: Agent['facts'];
+  clusterId: string;
+  /** The cluster's (clusters.signingRevision): the heartbeat sends the signing policy to an agent holding another. */
+  signingRevision: number;
 }
 
 /** Agents per liveness UPDATE on SQLite (two parameters each, far below SQLite's limit of 32,766). */
 const LIVENESS_CHUNK = 500;
 
+// The cluster's signing revision comes along by primary key: one lookup more in the same statement.
 const HEARTBEAT_VIEW_SQL =
-  'SELECT "id", "version", "webappsVersion", "busy", "remoteUpgrade", "online", "hold", "removalRequestedAt", "facts" FROM "agents" WHERE "id" = $1';
+  'SELECT a."id", a."version", a."webappsVersion", a."busy", a."remoteUpgrade", a."online", a."hold", a."removalRequestedAt", a."facts", a."clusterId", c."signingRevision" FROM "agents" a JOIN "clusters" c ON c."id" = a."clusterId" WHERE a."id" = $1';
 
 const VERSION_COUNTS_SQL =
   'SELECT "version", COUNT(*) AS "n" FROM "agents" WHERE "clusterId" = $1 AND "version" IS NOT NULL GROUP BY "version"';
@@ -74,6 +78,8 @@ export class AgentRepository {
       hold: Boolean(row.hold),
       removalRequestedAt: (row.removalRequestedAt as string | null) ?? null,
       facts: row.facts ? (JSON.parse(row.facts as string) as Agent['facts']) : null,
+      clusterId: row.clusterId as string,
+      signingRevision: Number(row.signingRevision),
     };
   }
 

@@ -48,6 +48,17 @@ export class Cluster {
   @JsonColumn({ nullable: true })
   windows: MaintenanceWindow[] | null;
 
+  /** Uploads must carry a signature by one of the cluster's signing keys, and agents refuse unsigned packages. */
+  @Column({ type: 'boolean', default: false })
+  requireSignedPackages: boolean;
+
+  /**
+   * Bumped on every change of the signing keys or requireSignedPackages: agents send back the one
+   * they hold, and a heartbeat carries the policy only when theirs is out of date.
+   */
+  @Column({ type: 'integer', default: 0 })
+  signingRevision: number;
+
   @TimestampColumn()
   createdAt: Date;
 

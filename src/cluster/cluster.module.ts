@@ -13,11 +13,13 @@ import { AgentsService } from './agents.service';
 import { ClusterRepository } from './cluster.repository';
 import { ClustersController } from './clusters.controller';
 import { ClustersService } from './clusters.service';
+import { SigningKeysController } from './signing-keys.controller';
+import { SigningKeysService } from './signing-keys.service';
 
 /** Clusters, agents, pairing, heartbeats and the command channel. */
 @Module({
   imports: [AuthModule, ProgressModule],
-  controllers: [ClustersController, AgentsController, AgentProtocolController],
+  controllers: [ClustersController, SigningKeysController, AgentsController, AgentProtocolController],
   providers: [
     ClusterRepository,
     AgentRepository,
@@ -28,7 +30,15 @@ import { ClustersService } from './clusters.service';
     AgentCommandsService,
     AgentProtocolService,
     AgentLiveness,
+    SigningKeysService,
   ],
-  exports: [ClustersService, AgentsService, AgentCommandsService, AgentLiveness, AgentProtocolService],
+  exports: [
+    ClustersService,
+    AgentsService,
+    AgentCommandsService,
+    AgentLiveness,
+    AgentProtocolService,
+    SigningKeysService,
+  ],
 })
 export class ClusterModule {}

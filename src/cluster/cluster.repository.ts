@@ -13,6 +13,18 @@ export class ClusterRepository {
     return this.db.rows(Cluster).findById(em, id);
   }
 
+  /** The cluster, its row locked on PostgreSQL until the transaction ends (a change of its signing policy). */
+  findForUpdate(em: EntityManager, id: string, lock: boolean): Promise<Cluster | null> {
+    return this.db.rows(Cluster).findById(em, id, { lock });
+  }
+
+  /** A change of the cluster's signing keys or policy: agents holding an older revision are sent the new one. */
+  async bumpSigningRevision(em: EntityManager, id: string): Promise<void> {
+    await em.query(this.db.sql('UPDATE "clusters" SET "signingRevision" = "signingRevision" + 1 WHERE "id" = $1'), [
+      id,
+    ]);
+  }
+
   findByName(name: string, em: EntityManager = this.db.reader): Promise<Cluster | null> {
     return em.findOneBy(Cluster, { name });
   }

@@ -19,6 +19,7 @@ import { AgentUpdater } from './agent-updater';
 import { Cluster, type ClusterTargets } from './cluster.entity';
 import { ClusterRepository } from './cluster.repository';
 import { ClusterDto, CreateClusterDto, toClusterDto, UpdateClusterDto } from './dto/cluster.dto';
+import { SigningKey } from './signing-key.entity';
 import { resolvePort } from '../common/ports';
 
 /** 400 when these options would roll an upgrade back by itself with backups off (rollbackWithoutBackup). */
@@ -67,6 +68,8 @@ export class ClustersService implements OnModuleInit {
   }
 
   async create(dto: CreateClusterDto): Promise<ClusterDto> {
+    // A new cluster has no signing key yet: register one, then turn the requirement on.
+    if (dto.requireSignedPackages) throw this.noSigningKey(dto.name);
     const now = this.clock.now();
     const cluster = Object.assign(new Cluster(), {
       id: randomUUID(),
@@ -81,6 +84,8 @@ export class ClustersService implements OnModuleInit {
         resolveOptions(DEFAULT_UPGRADE_OPTIONS, dto.defaultOptions as Partial<UpgradeOptions>),
       ),
       windows: normalizeWindows(dto.windows ?? []),
+      requireSignedPackages: false,
+      signingRevision: 0,
       createdAt: now,
       updatedAt: now,
     });
@@ -166,6 +171,8 @@ export class ClustersService implements OnModuleInit {
       if (dto.defaultOptions)
         found.defaultOptions = withRollbackChecked(resolveOptions(found.defaultOptions, dto.defaultOptions));
       if (dto.windows !== undefined) found.windows = normalizeWindows(dto.windows ?? []);
+      if (dto.requireSignedPackages !== undefined && dto.requireSignedPackages !== Boolean(found.requireSignedPackages))
+        await this.setRequireSignedPackages(tx, found, dto.requireSignedPackages);
       found.updatedAt = this.clock.now();
       await this.clusters.save(tx.em, found);
       return found;
@@ -187,9 +194,31 @@ export class ClustersService implements OnModuleInit {
           { left },
         );
       }
+      await tx.em.delete(SigningKey, { clusterId: id });
       await this.clusters.delete(tx.em, id);
     });
     this.logger.log(`deleted cluster ${id}`);
+  }
+
+  /**
+   * Turns the signature requirement on or off: on needs a signing key, counted under the cluster's
+   * row lock (which deleting a key takes too). Agents get the new policy with their next heartbeat.
+   */
+  private async setRequireSignedPackages(tx: Tx, cluster: Cluster, required: boolean): Promise<void> {
+    const locked = await this.clusters.findForUpdate(tx.em, cluster.id, tx.rowLock !== undefined);
+    if (required && (await tx.em.countBy(SigningKey, { clusterId: cluster.id })) === 0)
+      throw this.noSigningKey(cluster.name, cluster.id);
+    cluster.requireSignedPackages = required;
+    // From the locked row: a key registered since `cluster` was read bumped it too.
+    cluster.signingRevision = Number(locked?.signingRevision ?? cluster.signingRevision) + 1;
+  }
+
+  private noSigningKey(name: string, id?: string): ConflictError {
+    return new ConflictError(
+      'NO_SIGNING_KEY',
+      `Cluster ${name} has no signing key, so no package could be accepted: register one first (POST /api/v1/clusters/${id ?? '{id}'}/signing-keys), then set requireSignedPackages.`,
+      { field: 'requireSignedPackages' },
+    );
   }
 
   private async toDto(cluster: Cluster): Promise<ClusterDto> {

@@ -3,6 +3,7 @@ import { StreamTicket } from '../auth/stream-ticket.entity';
 import { AgentCommand } from '../cluster/agent-command.entity';
 import { Agent } from '../cluster/agent.entity';
 import { Cluster } from '../cluster/cluster.entity';
+import { SigningKey } from '../cluster/signing-key.entity';
 import { Package } from '../packages/package.entity';
 import { Upgrade } from '../upgrades/upgrade.entity';
 import { UpgradeStep } from '../upgrades/upgrade-step.entity';
@@ -13,6 +14,7 @@ export const ENTITIES = [
   AccessToken,
   StreamTicket,
   Cluster,
+  SigningKey,
   Agent,
   AgentCommand,
   ProgressEvent,

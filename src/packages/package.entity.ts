@@ -62,4 +62,15 @@ export class Package {
 
   @Column({ type: 'varchar', length: 36, nullable: true })
   usedByUpgradeId: string | null;
+
+  /** The Ed25519 signature it was uploaded with (base64), checked against a signing key of its cluster; null: unsigned. */
+  @Column({ type: 'varchar', length: 100, nullable: true })
+  signature: string | null;
+
+  /** The signing key that verified the signature, and its name then (the key may be deleted later). */
+  @Column({ type: 'varchar', length: 36, nullable: true })
+  signingKeyId: string | null;
+
+  @Column({ type: 'varchar', length: 100, nullable: true })
+  signingKeyName: string | null;
 }

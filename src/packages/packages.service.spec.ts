@@ -1,10 +1,14 @@
 import { Logger } from '@nestjs/common';
+import { generateKeyPairSync } from 'node:crypto';
 import type { Principal } from '../auth/principal';
 import { AgentsService } from '../cluster/agents.service';
 import { ClustersService } from '../cluster/clusters.service';
+import { SigningKey } from '../cluster/signing-key.entity';
+import { SigningKeysService } from '../cluster/signing-keys.service';
 import { ManualClock } from '../common/clock';
 import { BadInputError, UnprocessableError } from '../common/errors';
 import { EventLog } from '../progress/event-log.service';
+import { signPackage } from '../protocol/package-signing';
 import { calledMethods, FakeDatabase, mockOf, refusalOf } from '../testing/fakes';
 import { aCluster, anAgent, aPackage, T0 } from '../testing/fixtures';
 import { Package } from './package.entity';
@@ -82,9 +86,20 @@ function rig() {
   const installer = mockOf<UploadInstaller<InstallRequest, Installed>>();
   installer.parse.mockResolvedValue({ target: { all: true } });
   installer.install.mockResolvedValue({ upgradeId: 'upgrade-1' });
-  const service = new PackagesService(db.asDatabase(), packages, store, clusters, agents, events, new ManualClock(T0));
+  const signingKeys = mockOf<SigningKeysService>();
+  signingKeys.keysOf.mockResolvedValue([]);
+  const service = new PackagesService(
+    db.asDatabase(),
+    packages,
+    store,
+    clusters,
+    agents,
+    events,
+    new ManualClock(T0),
+    signingKeys,
+  );
   const accept = (upload: ReceivedUpload) => service.accept('cluster-1', upload, uploader, installer);
-  return { service, accept, db, packages, rows, store, clusters, agents, events, installer };
+  return { service, accept, db, packages, rows, store, clusters, agents, events, installer, signingKeys };
 }
 type Rig = ReturnType<typeof rig>;
 
@@ -293,5 +308,87 @@ describe('PackagesService.accept', () => {
       expect(r.packages.insert).not.toHaveBeenCalled();
       expect(calledMethods(r.store)).toEqual(['removeTemp']);
     });
+  });
+});
+
+describe('PackagesService.accept: signatures (docs/packages.md, "Signing")', () => {
+  const pair = () => {
+    const { publicKey, privateKey } = generateKeyPairSync('ed25519');
+    return {
+      publicKey: publicKey.export({ type: 'spki', format: 'pem' }).toString(),
+      privateKey: privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(),
+    };
+  };
+  const registered = pair();
+  const key = Object.assign(new SigningKey(), {
+    id: 'key-1',
+    clusterId: 'cluster-1',
+    name: 'release',
+    publicKey: registered.publicKey,
+    fingerprint: 'f'.repeat(64),
+    createdAt: T0,
+    createdByTokenId: 'token-1',
+  });
+  const signedRig = (requireSignedPackages: boolean) => {
+    const r = rig();
+    r.clusters.require.mockResolvedValue(aCluster({ requireSignedPackages }));
+    r.signingKeys.keysOf.mockResolvedValue([key]);
+    return r;
+  };
+
+  it('stores a package whose signature a key of the cluster verifies, with that key', async () => {
+    const r = signedRig(true);
+    const signature = signPackage(SHA, registered.privateKey);
+
+    const accepted = await r.accept(anUpload({ mode: 'upload-only', signature }));
+
+    expect(r.packages.insert.mock.calls[0][1]).toMatchObject({
+      signature,
+      signingKeyId: 'key-1',
+      signingKeyName: 'release',
+    });
+    expect(accepted.pkg).toMatchObject({ signed: true, signingKey: { id: 'key-1', name: 'release' } });
+  });
+
+  it('refuses an unsigned package with 422 SIGNATURE_REQUIRED where signatures are required', async () => {
+    const r = signedRig(true);
+
+    const error = await refusalOf(r.accept(anUpload()));
+
+    expect(error).toMatchObject({ status: 422, code: 'SIGNATURE_REQUIRED', details: { field: 'signature' } });
+    expect(error.message).toContain('form field "signature"');
+    expectNothingStored(r);
+  });
+
+  it('stores an unsigned package where signatures are not required, as unsigned', async () => {
+    const r = signedRig(false);
+
+    const accepted = await r.accept(anUpload());
+
+    expect(accepted.pkg).toMatchObject({ signed: false, signingKey: null });
+  });
+
+  it.each([
+    ['an unknown key', () => signPackage(SHA, pair().privateKey)],
+    ['a changed package', () => signPackage('c'.repeat(64), registered.privateKey)],
+  ])('refuses a signature by %s with 422 SIGNATURE_INVALID, required or not', async (_case, signature) => {
+    for (const required of [true, false]) {
+      const r = signedRig(required);
+
+      const error = await refusalOf(r.accept(anUpload({ mode: 'upload-only', signature: signature() })));
+
+      expect(error).toMatchObject({ status: 422, code: 'SIGNATURE_INVALID', details: { field: 'signature' } });
+      expect(error.message).toMatch(/not registered in this cluster.*changed after it was signed/);
+      expectNothingStored(r);
+    }
+  });
+
+  it('refuses a malformed signature with 400 naming the field', async () => {
+    const r = signedRig(true);
+
+    const error = await refusalOf(r.accept(anUpload({ mode: 'upload-only', signature: 'not base64!' })));
+
+    expect(error).toMatchObject({ status: 400, code: 'SIGNATURE_MALFORMED', details: [{ field: 'signature' }] });
+    expectNothingStored(r);
   });
 });

@@ -3,6 +3,7 @@ import { randomUUID } from 'node:crypto';
 import type { Principal } from '../auth/principal';
 import { AgentsService } from '../cluster/agents.service';
 import { ClustersService } from '../cluster/clusters.service';
+import { SigningKeysService } from '../cluster/signing-keys.service';
 import { Clock } from '../common/clock';
 import { isUniqueViolation } from '../common/db-errors';
 import {
@@ -15,6 +16,7 @@ import {
 } from '../common/errors';
 import { Database, Tx } from '../database/database';
 import { EventLog } from '../progress/event-log.service';
+import { decodeSignature, findSigningKey } from '../protocol/package-signing';
 import {
   ListPackagesQuery,
   PackageDto,
@@ -32,6 +34,9 @@ import type { ReceivedUpload } from './upload-receiver';
 
 /** The upgrade fields an upload with mode=install may carry (those of POST /api/v1/clusters/{id}/upgrades). */
 export const INSTALL_FIELDS = ['target', 'policy', 'options', 'scheduledAt'];
+
+/** An upload's signature, checked: what the package row keeps (all null for an unsigned package). */
+type CheckedSignature = Pick<Package, 'signature' | 'signingKeyId' | 'signingKeyName'>;
 
 /**
  * What an upload with mode=install installs, given by the caller of `accept` (the upgrades module,
@@ -66,6 +71,7 @@ export class PackagesService {
     private readonly agents: AgentsService,
     private readonly events: EventLog,
     private readonly clock: Clock,
+    private readonly signingKeys: SigningKeysService,
   ) {}
 
   /** What of this module a cluster still holds ("2 packages"), for ClusterContents; null when none. */
@@ -93,10 +99,15 @@ export class PackagesService {
     try {
       const install = await this.installFor(upload.fields, installer);
       const manifest = await this.checkManifest(clusterId, upload);
+      const signed = await this.checkSignature(clusterId, upload);
       const existing = await this.packages.findBySha256(clusterId, upload.archive.sha256);
-      if (existing) return { created: false, ...(await this.installExisting(existing, install)) };
+      if (existing) {
+        const pkg = await this.signExisting(existing, signed);
+        return { created: false, ...(await this.installExisting(pkg, install)) };
+      }
       const check = await this.checkUploadPrerequisites(clusterId, manifest);
-      return await this.storeNew(this.newPackage(clusterId, upload, uploader, manifest, check), upload, install);
+      const pkg = Object.assign(this.newPackage(clusterId, upload, uploader, manifest, check), signed);
+      return await this.storeNew(pkg, upload, install);
     } finally {
       await this.store.removeTemp(upload.tempPath);
     }
@@ -113,7 +124,7 @@ export class PackagesService {
         { field: 'mode', problems: [`mode must be one of: ${UPLOAD_MODES.join(', ')}`] },
       ]);
     }
-    const known = mode === 'install' ? ['mode', ...INSTALL_FIELDS] : ['mode'];
+    const known = mode === 'install' ? ['mode', 'signature', ...INSTALL_FIELDS] : ['mode', 'signature'];
     const unknown = Object.keys(fields).filter((f) => !known.includes(f));
     if (unknown.length > 0) {
       const hint = mode === 'install' ? '' : ` (${INSTALL_FIELDS.join(', ')} go with mode=install)`;
@@ -139,6 +150,52 @@ export class PackagesService {
       );
     }
     return manifest;
+  }
+
+  /**
+   * The form's `signature` against the cluster's signing keys, once the whole file was received and
+   * hashed and before anything is stored (docs/packages.md, "Signing"). A signature must verify
+   * wherever it is given; none at all is refused only where the cluster requires signed packages.
+   */
+  private async checkSignature(clusterId: string, upload: ReceivedUpload): Promise<CheckedSignature> {
+    const cluster = await this.clusters.require(clusterId);
+    const given = upload.fields.signature;
+    if (given === undefined || given.trim() === '') {
+      if (cluster.requireSignedPackages) {
+        throw new UnprocessableError(
+          'SIGNATURE_REQUIRED',
+          `Cluster ${cluster.name} requires signed packages: send the package's Ed25519 signature (base64) in the form field "signature" (npm run package -- --sign-key key.pem writes it to <archive>.sig).`,
+          { field: 'signature' },
+        );
+      }
+      return { signature: null, signingKeyId: null, signingKeyName: null };
+    }
+    if (!decodeSignature(given)) {
+      const problem = 'signature must be the base64 of a 64-byte Ed25519 signature (88 characters)';
+      throw new BadInputError(
+        `${problem}; nothing was stored.`,
+        [{ field: 'signature', problems: [problem] }],
+        'SIGNATURE_MALFORMED',
+      );
+    }
+    const keys = await this.signingKeys.keysOf(this.db.reader, clusterId);
+    const key = findSigningKey(upload.archive.sha256, given, keys);
+    if (!key) {
+      throw new UnprocessableError(
+        'SIGNATURE_INVALID',
+        `The signature in the form field "signature" is not valid for this package with any of the ${keys.length} signing key${keys.length === 1 ? '' : 's'} of cluster ${cluster.name}: either it was made with a key not registered in this cluster (register its public key: POST /api/v1/clusters/${clusterId}/signing-keys), or the package was changed after it was signed (sign the exact archive you upload). Nothing was stored.`,
+        { field: 'signature', sha256: upload.archive.sha256, keys: keys.map((k) => k.name) },
+      );
+    }
+    return { signature: given.trim(), signingKeyId: key.id, signingKeyName: key.name };
+  }
+
+  /** The same bytes again, now with a valid signature: the package stored unsigned before keeps it. */
+  private async signExisting(existing: Package, signed: CheckedSignature): Promise<Package> {
+    if (existing.signature || !signed.signature) return existing;
+    await this.db.transaction((tx) => tx.em.update(Package, { id: existing.id }, signed));
+    this.logger.log(`package ${existing.id} is now signed by key ${signed.signingKeyId} (${signed.signingKeyName})`);
+    return Object.assign(existing, signed);
   }
 
   /** The package's prerequisites against every agent of the cluster: a failure refuses the upload, unknowns are warnings. */
@@ -188,6 +245,9 @@ export class PackagesService {
       reservedByUpgradeId: null,
       completedAt: null,
       usedByUpgradeId: null,
+      signature: null,
+      signingKeyId: null,
+      signingKeyName: null,
     } satisfies Package);
   }
 

@@ -55,6 +55,8 @@ export interface UpgradeCommandPayload {
   packageId: string;
   sha256: string;
   size: number;
+  /** The package's Ed25519 signature (base64) as uploaded, or null: unsigned (src/protocol/package-signing.ts). Older servers send none. */
+  signature?: string | null;
   downloadPath: string;
   fromVersion: string | null;
   toVersion: string;

@@ -26,6 +26,8 @@ export function aCluster(overrides: Partial<Cluster> = {}): Cluster {
     defaultPolicy: 'backup-first',
     defaultOptions: DEFAULT_UPGRADE_OPTIONS,
     windows: null,
+    requireSignedPackages: false,
+    signingRevision: 0,
     createdAt: T0,
     updatedAt: T0,
     ...overrides,
@@ -92,6 +94,9 @@ export function aPackage(overrides: Partial<Package> = {}): Package {
     reservedByUpgradeId: null,
     completedAt: null,
     usedByUpgradeId: null,
+    signature: null,
+    signingKeyId: null,
+    signingKeyName: null,
     ...overrides,
   } satisfies Package);
 }

@@ -466,6 +466,7 @@ export class UpgradeExecutor
       packageId: pkg.id,
       sha256: pkg.sha256,
       size: pkg.size,
+      signature: pkg.signature,
       downloadPath: `/api/v1/agent/packages/${pkg.id}/content`,
       fromVersion: (pkg.kind === 'webapps' ? agent?.webappsVersion : agent?.version) ?? null,
       toVersion: pkg.version,

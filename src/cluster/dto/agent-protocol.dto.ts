@@ -17,6 +17,7 @@ import {
   ValidateNested,
 } from 'class-validator';
 import { IsFlatMap, IsPrintableText, IsSemverVersion, IsSingleLineText } from '../../common/validators';
+import { SigningPolicyDto } from './signing-key.dto';
 import { BACKUP_NAME } from '../../protocol/agent-protocol';
 import {
   COMMAND_STATUSES,
@@ -127,6 +128,17 @@ export class HeartbeatDto extends AgentSelfReportDto {
   @ApiProperty({ description: 'Running work of its own (a scan, a job).' })
   @IsBoolean({ message: 'busy must be true or false' })
   busy: boolean;
+
+  @ApiPropertyOptional({
+    minimum: 0,
+    description:
+      "The revision of the cluster's signing policy the agent holds (signing.revision of an earlier answer; 0 for none): the answer carries the policy when the cluster's is another. Absent: the agent does not check signatures and is never sent the policy.",
+  })
+  @IsOptional()
+  @IsInt({ message: 'signingRevision must be a whole number, 0 or more' })
+  @Min(0, { message: 'signingRevision must be a whole number, 0 or more' })
+  @Max(2 ** 31 - 1, { message: 'signingRevision must be a whole number, 0 or more' })
+  signingRevision?: number;
 }
 
 export class ProgressReportDto {
@@ -212,6 +224,12 @@ export class HeartbeatAnswerDto {
   @ApiProperty({ description: 'Start no new work of your own while true.' }) hold: boolean;
   @ApiProperty({ description: 'When to send the next heartbeat.' }) pollAfterMs: number;
   @ApiPropertyOptional({ description: 'True once the agent has been removed: stop polling.' }) removed?: boolean;
+  @ApiPropertyOptional({
+    type: SigningPolicyDto,
+    description:
+      "The cluster's signing policy, when it differs from the signingRevision the heartbeat sent: keep it, replacing the one held.",
+  })
+  signing?: SigningPolicyDto;
 }
 
 export class PairAnswerDto {
@@ -219,6 +237,12 @@ export class PairAnswerDto {
   @ApiProperty({ format: 'uuid' }) clusterId: string;
   @ApiProperty({ description: 'The agent token (lsa_...): keep it secret; it is shown only here.' }) token: string;
   @ApiProperty() pollAfterMs: number;
+  @ApiProperty({
+    type: SigningPolicyDto,
+    description:
+      "The cluster's signing policy: whether packages must be signed, and the keys to check them with. Send signing.revision back on heartbeats.",
+  })
+  signing: SigningPolicyDto;
 }
 
 export class CommandStateDto {

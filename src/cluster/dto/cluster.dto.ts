@@ -1,7 +1,7 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
 import { IsSingleLineText } from '../../common/validators';
 import { Transform, Type } from 'class-transformer';
-import { IsIn, IsOptional, IsString, Length, Matches, ValidateIf, ValidateNested } from 'class-validator';
+import { IsBoolean, IsIn, IsOptional, IsString, Length, Matches, ValidateIf, ValidateNested } from 'class-validator';
 import type { MaintenanceWindow } from '../../policies/maintenance-windows';
 import { CONCRETE_POLICIES, type ConcretePolicy, type UpgradeOptions } from '../../policies/upgrade-options';
 import { AGENT_STATES, AgentState, VERSION_STATUSES, VersionStatus } from '../agent-state';
@@ -48,6 +48,14 @@ export class CreateClusterDto {
   @IsOptional()
   @IsMaintenanceWindows()
   windows?: MaintenanceWindow[];
+  @ApiPropertyOptional({
+    default: false,
+    description:
+      'Uploads must carry a signature by one of the cluster\'s signing keys, and its agents refuse to install a package without one (docs/packages.md, "Signing"). Turning it on needs a registered signing key.',
+  })
+  @IsOptional()
+  @IsBoolean({ message: 'requireSignedPackages must be true or false' })
+  requireSignedPackages?: boolean;
 }
 
 export class UpdateClusterDto {
@@ -73,6 +81,14 @@ export class UpdateClusterDto {
   @ValidateIf((_, v) => v !== undefined && v !== null)
   @IsMaintenanceWindows()
   windows?: MaintenanceWindow[] | null;
+  @ApiPropertyOptional({
+    default: false,
+    description:
+      'Uploads must carry a signature by one of the cluster\'s signing keys, and its agents refuse to install a package without one (docs/packages.md, "Signing"). Turning it on needs a registered signing key.',
+  })
+  @IsOptional()
+  @IsBoolean({ message: 'requireSignedPackages must be true or false' })
+  requireSignedPackages?: boolean;
 }
 
 export interface ClusterCounts {
@@ -117,6 +133,11 @@ export class ClusterDto {
       "When its agents may be upgraded with options.respectWindows (an agent's own windows replace these); empty: any time.",
   })
   windows: MaintenanceWindow[];
+  @ApiProperty({
+    description:
+      "Uploads must be signed by one of the cluster's signing keys, and agents refuse unsigned packages (GET .../signing-keys lists the keys).",
+  })
+  requireSignedPackages: boolean;
   @ApiProperty({
     type: 'object',
     additionalProperties: { type: 'integer' },
@@ -190,6 +211,7 @@ export function toClusterDto(cluster: Cluster, counts: ClusterCounts): ClusterDt
     defaultPolicy: cluster.defaultPolicy,
     defaultOptions: cluster.defaultOptions,
     windows: cluster.windows ?? [],
+    requireSignedPackages: Boolean(cluster.requireSignedPackages),
     versions: counts.versions,
     webappsVersions: counts.webappsVersions,
     consistent,

@@ -14,6 +14,17 @@ export class UploadPackageForm {
   @ApiPropertyOptional({ description: 'mode=install: failover policy' }) policy?: string;
   @ApiPropertyOptional({ description: 'mode=install: JSON upgrade options' }) options?: string;
   @ApiPropertyOptional({ description: 'mode=install: ISO-8601 start time' }) scheduledAt?: string;
+  @ApiPropertyOptional({
+    description:
+      'The Ed25519 signature of the package (base64 of 64 bytes) over the text "lockstep-package-v1 sha256:<the archive\'s sha256, lower-case hex>" by one of the cluster\'s signing keys (docs/packages.md, "Signing"). Required where the cluster has requireSignedPackages; checked whenever given.',
+  })
+  signature?: string;
+}
+
+/** The key a package's signature was verified with when it was uploaded (its name then). */
+export interface PackageSigningKeyDto {
+  id: string;
+  name: string;
 }
 
 export class ListPackagesQuery extends PageQuery {
@@ -54,6 +65,19 @@ export class PackageDto {
     description: 'Agents that could not be checked (unknown version or facts).',
   })
   warnings: PrerequisiteWarning[];
+  @ApiProperty({ description: "Uploaded with a signature that one of the cluster's signing keys verified." })
+  signed: boolean;
+  @ApiProperty({
+    type: 'object',
+    nullable: true,
+    required: ['id', 'name'],
+    properties: {
+      id: { type: 'string', format: 'uuid' },
+      name: { type: 'string', description: 'Its name when the package was uploaded.' },
+    },
+    description: 'The key that verified its signature (null: unsigned).',
+  })
+  signingKey: PackageSigningKeyDto | null;
 }
 
 export class PackagePageDto {
@@ -80,6 +104,8 @@ export function toPackageDto(pkg: Package): PackageDto {
     completedAt: pkg.completedAt?.toISOString() ?? null,
     usedByUpgradeId: pkg.usedByUpgradeId,
     warnings: pkg.warnings,
+    signed: pkg.signature !== null && pkg.signingKeyId !== null,
+    signingKey: pkg.signingKeyId ? { id: pkg.signingKeyId, name: pkg.signingKeyName ?? '' } : null,
   };
 }
 

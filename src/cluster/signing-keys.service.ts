@@ -1,0 +1,133 @@
+import { Injectable, Logger } from '@nestjs/common';
+import { randomUUID } from 'node:crypto';
+import type { EntityManager } from 'typeorm';
+import type { Principal } from '../auth/principal';
+import { Clock } from '../common/clock';
+import { isUniqueViolation } from '../common/db-errors';
+import { BadInputError, ConflictError, NotFoundError } from '../common/errors';
+import { Database, Tx } from '../database/database';
+import { parsePublicKey, type SigningPolicy } from '../protocol/package-signing';
+import { Cluster } from './cluster.entity';
+import { ClusterRepository } from './cluster.repository';
+import { CreateSigningKeyDto, SigningKeyDto, toSigningKeyDto } from './dto/signing-key.dto';
+import { SigningKey } from './signing-key.entity';
+
+/**
+ * The public keys trusted to sign a cluster's packages (docs/packages.md, "Signing"). Every change
+ * bumps the cluster's signingRevision, so agents are sent the new keys on their next heartbeat.
+ */
+@Injectable()
+export class SigningKeysService {
+  private readonly logger = new Logger(SigningKeysService.name);
+
+  constructor(
+    private readonly db: Database,
+    private readonly clusters: ClusterRepository,
+    private readonly clock: Clock,
+  ) {}
+
+  async create(clusterId: string, dto: CreateSigningKeyDto, caller: Principal): Promise<SigningKeyDto> {
+    let parsed: ReturnType<typeof parsePublicKey>;
+    try {
+      parsed = parsePublicKey(dto.publicKey);
+    } catch (error) {
+      const problem = (error as Error).message;
+      throw new BadInputError(`${problem}.`, [{ field: 'publicKey', problems: [problem] }]);
+    }
+    const key = Object.assign(new SigningKey(), {
+      id: randomUUID(),
+      clusterId,
+      name: dto.name,
+      publicKey: parsed.pem,
+      fingerprint: parsed.fingerprint,
+      createdAt: this.clock.now(),
+      createdByTokenId: caller.tokenId,
+    } satisfies SigningKey);
+    try {
+      await this.db.transaction(async (tx) => {
+        await this.lockCluster(tx, clusterId);
+        const same = await tx.em.findOneBy(SigningKey, { clusterId, fingerprint: parsed.fingerprint });
+        if (same)
+          throw new ConflictError(
+            'SIGNING_KEY_EXISTS',
+            `This public key is already registered in the cluster as "${same.name}" (${same.id}).`,
+            { keyId: same.id, name: same.name },
+          );
+        if (await tx.em.findOneBy(SigningKey, { clusterId, name: dto.name })) throw this.nameTaken(dto.name);
+        await tx.em.insert(SigningKey, key);
+        await this.clusters.bumpSigningRevision(tx.em, clusterId);
+      });
+    } catch (error) {
+      throw isUniqueViolation(error) ? this.nameTaken(dto.name) : error;
+    }
+    this.logger.log(`cluster ${clusterId}: signing key ${key.id} (${key.name}, ${key.fingerprint}) registered`);
+    return toSigningKeyDto(key);
+  }
+
+  async list(clusterId: string): Promise<SigningKeyDto[]> {
+    await this.requireCluster(this.db.reader, clusterId);
+    return (await this.keysOf(this.db.reader, clusterId)).map(toSigningKeyDto);
+  }
+
+  /** Deletes a key; the last one is kept while the cluster requires signed packages. */
+  async delete(clusterId: string, keyId: string, caller: Principal): Promise<void> {
+    await this.db.transaction(async (tx) => {
+      const cluster = await this.lockCluster(tx, clusterId);
+      const key = await tx.em.findOneBy(SigningKey, { id: keyId, clusterId });
+      if (!key) throw new NotFoundError('Signing key', keyId);
+      if (cluster.requireSignedPackages && (await tx.em.countBy(SigningKey, { clusterId })) === 1) {
+        throw new ConflictError(
+          'LAST_SIGNING_KEY',
+          `Cluster ${cluster.name} requires signed packages and "${key.name}" is its last signing key; register another key first, or turn requireSignedPackages off (PATCH /api/v1/clusters/${clusterId}).`,
+        );
+      }
+      await tx.em.delete(SigningKey, { id: keyId });
+      await this.clusters.bumpSigningRevision(tx.em, clusterId);
+    });
+    this.logger.log(`cluster ${clusterId}: signing key ${keyId} deleted by token ${caller.tokenId}`);
+  }
+
+  /** The cluster's keys, oldest first: what an upload's signature is checked against. */
+  keysOf(em: EntityManager, clusterId: string): Promise<SigningKey[]> {
+    return em.find(SigningKey, { where: { clusterId }, order: { createdAt: 'ASC', id: 'ASC' } });
+  }
+
+  /** How many keys the cluster has (turning requireSignedPackages on needs one). */
+  countIn(tx: Tx, clusterId: string): Promise<number> {
+    return tx.em.countBy(SigningKey, { clusterId });
+  }
+
+  /** The policy agents receive: on pairing, and on heartbeats when their revision is out of date. */
+  async policyOf(clusterId: string, em: EntityManager = this.db.reader): Promise<SigningPolicy> {
+    const [cluster, keys] = await Promise.all([this.requireCluster(em, clusterId), this.keysOf(em, clusterId)]);
+    return {
+      revision: cluster.signingRevision,
+      requireSignedPackages: cluster.requireSignedPackages,
+      keys: keys.map((k) => ({ id: k.id, name: k.name, publicKey: k.publicKey })),
+    };
+  }
+
+  /** Deleting a cluster deletes its keys (they are configuration, not history). */
+  async deleteAllIn(tx: Tx, clusterId: string): Promise<void> {
+    await tx.em.delete(SigningKey, { clusterId });
+  }
+
+  private async lockCluster(tx: Tx, clusterId: string): Promise<Cluster> {
+    const cluster = await this.clusters.findForUpdate(tx.em, clusterId, tx.rowLock !== undefined);
+    if (!cluster) throw new NotFoundError('Cluster', clusterId);
+    return cluster;
+  }
+
+  private async requireCluster(em: EntityManager, clusterId: string): Promise<Cluster> {
+    const cluster = await this.clusters.findById(clusterId, em);
+    if (!cluster) throw new NotFoundError('Cluster', clusterId);
+    return cluster;
+  }
+
+  private nameTaken(name: string): ConflictError {
+    return new ConflictError(
+      'SIGNING_KEY_NAME_TAKEN',
+      `A signing key named "${name}" already exists in this cluster; choose another name.`,
+    );
+  }
+}
