@@ -3,6 +3,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import type { HeartbeatAnswerDto, PairAnswerDto } from '../cluster/dto/agent-protocol.dto';
 import type { AgentCommandMessage } from '../protocol/agent-protocol';
+import type { SigningPolicy } from '../protocol/package-signing';
 import { backoffMs } from './backoff';
 import { AgentState, Home, Outcome, readJson, UpgradeJournal, writeJsonAtomic } from './home';
 import { HostCommands } from './host-commands';
@@ -212,6 +213,7 @@ export class ReferenceAgent {
       ...this.report(),
     });
     const state: AgentState = { server: this.options.server, agentId: answer.agentId, token: answer.token, done: {} };
+    if (answer.signing) this.keepSigningPolicy(answer.signing);
     writeJsonAtomic(this.home.stateFile, state, 0o600);
     fs.chmodSync(this.home.stateFile, 0o600);
     this.log(`paired as agent ${answer.agentId}`);
@@ -226,6 +228,7 @@ export class ReferenceAgent {
     const request = this.call<HeartbeatAnswerDto>('POST', '/api/v1/agent/heartbeat', {
       ...this.report(),
       busy: this.work.busy,
+      signingRevision: this.home.signingPolicy().revision,
     });
     const inFlight = request.then(
       () => undefined,
@@ -240,12 +243,21 @@ export class ReferenceAgent {
       this.stopped = true;
       return 0;
     }
+    if (answer.signing) this.keepSigningPolicy(answer.signing);
     if (answer.hold !== this.hold) this.log(answer.hold ? 'hold: no new work of my own' : 'hold lifted');
     this.hold = answer.hold;
     this.work.tick(this.hold);
     // The commands' shapes are the protocol's (src/protocol/agent-protocol.ts).
     for (const command of answer.commands as unknown as AgentCommandMessage[]) this.receive(command);
     return answer.pollAfterMs;
+  }
+
+  /** The cluster's signing policy, kept in the home: what the install phase checks packages against. */
+  private keepSigningPolicy(policy: SigningPolicy): void {
+    this.home.setSigningPolicy(policy);
+    this.log(
+      `signing policy ${policy.revision}: ${policy.requireSignedPackages ? 'signed packages required' : 'signatures checked when present'}, keys: ${policy.keys.map((k) => k.name).join(', ') || 'none'}`,
+    );
   }
 
   private report() {

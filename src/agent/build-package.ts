@@ -1,7 +1,9 @@
+import { createHash, generateKeyPairSync } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import * as tar from 'tar';
+import { parsePublicKey, signPackage } from '../protocol/package-signing';
 import { commandLineOrExit, fromInvocationDir, parseCommandLine, type CommandLine } from './cli';
 
 /** The product the reference agent runs in the demo and the tests (bin/product.js, migrate.js): --sample. */
@@ -20,6 +22,8 @@ export interface PackageSpec {
   os?: string[];
   notes?: string;
   out: string;
+  /** An Ed25519 private key (PEM): the package is signed with it, the signature written to `<out>.sig`. */
+  signKey?: string;
 }
 
 /**
@@ -56,6 +60,41 @@ export async function buildPackage(spec: PackageSpec): Promise<string> {
   }
 }
 
+/** A new Ed25519 key pair, PEM: the private key (PKCS#8) signs packages, the public key (SPKI) is registered with the cluster. */
+export function generateSigningKeyPair(): { privateKey: string; publicKey: string; fingerprint: string } {
+  const { publicKey, privateKey } = generateKeyPairSync('ed25519');
+  const publicPem = publicKey.export({ type: 'spki', format: 'pem' }).toString();
+  return {
+    privateKey: privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(),
+    publicKey: publicPem,
+    fingerprint: parsePublicKey(publicPem).fingerprint,
+  };
+}
+
+/**
+ * Signs a built package with an Ed25519 private key (PEM file): the signature (base64) of the text
+ * "lockstep-package-v1 sha256:<its sha256>" is written to `<archive>.sig` and returned.
+ */
+export async function signArchive(archive: string, keyFile: string): Promise<{ signature: string; file: string }> {
+  const hash = createHash('sha256');
+  for await (const chunk of fs.createReadStream(archive)) hash.update(chunk as Buffer);
+  let key: string;
+  try {
+    key = fs.readFileSync(keyFile, 'utf8');
+  } catch (error) {
+    throw new Error(`--sign-key ${keyFile} cannot be read: ${(error as Error).message}`);
+  }
+  let signature: string;
+  try {
+    signature = signPackage(hash.digest('hex'), key);
+  } catch (error) {
+    throw new Error(`--sign-key ${keyFile}: ${(error as Error).message} (npm run package -- --keygen makes one)`);
+  }
+  const file = `${archive}.sig`;
+  fs.writeFileSync(file, `${signature}\n`);
+  return { signature, file };
+}
+
 /**
  * What the reference agent would miss in this package: a full package's bin/product.js, the
  * program it starts. Said, not refused: an agent of one's own may run something else.
@@ -85,6 +124,9 @@ Relative paths are read from the folder npm run was typed in.
   --min-free-disk-mb N      free disk an agent needs
   --os LIST                 operating systems it runs on, e.g. linux,darwin
   --notes TEXT              free text shown with the package
+  --sign-key KEY.pem        sign it with this Ed25519 private key: the signature (base64) is
+                            printed and written to FILE.tar.gz.sig (docs/packages.md, "Signing")
+  --keygen                  alone: print a new Ed25519 key pair (private, then public key, PEM)
   -h, --help                this text
   --version                 alone: the version of Lockstep`;
 
@@ -110,6 +152,7 @@ export function parsePackageArgs(
       os: { type: 'string' },
       notes: { type: 'string' },
       out: { type: 'string' },
+      'sign-key': { type: 'string' },
     },
     (values) => {
       const text = (flag: string) => values[flag] as string | undefined;
@@ -128,6 +171,7 @@ export function parsePackageArgs(
         os: text('os')?.split(','),
         notes: text('notes'),
         out: fromInvocationDir(text('out')!, cwd),
+        ...(text('sign-key') ? { signKey: fromInvocationDir(text('sign-key')!, cwd) } : {}),
       };
     },
   );
@@ -148,10 +192,23 @@ function packageArgsProblem(sample: boolean, text: (flag: string) => string | un
   return null;
 }
 
-if (require.main === module) {
+if (require.main === module && process.argv.slice(2).join(' ') === '--keygen') {
+  const pair = generateSigningKeyPair();
+  process.stdout.write(pair.privateKey + pair.publicKey);
+  console.error(
+    `lockstep package: a new Ed25519 key pair (fingerprint ${pair.fingerprint}). Keep the private key secret (sign with --sign-key); register the public key with POST /api/v1/clusters/{id}/signing-keys.`,
+  );
+} else if (require.main === module) {
   const spec = commandLineOrExit('lockstep package', PACKAGE_USAGE, parsePackageArgs(process.argv.slice(2)));
   for (const note of referenceAgentNotes(spec)) console.error(`lockstep package: note: ${note}`);
-  buildPackage(spec).then(
+  const build = async () => {
+    const file = await buildPackage(spec);
+    if (!spec.signKey) return file;
+    const signed = await signArchive(file, spec.signKey);
+    console.error(`lockstep package: signed; signature written to ${signed.file}`);
+    return `${file}\n${signed.signature}`;
+  };
+  build().then(
     (file) => console.log(file),
     (error: Error) => {
       console.error(`lockstep package: ${error.message}`);

@@ -1,5 +1,6 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import type { SigningPolicy } from '../protocol/package-signing';
 
 /**
  * The agent's home folder:
@@ -11,6 +12,7 @@ import * as path from 'node:path';
  *   work/*.json         queued work of its own (reference 002's scans); role.json: active or standby
  *   webapps.json        the web-apps version installed over the core one, if any (a full upgrade removes it)
  *   upgrade-journal.json  how to undo the upgrade under way, once it stopped anything
+ *   signing.json        the cluster's signing policy and keys, as the server last sent them
  */
 export class Home {
   constructor(readonly dir: string) {}
@@ -51,6 +53,18 @@ export class Home {
   }
   get webappsFile(): string {
     return path.join(this.dir, 'webapps.json');
+  }
+  get signingFile(): string {
+    return path.join(this.dir, 'signing.json');
+  }
+
+  /** The cluster's signing policy as last received (pairing, heartbeats); none yet: no keys, not required. */
+  signingPolicy(): SigningPolicy {
+    return readJson<SigningPolicy>(this.signingFile) ?? { revision: 0, requireSignedPackages: false, keys: [] };
+  }
+
+  setSigningPolicy(policy: SigningPolicy): void {
+    writeJsonAtomic(this.signingFile, policy);
   }
 
   prepare(): void {

@@ -10,7 +10,17 @@ import { buildPackage } from './build-package';
 import { Home, readJson, UpgradeJournal, writeJsonAtomic } from './home';
 import { HostCommands, splitCommand } from './host-commands';
 import { Product } from './product';
-import { delayedStart, rollBack, unpackSafely, UpgradeCommand, UpgradeRunner, withNotes } from './upgrade-runner';
+import {
+  delayedStart,
+  rollBack,
+  signatureRefusal,
+  unpackSafely,
+  UpgradeCommand,
+  UpgradeRunner,
+  withNotes,
+} from './upgrade-runner';
+import { generateKeyPairSync } from 'node:crypto';
+import { signPackage } from '../protocol/package-signing';
 
 const SAMPLE = path.join(__dirname, 'sample-product');
 
@@ -580,5 +590,47 @@ describe('UpgradeRunner', () => {
   it('splits a configured command on white space, with no shell', () => {
     expect(splitCommand('  sudo   systemctl ')).toEqual(['sudo', 'systemctl']);
     expect(() => splitCommand('  ')).toThrow('the command is empty');
+  });
+});
+
+describe('signatureRefusal: what the agent installs', () => {
+  const SHA = 'ab'.repeat(32);
+  const pair = () => {
+    const { publicKey, privateKey } = generateKeyPairSync('ed25519');
+    return {
+      publicKey: publicKey.export({ type: 'spki', format: 'pem' }).toString(),
+      privateKey: privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(),
+    };
+  };
+  const held = pair();
+  const policy = (requireSignedPackages: boolean) => ({
+    revision: 3,
+    requireSignedPackages,
+    keys: [{ id: 'k1', name: 'release', publicKey: held.publicKey }],
+  });
+  const command = (signature: string | null | undefined, sha256 = SHA) => ({ sha256, signature, toVersion: '1.1.0' });
+
+  it('installs a package signed by a key it holds, required or not', () => {
+    for (const required of [true, false])
+      expect(signatureRefusal(command(signPackage(SHA, held.privateKey)), policy(required))).toBeNull();
+  });
+
+  it('installs an unsigned package only where signatures are not required', () => {
+    expect(signatureRefusal(command(null), policy(false))).toBeNull();
+    expect(signatureRefusal(command(undefined), policy(false))).toBeNull();
+    expect(signatureRefusal(command(null), policy(true))).toMatch(
+      /requires signed packages and this package carries no signature/,
+    );
+  });
+
+  it('refuses a signature by a key it does not hold, or over other bytes, required or not', () => {
+    for (const required of [true, false]) {
+      expect(signatureRefusal(command(signPackage(SHA, pair().privateKey)), policy(required))).toMatch(
+        /does not verify with any of the 1 signing key this agent holds for its cluster \(release\)/,
+      );
+      expect(signatureRefusal(command(signPackage(SHA, held.privateKey), 'cd'.repeat(32)), policy(required))).toMatch(
+        /does not verify/,
+      );
+    }
   });
 });

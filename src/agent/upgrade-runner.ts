@@ -8,6 +8,7 @@ import { Home, Outcome, UpgradeJournal, writeJsonAtomic } from './home';
 import { HostCommands, SERVICE_NAME } from './host-commands';
 import { Product } from './product';
 import { UPGRADE_PHASES, type UpgradeCommandOptions, type UpgradeCommandPayload } from '../protocol/agent-protocol';
+import { findSigningKey, type SigningPolicy } from '../protocol/package-signing';
 
 const run = promisify(execFile);
 
@@ -119,6 +120,11 @@ export class UpgradeRunner {
       dir: this.home.downloadsDir,
       onProgress: (p) => void attempt.report('install', `downloaded ${p}%`).catch(() => undefined),
     });
+    const refusal = signatureRefusal(command, this.home.signingPolicy());
+    if (refusal) {
+      fs.rmSync(file, { force: true });
+      throw new Error(refusal);
+    }
     const target =
       command.kind === 'webapps'
         ? path.join(this.home.dir, 'webapps', command.toVersion)
@@ -464,4 +470,24 @@ export async function unpackSafely(file: string, target: string): Promise<void> 
   await tar.x({ file, cwd: temp, strict: true });
   fs.rmSync(target, { recursive: true, force: true });
   fs.renameSync(temp, target);
+}
+
+/**
+ * Why the downloaded package (its sha256 already checked) must not be installed, or null: when the
+ * cluster requires signed packages or the package carries a signature, the signature must verify
+ * with one of the keys this agent holds (docs/packages.md, "Signing"). The server sends the
+ * signature with the command; a server that changed the package cannot make it verify.
+ */
+export function signatureRefusal(
+  command: Pick<UpgradeCommand, 'sha256' | 'signature' | 'toVersion'>,
+  policy: SigningPolicy,
+): string | null {
+  const signature = command.signature ?? null;
+  if (!signature) {
+    return policy.requireSignedPackages
+      ? `refused to install ${command.toVersion}: the cluster requires signed packages and this package carries no signature; nothing was installed`
+      : null;
+  }
+  if (findSigningKey(command.sha256, signature, policy.keys)) return null;
+  return `refused to install ${command.toVersion}: its signature does not verify with any of the ${policy.keys.length} signing key${policy.keys.length === 1 ? '' : 's'} this agent holds for its cluster (${policy.keys.map((k) => k.name).join(', ') || 'none'}): an unknown key, or a package changed after it was signed; nothing was installed`;
 }

@@ -1,4 +1,5 @@
 import { Option, type Command } from 'commander';
+import * as fs from 'node:fs';
 import { buildPackage, PACKAGE_USAGE, parsePackageArgs, referenceAgentNotes } from '../../agent/build-package';
 import { CliError, expectData } from '../api';
 import { EXIT } from '../exit-codes';
@@ -23,17 +24,30 @@ export function packageCommands(program: Command): void {
         new Option('--mode <mode>', 'upload-only keeps it; install also upgrades')
           .choices(['upload-only', 'install'])
           .default('upload-only'),
+      )
+      .option(
+        '--signature <sig>',
+        "the package's signature: a .sig file, or its base64 text (default: <file>.sig when there is one)",
       ),
   )
     .addHelpText(
       'after',
-      '\nUpgrade flags (--agents, --policy, --option, --at) apply to --mode install.\n\nExamples:\n  lockstep packages upload acme-agent-10.3.0.tar.gz --cluster production\n  lockstep packages upload hotfix.tar.gz --cluster production --mode install --agents app-1 --option maxParallel=25%',
+      '\nUpgrade flags (--agents, --policy, --option, --at) apply to --mode install.\n\nExamples:\n  lockstep packages upload acme-agent-10.3.0.tar.gz --cluster production\n  lockstep packages upload acme-agent-10.3.0.tar.gz --cluster production --signature acme-agent-10.3.0.tar.gz.sig\n  lockstep packages upload hotfix.tar.gz --cluster production --mode install --agents app-1 --option maxParallel=25%',
     )
     .action(
       action(
-        async ({ client, connection, out }, file: string, flags: UpgradeFlags & { cluster: string; mode: string }) => {
+        async (
+          { client, connection, out },
+          file: string,
+          flags: UpgradeFlags & { cluster: string; mode: string; signature?: string },
+        ) => {
           const cluster = await resolveCluster(client, flags.cluster);
           const fields: Record<string, string> = { mode: flags.mode };
+          const signature = signatureFor(file, flags.signature);
+          if (signature) {
+            fields.signature = signature.text;
+            if (signature.from) out.note(`signed: sending the signature in ${signature.from}`);
+          }
           if (flags.mode === 'install') {
             const upgrade = await upgradeFields(() => allAgents(client, cluster.id), flags);
             fields.target = JSON.stringify(upgrade.target);
@@ -50,7 +64,7 @@ export function packageCommands(program: Command): void {
           if (out.json) return out.result(asJson(answer));
           const pkg = 'package' in answer ? answer.package : answer;
           out.result(
-            `${status === 201 ? 'uploaded' : 'already there (same bytes)'}: ${pkg.product} ${pkg.version} (${pkg.kind}), ${pkg.status}, id ${pkg.id}`,
+            `${status === 201 ? 'uploaded' : 'already there (same bytes)'}: ${pkg.product} ${pkg.version} (${pkg.kind}), ${pkg.status}, id ${pkg.id}${pkg.signingKey ? `, signed by ${pkg.signingKey.name}` : ''}`,
           );
           if ('upgrade' in answer)
             out.result(
@@ -118,4 +132,23 @@ export function packageCommands(program: Command): void {
         process.exitCode = error instanceof CliError ? error.exitCode : EXIT.error;
       }
     });
+}
+
+/**
+ * The signature to send with an upload: --signature as a file (a .sig written by npm run package --
+ * --sign-key) or as the base64 text itself; without it, <file>.sig beside the archive if there is one.
+ */
+export function signatureFor(file: string, given: string | undefined): { text: string; from?: string } | null {
+  const read = (path: string) => fs.readFileSync(path, 'utf8').trim();
+  if (given === undefined) {
+    const beside = `${file}.sig`;
+    return fs.existsSync(beside) ? { text: read(beside), from: beside } : null;
+  }
+  if (fs.existsSync(given)) return { text: read(given), from: given };
+  if (/^[A-Za-z0-9+/]{86}==$/.test(given.trim())) return { text: given.trim() };
+  throw new CliError(
+    `--signature ${given} is neither a file nor a base64 signature (88 characters)`,
+    undefined,
+    EXIT.usage,
+  );
 }
