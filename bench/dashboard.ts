@@ -16,6 +16,7 @@
  *
  *   npm run bench:dashboard -- [--agents 1000] [--runs 3]
  */
+import { TEST_ORIGIN } from '../src/testing/fixtures';
 import 'reflect-metadata';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -83,7 +84,7 @@ async function main(): Promise<void> {
     const { clusterId, packageId, agents } = await setUpFleet(app, base, ADMIN, N);
     const upgrade = await app
       .get(UpgradesService)
-      .create(clusterId, { packageId, target: { all: true }, policy: 'backup-first' }, null);
+      .create(clusterId, { packageId, target: { all: true }, policy: 'backup-first' }, TEST_ORIGIN);
     await driveUpgrade(app, upgrade.id, agents, PHASES);
     const finished = await app.get(UpgradesService).get(upgrade.id);
     const steps = finished.steps?.length ?? 0;

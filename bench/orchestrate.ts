@@ -9,6 +9,7 @@
  *
  *   npm run bench:orchestrate -- [--agents 1000] [--db sqlite|postgres-url]
  */
+import { TEST_ORIGIN } from '../src/testing/fixtures';
 import 'reflect-metadata';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -75,7 +76,7 @@ async function main() {
     const upgrade = await upgrades.create(
       clusterId,
       { packageId, target: { all: true }, policy: 'simultaneous' },
-      null,
+      TEST_ORIGIN,
     );
     const heartbeats = await driveUpgrade(app, upgrade.id, agents, [['install', 50]]);
     const wallMs = Number(process.hrtime.bigint() - start) / 1e6;

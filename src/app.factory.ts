@@ -6,7 +6,9 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import helmet from 'helmet';
 import { AppModule, AppOverrides } from './app.module';
 import { AGENT_ROUTE_MODELS, documentAgentRoutes, registerAgentRoutes } from './cluster/agent-protocol.routes';
-import { AllExceptionsFilter } from './common/all-exceptions.filter';
+import { AllExceptionsFilter, BeforeErrorAnswer } from './common/all-exceptions.filter';
+import { AuditedRequest, originOfRequest } from './audit/audit.decorators';
+import { AuditTrail } from './audit/audit-trail.service';
 import { registerBodyParsers } from './common/body-parsers';
 import { LockstepLogger } from './common/logger';
 import { refuseNewRequestsWhileStopping, ShutdownState } from './common/graceful-stop';
@@ -102,7 +104,9 @@ export async function createApp(config: AppConfig, overrides: AppOverrides = {})
     setHeaders: (reply) => void (reply as unknown as FastifyReply).header('Content-Security-Policy', DASHBOARD_CSP),
   });
   app.useGlobalPipes(createValidationPipe());
-  app.useGlobalFilters(new AllExceptionsFilter({ maxJsonBodyBytes: config.maxJsonBodyBytes }));
+  app.useGlobalFilters(
+    new AllExceptionsFilter({ maxJsonBodyBytes: config.maxJsonBodyBytes }, recordRefusals(app.get(AuditTrail))),
+  );
   registerAgentRoutes(app);
   applyConnectionTimeouts(app.getHttpServer(), config);
 
@@ -134,4 +138,24 @@ export async function createApp(config: AppConfig, overrides: AppOverrides = {})
     yamlDocumentUrl: 'api/docs-yaml',
   });
   return app;
+}
+
+/**
+ * A refused or failed call of an audited route is recorded before it is answered (docs/audit.md).
+ * Not a 429: the address is already over its limit of failed token checks, and recording each
+ * further try would let anyone without a token fill the trail.
+ */
+function recordRefusals(audit: AuditTrail): BeforeErrorAnswer {
+  return async (request, answer) => {
+    const audited = request as unknown as AuditedRequest;
+    if (!audited.auditedRoute || answer.status === 429) return;
+    await audit.recordRefusal({
+      route: audited.auditedRoute,
+      origin: originOfRequest(audited),
+      params: (request.params ?? {}) as Record<string, unknown>,
+      status: answer.status,
+      code: answer.body.code,
+      message: answer.body.message,
+    });
+  };
 }

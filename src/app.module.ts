@@ -1,6 +1,7 @@
 import { DynamicModule, Module } from '@nestjs/common';
 import { ConfigModule } from '@nestjs/config';
 import { ScheduleModule } from '@nestjs/schedule';
+import { AuditModule } from './audit/audit.module';
 import { AuthModule } from './auth/auth.module';
 import { RateLimitModule } from './auth/rate-limits';
 import { ClusterModule } from './cluster/cluster.module';
@@ -29,6 +30,7 @@ export class AppModule {
         ScheduleModule.forRoot(),
         CommonModule.forRoot(overrides.clock),
         DatabaseModule,
+        AuditModule,
         RateLimitModule,
         AuthModule,
         ProgressModule,

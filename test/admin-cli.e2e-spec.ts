@@ -87,6 +87,13 @@ describeEachDatabase('npm run admin -- reset-token', (kind) => {
     );
     expect(await eventually401(t, TEST_ADMIN_TOKEN)).toBe('TOKEN_REVOKED');
     expect(await eventually401(t, onCall)).toBe('TOKEN_REVOKED');
+
+    // Both are in the audit trail, as the admin CLI's (docs/audit.md).
+    const trail = await t.as(recovered).get('/api/v1/audit').query({ actor: 'admin-cli' }).expect(200);
+    expect(trail.body.items.map((r: { summary: string }) => r.summary)).toEqual([
+      'npm run admin reset-token issued admin token "recovered admin" and revoked 2 other admin token(s)',
+      'npm run admin reset-token issued admin token "on call"',
+    ]);
   }, 60_000);
 });
 

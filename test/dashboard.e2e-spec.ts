@@ -1086,6 +1086,19 @@ function focusedOutline(page: Page): Promise<{ id: string; outline: string }> {
     await expectText(page, 'tr[data-token="wallboard"]', /revoked/);
     await t.as(secret).get('/api/v1/session').expect(401);
     expect(await accessibilityProblems(page)).toEqual([]);
+
+    // The audit trail: what was just done, newest first, the refusal too, and filtered by action.
+    await page.getByRole('link', { name: 'Audit trail' }).click();
+    await expectText(page, '#audit-records tbody tr:first-child', /token\.revoke.*revoked viewer token "wallboard"/);
+    await expectText(page, '#audit-records', /cluster\.delete.*refused 409.*CLUSTER_NOT_EMPTY/);
+    await page.getByLabel('Action').fill('agent.register');
+    await page.getByRole('button', { name: 'Show' }).click();
+    await expectText(page, '#audit-records tbody tr:first-child', /refused 409/);
+    expect(await page.locator('#audit-records tbody tr').count()).toBe(2);
+    await page.getByLabel('Action').fill('not an action');
+    await page.getByRole('button', { name: 'Show' }).click();
+    await expectText(page, '#audit-error', /action must be an action/);
+    expect(await accessibilityProblems(page)).toEqual([]);
   }, 60_000);
 });
 

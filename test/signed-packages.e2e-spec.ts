@@ -156,6 +156,29 @@ describeEachDatabase('signed packages', (kind) => {
     expect(await t.db.reader.findOneBy(Package, { id: res.body.id })).toMatchObject({ signature });
   });
 
+  it('refuses an upgrade of a package its agents would refuse: unsigned where now required, or signed by a deleted key', async () => {
+    const c = await givenCluster(t);
+    const release = keyPair();
+    const old = (await upload(c.id, packageArchive({ version: '1.1.0' })).expect(201)).body;
+    const key = (await register(c.id, 'release', release.publicKey).expect(201)).body;
+    const archive = packageArchive({ version: '1.2.0' });
+    const signed = (await upload(c.id, archive, signPackage(sha256(archive), release.privateKey)).expect(201)).body;
+    await t.admin.patch(`/api/v1/clusters/${c.id}`).send({ requireSignedPackages: true }).expect(200);
+    const create = (packageId: string) =>
+      t
+        .as(operator)
+        .post(`/api/v1/clusters/${c.id}/upgrades`)
+        .send({ packageId, target: { all: true } });
+
+    const unsigned = await create(old.id).expect(422);
+    expect(unsigned.body).toMatchObject({ code: 'PACKAGE_UNSIGNED', message: expect.stringContaining('unsigned') });
+    await t.admin.patch(`/api/v1/clusters/${c.id}`).send({ requireSignedPackages: false }).expect(200);
+    await t.admin.delete(`/api/v1/clusters/${c.id}/signing-keys/${key.id}`).expect(204);
+    const removed = await create(signed.id).expect(422);
+    expect(removed.body).toMatchObject({ code: 'PACKAGE_KEY_REMOVED', message: expect.stringContaining('"release"') });
+    expect((await t.admin.get(`/api/v1/clusters/${c.id}/upgrades`).expect(200)).body.total).toBe(0);
+  });
+
   it('sends agents the policy on pairing, and on heartbeats only when their revision is out of date', async () => {
     const { c, key } = await signedCluster();
     const registered = await givenAgent(t, c.id);

@@ -251,7 +251,7 @@ describeEachDatabase('upgrades', (kind) => {
       expect(await fleet.round()).toEqual(['a upgrade']);
 
       const paused = await asOperator().post(`/api/v1/upgrades/${id}/pause`).expect(200);
-      expect(paused.body).toMatchObject({ status: 'paused', reason: 'paused by an operator' });
+      expect(paused.body).toMatchObject({ status: 'paused', reason: 'paused by operator-token' });
       await asOperator().post(`/api/v1/upgrades/${id}/pause`).expect(409);
       await fleet.answerLater();
       expect(await fleet.round()).toEqual([]); // a finished; b does not start while paused

@@ -1,3 +1,4 @@
+import { TEST_ORIGIN } from '../../src/testing/fixtures';
 import type { INestApplication } from '@nestjs/common';
 import { AgentCommandsService } from '../../src/cluster/agent-commands.service';
 import { AgentProtocolService } from '../../src/cluster/agent-protocol.service';
@@ -24,16 +25,22 @@ export async function setUpFleet(
   count: number,
 ): Promise<{ clusterId: string; packageId: string; agents: BenchAgent[] }> {
   const protocol = app.get(AgentProtocolService);
-  const cluster = await app.get(ClustersService).create({ name: `bench-${Date.now()}`, product: 'acme-agent' });
+  const cluster = await app
+    .get(ClustersService)
+    .create({ name: `bench-${Date.now()}`, product: 'acme-agent' }, TEST_ORIGIN);
   const agents: BenchAgent[] = [];
   for (let i = 0; i < count; i++) {
     const inPair = i < count / 2;
-    const registered = await app.get(AgentsService).register(cluster.id, {
-      name: `agent-${String(i).padStart(4, '0')}`,
-      address: `agent-${i}.lan`,
-      role: inPair ? (i % 2 === 0 ? 'main' : 'backup') : 'standalone',
-      ...(inPair ? { failoverGroup: `pair-${Math.floor(i / 2)}` } : {}),
-    });
+    const registered = await app.get(AgentsService).register(
+      cluster.id,
+      {
+        name: `agent-${String(i).padStart(4, '0')}`,
+        address: `agent-${i}.lan`,
+        role: inPair ? (i % 2 === 0 ? 'main' : 'backup') : 'standalone',
+        ...(inPair ? { failoverGroup: `pair-${Math.floor(i / 2)}` } : {}),
+      },
+      TEST_ORIGIN,
+    );
     const paired = await protocol.pair({
       pairingKey: registered.pairingKey,
       version: '1.0.0',

@@ -1,5 +1,8 @@
 import * as fs from 'node:fs';
 import { DataSource, DataSourceOptions } from 'typeorm';
+import { AuditRecord } from '../audit/audit-record.entity';
+import { auditRecordOf } from '../audit/audit-trail.service';
+import { systemOrigin } from '../audit/origin';
 import { AccessToken } from '../auth/access-token.entity';
 import { generateSecret, newAccessToken, USER_TOKEN_PREFIX } from '../auth/token-secret';
 import type { AppConfig } from '../config/app-config';
@@ -99,6 +102,21 @@ export async function resetAdminToken(
       revoked = result.affected ?? 0;
     }
     await em.insert(AccessToken, token);
+    // Audited as the server's own changes are (docs/audit.md); the shell user is not known here.
+    await em.insert(
+      AuditRecord,
+      auditRecordOf(
+        systemOrigin('admin-cli'),
+        {
+          action: 'token.create',
+          target: 'token',
+          targetId: token.id,
+          clusterId: null,
+          summary: `npm run admin reset-token issued admin token "${args.name}"${revoked ? ` and revoked ${revoked} other admin token(s)` : ''}`,
+        },
+        args.now,
+      ),
+    );
     return { token, secret, revoked };
   });
 }

@@ -1,6 +1,7 @@
 import { CanActivate, ExecutionContext, Injectable } from '@nestjs/common';
 import { Reflector } from '@nestjs/core';
 import type { FastifyRequest } from 'fastify';
+import { AUDITED_ROUTE, AuditedRequest, AuditedRoute } from '../audit/audit.decorators';
 import { ForbiddenError, UnauthenticatedError } from '../common/errors';
 import { ACCESS_RULE, AccessRule } from './access.decorators';
 import { AuthService } from './auth.service';
@@ -19,6 +20,9 @@ export class AccessGuard implements CanActivate {
   ) {}
 
   async canActivate(context: ExecutionContext): Promise<boolean> {
+    const request = context.switchToHttp().getRequest<FastifyRequest & AuditedRequest & { principal?: Principal }>();
+    // First, so that a refusal below is recorded against the route (the exception filter reads it).
+    request.auditedRoute = this.reflector.get<AuditedRoute | undefined>(AUDITED_ROUTE, context.getHandler());
     const rule = this.reflector.getAllAndOverride<AccessRule | undefined>(ACCESS_RULE, [
       context.getHandler(),
       context.getClass(),
@@ -31,7 +35,6 @@ export class AccessGuard implements CanActivate {
     }
     if (rule.kind === 'public') return true;
 
-    const request = context.switchToHttp().getRequest<FastifyRequest & { principal?: Principal }>();
     const query = request.query as Record<string, unknown>;
     const ticket = typeof query.ticket === 'string' ? query.ticket : undefined;
     if (rule.kind === 'stream' && ticket && !request.headers.authorization) {
@@ -48,8 +51,9 @@ export class AccessGuard implements CanActivate {
     }
     const header = request.headers.authorization;
     const principal = await this.failedAttempts.check(request.ip, () => this.auth.principalFromHeader(header));
-    allow(rule, principal);
+    // Known before the role check, so a 403 is recorded against the token that was refused.
     request.principal = principal;
+    allow(rule, principal);
     return true;
   }
 }

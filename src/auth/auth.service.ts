@@ -1,4 +1,6 @@
 import { Injectable, Logger, OnApplicationBootstrap } from '@nestjs/common';
+import { AuditTrail } from '../audit/audit-trail.service';
+import { type Origin, systemOrigin } from '../audit/origin';
 import { Clock } from '../common/clock';
 import { BadInputError, ConflictError, NotFoundError, UnauthenticatedError } from '../common/errors';
 import { type AppConfig, InjectAppConfig } from '../config/app-config';
@@ -42,6 +44,7 @@ export class AuthService implements OnApplicationBootstrap {
     private readonly tokens: AccessTokenRepository,
     private readonly clock: Clock,
     @InjectAppConfig() private readonly config: AppConfig,
+    private readonly audit: AuditTrail,
   ) {}
 
   async onApplicationBootstrap(): Promise<void> {
@@ -103,14 +106,24 @@ export class AuthService implements OnApplicationBootstrap {
   async issueToken(
     name: string,
     role: UserRole,
-    createdByTokenId: string | null,
+    origin: Origin,
     expiresAt: Date | null = null,
   ): Promise<{ token: AccessToken; secret: string }> {
     const now = this.clock.now();
     if (expiresAt) checkTokenExpiry(expiresAt, now);
     const secret = generateSecret(USER_TOKEN_PREFIX);
+    const createdByTokenId = origin.actor.kind === 'user' ? origin.actor.tokenId : null;
     const token = newAccessToken({ name, role, secret, createdByTokenId, agentId: null, expiresAt }, now);
-    await this.db.transaction((tx) => this.tokens.insert(tx.em, token));
+    await this.db.transaction(async (tx) => {
+      await this.tokens.insert(tx.em, token);
+      await this.audit.record(tx, origin, {
+        action: 'token.create',
+        target: 'token',
+        targetId: token.id,
+        clusterId: null,
+        summary: `issued ${role} token "${name}"${expiresAt ? `, expiring ${expiresAt.toISOString()}` : ''}`,
+      });
+    });
     this.logger.log(
       `issued ${role} token ${token.id} (${name})${expiresAt ? `, expires ${expiresAt.toISOString()}` : ''}`,
     );
@@ -131,7 +144,7 @@ export class AuthService implements OnApplicationBootstrap {
    * Revokes an API token. Idempotent; refuses to revoke the last active (unrevoked, unexpired)
    * admin token, which would lock everyone out. An expired one may always go.
    */
-  async revokeToken(id: string): Promise<AccessToken> {
+  async revokeToken(id: string, origin: Origin): Promise<AccessToken> {
     const token = await this.db.transaction(async (tx) => {
       const now = this.clock.now();
       const found = await this.tokens.findUserToken(id, tx.em);
@@ -149,6 +162,13 @@ export class AuthService implements OnApplicationBootstrap {
       }
       found.revokedAt = now;
       await this.tokens.revoke(tx.em, id, found.revokedAt);
+      await this.audit.record(tx, origin, {
+        action: 'token.revoke',
+        target: 'token',
+        targetId: id,
+        clusterId: null,
+        summary: `revoked ${found.role} token "${found.name}"`,
+      });
       tx.afterCommit(() => this.cache.evict(found.secretHash));
       return found;
     });
@@ -191,10 +211,18 @@ export class AuthService implements OnApplicationBootstrap {
       const spent =
         configured !== undefined && (await tx.em.existsBy(AccessToken, { secretHash: hashSecret(configured) }));
       const secret = configured && !spent ? configured : generateSecret(USER_TOKEN_PREFIX);
-      await this.tokens.insert(
-        tx.em,
-        newAccessToken({ name: 'bootstrap admin', role: 'admin', secret, createdByTokenId: null, agentId: null }, now),
+      const token = newAccessToken(
+        { name: 'bootstrap admin', role: 'admin', secret, createdByTokenId: null, agentId: null },
+        now,
       );
+      await this.tokens.insert(tx.em, token);
+      await this.audit.record(tx, systemOrigin('bootstrap'), {
+        action: 'token.create',
+        target: 'token',
+        targetId: token.id,
+        clusterId: null,
+        summary: 'issued the bootstrap admin token: the database had no active admin token',
+      });
       return { secret, generated: secret !== configured, spent };
     });
     if (!created) {

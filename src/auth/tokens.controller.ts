@@ -1,11 +1,12 @@
 import { Body, Controller, Delete, Get, HttpCode, Post, Query } from '@nestjs/common';
 import { ApiCreatedResponse, ApiOkResponse, ApiOperation, ApiTags } from '@nestjs/swagger';
+import { Audited, CallerOrigin } from '../audit/audit.decorators';
+import type { Origin } from '../audit/origin';
 import { ApiRefusals } from '../common/openapi';
 import { IdParam } from '../common/id-param';
-import { CurrentPrincipal, RequireRole } from './access.decorators';
+import { RequireRole } from './access.decorators';
 import { AuthService } from './auth.service';
 import { CreateTokenDto, IssuedTokenDto, ListTokensQuery, TokenDto, toTokenDto } from './dto/token.dto';
-import type { Principal } from './principal';
 
 @ApiTags('tokens')
 @ApiRefusals()
@@ -15,11 +16,12 @@ export class TokensController {
   constructor(private readonly auth: AuthService) {}
 
   @Post()
+  @Audited('token.create', 'token')
   @ApiOperation({ summary: 'Issue an API token; its secret is shown once' })
   @ApiCreatedResponse({ type: IssuedTokenDto })
-  async issue(@Body() body: CreateTokenDto, @CurrentPrincipal() caller: Principal): Promise<IssuedTokenDto> {
+  async issue(@Body() body: CreateTokenDto, @CallerOrigin() origin: Origin): Promise<IssuedTokenDto> {
     const expiresAt = body.expiresAt ? new Date(body.expiresAt) : null;
-    const { token, secret } = await this.auth.issueToken(body.name, body.role, caller.tokenId, expiresAt);
+    const { token, secret } = await this.auth.issueToken(body.name, body.role, origin, expiresAt);
     return { ...toTokenDto(token), secret };
   }
 
@@ -38,10 +40,11 @@ export class TokensController {
   }
 
   @Delete(':id')
+  @Audited('token.revoke', 'token', 'id')
   @HttpCode(200)
   @ApiOperation({ summary: 'Revoke an API token; it stops working at once' })
   @ApiOkResponse({ type: TokenDto })
-  async revoke(@IdParam('id') id: string): Promise<TokenDto> {
-    return toTokenDto(await this.auth.revokeToken(id));
+  async revoke(@IdParam('id') id: string, @CallerOrigin() origin: Origin): Promise<TokenDto> {
+    return toTokenDto(await this.auth.revokeToken(id, origin));
   }
 }

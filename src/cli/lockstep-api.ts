@@ -58,6 +58,26 @@ export interface paths {
     patch?: never;
     trace?: never;
   };
+  '/api/v1/audit': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /**
+     * Who did what: every state-changing call (refused ones too) and what Lockstep did by itself
+     * @description Newest first; filter by actor, cluster, action, target, outcome and time; page with beforeId.
+     */
+    get: operations['AuditController_list'];
+    put?: never;
+    post?: never;
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
   '/api/v1/clusters/{clusterId}/events': {
     parameters: {
       query?: never;
@@ -762,6 +782,49 @@ export interface components {
       role: 'viewer' | 'operator' | 'admin';
     };
     /** @enum {string} */
+    ActorKind: 'user' | 'agent' | 'system' | 'anonymous';
+    AuditActorDto: {
+      kind: components['schemas']['ActorKind'];
+      /** @description The API or agent token that made the call. */
+      tokenId: string | null;
+      /** @description The token's name, or what part of Lockstep acted. */
+      name: string | null;
+      /** @description A user token's role. */
+      role: string | null;
+      /** Format: uuid */
+      agentId: string | null;
+    };
+    /** @enum {string} */
+    AuditTarget: 'token' | 'cluster' | 'signing-key' | 'agent' | 'package' | 'upgrade';
+    /** @enum {string} */
+    AuditOutcome: 'ok' | 'refused' | 'failed';
+    AuditRecordDto: {
+      /** @description Increasing: a later record has a larger id. */
+      id: number;
+      /** Format: date-time */
+      createdAt: string;
+      actor: components['schemas']['AuditActorDto'];
+      /** @example upgrade.pause */
+      action: string;
+      targetType: components['schemas']['AuditTarget'];
+      targetId: string | null;
+      /** Format: uuid */
+      clusterId: string | null;
+      requestId: string | null;
+      /** @description What changed; for a refusal, its code and message. Never a body, token or key. */
+      summary: string;
+      outcome: components['schemas']['AuditOutcome'];
+      /** @description The HTTP status answered; null for Lockstep’s own work. */
+      status: number | null;
+      /** @description A refusal's error code. */
+      code: string | null;
+    };
+    AuditPageDto: {
+      items: components['schemas']['AuditRecordDto'][];
+      /** @description Pass as beforeId for the next (older) page; null on the last. */
+      nextBeforeId: number | null;
+    };
+    /** @enum {string} */
     EventType:
       'upgrade.status' | 'task.progress' | 'pair.switchover' | 'agent.status' | 'package.status' | 'command.status';
     EventDto: {
@@ -776,6 +839,8 @@ export interface components {
       upgradeId: string | null;
       /** Format: uuid */
       agentId: string | null;
+      /** @description The name of the token whose call caused this event; null for Lockstep's own work and agents' reports. */
+      actor: string | null;
       /** @description The event's type decides its shape: EventDataMap (src/progress/event-map.ts), one schema per type. */
       data: {
         [key: string]: unknown;
@@ -1425,6 +1490,12 @@ export interface components {
        */
       deleted?: true;
     };
+    TokenRefDto: {
+      /** Format: uuid */
+      tokenId: string;
+      /** @description The token's name (null if it is no longer known). */
+      name: string | null;
+    };
     PackageDto: {
       /** Format: uuid */
       id: string;
@@ -1456,6 +1527,8 @@ export interface components {
       completedAt: string | null;
       /** Format: uuid */
       usedByUpgradeId: string | null;
+      /** @description The API token that uploaded it. */
+      uploadedBy: components['schemas']['TokenRefDto'] | null;
       /** @description Agents that could not be checked (unknown version or facts). */
       warnings: Record<string, never>[];
       /** @description Uploaded with a signature that one of the cluster's signing keys verified. */
@@ -1738,6 +1811,8 @@ export interface components {
       /** @description Why it paused, failed or was cancelled. */
       reason: string | null;
       warnings: components['schemas']['NoticeDto'][];
+      /** @description The API token that created it; null when Lockstep did (auto-upgrade). */
+      createdBy: components['schemas']['TokenRefDto'] | null;
       /** @description In plan order; absent in lists. */
       steps?: components['schemas']['StepDto'][];
     };
@@ -2129,6 +2204,82 @@ export interface operations {
         };
       };
       /** @description The token's role is below viewer, or it is an agent token. */
+      403: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBodyDto'];
+        };
+      };
+      /** @description Too many failed token checks from this address (AUTH_FAILURE_LIMIT); Retry-After says when to try again. */
+      429: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBodyDto'];
+        };
+      };
+      /** @description A refusal or a failure, in the one error shape. */
+      default: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBodyDto'];
+        };
+      };
+    };
+  };
+  AuditController_list: {
+    parameters: {
+      query?: {
+        /** @description Only this actor: a token's id, a token's name, or an agent's id. */
+        actor?: string;
+        /** @description Only this cluster's records. */
+        clusterId?: string;
+        /** @description Only this action (`upgrade.pause`), or every action on one target type (`upgrade`). */
+        action?: string;
+        /** @description Only records about this kind of target. */
+        targetType?: 'token' | 'cluster' | 'signing-key' | 'agent' | 'package' | 'upgrade';
+        /** @description Only records about this target (an upgrade's, agent's... id). */
+        targetId?: string;
+        /** @description Only the records of one request (its X-Request-Id, in every error body too). */
+        requestId?: string;
+        outcome?: 'ok' | 'refused' | 'failed';
+        /** @description Records at or after this instant. */
+        from?: string;
+        /** @description Records before this instant. */
+        to?: string;
+        /** @description Records older than this id: the previous page's nextBeforeId. */
+        beforeId?: number;
+        limit?: number;
+      };
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['AuditPageDto'];
+        };
+      };
+      /** @description No token, or the token is unknown, revoked or expired. */
+      401: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorBodyDto'];
+        };
+      };
+      /** @description The token's role is below admin, or it is an agent token. */
       403: {
         headers: {
           [name: string]: unknown;

@@ -1,3 +1,5 @@
+import { Audited, CallerOrigin } from '../audit/audit.decorators';
+import type { Origin } from '../audit/origin';
 import { Body, Controller, Post, Req, UseGuards } from '@nestjs/common';
 import { ApiCreatedResponse, ApiOperation, ApiTags, ApiTooManyRequestsResponse } from '@nestjs/swagger';
 import { ApiRefusals, ErrorBodyDto } from '../common/openapi';
@@ -23,6 +25,7 @@ export class AgentProtocolController {
   @Post('pair')
   @Public() // authenticated by the one-time pairing key in the body
   @UseGuards(PairingRateGuard)
+  @Audited('agent.pair', 'agent')
   @ApiOperation({ summary: 'Trade a one-time pairing key for the agent token' })
   @ApiTooManyRequestsResponse({
     type: ErrorBodyDto,
@@ -30,7 +33,7 @@ export class AgentProtocolController {
       'Too many pairing calls, or failed pairing-key and token checks, from this address (PAIRING_RATE_LIMIT, AUTH_FAILURE_LIMIT); Retry-After says when to try again.',
   })
   @ApiCreatedResponse({ type: PairAnswerDto })
-  pair(@Req() req: FastifyRequest, @Body() body: PairDto): Promise<PairAnswerDto> {
-    return this.failedAttempts.check(req.ip, () => this.protocol.pair(body));
+  pair(@Req() req: FastifyRequest, @Body() body: PairDto, @CallerOrigin() origin: Origin): Promise<PairAnswerDto> {
+    return this.failedAttempts.check(req.ip, () => this.protocol.pair(body, origin.requestId));
   }
 }

@@ -270,6 +270,8 @@ export function documentAgentRoutes(document: OpenAPIObject): void {
       tags: ['agent protocol'],
       security: [{ bearer: [] }],
       'x-access': { kind: 'agent' },
+      // Reports, not changes anyone makes: what they change is in the event log (docs/audit.md).
+      'x-audit': false,
       parameters: withCommand
         ? [{ name: 'commandId', in: 'path' as const, required: true, schema: { type: 'string', format: 'uuid' } }]
         : [],

@@ -1,3 +1,4 @@
+import { AuditTrail } from '../audit/audit-trail.service';
 import { Injectable, Logger, OnModuleInit } from '@nestjs/common';
 import { ModuleRef } from '@nestjs/core';
 import { isDeepStrictEqual } from 'node:util';
@@ -51,6 +52,7 @@ export class AgentProtocolService implements OnModuleInit {
     @InjectAppConfig() private readonly config: AppConfig,
     private readonly moduleRef: ModuleRef,
     private readonly signingKeys: SigningKeysService,
+    private readonly audit: AuditTrail,
   ) {}
 
   /** Resolved once every provider exists, not injected: the executor that binds it depends on this module. */
@@ -59,7 +61,7 @@ export class AgentProtocolService implements OnModuleInit {
   }
 
   /** Trades a one-time pairing key for the agent's token. Two agents racing with one key: one wins. */
-  async pair(dto: PairDto): Promise<PairAnswerDto> {
+  async pair(dto: PairDto, requestId: string | null = null): Promise<PairAnswerDto> {
     const now = this.clock.now();
     const { agent, token } = await this.db.transaction(async (tx) => {
       const found = await this.agents.findByPairingKeyHash(tx, hashSecret(dto.pairingKey));
@@ -93,6 +95,17 @@ export class AgentProtocolService implements OnModuleInit {
         facts: plainFacts(dto.facts) ?? found.facts,
         remoteUpgrade: dto.capabilities?.remoteUpgrade ?? found.remoteUpgrade,
       });
+      await this.audit.record(
+        tx,
+        { actor: { kind: 'agent', agentId: found.id }, requestId },
+        {
+          action: 'agent.pair',
+          target: 'agent',
+          targetId: found.id,
+          clusterId: found.clusterId,
+          summary: `agent "${found.name}" paired with its pairing key${dto.version ? `, reporting version ${dto.version}` : ''}`,
+        },
+      );
       return { agent: paired, token: secret };
     });
     this.liveness.forget(agent.id);

@@ -7,6 +7,8 @@ import {
   ApiOperation,
   ApiTags,
 } from '@nestjs/swagger';
+import { Audited, CallerOrigin } from '../audit/audit.decorators';
+import type { Origin } from '../audit/origin';
 import { ApiRefusals } from '../common/openapi';
 import type { FastifyReply } from 'fastify';
 import { RequireRole } from '../auth/access.decorators';
@@ -41,10 +43,15 @@ export class AgentsController {
 
   @Post('clusters/:clusterId/agents')
   @RequireRole('operator')
+  @Audited('agent.register', 'agent')
   @ApiOperation({ summary: 'Register an agent; the answer holds its one-time pairing key' })
   @ApiCreatedResponse({ type: RegisteredAgentDto })
-  register(@IdParam('clusterId') clusterId: string, @Body() body: RegisterAgentDto): Promise<RegisteredAgentDto> {
-    return this.agents.register(clusterId, body);
+  register(
+    @IdParam('clusterId') clusterId: string,
+    @Body() body: RegisterAgentDto,
+    @CallerOrigin() origin: Origin,
+  ): Promise<RegisteredAgentDto> {
+    return this.agents.register(clusterId, body, origin);
   }
 
   @Get('clusters/:clusterId/agents')
@@ -65,10 +72,15 @@ export class AgentsController {
 
   @Patch('agents/:agentId')
   @RequireRole('operator')
+  @Audited('agent.update', 'agent', 'agentId')
   @ApiOperation({ summary: 'Change name, address, role, pair, labels or maintenance windows' })
   @ApiOkResponse({ type: AgentDto })
-  update(@IdParam('agentId') id: string, @Body() body: UpdateAgentDto): Promise<AgentDto> {
-    return this.agents.update(id, body);
+  update(
+    @IdParam('agentId') id: string,
+    @Body() body: UpdateAgentDto,
+    @CallerOrigin() origin: Origin,
+  ): Promise<AgentDto> {
+    return this.agents.update(id, body, origin);
   }
 
   @Get('agents/:agentId/commands')
@@ -83,22 +95,32 @@ export class AgentsController {
 
   @Put('agents/:agentId/auto-upgrade')
   @RequireRole('admin', 'Only admins may turn auto-upgrade on or off; ask an admin.')
+  @Audited('agent.auto-upgrade', 'agent', 'agentId')
   @ApiOperation({ summary: 'Turn auto-upgrade on or off for an agent (admin only)' })
   @ApiOkResponse({ type: AgentDto })
-  setAutoUpgrade(@IdParam('agentId') id: string, @Body() body: AutoUpgradeDto): Promise<AgentDto> {
-    return this.agents.setAutoUpgrade(id, body.enabled);
+  setAutoUpgrade(
+    @IdParam('agentId') id: string,
+    @Body() body: AutoUpgradeDto,
+    @CallerOrigin() origin: Origin,
+  ): Promise<AgentDto> {
+    return this.agents.setAutoUpgrade(id, body.enabled, origin);
   }
 
   @Delete('agents/:agentId')
   @RequireRole('operator')
+  @Audited('agent.remove', 'agent', 'agentId')
   @ApiOperation({ summary: 'Remove an agent: at once if idle or offline (200), else it becomes terminating (202)' })
   @ApiOkResponse({ type: RemovalDto, description: 'Removed.' })
   @ApiAcceptedResponse({
     type: RemovalDto,
     description: 'The agent is busy: it is terminating, and goes when it next reports idle.',
   })
-  async remove(@IdParam('agentId') id: string, @Res({ passthrough: true }) res: FastifyReply): Promise<RemovalDto> {
-    const result = await this.agents.remove(id);
+  async remove(
+    @IdParam('agentId') id: string,
+    @Res({ passthrough: true }) res: FastifyReply,
+    @CallerOrigin() origin: Origin,
+  ): Promise<RemovalDto> {
+    const result = await this.agents.remove(id, origin);
     res.status(result.removed ? 200 : 202);
     return result;
   }
@@ -106,9 +128,10 @@ export class AgentsController {
   @Post('agents/:agentId/pairing-key')
   @HttpCode(201)
   @RequireRole('operator')
+  @Audited('agent.pairing-key', 'agent', 'agentId')
   @ApiOperation({ summary: 'Issue a new pairing key for a reinstalled agent; its old token stops working' })
   @ApiCreatedResponse({ type: PairingKeyDto })
-  issuePairingKey(@IdParam('agentId') id: string): Promise<PairingKeyDto> {
-    return this.agents.issuePairingKey(id);
+  issuePairingKey(@IdParam('agentId') id: string, @CallerOrigin() origin: Origin): Promise<PairingKeyDto> {
+    return this.agents.issuePairingKey(id, origin);
   }
 }

@@ -1,3 +1,5 @@
+import { AuditTrail, fieldsSummary } from '../audit/audit-trail.service';
+import type { Origin } from '../audit/origin';
 import { Injectable, Logger } from '@nestjs/common';
 import { randomUUID } from 'node:crypto';
 import { AuthService } from '../auth/auth.service';
@@ -50,9 +52,10 @@ export class AgentsService {
     private readonly auth: AuthService,
     private readonly clock: Clock,
     @InjectAppConfig() private readonly config: AppConfig,
+    private readonly audit: AuditTrail,
   ) {}
 
-  async register(clusterId: string, dto: RegisterAgentDto): Promise<RegisteredAgentDto> {
+  async register(clusterId: string, dto: RegisterAgentDto, origin: Origin): Promise<RegisteredAgentDto> {
     const failoverGroup = dto.failoverGroup ?? null;
     checkRoleAndGroup(dto.role, failoverGroup);
     const now = this.clock.now();
@@ -103,6 +106,13 @@ export class AgentsService {
         created.state = deriveAgentState(created);
         created.versionStatus = deriveVersionStatus(created, null);
         await this.agents.insert(tx.em, created);
+        await this.audit.record(tx, origin, {
+          action: 'agent.register',
+          target: 'agent',
+          targetId: created.id,
+          clusterId,
+          summary: `registered agent "${created.name}" (${fieldsSummary({ ...dto, name: undefined })}); a pairing key was issued`,
+        });
         await this.updater.publish(tx, created);
         return created;
       }),
@@ -221,7 +231,7 @@ export class AgentsService {
     return agent;
   }
 
-  async update(id: string, dto: UpdateAgentDto): Promise<AgentDto> {
+  async update(id: string, dto: UpdateAgentDto, origin: Origin): Promise<AgentDto> {
     const agent = await this.translateUniqueViolation(() =>
       this.db.transaction(async (tx) => {
         const found = await this.require(id, tx);
@@ -245,6 +255,13 @@ export class AgentsService {
         const roleChanged = next.role !== found.role || next.failoverGroup !== found.failoverGroup;
         // Labels given replace the agent's whole map; passed on only when they differ (agent.status then).
         const labelsChanged = dto.labels !== undefined && !sameLabels(dto.labels, found.labels);
+        await this.audit.record(tx, origin, {
+          action: 'agent.update',
+          target: 'agent',
+          targetId: found.id,
+          clusterId: found.clusterId,
+          summary: `changed agent "${found.name}": ${fieldsSummary(dto) || 'nothing'}`,
+        });
         return this.updater.apply(tx, found, {
           ...next,
           ...(roleChanged ? { active: next.role !== 'backup' } : {}),
@@ -257,7 +274,7 @@ export class AgentsService {
   }
 
   /** Admins turn auto-upgrade on or off; a legacy agent cannot upgrade remotely, so its switch is refused (as reference 002 greys it out). */
-  async setAutoUpgrade(id: string, enabled: boolean): Promise<AgentDto> {
+  async setAutoUpgrade(id: string, enabled: boolean, origin: Origin): Promise<AgentDto> {
     const agent = await this.db.transaction(async (tx) => {
       const found = await this.require(id, tx);
       if (!found.remoteUpgrade) {
@@ -267,6 +284,13 @@ export class AgentsService {
           { remoteUpgrade: false },
         );
       }
+      await this.audit.record(tx, origin, {
+        action: 'agent.auto-upgrade',
+        target: 'agent',
+        targetId: found.id,
+        clusterId: found.clusterId,
+        summary: `turned auto-upgrade ${enabled ? 'on' : 'off'} for agent "${found.name}"`,
+      });
       return this.updater.apply(tx, found, { autoUpgrade: enabled });
     });
     this.logger.log(`auto-upgrade ${enabled ? 'on' : 'off'} for agent ${id}`);
@@ -277,7 +301,7 @@ export class AgentsService {
    * Removes an agent: at once when it is idle, offline or never paired; a busy one becomes
    * terminating and goes when it next reports idle. An agent held by an upgrade is refused.
    */
-  async remove(id: string): Promise<RemovalDto> {
+  async remove(id: string, origin: Origin): Promise<RemovalDto> {
     const result = await this.db.transaction(async (tx) => {
       const agent = await this.require(id, tx);
       if (agent.upgradeId) {
@@ -287,6 +311,16 @@ export class AgentsService {
           { upgradeId: agent.upgradeId },
         );
       }
+      await this.audit.record(tx, origin, {
+        action: 'agent.remove',
+        target: 'agent',
+        targetId: agent.id,
+        clusterId: agent.clusterId,
+        summary:
+          agent.state === 'busy'
+            ? `asked to remove agent "${agent.name}": it is busy, and goes when it next reports idle`
+            : `removed agent "${agent.name}"`,
+      });
       if (agent.state === 'busy') {
         const terminating = await this.updater.apply(tx, agent, { removalRequestedAt: this.clock.now() });
         return { removed: false, agent: terminating };
@@ -310,11 +344,18 @@ export class AgentsService {
    * A new one-time pairing key for a reinstalled agent (reference 002's legacy path): the old token
    * stops working, and the agent is unpaired until it pairs with the new key.
    */
-  async issuePairingKey(id: string): Promise<PairingKeyDto> {
+  async issuePairingKey(id: string, origin: Origin): Promise<PairingKeyDto> {
     const pairing = newPairingKey(this.clock.now(), this.config.pairingKeyTtlS);
     await this.db.transaction(async (tx) => {
       const agent = await this.require(id, tx);
       await this.auth.revokeAgentTokens(tx, agent.id);
+      await this.audit.record(tx, origin, {
+        action: 'agent.pairing-key',
+        target: 'agent',
+        targetId: agent.id,
+        clusterId: agent.clusterId,
+        summary: `issued a new pairing key for agent "${agent.name}"; its old token stopped working`,
+      });
       await this.updater.apply(tx, agent, {
         pairingKeyHash: pairing.hash,
         pairingKeyExpiresAt: pairing.expiresAt,

@@ -1,5 +1,7 @@
 import { Body, Controller, Delete, Get, HttpCode, Patch, Post } from '@nestjs/common';
 import { ApiCreatedResponse, ApiNoContentResponse, ApiOkResponse, ApiOperation, ApiTags } from '@nestjs/swagger';
+import { Audited, CallerOrigin } from '../audit/audit.decorators';
+import type { Origin } from '../audit/origin';
 import { ApiRefusals } from '../common/openapi';
 import { RequireRole } from '../auth/access.decorators';
 import { IdParam } from '../common/id-param';
@@ -14,10 +16,11 @@ export class ClustersController {
 
   @Post()
   @RequireRole('admin')
+  @Audited('cluster.create', 'cluster')
   @ApiOperation({ summary: 'Create a cluster' })
   @ApiCreatedResponse({ type: ClusterDto })
-  create(@Body() body: CreateClusterDto): Promise<ClusterDto> {
-    return this.clusters.create(body);
+  create(@Body() body: CreateClusterDto, @CallerOrigin() origin: Origin): Promise<ClusterDto> {
+    return this.clusters.create(body, origin);
   }
 
   @Get()
@@ -38,18 +41,24 @@ export class ClustersController {
 
   @Patch(':clusterId')
   @RequireRole('admin')
+  @Audited('cluster.update', 'cluster', 'clusterId')
   @ApiOperation({ summary: 'Change the default policy, the default upgrade options or the maintenance windows' })
   @ApiOkResponse({ type: ClusterDto })
-  update(@IdParam('clusterId') id: string, @Body() body: UpdateClusterDto): Promise<ClusterDto> {
-    return this.clusters.update(id, body);
+  update(
+    @IdParam('clusterId') id: string,
+    @Body() body: UpdateClusterDto,
+    @CallerOrigin() origin: Origin,
+  ): Promise<ClusterDto> {
+    return this.clusters.update(id, body, origin);
   }
 
   @Delete(':clusterId')
   @HttpCode(204)
   @RequireRole('admin')
+  @Audited('cluster.delete', 'cluster', 'clusterId')
   @ApiOperation({ summary: 'Delete an empty cluster (no agents, no packages, no upgrades)' })
   @ApiNoContentResponse({ description: 'Deleted.' })
-  delete(@IdParam('clusterId') id: string): Promise<void> {
-    return this.clusters.delete(id);
+  delete(@IdParam('clusterId') id: string, @CallerOrigin() origin: Origin): Promise<void> {
+    return this.clusters.delete(id, origin);
   }
 }

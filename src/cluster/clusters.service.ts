@@ -1,3 +1,5 @@
+import { AuditTrail, fieldsSummary } from '../audit/audit-trail.service';
+import type { Origin } from '../audit/origin';
 import { Injectable, Logger, OnModuleInit } from '@nestjs/common';
 import { ModuleRef } from '@nestjs/core';
 import { randomUUID } from 'node:crypto';
@@ -60,6 +62,7 @@ export class ClustersService implements OnModuleInit {
     private readonly clock: Clock,
     private readonly updater: AgentUpdater,
     private readonly moduleRef: ModuleRef,
+    private readonly audit: AuditTrail,
   ) {}
 
   /** Resolved once every provider exists, not injected: its binder depends on this service (docs/ARCHITECTURE.md, "Ports"). */
@@ -67,7 +70,7 @@ export class ClustersService implements OnModuleInit {
     this.contents = resolvePort(this.moduleRef, ClusterContents, 'UpgradesModule');
   }
 
-  async create(dto: CreateClusterDto): Promise<ClusterDto> {
+  async create(dto: CreateClusterDto, origin: Origin): Promise<ClusterDto> {
     // A new cluster has no signing key yet: register one, then turn the requirement on.
     if (dto.requireSignedPackages) throw this.noSigningKey(dto.name);
     const now = this.clock.now();
@@ -93,6 +96,13 @@ export class ClustersService implements OnModuleInit {
       await this.db.transaction(async (tx) => {
         if (await this.clusters.findByName(dto.name, tx.em)) throw this.nameTaken(dto.name);
         await this.clusters.insert(tx.em, cluster);
+        await this.audit.record(tx, origin, {
+          action: 'cluster.create',
+          target: 'cluster',
+          targetId: cluster.id,
+          clusterId: cluster.id,
+          summary: `created cluster "${cluster.name}" (${fieldsSummary(dto)})`,
+        });
       });
     } catch (error) {
       throw isUniqueViolation(error) ? this.nameTaken(dto.name) : error;
@@ -164,7 +174,7 @@ export class ClustersService implements OnModuleInit {
     return this.clusters.listWithTarget();
   }
 
-  async update(id: string, dto: UpdateClusterDto): Promise<ClusterDto> {
+  async update(id: string, dto: UpdateClusterDto, origin: Origin): Promise<ClusterDto> {
     const cluster = await this.db.transaction(async (tx) => {
       const found = await this.require(id, tx);
       if (dto.defaultPolicy) found.defaultPolicy = dto.defaultPolicy;
@@ -175,12 +185,19 @@ export class ClustersService implements OnModuleInit {
         await this.setRequireSignedPackages(tx, found, dto.requireSignedPackages);
       found.updatedAt = this.clock.now();
       await this.clusters.save(tx.em, found);
+      await this.audit.record(tx, origin, {
+        action: 'cluster.update',
+        target: 'cluster',
+        targetId: id,
+        clusterId: id,
+        summary: `changed cluster "${found.name}": ${fieldsSummary(dto) || 'nothing'}`,
+      });
       return found;
     });
     return this.toDto(cluster);
   }
 
-  async delete(id: string): Promise<void> {
+  async delete(id: string, origin: Origin): Promise<void> {
     await this.db.transaction(async (tx) => {
       const cluster = await this.require(id, tx);
       const left: string[] = [];
@@ -196,6 +213,13 @@ export class ClustersService implements OnModuleInit {
       }
       await tx.em.delete(SigningKey, { clusterId: id });
       await this.clusters.delete(tx.em, id);
+      await this.audit.record(tx, origin, {
+        action: 'cluster.delete',
+        target: 'cluster',
+        targetId: id,
+        clusterId: id,
+        summary: `deleted cluster "${cluster.name}"`,
+      });
     });
     this.logger.log(`deleted cluster ${id}`);
   }

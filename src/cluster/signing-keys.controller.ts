@@ -1,7 +1,8 @@
 import { Body, Controller, Delete, Get, HttpCode, Post } from '@nestjs/common';
 import { ApiCreatedResponse, ApiNoContentResponse, ApiOkResponse, ApiOperation, ApiTags } from '@nestjs/swagger';
-import { CurrentPrincipal, RequireRole } from '../auth/access.decorators';
-import type { Principal } from '../auth/principal';
+import { Audited, CallerOrigin } from '../audit/audit.decorators';
+import type { Origin } from '../audit/origin';
+import { RequireRole } from '../auth/access.decorators';
 import { IdParam } from '../common/id-param';
 import { ApiRefusals } from '../common/openapi';
 import { CreateSigningKeyDto, SigningKeyDto } from './dto/signing-key.dto';
@@ -15,6 +16,7 @@ export class SigningKeysController {
 
   @Post()
   @RequireRole('admin')
+  @Audited('signing-key.create', 'signing-key')
   @ApiOperation({
     summary: "Register a public key trusted to sign the cluster's packages (Ed25519, PEM)",
     description:
@@ -24,9 +26,9 @@ export class SigningKeysController {
   create(
     @IdParam('clusterId') clusterId: string,
     @Body() body: CreateSigningKeyDto,
-    @CurrentPrincipal() caller: Principal,
+    @CallerOrigin() origin: Origin,
   ): Promise<SigningKeyDto> {
-    return this.keys.create(clusterId, body, caller);
+    return this.keys.create(clusterId, body, origin);
   }
 
   @Get()
@@ -40,6 +42,7 @@ export class SigningKeysController {
   @Delete(':keyId')
   @HttpCode(204)
   @RequireRole('admin')
+  @Audited('signing-key.delete', 'signing-key', 'keyId')
   @ApiOperation({
     summary: 'Delete a signing key',
     description:
@@ -49,8 +52,8 @@ export class SigningKeysController {
   delete(
     @IdParam('clusterId') clusterId: string,
     @IdParam('keyId') keyId: string,
-    @CurrentPrincipal() caller: Principal,
+    @CallerOrigin() origin: Origin,
   ): Promise<void> {
-    return this.keys.delete(clusterId, keyId, caller);
+    return this.keys.delete(clusterId, keyId, origin);
   }
 }

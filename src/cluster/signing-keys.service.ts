@@ -1,7 +1,8 @@
+import { AuditTrail } from '../audit/audit-trail.service';
+import { actorName, type Origin } from '../audit/origin';
 import { Injectable, Logger } from '@nestjs/common';
 import { randomUUID } from 'node:crypto';
 import type { EntityManager } from 'typeorm';
-import type { Principal } from '../auth/principal';
 import { Clock } from '../common/clock';
 import { isUniqueViolation } from '../common/db-errors';
 import { BadInputError, ConflictError, NotFoundError } from '../common/errors';
@@ -24,9 +25,10 @@ export class SigningKeysService {
     private readonly db: Database,
     private readonly clusters: ClusterRepository,
     private readonly clock: Clock,
+    private readonly audit: AuditTrail,
   ) {}
 
-  async create(clusterId: string, dto: CreateSigningKeyDto, caller: Principal): Promise<SigningKeyDto> {
+  async create(clusterId: string, dto: CreateSigningKeyDto, origin: Origin): Promise<SigningKeyDto> {
     let parsed: ReturnType<typeof parsePublicKey>;
     try {
       parsed = parsePublicKey(dto.publicKey);
@@ -41,7 +43,7 @@ export class SigningKeysService {
       publicKey: parsed.pem,
       fingerprint: parsed.fingerprint,
       createdAt: this.clock.now(),
-      createdByTokenId: caller.tokenId,
+      createdByTokenId: origin.actor.kind === 'user' ? origin.actor.tokenId : null,
     } satisfies SigningKey);
     try {
       await this.db.transaction(async (tx) => {
@@ -56,6 +58,13 @@ export class SigningKeysService {
         if (await tx.em.findOneBy(SigningKey, { clusterId, name: dto.name })) throw this.nameTaken(dto.name);
         await tx.em.insert(SigningKey, key);
         await this.clusters.bumpSigningRevision(tx.em, clusterId);
+        await this.audit.record(tx, origin, {
+          action: 'signing-key.create',
+          target: 'signing-key',
+          targetId: key.id,
+          clusterId,
+          summary: `registered signing key "${key.name}" (fingerprint ${key.fingerprint})`,
+        });
       });
     } catch (error) {
       throw isUniqueViolation(error) ? this.nameTaken(dto.name) : error;
@@ -70,7 +79,7 @@ export class SigningKeysService {
   }
 
   /** Deletes a key; the last one is kept while the cluster requires signed packages. */
-  async delete(clusterId: string, keyId: string, caller: Principal): Promise<void> {
+  async delete(clusterId: string, keyId: string, origin: Origin): Promise<void> {
     await this.db.transaction(async (tx) => {
       const cluster = await this.lockCluster(tx, clusterId);
       const key = await tx.em.findOneBy(SigningKey, { id: keyId, clusterId });
@@ -83,8 +92,15 @@ export class SigningKeysService {
       }
       await tx.em.delete(SigningKey, { id: keyId });
       await this.clusters.bumpSigningRevision(tx.em, clusterId);
+      await this.audit.record(tx, origin, {
+        action: 'signing-key.delete',
+        target: 'signing-key',
+        targetId: keyId,
+        clusterId,
+        summary: `deleted signing key "${key.name}" (fingerprint ${key.fingerprint}): agents no longer trust it`,
+      });
     });
-    this.logger.log(`cluster ${clusterId}: signing key ${keyId} deleted by token ${caller.tokenId}`);
+    this.logger.log(`cluster ${clusterId}: signing key ${keyId} deleted by ${actorName(origin.actor)}`);
   }
 
   /** The cluster's keys, oldest first: what an upload's signature is checked against. */

@@ -1,14 +1,20 @@
 import { ArgumentsHost, Catch, ExceptionFilter, Logger } from '@nestjs/common';
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import { sendErrorResponse, toErrorResponse } from './error-body';
+import { ErrorResponse, sendErrorResponse, toErrorResponse } from './error-body';
 import { requestIdOf } from './request-id';
+
+/** Called with every error answer before it is sent: the audit trail records refused calls (docs/audit.md). */
+export type BeforeErrorAnswer = (request: FastifyRequest, answer: ErrorResponse) => Promise<void>;
 
 /** The one exception filter: every error leaves as the API's error body, the native agent routes' too. */
 @Catch()
 export class AllExceptionsFilter implements ExceptionFilter {
   private readonly logger = new Logger('Errors');
 
-  constructor(private readonly limits: { maxJsonBodyBytes?: number } = {}) {}
+  constructor(
+    private readonly limits: { maxJsonBodyBytes?: number } = {},
+    private readonly beforeAnswer?: BeforeErrorAnswer,
+  ) {}
 
   catch(exception: unknown, host: ArgumentsHost): void {
     const http = host.switchToHttp();
@@ -20,6 +26,8 @@ export class AllExceptionsFilter implements ExceptionFilter {
       if (!reply.raw.writableEnded) reply.raw.end();
       return;
     }
-    sendErrorResponse(reply, answer);
+    if (!this.beforeAnswer) return sendErrorResponse(reply, answer);
+    // The answer waits for the record, so a caller who reads the audit trail next finds it there.
+    void this.beforeAnswer(request, answer).finally(() => sendErrorResponse(reply, answer));
   }
 }

@@ -97,6 +97,9 @@ export class EnvironmentVariables {
   @WholeNumber('EVENT_RETENTION_DAYS', 1, 3650, 'days')
   EVENT_RETENTION_DAYS?: number;
 
+  @WholeNumber('AUDIT_RETENTION_DAYS', 1, 36500, 'days')
+  AUDIT_RETENTION_DAYS?: number;
+
   @WholeNumber('SSE_KEEPALIVE_MS', 100, 300000, 'milliseconds')
   SSE_KEEPALIVE_MS?: number;
 
@@ -155,6 +158,8 @@ export interface AppConfig {
   pairingKeyTtlS: number;
   maxJsonBodyBytes: number;
   eventRetentionDays: number;
+  /** Audit records older than this are deleted (docs/audit.md). */
+  auditRetentionDays: number;
   /** How often an idle event stream gets a comment line, so proxies keep it open. */
   sseKeepAliveMs: number;
   /** Unsent bytes a viewer may have queued before it is disconnected (it reconnects and replays). */
@@ -205,6 +210,7 @@ export function loadConfig(env: NodeJS.ProcessEnv | Record<string, string | unde
     pairingKeyTtlS: vars.PAIRING_KEY_TTL_S ?? 24 * 3600,
     maxJsonBodyBytes: vars.MAX_JSON_BODY_BYTES ?? 1024 * 1024,
     eventRetentionDays: vars.EVENT_RETENTION_DAYS ?? 30,
+    auditRetentionDays: vars.AUDIT_RETENTION_DAYS ?? 365,
     sseKeepAliveMs: vars.SSE_KEEPALIVE_MS ?? 15_000,
     sseMaxBufferBytes: vars.SSE_MAX_BUFFER_BYTES ?? 1024 * 1024,
     streamTicketTtlS: vars.STREAM_TICKET_TTL_S ?? 60,

@@ -1,3 +1,4 @@
+import { AuditRecord } from '../audit/audit-record.entity';
 import { AccessToken } from '../auth/access-token.entity';
 import { StreamTicket } from '../auth/stream-ticket.entity';
 import { AgentCommand } from '../cluster/agent-command.entity';
@@ -22,4 +23,5 @@ export const ENTITIES = [
   Package,
   Upgrade,
   UpgradeStep,
+  AuditRecord,
 ];

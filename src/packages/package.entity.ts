@@ -51,6 +51,10 @@ export class Package {
   @Column({ type: 'varchar', length: 36, nullable: true })
   uploadedByTokenId: string | null;
 
+  /** The name of that token at upload (shown as uploadedBy). */
+  @Column({ type: 'varchar', length: 100, nullable: true })
+  uploadedByName: string | null;
+
   @TimestampColumn()
   uploadedAt: Date;
 

@@ -1,3 +1,5 @@
+import { Audited, CallerOrigin } from '../audit/audit.decorators';
+import type { Origin } from '../audit/origin';
 import { Controller, Delete, Get, HttpCode, HttpStatus, Query, Res } from '@nestjs/common';
 import {
   ApiExtraModels,
@@ -50,10 +52,11 @@ export class PackagesController {
   @Delete('packages/:packageId')
   @HttpCode(204)
   @RequireRole('operator')
+  @Audited('package.delete', 'package', 'packageId')
   @ApiOperation({ summary: 'Delete an available package' })
   @ApiNoContentResponse({ description: 'Deleted.' })
-  delete(@IdParam('packageId') id: string): Promise<void> {
-    return this.packages.delete(id);
+  delete(@IdParam('packageId') id: string, @CallerOrigin() origin: Origin): Promise<void> {
+    return this.packages.delete(id, origin);
   }
 
   @Get('agent/packages/:packageId/content')

@@ -1,6 +1,7 @@
+import { AuditTrail } from '../audit/audit-trail.service';
+import type { Origin } from '../audit/origin';
 import { Logger } from '@nestjs/common';
 import { generateKeyPairSync } from 'node:crypto';
-import type { Principal } from '../auth/principal';
 import { AgentsService } from '../cluster/agents.service';
 import { ClustersService } from '../cluster/clusters.service';
 import { SigningKey } from '../cluster/signing-key.entity';
@@ -28,7 +29,10 @@ import type { ReceivedUpload } from './upload-receiver';
 beforeAll(() => Logger.overrideLogger(false));
 
 const SHA = 'b'.repeat(64);
-const uploader: Principal = { kind: 'user', tokenId: 'token-1', name: 'ops', role: 'operator' };
+const uploader: Origin = {
+  actor: { kind: 'user', tokenId: 'token-1', name: 'ops', role: 'operator' },
+  requestId: null,
+};
 const manifest = {
   product: 'acme-agent',
   version: '10.3.0',
@@ -97,6 +101,7 @@ function rig() {
     events,
     new ManualClock(T0),
     signingKeys,
+    mockOf<AuditTrail>(),
   );
   const accept = (upload: ReceivedUpload) => service.accept('cluster-1', upload, uploader, installer);
   return { service, accept, db, packages, rows, store, clusters, agents, events, installer, signingKeys };
@@ -198,7 +203,11 @@ describe('PackagesService.accept', () => {
     expect(accepted).not.toHaveProperty('installed');
     // Not even the prerequisites: the package exists already, whatever the agents are now.
     expect(r.agents.inventory).not.toHaveBeenCalled();
-    expectNothingStored(r);
+    // One transaction, for the call's audit record only: no row, no event, no file.
+    expect(r.db.transactions.map((tx) => tx.state)).toEqual(['committed']);
+    expect(r.packages.insert).not.toHaveBeenCalled();
+    expect(r.events.append).not.toHaveBeenCalled();
+    expect(r.store.commit).not.toHaveBeenCalled();
   });
 
   it('refuses a package its cluster’s agents fail with 422 PREREQUISITES_UNMET, per agent and check, storing nothing', async () => {

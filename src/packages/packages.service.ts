@@ -1,6 +1,7 @@
+import { AuditTrail } from '../audit/audit-trail.service';
+import type { Origin } from '../audit/origin';
 import { HttpStatus, Injectable, Logger } from '@nestjs/common';
 import { randomUUID } from 'node:crypto';
-import type { Principal } from '../auth/principal';
 import { AgentsService } from '../cluster/agents.service';
 import { ClustersService } from '../cluster/clusters.service';
 import { SigningKeysService } from '../cluster/signing-keys.service';
@@ -72,6 +73,7 @@ export class PackagesService {
     private readonly events: EventLog,
     private readonly clock: Clock,
     private readonly signingKeys: SigningKeysService,
+    private readonly audit: AuditTrail,
   ) {}
 
   /** What of this module a cluster still holds ("2 packages"), for ClusterContents; null when none. */
@@ -93,7 +95,7 @@ export class PackagesService {
   async accept<R, T>(
     clusterId: string,
     upload: ReceivedUpload,
-    uploader: Principal,
+    origin: Origin,
     installer: UploadInstaller<R, T>,
   ): Promise<AcceptedUpload<T>> {
     try {
@@ -103,11 +105,11 @@ export class PackagesService {
       const existing = await this.packages.findBySha256(clusterId, upload.archive.sha256);
       if (existing) {
         const pkg = await this.signExisting(existing, signed);
-        return { created: false, ...(await this.installExisting(pkg, install)) };
+        return { created: false, ...(await this.installExisting(pkg, install, origin)) };
       }
       const check = await this.checkUploadPrerequisites(clusterId, manifest);
-      const pkg = Object.assign(this.newPackage(clusterId, upload, uploader, manifest, check), signed);
-      return await this.storeNew(pkg, upload, install);
+      const pkg = Object.assign(this.newPackage(clusterId, upload, origin, manifest, check), signed);
+      return await this.storeNew(pkg, upload, install, origin);
     } finally {
       await this.store.removeTemp(upload.tempPath);
     }
@@ -223,7 +225,7 @@ export class PackagesService {
   private newPackage(
     clusterId: string,
     upload: ReceivedUpload,
-    uploader: Principal,
+    origin: Origin,
     manifest: PackageManifest,
     check: PrerequisiteResult,
   ): Package {
@@ -240,7 +242,8 @@ export class PackagesService {
       migration: manifest.migration ?? null,
       notes: manifest.notes ?? null,
       warnings: check.warnings,
-      uploadedByTokenId: uploader.tokenId,
+      uploadedByTokenId: origin.actor.kind === 'user' ? origin.actor.tokenId : null,
+      uploadedByName: origin.actor.kind === 'user' ? origin.actor.name : null,
       uploadedAt: this.clock.now(),
       reservedByUpgradeId: null,
       completedAt: null,
@@ -260,6 +263,7 @@ export class PackagesService {
     pkg: Package,
     upload: ReceivedUpload,
     install: Install<T> | undefined,
+    origin: Origin,
   ): Promise<AcceptedUpload<T>> {
     const alreadyStored = await this.store.exists(pkg.sha256);
     await this.store.commit(upload.tempPath, pkg.sha256);
@@ -268,13 +272,14 @@ export class PackagesService {
       // With mode=install the upgrade is made in the same transaction: refused, it leaves no package.
       installed = await this.db.transaction(async (tx) => {
         await this.packages.insert(tx.em, pkg);
+        await this.recordUpload(tx, origin, pkg, true);
         await this.publish(tx, pkg);
         return install?.(tx, pkg);
       });
     } catch (error) {
       // The same bytes uploaded at the same moment: the other upload made the package.
       const raced = isUniqueViolation(error) ? await this.packages.findBySha256(pkg.clusterId, pkg.sha256) : null;
-      if (raced) return { created: false, ...(await this.installExisting(raced, install)) };
+      if (raced) return { created: false, ...(await this.installExisting(raced, install, origin)) };
       if (!alreadyStored && !(await this.packages.sha256InUse(this.db.reader, pkg.sha256)))
         await this.store.removeStored(pkg.sha256);
       throw error;
@@ -292,10 +297,31 @@ export class PackagesService {
   private async installExisting<T>(
     existing: Package,
     install: Install<T> | undefined,
+    origin: Origin,
   ): Promise<{ pkg: PackageDto; installed?: T }> {
-    if (!install) return { pkg: toPackageDto(existing) };
-    const installed = await this.db.transaction(async (tx) => install(tx, await this.require(existing.id, tx)));
-    return { pkg: toPackageDto(await this.require(existing.id)), installed };
+    const installed = await this.db.transaction(async (tx) => {
+      await this.recordUpload(tx, origin, existing, false);
+      return install?.(tx, await this.require(existing.id, tx));
+    });
+    return {
+      pkg: toPackageDto(install ? await this.require(existing.id) : existing),
+      ...(install ? { installed } : {}),
+    };
+  }
+
+  /** The upload's audit record, in the transaction that stores the package (or installs the one stored before). */
+  private recordUpload(tx: Tx, origin: Origin, pkg: Package, created: boolean): Promise<void> {
+    const what = `${pkg.product} ${pkg.version} (${pkg.kind}, sha256 ${pkg.sha256.slice(0, 12)}…, ${pkg.size} bytes)`;
+    const signed = pkg.signingKeyName ? `, signed by key "${pkg.signingKeyName}"` : ', unsigned';
+    return this.audit.record(tx, origin, {
+      action: 'package.upload',
+      target: 'package',
+      targetId: pkg.id,
+      clusterId: pkg.clusterId,
+      summary: created
+        ? `uploaded package ${what}${signed}`
+        : `uploaded package ${what} again: the same bytes as the package stored before, nothing new stored`,
+    });
   }
 
   /** The prerequisite check against a cluster's agents (or some of them): for upload, schedule and start. */
@@ -402,7 +428,7 @@ export class PackagesService {
   }
 
   /** Deletes an available package; reserved and completed ones are history and stay. */
-  async delete(id: string): Promise<void> {
+  async delete(id: string, origin: Origin): Promise<void> {
     const sha256 = await this.db.transaction(async (tx) => {
       const pkg = await this.require(id, tx);
       if (pkg.status !== 'available') {
@@ -413,6 +439,13 @@ export class PackagesService {
         );
       }
       await this.packages.delete(tx.em, id);
+      await this.audit.record(tx, origin, {
+        action: 'package.delete',
+        target: 'package',
+        targetId: id,
+        clusterId: pkg.clusterId,
+        summary: `deleted package ${pkg.product} ${pkg.version} (${pkg.kind})`,
+      });
       await this.publish(tx, pkg, { deleted: true });
       return (await this.packages.sha256InUse(tx.em, pkg.sha256)) ? null : pkg.sha256;
     });

@@ -1,4 +1,5 @@
 import { Injectable } from '@nestjs/common';
+import { AuditTrail } from '../audit/audit-trail.service';
 import { Clock } from '../common/clock';
 import { Database, Tx } from '../database/database';
 import { EventFeed } from './event-feed';
@@ -26,6 +27,7 @@ export class EventLog {
     private readonly clock: Clock,
     private readonly db: Database,
     private readonly feed: EventFeed,
+    private readonly audit: AuditTrail,
   ) {}
 
   private readonly pending = new WeakMap<Tx, NewEvent[]>();
@@ -58,6 +60,7 @@ export class EventLog {
     const rows = (Array.isArray(result[0]) ? result[0] : result) as Array<{ lastId: number | string }>;
     const lastId = Number(rows[0].lastId);
     const now = this.clock.now();
+    const actor = this.audit.personOf(tx);
     const saved = events.map((event, i) =>
       Object.assign(new ProgressEvent(), {
         id: lastId - events.length + 1 + i,
@@ -67,6 +70,7 @@ export class EventLog {
         agentId: event.agentId ?? null,
         // Stored as the JSON it is; its shape was checked when it was appended (NewEvent).
         data: event.data as unknown as Record<string, unknown>,
+        actor,
         createdAt: now,
       }),
     );

@@ -23,6 +23,13 @@ export class EventDto {
   @ApiProperty({ type: String, format: 'uuid', nullable: true }) upgradeId: string | null;
   @ApiProperty({ type: String, format: 'uuid', nullable: true }) agentId: string | null;
   @ApiProperty({
+    type: String,
+    nullable: true,
+    description:
+      "The name of the token whose call caused this event; null for Lockstep's own work and agents' reports.",
+  })
+  actor: string | null;
+  @ApiProperty({
     type: 'object',
     additionalProperties: true,
     description: "The event's type decides its shape: EventDataMap (src/progress/event-map.ts), one schema per type.",
@@ -101,6 +108,7 @@ export function toEventDto(event: ProgressEvent): EventDto {
     clusterId: event.clusterId,
     upgradeId: event.upgradeId,
     agentId: event.agentId,
+    actor: event.actor ?? null,
     data: event.data,
   };
 }

@@ -38,6 +38,10 @@ export class ProgressEvent {
   @JsonColumn()
   data: Record<string, unknown>;
 
+  /** The name of the person (API token) whose call caused this event; null for Lockstep's own work and agents. */
+  @Column({ type: 'varchar', length: 100, nullable: true })
+  actor: string | null;
+
   @Index('idx_events_created_at')
   @TimestampColumn()
   createdAt: Date;

@@ -1,3 +1,4 @@
+import { NotAudited } from '../audit/audit.decorators';
 import { Body, Controller, Get, Headers, Post, Query, Req, Res } from '@nestjs/common';
 import { ApiCreatedResponse, ApiHeader, ApiOkResponse, ApiOperation, ApiProduces, ApiTags } from '@nestjs/swagger';
 import { ApiRefusals } from '../common/openapi';
@@ -107,6 +108,7 @@ export class ProgressController {
 
   @Post('stream-tickets')
   @RequireRole('viewer')
+  @NotAudited()
   @ApiOperation({ summary: 'A short-lived ticket to open one event stream with ?ticket= (for EventSource)' })
   @ApiCreatedResponse({ type: StreamTicketDto })
   async issueTicket(

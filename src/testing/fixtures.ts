@@ -1,3 +1,4 @@
+import type { Origin } from '../audit/origin';
 import { AgentCommand } from '../cluster/agent-command.entity';
 import { Agent } from '../cluster/agent.entity';
 import { Cluster } from '../cluster/cluster.entity';
@@ -90,6 +91,7 @@ export function aPackage(overrides: Partial<Package> = {}): Package {
     notes: null,
     warnings: [],
     uploadedByTokenId: 'token-1',
+    uploadedByName: 'ops',
     uploadedAt: T0,
     reservedByUpgradeId: null,
     completedAt: null,
@@ -126,6 +128,7 @@ export function anUpgrade(overrides: Partial<Upgrade> = {}): Upgrade {
     percent: 0,
     reason: null,
     createdByTokenId: 'token-1',
+    createdByName: 'ops',
     scheduledAt: null,
     startedAt: T0,
     finishedAt: null,
@@ -181,3 +184,9 @@ export function aCommand(overrides: Partial<AgentCommand> = {}): AgentCommand {
     ...overrides,
   } satisfies AgentCommand);
 }
+
+/** A person's call, for tests and benches that call services directly rather than through HTTP. */
+export const TEST_ORIGIN: Origin = {
+  actor: { kind: 'user', tokenId: '00000000-0000-4000-8000-00000000e2e0', name: 'test operator', role: 'admin' },
+  requestId: null,
+};

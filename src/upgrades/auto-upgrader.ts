@@ -1,3 +1,4 @@
+import { systemOrigin } from '../audit/origin';
 import { Injectable, Logger } from '@nestjs/common';
 import { Interval } from '@nestjs/schedule';
 import { Agent } from '../cluster/agent.entity';
@@ -90,7 +91,7 @@ export class AutoUpgrader {
 
   private async start(cluster: Cluster, agent: Agent): Promise<boolean> {
     try {
-      const upgrade = await this.upgrades.upgradeNow(agent.id, null, 'auto-upgrade');
+      const upgrade = await this.upgrades.upgradeNow(agent.id, systemOrigin('auto-upgrade'), 'auto-upgrade');
       this.logger.log(`auto-upgrade of ${agent.name} (${agent.version}) to ${upgrade.packageVersion} started`);
       return true;
     } catch (error) {

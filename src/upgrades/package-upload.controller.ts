@@ -1,3 +1,5 @@
+import { Audited, CallerOrigin } from '../audit/audit.decorators';
+import type { Origin } from '../audit/origin';
 import { Controller, Post, Req, Res } from '@nestjs/common';
 import {
   ApiBody,
@@ -10,8 +12,7 @@ import {
   getSchemaPath,
 } from '@nestjs/swagger';
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import { CurrentPrincipal, RequireRole } from '../auth/access.decorators';
-import type { Principal } from '../auth/principal';
+import { RequireRole } from '../auth/access.decorators';
 import { IdParam } from '../common/id-param';
 import { ApiRefusals } from '../common/openapi';
 import { PackageDto, UploadPackageForm } from '../packages/dto/package.dto';
@@ -38,6 +39,7 @@ export class PackageUploadController {
 
   @Post('clusters/:clusterId/packages')
   @RequireRole('operator')
+  @Audited('package.upload', 'package')
   @ApiConsumes('multipart/form-data')
   @ApiBody({ type: UploadPackageForm })
   @ApiOperation({
@@ -53,13 +55,13 @@ export class PackageUploadController {
   @ApiExtraModels(PackageDto, InstalledPackageDto)
   async upload(
     @IdParam('clusterId') clusterId: string,
-    @CurrentPrincipal() uploader: Principal,
+    @CallerOrigin() by: Origin,
     @Req() req: FastifyRequest,
     @Res({ passthrough: true }) res: FastifyReply,
   ): Promise<PackageDto | InstalledPackageDto> {
     await this.packages.requireCluster(clusterId);
     const upload = await this.receiver.receive(req.raw, res.raw);
-    const { created, pkg, installed } = await this.upgrades.acceptUpload(clusterId, upload, uploader);
+    const { created, pkg, installed } = await this.upgrades.acceptUpload(clusterId, upload, by);
     if (installed !== undefined) {
       res.status(201);
       return { package: pkg, upgrade: installed };

@@ -1,3 +1,5 @@
+import { AuditTrail } from '../audit/audit-trail.service';
+import type { Origin } from '../audit/origin';
 import { Injectable, Logger } from '@nestjs/common';
 import { randomUUID } from 'node:crypto';
 import { Agent } from '../cluster/agent.entity';
@@ -32,6 +34,7 @@ export class RollbackPlanning {
     private readonly clusters: ClustersService,
     private readonly commands: AgentCommandsService,
     private readonly clock: Clock,
+    private readonly audit: AuditTrail,
   ) {}
 
   /**
@@ -96,8 +99,15 @@ export class RollbackPlanning {
    * withdrawn), then a new round, and its steps at once unless commands of the upgrade are still out
    * (the executor starts the round once they ended: an agent is never interrupted).
    */
-  async begin(tx: Tx, upgrade: Upgrade, steps: UpgradeStep[], reason: string): Promise<void> {
+  async begin(tx: Tx, upgrade: Upgrade, steps: UpgradeStep[], reason: string, by: Origin): Promise<void> {
     const now = this.clock.now();
+    await this.audit.record(tx, by, {
+      action: 'upgrade.rollback',
+      target: 'upgrade',
+      targetId: upgrade.id,
+      clusterId: upgrade.clusterId,
+      summary: `rollback of the upgrade to ${upgrade.packageVersion} begins (it was ${upgrade.status}): ${reason}`,
+    });
     const why = 'the upgrade is rolled back';
     const stopped = await stopUnstarted(tx, this.commands, steps, now, { command: why, step: why });
     await this.writer.saveSteps(tx, upgrade, steps, stopped);

@@ -1,5 +1,7 @@
 import { Controller, HttpCode, HttpStatus, Post } from '@nestjs/common';
 import { ApiOkResponse, ApiOperation, ApiTags } from '@nestjs/swagger';
+import { Audited, CallerOrigin, NotAudited } from '../audit/audit.decorators';
+import type { Origin } from '../audit/origin';
 import { RequireRole } from '../auth/access.decorators';
 import { IdParam } from '../common/id-param';
 import { ApiRefusals } from '../common/openapi';
@@ -15,6 +17,7 @@ export class RollbacksController {
 
   @Post('preview')
   @RequireRole('viewer')
+  @NotAudited()
   @HttpCode(HttpStatus.OK)
   @ApiOperation({
     summary: 'What rolling the upgrade back would do now: its steps, the agents left as they are, and refusals',
@@ -26,13 +29,14 @@ export class RollbacksController {
 
   @Post()
   @RequireRole('operator')
+  @Audited('upgrade.rollback', 'upgrade', 'upgradeId')
   @HttpCode(HttpStatus.OK)
   @ApiOperation({
     summary:
       'Bring every agent the upgrade changed back to its old version with the data of its backup, and each pair its roles, never stopping a serving member (422 when an agent cannot be brought back; 409 when there is nothing to roll back)',
   })
   @ApiOkResponse({ type: UpgradeDto })
-  rollBack(@IdParam('upgradeId') id: string): Promise<UpgradeDto> {
-    return this.rollbacks.rollBack(id);
+  rollBack(@IdParam('upgradeId') id: string, @CallerOrigin() by: Origin): Promise<UpgradeDto> {
+    return this.rollbacks.rollBack(id, by);
   }
 }

@@ -1,3 +1,4 @@
+import { actorName, type Origin } from '../audit/origin';
 import { Injectable, Logger } from '@nestjs/common';
 import { Clock } from '../common/clock';
 import { ConflictError, NotFoundError, UnprocessableError } from '../common/errors';
@@ -49,14 +50,14 @@ export class RollbacksService {
    * changes. A live upgrade's steps that have not started are cancelled; the rollback's steps start
    * once those running ended.
    */
-  async rollBack(id: string): Promise<UpgradeDto> {
+  async rollBack(id: string, by: Origin): Promise<UpgradeDto> {
     const { upgrade, steps } = await this.db.transaction(async (tx) => {
       await tx.advisoryLock(`upgrade:${id}`);
       const { upgrade, prior } = await this.rollbackable(tx, id);
       const steps = await this.upgrades.stepsOf(tx.em, id);
       const plan = await this.planning.plan(tx, upgrade, prior, steps);
       refuseUnplannable(upgrade, plan, steps);
-      await this.planning.begin(tx, upgrade, steps, 'rolled back by an operator');
+      await this.planning.begin(tx, upgrade, steps, `rolled back by ${actorName(by.actor)}`, by);
       tx.afterCommit(() => this.executor.poke());
       return { upgrade, steps };
     });

@@ -517,6 +517,7 @@ describe('step rules: onFailure rollback', () => {
     expect(d.upgrade).toEqual({
       type: 'rollback',
       reason: expect.stringMatching(/^options.onFailure is rollback: 1 step\(s\) failed/),
+      by: 'failure-policy',
     });
   });
 
@@ -610,6 +611,7 @@ describe('step rules: the mixed-version budget', () => {
       expect(d.upgrade).toEqual({
         type: expected,
         reason: expect.stringMatching(/mixed-version budget ran out \(max/),
+        by: 'budget',
       });
     }
   });

@@ -96,9 +96,10 @@ export type StepAction =
   | { type: 'skip'; stepId: string; reason: string };
 
 export type UpgradeAction =
-  | { type: 'pause'; reason: string }
-  /** A failure under onFailure: rollback, once every step ended: the upgrade rolls back. */
-  | { type: 'rollback'; reason: string }
+  /** `by`: what part of Lockstep acted, for the audit trail (docs/audit.md). */
+  | { type: 'pause'; reason: string; by: 'budget' | 'canary' }
+  /** A failure under onFailure: rollback, once every step ended, or a spent budget: the upgrade rolls back. */
+  | { type: 'rollback'; reason: string; by: 'budget' | 'failure-policy' }
   | {
       type: 'finish';
       status: Extract<
@@ -221,9 +222,10 @@ function haltBeforeSteps(
     return running ? null : { type: 'finish', status: 'cancelled', reason: null };
   }
   const spent = upgrade.status === 'running' && upgrade.stage !== 'rollback' ? budgetSpent(upgrade) : null;
-  if (spent) return { type: upgrade.options.onBudget === 'rollback' ? 'rollback' : 'pause', reason: spent };
+  if (spent)
+    return { type: upgrade.options.onBudget === 'rollback' ? 'rollback' : 'pause', reason: spent, by: 'budget' };
   if (upgrade.status === 'running' && upgrade.canaryPending && currentBatch > 0 && Number.isFinite(currentBatch))
-    return { type: 'pause', reason: 'the canary units ended: check them, then resume the upgrade' };
+    return { type: 'pause', reason: 'the canary units ended: check them, then resume the upgrade', by: 'canary' };
   return undefined;
 }
 
@@ -233,7 +235,7 @@ function ending(upgrade: RuleUpgrade, steps: RuleStep[], pass: Pass, agents: Map
   if (upgrade.stage === 'rollback') return finishRollback(steps, statusOf, agents);
   const end = finish(steps, statusOf, thresholdReached(upgrade, pass.failedUnits));
   if (upgrade.onFailure === 'rollback' && pass.failedUnits > 0)
-    return { type: 'rollback', reason: `options.onFailure is rollback: ${end.reason}` };
+    return { type: 'rollback', reason: `options.onFailure is rollback: ${end.reason}`, by: 'failure-policy' };
   return end;
 }
 

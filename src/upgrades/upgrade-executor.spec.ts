@@ -1,3 +1,4 @@
+import { AuditTrail } from '../audit/audit-trail.service';
 import { RollbackPlanning } from './rollback-planning';
 import { Logger } from '@nestjs/common';
 import { ModuleRef } from '@nestjs/core';
@@ -60,6 +61,7 @@ function rig(upgrade: Upgrade | null, steps: UpgradeStep[]) {
     new ManualClock(NOW),
     mockOf<Leadership>(),
     config,
+    mockOf<AuditTrail>(),
   );
   // A pass is the executor's own business (tested e2e); here only whether and when one is asked.
   const pokeSoon = jest.spyOn(executor, 'pokeSoon').mockImplementation(() => undefined);

@@ -1,3 +1,5 @@
+import { AuditTrail } from '../audit/audit-trail.service';
+import { systemOrigin } from '../audit/origin';
 import { BeforeApplicationShutdown, Injectable, Logger, OnApplicationBootstrap } from '@nestjs/common';
 import { Interval } from '@nestjs/schedule';
 import * as semver from 'semver';
@@ -134,6 +136,7 @@ export class UpgradeExecutor
     private readonly clock: Clock,
     private readonly leadership: Leadership,
     @InjectAppConfig() private readonly config: AppConfig,
+    private readonly audit: AuditTrail,
   ) {}
 
   /** FailedAgentReconciler: an agent whose upgrade failed reports again (docs/ARCHITECTURE.md, "Ports"). */
@@ -343,10 +346,17 @@ export class UpgradeExecutor
   ): Promise<void> {
     if (action?.type === 'pause') {
       upgrade.canaryPending = false;
+      await this.audit.record(tx, systemOrigin(action.by), {
+        action: 'upgrade.pause',
+        target: 'upgrade',
+        targetId: upgrade.id,
+        clusterId: upgrade.clusterId,
+        summary: `paused the upgrade to ${upgrade.packageVersion}: ${action.reason}`,
+      });
       await this.writer.saveUpgrade(tx, upgrade, steps, 'paused', action.reason);
       this.logger.log(`upgrade ${upgrade.id} paused: ${action.reason}`);
     } else if (action?.type === 'rollback') {
-      await this.rollbacks.begin(tx, upgrade, steps, action.reason);
+      await this.rollbacks.begin(tx, upgrade, steps, action.reason, systemOrigin(action.by));
     } else if (action?.type === 'finish') {
       await this.finish(tx, upgrade, steps, action.status, action.reason);
       // (An operator's cancel left its agents behind on purpose already.)
@@ -382,6 +392,13 @@ export class UpgradeExecutor
     // What a rollback would bring back is how things are now, not when it was scheduled.
     await this.rollbacks.recordPriorState(tx, upgrade, steps);
     upgrade.startedAt = this.clock.now();
+    await this.audit.record(tx, systemOrigin('scheduler'), {
+      action: 'upgrade.start',
+      target: 'upgrade',
+      targetId: upgrade.id,
+      clusterId: upgrade.clusterId,
+      summary: `started the upgrade to ${upgrade.packageVersion} scheduled for ${upgrade.scheduledAt?.toISOString() ?? 'now'}`,
+    });
     await this.writer.saveUpgrade(tx, upgrade, steps, 'running', null);
     this.logger.log(`upgrade ${upgrade.id} started`);
   }

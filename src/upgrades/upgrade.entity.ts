@@ -135,6 +135,10 @@ export class Upgrade {
   @Column({ type: 'varchar', length: 36, nullable: true })
   createdByTokenId: string | null;
 
+  /** The name of that token when the upgrade was created (shown as createdBy); null for Lockstep's own (auto-upgrade). */
+  @Column({ type: 'varchar', length: 100, nullable: true })
+  createdByName: string | null;
+
   @TimestampColumn({ nullable: true })
   scheduledAt: Date | null;
 

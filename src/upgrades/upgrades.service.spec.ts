@@ -1,3 +1,5 @@
+import { SigningKeysService } from '../cluster/signing-keys.service';
+import { AuditTrail } from '../audit/audit-trail.service';
 import { RollbackPlanning } from './rollback-planning';
 import { Logger } from '@nestjs/common';
 import { AgentCommandsService } from '../cluster/agent-commands.service';
@@ -8,14 +10,14 @@ import { ConflictError } from '../common/errors';
 import { PackagesService, UploadInstaller } from '../packages/packages.service';
 import type { ReceivedUpload } from '../packages/upload-receiver';
 import { calledMethods, FakeDatabase, FakeTx, mockOf, refusalOf } from '../testing/fakes';
-import { aCluster, anAgent, aPackage, anUpgrade, aStep, T0 } from '../testing/fixtures';
+import { aCluster, anAgent, aPackage, anUpgrade, aStep, T0, TEST_ORIGIN } from '../testing/fixtures';
 import { CreateUpgradeDto, UpgradeDto } from './dto/upgrade.dto';
 import { UpgradeExecutor } from './upgrade-executor';
 import { UPGRADE_STATUSES, Upgrade, UpgradeStatus } from './upgrade.entity';
 import { UpgradeRepository } from './upgrade.repository';
 import { UpgradeStep } from './upgrade-step.entity';
 import { UpgradeWriter } from './upgrade-writer';
-import { UpgradesService } from './upgrades.service';
+import { signatureRefusal, UpgradesService } from './upgrades.service';
 
 /**
  * The operator's verbs on an upgrade (issue 17): which status each applies to, what an allowed one
@@ -61,6 +63,8 @@ function rig(upgrade: Upgrade, steps: UpgradeStep[]) {
   const packages = mockOf<PackagesService>();
   const commands = mockOf<AgentCommandsService>();
   const clock = new ManualClock(NOW);
+  const signingKeys = mockOf<SigningKeysService>();
+  signingKeys.keysOf.mockResolvedValue([]);
   const service = new UpgradesService(
     db.asDatabase(),
     upgrades,
@@ -72,6 +76,8 @@ function rig(upgrade: Upgrade, steps: UpgradeStep[]) {
     packages,
     commands,
     clock,
+    mockOf<AuditTrail>(),
+    signingKeys,
   );
   return { service, db, upgrades, writer, executor, pokedWhen, clusters, agents, packages, commands };
 }
@@ -133,7 +139,7 @@ describe('UpgradesService: pause, resume, cancel, retry', () => {
       const r = rig(upgrade, steps);
       if (verb === 'retry') givenAgentsForRetry(r);
 
-      const answer = await r.service[verb](upgrade.id);
+      const answer = await r.service[verb](upgrade.id, TEST_ORIGIN);
 
       const tx = r.db.only();
       expect(tx.state).toBe('committed');
@@ -156,7 +162,7 @@ describe('UpgradesService: pause, resume, cancel, retry', () => {
     const { upgrade, steps } = upgradeIn(from);
     const r = rig(upgrade, steps);
 
-    const error = await refusalOf(r.service[verb](upgrade.id));
+    const error = await refusalOf(r.service[verb](upgrade.id, TEST_ORIGIN));
 
     expect(error).toBeInstanceOf(ConflictError);
     expect(error).toMatchObject({
@@ -172,14 +178,14 @@ describe('UpgradesService: pause, resume, cancel, retry', () => {
     const running = aStep({ status: 'running', commandId: 'command-1', startedAt: T0 });
     const r = rig(anUpgrade(), [running]);
 
-    await r.service.pause('upgrade-1');
+    await r.service.pause('upgrade-1', TEST_ORIGIN);
 
     expect(r.writer.saveUpgrade).toHaveBeenCalledWith(
       r.db.only(),
       expect.objectContaining({ status: 'paused' }),
       [running],
       'paused',
-      'paused by an operator',
+      'paused by test operator',
     );
     expect(running.status).toBe('running');
     expect(r.commands.cancel).not.toHaveBeenCalled();
@@ -192,7 +198,7 @@ describe('UpgradesService: pause, resume, cancel, retry', () => {
     const upgrade = anUpgrade({ status: 'paused', canaryPending: true, reason: 'canary units ended' });
     const r = rig(upgrade, [waiting, done]);
 
-    await r.service.resume('upgrade-1');
+    await r.service.resume('upgrade-1', TEST_ORIGIN);
 
     // idleTimeoutS counts from the resume, not from before the pause.
     expect(waiting.waitingSince).toEqual(NOW);
@@ -216,7 +222,7 @@ describe('UpgradesService: pause, resume, cancel, retry', () => {
       const upgrade = anUpgrade();
       const r = rig(upgrade, [running, queued, offline, pending, done]);
 
-      await r.service.cancel('upgrade-1');
+      await r.service.cancel('upgrade-1', TEST_ORIGIN);
 
       const tx = r.db.only();
       for (const step of [queued, offline, pending]) expect(step).toMatchObject({ status: 'cancelled', endedAt: NOW });
@@ -228,7 +234,7 @@ describe('UpgradesService: pause, resume, cancel, retry', () => {
       expect(r.writer.saveSteps).toHaveBeenCalledWith(tx, upgrade, expect.any(Array), [queued, offline, pending]);
       // Finished only once the running step ended (the executor's pass records that).
       expect(upgrade.finishedAt).toBeNull();
-      expect(upgrade).toMatchObject({ status: 'cancelled', reason: 'cancelled by an operator' });
+      expect(upgrade).toMatchObject({ status: 'cancelled', reason: 'cancelled by test operator' });
     });
 
     it('leaves the agents of a started upgrade behind: auto-upgrade does not undo a cancel', async () => {
@@ -236,7 +242,7 @@ describe('UpgradesService: pause, resume, cancel, retry', () => {
       const upgrade = anUpgrade();
       const r = rig(upgrade, [pending]);
 
-      await r.service.cancel('upgrade-1');
+      await r.service.cancel('upgrade-1', TEST_ORIGIN);
 
       expect(upgrade.finishedAt).toEqual(NOW);
       const [, , , , extra] = r.writer.syncAgents.mock.calls[0];
@@ -250,7 +256,7 @@ describe('UpgradesService: pause, resume, cancel, retry', () => {
       const upgrade = anUpgrade({ status: 'scheduled', startedAt: null, scheduledAt: NOW });
       const r = rig(upgrade, [aStep()]);
 
-      await r.service.cancel('upgrade-1');
+      await r.service.cancel('upgrade-1', TEST_ORIGIN);
 
       expect(r.packages.release).toHaveBeenCalledWith(r.db.only(), 'package-1', 'upgrade-1');
       expect(r.writer.syncAgents.mock.calls[0][4]?.size).toBe(0);
@@ -269,7 +275,7 @@ describe('UpgradesService: pause, resume, cancel, retry', () => {
       const r = rig(upgrade, [old, kept]);
       givenAgentsForRetry(r);
 
-      const answer = await r.service.retry('upgrade-1');
+      const answer = await r.service.retry('upgrade-1', TEST_ORIGIN);
 
       const tx = r.db.only();
       const [, replaced, fresh] = r.upgrades.replaceSteps.mock.calls[0];
@@ -291,7 +297,7 @@ describe('UpgradesService: pause, resume, cancel, retry', () => {
       givenAgentsForRetry(r);
       r.agents.lockMany.mockResolvedValue([anAgent({ upgradeId: 'upgrade-2' })]);
 
-      const error = await refusalOf(r.service.retry('upgrade-1'));
+      const error = await refusalOf(r.service.retry('upgrade-1', TEST_ORIGIN));
 
       expect(error).toMatchObject({
         status: 409,
@@ -318,7 +324,7 @@ describe('UpgradesService: pause, resume, cancel, retry', () => {
     ])('is a 409 when the upgrade is %s, and writes nothing', async (_case, upgrade, code, message) => {
       const r = rig(upgrade, [failed()]);
 
-      const error = await refusalOf(r.service.retry('upgrade-1'));
+      const error = await refusalOf(r.service.retry('upgrade-1', TEST_ORIGIN));
 
       expect(error).toMatchObject({ status: 409, code, message, details: { status: 'cancelled' } });
       expectNothingWritten(r);
@@ -327,7 +333,7 @@ describe('UpgradesService: pause, resume, cancel, retry', () => {
     it('is a 409 NOTHING_TO_RETRY when no step failed, missed its turn or was cancelled', async () => {
       const r = rig(anUpgrade({ status: 'succeeded', finishedAt: T0 }), [aStep({ status: 'succeeded' })]);
 
-      const error = await refusalOf(r.service.retry('upgrade-1'));
+      const error = await refusalOf(r.service.retry('upgrade-1', TEST_ORIGIN));
 
       expect(error).toMatchObject({ status: 409, code: 'NOTHING_TO_RETRY', details: { status: 'succeeded' } });
       expectNothingWritten(r);
@@ -338,7 +344,7 @@ describe('UpgradesService: pause, resume, cancel, retry', () => {
     const r = rig(anUpgrade(), []);
     r.upgrades.findForUpdate.mockResolvedValue(null);
 
-    await expect(r.service.pause('nope')).rejects.toMatchObject({ status: 404, code: 'NOT_FOUND' });
+    await expect(r.service.pause('nope', TEST_ORIGIN)).rejects.toMatchObject({ status: 404, code: 'NOT_FOUND' });
     expectNothingWritten(r);
   });
 });
@@ -351,7 +357,10 @@ describe('UpgradesService.acceptUpload: the upgrade of an upload with mode=insta
     archive: { sha256: 'a'.repeat(64), size: 1024, entries: new Set(['manifest.json']), manifestText: '{}' },
     tempPath: '/data/tmp/upload-1',
   };
-  const caller = { kind: 'user', tokenId: 'token-1', name: 'ops', role: 'operator' } as const;
+  const caller = {
+    actor: { kind: 'user', tokenId: 'token-1', name: 'ops', role: 'operator' },
+    requestId: 'req-1',
+  } as const;
 
   /** The installer UpgradesService hands PackagesService.accept. */
   async function installerOf(r: Rig): Promise<UploadInstaller<Omit<CreateUpgradeDto, 'packageId'>, UpgradeDto>> {
@@ -416,7 +425,7 @@ describe('UpgradesService.create: the status an upgrade starts in', () => {
     givenPlanning(r);
     const later = new Date(NOW.getTime() + 86_400_000);
 
-    const created = await r.service.create('cluster-1', { ...request, scheduledAt: later.toISOString() }, null);
+    const created = await r.service.create('cluster-1', { ...request, scheduledAt: later.toISOString() }, TEST_ORIGIN);
 
     expect(created).toMatchObject({ status: 'scheduled', startedAt: null });
     expect(r.packages.reserve).toHaveBeenCalledWith(r.db.only(), 'package-1', created.id);
@@ -427,7 +436,7 @@ describe('UpgradesService.create: the status an upgrade starts in', () => {
     const r = rig(anUpgrade(), []);
     givenPlanning(r, aPackage({ status: 'completed', usedByUpgradeId: 'upgrade-0' }));
 
-    const error = await refusalOf(r.service.create('cluster-1', request, null));
+    const error = await refusalOf(r.service.create('cluster-1', request, TEST_ORIGIN));
 
     expect(error).toMatchObject({
       status: 409,
@@ -445,7 +454,7 @@ describe('UpgradesService.create: the status an upgrade starts in', () => {
       anAgent({ id: 'agent-b', name: 'bravo', address: 'bravo.example', facts: { freeDiskMb: 100 } }),
     ]);
 
-    const error = await refusalOf(r.service.create('cluster-1', request, null));
+    const error = await refusalOf(r.service.create('cluster-1', request, TEST_ORIGIN));
 
     expect(error).toMatchObject({
       status: 422,
@@ -459,5 +468,27 @@ describe('UpgradesService.create: the status an upgrade starts in', () => {
       },
     });
     insertsNothing(r);
+  });
+});
+
+describe('signatureRefusal: what agents would refuse to install', () => {
+  const cluster = (requireSignedPackages: boolean) => ({ name: 'prod', requireSignedPackages });
+  const signed = { id: 'package-1', signature: 'c2ln', signingKeyId: 'key-1', signingKeyName: 'ci' };
+  const unsigned = { ...signed, signature: null, signingKeyId: null, signingKeyName: null };
+
+  it.each([
+    ['unsigned where signatures are required', true, unsigned, ['key-1'], 'PACKAGE_UNSIGNED'],
+    ['unsigned where they are not', false, unsigned, [], null],
+    ['signed by a registered key', true, signed, ['key-0', 'key-1'], null],
+    ['signed by a key since deleted, required', true, signed, ['key-2'], 'PACKAGE_KEY_REMOVED'],
+    [
+      'signed by a key since deleted, not required (agents check every signature)',
+      false,
+      signed,
+      [],
+      'PACKAGE_KEY_REMOVED',
+    ],
+  ] as const)('%s', (_why, required, pkg, keys, code) => {
+    expect(signatureRefusal(cluster(required), pkg, [...keys])?.code ?? null).toBe(code);
   });
 });

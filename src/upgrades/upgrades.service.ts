@@ -1,10 +1,12 @@
+import { AuditTrail } from '../audit/audit-trail.service';
+import { actorName, type Origin } from '../audit/origin';
 import { Injectable, Logger } from '@nestjs/common';
 import { plainToInstance } from 'class-transformer';
 import { validate } from 'class-validator';
 import { randomUUID } from 'node:crypto';
-import type { Principal } from '../auth/principal';
 import { Agent } from '../cluster/agent.entity';
 import { AgentCommandsService } from '../cluster/agent-commands.service';
+import { SigningKeysService } from '../cluster/signing-keys.service';
 import { AgentsService } from '../cluster/agents.service';
 import { Cluster } from '../cluster/cluster.entity';
 import { behindOn } from '../cluster/agent-state';
@@ -74,6 +76,8 @@ interface Compiled {
   idOf: (key: string) => string;
   /** With options.respectWindows, the window each batch is expected to run in (upgrade-windows.ts). */
   batchWindows: BatchWindow[];
+  /** Why the cluster's agents would refuse to install the package's signature, if they would. */
+  signatureRefusal: { code: string; message: string } | null;
 }
 
 /** The upgrade life cycle: preview, create, pause, resume, cancel, retry; and the per-agent "upgrade now" and "migrate". */
@@ -92,14 +96,16 @@ export class UpgradesService {
     private readonly packages: PackagesService,
     private readonly commands: AgentCommandsService,
     private readonly clock: Clock,
+    private readonly audit: AuditTrail,
+    private readonly signingKeys: SigningKeysService,
   ) {}
 
   /**
    * A package upload (PackageUploadController): the packages module stores it; with mode=install it
    * calls back into the upgrade's creation, in the transaction that stores the package.
    */
-  acceptUpload(clusterId: string, upload: ReceivedUpload, caller: Principal): Promise<AcceptedUpload<UpgradeDto>> {
-    return this.packages.accept(clusterId, upload, caller, {
+  acceptUpload(clusterId: string, upload: ReceivedUpload, by: Origin): Promise<AcceptedUpload<UpgradeDto>> {
+    return this.packages.accept(clusterId, upload, by, {
       parse: (fields) => parseInstallFields(fields),
       install: async (tx, pkg, request) => {
         const { upgrade, steps } = await this.createInTx(
@@ -107,7 +113,7 @@ export class UpgradesService {
           pkg.clusterId,
           { ...request, packageId: pkg.id },
           'install',
-          caller,
+          by,
         );
         return toUpgradeDto(upgrade, steps);
       },
@@ -149,16 +155,15 @@ export class UpgradesService {
             ]
           : []),
         ...this.packageRefusal(compiled.pkg, 'request'),
+        ...(compiled.signatureRefusal ? [compiled.signatureRefusal] : []),
       ],
       prerequisites: compiled.prerequisites,
       batchWindows: compiled.batchWindows.map(toBatchWindowDto),
     };
   }
 
-  async create(clusterId: string, dto: CreateUpgradeDto, caller: Principal | null): Promise<UpgradeDto> {
-    const { upgrade, steps } = await this.db.transaction((tx) =>
-      this.createInTx(tx, clusterId, dto, 'request', caller),
-    );
+  async create(clusterId: string, dto: CreateUpgradeDto, by: Origin): Promise<UpgradeDto> {
+    const { upgrade, steps } = await this.db.transaction((tx) => this.createInTx(tx, clusterId, dto, 'request', by));
     return toUpgradeDto(upgrade, steps);
   }
 
@@ -171,14 +176,14 @@ export class UpgradesService {
     clusterId: string,
     dto: CreateUpgradeDto,
     origin: UpgradeOrigin,
-    caller: Principal | null,
+    by: Origin,
   ): Promise<{ upgrade: Upgrade; steps: UpgradeStep[] }> {
     const now = this.clock.now();
     const scheduledAt = this.parseSchedule(dto.scheduledAt, now);
     const compiled = await this.compile(tx, clusterId, dto);
     refuseUnplannable(compiled, this.packageRefusal(compiled.pkg, origin));
     const working = await this.lockWorking(tx, compiled.plan, origin);
-    const upgrade = newUpgrade(clusterId, dto, origin, caller, compiled, scheduledAt, now);
+    const upgrade = newUpgrade(clusterId, dto, origin, by, compiled, scheduledAt, now);
     const steps = buildSteps(compiled.plan, upgrade.id, compiled.idOf, now);
 
     // The package first: of two requests racing for it, the second waits on its row and is refused
@@ -189,6 +194,15 @@ export class UpgradesService {
     }
     if (upgrade.status === 'running') await this.rollbacks.recordPriorState(tx, upgrade, steps);
     await this.upgrades.insert(tx.em, upgrade, steps);
+    // "Upgrade now" records its own action (agent.upgrade-now) with this upgrade in its summary.
+    if (origin !== 'upgrade-now')
+      await this.audit.record(tx, by, {
+        action: 'upgrade.create',
+        target: 'upgrade',
+        targetId: upgrade.id,
+        clusterId,
+        summary: `created ${describeUpgrade(upgrade, working.length)}`,
+      });
     await this.writer.saveUpgrade(tx, upgrade, steps);
     // Someone acted on these agents: whatever held auto-upgrade back from them is lifted.
     const acted =
@@ -242,15 +256,15 @@ export class UpgradesService {
   }
 
   /** No new step starts; running steps finish. */
-  pause(id: string): Promise<UpgradeDto> {
-    return this.transition(id, ['running'], 'pause', async (tx, upgrade, steps) => {
-      await this.writer.saveUpgrade(tx, upgrade, steps, 'paused', 'paused by an operator');
+  pause(id: string, by: Origin): Promise<UpgradeDto> {
+    return this.transition(id, ['running'], 'pause', by, async (tx, upgrade, steps) => {
+      await this.writer.saveUpgrade(tx, upgrade, steps, 'paused', `paused by ${actorName(by.actor)}`);
     });
   }
 
   /** Goes on after a pause (or after the canary units). Waits start counting again from now. */
-  resume(id: string): Promise<UpgradeDto> {
-    return this.transition(id, ['paused'], 'resume', async (tx, upgrade, steps) => {
+  resume(id: string, by: Origin): Promise<UpgradeDto> {
+    return this.transition(id, ['paused'], 'resume', by, async (tx, upgrade, steps) => {
       const now = this.clock.now();
       const waiting = steps.filter((s) => s.status === 'waiting');
       for (const step of waiting) step.waitingSince = now;
@@ -267,17 +281,17 @@ export class UpgradesService {
    * interrupted mid-install) and their outcome is recorded; the upgrade is finished when they are.
    * A scheduled upgrade gives its package back.
    */
-  cancel(id: string): Promise<UpgradeDto> {
-    return this.transition(id, LIVE_UPGRADE_STATUSES, 'cancel', async (tx, upgrade, steps) => {
+  cancel(id: string, by: Origin): Promise<UpgradeDto> {
+    return this.transition(id, LIVE_UPGRADE_STATUSES, 'cancel', by, async (tx, upgrade, steps) => {
       const now = this.clock.now();
       const stopped = await stopUnstarted(tx, this.commands, steps, now, {
         command: 'the upgrade was cancelled',
-        step: 'cancelled by an operator',
+        step: `cancelled by ${actorName(by.actor)}`,
       });
       if (upgrade.status === 'scheduled') await this.packages.release(tx, upgrade.packageId, upgrade.id);
       if (!steps.some((s) => s.status === 'running')) upgrade.finishedAt = now;
       await this.writer.saveSteps(tx, upgrade, steps, stopped);
-      await this.writer.saveUpgrade(tx, upgrade, steps, 'cancelled', 'cancelled by an operator');
+      await this.writer.saveUpgrade(tx, upgrade, steps, 'cancelled', `cancelled by ${actorName(by.actor)}`);
       // The agents a started upgrade leaves behind stay behind until someone acts: auto-upgrade does
       // not undo a cancel. (One cancelled before it started changed nothing and leaves nothing.)
       const left = upgrade.startedAt
@@ -298,11 +312,12 @@ export class UpgradesService {
    * so a serving member that took back over hands over again before it is stopped: the unit's steps
    * that did not succeed are replaced by the new plan's.
    */
-  retry(id: string): Promise<UpgradeDto> {
+  retry(id: string, by: Origin): Promise<UpgradeDto> {
     return this.transition(
       id,
       ['failed', 'completed-with-errors', 'succeeded', 'cancelled'],
       'retry',
+      by,
       async (tx, upgrade, steps) => {
         if (upgrade.finishedAt === null) {
           throw new ConflictError(
@@ -411,22 +426,27 @@ export class UpgradesService {
    * does something or says why not (422): a legacy agent gets the manual instructions, an agent on
    * the targets is told so, a failed one whose upgrade was not the cluster's is pointed at its retry.
    */
-  async upgradeNow(
-    agentId: string,
-    caller: Principal | null,
-    origin: UpgradeOrigin = 'upgrade-now',
-  ): Promise<UpgradeDto> {
+  async upgradeNow(agentId: string, by: Origin, origin: UpgradeOrigin = 'upgrade-now'): Promise<UpgradeDto> {
     const { upgrade, steps } = await this.db.transaction(async (tx) => {
       const agent = await this.agents.require(agentId, tx);
       const cluster = await this.clusters.require(agent.clusterId, tx);
       const packageId = await this.upgradeNowPackage(tx, agent, cluster);
-      return this.createInTx(
+      const created = await this.createInTx(
         tx,
         cluster.id,
         { packageId, target: { agentIds: [agent.id] }, policy: 'default' },
         origin,
-        caller,
+        by,
       );
+      if (origin === 'upgrade-now')
+        await this.audit.record(tx, by, {
+          action: 'agent.upgrade-now',
+          target: 'agent',
+          targetId: agent.id,
+          clusterId: cluster.id,
+          summary: `upgrade now of agent "${agent.name}": created ${describeUpgrade(created.upgrade, 1)} (upgrade ${created.upgrade.id})`,
+        });
+      return created;
     });
     return toUpgradeDto(upgrade, steps);
   }
@@ -481,7 +501,7 @@ export class UpgradesService {
   }
 
   /** Re-runs the data migration of the agent's installed version (reference 000's manual migration tool). */
-  async migrate(agentId: string): Promise<MigrationDto> {
+  async migrate(agentId: string, by: Origin): Promise<MigrationDto> {
     return this.db.transaction(async (tx) => {
       const agent = await this.agents.require(agentId, tx);
       if (agent.upgradeId) {
@@ -515,6 +535,13 @@ export class UpgradesService {
         payload: { version: agent.version },
         reference: `migrate:${agent.id}`,
       });
+      await this.audit.record(tx, by, {
+        action: 'agent.migrate',
+        target: 'agent',
+        targetId: agent.id,
+        clusterId: agent.clusterId,
+        summary: `queued the data migration of ${agent.version} on agent "${agent.name}" (command ${command.id})`,
+      });
       this.logger.log(`migration of ${agent.version} queued for agent ${agent.id}`);
       return { commandId: command.id, agentId: agent.id, version: agent.version, status: command.status };
     });
@@ -529,7 +556,8 @@ export class UpgradesService {
   private async transition(
     id: string,
     allowed: readonly UpgradeStatus[],
-    verb: string,
+    verb: 'pause' | 'resume' | 'cancel' | 'retry',
+    by: Origin,
     change: (tx: Tx, upgrade: Upgrade, steps: UpgradeStep[]) => Promise<void>,
   ): Promise<UpgradeDto> {
     const result = await this.db.transaction(async (tx) => {
@@ -543,7 +571,15 @@ export class UpgradesService {
         );
       }
       const steps = await this.upgrades.stepsOf(tx.em, id);
+      const before = upgrade.status;
       await change(tx, upgrade, steps);
+      await this.audit.record(tx, by, {
+        action: `upgrade.${verb}`,
+        target: 'upgrade',
+        targetId: id,
+        clusterId: upgrade.clusterId,
+        summary: `${verb}: upgrade to ${upgrade.packageVersion} went from ${before} to ${upgrade.status}`,
+      });
       tx.afterCommit(() => this.executor.poke());
       return { upgrade, steps };
     });
@@ -610,6 +646,11 @@ export class UpgradesService {
       prerequisites,
       idOf: (key) => stepId(pkg.id, use, key),
       batchWindows: windows.batches,
+      signatureRefusal: signatureRefusal(
+        cluster,
+        pkg,
+        (await this.signingKeys.keysOf(tx.em, clusterId)).map((k) => k.id),
+      ),
     };
   }
 
@@ -783,6 +824,11 @@ function refuseUnplannable(compiled: Compiled, [packageRefusal]: Array<{ code: s
       status: pkg.status,
       upgradeId: pkg.usedByUpgradeId ?? pkg.reservedByUpgradeId,
     });
+  if (compiled.signatureRefusal)
+    throw new UnprocessableError(compiled.signatureRefusal.code, compiled.signatureRefusal.message, {
+      packageId: pkg.id,
+      signingKey: pkg.signingKeyName,
+    });
   if (p.refusals.length) {
     throw new UnprocessableError('UPGRADE_REFUSED', p.refusals.map((r) => r.message).join(' '), {
       refusals: p.refusals,
@@ -799,12 +845,47 @@ function refuseUnplannable(compiled: Compiled, [packageRefusal]: Array<{ code: s
   }
 }
 
+/**
+ * Whether the cluster's agents would install the package's signature (docs/packages.md, "Signing"):
+ * they refuse an unsigned package where signatures are required, and a signature by a key no longer
+ * registered. Said before the upgrade is made rather than by every agent failing its step.
+ */
+export function signatureRefusal(
+  cluster: Pick<Cluster, 'name' | 'requireSignedPackages'>,
+  pkg: Pick<Package, 'id' | 'signature' | 'signingKeyId' | 'signingKeyName'>,
+  keyIds: string[],
+): { code: string; message: string } | null {
+  if (!pkg.signature) {
+    return cluster.requireSignedPackages
+      ? {
+          code: 'PACKAGE_UNSIGNED',
+          message: `Cluster ${cluster.name} requires signed packages and package ${pkg.id} was uploaded unsigned (before signatures were required): its agents would refuse it. Upload it again with its signature.`,
+        }
+      : null;
+  }
+  if (pkg.signingKeyId && !keyIds.includes(pkg.signingKeyId))
+    return {
+      code: 'PACKAGE_KEY_REMOVED',
+      message: `Package ${pkg.id} is signed by key "${pkg.signingKeyName}", which is no longer registered in cluster ${cluster.name}: its agents would refuse it. Register the key again, or upload the package signed by a registered key.`,
+    };
+  return null;
+}
+
+/** An upgrade in an audit summary: "an upgrade of 3 agent(s) to 2.1.0 (backup-first), running". */
+function describeUpgrade(upgrade: Upgrade, agents: number): string {
+  const when =
+    upgrade.scheduledAt && upgrade.status === 'scheduled'
+      ? `scheduled for ${upgrade.scheduledAt.toISOString()}`
+      : upgrade.status;
+  return `an upgrade of ${agents} agent(s) to ${upgrade.packageKind === 'webapps' ? 'web apps ' : ''}${upgrade.packageVersion} (${upgrade.resolvedPolicy}), ${when}`;
+}
+
 /** The upgrade row: running now, or scheduled for later. */
 function newUpgrade(
   clusterId: string,
   dto: CreateUpgradeDto,
   origin: UpgradeOrigin,
-  caller: Principal | null,
+  by: Origin,
   { plan: p, pkg, options, prerequisites }: Compiled,
   scheduledAt: Date | null,
   now: Date,
@@ -839,7 +920,8 @@ function newUpgrade(
     budgetFrom: null,
     percent: 0,
     reason: null,
-    createdByTokenId: caller?.tokenId ?? null,
+    createdByTokenId: by.actor.kind === 'user' ? by.actor.tokenId : null,
+    createdByName: by.actor.kind === 'user' ? by.actor.name : null,
     scheduledAt,
     startedAt: startsNow ? now : null,
     finishedAt: null,

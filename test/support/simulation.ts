@@ -1,3 +1,4 @@
+import { TEST_ORIGIN } from '../../src/testing/fixtures';
 import * as fc from 'fast-check';
 import { In } from 'typeorm';
 import { AgentCommandsService } from '../../src/cluster/agent-commands.service';
@@ -193,19 +194,24 @@ export class Simulation {
     let n = 0;
     const add = async (spec: SimAgentSpec, role: 'standalone' | 'main' | 'backup', group?: string) => {
       const name = `${group ?? 'solo'}-${role}-${n++}`;
-      const registered = await this.agentsService.register(cluster.id, {
-        name,
-        address: `${name}.sim`,
-        role,
-        ...(group ? { failoverGroup: group } : {}),
-      });
+      const registered = await this.agentsService.register(
+        cluster.id,
+        {
+          name,
+          address: `${name}.sim`,
+          role,
+          ...(group ? { failoverGroup: group } : {}),
+        },
+        TEST_ORIGIN,
+      );
       const paired = await this.protocol.pair({
         pairingKey: registered.pairingKey,
         version: '1.0.0',
         facts: { os: 'linux', freeDiskMb: 100_000 },
         capabilities: { remoteUpgrade: !spec.legacy },
       });
-      if (!spec.autoUpgrade && !spec.legacy) await this.agentsService.setAutoUpgrade(paired.agentId, false);
+      if (!spec.autoUpgrade && !spec.legacy)
+        await this.agentsService.setAutoUpgrade(paired.agentId, false, TEST_ORIGIN);
       this.agents.push({ spec, id: paired.agentId, name, version: '1.0.0', webappsVersion: null, failures: 0 });
     };
     for (const [i, u] of c.units.entries()) {
@@ -238,25 +244,25 @@ export class Simulation {
               allowLegacyPolicyOnMajor: true,
             },
           },
-          null,
+          TEST_ORIGIN,
         ),
       );
     } else if (operation.type === 'retry' && this.lastUpgradeId) {
       const id = this.lastUpgradeId;
-      upgradeId = await this.attempt(() => this.upgrades.retry(id));
+      upgradeId = await this.attempt(() => this.upgrades.retry(id, TEST_ORIGIN));
       if (upgradeId) this.retries.push({ at: this.clock.now(), upgradeId });
     } else if (operation.type === 'upgrade-now') {
       const agent = this.agents[operation.agent % this.agents.length];
-      upgradeId = await this.attempt(() => this.upgrades.upgradeNow(agent.id, null));
+      upgradeId = await this.attempt(() => this.upgrades.upgradeNow(agent.id, TEST_ORIGIN));
     }
     if (upgradeId) this.lastUpgradeId = upgradeId;
     for (let round = 0; round < OP_ROUNDS; round++) {
       if (operation.type === 'upgrade' && upgradeId) {
         const id = upgradeId;
-        if (operation.pauseAt === round) await this.attempt(() => this.upgrades.pause(id));
+        if (operation.pauseAt === round) await this.attempt(() => this.upgrades.pause(id, TEST_ORIGIN));
         if (operation.pauseAt !== null && operation.pauseAt + 2 === round)
-          await this.attempt(() => this.upgrades.resume(id));
-        if (operation.cancelAt === round) await this.attempt(() => this.upgrades.cancel(id));
+          await this.attempt(() => this.upgrades.resume(id, TEST_ORIGIN));
+        if (operation.cancelAt === round) await this.attempt(() => this.upgrades.cancel(id, TEST_ORIGIN));
       }
       await this.round(
         (agent) => !(agent.spec.away && round >= agent.spec.away[0] && round < agent.spec.away[1]),

@@ -1,6 +1,7 @@
 // Lockstep's dashboard: plain browser JavaScript (ES modules, no build step) on the public API and
 // its SSE streams. This module signs in and out and draws the view the address names.
 import { $, api, can, closeStream, describeError, h, page, state, TOKEN_KEY } from './lib.js';
+import { auditView } from './audit.js';
 import { clusterView } from './cluster.js';
 import { clustersView } from './clusters.js';
 import { tokensView } from './tokens.js';
@@ -47,6 +48,7 @@ async function render() {
     $('view').replaceChildren();
     $('who').textContent = '';
     $('nav-tokens').hidden = true;
+    $('nav-audit').hidden = true;
     $('token').focus();
     return;
   }
@@ -64,12 +66,14 @@ async function render() {
   }
   $('who').textContent = `${state.me.name} (${state.me.role})`;
   $('nav-tokens').hidden = !can('admin');
+  $('nav-audit').hidden = !can('admin');
   const view = h('div');
   const route = location.hash.replace(/^#\/?/, '').split('/');
   try {
     if (route[0] === 'clusters' && route[1]) await clusterView(view, route[1], () => seq === state.seq);
     else if (route[0] === 'upgrades' && route[1]) await upgradeView(view, route[1], () => seq === state.seq);
     else if (route[0] === 'tokens') await tokensView(view);
+    else if (route[0] === 'audit') await auditView(view);
     else await clustersView(view);
   } catch (error) {
     view.append(h('p', { class: 'error', role: 'alert' }, describeError(error)));

@@ -645,7 +645,14 @@ function packagesSection(clusterId, packages) {
                 h('td', {}, p.version),
                 h('td', {}, p.kind),
                 h('td', {}, badge(p.status)),
-                h('td', { class: 'opt' }, localDateTime(p.uploadedAt)),
+                h(
+                  'td',
+                  { class: 'opt' },
+                  localDateTime(p.uploadedAt),
+                  p.uploadedBy
+                    ? h('span', { class: 'muted' }, ` by ${p.uploadedBy.name ?? p.uploadedBy.tokenId}`)
+                    : null,
+                ),
                 h('td', {}, p.usedByUpgradeId ? h('a', { href: `#/upgrades/${p.usedByUpgradeId}` }, 'upgrade') : '—'),
               ),
             ),

@@ -192,6 +192,7 @@ function planView(name) {
         { class: 'muted' },
         `${u.resolvedPolicy}, ${u.units} unit(s)`,
         u.scheduledAt ? `, scheduled for ${localDateTime(u.scheduledAt)}` : '',
+        u.createdBy ? `, created by ${u.createdBy.name ?? u.createdBy.tokenId}` : `, created by Lockstep (${u.origin})`,
       ),
       ...u.warnings.map((w) => h('p', { class: 'notice' }, w.message)),
     );
@@ -405,6 +406,11 @@ function historyFold() {
 
 /** An event as a line of the log (without its id and time). */
 function describeEvent(e, who) {
+  // The person whose call caused it (docs/audit.md); Lockstep's own events and agents' reports name nobody.
+  return e.actor ? `${describeData(e, who)} (by ${e.actor})` : describeData(e, who);
+}
+
+function describeData(e, who) {
   const d = e.data;
   return e.type === 'task.progress'
     ? `${who(d.agentId)} ${d.kind} ${d.status}${d.phase ? ' ' + d.phase : ''} ${d.percent}%${d.message ? ` (${d.message})` : ''}`

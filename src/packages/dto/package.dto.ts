@@ -1,3 +1,4 @@
+import { TokenRefDto, tokenRefOf } from '../../audit/dto/audit.dto';
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
 import { IsIn, IsOptional } from 'class-validator';
 import { PageQuery } from '../../common/page-query';
@@ -59,6 +60,8 @@ export class PackageDto {
   @ApiProperty({ format: 'date-time' }) uploadedAt: string;
   @ApiProperty({ type: String, nullable: true, format: 'date-time' }) completedAt: string | null;
   @ApiProperty({ type: String, nullable: true, format: 'uuid' }) usedByUpgradeId: string | null;
+  @ApiProperty({ type: TokenRefDto, nullable: true, description: 'The API token that uploaded it.' })
+  uploadedBy: TokenRefDto | null;
   @ApiProperty({
     type: 'array',
     items: { type: 'object' },
@@ -103,6 +106,7 @@ export function toPackageDto(pkg: Package): PackageDto {
     uploadedAt: pkg.uploadedAt.toISOString(),
     completedAt: pkg.completedAt?.toISOString() ?? null,
     usedByUpgradeId: pkg.usedByUpgradeId,
+    uploadedBy: tokenRefOf(pkg.uploadedByTokenId, pkg.uploadedByName),
     warnings: pkg.warnings,
     signed: pkg.signature !== null && pkg.signingKeyId !== null,
     signingKey: pkg.signingKeyId ? { id: pkg.signingKeyId, name: pkg.signingKeyName ?? '' } : null,

@@ -9,6 +9,7 @@ import { ClusterCountIndexes1796200000000 } from './1796200000000-ClusterCountIn
 import { Rollbacks1796250000000 } from './1796250000000-Rollbacks';
 import { AgentLabels1796300000000 } from './1796300000000-AgentLabels';
 import { MaintenanceWindows1796400000000 } from './1796400000000-MaintenanceWindows';
+import { AuditTrail1796500000000 } from './1796500000000-AuditTrail';
 import { SigningKeys1796600000000 } from './1796600000000-SigningKeys';
 
 /** Applied in this order; add each generated migration here. */
@@ -24,5 +25,6 @@ export const SQLITE_MIGRATIONS = [
   Rollbacks1796250000000,
   AgentLabels1796300000000,
   MaintenanceWindows1796400000000,
+  AuditTrail1796500000000,
   SigningKeys1796600000000,
 ];
