@@ -143,12 +143,13 @@ export async function createApp(config: AppConfig, overrides: AppOverrides = {})
 /**
  * A refused or failed call of an audited route is recorded before it is answered (docs/audit.md).
  * Not a 429: the address is already over its limit of failed token checks, and recording each
- * further try would let anyone without a token fill the trail.
+ * further try would let anyone without a token fill the trail. Not a 503: the database could not
+ * take a write (or the process is stopping), so the record would wait for it only to fail too.
  */
 function recordRefusals(audit: AuditTrail): BeforeErrorAnswer {
   return async (request, answer) => {
     const audited = request as unknown as AuditedRequest;
-    if (!audited.auditedRoute || answer.status === 429) return;
+    if (!audited.auditedRoute || answer.status === 429 || answer.status === 503) return;
     await audit.recordRefusal({
       route: audited.auditedRoute,
       origin: originOfRequest(audited),

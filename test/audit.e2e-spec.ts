@@ -1,7 +1,10 @@
+import { generateKeyPairSync } from 'node:crypto';
 import { AuditRetention } from '../src/audit/audit-retention';
 import { ManualClock } from '../src/common/clock';
+import { packageArchive } from './support/archives';
 import { givenCluster, givenNamedAgents, givenPackage } from './support/builders';
-import { Fleet } from './support/fleet';
+import { FakeAgent } from './support/fake-agent';
+import { Fleet, obedient, type Outcome } from './support/fleet';
 import { describeEachDatabase, TestApp } from './support/test-app';
 
 /**
@@ -93,6 +96,105 @@ describeEachDatabase('audit trail', (kind) => {
     // The upgrade's whole story, newest first.
     const story = (await audit({ targetId: upgradeId })).items.map((r) => r.action);
     expect(story).toEqual(['upgrade.resume', 'upgrade.pause', 'upgrade.create']);
+  });
+
+  it('records the success of every audited route: each x-audit action of the OpenAPI document, made by a person or the agent pairing', async () => {
+    const walker = await t.tokenFor('admin', 'walker');
+    const as = () => t.as(walker);
+    const secrets: string[] = [walker];
+    const temp = await as().post('/api/v1/tokens').send({ name: 'temp', role: 'viewer' }).expect(201);
+    secrets.push(temp.body.secret);
+    await as().delete(`/api/v1/tokens/${temp.body.id}`).expect(200);
+    const cluster = (await as().post('/api/v1/clusters').send({ name: 'walk', product: 'acme-agent' }).expect(201))
+      .body;
+    await as()
+      .patch(`/api/v1/clusters/${cluster.id}`)
+      .send({ defaultOptions: { maxParallel: 1 } })
+      .expect(200);
+    const spare = (await as().post('/api/v1/clusters').send({ name: 'walk-spare', product: 'x' }).expect(201)).body;
+    await as().delete(`/api/v1/clusters/${spare.id}`).expect(204);
+    const publicKey = generateKeyPairSync('ed25519').publicKey.export({ type: 'spki', format: 'pem' }).toString();
+    const key = await as()
+      .post(`/api/v1/clusters/${cluster.id}/signing-keys`)
+      .send({ name: 'k', publicKey })
+      .expect(201);
+    await as().delete(`/api/v1/clusters/${cluster.id}/signing-keys/${key.body.id}`).expect(204);
+
+    const members: Array<{ name: string; agent: FakeAgent }> = [];
+    const join = async (name: string) => {
+      const registered = await as()
+        .post(`/api/v1/clusters/${cluster.id}/agents`)
+        .send({ name, address: `${name}.walk`, role: 'standalone' })
+        .expect(201);
+      secrets.push(registered.body.pairingKey);
+      const agent = await FakeAgent.pair(t, registered.body.pairingKey);
+      secrets.push(agent.token);
+      await agent.heartbeat();
+      members.push({ name, agent });
+      return registered.body.id as string;
+    };
+    const [a, , c] = [await join('a'), await join('b'), await join('c')];
+    await as()
+      .patch(`/api/v1/agents/${a}`)
+      .send({ labels: { rack: 'r1' } })
+      .expect(200);
+    await as().put(`/api/v1/agents/${c}/auto-upgrade`).send({ enabled: false }).expect(200);
+    // c fails its first upgrade (then retry has something to run again); everything else goes well.
+    let cUpgrades = 0;
+    const fleet = new Fleet(t, members, (name, command): Outcome =>
+      name === 'c' && command.type === 'upgrade' && cUpgrades++ === 0
+        ? { status: 'failed', error: 'disk full' }
+        : obedient(name, command),
+    );
+    await as().post(`/api/v1/agents/${a}/migrate`).expect(202);
+    await fleet.round();
+
+    const packageId = await givenPackage(t, cluster.id, {}, walker);
+    const extra = await as()
+      .post(`/api/v1/clusters/${cluster.id}/packages`)
+      .field('mode', 'upload-only')
+      .attach('file', packageArchive({ version: '1.2.0' }), 'p.tar.gz')
+      .expect(201);
+    await as().delete(`/api/v1/packages/${extra.body.id}`).expect(204);
+    const upgrade = await as()
+      .post(`/api/v1/clusters/${cluster.id}/upgrades`)
+      .send({ packageId, target: { all: true } })
+      .expect(201);
+    await as().post(`/api/v1/upgrades/${upgrade.body.id}/pause`).expect(200);
+    await as().post(`/api/v1/upgrades/${upgrade.body.id}/resume`).expect(200);
+    await fleet.until(upgrade.body.id, ['completed-with-errors', 'failed']);
+    await as().post(`/api/v1/upgrades/${upgrade.body.id}/retry`).expect(200);
+    await fleet.until(upgrade.body.id, ['succeeded']);
+
+    // A late agent, brought up "now", then that upgrade cancelled, the agent re-keyed and removed.
+    const d = await join('d');
+    const now = await as().post(`/api/v1/agents/${d}/upgrade-now`).expect(201);
+    await as().post(`/api/v1/upgrades/${now.body.id}/cancel`).expect(200);
+    const rekeyed = await as().post(`/api/v1/agents/${d}/pairing-key`).expect(201);
+    secrets.push(rekeyed.body.pairingKey);
+    await as().delete(`/api/v1/agents/${d}`).expect(200);
+    await as().post(`/api/v1/upgrades/${upgrade.body.id}/rollback`).expect(200);
+
+    const document = (await t.http().get('/api/docs-json').expect(200)).body as {
+      paths: Record<string, Record<string, { 'x-audit'?: { action: string } | false }>>;
+    };
+    const routeActions = new Set(
+      Object.values(document.paths).flatMap((ops) =>
+        Object.values(ops).flatMap((op) => (op['x-audit'] ? [op['x-audit'].action] : [])),
+      ),
+    );
+    const walkerId = (await as().get('/api/v1/session').expect(200)).body.tokenId;
+    const agentIds = new Set(members.map((m) => m.agent.agentId));
+    const mine = (await audit({ limit: 1000 })).items.filter(
+      (r) => r.outcome === 'ok' && (r.actor.tokenId === walkerId || agentIds.has(r.actor.agentId)),
+    );
+    expect(routeActions.size).toBe(23);
+    expect([...routeActions].filter((action) => !mine.some((r) => r.action === action))).toEqual([]);
+    // The pairings are the agents' own; everything else the walker's.
+    expect(mine.filter((r) => r.action === 'agent.pair').every((r) => r.actor.kind === 'agent')).toBe(true);
+    expect(mine.filter((r) => r.action !== 'agent.pair').every((r) => r.actor.name === 'walker')).toBe(true);
+    const text = JSON.stringify(mine);
+    expect(secrets.filter((secret) => text.includes(secret))).toEqual([]);
   });
 
   it('records a refused call, with its code, and nothing else', async () => {

@@ -736,7 +736,8 @@ function focusedOutline(page: Page): Promise<{ id: string; outline: string }> {
     );
     expect(await visibleIds(page)).toContain(ids[0]);
     expect(await page.locator('#events .line').first().textContent()).toMatch(
-      new RegExp(`^#${ids[0]} .* upgrade \\w+ \\d+%$`),
+      // The person who caused it, when one did (docs/audit.md).
+      new RegExp(`^#${ids[0]} .* upgrade \\w+ \\d+%( \\(by [^)]+\\))?$`),
     );
 
     // A live event while the reader is up there: counted, but the view stays where it was.
@@ -1092,6 +1093,7 @@ function focusedOutline(page: Page): Promise<{ id: string; outline: string }> {
     await expectText(page, '#audit-records tbody tr:first-child', /token\.revoke.*revoked viewer token "wallboard"/);
     await expectText(page, '#audit-records', /cluster\.delete.*refused 409.*CLUSTER_NOT_EMPTY/);
     await page.getByLabel('Action').fill('agent.register');
+    await page.locator('#audit-cluster').selectOption({ label: 'onboarding' });
     await page.getByRole('button', { name: 'Show' }).click();
     await expectText(page, '#audit-records tbody tr:first-child', /refused 409/);
     expect(await page.locator('#audit-records tbody tr').count()).toBe(2);

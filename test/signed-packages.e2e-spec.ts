@@ -1,10 +1,11 @@
-import { createHash, generateKeyPairSync } from 'node:crypto';
+import { createHash, generateKeyPairSync, randomUUID } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { buildPackage, signArchive } from '../src/agent/build-package';
 import { Package } from '../src/packages/package.entity';
-import { signPackage } from '../src/protocol/package-signing';
+import { SigningKey } from '../src/cluster/signing-key.entity';
+import { parsePublicKey, signPackage } from '../src/protocol/package-signing';
 import { AgentProcess } from './support/agent-process';
 import { packageArchive } from './support/archives';
 import { givenAgent, givenCluster } from './support/builders';
@@ -204,7 +205,7 @@ describeEachDatabase('signed packages', (kind) => {
   });
 
   it('a real reference agent installs a signed package with a key it got on a heartbeat, and refuses one whose signature does not verify, even served by the server', async () => {
-    const { c, release } = await signedCluster();
+    const { c } = await signedCluster();
     const registered = await givenAgent(t, c.id, { name: 'signed-agent' });
     const seed = await buildPackage({
       dir: SAMPLE,
@@ -271,15 +272,31 @@ describeEachDatabase('signed packages', (kind) => {
     expect((await upgrade(good.id, ['succeeded', 'failed'])).status).toBe('succeeded');
     expect(fs.readlinkSync(path.join(home, 'current'))).toBe(path.join('versions', '1.1.0'));
 
-    // A compromised server: the signed 1.2.0 is replaced, on disk and in the database, by other
-    // bytes, which the server then serves consistently (size, sha256, the download's headers).
-    const signed = await uploadSigned('1.2.0', release.privateKey);
-    const evil = packageArchive({ version: '1.2.0', notes: 'not what was signed' }, [
-      { path: './bin/product.js', body: 'console.log("evil");\n' },
-    ]);
+    // A compromised server: whoever holds its database adds a key of their own straight into the
+    // table (no revision bump, so agents are never sent it), uploads other bytes signed with it,
+    // and the server, trusting its own table, accepts them and serves them consistently.
+    const evilKey = keyPair();
+    const parsed = parsePublicKey(evilKey.publicKey);
+    await t.db.transaction((tx) =>
+      tx.em.insert(SigningKey, {
+        id: randomUUID(),
+        clusterId: c.id,
+        name: 'intruder',
+        publicKey: parsed.pem,
+        fingerprint: parsed.fingerprint,
+        createdAt: new Date(),
+        createdByTokenId: null,
+      }),
+    );
+    const evil = packageArchive(
+      { version: '1.2.0', prerequisites: { fromVersion: '>=1.1.0' }, notes: 'not what was signed' },
+      [{ path: './bin/product.js', body: 'console.log("evil");\n' }],
+    );
     const evilSha = sha256(evil);
-    fs.writeFileSync(path.join(storeDir(), `${evilSha}.tar.gz`), evil);
-    await t.db.transaction((tx) => tx.em.update(Package, { id: signed.id }, { sha256: evilSha, size: evil.length }));
+    const evilUpload = await upload(c.id, evil, signPackage(evilSha, evilKey.privateKey));
+    expect(evilUpload.body).toMatchObject({ signed: true });
+    const signed = evilUpload.body;
+    expect(signed).toMatchObject({ signed: true, signingKey: { name: 'intruder' } });
 
     const failed = await upgrade(signed.id, ['succeeded', 'failed']);
     expect(failed.status).toBe('failed');

@@ -1,6 +1,7 @@
 import { Injectable, Logger } from '@nestjs/common';
 import { Interval } from '@nestjs/schedule';
 import { Clock } from '../common/clock';
+import { deleteOlderThanDays } from '../common/retention';
 import { type AppConfig, InjectAppConfig } from '../config/app-config';
 import { Leadership } from '../database/leadership';
 import { AuditTrail } from './audit-trail.service';
@@ -24,16 +25,13 @@ export class AuditRetention {
     if (this.leadership.isLeader) await this.clean();
   }
 
-  async clean(): Promise<number> {
-    try {
-      const cutoff = new Date(this.clock.now().getTime() - this.config.auditRetentionDays * 86400_000);
-      const deleted = await this.audit.deleteOlderThan(cutoff);
-      if (deleted)
-        this.logger.log(`deleted ${deleted} audit record(s) older than ${this.config.auditRetentionDays} days`);
-      return deleted;
-    } catch (error) {
-      this.logger.error(`audit retention failed: ${(error as Error).message}`);
-      return 0;
-    }
+  clean(): Promise<number> {
+    return deleteOlderThanDays(
+      'audit record(s)',
+      this.config.auditRetentionDays,
+      this.clock.now(),
+      (cutoff) => this.audit.deleteOlderThan(cutoff),
+      this.logger,
+    );
   }
 }

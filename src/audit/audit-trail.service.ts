@@ -62,8 +62,9 @@ export class AuditTrail {
   /** Records a refused (4xx) or failed (5xx) call; never throws: the caller's answer goes out regardless. */
   async recordRefusal(refusal: AuditRefusal): Promise<void> {
     const { route, origin, params, status, code, message } = refusal;
-    const param = route.param ? params[route.param] : undefined;
-    const clusterId = typeof params.clusterId === 'string' ? params.clusterId : null;
+    // Ids only as route parameters hold them when well formed: a refused call's path is the caller's text.
+    const param = route.param ? uuidOrNull(params[route.param]) : null;
+    const clusterId = uuidOrNull(params.clusterId);
     try {
       await this.db.transaction((tx) =>
         tx.em.insert(
@@ -73,8 +74,8 @@ export class AuditTrail {
             {
               action: route.action,
               target: route.target,
-              targetId: typeof param === 'string' ? param : null,
-              clusterId: route.target === 'cluster' && typeof param === 'string' ? param : clusterId,
+              targetId: param,
+              clusterId: route.target === 'cluster' ? param : clusterId,
               summary: `${code}: ${message}`,
             },
             this.clock.now(),
@@ -159,6 +160,10 @@ export function auditRecordOf(
     ...result,
   };
 }
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+const uuidOrNull = (value: unknown): string | null =>
+  typeof value === 'string' && UUID.test(value) ? value.toLowerCase() : null;
 
 const tokenIdOf = (actor: Actor): string | null =>
   actor.kind === 'user' ? actor.tokenId : actor.kind === 'agent' ? (actor.tokenId ?? null) : null;

@@ -2235,6 +2235,8 @@ export interface operations {
   AuditController_list: {
     parameters: {
       query?: {
+        /** @description Items per page (each list has its own default). */
+        limit?: number;
         /** @description Only this actor: a token's id, a token's name, or an agent's id. */
         actor?: string;
         /** @description Only this cluster's records. */
@@ -2254,7 +2256,6 @@ export interface operations {
         to?: string;
         /** @description Records older than this id: the previous page's nextBeforeId. */
         beforeId?: number;
-        limit?: number;
       };
       header?: never;
       path?: never;

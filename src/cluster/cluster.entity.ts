@@ -48,15 +48,20 @@ export class Cluster {
   @JsonColumn({ nullable: true })
   windows: MaintenanceWindow[] | null;
 
-  /** Uploads must carry a signature by one of the cluster's signing keys, and agents refuse unsigned packages. */
-  @Column({ type: 'boolean', default: false })
+  /**
+   * Uploads must carry a signature by one of the cluster's signing keys, and agents refuse unsigned
+   * packages. Never written by a save of the whole row (`update: false`): a save from a stale read
+   * would put an old policy back; ClusterRepository.setSigningRequirement writes it.
+   */
+  @Column({ type: 'boolean', default: false, update: false })
   requireSignedPackages: boolean;
 
   /**
    * Bumped on every change of the signing keys or requireSignedPackages: agents send back the one
-   * they hold, and a heartbeat carries the policy only when theirs is out of date.
+   * they hold, and a heartbeat carries the policy only when theirs is out of date. Only ever
+   * incremented in SQL (`update: false`), never saved from a read that may be stale.
    */
-  @Column({ type: 'integer', default: 0 })
+  @Column({ type: 'integer', default: 0, update: false })
   signingRevision: number;
 
   @TimestampColumn()

@@ -25,6 +25,16 @@ export class ClusterRepository {
     ]);
   }
 
+  /** Turns the signature requirement on or off, a change of the signing policy like a key's. */
+  async setSigningRequirement(em: EntityManager, id: string, required: boolean): Promise<void> {
+    await em.query(
+      this.db.sql(
+        'UPDATE "clusters" SET "requireSignedPackages" = $1, "signingRevision" = "signingRevision" + 1 WHERE "id" = $2',
+      ),
+      [this.db.type === 'sqlite' ? Number(required) : required, id],
+    );
+  }
+
   findByName(name: string, em: EntityManager = this.db.reader): Promise<Cluster | null> {
     return em.findOneBy(Cluster, { name });
   }

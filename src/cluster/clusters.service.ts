@@ -232,8 +232,9 @@ export class ClustersService implements OnModuleInit {
     const locked = await this.clusters.findForUpdate(tx.em, cluster.id, tx.rowLock !== undefined);
     if (required && (await tx.em.countBy(SigningKey, { clusterId: cluster.id })) === 0)
       throw this.noSigningKey(cluster.name, cluster.id);
+    await this.clusters.setSigningRequirement(tx.em, cluster.id, required);
+    // For the answer: from the locked row, which a key registered since `cluster` was read bumped too.
     cluster.requireSignedPackages = required;
-    // From the locked row: a key registered since `cluster` was read bumped it too.
     cluster.signingRevision = Number(locked?.signingRevision ?? cluster.signingRevision) + 1;
   }
 

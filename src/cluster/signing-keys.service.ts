@@ -108,14 +108,12 @@ export class SigningKeysService {
     return em.find(SigningKey, { where: { clusterId }, order: { createdAt: 'ASC', id: 'ASC' } });
   }
 
-  /** How many keys the cluster has (turning requireSignedPackages on needs one). */
-  countIn(tx: Tx, clusterId: string): Promise<number> {
-    return tx.em.countBy(SigningKey, { clusterId });
-  }
-
   /** The policy agents receive: on pairing, and on heartbeats when their revision is out of date. */
   async policyOf(clusterId: string, em: EntityManager = this.db.reader): Promise<SigningPolicy> {
-    const [cluster, keys] = await Promise.all([this.requireCluster(em, clusterId), this.keysOf(em, clusterId)]);
+    // The revision first, then the keys: keys newer than their revision cost one more resend, while
+    // keys older than it (reads in the other order, or at once on two pooled connections) would stay.
+    const cluster = await this.requireCluster(em, clusterId);
+    const keys = await this.keysOf(em, clusterId);
     return {
       revision: cluster.signingRevision,
       requireSignedPackages: cluster.requireSignedPackages,
@@ -123,12 +121,8 @@ export class SigningKeysService {
     };
   }
 
-  /** Deleting a cluster deletes its keys (they are configuration, not history). */
-  async deleteAllIn(tx: Tx, clusterId: string): Promise<void> {
-    await tx.em.delete(SigningKey, { clusterId });
-  }
-
-  private async lockCluster(tx: Tx, clusterId: string): Promise<Cluster> {
+  /** The cluster, its row locked on PostgreSQL: what a change of keys takes, and an upload's last check of its signature. */
+  async lockCluster(tx: Tx, clusterId: string): Promise<Cluster> {
     const cluster = await this.clusters.findForUpdate(tx.em, clusterId, tx.rowLock !== undefined);
     if (!cluster) throw new NotFoundError('Cluster', clusterId);
     return cluster;

@@ -6,8 +6,8 @@ import { IsInt, IsOptional, Max, Min } from 'class-validator';
 export const QueryInt = () =>
   Transform(({ value }: { value: unknown }) => (/^\d+$/.test(String(value)) ? Number(value) : value));
 
-/** `limit` and `offset` of a paged list; lists extend it with their filters. */
-export class PageQuery {
+/** `limit` of a list read a page at a time; lists paged by a cursor (the audit trail) extend it. */
+export class LimitQuery {
   @ApiPropertyOptional({ minimum: 1, maximum: 1000, description: 'Items per page (each list has its own default).' })
   @IsOptional()
   @QueryInt()
@@ -15,7 +15,10 @@ export class PageQuery {
   @Min(1, { message: 'limit must be a whole number from 1 to 1000' })
   @Max(1000, { message: 'limit must be a whole number from 1 to 1000' })
   limit?: number;
+}
 
+/** `limit` and `offset` of a paged list; lists extend it with their filters. */
+export class PageQuery extends LimitQuery {
   @ApiPropertyOptional({ default: 0 })
   @IsOptional()
   @QueryInt()

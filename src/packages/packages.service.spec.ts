@@ -92,6 +92,8 @@ function rig() {
   installer.install.mockResolvedValue({ upgradeId: 'upgrade-1' });
   const signingKeys = mockOf<SigningKeysService>();
   signingKeys.keysOf.mockResolvedValue([]);
+  // The last check, in the storing transaction, reads the cluster as the first one did.
+  signingKeys.lockCluster.mockImplementation(() => clusters.require('cluster-1'));
   const service = new PackagesService(
     db.asDatabase(),
     packages,
@@ -367,6 +369,18 @@ describe('PackagesService.accept: signatures (docs/packages.md, "Signing")', () 
     expect(error).toMatchObject({ status: 422, code: 'SIGNATURE_REQUIRED', details: { field: 'signature' } });
     expect(error.message).toContain('form field "signature"');
     expectNothingStored(r);
+  });
+
+  it('checks again where it stores: signatures required meanwhile refuse the unsigned upload, and nothing is left', async () => {
+    const r = signedRig(false);
+    // An admin turned the requirement on between the first check and the storing transaction.
+    r.signingKeys.lockCluster.mockResolvedValue(aCluster({ requireSignedPackages: true }));
+
+    const error = await refusalOf(r.accept(anUpload()));
+
+    expect(error).toMatchObject({ status: 422, code: 'SIGNATURE_REQUIRED' });
+    expect(r.db.only().state).toBe('rolled-back');
+    expect(r.store.removeStored).toHaveBeenCalledWith(SHA);
   });
 
   it('stores an unsigned package where signatures are not required, as unsigned', async () => {

@@ -38,6 +38,8 @@ export const INSTALL_FIELDS = ['target', 'policy', 'options', 'scheduledAt'];
 
 /** An upload's signature, checked: what the package row keeps (all null for an unsigned package). */
 type CheckedSignature = Pick<Package, 'signature' | 'signingKeyId' | 'signingKeyName'>;
+/** The upload's signature checked again in the transaction that stores it. */
+type ConfirmSignature = (tx: Tx) => Promise<CheckedSignature>;
 
 /**
  * What an upload with mode=install installs, given by the caller of `accept` (the upgrades module,
@@ -102,14 +104,14 @@ export class PackagesService {
       const install = await this.installFor(upload.fields, installer);
       const manifest = await this.checkManifest(clusterId, upload);
       const signed = await this.checkSignature(clusterId, upload);
+      // Checked again in the transaction that stores, under the cluster's row lock: a key deleted or
+      // the requirement turned on meanwhile refuses the upload there (docs/packages.md, "Signing").
+      const confirm: ConfirmSignature = (tx) => this.checkSignature(clusterId, upload, tx);
       const existing = await this.packages.findBySha256(clusterId, upload.archive.sha256);
-      if (existing) {
-        const pkg = await this.signExisting(existing, signed);
-        return { created: false, ...(await this.installExisting(pkg, install, origin)) };
-      }
+      if (existing) return { created: false, ...(await this.installExisting(existing, install, origin, confirm)) };
       const check = await this.checkUploadPrerequisites(clusterId, manifest);
       const pkg = Object.assign(this.newPackage(clusterId, upload, origin, manifest, check), signed);
-      return await this.storeNew(pkg, upload, install, origin);
+      return await this.storeNew(pkg, upload, install, origin, confirm);
     } finally {
       await this.store.removeTemp(upload.tempPath);
     }
@@ -159,8 +161,8 @@ export class PackagesService {
    * hashed and before anything is stored (docs/packages.md, "Signing"). A signature must verify
    * wherever it is given; none at all is refused only where the cluster requires signed packages.
    */
-  private async checkSignature(clusterId: string, upload: ReceivedUpload): Promise<CheckedSignature> {
-    const cluster = await this.clusters.require(clusterId);
+  private async checkSignature(clusterId: string, upload: ReceivedUpload, tx?: Tx): Promise<CheckedSignature> {
+    const cluster = tx ? await this.signingKeys.lockCluster(tx, clusterId) : await this.clusters.require(clusterId);
     const given = upload.fields.signature;
     if (given === undefined || given.trim() === '') {
       if (cluster.requireSignedPackages) {
@@ -180,7 +182,7 @@ export class PackagesService {
         'SIGNATURE_MALFORMED',
       );
     }
-    const keys = await this.signingKeys.keysOf(this.db.reader, clusterId);
+    const keys = await this.signingKeys.keysOf(tx?.em ?? this.db.reader, clusterId);
     const key = findSigningKey(upload.archive.sha256, given, keys);
     if (!key) {
       throw new UnprocessableError(
@@ -192,12 +194,15 @@ export class PackagesService {
     return { signature: given.trim(), signingKeyId: key.id, signingKeyName: key.name };
   }
 
-  /** The same bytes again, now with a valid signature: the package stored unsigned before keeps it. */
-  private async signExisting(existing: Package, signed: CheckedSignature): Promise<Package> {
-    if (existing.signature || !signed.signature) return existing;
-    await this.db.transaction((tx) => tx.em.update(Package, { id: existing.id }, signed));
-    this.logger.log(`package ${existing.id} is now signed by key ${signed.signingKeyId} (${signed.signingKeyName})`);
-    return Object.assign(existing, signed);
+  /**
+   * The same bytes again with a signature that verifies now: the stored package takes it (it was
+   * unsigned, or signed by a key since deleted). Answers whether it changed.
+   */
+  private async resign(tx: Tx, existing: Package, signed: CheckedSignature): Promise<boolean> {
+    if (!signed.signature || signed.signature === existing.signature) return false;
+    await tx.em.update(Package, { id: existing.id }, signed);
+    Object.assign(existing, signed);
+    return true;
   }
 
   /** The package's prerequisites against every agent of the cluster: a failure refuses the upload, unknowns are warnings. */
@@ -264,6 +269,7 @@ export class PackagesService {
     upload: ReceivedUpload,
     install: Install<T> | undefined,
     origin: Origin,
+    confirm: ConfirmSignature,
   ): Promise<AcceptedUpload<T>> {
     const alreadyStored = await this.store.exists(pkg.sha256);
     await this.store.commit(upload.tempPath, pkg.sha256);
@@ -271,15 +277,16 @@ export class PackagesService {
     try {
       // With mode=install the upgrade is made in the same transaction: refused, it leaves no package.
       installed = await this.db.transaction(async (tx) => {
+        Object.assign(pkg, await confirm(tx));
         await this.packages.insert(tx.em, pkg);
-        await this.recordUpload(tx, origin, pkg, true);
+        await this.recordUpload(tx, origin, pkg, 'new');
         await this.publish(tx, pkg);
         return install?.(tx, pkg);
       });
     } catch (error) {
       // The same bytes uploaded at the same moment: the other upload made the package.
       const raced = isUniqueViolation(error) ? await this.packages.findBySha256(pkg.clusterId, pkg.sha256) : null;
-      if (raced) return { created: false, ...(await this.installExisting(raced, install, origin)) };
+      if (raced) return { created: false, ...(await this.installExisting(raced, install, origin, confirm)) };
       if (!alreadyStored && !(await this.packages.sha256InUse(this.db.reader, pkg.sha256)))
         await this.store.removeStored(pkg.sha256);
       throw error;
@@ -298,9 +305,11 @@ export class PackagesService {
     existing: Package,
     install: Install<T> | undefined,
     origin: Origin,
+    confirm: ConfirmSignature,
   ): Promise<{ pkg: PackageDto; installed?: T }> {
     const installed = await this.db.transaction(async (tx) => {
-      await this.recordUpload(tx, origin, existing, false);
+      const resigned = await this.resign(tx, existing, await confirm(tx));
+      await this.recordUpload(tx, origin, existing, resigned ? 'resigned' : 'again');
       return install?.(tx, await this.require(existing.id, tx));
     });
     return {
@@ -310,7 +319,7 @@ export class PackagesService {
   }
 
   /** The upload's audit record, in the transaction that stores the package (or installs the one stored before). */
-  private recordUpload(tx: Tx, origin: Origin, pkg: Package, created: boolean): Promise<void> {
+  private recordUpload(tx: Tx, origin: Origin, pkg: Package, how: 'new' | 'again' | 'resigned'): Promise<void> {
     const what = `${pkg.product} ${pkg.version} (${pkg.kind}, sha256 ${pkg.sha256.slice(0, 12)}…, ${pkg.size} bytes)`;
     const signed = pkg.signingKeyName ? `, signed by key "${pkg.signingKeyName}"` : ', unsigned';
     return this.audit.record(tx, origin, {
@@ -318,9 +327,12 @@ export class PackagesService {
       target: 'package',
       targetId: pkg.id,
       clusterId: pkg.clusterId,
-      summary: created
-        ? `uploaded package ${what}${signed}`
-        : `uploaded package ${what} again: the same bytes as the package stored before, nothing new stored`,
+      summary:
+        how === 'new'
+          ? `uploaded package ${what}${signed}`
+          : how === 'resigned'
+            ? `uploaded package ${what} again: the same bytes as the package stored before, which takes the new signature by key "${pkg.signingKeyName}"`
+            : `uploaded package ${what} again: the same bytes as the package stored before, nothing new stored`,
     });
   }
 

@@ -1,6 +1,7 @@
 import { Injectable, Logger } from '@nestjs/common';
 import { Interval } from '@nestjs/schedule';
 import { Clock } from '../common/clock';
+import { deleteOlderThanDays } from '../common/retention';
 import { type AppConfig, InjectAppConfig } from '../config/app-config';
 import { Leadership } from '../database/leadership';
 import { ProgressEventRepository } from './progress-event.repository';
@@ -24,15 +25,13 @@ export class EventRetention {
     if (this.leadership.isLeader) await this.clean();
   }
 
-  async clean(): Promise<number> {
-    try {
-      const cutoff = new Date(this.clock.now().getTime() - this.config.eventRetentionDays * 86400_000);
-      const deleted = await this.events.deleteOlderThan(cutoff);
-      if (deleted) this.logger.log(`deleted ${deleted} event(s) older than ${this.config.eventRetentionDays} days`);
-      return deleted;
-    } catch (error) {
-      this.logger.error(`event retention failed: ${(error as Error).message}`);
-      return 0;
-    }
+  clean(): Promise<number> {
+    return deleteOlderThanDays(
+      'event(s)',
+      this.config.eventRetentionDays,
+      this.clock.now(),
+      (cutoff) => this.events.deleteOlderThan(cutoff),
+      this.logger,
+    );
   }
 }

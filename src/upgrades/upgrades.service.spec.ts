@@ -1,3 +1,5 @@
+import { generateKeyPairSync } from 'node:crypto';
+import { signPackage } from '../protocol/package-signing';
 import { SigningKeysService } from '../cluster/signing-keys.service';
 import { AuditTrail } from '../audit/audit-trail.service';
 import { RollbackPlanning } from './rollback-planning';
@@ -473,14 +475,24 @@ describe('UpgradesService.create: the status an upgrade starts in', () => {
 
 describe('signatureRefusal: what agents would refuse to install', () => {
   const cluster = (requireSignedPackages: boolean) => ({ name: 'prod', requireSignedPackages });
-  const signed = { id: 'package-1', signature: 'c2ln', signingKeyId: 'key-1', signingKeyName: 'ci' };
-  const unsigned = { ...signed, signature: null, signingKeyId: null, signingKeyName: null };
+  const pair = () => {
+    const { publicKey, privateKey } = generateKeyPairSync('ed25519');
+    return {
+      publicKey: publicKey.export({ type: 'spki', format: 'pem' }).toString(),
+      privateKey: privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(),
+    };
+  };
+  const release = pair();
+  const other = pair();
+  const sha256 = 'a'.repeat(64);
+  const signed = { id: 'package-1', sha256, signature: signPackage(sha256, release.privateKey), signingKeyName: 'ci' };
+  const unsigned = { ...signed, signature: null, signingKeyName: null };
 
   it.each([
-    ['unsigned where signatures are required', true, unsigned, ['key-1'], 'PACKAGE_UNSIGNED'],
+    ['unsigned where signatures are required', true, unsigned, [release], 'PACKAGE_UNSIGNED'],
     ['unsigned where they are not', false, unsigned, [], null],
-    ['signed by a registered key', true, signed, ['key-0', 'key-1'], null],
-    ['signed by a key since deleted, required', true, signed, ['key-2'], 'PACKAGE_KEY_REMOVED'],
+    ['signed by a registered key', true, signed, [other, release], null],
+    ['signed by a key since deleted, required', true, signed, [other], 'PACKAGE_KEY_REMOVED'],
     [
       'signed by a key since deleted, not required (agents check every signature)',
       false,

@@ -6,6 +6,7 @@ import { validate } from 'class-validator';
 import { randomUUID } from 'node:crypto';
 import { Agent } from '../cluster/agent.entity';
 import { AgentCommandsService } from '../cluster/agent-commands.service';
+import { findSigningKey } from '../protocol/package-signing';
 import { SigningKeysService } from '../cluster/signing-keys.service';
 import { AgentsService } from '../cluster/agents.service';
 import { Cluster } from '../cluster/cluster.entity';
@@ -646,11 +647,7 @@ export class UpgradesService {
       prerequisites,
       idOf: (key) => stepId(pkg.id, use, key),
       batchWindows: windows.batches,
-      signatureRefusal: signatureRefusal(
-        cluster,
-        pkg,
-        (await this.signingKeys.keysOf(tx.em, clusterId)).map((k) => k.id),
-      ),
+      signatureRefusal: signatureRefusal(cluster, pkg, await this.signingKeys.keysOf(tx.em, clusterId)),
     };
   }
 
@@ -852,8 +849,8 @@ function refuseUnplannable(compiled: Compiled, [packageRefusal]: Array<{ code: s
  */
 export function signatureRefusal(
   cluster: Pick<Cluster, 'name' | 'requireSignedPackages'>,
-  pkg: Pick<Package, 'id' | 'signature' | 'signingKeyId' | 'signingKeyName'>,
-  keyIds: string[],
+  pkg: Pick<Package, 'id' | 'sha256' | 'signature' | 'signingKeyName'>,
+  keys: Array<{ publicKey: string }>,
 ): { code: string; message: string } | null {
   if (!pkg.signature) {
     return cluster.requireSignedPackages
@@ -863,10 +860,11 @@ export function signatureRefusal(
         }
       : null;
   }
-  if (pkg.signingKeyId && !keyIds.includes(pkg.signingKeyId))
+  // By key material, as agents check it: a key deleted and registered again verifies again.
+  if (!findSigningKey(pkg.sha256, pkg.signature, keys))
     return {
       code: 'PACKAGE_KEY_REMOVED',
-      message: `Package ${pkg.id} is signed by key "${pkg.signingKeyName}", which is no longer registered in cluster ${cluster.name}: its agents would refuse it. Register the key again, or upload the package signed by a registered key.`,
+      message: `No signing key registered in cluster ${cluster.name} verifies the signature of package ${pkg.id} (signed by key "${pkg.signingKeyName}", since deleted): its agents would refuse it. Register that key again, or upload the package again with a signature by a registered key.`,
     };
   return null;
 }

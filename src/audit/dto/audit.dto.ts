@@ -1,11 +1,11 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
 import { IsIn, IsInt, IsISO8601, IsOptional, IsString, Length, Matches, Max, Min } from 'class-validator';
-import { QueryInt } from '../../common/page-query';
+import { LimitQuery, QueryInt } from '../../common/page-query';
 import { ACTOR_KINDS, type ActorKind, AUDIT_OUTCOMES, type AuditOutcome, AuditRecord } from '../audit-record.entity';
 import { AUDIT_TARGETS, type AuditTarget } from '../audit.decorators';
 
-/** GET /api/v1/audit: filters, newest first, a page at a time. */
-export class AuditQuery {
+/** GET /api/v1/audit: filters, newest first, a page at a time (limit 100 by default). */
+export class AuditQuery extends LimitQuery {
   @ApiPropertyOptional({ description: "Only this actor: a token's id, a token's name, or an agent's id." })
   @IsOptional()
   @IsString()
@@ -65,15 +65,8 @@ export class AuditQuery {
   @QueryInt()
   @IsInt({ message: 'beforeId must be a whole number (the nextBeforeId of the previous page)' })
   @Min(1, { message: 'beforeId must be a whole number (the nextBeforeId of the previous page)' })
+  @Max(2_147_483_647, { message: 'beforeId must be a whole number (the nextBeforeId of the previous page)' })
   beforeId?: number;
-
-  @ApiPropertyOptional({ default: 100, minimum: 1, maximum: 1000 })
-  @IsOptional()
-  @QueryInt()
-  @IsInt({ message: 'limit must be a whole number from 1 to 1000' })
-  @Min(1, { message: 'limit must be a whole number from 1 to 1000' })
-  @Max(1000, { message: 'limit must be a whole number from 1 to 1000' })
-  limit?: number;
 }
 
 export class AuditActorDto {

@@ -34,7 +34,16 @@ export async function auditView(view) {
     { id: 'audit-outcome' },
     OUTCOMES.map((o) => h('option', { value: o }, o || 'any')),
   );
+  const clusters = await api('GET', '/api/v1/clusters');
+  const cluster = h(
+    'select',
+    { id: 'audit-cluster' },
+    h('option', { value: '' }, 'any'),
+    clusters.map((c) => h('option', { value: c.id }, c.name)),
+  );
+  const target = h('input', { id: 'audit-target', type: 'text', placeholder: 'an upgrade, agent or package id' });
   const from = h('input', { id: 'audit-from', type: 'date' });
+  const to = h('input', { id: 'audit-to', type: 'date' });
   const error = h('p', { class: 'error', role: 'alert', id: 'audit-error' });
   const rows = h('tbody', {});
   const more = h('button', { type: 'button', class: 'secondary', id: 'audit-older', hidden: true }, 'Older');
@@ -45,7 +54,11 @@ export async function auditView(view) {
     if (actor.value.trim()) q.set('actor', actor.value.trim());
     if (action.value.trim()) q.set('action', action.value.trim());
     if (outcome.value) q.set('outcome', outcome.value);
+    if (cluster.value) q.set('clusterId', cluster.value);
+    if (target.value.trim()) q.set('targetId', target.value.trim());
     if (from.value) q.set('from', new Date(`${from.value}T00:00:00`).toISOString());
+    // Until the end of that day (local time).
+    if (to.value) q.set('to', new Date(new Date(`${to.value}T00:00:00`).getTime() + 86_400_000).toISOString());
     if (beforeId) q.set('beforeId', String(beforeId));
     return `/api/v1/audit?${q}`;
   };
@@ -96,7 +109,10 @@ export async function auditView(view) {
       field('Who', actor),
       field('Action', action),
       field('Outcome', outcome),
-      field('Since', from),
+      field('Cluster', cluster),
+      field('Target id', target),
+      field('From (day)', from),
+      field('Until (day)', to),
       h('div', { class: 'actions' }, h('button', { type: 'submit' }, 'Show')),
       error,
     ),
