@@ -1490,12 +1490,6 @@ export interface components {
        */
       deleted?: true;
     };
-    TokenRefDto: {
-      /** Format: uuid */
-      tokenId: string;
-      /** @description The token's name (null if it is no longer known). */
-      name: string | null;
-    };
     PackageDto: {
       /** Format: uuid */
       id: string;
@@ -1528,13 +1522,18 @@ export interface components {
       /** Format: uuid */
       usedByUpgradeId: string | null;
       /** @description The API token that uploaded it. */
-      uploadedBy: components['schemas']['TokenRefDto'] | null;
+      uploadedBy: {
+        /** Format: uuid */
+        tokenId: string;
+        /** @description The token's name then (null if it is no longer known). */
+        name: string | null;
+      } | null;
       /** @description Agents that could not be checked (unknown version or facts). */
       warnings: Record<string, never>[];
       /** @description Uploaded with a signature that one of the cluster's signing keys verified. */
       signed: boolean;
       /** @description The key that verified its signature (null: unsigned). */
-      signingKey?: {
+      signingKey: {
         /** Format: uuid */
         id: string;
         /** @description Its name when the package was uploaded. */
@@ -1812,7 +1811,12 @@ export interface components {
       reason: string | null;
       warnings: components['schemas']['NoticeDto'][];
       /** @description The API token that created it; null when Lockstep did (auto-upgrade). */
-      createdBy: components['schemas']['TokenRefDto'] | null;
+      createdBy: {
+        /** Format: uuid */
+        tokenId: string;
+        /** @description The token's name then (null if it is no longer known). */
+        name: string | null;
+      } | null;
       /** @description In plan order; absent in lists. */
       steps?: components['schemas']['StepDto'][];
     };

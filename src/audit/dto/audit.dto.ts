@@ -1,4 +1,4 @@
-import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
+import { ApiProperty, ApiPropertyOptional, type ApiPropertyOptions } from '@nestjs/swagger';
 import { IsIn, IsInt, IsISO8601, IsOptional, IsString, Length, Matches, Max, Min } from 'class-validator';
 import { LimitQuery, QueryInt } from '../../common/page-query';
 import { ACTOR_KINDS, type ActorKind, AUDIT_OUTCOMES, type AuditOutcome, AuditRecord } from '../audit-record.entity';
@@ -130,11 +130,26 @@ export function toAuditRecordDto(record: AuditRecord): AuditRecordDto {
 }
 
 /** Who created an upgrade or uploaded a package: the API token, by id and by its name then. */
-export class TokenRefDto {
-  @ApiProperty({ format: 'uuid' }) tokenId: string;
-  @ApiProperty({ type: String, nullable: true, description: "The token's name (null if it is no longer known)." })
+export interface TokenRefDto {
+  tokenId: string;
   name: string | null;
 }
+
+/**
+ * A nullable TokenRefDto's OpenAPI schema, inline: a `$ref` cannot be nullable in OpenAPI 3.0, and
+ * the contract check holds answers to the document.
+ */
+export const nullableTokenRef = (description: string): ApiPropertyOptions => ({
+  type: 'object',
+  nullable: true,
+  required: ['tokenId', 'name'],
+  selfRequired: true,
+  properties: {
+    tokenId: { type: 'string', format: 'uuid' },
+    name: { type: 'string', nullable: true, description: "The token's name then (null if it is no longer known)." },
+  },
+  description,
+});
 
 /** The token reference of a row's tokenId and name columns; null when none made it (Lockstep itself). */
 export const tokenRefOf = (tokenId: string | null, name: string | null): TokenRefDto | null =>

@@ -1,4 +1,4 @@
-import { TokenRefDto, tokenRefOf } from '../../audit/dto/audit.dto';
+import { nullableTokenRef, type TokenRefDto, tokenRefOf } from '../../audit/dto/audit.dto';
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
 import { IsIn, IsOptional } from 'class-validator';
 import { PageQuery } from '../../common/page-query';
@@ -60,7 +60,7 @@ export class PackageDto {
   @ApiProperty({ format: 'date-time' }) uploadedAt: string;
   @ApiProperty({ type: String, nullable: true, format: 'date-time' }) completedAt: string | null;
   @ApiProperty({ type: String, nullable: true, format: 'uuid' }) usedByUpgradeId: string | null;
-  @ApiProperty({ type: TokenRefDto, nullable: true, description: 'The API token that uploaded it.' })
+  @ApiProperty(nullableTokenRef('The API token that uploaded it.'))
   uploadedBy: TokenRefDto | null;
   @ApiProperty({
     type: 'array',
@@ -74,6 +74,7 @@ export class PackageDto {
     type: 'object',
     nullable: true,
     required: ['id', 'name'],
+    selfRequired: true,
     properties: {
       id: { type: 'string', format: 'uuid' },
       name: { type: 'string', description: 'Its name when the package was uploaded.' },

@@ -1,4 +1,4 @@
-import { TokenRefDto, tokenRefOf } from '../../audit/dto/audit.dto';
+import { nullableTokenRef, type TokenRefDto, tokenRefOf } from '../../audit/dto/audit.dto';
 import { ApiProperty, ApiPropertyOptional, OmitType } from '@nestjs/swagger';
 import { Type } from 'class-transformer';
 import { ArrayMaxSize, IsArray, IsDefined, IsIn, IsISO8601, IsOptional, IsUUID, ValidateNested } from 'class-validator';
@@ -230,11 +230,7 @@ export class UpgradeDto {
   @ApiProperty({ type: String, nullable: true, description: 'Why it paused, failed or was cancelled.' }) reason:
     string | null;
   @ApiProperty({ type: [NoticeDto] }) warnings: PlanNotice[];
-  @ApiProperty({
-    type: TokenRefDto,
-    nullable: true,
-    description: 'The API token that created it; null when Lockstep did (auto-upgrade).',
-  })
+  @ApiProperty(nullableTokenRef('The API token that created it; null when Lockstep did (auto-upgrade).'))
   createdBy: TokenRefDto | null;
   @ApiPropertyOptional({ type: [StepDto], description: 'In plan order; absent in lists.' }) steps?: StepDto[];
 }
