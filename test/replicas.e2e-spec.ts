@@ -132,6 +132,27 @@ async function admin(base: string, method: string, route: string, body?: unknown
   return json;
 }
 
+/**
+ * A cluster of four standalone agents on 1.0.0, made through the replica `target()` names then;
+ * the agents speak to whichever replica it names at each call (a test moves them).
+ */
+async function clusterOfFour(name: string, target: () => string): Promise<{ cluster: any; agents: HttpAgent[] }> {
+  const cluster = await admin(target(), 'POST', '/api/v1/clusters', { name, product: 'acme-agent' });
+  const agents: HttpAgent[] = [];
+  for (let i = 0; i < 4; i++) {
+    const registered = await admin(target(), 'POST', `/api/v1/clusters/${cluster.id}/agents`, {
+      name: `agent-${i}`,
+      address: `agent-${i}.lan`,
+      role: 'standalone',
+    });
+    const agent = new HttpAgent(`agent-${i}`, target);
+    await agent.pair(registered.pairingKey);
+    await agent.beat();
+    agents.push(agent);
+  }
+  return { cluster, agents };
+}
+
 /** An upgrade's steps, as a replica answers them. */
 const stepsOf = async (base: string, upgradeId: string) =>
   (await admin(base, 'GET', `/api/v1/upgrades/${upgradeId}`)).steps as Array<{ status: string; attempts: number }>;
@@ -204,19 +225,7 @@ describeWithPostgres('two replicas on one PostgreSQL [postgres]', () => {
     replicas.push(second);
 
     let target = first.url;
-    const cluster = await admin(target, 'POST', '/api/v1/clusters', { name: 'replicated', product: 'acme-agent' });
-    const agents: HttpAgent[] = [];
-    for (let i = 0; i < 4; i++) {
-      const registered = await admin(target, 'POST', `/api/v1/clusters/${cluster.id}/agents`, {
-        name: `agent-${i}`,
-        address: `agent-${i}.lan`,
-        role: 'standalone',
-      });
-      const agent = new HttpAgent(`agent-${i}`, () => target);
-      await agent.pair(registered.pairingKey);
-      await agent.beat();
-      agents.push(agent);
-    }
+    const { cluster, agents } = await clusterOfFour('replicated', () => target);
     // The viewer is on the second replica from the start; everything else goes to the first.
     const viewer = new StreamClient(`${second.url}/api/v1/clusters/${cluster.id}/events`, {
       token: ADMIN,
@@ -271,22 +280,7 @@ describeWithPostgres('two replicas on one PostgreSQL [postgres]', () => {
     expect(second.output.join('')).not.toContain('this replica now runs the periodic jobs');
 
     let target = first.url;
-    const cluster = await admin(target, 'POST', '/api/v1/clusters', {
-      name: 'stopped-gracefully',
-      product: 'acme-agent',
-    });
-    const agents: HttpAgent[] = [];
-    for (let i = 0; i < 4; i++) {
-      const registered = await admin(target, 'POST', `/api/v1/clusters/${cluster.id}/agents`, {
-        name: `agent-${i}`,
-        address: `agent-${i}.lan`,
-        role: 'standalone',
-      });
-      const agent = new HttpAgent(`agent-${i}`, () => target);
-      await agent.pair(registered.pairingKey);
-      await agent.beat();
-      agents.push(agent);
-    }
+    const { cluster, agents } = await clusterOfFour('stopped-gracefully', () => target);
     // A viewer of the cluster on the first replica (the one to stop), from its first event; and the
     // same stream read raw, for the bytes it ends with.
     const streamPath = `/api/v1/clusters/${cluster.id}/events`;

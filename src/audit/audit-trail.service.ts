@@ -1,4 +1,5 @@
 import { Injectable, Logger } from '@nestjs/common';
+import { isUUID } from 'class-validator';
 import { Brackets } from 'typeorm';
 import { Clock } from '../common/clock';
 import { toDbTimestamp } from '../common/columns';
@@ -161,9 +162,9 @@ export function auditRecordOf(
   };
 }
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+/** As IdParam checks route ids: class-validator's isUUID. */
 const uuidOrNull = (value: unknown): string | null =>
-  typeof value === 'string' && UUID.test(value) ? value.toLowerCase() : null;
+  typeof value === 'string' && isUUID(value, 'all') ? value.toLowerCase() : null;
 
 const tokenIdOf = (actor: Actor): string | null =>
   actor.kind === 'user' ? actor.tokenId : actor.kind === 'agent' ? (actor.tokenId ?? null) : null;

@@ -1,5 +1,5 @@
 import { ApiProperty, ApiPropertyOptional, type ApiPropertyOptions } from '@nestjs/swagger';
-import { IsIn, IsInt, IsISO8601, IsOptional, IsString, Length, Matches, Max, Min } from 'class-validator';
+import { IsIn, IsInt, IsISO8601, IsOptional, IsString, IsUUID, Length, Matches, Max, Min } from 'class-validator';
 import { LimitQuery, QueryInt } from '../../common/page-query';
 import { ACTOR_KINDS, type ActorKind, AUDIT_OUTCOMES, type AuditOutcome, AuditRecord } from '../audit-record.entity';
 import { AUDIT_TARGETS, type AuditTarget } from '../audit.decorators';
@@ -14,7 +14,7 @@ export class AuditQuery extends LimitQuery {
 
   @ApiPropertyOptional({ format: 'uuid', description: "Only this cluster's records." })
   @IsOptional()
-  @Matches(/^[0-9a-fA-F-]{36}$/, { message: 'clusterId must be a cluster id (a UUID)' })
+  @IsUUID('all', { message: 'clusterId must be a cluster id (a UUID)' })
   clusterId?: string;
 
   @ApiPropertyOptional({
