@@ -265,6 +265,66 @@ describeWithPostgres('two replicas on one PostgreSQL [postgres]', () => {
     expect(viewer.events.map((e) => e.id)).toEqual(stored);
   }, 180_000);
 
+  it("an agent token revoked through one replica is refused by the other at once (its cache is told), also after the listeners' connections were cut", async () => {
+    const env = { DATABASE_URL: db.url, DATA_DIR: dataDir };
+    const first = await Replica.start(env);
+    replicas.push(first);
+    const second = await Replica.start(env);
+    replicas.push(second);
+    const cluster = await admin(first.url, 'POST', '/api/v1/clusters', { name: 'revocations', product: 'acme-agent' });
+    const registered = await admin(first.url, 'POST', `/api/v1/clusters/${cluster.id}/agents`, {
+      name: 'agent-0',
+      address: 'agent-0.lan',
+      role: 'standalone',
+    });
+    const agent = new HttpAgent('agent-0', () => second.url);
+
+    /** A new pairing key through the first replica revokes the token the second has just verified and cached. */
+    const revokeThroughFirst = async () => {
+      const old = agent.token;
+      await agent.beat(); // the second replica checks the token now, and keeps it (10 minutes while told of revocations)
+      const { pairingKey } = await admin(first.url, 'POST', `/api/v1/agents/${registered.id}/pairing-key`);
+      const heartbeat = (token: string) =>
+        fetch(`${second.url}/api/v1/agent/heartbeat`, {
+          method: 'POST',
+          headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${token}` },
+          body: JSON.stringify({ version: '1.0.0', busy: false }),
+        });
+      // Well within the 5 s an unannounced revocation could take: the notification did it.
+      await eventually(
+        async () => (await heartbeat(old)).status === 401,
+        'the old token refused by the second replica',
+        1000,
+      );
+      expect(((await (await heartbeat(old)).json()) as { code: string }).code).toBe('TOKEN_REVOKED');
+      await agent.pair(pairingKey);
+      expect((await heartbeat(agent.token)).status).toBe(200);
+    };
+
+    await agent.pair(registered.pairingKey);
+    await revokeThroughFirst();
+
+    // Both listeners lose their connection: each forgets what it cached, reconnects and listens again.
+    await withClient(db.url, (c) =>
+      c.query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'lockstep-listen'"),
+    );
+    await eventually(
+      async () =>
+        withClient(
+          db.url,
+          async (c) =>
+            (
+              await c.query(
+                "SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = 'lockstep-listen'",
+              )
+            ).rows[0].n === 2,
+        ),
+      'both replicas to listen again',
+      10_000,
+    );
+    await revokeThroughFirst();
+  }, 120_000);
+
   it('a replica stopped by SIGTERM mid-upgrade: its request in flight is answered, it exits 0 in time, its viewer resumes on the other and misses nothing', async () => {
     // The default grace: what the test does during the stop (the viewer moving, the rest of the
     // upload) must fit in it on a slow machine. The stop ends as soon as the upload is answered.

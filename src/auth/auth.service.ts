@@ -1,10 +1,11 @@
-import { Injectable, Logger, OnApplicationBootstrap } from '@nestjs/common';
+import { Injectable, Logger, OnApplicationBootstrap, OnModuleInit } from '@nestjs/common';
 import { AuditTrail } from '../audit/audit-trail.service';
 import { type Origin, systemOrigin } from '../audit/origin';
 import { Clock } from '../common/clock';
 import { BadInputError, ConflictError, NotFoundError, UnauthenticatedError } from '../common/errors';
 import { type AppConfig, InjectAppConfig } from '../config/app-config';
 import { Database, Tx } from '../database/database';
+import { Notifications } from '../database/notifications';
 import { AccessToken, isActiveToken, UserRole } from './access-token.entity';
 import { AccessTokenRepository } from './access-token.repository';
 import { Principal } from './principal';
@@ -23,8 +24,17 @@ export type AuthenticationResult =
   | { ok: false; reason: 'unknown' | 'revoked' }
   | { ok: false; reason: 'expired'; expiredAt: Date };
 
-/** How long a verified token is trusted without asking the database again (see TokenCache). */
+/**
+ * How long a verified token is trusted without asking the database again (see TokenCache and
+ * docs/security.md, "Token checks"): an API token 5 s, the bound on a revocation another replica
+ * could miss (the admin CLI revokes in the database, telling no process); an agent token 10
+ * minutes while revocations reach every replica (Notifications.live), since agents poll slower
+ * than 5 s and each miss is a database read on the hottest path.
+ */
 const TOKEN_CACHE_TTL_MS = 5000;
+const AGENT_TOKEN_CACHE_TTL_MS = 600_000;
+/** Revoked tokens' hashes, from the replica that revoked them to every other. */
+export const TOKENS_CHANNEL = 'lockstep_tokens';
 const TOKEN_CACHE_MAX_ENTRIES = 200_000;
 /** The furthest ahead a token's expiresAt may be: a date decades away is more likely a typo than a plan. */
 export const MAX_TOKEN_LIFETIME_YEARS = 10;
@@ -32,7 +42,7 @@ export const MAX_TOKEN_LIFETIME_YEARS = 10;
 const BEARER = /^Bearer\s+(\S+)\s*$/i;
 
 @Injectable()
-export class AuthService implements OnApplicationBootstrap {
+export class AuthService implements OnModuleInit, OnApplicationBootstrap {
   private readonly logger = new Logger(AuthService.name);
   // Token expiry is read on the injected clock, like every other expiry (tests move it).
   private readonly cache = new TokenCache(TOKEN_CACHE_TTL_MS, TOKEN_CACHE_MAX_ENTRIES, undefined, () =>
@@ -45,7 +55,16 @@ export class AuthService implements OnApplicationBootstrap {
     private readonly clock: Clock,
     @InjectAppConfig() private readonly config: AppConfig,
     private readonly audit: AuditTrail,
+    private readonly notifications: Notifications,
   ) {}
+
+  onModuleInit(): void {
+    this.notifications.subscribe(TOKENS_CHANNEL, {
+      notified: (secretHash) => this.cache.evict(secretHash),
+      // Revocations may have gone unheard: every entry is read again.
+      resync: () => this.cache.clear(),
+    });
+  }
 
   async onApplicationBootstrap(): Promise<void> {
     await this.ensureAdminToken();
@@ -89,6 +108,7 @@ export class AuthService implements OnApplicationBootstrap {
     const secretHash = hashSecret(secret);
     const cached = this.cache.get(secretHash);
     if (cached) return { ok: true, principal: cached };
+    const mark = this.cache.mark();
     const token = await this.tokens.findForCheck(secretHash);
     if (!token) return { ok: false, reason: 'unknown' };
     if (token.revokedAt) return { ok: false, reason: 'revoked' };
@@ -98,7 +118,8 @@ export class AuthService implements OnApplicationBootstrap {
       token.role === 'agent'
         ? { kind: 'agent', tokenId: token.id, agentId: token.agentId! }
         : { kind: 'user', tokenId: token.id, name: token.name, role: token.role };
-    this.cache.set(secretHash, principal, token.expiresAt);
+    const ttlMs = principal.kind === 'agent' && this.notifications.live ? AGENT_TOKEN_CACHE_TTL_MS : TOKEN_CACHE_TTL_MS;
+    this.cache.set(secretHash, principal, token.expiresAt, { ttlMs, mark });
     return { ok: true, principal };
   }
 
@@ -169,7 +190,7 @@ export class AuthService implements OnApplicationBootstrap {
         clusterId: null,
         summary: `revoked ${found.role} token "${found.name}"`,
       });
-      tx.afterCommit(() => this.cache.evict(found.secretHash));
+      await this.forgetRevoked(tx, [found.secretHash]);
       return found;
     });
     this.logger.log(`revoked token ${id}`);
@@ -192,7 +213,13 @@ export class AuthService implements OnApplicationBootstrap {
   /** Revokes every token of an agent inside the caller's transaction (re-pairing, removal). */
   async revokeAgentTokens(tx: Tx, agentId: string): Promise<void> {
     const hashes = await this.tokens.revokeAgentTokens(tx.em, agentId, this.clock.now());
-    tx.afterCommit(() => hashes.forEach((h) => this.cache.evict(h)));
+    await this.forgetRevoked(tx, hashes);
+  }
+
+  /** Once `tx` commits, revoked tokens leave this replica's cache and, told by a notification, every other's. */
+  private async forgetRevoked(tx: Tx, secretHashes: string[]): Promise<void> {
+    for (const hash of secretHashes) await this.notifications.notify(tx, TOKENS_CHANNEL, hash);
+    tx.afterCommit(() => secretHashes.forEach((hash) => this.cache.evict(hash)));
   }
 
   /**

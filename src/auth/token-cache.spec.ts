@@ -65,3 +65,39 @@ describe('TokenCache and expiring tokens', () => {
     expect(cache.get('h1')).toEqual(viewer);
   });
 });
+
+describe('TokenCache and revocations', () => {
+  const agent: Principal = { kind: 'agent', tokenId: 't2', agentId: 'a1' };
+
+  it('keeps an entry for the time to live it is given, longer than the default', () => {
+    let now = 0;
+    const cache = new TokenCache(5000, 10, () => now);
+    cache.set('h1', agent, null, { ttlMs: 600_000 });
+    now = 599_999;
+    expect(cache.get('h1')).toEqual(agent);
+    now = 600_000;
+    expect(cache.get('h1')).toBeUndefined();
+  });
+
+  it('does not keep a token read before a revocation that was evicted meanwhile', () => {
+    const cache = new TokenCache(5000, 10, () => 0);
+    const mark = cache.mark();
+    // the read saw the token valid; then another token's (or this one's) revocation arrived
+    cache.evict('h-other');
+    cache.set('h1', agent, null, { mark });
+    expect(cache.get('h1')).toBeUndefined();
+    const fresh = cache.mark();
+    cache.set('h1', agent, null, { mark: fresh });
+    expect(cache.get('h1')).toEqual(agent);
+  });
+
+  it('forgets everything on clear, and a read across the clear is not kept', () => {
+    const cache = new TokenCache(5000, 10, () => 0);
+    cache.set('h1', viewer);
+    const mark = cache.mark();
+    cache.clear();
+    expect(cache.size).toBe(0);
+    cache.set('h2', agent, null, { mark });
+    expect(cache.get('h2')).toBeUndefined();
+  });
+});

@@ -1,9 +1,13 @@
 import { Injectable, Logger, OnModuleInit } from '@nestjs/common';
 import { Observable, Subject } from 'rxjs';
 import { ProgressEvent } from './progress-event.entity';
+import { Notifications } from '../database/notifications';
 import { ProgressEventRepository } from './progress-event.repository';
 
 const BATCH = 1000;
+
+/** The channel on which replicas tell each other that events were committed (the payload: the newest id). */
+export const EVENTS_CHANNEL = 'lockstep_events';
 
 /**
  * The live side of the event log on this replica. When poked (a local commit, or a NOTIFY from
@@ -19,11 +23,19 @@ export class EventFeed implements OnModuleInit {
   private draining: Promise<void> | null = null;
   private pokedWhileDraining = false;
 
-  constructor(private readonly events: ProgressEventRepository) {}
+  constructor(
+    private readonly events: ProgressEventRepository,
+    private readonly notifications: Notifications,
+  ) {}
 
-  /** Starts at the newest event: before any poke (the PostgreSQL listener pokes at bootstrap), or it would read the whole log. */
+  /**
+   * Starts at the newest event: before any poke (the PostgreSQL listener pokes at bootstrap), or it
+   * would read the whole log. Another replica's commit pokes it, and so does a listener that was
+   * (re)connected: whatever committed while nobody listened is read then.
+   */
   async onModuleInit(): Promise<void> {
     this.lastId = await this.events.maxId();
+    this.notifications.subscribe(EVENTS_CHANNEL, { notified: () => void this.poke(), resync: () => void this.poke() });
   }
 
   /** Every event emitted so far has an id at most this. */

@@ -2,14 +2,12 @@ import { Injectable } from '@nestjs/common';
 import { AuditTrail } from '../audit/audit-trail.service';
 import { Clock } from '../common/clock';
 import { Database, Tx } from '../database/database';
-import { EventFeed } from './event-feed';
+import { Notifications } from '../database/notifications';
+import { EventFeed, EVENTS_CHANNEL } from './event-feed';
 import type { NewEvent } from './event-map';
 import { ProgressEvent } from './progress-event.entity';
 
 export type { NewEvent } from './event-map';
-
-/** The channel on which PostgreSQL replicas tell each other that events were committed. */
-export const EVENTS_CHANNEL = 'lockstep_events';
 
 /**
  * The event log. The domain appends events inside the transaction of the change they report; they
@@ -28,6 +26,7 @@ export class EventLog {
     private readonly db: Database,
     private readonly feed: EventFeed,
     private readonly audit: AuditTrail,
+    private readonly notifications: Notifications,
   ) {}
 
   private readonly pending = new WeakMap<Tx, NewEvent[]>();
@@ -76,10 +75,8 @@ export class EventLog {
     );
     // Fixed SQL: the query builder writes each id into the statement's text, so SQLite prepared every insert anew.
     await this.db.rows(ProgressEvent).insert(tx.em, saved);
-    if (this.db.type === 'postgres') {
-      // NOTIFY is transactional: delivered to every replica's listener at commit, dropped on rollback.
-      await tx.em.query('SELECT pg_notify($1, $2)', [EVENTS_CHANNEL, String(lastId)]);
-    }
+    // Every other replica's feed reads them once this commits (nothing is sent should it roll back).
+    await this.notifications.notify(tx, EVENTS_CHANNEL, String(lastId));
     tx.afterCommit(() => this.feed.poke());
   }
 }

@@ -4,7 +4,6 @@ import { EventFeed } from './event-feed';
 import { EventLog } from './event-log.service';
 import { EventRetention } from './event-retention';
 import { EventStreams } from './event-streams';
-import { PgEventListener } from './pg-event-listener';
 import { ProgressController } from './progress.controller';
 import { ProgressEventRepository } from './progress-event.repository';
 import { StreamScopes } from './stream-scopes';
@@ -13,15 +12,7 @@ import { StreamScopes } from './stream-scopes';
 @Module({
   imports: [AuthModule],
   controllers: [ProgressController],
-  providers: [
-    ProgressEventRepository,
-    EventFeed,
-    EventLog,
-    EventStreams,
-    EventRetention,
-    PgEventListener,
-    StreamScopes,
-  ],
+  providers: [ProgressEventRepository, EventFeed, EventLog, EventStreams, EventRetention, StreamScopes],
   exports: [EventLog, EventFeed, StreamScopes],
 })
 export class ProgressModule {}
