@@ -147,7 +147,9 @@ export class AgentProtocolService implements OnModuleInit {
     const terminatingDone = agent.removalRequestedAt !== null && !dto.busy;
 
     let hold = agent.hold;
+    let mayHaveCommands = agent.hasPendingCommands;
     if (stateChanges || !agent.online || terminatingDone) {
+      mayHaveCommands = true; // the change may have queued one (a failed upgrade reconciled, say)
       const outcome = await this.db.transaction(async (tx) => {
         const current = await this.agents.findForUpdate(tx, agentId);
         if (!current) return null;
@@ -173,7 +175,7 @@ export class AgentProtocolService implements OnModuleInit {
       this.liveness.seen(agentId, now, facts && !isDeepStrictEqual(facts, agent.facts) ? facts : undefined);
     }
 
-    const commands = await this.commands.pendingFor(agentId);
+    const commands = mayHaveCommands ? await this.commands.pendingFor(agentId) : [];
     return {
       commands,
       hold,
