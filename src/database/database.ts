@@ -30,6 +30,13 @@ export type DatabaseType = 'sqlite' | 'postgres';
 /** Advisory lock key under which replicas run migrations one at a time (arbitrary, fixed). */
 const MIGRATION_LOCK_KEY = 7_318_201_001;
 const SQLITE_BUSY_TIMEOUT_MS = 5000;
+/**
+ * The writer's page cache, in KiB (SQLite's default is 2 MiB). The heartbeat's read runs on it
+ * (Database.hotRead) and looks agents up by id all over the table: at 100,000 agents the agents
+ * table and its indexes are some 60 MiB, and a page not cached is a read from the file. Memory is
+ * taken only as pages are read.
+ */
+const SQLITE_WRITER_CACHE_KIB = 128 * 1024;
 const DEADLOCK_RETRIES = 3;
 /** While writes are failing, the readiness check tries a write at most this often. */
 const WRITE_PROBE_EVERY_MS = 1000;
@@ -87,6 +94,7 @@ export function dataSourceOptions(database: AppConfig['database']): DataSourceOp
       db.pragma('synchronous = NORMAL');
       // Checkpoints run on a thread of their own (Checkpointer); this one is only its backstop.
       db.pragma(`wal_autocheckpoint = ${BACKSTOP_AUTOCHECKPOINT_PAGES}`);
+      db.pragma(`cache_size = -${SQLITE_WRITER_CACHE_KIB}`);
     },
   };
 }
@@ -94,6 +102,7 @@ export function dataSourceOptions(database: AppConfig['database']): DataSourceOp
 /** The part of a better-sqlite3 connection hotRead uses. */
 interface SqliteReadHandle {
   prepare(sql: string): { all(...params: unknown[]): unknown[] };
+  readonly inTransaction: boolean;
 }
 
 /**
@@ -226,14 +235,20 @@ export class Database implements OnApplicationShutdown {
 
   /**
    * A committed-data read for the hottest paths (every heartbeat): fixed SQL with PostgreSQL
-   * placeholders. On SQLite it runs on the read-only connection's own prepared statement, kept per
-   * statement text, without TypeORM's query runner around it, which costs more than the read (see
-   * bench/heartbeat); on PostgreSQL it is the reader's query.
+   * placeholders. On SQLite it runs on a connection's own prepared statement, kept per statement
+   * text, without TypeORM's query runner around it, which costs more than the read (see
+   * bench/heartbeat): the writer's between transactions, else the read-only one. On PostgreSQL it
+   * is the reader's query.
    */
   async hotRead<T>(text: string, params: unknown[]): Promise<T[]> {
     if (this.type !== 'sqlite') return this.reader.query(this.sql(text), params);
-    const connection = (this.readerSource.driver as unknown as { databaseConnection: SqliteReadHandle })
-      .databaseConnection;
+    const handle = (source: DataSource) =>
+      (source.driver as unknown as { databaseConnection: SqliteReadHandle }).databaseConnection;
+    // The writer when it is between transactions: it then holds only committed data, and its page
+    // cache stays warm, where the reader's is dropped whenever another connection wrote (every
+    // liveness flush, every report), so each of its reads went to the file again (bench/fleet).
+    const writer = handle(this.writer);
+    const connection = writer.inTransaction ? handle(this.readerSource) : writer;
     let statements = this.hotStatements.get(connection);
     if (!statements)
       this.hotStatements.set(connection, (statements = new Map<string, { all(...params: unknown[]): unknown[] }>()));
