@@ -5,6 +5,13 @@ import { Database, Tx } from './database';
 
 const RECONNECT_AFTER_MS = 1000;
 
+/** Ends a connection whose events no longer matter (a dead client may still emit errors). */
+async function closeQuietly(client: Client): Promise<void> {
+  client.removeAllListeners();
+  client.on('error', () => undefined);
+  await client.end().catch(() => undefined);
+}
+
 /** What a channel's subscriber does with what other replicas say. */
 export interface ChannelSubscriber {
   /** A replica committed a transaction that sent this payload (this replica's own commits included). */
@@ -61,8 +68,10 @@ export class Notifications implements OnApplicationBootstrap, OnApplicationShutd
   async onApplicationShutdown(): Promise<void> {
     this.stopped = true;
     if (this.retry) clearTimeout(this.retry);
-    await this.client?.end().catch(() => undefined);
+    const client = this.client;
     this.client = null;
+    // Its end is no loss to report: nothing is resynced on the way out.
+    if (client) await closeQuietly(client);
   }
 
   private async connect(): Promise<void> {
@@ -76,6 +85,7 @@ export class Notifications implements OnApplicationBootstrap, OnApplicationShutd
     try {
       await client.connect();
       for (const channel of this.subscribers.keys()) await client.query(`LISTEN ${client.escapeIdentifier(channel)}`);
+      if (this.stopped) return await closeQuietly(client);
       this.client = client;
       this.resyncAll(); // whatever was committed while nobody listened
     } catch (error) {
@@ -84,13 +94,12 @@ export class Notifications implements OnApplicationBootstrap, OnApplicationShutd
   }
 
   private lost(client: Client, error?: Error): void {
+    if (this.stopped) return;
     const wasLive = this.client === client;
     if (wasLive) this.client = null;
-    client.removeAllListeners();
-    client.on('error', () => undefined); // a dead client may still emit; nothing left to do with it
-    client.end().catch(() => undefined);
+    void closeQuietly(client);
     if (wasLive) this.resyncAll();
-    if (this.stopped || this.retry) return;
+    if (this.retry) return;
     this.logger.warn(`notification listener connection lost${error ? `: ${error.message}` : ''}; reconnecting`);
     this.retry = setTimeout(() => {
       this.retry = null;
