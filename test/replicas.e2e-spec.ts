@@ -216,13 +216,15 @@ describeWithPostgres('two replicas on one PostgreSQL [postgres]', () => {
     fs.rmSync(dataDir, { recursive: true, force: true });
   });
 
-  it('a replica killed mid-upgrade loses nothing: the other finishes it, no step twice, no event missed', async () => {
-    // Both share the database and DATA_DIR (the package store), as the README says replicas must.
+  /** Two replicas sharing the database and DATA_DIR (the package store), as the README says replicas must. */
+  const startTwo = async (): Promise<[Replica, Replica]> => {
     const env = { DATABASE_URL: db.url, DATA_DIR: dataDir };
-    const first = await Replica.start(env);
-    replicas.push(first);
-    const second = await Replica.start(env);
-    replicas.push(second);
+    for (let i = 0; i < 2; i++) replicas.push(await Replica.start(env));
+    return [replicas[0], replicas[1]];
+  };
+
+  it('a replica killed mid-upgrade loses nothing: the other finishes it, no step twice, no event missed', async () => {
+    const [first, second] = await startTwo();
 
     let target = first.url;
     const { cluster, agents } = await clusterOfFour('replicated', () => target);
@@ -266,11 +268,7 @@ describeWithPostgres('two replicas on one PostgreSQL [postgres]', () => {
   }, 180_000);
 
   it("an agent token revoked through one replica is refused by the other at once (its cache is told), also after the listeners' connections were cut", async () => {
-    const env = { DATABASE_URL: db.url, DATA_DIR: dataDir };
-    const first = await Replica.start(env);
-    replicas.push(first);
-    const second = await Replica.start(env);
-    replicas.push(second);
+    const [first, second] = await startTwo();
     const cluster = await admin(first.url, 'POST', '/api/v1/clusters', { name: 'revocations', product: 'acme-agent' });
     const registered = await admin(first.url, 'POST', `/api/v1/clusters/${cluster.id}/agents`, {
       name: 'agent-0',
