@@ -288,7 +288,7 @@ describeWithPostgres('two replicas on one PostgreSQL [postgres]', () => {
           headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${token}` },
           body: JSON.stringify({ version: '1.0.0', busy: false }),
         });
-      // Well within the 5 s an unannounced revocation could take: the notification did it.
+      // Agent tokens are cached 10 minutes: only the notification can have made this so soon.
       await eventually(
         async () => (await heartbeat(old)).status === 401,
         'the old token refused by the second replica',

@@ -16,11 +16,9 @@ export class AccessTokenRepository {
   constructor(private readonly db: Database) {}
 
   /**
-   * What a token check needs of a token, for every cache miss, agents' heartbeats included. An agent
-   * polling slower than the token cache keeps an entry (docs/security.md, "Token checks") misses on
-   * nearly every heartbeat, so this is Database.hotRead's fixed SQL (on SQLite the read-only
-   * connection's own prepared statement, without TypeORM's query runner around it), naming only the
-   * columns a check reads and converting only them.
+   * What a token check needs of a token, for every cache miss (docs/security.md, "Token checks"):
+   * Database.hotRead's fixed SQL (on SQLite a connection's own prepared statement, without TypeORM's
+   * query runner around it), naming only the columns a check reads and converting only them.
    */
   async findForCheck(secretHash: string): Promise<TokenCheck | null> {
     const [row] = await this.db.hotRead<Record<string, string | null>>(TOKEN_CHECK_SQL, [secretHash]);

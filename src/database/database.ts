@@ -103,6 +103,7 @@ export function dataSourceOptions(database: AppConfig['database']): DataSourceOp
 interface SqliteReadHandle {
   prepare(sql: string): { all(...params: unknown[]): unknown[] };
   readonly inTransaction: boolean;
+  readonly open: boolean;
 }
 
 /**
@@ -111,8 +112,8 @@ interface SqliteReadHandle {
  * Writes go through `transaction()`. On SQLite, TypeORM's better-sqlite3 driver runs every query
  * runner on a single connection, so two overlapping transactions would nest as savepoints and one
  * request's rollback could undo another's write. Transactions are therefore serialised by a mutex,
- * and reads (`reader`) use a second, read-only connection that only ever sees committed data.
- * On PostgreSQL both are the same pooled DataSource and transactions run concurrently.
+ * and reads (`reader`) use a second, read-only connection that only ever sees committed data (the
+ * hot reads use the writer between its transactions, see hotRead). On PostgreSQL both are the same pooled DataSource and transactions run concurrently.
  */
 /** What pg's Pool counts (the driver's `master`). */
 interface PgPoolCounts {
@@ -247,8 +248,9 @@ export class Database implements OnApplicationShutdown {
     // The writer when it is between transactions: it then holds only committed data, and its page
     // cache stays warm, where the reader's is dropped whenever another connection wrote (every
     // liveness flush, every report), so each of its reads went to the file again (bench/fleet).
-    const writer = handle(this.writer);
-    const connection = writer.inTransaction ? handle(this.readerSource) : writer;
+    // Never a writer that is closed (reopened after a disk or I/O failure): reads go on meanwhile.
+    const writer = this.writer.isInitialized ? handle(this.writer) : null;
+    const connection = writer?.open && !writer.inTransaction ? writer : handle(this.readerSource);
     let statements = this.hotStatements.get(connection);
     if (!statements)
       this.hotStatements.set(connection, (statements = new Map<string, { all(...params: unknown[]): unknown[] }>()));

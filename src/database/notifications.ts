@@ -4,6 +4,12 @@ import { type AppConfig, InjectAppConfig } from '../config/app-config';
 import { Database, Tx } from './database';
 
 const RECONNECT_AFTER_MS = 1000;
+/**
+ * How often the listening connection is asked to answer, and how long it may take: a connection
+ * silently cut (a partition, a failover) reports no error, and `live` would stay true meanwhile.
+ */
+const PROBE_EVERY_MS = 10_000;
+const PROBE_TIMEOUT_MS = 5_000;
 
 /** Ends a connection whose events no longer matter (a dead client may still emit errors). */
 async function closeQuietly(client: Client): Promise<void> {
@@ -41,6 +47,9 @@ export class Notifications implements OnApplicationBootstrap, OnApplicationShutd
   private client: Client | null = null;
   private stopped = false;
   private retry: NodeJS.Timeout | null = null;
+  private probe: NodeJS.Timeout | null = null;
+  /** Connections already given up: one lost while LISTEN was still being sent must not become live. */
+  private readonly lostClients = new WeakSet<Client>();
 
   constructor(
     private readonly db: Database,
@@ -68,6 +77,7 @@ export class Notifications implements OnApplicationBootstrap, OnApplicationShutd
   async onApplicationShutdown(): Promise<void> {
     this.stopped = true;
     if (this.retry) clearTimeout(this.retry);
+    if (this.probe) clearInterval(this.probe);
     const client = this.client;
     this.client = null;
     // Its end is no loss to report: nothing is resynced on the way out.
@@ -76,7 +86,11 @@ export class Notifications implements OnApplicationBootstrap, OnApplicationShutd
 
   private async connect(): Promise<void> {
     if (this.stopped || this.config.database.type !== 'postgres') return;
-    const client = new Client({ connectionString: this.config.database.url, application_name: 'lockstep-listen' });
+    const client = new Client({
+      connectionString: this.config.database.url,
+      application_name: 'lockstep-listen',
+      keepAlive: true,
+    });
     client.on('notification', ({ channel, payload }) => {
       for (const subscriber of this.subscribers.get(channel) ?? []) subscriber.notified(payload ?? '');
     });
@@ -85,16 +99,35 @@ export class Notifications implements OnApplicationBootstrap, OnApplicationShutd
     try {
       await client.connect();
       for (const channel of this.subscribers.keys()) await client.query(`LISTEN ${client.escapeIdentifier(channel)}`);
-      if (this.stopped) return await closeQuietly(client);
+      if (this.stopped || this.lostClients.has(client)) return await closeQuietly(client);
       this.client = client;
+      this.probe ??= setInterval(() => void this.probeListener(), PROBE_EVERY_MS).unref();
       this.resyncAll(); // whatever was committed while nobody listened
     } catch (error) {
       this.lost(client, error as Error);
     }
   }
 
+  /** The listener answers a query in time, or it is lost (and reconnected). */
+  private async probeListener(): Promise<void> {
+    const client = this.client;
+    if (!client) return;
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`no answer within ${PROBE_TIMEOUT_MS} ms`)), PROBE_TIMEOUT_MS);
+    });
+    try {
+      await Promise.race([client.query('SELECT 1'), late]);
+    } catch (error) {
+      this.lost(client, error as Error);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
   private lost(client: Client, error?: Error): void {
-    if (this.stopped) return;
+    if (this.stopped || this.lostClients.has(client)) return;
+    this.lostClients.add(client);
     const wasLive = this.client === client;
     if (wasLive) this.client = null;
     void closeQuietly(client);
